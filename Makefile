@@ -1,0 +1,45 @@
+# gpunet: the two commands are `make demo` and `make test`; both install what is missing.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+STAMP := $(VENV)/.installed-stamp
+ANVIL := node_modules/.bin/anvil
+# ape-vyper finds the pinned vyper and ape-foundry finds anvil on PATH.
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+# Keep ape's data (compiler caches, accounts) inside the checkout's ignored folders.
+export APE_DATA_FOLDER ?= $(CURDIR)/.cache/ape
+# Unit tests and fuzz: how many hypothesis examples (CI keeps it short; `make fuzz` goes long).
+FUZZ_EXAMPLES ?= 40
+
+.PHONY: install test unit fuzz demo bench clean lint
+
+install: $(STAMP) $(ANVIL)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --disable-pip-version-check -q -r requirements.lock
+	$(VENV)/bin/pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	@touch $@
+
+$(ANVIL): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+test: install
+	ape test tests -q -p no:cacheprovider
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/python -m pytest tests_fuzz -q -p no:cacheprovider -p no:ape_test
+
+fuzz: install
+	FUZZ_EXAMPLES=2000 $(VENV)/bin/python -m pytest tests_fuzz -q -p no:cacheprovider -p no:ape_test
+
+demo: install
+	$(VENV)/bin/python -m scripts.demo
+
+bench: install
+	$(VENV)/bin/python -m scripts.bench
+
+lint: install
+	$(VENV)/bin/ruff check offchain scripts tests tests_fuzz
+
+clean:
+	rm -rf .build build .cache

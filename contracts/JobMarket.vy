@@ -1,0 +1,850 @@
+# pragma version ~=0.4.3
+# pragma nonreentrancy on
+"""
+@title Job escrow and settlement
+@custom:contract-name JobMarket
+@license AGPL-3.0-only
+@notice Holds users' payments for compute jobs until they are final, locks the
+        provider's collateral (in ProviderRegistry) while a job runs, and runs the
+        job state machine of docs/PROTOCOL.md:
+
+        Open -accept-> Running -submit_result-> Submitted -window passes-> Finalized
+        Submitted -dispute (bond)-> Audit -verdict valid-> Finalized
+                                   Audit -verdict invalid-> Failed
+                                   Audit -audit timeout-> Finalized (bond returned)
+        Open -cancel (user) / acceptance deadline passes-> Cancelled (refund)
+        Running -completion deadline passes-> Expired (refund + no-show penalty)
+
+        Storage holds one slot per job: the job's keccak256 commitment with its
+        status in the low byte. Callers pass the full `Job` struct (rebuilt from
+        this contract's events, see offchain/chain/jobs.py) and the contract checks
+        it against the commitment. This keeps a whole job lifecycle near 200k gas.
+@custom:security Roles (snekmate access_control, admin = governance timelock
+        outside local networks):
+        - DEFAULT_ADMIN_ROLE: protocol parameters, treasury, role grants.
+        - VERIFIER_ROLE: audit verdicts (the oracle quorum, OracleHub).
+        - PAUSER_ROLE (guardian): pauses create_job(s) and accept(s) only.
+        Refunds, submit, dispute, verdicts, finalize, expire, cancel and fee sweeps
+        are never paused, and every waiting state has a deadline after which
+        anyone can move the job on: no funds can be stuck.
+        Needs COLLATERAL_ROLE and SLASHER_ROLE on ProviderRegistry. Assumes the
+        token moves exact amounts (no fee, no rebase).
+"""
+
+from ethereum.ercs import IERC20
+from interfaces import IProviderRegistry
+
+from snekmate.auth import access_control
+# Role-based access for governance, verifiers and the guardian.
+initializes: access_control
+
+from snekmate.utils import pausable
+# Guardian stop for new jobs (create and accept) only.
+initializes: pausable
+
+exports: (
+    access_control.supportsInterface,
+    access_control.hasRole,
+    access_control.getRoleAdmin,
+    access_control.grantRole,
+    access_control.revokeRole,
+    access_control.renounceRole,
+    access_control.set_role_admin,
+    access_control.DEFAULT_ADMIN_ROLE,
+    pausable.paused,
+)
+
+################################################################
+#                          CONSTANTS                           #
+################################################################
+
+# Posts audit verdicts: held by the oracle quorum (OracleHub).
+VERIFIER_ROLE: public(constant(bytes32)) = keccak256("VERIFIER_ROLE")
+# Pauses new jobs, nothing else.
+PAUSER_ROLE: public(constant(bytes32)) = keccak256("PAUSER_ROLE")
+
+# Job status values, stored in the low byte of the job slot (mirrored in offchain/constants.py).
+STATUS_NONE: public(constant(uint8)) = 0
+STATUS_OPEN: public(constant(uint8)) = 1
+STATUS_RUNNING: public(constant(uint8)) = 2
+STATUS_SUBMITTED: public(constant(uint8)) = 3
+STATUS_AUDIT: public(constant(uint8)) = 4
+STATUS_FINALIZED: public(constant(uint8)) = 5
+STATUS_FAILED: public(constant(uint8)) = 6
+STATUS_CANCELLED: public(constant(uint8)) = 7
+STATUS_EXPIRED: public(constant(uint8)) = 8
+
+# Basis-point denominator.
+MAX_BPS: public(constant(uint256)) = 10_000
+# Hard cap on the protocol fee (20%) so governance cannot confiscate payments.
+MAX_FEE_BPS: public(constant(uint256)) = 2_000
+# Collateral can be up to 100x the payment (issue 4 sizes it from the audit rate).
+MAX_COLLATERAL_BPS: public(constant(uint256)) = 1_000_000
+# Bounds on every window: long enough for a block or two, short enough that nothing waits forever.
+MIN_WINDOW_SECONDS: public(constant(uint256)) = 60
+MAX_WINDOW_SECONDS: public(constant(uint256)) = 30 * 86400
+# Largest batch in the *_many / *_jobs forms (a batch of 100 stays far below the block gas limit).
+MAX_BATCH: public(constant(uint256)) = 100
+
+# Slash reasons (bytes32 tags logged by ProviderRegistry.Slashed).
+_REASON_NO_SHOW: constant(bytes32) = keccak256("NO_SHOW")
+_REASON_INVALID_RESULT: constant(bytes32) = keccak256("INVALID_RESULT")
+
+################################################################
+#                           STRUCTS                            #
+################################################################
+
+struct Job:
+    user: address
+    # Target provider, or empty for an open job until someone accepts it.
+    provider: address
+    # Set at acceptance (machine ids start at 1).
+    machine_id: uint256
+    class_id: uint16
+    # Content hash of the job spec (kind, parameters, seeds, input hashes).
+    spec_hash: bytes32
+    compute_units: uint256
+    # Tokens escrowed by the user (price per unit * compute units).
+    payment: uint256
+    # Provider stake locked at acceptance, fixed at creation.
+    collateral: uint256
+    # Protocol fee on settlement, fixed at creation.
+    fee_bps: uint256
+    # Last second at which the job may be accepted.
+    accept_by: uint256
+    # Seconds the provider has from acceptance to submit a result.
+    complete_within: uint256
+    # Set at acceptance: last second at which a result may be submitted.
+    complete_by: uint256
+    result_hash: bytes32
+    # Set at submission: last second at which the result may be disputed.
+    challenge_end: uint256
+
+struct Params:
+    fee_bps: uint256
+    # Collateral locked per job, in basis points of its payment.
+    collateral_bps: uint256
+    # Seconds after submission during which anyone may dispute.
+    challenge_window: uint256
+    # Seconds the verifier has to post a verdict once a dispute opens.
+    audit_timeout: uint256
+    min_accept_window: uint256
+    max_accept_window: uint256
+    min_complete_within: uint256
+    max_complete_within: uint256
+    # Dispute bond: max(min_dispute_bond, payment * dispute_bond_bps / MAX_BPS).
+    dispute_bond_bps: uint256
+    min_dispute_bond: uint256
+    # Share of collateral slashed to the user when a provider misses its deadline.
+    noshow_penalty_bps: uint256
+    # On an invalid verdict: shares of the collateral to the user and the challenger; the rest is burned.
+    user_compensation_bps: uint256
+    challenger_reward_bps: uint256
+
+struct Dispute:
+    challenger: address
+    bond: uint256
+    audit_deadline: uint256
+
+################################################################
+#                            STATE                             #
+################################################################
+
+# The payment token (ComputeToken).
+TOKEN: public(immutable(address))
+# Where stake and collateral live.
+REGISTRY: public(immutable(address))
+
+# job id -> keccak256(abi_encode(Job)) with the low byte replaced by the status.
+_jobs: HashMap[uint256, uint256]
+
+# Number of jobs ever created (= the last id; ids start at 1).
+job_count: public(uint256)
+
+# Open disputes and audits, by job id.
+disputes: public(HashMap[uint256, Dispute])
+
+# Current protocol parameters (governance).
+params: public(Params)
+
+# Receives swept protocol fees.
+treasury: public(address)
+
+# Fees earned by settled jobs, not yet swept to the treasury.
+fees_accrued: public(uint256)
+
+################################################################
+#                            EVENTS                            #
+################################################################
+
+event JobCreated:
+    job_id: indexed(uint256)
+    user: indexed(address)
+    provider: indexed(address)
+    class_id: uint16
+    spec_hash: bytes32
+    compute_units: uint256
+    payment: uint256
+    collateral: uint256
+    fee_bps: uint256
+    accept_by: uint256
+    complete_within: uint256
+
+event JobAccepted:
+    job_id: indexed(uint256)
+    provider: indexed(address)
+    machine_id: indexed(uint256)
+    complete_by: uint256
+
+event ResultSubmitted:
+    job_id: indexed(uint256)
+    provider: indexed(address)
+    result_hash: bytes32
+    result_uri: String[256]
+    challenge_end: uint256
+
+event JobDisputed:
+    job_id: indexed(uint256)
+    challenger: indexed(address)
+    bond: uint256
+    audit_deadline: uint256
+
+event VerdictPosted:
+    job_id: indexed(uint256)
+    valid: bool
+    verifier: indexed(address)
+
+event JobFinalized:
+    job_id: indexed(uint256)
+    provider: indexed(address)
+    provider_amount: uint256
+    fee: uint256
+    # True when an audit ran out of time without a verdict.
+    audit_timed_out: bool
+
+event JobFailed:
+    job_id: indexed(uint256)
+    provider: indexed(address)
+    refund: uint256
+    user_compensation: uint256
+    challenger_reward: uint256
+    burned: uint256
+
+event JobCancelled:
+    job_id: indexed(uint256)
+    user: indexed(address)
+    refund: uint256
+
+event JobExpired:
+    job_id: indexed(uint256)
+    provider: indexed(address)
+    refund: uint256
+    penalty: uint256
+
+event ParamsSet:
+    fee_bps: uint256
+    collateral_bps: uint256
+    challenge_window: uint256
+    audit_timeout: uint256
+    min_accept_window: uint256
+    max_accept_window: uint256
+    min_complete_within: uint256
+    max_complete_within: uint256
+    dispute_bond_bps: uint256
+    min_dispute_bond: uint256
+    noshow_penalty_bps: uint256
+    user_compensation_bps: uint256
+    challenger_reward_bps: uint256
+
+event TreasurySet:
+    treasury: indexed(address)
+
+event FeesSwept:
+    treasury: indexed(address)
+    amount: uint256
+
+
+@deploy
+def __init__(token: address, registry: address, treasury: address, initial_params: Params):
+    assert token != empty(address), "job_market: token is the zero address"
+    assert registry != empty(address), "job_market: registry is the zero address"
+    access_control.__init__()
+    pausable.__init__()
+    TOKEN = token
+    REGISTRY = registry
+    self._set_treasury(treasury)
+    self._set_params(initial_params)
+
+
+################################################################
+#                        USER ACTIONS                          #
+################################################################
+
+@external
+def create_job(
+    provider: address,
+    class_id: uint16,
+    spec_hash: bytes32,
+    compute_units: uint256,
+    max_price_per_unit: uint256,
+    accept_window: uint256,
+    complete_within: uint256,
+) -> uint256:
+    """
+    @notice Escrows the payment for a job (needs an allowance or a prior permit).
+    @param provider The provider whose offer to take, or empty for an open job that any
+           provider with an Active machine of the class may accept at `max_price_per_unit`.
+    @param max_price_per_unit For a targeted job, the highest offer price accepted (the job
+           is priced at the provider's current offer); for an open job, the price paid.
+    @return The new job id.
+    """
+    pausable._require_not_paused()
+    price: uint256 = self._price(provider, class_id, max_price_per_unit, accept_window, complete_within)
+    job_id: uint256 = self._new_job(
+        provider, class_id, spec_hash, compute_units, price, accept_window, complete_within
+    )
+    self._pull(msg.sender, price * compute_units)
+    return job_id
+
+
+@external
+def create_jobs(
+    provider: address,
+    class_id: uint16,
+    spec_hashes: DynArray[bytes32, MAX_BATCH],
+    compute_units: DynArray[uint256, MAX_BATCH],
+    max_price_per_unit: uint256,
+    accept_window: uint256,
+    complete_within: uint256,
+) -> DynArray[uint256, MAX_BATCH]:
+    """
+    @notice Batch form of `create_job`: the same provider, class, price and windows for
+            every job; one token transfer for the total.
+    @return The new job ids, in order.
+    """
+    pausable._require_not_paused()
+    assert len(spec_hashes) > 0, "job_market: empty batch"
+    assert len(spec_hashes) == len(compute_units), "job_market: length mismatch"
+    price: uint256 = self._price(provider, class_id, max_price_per_unit, accept_window, complete_within)
+    ids: DynArray[uint256, MAX_BATCH] = []
+    total: uint256 = 0
+    for i: uint256 in range(len(spec_hashes), bound=MAX_BATCH):
+        ids.append(
+            self._new_job(provider, class_id, spec_hashes[i], compute_units[i], price, accept_window, complete_within)
+        )
+        total += price * compute_units[i]
+    self._pull(msg.sender, total)
+    return ids
+
+
+@external
+def cancel(job_id: uint256, job: Job):
+    """
+    @notice The user takes back an Open job's payment. Never paused.
+    """
+    status: uint8 = self._load(job_id, job)
+    assert status == STATUS_OPEN, "job_market: job not open"
+    assert msg.sender == job.user, "job_market: caller is not the user"
+    self._store(job_id, job, STATUS_CANCELLED)
+    self._push(job.user, job.payment)
+    log JobCancelled(job_id=job_id, user=job.user, refund=job.payment)
+
+
+@external
+def dispute(job_id: uint256, job: Job):
+    """
+    @notice Anyone may challenge a submitted result before its challenge window ends by
+            posting a bond (see `dispute_bond`). The job waits in Audit for a verdict until
+            `audit_deadline`; after that anyone may `finalize` it (provider paid, bond returned).
+    """
+    status: uint8 = self._load(job_id, job)
+    assert status == STATUS_SUBMITTED, "job_market: job not submitted"
+    assert block.timestamp <= job.challenge_end, "job_market: challenge window over"
+    bond: uint256 = self._dispute_bond(job.payment)
+    audit_deadline: uint256 = block.timestamp + self.params.audit_timeout
+    self.disputes[job_id] = Dispute(challenger=msg.sender, bond=bond, audit_deadline=audit_deadline)
+    self._store(job_id, job, STATUS_AUDIT)
+    self._pull(msg.sender, bond)
+    log JobDisputed(job_id=job_id, challenger=msg.sender, bond=bond, audit_deadline=audit_deadline)
+
+
+################################################################
+#                      PROVIDER ACTIONS                        #
+################################################################
+
+@external
+def accept(job_id: uint256, job: Job, machine_id: uint256):
+    """
+    @notice The caller takes the job on one of its Active machines of the job's class and
+            locks `job.collateral` of its free stake.
+    """
+    pausable._require_not_paused()
+    new_job: Job = self._accept(job_id, job, machine_id)
+    extcall IProviderRegistry(REGISTRY).lock_collateral(msg.sender, machine_id, job.class_id, job.collateral)
+
+
+@external
+def accept_jobs(job_ids: DynArray[uint256, MAX_BATCH], jobs: DynArray[Job, MAX_BATCH], machine_id: uint256):
+    """
+    @notice Batch form of `accept`, all on one machine; one collateral lock for the total.
+    """
+    pausable._require_not_paused()
+    assert len(job_ids) > 0, "job_market: empty batch"
+    assert len(job_ids) == len(jobs), "job_market: length mismatch"
+    total: uint256 = 0
+    class_id: uint16 = jobs[0].class_id
+    for i: uint256 in range(len(job_ids), bound=MAX_BATCH):
+        assert jobs[i].class_id == class_id, "job_market: class mismatch in batch"
+        new_job: Job = self._accept(job_ids[i], jobs[i], machine_id)
+        total += jobs[i].collateral
+    extcall IProviderRegistry(REGISTRY).lock_collateral(msg.sender, machine_id, class_id, total)
+
+
+@external
+def submit_result(job_id: uint256, job: Job, result_hash: bytes32, result_uri: String[256]):
+    """
+    @notice The provider commits to the result (content hash) and says where it is served.
+            Opens the challenge window. Never paused: a provider must always be able to deliver.
+    """
+    self._submit(job_id, job, result_hash, result_uri)
+
+
+@external
+def submit_results(
+    job_ids: DynArray[uint256, MAX_BATCH],
+    jobs: DynArray[Job, MAX_BATCH],
+    result_hashes: DynArray[bytes32, MAX_BATCH],
+    result_uris: DynArray[String[256], MAX_BATCH],
+):
+    """
+    @notice Batch form of `submit_result`.
+    """
+    assert len(job_ids) > 0, "job_market: empty batch"
+    assert len(job_ids) == len(jobs), "job_market: length mismatch"
+    assert len(job_ids) == len(result_hashes), "job_market: length mismatch"
+    assert len(job_ids) == len(result_uris), "job_market: length mismatch"
+    for i: uint256 in range(len(job_ids), bound=MAX_BATCH):
+        self._submit(job_ids[i], jobs[i], result_hashes[i], result_uris[i])
+
+
+################################################################
+#                    KEEPER (anyone) ACTIONS                   #
+################################################################
+
+@external
+def finalize(job_id: uint256, job: Job):
+    """
+    @notice Settles a Submitted job whose challenge window is over, or an Audit whose
+            deadline passed without a verdict (provider paid, challenger's bond returned).
+    """
+    self._finalize(job_id, job)
+
+
+@external
+def finalize_many(job_ids: DynArray[uint256, MAX_BATCH], jobs: DynArray[Job, MAX_BATCH]):
+    """
+    @notice Batch form of `finalize`; reverts if any job is not ready.
+    """
+    assert len(job_ids) > 0, "job_market: empty batch"
+    assert len(job_ids) == len(jobs), "job_market: length mismatch"
+    for i: uint256 in range(len(job_ids), bound=MAX_BATCH):
+        self._finalize(job_ids[i], jobs[i])
+
+
+@external
+def expire(job_id: uint256, job: Job):
+    """
+    @notice Ends a job whose deadline passed: an Open job past `accept_by` is Cancelled
+            (full refund); a Running job past `complete_by` is Expired (full refund, plus
+            the no-show penalty slashed from the provider's collateral to the user).
+    """
+    status: uint8 = self._load(job_id, job)
+    if status == STATUS_OPEN:
+        assert block.timestamp > job.accept_by, "job_market: acceptance window open"
+        self._store(job_id, job, STATUS_CANCELLED)
+        self._push(job.user, job.payment)
+        log JobCancelled(job_id=job_id, user=job.user, refund=job.payment)
+    elif status == STATUS_RUNNING:
+        assert block.timestamp > job.complete_by, "job_market: job not overdue"
+        self._store(job_id, job, STATUS_EXPIRED)
+        self._push(job.user, job.payment)
+        extcall IProviderRegistry(REGISTRY).unlock_collateral(job.provider, job.collateral)
+        penalty: uint256 = job.collateral * self.params.noshow_penalty_bps // MAX_BPS
+        if penalty > 0:
+            penalty = extcall IProviderRegistry(REGISTRY).slash(job.provider, penalty, _REASON_NO_SHOW, job.user)
+        log JobExpired(job_id=job_id, provider=job.provider, refund=job.payment, penalty=penalty)
+    else:
+        raise "job_market: job cannot expire"
+
+
+@external
+def sweep_fees() -> uint256:
+    """
+    @notice Sends accrued protocol fees to the treasury. Anyone may call.
+    """
+    amount: uint256 = self.fees_accrued
+    assert amount > 0, "job_market: no fees"
+    self.fees_accrued = 0
+    self._push(self.treasury, amount)
+    log FeesSwept(treasury=self.treasury, amount=amount)
+    return amount
+
+
+################################################################
+#                            VIEWS                             #
+################################################################
+
+@external
+@view
+def job_status(job_id: uint256) -> uint8:
+    return convert(self._jobs[job_id] & 255, uint8)
+
+
+@external
+@view
+def job_commitment(job_id: uint256) -> bytes32:
+    """
+    @notice The stored commitment (status byte cleared); compare with `hash_job`.
+    """
+    return convert((self._jobs[job_id] >> 8) << 8, bytes32)
+
+
+@external
+@view
+def hash_job(job: Job) -> bytes32:
+    return convert(self._commit(job, 0), bytes32)
+
+
+@external
+@view
+def check_job(job_id: uint256, job: Job) -> bool:
+    """
+    @notice True when `job` is the current data of `job_id`.
+    """
+    stored: uint256 = self._jobs[job_id]
+    return stored != 0 and (stored >> 8) == (self._commit(job, 0) >> 8)
+
+
+@external
+@view
+def dispute_bond(payment: uint256) -> uint256:
+    return self._dispute_bond(payment)
+
+
+@external
+@view
+def quote(provider: address, class_id: uint16, compute_units: uint256) -> uint256:
+    """
+    @notice Payment for a job at `provider`'s current offer (0 if it has none).
+    """
+    return staticcall IProviderRegistry(REGISTRY).offers(provider, class_id) * compute_units
+
+
+################################################################
+#                        ROLE-GATED                            #
+################################################################
+
+@external
+def post_verdict(job_id: uint256, job: Job, valid: bool):
+    """
+    @notice Verifier only, while the job is in Audit and before its deadline.
+            valid: provider paid, challenger's bond goes to the provider.
+            invalid: user refunded; collateral slashed (user compensation, challenger
+            reward, rest burned); challenger's bond returned.
+    """
+    access_control._check_role(VERIFIER_ROLE, msg.sender)
+    status: uint8 = self._load(job_id, job)
+    assert status == STATUS_AUDIT, "job_market: job not in audit"
+    d: Dispute = self.disputes[job_id]
+    assert block.timestamp <= d.audit_deadline, "job_market: audit deadline passed"
+    self.disputes[job_id] = empty(Dispute)
+    log VerdictPosted(job_id=job_id, valid=valid, verifier=msg.sender)
+    if valid:
+        self._store(job_id, job, STATUS_FINALIZED)
+        self._settle(job_id, job, False)
+        if d.bond > 0:
+            self._push(job.provider, d.bond)
+        return
+
+    self._store(job_id, job, STATUS_FAILED)
+    self._push(job.user, job.payment)
+    if d.bond > 0:
+        self._push(d.challenger, d.bond)
+    extcall IProviderRegistry(REGISTRY).unlock_collateral(job.provider, job.collateral)
+    p: Params = self.params
+    compensation: uint256 = job.collateral * p.user_compensation_bps // MAX_BPS
+    reward: uint256 = 0
+    if d.challenger != empty(address):
+        reward = job.collateral * p.challenger_reward_bps // MAX_BPS
+    burn: uint256 = job.collateral - compensation - reward
+    if compensation > 0:
+        compensation = extcall IProviderRegistry(REGISTRY).slash(
+            job.provider, compensation, _REASON_INVALID_RESULT, job.user
+        )
+    if reward > 0:
+        reward = extcall IProviderRegistry(REGISTRY).slash(
+            job.provider, reward, _REASON_INVALID_RESULT, d.challenger
+        )
+    if burn > 0:
+        burn = extcall IProviderRegistry(REGISTRY).slash(job.provider, burn, _REASON_INVALID_RESULT, empty(address))
+    log JobFailed(
+        job_id=job_id,
+        provider=job.provider,
+        refund=job.payment,
+        user_compensation=compensation,
+        challenger_reward=reward,
+        burned=burn,
+    )
+
+
+@external
+def set_params(new_params: Params):
+    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    self._set_params(new_params)
+
+
+@external
+def set_treasury(new_treasury: address):
+    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    self._set_treasury(new_treasury)
+
+
+@external
+def pause():
+    access_control._check_role(PAUSER_ROLE, msg.sender)
+    pausable._pause()
+
+
+@external
+def unpause():
+    access_control._check_role(PAUSER_ROLE, msg.sender)
+    pausable._unpause()
+
+
+################################################################
+#                          INTERNAL                            #
+################################################################
+
+@internal
+@pure
+def _commit(job: Job, status: uint8) -> uint256:
+    # 248 bits of keccak256 keep 124-bit collision resistance; the low byte holds the status.
+    return ((convert(keccak256(abi_encode(job)), uint256) >> 8) << 8) | convert(status, uint256)
+
+
+@internal
+@view
+def _load(job_id: uint256, job: Job) -> uint8:
+    stored: uint256 = self._jobs[job_id]
+    assert stored != 0, "job_market: unknown job"
+    assert (stored >> 8) == (self._commit(job, 0) >> 8), "job_market: job data mismatch"
+    return convert(stored & 255, uint8)
+
+
+@internal
+def _store(job_id: uint256, job: Job, status: uint8):
+    self._jobs[job_id] = self._commit(job, status)
+
+
+@internal
+@view
+def _price(
+    provider: address, class_id: uint16, max_price_per_unit: uint256, accept_window: uint256, complete_within: uint256
+) -> uint256:
+    p: Params = self.params
+    assert staticcall IProviderRegistry(REGISTRY).class_exists(class_id), "job_market: unknown class"
+    assert accept_window >= p.min_accept_window, "job_market: accept window too short"
+    assert accept_window <= p.max_accept_window, "job_market: accept window too long"
+    assert complete_within >= p.min_complete_within, "job_market: completion time too short"
+    assert complete_within <= p.max_complete_within, "job_market: completion time too long"
+    if provider == empty(address):
+        assert max_price_per_unit > 0, "job_market: price is zero"
+        return max_price_per_unit
+    offer: uint256 = staticcall IProviderRegistry(REGISTRY).offers(provider, class_id)
+    assert offer > 0, "job_market: provider has no offer"
+    assert offer <= max_price_per_unit, "job_market: offer above max price"
+    return offer
+
+
+@internal
+def _new_job(
+    provider: address,
+    class_id: uint16,
+    spec_hash: bytes32,
+    compute_units: uint256,
+    price: uint256,
+    accept_window: uint256,
+    complete_within: uint256,
+) -> uint256:
+    assert spec_hash != empty(bytes32), "job_market: spec hash is empty"
+    assert compute_units > 0, "job_market: compute units is zero"
+    payment: uint256 = price * compute_units
+    p: Params = self.params
+    # Rounded up: the collateral errs on the side of the user.
+    collateral: uint256 = (payment * p.collateral_bps + MAX_BPS - 1) // MAX_BPS
+    job: Job = Job(
+        user=msg.sender,
+        provider=provider,
+        machine_id=0,
+        class_id=class_id,
+        spec_hash=spec_hash,
+        compute_units=compute_units,
+        payment=payment,
+        collateral=collateral,
+        fee_bps=p.fee_bps,
+        accept_by=block.timestamp + accept_window,
+        complete_within=complete_within,
+        complete_by=0,
+        result_hash=empty(bytes32),
+        challenge_end=0,
+    )
+    job_id: uint256 = self.job_count + 1
+    self.job_count = job_id
+    self._store(job_id, job, STATUS_OPEN)
+    log JobCreated(
+        job_id=job_id,
+        user=msg.sender,
+        provider=provider,
+        class_id=class_id,
+        spec_hash=spec_hash,
+        compute_units=compute_units,
+        payment=payment,
+        collateral=collateral,
+        fee_bps=job.fee_bps,
+        accept_by=job.accept_by,
+        complete_within=complete_within,
+    )
+    return job_id
+
+
+@internal
+def _accept(job_id: uint256, job: Job, machine_id: uint256) -> Job:
+    status: uint8 = self._load(job_id, job)
+    assert status == STATUS_OPEN, "job_market: job not open"
+    assert block.timestamp <= job.accept_by, "job_market: acceptance window over"
+    if job.provider != empty(address):
+        assert msg.sender == job.provider, "job_market: job is for another provider"
+    new_job: Job = job
+    new_job.provider = msg.sender
+    new_job.machine_id = machine_id
+    new_job.complete_by = block.timestamp + job.complete_within
+    self._store(job_id, new_job, STATUS_RUNNING)
+    log JobAccepted(job_id=job_id, provider=msg.sender, machine_id=machine_id, complete_by=new_job.complete_by)
+    return new_job
+
+
+@internal
+def _submit(job_id: uint256, job: Job, result_hash: bytes32, result_uri: String[256]):
+    status: uint8 = self._load(job_id, job)
+    assert status == STATUS_RUNNING, "job_market: job not running"
+    assert msg.sender == job.provider, "job_market: caller is not the provider"
+    assert block.timestamp <= job.complete_by, "job_market: completion deadline passed"
+    assert result_hash != empty(bytes32), "job_market: result hash is empty"
+    new_job: Job = job
+    new_job.result_hash = result_hash
+    new_job.challenge_end = block.timestamp + self.params.challenge_window
+    self._store(job_id, new_job, STATUS_SUBMITTED)
+    log ResultSubmitted(
+        job_id=job_id,
+        provider=msg.sender,
+        result_hash=result_hash,
+        result_uri=result_uri,
+        challenge_end=new_job.challenge_end,
+    )
+
+
+@internal
+def _finalize(job_id: uint256, job: Job):
+    status: uint8 = self._load(job_id, job)
+    if status == STATUS_SUBMITTED:
+        assert block.timestamp > job.challenge_end, "job_market: challenge window open"
+        self._store(job_id, job, STATUS_FINALIZED)
+        self._settle(job_id, job, False)
+    elif status == STATUS_AUDIT:
+        d: Dispute = self.disputes[job_id]
+        assert block.timestamp > d.audit_deadline, "job_market: audit in progress"
+        # Written rule (docs/PROTOCOL.md): an audit that times out neither slashes the provider
+        # nor forfeits the bond; the submitted result stands and the challenger gets its bond back.
+        self.disputes[job_id] = empty(Dispute)
+        self._store(job_id, job, STATUS_FINALIZED)
+        self._settle(job_id, job, True)
+        if d.bond > 0:
+            self._push(d.challenger, d.bond)
+    else:
+        raise "job_market: job not finalizable"
+
+
+@internal
+def _settle(job_id: uint256, job: Job, audit_timed_out: bool):
+    # The one settlement path: pays the provider from escrow minus the protocol fee and
+    # releases its collateral. The burn-and-mint issue replaces the payment part here.
+    fee: uint256 = job.payment * job.fee_bps // MAX_BPS  # rounds down, in the provider's favour
+    provider_amount: uint256 = job.payment - fee
+    self.fees_accrued += fee
+    self._push(job.provider, provider_amount)
+    extcall IProviderRegistry(REGISTRY).unlock_collateral(job.provider, job.collateral)
+    log JobFinalized(
+        job_id=job_id, provider=job.provider, provider_amount=provider_amount, fee=fee, audit_timed_out=audit_timed_out
+    )
+
+
+@internal
+@view
+def _dispute_bond(payment: uint256) -> uint256:
+    p: Params = self.params
+    return max(p.min_dispute_bond, payment * p.dispute_bond_bps // MAX_BPS)
+
+
+@internal
+def _pull(owner: address, amount: uint256):
+    assert extcall IERC20(TOKEN).transferFrom(owner, self, amount, default_return_value=True), \
+        "job_market: transfer failed"
+
+
+@internal
+def _push(to: address, amount: uint256):
+    if amount > 0:
+        assert extcall IERC20(TOKEN).transfer(to, amount, default_return_value=True), "job_market: transfer failed"
+
+
+@internal
+def _set_treasury(new_treasury: address):
+    assert new_treasury != empty(address), "job_market: treasury is the zero address"
+    self.treasury = new_treasury
+    log TreasurySet(treasury=new_treasury)
+
+
+@internal
+def _set_params(p: Params):
+    assert p.fee_bps <= MAX_FEE_BPS, "job_market: fee too high"
+    assert p.collateral_bps > 0, "job_market: collateral is zero"
+    assert p.collateral_bps <= MAX_COLLATERAL_BPS, "job_market: collateral too high"
+    assert p.challenge_window >= MIN_WINDOW_SECONDS, "job_market: challenge window too short"
+    assert p.challenge_window <= MAX_WINDOW_SECONDS, "job_market: challenge window too long"
+    assert p.audit_timeout >= MIN_WINDOW_SECONDS, "job_market: audit timeout too short"
+    assert p.audit_timeout <= MAX_WINDOW_SECONDS, "job_market: audit timeout too long"
+    assert p.min_accept_window >= MIN_WINDOW_SECONDS, "job_market: accept window bounds invalid"
+    assert p.min_accept_window <= p.max_accept_window, "job_market: accept window bounds invalid"
+    assert p.max_accept_window <= MAX_WINDOW_SECONDS, "job_market: accept window bounds invalid"
+    assert p.min_complete_within >= MIN_WINDOW_SECONDS, "job_market: completion bounds invalid"
+    assert p.min_complete_within <= p.max_complete_within, "job_market: completion bounds invalid"
+    assert p.max_complete_within <= MAX_WINDOW_SECONDS, "job_market: completion bounds invalid"
+    assert p.dispute_bond_bps <= MAX_BPS, "job_market: dispute bond too high"
+    assert p.noshow_penalty_bps <= MAX_BPS, "job_market: no-show penalty too high"
+    assert p.user_compensation_bps + p.challenger_reward_bps <= MAX_BPS, "job_market: slash shares above 100%"
+    self.params = p
+    log ParamsSet(
+        fee_bps=p.fee_bps,
+        collateral_bps=p.collateral_bps,
+        challenge_window=p.challenge_window,
+        audit_timeout=p.audit_timeout,
+        min_accept_window=p.min_accept_window,
+        max_accept_window=p.max_accept_window,
+        min_complete_within=p.min_complete_within,
+        max_complete_within=p.max_complete_within,
+        dispute_bond_bps=p.dispute_bond_bps,
+        min_dispute_bond=p.min_dispute_bond,
+        noshow_penalty_bps=p.noshow_penalty_bps,
+        user_compensation_bps=p.user_compensation_bps,
+        challenger_reward_bps=p.challenger_reward_bps,
+    )

@@ -1,0 +1,1 @@
+"""The one edge to the chain: deployments, contract handles, job reconstruction."""

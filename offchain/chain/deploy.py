@@ -1,0 +1,164 @@
+"""Deploying the gpunet contracts with ape and recording them in deployments/<network>.json.
+
+Used by `ape run deploy`, the demo, the benchmark and the test fixtures, so every
+deployment is wired the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_utils import keccak
+
+from offchain.params import GPU_CLASSES, UNBONDING_PERIOD_SECONDS, MarketParams
+from offchain.constants import ONE_TOKEN
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEPLOYMENTS_DIR = REPO_ROOT / "deployments"
+ZERO_ADDRESS = "0x" + "00" * 20
+LOCAL_NETWORKS = {"local"}
+# Two days: long enough for users and providers to react to a parameter change.
+TIMELOCK_DELAY_SECONDS = 2 * 24 * 3600
+
+
+def role(name: str) -> bytes:
+    return keccak(text=name)
+
+
+DEFAULT_ADMIN_ROLE = b"\x00" * 32
+
+
+@dataclass
+class Deployment:
+    token: Any
+    registry: Any
+    market: Any
+    timelock: Any | None = None
+    record: dict = field(default_factory=dict)
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "contracts"], cwd=REPO_ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def deployment_path(ecosystem: str, network: str, provider: str | None = None) -> Path:
+    """deployments/<ecosystem>-<network>[-<provider>].json; local chains add the provider name."""
+    name = f"{ecosystem}-{network}"
+    if network in LOCAL_NETWORKS and provider:
+        name += f"-{provider}"
+    return DEPLOYMENTS_DIR / f"{name}.json"
+
+
+def load_record(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def record_is_live(record: dict, chain_id: int, get_code) -> bool:
+    """True when the record is for this chain and every recorded contract still has code."""
+    if record.get("chain_id") != chain_id:
+        return False
+    return all(len(get_code(addr)) > 0 for addr in record.get("contracts", {}).values())
+
+
+def deploy_all(
+    project,
+    deployer,
+    *,
+    local: bool,
+    params: MarketParams = MarketParams(),
+    unbonding_period: int = UNBONDING_PERIOD_SECONDS,
+    treasury: str | None = None,
+    guardian: str | None = None,
+    attester: str | None = None,
+    verifier: str | None = None,
+    proposers: list[str] | None = None,
+    timelock_delay: int = TIMELOCK_DELAY_SECONDS,
+    record_path: Path | None = None,
+    chain_id: int | None = None,
+) -> Deployment:
+    """Deploys ComputeToken, ProviderRegistry and JobMarket and wires their roles.
+
+    Local networks: the deployer keeps the admin role and, unless others are given, is
+    guardian, attester and verifier (the oracle quorum takes the last two over later).
+    Other networks: a Timelock is deployed and made admin of everything, the deployer
+    renounces its admin roles and hands the token's ownership (the minter registry) over.
+    """
+    txs: dict[str, str] = {}
+    sender = {"sender": deployer}
+
+    token = deployer.deploy(project.ComputeToken, "gpunet Compute", "GPU", "gpunet", "1")
+    txs["ComputeToken"] = token.txn_hash
+    registry = deployer.deploy(project.ProviderRegistry, token.address, unbonding_period)
+    txs["ProviderRegistry"] = registry.txn_hash
+    market = deployer.deploy(
+        project.JobMarket, token.address, registry.address, treasury or deployer.address, params.as_tuple()
+    )
+    txs["JobMarket"] = market.txn_hash
+
+    registry.grantRole(role("COLLATERAL_ROLE"), market.address, **sender)
+    registry.grantRole(role("SLASHER_ROLE"), market.address, **sender)
+    for c in GPU_CLASSES:
+        registry.set_gpu_class(c.class_id, c.name, c.min_stake_tokens * ONE_TOKEN, True, **sender)
+
+    guardian = guardian or deployer.address
+    registry.grantRole(role("PAUSER_ROLE"), guardian, **sender)
+    market.grantRole(role("PAUSER_ROLE"), guardian, **sender)
+    if attester or local:
+        registry.grantRole(role("ATTESTER_ROLE"), attester or deployer.address, **sender)
+    if verifier or local:
+        market.grantRole(role("VERIFIER_ROLE"), verifier or deployer.address, **sender)
+
+    timelock = None
+    if not local:
+        proposers = proposers or [deployer.address]
+        timelock = deployer.deploy(project.Timelock, timelock_delay, proposers, proposers, ZERO_ADDRESS)
+        txs["Timelock"] = timelock.txn_hash
+        for c in (registry, market):
+            c.grantRole(DEFAULT_ADMIN_ROLE, timelock.address, **sender)
+            c.renounceRole(DEFAULT_ADMIN_ROLE, deployer.address, **sender)
+        token.transfer_ownership(timelock.address, **sender)
+
+    contracts = {"ComputeToken": token.address, "ProviderRegistry": registry.address, "JobMarket": market.address}
+    if timelock is not None:
+        contracts["Timelock"] = timelock.address
+    record = {
+        "chain_id": chain_id,
+        "block": token.receipt.block_number if hasattr(token, "receipt") else None,
+        "contracts": contracts,
+        "tx": {k: (v.hex() if isinstance(v, bytes) else str(v)) for k, v in txs.items()},
+        "constructor_args": {
+            "ComputeToken": ["gpunet Compute", "GPU", "gpunet", "1"],
+            "ProviderRegistry": [token.address, unbonding_period],
+            "JobMarket": [token.address, registry.address, treasury or deployer.address, params.as_dict()],
+        },
+        "roles": {
+            "admin": timelock.address if timelock is not None else deployer.address,
+            "guardian": guardian,
+            "attester": attester or (deployer.address if local else None),
+            "verifier": verifier or (deployer.address if local else None),
+        },
+        "deployer": deployer.address,
+        "vyper_version": "0.4.3",
+        "git_commit": _git_commit(),
+        "deployed_at": int(time.time()),
+    }
+    if record_path is not None:
+        record_path.parent.mkdir(parents=True, exist_ok=True)
+        record_path.write_text(json.dumps(record, indent=2) + "\n")
+    return Deployment(token=token, registry=registry, market=market, timelock=timelock, record=record)

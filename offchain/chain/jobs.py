@@ -1,0 +1,97 @@
+"""Rebuilding JobMarket's `Job` structs from its events.
+
+JobMarket stores only a commitment (hash + status) per job; every call that moves a job
+takes the full struct. Its events carry every field, so anyone (user, provider, keeper,
+oracle) can rebuild the current struct from logs and `check_job` it against the chain.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from offchain.constants import JOB_FIELDS
+
+ZERO_ADDRESS = "0x" + "00" * 20
+ZERO_BYTES32 = b"\x00" * 32
+
+
+def _get(log: Any, name: str) -> Any:
+    # ape ContractLog exposes event args as attributes; plain dicts (web3) as keys.
+    # Use ape's `event_arguments`, not attributes: `log.provider` is ape's network provider.
+    if isinstance(log, dict):
+        return log[name]
+    return log.event_arguments[name]
+
+
+def job_from_created(log: Any) -> dict:
+    """The Job as created, from a JobCreated event."""
+    return {
+        "user": _get(log, "user"),
+        "provider": _get(log, "provider"),
+        "machine_id": 0,
+        "class_id": _get(log, "class_id"),
+        "spec_hash": _get(log, "spec_hash"),
+        "compute_units": _get(log, "compute_units"),
+        "payment": _get(log, "payment"),
+        "collateral": _get(log, "collateral"),
+        "fee_bps": _get(log, "fee_bps"),
+        "accept_by": _get(log, "accept_by"),
+        "complete_within": _get(log, "complete_within"),
+        "complete_by": 0,
+        "result_hash": ZERO_BYTES32,
+        "challenge_end": 0,
+    }
+
+
+def apply_event(job: dict, event_name: str, log: Any) -> dict:
+    """Returns the job after `event_name` (only JobAccepted and ResultSubmitted change fields)."""
+    job = dict(job)
+    if event_name == "JobAccepted":
+        job["provider"] = _get(log, "provider")
+        job["machine_id"] = _get(log, "machine_id")
+        job["complete_by"] = _get(log, "complete_by")
+    elif event_name == "ResultSubmitted":
+        job["result_hash"] = _get(log, "result_hash")
+        job["challenge_end"] = _get(log, "challenge_end")
+    return job
+
+
+def as_tuple(job: dict) -> tuple:
+    """The struct in ABI field order."""
+    return tuple(job[f] for f in JOB_FIELDS)
+
+
+def job_from_chain(market: Any, job_id: int, start_block: int = 0, stop_block: int | None = None) -> dict:
+    """Rebuilds a job from an ape JobMarket instance's logs and checks it on-chain."""
+    search = {"job_id": job_id}
+    created = list(market.JobCreated.range(start_block, stop_block, search_topics=search))
+    if not created:
+        raise LookupError(f"job {job_id}: no JobCreated event found (wrong deployment or start block?)")
+    job = job_from_created(created[0])
+    events: list[tuple[int, int, str, Any]] = []
+    for name in ("JobAccepted", "ResultSubmitted"):
+        for log in getattr(market, name).range(start_block, stop_block, search_topics=search):
+            events.append((log.block_number, log.log_index, name, log))
+    for _, _, name, log in sorted(events, key=lambda e: (e[0], e[1])):
+        job = apply_event(job, name, log)
+    if not market.check_job(job_id, as_tuple(job)):
+        raise RuntimeError(f"job {job_id}: rebuilt data does not match the on-chain commitment")
+    return job
+
+
+def jobs_from_receipt(market: Any, receipt: Any) -> list[tuple[int, dict]]:
+    """(job_id, job) for every JobCreated in a receipt, in order."""
+    return [(log.job_id, job_from_created(log)) for log in receipt.decode_logs(market.JobCreated)]
+
+
+def update_from_receipt(market: Any, jobs: dict[int, dict], receipt: Any) -> None:
+    """Applies JobAccepted / ResultSubmitted events of a receipt to a {job_id: job} map in place."""
+    for name in ("JobAccepted", "ResultSubmitted"):
+        for log in receipt.decode_logs(getattr(market, name)):
+            if log.job_id in jobs:
+                jobs[log.job_id] = apply_event(jobs[log.job_id], name, log)
+
+
+def ids_and_tuples(jobs: dict[int, dict], ids: Iterable[int]) -> tuple[list[int], list[tuple]]:
+    ids = list(ids)
+    return ids, [as_tuple(jobs[i]) for i in ids]

@@ -1,0 +1,72 @@
+"""Default protocol parameters and the initial GPU class table, with the reasons for each.
+
+docs/PROTOCOL.md explains every value; change them here and there together.
+"""
+
+from dataclasses import asdict, dataclass
+
+from offchain.constants import ONE_TOKEN
+
+HOUR = 3600
+DAY = 24 * HOUR
+
+
+@dataclass(frozen=True)
+class MarketParams:
+    # 5%: Render's network fee on job payments (REFERENCES.md); hard-capped at 20% on-chain.
+    fee_bps: int = 500
+    # Collateral = 1.5x the payment until the audit issue sizes it from the audit rate p.
+    collateral_bps: int = 15_000
+    # One hour to dispute a result: enough for a user to fetch and spot-check it.
+    challenge_window: int = HOUR
+    # Six hours for the oracle quorum to re-execute a disputed job and post a verdict.
+    audit_timeout: int = 6 * HOUR
+    min_accept_window: int = 60
+    max_accept_window: int = 7 * DAY
+    min_complete_within: int = 60
+    max_complete_within: int = 7 * DAY
+    # Bond = max(1 token, 10% of the payment): cheap for a wronged user, costly to spam.
+    dispute_bond_bps: int = 1_000
+    min_dispute_bond: int = ONE_TOKEN
+    # A provider that accepts and never delivers loses 20% of the collateral to the user.
+    noshow_penalty_bps: int = 2_000
+    # Invalid result: 50% of the collateral to the user, 25% to the challenger, 25% burned.
+    user_compensation_bps: int = 5_000
+    challenger_reward_bps: int = 2_500
+
+    def as_tuple(self) -> tuple[int, ...]:
+        return tuple(asdict(self).values())
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+# 7 days, as Livepeer's 7-round unbonding; shorter than The Graph's 28 days because job
+# collateral is locked separately and cannot be unstaked while a job is open.
+UNBONDING_PERIOD_SECONDS = 7 * DAY
+
+
+@dataclass(frozen=True)
+class GpuClassSpec:
+    class_id: int
+    name: str
+    # Stake per GPU, in tokens: 100 tokens per "unit" of dense bf16 capacity relative to an A100,
+    # after io.net's 200 IO x device multiplier; the CPU class exists so the flow runs without GPUs.
+    min_stake_tokens: int
+
+
+GPU_CLASSES: tuple[GpuClassSpec, ...] = (
+    GpuClassSpec(1, "CPU", 10),
+    GpuClassSpec(2, "T4", 25),
+    GpuClassSpec(3, "L4", 40),
+    GpuClassSpec(4, "A10", 40),
+    GpuClassSpec(5, "RTX 3090", 30),
+    GpuClassSpec(6, "RTX 4090", 60),
+    GpuClassSpec(7, "A100 PCIe 80GB", 100),
+    GpuClassSpec(8, "A100 SXM4 80GB", 100),
+    GpuClassSpec(9, "H100 PCIe", 250),
+    GpuClassSpec(10, "H100 SXM5", 300),
+    GpuClassSpec(11, "H200 SXM", 320),
+)
+
+CLASS_BY_NAME = {c.name: c for c in GPU_CLASSES}

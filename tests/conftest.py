@@ -1,0 +1,183 @@
+"""Shared fixtures for the ape unit tests (in-process chain; ape snapshots the chain per test).
+
+Actors are role-named: `deployer` (also governance, guardian, attester and verifier on a
+local chain), `provider` / `provider2` (stake and run machines), `user` / `user2` (pay for
+jobs), `keeper` (finalizes and expires), `attacker` (tries what it should not).
+
+Factories:
+- `make_provider(account, stake=..., class_id=..., price=...)` -> machine id, staked,
+  registered, Active and offering.
+- `make_job(user, provider=..., units=...)` -> (job_id, job dict).
+- `jobs` keeps {job_id: job dict} current from receipts (see offchain/chain/jobs.py).
+"""
+
+import pytest
+
+from offchain.chain import jobs as jobs_mod
+from offchain.chain.deploy import deploy_all, role
+from offchain.constants import ONE_TOKEN, MachineStatus
+from offchain.params import MarketParams
+
+CPU = 1
+H100 = 10
+PRICE = 10**15  # 0.001 token per compute unit
+UNITS = 1_000  # -> payment 1 token
+STAKE = 1_000 * ONE_TOKEN
+ACCEPT_WINDOW = 3600
+COMPLETE_WITHIN = 3600
+
+
+@pytest.fixture(scope="session")
+def deployer(accounts):
+    return accounts[0]
+
+
+@pytest.fixture(scope="session")
+def provider(accounts):
+    return accounts[1]
+
+
+@pytest.fixture(scope="session")
+def provider2(accounts):
+    return accounts[2]
+
+
+@pytest.fixture(scope="session")
+def user(accounts):
+    return accounts[3]
+
+
+@pytest.fixture(scope="session")
+def user2(accounts):
+    return accounts[4]
+
+
+@pytest.fixture(scope="session")
+def keeper(accounts):
+    return accounts[5]
+
+
+@pytest.fixture(scope="session")
+def attacker(accounts):
+    return accounts[6]
+
+
+@pytest.fixture(scope="session")
+def treasury(accounts):
+    return accounts[7]
+
+
+@pytest.fixture(scope="session")
+def params():
+    return MarketParams()
+
+
+@pytest.fixture(scope="session")
+def deployment(project, deployer, treasury, params, provider, provider2, user, user2, attacker):
+    d = deploy_all(project, deployer, local=True, params=params, treasury=treasury.address)
+    for a in (provider, provider2, user, user2, attacker):
+        d.token.mint(a, 100_000 * ONE_TOKEN, sender=deployer)
+        d.token.approve(d.registry, 2**256 - 1, sender=a)
+        d.token.approve(d.market, 2**256 - 1, sender=a)
+    return d
+
+
+@pytest.fixture(scope="session")
+def token(deployment):
+    return deployment.token
+
+
+@pytest.fixture(scope="session")
+def registry(deployment):
+    return deployment.registry
+
+
+@pytest.fixture(scope="session")
+def market(deployment):
+    return deployment.market
+
+
+@pytest.fixture(scope="session")
+def roles():
+    return {
+        name: role(name)
+        for name in ("ATTESTER_ROLE", "COLLATERAL_ROLE", "SLASHER_ROLE", "PAUSER_ROLE", "VERIFIER_ROLE")
+    }
+
+
+@pytest.fixture
+def make_provider(registry, deployer):
+    def _make(account, stake=STAKE, class_id=CPU, price=PRICE, gpus=1, vram_mb=16_384, activate=True):
+        if stake:
+            registry.stake(stake, sender=account)
+        tx = registry.register(class_id, gpus, vram_mb, f"http://127.0.0.1:9000/{account.address}", sender=account)
+        machine_id = tx.decode_logs(registry.MachineRegistered)[0].machine_id
+        if activate:
+            registry.set_machine_status(machine_id, int(MachineStatus.ACTIVE), sender=deployer)
+        if price:
+            registry.set_offer(class_id, price, sender=account)
+        return machine_id
+
+    return _make
+
+
+class JobTracker(dict):
+    """{job_id: job dict}, updated from receipts so tests always pass the current struct."""
+
+    def __init__(self, market):
+        super().__init__()
+        self.market = market
+
+    def track(self, receipt):
+        for job_id, job in jobs_mod.jobs_from_receipt(self.market, receipt):
+            self[job_id] = job
+        jobs_mod.update_from_receipt(self.market, self, receipt)
+        return receipt
+
+    def t(self, job_id):
+        return jobs_mod.as_tuple(self[job_id])
+
+
+@pytest.fixture
+def jobs(market):
+    return JobTracker(market)
+
+
+@pytest.fixture
+def make_job(market, jobs, provider):
+    def _make(
+        user,
+        target=None,
+        class_id=CPU,
+        units=UNITS,
+        max_price=PRICE,
+        accept_window=ACCEPT_WINDOW,
+        complete_within=COMPLETE_WITHIN,
+        spec_hash=b"\x11" * 32,
+    ):
+        target_addr = "0x" + "00" * 20 if target is False else (target or provider).address
+        tx = jobs.track(
+            market.create_job(
+                target_addr, class_id, spec_hash, units, max_price, accept_window, complete_within, sender=user
+            )
+        )
+        job_id = tx.decode_logs(market.JobCreated)[0].job_id
+        return job_id, jobs[job_id]
+
+    return _make
+
+
+@pytest.fixture
+def running_job(make_provider, make_job, market, jobs, provider, user):
+    """A job accepted by `provider` on an Active CPU machine: (job_id, machine_id)."""
+    machine_id = make_provider(provider)
+    job_id, _ = make_job(user)
+    jobs.track(market.accept(job_id, jobs.t(job_id), machine_id, sender=provider))
+    return job_id, machine_id
+
+
+@pytest.fixture
+def submitted_job(running_job, market, jobs, provider):
+    job_id, machine_id = running_job
+    jobs.track(market.submit_result(job_id, jobs.t(job_id), b"\x22" * 32, "http://p/result", sender=provider))
+    return job_id, machine_id
