@@ -25,9 +25,9 @@
         - COLLATERAL_ROLE (JobMarket): lock and unlock per-job collateral.
         - SLASHER_ROLE (JobMarket, later OracleHub): slash stake, never more
           than the provider has (staked + unbonding).
-        - PAUSER_ROLE (guardian): pauses registration and collateral
-          locking (new jobs) only; unstake, withdraw, unlock and slash
-          always work, so no exit is ever blocked by a pause.
+        - PAUSER_ROLE (guardian): pauses machine registration only (new
+          jobs are paused in JobMarket); stake, unstake, withdraw, unlock
+          and slash always work, so no exit is ever blocked by a pause.
         Assumes ComputeToken moves exact amounts (no fee, no rebase).
 """
 
@@ -74,6 +74,15 @@ STATUS_ACTIVE: public(constant(uint8)) = 2
 STATUS_JAILED: public(constant(uint8)) = 3
 STATUS_EXITED: public(constant(uint8)) = 4
 
+# Bit offsets of the packed machine fields.
+_CLASS_SHIFT: constant(uint256) = 160
+_STATUS_SHIFT: constant(uint256) = 176
+_GPUS_SHIFT: constant(uint256) = 184
+_VRAM_SHIFT: constant(uint256) = 200
+
+# Every stake amount fits in 128 bits (the token's whole supply is far below 2**128 wei).
+_MAX_AMOUNT: constant(uint256) = 2**128 - 1
+
 # Largest GPU count one machine entry may claim (an 8-GPU node is typical; 64 leaves room for pods).
 MAX_GPUS_PER_MACHINE: public(constant(uint16)) = 64
 # Unbonding must outlast every job deadline plus challenge and audit windows; bounded so exits stay possible.
@@ -116,13 +125,27 @@ struct Machine:
 TOKEN: public(immutable(address))
 
 # GPU class table, governance-set; ids are chosen by governance (0 is reserved for "none").
-gpu_classes: public(HashMap[uint16, GpuClass])
+# Kept field by field (Vyper copies a whole storage struct, strings included, on member
+# access; job creation needs only `enabled`). `gpu_classes(id)` returns the struct.
+_class_name: HashMap[uint16, String[32]]
+_class_min_stake: HashMap[uint16, uint256]
+_class_enabled: HashMap[uint16, bool]
 
-# Per-provider stake accounting.
-stakes: public(HashMap[address, Stake])
+# Bonded stake (high 128 bits) and locked collateral (low 128 bits) of each provider, in one
+# word: accepting and settling a job then reads and writes a single slot, and the slot does not
+# flip between zero and non-zero (22.1k gas) while the provider has stake. See `stakes()`.
+_bond: HashMap[address, uint256]
 
-# Registered machines by id (ids start at 1).
-machines: public(HashMap[uint256, Machine])
+# Tokens leaving the bond, still slashable until `unbonding_release`.
+unbonding: public(HashMap[address, uint256])
+unbonding_release: public(HashMap[address, uint256])
+
+# Registered machines by id (ids start at 1), field by field for the same reason as the
+# class table: accepting a job must not read the endpoint string. `machines(id)` returns the struct.
+# The fixed-size fields are packed in one word (provider | class << 160 | status << 176 |
+# gpus << 184 | vram << 200) so a job acceptance checks owner, status and class with one read.
+_machine_core: HashMap[uint256, uint256]
+_machine_endpoint: HashMap[uint256, String[256]]
 
 # Number of machines ever registered (= the last id).
 machine_count: public(uint256)
@@ -230,8 +253,7 @@ def register(class_id: uint16, gpu_count: uint16, vram_mb: uint32, endpoint: Str
     @return The new machine id.
     """
     pausable._require_not_paused()
-    gpu_class: GpuClass = self.gpu_classes[class_id]
-    assert gpu_class.enabled, "registry: unknown or disabled class"
+    assert self._class_enabled[class_id], "registry: unknown or disabled class"
     assert gpu_count > 0, "registry: gpu count is zero"
     assert gpu_count <= MAX_GPUS_PER_MACHINE, "registry: gpu count too large"
     assert vram_mb > 0, "registry: vram is zero"
@@ -239,15 +261,15 @@ def register(class_id: uint16, gpu_count: uint16, vram_mb: uint32, endpoint: Str
 
     machine_id: uint256 = self.machine_count + 1
     self.machine_count = machine_id
-    self.machines[machine_id] = Machine(
-        provider=msg.sender,
-        class_id=class_id,
-        gpu_count=gpu_count,
-        vram_mb=vram_mb,
-        status=STATUS_PENDING,
-        endpoint=endpoint,
+    self._machine_core[machine_id] = (
+        convert(msg.sender, uint256)
+        | (convert(class_id, uint256) << _CLASS_SHIFT)
+        | (convert(STATUS_PENDING, uint256) << _STATUS_SHIFT)
+        | (convert(gpu_count, uint256) << _GPUS_SHIFT)
+        | (convert(vram_mb, uint256) << _VRAM_SHIFT)
     )
-    self.required_stake[msg.sender] += gpu_class.min_stake_per_gpu * convert(gpu_count, uint256)
+    self._machine_endpoint[machine_id] = endpoint
+    self.required_stake[msg.sender] += self._class_min_stake[class_id] * convert(gpu_count, uint256)
     log MachineRegistered(
         machine_id=machine_id,
         provider=msg.sender,
@@ -267,10 +289,10 @@ def update_endpoint(machine_id: uint256, endpoint: String[256]):
     """
     @notice Changes where a machine is reached. Only its provider; not for exited machines.
     """
-    machine: Machine = self._own_machine(machine_id)
-    assert machine.status != STATUS_EXITED, "registry: machine exited"
+    self._check_own_machine(machine_id)
+    assert self._m_status(self._machine_core[machine_id]) != STATUS_EXITED, "registry: machine exited"
     assert len(endpoint) > 0, "registry: endpoint is empty"
-    self.machines[machine_id].endpoint = endpoint
+    self._machine_endpoint[machine_id] = endpoint
     log EndpointUpdated(machine_id=machine_id, endpoint=endpoint)
 
 
@@ -280,16 +302,16 @@ def exit_machine(machine_id: uint256):
     @notice Retires a machine for good and releases its stake requirement.
             Jobs it already accepted keep their collateral and deadlines.
     """
-    machine: Machine = self._own_machine(machine_id)
-    assert machine.status != STATUS_EXITED, "registry: machine exited"
-    self.machines[machine_id].status = STATUS_EXITED
-    requirement: uint256 = self.gpu_classes[machine.class_id].min_stake_per_gpu * convert(
-        machine.gpu_count, uint256
-    )
+    self._check_own_machine(machine_id)
+    core: uint256 = self._machine_core[machine_id]
+    old_status: uint8 = self._m_status(core)
+    assert old_status != STATUS_EXITED, "registry: machine exited"
+    self._set_status(machine_id, core, STATUS_EXITED)
+    requirement: uint256 = self._class_min_stake[self._m_class(core)] * ((core >> _GPUS_SHIFT) & 65535)
     # The class minimum may have changed since registration: never underflow.
     self.required_stake[msg.sender] -= min(requirement, self.required_stake[msg.sender])
     log MachineStatusChanged(
-        machine_id=machine_id, provider=msg.sender, old_status=machine.status, new_status=STATUS_EXITED
+        machine_id=machine_id, provider=msg.sender, old_status=old_status, new_status=STATUS_EXITED
     )
 
 
@@ -299,10 +321,14 @@ def stake(amount: uint256):
     @notice Bonds `amount` tokens (needs an allowance). Not pausable: more stake only adds security.
     """
     assert amount > 0, "registry: amount is zero"
-    self.stakes[msg.sender].staked += amount
+    staked: uint256 = 0
+    locked: uint256 = 0
+    staked, locked = self._get_bond(msg.sender)
+    staked += amount
+    self._set_bond(msg.sender, staked, locked)
     assert extcall IERC20(TOKEN).transferFrom(msg.sender, self, amount, default_return_value=True), \
         "registry: transfer failed"
-    log Staked(provider=msg.sender, amount=amount, staked=self.stakes[msg.sender].staked)
+    log Staked(provider=msg.sender, amount=amount, staked=staked)
 
 
 @external
@@ -312,15 +338,16 @@ def request_unstake(amount: uint256):
             slashable until released; a new request adds to it and restarts the clock.
     """
     assert amount > 0, "registry: amount is zero"
-    s: Stake = self.stakes[msg.sender]
-    assert amount <= s.staked - s.locked, "registry: not enough free stake"
-    s.staked -= amount
-    s.unbonding += amount
-    s.unbonding_release = block.timestamp + self.unbonding_period
-    self.stakes[msg.sender] = s
-    log UnstakeRequested(
-        provider=msg.sender, amount=amount, unbonding=s.unbonding, release_time=s.unbonding_release
-    )
+    staked: uint256 = 0
+    locked: uint256 = 0
+    staked, locked = self._get_bond(msg.sender)
+    assert amount <= staked - locked, "registry: not enough free stake"
+    self._set_bond(msg.sender, staked - amount, locked)
+    unbonding: uint256 = self.unbonding[msg.sender] + amount
+    release: uint256 = block.timestamp + self.unbonding_period
+    self.unbonding[msg.sender] = unbonding
+    self.unbonding_release[msg.sender] = release
+    log UnstakeRequested(provider=msg.sender, amount=amount, unbonding=unbonding, release_time=release)
 
 
 @external
@@ -329,12 +356,11 @@ def withdraw() -> uint256:
     @notice Pays out the whole unbonding entry once its release time has passed. Never paused.
     @return The amount paid.
     """
-    s: Stake = self.stakes[msg.sender]
-    assert s.unbonding > 0, "registry: nothing unbonding"
-    assert block.timestamp >= s.unbonding_release, "registry: still unbonding"
-    amount: uint256 = s.unbonding
-    self.stakes[msg.sender].unbonding = 0
-    self.stakes[msg.sender].unbonding_release = 0
+    amount: uint256 = self.unbonding[msg.sender]
+    assert amount > 0, "registry: nothing unbonding"
+    assert block.timestamp >= self.unbonding_release[msg.sender], "registry: still unbonding"
+    self.unbonding[msg.sender] = 0
+    self.unbonding_release[msg.sender] = 0
     assert extcall IERC20(TOKEN).transfer(msg.sender, amount, default_return_value=True), \
         "registry: transfer failed"
     log Withdrawn(provider=msg.sender, amount=amount)
@@ -347,7 +373,7 @@ def set_offer(class_id: uint16, price_per_unit: uint256):
     @notice Posts (or, with price 0, withdraws) the caller's price per compute unit for a class.
     """
     if price_per_unit > 0:
-        assert self.gpu_classes[class_id].enabled, "registry: unknown or disabled class"
+        assert self._class_enabled[class_id], "registry: unknown or disabled class"
     self.offers[msg.sender][class_id] = price_per_unit
     log OfferSet(provider=msg.sender, class_id=class_id, price_per_unit=price_per_unit)
 
@@ -359,7 +385,43 @@ def set_offer(class_id: uint16, price_per_unit: uint256):
 @external
 @view
 def class_exists(class_id: uint16) -> bool:
-    return self.gpu_classes[class_id].enabled
+    return self._class_enabled[class_id]
+
+
+@external
+@view
+def gpu_classes(class_id: uint16) -> GpuClass:
+    return GpuClass(
+        name=self._class_name[class_id],
+        min_stake_per_gpu=self._class_min_stake[class_id],
+        enabled=self._class_enabled[class_id],
+    )
+
+
+@external
+@view
+def machines(machine_id: uint256) -> Machine:
+    core: uint256 = self._machine_core[machine_id]
+    return Machine(
+        provider=self._m_provider(core),
+        class_id=self._m_class(core),
+        gpu_count=convert((core >> _GPUS_SHIFT) & 65535, uint16),
+        vram_mb=convert((core >> _VRAM_SHIFT) & (2**32 - 1), uint32),
+        status=self._m_status(core),
+        endpoint=self._machine_endpoint[machine_id],
+    )
+
+
+@external
+@view
+def machine_status(machine_id: uint256) -> uint8:
+    return self._m_status(self._machine_core[machine_id])
+
+
+@external
+@view
+def machine_provider(machine_id: uint256) -> address:
+    return self._m_provider(self._machine_core[machine_id])
 
 
 @external
@@ -368,8 +430,10 @@ def free_stake(provider: address) -> uint256:
     """
     @notice Stake that can back new jobs or be unstaked.
     """
-    s: Stake = self.stakes[provider]
-    return s.staked - s.locked
+    staked: uint256 = 0
+    locked: uint256 = 0
+    staked, locked = self._get_bond(provider)
+    return staked - locked
 
 
 @external
@@ -378,14 +442,42 @@ def slashable(provider: address) -> uint256:
     """
     @notice Everything a slash can reach: bonded plus unbonding.
     """
-    s: Stake = self.stakes[provider]
-    return s.staked + s.unbonding
+    return (self._bond[provider] >> 128) + self.unbonding[provider]
+
+
+@external
+@view
+def staked(provider: address) -> uint256:
+    return self._bond[provider] >> 128
+
+
+@external
+@view
+def locked(provider: address) -> uint256:
+    return self._bond[provider] & _MAX_AMOUNT
+
+
+@external
+@view
+def stakes(provider: address) -> Stake:
+    """
+    @notice All of a provider's stake accounting in one struct.
+    """
+    staked: uint256 = 0
+    locked: uint256 = 0
+    staked, locked = self._get_bond(provider)
+    return Stake(
+        staked=staked,
+        locked=locked,
+        unbonding=self.unbonding[provider],
+        unbonding_release=self.unbonding_release[provider],
+    )
 
 
 @external
 @view
 def machine_endpoint(machine_id: uint256) -> String[256]:
-    return self.machines[machine_id].endpoint
+    return self._machine_endpoint[machine_id]
 
 
 ################################################################
@@ -400,7 +492,9 @@ def set_gpu_class(class_id: uint16, name: String[32], min_stake_per_gpu: uint256
     access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
     assert class_id != 0, "registry: class id zero is reserved"
     assert len(name) > 0, "registry: class name is empty"
-    self.gpu_classes[class_id] = GpuClass(name=name, min_stake_per_gpu=min_stake_per_gpu, enabled=enabled)
+    self._class_name[class_id] = name
+    self._class_min_stake[class_id] = min_stake_per_gpu
+    self._class_enabled[class_id] = enabled
     log GpuClassSet(class_id=class_id, name=name, min_stake_per_gpu=min_stake_per_gpu, enabled=enabled)
 
 
@@ -419,14 +513,15 @@ def set_machine_status(machine_id: uint256, status: uint8):
     @notice Attester only: Pending, Active or Jailed. Exited machines stay exited.
     """
     access_control._check_role(ATTESTER_ROLE, msg.sender)
-    machine: Machine = self.machines[machine_id]
-    assert machine.status != STATUS_NONE, "registry: unknown machine"
-    assert machine.status != STATUS_EXITED, "registry: machine exited"
+    core: uint256 = self._machine_core[machine_id]
+    old_status: uint8 = self._m_status(core)
+    assert old_status != STATUS_NONE, "registry: unknown machine"
+    assert old_status != STATUS_EXITED, "registry: machine exited"
     assert status == STATUS_PENDING or status == STATUS_ACTIVE or status == STATUS_JAILED, \
         "registry: invalid status"
-    self.machines[machine_id].status = status
+    self._set_status(machine_id, core, status)
     log MachineStatusChanged(
-        machine_id=machine_id, provider=machine.provider, old_status=machine.status, new_status=status
+        machine_id=machine_id, provider=self._m_provider(core), old_status=old_status, new_status=status
     )
 
 
@@ -435,20 +530,21 @@ def lock_collateral(provider: address, machine_id: uint256, class_id: uint16, am
     """
     @notice Locks `amount` of `provider`'s free stake behind a job run on `machine_id`.
             Checks that the machine is the provider's, Active, of the job's class, and that
-            the provider's stake covers its machines' minimum. JobMarket only; paused with it.
+            the provider's stake covers its machines' minimum. JobMarket only (which pauses it).
     """
     access_control._check_role(COLLATERAL_ROLE, msg.sender)
-    pausable._require_not_paused()
-    machine: Machine = self.machines[machine_id]
-    assert machine.provider == provider, "registry: not the provider's machine"
-    assert machine.status == STATUS_ACTIVE, "registry: machine not active"
-    assert machine.class_id == class_id, "registry: class mismatch"
-    s: Stake = self.stakes[provider]
-    assert s.staked >= self.required_stake[provider], "registry: stake below minimum"
-    assert amount <= s.staked - s.locked, "registry: not enough free stake"
-    s.locked += amount
-    self.stakes[provider].locked = s.locked
-    log CollateralLocked(provider=provider, machine_id=machine_id, amount=amount, locked=s.locked)
+    core: uint256 = self._machine_core[machine_id]
+    assert self._m_provider(core) == provider, "registry: not the provider's machine"
+    assert self._m_status(core) == STATUS_ACTIVE, "registry: machine not active"
+    assert self._m_class(core) == class_id, "registry: class mismatch"
+    staked: uint256 = 0
+    locked: uint256 = 0
+    staked, locked = self._get_bond(provider)
+    assert staked >= self.required_stake[provider], "registry: stake below minimum"
+    assert amount <= staked - locked, "registry: not enough free stake"
+    locked += amount
+    self._set_bond(provider, staked, locked)
+    log CollateralLocked(provider=provider, machine_id=machine_id, amount=amount, locked=locked)
 
 
 @external
@@ -457,10 +553,12 @@ def unlock_collateral(provider: address, amount: uint256):
     @notice Releases collateral of a job that ended. JobMarket only; never paused.
     """
     access_control._check_role(COLLATERAL_ROLE, msg.sender)
-    locked: uint256 = self.stakes[provider].locked
+    staked: uint256 = 0
+    locked: uint256 = 0
+    staked, locked = self._get_bond(provider)
     # A slash by another slasher may already have cut `locked` down to `staked`.
     locked -= min(amount, locked)
-    self.stakes[provider].locked = locked
+    self._set_bond(provider, staked, locked)
     log CollateralUnlocked(provider=provider, amount=amount, locked=locked)
 
 
@@ -474,14 +572,17 @@ def slash(provider: address, amount: uint256, reason: bytes32, beneficiary: addr
     """
     access_control._check_role(SLASHER_ROLE, msg.sender)
     assert amount > 0, "registry: amount is zero"
-    s: Stake = self.stakes[provider]
-    from_staked: uint256 = min(amount, s.staked)
-    from_unbonding: uint256 = min(amount - from_staked, s.unbonding)
-    s.staked -= from_staked
-    s.unbonding -= from_unbonding
+    staked: uint256 = 0
+    locked: uint256 = 0
+    staked, locked = self._get_bond(provider)
+    unbonding: uint256 = self.unbonding[provider]
+    from_staked: uint256 = min(amount, staked)
+    from_unbonding: uint256 = min(amount - from_staked, unbonding)
+    staked -= from_staked
     # Keep locked <= staked: collateral that no longer exists is no longer locked.
-    s.locked = min(s.locked, s.staked)
-    self.stakes[provider] = s
+    self._set_bond(provider, staked, min(locked, staked))
+    if from_unbonding > 0:
+        self.unbonding[provider] = unbonding - from_unbonding
     slashed: uint256 = from_staked + from_unbonding
     if slashed > 0:
         if beneficiary == empty(address):
@@ -511,11 +612,48 @@ def unpause():
 
 @internal
 @view
-def _own_machine(machine_id: uint256) -> Machine:
-    machine: Machine = self.machines[machine_id]
-    assert machine.status != STATUS_NONE, "registry: unknown machine"
-    assert machine.provider == msg.sender, "registry: not the machine's provider"
-    return machine
+def _check_own_machine(machine_id: uint256):
+    core: uint256 = self._machine_core[machine_id]
+    assert self._m_status(core) != STATUS_NONE, "registry: unknown machine"
+    assert self._m_provider(core) == msg.sender, "registry: not the machine's provider"
+
+
+@internal
+@pure
+def _m_provider(core: uint256) -> address:
+    return convert(convert(core & (2**160 - 1), uint160), address)
+
+
+@internal
+@pure
+def _m_class(core: uint256) -> uint16:
+    return convert((core >> _CLASS_SHIFT) & 65535, uint16)
+
+
+@internal
+@pure
+def _m_status(core: uint256) -> uint8:
+    return convert((core >> _STATUS_SHIFT) & 255, uint8)
+
+
+@internal
+def _set_status(machine_id: uint256, core: uint256, status: uint8):
+    cleared: uint256 = core & ~(255 << _STATUS_SHIFT)
+    self._machine_core[machine_id] = cleared | (convert(status, uint256) << _STATUS_SHIFT)
+
+
+@internal
+@view
+def _get_bond(provider: address) -> (uint256, uint256):
+    word: uint256 = self._bond[provider]
+    return word >> 128, word & _MAX_AMOUNT
+
+
+@internal
+def _set_bond(provider: address, staked: uint256, locked: uint256):
+    assert staked <= _MAX_AMOUNT, "registry: amount too large"
+    # locked <= staked is kept by every caller, so it fits in 128 bits too.
+    self._bond[provider] = (staked << 128) | locked
 
 
 @internal

@@ -55,7 +55,7 @@ def running_anvil(port: int | None = None, log_path: Path | None = None, timeout
     proc = subprocess.Popen(
         [anvil_bin(), "--port", str(port), "--host", "127.0.0.1", "--mnemonic", MNEMONIC,
          "--hardfork", "cancun", "--accounts", "10", "--balance", "10000",
-         "--gas-price", "0", "--base-fee", "0"],
+         "--gas-price", "0", "--base-fee", "0", *os.environ.get("GPUNET_ANVIL_ARGS", "").split()],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
