@@ -26,11 +26,11 @@ $(ANVIL): package.json package-lock.json
 	@touch $@
 
 test: install
-	ape test tests -q -p no:cacheprovider
-	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/python -m pytest tests_fuzz -q -p no:cacheprovider -p no:ape_test
+	ape test tests -q -p no:cacheprovider --ignore=tests/fuzz
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/python -m pytest tests/fuzz -q -p no:cacheprovider -p no:ape_test
 
 fuzz: install
-	FUZZ_EXAMPLES=2000 $(VENV)/bin/python -m pytest tests_fuzz -q -p no:cacheprovider -p no:ape_test
+	FUZZ_EXAMPLES=2000 $(VENV)/bin/python -m pytest tests/fuzz -q -p no:cacheprovider -p no:ape_test
 
 demo: install
 	$(VENV)/bin/python -m scripts.demo
@@ -39,7 +39,7 @@ bench: install
 	$(VENV)/bin/python -m scripts.bench
 
 lint: install
-	$(VENV)/bin/ruff check offchain scripts tests tests_fuzz
+	$(VENV)/bin/ruff check offchain scripts tests
 
 clean:
 	rm -rf .build build .cache
