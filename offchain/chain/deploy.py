@@ -55,6 +55,15 @@ def _git_commit() -> str:
         return "unknown"
 
 
+def _block_of(txn_hash) -> int | None:
+    from ape import chain
+
+    try:
+        return chain.get_receipt(txn_hash if isinstance(txn_hash, str) else txn_hash.hex()).block_number
+    except Exception:  # noqa: BLE001 - the record stays useful without the block number
+        return None
+
+
 def deployment_path(ecosystem: str, network: str, provider: str | None = None) -> Path:
     """deployments/<ecosystem>-<network>[-<provider>].json; local chains add the provider name."""
     name = f"{ecosystem}-{network}"
@@ -139,7 +148,7 @@ def deploy_all(
         contracts["Timelock"] = timelock.address
     record = {
         "chain_id": chain_id,
-        "block": token.receipt.block_number if hasattr(token, "receipt") else None,
+        "block": _block_of(token.txn_hash),
         "contracts": contracts,
         "tx": {k: (v.hex() if isinstance(v, bytes) else str(v)) for k, v in txs.items()},
         "constructor_args": {

@@ -1,0 +1,1 @@
+"""ape scripts (deploy) and Python entry points (demo, bench)."""

@@ -1,0 +1,47 @@
+"""Deploy gpunet: `ape run deploy --network ethereum:local:foundry` (or any network ape knows).
+
+Deploys ComputeToken, ProviderRegistry and JobMarket (plus a governance Timelock outside
+local networks), wires the roles and writes deployments/<network>.json. Running it again
+reuses a recorded deployment whose contracts still exist on that chain, unless --redeploy.
+Outside local networks the signer comes from `--account ALIAS` (ape accounts), never a key in code.
+"""
+
+import json
+
+import click
+from ape import accounts, chain, networks, project
+from ape.cli import ConnectedProviderCommand
+
+from offchain.chain.deploy import LOCAL_NETWORKS, deploy_all, deployment_path, load_record, record_is_live
+
+
+@click.command(cls=ConnectedProviderCommand, short_help="Deploy the gpunet contracts")
+@click.option("--redeploy", is_flag=True, help="Deploy again even if deployments/<network>.json is live.")
+@click.option("--account", "alias", default=None, help="ape account alias to deploy from (required off local).")
+@click.option("--guardian", default=None, help="Address given PAUSER_ROLE (default: the deployer).")
+@click.option("--treasury", default=None, help="Address receiving protocol fees (default: the deployer).")
+def cli(ecosystem, network, provider, redeploy, alias, guardian, treasury):
+    local = network.name in LOCAL_NETWORKS
+    path = deployment_path(ecosystem.name, network.name, provider.name)
+    record = load_record(path)
+    if record and not redeploy and record_is_live(record, chain.chain_id, lambda a: provider.get_code(a)):
+        click.echo(f"Already deployed on chain {record['chain_id']} (see {path}); pass --redeploy to deploy again.")
+        click.echo(json.dumps(record["contracts"], indent=2))
+        return
+    if alias:
+        deployer = accounts.load(alias)
+    elif local:
+        deployer = accounts.test_accounts[0]
+    else:
+        raise click.UsageError(f"network {network.name!r} is not local: pass --account ALIAS (see `ape accounts list`)")
+    d = deploy_all(
+        project,
+        deployer,
+        local=local,
+        guardian=guardian,
+        treasury=treasury,
+        record_path=path,
+        chain_id=chain.chain_id,
+    )
+    click.echo(f"Deployed to chain {chain.chain_id}; recorded in {path.relative_to(path.parents[1])}")
+    click.echo(json.dumps(d.record["contracts"], indent=2))

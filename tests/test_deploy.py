@@ -1,0 +1,39 @@
+"""Deployment wiring: the local layout (deployer holds the roles) and the production layout
+(a Timelock holds the admin role and the token's ownership; the deployer keeps nothing)."""
+
+from offchain.chain.deploy import DEFAULT_ADMIN_ROLE, deploy_all, role
+from offchain.params import GPU_CLASSES
+
+
+def test_deploy__local__deployer_holds_operational_roles(deployment, deployer, registry, market, token):
+    for contract in (registry, market):
+        assert contract.hasRole(DEFAULT_ADMIN_ROLE, deployer)
+        assert contract.hasRole(role("PAUSER_ROLE"), deployer)
+    assert registry.hasRole(role("ATTESTER_ROLE"), deployer)
+    assert market.hasRole(role("VERIFIER_ROLE"), deployer)
+    assert registry.hasRole(role("COLLATERAL_ROLE"), market)
+    assert registry.hasRole(role("SLASHER_ROLE"), market)
+    assert token.owner() == deployer
+    for c in GPU_CLASSES:
+        assert registry.gpu_classes(c.class_id).name == c.name
+        assert registry.class_exists(c.class_id)
+
+
+def test_deploy__production__timelock_holds_admin_and_deployer_keeps_nothing(project, accounts):
+    deployer, guardian, oracle = accounts[8], accounts[9], accounts[7]
+    d = deploy_all(project, deployer, local=False, guardian=guardian.address, attester=oracle.address,
+                   verifier=oracle.address)
+    timelock = d.timelock
+    assert timelock is not None
+    for contract in (d.registry, d.market):
+        assert contract.hasRole(DEFAULT_ADMIN_ROLE, timelock)
+        assert not contract.hasRole(DEFAULT_ADMIN_ROLE, deployer)
+        assert not contract.hasRole(role("PAUSER_ROLE"), deployer)
+        assert contract.hasRole(role("PAUSER_ROLE"), guardian)
+    assert d.registry.hasRole(role("ATTESTER_ROLE"), oracle)
+    assert not d.registry.hasRole(role("ATTESTER_ROLE"), deployer)
+    assert d.market.hasRole(role("VERIFIER_ROLE"), oracle)
+    assert d.token.owner() == timelock
+    assert not d.token.is_minter(deployer)
+    assert timelock.get_minimum_delay() == 2 * 24 * 3600
+    assert d.record["contracts"]["Timelock"] == timelock.address

@@ -1,0 +1,56 @@
+"""`ape run deploy` end to end against a real anvil node (started here), as a user runs it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from offchain.chain.anvil import running_anvil
+from offchain.chain.deploy import REPO_ROOT
+
+pytestmark = pytest.mark.anvil
+DEPLOYMENT = REPO_ROOT / "deployments" / "ethereum-local-foundry.json"
+
+
+def _deploy(*extra: str) -> subprocess.CompletedProcess:
+    ape = Path(sys.executable).with_name("ape")
+    return subprocess.run(
+        [str(ape), "run", "deploy", "--network", "ethereum:local:foundry", *extra],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ),
+    )
+
+
+def test_ape_run_deploy__records_and_does_not_redeploy(tmp_path):
+    backup = DEPLOYMENT.read_bytes() if DEPLOYMENT.exists() else None
+    try:
+        DEPLOYMENT.unlink(missing_ok=True)
+        with running_anvil(log_path=tmp_path / "anvil.log"):
+            first = _deploy()
+            assert first.returncode == 0, first.stdout + first.stderr
+            record = json.loads(DEPLOYMENT.read_text())
+            assert record["chain_id"] == 31337
+            assert set(record["contracts"]) == {"ComputeToken", "ProviderRegistry", "JobMarket"}
+            assert record["vyper_version"] == "0.4.3"
+            assert record["block"] >= 1
+            assert set(record["tx"]) == set(record["contracts"])
+            assert record["git_commit"]
+
+            again = _deploy()
+            assert again.returncode == 0, again.stdout + again.stderr
+            assert "Already deployed" in again.stdout
+            assert json.loads(DEPLOYMENT.read_text())["contracts"] == record["contracts"]
+
+            forced = _deploy("--redeploy")
+            assert forced.returncode == 0, forced.stdout + forced.stderr
+            new = json.loads(DEPLOYMENT.read_text())
+            assert new["contracts"]["JobMarket"] != record["contracts"]["JobMarket"]
+    finally:
+        if backup is not None:
+            DEPLOYMENT.write_bytes(backup)
