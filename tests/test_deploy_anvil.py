@@ -27,6 +27,12 @@ def _deploy(*extra: str) -> subprocess.CompletedProcess:
     )
 
 
+def _gpunet(*args: str) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("gpunet")
+    return subprocess.run([str(exe), *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ))
+
+
 def test_ape_run_deploy__records_and_does_not_redeploy(tmp_path):
     backup = DEPLOYMENT.read_bytes() if DEPLOYMENT.exists() else None
     try:
@@ -42,6 +48,16 @@ def test_ape_run_deploy__records_and_does_not_redeploy(tmp_path):
             assert set(record["tx"]) == set(record["contracts"])
             assert record["git_commit"]
 
+            cli = _gpunet("info", "--json")
+            assert cli.returncode == 0, cli.stdout + cli.stderr
+            info = json.loads(cli.stdout)
+            assert info["contracts"] == record["contracts"]
+            assert info["params"]["fee_bps"] == 500
+            assert info["job_count"] == 0
+            missing = _gpunet("job", "show", "1")
+            assert missing.returncode == 1
+            assert "job 1 does not exist" in missing.stderr
+
             again = _deploy()
             assert again.returncode == 0, again.stdout + again.stderr
             assert "Already deployed" in again.stdout
@@ -54,3 +70,9 @@ def test_ape_run_deploy__records_and_does_not_redeploy(tmp_path):
     finally:
         if backup is not None:
             DEPLOYMENT.write_bytes(backup)
+
+
+def test_gpunet_info__no_deployment__says_how_to_deploy(tmp_path):
+    out = _gpunet("info", "--network", "ethereum:sepolia:node")
+    assert out.returncode == 1
+    assert "ape run deploy --network ethereum:sepolia:node" in out.stderr

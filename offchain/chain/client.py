@@ -1,0 +1,62 @@
+"""Contract handles for a recorded deployment (deployments/<network>.json), through ape."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from offchain.chain.deploy import DEPLOYMENTS_DIR, deployment_path, load_record
+
+
+class DeploymentNotFound(RuntimeError):
+    pass
+
+
+@dataclass
+class Handles:
+    record: dict
+    token: Any
+    registry: Any
+    market: Any
+    chain: Any
+
+
+def parse_network(choice: str) -> tuple[str, str, str | None]:
+    parts = choice.split(":")
+    if len(parts) < 2:
+        raise ValueError(f"network {choice!r}: expected ECOSYSTEM:NETWORK[:PROVIDER], e.g. ethereum:local:foundry")
+    return parts[0], parts[1], parts[2] if len(parts) > 2 else None
+
+
+@contextlib.contextmanager
+def connect(network_choice: str) -> Iterator[Handles]:
+    """Connects ape to `network_choice` and yields handles to the recorded contracts."""
+    from ape import chain, networks, project
+
+    ecosystem, network, provider = parse_network(network_choice)
+    path = deployment_path(ecosystem, network, provider)
+    record = load_record(path)
+    if record is None:
+        known = sorted(p.name for p in DEPLOYMENTS_DIR.glob("*.json"))
+        raise DeploymentNotFound(
+            f"no deployment recorded at {path}: run `ape run deploy --network {network_choice}` first"
+            + (f" (recorded: {', '.join(known)})" if known else "")
+        )
+    with networks.parse_network_choice(network_choice):
+        if chain.chain_id != record["chain_id"]:
+            raise DeploymentNotFound(
+                f"{path.name} is for chain {record['chain_id']} but {network_choice} is chain {chain.chain_id}: "
+                "redeploy with `ape run deploy --redeploy`"
+            )
+        c = record["contracts"]
+        for name, addr in c.items():
+            if not chain.provider.get_code(addr):
+                raise DeploymentNotFound(f"{name} at {addr} has no code on this chain: redeploy")
+        yield Handles(
+            record=record,
+            token=project.ComputeToken.at(c["ComputeToken"]),
+            registry=project.ProviderRegistry.at(c["ProviderRegistry"]),
+            market=project.JobMarket.at(c["JobMarket"]),
+            chain=chain,
+        )
