@@ -26,6 +26,7 @@ $(ANVIL): package.json package-lock.json
 	@touch $@
 
 test: install
+	ape compile
 	ape test tests -q -p no:cacheprovider --ignore=tests/fuzz
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/python -m pytest tests/fuzz -q -p no:cacheprovider -p no:ape_test
 
