@@ -56,7 +56,7 @@ def info(network: str, as_json: bool) -> None:
 
     try:
         with _connect(network) as h:
-            params = dict(zip(PARAM_FIELDS, h.market.params()))
+            params = dict(zip(PARAM_FIELDS, h.market.params(), strict=True))
             out = {
                 "network": network,
                 "chain_id": h.record["chain_id"],
@@ -111,8 +111,14 @@ def provider_show(address: str, network: str) -> None:
         for log in h.registry.MachineRegistered.range(0, None, search_topics={"provider": address}):
             mid = log.machine_id
             info = h.registry.machines(mid)
-            m.add_row(str(mid), str(info.class_id), str(info.gpu_count), str(info.vram_mb),
-                      MachineStatus(info.status).name, info.endpoint)
+            m.add_row(
+                str(mid),
+                str(info.class_id),
+                str(info.gpu_count),
+                str(info.vram_mb),
+                MachineStatus(info.status).name,
+                info.endpoint,
+            )
         console.print(m)
 
 
@@ -134,8 +140,11 @@ def job_show(job_id: int, network: str, as_json: bool) -> None:
             raise click.ClickException(f"job {job_id} does not exist (jobs 1..{h.market.job_count()})")
         data = job_from_chain(h.market, job_id)
         status = JobStatus(h.market.job_status(job_id))
-    out = {"job_id": job_id, "status": status.name, **{k: (v.hex() if isinstance(v, bytes) else v)
-                                                      for k, v in data.items()}}
+    out = {
+        "job_id": job_id,
+        "status": status.name,
+        **{k: (v.hex() if isinstance(v, bytes) else v) for k, v in data.items()},
+    }
     if as_json:
         click.echo(json.dumps(out, indent=2, default=str))
         return

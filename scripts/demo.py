@@ -136,7 +136,7 @@ def run_demo() -> int:
                 1800,
                 sender=alice,
             )
-            for p, (job_id, job) in zip(alice_plans, J.jobs_from_receipt(market, tx)):
+            for p, (job_id, job) in zip(alice_plans, J.jobs_from_receipt(market, tx), strict=True):
                 p.job_id, book[job_id] = job_id, job
             for p in (p for p in plans if p.user == "bob"):
                 tx = market.create_job(
@@ -167,7 +167,11 @@ def run_demo() -> int:
                     result = hashlib.sha256(b"made up" + result).digest()
                     p.notes.append("provider returned a made-up result")
                 tx = market.submit_result(
-                    p.job_id, J.as_tuple(book[p.job_id]), result, f"http://127.0.0.1:0/results/{result.hex()}", sender=prov
+                    p.job_id,
+                    J.as_tuple(book[p.job_id]),
+                    result,
+                    f"http://127.0.0.1:0/results/{result.hex()}",
+                    sender=prov,
                 )
                 J.update_from_receipt(market, book, tx)
 
@@ -222,8 +226,12 @@ def run_demo() -> int:
             for a in (honest, sloppy, alice, bob):
                 end = token.balanceOf(a) + (registry.slashable(a) if a in (honest, sloppy) else 0)
                 begin = start[a.address]
-                flows.add_row(names[a.address], f"{begin / ONE_TOKEN:.3f}", f"{end / ONE_TOKEN:.3f}",
-                              f"{(end - begin) / ONE_TOKEN:+.3f}")
+                flows.add_row(
+                    names[a.address],
+                    f"{begin / ONE_TOKEN:.3f}",
+                    f"{end / ONE_TOKEN:.3f}",
+                    f"{(end - begin) / ONE_TOKEN:+.3f}",
+                )
             console.print(flows)
             treasury = token.balanceOf(deployer)
             console.print(
@@ -235,8 +243,10 @@ def run_demo() -> int:
             honest_gain = token.balanceOf(honest) + registry.slashable(honest) - start[honest.address]
             sloppy_gain = token.balanceOf(sloppy) + registry.slashable(sloppy) - start[sloppy.address]
             ok &= honest_gain > 0 > sloppy_gain
-            console.print(f"honest provider {honest_gain / ONE_TOKEN:+.4f} GPU, sloppy provider "
-                          f"{sloppy_gain / ONE_TOKEN:+.4f} GPU")
+            console.print(
+                f"honest provider {honest_gain / ONE_TOKEN:+.4f} GPU, sloppy provider "
+                f"{sloppy_gain / ONE_TOKEN:+.4f} GPU"
+            )
     console.print("[bold green]demo OK[/]" if ok else "[bold red]demo FAILED: an outcome differs[/]")
     return 0 if ok else 1
 

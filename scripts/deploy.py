@@ -9,7 +9,7 @@ Outside local networks the signer comes from `--account ALIAS` (ape accounts), n
 import json
 
 import click
-from ape import accounts, chain, networks, project
+from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand
 
 from offchain.chain.deploy import LOCAL_NETWORKS, deploy_all, deployment_path, load_record, record_is_live

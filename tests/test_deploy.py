@@ -21,8 +21,9 @@ def test_deploy__local__deployer_holds_operational_roles(deployment, deployer, r
 
 def test_deploy__production__timelock_holds_admin_and_deployer_keeps_nothing(project, accounts):
     deployer, guardian, oracle = accounts[8], accounts[9], accounts[7]
-    d = deploy_all(project, deployer, local=False, guardian=guardian.address, attester=oracle.address,
-                   verifier=oracle.address)
+    d = deploy_all(
+        project, deployer, local=False, guardian=guardian.address, attester=oracle.address, verifier=oracle.address
+    )
     timelock = d.timelock
     assert timelock is not None
     for contract in (d.registry, d.market):

@@ -29,8 +29,9 @@ def _deploy(*extra: str) -> subprocess.CompletedProcess:
 
 def _gpunet(*args: str) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("gpunet")
-    return subprocess.run([str(exe), *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ))
+    return subprocess.run(
+        [str(exe), *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ)
+    )
 
 
 def test_ape_run_deploy__records_and_does_not_redeploy(tmp_path):

@@ -9,8 +9,8 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Same as ape's test mnemonic (ape-config.yaml), so ape's test accounts are anvil's funded ones.
@@ -51,11 +51,28 @@ def running_anvil(port: int | None = None, log_path: Path | None = None, timeout
     """Starts anvil on 127.0.0.1:<port>, yields its URL and sets APE_FOUNDRY_HOST for ape; stops it after."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    log = open(log_path, "w") if log_path else subprocess.DEVNULL
+    log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed in `finally`
     proc = subprocess.Popen(
-        [anvil_bin(), "--port", str(port), "--host", "127.0.0.1", "--mnemonic", MNEMONIC,
-         "--hardfork", "cancun", "--accounts", "10", "--balance", "10000",
-         "--gas-price", "0", "--base-fee", "0", *os.environ.get("GPUNET_ANVIL_ARGS", "").split()],
+        [
+            anvil_bin(),
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "--mnemonic",
+            MNEMONIC,
+            "--hardfork",
+            "cancun",
+            "--accounts",
+            "10",
+            "--balance",
+            "10000",
+            "--gas-price",
+            "0",
+            "--base-fee",
+            "0",
+            *os.environ.get("GPUNET_ANVIL_ARGS", "").split(),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )

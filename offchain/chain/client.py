@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from offchain.chain.deploy import DEPLOYMENTS_DIR, deployment_path, load_record
 

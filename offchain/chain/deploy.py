@@ -15,8 +15,8 @@ from typing import Any
 
 from eth_utils import keccak
 
-from offchain.params import GPU_CLASSES, UNBONDING_PERIOD_SECONDS, MarketParams
 from offchain.constants import ONE_TOKEN
+from offchain.params import GPU_CLASSES, UNBONDING_PERIOD_SECONDS, MarketParams
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENTS_DIR = REPO_ROOT / "deployments"
@@ -90,7 +90,7 @@ def deploy_all(
     deployer,
     *,
     local: bool,
-    params: MarketParams = MarketParams(),
+    params: MarketParams | None = None,
     unbonding_period: int = UNBONDING_PERIOD_SECONDS,
     treasury: str | None = None,
     guardian: str | None = None,
@@ -108,6 +108,7 @@ def deploy_all(
     Other networks: a Timelock is deployed and made admin of everything, the deployer
     renounces its admin roles and hands the token's ownership (the minter registry) over.
     """
+    params = params or MarketParams()
     txs: dict[str, str] = {}
     sender = {"sender": deployer}
 

@@ -7,7 +7,8 @@ oracle) can rebuild the current struct from logs and `check_job` it against the 
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from offchain.constants import JOB_FIELDS
 
