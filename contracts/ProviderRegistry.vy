@@ -39,7 +39,7 @@ from snekmate.auth import access_control
 initializes: access_control
 
 from snekmate.utils import pausable
-# Guardian stop for new registrations and new collateral locks.
+# Guardian stop for new machine registrations (JobMarket pauses new jobs itself).
 initializes: pausable
 
 exports: (
@@ -152,6 +152,10 @@ machine_count: public(uint256)
 
 # Sum over a provider's non-exited machines of min_stake_per_gpu * gpu_count, fixed at registration.
 required_stake: public(HashMap[address, uint256])
+
+# Each machine's share of `required_stake`, recorded at registration so that exiting removes
+# exactly what registering added, whatever governance did to the class minimum in between.
+machine_requirement: public(HashMap[uint256, uint256])
 
 # Offer price: token wei per compute unit, per provider and class; 0 = no offer.
 offers: public(HashMap[address, HashMap[uint16, uint256]])
@@ -269,7 +273,9 @@ def register(class_id: uint16, gpu_count: uint16, vram_mb: uint32, endpoint: Str
         | (convert(vram_mb, uint256) << _VRAM_SHIFT)
     )
     self._machine_endpoint[machine_id] = endpoint
-    self.required_stake[msg.sender] += self._class_min_stake[class_id] * convert(gpu_count, uint256)
+    requirement: uint256 = self._class_min_stake[class_id] * convert(gpu_count, uint256)
+    self.machine_requirement[machine_id] = requirement
+    self.required_stake[msg.sender] += requirement
     log MachineRegistered(
         machine_id=machine_id,
         provider=msg.sender,
@@ -307,9 +313,8 @@ def exit_machine(machine_id: uint256):
     old_status: uint8 = self._m_status(core)
     assert old_status != STATUS_EXITED, "registry: machine exited"
     self._set_status(machine_id, core, STATUS_EXITED)
-    requirement: uint256 = self._class_min_stake[self._m_class(core)] * ((core >> _GPUS_SHIFT) & 65535)
-    # The class minimum may have changed since registration: never underflow.
-    self.required_stake[msg.sender] -= min(requirement, self.required_stake[msg.sender])
+    # Exactly what registration added (the sum includes it, so this cannot underflow).
+    self.required_stake[msg.sender] -= self.machine_requirement[machine_id]
     log MachineStatusChanged(
         machine_id=machine_id, provider=msg.sender, old_status=old_status, new_status=STATUS_EXITED
     )
@@ -557,9 +562,10 @@ def unlock_collateral(provider: address, amount: uint256):
     locked: uint256 = 0
     staked, locked = self._get_bond(provider)
     # A slash by another slasher may already have cut `locked` down to `staked`.
-    locked -= min(amount, locked)
+    released: uint256 = min(amount, locked)
+    locked -= released
     self._set_bond(provider, staked, locked)
-    log CollateralUnlocked(provider=provider, amount=amount, locked=locked)
+    log CollateralUnlocked(provider=provider, amount=released, locked=locked)
 
 
 @external
@@ -583,6 +589,8 @@ def slash(provider: address, amount: uint256, reason: bytes32, beneficiary: addr
     self._set_bond(provider, staked, min(locked, staked))
     if from_unbonding > 0:
         self.unbonding[provider] = unbonding - from_unbonding
+        if from_unbonding == unbonding:
+            self.unbonding_release[provider] = 0
     slashed: uint256 = from_staked + from_unbonding
     if slashed > 0:
         if beneficiary == empty(address):

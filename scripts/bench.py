@@ -1,0 +1,369 @@
+"""Gas benchmark of the gpunet contracts on a local anvil node (`make bench`).
+
+Deploys everything with the same helper as the demo and tests, sets up a provider with a
+CPU machine and users with tokens, then measures `gas_used` of:
+- single jobs (create_job, accept, submit_result, finalize), one by one: the very first job
+  of the deployment separately, and the median of the later (steady-state) ones;
+- batches of 1, 10 and 50 (create_jobs, accept_jobs, submit_results, finalize_many): gas
+  per transaction and amortized per job;
+- every other state-changing operation once or a few times (stake, register, offers,
+  unstake/withdraw, dispute, verdicts incl. the slash, expiry, cancel, fee sweep).
+
+Prints a table, writes build/bench/gas.json and exits 1 if a target is missed.
+`--profile` starts anvil with step tracing and prints where the gas of the single-job and
+batch-50 transactions goes (per opcode, per contract, per storage slot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+from offchain.chain.anvil import running_anvil
+from offchain.chain.deploy import _git_commit, deploy_all, role
+from offchain.constants import ONE_TOKEN, JobStatus
+from scripts._bench_lib import (
+    RESULT_URI,
+    Driver,
+    GasLog,
+    anvil_version,
+    median,
+    profile_storage,
+    slot_labels,
+    storage_layout,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+OUT = REPO_ROOT / "build" / "bench" / "gas.json"
+TARGETS = {"job_lifecycle_gas": 250_000, "amortized_gas_batch_50": 80_000}
+BATCH_SIZES = (1, 10, 50)
+LIFECYCLE = ("create_job", "accept", "submit_result", "finalize")
+BATCH_OPS = ("create_jobs", "accept_jobs", "submit_results", "finalize_many")
+STAKE = 1_000 * ONE_TOKEN
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m scripts.bench", description=__doc__.splitlines()[0])
+    p.add_argument("--jobs", type=int, default=7, help="single jobs to run one by one (>= 3; default 7)")
+    p.add_argument("--out", type=Path, default=OUT, help=f"JSON output (default {OUT.relative_to(REPO_ROOT)})")
+    p.add_argument("--profile", action="store_true", help="trace the lifecycle txs and print where the gas goes")
+    args = p.parse_args(argv)
+    if args.jobs < 3:
+        p.error("--jobs must be at least 3 (one first job and steady-state ones)")
+    return args
+
+
+def run_bench(args: argparse.Namespace, console) -> dict:
+    from ape import accounts, chain, networks, project
+
+    with networks.parse_network_choice("ethereum:local:foundry") as provider:
+        a = accounts.test_accounts
+        deployer, prov, prov2, user, user2, keeper = a[0], a[1], a[2], a[3], a[4], a[5]
+        d = deploy_all(project, deployer, local=True)
+        gas = GasLog()
+        drv = Driver(d, chain, gas)
+        for c, name in (
+            (d.token, "deploy_ComputeToken"),
+            (d.registry, "deploy_ProviderRegistry"),
+            (d.market, "deploy_JobMarket"),
+        ):
+            gas.add(name, chain.provider.get_receipt(c.txn_hash))
+
+        # --- setup: tokens for everyone, one Active CPU machine with an offer ---------------
+        drv.fund(deployer, user, 100_000 * ONE_TOKEN, gas_names=True)
+        for acct in (prov, prov2, user2, keeper):
+            drv.fund(deployer, acct, 100_000 * ONE_TOKEN)
+        machine = drv.make_provider(prov, deployer, STAKE)
+
+        # --- single jobs, one by one -------------------------------------------------------
+        single: list[dict[str, int]] = []
+        single_txs: list[dict[str, str]] = []
+        for n in range(args.jobs):
+            job_id = drv.create(user, prov, n, name=None)
+            txs = {
+                "create_job": drv.last,
+                "accept": drv.accept(job_id, prov, machine, name=None),
+                "submit_result": drv.submit(job_id, prov, name=None),
+                "finalize": drv.finalize(job_id, keeper, name=None),
+            }
+            assert drv.status(job_id) == JobStatus.FINALIZED, f"job {job_id} not finalized"
+            single.append({k: int(tx.gas_used) for k, tx in txs.items()})
+            single_txs.append({k: tx.txn_hash for k, tx in txs.items()})
+        first, steady = single[0], single[1:]
+        for op in LIFECYCLE:
+            gas.ops[op] = [j[op] for j in steady]
+            gas.ops[op + "_first"] = [first[op]]
+        lifecycle_steady = median([sum(j.values()) for j in steady])
+        lifecycle_first = sum(first.values())
+
+        # --- batches -------------------------------------------------------------------------
+        batches: dict[int, dict[str, int]] = {}
+        batch_txs: dict[int, dict[str, str]] = {}
+        next_spec = 10_000
+        for size in BATCH_SIZES:
+            ids, created = drv.create_batch(user, prov, next_spec, size)
+            next_spec += size
+            txs = {
+                "create_jobs": created,
+                "accept_jobs": drv.accept_batch(ids, prov, machine),
+                "submit_results": drv.submit_batch(ids, prov),
+                "finalize_many": drv.finalize_batch(ids, keeper),
+            }
+            assert all(drv.status(i) == JobStatus.FINALIZED for i in ids), f"batch {size} not finalized"
+            row = {k: int(tx.gas_used) for k, tx in txs.items()}
+            row["total"] = sum(row.values())
+            row["per_job"] = row["total"] // size
+            batches[size] = row
+            batch_txs[size] = {k: tx.txn_hash for k, tx in txs.items()}
+
+        # --- the other operations ---------------------------------------------------------------
+        measure_other_ops(drv, deployer, prov, prov2, user, user2, keeper, machine)
+
+        profile = None
+        if args.profile:
+            profile = run_profile(
+                provider.web3,
+                d,
+                console,
+                single_txs[-1],
+                batch_txs[BATCH_SIZES[-1]],
+                {
+                    "deployer": deployer,
+                    "provider": prov,
+                    "provider2": prov2,
+                    "user": user,
+                    "user2": user2,
+                    "keeper": keeper,
+                },
+                max(drv.jobs),
+            )
+
+    ops = {name: median(values) for name, values in gas.ops.items()}
+    result = {
+        "job_lifecycle_gas": lifecycle_steady,
+        "job_lifecycle_gas_first": lifecycle_first,
+        **{f"amortized_gas_batch_{s}": batches[s]["per_job"] for s in BATCH_SIZES},
+        "ops": ops,
+        "targets": dict(TARGETS),
+        "anvil_version": anvil_version(),
+        "git_commit": _git_commit(),
+        "single_jobs": single,
+        "batches": {str(s): row for s, row in batches.items()},
+        "ops_samples": {name: list(values) for name, values in gas.ops.items()},
+        "conditions": {
+            "result_uri_length": len(RESULT_URI),
+            "hardfork": "cancun",
+            "note": "single-job medians exclude the deployment's first job; batch jobs are targeted "
+            "at one provider and accepted on one machine",
+        },
+    }
+    if profile is not None:
+        result["profile"] = profile
+    return result
+
+
+def measure_other_ops(drv: Driver, deployer, prov, prov2, user, user2, keeper, machine) -> None:
+    """Each remaining operation once or a few times, each from a state where it succeeds."""
+    m, r = drv.market, drv.registry
+
+    # A second provider from scratch (its stake slot goes from zero to non-zero).
+    machine2 = drv.make_provider(prov2, deployer, STAKE)
+    drv.record("stake_topup", r.stake(10 * ONE_TOKEN, sender=prov2))
+    drv.record("update_endpoint", r.update_endpoint(machine2, "https://moved.gpunet.example:8443", sender=prov2))
+    drv.record("set_offer_change", r.set_offer(1, 2 * 10**15, sender=prov2))
+    drv.record("set_offer_change", r.set_offer(1, 10**15, sender=prov2))
+
+    def submitted(n: int, who=prov, mach=machine) -> int:
+        job_id = drv.create(user, who, n, name=None)
+        drv.accept(job_id, who, mach, name=None)
+        drv.submit(job_id, who, name=None)
+        return job_id
+
+    # Open jobs (no target provider) taken by whoever accepts first.
+    for n in range(2):
+        job_id = drv.create(user2, None, 20_000 + n, name="create_job_open")
+        drv.accept(job_id, prov, machine, name="accept_open")
+        drv.submit(job_id, prov, name=None)
+        drv.finalize(job_id, keeper, name=None)
+
+    # Disputes and verdicts.
+    for n in range(2):
+        job_id = submitted(21_000 + n)
+        drv.record("dispute", m.dispute(job_id, drv.t(job_id), sender=keeper))
+        drv.record("post_verdict_valid", m.post_verdict(job_id, drv.t(job_id), True, sender=deployer))
+        assert drv.status(job_id) == JobStatus.FINALIZED
+    for n in range(2):
+        # Invalid result: user refunded, collateral slashed to user, challenger and burn.
+        job_id = submitted(22_000 + n, prov2, machine2)
+        drv.record(None, m.dispute(job_id, drv.t(job_id), sender=keeper))
+        drv.record("post_verdict_invalid_slash", m.post_verdict(job_id, drv.t(job_id), False, sender=deployer))
+        assert drv.status(job_id) == JobStatus.FAILED
+    job_id = submitted(23_000)
+    drv.record(None, m.dispute(job_id, drv.t(job_id), sender=keeper))
+    d = m.disputes(job_id)
+    drv.warp_to(d.audit_deadline + 1)
+    drv.record("finalize_audit_timeout", m.finalize(job_id, drv.t(job_id), sender=keeper))
+    assert drv.status(job_id) == JobStatus.FINALIZED
+
+    # Cancel and expiry.
+    for n in range(2):
+        job_id = drv.create(user, prov, 24_000 + n, name=None)
+        drv.record("cancel", m.cancel(job_id, drv.t(job_id), sender=user))
+        assert drv.status(job_id) == JobStatus.CANCELLED
+    for n in range(2):
+        job_id = drv.create(user, prov, 25_000 + n, name=None, accept_window=60)
+        drv.warp_to(drv.jobs[job_id]["accept_by"] + 1)
+        drv.record("expire_open", m.expire(job_id, drv.t(job_id), sender=keeper))
+        assert drv.status(job_id) == JobStatus.CANCELLED
+    for n in range(2):
+        job_id = drv.create(user, prov, 26_000 + n, name=None)
+        drv.accept(job_id, prov, machine, name=None)
+        drv.warp_to(drv.jobs[job_id]["complete_by"] + 1)
+        drv.record("expire_running_slash", m.expire(job_id, drv.t(job_id), sender=keeper))
+        assert drv.status(job_id) == JobStatus.EXPIRED
+
+    drv.record("sweep_fees", m.sweep_fees(sender=keeper))
+
+    # Leaving: unstake (first request, then a second that adds to it), withdraw, exit.
+    drv.record("request_unstake", r.request_unstake(10 * ONE_TOKEN, sender=prov))
+    drv.record("request_unstake_again", r.request_unstake(10 * ONE_TOKEN, sender=prov))
+    drv.warp_to(drv.now() + int(r.unbonding_period()) + 1)
+    drv.record("withdraw", r.withdraw(sender=prov))
+    drv.record("exit_machine", r.exit_machine(machine2, sender=prov2))
+
+    # Guardian.
+    drv.record("pause_market", m.pause(sender=deployer))
+    drv.record("unpause_market", m.unpause(sender=deployer))
+
+
+def run_profile(web3, d, console, single: dict, batch: dict, actors: dict, max_job_id: int) -> dict:
+    """Where the gas goes: per contract and per storage slot, for one steady job and the largest batch."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    contracts = {"ComputeToken": d.token, "ProviderRegistry": d.registry, "JobMarket": d.market}
+    names = {c.address.lower(): n for n, c in contracts.items()}
+    keys = {
+        "address": [(k, bytes(12) + bytes.fromhex(v.address[2:])) for k, v in actors.items()]
+        + [(n, bytes(12) + bytes.fromhex(c.address[2:])) for n, c in contracts.items()],
+        "uint256": [(str(i), i.to_bytes(32, "big")) for i in range(0, max_job_id + 1)],
+        "uint16": [(str(i), i.to_bytes(32, "big")) for i in range(0, 12)],
+        "bytes32": [
+            (r, role(r)) for r in ("ATTESTER_ROLE", "COLLATERAL_ROLE", "SLASHER_ROLE", "PAUSER_ROLE", "VERIFIER_ROLE")
+        ]
+        + [("DEFAULT_ADMIN_ROLE", bytes(32))],
+    }
+    labels: dict[str, dict[str, str]] = {}
+    for n in contracts:
+        try:
+            labels[n] = slot_labels(storage_layout(f"contracts/{n}.vy"), keys)
+        except Exception as e:  # noqa: BLE001 - naming slots is a nicety
+            console.print(f"[yellow]no storage layout for {n}: {e}")
+            labels[n] = {}
+
+    out = {}
+    for title, txs in (("single job (steady state)", single), ("batch of 50", batch)):
+        for op, h in txs.items():
+            prof = profile_storage(web3, h, names)
+            t = Table(
+                title=f"{title}: {op} = {prof['gas_used']:,} gas "
+                f"(execution {prof['execution']:,}, intrinsic+calldata-refunds "
+                f"{prof['intrinsic_calldata_minus_refund']:,})"
+            )
+            t.add_column("contract")
+            t.add_column("op")
+            t.add_column("slot")
+            t.add_column("count", justify="right")
+            t.add_column("gas", justify="right")
+            # Per-job slots of a batch are grouped: _jobs[17], _jobs[18], ... -> _jobs[*].
+            grouped: dict[tuple[str, str, str], list[int]] = {}
+            for c, sop, slot, cnt, g in prof["by_slot"]:
+                label = re.sub(r"\[\d+\]", "[*]", labels.get(c, {}).get(slot, slot[:18] + "…"))
+                acc = grouped.setdefault((c, sop, label), [0, 0])
+                acc[0] += cnt
+                acc[1] += g
+            for (c, sop, label), (cnt, g) in sorted(grouped.items(), key=lambda kv: -kv[1][1])[:14]:
+                t.add_row(c, sop, escape(label), str(cnt), f"{g:,}")
+            t.add_section()
+            for c, g in prof["by_contract"].items():
+                t.add_row(c, "(all)", "", "", f"{g:,}")
+            t.add_section()
+            for o, (cnt, g) in list(prof["by_op"].items())[:10]:
+                t.add_row("", o, "", str(cnt), f"{g:,}")
+            console.print(t)
+            out[f"{title}: {op}"] = {
+                "gas_used": prof["gas_used"],
+                "by_contract": prof["by_contract"],
+                "by_op": {o: v for o, v in list(prof["by_op"].items())[:15]},
+            }
+    return out
+
+
+def render(result: dict, console) -> list[str]:
+    from rich.table import Table
+
+    t = Table(title="gpunet gas (anvil, cancun)")
+    t.add_column("what")
+    t.add_column("gas", justify="right")
+    t.add_column("per job", justify="right")
+    t.add_column("target", justify="right")
+    first = result["single_jobs"][0]
+    ops = result["ops"]
+    t.add_row("[bold]single job, first of the deployment", f"{result['job_lifecycle_gas_first']:,}", "", "")
+    for op in LIFECYCLE:
+        t.add_row(f"  {op}", f"{first[op]:,}", "", "")
+    target = result["targets"]["job_lifecycle_gas"]
+    t.add_row("[bold]single job, steady state (median)", f"{result['job_lifecycle_gas']:,}", "", f"≤ {target:,}")
+    for op in LIFECYCLE:
+        t.add_row(f"  {op}", f"{ops[op]:,}", "", "")
+    for size, row in result["batches"].items():
+        t.add_section()
+        key = f"amortized_gas_batch_{size}"
+        tgt = result["targets"].get(key)
+        t.add_row(f"[bold]batch of {size}", f"{row['total']:,}", f"{row['per_job']:,}", f"≤ {tgt:,}" if tgt else "")
+        for op in BATCH_OPS:
+            t.add_row(f"  {op}", f"{row[op]:,}", f"{row[op] // int(size):,}", "")
+    t.add_section()
+    skip = set(LIFECYCLE) | {op + "_first" for op in LIFECYCLE}
+    for name in sorted(k for k in ops if k not in skip):
+        n = len(result["ops_samples"][name])
+        t.add_row(name + (f" (median of {n})" if n > 1 else ""), f"{ops[name]:,}", "", "")
+    console.print(t)
+
+    missed = [f"{k} = {result[k]:,} > target {v:,}" for k, v in result["targets"].items() if result[k] > v]
+    return missed
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from rich.console import Console
+
+    console = Console()
+    if args.profile:
+        os.environ["GPUNET_ANVIL_ARGS"] = (os.environ.get("GPUNET_ANVIL_ARGS", "") + " --steps-tracing").strip()
+    from ape.logging import LogLevel, logger
+
+    logger.set_level(LogLevel.WARNING)
+    t0 = time.monotonic()
+    with running_anvil():
+        result = run_bench(args, console)
+    missed = render(result, console)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    shown = args.out.relative_to(REPO_ROOT) if args.out.is_relative_to(REPO_ROOT) else args.out
+    console.print(f"wrote {shown} in {time.monotonic() - t0:.0f}s")
+    if missed:
+        for m in missed:
+            console.print(f"[bold red]target missed: {m}")
+        return 1
+    console.print("[green]all gas targets met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
