@@ -122,6 +122,51 @@ def provider_show(address: str, network: str) -> None:
         console.print(m)
 
 
+@provider.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all).")
+@click.option("--port", default=9650, show_default=True, type=click.IntRange(0, 65535), help="0: any free port.")
+@click.option("--provider-address", required=True, help="The provider's account address (reported on /health).")
+@click.option("--claim", required=True, help="Claimed GPU class, id or name (e.g. 1, CPU, 10, 'H100 SXM5').")
+@click.option(
+    "--cheat",
+    type=click.Choice(["wrong-output", "slow"]),
+    default=None,
+    help="Misbehave on purpose (demos/tests): corrupt the product, or answer late.",
+)
+@click.option("--slow-delay", default=2.0, show_default=True, type=float, help="Seconds --cheat slow sleeps.")
+@click.option("--device", default=None, help="torch device, e.g. cuda:0 or cpu (default: cuda if present).")
+def provider_serve(
+    host: str, port: int, provider_address: str, claim: str, cheat: str | None, slow_delay: float, device: str | None
+) -> None:
+    """Run the provider agent (hardware challenges over HTTP) until Ctrl-C / SIGTERM."""
+    import logging
+
+    from offchain.provider.agent import AgentConfig, run_forever
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        config = AgentConfig(
+            provider=provider_address,
+            claimed_class=claim,
+            host=host,
+            port=port,
+            device=device,
+            cheat=cheat,
+            slow_delay_s=slow_delay,
+        )
+
+        def ready(server) -> None:
+            click.echo(f"gpunet agent serving on {server.url} (claim {claim}, cheat {cheat or 'none'})", err=False)
+            sys.stdout.flush()
+
+        run_forever(config, on_ready=ready)
+    except KeyError as e:
+        raise click.ClickException(str(e.args[0])) from e
+    except (ValueError, RuntimeError, OSError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo("gpunet agent stopped")
+
+
 @main.group()
 def job() -> None:
     """Job commands."""
