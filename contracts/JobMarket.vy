@@ -462,12 +462,28 @@ def finalize(job_id: uint256, job: Job):
 @external
 def finalize_many(job_ids: DynArray[uint256, MAX_BATCH], jobs: DynArray[Job, MAX_BATCH]):
     """
-    @notice Batch form of `finalize`; reverts if any job is not ready.
+    @notice Batch form of `finalize`; reverts if any job is not ready. Each run of
+            consecutive jobs of one provider is paid with one transfer and one
+            collateral unlock (JobFinalized is still logged per job).
     """
     assert len(job_ids) > 0, "job_market: empty batch"
     assert len(job_ids) == len(jobs), "job_market: length mismatch"
+    payee: address = empty(address)
+    pay: uint256 = 0
+    unlock: uint256 = 0
+    fees: uint256 = 0
     for i: uint256 in range(len(job_ids), bound=MAX_BATCH):
-        self._finalize(job_ids[i], jobs[i])
+        if jobs[i].provider != payee:
+            self._pay_out(payee, pay, unlock)
+            payee = jobs[i].provider
+            pay = 0
+            unlock = 0
+        fee: uint256 = self._close_finalized(job_ids[i], jobs[i])
+        pay += jobs[i].payment - fee
+        unlock += jobs[i].collateral
+        fees += fee
+    self.fees_accrued += fees
+    self._pay_out(payee, pay, unlock)
 
 
 @external
@@ -603,9 +619,10 @@ def post_verdict(job_id: uint256, job: Job, valid: bool):
     log VerdictPosted(job_id=job_id, valid=valid, verifier=msg.sender)
     if valid:
         self._store(job_id, job, STATUS_FINALIZED)
-        self._settle(job_id, job, False)
-        if d.bond > 0:
-            self._push(job.provider, d.bond)
+        fee: uint256 = self._settle(job_id, job, False)
+        self.fees_accrued += fee
+        # The challenger's bond goes to the provider it wrongly accused.
+        self._pay_out(job.provider, job.payment - fee + d.bond, job.collateral)
         return
 
     self._store(job_id, job, STATUS_FAILED)
@@ -615,6 +632,7 @@ def post_verdict(job_id: uint256, job: Job, valid: bool):
     extcall IProviderRegistry(REGISTRY).unlock_collateral(job.provider, job.collateral)
     compensation: uint256 = job.collateral * self._user_compensation_bps // MAX_BPS
     reward: uint256 = 0
+    # Audits opened by sampling (the job-verification issue) have no challenger to reward.
     if d.challenger != empty(address):
         reward = job.collateral * self._challenger_reward_bps // MAX_BPS
     burn: uint256 = job.collateral - compensation - reward
@@ -795,37 +813,54 @@ def _submit(job_id: uint256, job: Job, result_hash: bytes32, result_uri: String[
 
 @internal
 def _finalize(job_id: uint256, job: Job):
+    fee: uint256 = self._close_finalized(job_id, job)
+    self.fees_accrued += fee
+    self._pay_out(job.provider, job.payment - fee, job.collateral)
+
+
+@internal
+def _close_finalized(job_id: uint256, job: Job) -> uint256:
+    # Checks that a job may be finalized, marks it Finalized, returns a timed-out audit's bond
+    # and settles it; the caller adds the fee to `fees_accrued` and calls `_pay_out` (once per
+    # run of one provider's jobs in `finalize_many`). Returns the fee.
     status: uint8 = self._load(job_id, job)
+    d: Dispute = empty(Dispute)
     if status == STATUS_SUBMITTED:
         assert block.timestamp > job.challenge_end, "job_market: challenge window open"
-        self._store(job_id, job, STATUS_FINALIZED)
-        self._settle(job_id, job, False)
     elif status == STATUS_AUDIT:
-        d: Dispute = self.disputes[job_id]
+        d = self.disputes[job_id]
         assert block.timestamp > d.audit_deadline, "job_market: audit in progress"
         # Written rule (docs/PROTOCOL.md): an audit that times out neither slashes the provider
         # nor forfeits the bond; the submitted result stands and the challenger gets its bond back.
         self.disputes[job_id] = empty(Dispute)
-        self._store(job_id, job, STATUS_FINALIZED)
-        self._settle(job_id, job, True)
-        if d.bond > 0:
-            self._push(d.challenger, d.bond)
     else:
         raise "job_market: job not finalizable"
+    self._store(job_id, job, STATUS_FINALIZED)
+    if d.bond > 0:
+        self._push(d.challenger, d.bond)
+    return self._settle(job_id, job, status == STATUS_AUDIT)
 
 
 @internal
-def _settle(job_id: uint256, job: Job, audit_timed_out: bool):
-    # The one settlement path: pays the provider from escrow minus the protocol fee and
-    # releases its collateral. The burn-and-mint issue replaces the payment part here.
+def _settle(job_id: uint256, job: Job, audit_timed_out: bool) -> uint256:
+    # THE settlement rule, in one place: what a finalized job pays whom. Today the provider
+    # gets the escrowed payment minus the protocol fee (paid out by `_pay_out`, possibly summed
+    # over a batch); the burn-and-mint issue replaces this function and `_pay_out`.
     fee: uint256 = job.payment * job.fee_bps // MAX_BPS  # rounds down, in the provider's favour
-    provider_amount: uint256 = job.payment - fee
-    self.fees_accrued += fee
-    self._push(job.provider, provider_amount)
-    extcall IProviderRegistry(REGISTRY).unlock_collateral(job.provider, job.collateral)
     log JobFinalized(
-        job_id=job_id, provider=job.provider, provider_amount=provider_amount, fee=fee, audit_timed_out=audit_timed_out
+        job_id=job_id, provider=job.provider, provider_amount=job.payment - fee, fee=fee, audit_timed_out=audit_timed_out
     )
+    return fee
+
+
+@internal
+def _pay_out(provider: address, amount: uint256, collateral: uint256):
+    # Pays a provider what `_settle` gave it (summed over a run of jobs in `finalize_many`) and
+    # releases the collateral; nothing for the empty provider before the first run of a batch.
+    if provider == empty(address):
+        return
+    self._push(provider, amount)
+    extcall IProviderRegistry(REGISTRY).unlock_collateral(provider, collateral)
 
 
 @internal

@@ -1,0 +1,171 @@
+"""Helpers shared by the JobMarket unit tests (tests/test_market_*.py).
+
+- `ev(receipt, event)`: the one decoded event of that type in a receipt, as a dict
+  (ape's `log.provider` is its network provider, so read fields through `event_arguments`).
+- `assert_job(market, jobs, job_id, status)`: the stored status and commitment match the
+  tracked struct.
+- `assert_books(market, token, jobs)`: the market holds exactly the escrowed payments of
+  unfinished jobs, the bonds of open disputes and the accrued fees.
+- `snap` fixture + `no_change(snap)`: JobMarket, ComputeToken and ProviderRegistry state
+  (job slots, disputes, counters, params, balances, supply, stakes, pause flag) is
+  unchanged across a reverted call.
+- `isolated(chain)`: try something and roll it back (use it, not `chain.isolate()`).
+- `tampered(job, field)`: a copy of the struct tuple with one field altered.
+"""
+
+from contextlib import contextmanager
+
+import pytest
+from eth_utils import to_canonical_address
+
+from offchain.constants import JOB_FIELDS, JobStatus
+
+ZERO_ADDRESS = "0x" + "00" * 20
+ZERO32 = b"\x00" * 32
+SPEC = b"\x11" * 32
+RESULT = b"\x22" * 32
+ESCROWED = {JobStatus.OPEN, JobStatus.RUNNING, JobStatus.SUBMITTED, JobStatus.AUDIT}
+
+
+def ev(receipt, event):
+    logs = receipt.decode_logs(event)
+    assert len(logs) == 1, f"expected one {event.name}, got {len(logs)}"
+    return dict(logs[0].event_arguments)
+
+
+def evs(receipt, event):
+    return [dict(log.event_arguments) for log in receipt.decode_logs(event)]
+
+
+def assert_job(market, jobs, job_id, status):
+    assert market.job_status(job_id) == status
+    assert market.check_job(job_id, jobs.t(job_id))
+    assert market.job_commitment(job_id) == market.hash_job(jobs.t(job_id))
+
+
+def assert_books(market, token, jobs):
+    """token.balanceOf(market) == escrowed payments + held dispute bonds + fees_accrued."""
+    held = 0
+    for job_id in range(1, market.job_count() + 1):
+        status = market.job_status(job_id)
+        if status in ESCROWED:
+            held += jobs[job_id]["payment"]
+        bond = market.disputes(job_id).bond
+        if status == JobStatus.AUDIT:
+            held += bond
+        else:
+            assert bond == 0, f"job {job_id}: dispute record left behind"
+    assert token.balanceOf(market) == held + market.fees_accrued()
+
+
+def tampered(jobs, job_id, field):
+    job = dict(jobs[job_id])
+    value = job[field]
+    if isinstance(value, (bytes, bytearray)):
+        job[field] = bytes([value[0] ^ 1]) + bytes(value[1:])
+    elif isinstance(value, str):  # address
+        job[field] = "0x" + "00" * 19 + "42" if int(value, 16) != 0x42 else "0x" + "00" * 19 + "43"
+    else:
+        job[field] = value + 1
+    return tuple(job[f] for f in JOB_FIELDS)
+
+
+def set_params(market, admin, params, **changes):
+    p = params.as_dict()
+    p.update(changes)
+    return market.set_params(tuple(p.values()), sender=admin)
+
+
+@pytest.fixture
+def snap(chain, market, token, registry, provider, provider2, user, user2, keeper, attacker, treasury):
+    """What a reverted call must not change. On the in-process chain: the storage roots of
+    the three protocol contracts (every job slot, dispute, counter, parameter, balance,
+    allowance, the supply and every stake live there), read from py-evm because a
+    view-by-view snapshot costs ~30 calls. Elsewhere: the same things through views."""
+    contracts = (market, token, registry)
+    people = (provider, provider2, user, user2, keeper, attacker, treasury, market, registry)
+
+    def _roots():
+        account_db = chain.provider.evm_backend.chain.get_vm().state._account_db
+        return [account_db._get_storage_root(to_canonical_address(c.address)) for c in contracts]
+
+    try:
+        _roots()
+        return _roots
+    except AttributeError:  # not py-evm (e.g. anvil)
+        return lambda: view_state(market, token, registry, people, (provider, provider2))
+
+
+def view_state(market, token, registry, people, providers):
+    count = market.job_count()
+    return {
+        "jobs": [(market.job_status(i), market.job_commitment(i)) for i in range(count + 2)],
+        "disputes": [tuple(market.disputes(i)) for i in range(count + 1)],
+        "market": (market.fees_accrued(), market.treasury(), tuple(market.params()), market.paused()),
+        "balances": [token.balanceOf(a) for a in people] + [token.totalSupply()],
+        "stakes": [tuple(registry.stakes(p)) for p in providers],
+    }
+
+
+@contextmanager
+def isolated(chain):
+    """Runs the block on a chain snapshot and rolls it back afterwards. Unlike ape's
+    `chain.isolate()`, which swallows every exception raised inside it (assertions
+    included), this lets failures propagate."""
+    snapshot_id = chain.snapshot()
+    try:
+        yield
+    finally:
+        chain.restore(snapshot_id)
+
+
+@contextmanager
+def no_change(snap):
+    before = snap()
+    yield
+    assert snap() == before
+
+
+class Ledger:
+    """Token balances of named accounts (plus total supply) and their change since the last mark."""
+
+    def __init__(self, token, **accounts):
+        self.token = token
+        self.accounts = accounts
+        self.mark()
+
+    def _read(self):
+        out = {name: self.token.balanceOf(a) for name, a in self.accounts.items()}
+        out["supply"] = self.token.totalSupply()
+        return out
+
+    def mark(self):
+        self.start = self._read()
+
+    def delta(self, reset=True):
+        now = self._read()
+        d = {k: now[k] - self.start[k] for k in now}
+        if reset:
+            self.start = now
+        return d
+
+    def expect(self, **changes):
+        """Every tracked balance changed by exactly `changes` (0 for the ones not named)."""
+        want = {k: changes.get(k, 0) for k in self.start}
+        assert self.delta() == want
+
+
+@pytest.fixture
+def ledger(token, market, registry, user, user2, provider, provider2, treasury, keeper, attacker):
+    return Ledger(
+        token,
+        user=user,
+        user2=user2,
+        provider=provider,
+        provider2=provider2,
+        keeper=keeper,
+        attacker=attacker,
+        market=market,
+        treasury=treasury,
+        registry=registry,
+    )

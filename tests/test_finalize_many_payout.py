@@ -1,0 +1,90 @@
+"""finalize_many pays each run of one provider's jobs with one transfer and one unlock.
+
+The end state must equal finalizing the same jobs one by one: provider balances, locked
+collateral, accrued fees, challenger bonds, job statuses; JobFinalized is still per job.
+"""
+
+import ape
+import pytest
+
+from offchain.constants import JobStatus
+
+RESULT = b"\x22" * 32
+
+
+@pytest.fixture
+def mixed_batch(make_provider, make_job, market, jobs, chain, provider, provider2, user, user2):
+    """Submitted jobs of provider, provider, provider2, provider (two runs of provider), and the
+    last of them disputed and past its audit deadline: ids in that order."""
+    m1 = make_provider(provider)
+    m2 = make_provider(provider2)
+    plan = [(provider, m1), (provider, m1), (provider2, m2), (provider, m1)]
+    ids = []
+    for n, (prov, machine) in enumerate(plan):
+        job_id, _ = make_job(user, target=prov, units=1_000 + 7 * n, spec_hash=bytes([n + 1]) * 32)
+        jobs.track(market.accept(job_id, jobs.t(job_id), machine, sender=prov))
+        jobs.track(market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=prov))
+        ids.append(job_id)
+    market.dispute(ids[-1], jobs.t(ids[-1]), sender=user2)
+    deadline = market.disputes(ids[-1]).audit_deadline
+    chain.mine(timestamp=max(deadline, max(jobs[i]["challenge_end"] for i in ids)) + 1)
+    return ids
+
+
+def _state(market, registry, token, accounts_):
+    return {
+        "balances": [token.balanceOf(a) for a in accounts_],
+        "locked": [registry.locked(a) for a in accounts_],
+        "staked": [registry.staked(a) for a in accounts_],
+        "fees": market.fees_accrued(),
+    }
+
+
+def test_finalize_many__mixed_providers_and_audit_timeout__same_end_state_as_one_by_one(
+    mixed_batch, market, registry, token, jobs, chain, provider, provider2, keeper, user, user2
+):
+    ids = mixed_batch
+    who = [provider, provider2, keeper, user, user2, market]
+    snapshot = chain.snapshot()
+    for job_id in ids:
+        market.finalize(job_id, jobs.t(job_id), sender=keeper)
+    one_by_one = _state(market, registry, token, who)
+    chain.restore(snapshot)
+
+    tx = market.finalize_many(ids, [jobs.t(i) for i in ids], sender=keeper)
+    assert _state(market, registry, token, who) == one_by_one
+    assert [market.job_status(i) for i in ids] == [JobStatus.FINALIZED] * len(ids)
+    assert registry.locked(provider) == 0 and registry.locked(provider2) == 0
+
+    finalized = [dict(log.event_arguments) for log in tx.decode_logs(market.JobFinalized)]
+    assert [e["job_id"] for e in finalized] == ids
+    for e, job_id in zip(finalized, ids):
+        job = jobs[job_id]
+        fee = job["payment"] * job["fee_bps"] // 10_000
+        assert (e["provider"], e["fee"], e["provider_amount"]) == (job["provider"], fee, job["payment"] - fee)
+        assert e["audit_timed_out"] == (job_id == ids[-1])
+    # Runs: [provider, provider], [provider2], [provider] -> three unlocks, not four.
+    unlocks = [dict(log.event_arguments) for log in tx.decode_logs(registry.CollateralUnlocked)]
+    assert [(u["provider"], u["amount"]) for u in unlocks] == [
+        (provider.address, jobs[ids[0]]["collateral"] + jobs[ids[1]]["collateral"]),
+        (provider2.address, jobs[ids[2]]["collateral"]),
+        (provider.address, jobs[ids[3]]["collateral"]),
+    ]
+    assert market.disputes(ids[-1]).bond == 0
+
+
+def test_finalize_many__one_job_not_ready__reverts_whole_batch(
+    make_provider, make_job, market, jobs, token, provider, user, keeper
+):
+    machine = make_provider(provider)
+    ids = []
+    for n in range(2):
+        job_id, _ = make_job(user, spec_hash=bytes([n + 1]) * 32)
+        jobs.track(market.accept(job_id, jobs.t(job_id), machine, sender=provider))
+        jobs.track(market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=provider))
+        ids.append(job_id)
+    before = token.balanceOf(provider)
+    with ape.reverts("job_market: challenge window open"):
+        market.finalize_many(ids, [jobs.t(i) for i in ids], sender=keeper)
+    assert token.balanceOf(provider) == before
+    assert [market.job_status(i) for i in ids] == [JobStatus.SUBMITTED] * 2

@@ -1,0 +1,420 @@
+"""JobMarket governance and guardian functions: params / set_params (every bound), set_treasury,
+sweep_fees, pause / unpause (what a pause stops and what it must never stop), roles and the
+constructor checks.
+"""
+
+import ape
+import market_helpers
+import pytest
+from conftest import ACCEPT_WINDOW, COMPLETE_WITHIN, CPU, PRICE, UNITS
+from eth_utils import keccak
+from market_helpers import (
+    RESULT,
+    SPEC,
+    ZERO_ADDRESS,
+    assert_books,
+    assert_job,
+    ev,
+    no_change,
+    set_params,
+)
+
+from offchain.constants import MAX_BATCH, MAX_BPS, PARAM_FIELDS, JobStatus
+from offchain.params import DAY, MarketParams
+
+# Fixtures shared by the market tests.
+snap = market_helpers.snap
+ledger = market_helpers.ledger
+
+P = MarketParams()
+PAYMENT = PRICE * UNITS
+FEE = PAYMENT * P.fee_bps // MAX_BPS
+MAX_WINDOW = 30 * DAY
+PAUSED = "pausable: contract is paused"
+MISSING_ROLE = "access_control: account is missing role"
+
+
+def _ts(chain, tx):
+    return chain.blocks[tx.block_number].timestamp
+
+
+def _params(**changes):
+    p = P.as_dict()
+    p.update(changes)
+    return tuple(p.values())
+
+
+################################################################
+#                      constants and roles                     #
+################################################################
+
+
+def test_constants__match_offchain_and_deployment(market, token, registry, treasury, params):
+    assert market.MAX_BPS() == MAX_BPS
+    assert market.MAX_BATCH() == MAX_BATCH
+    assert market.MAX_FEE_BPS() == 2_000
+    assert market.MAX_COLLATERAL_BPS() == 1_000_000
+    assert (market.MIN_WINDOW_SECONDS(), market.MAX_WINDOW_SECONDS()) == (60, MAX_WINDOW)
+    assert market.TOKEN() == token.address
+    assert market.REGISTRY() == registry.address
+    assert market.treasury() == treasury.address
+    assert tuple(market.params()) == params.as_tuple()
+    assert market.fees_accrued() == 0 and market.job_count() == 0 and not market.paused()
+
+
+def test_roles__local_deployment_wiring(market, registry, deployer, attacker, roles):
+    assert market.VERIFIER_ROLE() == roles["VERIFIER_ROLE"] == keccak(text="VERIFIER_ROLE")
+    assert market.PAUSER_ROLE() == roles["PAUSER_ROLE"]
+    for role_name in ("VERIFIER_ROLE", "PAUSER_ROLE"):
+        assert market.hasRole(roles[role_name], deployer)
+        assert not market.hasRole(roles[role_name], attacker)
+    assert market.hasRole(market.DEFAULT_ADMIN_ROLE(), deployer)
+    assert registry.hasRole(roles["COLLATERAL_ROLE"], market)
+    assert registry.hasRole(roles["SLASHER_ROLE"], market)
+
+
+@pytest.mark.parametrize(
+    "which,message",
+    [
+        ("token", "job_market: token is the zero address"),
+        ("registry", "job_market: registry is the zero address"),
+        ("treasury", "job_market: treasury is the zero address"),
+        ("params", "job_market: fee too high"),
+    ],
+)
+def test_constructor__invalid_argument__reverts(project, deployer, token, registry, treasury, which, message):
+    args = {"token": token.address, "registry": registry.address, "treasury": treasury.address, "params": _params()}
+    args[which] = _params(fee_bps=2_001) if which == "params" else ZERO_ADDRESS
+    with ape.reverts(message):
+        deployer.deploy(project.JobMarket, args["token"], args["registry"], args["treasury"], args["params"])
+
+
+################################################################
+#                          set_params                          #
+################################################################
+
+
+def test_set_params__admin__stores_and_logs(market, deployer):
+    values = (1_999, 20_001, 601, 602, 61, 603, 62, 604, 1_001, 10**17, 2_001, 4_000, 3_000)
+    new = dict(zip(PARAM_FIELDS, values, strict=True))
+    tx = market.set_params(tuple(new.values()), sender=deployer)
+    assert ev(tx, market.ParamsSet) == new
+    assert tuple(market.params()) == tuple(new.values())
+
+
+def test_set_params__not_admin__reverts(market, attacker, keeper, snap):
+    with no_change(snap):
+        for caller in (attacker, keeper):
+            with ape.reverts(MISSING_ROLE):
+                market.set_params(_params(fee_bps=0), sender=caller)
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"fee_bps": 2_001}, "job_market: fee too high"),
+        ({"collateral_bps": 0}, "job_market: collateral is zero"),
+        ({"collateral_bps": 1_000_001}, "job_market: collateral too high"),
+        ({"challenge_window": 59}, "job_market: challenge window too short"),
+        ({"challenge_window": MAX_WINDOW + 1}, "job_market: challenge window too long"),
+        ({"audit_timeout": 59}, "job_market: audit timeout too short"),
+        ({"audit_timeout": MAX_WINDOW + 1}, "job_market: audit timeout too long"),
+        ({"min_accept_window": 59}, "job_market: accept window bounds invalid"),
+        ({"min_accept_window": 7_200, "max_accept_window": 7_199}, "job_market: accept window bounds invalid"),
+        ({"max_accept_window": MAX_WINDOW + 1}, "job_market: accept window bounds invalid"),
+        ({"min_complete_within": 59}, "job_market: completion bounds invalid"),
+        ({"min_complete_within": 7_200, "max_complete_within": 7_199}, "job_market: completion bounds invalid"),
+        ({"max_complete_within": MAX_WINDOW + 1}, "job_market: completion bounds invalid"),
+        ({"dispute_bond_bps": MAX_BPS + 1}, "job_market: dispute bond too high"),
+        ({"noshow_penalty_bps": MAX_BPS + 1}, "job_market: no-show penalty too high"),
+        ({"user_compensation_bps": 5_001, "challenger_reward_bps": 5_000}, "job_market: slash shares above 100%"),
+        ({"user_compensation_bps": MAX_BPS + 1, "challenger_reward_bps": 0}, "job_market: slash shares above 100%"),
+    ],
+    ids=[
+        "fee_high",
+        "collateral_zero",
+        "collateral_high",
+        "challenge_short",
+        "challenge_long",
+        "audit_short",
+        "audit_long",
+        "min_accept_short",
+        "accept_min_above_max",
+        "max_accept_long",
+        "min_complete_short",
+        "complete_min_above_max",
+        "max_complete_long",
+        "bond_bps_high",
+        "noshow_high",
+        "slash_shares_high",
+        "compensation_alone_high",
+    ],
+)
+def test_set_params__out_of_bounds__reverts(market, deployer, snap, changes, message):
+    with no_change(snap), ape.reverts(message):
+        market.set_params(_params(**changes), sender=deployer)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        dict(
+            fee_bps=2_000,
+            collateral_bps=1_000_000,
+            challenge_window=MAX_WINDOW,
+            audit_timeout=60,
+            min_accept_window=60,
+            max_accept_window=60,
+            min_complete_within=MAX_WINDOW,
+            max_complete_within=MAX_WINDOW,
+            dispute_bond_bps=MAX_BPS,
+            noshow_penalty_bps=MAX_BPS,
+            user_compensation_bps=MAX_BPS,
+            challenger_reward_bps=0,
+        ),
+        dict(
+            fee_bps=0,
+            collateral_bps=1,
+            challenge_window=60,
+            audit_timeout=MAX_WINDOW,
+            min_accept_window=MAX_WINDOW,
+            max_accept_window=MAX_WINDOW,
+            min_complete_within=60,
+            max_complete_within=60,
+            dispute_bond_bps=0,
+            min_dispute_bond=0,
+            noshow_penalty_bps=0,
+            user_compensation_bps=0,
+            challenger_reward_bps=MAX_BPS,
+        ),
+    ],
+    ids=["upper_bounds", "lower_bounds"],
+)
+def test_set_params__at_bounds__accepted(market, deployer, changes):
+    market.set_params(_params(**changes), sender=deployer)
+    assert tuple(market.params()) == _params(**changes)
+
+
+def test_set_params__new_windows_apply_to_later_calls(
+    running_job, market, jobs, chain, deployer, provider, user, user2, params
+):
+    set_params(
+        market,
+        deployer,
+        params,
+        challenge_window=600,
+        audit_timeout=120,
+        min_accept_window=120,
+        max_complete_within=120,
+    )
+    job_id, _ = running_job
+    tx = jobs.track(market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=provider))
+    assert jobs[job_id]["challenge_end"] == _ts(chain, tx) + 600
+    tx = market.dispute(job_id, jobs.t(job_id), sender=user2)
+    assert market.disputes(job_id).audit_deadline == _ts(chain, tx) + 120
+    with ape.reverts("job_market: accept window too short"):
+        market.create_job(ZERO_ADDRESS, CPU, SPEC, UNITS, PRICE, 119, 60, sender=user)
+    with ape.reverts("job_market: completion time too long"):
+        market.create_job(ZERO_ADDRESS, CPU, SPEC, UNITS, PRICE, 120, 121, sender=user)
+    market.create_job(ZERO_ADDRESS, CPU, SPEC, UNITS, PRICE, 120, 120, sender=user)
+
+
+################################################################
+#                    set_treasury, sweep_fees                  #
+################################################################
+
+
+def test_set_treasury__admin__stores_logs_and_receives_sweeps(
+    submitted_job, market, jobs, chain, deployer, keeper, user2, treasury, ledger
+):
+    tx = market.set_treasury(user2, sender=deployer)
+    assert ev(tx, market.TreasurySet) == {"treasury": user2.address}
+    assert market.treasury() == user2.address
+    job_id, _ = submitted_job
+    chain.pending_timestamp = jobs[job_id]["challenge_end"] + 1
+    market.finalize(job_id, jobs.t(job_id), sender=keeper)
+    ledger.mark()
+    market.sweep_fees(sender=keeper)
+    ledger.expect(user2=FEE, market=-FEE)  # the old treasury gets nothing
+
+
+def test_set_treasury__zero_address__reverts(market, deployer, snap):
+    with no_change(snap), ape.reverts("job_market: treasury is the zero address"):
+        market.set_treasury(ZERO_ADDRESS, sender=deployer)
+
+
+def test_set_treasury__not_admin__reverts(market, attacker, snap):
+    with no_change(snap), ape.reverts(MISSING_ROLE):
+        market.set_treasury(attacker, sender=attacker)
+
+
+def test_sweep_fees__sends_accrued_fees_to_treasury(
+    make_provider, make_job, market, token, jobs, chain, provider, user, attacker, treasury, ledger, snap
+):
+    machine_id = make_provider(provider)
+    ids = [make_job(user)[0] for _ in range(2)]
+    for job_id in ids:
+        jobs.track(market.accept(job_id, jobs.t(job_id), machine_id, sender=provider))
+        jobs.track(market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=provider))
+    chain.pending_timestamp = jobs[ids[-1]]["challenge_end"] + 1
+    market.finalize_many(ids, [jobs.t(i) for i in ids], sender=attacker)
+    assert market.fees_accrued() == 2 * FEE
+    assert_books(market, token, jobs)
+    ledger.mark()
+    tx = market.sweep_fees(sender=attacker)  # anyone may sweep; the fees go to the treasury only
+    assert ev(tx, market.FeesSwept) == {"treasury": treasury.address, "amount": 2 * FEE}
+    ledger.expect(treasury=2 * FEE, market=-2 * FEE)
+    assert market.fees_accrued() == 0
+    assert_books(market, token, jobs)
+    with no_change(snap), ape.reverts("job_market: no fees"):
+        market.sweep_fees(sender=attacker)
+
+
+def test_sweep_fees__none__reverts(market, keeper, snap):
+    with no_change(snap), ape.reverts("job_market: no fees"):
+        market.sweep_fees(sender=keeper)
+
+
+def test_sweep_fees__zero_fee_job__provider_gets_all_and_nothing_to_sweep(
+    make_provider, make_job, market, jobs, chain, deployer, provider, user, keeper, params, ledger, snap
+):
+    set_params(market, deployer, params, fee_bps=0)
+    machine_id = make_provider(provider)
+    job_id, job = make_job(user)
+    assert job["fee_bps"] == 0
+    jobs.track(market.accept(job_id, jobs.t(job_id), machine_id, sender=provider))
+    jobs.track(market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=provider))
+    chain.pending_timestamp = jobs[job_id]["challenge_end"] + 1
+    ledger.mark()
+    tx = market.finalize(job_id, jobs.t(job_id), sender=keeper)
+    assert ev(tx, market.JobFinalized)["fee"] == 0
+    ledger.expect(provider=PAYMENT, market=-PAYMENT)
+    with no_change(snap), ape.reverts("job_market: no fees"):
+        market.sweep_fees(sender=keeper)
+
+
+################################################################
+#                        pause / unpause                       #
+################################################################
+
+
+def test_pause__pauser__pauses_and_unpauses(market, deployer):
+    tx = market.pause(sender=deployer)
+    assert ev(tx, market.Paused) == {"account": deployer.address}
+    assert market.paused()
+    tx = market.unpause(sender=deployer)
+    assert ev(tx, market.Unpaused) == {"account": deployer.address}
+    assert not market.paused()
+
+
+def test_pause__not_pauser__reverts(market, deployer, attacker, snap):
+    with no_change(snap), ape.reverts(MISSING_ROLE):
+        market.pause(sender=attacker)
+    market.pause(sender=deployer)
+    with no_change(snap), ape.reverts(MISSING_ROLE):
+        market.unpause(sender=attacker)
+
+
+def test_pause__twice_or_unpause_when_running__reverts(market, deployer, snap):
+    with no_change(snap), ape.reverts("pausable: contract is not paused"):
+        market.unpause(sender=deployer)
+    market.pause(sender=deployer)
+    with no_change(snap), ape.reverts(PAUSED):
+        market.pause(sender=deployer)
+
+
+def test_paused__create_and_accept__revert_until_unpaused(
+    make_provider, make_job, market, jobs, deployer, provider, user, snap
+):
+    machine_id = make_provider(provider)
+    job_id, _ = make_job(user)
+    market.pause(sender=deployer)
+    with no_change(snap):
+        with ape.reverts(PAUSED):
+            market.create_job(provider, CPU, SPEC, UNITS, PRICE, ACCEPT_WINDOW, COMPLETE_WITHIN, sender=user)
+        with ape.reverts(PAUSED):
+            market.create_jobs(provider, CPU, [SPEC], [UNITS], PRICE, ACCEPT_WINDOW, COMPLETE_WITHIN, sender=user)
+        with ape.reverts(PAUSED):
+            market.accept(job_id, jobs.t(job_id), machine_id, sender=provider)
+        with ape.reverts(PAUSED):
+            market.accept_jobs([job_id], [jobs.t(job_id)], machine_id, sender=provider)
+    market.unpause(sender=deployer)
+    jobs.track(market.accept(job_id, jobs.t(job_id), machine_id, sender=provider))
+    assert market.job_status(job_id) == JobStatus.RUNNING
+    make_job(user)
+
+
+def test_paused__submit_and_submit_results__still_work(make_provider, make_job, market, jobs, deployer, provider, user):
+    machine_id = make_provider(provider)
+    ids = [make_job(user)[0] for _ in range(3)]
+    jobs.track(market.accept_jobs(ids, [jobs.t(i) for i in ids], machine_id, sender=provider))
+    market.pause(sender=deployer)
+    jobs.track(market.submit_result(ids[0], jobs.t(ids[0]), RESULT, "r", sender=provider))
+    jobs.track(market.submit_results(ids[1:], [jobs.t(i) for i in ids[1:]], [RESULT] * 2, ["r"] * 2, sender=provider))
+    for job_id in ids:
+        assert_job(market, jobs, job_id, JobStatus.SUBMITTED)
+
+
+def test_paused__dispute_and_post_verdict__still_work(
+    make_provider, make_job, market, token, jobs, deployer, provider, user, user2
+):
+    machine_id = make_provider(provider)
+    ids = [make_job(user)[0] for _ in range(2)]
+    jobs.track(market.accept_jobs(ids, [jobs.t(i) for i in ids], machine_id, sender=provider))
+    jobs.track(market.submit_results(ids, [jobs.t(i) for i in ids], [RESULT] * 2, ["r"] * 2, sender=provider))
+    market.pause(sender=deployer)
+    for job_id in ids:
+        market.dispute(job_id, jobs.t(job_id), sender=user2)
+        assert market.job_status(job_id) == JobStatus.AUDIT
+    market.post_verdict(ids[0], jobs.t(ids[0]), True, sender=deployer)
+    market.post_verdict(ids[1], jobs.t(ids[1]), False, sender=deployer)
+    assert_job(market, jobs, ids[0], JobStatus.FINALIZED)
+    assert_job(market, jobs, ids[1], JobStatus.FAILED)
+    assert_books(market, token, jobs)
+
+
+def test_paused__finalize_finalize_many_audit_timeout_and_sweep__still_work(
+    make_provider, make_job, market, token, jobs, chain, deployer, provider, user, user2, keeper, treasury, ledger
+):
+    machine_id = make_provider(provider)
+    ids = [make_job(user)[0] for _ in range(4)]
+    jobs.track(market.accept_jobs(ids, [jobs.t(i) for i in ids], machine_id, sender=provider))
+    jobs.track(market.submit_results(ids, [jobs.t(i) for i in ids], [RESULT] * 4, ["r"] * 4, sender=provider))
+    market.dispute(ids[3], jobs.t(ids[3]), sender=user2)
+    market.pause(sender=deployer)
+    chain.pending_timestamp = market.disputes(ids[3]).audit_deadline + 1
+    market.finalize(ids[0], jobs.t(ids[0]), sender=keeper)
+    market.finalize_many(ids[1:3], [jobs.t(i) for i in ids[1:3]], sender=keeper)
+    tx = market.finalize(ids[3], jobs.t(ids[3]), sender=keeper)
+    assert ev(tx, market.JobFinalized)["audit_timed_out"]
+    for job_id in ids:
+        assert_job(market, jobs, job_id, JobStatus.FINALIZED)
+    ledger.mark()
+    market.sweep_fees(sender=keeper)
+    ledger.expect(treasury=4 * FEE, market=-4 * FEE)
+    assert_books(market, token, jobs)
+
+
+def test_paused__cancel_and_expire__still_work(
+    make_provider, make_job, market, token, jobs, chain, deployer, provider, user, keeper, ledger
+):
+    machine_id = make_provider(provider)
+    cancel_id, _ = make_job(user)
+    stale_id, _ = make_job(user)
+    running_id, _ = make_job(user)
+    jobs.track(market.accept(running_id, jobs.t(running_id), machine_id, sender=provider))
+    market.pause(sender=deployer)
+    ledger.mark()
+    market.cancel(cancel_id, jobs.t(cancel_id), sender=user)
+    chain.pending_timestamp = max(jobs[stale_id]["accept_by"], jobs[running_id]["complete_by"]) + 1
+    market.expire(stale_id, jobs.t(stale_id), sender=keeper)
+    tx = market.expire(running_id, jobs.t(running_id), sender=keeper)
+    penalty = ev(tx, market.JobExpired)["penalty"]
+    assert penalty > 0
+    assert [market.job_status(i) for i in (cancel_id, stale_id, running_id)] == [
+        JobStatus.CANCELLED,
+        JobStatus.CANCELLED,
+        JobStatus.EXPIRED,
+    ]
+    ledger.expect(user=3 * PAYMENT + penalty, market=-3 * PAYMENT, registry=-penalty)
+    assert_books(market, token, jobs)

@@ -1,0 +1,807 @@
+"""JobMarket single-job lifecycle: create_job, accept, submit_result, finalize, cancel, expire,
+the job views (job_status, job_commitment, hash_job, check_job, quote), the happy path
+Open -> Running -> Submitted -> Finalized and the timeout paths Open -> Cancelled and
+Running -> Expired, with both sides of every deadline.
+
+Amounts use the conftest defaults: price 0.001 token x 1,000 units = 1 token payment,
+collateral 150% = 1.5 tokens, fee 5% = 0.05 token.
+"""
+
+import ape
+import market_helpers
+import pytest
+from conftest import ACCEPT_WINDOW, COMPLETE_WITHIN, CPU, PRICE, STAKE, UNITS
+from eth_abi import encode
+from eth_utils import keccak
+from market_helpers import (
+    RESULT,
+    SPEC,
+    ZERO32,
+    ZERO_ADDRESS,
+    assert_books,
+    assert_job,
+    ev,
+    evs,
+    isolated,
+    no_change,
+    set_params,
+    tampered,
+)
+
+from offchain.constants import JOB_FIELDS, MAX_BPS, ONE_TOKEN, JobStatus, MachineStatus
+from offchain.params import DAY, MarketParams
+
+# Fixtures shared by the market tests.
+snap = market_helpers.snap
+ledger = market_helpers.ledger
+
+P = MarketParams()
+T4 = 2
+PAYMENT = PRICE * UNITS
+COLLATERAL = PAYMENT * P.collateral_bps // MAX_BPS
+FEE = PAYMENT * P.fee_bps // MAX_BPS
+JOB_ABI = (
+    "(address,address,uint256,uint16,bytes32,uint256,uint256,uint256,uint256,uint256,uint256,uint256,bytes32,uint256)"
+)
+
+
+def _ts(chain, tx):
+    return chain.blocks[tx.block_number].timestamp
+
+
+def _create(
+    market,
+    user,
+    provider=ZERO_ADDRESS,
+    class_id=CPU,
+    spec=SPEC,
+    units=UNITS,
+    max_price=PRICE,
+    accept_window=ACCEPT_WINDOW,
+    complete_within=COMPLETE_WITHIN,
+):
+    return market.create_job(provider, class_id, spec, units, max_price, accept_window, complete_within, sender=user)
+
+
+################################################################
+#                          create_job                          #
+################################################################
+
+
+def test_create_job__targeted__escrows_payment_at_offer_price(
+    make_provider, market, token, jobs, chain, provider, user, ledger
+):
+    make_provider(provider)
+    ledger.mark()
+    # Max price is twice the offer: the job is priced at the offer.
+    tx = jobs.track(_create(market, user, provider, max_price=2 * PRICE))
+    job_id = market.job_count()
+    assert job_id == 1
+    assert ev(tx, market.JobCreated) == {
+        "job_id": job_id,
+        "user": user.address,
+        "provider": provider.address,
+        "class_id": CPU,
+        "spec_hash": SPEC,
+        "compute_units": UNITS,
+        "payment": PAYMENT,
+        "collateral": COLLATERAL,
+        "fee_bps": P.fee_bps,
+        "accept_by": _ts(chain, tx) + ACCEPT_WINDOW,
+        "complete_within": COMPLETE_WITHIN,
+    }
+    assert ev(tx, token.Transfer) == {"sender": user.address, "receiver": market.address, "value": PAYMENT}
+    assert_job(market, jobs, job_id, JobStatus.OPEN)
+    ledger.expect(user=-PAYMENT, market=PAYMENT)
+    assert_books(market, token, jobs)
+
+
+def test_create_job__open__escrows_max_price(market, token, jobs, chain, user, ledger):
+    tx = jobs.track(_create(market, user, ZERO_ADDRESS, units=7, max_price=3 * PRICE))
+    job_id = market.job_count()
+    e = ev(tx, market.JobCreated)
+    assert e["provider"] == ZERO_ADDRESS
+    assert e["payment"] == 21 * PRICE
+    assert e["collateral"] == 21 * PRICE * P.collateral_bps // MAX_BPS
+    assert jobs[job_id]["machine_id"] == 0 and jobs[job_id]["complete_by"] == 0
+    assert_job(market, jobs, job_id, JobStatus.OPEN)
+    ledger.expect(user=-21 * PRICE, market=21 * PRICE)
+    assert_books(market, token, jobs)
+
+
+def test_create_job__ids_are_sequential(make_job, market, user, user2):
+    first, _ = make_job(user, target=False)
+    second, _ = make_job(user2, target=False)
+    assert (first, second) == (1, 2)
+    assert market.job_count() == 2
+
+
+@pytest.mark.parametrize("class_id", [0, 99])
+def test_create_job__unknown_class__reverts(market, user, snap, class_id):
+    with no_change(snap), ape.reverts("job_market: unknown class"):
+        _create(market, user, class_id=class_id)
+
+
+def test_create_job__disabled_class__reverts(market, registry, deployer, user, snap):
+    registry.set_gpu_class(T4, "T4", 25 * ONE_TOKEN, False, sender=deployer)
+    with no_change(snap), ape.reverts("job_market: unknown class"):
+        _create(market, user, class_id=T4)
+
+
+@pytest.mark.parametrize(
+    "accept_window,complete_within,message",
+    [
+        (P.min_accept_window - 1, COMPLETE_WITHIN, "job_market: accept window too short"),
+        (P.max_accept_window + 1, COMPLETE_WITHIN, "job_market: accept window too long"),
+        (ACCEPT_WINDOW, P.min_complete_within - 1, "job_market: completion time too short"),
+        (ACCEPT_WINDOW, P.max_complete_within + 1, "job_market: completion time too long"),
+    ],
+    ids=["accept_short", "accept_long", "complete_short", "complete_long"],
+)
+def test_create_job__window_out_of_bounds__reverts(market, user, snap, accept_window, complete_within, message):
+    with no_change(snap), ape.reverts(message):
+        _create(market, user, accept_window=accept_window, complete_within=complete_within)
+
+
+def test_create_job__windows_at_bounds__accepted(market, jobs, chain, user):
+    for window, within in ((P.min_accept_window, P.min_complete_within), (P.max_accept_window, P.max_complete_within)):
+        tx = jobs.track(_create(market, user, accept_window=window, complete_within=within))
+        e = ev(tx, market.JobCreated)
+        assert e["accept_by"] == _ts(chain, tx) + window
+        assert e["complete_within"] == within
+    assert market.job_count() == 2
+
+
+def test_create_job__open_job_price_zero__reverts(market, user, snap):
+    with no_change(snap), ape.reverts("job_market: price is zero"):
+        _create(market, user, ZERO_ADDRESS, max_price=0)
+
+
+def test_create_job__provider_without_offer__reverts(make_provider, registry, market, user, provider, provider2, snap):
+    make_provider(provider)  # offers CPU only
+    make_provider(provider2, price=0)  # registered, no offer
+    with no_change(snap):
+        with ape.reverts("job_market: provider has no offer"):
+            _create(market, user, provider2)
+        with ape.reverts("job_market: provider has no offer"):
+            _create(market, user, provider, class_id=T4)
+    registry.set_offer(CPU, 0, sender=provider)  # offer withdrawn
+    with no_change(snap), ape.reverts("job_market: provider has no offer"):
+        _create(market, user, provider)
+
+
+def test_create_job__offer_above_max_price__reverts(make_provider, market, jobs, provider, user, snap):
+    make_provider(provider)
+    with no_change(snap), ape.reverts("job_market: offer above max price"):
+        _create(market, user, provider, max_price=PRICE - 1)
+    # An offer equal to the max price is taken.
+    tx = jobs.track(_create(market, user, provider, max_price=PRICE))
+    assert ev(tx, market.JobCreated)["payment"] == PAYMENT
+
+
+def test_create_job__empty_spec_hash__reverts(market, user, snap):
+    with no_change(snap), ape.reverts("job_market: spec hash is empty"):
+        _create(market, user, spec=ZERO32)
+
+
+def test_create_job__zero_compute_units__reverts(market, user, snap):
+    with no_change(snap), ape.reverts("job_market: compute units is zero"):
+        _create(market, user, units=0)
+
+
+def test_create_job__no_allowance_or_balance__reverts(market, keeper, snap):
+    # keeper holds no tokens and has approved nothing.
+    with no_change(snap), ape.reverts("erc20: insufficient allowance"):
+        _create(market, keeper)
+
+
+def test_create_job__allowance_without_balance__reverts(market, token, keeper, snap):
+    token.approve(market, 2**256 - 1, sender=keeper)
+    with no_change(snap), ape.reverts("erc20: transfer amount exceeds balance"):
+        _create(market, keeper)
+
+
+def test_create_job__collateral__rounds_up(market, deployer, user, params):
+    def collateral(price, units):
+        return ev(_create(market, user, units=units, max_price=price), market.JobCreated)["collateral"]
+
+    # 150%: 1 wei -> 1.5 -> 2; 2 -> 3 exactly; 3 -> 4.5 -> 5.
+    assert [collateral(1, 1), collateral(1, 2), collateral(1, 3)] == [2, 3, 5]
+    set_params(market, deployer, params, collateral_bps=1)
+    # 0.01%: never rounds down to zero, and one wei over a multiple adds one.
+    assert [collateral(1, 1), collateral(1, 10_000), collateral(1, 10_001)] == [1, 1, 2]
+
+
+def test_settlement__params_changed_after_create__job_keeps_fee_and_collateral(
+    make_provider, make_job, market, registry, token, jobs, chain, provider, user, keeper, deployer, params, ledger
+):
+    machine_id = make_provider(provider)
+    old_id, _ = make_job(user)
+    set_params(market, deployer, params, fee_bps=2_000, collateral_bps=30_000)
+    new_id, new_job = make_job(user)
+    assert new_job["fee_bps"] == 2_000 and new_job["collateral"] == 3 * PAYMENT
+    assert jobs[old_id]["fee_bps"] == P.fee_bps and jobs[old_id]["collateral"] == COLLATERAL
+
+    jobs.track(market.accept(old_id, jobs.t(old_id), machine_id, sender=provider))
+    assert registry.locked(provider) == COLLATERAL
+    jobs.track(market.accept(new_id, jobs.t(new_id), machine_id, sender=provider))
+    assert registry.locked(provider) == COLLATERAL + 3 * PAYMENT
+    for job_id in (old_id, new_id):
+        jobs.track(market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=provider))
+    chain.pending_timestamp = jobs[new_id]["challenge_end"] + 1
+    ledger.mark()
+    tx = market.finalize(old_id, jobs.t(old_id), sender=keeper)
+    assert ev(tx, market.JobFinalized)["fee"] == FEE
+    ledger.expect(provider=PAYMENT - FEE, market=-(PAYMENT - FEE))
+    assert market.fees_accrued() == FEE
+    assert registry.locked(provider) == 3 * PAYMENT
+
+    # The job created after the change settles under the new fee.
+    new_fee = PAYMENT * 2_000 // MAX_BPS
+    tx = market.finalize(new_id, jobs.t(new_id), sender=keeper)
+    assert ev(tx, market.JobFinalized)["fee"] == new_fee
+    ledger.expect(provider=PAYMENT - new_fee, market=-(PAYMENT - new_fee))
+    assert market.fees_accrued() == FEE + new_fee
+    assert registry.locked(provider) == 0
+    assert_books(market, token, jobs)
+
+
+################################################################
+#                            views                             #
+################################################################
+
+
+def test_views__unknown_job__empty(market, jobs, make_job, user):
+    job_id, _ = make_job(user, target=False)
+    unknown = job_id + 1
+    assert market.job_status(unknown) == JobStatus.NONE
+    assert market.job_commitment(unknown) == ZERO32
+    assert not market.check_job(unknown, jobs.t(job_id))
+    assert not market.check_job(0, jobs.t(job_id))
+
+
+def test_hash_job__is_keccak_of_abi_encoded_struct_with_status_byte_cleared(make_job, market, jobs, user):
+    job_id, _ = make_job(user, target=False)
+    t = jobs.t(job_id)
+    expected = keccak(encode([JOB_ABI], [t]))[:31] + b"\x00"
+    assert market.hash_job(t) == expected
+    assert market.job_commitment(job_id) == expected
+    assert market.check_job(job_id, t)
+    for field in JOB_FIELDS:
+        bad = tampered(jobs, job_id, field)
+        assert market.hash_job(bad) != expected, field
+        assert not market.check_job(job_id, bad), field
+
+
+def test_check_job__after_transition__only_new_struct_matches(running_job, market, jobs, provider):
+    job_id, _ = running_job
+    old = jobs.t(job_id)
+    jobs.track(market.submit_result(job_id, old, RESULT, "r", sender=provider))
+    assert not market.check_job(job_id, old)
+    assert market.check_job(job_id, jobs.t(job_id))
+
+
+def test_quote__offer_times_units_or_zero(make_provider, market, provider, provider2):
+    make_provider(provider)
+    assert market.quote(provider, CPU, UNITS) == PAYMENT
+    assert market.quote(provider, CPU, 0) == 0
+    assert market.quote(provider, T4, UNITS) == 0
+    assert market.quote(provider2, CPU, UNITS) == 0
+
+
+def test_status_constants__match_offchain(market):
+    assert [
+        market.STATUS_NONE(),
+        market.STATUS_OPEN(),
+        market.STATUS_RUNNING(),
+        market.STATUS_SUBMITTED(),
+        market.STATUS_AUDIT(),
+        market.STATUS_FINALIZED(),
+        market.STATUS_FAILED(),
+        market.STATUS_CANCELLED(),
+        market.STATUS_EXPIRED(),
+    ] == [int(s) for s in JobStatus]
+
+
+################################################################
+#                            accept                            #
+################################################################
+
+
+def test_accept__targeted__locks_collateral_and_sets_deadline(
+    make_provider, make_job, market, registry, token, jobs, chain, provider, user, ledger
+):
+    machine_id = make_provider(provider)
+    job_id, _ = make_job(user)
+    ledger.mark()
+    tx = jobs.track(market.accept(job_id, jobs.t(job_id), machine_id, sender=provider))
+    complete_by = _ts(chain, tx) + COMPLETE_WITHIN
+    assert ev(tx, market.JobAccepted) == {
+        "job_id": job_id,
+        "provider": provider.address,
+        "machine_id": machine_id,
+        "complete_by": complete_by,
+    }
+    assert ev(tx, registry.CollateralLocked) == {
+        "provider": provider.address,
+        "machine_id": machine_id,
+        "amount": COLLATERAL,
+        "locked": COLLATERAL,
+    }
+    job = jobs[job_id]
+    assert (job["provider"], job["machine_id"], job["complete_by"]) == (provider.address, machine_id, complete_by)
+    assert_job(market, jobs, job_id, JobStatus.RUNNING)
+    assert tuple(registry.stakes(provider)) == (STAKE, COLLATERAL, 0, 0)
+    assert registry.free_stake(provider) == STAKE - COLLATERAL
+    ledger.expect()  # accepting moves no tokens
+    assert_books(market, token, jobs)
+
+
+def test_accept__open_job__any_provider_with_active_machine_of_class(
+    make_provider, make_job, market, registry, jobs, provider, provider2, user
+):
+    make_provider(provider)
+    machine2 = make_provider(provider2, price=0)  # an open job needs no offer
+    job_id, _ = make_job(user, target=False)
+    tx = jobs.track(market.accept(job_id, jobs.t(job_id), machine2, sender=provider2))
+    assert ev(tx, market.JobAccepted)["provider"] == provider2.address
+    assert jobs[job_id]["provider"] == provider2.address
+    assert jobs[job_id]["machine_id"] == machine2
+    assert_job(market, jobs, job_id, JobStatus.RUNNING)
+    assert registry.locked(provider2) == COLLATERAL
+    assert registry.locked(provider) == 0
+
+
+def test_accept__at_accept_by__works__one_second_after__reverts(
+    make_provider, make_job, market, jobs, chain, provider, user, snap
+):
+    machine_id = make_provider(provider)
+    job_id, job = make_job(user)
+    with isolated(chain):
+        chain.pending_timestamp = job["accept_by"]
+        market.accept(job_id, jobs.t(job_id), machine_id, sender=provider)
+        assert market.job_status(job_id) == JobStatus.RUNNING
+    chain.pending_timestamp = job["accept_by"] + 1
+    with no_change(snap), ape.reverts("job_market: acceptance window over"):
+        market.accept(job_id, jobs.t(job_id), machine_id, sender=provider)
+
+
+def test_accept__twice__reverts(running_job, market, jobs, provider, snap):
+    job_id, machine_id = running_job
+    with no_change(snap):
+        with ape.reverts("job_market: job not open"):
+            market.accept(job_id, jobs.t(job_id), machine_id, sender=provider)
+        # The struct as it was when Open no longer matches the commitment.
+        stale = dict(jobs[job_id], provider=provider.address, machine_id=0, complete_by=0)
+        with ape.reverts("job_market: job data mismatch"):
+            market.accept(job_id, tuple(stale[f] for f in JOB_FIELDS), machine_id, sender=provider)
+
+
+def test_accept__targeted_job_by_other_provider__reverts(
+    make_provider, make_job, market, jobs, provider, provider2, user, snap
+):
+    make_provider(provider)
+    machine2 = make_provider(provider2)
+    job_id, _ = make_job(user)  # for `provider`
+    with no_change(snap), ape.reverts("job_market: job is for another provider"):
+        market.accept(job_id, jobs.t(job_id), machine2, sender=provider2)
+
+
+def test_accept__machine_of_other_class__reverts(make_provider, make_job, market, jobs, provider, user, snap):
+    t4_machine = make_provider(provider, class_id=T4, price=0)
+    job_id, _ = make_job(user, target=False)  # CPU
+    with no_change(snap), ape.reverts("registry: class mismatch"):
+        market.accept(job_id, jobs.t(job_id), t4_machine, sender=provider)
+
+
+def test_accept__machine_not_active__reverts(
+    make_provider, make_job, market, registry, jobs, deployer, provider, user, snap
+):
+    machine_id = make_provider(provider, activate=False)  # Pending
+    job_id, _ = make_job(user)
+
+    def attempt():
+        with no_change(snap), ape.reverts("registry: machine not active"):
+            market.accept(job_id, jobs.t(job_id), machine_id, sender=provider)
+
+    attempt()
+    registry.set_machine_status(machine_id, int(MachineStatus.JAILED), sender=deployer)
+    attempt()
+    registry.exit_machine(machine_id, sender=provider)
+    attempt()
+
+
+def test_accept__someone_elses_machine__reverts(make_provider, make_job, market, jobs, provider, provider2, user, snap):
+    make_provider(provider)
+    machine2 = make_provider(provider2)
+    job_id, _ = make_job(user, target=False)
+    with no_change(snap), ape.reverts("registry: not the provider's machine"):
+        market.accept(job_id, jobs.t(job_id), machine2, sender=provider)
+
+
+def test_accept__unknown_machine__reverts(make_provider, make_job, market, jobs, provider, user, snap):
+    make_provider(provider)
+    job_id, _ = make_job(user, target=False)
+    with no_change(snap), ape.reverts("registry: not the provider's machine"):
+        market.accept(job_id, jobs.t(job_id), 999, sender=provider)
+
+
+def test_accept__collateral_equal_to_free_stake__works__one_wei_more__reverts(
+    make_provider, make_job, market, registry, jobs, chain, provider, user, snap
+):
+    # 15 tokens staked (CPU minimum is 10); a 10-token job needs exactly 15 tokens of collateral.
+    machine_id = make_provider(provider, stake=15 * ONE_TOKEN)
+    job_id, job = make_job(user, target=False, units=10 * UNITS)
+    assert job["collateral"] == 15 * ONE_TOKEN
+    with isolated(chain):
+        market.accept(job_id, jobs.t(job_id), machine_id, sender=provider)
+        assert registry.free_stake(provider) == 0
+    registry.request_unstake(1, sender=provider)
+    with no_change(snap), ape.reverts("registry: not enough free stake"):
+        market.accept(job_id, jobs.t(job_id), machine_id, sender=provider)
+
+
+def test_accept__stake_below_minimum__reverts(make_provider, make_job, market, jobs, provider, user, snap):
+    # CPU needs 10 tokens per GPU; 5 staked covers the 1.5-token collateral but not the minimum.
+    machine_id = make_provider(provider, stake=5 * ONE_TOKEN)
+    job_id, _ = make_job(user)
+    with no_change(snap), ape.reverts("registry: stake below minimum"):
+        market.accept(job_id, jobs.t(job_id), machine_id, sender=provider)
+
+
+def test_accept__cancelled_job__reverts(make_provider, make_job, market, jobs, provider, user, snap):
+    machine_id = make_provider(provider)
+    job_id, _ = make_job(user)
+    market.cancel(job_id, jobs.t(job_id), sender=user)
+    with no_change(snap), ape.reverts("job_market: job not open"):
+        market.accept(job_id, jobs.t(job_id), machine_id, sender=provider)
+
+
+def test_accept__tampered_job__reverts_for_every_field(make_provider, make_job, market, jobs, provider, user, snap):
+    machine_id = make_provider(provider)
+    job_id, _ = make_job(user)
+    with no_change(snap):
+        for field in JOB_FIELDS:
+            with ape.reverts("job_market: job data mismatch"):
+                market.accept(job_id, tampered(jobs, job_id, field), machine_id, sender=provider)
+
+
+def test_unknown_job__every_entry_point__reverts(running_job, market, jobs, provider, user, deployer, snap):
+    job_id, machine_id = running_job
+    t = jobs.t(job_id)
+    calls = {
+        "accept": lambda j: market.accept(j, t, machine_id, sender=provider),
+        "accept_jobs": lambda j: market.accept_jobs([j], [t], machine_id, sender=provider),
+        "submit_result": lambda j: market.submit_result(j, t, RESULT, "r", sender=provider),
+        "submit_results": lambda j: market.submit_results([j], [t], [RESULT], ["r"], sender=provider),
+        "dispute": lambda j: market.dispute(j, t, sender=user),
+        "post_verdict": lambda j: market.post_verdict(j, t, False, sender=deployer),
+        "finalize": lambda j: market.finalize(j, t, sender=user),
+        "finalize_many": lambda j: market.finalize_many([j], [t], sender=user),
+        "cancel": lambda j: market.cancel(j, t, sender=user),
+        "expire": lambda j: market.expire(j, t, sender=user),
+    }
+    with no_change(snap):
+        for call in calls.values():
+            for unknown in (0, job_id + 1):
+                with ape.reverts("job_market: unknown job"):
+                    call(unknown)
+
+
+################################################################
+#                         submit_result                        #
+################################################################
+
+
+def test_submit_result__running__records_result_and_opens_challenge_window(
+    running_job, market, registry, token, jobs, chain, provider, ledger
+):
+    job_id, _ = running_job
+    ledger.mark()
+    tx = jobs.track(market.submit_result(job_id, jobs.t(job_id), RESULT, "http://p/result", sender=provider))
+    challenge_end = _ts(chain, tx) + P.challenge_window
+    assert ev(tx, market.ResultSubmitted) == {
+        "job_id": job_id,
+        "provider": provider.address,
+        "result_hash": RESULT,
+        "result_uri": "http://p/result",
+        "challenge_end": challenge_end,
+    }
+    assert jobs[job_id]["result_hash"] == RESULT and jobs[job_id]["challenge_end"] == challenge_end
+    assert_job(market, jobs, job_id, JobStatus.SUBMITTED)
+    assert registry.locked(provider) == COLLATERAL  # still locked until settlement
+    ledger.expect()
+    assert_books(market, token, jobs)
+
+
+def test_submit_result__at_complete_by__works__one_second_after__reverts(
+    running_job, market, jobs, chain, provider, snap
+):
+    job_id, _ = running_job
+    complete_by = jobs[job_id]["complete_by"]
+    with isolated(chain):
+        chain.pending_timestamp = complete_by
+        market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=provider)
+        assert market.job_status(job_id) == JobStatus.SUBMITTED
+    chain.pending_timestamp = complete_by + 1
+    with no_change(snap), ape.reverts("job_market: completion deadline passed"):
+        market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=provider)
+
+
+def test_submit_result__not_the_provider__reverts(running_job, market, jobs, user, provider2, snap):
+    job_id, _ = running_job
+    with no_change(snap):
+        for caller in (user, provider2):
+            with ape.reverts("job_market: caller is not the provider"):
+                market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=caller)
+
+
+def test_submit_result__empty_result_hash__reverts(running_job, market, jobs, provider, snap):
+    job_id, _ = running_job
+    with no_change(snap), ape.reverts("job_market: result hash is empty"):
+        market.submit_result(job_id, jobs.t(job_id), ZERO32, "r", sender=provider)
+
+
+def test_submit_result__twice__reverts(submitted_job, market, jobs, provider, snap):
+    job_id, _ = submitted_job
+    with no_change(snap), ape.reverts("job_market: job not running"):
+        market.submit_result(job_id, jobs.t(job_id), b"\x33" * 32, "r2", sender=provider)
+
+
+def test_submit_result__open_job__reverts(make_provider, make_job, market, jobs, provider, user, snap):
+    make_provider(provider)
+    job_id, _ = make_job(user)
+    with no_change(snap), ape.reverts("job_market: job not running"):
+        market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=provider)
+
+
+def test_submit_result__tampered_job__reverts_for_every_field(running_job, market, jobs, provider, snap):
+    job_id, _ = running_job
+    with no_change(snap):
+        for field in JOB_FIELDS:
+            with ape.reverts("job_market: job data mismatch"):
+                market.submit_result(job_id, tampered(jobs, job_id, field), RESULT, "r", sender=provider)
+
+
+################################################################
+#                 happy path and finalize                      #
+################################################################
+
+
+def test_lifecycle__open_running_submitted_finalized__pays_provider(
+    make_provider, market, registry, token, jobs, chain, provider, user, keeper, ledger
+):
+    machine_id = make_provider(provider)
+    ledger.mark()
+    jobs.track(_create(market, user, provider))
+    job_id = market.job_count()
+    assert_job(market, jobs, job_id, JobStatus.OPEN)
+    ledger.expect(user=-PAYMENT, market=PAYMENT)
+    assert_books(market, token, jobs)
+
+    jobs.track(market.accept(job_id, jobs.t(job_id), machine_id, sender=provider))
+    assert_job(market, jobs, job_id, JobStatus.RUNNING)
+    assert registry.locked(provider) == COLLATERAL
+    ledger.expect()
+    assert_books(market, token, jobs)
+
+    jobs.track(market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=provider))
+    assert_job(market, jobs, job_id, JobStatus.SUBMITTED)
+    ledger.expect()
+    assert_books(market, token, jobs)
+
+    chain.pending_timestamp = jobs[job_id]["challenge_end"] + 1
+    tx = market.finalize(job_id, jobs.t(job_id), sender=keeper)
+    assert ev(tx, market.JobFinalized) == {
+        "job_id": job_id,
+        "provider": provider.address,
+        "provider_amount": PAYMENT - FEE,
+        "fee": FEE,
+        "audit_timed_out": False,
+    }
+    assert ev(tx, registry.CollateralUnlocked) == {"provider": provider.address, "amount": COLLATERAL, "locked": 0}
+    assert_job(market, jobs, job_id, JobStatus.FINALIZED)
+    ledger.expect(provider=PAYMENT - FEE, market=-(PAYMENT - FEE))
+    assert market.fees_accrued() == FEE
+    assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
+    assert_books(market, token, jobs)
+
+
+def test_finalize__at_challenge_end__reverts__one_second_after__works(
+    submitted_job, market, token, jobs, chain, keeper, snap
+):
+    job_id, _ = submitted_job
+    challenge_end = jobs[job_id]["challenge_end"]
+    chain.pending_timestamp = challenge_end
+    with no_change(snap), ape.reverts("job_market: challenge window open"):
+        market.finalize(job_id, jobs.t(job_id), sender=keeper)
+    chain.pending_timestamp = challenge_end + 1
+    market.finalize(job_id, jobs.t(job_id), sender=keeper)
+    assert_job(market, jobs, job_id, JobStatus.FINALIZED)
+    assert_books(market, token, jobs)
+
+
+def test_finalize__twice__reverts(submitted_job, market, jobs, chain, keeper, snap):
+    job_id, _ = submitted_job
+    chain.pending_timestamp = jobs[job_id]["challenge_end"] + 1
+    market.finalize(job_id, jobs.t(job_id), sender=keeper)
+    with no_change(snap), ape.reverts("job_market: job not finalizable"):
+        market.finalize(job_id, jobs.t(job_id), sender=keeper)
+
+
+def test_finalize__open_running_or_cancelled__reverts(
+    make_provider, make_job, market, jobs, chain, provider, user, keeper, snap
+):
+    machine_id = make_provider(provider)
+    open_id, _ = make_job(user)
+    running_id, _ = make_job(user)
+    jobs.track(market.accept(running_id, jobs.t(running_id), machine_id, sender=provider))
+    cancelled_id, _ = make_job(user)
+    market.cancel(cancelled_id, jobs.t(cancelled_id), sender=user)
+    chain.pending_timestamp = jobs[running_id]["complete_by"] + P.challenge_window + 1
+    with no_change(snap):
+        for job_id in (open_id, running_id, cancelled_id):
+            with ape.reverts("job_market: job not finalizable"):
+                market.finalize(job_id, jobs.t(job_id), sender=keeper)
+
+
+def test_finalize__tampered_job__reverts(submitted_job, market, jobs, chain, keeper, snap):
+    job_id, _ = submitted_job
+    chain.pending_timestamp = jobs[job_id]["challenge_end"] + 1
+    with no_change(snap):
+        for field in ("payment", "fee_bps", "provider", "challenge_end", "result_hash"):
+            with ape.reverts("job_market: job data mismatch"):
+                market.finalize(job_id, tampered(jobs, job_id, field), sender=keeper)
+
+
+################################################################
+#                            cancel                            #
+################################################################
+
+
+def test_cancel__open_job__refunds_user(make_provider, make_job, market, token, jobs, provider, user, ledger):
+    make_provider(provider)
+    job_id, _ = make_job(user)
+    ledger.mark()
+    tx = market.cancel(job_id, jobs.t(job_id), sender=user)
+    assert ev(tx, market.JobCancelled) == {"job_id": job_id, "user": user.address, "refund": PAYMENT}
+    assert_job(market, jobs, job_id, JobStatus.CANCELLED)
+    ledger.expect(user=PAYMENT, market=-PAYMENT)
+    assert_books(market, token, jobs)
+
+
+def test_cancel__not_the_user__reverts(make_provider, make_job, market, jobs, provider, user2, attacker, snap):
+    make_provider(provider)
+    job_id, _ = make_job(user2)
+    with no_change(snap):
+        for caller in (provider, attacker):
+            with ape.reverts("job_market: caller is not the user"):
+                market.cancel(job_id, jobs.t(job_id), sender=caller)
+
+
+def test_cancel__running_or_already_cancelled__reverts(running_job, make_job, market, jobs, user, snap):
+    running_id, _ = running_job
+    cancelled_id, _ = make_job(user)
+    market.cancel(cancelled_id, jobs.t(cancelled_id), sender=user)
+    with no_change(snap):
+        for job_id in (running_id, cancelled_id):
+            with ape.reverts("job_market: job not open"):
+                market.cancel(job_id, jobs.t(job_id), sender=user)
+
+
+def test_cancel__tampered_job__reverts(make_provider, make_job, market, jobs, provider, user, snap):
+    make_provider(provider)
+    job_id, _ = make_job(user)
+    with no_change(snap):
+        for field in ("user", "payment", "accept_by"):
+            with ape.reverts("job_market: job data mismatch"):
+                market.cancel(job_id, tampered(jobs, job_id, field), sender=user)
+
+
+################################################################
+#                            expire                            #
+################################################################
+
+
+def test_expire__open_job__at_accept_by_reverts__after_cancels_and_refunds(
+    make_provider, make_job, market, token, jobs, chain, provider, user, keeper, ledger, snap
+):
+    make_provider(provider)
+    job_id, job = make_job(user)
+    chain.pending_timestamp = job["accept_by"]
+    with no_change(snap), ape.reverts("job_market: acceptance window open"):
+        market.expire(job_id, jobs.t(job_id), sender=keeper)
+    chain.pending_timestamp = job["accept_by"] + 1
+    ledger.mark()
+    tx = market.expire(job_id, jobs.t(job_id), sender=keeper)
+    assert ev(tx, market.JobCancelled) == {"job_id": job_id, "user": user.address, "refund": PAYMENT}
+    assert_job(market, jobs, job_id, JobStatus.CANCELLED)
+    ledger.expect(user=PAYMENT, market=-PAYMENT)
+    assert_books(market, token, jobs)
+
+
+def test_expire__running_job__at_complete_by_reverts__after_refunds_and_slashes_no_show(
+    running_job, market, registry, token, jobs, chain, provider, user, keeper, ledger, snap
+):
+    job_id, _ = running_job
+    complete_by = jobs[job_id]["complete_by"]
+    chain.pending_timestamp = complete_by
+    with no_change(snap), ape.reverts("job_market: job not overdue"):
+        market.expire(job_id, jobs.t(job_id), sender=keeper)
+    chain.pending_timestamp = complete_by + 1
+    ledger.mark()
+    tx = market.expire(job_id, jobs.t(job_id), sender=keeper)
+    penalty = COLLATERAL * P.noshow_penalty_bps // MAX_BPS
+    assert penalty == 3 * ONE_TOKEN // 10
+    assert ev(tx, market.JobExpired) == {
+        "job_id": job_id,
+        "provider": provider.address,
+        "refund": PAYMENT,
+        "penalty": penalty,
+    }
+    assert ev(tx, registry.Slashed) == {
+        "provider": provider.address,
+        "amount": penalty,
+        "reason": keccak(text="NO_SHOW"),
+        "beneficiary": user.address,
+        "slasher": market.address,
+    }
+    assert_job(market, jobs, job_id, JobStatus.EXPIRED)
+    ledger.expect(user=PAYMENT + penalty, market=-PAYMENT, registry=-penalty)
+    # The rest of the collateral is free again.
+    assert tuple(registry.stakes(provider)) == (STAKE - penalty, 0, 0, 0)
+    assert market.fees_accrued() == 0
+    assert_books(market, token, jobs)
+
+
+def test_expire__no_show_penalty_zero__refund_only(
+    running_job, market, registry, jobs, chain, provider, keeper, deployer, params, ledger
+):
+    set_params(market, deployer, params, noshow_penalty_bps=0)
+    job_id, _ = running_job
+    chain.pending_timestamp = jobs[job_id]["complete_by"] + 1
+    ledger.mark()
+    tx = market.expire(job_id, jobs.t(job_id), sender=keeper)
+    assert ev(tx, market.JobExpired)["penalty"] == 0
+    assert evs(tx, registry.Slashed) == []
+    ledger.expect(user=PAYMENT, market=-PAYMENT)
+    assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
+
+
+def test_expire__not_expirable_states__revert(submitted_job, make_job, market, jobs, chain, user, keeper, snap):
+    submitted_id, _ = submitted_job
+    cancelled_id, _ = make_job(user)
+    market.cancel(cancelled_id, jobs.t(cancelled_id), sender=user)
+    expired_id, _ = make_job(user, target=False)
+    chain.pending_timestamp = jobs[expired_id]["accept_by"] + 1
+    market.expire(expired_id, jobs.t(expired_id), sender=keeper)
+    # Far past every deadline: still nothing to expire.
+    chain.pending_timestamp = jobs[submitted_id]["complete_by"] + 10 * DAY
+    with no_change(snap):
+        for job_id in (submitted_id, cancelled_id, expired_id):
+            with ape.reverts("job_market: job cannot expire"):
+                market.expire(job_id, jobs.t(job_id), sender=keeper)
+
+
+def test_expire__expired_or_finalized__reverts(
+    submitted_job, make_provider, make_job, market, jobs, chain, provider, user, keeper, snap
+):
+    finalized_id, machine_id = submitted_job
+    late_id, _ = make_job(user)
+    jobs.track(market.accept(late_id, jobs.t(late_id), machine_id, sender=provider))
+    chain.pending_timestamp = max(jobs[late_id]["complete_by"], jobs[finalized_id]["challenge_end"]) + 1
+    market.finalize(finalized_id, jobs.t(finalized_id), sender=keeper)
+    market.expire(late_id, jobs.t(late_id), sender=keeper)
+    with no_change(snap):
+        for job_id in (finalized_id, late_id):
+            with ape.reverts("job_market: job cannot expire"):
+                market.expire(job_id, jobs.t(job_id), sender=keeper)
+
+
+def test_expire__tampered_job__reverts(running_job, market, jobs, chain, keeper, snap):
+    job_id, _ = running_job
+    chain.pending_timestamp = jobs[job_id]["complete_by"] + 1
+    with no_change(snap):
+        for field in ("complete_by", "collateral", "payment", "user"):
+            with ape.reverts("job_market: job data mismatch"):
+                market.expire(job_id, tampered(jobs, job_id, field), sender=keeper)
