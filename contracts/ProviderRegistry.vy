@@ -79,6 +79,11 @@ _CLASS_SHIFT: constant(uint256) = 160
 _STATUS_SHIFT: constant(uint256) = 176
 _GPUS_SHIFT: constant(uint256) = 184
 _VRAM_SHIFT: constant(uint256) = 200
+_ATTESTED_SHIFT: constant(uint256) = 224
+_MASK_24: constant(uint256) = 2**24 - 1
+_MASK_32: constant(uint256) = 2**32 - 1
+# `attested_until` of a machine activated by hand (set_machine_status): no expiry.
+NO_EXPIRY: public(constant(uint256)) = 2**32 - 1
 
 # Every stake amount fits in 128 bits (the token's whole supply is far below 2**128 wei).
 _MAX_AMOUNT: constant(uint256) = 2**128 - 1
@@ -116,6 +121,8 @@ struct Machine:
     vram_mb: uint32
     status: uint8
     endpoint: String[256]
+    # Last second at which the machine's attestation lets it take jobs (0 if none).
+    attested_until: uint256
 
 ################################################################
 #                            STATE                             #
@@ -143,7 +150,8 @@ unbonding_release: public(HashMap[address, uint256])
 # Registered machines by id (ids start at 1), field by field for the same reason as the
 # class table: accepting a job must not read the endpoint string. `machines(id)` returns the struct.
 # The fixed-size fields are packed in one word (provider | class << 160 | status << 176 |
-# gpus << 184 | vram << 200) so a job acceptance checks owner, status and class with one read.
+# gpus << 184 | vram (24 bits) << 200 | attested_until (32 bits) << 224) so accepting a job
+# checks owner, status, class and attestation expiry with one read.
 _machine_core: HashMap[uint256, uint256]
 _machine_endpoint: HashMap[uint256, String[256]]
 
@@ -189,6 +197,11 @@ event MachineStatusChanged:
     provider: indexed(address)
     old_status: uint8
     new_status: uint8
+
+event AttestationRecorded:
+    machine_id: indexed(uint256)
+    status: uint8
+    attested_until: uint256
 
 event EndpointUpdated:
     machine_id: indexed(uint256)
@@ -261,6 +274,7 @@ def register(class_id: uint16, gpu_count: uint16, vram_mb: uint32, endpoint: Str
     assert gpu_count > 0, "registry: gpu count is zero"
     assert gpu_count <= MAX_GPUS_PER_MACHINE, "registry: gpu count too large"
     assert vram_mb > 0, "registry: vram is zero"
+    assert convert(vram_mb, uint256) <= _MASK_24, "registry: vram too large"
     assert len(endpoint) > 0, "registry: endpoint is empty"
 
     machine_id: uint256 = self.machine_count + 1
@@ -411,9 +425,10 @@ def machines(machine_id: uint256) -> Machine:
         provider=self._m_provider(core),
         class_id=self._m_class(core),
         gpu_count=convert((core >> _GPUS_SHIFT) & 65535, uint16),
-        vram_mb=convert((core >> _VRAM_SHIFT) & (2**32 - 1), uint32),
+        vram_mb=convert((core >> _VRAM_SHIFT) & _MASK_24, uint32),
         status=self._m_status(core),
         endpoint=self._machine_endpoint[machine_id],
+        attested_until=core >> _ATTESTED_SHIFT,
     )
 
 
@@ -421,6 +436,12 @@ def machines(machine_id: uint256) -> Machine:
 @view
 def machine_status(machine_id: uint256) -> uint8:
     return self._m_status(self._machine_core[machine_id])
+
+
+@external
+@view
+def attested_until(machine_id: uint256) -> uint256:
+    return self._machine_core[machine_id] >> _ATTESTED_SHIFT
 
 
 @external
@@ -515,19 +536,33 @@ def set_unbonding_period(seconds: uint256):
 @external
 def set_machine_status(machine_id: uint256, status: uint8):
     """
-    @notice Attester only: Pending, Active or Jailed. Exited machines stay exited.
+    @notice Attester only: the manual override (local chains, emergencies). Pending, Active
+            or Jailed; Exited machines stay exited. Active set here has no expiry
+            (`NO_EXPIRY`); the oracle quorum uses `record_attestation`, which does.
+    """
+    access_control._check_role(ATTESTER_ROLE, msg.sender)
+    assert status == STATUS_PENDING or status == STATUS_ACTIVE or status == STATUS_JAILED, \
+        "registry: invalid status"
+    self._attest(machine_id, status, NO_EXPIRY if status == STATUS_ACTIVE else 0)
+
+
+@external
+def record_attestation(machine_id: uint256, class_id: uint16, passed: bool, valid_until: uint256):
+    """
+    @notice Attester only (OracleHub): a benchmark attestation for the machine's claimed class.
+            Passed: Active until `valid_until` (then it takes no new jobs until renewed).
+            Failed: Jailed.
     """
     access_control._check_role(ATTESTER_ROLE, msg.sender)
     core: uint256 = self._machine_core[machine_id]
-    old_status: uint8 = self._m_status(core)
-    assert old_status != STATUS_NONE, "registry: unknown machine"
-    assert old_status != STATUS_EXITED, "registry: machine exited"
-    assert status == STATUS_PENDING or status == STATUS_ACTIVE or status == STATUS_JAILED, \
-        "registry: invalid status"
-    self._set_status(machine_id, core, status)
-    log MachineStatusChanged(
-        machine_id=machine_id, provider=self._m_provider(core), old_status=old_status, new_status=status
-    )
+    assert self._m_status(core) != STATUS_NONE, "registry: unknown machine"
+    assert self._m_class(core) == class_id, "registry: class mismatch"
+    if passed:
+        assert valid_until > block.timestamp, "registry: attestation already expired"
+        assert valid_until < NO_EXPIRY, "registry: attestation too long"
+        self._attest(machine_id, STATUS_ACTIVE, valid_until)
+    else:
+        self._attest(machine_id, STATUS_JAILED, 0)
 
 
 @external
@@ -542,6 +577,7 @@ def lock_collateral(provider: address, machine_id: uint256, class_id: uint16, am
     assert self._m_provider(core) == provider, "registry: not the provider's machine"
     assert self._m_status(core) == STATUS_ACTIVE, "registry: machine not active"
     assert self._m_class(core) == class_id, "registry: class mismatch"
+    assert block.timestamp <= core >> _ATTESTED_SHIFT, "registry: attestation expired"
     staked: uint256 = 0
     locked: uint256 = 0
     staked, locked = self._get_bond(provider)
@@ -648,6 +684,23 @@ def _m_status(core: uint256) -> uint8:
 def _set_status(machine_id: uint256, core: uint256, status: uint8):
     cleared: uint256 = core & ~(255 << _STATUS_SHIFT)
     self._machine_core[machine_id] = cleared | (convert(status, uint256) << _STATUS_SHIFT)
+
+
+@internal
+def _attest(machine_id: uint256, status: uint8, attested_until: uint256):
+    core: uint256 = self._machine_core[machine_id]
+    old_status: uint8 = self._m_status(core)
+    assert old_status != STATUS_NONE, "registry: unknown machine"
+    assert old_status != STATUS_EXITED, "registry: machine exited"
+    # Clear status and expiry, then write both (attested_until < 2**32 by the callers' checks).
+    core = core & ~(255 << _STATUS_SHIFT) & ~(_MASK_32 << _ATTESTED_SHIFT)
+    self._machine_core[machine_id] = (
+        core | (convert(status, uint256) << _STATUS_SHIFT) | (attested_until << _ATTESTED_SHIFT)
+    )
+    log MachineStatusChanged(
+        machine_id=machine_id, provider=self._m_provider(core), old_status=old_status, new_status=status
+    )
+    log AttestationRecorded(machine_id=machine_id, status=status, attested_until=attested_until)
 
 
 @internal

@@ -168,6 +168,121 @@ def provider_serve(
 
 
 @main.group()
+def oracle() -> None:
+    """Oracle operator commands."""
+
+
+def _parse_peer(value: str) -> tuple[str, str]:
+    if "=" not in value:
+        raise click.BadParameter(f"{value!r}: expected ADDRESS=URL, e.g. 0xabc...=http://10.0.0.2:9700")
+    addr, url = value.split("=", 1)
+    if not (addr.startswith("0x") and len(addr) == 42):
+        raise click.BadParameter(f"{addr!r} is not a 0x-prefixed 20-byte address")
+    return addr, url.rstrip("/")
+
+
+@oracle.command("run")
+@network_option
+@click.option(
+    "--key-env",
+    default="GPUNET_OPERATOR_KEY",
+    show_default=True,
+    help="Environment variable holding the operator's hex private key (signs reports).",
+)
+@click.option(
+    "--test-account",
+    type=int,
+    default=None,
+    help="Local chains: use ape test account N as the operator key and transaction sender.",
+)
+@click.option("--account", "alias", default=None, help="ape account alias that pays for submissions.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=9700, show_default=True, type=int)
+@click.option("--peer", "peers", multiple=True, help="Another operator, ADDRESS=URL (repeat for each).")
+@click.option("--db", "db_path", default="oracle.sqlite", show_default=True, help="SQLite state file.")
+@click.option("--poll", "poll_s", default=1.0, show_default=True, type=float)
+@click.option("--ttl", "ttl_s", default=24 * 3600, show_default=True, type=int, help="Attestation validity (s).")
+@click.option("--leader-timeout", default=30.0, show_default=True, type=float)
+@click.option("--epoch-seconds", default=3600, show_default=True, type=int)
+@click.option(
+    "--memory-fraction",
+    default=0.85,
+    show_default=True,
+    type=float,
+    help="Share of the registered VRAM the memory proof fills.",
+)
+@click.option(
+    "--network-allowance",
+    default=0.25,
+    show_default=True,
+    type=float,
+    help="Seconds allowed for the network round trip of a challenge.",
+)
+@click.option("--gpu-n", type=int, default=None, help="Matrix size of GPU-class challenges (default 8192).")
+@click.option("-v", "--verbose", is_flag=True)
+def oracle_run(
+    network,
+    key_env,
+    test_account,
+    alias,
+    host,
+    port,
+    peers,
+    db_path,
+    poll_s,
+    ttl_s,
+    leader_timeout,
+    epoch_seconds,
+    memory_fraction,
+    network_allowance,
+    gpu_n,
+    verbose,
+) -> None:
+    """Run an oracle operator: challenge machines, co-sign with peers, submit reports."""
+    import logging
+    import os
+
+    from offchain.oracle.service import CircuitBreaker, OracleConfig, OracleService
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    logging.getLogger("gpunet.oracle").setLevel(logging.INFO)
+    if test_account is not None:
+        from ape import accounts
+
+        key = accounts.test_accounts[test_account].private_key
+    else:
+        key = os.environ.get(key_env)
+        if not key:
+            raise click.UsageError(f"set ${key_env} to the operator's private key, or pass --test-account N")
+    cfg = OracleConfig(
+        network=network,
+        operator_key=key,
+        sender_index=test_account,
+        sender_alias=alias,
+        host=host,
+        port=port,
+        peers=dict(_parse_peer(p) for p in peers),
+        db_path=db_path,
+        poll_s=poll_s,
+        attestation_ttl_s=ttl_s,
+        leader_timeout_s=leader_timeout,
+        epoch_seconds=epoch_seconds,
+        challenge_kwargs={"memory_fraction": memory_fraction, "network_allowance_s": network_allowance},
+        gpu_challenge_n=gpu_n,
+    )
+    service = OracleService(cfg)
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: service.stop())
+    try:
+        service.run()
+    except CircuitBreaker as e:
+        raise click.ClickException(f"circuit breaker: {e}") from e
+    except KeyboardInterrupt:
+        service.stop()
+
+
+@main.group()
 def job() -> None:
     """Job commands."""
 

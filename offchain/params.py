@@ -70,3 +70,21 @@ GPU_CLASSES: tuple[GpuClassSpec, ...] = (
 )
 
 CLASS_BY_NAME = {c.name: c for c in GPU_CLASSES}
+
+
+@dataclass(frozen=True)
+class OracleParams:
+    # An operator's signature counts only with this much bonded in OracleHub (10x a CPU
+    # machine's stake: signing wrongly must cost more than any single report can gain).
+    min_operator_stake: int = 1_000 * ONE_TOKEN
+    # A hardware misreport (wrong results, too slow, claim above what was measured) burns 10%
+    # of the provider's slashable stake: io.net/Aethir slash the whole stake for dishonesty;
+    # 10% per failed attestation keeps an honest misconfiguration survivable while making a
+    # repeated lie ruinous (and the machine is jailed at once).
+    hardware_slash_bps: int = 1_000
+    # Equivocation costs half the operator's stake (half of that to the reporter): signing two
+    # versions of one report is never an accident.
+    equivocation_slash_bps: int = 5_000
+    # Attestations are valid for a day; the service renews them ahead of expiry (io.net
+    # re-checks hourly, Aethir every 15 minutes for liveness, which our uptime probes cover).
+    attestation_ttl_seconds: int = 24 * HOUR

@@ -14,6 +14,11 @@ def test_deploy__local__deployer_holds_operational_roles(deployment, deployer, r
     assert registry.hasRole(role("COLLATERAL_ROLE"), market)
     assert registry.hasRole(role("SLASHER_ROLE"), market)
     assert token.owner() == deployer
+    hub = deployment.hub
+    assert registry.hasRole(role("ATTESTER_ROLE"), hub)
+    assert registry.hasRole(role("SLASHER_ROLE"), hub)
+    assert hub.hasRole(DEFAULT_ADMIN_ROLE, deployer)
+    assert hub.threshold() == 1
     for c in GPU_CLASSES:
         assert registry.gpu_classes(c.class_id).name == c.name
         assert registry.class_exists(c.class_id)
@@ -22,16 +27,26 @@ def test_deploy__local__deployer_holds_operational_roles(deployment, deployer, r
 def test_deploy__production__timelock_holds_admin_and_deployer_keeps_nothing(project, accounts):
     deployer, guardian, oracle = accounts[8], accounts[9], accounts[7]
     d = deploy_all(
-        project, deployer, local=False, guardian=guardian.address, attester=oracle.address, verifier=oracle.address
+        project,
+        deployer,
+        local=False,
+        guardian=guardian.address,
+        verifier=oracle.address,
+        operators=[a.address for a in accounts[1:4]],
+        threshold=2,
     )
     timelock = d.timelock
     assert timelock is not None
+    assert d.hub.threshold() == 2
+    assert d.hub.operator_count() == 3
+    assert d.hub.hasRole(DEFAULT_ADMIN_ROLE, timelock)
+    assert not d.hub.hasRole(DEFAULT_ADMIN_ROLE, deployer)
     for contract in (d.registry, d.market):
         assert contract.hasRole(DEFAULT_ADMIN_ROLE, timelock)
         assert not contract.hasRole(DEFAULT_ADMIN_ROLE, deployer)
         assert not contract.hasRole(role("PAUSER_ROLE"), deployer)
         assert contract.hasRole(role("PAUSER_ROLE"), guardian)
-    assert d.registry.hasRole(role("ATTESTER_ROLE"), oracle)
+    assert d.registry.hasRole(role("ATTESTER_ROLE"), d.hub)
     assert not d.registry.hasRole(role("ATTESTER_ROLE"), deployer)
     assert d.market.hasRole(role("VERIFIER_ROLE"), oracle)
     assert d.token.owner() == timelock

@@ -20,6 +20,7 @@ class Handles:
     token: Any
     registry: Any
     market: Any
+    hub: Any
     chain: Any
 
 
@@ -59,5 +60,6 @@ def connect(network_choice: str) -> Iterator[Handles]:
             token=project.ComputeToken.at(c["ComputeToken"]),
             registry=project.ProviderRegistry.at(c["ProviderRegistry"]),
             market=project.JobMarket.at(c["JobMarket"]),
+            hub=project.OracleHub.at(c["OracleHub"]),
             chain=chain,
         )

@@ -16,7 +16,7 @@ from typing import Any
 from eth_utils import keccak
 
 from offchain.constants import ONE_TOKEN
-from offchain.params import GPU_CLASSES, UNBONDING_PERIOD_SECONDS, MarketParams
+from offchain.params import GPU_CLASSES, UNBONDING_PERIOD_SECONDS, MarketParams, OracleParams
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENTS_DIR = REPO_ROOT / "deployments"
@@ -38,6 +38,7 @@ class Deployment:
     token: Any
     registry: Any
     market: Any
+    hub: Any = None
     timelock: Any | None = None
     record: dict = field(default_factory=dict)
 
@@ -91,6 +92,9 @@ def deploy_all(
     *,
     local: bool,
     params: MarketParams | None = None,
+    oracle_params: OracleParams | None = None,
+    operators: list[str] | None = None,
+    threshold: int = 1,
     unbonding_period: int = UNBONDING_PERIOD_SECONDS,
     treasury: str | None = None,
     guardian: str | None = None,
@@ -109,6 +113,7 @@ def deploy_all(
     renounces its admin roles and hands the token's ownership (the minter registry) over.
     """
     params = params or MarketParams()
+    oracle_params = oracle_params or OracleParams()
     txs: dict[str, str] = {}
     sender = {"sender": deployer}
 
@@ -120,6 +125,21 @@ def deploy_all(
         project.JobMarket, token.address, registry.address, treasury or deployer.address, params.as_tuple()
     )
     txs["JobMarket"] = market.txn_hash
+    hub = deployer.deploy(
+        project.OracleHub,
+        token.address,
+        registry.address,
+        oracle_params.min_operator_stake,
+        oracle_params.hardware_slash_bps,
+        oracle_params.equivocation_slash_bps,
+    )
+    txs["OracleHub"] = hub.txn_hash
+    registry.grantRole(role("ATTESTER_ROLE"), hub.address, **sender)
+    registry.grantRole(role("SLASHER_ROLE"), hub.address, **sender)
+    for op in operators or []:
+        hub.add_operator(op, **sender)
+    if threshold != 1:
+        hub.set_threshold(threshold, **sender)
 
     registry.grantRole(role("COLLATERAL_ROLE"), market.address, **sender)
     registry.grantRole(role("SLASHER_ROLE"), market.address, **sender)
@@ -139,12 +159,17 @@ def deploy_all(
         proposers = proposers or [deployer.address]
         timelock = deployer.deploy(project.Timelock, timelock_delay, proposers, proposers, ZERO_ADDRESS)
         txs["Timelock"] = timelock.txn_hash
-        for c in (registry, market):
+        for c in (registry, market, hub):
             c.grantRole(DEFAULT_ADMIN_ROLE, timelock.address, **sender)
             c.renounceRole(DEFAULT_ADMIN_ROLE, deployer.address, **sender)
         token.transfer_ownership(timelock.address, **sender)
 
-    contracts = {"ComputeToken": token.address, "ProviderRegistry": registry.address, "JobMarket": market.address}
+    contracts = {
+        "ComputeToken": token.address,
+        "ProviderRegistry": registry.address,
+        "JobMarket": market.address,
+        "OracleHub": hub.address,
+    }
     if timelock is not None:
         contracts["Timelock"] = timelock.address
     record = {
@@ -156,12 +181,21 @@ def deploy_all(
             "ComputeToken": ["gpunet Compute", "GPU", "gpunet", "1"],
             "ProviderRegistry": [token.address, unbonding_period],
             "JobMarket": [token.address, registry.address, treasury or deployer.address, params.as_dict()],
+            "OracleHub": [
+                token.address,
+                registry.address,
+                oracle_params.min_operator_stake,
+                oracle_params.hardware_slash_bps,
+                oracle_params.equivocation_slash_bps,
+            ],
         },
         "roles": {
             "admin": timelock.address if timelock is not None else deployer.address,
             "guardian": guardian,
             "attester": attester or (deployer.address if local else None),
             "verifier": verifier or (deployer.address if local else None),
+            "oracle_operators": list(operators or []),
+            "oracle_threshold": threshold,
         },
         "deployer": deployer.address,
         "vyper_version": "0.4.3",
@@ -171,4 +205,4 @@ def deploy_all(
     if record_path is not None:
         record_path.parent.mkdir(parents=True, exist_ok=True)
         record_path.write_text(json.dumps(record, indent=2) + "\n")
-    return Deployment(token=token, registry=registry, market=market, timelock=timelock, record=record)
+    return Deployment(token=token, registry=registry, market=market, hub=hub, timelock=timelock, record=record)

@@ -1,0 +1,99 @@
+"""Starting the real off-chain processes of a local gpunet network (demo and integration tests).
+
+Every process is a real `gpunet ...` command talking to anvil and to each other over HTTP on
+127.0.0.1; this module only starts, waits for and stops them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+GPUNET = str(Path(sys.executable).with_name("gpunet"))
+
+
+@dataclass
+class Devnet:
+    log_dir: Path
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "w")  # noqa: SIM115 - owned by the process entry
+        env = dict(os.environ)
+        env.setdefault("GPUNET_NETWORK", "ethereum:local:foundry")
+        p = subprocess.Popen([GPUNET, *args], cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.procs[name] = p
+        return p
+
+    def start_agent(
+        self, name: str, provider: str, claim: str, port: int, cheat: str | None = None
+    ) -> str:
+        args = ["provider", "serve", "--port", str(port), "--provider-address", provider, "--claim", claim]
+        if cheat:
+            args += ["--cheat", cheat]
+        self._spawn(name, args)
+        return f"http://127.0.0.1:{port}"
+
+    def start_oracle(
+        self, name: str, test_account: int, port: int, peers: dict[str, str], db: Path, extra: list[str] = ()
+    ) -> str:
+        args = ["oracle", "run", "--test-account", str(test_account), "--port", str(port), "--db", str(db), "-v"]
+        for addr, url in peers.items():
+            args += ["--peer", f"{addr}={url}"]
+        self._spawn(name, [*args, *extra])
+        return f"http://127.0.0.1:{port}"
+
+    def wait_http(self, name: str, url: str, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            p = self.procs[name]
+            if p.poll() is not None:
+                raise RuntimeError(f"{name} exited with {p.returncode}:\n{self.tail(name)}")
+            try:
+                if requests.get(f"{url}/health", timeout=1).status_code < 500:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.25)
+        raise TimeoutError(f"{name} did not answer on {url}/health within {timeout}s:\n{self.tail(name)}")
+
+    def tail(self, name: str, lines: int = 30) -> str:
+        path = self.log_dir / f"{name}.log"
+        return "\n".join(path.read_text().splitlines()[-lines:]) if path.exists() else ""
+
+    def stop(self, name: str) -> None:
+        p = self.procs.pop(name, None)
+        if p is None or p.poll() is not None:
+            return
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+
+def free_ports(n: int) -> list[int]:
+    import socket
+
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports

@@ -1,0 +1,620 @@
+"""`gpunet oracle run`: one oracle operator, day and night.
+
+Loop (every `poll_s`):
+1. Follow the chain: new registry events since the stored cursor (MachineRegistered,
+   MachineStatusChanged, AttestationRecorded, EndpointUpdated) update the local machine table
+   (SQLite). Handlers are idempotent; the cursor is saved after each batch, so a restart
+   re-reads at most one batch and converges to the same table.
+2. Attestation work: a machine that is Pending, or Active with an attestation that expires
+   within `renew_margin_s`, needs a BenchmarkAttestation. Its **leader** for the current nonce
+   is `operators[(machine_id + nonce + k) % N]` (operators sorted by address), where k grows
+   by one every `leader_timeout_s` the task stays open, so a dead leader is replaced.
+   The leader runs the hardware challenge against the machine's registered endpoint, builds the
+   report (its own measured figures, transcript hash, chain time, validity), asks every peer to
+   co-sign over HTTP (POST /sign/attestation), signs it itself last, and submits the report
+   with at least `threshold` signatures sorted by signer.
+3. Uptime: Active machines are probed (GET /health) at random moments of each epoch; when an
+   epoch ends, the machine's leader proposes its counts as an UptimeReport and peers co-sign
+   if their own ratio is within `uptime_tolerance_bps` of it.
+
+Co-signing (peers): a peer signs a proposed attestation only if the report matches the chain
+(current nonce, provider, class), the validity is within the TTL, and **its own independent
+challenge** of the same machine reaches the same outcome. It signs at most one report per
+(subject, nonce) (`Store.sign_once`): asked to sign a different one, it answers with the report
+it already signed, which the leader adopts if it agrees with it. That keeps every operator from
+ever equivocating while letting a replacement leader finish a round a dead leader started.
+
+Why signatures are gathered over HTTP rather than each operator posting its own vote: one
+transaction per report (21k base + ~8k per signature) instead of M transactions
+(M x (21k + storage)), and no on-chain vote state to time out. `make bench` reports the gas.
+
+Metrics (Prometheus text format) at GET /metrics; GET /health answers {"ok": ...}. A circuit
+breaker stops the service when an invariant it relies on breaks (the chain id or the hub
+address changes under the same database, or the operator is no longer registered).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import requests
+from eth_account import Account
+from eth_account.messages import _hash_eip191_message, encode_typed_data
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+from offchain.constants import MachineStatus
+from offchain.oracle.challenger import run_hardware_challenge
+from offchain.oracle.store import Store
+
+log = logging.getLogger("gpunet.oracle")
+
+OUTCOME_CODES = {"pass": 0, "fail_misreport": 1, "fail_unreachable": 2}
+NO_EXPIRY = 2**32 - 1
+CPU_CLASS_ID = 1
+
+ATTESTATION_FIELDS = [
+    ("machine_id", "uint256"),
+    ("provider", "address"),
+    ("class_id", "uint16"),
+    ("outcome", "uint8"),
+    ("fp32_gflops", "uint256"),
+    ("bf16_gflops", "uint256"),
+    ("bandwidth_gbs", "uint256"),
+    ("transcript_hash", "bytes32"),
+    ("measured_at", "uint256"),
+    ("valid_until", "uint256"),
+    ("nonce", "uint256"),
+]
+UPTIME_FIELDS = [
+    ("epoch", "uint256"),
+    ("machine_id", "uint256"),
+    ("probes", "uint256"),
+    ("successes", "uint256"),
+    ("nonce", "uint256"),
+]
+
+
+class CircuitBreaker(RuntimeError):
+    """An invariant the service relies on broke: stop rather than sign anything."""
+
+
+def typed_digest(hub: str, chain_id: int, primary: str, fields: list[tuple[str, str]], message: dict) -> bytes:
+    """The EIP-712 digest of a report, computed locally (never trust an RPC to tell us what we sign)."""
+    msg = {}
+    for name, typ in fields:
+        v = message[name]
+        if typ == "bytes32" and isinstance(v, str):
+            v = bytes.fromhex(v.removeprefix("0x"))
+        msg[name] = v
+    typed = {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            primary: [{"name": n, "type": t} for n, t in fields],
+        },
+        "primaryType": primary,
+        "domain": {"name": "gpunet OracleHub", "version": "1", "chainId": chain_id, "verifyingContract": hub},
+        "message": msg,
+    }
+    return _hash_eip191_message(encode_typed_data(full_message=typed))
+
+
+def as_tuple(fields: list[tuple[str, str]], report: dict) -> tuple:
+    out = []
+    for name, typ in fields:
+        v = report[name]
+        if typ == "bytes32" and isinstance(v, str):
+            v = bytes.fromhex(v.removeprefix("0x"))
+        out.append(v)
+    return tuple(out)
+
+
+@dataclass
+class OracleConfig:
+    network: str
+    operator_key: str
+    sender_index: int | None = None  # ape test account that pays for submissions (local chains)
+    sender_alias: str | None = None  # ape account alias (other networks)
+    host: str = "127.0.0.1"
+    port: int = 9700
+    peers: dict[str, str] = field(default_factory=dict)  # operator address -> base URL
+    db_path: str = "oracle.sqlite"
+    poll_s: float = 1.0
+    attestation_ttl_s: int = 24 * 3600
+    renew_margin_s: int = 3600
+    leader_timeout_s: float = 30.0
+    peer_timeout_s: float = 120.0
+    epoch_seconds: int = 3600
+    probes_per_epoch: int = 6
+    uptime_tolerance_bps: int = 2_500
+    challenge_kwargs: dict[str, Any] = field(default_factory=dict)
+    # Matrix size for GPU-class challenges (None: the challenger's default, 8192).
+    gpu_challenge_n: int | None = None
+    max_cycles: int | None = None  # for tests: stop after this many loop cycles
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.cycles = Counter("gpunet_oracle_cycles", "Loop cycles", registry=self.registry)
+        self.rpc_errors = Counter("gpunet_oracle_rpc_errors", "RPC errors (retried)", registry=self.registry)
+        self.challenges = Counter(
+            "gpunet_oracle_challenges", "Hardware challenges run", ["outcome", "role"], registry=self.registry
+        )
+        self.reports_submitted = Counter(
+            "gpunet_oracle_reports_submitted", "Reports submitted on-chain", ["kind"], registry=self.registry
+        )
+        self.signatures_given = Counter(
+            "gpunet_oracle_signatures_given", "Reports co-signed for peers", ["kind"], registry=self.registry
+        )
+        self.signatures_refused = Counter(
+            "gpunet_oracle_signatures_refused", "Co-sign requests refused", ["kind", "reason"], registry=self.registry
+        )
+        self.last_block = Gauge("gpunet_oracle_last_block", "Last processed block", registry=self.registry)
+        self.machines = Gauge("gpunet_oracle_machines", "Machines known", ["status"], registry=self.registry)
+
+
+class OracleService:
+    def __init__(self, config: OracleConfig):
+        self.cfg = config
+        self.account = Account.from_key(config.operator_key)
+        self.address = self.account.address
+        self.store = Store(config.db_path)
+        self.metrics = Metrics()
+        self._chain_lock = threading.RLock()
+        self._own_outcomes: dict[tuple[int, int], str] = {}
+        self._stop = threading.Event()
+        self.healthy = True
+        self.last_error: str | None = None
+        self.server: ThreadingHTTPServer | None = None
+
+    # ------------------------------------------------------------------ chain helpers
+    def _connect(self):
+        from offchain.chain.client import connect
+
+        return connect(self.cfg.network)
+
+    def _sender(self):
+        from ape import accounts
+
+        if self.cfg.sender_alias:
+            acct = accounts.load(self.cfg.sender_alias)
+            acct.set_autosign(True)
+            return acct
+        return accounts.test_accounts[self.cfg.sender_index or 0]
+
+    def operators(self) -> list[str]:
+        ops = sorted({self.address, *self.cfg.peers}, key=lambda a: int(a, 16))
+        return ops
+
+    def leader_for(self, machine_id: int, nonce: int, waited_s: float) -> str:
+        ops = self.operators()
+        k = int(waited_s // self.cfg.leader_timeout_s) if self.cfg.leader_timeout_s > 0 else 0
+        return ops[(machine_id + nonce + k) % len(ops)]
+
+    def sign_digest(self, digest: bytes) -> str:
+        signed = Account.unsafe_sign_hash(digest, self.cfg.operator_key)
+        return "0x" + signed.signature.hex().removeprefix("0x")
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> None:
+        with self._connect() as h:
+            self.h = h
+            self.chain_id = h.chain.chain_id
+            self.store.check_binding(self.chain_id, h.hub.address, self.address)
+            if not h.hub.is_operator(self.address):
+                raise CircuitBreaker(f"{self.address} is not a registered operator of OracleHub {h.hub.address}")
+            self.threshold = h.hub.threshold()
+            self.sender = self._sender()
+            self._start_http()
+            log.info(
+                json.dumps(
+                    {"event": "started", "operator": self.address, "port": self.port, "threshold": self.threshold}
+                )
+            )
+            cycles = 0
+            backoff = self.cfg.poll_s
+            while not self._stop.is_set():
+                try:
+                    self.cycle()
+                    backoff = self.cfg.poll_s
+                except CircuitBreaker:
+                    self.healthy = False
+                    raise
+                except Exception as e:  # noqa: BLE001 - RPC hiccups and the like: log, back off, retry
+                    self.metrics.rpc_errors.inc()
+                    self.last_error = f"{type(e).__name__}: {e}"
+                    log.warning(json.dumps({"event": "cycle_error", "error": self.last_error}))
+                    backoff = min(backoff * 2, 30.0)
+                cycles += 1
+                self.metrics.cycles.inc()
+                if self.cfg.max_cycles is not None and cycles >= self.cfg.max_cycles:
+                    break
+                self._stop.wait(backoff)
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def cycle(self) -> None:
+        with self._chain_lock:
+            self.follow_chain()
+            if not self.h.hub.is_operator(self.address):
+                raise CircuitBreaker(f"{self.address} was removed from the operator set")
+            now = self.h.chain.blocks.head.timestamp
+        for m in self.store.machines():
+            if self._needs_attestation(m, now):
+                self.attest(m, now)
+        self.uptime_round(now)
+
+    def follow_chain(self) -> None:
+        reg = self.h.registry
+        head = self.h.chain.blocks.height
+        start = int(self.store.get_meta("cursor", "-1")) + 1
+        if start > head:
+            return
+        # machine id -> block of its latest event in this batch: every operator derives the same
+        # "first seen" chain time from it, so they agree on who leads (see `leader_for`).
+        touched: dict[int, int] = {}
+        for ev in ("MachineRegistered", "MachineStatusChanged", "AttestationRecorded", "EndpointUpdated"):
+            for lg in getattr(reg, ev).range(start, head + 1):
+                mid = int(lg.event_arguments["machine_id"])
+                touched[mid] = max(touched.get(mid, 0), int(lg.block_number))
+        for mid, block in sorted(touched.items()):
+            info = reg.machines(mid)
+            seen = self.h.chain.blocks[block].timestamp
+            self.store.upsert_machine(
+                mid, info.provider, info.class_id, info.vram_mb, info.endpoint, info.status, info.attested_until, seen
+            )
+        self.store.set_meta("cursor", str(head))
+        self.metrics.last_block.set(head)
+
+    def _needs_attestation(self, m: dict, now: int) -> bool:
+        if m["status"] == MachineStatus.PENDING:
+            return True
+        # Renew ahead of expiry: the margin, but never more than a quarter of the validity.
+        margin = min(self.cfg.renew_margin_s, self.cfg.attestation_ttl_s // 4)
+        return (
+            m["status"] == MachineStatus.ACTIVE
+            and m["attested_until"] != NO_EXPIRY
+            and m["attested_until"] - now < margin
+        )
+
+    # ------------------------------------------------------------------ attestations
+    def _subject(self, machine_id: int) -> str:
+        return f"attestation:{machine_id}"
+
+    def _own_challenge(self, m: dict, nonce: int, role: str) -> Any:
+        kwargs = dict(self.cfg.challenge_kwargs)
+        # The memory proof is sized to the VRAM the provider registered for this machine.
+        kwargs.setdefault("memory_claim_bytes", int(m["vram_mb"]) * 2**20)
+        if self.cfg.gpu_challenge_n and int(m["class_id"]) != CPU_CLASS_ID:
+            kwargs.setdefault("n", self.cfg.gpu_challenge_n)
+        outcome = run_hardware_challenge(m["endpoint"], m["class_id"], **kwargs)
+        self._own_outcomes[(m["machine_id"], nonce)] = outcome.outcome
+        self.metrics.challenges.labels(outcome=outcome.outcome, role=role).inc()
+        log.info(
+            json.dumps(
+                {
+                    "event": "challenge",
+                    "role": role,
+                    "machine_id": m["machine_id"],
+                    "outcome": outcome.outcome,
+                    "elapsed_s": outcome.elapsed_s,
+                    "allowance_s": outcome.allowance_s,
+                    "reasons": outcome.reasons,
+                }
+            )
+        )
+        return outcome
+
+    def attest(self, m: dict, now: int) -> None:
+        mid = m["machine_id"]
+        with self._chain_lock:
+            nonce = self.h.hub.attestation_nonce(mid)
+        subject = self._subject(mid)
+        if self.store.submitted(subject, nonce):
+            return
+        waited = now - m["first_seen"]  # chain time, the same for every operator
+        if self.leader_for(mid, nonce, waited) != self.address:
+            return
+        on_record = self.store.signed_for(subject, nonce)
+        if on_record is not None:
+            report = on_record.report  # never sign a second version: finish the one we signed
+        else:
+            outcome = self._own_challenge(m, nonce, "leader")
+            tflops = outcome.effective_tflops or 0.0
+            report = {
+                "machine_id": mid,
+                "provider": m["provider"],
+                "class_id": m["class_id"],
+                "outcome": OUTCOME_CODES[outcome.outcome],
+                "fp32_gflops": int(tflops * 1000) if outcome.dtype == "fp32" else 0,
+                "bf16_gflops": int(tflops * 1000) if outcome.dtype != "fp32" else 0,
+                "bandwidth_gbs": 0,
+                "transcript_hash": "0x" + outcome.transcript_hash.removeprefix("0x"),
+                "measured_at": now,
+                "valid_until": now + self.cfg.attestation_ttl_s if outcome.outcome == "pass" else 0,
+                "nonce": nonce,
+            }
+        signatures = self._gather("attestation", report)
+        if signatures is None:
+            return
+        report, sigs = signatures
+        self._submit("attestation", subject, report, sigs)
+
+    def _gather(self, kind: str, report: dict) -> tuple[dict, list[tuple[str, str]]] | None:
+        """Collects signatures per report version; returns a version that reaches the threshold.
+
+        Peers that already signed another version of this subject and nonce return it with
+        their signature: every version seen is tallied (signatures checked), our own signature
+        goes to our proposal unless we signed something else before, and whichever version
+        reaches `threshold` is submitted. So concurrent leaders converge instead of deadlocking.
+        """
+        versions: dict[str, tuple[dict, dict[str, str]]] = {}
+
+        def add(rep: dict, signer: str, sig: str) -> None:
+            digest = self._digest(kind, rep)
+            recovered = Account._recover_hash(digest, signature=bytes.fromhex(sig.removeprefix("0x")))
+            if recovered.lower() != signer.lower():
+                log.warning(json.dumps({"event": "bad_peer_signature", "peer": signer}))
+                return
+            versions.setdefault("0x" + digest.hex(), (rep, {}))[1][signer] = sig
+
+        def ask(peer: str, url: str) -> tuple[str, dict | None]:
+            try:
+                r = requests.post(f"{url}/sign/{kind}", json={"report": report}, timeout=self.cfg.peer_timeout_s)
+                return peer, r.json() if r.headers.get("content-type", "").startswith("application/json") else None
+            except (requests.RequestException, ValueError) as e:
+                log.info(json.dumps({"event": "peer_unreachable", "peer": peer, "error": str(e)}))
+                return peer, None
+
+        with ThreadPoolExecutor(max_workers=max(1, len(self.cfg.peers))) as pool:
+            answers = list(pool.map(lambda kv: ask(*kv), self.cfg.peers.items()))
+        for peer, ans in answers:
+            if ans and ans.get("signature") and not ans.get("conflict"):
+                add(report, peer, ans["signature"])
+            elif ans and ans.get("conflict") and ans.get("report") and ans.get("signature"):
+                add(ans["report"], peer, ans["signature"])
+            else:
+                log.info(json.dumps({"event": "peer_refused", "peer": peer, "answer": ans}))
+        # Our own signature: the version we signed before, else our proposal if enough agree,
+        # else the best-supported version we agree with.
+        mine = self.store.signed_for(
+            self._subject(report["machine_id"]) if kind == "attestation" else self._uptime_subject(report),
+            report["nonce"],
+        )
+        if mine is not None:
+            versions.setdefault(mine.digest, (mine.report, {}))[1][self.address] = mine.signature
+        else:
+            ranked = sorted(versions.items(), key=lambda kv: len(kv[1][1]), reverse=True)
+            candidates = [v for v in ranked if v[1][0] == report or self._agrees_with(kind, v[1][0])]
+            target = candidates[0][1][0] if candidates else report
+            if len(versions.get(self._digest_hex(kind, target), (None, {}))[1]) + 1 >= self.threshold:
+                own = self._sign_report(kind, target)
+                if own is not None:
+                    versions.setdefault(self._digest_hex(kind, target), (target, {}))[1][self.address] = own
+        for rep, sigs in versions.values():
+            if len(sigs) >= self.threshold:
+                ordered = sorted(sigs.items(), key=lambda kv: int(kv[0], 16))
+                return rep, ordered
+        log.info(
+            json.dumps(
+                {"event": "no_quorum_yet", "kind": kind, "versions": {d: len(v[1]) for d, v in versions.items()}}
+            )
+        )
+        return None
+
+    def _agrees_with(self, kind: str, report: dict) -> bool:
+        if kind == "attestation":
+            mine = self._own_outcomes.get((report["machine_id"], report["nonce"]))
+            return mine is not None and OUTCOME_CODES[mine] == report["outcome"]
+        return False
+
+    def _digest(self, kind: str, report: dict) -> bytes:
+        if kind == "attestation":
+            return typed_digest(self.h.hub.address, self.chain_id, "BenchmarkAttestation", ATTESTATION_FIELDS, report)
+        return typed_digest(self.h.hub.address, self.chain_id, "UptimeReport", UPTIME_FIELDS, report)
+
+    def _digest_hex(self, kind: str, report: dict) -> str:
+        return "0x" + self._digest(kind, report).hex()
+
+    def _sign_report(self, kind: str, report: dict) -> str | None:
+        subject = self._subject(report["machine_id"]) if kind == "attestation" else self._uptime_subject(report)
+        digest = self._digest_hex(kind, report)
+        rec = self.store.sign_once(
+            subject, report["nonce"], digest, report, lambda d: self.sign_digest(bytes.fromhex(d[2:]))
+        )
+        if rec.digest != digest:
+            log.warning(json.dumps({"event": "refused_second_version", "subject": subject}))
+            return None
+        return rec.signature
+
+    def _submit(self, kind: str, subject: str, report: dict, sigs: list[tuple[str, str]]) -> None:
+        sig_bytes = [bytes.fromhex(s.removeprefix("0x")) for _, s in sigs]
+        with self._chain_lock:
+            try:
+                if kind == "attestation":
+                    tx = self.h.hub.submit_attestation(
+                        as_tuple(ATTESTATION_FIELDS, report), sig_bytes, sender=self.sender
+                    )
+                else:
+                    tx = self.h.hub.submit_uptime(as_tuple(UPTIME_FIELDS, report), sig_bytes, sender=self.sender)
+            except Exception as e:  # noqa: BLE001
+                if "wrong nonce" in str(e):  # another leader got there first: the work is done
+                    self.store.mark_submitted(subject, report["nonce"], "by-peer")
+                    return
+                raise
+        self.store.mark_submitted(subject, report["nonce"], str(tx.txn_hash))
+        self.metrics.reports_submitted.labels(kind=kind).inc()
+        log.info(
+            json.dumps(
+                {"event": "submitted", "kind": kind, "subject": subject, "gas": tx.gas_used, "signers": len(sigs)}
+            )
+        )
+
+    # ------------------------------------------------------------------ co-signing (HTTP)
+    def handle_sign_attestation(self, report: dict) -> tuple[int, dict]:
+        try:
+            mid = int(report["machine_id"])
+            nonce = int(report["nonce"])
+            outcome_code = int(report["outcome"])
+        except (KeyError, TypeError, ValueError) as e:
+            return 400, {"error": f"malformed report: {e}"}
+        with self._chain_lock:
+            onchain_nonce = self.h.hub.attestation_nonce(mid)
+            info = self.h.registry.machines(mid)
+            now = self.h.chain.blocks.head.timestamp
+        reason = None
+        if nonce != onchain_nonce:
+            reason = f"nonce {nonce} is not the current {onchain_nonce}"
+        elif info.provider.lower() != str(report["provider"]).lower() or info.class_id != report["class_id"]:
+            reason = "provider or class does not match the registry"
+        elif info.status == MachineStatus.EXITED:
+            reason = "machine exited"
+        elif outcome_code == 0 and not (now < report["valid_until"] <= now + self.cfg.attestation_ttl_s + 600):
+            reason = "validity outside the attestation TTL"
+        elif report["measured_at"] > now + 600:
+            reason = "measured in the future"
+        subject = self._subject(mid)
+        if reason:
+            self.metrics.signatures_refused.labels(kind="attestation", reason="invalid").inc()
+            return 409, {"refused": reason}
+        existing = self.store.signed_for(subject, nonce)
+        digest = self._digest_hex("attestation", report)
+        if existing is not None and existing.digest != digest:
+            return 200, {"conflict": True, "report": existing.report, "signature": existing.signature}
+        mine = self._own_outcomes.get((mid, nonce))
+        if mine is None:
+            m = {"machine_id": mid, "endpoint": info.endpoint, "class_id": info.class_id, "vram_mb": info.vram_mb}
+            mine = self._own_challenge(m, nonce, "peer").outcome
+        if OUTCOME_CODES[mine] != outcome_code:
+            self.metrics.signatures_refused.labels(kind="attestation", reason="disagree").inc()
+            return 409, {"refused": f"my own challenge says {mine}"}
+        sig = self._sign_report("attestation", report)
+        if sig is None:
+            return 409, {"refused": "already signed another version"}
+        self.metrics.signatures_given.labels(kind="attestation").inc()
+        return 200, {"signature": sig, "digest": digest, "operator": self.address}
+
+    # ------------------------------------------------------------------ uptime
+    def epoch_of(self, now: int) -> int:
+        return now // self.cfg.epoch_seconds
+
+    def _uptime_subject(self, report: dict) -> str:
+        return f"uptime:{report['epoch']}:{report['machine_id']}"
+
+    def uptime_round(self, now: int) -> None:
+        from offchain.oracle.challenger import probe_uptime
+
+        epoch = self.epoch_of(now)
+        for m in self.store.machines():
+            if m["status"] != MachineStatus.ACTIVE:
+                continue
+            # Probe at random moments: on average `probes_per_epoch` times per epoch.
+            p = self.cfg.poll_s * self.cfg.probes_per_epoch / self.cfg.epoch_seconds
+            if random.random() < p:
+                self.store.record_probe(epoch, m["machine_id"], probe_uptime(m["endpoint"], timeout=5.0))
+            self._report_uptime(epoch - 1, m)
+
+    def _report_uptime(self, epoch: int, m: dict) -> None:
+        probes, successes = self.store.probe_counts(epoch, m["machine_id"])
+        if probes == 0:
+            return
+        report = {"epoch": epoch, "machine_id": m["machine_id"], "probes": probes, "successes": successes, "nonce": 0}
+        subject = self._uptime_subject(report)
+        if self.store.submitted(subject, 0):
+            return
+        with self._chain_lock:
+            if self.h.hub.uptime_nonce(epoch, m["machine_id"]) != 0:
+                self.store.mark_submitted(subject, 0, "by-peer")
+                return
+        if self.leader_for(m["machine_id"], epoch, 0) != self.address:
+            return
+        gathered = self._gather("uptime", report)
+        if gathered is not None:
+            self._submit("uptime", subject, *gathered)
+
+    def handle_sign_uptime(self, report: dict) -> tuple[int, dict]:
+        try:
+            epoch, mid = int(report["epoch"]), int(report["machine_id"])
+            probes, successes = int(report["probes"]), int(report["successes"])
+        except (KeyError, TypeError, ValueError) as e:
+            return 400, {"error": f"malformed report: {e}"}
+        if report.get("nonce") != 0 or probes <= 0 or successes > probes:
+            return 409, {"refused": "invalid counts or nonce"}
+        mine_p, mine_s = self.store.probe_counts(epoch, mid)
+        if mine_p == 0:
+            return 409, {"refused": "I have no probes of this machine in that epoch"}
+        diff = abs(successes * 10_000 // probes - mine_s * 10_000 // mine_p)
+        if diff > self.cfg.uptime_tolerance_bps:
+            return 409, {"refused": f"my uptime differs by {diff} bps"}
+        existing = self.store.signed_for(self._uptime_subject(report), 0)
+        digest = self._digest_hex("uptime", report)
+        if existing is not None and existing.digest != digest:
+            return 200, {"conflict": True, "report": existing.report, "signature": existing.signature}
+        sig = self._sign_report("uptime", report)
+        if sig is None:
+            return 409, {"refused": "already signed another version"}
+        self.metrics.signatures_given.labels(kind="uptime").inc()
+        return 200, {"signature": sig, "digest": digest, "operator": self.address}
+
+    # ------------------------------------------------------------------ HTTP
+    def _start_http(self) -> None:
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # structured logs only
+                return
+
+            def _send(self, code: int, body: bytes, ctype: str = "application/json") -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path == "/health":
+                    ok = service.healthy and not service._stop.is_set()
+                    body = {"ok": ok, "operator": service.address, "last_error": service.last_error}
+                    self._send(200 if ok else 503, json.dumps(body).encode())
+                elif self.path == "/metrics":
+                    self._send(200, generate_latest(service.metrics.registry), "text/plain; version=0.0.4")
+                else:
+                    self._send(404, b'{"error": "unknown path: try /health, /metrics"}')
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    body = json.loads(self.rfile.read(length) or b"{}")
+                    report = body["report"]
+                except (ValueError, KeyError):
+                    self._send(400, b'{"error": "body must be JSON {\\"report\\": {...}}"}')
+                    return
+                if self.path == "/sign/attestation":
+                    code, out = service.handle_sign_attestation(report)
+                elif self.path == "/sign/uptime":
+                    code, out = service.handle_sign_uptime(report)
+                else:
+                    code, out = 404, {"error": "unknown path: POST /sign/attestation or /sign/uptime"}
+                self._send(code, json.dumps(out).encode())
+
+        self.server = ThreadingHTTPServer((self.cfg.host, self.cfg.port), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()

@@ -1,0 +1,183 @@
+"""The oracle operator's durable state (SQLite): chain cursor, known machines, and every report
+it has signed.
+
+The `signed` table is the equivocation guard: an operator signs at most one report per
+(subject, nonce). Signing a second, different report for the same subject and nonce is
+exactly what OracleHub slashes, so `sign_once` refuses it and returns the report already
+signed instead (the leader can then adopt it). Everything else here can be rebuilt from the
+chain; `signed` cannot, so keep the database file with the key.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS machines (
+    machine_id INTEGER PRIMARY KEY,
+    provider TEXT NOT NULL,
+    class_id INTEGER NOT NULL,
+    vram_mb INTEGER NOT NULL DEFAULT 0,
+    endpoint TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    attested_until INTEGER NOT NULL DEFAULT 0,
+    first_seen REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS signed (
+    subject TEXT NOT NULL,
+    nonce INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    report TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (subject, nonce)
+);
+CREATE TABLE IF NOT EXISTS submitted (
+    subject TEXT NOT NULL,
+    nonce INTEGER NOT NULL,
+    tx_hash TEXT NOT NULL,
+    PRIMARY KEY (subject, nonce)
+);
+CREATE TABLE IF NOT EXISTS probes (
+    epoch INTEGER NOT NULL,
+    machine_id INTEGER NOT NULL,
+    probes INTEGER NOT NULL,
+    successes INTEGER NOT NULL,
+    PRIMARY KEY (epoch, machine_id)
+);
+"""
+
+
+@dataclass(frozen=True)
+class SignedReport:
+    subject: str
+    nonce: int
+    digest: str
+    report: dict[str, Any]
+    signature: str
+
+
+class Store:
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+
+    # meta -----------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def check_binding(self, chain_id: int, hub: str, operator: str) -> None:
+        """The database belongs to one operator on one deployment: refuse to mix them up."""
+        for key, value in (("chain_id", str(chain_id)), ("hub", hub.lower()), ("operator", operator.lower())):
+            stored = self.get_meta(key)
+            if stored is None:
+                self.set_meta(key, value)
+            elif stored != value:
+                raise RuntimeError(
+                    f"oracle database {self.path} belongs to {key}={stored}, not {value}: use another --db"
+                )
+
+    # machines -------------------------------------------------------------------------
+    def upsert_machine(
+        self,
+        machine_id: int,
+        provider: str,
+        class_id: int,
+        vram_mb: int,
+        endpoint: str,
+        status: int,
+        attested_until: int,
+        now: float,
+    ) -> None:
+        with self._lock:
+            self._db.execute(
+                """INSERT INTO machines (machine_id, provider, class_id, vram_mb, endpoint, status, attested_until,
+                   first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(machine_id) DO UPDATE SET provider=excluded.provider, class_id=excluded.class_id,
+                   vram_mb=excluded.vram_mb, endpoint=excluded.endpoint,
+                   first_seen=CASE WHEN machines.status != excluded.status
+                                     OR machines.attested_until != excluded.attested_until
+                                   THEN excluded.first_seen ELSE machines.first_seen END,
+                   status=excluded.status, attested_until=excluded.attested_until""",
+                (machine_id, provider, class_id, vram_mb, endpoint, status, attested_until, now),
+            )
+
+    def machines(self) -> list[dict[str, Any]]:
+        cur = self._db.execute(
+            "SELECT machine_id, provider, class_id, vram_mb, endpoint, status, attested_until, first_seen FROM machines"
+        )
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+    # signed reports (equivocation guard) ---------------------------------------------------
+    def signed_for(self, subject: str, nonce: int) -> SignedReport | None:
+        row = self._db.execute(
+            "SELECT subject, nonce, digest, report, signature FROM signed WHERE subject = ? AND nonce = ?",
+            (subject, nonce),
+        ).fetchone()
+        if row is None:
+            return None
+        return SignedReport(row[0], row[1], row[2], json.loads(row[3]), row[4])
+
+    def sign_once(self, subject: str, nonce: int, digest: str, report: dict[str, Any], sign) -> SignedReport:
+        """Signs `digest` unless another digest was already signed for (subject, nonce).
+
+        Returns what is on record for (subject, nonce): the new signature, or the earlier
+        report and signature (compare `.digest` with the one asked for).
+        """
+        with self._lock:
+            existing = self.signed_for(subject, nonce)
+            if existing is not None:
+                return existing
+            signature = sign(digest)
+            self._db.execute(
+                "INSERT INTO signed (subject, nonce, digest, report, signature, created) "
+                "VALUES (?, ?, ?, ?, ?, julianday('now'))",
+                (subject, nonce, digest, json.dumps(report, sort_keys=True), signature),
+            )
+            return SignedReport(subject, nonce, digest, report, signature)
+
+    def mark_submitted(self, subject: str, nonce: int, tx_hash: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO submitted (subject, nonce, tx_hash) VALUES (?, ?, ?)", (subject, nonce, tx_hash)
+            )
+
+    def submitted(self, subject: str, nonce: int) -> str | None:
+        row = self._db.execute(
+            "SELECT tx_hash FROM submitted WHERE subject = ? AND nonce = ?", (subject, nonce)
+        ).fetchone()
+        return row[0] if row else None
+
+    # uptime probes ----------------------------------------------------------------------
+    def record_probe(self, epoch: int, machine_id: int, ok: bool) -> None:
+        with self._lock:
+            self._db.execute(
+                """INSERT INTO probes (epoch, machine_id, probes, successes) VALUES (?, ?, 1, ?)
+                   ON CONFLICT(epoch, machine_id) DO UPDATE SET probes = probes + 1,
+                   successes = successes + excluded.successes""",
+                (epoch, machine_id, 1 if ok else 0),
+            )
+
+    def probe_counts(self, epoch: int, machine_id: int) -> tuple[int, int]:
+        row = self._db.execute(
+            "SELECT probes, successes FROM probes WHERE epoch = ? AND machine_id = ?", (epoch, machine_id)
+        ).fetchone()
+        return (row[0], row[1]) if row else (0, 0)
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,120 @@
+"""Hardware verification end to end: anvil, 3 oracle operator processes (M = 2), provider agents.
+
+- a single operator cannot activate a machine alone (its peers are down: no quorum);
+- an honest CPU provider claiming the CPU class becomes Active (attested, with expiry);
+- a CPU provider claiming an H100 is jailed and slashed;
+- a provider returning wrong products is jailed and slashed.
+"""
+
+import time
+
+import pytest
+
+from offchain.chain.anvil import running_anvil
+from offchain.chain.deploy import deploy_all, deployment_path
+from offchain.constants import ONE_TOKEN, MachineStatus
+from offchain.devnet import Devnet, free_ports
+
+pytestmark = pytest.mark.anvil
+
+OPERATOR_ACCOUNTS = (7, 8, 9)
+ORACLE_ARGS = ["--leader-timeout", "4", "--poll", "0.5", "--network-allowance", "0.5", "--memory-fraction", "0.5",
+               "--gpu-n", "4096", "--ttl", "3600"]
+
+
+def _wait_status(registry, machine_id, statuses, timeout, devnet):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = registry.machine_status(machine_id)
+        if status in statuses:
+            return status
+        time.sleep(1)
+    logs = "\n".join(f"--- {n}\n{devnet.tail(n)}" for n in list(devnet.procs))
+    raise AssertionError(f"machine {machine_id} stuck in {MachineStatus(status).name}\n{logs}")
+
+
+def test_hardware_attestation__quorum_of_real_processes(tmp_path):
+    from ape import accounts, chain, networks, project
+
+    record = deployment_path("ethereum", "local", "foundry")
+    backup = record.read_bytes() if record.exists() else None
+    devnet = Devnet(tmp_path)
+    try:
+        with running_anvil(log_path=tmp_path / "anvil.log"), networks.parse_network_choice("ethereum:local:foundry"):
+            a = accounts.test_accounts
+            deployer = a[0]
+            ops = [a[i] for i in OPERATOR_ACCOUNTS]
+            d = deploy_all(project, deployer, local=True, operators=[o.address for o in ops], threshold=2,
+                           record_path=record, chain_id=chain.chain_id)
+            token, registry, hub = d.token, d.registry, d.hub
+            for o in ops:
+                token.mint(o, 2_000 * ONE_TOKEN, sender=deployer)
+                token.approve(hub, 2**256 - 1, sender=o)
+                hub.stake(1_000 * ONE_TOKEN, sender=o)
+            honest, liar, wrong = a[1], a[2], a[3]
+            for p in (honest, liar, wrong):
+                token.mint(p, 5_000 * ONE_TOKEN, sender=deployer)
+                token.approve(registry, 2**256 - 1, sender=p)
+                registry.stake(1_000 * ONE_TOKEN, sender=p)
+
+            ports = free_ports(6)
+            urls = {o.address: f"http://127.0.0.1:{port}" for o, port in zip(ops, ports[:3], strict=True)}
+            honest_url = devnet.start_agent("agent-honest", honest.address, "CPU", ports[3])
+            liar_url = devnet.start_agent("agent-liar", liar.address, "H100 SXM5", ports[4])
+            wrong_url = devnet.start_agent("agent-wrong", wrong.address, "CPU", ports[5], cheat="wrong-output")
+
+            def start_oracle(i):
+                o = ops[i]
+                peers = {addr: url for addr, url in urls.items() if addr != o.address}
+                name = f"oracle-{i}"
+                devnet.start_oracle(name, OPERATOR_ACCOUNTS[i], ports[i], peers, tmp_path / f"{name}.sqlite",
+                                    ORACLE_ARGS)
+                return name
+
+            first = start_oracle(0)
+            for name, url in (("agent-honest", honest_url), ("agent-liar", liar_url), ("agent-wrong", wrong_url),
+                              (first, urls[ops[0].address])):
+                devnet.wait_http(name, url)
+
+            tx = registry.register(1, 1, 256, honest_url, sender=honest)
+            honest_id = tx.decode_logs(registry.MachineRegistered)[0].machine_id
+            # Alone, the first operator leads (after its peers' leader slots time out) but cannot
+            # gather a quorum: the machine stays Pending.
+            time.sleep(14)
+            assert registry.machine_status(honest_id) == MachineStatus.PENDING
+            assert hub.attestation_nonce(honest_id) == 0
+
+            for i in (1, 2):
+                name = start_oracle(i)
+                devnet.wait_http(name, urls[ops[i].address])
+            liar_id = registry.register(10, 1, 81_920, liar_url, sender=liar).decode_logs(
+                registry.MachineRegistered)[0].machine_id
+            wrong_id = registry.register(1, 1, 256, wrong_url, sender=wrong).decode_logs(
+                registry.MachineRegistered)[0].machine_id
+            liar_stake = registry.slashable(liar)
+            wrong_stake = registry.slashable(wrong)
+            supply = token.totalSupply()
+
+            assert _wait_status(registry, honest_id, {MachineStatus.ACTIVE, MachineStatus.JAILED}, 150, devnet) \
+                == MachineStatus.ACTIVE
+            assert _wait_status(registry, liar_id, {MachineStatus.ACTIVE, MachineStatus.JAILED}, 150, devnet) \
+                == MachineStatus.JAILED
+            assert _wait_status(registry, wrong_id, {MachineStatus.ACTIVE, MachineStatus.JAILED}, 150, devnet) \
+                == MachineStatus.JAILED
+
+            now = chain.blocks.head.timestamp
+            assert now < registry.attested_until(honest_id) <= now + 3600
+            assert registry.slashable(honest) == 1_000 * ONE_TOKEN
+            assert registry.slashable(liar) == liar_stake - liar_stake // 10
+            assert registry.slashable(wrong) == wrong_stake - wrong_stake // 10
+            assert token.totalSupply() == supply - liar_stake // 10 - wrong_stake // 10
+            accepted = list(hub.AttestationAccepted.range(0, chain.blocks.height + 1))
+            by_machine = {log.machine_id: log for log in accepted}
+            assert by_machine[honest_id].outcome == 0
+            assert by_machine[liar_id].outcome == 1
+            assert by_machine[wrong_id].outcome == 1
+            assert all(log.signers >= 2 for log in accepted)
+    finally:
+        devnet.stop_all()
+        if backup is not None:
+            record.write_bytes(backup)
