@@ -1,4 +1,5 @@
-"""`make demo` runs green: a real anvil, the deploy, two providers (one sloppy), two users."""
+"""`make demo` runs green: a real anvil, 3 oracle operators, 3 provider agents (one sloppy, one
+lying about its hardware), two users."""
 
 import subprocess
 import sys
@@ -16,5 +17,6 @@ def test_demo__runs_and_every_outcome_is_the_expected_one():
     )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     assert "demo OK" in out.stdout
-    for outcome in ("EXPIRED", "FAILED", "FINALIZED"):
+    for outcome in ("EXPIRED", "FAILED", "FINALIZED", "ACTIVE", "JAILED"):
         assert outcome in out.stdout
+    assert "lying provider -" in out.stdout
