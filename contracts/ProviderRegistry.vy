@@ -317,6 +317,21 @@ def update_endpoint(machine_id: uint256, endpoint: String[256]):
 
 
 @external
+def request_attestation(machine_id: uint256):
+    """
+    @notice On-demand re-attestation: the provider puts its Active or Jailed machine back to
+            Pending, so the oracle quorum challenges it again (after a hardware change, or to
+            leave jail). It takes no new jobs until attested; running jobs are unaffected.
+            A machine that fails again is jailed and its provider slashed again, so asking
+            costs a liar more each time.
+    """
+    self._check_own_machine(machine_id)
+    status: uint8 = self._m_status(self._machine_core[machine_id])
+    assert status == STATUS_ACTIVE or status == STATUS_JAILED, "registry: machine not active or jailed"
+    self._attest(machine_id, STATUS_PENDING, 0)
+
+
+@external
 def exit_machine(machine_id: uint256):
     """
     @notice Retires a machine for good and releases its stake requirement.

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anvil
 
 OPERATOR_ACCOUNTS = (7, 8, 9)
 ORACLE_ARGS = ["--leader-timeout", "4", "--poll", "0.5", "--network-allowance", "0.5", "--memory-fraction", "0.5",
-               "--gpu-n", "4096", "--ttl", "3600"]
+               "--gpu-n", "4096", "--ttl", "3600", "--epoch-seconds", "6"]
 
 
 def _wait_status(registry, machine_id, statuses, timeout, devnet):
@@ -114,6 +114,19 @@ def test_hardware_attestation__quorum_of_real_processes(tmp_path):
             assert by_machine[liar_id].outcome == 1
             assert by_machine[wrong_id].outcome == 1
             assert all(log.signers >= 2 for log in accepted)
+
+            # Uptime: the operators probe Active machines at random moments; after an epoch ends,
+            # its leader reports the counts with a quorum's signatures.
+            deadline = time.monotonic() + 90
+            uptime = []
+            while time.monotonic() < deadline and not uptime:
+                uptime = [
+                    lg for lg in hub.UptimeRecorded.range(0, chain.blocks.height + 1) if lg.machine_id == honest_id
+                ]
+                time.sleep(1)
+            assert uptime, "no uptime report:\n" + "\n".join(devnet.tail(n) for n in list(devnet.procs))
+            assert uptime[0].uptime_bps == 10_000
+            assert hub.uptime_bps(uptime[0].epoch, honest_id) == 10_000
     finally:
         devnet.stop_all()
         if backup is not None:

@@ -39,6 +39,7 @@ import json
 import logging
 import random
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -257,10 +258,13 @@ class OracleService:
             if not self.h.hub.is_operator(self.address):
                 raise CircuitBreaker(f"{self.address} was removed from the operator set")
             now = self.h.chain.blocks.head.timestamp
+        # Chain time when the chain moves, wall time when it idles (a dev chain mines only on
+        # transactions): leader rotation and uptime epochs must advance either way.
+        clock = max(now, int(time.time()))
         for m in self.store.machines():
             if self._needs_attestation(m, now):
-                self.attest(m, now)
-        self.uptime_round(now)
+                self.attest(m, now, clock)
+        self.uptime_round(clock)
 
     def follow_chain(self) -> None:
         reg = self.h.registry
@@ -323,14 +327,14 @@ class OracleService:
         )
         return outcome
 
-    def attest(self, m: dict, now: int) -> None:
+    def attest(self, m: dict, now: int, clock: int) -> None:
         mid = m["machine_id"]
         with self._chain_lock:
             nonce = self.h.hub.attestation_nonce(mid)
         subject = self._subject(mid)
         if self.store.submitted(subject, nonce):
             return
-        waited = now - m["first_seen"]  # chain time, the same for every operator
+        waited = clock - m["first_seen"]  # from the block of the machine's last event: the same for all
         if self.leader_for(mid, nonce, waited) != self.address:
             return
         on_record = self.store.signed_for(subject, nonce)
