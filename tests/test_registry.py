@@ -32,6 +32,8 @@ PENDING = int(MachineStatus.PENDING)
 ACTIVE = int(MachineStatus.ACTIVE)
 JAILED = int(MachineStatus.JAILED)
 EXITED = int(MachineStatus.EXITED)
+NO_EXPIRY = 2**32 - 1  # attested_until of a machine activated by hand
+VRAM_MAX = 2**24 - 1  # vram_mb is packed in 24 bits
 
 
 def _args(log):
@@ -151,6 +153,7 @@ def test_constants__roles_and_bounds(registry, roles):
         assert bytes(getattr(registry, name)()) == roles[name]
     assert bytes(registry.DEFAULT_ADMIN_ROLE()) == DEFAULT_ADMIN_ROLE
     assert registry.MAX_GPUS_PER_MACHINE() == 64
+    assert registry.NO_EXPIRY() == NO_EXPIRY
     assert registry.MIN_UNBONDING_SECONDS() == MIN_PERIOD
     assert registry.MAX_UNBONDING_SECONDS() == MAX_PERIOD
 
@@ -213,7 +216,7 @@ def test_register__valid__creates_pending_machine_and_requirement(registry, toke
         "new_status": MachineStatus.PENDING,
     }
     assert registry.machine_count() == 1
-    assert tuple(registry.machines(1)) == (provider.address, H100, 8, 81_920, PENDING, ENDPOINT)
+    assert tuple(registry.machines(1)) == (provider.address, H100, 8, 81_920, PENDING, ENDPOINT, 0)
     assert registry.required_stake(provider) == 8 * H100_MIN
     # Registration needs no stake and moves no tokens.
     assert registry.staked(provider) == 0
@@ -245,9 +248,20 @@ def test_register__max_gpus__accepted(registry, provider, register):
         (CPU, 0, 1, ENDPOINT, "registry: gpu count is zero"),
         (CPU, 65, 1, ENDPOINT, "registry: gpu count too large"),
         (CPU, 1, 0, ENDPOINT, "registry: vram is zero"),
+        (CPU, 1, VRAM_MAX + 1, ENDPOINT, "registry: vram too large"),
+        (CPU, 1, 2**32 - 1, ENDPOINT, "registry: vram too large"),
         (CPU, 1, 1, "", "registry: endpoint is empty"),
     ],
-    ids=["class_zero", "unknown_class", "gpus_zero", "gpus_65", "vram_zero", "empty_endpoint"],
+    ids=[
+        "class_zero",
+        "unknown_class",
+        "gpus_zero",
+        "gpus_65",
+        "vram_zero",
+        "vram_2_24",
+        "vram_uint32_max",
+        "empty_endpoint",
+    ],
 )
 def test_register__invalid_args__reverts(reverts, registry, provider, class_id, gpus, vram, endpoint, message):
     with reverts(message):
@@ -281,7 +295,16 @@ def test_update_endpoint__own_machine__updates(registry, deployer, provider, reg
     tx = registry.update_endpoint(mid, "https://new.example:443", sender=provider)
     assert _one(tx, registry.EndpointUpdated) == {"machine_id": mid, "endpoint": "https://new.example:443"}
     assert registry.machine_endpoint(mid) == "https://new.example:443"
-    assert tuple(registry.machines(mid)) == (provider.address, CPU, 1, 16_384, status, "https://new.example:443")
+    attested = NO_EXPIRY if status == ACTIVE else 0
+    assert tuple(registry.machines(mid)) == (
+        provider.address,
+        CPU,
+        1,
+        16_384,
+        status,
+        "https://new.example:443",
+        attested,
+    )
 
 
 @pytest.mark.parametrize("machine_id", [0, 2, 99])
@@ -330,8 +353,10 @@ def test_exit_machine__from_each_status__exits_and_releases_requirement(registry
         "new_status": EXITED,
     }
     assert registry.machine_status(mid) == EXITED
-    # Everything else about the machine is kept for the record.
-    assert tuple(registry.machines(mid)) == (provider.address, H100, 4, 16_384, EXITED, ENDPOINT)
+    # Everything else about the machine is kept for the record (attested_until included: an
+    # Exited machine fails lock_collateral's status check before the expiry is looked at).
+    attested = NO_EXPIRY if status == ACTIVE else 0
+    assert tuple(registry.machines(mid)) == (provider.address, H100, 4, 16_384, EXITED, ENDPOINT, attested)
     assert registry.required_stake(provider) == 2 * CPU_MIN
     assert registry.machine_status(keep) == PENDING
 
@@ -344,9 +369,7 @@ def test_exit_machine__class_minimum_raised__requirement_floors_at_zero(registry
     assert registry.required_stake(provider) == 0
 
 
-def test_exit_machine__class_minimum_changed__releases_what_registration_added(
-    registry, deployer, provider, register
-):
+def test_exit_machine__class_minimum_changed__releases_what_registration_added(registry, deployer, provider, register):
     """The requirement is fixed per machine at registration: a later class change does not skew it."""
     a = register(provider, CPU, 1)
     assert registry.machine_requirement(a) == CPU_MIN
@@ -619,19 +642,24 @@ def test_views__class_exists_and_gpu_classes(registry, deployer):
 
 def test_views__machine_getters__agree_with_register(registry, deployer, provider, provider2, register):
     register(provider2, CPU, 1, 1, "a")
-    mid = register(provider, H100, 8, 2**32 - 1, "b" * 256)  # widest packed fields
-    assert tuple(registry.machines(mid)) == (provider.address, H100, 8, 2**32 - 1, PENDING, "b" * 256)
+    mid = register(provider, H100, 64, VRAM_MAX, "b" * 256)  # widest packed fields
+    assert tuple(registry.machines(mid)) == (provider.address, H100, 64, VRAM_MAX, PENDING, "b" * 256, 0)
     assert registry.machine_status(mid) == PENDING
     assert registry.machine_provider(mid) == provider.address
     assert registry.machine_endpoint(mid) == "b" * 256
+    assert registry.attested_until(mid) == 0
+    registry.set_machine_status(mid, ACTIVE, sender=deployer)
+    # Changing the status and expiry leaves the other packed fields intact.
+    assert tuple(registry.machines(mid)) == (provider.address, H100, 64, VRAM_MAX, ACTIVE, "b" * 256, NO_EXPIRY)
+    assert registry.attested_until(mid) == NO_EXPIRY
     registry.set_machine_status(mid, JAILED, sender=deployer)
-    # Changing the status leaves the other packed fields intact.
-    assert tuple(registry.machines(mid)) == (provider.address, H100, 8, 2**32 - 1, JAILED, "b" * 256)
-    assert tuple(registry.machines(1)) == (provider2.address, CPU, 1, 1, PENDING, "a")
+    assert tuple(registry.machines(mid)) == (provider.address, H100, 64, VRAM_MAX, JAILED, "b" * 256, 0)
+    assert tuple(registry.machines(1)) == (provider2.address, CPU, 1, 1, PENDING, "a", 0)
 
 
 def test_views__unknown_machine__zero_values(registry):
-    assert tuple(registry.machines(5)) == (ZERO, 0, 0, 0, 0, "")
+    assert tuple(registry.machines(5)) == (ZERO, 0, 0, 0, 0, "", 0)
+    assert registry.attested_until(5) == 0
     assert registry.machine_status(5) == MachineStatus.NONE
     assert registry.machine_provider(5) == ZERO
     assert registry.machine_endpoint(5) == ""
@@ -765,9 +793,31 @@ def test_set_machine_status__attester__transitions(registry, deployer, provider,
             "old_status": old,
             "new_status": new,
         }
+        # Active by hand never expires; Pending and Jailed clear the expiry.
+        attested = NO_EXPIRY if new == ACTIVE else 0
+        assert _one(tx, registry.AttestationRecorded) == {"machine_id": mid, "status": new, "attested_until": attested}
         assert registry.machine_status(mid) == new
+        assert registry.attested_until(mid) == attested
+        assert registry.machines(mid).attested_until == attested
         old = new
     assert registry.machine_provider(mid) == provider.address
+
+
+@pytest.mark.parametrize("status", [PENDING, JAILED])
+def test_set_machine_status__after_oracle_attestation__clears_expiry(
+    reverts, registry, chain, deployer, provider, locker, active_machine, status
+):
+    valid_until = chain.pending_timestamp + 3600
+    registry.record_attestation(active_machine, CPU, True, valid_until, sender=deployer)
+    assert registry.attested_until(active_machine) == valid_until
+    registry.set_machine_status(active_machine, status, sender=deployer)
+    assert registry.attested_until(active_machine) == 0
+    registry.set_machine_status(active_machine, ACTIVE, sender=deployer)
+    assert registry.attested_until(active_machine) == NO_EXPIRY
+    # The hand override outlives the oracle's expiry.
+    chain.pending_timestamp = valid_until + 1
+    registry.lock_collateral(provider, active_machine, CPU, 1, sender=locker)
+    assert registry.locked(provider) == 1
 
 
 @pytest.mark.parametrize("who", ["attacker", "provider"])
@@ -798,6 +848,149 @@ def test_set_machine_status__invalid_status__reverts(reverts, registry, deployer
     mid = register(provider)
     with reverts("registry: invalid status"):
         registry.set_machine_status(mid, status, sender=deployer)
+
+
+################################################################
+#                          record_attestation                  #
+################################################################
+
+
+@pytest.mark.parametrize("start", [PENDING, ACTIVE, JAILED])
+def test_record_attestation__passed__active_until_valid_until(registry, chain, deployer, provider, register, start):
+    mid = register(provider, H100, 8, 81_920)
+    if start != PENDING:
+        registry.set_machine_status(mid, start, sender=deployer)
+    valid_until = chain.pending_timestamp + 86400
+    tx = registry.record_attestation(mid, H100, True, valid_until, sender=deployer)
+    assert _one(tx, registry.MachineStatusChanged) == {
+        "machine_id": mid,
+        "provider": provider.address,
+        "old_status": start,
+        "new_status": ACTIVE,
+    }
+    assert _one(tx, registry.AttestationRecorded) == {
+        "machine_id": mid,
+        "status": ACTIVE,
+        "attested_until": valid_until,
+    }
+    assert tuple(registry.machines(mid)) == (provider.address, H100, 8, 81_920, ACTIVE, ENDPOINT, valid_until)
+    assert registry.attested_until(mid) == valid_until
+
+
+def test_record_attestation__renewal__extends_expiry(registry, chain, deployer, provider, register):
+    mid = register(provider)
+    first = chain.pending_timestamp + 100
+    registry.record_attestation(mid, CPU, True, first, sender=deployer)
+    tx = registry.record_attestation(mid, CPU, True, first + 86400, sender=deployer)
+    assert _one(tx, registry.MachineStatusChanged)["old_status"] == ACTIVE
+    assert registry.attested_until(mid) == first + 86400
+    # A shorter renewal is taken as given: the latest attestation rules.
+    registry.record_attestation(mid, CPU, True, first + 50, sender=deployer)
+    assert registry.attested_until(mid) == first + 50
+
+
+@pytest.mark.parametrize("start", [PENDING, ACTIVE, JAILED])
+def test_record_attestation__failed__jailed_and_expiry_cleared(registry, chain, deployer, provider, register, start):
+    mid = register(provider, CPU, 3, VRAM_MAX)
+    if start == ACTIVE:
+        registry.record_attestation(mid, CPU, True, chain.pending_timestamp + 3600, sender=deployer)
+    elif start == JAILED:
+        registry.set_machine_status(mid, JAILED, sender=deployer)
+    # valid_until is ignored for a failed attestation.
+    tx = registry.record_attestation(mid, CPU, False, chain.pending_timestamp + 999, sender=deployer)
+    assert _one(tx, registry.MachineStatusChanged) == {
+        "machine_id": mid,
+        "provider": provider.address,
+        "old_status": start,
+        "new_status": JAILED,
+    }
+    assert _one(tx, registry.AttestationRecorded) == {"machine_id": mid, "status": JAILED, "attested_until": 0}
+    assert tuple(registry.machines(mid)) == (provider.address, CPU, 3, VRAM_MAX, JAILED, ENDPOINT, 0)
+
+
+def test_record_attestation__failed_with_past_valid_until__still_jails(registry, deployer, provider, register):
+    """Failure needs no validity window: even valid_until = 0 or NO_EXPIRY jails."""
+    mid = register(provider)
+    registry.record_attestation(mid, CPU, False, 0, sender=deployer)
+    assert registry.machine_status(mid) == JAILED
+    registry.record_attestation(mid, CPU, False, 2**256 - 1, sender=deployer)
+    assert (registry.machine_status(mid), registry.attested_until(mid)) == (JAILED, 0)
+
+
+def test_record_attestation__longest_validity__accepted(registry, deployer, provider, register):
+    mid = register(provider)
+    registry.record_attestation(mid, CPU, True, NO_EXPIRY - 1, sender=deployer)
+    assert registry.attested_until(mid) == NO_EXPIRY - 1
+    assert registry.machines(mid).vram_mb == 16_384  # the top bits did not spill into vram
+
+
+def test_record_attestation__granted_attester__works(registry, roles, chain, deployer, keeper, provider, register):
+    mid = register(provider)
+    registry.grantRole(roles["ATTESTER_ROLE"], keeper, sender=deployer)
+    registry.record_attestation(mid, CPU, True, chain.pending_timestamp + 10, sender=keeper)
+    assert registry.machine_status(mid) == ACTIVE
+
+
+@pytest.mark.parametrize("who", ["attacker", "provider", "locker", "slasher"])
+@pytest.mark.parametrize("passed", [True, False])
+def test_record_attestation__missing_role__reverts(reverts, registry, chain, actors, provider, register, who, passed):
+    mid = register(provider)
+    with reverts("access_control: account is missing role"):
+        registry.record_attestation(mid, CPU, passed, chain.pending_timestamp + 100, sender=actors[who])
+    assert registry.machine_status(mid) == PENDING
+
+
+@pytest.mark.parametrize("machine_id", [0, 2, 99])
+@pytest.mark.parametrize("passed", [True, False])
+def test_record_attestation__unknown_machine__reverts(
+    reverts, registry, chain, deployer, provider, register, machine_id, passed
+):
+    register(provider)
+    with reverts("registry: unknown machine"):
+        registry.record_attestation(machine_id, CPU, passed, chain.pending_timestamp + 100, sender=deployer)
+
+
+@pytest.mark.parametrize("passed", [True, False])
+def test_record_attestation__exited_machine__reverts(reverts, registry, chain, deployer, provider, register, passed):
+    mid = register(provider)
+    registry.exit_machine(mid, sender=provider)
+    with reverts("registry: machine exited"):
+        registry.record_attestation(mid, CPU, passed, chain.pending_timestamp + 100, sender=deployer)
+    assert registry.machine_status(mid) == EXITED
+
+
+@pytest.mark.parametrize("passed", [True, False])
+def test_record_attestation__class_mismatch__reverts(reverts, registry, chain, deployer, provider, register, passed):
+    mid = register(provider, CPU)
+    with reverts("registry: class mismatch"):
+        registry.record_attestation(mid, H100, passed, chain.pending_timestamp + 100, sender=deployer)
+    with reverts("registry: class mismatch"):
+        registry.record_attestation(mid, 0, passed, chain.pending_timestamp + 100, sender=deployer)
+
+
+def test_record_attestation__already_expired__reverts(reverts, registry, chain, deployer, provider, register):
+    mid = register(provider)
+    past = chain.pending_timestamp - 1
+    # (time only moves forward here: a revert may still advance the test chain's clock)
+    for valid_until in (0, past):
+        with reverts("registry: attestation already expired"):
+            registry.record_attestation(mid, CPU, True, valid_until, sender=deployer)
+    now = past + 100
+    chain.pending_timestamp = now
+    with reverts("registry: attestation already expired"):
+        registry.record_attestation(mid, CPU, True, now, sender=deployer)  # valid_until == block.timestamp
+    later = now + 100
+    chain.pending_timestamp = later
+    tx = registry.record_attestation(mid, CPU, True, later + 1, sender=deployer)
+    assert tx.timestamp == later
+    assert registry.attested_until(mid) == later + 1
+
+
+@pytest.mark.parametrize("valid_until", [NO_EXPIRY, NO_EXPIRY + 1, 2**224, 2**256 - 1])
+def test_record_attestation__too_long__reverts(reverts, registry, deployer, provider, register, valid_until):
+    mid = register(provider)
+    with reverts("registry: attestation too long"):
+        registry.record_attestation(mid, CPU, True, valid_until, sender=deployer)
 
 
 ################################################################
@@ -859,6 +1052,35 @@ def test_lock_collateral__machine_not_active__reverts(
 def test_lock_collateral__class_mismatch__reverts(reverts, registry, provider, locker, active_machine):
     with reverts("registry: class mismatch"):
         registry.lock_collateral(provider, active_machine, H100, 1, sender=locker)
+
+
+def test_lock_collateral__attestation_expiry__enforced(
+    reverts, registry, chain, deployer, provider, locker, active_machine
+):
+    """Usable up to and including attested_until; one second later it takes no new collateral."""
+    valid_until = chain.pending_timestamp + 3600
+    registry.record_attestation(active_machine, CPU, True, valid_until, sender=deployer)
+    chain.pending_timestamp = valid_until
+    tx = registry.lock_collateral(provider, active_machine, CPU, 1, sender=locker)
+    assert tx.timestamp == valid_until
+    assert registry.locked(provider) == 1
+    chain.pending_timestamp = valid_until + 1
+    with reverts("registry: attestation expired"):
+        registry.lock_collateral(provider, active_machine, CPU, 1, sender=locker)
+    # Still Active, just stale; unlocking is unaffected; a renewal makes it usable again.
+    assert registry.machine_status(active_machine) == ACTIVE
+    registry.unlock_collateral(provider, 1, sender=locker)
+    assert registry.locked(provider) == 0
+    registry.record_attestation(active_machine, CPU, True, valid_until + 1000, sender=deployer)
+    registry.lock_collateral(provider, active_machine, CPU, 5, sender=locker)
+    assert registry.locked(provider) == 5
+
+
+def test_lock_collateral__hand_activated__never_expires(registry, chain, provider, locker, active_machine):
+    assert registry.attested_until(active_machine) == NO_EXPIRY
+    chain.pending_timestamp += 10 * 365 * 86400
+    registry.lock_collateral(provider, active_machine, CPU, 1, sender=locker)
+    assert registry.locked(provider) == 1
 
 
 def test_lock_collateral__stake_below_minimum__reverts(reverts, registry, make_provider, provider, locker):
