@@ -33,9 +33,7 @@ class Devnet:
         self.procs[name] = p
         return p
 
-    def start_agent(
-        self, name: str, provider: str, claim: str, port: int, cheat: str | None = None
-    ) -> str:
+    def start_agent(self, name: str, provider: str, claim: str, port: int, cheat: str | None = None) -> str:
         args = ["provider", "serve", "--port", str(port), "--provider-address", provider, "--claim", claim]
         if cheat:
             args += ["--cheat", cheat]

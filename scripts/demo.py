@@ -157,7 +157,7 @@ def _run(workdir: Path, devnet) -> int:
                     workdir / f"oracle-{i}.sqlite",
                     [
                         "--leader-timeout",
-                        "5",
+                        "15",
                         "--poll",
                         "0.5",
                         "--network-allowance",

@@ -18,7 +18,7 @@ from offchain.devnet import Devnet, free_ports
 pytestmark = pytest.mark.anvil
 
 OPERATOR_ACCOUNTS = (7, 8, 9)
-ORACLE_ARGS = ["--leader-timeout", "4", "--poll", "0.5", "--network-allowance", "0.5", "--memory-fraction", "0.5",
+ORACLE_ARGS = ["--leader-timeout", "15", "--poll", "0.5", "--network-allowance", "0.5", "--memory-fraction", "0.5",
                "--gpu-n", "4096", "--ttl", "3600", "--epoch-seconds", "6"]
 
 

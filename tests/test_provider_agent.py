@@ -376,3 +376,27 @@ def test_cli_rejects_unknown_class():
         timeout=60,
     )
     assert r.returncode != 0 and "no class named 'GTX 480'" in r.stderr
+
+
+def test_concurrent_operators__busy_agent_answers_429__both_pass_untimed_wait(honest):
+    """Three operators challenging one honest agent at once must all pass: the agent refuses
+    the second challenge (429) instead of queueing it, and the challenger retries untimed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(3) as pool:
+        outcomes = list(pool.map(lambda _: run_hardware_challenge(honest, "CPU", **SMALL_MEMORY), range(3)))
+    for o in outcomes:
+        assert o.outcome == PASS, o.reasons
+        assert o.elapsed_s < o.allowance_s
+
+
+def test_busy_agent__429_is_not_a_failure_by_itself(honest):
+    import requests
+
+    from offchain.oracle import challenger
+
+    # The helper retries on 429 until the agent is free; a free agent answers at once.
+    r, elapsed = challenger._request_when_free(
+        requests.Session(), "GET", honest.rstrip("/") + "/health", what="health", timeout=(2, 2)
+    )
+    assert r.status_code == 200 and elapsed < 2

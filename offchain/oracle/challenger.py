@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import secrets
 import time
 from collections.abc import Callable
@@ -119,6 +120,10 @@ class _Unreachable(Exception):
     pass
 
 
+class _Busy(Exception):
+    """HTTP 429: the agent is computing another operator's challenge; retry, untimed."""
+
+
 class _Misreport(Exception):
     pass
 
@@ -141,11 +146,34 @@ def _request(
         raise _Unreachable(f"{what}: timed out ({type(e).__name__})") from None
     except requests.RequestException as e:
         raise _Unreachable(f"{what}: {type(e).__name__}: {str(e)[:200]}") from None
+    if r.status_code == 429:
+        raise _Busy(f"{what}: busy")
     if r.status_code >= 500:
         raise _Unreachable(f"{what}: HTTP {r.status_code}: {_error_text(r)}")
     if r.status_code != 200:
         raise _Misreport(f"{what}: provider refused (HTTP {r.status_code}): {_error_text(r)}")
     return r
+
+
+BUSY_RETRY_SECONDS = 120.0
+
+
+def _request_when_free(
+    session: requests.Session, method: str, url: str, *, what: str, timeout: tuple[float, float], **kw: Any
+) -> tuple[requests.Response, float]:
+    """`_request`, retrying while the agent answers 429 (busy with another operator's challenge),
+    with random back-off, for at most BUSY_RETRY_SECONDS. Returns the response and the seconds the
+    successful attempt took (only that attempt is timed)."""
+    deadline = time.monotonic() + BUSY_RETRY_SECONDS
+    while True:
+        t0 = time.monotonic()
+        try:
+            r = _request(session, method, url, what=what, timeout=timeout, **kw)
+            return r, time.monotonic() - t0
+        except _Busy:
+            if time.monotonic() > deadline:
+                raise _Unreachable(f"{what}: agent busy for {BUSY_RETRY_SECONDS:.0f}s") from None
+            time.sleep(random.uniform(0.2, 1.0))
 
 
 def _json_obj(r: requests.Response, what: str, keys: tuple[str, ...]) -> dict[str, Any]:
@@ -252,7 +280,7 @@ def run_hardware_challenge(
         mm["nonce"] = nonce.hex()
         t0 = time.monotonic()
         try:
-            r = _request(
+            r, elapsed = _request_when_free(
                 s,
                 "POST",
                 url + "/challenge",
@@ -260,9 +288,11 @@ def run_hardware_challenge(
                 timeout=(connect_timeout_s, read_timeout),
                 json={"nonce": nonce.hex(), "n": n, "dtype": dtype},
             )
-        finally:
+        except (_Unreachable, _Misreport):
             elapsed = time.monotonic() - t0
             mm["elapsed_s"] = round(elapsed, 6)
+            raise
+        mm["elapsed_s"] = round(elapsed, 6)
         reply = _json_obj(r, "challenge", ("challenge_id", "commitment"))
         answered = True
         cid = str(reply["challenge_id"])
@@ -323,8 +353,7 @@ def run_hardware_challenge(
                 chunk_bytes=memory_chunk_bytes,
                 k_chunks=k_chunks,
             )
-            t1 = time.monotonic()
-            r = _request(
+            r, mem_elapsed = _request_when_free(
                 s,
                 "POST",
                 url + "/memory",
@@ -337,7 +366,7 @@ def run_hardware_challenge(
                     "chunk_bytes": memory_chunk_bytes,
                 },
             )
-            mem["elapsed_s"] = round(time.monotonic() - t1, 6)
+            mem["elapsed_s"] = round(mem_elapsed, 6)
             reply = _json_obj(r, "memory", ("memory_id", "root", "n_chunks"))
             mid = str(reply["memory_id"])
             try:

@@ -25,7 +25,7 @@ it already signed, which the leader adopts if it agrees with it. That keeps ever
 ever equivocating while letting a replacement leader finish a round a dead leader started.
 
 Why signatures are gathered over HTTP rather than each operator posting its own vote: one
-transaction per report (21k base + ~8k per signature) instead of M transactions
+transaction per report (~84k gas with 2 signatures, ~10k per extra signature) instead of M transactions
 (M x (21k + storage)), and no on-chain vote state to time out. `make bench` reports the gas.
 
 Metrics (Prometheus text format) at GET /metrics; GET /health answers {"ok": ...}. A circuit
@@ -47,9 +47,16 @@ from typing import Any
 
 import requests
 from eth_account import Account
-from eth_account.messages import _hash_eip191_message, encode_typed_data
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
+from offchain.chain.reports import (
+    ATTESTATION_FIELDS,
+    UPTIME_FIELDS,
+    attestation_typed_data,
+    report_tuple,
+    typed_data_digest,
+    uptime_typed_data,
+)
 from offchain.constants import MachineStatus
 from offchain.oracle.challenger import run_hardware_challenge
 from offchain.oracle.store import Store
@@ -60,65 +67,9 @@ OUTCOME_CODES = {"pass": 0, "fail_misreport": 1, "fail_unreachable": 2}
 NO_EXPIRY = 2**32 - 1
 CPU_CLASS_ID = 1
 
-ATTESTATION_FIELDS = [
-    ("machine_id", "uint256"),
-    ("provider", "address"),
-    ("class_id", "uint16"),
-    ("outcome", "uint8"),
-    ("fp32_gflops", "uint256"),
-    ("bf16_gflops", "uint256"),
-    ("bandwidth_gbs", "uint256"),
-    ("transcript_hash", "bytes32"),
-    ("measured_at", "uint256"),
-    ("valid_until", "uint256"),
-    ("nonce", "uint256"),
-]
-UPTIME_FIELDS = [
-    ("epoch", "uint256"),
-    ("machine_id", "uint256"),
-    ("probes", "uint256"),
-    ("successes", "uint256"),
-    ("nonce", "uint256"),
-]
-
 
 class CircuitBreaker(RuntimeError):
     """An invariant the service relies on broke: stop rather than sign anything."""
-
-
-def typed_digest(hub: str, chain_id: int, primary: str, fields: list[tuple[str, str]], message: dict) -> bytes:
-    """The EIP-712 digest of a report, computed locally (never trust an RPC to tell us what we sign)."""
-    msg = {}
-    for name, typ in fields:
-        v = message[name]
-        if typ == "bytes32" and isinstance(v, str):
-            v = bytes.fromhex(v.removeprefix("0x"))
-        msg[name] = v
-    typed = {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            primary: [{"name": n, "type": t} for n, t in fields],
-        },
-        "primaryType": primary,
-        "domain": {"name": "gpunet OracleHub", "version": "1", "chainId": chain_id, "verifyingContract": hub},
-        "message": msg,
-    }
-    return _hash_eip191_message(encode_typed_data(full_message=typed))
-
-
-def as_tuple(fields: list[tuple[str, str]], report: dict) -> tuple:
-    out = []
-    for name, typ in fields:
-        v = report[name]
-        if typ == "bytes32" and isinstance(v, str):
-            v = bytes.fromhex(v.removeprefix("0x"))
-        out.append(v)
-    return tuple(out)
 
 
 @dataclass
@@ -175,6 +126,11 @@ class OracleService:
         self.metrics = Metrics()
         self._chain_lock = threading.RLock()
         self._own_outcomes: dict[tuple[int, int], str] = {}
+        # (subject, nonce) this operator is proposing right now: while in flight it co-signs no
+        # other version, so two concurrent leaders cannot each sign the other's report and
+        # leave every version one signature short (see `_gather`).
+        self._proposing: set[tuple[str, int]] = set()
+        self._proposing_lock = threading.Lock()
         self._stop = threading.Event()
         self.healthy = True
         self.last_error: str | None = None
@@ -356,7 +312,13 @@ class OracleService:
                 "valid_until": now + self.cfg.attestation_ttl_s if outcome.outcome == "pass" else 0,
                 "nonce": nonce,
             }
-        signatures = self._gather("attestation", report)
+        with self._proposing_lock:
+            self._proposing.add((subject, nonce))
+        try:
+            signatures = self._gather("attestation", report)
+        finally:
+            with self._proposing_lock:
+                self._proposing.discard((subject, nonce))
         if signatures is None:
             return
         report, sigs = signatures
@@ -431,9 +393,10 @@ class OracleService:
         return False
 
     def _digest(self, kind: str, report: dict) -> bytes:
+        # Computed locally from the report: never trust an RPC to tell us what we sign.
         if kind == "attestation":
-            return typed_digest(self.h.hub.address, self.chain_id, "BenchmarkAttestation", ATTESTATION_FIELDS, report)
-        return typed_digest(self.h.hub.address, self.chain_id, "UptimeReport", UPTIME_FIELDS, report)
+            return typed_data_digest(attestation_typed_data(self.h.hub.address, self.chain_id, report))
+        return typed_data_digest(uptime_typed_data(self.h.hub.address, self.chain_id, report))
 
     def _digest_hex(self, kind: str, report: dict) -> str:
         return "0x" + self._digest(kind, report).hex()
@@ -455,10 +418,10 @@ class OracleService:
             try:
                 if kind == "attestation":
                     tx = self.h.hub.submit_attestation(
-                        as_tuple(ATTESTATION_FIELDS, report), sig_bytes, sender=self.sender
+                        report_tuple(ATTESTATION_FIELDS, report), sig_bytes, sender=self.sender
                     )
                 else:
-                    tx = self.h.hub.submit_uptime(as_tuple(UPTIME_FIELDS, report), sig_bytes, sender=self.sender)
+                    tx = self.h.hub.submit_uptime(report_tuple(UPTIME_FIELDS, report), sig_bytes, sender=self.sender)
             except Exception as e:  # noqa: BLE001
                 if "wrong nonce" in str(e):  # another leader got there first: the work is done
                     self.store.mark_submitted(subject, report["nonce"], "by-peer")
@@ -503,6 +466,11 @@ class OracleService:
         digest = self._digest_hex("attestation", report)
         if existing is not None and existing.digest != digest:
             return 200, {"conflict": True, "report": existing.report, "signature": existing.signature}
+        with self._proposing_lock:
+            busy = (subject, nonce) in self._proposing
+        if existing is None and busy:
+            self.metrics.signatures_refused.labels(kind="attestation", reason="proposing").inc()
+            return 409, {"refused": "I am proposing my own version of this report right now"}
         mine = self._own_outcomes.get((mid, nonce))
         if mine is None:
             m = {"machine_id": mid, "endpoint": info.endpoint, "class_id": info.class_id, "vram_mb": info.vram_mb}

@@ -45,6 +45,7 @@ row's norm before committing (the commitment matches the served bytes; Freivalds
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -208,6 +209,18 @@ class ProviderAgent:
         else:
             self.max_working_set = 2 << 30
 
+    @contextlib.contextmanager
+    def _busy_guard(self):
+        # One challenge computes at a time, and a second one is refused at once (HTTP 429) rather
+        # than queued: the oracle times the exchange, so queueing behind another operator's
+        # challenge would make an honest device look slow. The oracle retries a 429 untimed.
+        if not self._compute.acquire(blocking=False):
+            raise RequestError(429, "busy with another challenge: retry shortly")
+        try:
+            yield
+        finally:
+            self._compute.release()
+
     def health(self) -> dict:
         return {
             "ok": True,
@@ -225,7 +238,7 @@ class ProviderAgent:
         dtype = body.get("dtype")
         if dtype not in ch.CHALLENGE_DTYPES:
             raise RequestError(400, f"'dtype' must be one of {', '.join(ch.CHALLENGE_DTYPES)}, got {dtype!r}")
-        with self._compute:
+        with self._busy_guard():
             t0 = time.perf_counter()
             try:
                 a, b = ch.derive_inputs(nonce, n, dtype, self.device)
@@ -280,7 +293,7 @@ class ProviderAgent:
                 f"working set of {n_chunks * chunk} bytes is over this agent's limit of "
                 f"{self.max_working_set} bytes on {self.device}",
             )
-        with self._compute:
+        with self._busy_guard():
             try:
                 proof = ch.memory_proof(nonce, claimed, self.device, fraction=float(fraction), chunk_bytes=chunk)
             except MemoryError as e:
