@@ -1,0 +1,1427 @@
+"""Stateful fuzz of ComputeToken + ProviderRegistry + JobMarket through titanoboa.
+
+A hypothesis RuleBasedStateMachine drives the real contracts. Actors: three providers (five
+machines of two GPU classes), three users, an outsider (no role: challenges, keeps, tries what
+it should not), an external slasher (SLASHER_ROLE on the registry, like OracleHub) and the
+admin (pauser, attester, verifier). A Python model predicts every call: each rule asserts that
+the call succeeds when the model says it should, and reverts with the exact reason when it
+should not, then applies the model's effects. Rules cover staking (stake, request_unstake,
+withdraw), offers, machine status and exit, job creation (targeted, open, batch), accept (and
+batch), submit, dispute, verdicts, finalize (and batch), expire, cancel, external slashes,
+pause, parameter changes, fee sweeps and time jumps that land on, just before and just after
+every live deadline (accept_by, complete_by, challenge_end, audit_deadline, unbonding release).
+
+After every step the chain must equal the model, and:
+- JobMarket's token balance == payments of live jobs + bonds of open disputes + fees_accrued;
+- ProviderRegistry's token balance == sum of staked + unbonding; locked <= staked, and locked
+  never exceeds the collateral of the provider's live jobs;
+- totalSupply == minted - burned (slashes to nobody burn);
+- every live job has an exit: a deadline no further than the longest window, after which a
+  permissionless action (expire / finalize) ends it. `probe_exit` proves it for one job on a
+  throwaway snapshot; `drain` (a rule, and again at teardown) jumps past every deadline, ends
+  every job, unstakes and withdraws all stake and sweeps fees, then checks that both contracts
+  hold exactly zero tokens: nothing is stuck.
+
+Run: FUZZ_EXAMPLES=40 .venv/bin/python -m pytest tests/fuzz -q -p no:cacheprovider -p no:ape_test
+(FUZZ_STEPS sets the steps per example; FUZZ_STATS=1 prints outcome counts and rules/s.)
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import boa
+import eth_abi
+from eth_utils import keccak, to_checksum_address
+import pytest
+from boa.contracts.base_evm_contract import BoaError
+from boa.interpret import set_cache_dir, set_search_paths
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from offchain.constants import JOB_FIELDS, MAX_BPS, ONE_TOKEN, JobStatus, MachineStatus
+from offchain.params import GPU_CLASSES, UNBONDING_PERIOD_SECONDS, MarketParams
+
+REPO = Path(__file__).resolve().parents[2]
+# FUZZ_CONTRACTS points the fuzzer at another copy of contracts/ (e.g. a mutant, to check that it is caught).
+CONTRACTS = Path(os.environ.get("FUZZ_CONTRACTS", REPO / "contracts")).resolve()
+ZERO = "0x" + "00" * 20
+ZERO32 = b"\x00" * 32
+MAX_UINT = 2**256 - 1
+MAX_WINDOW = 30 * 86400  # JobMarket.MAX_WINDOW_SECONDS
+NO_EXPIRY = 2**32 - 1  # ProviderRegistry.NO_EXPIRY: attestation of a machine set Active by hand
+
+CPU = 1
+H100 = 10
+UNKNOWN_CLASS = 3  # never added to the registry's class table here
+CLASS_MIN_STAKE = {c.class_id: c.min_stake_tokens * ONE_TOKEN for c in GPU_CLASSES if c.class_id in (CPU, H100)}
+
+# (provider index, class, gpu count): P0 and P1 run both classes, P2 only CPU.
+MACHINES = ((0, CPU, 1), (0, H100, 1), (1, CPU, 2), (1, H100, 1), (2, CPU, 1))
+OFFERS = {(0, CPU): 10**15, (0, H100): 5 * 10**15, (1, CPU): 2 * 10**15, (1, H100): 4 * 10**15, (2, CPU): 10**15}
+PROVIDER_MINT = 2_000 * ONE_TOKEN
+PROVIDER_STAKE = 500 * ONE_TOKEN
+USER_MINT = 1_000 * ONE_TOKEN
+
+LIVE = (JobStatus.OPEN, JobStatus.RUNNING, JobStatus.SUBMITTED, JobStatus.AUDIT)
+TERMINAL = (JobStatus.FINALIZED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED)
+
+# Parameter sets `set_params` switches between (all valid but the last).
+PARAM_PRESETS = (
+    MarketParams(),
+    # Highest fee, tiny collateral, shortest windows, no bond, whole collateral to the challenger.
+    MarketParams(
+        fee_bps=2_000, collateral_bps=1, challenge_window=60, audit_timeout=60, min_accept_window=60,
+        max_accept_window=MAX_WINDOW, min_complete_within=60, max_complete_within=MAX_WINDOW,
+        dispute_bond_bps=0, min_dispute_bond=0, noshow_penalty_bps=MAX_BPS, user_compensation_bps=0,
+        challenger_reward_bps=MAX_BPS,
+    ),
+    # No fee, 3x collateral, long windows, all of a slash burned.
+    MarketParams(
+        fee_bps=0, collateral_bps=30_000, challenge_window=MAX_WINDOW, audit_timeout=MAX_WINDOW,
+        min_accept_window=3600, max_accept_window=86400, min_complete_within=120, max_complete_within=2 * 86400,
+        dispute_bond_bps=MAX_BPS, min_dispute_bond=10 * ONE_TOKEN, noshow_penalty_bps=0, user_compensation_bps=0,
+        challenger_reward_bps=0,
+    ),
+    MarketParams(fee_bps=2_001),  # "job_market: fee too high"
+)
+
+STEPS = int(os.environ.get("FUZZ_STEPS", "50"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
+
+# Outcome counts per action (printed with FUZZ_STATS=1, see conftest.py).
+STATS: Counter = Counter()
+
+
+################################################################
+#                     DEPLOYMENT (once)                         #
+################################################################
+
+
+class RawState:
+    """Reads what the invariants compare straight from contract storage: a titanoboa call costs
+    ~0.3 ms of Python, a storage read ~15 us, and the invariants run after every step. Slots come
+    from the compiler's storage layout; packed words are decoded as the contracts document them
+    (registry `_bond` = staked << 128 | locked, machine status at bit 176, job slot = commitment
+    with the status in the low byte). The teardown compares the same values through the
+    contracts' own view functions (`_check_views`), so a layout change fails loudly."""
+
+    def __init__(self, tok, reg, mk):
+        self.tok, self.reg, self.mk = (bytes.fromhex(str(c.address)[2:]) for c in (tok, reg, mk))
+
+        def slots(c):
+            out = {}
+
+            def walk(d):
+                for k, v in d.items():
+                    if isinstance(v, dict) and "slot" in v:
+                        out[k] = v["slot"]
+                    elif isinstance(v, dict):
+                        walk(v)
+
+            walk(c.compiler_data.storage_layout["storage_layout"])
+            return out
+
+        self.s_tok, self.s_reg, self.s_mk = slots(tok), slots(reg), slots(mk)
+
+    @staticmethod
+    def _key(slot: int, key) -> int:
+        k = int(key, 16) if isinstance(key, str) else key
+        return int.from_bytes(keccak(slot.to_bytes(32, "big") + k.to_bytes(32, "big")), "big")
+
+    def _get(self, contract: bytes, slot: int) -> int:
+        return boa.env.evm.vm.state.get_storage(contract, slot)
+
+    def balance(self, a) -> int:
+        return self._get(self.tok, self._key(self.s_tok["balanceOf"], a))
+
+    def total_supply(self) -> int:
+        return self._get(self.tok, self.s_tok["totalSupply"])
+
+    def market(self, name: str) -> int:
+        return self._get(self.mk, self.s_mk[name])
+
+    def job(self, job_id: int) -> tuple[int, bytes]:
+        word = self._get(self.mk, self._key(self.s_mk["_jobs"], job_id))
+        return word & 255, ((word >> 8) << 8).to_bytes(32, "big")
+
+    def dispute(self, job_id: int) -> tuple:
+        base = self._key(self.s_mk["disputes"], job_id)
+        who = self._get(self.mk, base)
+        return (to_checksum_address(who.to_bytes(20, "big")), self._get(self.mk, base + 1), self._get(self.mk, base + 2))
+
+    def stakes(self, p) -> tuple:
+        bond = self._get(self.reg, self._key(self.s_reg["_bond"], p))
+        return (bond >> 128, bond & (2**128 - 1), self._get(self.reg, self._key(self.s_reg["unbonding"], p)),
+                self._get(self.reg, self._key(self.s_reg["unbonding_release"], p)))
+
+    def required_stake(self, p) -> int:
+        return self._get(self.reg, self._key(self.s_reg["required_stake"], p))
+
+    def machine(self, mid: int) -> tuple[int, int]:
+        """(status, attested_until) from the packed machine word."""
+        core = self._get(self.reg, self._key(self.s_reg["_machine_core"], mid))
+        return (core >> 176) & 255, core >> 224
+
+
+class _NoStorageDump:
+    def dump(self):
+        return {}
+
+
+@functools.cache
+def world() -> SimpleNamespace:
+    """Deploys and wires the contracts and the actors once; every example runs in a snapshot of it."""
+    set_cache_dir(str(REPO / ".cache" / "titanoboa"))
+    set_search_paths([str(CONTRACTS), str(REPO)] + [p for p in sys.path if p and os.path.isdir(p)])
+    admin = str(boa.env.eoa)
+    tok = boa.load(str(CONTRACTS / "ComputeToken.vy"), "gpunet Compute", "GPU", "gpunet", "1")
+    reg = boa.load(str(CONTRACTS / "ProviderRegistry.vy"), tok.address, UNBONDING_PERIOD_SECONDS)
+    treasury = str(boa.env.generate_address("treasury"))
+    mk = boa.load(str(CONTRACTS / "JobMarket.vy"), tok.address, reg.address, treasury, MarketParams().as_tuple())
+
+    providers = [str(boa.env.generate_address(f"provider{i}")) for i in range(3)]
+    users = [str(boa.env.generate_address(f"user{i}")) for i in range(3)]
+    outsider = str(boa.env.generate_address("outsider"))
+    slasher = str(boa.env.generate_address("slasher"))
+
+    reg.grantRole(reg.COLLATERAL_ROLE(), mk.address)
+    reg.grantRole(reg.SLASHER_ROLE(), mk.address)
+    reg.grantRole(reg.SLASHER_ROLE(), slasher)
+    reg.grantRole(reg.ATTESTER_ROLE(), admin)
+    mk.grantRole(mk.PAUSER_ROLE(), admin)
+    mk.grantRole(mk.VERIFIER_ROLE(), admin)
+    for c in GPU_CLASSES:
+        if c.class_id in CLASS_MIN_STAKE:
+            reg.set_gpu_class(c.class_id, c.name, CLASS_MIN_STAKE[c.class_id], True)
+
+    for a in providers + users + [outsider]:
+        tok.mint(a, PROVIDER_MINT if a in providers else USER_MINT)
+        with boa.env.prank(a):
+            tok.approve(reg.address, MAX_UINT)
+            tok.approve(mk.address, MAX_UINT)
+    machines = {}
+    for pi, cls, gpus in MACHINES:
+        p = providers[pi]
+        with boa.env.prank(p):
+            mid = reg.register(cls, gpus, 16_384, f"http://127.0.0.1:9000/{pi}/{cls}")
+        reg.set_machine_status(mid, int(MachineStatus.ACTIVE))
+        machines[mid] = (p, cls, gpus)
+    for (pi, cls), price in OFFERS.items():
+        with boa.env.prank(providers[pi]):
+            reg.set_offer(cls, price)
+    for p in providers:
+        with boa.env.prank(p):
+            reg.stake(PROVIDER_STAKE)
+    for c in (tok, reg, mk):
+        # titanoboa puts repr(contract), with a dump of all its storage, in every revert, at a few
+        # ms each; half of the calls here revert on purpose. Failure messages lose the dump only.
+        c._storage = _NoStorageDump()
+    return SimpleNamespace(
+        tok=tok, reg=reg, mk=mk, raw=RawState(tok, reg, mk), admin=admin, treasury=treasury, providers=providers, users=users,
+        outsider=outsider, slasher=slasher, machines=machines,
+    )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def deployed():
+    # Deploy outside the examples: titanoboa's pytest plugin reverts each hypothesis example
+    # (and keeps fixture state for the fixture's lifetime), so a deployment made inside the
+    # first example would vanish after it.
+    return world()
+
+
+################################################################
+#                           MODEL                              #
+################################################################
+
+
+@dataclass
+class MJob:
+    id: int
+    f: dict
+    status: JobStatus
+    # (challenger, bond, audit_deadline) while in Audit.
+    dispute: tuple | None = None
+
+    def tup(self) -> tuple:
+        return tuple(self.f[k] for k in JOB_FIELDS)
+
+    def deadline(self) -> int:
+        """Last second of the current waiting state; the exit opens one second later."""
+        return {
+            JobStatus.OPEN: self.f["accept_by"],
+            JobStatus.RUNNING: self.f["complete_by"],
+            JobStatus.SUBMITTED: self.f["challenge_end"],
+            JobStatus.AUDIT: self.dispute[2] if self.dispute else 0,
+        }[self.status]
+
+
+@dataclass
+class MMachine:
+    provider: str
+    cls: int
+    gpus: int
+    status: MachineStatus
+    # Last second the attestation lets it take jobs (set_machine_status(Active): NO_EXPIRY).
+    attested_until: int
+
+
+@dataclass
+class MStake:
+    staked: int = 0
+    locked: int = 0
+    unbonding: int = 0
+    release: int = 0
+
+
+@dataclass
+class Model:
+    bal: dict
+    minted: int
+    burned: int = 0
+    stakes: dict = field(default_factory=dict)
+    # machine id -> MMachine
+    machines: dict = field(default_factory=dict)
+    required: dict = field(default_factory=dict)
+    offers: dict = field(default_factory=dict)
+    params: MarketParams = field(default_factory=MarketParams)
+    paused: bool = False
+    fees: int = 0
+    jobs: list = field(default_factory=list)
+    # Providers whose `locked` was cut down to `staked` by a slash (then locked < live collateral).
+    clipped: set = field(default_factory=set)
+
+
+class Reverted:
+    pass
+
+
+REVERTED = Reverted()
+# Vyper's checked arithmetic reverts without a reason string.
+OVERFLOW = "<no reason: 0x>"
+
+
+JOB_ABI = "(address,address,uint256,uint16,bytes32,uint256,uint256,uint256,uint256,uint256,uint256,uint256,bytes32,uint256)"
+
+
+@functools.lru_cache(maxsize=4096)
+def job_commitment(tup: tuple) -> bytes:
+    """JobMarket.job_commitment for a struct: keccak256(abi_encode(job)) with the low byte cleared."""
+    h = int.from_bytes(keccak(eth_abi.encode([JOB_ABI], [tup])), "big")
+    return ((h >> 8) << 8).to_bytes(32, "big")
+
+
+def revert_reason(err: BoaError) -> str:
+    out = bytes(err.call_trace.computation.output or b"")
+    if out[:4] == bytes.fromhex("08c379a0"):
+        return eth_abi.decode(["string"], out[4:])[0]
+    return f"<no reason: 0x{out.hex()}>"
+
+
+def _step(fn):
+    """Marks the machine busy while a rule or invariant runs (teardown drains only a healthy
+    run) and counts rules and their time (rules + invariants) for FUZZ_STATS."""
+
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kwargs):
+        self._busy = True
+        t0 = time.perf_counter()
+        fn(self, *args, **kwargs)
+        STATS["_seconds"] += time.perf_counter() - t0
+        if not fn.__name__.startswith("inv_"):
+            self._rules_run += 1
+            STATS["_rules"] += 1
+            STATS[f"~rule {fn.__name__}"] += 1
+        self._busy = False
+
+    return wrapper
+
+
+# Strategies.
+JOB_REF = st.tuples(st.sampled_from(["fit"] * 5 + ["live", "live", "any", "unknown", "tampered"]), st.integers(0, 2**16))
+ACTOR = st.integers(0, 7)  # users 0-2, providers 3-5, outsider 6, admin 7
+PROVIDER = st.integers(0, 2)
+USER = st.integers(0, 2)
+CREATOR = st.integers(0, 4)  # users 0-2, providers 0-1 (a provider may buy compute, even from itself)
+# Job size in basis points of the creator's balance; "overflow": price * units > 2**256 - 1,
+# "huge": the payment fits but the collateral computation overflows (or the balance is short).
+SIZE_BPS = st.sampled_from([100, 500, 1_000, 2_000, 50, 10, 1, 3_000, 5_000, 10_000, 0, 10_100, "overflow", "huge"])
+CLASS = st.sampled_from([CPU, H100, CPU, H100, CPU, H100, UNKNOWN_CLASS])
+WINDOW = st.sampled_from(["hour", "hour", "day", "min", "day", "min+1", "max", "hour", "min-1", "max+1"])
+HASH = st.sampled_from([1, 2, 3, 0])  # 0: empty hash
+
+
+class MarketMachine(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        w = self.w = world()
+        self.tok, self.reg, self.mk = w.tok, w.reg, w.mk
+        self._anchor = boa.env.anchor()
+        self._anchor.__enter__()
+        self._busy = False
+        self._rules_run = 0
+        self._drained = False
+        self.actors = w.users + w.providers + [w.outsider, w.admin]
+        self.tracked = self.actors + [w.treasury, w.slasher, str(self.mk.address), str(self.reg.address)]
+        m = self.m = Model(bal={a: self.tok.balanceOf(a) for a in self.tracked}, minted=self.tok.totalSupply())
+        for p in w.providers:
+            s = self.reg.stakes(p)
+            m.stakes[p] = MStake(s.staked, s.locked, s.unbonding, s.unbonding_release)
+            m.required[p] = self.reg.required_stake(p)
+        for mid, (p, cls, gpus) in w.machines.items():
+            m.machines[mid] = MMachine(p, cls, gpus, MachineStatus.ACTIVE, NO_EXPIRY)
+        for (pi, cls), price in OFFERS.items():
+            m.offers[(w.providers[pi], cls)] = price
+        assert m.required[w.providers[0]] == CLASS_MIN_STAKE[CPU] + CLASS_MIN_STAKE[H100]
+
+    def teardown(self):
+        try:
+            if not self._busy:
+                self._check_views()
+                self._drain()
+                self._check_all(all_jobs=True)
+                self._check_views()
+        finally:
+            self._anchor.__exit__(None, None, None)
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def now(self) -> int:
+        return boa.env.timestamp
+
+    @property
+    def market(self) -> str:
+        return str(self.mk.address)
+
+    @property
+    def registry(self) -> str:
+        return str(self.reg.address)
+
+    def _exec(self, action: str, sender: str, reason: str | None, fn, *args):
+        """Calls `fn` as `sender`; it must succeed if `reason` is None, else revert with exactly `reason`."""
+        STATS["_calls"] += 1
+        STATS[f"{action}: {reason or 'ok'}"] += 1
+        with boa.env.prank(sender):
+            try:
+                out = fn(*args)
+            except BoaError as e:
+                got = revert_reason(e)
+                assert reason is not None, f"{action}: model expected success, call reverted with {got!r}"
+                assert got == reason, f"{action}: expected revert {reason!r}, got {got!r}"
+                return REVERTED
+        assert reason is None, f"{action}: expected revert {reason!r}, call succeeded"
+        return out
+
+    def _atomic(self, sim):
+        """Runs a model simulation; a revert (returned reason) undoes its partial effects."""
+        saved = copy.deepcopy(self.m)
+        reason = sim()
+        if reason is not None:
+            self.m = saved
+        return reason
+
+    def _xfer(self, src: str, dst: str, amount: int):
+        assert self.m.bal[src] >= amount
+        self.m.bal[src] -= amount
+        self.m.bal.setdefault(dst, 0)
+        self.m.bal[dst] += amount
+
+    def _actor(self, i: int) -> str:
+        return self.actors[i % len(self.actors)]
+
+    def _live(self) -> list[MJob]:
+        return [j for j in self.m.jobs if j.status in LIVE]
+
+    def _pick(self, ref, fit: tuple = LIVE) -> tuple[int, MJob | None, tuple]:
+        """(job id, model job or None, struct to pass) for a JOB_REF: a job in a status the action
+        works on (`fit`), a live job, any job, an id that does not exist, or a real job with one
+        field of its struct changed. Falls back to any job when the wanted kind does not exist."""
+        mode, idx = ref
+        jobs = self.m.jobs
+        if mode == "unknown" or not jobs:
+            jid = (0, len(jobs) + 1, len(jobs) + 2, MAX_UINT)[idx % 4]
+            tup = jobs[idx % len(jobs)].tup() if jobs else (ZERO, ZERO, 0, CPU, ZERO32, 1, 1, 1, 0, 0, 60, 0, ZERO32, 0)
+            return jid, None, tup
+        if mode == "tampered":
+            j = jobs[idx % len(jobs)]
+            t = list(j.tup())
+            k = (idx // len(jobs)) % len(t)
+            v = t[k]
+            if isinstance(v, bytes):
+                t[k] = bytes([v[0] ^ 1]) + v[1:]
+            elif isinstance(v, str):
+                t[k] = self.w.outsider if v != self.w.outsider else ZERO
+            else:
+                t[k] = v + 1
+            return j.id, None, tuple(t)
+        pool = [j for j in jobs if j.status in {"fit": fit, "live": LIVE, "any": TERMINAL + LIVE}[mode]] or jobs
+        j = pool[idx % len(pool)]
+        return j.id, j, j.tup()
+
+    def _load(self, jid: int, tup: tuple) -> tuple[str | None, MJob | None]:
+        if not 1 <= jid <= len(self.m.jobs):
+            return "job_market: unknown job", None
+        j = self.m.jobs[jid - 1]
+        if tuple(tup) != j.tup():
+            return "job_market: job data mismatch", None
+        return None, j
+
+    def _window(self, sel: str, lo: int, hi: int) -> int:
+        return {"min": lo, "min+1": lo + 1, "min-1": lo - 1, "max": hi, "max+1": hi + 1,
+                "hour": min(max(3600, lo), hi), "day": min(max(86400, lo), hi)}[sel]
+
+    # ------------------------------------------------------------------ model pieces
+
+    def _unlock(self, p: str, amount: int):
+        s = self.m.stakes.setdefault(p, MStake())
+        s.locked -= min(amount, s.locked)
+
+    def _slash(self, p: str, amount: int, beneficiary: str) -> int:
+        s = self.m.stakes.setdefault(p, MStake())
+        from_staked = min(amount, s.staked)
+        from_unbonding = min(amount - from_staked, s.unbonding)
+        s.staked -= from_staked
+        if s.locked > s.staked:
+            s.locked = s.staked
+            self.m.clipped.add(p)
+        if from_unbonding and from_unbonding == s.unbonding:
+            s.release = 0  # an emptied unbonding entry is cleared, as `withdraw` clears it
+        s.unbonding -= from_unbonding
+        slashed = from_staked + from_unbonding
+        if slashed:
+            if beneficiary == ZERO:
+                self.m.bal[self.registry] -= slashed
+                self.m.burned += slashed
+            else:
+                self._xfer(self.registry, beneficiary, slashed)
+        return slashed
+
+    def _settle(self, j: MJob):
+        fee = j.f["payment"] * j.f["fee_bps"] // MAX_BPS
+        self.m.fees += fee
+        self._xfer(self.market, j.f["provider"], j.f["payment"] - fee)
+        self._unlock(j.f["provider"], j.f["collateral"])
+
+    def _new_job(self, user, provider, cls, spec, units, price, aw, cw) -> str | None:
+        if spec == ZERO32:
+            return "job_market: spec hash is empty"
+        if units == 0:
+            return "job_market: compute units is zero"
+        p = self.m.params
+        payment = price * units
+        if payment * p.collateral_bps + MAX_BPS - 1 > MAX_UINT:  # checked arithmetic (covers payment itself)
+            return OVERFLOW
+        f = dict(
+            user=user, provider=provider, machine_id=0, class_id=cls, spec_hash=spec, compute_units=units,
+            payment=payment, collateral=(payment * p.collateral_bps + MAX_BPS - 1) // MAX_BPS, fee_bps=p.fee_bps,
+            accept_by=self.now + aw, complete_within=cw, complete_by=0, result_hash=ZERO32, challenge_end=0,
+        )
+        self.m.jobs.append(MJob(len(self.m.jobs) + 1, f, JobStatus.OPEN))
+        return None
+
+    def _price(self, provider, cls, max_price, aw, cw) -> tuple[str | None, int]:
+        p = self.m.params
+        if cls not in CLASS_MIN_STAKE:
+            return "job_market: unknown class", 0
+        if aw < p.min_accept_window:
+            return "job_market: accept window too short", 0
+        if aw > p.max_accept_window:
+            return "job_market: accept window too long", 0
+        if cw < p.min_complete_within:
+            return "job_market: completion time too short", 0
+        if cw > p.max_complete_within:
+            return "job_market: completion time too long", 0
+        if provider == ZERO:
+            return ("job_market: price is zero", 0) if max_price == 0 else (None, max_price)
+        offer = self.m.offers.get((provider, cls), 0)
+        if offer == 0:
+            return "job_market: provider has no offer", 0
+        if offer > max_price:
+            return "job_market: offer above max price", 0
+        return None, offer
+
+    def _pull(self, owner: str, amount: int) -> str | None:
+        # Everyone but the admin approved JobMarket for max (never decremented); the admin approved nothing.
+        if owner == self.w.admin and amount > 0:
+            return "erc20: insufficient allowance"
+        if self.m.bal.get(owner, 0) < amount:
+            return "erc20: transfer amount exceeds balance"
+        self._xfer(owner, self.market, amount)
+        return None
+
+    def _accept_core(self, q: str, jid: int, tup: tuple, mid: int) -> str | None:
+        reason, j = self._load(jid, tup)
+        if reason:
+            return reason
+        if j.status != JobStatus.OPEN:
+            return "job_market: job not open"
+        if self.now > j.f["accept_by"]:
+            return "job_market: acceptance window over"
+        if j.f["provider"] != ZERO and q != j.f["provider"]:
+            return "job_market: job is for another provider"
+        j.f.update(provider=q, machine_id=mid, complete_by=self.now + j.f["complete_within"])
+        j.status = JobStatus.RUNNING
+        return None
+
+    def _lock(self, q: str, mid: int, cls: int, amount: int) -> str | None:
+        m = self.m.machines.get(mid)
+        if (m.provider if m else ZERO) != q:
+            return "registry: not the provider's machine"
+        if m.status != MachineStatus.ACTIVE:
+            return "registry: machine not active"
+        if m.cls != cls:
+            return "registry: class mismatch"
+        if self.now > m.attested_until:
+            return "registry: attestation expired"
+        s = self.m.stakes.setdefault(q, MStake())
+        if s.staked < self.m.required.get(q, 0):
+            return "registry: stake below minimum"
+        if amount > s.staked - s.locked:
+            return "registry: not enough free stake"
+        s.locked += amount
+        return None
+
+    def _submit_core(self, q: str, jid: int, tup: tuple, result: bytes) -> str | None:
+        reason, j = self._load(jid, tup)
+        if reason:
+            return reason
+        if j.status != JobStatus.RUNNING:
+            return "job_market: job not running"
+        if q != j.f["provider"]:
+            return "job_market: caller is not the provider"
+        if self.now > j.f["complete_by"]:
+            return "job_market: completion deadline passed"
+        if result == ZERO32:
+            return "job_market: result hash is empty"
+        j.f.update(result_hash=result, challenge_end=self.now + self.m.params.challenge_window)
+        j.status = JobStatus.SUBMITTED
+        return None
+
+    def _finalize_core(self, jid: int, tup: tuple) -> str | None:
+        reason, j = self._load(jid, tup)
+        if reason:
+            return reason
+        if j.status == JobStatus.SUBMITTED:
+            if self.now <= j.f["challenge_end"]:
+                return "job_market: challenge window open"
+            j.status = JobStatus.FINALIZED
+            self._settle(j)
+        elif j.status == JobStatus.AUDIT:
+            challenger, bond, deadline = j.dispute
+            if self.now <= deadline:
+                return "job_market: audit in progress"
+            j.dispute = None
+            j.status = JobStatus.FINALIZED
+            self._settle(j)
+            self._xfer(self.market, challenger, bond)
+        else:
+            return "job_market: job not finalizable"
+        return None
+
+    # ------------------------------------------------------------------ actions (model + call)
+
+    def act_create(self, u, provider, cls, spec, units, max_price, aw, cw):
+        def sim():
+            if self.m.paused:
+                return "pausable: contract is paused"
+            reason, price = self._price(provider, cls, max_price, aw, cw)
+            return reason or self._new_job(u, provider, cls, spec, units, price, aw, cw) or self._pull(
+                u, self.m.jobs[-1].f["payment"]
+            )
+
+        n = len(self.m.jobs)
+        reason = self._atomic(sim)
+        out = self._exec("create_job", u, reason, self.mk.create_job, provider, cls, spec, units, max_price, aw, cw)
+        if reason is None:
+            assert out == n + 1 == len(self.m.jobs)
+        return reason
+
+    def act_create_many(self, u, provider, cls, specs, units, max_price, aw, cw):
+        def sim():
+            if self.m.paused:
+                return "pausable: contract is paused"
+            if not specs:
+                return "job_market: empty batch"
+            reason, price = self._price(provider, cls, max_price, aw, cw)
+            if reason:
+                return reason
+            total = 0
+            for spec, n in zip(specs, units, strict=True):
+                reason = self._new_job(u, provider, cls, spec, n, price, aw, cw)
+                if reason:
+                    return reason
+                total += price * n
+                if total > MAX_UINT:
+                    return OVERFLOW
+            return self._pull(u, total)
+
+        n = len(self.m.jobs)
+        reason = self._atomic(sim)
+        out = self._exec("create_jobs", u, reason, self.mk.create_jobs, provider, cls, specs, units, max_price, aw, cw)
+        if reason is None:
+            assert list(out) == list(range(n + 1, n + 1 + len(specs)))
+        return reason
+
+    def act_accept(self, q, jid, tup, mid):
+        def sim():
+            if self.m.paused:
+                return "pausable: contract is paused"
+            reason = self._accept_core(q, jid, tup, mid)
+            if reason:
+                return reason
+            j = self.m.jobs[jid - 1]
+            return self._lock(q, mid, j.f["class_id"], j.f["collateral"])
+
+        reason = self._atomic(sim)
+        self._exec("accept", q, reason, self.mk.accept, jid, tup, mid)
+        return reason
+
+    def act_accept_many(self, q, refs, mid):
+        def sim():
+            if self.m.paused:
+                return "pausable: contract is paused"
+            if not refs:
+                return "job_market: empty batch"
+            cls = refs[0][1][3]
+            total = 0
+            for jid, tup in refs:
+                if tup[3] != cls:
+                    return "job_market: class mismatch in batch"
+                reason = self._accept_core(q, jid, tup, mid)
+                if reason:
+                    return reason
+                total += tup[7]
+            return self._lock(q, mid, cls, total)
+
+        reason = self._atomic(sim)
+        self._exec("accept_jobs", q, reason, self.mk.accept_jobs, [r[0] for r in refs], [r[1] for r in refs], mid)
+        return reason
+
+    def act_submit(self, q, jid, tup, result):
+        reason = self._atomic(lambda: self._submit_core(q, jid, tup, result))
+        self._exec("submit_result", q, reason, self.mk.submit_result, jid, tup, result, "ipfs://result")
+        return reason
+
+    def act_dispute(self, c, jid, tup):
+        def sim():
+            reason, j = self._load(jid, tup)
+            if reason:
+                return reason
+            if j.status != JobStatus.SUBMITTED:
+                return "job_market: job not submitted"
+            if self.now > j.f["challenge_end"]:
+                return "job_market: challenge window over"
+            p = self.m.params
+            bond = max(p.min_dispute_bond, j.f["payment"] * p.dispute_bond_bps // MAX_BPS)
+            j.dispute = (c, bond, self.now + p.audit_timeout)
+            j.status = JobStatus.AUDIT
+            return self._pull(c, bond)
+
+        reason = self._atomic(sim)
+        self._exec("dispute", c, reason, self.mk.dispute, jid, tup)
+        return reason
+
+    def act_verdict(self, sender, jid, tup, valid):
+        def sim():
+            if sender != self.w.admin:
+                return "access_control: account is missing role"
+            reason, j = self._load(jid, tup)
+            if reason:
+                return reason
+            if j.status != JobStatus.AUDIT:
+                return "job_market: job not in audit"
+            challenger, bond, deadline = j.dispute
+            if self.now > deadline:
+                return "job_market: audit deadline passed"
+            j.dispute = None
+            prov, coll = j.f["provider"], j.f["collateral"]
+            if valid:
+                j.status = JobStatus.FINALIZED
+                self._settle(j)
+                self._xfer(self.market, prov, bond)
+                return None
+            j.status = JobStatus.FAILED
+            self._xfer(self.market, j.f["user"], j.f["payment"])
+            self._xfer(self.market, challenger, bond)
+            self._unlock(prov, coll)
+            p = self.m.params
+            compensation = coll * p.user_compensation_bps // MAX_BPS
+            reward = coll * p.challenger_reward_bps // MAX_BPS
+            burn = coll - compensation - reward
+            for amount, beneficiary in ((compensation, j.f["user"]), (reward, challenger), (burn, ZERO)):
+                if amount:
+                    self._slash(prov, amount, beneficiary)
+            return None
+
+        reason = self._atomic(sim)
+        self._exec(f"post_verdict({valid})", sender, reason, self.mk.post_verdict, jid, tup, valid)
+        return reason
+
+    def act_finalize(self, k, jid, tup):
+        reason = self._atomic(lambda: self._finalize_core(jid, tup))
+        self._exec("finalize", k, reason, self.mk.finalize, jid, tup)
+        return reason
+
+    def act_finalize_many(self, k, refs):
+        def sim():
+            if not refs:
+                return "job_market: empty batch"
+            for jid, tup in refs:
+                reason = self._finalize_core(jid, tup)
+                if reason:
+                    return reason
+            return None
+
+        reason = self._atomic(sim)
+        self._exec("finalize_many", k, reason, self.mk.finalize_many, [r[0] for r in refs], [r[1] for r in refs])
+        return reason
+
+    def act_expire(self, k, jid, tup):
+        def sim():
+            reason, j = self._load(jid, tup)
+            if reason:
+                return reason
+            if j.status == JobStatus.OPEN:
+                if self.now <= j.f["accept_by"]:
+                    return "job_market: acceptance window open"
+                j.status = JobStatus.CANCELLED
+                self._xfer(self.market, j.f["user"], j.f["payment"])
+            elif j.status == JobStatus.RUNNING:
+                if self.now <= j.f["complete_by"]:
+                    return "job_market: job not overdue"
+                j.status = JobStatus.EXPIRED
+                self._xfer(self.market, j.f["user"], j.f["payment"])
+                self._unlock(j.f["provider"], j.f["collateral"])
+                penalty = j.f["collateral"] * self.m.params.noshow_penalty_bps // MAX_BPS
+                if penalty:
+                    self._slash(j.f["provider"], penalty, j.f["user"])
+            else:
+                return "job_market: job cannot expire"
+            return None
+
+        reason = self._atomic(sim)
+        self._exec("expire", k, reason, self.mk.expire, jid, tup)
+        return reason
+
+    def act_cancel(self, sender, jid, tup):
+        def sim():
+            reason, j = self._load(jid, tup)
+            if reason:
+                return reason
+            if j.status != JobStatus.OPEN:
+                return "job_market: job not open"
+            if sender != j.f["user"]:
+                return "job_market: caller is not the user"
+            j.status = JobStatus.CANCELLED
+            self._xfer(self.market, j.f["user"], j.f["payment"])
+            return None
+
+        reason = self._atomic(sim)
+        self._exec("cancel", sender, reason, self.mk.cancel, jid, tup)
+        return reason
+
+    def act_stake(self, p, amount):
+        def sim():
+            if amount == 0:
+                return "registry: amount is zero"
+            if self.m.bal.get(p, 0) < amount:
+                return "erc20: transfer amount exceeds balance"
+            self.m.stakes.setdefault(p, MStake()).staked += amount
+            self._xfer(p, self.registry, amount)
+            return None
+
+        reason = self._atomic(sim)
+        self._exec("stake", p, reason, self.reg.stake, amount)
+        return reason
+
+    def act_unstake(self, p, amount):
+        def sim():
+            s = self.m.stakes.setdefault(p, MStake())
+            if amount == 0:
+                return "registry: amount is zero"
+            if amount > s.staked - s.locked:
+                return "registry: not enough free stake"
+            s.staked -= amount
+            s.unbonding += amount
+            s.release = self.now + UNBONDING_PERIOD_SECONDS
+            return None
+
+        reason = self._atomic(sim)
+        self._exec("request_unstake", p, reason, self.reg.request_unstake, amount)
+        return reason
+
+    def act_withdraw(self, p):
+        s = self.m.stakes.setdefault(p, MStake())
+        amount = s.unbonding
+        if amount == 0:
+            reason = "registry: nothing unbonding"
+        elif self.now < s.release:
+            reason = "registry: still unbonding"
+        else:
+            reason = None
+            s.unbonding = s.release = 0
+            self._xfer(self.registry, p, amount)
+        out = self._exec("withdraw", p, reason, self.reg.withdraw)
+        if reason is None:
+            assert out == amount
+        return reason
+
+    def act_sweep(self, k):
+        amount = self.m.fees
+        reason = None if amount else "job_market: no fees"
+        if amount:
+            self.m.fees = 0
+            self._xfer(self.market, self.w.treasury, amount)
+        out = self._exec("sweep_fees", k, reason, self.mk.sweep_fees)
+        if reason is None:
+            assert out == amount
+
+    # ------------------------------------------------------------------ setup
+
+    @initialize(
+        n=st.integers(1, 4), u=USER, to=st.integers(0, 3), cls=st.sampled_from([CPU, H100]),
+        size=st.sampled_from([100, 500, 1_000, 2_000]), accept=st.booleans(),
+    )
+    @_step
+    def seed_jobs(self, n, u, to, cls, size, accept):
+        """A few well-formed jobs (targeted at a provider with a machine of the class, or open)."""
+        for i in range(n):
+            provider = ZERO if to == 3 else self.w.providers[to if cls == CPU else to % 2]
+            price = self.m.offers.get((provider, cls), 2 * 10**15)
+            user = self.w.users[(u + i) % 3]
+            units = self.m.bal[user] * size // MAX_BPS // price
+            self.act_create(user, provider, cls, bytes([i + 1]) * 32, units, price, 3600 * (i + 1), 3600)
+        if accept:
+            for j in self._live():
+                self._advance(j, 0)
+
+    # ------------------------------------------------------------------ staking rules
+
+    @rule(pi=PROVIDER, size=st.sampled_from([100, 1_000, 5_000, 10_000, 1, 0, 10_100]))
+    @_step
+    def stake(self, pi, size):
+        p = self.w.providers[pi]
+        self.act_stake(p, self.m.bal[p] * size // MAX_BPS)
+
+    @rule(pi=st.integers(0, 3), size=st.sampled_from([10_000, 5_000, 1_000, 1, 0, 10_001]))
+    @_step
+    def request_unstake(self, pi, size):
+        p = (self.w.providers + [self.w.outsider])[pi]
+        s = self.m.stakes.get(p, MStake())
+        free = s.staked - s.locked
+        amount = free * size // MAX_BPS + (1 if size > MAX_BPS else 0)
+        self.act_unstake(p, amount)
+
+    @rule(pi=st.integers(0, 3))
+    @_step
+    def withdraw(self, pi):
+        self.act_withdraw((self.w.providers + [self.w.outsider])[pi])
+
+    @rule(pi=st.integers(0, 3), cls=CLASS, price=st.sampled_from([10**15, 3 * 10**15, 0, 10**16]))
+    @_step
+    def set_offer(self, pi, cls, price):
+        p = (self.w.providers + [self.w.outsider])[pi]
+        reason = "registry: unknown or disabled class" if price and cls not in CLASS_MIN_STAKE else None
+        self._exec("set_offer", p, reason, self.reg.set_offer, cls, price)
+        if reason is None:
+            self.m.offers[(p, cls)] = price
+
+    @rule(
+        mid=st.integers(0, len(MACHINES) + 1),
+        status=st.sampled_from([MachineStatus.ACTIVE, MachineStatus.JAILED, MachineStatus.PENDING, MachineStatus.EXITED]),
+        attester=st.sampled_from([True, True, True, False]),
+    )
+    @_step
+    def set_machine_status(self, mid, status, attester):
+        sender = self.w.admin if attester else self.w.outsider
+        m = self.m.machines.get(mid)
+        if not attester:
+            reason = "access_control: account is missing role"
+        elif status not in (MachineStatus.PENDING, MachineStatus.ACTIVE, MachineStatus.JAILED):
+            reason = "registry: invalid status"
+        else:
+            reason = self._attest(m, status, NO_EXPIRY if status == MachineStatus.ACTIVE else 0)
+        self._exec("set_machine_status", sender, reason, self.reg.set_machine_status, mid, int(status))
+
+    def _attest(self, m: MMachine | None, status: MachineStatus, until: int) -> str | None:
+        if m is None:
+            return "registry: unknown machine"
+        if m.status == MachineStatus.EXITED:
+            return "registry: machine exited"
+        m.status, m.attested_until = status, until
+        return None
+
+    @rule(
+        mid=st.integers(0, len(MACHINES) + 1), right_class=st.sampled_from([True, True, True, False]),
+        passed=st.sampled_from([True, True, False]), until=st.sampled_from(["hour", "now+1", "day", "now", "max-1", "max"]),
+        attester=st.sampled_from([True, True, True, False]),
+    )
+    @_step
+    def record_attestation(self, mid, right_class, passed, until, attester):
+        """The oracle quorum's benchmark attestation: Active until a deadline, or Jailed."""
+        sender = self.w.admin if attester else self.w.outsider
+        m = self.m.machines.get(mid)
+        cls = (m.cls if m else CPU) if right_class else UNKNOWN_CLASS
+        valid_until = {"hour": self.now + 3600, "now+1": self.now + 1, "day": self.now + 86400, "now": self.now,
+                       "max-1": NO_EXPIRY - 1, "max": NO_EXPIRY}[until]
+        if not attester:
+            reason = "access_control: account is missing role"
+        elif m is None:
+            reason = "registry: unknown machine"
+        elif m.cls != cls:
+            reason = "registry: class mismatch"
+        elif passed and valid_until <= self.now:
+            reason = "registry: attestation already expired"
+        elif passed and valid_until >= NO_EXPIRY:
+            reason = "registry: attestation too long"
+        else:
+            reason = self._attest(m, MachineStatus.ACTIVE if passed else MachineStatus.JAILED,
+                                  valid_until if passed else 0)
+        self._exec("record_attestation", sender, reason, self.reg.record_attestation, mid, cls, passed, valid_until)
+
+    # Exits are for good: mostly try someone else's machine, so machines do not all vanish.
+    @rule(mid=st.integers(0, len(MACHINES) + 1), own=st.sampled_from([False, False, False, True]))
+    @_step
+    def exit_machine(self, mid, own):
+        m = self.m.machines.get(mid)
+        sender = m.provider if (m and own) else self.w.providers[mid % 3]
+        if m is None:
+            reason = "registry: unknown machine"
+        elif m.provider != sender:
+            reason = "registry: not the machine's provider"
+        elif m.status == MachineStatus.EXITED:
+            reason = "registry: machine exited"
+        else:
+            reason = None
+            m.status = MachineStatus.EXITED
+            self.m.required[sender] -= CLASS_MIN_STAKE[m.cls] * m.gpus  # what registering added
+        self._exec("exit_machine", sender, reason, self.reg.exit_machine, mid)
+
+    @rule(pi=PROVIDER, size=st.sampled_from([10_000, 5_000, 100, 1, 0, 20_000]), ben=st.integers(0, 3),
+          authorized=st.sampled_from([True, True, True, False]))
+    @_step
+    def external_slash(self, pi, size, ben, authorized):
+        p = self.w.providers[pi]
+        s = self.m.stakes[p]
+        amount = (s.staked + s.unbonding) * size // MAX_BPS
+        beneficiary = (ZERO, self.w.users[0], self.w.outsider, self.w.treasury)[ben]
+        sender = self.w.slasher if authorized else self.w.outsider
+        saved = copy.deepcopy(self.m)
+        if not authorized:
+            reason = "access_control: account is missing role"
+        elif amount == 0:
+            reason = "registry: amount is zero"
+        else:
+            reason = None
+            slashed = self._slash(p, amount, beneficiary)
+        out = self._exec("slash(external)", sender, reason, self.reg.slash, p, amount, b"\x01" * 32, beneficiary)
+        if reason is None:
+            assert out == slashed
+        else:
+            self.m = saved
+
+    # ------------------------------------------------------------------ job rules
+
+    def _create_args(self, u, target, cls, size, psel):
+        user = (self.w.users + self.w.providers)[u]
+        provider = (self.w.providers + [self.w.outsider, ZERO, ZERO])[target]
+        if provider == ZERO:
+            max_price = (10**15, 3 * 10**15, 10**16, 0)[psel]
+            price = max_price
+        else:
+            offer = self.m.offers.get((provider, cls), 0)
+            max_price = (offer, 2 * offer + 1, max(offer - 1, 0), 0)[psel] if offer else (10**15, 10**15, 1, 0)[psel]
+            price = offer or max_price
+        if size == "overflow":
+            units = min(MAX_UINT // max(price, 1) + 1, MAX_UINT)
+        elif size == "huge":
+            units = MAX_UINT // max(price, 1)
+        else:
+            units = self.m.bal[user] * size // MAX_BPS // price if price else 1000
+        return user, provider, max_price, units
+
+    @rule(u=CREATOR, to=st.integers(0, 5), cls=CLASS, size=SIZE_BPS, psel=st.sampled_from([0, 0, 1, 2, 3]),
+          aw=WINDOW, cw=WINDOW, spec=HASH)
+    @_step
+    def create_job(self, u, to, cls, size, psel, aw, cw, spec):
+        user, provider, max_price, units = self._create_args(u, to, cls, size, psel)
+        p = self.m.params
+        self.act_create(user, provider, cls, spec.to_bytes(32, "big"), units, max_price,
+                        self._window(aw, p.min_accept_window, p.max_accept_window),
+                        self._window(cw, p.min_complete_within, p.max_complete_within))
+
+    @rule(u=CREATOR, to=st.integers(0, 5), cls=CLASS, size=SIZE_BPS, n=st.sampled_from([2, 3, 1, 0]), empty_at=st.integers(0, 5),
+          aw=WINDOW, cw=WINDOW)
+    @_step
+    def create_jobs(self, u, to, cls, size, n, empty_at, aw, cw):
+        user, provider, max_price, units = self._create_args(u, to, cls, size, 0)
+        p = self.m.params
+        specs = [ZERO32 if i == empty_at else (i + 7).to_bytes(32, "big") for i in range(n)]
+        each = [max(units // max(n, 1) - i, 0) for i in range(n)]
+        self.act_create_many(user, provider, cls, specs, each, max_price,
+                             self._window(aw, p.min_accept_window, p.max_accept_window),
+                             self._window(cw, p.min_complete_within, p.max_complete_within))
+
+    def _machine_for(self, q: str, cls: int) -> int:
+        own = [mid for mid, m in self.m.machines.items() if m.provider == q]
+        match = [mid for mid in own if self.m.machines[mid].cls == cls]
+        return (match or own or [0])[0]
+
+    @rule(ref=JOB_REF, qi=st.integers(0, 3), well_formed=st.booleans(), mid=st.integers(0, len(MACHINES) + 1))
+    @_step
+    def accept(self, ref, qi, well_formed, mid):
+        jid, j, tup = self._pick(ref, (JobStatus.OPEN,))
+        q = (self.w.providers + [self.w.users[0]])[qi]
+        if well_formed:
+            if j is not None and j.f["provider"] in self.w.providers:
+                q = j.f["provider"]
+            mid = self._machine_for(q, tup[3])
+        self.act_accept(q, jid, tup, mid)
+
+    @rule(qi=PROVIDER, cls=st.sampled_from([CPU, H100]), n=st.sampled_from([2, 3, 1, 0]), start=st.integers(0, 2**16),
+          extra=st.sampled_from([False, False, True]), ref=JOB_REF)
+    @_step
+    def accept_jobs(self, qi, cls, n, start, extra, ref):
+        """A batch of Open jobs of one class that `q` may take (of `cls` if it has some), maybe with
+        one job picked at random inserted."""
+        q = self.w.providers[qi]
+        ok = [j for j in self.m.jobs if j.status == JobStatus.OPEN and self.now <= j.f["accept_by"]]
+        if ok and not any(j.f["provider"] in (ZERO, q) for j in ok) and ok[0].f["provider"] in self.w.providers:
+            q = ok[0].f["provider"]
+        ok = [j for j in ok if j.f["provider"] in (ZERO, q)]
+        if ok and not any(j.f["class_id"] == cls for j in ok):
+            cls = ok[0].f["class_id"]
+        ok = [j for j in ok if j.f["class_id"] == cls]
+        batch = [(j.id, j.tup()) for j in (ok[start % len(ok):] + ok[:start % len(ok)])[:n]] if ok else []
+        if extra:
+            jid, _, tup = self._pick(ref, (JobStatus.OPEN,))
+            batch.insert(start % (len(batch) + 1), (jid, tup))
+        self.act_accept_many(q, batch, self._machine_for(q, cls))
+
+    @rule(ref=JOB_REF, actor=ACTOR, by_provider=st.booleans(), result=HASH)
+    @_step
+    def submit_result(self, ref, actor, by_provider, result):
+        jid, j, tup = self._pick(ref, (JobStatus.RUNNING,))
+        q = tup[1] if by_provider and tup[1] != ZERO else self._actor(actor)
+        self.act_submit(q, jid, tup, result.to_bytes(32, "big"))
+
+    @rule(ref=JOB_REF, actor=ACTOR)
+    @_step
+    def dispute(self, ref, actor):
+        jid, _, tup = self._pick(ref, (JobStatus.SUBMITTED,))
+        self.act_dispute(self._actor(actor), jid, tup)
+
+    @rule(ref=JOB_REF, valid=st.booleans(), verifier=st.sampled_from([True, True, True, False]))
+    @_step
+    def post_verdict(self, ref, valid, verifier):
+        jid, _, tup = self._pick(ref, (JobStatus.AUDIT,))
+        self.act_verdict(self.w.admin if verifier else self.w.outsider, jid, tup, valid)
+
+    @rule(ref=JOB_REF, actor=ACTOR)
+    @_step
+    def finalize(self, ref, actor):
+        jid, _, tup = self._pick(ref, (JobStatus.SUBMITTED, JobStatus.AUDIT,))
+        self.act_finalize(self._actor(actor), jid, tup)
+
+    @rule(n=st.sampled_from([2, 3, 1, 0]), start=st.integers(0, 2**16), wait=st.booleans(),
+          extra=st.sampled_from([False, False, True]), ref=JOB_REF, actor=ACTOR)
+    @_step
+    def finalize_many(self, n, start, wait, extra, ref, actor):
+        """A batch of Submitted / Audit jobs (after waiting out their windows if `wait`), maybe
+        with one job picked at random inserted."""
+        ok = [j for j in self.m.jobs if j.status in (JobStatus.SUBMITTED, JobStatus.AUDIT)]
+        chosen = (ok[start % len(ok):] + ok[:start % len(ok)])[:n] if ok else []
+        if wait and chosen:
+            boa.env.timestamp = max(self.now, max(j.deadline() for j in chosen) + 1)
+        batch = [(j.id, j.tup()) for j in chosen]
+        if extra:
+            jid, _, tup = self._pick(ref, (JobStatus.SUBMITTED, JobStatus.AUDIT))
+            batch.insert(start % (len(batch) + 1), (jid, tup))
+        self.act_finalize_many(self._actor(actor), batch)
+
+    @rule(ref=JOB_REF, actor=ACTOR)
+    @_step
+    def expire(self, ref, actor):
+        jid, _, tup = self._pick(ref, (JobStatus.OPEN, JobStatus.RUNNING,))
+        self.act_expire(self._actor(actor), jid, tup)
+
+    @rule(ref=JOB_REF, by_user=st.booleans(), actor=ACTOR)
+    @_step
+    def cancel(self, ref, by_user, actor):
+        jid, _, tup = self._pick(ref, (JobStatus.OPEN,))
+        self.act_cancel(tup[0] if by_user else self._actor(actor), jid, tup)
+
+    def _advance(self, j: MJob, choice: int):
+        """The natural next step of a live job (may still revert, as the model predicts)."""
+        jid, tup, f = j.id, j.tup(), j.f
+        keeper = self._actor(choice)
+        STATS[f"~advance {j.status.name}"] += 1
+        if j.status == JobStatus.OPEN:
+            if self.now > f["accept_by"]:
+                return self.act_expire(keeper, jid, tup)
+            if choice % 7 == 6:
+                return self.act_cancel(f["user"], jid, tup)
+            if f["provider"] != ZERO:
+                q = f["provider"]
+            else:
+                able = [m.provider for m in self.m.machines.values()
+                        if m.cls == f["class_id"] and m.status == MachineStatus.ACTIVE] or self.w.providers
+                q = able[choice % len(able)]
+            return self.act_accept(q, jid, tup, self._machine_for(q, f["class_id"]))
+        if j.status == JobStatus.RUNNING:
+            if self.now > f["complete_by"]:
+                return self.act_expire(keeper, jid, tup)
+            return self.act_submit(f["provider"], jid, tup, bytes([choice % 250 + 1]) * 32)
+        if j.status == JobStatus.SUBMITTED:
+            if self.now <= f["challenge_end"] and choice % 2 == 0:
+                return self.act_dispute(self._actor(choice // 3), jid, tup)
+            if self.now <= f["challenge_end"]:
+                boa.env.timestamp = f["challenge_end"] + 1
+            return self.act_finalize(keeper, jid, tup)
+        if j.status == JobStatus.AUDIT:
+            if self.now <= j.dispute[2]:
+                return self.act_verdict(self.w.admin, jid, tup, (choice // 2) % 2 == 0)
+            return self.act_finalize(keeper, jid, tup)
+
+    @rule(ref=JOB_REF, choice=st.integers(0, 63), depth=st.integers(1, 4))
+    @_step
+    def advance(self, ref, choice, depth):
+        """Moves a live job on, `depth` steps in a row (so a whole lifecycle can happen between
+        two other rules). Picks a status first, so the few jobs that got far (Submitted, Audit)
+        are moved as often as the many Open ones."""
+        statuses = sorted({j.status for j in self._live()})
+        if not statuses:
+            return
+        _, j, _ = self._pick(("fit", ref[1]), (statuses[(ref[1] // 7) % len(statuses)],))
+        for i in range(depth):
+            if j.status not in LIVE:
+                return
+            self._advance(j, choice + i)
+
+    # Two more copies of `advance` triple its weight, so jobs get through their lifecycles.
+    @rule(ref=JOB_REF, choice=st.integers(0, 63), depth=st.integers(1, 4))
+    @_step
+    def advance_2(self, ref, choice, depth):
+        self.advance.__wrapped__(self, ref, choice, depth)
+
+    @rule(ref=JOB_REF, choice=st.integers(0, 63), depth=st.integers(1, 4))
+    @_step
+    def advance_3(self, ref, choice, depth):
+        self.advance.__wrapped__(self, ref, choice, depth)
+
+    # ------------------------------------------------------------------ governance, keeper rules
+
+    @rule(pause=st.booleans(), pauser=st.sampled_from([True, True, True, False]))
+    @_step
+    def pause(self, pause, pauser):
+        sender = self.w.admin if pauser else self.w.outsider
+        if not pauser:
+            reason = "access_control: account is missing role"
+        elif pause and self.m.paused:
+            reason = "pausable: contract is paused"
+        elif not pause and not self.m.paused:
+            reason = "pausable: contract is not paused"
+        else:
+            reason = None
+            self.m.paused = pause
+        self._exec("pause" if pause else "unpause", sender, reason, self.mk.pause if pause else self.mk.unpause)
+
+    @rule(preset=st.integers(0, len(PARAM_PRESETS) - 1), admin=st.sampled_from([True, True, True, False]))
+    @_step
+    def set_params(self, preset, admin):
+        new = PARAM_PRESETS[preset]
+        if not admin:
+            reason = "access_control: account is missing role"
+        elif new.fee_bps > 2_000:
+            reason = "job_market: fee too high"
+        else:
+            reason = None
+            self.m.params = new
+        self._exec("set_params", self.w.admin if admin else self.w.outsider, reason, self.mk.set_params,
+                   new.as_tuple())
+
+    @rule(actor=ACTOR)
+    @_step
+    def sweep_fees(self, actor):
+        self.act_sweep(self._actor(actor))
+
+    # ------------------------------------------------------------------ time
+
+    def _deadlines(self, attestations: bool = False) -> list[int]:
+        """Live jobs' deadlines and unbonding releases (and, if asked, attestation expiries
+        less than a month away)."""
+        out = [j.deadline() for j in self._live()]
+        out += [s.release for s in self.m.stakes.values() if s.unbonding]
+        if attestations:
+            out += [m.attested_until for m in self.m.machines.values()
+                    if self.now <= m.attested_until <= self.now + MAX_WINDOW]
+        return sorted(out)
+
+    @rule(pick=st.integers(0, 2**16), delta=st.sampled_from([0, 1, -1]))
+    @_step
+    def warp_to_deadline(self, pick, delta):
+        """Jumps to a live deadline (last allowed second), one before it or one after it."""
+        deadlines = self._deadlines(attestations=True)
+        if deadlines:
+            target = deadlines[pick % len(deadlines)] + delta
+            if target > self.now:
+                boa.env.timestamp = target
+
+    @rule(seconds=st.sampled_from([1, 59, 60, 61, 600, 3600, 3600, 6 * 3600, 86400, UNBONDING_PERIOD_SECONDS, MAX_WINDOW]))
+    @_step
+    def warp(self, seconds):
+        boa.env.timestamp = self.now + seconds
+
+    # ------------------------------------------------------------------ liveness
+
+    @rule(ref=JOB_REF, choice=st.integers(0, 7))
+    @_step
+    def probe_exit(self, ref, choice):
+        """On a throwaway snapshot: one second before its exit opens, the job's permissionless exit
+        reverts; at the known exit time it succeeds and the job ends, even while paused."""
+        _, j, _ = self._pick(("live", ref[1]))
+        if j is None or j.status not in LIVE:
+            return
+        saved = copy.deepcopy(self.m)
+        keeper = self._actor(choice)
+        exit_fn = self.act_expire if j.status in (JobStatus.OPEN, JobStatus.RUNNING) else self.act_finalize
+        with boa.env.anchor():
+            if self.now < j.deadline():
+                boa.env.timestamp = j.deadline()
+                assert exit_fn(keeper, j.id, j.tup()) is not None
+            boa.env.timestamp = max(self.now, j.deadline() + 1)
+            assert exit_fn(keeper, j.id, j.tup()) is None
+            assert self.m.jobs[j.id - 1].status in TERMINAL
+            self._check_all()
+        self.m = saved
+
+    def _drain(self):
+        """Ends every live job after its deadline, takes out every stake and all fees: both
+        contracts must then hold nothing. Exits work while paused, so the pause stays."""
+        boa.env.timestamp = max([self.now] + self._deadlines()) + 1
+        for j in self._live():
+            if j.status in (JobStatus.OPEN, JobStatus.RUNNING):
+                assert self.act_expire(self.w.outsider, j.id, j.tup()) is None
+            else:
+                assert self.act_finalize(self.w.outsider, j.id, j.tup()) is None
+        assert not self._live()
+        for p, s in self.m.stakes.items():
+            assert self.reg.locked(p) == 0 == s.locked, f"collateral still locked for {p} with no live job"
+            if s.staked:
+                assert self.act_unstake(p, s.staked) is None
+        if any(s.unbonding for s in self.m.stakes.values()):
+            boa.env.timestamp = self.now + UNBONDING_PERIOD_SECONDS
+        for p, s in list(self.m.stakes.items()):
+            if s.unbonding:
+                assert self.act_withdraw(p) is None
+        if self.m.fees:
+            self.act_sweep(self.w.outsider)
+        assert self.tok.balanceOf(self.mk.address) == 0, "tokens stuck in JobMarket"
+        assert self.tok.balanceOf(self.reg.address) == 0, "tokens stuck in ProviderRegistry"
+
+    # Draining ends every job: at most once a run and only in its second half, so runs get deep
+    # first (hypothesis draws rules without arguments often). Teardown drains again anyway.
+    @precondition(lambda self: self._rules_run >= STEPS // 2 and not self._drained)
+    @rule()
+    @_step
+    def drain(self):
+        self._drained = True
+        self._drain()
+
+    # ------------------------------------------------------------------ invariants
+
+    def _check_all(self, all_jobs: bool = False):
+        """Chain == model (read from storage, see RawState); every job when `all_jobs`, else the live ones."""
+        m, raw = self.m, self.w.raw
+        for a in self.tracked:
+            assert raw.balance(a) == m.bal[a], f"token balance of {a}: chain {raw.balance(a)}, model {m.bal[a]}"
+        assert raw.total_supply() == m.minted - m.burned, "totalSupply != minted - burned"
+        assert sum(m.bal.values()) == m.minted - m.burned
+        assert raw.market("fees_accrued") == m.fees
+        assert raw.market("paused") == m.paused
+        assert raw.market("job_count") == len(m.jobs)
+
+        escrow = m.fees
+        for j in m.jobs if all_jobs else self._live():
+            status, commitment = raw.job(j.id)
+            assert status == j.status, f"job {j.id}: chain status {status}, model {j.status!r}"
+            assert commitment == job_commitment(j.tup()), f"job {j.id}: stored struct differs from the model's"
+            if j.status in LIVE:
+                escrow += j.f["payment"]
+            if j.status == JobStatus.AUDIT:
+                assert raw.dispute(j.id) == j.dispute, f"job {j.id}: dispute"
+                escrow += j.dispute[1]
+            elif all_jobs:
+                assert raw.dispute(j.id) == (ZERO, 0, 0), f"job {j.id}: dispute left behind"
+        assert m.bal[self.market] == escrow, "JobMarket balance != live payments + open bonds + fees_accrued"
+
+        bonded = 0
+        for p, s in m.stakes.items():
+            assert raw.stakes(p) == (s.staked, s.locked, s.unbonding, s.release), f"stakes of {p}"
+            assert s.locked <= s.staked
+            assert raw.required_stake(p) == m.required.get(p, 0), f"required stake of {p}"
+            bonded += s.staked + s.unbonding
+            live_collateral = sum(j.f["collateral"] for j in m.jobs if j.f["provider"] == p and j.status in LIVE[1:])
+            assert s.locked <= live_collateral, f"{p} has more locked than its live jobs' collateral"
+            if live_collateral == 0:
+                m.clipped.discard(p)
+            if p not in m.clipped:
+                assert s.locked == live_collateral, f"locked collateral of {p} != its live jobs' collateral"
+        assert m.bal[self.registry] == bonded, "ProviderRegistry balance != staked + unbonding"
+        for mid, mm in m.machines.items():
+            assert raw.machine(mid) == (mm.status, mm.attested_until), f"machine {mid} status, attestation"
+
+    def _check_views(self):
+        """The same comparison through the contracts' view functions (validates RawState too)."""
+        m, tok, reg, mk = self.m, self.tok, self.reg, self.mk
+        for a in self.tracked:
+            assert tok.balanceOf(a) == m.bal[a]
+        assert tok.totalSupply() == m.minted - m.burned
+        assert (mk.fees_accrued(), mk.paused(), mk.job_count()) == (m.fees, m.paused, len(m.jobs))
+        for j in m.jobs:
+            assert mk.job_status(j.id) == j.status
+            assert mk.check_job(j.id, j.tup())
+            assert mk.job_commitment(j.id) == job_commitment(j.tup())
+            d = mk.disputes(j.id)
+            assert (str(d[0]), d[1], d[2]) == (j.dispute or (ZERO, 0, 0))
+        for p, s in m.stakes.items():
+            assert tuple(reg.stakes(p)) == (s.staked, s.locked, s.unbonding, s.release)
+            assert reg.required_stake(p) == m.required.get(p, 0)
+        for mid, mm in m.machines.items():
+            assert (reg.machine_status(mid), reg.attested_until(mid)) == (mm.status, mm.attested_until)
+
+    @invariant()
+    @_step
+    def inv_chain_matches_model(self):
+        self._check_all()
+
+    @invariant()
+    @_step
+    def inv_live_jobs_have_an_exit(self):
+        # Each waiting state ends at a deadline set from a bounded window, after which
+        # expire (Open, Running) or finalize (Submitted, Audit) is open to anyone.
+        for j in self._live():
+            d = j.deadline()
+            assert 0 < d <= self.now + MAX_WINDOW, f"job {j.id} has no bounded deadline"
+        for s in self.m.stakes.values():
+            assert s.unbonding == 0 or s.release <= self.now + UNBONDING_PERIOD_SECONDS
+
+
+MarketMachine.TestCase.settings = settings(
+    max_examples=EXAMPLES,
+    stateful_step_count=STEPS,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+TestMarketStateful = MarketMachine.TestCase
