@@ -286,6 +286,8 @@ def submit_uptime(report: UptimeReport, signatures: DynArray[Bytes[65], MAX_OPER
     assert report.nonce == self.nonces[subject], "oracle_hub: wrong nonce"
     assert report.probes > 0, "oracle_hub: no probes"
     assert report.successes <= report.probes, "oracle_hub: more successes than probes"
+    assert staticcall IAttestedRegistry(REGISTRY).machine_provider(report.machine_id) != empty(address), \
+        "oracle_hub: unknown machine"
     self._check_quorum(eip712_domain_separator._hash_typed_data_v4(self._uptime_struct_hash(report)), signatures)
     self.nonces[subject] = report.nonce + 1
     bps: uint256 = report.successes * MAX_BPS // report.probes

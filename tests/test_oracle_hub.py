@@ -716,6 +716,12 @@ def test_submit_uptime__successes_above_probes__reverts(reverts, hub, keeper, op
         hub.submit_uptime(U(report), sign(report, ops[:2], "uptime"), sender=keeper)
 
 
+def test_submit_uptime__unknown_machine__reverts(reverts, hub, keeper, ops, machine, new_uptime, sign):
+    report = new_uptime(machine + 1000)
+    with reverts("oracle_hub: unknown machine"):
+        hub.submit_uptime(U(report), sign(report, ops[:2], "uptime"), sender=keeper)
+
+
 def test_submit_uptime__no_probes__reverts(reverts, hub, keeper, ops, machine, new_uptime, sign):
     report = new_uptime(machine, probes=0, successes=0)
     with reverts("oracle_hub: no probes"):
