@@ -9,6 +9,7 @@
 import time
 
 import pytest
+import requests
 
 from offchain.chain.anvil import running_anvil
 from offchain.chain.deploy import deploy_all, deployment_path
@@ -127,6 +128,19 @@ def test_hardware_attestation__quorum_of_real_processes(tmp_path):
             assert uptime, "no uptime report:\n" + "\n".join(devnet.tail(n) for n in list(devnet.procs))
             assert uptime[0].uptime_bps == 10_000
             assert hub.uptime_bps(uptime[0].epoch, honest_id) == 10_000
+
+            # Restart safety: operator 0 restarts on its database, resumes from its cursor, serves
+            # health and metrics, and re-attests nothing that is already attested.
+            attestations_before = len(list(hub.AttestationAccepted.range(0, chain.blocks.height + 1)))
+            devnet.stop("oracle-0")
+            start_oracle(0)
+            devnet.wait_http("oracle-0", urls[ops[0].address])
+            time.sleep(5)
+            metrics = requests.get(urls[ops[0].address] + "/metrics", timeout=5).text
+            last_block = [ln for ln in metrics.splitlines() if ln.startswith("gpunet_oracle_last_block")]
+            assert last_block and float(last_block[0].split()[-1]) >= 1
+            assert requests.get(urls[ops[0].address] + "/health", timeout=5).json()["ok"] is True
+            assert len(list(hub.AttestationAccepted.range(0, chain.blocks.height + 1))) == attestations_before
     finally:
         devnet.stop_all()
         if backup is not None:
