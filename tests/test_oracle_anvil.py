@@ -79,9 +79,13 @@ def test_hardware_attestation__quorum_of_real_processes(tmp_path):
 
             tx = registry.register(1, 1, 256, honest_url, sender=honest)
             honest_id = tx.decode_logs(registry.MachineRegistered)[0].machine_id
-            # Alone, the first operator leads (after its peers' leader slots time out) but cannot
-            # gather a quorum: the machine stays Pending.
-            time.sleep(14)
+            # Alone, the first operator leads (once its peers' leader slots time out), challenges
+            # the machine, signs nothing without a co-signer and cannot reach the quorum.
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and '"no_quorum_yet"' not in devnet.tail(first, 200):
+                time.sleep(1)
+            assert '"no_quorum_yet"' in devnet.tail(first, 200), devnet.tail(first)
+            assert '"role": "leader", "machine_id": 1' in devnet.tail(first, 200)
             assert registry.machine_status(honest_id) == MachineStatus.PENDING
             assert hub.attestation_nonce(honest_id) == 0
 
