@@ -2,32 +2,44 @@
 
 A hypothesis RuleBasedStateMachine drives the real contracts. Actors: three providers (five
 machines of two GPU classes), three users, an outsider (no role: challenges, keeps, tries what
-it should not), an external slasher (SLASHER_ROLE on the registry, like OracleHub) and the
-admin (pauser, attester, verifier). A Python model predicts every call: each rule asserts that
-the call succeeds when the model says it should, and reverts with the exact reason when it
-should not, then applies the model's effects. Rules cover staking (stake, request_unstake,
-withdraw), offers, machine status and exit, job creation (targeted, open, batch), accept (and
-batch), submit, dispute, verdicts, finalize (and batch), expire, cancel, external slashes,
-pause, parameter changes, fee sweeps and time jumps that land on, just before and just after
-every live deadline (accept_by, complete_by, challenge_end, audit_deadline, unbonding release).
+it should not), an external slasher (SLASHER_ROLE on the registry, as OracleHub) and the admin
+(pauser, attester, verifier; it never approved the market, so its bonds fail on allowance).
 
-After every step the chain must equal the model, and:
+A Python model predicts every call: each rule asserts that the call succeeds when the model says
+it should, and otherwise reverts with exactly the reason (and in the order of checks) the model
+expects, then applies the model's effects. Rules: stake, request_unstake (relative to free
+stake), withdraw, offers, machine status, attestations (with expiry) and exit, create_job(s)
+(targeted / open, sized relative to the creator's balance, overflowing sizes too), accept(_jobs),
+submit_result, dispute, post_verdict (valid / invalid), finalize(_many), expire, cancel, external
+slashes, pause / unpause, parameter presets, fee sweeps, `advance` (a job's natural next steps),
+and time jumps onto, one second before and one after every live deadline (accept_by,
+complete_by, challenge_end, audit_deadline, unbonding release, attestation expiry). Arguments
+also come malformed: unknown job ids, structs with one field changed, wrong callers, machines,
+classes and windows.
+
+After every step (invariants):
+- every token balance, totalSupply, stakes, machine states, live job commitments and disputes
+  equal the model's (read from storage, see RawState; the views are compared at teardown);
 - JobMarket's token balance == payments of live jobs + bonds of open disputes + fees_accrued;
-- ProviderRegistry's token balance == sum of staked + unbonding; locked <= staked, and locked
-  never exceeds the collateral of the provider's live jobs;
+- ProviderRegistry's token balance == sum of staked + unbonding; locked <= staked, and locked ==
+  the collateral of the provider's live jobs (<= once a slash cut `locked` down to `staked`);
 - totalSupply == minted - burned (slashes to nobody burn);
-- every live job has an exit: a deadline no further than the longest window, after which a
-  permissionless action (expire / finalize) ends it. `probe_exit` proves it for one job on a
-  throwaway snapshot; `drain` (a rule, and again at teardown) jumps past every deadline, ends
-  every job, unstakes and withdraws all stake and sweeps fees, then checks that both contracts
-  hold exactly zero tokens: nothing is stuck.
+- every live job has an exit: a deadline at most the longest window away, after which anyone
+  can expire or finalize it.
+`probe_deadline` checks the exits at the exact boundaries on throwaway branches: at a deadline
+the action it closes (accept / submit / dispute / verdict / withdraw at release) still works
+and the exit reverts; one second later the reverse, and the exit ends the job even while paused.
+`drain` (a rule, and again at teardown) jumps past every deadline, ends every job, unstakes and
+withdraws all stake and sweeps fees: both contracts must then hold exactly zero tokens.
 
 Run: FUZZ_EXAMPLES=40 .venv/bin/python -m pytest tests/fuzz -q -p no:cacheprovider -p no:ape_test
-(FUZZ_STEPS sets the steps per example; FUZZ_STATS=1 prints outcome counts and rules/s.)
+FUZZ_STEPS: steps per example (50); FUZZ_STATS=1: outcome counts and rules/s; FUZZ_SHRINK=0: no
+shrinking; FUZZ_CONTRACTS=dir: fuzz another copy of contracts/ (a mutant: it must fail).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import os
@@ -40,11 +52,11 @@ from types import SimpleNamespace
 
 import boa
 import eth_abi
-from eth_utils import keccak, to_checksum_address
 import pytest
 from boa.contracts.base_evm_contract import BoaError
 from boa.interpret import set_cache_dir, set_search_paths
-from hypothesis import HealthCheck, settings
+from eth_utils import keccak, to_checksum_address
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -80,16 +92,34 @@ PARAM_PRESETS = (
     MarketParams(),
     # Highest fee, tiny collateral, shortest windows, no bond, whole collateral to the challenger.
     MarketParams(
-        fee_bps=2_000, collateral_bps=1, challenge_window=60, audit_timeout=60, min_accept_window=60,
-        max_accept_window=MAX_WINDOW, min_complete_within=60, max_complete_within=MAX_WINDOW,
-        dispute_bond_bps=0, min_dispute_bond=0, noshow_penalty_bps=MAX_BPS, user_compensation_bps=0,
+        fee_bps=2_000,
+        collateral_bps=1,
+        challenge_window=60,
+        audit_timeout=60,
+        min_accept_window=60,
+        max_accept_window=MAX_WINDOW,
+        min_complete_within=60,
+        max_complete_within=MAX_WINDOW,
+        dispute_bond_bps=0,
+        min_dispute_bond=0,
+        noshow_penalty_bps=MAX_BPS,
+        user_compensation_bps=0,
         challenger_reward_bps=MAX_BPS,
     ),
     # No fee, 3x collateral, long windows, all of a slash burned.
     MarketParams(
-        fee_bps=0, collateral_bps=30_000, challenge_window=MAX_WINDOW, audit_timeout=MAX_WINDOW,
-        min_accept_window=3600, max_accept_window=86400, min_complete_within=120, max_complete_within=2 * 86400,
-        dispute_bond_bps=MAX_BPS, min_dispute_bond=10 * ONE_TOKEN, noshow_penalty_bps=0, user_compensation_bps=0,
+        fee_bps=0,
+        collateral_bps=30_000,
+        challenge_window=MAX_WINDOW,
+        audit_timeout=MAX_WINDOW,
+        min_accept_window=3600,
+        max_accept_window=86400,
+        min_complete_within=120,
+        max_complete_within=2 * 86400,
+        dispute_bond_bps=MAX_BPS,
+        min_dispute_bond=10 * ONE_TOKEN,
+        noshow_penalty_bps=0,
+        user_compensation_bps=0,
         challenger_reward_bps=0,
     ),
     MarketParams(fee_bps=2_001),  # "job_market: fee too high"
@@ -111,8 +141,8 @@ class RawState:
     """Reads what the invariants compare straight from contract storage: a titanoboa call costs
     ~0.3 ms of Python, a storage read ~15 us, and the invariants run after every step. Slots come
     from the compiler's storage layout; packed words are decoded as the contracts document them
-    (registry `_bond` = staked << 128 | locked, machine status at bit 176, job slot = commitment
-    with the status in the low byte). The teardown compares the same values through the
+    (registry `_bond` = staked << 128 | locked; machine word: status at bit 176, attested_until at
+    bit 224; job slot = commitment with the status in the low byte). The teardown compares the same values through the
     contracts' own view functions (`_check_views`), so a layout change fails loudly."""
 
     def __init__(self, tok, reg, mk):
@@ -157,12 +187,20 @@ class RawState:
     def dispute(self, job_id: int) -> tuple:
         base = self._key(self.s_mk["disputes"], job_id)
         who = self._get(self.mk, base)
-        return (to_checksum_address(who.to_bytes(20, "big")), self._get(self.mk, base + 1), self._get(self.mk, base + 2))
+        return (
+            to_checksum_address(who.to_bytes(20, "big")),
+            self._get(self.mk, base + 1),
+            self._get(self.mk, base + 2),
+        )
 
     def stakes(self, p) -> tuple:
         bond = self._get(self.reg, self._key(self.s_reg["_bond"], p))
-        return (bond >> 128, bond & (2**128 - 1), self._get(self.reg, self._key(self.s_reg["unbonding"], p)),
-                self._get(self.reg, self._key(self.s_reg["unbonding_release"], p)))
+        return (
+            bond >> 128,
+            bond & (2**128 - 1),
+            self._get(self.reg, self._key(self.s_reg["unbonding"], p)),
+            self._get(self.reg, self._key(self.s_reg["unbonding_release"], p)),
+        )
 
     def required_stake(self, p) -> int:
         return self._get(self.reg, self._key(self.s_reg["required_stake"], p))
@@ -227,8 +265,17 @@ def world() -> SimpleNamespace:
         # ms each; half of the calls here revert on purpose. Failure messages lose the dump only.
         c._storage = _NoStorageDump()
     return SimpleNamespace(
-        tok=tok, reg=reg, mk=mk, raw=RawState(tok, reg, mk), admin=admin, treasury=treasury, providers=providers, users=users,
-        outsider=outsider, slasher=slasher, machines=machines,
+        tok=tok,
+        reg=reg,
+        mk=mk,
+        raw=RawState(tok, reg, mk),
+        admin=admin,
+        treasury=treasury,
+        providers=providers,
+        users=users,
+        outsider=outsider,
+        slasher=slasher,
+        machines=machines,
     )
 
 
@@ -237,7 +284,8 @@ def deployed():
     # Deploy outside the examples: titanoboa's pytest plugin reverts each hypothesis example
     # (and keeps fixture state for the fixture's lifetime), so a deployment made inside the
     # first example would vanish after it.
-    return world()
+    yield world()
+    world.cache_clear()  # the plugin reverts the deployment with this fixture
 
 
 ################################################################
@@ -311,7 +359,9 @@ REVERTED = Reverted()
 OVERFLOW = "<no reason: 0x>"
 
 
-JOB_ABI = "(address,address,uint256,uint16,bytes32,uint256,uint256,uint256,uint256,uint256,uint256,uint256,bytes32,uint256)"
+JOB_ABI = (
+    "(address,address,uint256,uint16,bytes32,uint256,uint256,uint256,uint256,uint256,uint256,uint256,bytes32,uint256)"
+)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -348,7 +398,9 @@ def _step(fn):
 
 
 # Strategies.
-JOB_REF = st.tuples(st.sampled_from(["fit"] * 5 + ["live", "live", "any", "unknown", "tampered"]), st.integers(0, 2**16))
+JOB_REF = st.tuples(
+    st.sampled_from(["fit"] * 5 + ["live", "live", "any", "unknown", "tampered"]), st.integers(0, 2**16)
+)
 ACTOR = st.integers(0, 7)  # users 0-2, providers 3-5, outsider 6, admin 7
 PROVIDER = st.integers(0, 2)
 USER = st.integers(0, 2)
@@ -362,6 +414,8 @@ HASH = st.sampled_from([1, 2, 3, 0])  # 0: empty hash
 
 
 class MarketMachine(RuleBasedStateMachine):
+    """One example = one run from the deployed state (a titanoboa snapshot, reverted at teardown)."""
+
     def __init__(self):
         super().__init__()
         w = self.w = world()
@@ -478,8 +532,15 @@ class MarketMachine(RuleBasedStateMachine):
         return None, j
 
     def _window(self, sel: str, lo: int, hi: int) -> int:
-        return {"min": lo, "min+1": lo + 1, "min-1": lo - 1, "max": hi, "max+1": hi + 1,
-                "hour": min(max(3600, lo), hi), "day": min(max(86400, lo), hi)}[sel]
+        return {
+            "min": lo,
+            "min+1": lo + 1,
+            "min-1": lo - 1,
+            "max": hi,
+            "max+1": hi + 1,
+            "hour": min(max(3600, lo), hi),
+            "day": min(max(86400, lo), hi),
+        }[sel]
 
     # ------------------------------------------------------------------ model pieces
 
@@ -523,9 +584,20 @@ class MarketMachine(RuleBasedStateMachine):
         if payment * p.collateral_bps + MAX_BPS - 1 > MAX_UINT:  # checked arithmetic (covers payment itself)
             return OVERFLOW
         f = dict(
-            user=user, provider=provider, machine_id=0, class_id=cls, spec_hash=spec, compute_units=units,
-            payment=payment, collateral=(payment * p.collateral_bps + MAX_BPS - 1) // MAX_BPS, fee_bps=p.fee_bps,
-            accept_by=self.now + aw, complete_within=cw, complete_by=0, result_hash=ZERO32, challenge_end=0,
+            user=user,
+            provider=provider,
+            machine_id=0,
+            class_id=cls,
+            spec_hash=spec,
+            compute_units=units,
+            payment=payment,
+            collateral=(payment * p.collateral_bps + MAX_BPS - 1) // MAX_BPS,
+            fee_bps=p.fee_bps,
+            accept_by=self.now + aw,
+            complete_within=cw,
+            complete_by=0,
+            result_hash=ZERO32,
+            challenge_end=0,
         )
         self.m.jobs.append(MJob(len(self.m.jobs) + 1, f, JobStatus.OPEN))
         return None
@@ -636,8 +708,10 @@ class MarketMachine(RuleBasedStateMachine):
             if self.m.paused:
                 return "pausable: contract is paused"
             reason, price = self._price(provider, cls, max_price, aw, cw)
-            return reason or self._new_job(u, provider, cls, spec, units, price, aw, cw) or self._pull(
-                u, self.m.jobs[-1].f["payment"]
+            return (
+                reason
+                or self._new_job(u, provider, cls, spec, units, price, aw, cw)
+                or self._pull(u, self.m.jobs[-1].f["payment"])
             )
 
         n = len(self.m.jobs)
@@ -890,8 +964,12 @@ class MarketMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------------ setup
 
     @initialize(
-        n=st.integers(1, 4), u=USER, to=st.integers(0, 3), cls=st.sampled_from([CPU, H100]),
-        size=st.sampled_from([100, 500, 1_000, 2_000]), accept=st.booleans(),
+        n=st.integers(1, 4),
+        u=USER,
+        to=st.integers(0, 3),
+        cls=st.sampled_from([CPU, H100]),
+        size=st.sampled_from([100, 500, 1_000, 2_000]),
+        accept=st.booleans(),
     )
     @_step
     def seed_jobs(self, n, u, to, cls, size, accept):
@@ -939,7 +1017,9 @@ class MarketMachine(RuleBasedStateMachine):
 
     @rule(
         mid=st.integers(0, len(MACHINES) + 1),
-        status=st.sampled_from([MachineStatus.ACTIVE, MachineStatus.JAILED, MachineStatus.PENDING, MachineStatus.EXITED]),
+        status=st.sampled_from(
+            [MachineStatus.ACTIVE, MachineStatus.JAILED, MachineStatus.PENDING, MachineStatus.EXITED]
+        ),
         attester=st.sampled_from([True, True, True, False]),
     )
     @_step
@@ -963,8 +1043,10 @@ class MarketMachine(RuleBasedStateMachine):
         return None
 
     @rule(
-        mid=st.integers(0, len(MACHINES) + 1), right_class=st.sampled_from([True, True, True, False]),
-        passed=st.sampled_from([True, True, False]), until=st.sampled_from(["hour", "now+1", "day", "now", "max-1", "max"]),
+        mid=st.integers(0, len(MACHINES) + 1),
+        right_class=st.sampled_from([True, True, True, False]),
+        passed=st.sampled_from([True, True, False]),
+        until=st.sampled_from(["hour", "now+1", "day", "now", "max-1", "max"]),
         attester=st.sampled_from([True, True, True, False]),
     )
     @_step
@@ -973,8 +1055,14 @@ class MarketMachine(RuleBasedStateMachine):
         sender = self.w.admin if attester else self.w.outsider
         m = self.m.machines.get(mid)
         cls = (m.cls if m else CPU) if right_class else UNKNOWN_CLASS
-        valid_until = {"hour": self.now + 3600, "now+1": self.now + 1, "day": self.now + 86400, "now": self.now,
-                       "max-1": NO_EXPIRY - 1, "max": NO_EXPIRY}[until]
+        valid_until = {
+            "hour": self.now + 3600,
+            "now+1": self.now + 1,
+            "day": self.now + 86400,
+            "now": self.now,
+            "max-1": NO_EXPIRY - 1,
+            "max": NO_EXPIRY,
+        }[until]
         if not attester:
             reason = "access_control: account is missing role"
         elif m is None:
@@ -986,9 +1074,12 @@ class MarketMachine(RuleBasedStateMachine):
         elif passed and valid_until >= NO_EXPIRY:
             reason = "registry: attestation too long"
         else:
-            reason = self._attest(m, MachineStatus.ACTIVE if passed else MachineStatus.JAILED,
-                                  valid_until if passed else 0)
+            reason = self._attest(
+                m, MachineStatus.ACTIVE if passed else MachineStatus.JAILED, valid_until if passed else 0
+            )
         self._exec("record_attestation", sender, reason, self.reg.record_attestation, mid, cls, passed, valid_until)
+        if reason is None:
+            self._probe_attestation(mid, mid)
 
     # Exits are for good: mostly try someone else's machine, so machines do not all vanish.
     @rule(mid=st.integers(0, len(MACHINES) + 1), own=st.sampled_from([False, False, False, True]))
@@ -1008,13 +1099,31 @@ class MarketMachine(RuleBasedStateMachine):
             self.m.required[sender] -= CLASS_MIN_STAKE[m.cls] * m.gpus  # what registering added
         self._exec("exit_machine", sender, reason, self.reg.exit_machine, mid)
 
-    @rule(pi=PROVIDER, size=st.sampled_from([10_000, 5_000, 100, 1, 0, 20_000]), ben=st.integers(0, 3),
-          authorized=st.sampled_from([True, True, True, False]))
+    @rule(
+        pi=PROVIDER,
+        size=st.sampled_from(["all", "half", "staked", "staked+1", "all-1", "1", "0", "double"]),
+        ben=st.integers(0, 3),
+        authorized=st.sampled_from([True, True, True, False]),
+        unbonding_first=st.booleans(),
+    )
     @_step
-    def external_slash(self, pi, size, ben, authorized):
+    def external_slash(self, pi, size, ben, authorized, unbonding_first):
+        """A slash by another slasher (OracleHub): bonded stake first, then the unbonding entry."""
         p = self.w.providers[pi]
+        if unbonding_first:  # prefer a provider with an unbonding entry: the slash reaches into it
+            p = next((q for q in self.w.providers[pi:] + self.w.providers[:pi] if self.m.stakes[q].unbonding), p)
         s = self.m.stakes[p]
-        amount = (s.staked + s.unbonding) * size // MAX_BPS
+        amount = {
+            "all": s.staked + s.unbonding,
+            "half": (s.staked + s.unbonding) // 2,
+            "staked": s.staked,
+            "staked+1": s.staked + 1,
+            "all-1": s.staked + s.unbonding - 1,
+            "1": 1,
+            "0": 0,
+            "double": 2 * (s.staked + s.unbonding) + 1,
+        }[size]
+        amount = max(amount, 0)
         beneficiary = (ZERO, self.w.users[0], self.w.outsider, self.w.treasury)[ben]
         sender = self.w.slasher if authorized else self.w.outsider
         saved = copy.deepcopy(self.m)
@@ -1051,27 +1160,57 @@ class MarketMachine(RuleBasedStateMachine):
             units = self.m.bal[user] * size // MAX_BPS // price if price else 1000
         return user, provider, max_price, units
 
-    @rule(u=CREATOR, to=st.integers(0, 5), cls=CLASS, size=SIZE_BPS, psel=st.sampled_from([0, 0, 1, 2, 3]),
-          aw=WINDOW, cw=WINDOW, spec=HASH)
+    @rule(
+        u=CREATOR,
+        to=st.integers(0, 5),
+        cls=CLASS,
+        size=SIZE_BPS,
+        psel=st.sampled_from([0, 0, 1, 2, 3]),
+        aw=WINDOW,
+        cw=WINDOW,
+        spec=HASH,
+    )
     @_step
     def create_job(self, u, to, cls, size, psel, aw, cw, spec):
         user, provider, max_price, units = self._create_args(u, to, cls, size, psel)
         p = self.m.params
-        self.act_create(user, provider, cls, spec.to_bytes(32, "big"), units, max_price,
-                        self._window(aw, p.min_accept_window, p.max_accept_window),
-                        self._window(cw, p.min_complete_within, p.max_complete_within))
+        self.act_create(
+            user,
+            provider,
+            cls,
+            spec.to_bytes(32, "big"),
+            units,
+            max_price,
+            self._window(aw, p.min_accept_window, p.max_accept_window),
+            self._window(cw, p.min_complete_within, p.max_complete_within),
+        )
 
-    @rule(u=CREATOR, to=st.integers(0, 5), cls=CLASS, size=SIZE_BPS, n=st.sampled_from([2, 3, 1, 0]), empty_at=st.integers(0, 5),
-          aw=WINDOW, cw=WINDOW)
+    @rule(
+        u=CREATOR,
+        to=st.integers(0, 5),
+        cls=CLASS,
+        size=SIZE_BPS,
+        n=st.sampled_from([2, 3, 1, 0]),
+        empty_at=st.integers(0, 5),
+        aw=WINDOW,
+        cw=WINDOW,
+    )
     @_step
     def create_jobs(self, u, to, cls, size, n, empty_at, aw, cw):
         user, provider, max_price, units = self._create_args(u, to, cls, size, 0)
         p = self.m.params
         specs = [ZERO32 if i == empty_at else (i + 7).to_bytes(32, "big") for i in range(n)]
         each = [max(units // max(n, 1) - i, 0) for i in range(n)]
-        self.act_create_many(user, provider, cls, specs, each, max_price,
-                             self._window(aw, p.min_accept_window, p.max_accept_window),
-                             self._window(cw, p.min_complete_within, p.max_complete_within))
+        self.act_create_many(
+            user,
+            provider,
+            cls,
+            specs,
+            each,
+            max_price,
+            self._window(aw, p.min_accept_window, p.max_accept_window),
+            self._window(cw, p.min_complete_within, p.max_complete_within),
+        )
 
     def _machine_for(self, q: str, cls: int) -> int:
         own = [mid for mid, m in self.m.machines.items() if m.provider == q]
@@ -1089,8 +1228,14 @@ class MarketMachine(RuleBasedStateMachine):
             mid = self._machine_for(q, tup[3])
         self.act_accept(q, jid, tup, mid)
 
-    @rule(qi=PROVIDER, cls=st.sampled_from([CPU, H100]), n=st.sampled_from([2, 3, 1, 0]), start=st.integers(0, 2**16),
-          extra=st.sampled_from([False, False, True]), ref=JOB_REF)
+    @rule(
+        qi=PROVIDER,
+        cls=st.sampled_from([CPU, H100]),
+        n=st.sampled_from([2, 3, 1, 0]),
+        start=st.integers(0, 2**16),
+        extra=st.sampled_from([False, False, True]),
+        ref=JOB_REF,
+    )
     @_step
     def accept_jobs(self, qi, cls, n, start, extra, ref):
         """A batch of Open jobs of one class that `q` may take (of `cls` if it has some), maybe with
@@ -1103,7 +1248,7 @@ class MarketMachine(RuleBasedStateMachine):
         if ok and not any(j.f["class_id"] == cls for j in ok):
             cls = ok[0].f["class_id"]
         ok = [j for j in ok if j.f["class_id"] == cls]
-        batch = [(j.id, j.tup()) for j in (ok[start % len(ok):] + ok[:start % len(ok)])[:n]] if ok else []
+        batch = [(j.id, j.tup()) for j in (ok[start % len(ok) :] + ok[: start % len(ok)])[:n]] if ok else []
         if extra:
             jid, _, tup = self._pick(ref, (JobStatus.OPEN,))
             batch.insert(start % (len(batch) + 1), (jid, tup))
@@ -1131,17 +1276,29 @@ class MarketMachine(RuleBasedStateMachine):
     @rule(ref=JOB_REF, actor=ACTOR)
     @_step
     def finalize(self, ref, actor):
-        jid, _, tup = self._pick(ref, (JobStatus.SUBMITTED, JobStatus.AUDIT,))
+        jid, _, tup = self._pick(
+            ref,
+            (
+                JobStatus.SUBMITTED,
+                JobStatus.AUDIT,
+            ),
+        )
         self.act_finalize(self._actor(actor), jid, tup)
 
-    @rule(n=st.sampled_from([2, 3, 1, 0]), start=st.integers(0, 2**16), wait=st.booleans(),
-          extra=st.sampled_from([False, False, True]), ref=JOB_REF, actor=ACTOR)
+    @rule(
+        n=st.sampled_from([2, 3, 1, 0]),
+        start=st.integers(0, 2**16),
+        wait=st.booleans(),
+        extra=st.sampled_from([False, False, True]),
+        ref=JOB_REF,
+        actor=ACTOR,
+    )
     @_step
     def finalize_many(self, n, start, wait, extra, ref, actor):
         """A batch of Submitted / Audit jobs (after waiting out their windows if `wait`), maybe
         with one job picked at random inserted."""
         ok = [j for j in self.m.jobs if j.status in (JobStatus.SUBMITTED, JobStatus.AUDIT)]
-        chosen = (ok[start % len(ok):] + ok[:start % len(ok)])[:n] if ok else []
+        chosen = (ok[start % len(ok) :] + ok[: start % len(ok)])[:n] if ok else []
         if wait and chosen:
             boa.env.timestamp = max(self.now, max(j.deadline() for j in chosen) + 1)
         batch = [(j.id, j.tup()) for j in chosen]
@@ -1153,7 +1310,13 @@ class MarketMachine(RuleBasedStateMachine):
     @rule(ref=JOB_REF, actor=ACTOR)
     @_step
     def expire(self, ref, actor):
-        jid, _, tup = self._pick(ref, (JobStatus.OPEN, JobStatus.RUNNING,))
+        jid, _, tup = self._pick(
+            ref,
+            (
+                JobStatus.OPEN,
+                JobStatus.RUNNING,
+            ),
+        )
         self.act_expire(self._actor(actor), jid, tup)
 
     @rule(ref=JOB_REF, by_user=st.booleans(), actor=ACTOR)
@@ -1175,8 +1338,11 @@ class MarketMachine(RuleBasedStateMachine):
             if f["provider"] != ZERO:
                 q = f["provider"]
             else:
-                able = [m.provider for m in self.m.machines.values()
-                        if m.cls == f["class_id"] and m.status == MachineStatus.ACTIVE] or self.w.providers
+                able = [
+                    m.provider
+                    for m in self.m.machines.values()
+                    if m.cls == f["class_id"] and m.status == MachineStatus.ACTIVE
+                ] or self.w.providers
                 q = able[choice % len(able)]
             return self.act_accept(q, jid, tup, self._machine_for(q, f["class_id"]))
         if j.status == JobStatus.RUNNING:
@@ -1248,8 +1414,7 @@ class MarketMachine(RuleBasedStateMachine):
         else:
             reason = None
             self.m.params = new
-        self._exec("set_params", self.w.admin if admin else self.w.outsider, reason, self.mk.set_params,
-                   new.as_tuple())
+        self._exec("set_params", self.w.admin if admin else self.w.outsider, reason, self.mk.set_params, new.as_tuple())
 
     @rule(actor=ACTOR)
     @_step
@@ -1264,8 +1429,11 @@ class MarketMachine(RuleBasedStateMachine):
         out = [j.deadline() for j in self._live()]
         out += [s.release for s in self.m.stakes.values() if s.unbonding]
         if attestations:
-            out += [m.attested_until for m in self.m.machines.values()
-                    if self.now <= m.attested_until <= self.now + MAX_WINDOW]
+            out += [
+                m.attested_until
+                for m in self.m.machines.values()
+                if self.now <= m.attested_until <= self.now + MAX_WINDOW
+            ]
         return sorted(out)
 
     @rule(pick=st.integers(0, 2**16), delta=st.sampled_from([0, 1, -1]))
@@ -1278,33 +1446,106 @@ class MarketMachine(RuleBasedStateMachine):
             if target > self.now:
                 boa.env.timestamp = target
 
-    @rule(seconds=st.sampled_from([1, 59, 60, 61, 600, 3600, 3600, 6 * 3600, 86400, UNBONDING_PERIOD_SECONDS, MAX_WINDOW]))
+    @rule(
+        seconds=st.sampled_from([1, 59, 60, 61, 600, 3600, 3600, 6 * 3600, 86400, UNBONDING_PERIOD_SECONDS, MAX_WINDOW])
+    )
     @_step
     def warp(self, seconds):
         boa.env.timestamp = self.now + seconds
 
     # ------------------------------------------------------------------ liveness
 
+    @contextlib.contextmanager
+    def _what_if(self):
+        """A throwaway branch: the chain (snapshot) and the model come back as they were."""
+        saved = copy.deepcopy(self.m)
+        try:
+            with boa.env.anchor():
+                yield
+        finally:
+            self.m = saved
+
+    def _in_window(self, jid: int, choice: int):
+        """The well-formed action that a job's current deadline closes: accept, submit, dispute, verdict."""
+        j = self.m.jobs[jid - 1]
+        tup, f = j.tup(), j.f
+        if j.status == JobStatus.OPEN:
+            able = [m.provider for m in self.m.machines.values() if m.cls == f["class_id"]] or self.w.providers
+            q = f["provider"] if f["provider"] != ZERO else able[choice % len(able)]
+            return self.act_accept(q, jid, tup, self._machine_for(q, f["class_id"]))
+        if j.status == JobStatus.RUNNING:
+            return self.act_submit(f["provider"], jid, tup, b"\x05" * 32)
+        if j.status == JobStatus.SUBMITTED:
+            return self.act_dispute(self._actor(choice), jid, tup)
+        return self.act_verdict(self.w.admin, jid, tup, choice % 2 == 0)
+
     @rule(ref=JOB_REF, choice=st.integers(0, 7))
     @_step
-    def probe_exit(self, ref, choice):
-        """On a throwaway snapshot: one second before its exit opens, the job's permissionless exit
-        reverts; at the known exit time it succeeds and the job ends, even while paused."""
+    def probe_deadline(self, ref, choice):
+        """Exact boundaries, on throwaway branches, around one live job's deadline D: at D the
+        action D closes (accept / submit / dispute / verdict) is still open (the model judges the
+        call) and the permissionless exit (expire / finalize) reverts; at D + 1 it is the other way
+        round, and the exit ends the job whatever else holds (paused, jailed, slashed). Same for a
+        provider's unbonding release and `withdraw`."""
         _, j, _ = self._pick(("live", ref[1]))
-        if j is None or j.status not in LIVE:
-            return
-        saved = copy.deepcopy(self.m)
-        keeper = self._actor(choice)
-        exit_fn = self.act_expire if j.status in (JobStatus.OPEN, JobStatus.RUNNING) else self.act_finalize
-        with boa.env.anchor():
-            if self.now < j.deadline():
-                boa.env.timestamp = j.deadline()
-                assert exit_fn(keeper, j.id, j.tup()) is not None
-            boa.env.timestamp = max(self.now, j.deadline() + 1)
-            assert exit_fn(keeper, j.id, j.tup()) is None
-            assert self.m.jobs[j.id - 1].status in TERMINAL
-            self._check_all()
-        self.m = saved
+        if j is not None and j.status in LIVE:
+            jid, d, tup = j.id, j.deadline(), j.tup()
+            exit_fn = self.act_expire if j.status in (JobStatus.OPEN, JobStatus.RUNNING) else self.act_finalize
+            for t in (d, d + 1):
+                if t < self.now:
+                    continue
+                with self._what_if():
+                    boa.env.timestamp = t
+                    self._in_window(jid, choice)
+                with self._what_if():
+                    boa.env.timestamp = t
+                    reason = exit_fn(self._actor(choice), jid, tup)
+                    assert (reason is None) == (t > d), f"job {jid}: exit at deadline{'+1' if t > d else ''}: {reason}"
+                    if reason is None:
+                        assert self.m.jobs[jid - 1].status in TERMINAL
+                        self._check_all()
+        p = self.w.providers[choice % 3]
+        release, unbonding = self.m.stakes[p].release, self.m.stakes[p].unbonding
+        for t in (release - 1, release):
+            if unbonding and t >= self.now:
+                with self._what_if():
+                    boa.env.timestamp = t
+                    assert (self.act_withdraw(p) is None) == (t >= release)
+        expiring = [
+            mid
+            for mid, m in self.m.machines.items()
+            if m.status == MachineStatus.ACTIVE and self.now <= m.attested_until < NO_EXPIRY
+        ]
+        if expiring:
+            self._probe_attestation(expiring[choice % len(expiring)], choice)
+
+    def _probe_attestation(self, mid: int, choice: int):
+        """An attestation's expiry, on throwaway branches: the machine still takes a (fresh, open)
+        job at `attested_until`, and no longer a second later."""
+        m = self.m.machines[mid]
+        if m.status == MachineStatus.ACTIVE and self.now <= m.attested_until < NO_EXPIRY:
+            for t in (m.attested_until, m.attested_until + 1):
+                with self._what_if():
+                    if self.m.paused:
+                        self._exec("unpause", self.w.admin, None, self.mk.unpause)
+                        self.m.paused = False
+                    p = self.m.params
+                    boa.env.timestamp = max(self.now, t - 1)  # the job is created just before
+                    if (
+                        self.act_create(
+                            self.w.users[choice % 3],
+                            ZERO,
+                            m.cls,
+                            b"\x09" * 32,
+                            1_000,
+                            10**15,
+                            p.min_accept_window,
+                            p.min_complete_within,
+                        )
+                        is None
+                    ):
+                        boa.env.timestamp = t
+                        self.act_accept(m.provider, len(self.m.jobs), self.m.jobs[-1].tup(), mid)
 
     def _drain(self):
         """Ends every live job after its deadline, takes out every stake and all fees: both
@@ -1422,6 +1663,8 @@ MarketMachine.TestCase.settings = settings(
     max_examples=EXAMPLES,
     stateful_step_count=STEPS,
     deadline=None,
+    # FUZZ_SHRINK=0 reports the first failing run as found (shrinking can take minutes).
+    phases=[p for p in Phase if p != Phase.shrink or os.environ.get("FUZZ_SHRINK", "1") != "0"],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
 TestMarketStateful = MarketMachine.TestCase
