@@ -478,7 +478,8 @@ class MarketMachine(RuleBasedStateMachine):
         return out
 
     def _atomic(self, sim):
-        """Runs a model simulation; a revert (returned reason) undoes its partial effects."""
+        """Runs a model simulation; a revert (returned reason) undoes its partial effects by
+        putting back a copy of the model (so hold job ids, not model objects, across actions)."""
         saved = copy.deepcopy(self.m)
         reason = sim()
         if reason is not None:
@@ -973,16 +974,19 @@ class MarketMachine(RuleBasedStateMachine):
     )
     @_step
     def seed_jobs(self, n, u, to, cls, size, accept):
-        """A few well-formed jobs (targeted at a provider with a machine of the class, or open)."""
+        """A few well-formed jobs, of both classes in turn (targeted at a provider with a machine of
+        the class, or open)."""
+        first = cls
         for i in range(n):
+            cls = (first, CPU if first == H100 else H100)[i % 2]
             provider = ZERO if to == 3 else self.w.providers[to if cls == CPU else to % 2]
             price = self.m.offers.get((provider, cls), 2 * 10**15)
             user = self.w.users[(u + i) % 3]
             units = self.m.bal[user] * size // MAX_BPS // price
             self.act_create(user, provider, cls, bytes([i + 1]) * 32, units, price, 3600 * (i + 1), 3600)
         if accept:
-            for j in self._live():
-                self._advance(j, 0)
+            for jid in [j.id for j in self._live()]:
+                self._advance(jid, 0)
 
     # ------------------------------------------------------------------ staking rules
 
@@ -1249,7 +1253,12 @@ class MarketMachine(RuleBasedStateMachine):
             cls = ok[0].f["class_id"]
         ok = [j for j in ok if j.f["class_id"] == cls]
         batch = [(j.id, j.tup()) for j in (ok[start % len(ok) :] + ok[: start % len(ok)])[:n]] if ok else []
-        if extra:
+        others = [j for j in self.m.jobs if j.status == JobStatus.OPEN and (j.id, j.tup()) not in batch]
+        if extra and ref[0] == "fit" and others:  # another Open job, of the other class if there is one
+            others = [j for j in others if j.f["class_id"] != cls] or others
+            j = others[ref[1] % len(others)]
+            batch.insert(start % (len(batch) + 1), (j.id, j.tup()))
+        elif extra:  # a duplicate, closed, unknown or tampered job
             jid, _, tup = self._pick(ref, (JobStatus.OPEN,))
             batch.insert(start % (len(batch) + 1), (jid, tup))
         self.act_accept_many(q, batch, self._machine_for(q, cls))
@@ -1325,9 +1334,11 @@ class MarketMachine(RuleBasedStateMachine):
         jid, _, tup = self._pick(ref, (JobStatus.OPEN,))
         self.act_cancel(tup[0] if by_user else self._actor(actor), jid, tup)
 
-    def _advance(self, j: MJob, choice: int):
+    def _advance(self, jid: int, choice: int):
         """The natural next step of a live job (may still revert, as the model predicts)."""
-        jid, tup, f = j.id, j.tup(), j.f
+        # By id: a reverted action replaces the model (see _atomic), so model objects go stale.
+        j = self.m.jobs[jid - 1]
+        tup, f = j.tup(), j.f
         keeper = self._actor(choice)
         STATS[f"~advance {j.status.name}"] += 1
         if j.status == JobStatus.OPEN:
@@ -1369,13 +1380,15 @@ class MarketMachine(RuleBasedStateMachine):
         statuses = sorted({j.status for j in self._live()})
         if not statuses:
             return
-        _, j, _ = self._pick(("fit", ref[1]), (statuses[(ref[1] // 7) % len(statuses)],))
+        jid = self._pick(("fit", ref[1]), (statuses[(ref[1] // 7) % len(statuses)],))[0]
         for i in range(depth):
-            if j.status not in LIVE:
+            if self.m.jobs[jid - 1].status not in LIVE:
                 return
-            self._advance(j, choice + i)
+            self._advance(jid, choice + i)
+        if self.m.jobs[jid - 1].status in LIVE and choice % 4 == 3:  # probe its next deadline
+            self._probe_job(jid, choice)
 
-    # Two more copies of `advance` triple its weight, so jobs get through their lifecycles.
+    # Four more copies of `advance` raise its weight, so jobs get through their lifecycles.
     @rule(ref=JOB_REF, choice=st.integers(0, 63), depth=st.integers(1, 4))
     @_step
     def advance_2(self, ref, choice, depth):
@@ -1384,6 +1397,16 @@ class MarketMachine(RuleBasedStateMachine):
     @rule(ref=JOB_REF, choice=st.integers(0, 63), depth=st.integers(1, 4))
     @_step
     def advance_3(self, ref, choice, depth):
+        self.advance.__wrapped__(self, ref, choice, depth)
+
+    @rule(ref=JOB_REF, choice=st.integers(0, 63), depth=st.integers(1, 4))
+    @_step
+    def advance_4(self, ref, choice, depth):
+        self.advance.__wrapped__(self, ref, choice, depth)
+
+    @rule(ref=JOB_REF, choice=st.integers(0, 63), depth=st.integers(1, 4))
+    @_step
+    def advance_5(self, ref, choice, depth):
         self.advance.__wrapped__(self, ref, choice, depth)
 
     # ------------------------------------------------------------------ governance, keeper rules
@@ -1479,31 +1502,38 @@ class MarketMachine(RuleBasedStateMachine):
             return self.act_dispute(self._actor(choice), jid, tup)
         return self.act_verdict(self.w.admin, jid, tup, choice % 2 == 0)
 
+    def _probe_job(self, jid: int, choice: int):
+        j = self.m.jobs[jid - 1]
+        d, tup, status = j.deadline(), j.tup(), j.status
+        exit_fn = self.act_expire if status in (JobStatus.OPEN, JobStatus.RUNNING) else self.act_finalize
+        for t in (d, d + 1):
+            if t < self.now:
+                continue
+            STATS[f"~probe {status.name} at deadline{'+1' if t > d else ''}"] += 1
+            with self._what_if():
+                boa.env.timestamp = t
+                self._in_window(jid, choice)
+            with self._what_if():
+                boa.env.timestamp = t
+                reason = exit_fn(self._actor(choice), jid, tup)
+                assert (reason is None) == (t > d), f"job {jid}: exit at deadline{'+1' if t > d else ''}: {reason}"
+                if reason is None:
+                    assert self.m.jobs[jid - 1].status in TERMINAL
+                    self._check_all()
+
     @rule(ref=JOB_REF, choice=st.integers(0, 7))
     @_step
     def probe_deadline(self, ref, choice):
-        """Exact boundaries, on throwaway branches, around one live job's deadline D: at D the
-        action D closes (accept / submit / dispute / verdict) is still open (the model judges the
-        call) and the permissionless exit (expire / finalize) reverts; at D + 1 it is the other way
-        round, and the exit ends the job whatever else holds (paused, jailed, slashed). Same for a
-        provider's unbonding release and `withdraw`."""
-        _, j, _ = self._pick(("live", ref[1]))
-        if j is not None and j.status in LIVE:
-            jid, d, tup = j.id, j.deadline(), j.tup()
-            exit_fn = self.act_expire if j.status in (JobStatus.OPEN, JobStatus.RUNNING) else self.act_finalize
-            for t in (d, d + 1):
-                if t < self.now:
-                    continue
-                with self._what_if():
-                    boa.env.timestamp = t
-                    self._in_window(jid, choice)
-                with self._what_if():
-                    boa.env.timestamp = t
-                    reason = exit_fn(self._actor(choice), jid, tup)
-                    assert (reason is None) == (t > d), f"job {jid}: exit at deadline{'+1' if t > d else ''}: {reason}"
-                    if reason is None:
-                        assert self.m.jobs[jid - 1].status in TERMINAL
-                        self._check_all()
+        """Exact boundaries, on throwaway branches, around the deadline D of one live job in each
+        live status: at D the action D closes (accept / submit / dispute / verdict) is still open
+        (the model judges the call) and the permissionless exit (expire / finalize) reverts; at
+        D + 1 it is the other way round, and the exit ends the job whatever else holds (paused,
+        jailed, slashed). Same for a provider's unbonding release and `withdraw`, and for a
+        machine's attestation expiry."""
+        for status in LIVE:
+            _, j, _ = self._pick(("fit", ref[1]), (status,))
+            if j.status == status:
+                self._probe_job(j.id, choice)
         p = self.w.providers[choice % 3]
         release, unbonding = self.m.stakes[p].release, self.m.stakes[p].unbonding
         for t in (release - 1, release):
