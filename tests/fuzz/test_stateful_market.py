@@ -788,6 +788,24 @@ class MarketMachine(RuleBasedStateMachine):
         self._exec("submit_result", q, reason, self.mk.submit_result, jid, tup, result, "ipfs://result")
         return reason
 
+    def act_submit_many(self, q, refs, results):
+        def sim():
+            if not refs:
+                return "job_market: empty batch"
+            if len(results) != len(refs):
+                return "job_market: length mismatch"
+            for (jid, tup), result in zip(refs, results, strict=True):
+                reason = self._submit_core(q, jid, tup, result)
+                if reason:
+                    return reason
+            return None
+
+        reason = self._atomic(sim)
+        uris = ["ipfs://result"] * len(results)
+        ids, tups = [r[0] for r in refs], [r[1] for r in refs]
+        self._exec("submit_results", q, reason, self.mk.submit_results, ids, tups, results, uris)
+        return reason
+
     def act_dispute(self, c, jid, tup):
         def sim():
             reason, j = self._load(jid, tup)
@@ -970,12 +988,14 @@ class MarketMachine(RuleBasedStateMachine):
         to=st.integers(0, 3),
         cls=st.sampled_from([CPU, H100]),
         size=st.sampled_from([100, 500, 1_000, 2_000]),
-        accept=st.booleans(),
+        stage=st.integers(0, 4),
+        choice=st.integers(0, 63),
     )
     @_step
-    def seed_jobs(self, n, u, to, cls, size, accept):
+    def seed_jobs(self, n, u, to, cls, size, stage, choice):
         """A few well-formed jobs, of both classes in turn (targeted at a provider with a machine of
-        the class, or open)."""
+        the class, or open), moved on by 0-4 natural steps each, so every run starts with jobs at
+        different stages (Open, Running, Submitted, Audit, settled)."""
         first = cls
         for i in range(n):
             cls = (first, CPU if first == H100 else H100)[i % 2]
@@ -984,9 +1004,10 @@ class MarketMachine(RuleBasedStateMachine):
             user = self.w.users[(u + i) % 3]
             units = self.m.bal[user] * size // MAX_BPS // price
             self.act_create(user, provider, cls, bytes([i + 1]) * 32, units, price, 3600 * (i + 1), 3600)
-        if accept:
-            for jid in [j.id for j in self._live()]:
-                self._advance(jid, 0)
+        for i, jid in enumerate([j.id for j in self._live()]):
+            for k in range((stage + i) % 5):
+                if self.m.jobs[jid - 1].status in LIVE:
+                    self._advance(jid, choice + i + k)
 
     # ------------------------------------------------------------------ staking rules
 
@@ -996,13 +1017,22 @@ class MarketMachine(RuleBasedStateMachine):
         p = self.w.providers[pi]
         self.act_stake(p, self.m.bal[p] * size // MAX_BPS)
 
-    @rule(pi=st.integers(0, 3), size=st.sampled_from([10_000, 5_000, 1_000, 1, 0, 10_001]))
+    @rule(pi=st.integers(0, 3), size=st.sampled_from(["free", "half", "tenth", "1", "0", "free+1", "staked"]))
     @_step
     def request_unstake(self, pi, size):
+        """Amounts relative to the free stake (staked - locked); "staked" includes the locked part."""
         p = (self.w.providers + [self.w.outsider])[pi]
         s = self.m.stakes.get(p, MStake())
         free = s.staked - s.locked
-        amount = free * size // MAX_BPS + (1 if size > MAX_BPS else 0)
+        amount = {
+            "free": free,
+            "half": free // 2,
+            "tenth": free // 10,
+            "1": 1,
+            "0": 0,
+            "free+1": free + 1,
+            "staked": s.staked,
+        }[size]
         self.act_unstake(p, amount)
 
     @rule(pi=st.integers(0, 3))
@@ -1270,6 +1300,28 @@ class MarketMachine(RuleBasedStateMachine):
         q = tup[1] if by_provider and tup[1] != ZERO else self._actor(actor)
         self.act_submit(q, jid, tup, result.to_bytes(32, "big"))
 
+    @rule(
+        pi=PROVIDER,
+        n=st.sampled_from([2, 3, 1, 0]),
+        start=st.integers(0, 2**16),
+        extra=st.sampled_from([False, False, True]),
+        ref=JOB_REF,
+        empty_at=st.integers(0, 5),
+        short=st.sampled_from([False, False, False, True]),
+    )
+    @_step
+    def submit_results(self, pi, n, start, extra, ref, empty_at, short):
+        """A batch of a provider's Running jobs (maybe with one picked at random, an empty result
+        hash, or one result hash too few)."""
+        q = self.w.providers[pi]
+        ok = [j for j in self.m.jobs if j.status == JobStatus.RUNNING and j.f["provider"] == q]
+        batch = [(j.id, j.tup()) for j in (ok[start % len(ok) :] + ok[: start % len(ok)])[:n]] if ok else []
+        if extra:
+            jid, _, tup = self._pick(ref, (JobStatus.RUNNING,))
+            batch.insert(start % (len(batch) + 1), (jid, tup))
+        results = [ZERO32 if i == empty_at else bytes([i + 1]) * 32 for i in range(len(batch) - (1 if short else 0))]
+        self.act_submit_many(q, batch, results)
+
     @rule(ref=JOB_REF, actor=ACTOR)
     @_step
     def dispute(self, ref, actor):
@@ -1355,16 +1407,23 @@ class MarketMachine(RuleBasedStateMachine):
                     if m.cls == f["class_id"] and m.status == MachineStatus.ACTIVE
                 ] or self.w.providers
                 q = able[choice % len(able)]
+            if choice % 5 == 4:  # the batch form, for one job
+                return self.act_accept_many(q, [(jid, tup)], self._machine_for(q, f["class_id"]))
             return self.act_accept(q, jid, tup, self._machine_for(q, f["class_id"]))
         if j.status == JobStatus.RUNNING:
             if self.now > f["complete_by"]:
                 return self.act_expire(keeper, jid, tup)
-            return self.act_submit(f["provider"], jid, tup, bytes([choice % 250 + 1]) * 32)
+            result = bytes([choice % 250 + 1]) * 32
+            if choice % 5 == 4:
+                return self.act_submit_many(f["provider"], [(jid, tup)], [result])
+            return self.act_submit(f["provider"], jid, tup, result)
         if j.status == JobStatus.SUBMITTED:
             if self.now <= f["challenge_end"] and choice % 2 == 0:
                 return self.act_dispute(self._actor(choice // 3), jid, tup)
             if self.now <= f["challenge_end"]:
                 boa.env.timestamp = f["challenge_end"] + 1
+            if choice % 5 == 4:
+                return self.act_finalize_many(keeper, [(jid, tup)])
             return self.act_finalize(keeper, jid, tup)
         if j.status == JobStatus.AUDIT:
             if self.now <= j.dispute[2]:
