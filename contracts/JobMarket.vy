@@ -398,7 +398,7 @@ def accept(job_id: uint256, job: Job, machine_id: uint256):
             locks `job.collateral` of its free stake.
     """
     pausable._require_not_paused()
-    new_job: Job = self._accept(job_id, job, machine_id)
+    self._accept(job_id, job, machine_id)
     extcall IProviderRegistry(REGISTRY).lock_collateral(msg.sender, machine_id, job.class_id, job.collateral)
 
 
@@ -414,7 +414,7 @@ def accept_jobs(job_ids: DynArray[uint256, MAX_BATCH], jobs: DynArray[Job, MAX_B
     class_id: uint16 = jobs[0].class_id
     for i: uint256 in range(len(job_ids), bound=MAX_BATCH):
         assert jobs[i].class_id == class_id, "job_market: class mismatch in batch"
-        new_job: Job = self._accept(job_ids[i], jobs[i], machine_id)
+        self._accept(job_ids[i], jobs[i], machine_id)
         total += jobs[i].collateral
     extcall IProviderRegistry(REGISTRY).lock_collateral(msg.sender, machine_id, class_id, total)
 
@@ -776,7 +776,7 @@ def _new_job(
 
 
 @internal
-def _accept(job_id: uint256, job: Job, machine_id: uint256) -> Job:
+def _accept(job_id: uint256, job: Job, machine_id: uint256):
     status: uint8 = self._load(job_id, job)
     assert status == STATUS_OPEN, "job_market: job not open"
     assert block.timestamp <= job.accept_by, "job_market: acceptance window over"
@@ -788,7 +788,6 @@ def _accept(job_id: uint256, job: Job, machine_id: uint256) -> Job:
     new_job.complete_by = block.timestamp + job.complete_within
     self._store(job_id, new_job, STATUS_RUNNING)
     log JobAccepted(job_id=job_id, provider=msg.sender, machine_id=machine_id, complete_by=new_job.complete_by)
-    return new_job
 
 
 @internal

@@ -7,7 +7,6 @@ oracle) can rebuild the current struct from logs and `check_job` it against the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from offchain.constants import JOB_FIELDS
@@ -91,8 +90,3 @@ def update_from_receipt(market: Any, jobs: dict[int, dict], receipt: Any) -> Non
         for log in receipt.decode_logs(getattr(market, name)):
             if log.job_id in jobs:
                 jobs[log.job_id] = apply_event(jobs[log.job_id], name, log)
-
-
-def ids_and_tuples(jobs: dict[int, dict], ids: Iterable[int]) -> tuple[list[int], list[tuple]]:
-    ids = list(ids)
-    return ids, [as_tuple(jobs[i]) for i in ids]
