@@ -16,6 +16,8 @@ from pathlib import Path
 
 import requests
 
+from offchain.chain.anvil import free_ports  # noqa: F401 - re-exported for the demo and tests
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GPUNET = str(Path(sys.executable).with_name("gpunet"))
 
@@ -81,17 +83,3 @@ class Devnet:
     def stop_all(self) -> None:
         for name in list(self.procs):
             self.stop(name)
-
-
-def free_ports(n: int) -> list[int]:
-    import socket
-
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports

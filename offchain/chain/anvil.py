@@ -27,10 +27,22 @@ def anvil_bin() -> str:
     return found
 
 
+def free_ports(n: int) -> list[int]:
+    """n distinct free loopback ports (all held open until all are chosen, so none repeats)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def _rpc_ready(url: str) -> bool:

@@ -362,7 +362,7 @@ class OracleService:
         # Our own signature: the version we signed before, else our proposal if enough agree,
         # else the best-supported version we agree with.
         mine = self.store.signed_for(
-            self._subject(report["machine_id"]) if kind == "attestation" else self._uptime_subject(report),
+            self._subject_of(kind, report),
             report["nonce"],
         )
         if mine is not None:
@@ -402,7 +402,7 @@ class OracleService:
         return "0x" + self._digest(kind, report).hex()
 
     def _sign_report(self, kind: str, report: dict) -> str | None:
-        subject = self._subject(report["machine_id"]) if kind == "attestation" else self._uptime_subject(report)
+        subject = self._subject_of(kind, report)
         digest = self._digest_hex(kind, report)
         rec = self.store.sign_once(
             subject, report["nonce"], digest, report, lambda d: self.sign_digest(bytes.fromhex(d[2:]))
@@ -487,6 +487,9 @@ class OracleService:
     # ------------------------------------------------------------------ uptime
     def epoch_of(self, now: int) -> int:
         return now // self.cfg.epoch_seconds
+
+    def _subject_of(self, kind: str, report: dict) -> str:
+        return self._subject(report["machine_id"]) if kind == "attestation" else self._uptime_subject(report)
 
     def _uptime_subject(self, report: dict) -> str:
         return f"uptime:{report['epoch']}:{report['machine_id']}"
