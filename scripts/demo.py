@@ -32,35 +32,26 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from offchain import workloads
 from offchain.constants import ONE_TOKEN, JobStatus, MachineStatus
 
 console = Console(width=150)
 CPU_CLASS = 1
-PRICE = 10**15  # 0.001 token per compute unit (1 unit = 1 MFLOP of matmul here)
+PRICE = 10**16  # 0.01 token per compute unit (1 unit = 1 GFLOP, offchain/workloads)
 
 
 def spec_for(n: int, seed: int) -> dict:
-    return {"kind": "matmul", "n": n, "seed": seed, "dtype": "float32"}
+    # A chain of three seeded matrix products (offchain/workloads, kind matmul_chain).
+    return {"kind": "matmul_chain", "params": {"n": n, "k": 3, "dtype": "float32"}, "seed": seed}
 
 
 def spec_hash(spec: dict) -> bytes:
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).digest()
-
-
-def compute_units(spec: dict) -> int:
-    # 2 n^3 FLOPs, in MFLOP, at least 1: recomputable by anyone from the spec.
-    return max(1, 2 * spec["n"] ** 3 // 1_000_000)
+    return bytes.fromhex(workloads.spec_hash(spec))
 
 
 def execute(spec: dict) -> bytes:
-    """Runs the job for real (torch, CPU) and returns the content hash of the output."""
-    import torch
-
-    g = torch.Generator().manual_seed(spec["seed"])
-    a = torch.randn(spec["n"], spec["n"], generator=g)
-    b = torch.randn(spec["n"], spec["n"], generator=g)
-    c = a @ b
-    return hashlib.sha256(c.numpy().tobytes()).digest()
+    """Runs the job for real (torch, CPU) and returns the content hash of its output."""
+    return workloads.result_hash(workloads.execute(spec, "cpu"))
 
 
 @dataclass
@@ -230,11 +221,11 @@ def _run(workdir: Path, devnet) -> int:
                 return 1
 
             plans = [
-                Plan("alice #1", "alice", "honest", spec_for(256, 1), "honest", JobStatus.FINALIZED),
-                Plan("alice #2", "alice", "honest", spec_for(384, 2), "honest", JobStatus.FINALIZED),
-                Plan("bob #1", "bob", "sloppy", spec_for(256, 3), "no-show", JobStatus.EXPIRED),
-                Plan("bob #2", "bob", "sloppy", spec_for(320, 4), "wrong", JobStatus.FAILED),
-                Plan("bob #3", "bob", "honest", spec_for(256, 5), "dispute-honest", JobStatus.FINALIZED),
+                Plan("alice #1", "alice", "honest", spec_for(1024, 1), "honest", JobStatus.FINALIZED),
+                Plan("alice #2", "alice", "honest", spec_for(1536, 2), "honest", JobStatus.FINALIZED),
+                Plan("bob #1", "bob", "sloppy", spec_for(1024, 3), "no-show", JobStatus.EXPIRED),
+                Plan("bob #2", "bob", "sloppy", spec_for(1280, 4), "wrong", JobStatus.FAILED),
+                Plan("bob #3", "bob", "honest", spec_for(1024, 5), "dispute-honest", JobStatus.FINALIZED),
             ]
             by_name = {"alice": alice, "bob": bob, "honest": honest, "sloppy": sloppy}
             book: dict[int, dict] = {}
@@ -245,7 +236,7 @@ def _run(workdir: Path, devnet) -> int:
                 honest.address,
                 CPU_CLASS,
                 [spec_hash(p.spec) for p in alice_plans],
-                [compute_units(p.spec) for p in alice_plans],
+                [workloads.compute_units(p.spec) for p in alice_plans],
                 PRICE,
                 3600,
                 1800,
@@ -258,7 +249,7 @@ def _run(workdir: Path, devnet) -> int:
                     by_name[p.provider].address,
                     CPU_CLASS,
                     spec_hash(p.spec),
-                    compute_units(p.spec),
+                    workloads.compute_units(p.spec),
                     PRICE,
                     3600,
                     1800,
