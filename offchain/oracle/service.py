@@ -227,6 +227,9 @@ class OracleService:
         head = self.h.chain.blocks.height
         start = int(self.store.get_meta("cursor", "-1")) + 1
         if start > head:
+            # Nothing new (e.g. restarted on a database that is already up to date): the gauge
+            # still reports the block processed so far.
+            self.metrics.last_block.set(start - 1)
             return
         # machine id -> block of its latest event in this batch: every operator derives the same
         # "first seen" chain time from it, so they agree on who leads (see `leader_for`).
