@@ -9,6 +9,7 @@
         job state machine of docs/PROTOCOL.md:
 
         Open -accept-> Running -submit_result-> Submitted -window passes-> Finalized
+        Submitted -drawn for audit (probability audit_bps) -open_audit-> Audit
         Submitted -dispute (bond)-> Audit -verdict valid-> Finalized
                                    Audit -verdict invalid-> Failed
                                    Audit -audit timeout-> Finalized (bond returned)
@@ -18,7 +19,14 @@
         Storage holds one slot per job: the job's keccak256 commitment with its
         status in the low byte. Callers pass the full `Job` struct (rebuilt from
         this contract's events, see offchain/chain/jobs.py) and the contract checks
-        it against the commitment. This keeps a whole job lifecycle near 200k gas.
+        it against the commitment. This keeps a whole job lifecycle near 250k gas.
+
+        Sampled audits: at acceptance the provider's audit rate `audit_bps` (from its
+        on-chain reputation) is fixed in the job, and its collateral is raised so that
+        cheating never pays: audit_bps * detection_bps * (payment + collateral) >= payment.
+        The draw uses the hash of the block that includes `submit_result`, which no
+        transaction inside that block (so no provider contract) can read: the provider
+        cannot know whether it will be audited when it commits its result.
 @custom:security Roles (snekmate access_control, admin = governance timelock
         outside local networks):
         - DEFAULT_ADMIN_ROLE: protocol parameters, treasury, role grants.
@@ -85,16 +93,36 @@ MIN_WINDOW_SECONDS: public(constant(uint256)) = 60
 MAX_WINDOW_SECONDS: public(constant(uint256)) = 30 * 86400
 # Largest batch in the *_many / *_jobs forms (a batch of 100 stays far below the block gas limit).
 MAX_BATCH: public(constant(uint256)) = 100
+# Bounds on `trusted_after_jobs` (it is packed in 16 bits).
+MAX_TRUSTED_AFTER_JOBS: public(constant(uint256)) = 65_535
+# The EVM keeps the last 256 block hashes: a job's audit draw can be read for that long.
+DRAW_HORIZON_BLOCKS: public(constant(uint256)) = 256
 
-# Bit offsets of the packed parameters in `_hot_params`.
+# Bit offsets of the packed parameters in `_hot_params`: basis points and job counts take
+# 16 bits, windows and collateral_bps 24 bits (each bounded below that by `_set_params`).
 _FEE_BPS_SHIFT: constant(uint256) = 0
-_COLLATERAL_BPS_SHIFT: constant(uint256) = 32
-_CHALLENGE_WINDOW_SHIFT: constant(uint256) = 64
-_MIN_ACCEPT_WINDOW_SHIFT: constant(uint256) = 96
-_MAX_ACCEPT_WINDOW_SHIFT: constant(uint256) = 128
-_MIN_COMPLETE_WITHIN_SHIFT: constant(uint256) = 160
-_MAX_COMPLETE_WITHIN_SHIFT: constant(uint256) = 192
-_MASK_32: constant(uint256) = 2**32 - 1
+_COLLATERAL_BPS_SHIFT: constant(uint256) = 16
+_CHALLENGE_WINDOW_SHIFT: constant(uint256) = 40
+_MIN_ACCEPT_WINDOW_SHIFT: constant(uint256) = 64
+_MAX_ACCEPT_WINDOW_SHIFT: constant(uint256) = 88
+_MIN_COMPLETE_WITHIN_SHIFT: constant(uint256) = 112
+_MAX_COMPLETE_WITHIN_SHIFT: constant(uint256) = 136
+_BASE_AUDIT_SHIFT: constant(uint256) = 160
+_NEW_AUDIT_SHIFT: constant(uint256) = 176
+_TRUSTED_AFTER_SHIFT: constant(uint256) = 192
+_BAD_RECORD_AUDIT_SHIFT: constant(uint256) = 208
+_DETECTION_SHIFT: constant(uint256) = 224
+_MASK_16: constant(uint256) = 2**16 - 1
+_MASK_24: constant(uint256) = 2**24 - 1
+
+# Reputation counters, 40 bits each, packed in one word per provider (see `Reputation`).
+_REP_COMPLETED: constant(uint256) = 0
+_REP_FAILED: constant(uint256) = 40
+_REP_EXPIRED: constant(uint256) = 80
+_REP_AUDITS_PASSED: constant(uint256) = 120
+_REP_DISPUTES_WON: constant(uint256) = 160
+_REP_DISPUTES_LOST: constant(uint256) = 200
+_MASK_40: constant(uint256) = 2**40 - 1
 
 # Slash reasons (bytes32 tags logged by ProviderRegistry.Slashed).
 _REASON_NO_SHOW: constant(bytes32) = keccak256("NO_SHOW")
@@ -129,6 +157,10 @@ struct Job:
     result_hash: bytes32
     # Set at submission: last second at which the result may be disputed.
     challenge_end: uint256
+    # Set at acceptance: probability (basis points) that the result is audited.
+    audit_bps: uint256
+    # Set at submission: the block whose hash draws the audit (the submission block).
+    draw_block: uint256
 
 struct Params:
     fee_bps: uint256
@@ -150,6 +182,28 @@ struct Params:
     # On an invalid verdict: shares of the collateral to the user and the challenger; the rest is burned.
     user_compensation_bps: uint256
     challenger_reward_bps: uint256
+    # Audit rate of an established provider with a clean record.
+    base_audit_bps: uint256
+    # Audit rate while a provider has completed fewer than `trusted_after_jobs` jobs.
+    new_provider_audit_bps: uint256
+    trusted_after_jobs: uint256
+    # Added to the audit rate for every failed (invalid) or expired job on record.
+    bad_record_audit_bps: uint256
+    # Assumed probability that an audit detects a wrong result (sizes the collateral).
+    detection_bps: uint256
+
+struct Reputation:
+    # Jobs finalized (paid), audited or not.
+    completed: uint256
+    # Jobs found invalid by an audit or dispute.
+    failed: uint256
+    # Jobs accepted and never delivered.
+    expired: uint256
+    # Audits and disputes that found the result valid.
+    audits_passed: uint256
+    # Users' disputes against the provider that it won / lost.
+    disputes_won: uint256
+    disputes_lost: uint256
 
 struct Dispute:
     challenger: address
@@ -171,8 +225,11 @@ _jobs: HashMap[uint256, uint256]
 # Number of jobs ever created (= the last id; ids start at 1).
 job_count: public(uint256)
 
-# Open disputes and audits, by job id.
+# Open disputes and audits, by job id (a sampled audit has no challenger and no bond).
 disputes: public(HashMap[uint256, Dispute])
+
+# Per provider: the `Reputation` counters packed 40 bits each; read with `reputation()`.
+_reputation: HashMap[address, uint256]
 
 # Current protocol parameters (governance); `params()` returns them as a struct.
 # The seven that every job reads (fee, collateral, challenge window, window bounds) are
@@ -214,6 +271,9 @@ event JobAccepted:
     provider: indexed(address)
     machine_id: indexed(uint256)
     complete_by: uint256
+    # Final collateral (the creation-time floor raised for the audit rate) and the audit rate.
+    collateral: uint256
+    audit_bps: uint256
 
 event ResultSubmitted:
     job_id: indexed(uint256)
@@ -221,6 +281,12 @@ event ResultSubmitted:
     result_hash: bytes32
     result_uri: String[256]
     challenge_end: uint256
+    draw_block: uint256
+
+event AuditOpened:
+    job_id: indexed(uint256)
+    provider: indexed(address)
+    audit_deadline: uint256
 
 event JobDisputed:
     job_id: indexed(uint256)
@@ -274,6 +340,11 @@ event ParamsSet:
     noshow_penalty_bps: uint256
     user_compensation_bps: uint256
     challenger_reward_bps: uint256
+    base_audit_bps: uint256
+    new_provider_audit_bps: uint256
+    trusted_after_jobs: uint256
+    bad_record_audit_bps: uint256
+    detection_bps: uint256
 
 event TreasurySet:
     treasury: indexed(address)
@@ -285,8 +356,8 @@ event FeesSwept:
 
 @deploy
 def __init__(token: address, registry: address, treasury: address, initial_params: Params):
-    assert token != empty(address), "job_market: token is the zero address"
-    assert registry != empty(address), "job_market: registry is the zero address"
+    assert token != empty(address), "token is the zero address"
+    assert registry != empty(address), "registry is the zero address"
     access_control.__init__()
     pausable.__init__()
     TOKEN = token
@@ -317,13 +388,40 @@ def create_job(
            is priced at the provider's current offer); for an open job, the price paid.
     @return The new job id.
     """
-    pausable._require_not_paused()
-    price: uint256 = self._price(provider, class_id, max_price_per_unit, accept_window, complete_within)
-    job_id: uint256 = self._new_job(
-        provider, class_id, spec_hash, compute_units, price, accept_window, complete_within
+    return self._create(provider, class_id, spec_hash, compute_units, max_price_per_unit, accept_window, complete_within)
+
+
+@external
+def create_job_with_permit(
+    provider: address,
+    class_id: uint16,
+    spec_hash: bytes32,
+    compute_units: uint256,
+    max_price_per_unit: uint256,
+    accept_window: uint256,
+    complete_within: uint256,
+    permit_amount: uint256,
+    permit_deadline: uint256,
+    v: uint8,
+    r: bytes32,
+    s: bytes32,
+) -> uint256:
+    """
+    @notice `create_job` in one transaction from a wallet with no allowance: applies the
+            caller's EIP-2612 permit for this contract first.
+    @dev The permit call may fail because someone front-ran the same signature onto the
+         token (that sets the same allowance): its failure is ignored and the transfer
+         decides, with "transfer failed" if the allowance is still short.
+    """
+    permit_ok: bool = raw_call(
+        TOKEN,
+        abi_encode(
+            msg.sender, self, permit_amount, permit_deadline, v, r, s,
+            method_id=method_id("permit(address,address,uint256,uint256,uint8,bytes32,bytes32)"),
+        ),
+        revert_on_failure=False,
     )
-    self._pull(msg.sender, price * compute_units)
-    return job_id
+    return self._create(provider, class_id, spec_hash, compute_units, max_price_per_unit, accept_window, complete_within)
 
 
 @external
@@ -342,8 +440,8 @@ def create_jobs(
     @return The new job ids, in order.
     """
     pausable._require_not_paused()
-    assert len(spec_hashes) > 0, "job_market: empty batch"
-    assert len(spec_hashes) == len(compute_units), "job_market: length mismatch"
+    assert len(spec_hashes) > 0, "empty batch"
+    assert len(spec_hashes) == len(compute_units), "length mismatch"
     price: uint256 = self._price(provider, class_id, max_price_per_unit, accept_window, complete_within)
     ids: DynArray[uint256, MAX_BATCH] = []
     total: uint256 = 0
@@ -362,8 +460,8 @@ def cancel(job_id: uint256, job: Job):
     @notice The user takes back an Open job's payment. Never paused.
     """
     status: uint8 = self._load(job_id, job)
-    assert status == STATUS_OPEN, "job_market: job not open"
-    assert msg.sender == job.user, "job_market: caller is not the user"
+    assert status == STATUS_OPEN, "job not open"
+    assert msg.sender == job.user, "caller is not the user"
     self._store(job_id, job, STATUS_CANCELLED)
     self._push(job.user, job.payment)
     log JobCancelled(job_id=job_id, user=job.user, refund=job.payment)
@@ -377,14 +475,31 @@ def dispute(job_id: uint256, job: Job):
             `audit_deadline`; after that anyone may `finalize` it (provider paid, bond returned).
     """
     status: uint8 = self._load(job_id, job)
-    assert status == STATUS_SUBMITTED, "job_market: job not submitted"
-    assert block.timestamp <= job.challenge_end, "job_market: challenge window over"
+    assert status == STATUS_SUBMITTED, "job not submitted"
+    assert block.timestamp <= job.challenge_end, "challenge window over"
     bond: uint256 = self._dispute_bond(job.payment)
     audit_deadline: uint256 = block.timestamp + self._audit_timeout
     self.disputes[job_id] = Dispute(challenger=msg.sender, bond=bond, audit_deadline=audit_deadline)
     self._store(job_id, job, STATUS_AUDIT)
     self._pull(msg.sender, bond)
     log JobDisputed(job_id=job_id, challenger=msg.sender, bond=bond, audit_deadline=audit_deadline)
+
+
+@external
+def open_audit(job_id: uint256, job: Job):
+    """
+    @notice Moves a Submitted job that the draw selected (`audit_drawn`) into Audit. Anyone
+            may call (the oracle service does, for every selected job); until it is called a
+            selected job cannot be finalized. No bond: a sampled audit has no challenger.
+    """
+    status: uint8 = self._load(job_id, job)
+    assert status == STATUS_SUBMITTED, "job not submitted"
+    assert block.timestamp <= job.challenge_end, "challenge window over"
+    assert self._drawn(job_id, job), "job not drawn for audit"
+    audit_deadline: uint256 = block.timestamp + self._audit_timeout
+    self.disputes[job_id] = Dispute(challenger=empty(address), bond=0, audit_deadline=audit_deadline)
+    self._store(job_id, job, STATUS_AUDIT)
+    log AuditOpened(job_id=job_id, provider=job.provider, audit_deadline=audit_deadline)
 
 
 ################################################################
@@ -398,8 +513,9 @@ def accept(job_id: uint256, job: Job, machine_id: uint256):
             locks `job.collateral` of its free stake.
     """
     pausable._require_not_paused()
-    self._accept(job_id, job, machine_id)
-    extcall IProviderRegistry(REGISTRY).lock_collateral(msg.sender, machine_id, job.class_id, job.collateral)
+    audit_bps: uint256 = self._audit_rate(msg.sender)
+    collateral: uint256 = self._accept(job_id, job, machine_id, audit_bps)
+    extcall IProviderRegistry(REGISTRY).lock_collateral(msg.sender, machine_id, job.class_id, collateral)
 
 
 @external
@@ -408,14 +524,14 @@ def accept_jobs(job_ids: DynArray[uint256, MAX_BATCH], jobs: DynArray[Job, MAX_B
     @notice Batch form of `accept`, all on one machine; one collateral lock for the total.
     """
     pausable._require_not_paused()
-    assert len(job_ids) > 0, "job_market: empty batch"
-    assert len(job_ids) == len(jobs), "job_market: length mismatch"
+    assert len(job_ids) > 0, "empty batch"
+    assert len(job_ids) == len(jobs), "length mismatch"
     total: uint256 = 0
     class_id: uint16 = jobs[0].class_id
+    audit_bps: uint256 = self._audit_rate(msg.sender)
     for i: uint256 in range(len(job_ids), bound=MAX_BATCH):
-        assert jobs[i].class_id == class_id, "job_market: class mismatch in batch"
-        self._accept(job_ids[i], jobs[i], machine_id)
-        total += jobs[i].collateral
+        assert jobs[i].class_id == class_id, "class mismatch in batch"
+        total += self._accept(job_ids[i], jobs[i], machine_id, audit_bps)
     extcall IProviderRegistry(REGISTRY).lock_collateral(msg.sender, machine_id, class_id, total)
 
 
@@ -438,10 +554,10 @@ def submit_results(
     """
     @notice Batch form of `submit_result`.
     """
-    assert len(job_ids) > 0, "job_market: empty batch"
-    assert len(job_ids) == len(jobs), "job_market: length mismatch"
-    assert len(job_ids) == len(result_hashes), "job_market: length mismatch"
-    assert len(job_ids) == len(result_uris), "job_market: length mismatch"
+    assert len(job_ids) > 0, "empty batch"
+    assert len(job_ids) == len(jobs), "length mismatch"
+    assert len(job_ids) == len(result_hashes), "length mismatch"
+    assert len(job_ids) == len(result_uris), "length mismatch"
     for i: uint256 in range(len(job_ids), bound=MAX_BATCH):
         self._submit(job_ids[i], jobs[i], result_hashes[i], result_uris[i])
 
@@ -466,24 +582,27 @@ def finalize_many(job_ids: DynArray[uint256, MAX_BATCH], jobs: DynArray[Job, MAX
             consecutive jobs of one provider is paid with one transfer and one
             collateral unlock (JobFinalized is still logged per job).
     """
-    assert len(job_ids) > 0, "job_market: empty batch"
-    assert len(job_ids) == len(jobs), "job_market: length mismatch"
+    assert len(job_ids) > 0, "empty batch"
+    assert len(job_ids) == len(jobs), "length mismatch"
     payee: address = empty(address)
     pay: uint256 = 0
     unlock: uint256 = 0
+    count: uint256 = 0
     fees: uint256 = 0
     for i: uint256 in range(len(job_ids), bound=MAX_BATCH):
         if jobs[i].provider != payee:
-            self._pay_out(payee, pay, unlock)
+            self._pay_out(payee, pay, unlock, count)
             payee = jobs[i].provider
             pay = 0
             unlock = 0
+            count = 0
         fee: uint256 = self._close_finalized(job_ids[i], jobs[i])
         pay += jobs[i].payment - fee
         unlock += jobs[i].collateral
+        count += 1
         fees += fee
     self.fees_accrued += fees
-    self._pay_out(payee, pay, unlock)
+    self._pay_out(payee, pay, unlock, count)
 
 
 @external
@@ -495,21 +614,22 @@ def expire(job_id: uint256, job: Job):
     """
     status: uint8 = self._load(job_id, job)
     if status == STATUS_OPEN:
-        assert block.timestamp > job.accept_by, "job_market: acceptance window open"
+        assert block.timestamp > job.accept_by, "acceptance window open"
         self._store(job_id, job, STATUS_CANCELLED)
         self._push(job.user, job.payment)
         log JobCancelled(job_id=job_id, user=job.user, refund=job.payment)
     elif status == STATUS_RUNNING:
-        assert block.timestamp > job.complete_by, "job_market: job not overdue"
+        assert block.timestamp > job.complete_by, "job not overdue"
         self._store(job_id, job, STATUS_EXPIRED)
         self._push(job.user, job.payment)
         extcall IProviderRegistry(REGISTRY).unlock_collateral(job.provider, job.collateral)
+        self._bump(job.provider, _REP_EXPIRED, 1)
         penalty: uint256 = job.collateral * self._noshow_penalty_bps // MAX_BPS
         if penalty > 0:
             penalty = extcall IProviderRegistry(REGISTRY).slash(job.provider, penalty, _REASON_NO_SHOW, job.user)
         log JobExpired(job_id=job_id, provider=job.provider, refund=job.payment, penalty=penalty)
     else:
-        raise "job_market: job cannot expire"
+        raise "job cannot expire"
 
 
 @external
@@ -518,7 +638,7 @@ def sweep_fees() -> uint256:
     @notice Sends accrued protocol fees to the treasury. Anyone may call.
     """
     amount: uint256 = self.fees_accrued
-    assert amount > 0, "job_market: no fees"
+    assert amount > 0, "no fees"
     self.fees_accrued = 0
     self._push(self.treasury, amount)
     log FeesSwept(treasury=self.treasury, amount=amount)
@@ -546,12 +666,6 @@ def job_commitment(job_id: uint256) -> bytes32:
 
 @external
 @view
-def hash_job(job: Job) -> bytes32:
-    return convert(self._commit(job, 0), bytes32)
-
-
-@external
-@view
 def check_job(job_id: uint256, job: Job) -> bool:
     """
     @notice True when `job` is the current data of `job_id`.
@@ -567,19 +681,24 @@ def params() -> Params:
     @notice The current protocol parameters.
     """
     return Params(
-        fee_bps=self._hot(_FEE_BPS_SHIFT),
-        collateral_bps=self._hot(_COLLATERAL_BPS_SHIFT),
-        challenge_window=self._hot(_CHALLENGE_WINDOW_SHIFT),
+        fee_bps=self._hot(_FEE_BPS_SHIFT, _MASK_16),
+        collateral_bps=self._hot(_COLLATERAL_BPS_SHIFT, _MASK_24),
+        challenge_window=self._hot(_CHALLENGE_WINDOW_SHIFT, _MASK_24),
         audit_timeout=self._audit_timeout,
-        min_accept_window=self._hot(_MIN_ACCEPT_WINDOW_SHIFT),
-        max_accept_window=self._hot(_MAX_ACCEPT_WINDOW_SHIFT),
-        min_complete_within=self._hot(_MIN_COMPLETE_WITHIN_SHIFT),
-        max_complete_within=self._hot(_MAX_COMPLETE_WITHIN_SHIFT),
+        min_accept_window=self._hot(_MIN_ACCEPT_WINDOW_SHIFT, _MASK_24),
+        max_accept_window=self._hot(_MAX_ACCEPT_WINDOW_SHIFT, _MASK_24),
+        min_complete_within=self._hot(_MIN_COMPLETE_WITHIN_SHIFT, _MASK_24),
+        max_complete_within=self._hot(_MAX_COMPLETE_WITHIN_SHIFT, _MASK_24),
         dispute_bond_bps=self._dispute_bond_bps,
         min_dispute_bond=self._min_dispute_bond,
         noshow_penalty_bps=self._noshow_penalty_bps,
         user_compensation_bps=self._user_compensation_bps,
         challenger_reward_bps=self._challenger_reward_bps,
+        base_audit_bps=self._hot(_BASE_AUDIT_SHIFT, _MASK_16),
+        new_provider_audit_bps=self._hot(_NEW_AUDIT_SHIFT, _MASK_16),
+        trusted_after_jobs=self._hot(_TRUSTED_AFTER_SHIFT, _MASK_16),
+        bad_record_audit_bps=self._hot(_BAD_RECORD_AUDIT_SHIFT, _MASK_16),
+        detection_bps=self._hot(_DETECTION_SHIFT, _MASK_16),
     )
 
 
@@ -587,6 +706,55 @@ def params() -> Params:
 @view
 def dispute_bond(payment: uint256) -> uint256:
     return self._dispute_bond(payment)
+
+
+@external
+@view
+def reputation(provider: address) -> Reputation:
+    """
+    @notice The provider's on-chain record (drives its audit rate and clients' ranking).
+    """
+    w: uint256 = self._reputation[provider]
+    return Reputation(
+        completed=(w >> _REP_COMPLETED) & _MASK_40,
+        failed=(w >> _REP_FAILED) & _MASK_40,
+        expired=(w >> _REP_EXPIRED) & _MASK_40,
+        audits_passed=(w >> _REP_AUDITS_PASSED) & _MASK_40,
+        disputes_won=(w >> _REP_DISPUTES_WON) & _MASK_40,
+        disputes_lost=(w >> _REP_DISPUTES_LOST) & _MASK_40,
+    )
+
+
+@external
+@view
+def audit_rate(provider: address) -> uint256:
+    """
+    @notice Audit probability (basis points) a job accepted now by `provider` would get.
+    """
+    return self._audit_rate(provider)
+
+
+@external
+@view
+def required_collateral(payment: uint256, minimum: uint256, audit_bps: uint256) -> uint256:
+    """
+    @notice Collateral locked at acceptance for a job of `payment` whose creation-time
+            collateral is `minimum`, at audit rate `audit_bps`.
+    """
+    return self._required_collateral(payment, minimum, audit_bps)
+
+
+@external
+@view
+def audit_drawn(job_id: uint256, job: Job) -> bool:
+    """
+    @notice True when a Submitted job was selected for audit and `open_audit` may be called.
+            False while the draw block's hash is not yet known or after it left the EVM's
+            256-block window (the selection lapsed: the job finalizes normally).
+    """
+    if self._load(job_id, job) != STATUS_SUBMITTED:
+        return False
+    return self._drawn(job_id, job)
 
 
 @external
@@ -612,20 +780,26 @@ def post_verdict(job_id: uint256, job: Job, valid: bool):
     """
     access_control._check_role(VERIFIER_ROLE, msg.sender)
     status: uint8 = self._load(job_id, job)
-    assert status == STATUS_AUDIT, "job_market: job not in audit"
+    assert status == STATUS_AUDIT, "job not in audit"
     d: Dispute = self.disputes[job_id]
-    assert block.timestamp <= d.audit_deadline, "job_market: audit deadline passed"
+    assert block.timestamp <= d.audit_deadline, "audit deadline passed"
     self.disputes[job_id] = empty(Dispute)
     log VerdictPosted(job_id=job_id, valid=valid, verifier=msg.sender)
     if valid:
         self._store(job_id, job, STATUS_FINALIZED)
         fee: uint256 = self._settle(job_id, job, False)
         self.fees_accrued += fee
+        self._bump(job.provider, _REP_AUDITS_PASSED, 1)
+        if d.challenger != empty(address):
+            self._bump(job.provider, _REP_DISPUTES_WON, 1)
         # The challenger's bond goes to the provider it wrongly accused.
-        self._pay_out(job.provider, job.payment - fee + d.bond, job.collateral)
+        self._pay_out(job.provider, job.payment - fee + d.bond, job.collateral, 1)
         return
 
     self._store(job_id, job, STATUS_FAILED)
+    self._bump(job.provider, _REP_FAILED, 1)
+    if d.challenger != empty(address):
+        self._bump(job.provider, _REP_DISPUTES_LOST, 1)
     self._push(job.user, job.payment)
     if d.bond > 0:
         self._push(d.challenger, d.bond)
@@ -695,8 +869,8 @@ def _commit(job: Job, status: uint8) -> uint256:
 @view
 def _load(job_id: uint256, job: Job) -> uint8:
     stored: uint256 = self._jobs[job_id]
-    assert stored != 0, "job_market: unknown job"
-    assert (stored >> 8) == (self._commit(job, 0) >> 8), "job_market: job data mismatch"
+    assert stored != 0, "unknown job"
+    assert (stored >> 8) == (self._commit(job, 0) >> 8), "job data mismatch"
     return convert(stored & 255, uint8)
 
 
@@ -706,22 +880,87 @@ def _store(job_id: uint256, job: Job, status: uint8):
 
 
 @internal
+def _create(
+    provider: address,
+    class_id: uint16,
+    spec_hash: bytes32,
+    compute_units: uint256,
+    max_price_per_unit: uint256,
+    accept_window: uint256,
+    complete_within: uint256,
+) -> uint256:
+    pausable._require_not_paused()
+    price: uint256 = self._price(provider, class_id, max_price_per_unit, accept_window, complete_within)
+    job_id: uint256 = self._new_job(provider, class_id, spec_hash, compute_units, price, accept_window, complete_within)
+    self._pull(msg.sender, price * compute_units)
+    return job_id
+
+
+@internal
+@view
+def _audit_rate(provider: address) -> uint256:
+    # Base rate; at least the new-provider rate until `trusted_after_jobs` completions; plus
+    # `bad_record_audit_bps` per failed or expired job on record; at most 100%.
+    w: uint256 = self._reputation[provider]
+    p: uint256 = self._hot(_BASE_AUDIT_SHIFT, _MASK_16)
+    if (w >> _REP_COMPLETED) & _MASK_40 < self._hot(_TRUSTED_AFTER_SHIFT, _MASK_16):
+        p = max(p, self._hot(_NEW_AUDIT_SHIFT, _MASK_16))
+    bad: uint256 = ((w >> _REP_FAILED) & _MASK_40) + ((w >> _REP_EXPIRED) & _MASK_40)
+    return min(MAX_BPS, p + bad * self._hot(_BAD_RECORD_AUDIT_SHIFT, _MASK_16))
+
+
+@internal
+@view
+def _required_collateral(payment: uint256, minimum: uint256, audit_bps: uint256) -> uint256:
+    # Cheating must never pay (docs/ECONOMICS.md): with audit rate p, detection d, payment R
+    # forfeited and collateral S slashed when caught, and gain G <= R from skipping the work,
+    # p*d*(R + S) >= R  <=>  S >= R * (1/(p*d) - 1). In basis points, rounded up (the user's side).
+    # With p = 0 only disputes protect the user and the creation-time floor applies.
+    if audit_bps == 0:
+        return minimum
+    pd: uint256 = audit_bps * self._hot(_DETECTION_SHIFT, _MASK_16)
+    # MAX_BPS**2 / pd >= 1 since both factors are <= MAX_BPS; the subtraction cannot underflow.
+    needed: uint256 = (payment * (MAX_BPS * MAX_BPS) + pd - 1) // pd - payment
+    return max(minimum, needed)
+
+
+@internal
+@view
+def _drawn(job_id: uint256, job: Job) -> bool:
+    # The draw block's hash exists only once a later block is being executed, and only for
+    # 256 blocks (after that the selection lapses; the oracle service opens audits at once).
+    if block.number <= job.draw_block or block.number > job.draw_block + DRAW_HORIZON_BLOCKS:
+        return False
+    seed: bytes32 = keccak256(abi_encode(blockhash(job.draw_block), job_id))
+    return convert(seed, uint256) % MAX_BPS < job.audit_bps
+
+
+@internal
+def _bump(provider: address, offset: uint256, n: uint256):
+    # Counters are 40 bits (10^12 jobs); saturate rather than carry into the next field.
+    w: uint256 = self._reputation[provider]
+    c: uint256 = (w >> offset) & _MASK_40
+    if c + n <= _MASK_40:
+        self._reputation[provider] = w + (n << offset)
+
+
+@internal
 @view
 def _price(
     provider: address, class_id: uint16, max_price_per_unit: uint256, accept_window: uint256, complete_within: uint256
 ) -> uint256:
     # Parameters are read field by field: copying the struct would cost 13 cold slot reads.
-    assert staticcall IProviderRegistry(REGISTRY).class_exists(class_id), "job_market: unknown class"
-    assert accept_window >= self._hot(_MIN_ACCEPT_WINDOW_SHIFT), "job_market: accept window too short"
-    assert accept_window <= self._hot(_MAX_ACCEPT_WINDOW_SHIFT), "job_market: accept window too long"
-    assert complete_within >= self._hot(_MIN_COMPLETE_WITHIN_SHIFT), "job_market: completion time too short"
-    assert complete_within <= self._hot(_MAX_COMPLETE_WITHIN_SHIFT), "job_market: completion time too long"
+    assert staticcall IProviderRegistry(REGISTRY).class_exists(class_id), "unknown class"
+    assert accept_window >= self._hot(_MIN_ACCEPT_WINDOW_SHIFT, _MASK_24), "accept window too short"
+    assert accept_window <= self._hot(_MAX_ACCEPT_WINDOW_SHIFT, _MASK_24), "accept window too long"
+    assert complete_within >= self._hot(_MIN_COMPLETE_WITHIN_SHIFT, _MASK_24), "completion time too short"
+    assert complete_within <= self._hot(_MAX_COMPLETE_WITHIN_SHIFT, _MASK_24), "completion time too long"
     if provider == empty(address):
-        assert max_price_per_unit > 0, "job_market: price is zero"
+        assert max_price_per_unit > 0, "price is zero"
         return max_price_per_unit
     offer: uint256 = staticcall IProviderRegistry(REGISTRY).offers(provider, class_id)
-    assert offer > 0, "job_market: provider has no offer"
-    assert offer <= max_price_per_unit, "job_market: offer above max price"
+    assert offer > 0, "provider has no offer"
+    assert offer <= max_price_per_unit, "offer above max price"
     return offer
 
 
@@ -735,11 +974,11 @@ def _new_job(
     accept_window: uint256,
     complete_within: uint256,
 ) -> uint256:
-    assert spec_hash != empty(bytes32), "job_market: spec hash is empty"
-    assert compute_units > 0, "job_market: compute units is zero"
+    assert spec_hash != empty(bytes32), "spec hash is empty"
+    assert compute_units > 0, "compute units is zero"
     payment: uint256 = price * compute_units
     # Rounded up: the collateral errs on the side of the user.
-    collateral: uint256 = (payment * self._hot(_COLLATERAL_BPS_SHIFT) + MAX_BPS - 1) // MAX_BPS
+    collateral: uint256 = (payment * self._hot(_COLLATERAL_BPS_SHIFT, _MASK_24) + MAX_BPS - 1) // MAX_BPS
     job: Job = Job(
         user=msg.sender,
         provider=provider,
@@ -749,12 +988,14 @@ def _new_job(
         compute_units=compute_units,
         payment=payment,
         collateral=collateral,
-        fee_bps=self._hot(_FEE_BPS_SHIFT),
+        fee_bps=self._hot(_FEE_BPS_SHIFT, _MASK_16),
         accept_by=block.timestamp + accept_window,
         complete_within=complete_within,
         complete_by=0,
         result_hash=empty(bytes32),
         challenge_end=0,
+        audit_bps=0,
+        draw_block=0,
     )
     job_id: uint256 = self.job_count + 1
     self.job_count = job_id
@@ -776,30 +1017,42 @@ def _new_job(
 
 
 @internal
-def _accept(job_id: uint256, job: Job, machine_id: uint256):
+def _accept(job_id: uint256, job: Job, machine_id: uint256, audit_bps: uint256) -> uint256:
+    # Returns the collateral to lock (the caller locks the total once).
     status: uint8 = self._load(job_id, job)
-    assert status == STATUS_OPEN, "job_market: job not open"
-    assert block.timestamp <= job.accept_by, "job_market: acceptance window over"
+    assert status == STATUS_OPEN, "job not open"
+    assert block.timestamp <= job.accept_by, "acceptance window over"
     if job.provider != empty(address):
-        assert msg.sender == job.provider, "job_market: job is for another provider"
+        assert msg.sender == job.provider, "job is for another provider"
     new_job: Job = job
     new_job.provider = msg.sender
     new_job.machine_id = machine_id
     new_job.complete_by = block.timestamp + job.complete_within
+    new_job.audit_bps = audit_bps
+    new_job.collateral = self._required_collateral(job.payment, job.collateral, audit_bps)
     self._store(job_id, new_job, STATUS_RUNNING)
-    log JobAccepted(job_id=job_id, provider=msg.sender, machine_id=machine_id, complete_by=new_job.complete_by)
+    log JobAccepted(
+        job_id=job_id,
+        provider=msg.sender,
+        machine_id=machine_id,
+        complete_by=new_job.complete_by,
+        collateral=new_job.collateral,
+        audit_bps=audit_bps,
+    )
+    return new_job.collateral
 
 
 @internal
 def _submit(job_id: uint256, job: Job, result_hash: bytes32, result_uri: String[256]):
     status: uint8 = self._load(job_id, job)
-    assert status == STATUS_RUNNING, "job_market: job not running"
-    assert msg.sender == job.provider, "job_market: caller is not the provider"
-    assert block.timestamp <= job.complete_by, "job_market: completion deadline passed"
-    assert result_hash != empty(bytes32), "job_market: result hash is empty"
+    assert status == STATUS_RUNNING, "job not running"
+    assert msg.sender == job.provider, "caller is not the provider"
+    assert block.timestamp <= job.complete_by, "completion deadline passed"
+    assert result_hash != empty(bytes32), "result hash is empty"
     new_job: Job = job
     new_job.result_hash = result_hash
-    new_job.challenge_end = block.timestamp + self._hot(_CHALLENGE_WINDOW_SHIFT)
+    new_job.challenge_end = block.timestamp + self._hot(_CHALLENGE_WINDOW_SHIFT, _MASK_24)
+    new_job.draw_block = block.number
     self._store(job_id, new_job, STATUS_SUBMITTED)
     log ResultSubmitted(
         job_id=job_id,
@@ -807,6 +1060,7 @@ def _submit(job_id: uint256, job: Job, result_hash: bytes32, result_uri: String[
         result_hash=result_hash,
         result_uri=result_uri,
         challenge_end=new_job.challenge_end,
+        draw_block=new_job.draw_block,
     )
 
 
@@ -814,7 +1068,7 @@ def _submit(job_id: uint256, job: Job, result_hash: bytes32, result_uri: String[
 def _finalize(job_id: uint256, job: Job):
     fee: uint256 = self._close_finalized(job_id, job)
     self.fees_accrued += fee
-    self._pay_out(job.provider, job.payment - fee, job.collateral)
+    self._pay_out(job.provider, job.payment - fee, job.collateral, 1)
 
 
 @internal
@@ -825,15 +1079,16 @@ def _close_finalized(job_id: uint256, job: Job) -> uint256:
     status: uint8 = self._load(job_id, job)
     d: Dispute = empty(Dispute)
     if status == STATUS_SUBMITTED:
-        assert block.timestamp > job.challenge_end, "job_market: challenge window open"
+        assert block.timestamp > job.challenge_end, "challenge window open"
+        assert not self._drawn(job_id, job), "job drawn for audit"
     elif status == STATUS_AUDIT:
         d = self.disputes[job_id]
-        assert block.timestamp > d.audit_deadline, "job_market: audit in progress"
+        assert block.timestamp > d.audit_deadline, "audit in progress"
         # Written rule (docs/PROTOCOL.md): an audit that times out neither slashes the provider
         # nor forfeits the bond; the submitted result stands and the challenger gets its bond back.
         self.disputes[job_id] = empty(Dispute)
     else:
-        raise "job_market: job not finalizable"
+        raise "job not finalizable"
     self._store(job_id, job, STATUS_FINALIZED)
     if d.bond > 0:
         self._push(d.challenger, d.bond)
@@ -853,19 +1108,21 @@ def _settle(job_id: uint256, job: Job, audit_timed_out: bool) -> uint256:
 
 
 @internal
-def _pay_out(provider: address, amount: uint256, collateral: uint256):
-    # Pays a provider what `_settle` gave it (summed over a run of jobs in `finalize_many`) and
-    # releases the collateral; nothing for the empty provider before the first run of a batch.
+def _pay_out(provider: address, amount: uint256, collateral: uint256, completed: uint256):
+    # Pays a provider what `_settle` gave it (summed over a run of `completed` jobs in
+    # `finalize_many`), records them in its reputation and releases the collateral; nothing
+    # for the empty provider before the first run of a batch.
     if provider == empty(address):
         return
+    self._bump(provider, _REP_COMPLETED, completed)
     self._push(provider, amount)
     extcall IProviderRegistry(REGISTRY).unlock_collateral(provider, collateral)
 
 
 @internal
 @view
-def _hot(offset: uint256) -> uint256:
-    return (self._hot_params >> offset) & _MASK_32
+def _hot(offset: uint256, mask: uint256) -> uint256:
+    return (self._hot_params >> offset) & mask
 
 
 @internal
@@ -877,40 +1134,47 @@ def _dispute_bond(payment: uint256) -> uint256:
 @internal
 def _pull(owner: address, amount: uint256):
     assert extcall IERC20(TOKEN).transferFrom(owner, self, amount, default_return_value=True), \
-        "job_market: transfer failed"
+        "transfer failed"
 
 
 @internal
 def _push(to: address, amount: uint256):
     if amount > 0:
-        assert extcall IERC20(TOKEN).transfer(to, amount, default_return_value=True), "job_market: transfer failed"
+        assert extcall IERC20(TOKEN).transfer(to, amount, default_return_value=True), "transfer failed"
 
 
 @internal
 def _set_treasury(new_treasury: address):
-    assert new_treasury != empty(address), "job_market: treasury is the zero address"
+    assert new_treasury != empty(address), "treasury is the zero address"
     self.treasury = new_treasury
     log TreasurySet(treasury=new_treasury)
 
 
 @internal
 def _set_params(p: Params):
-    assert p.fee_bps <= MAX_FEE_BPS, "job_market: fee too high"
-    assert p.collateral_bps > 0, "job_market: collateral is zero"
-    assert p.collateral_bps <= MAX_COLLATERAL_BPS, "job_market: collateral too high"
-    assert p.challenge_window >= MIN_WINDOW_SECONDS, "job_market: challenge window too short"
-    assert p.challenge_window <= MAX_WINDOW_SECONDS, "job_market: challenge window too long"
-    assert p.audit_timeout >= MIN_WINDOW_SECONDS, "job_market: audit timeout too short"
-    assert p.audit_timeout <= MAX_WINDOW_SECONDS, "job_market: audit timeout too long"
-    assert p.min_accept_window >= MIN_WINDOW_SECONDS, "job_market: accept window bounds invalid"
-    assert p.min_accept_window <= p.max_accept_window, "job_market: accept window bounds invalid"
-    assert p.max_accept_window <= MAX_WINDOW_SECONDS, "job_market: accept window bounds invalid"
-    assert p.min_complete_within >= MIN_WINDOW_SECONDS, "job_market: completion bounds invalid"
-    assert p.min_complete_within <= p.max_complete_within, "job_market: completion bounds invalid"
-    assert p.max_complete_within <= MAX_WINDOW_SECONDS, "job_market: completion bounds invalid"
-    assert p.dispute_bond_bps <= MAX_BPS, "job_market: dispute bond too high"
-    assert p.noshow_penalty_bps <= MAX_BPS, "job_market: no-show penalty too high"
-    assert p.user_compensation_bps + p.challenger_reward_bps <= MAX_BPS, "job_market: slash shares above 100%"
+    assert p.fee_bps <= MAX_FEE_BPS, "fee too high"
+    assert p.collateral_bps > 0, "collateral is zero"
+    assert p.collateral_bps <= MAX_COLLATERAL_BPS, "collateral too high"
+    assert p.challenge_window >= MIN_WINDOW_SECONDS, "challenge window too short"
+    assert p.challenge_window <= MAX_WINDOW_SECONDS, "challenge window too long"
+    assert p.audit_timeout >= MIN_WINDOW_SECONDS, "audit timeout too short"
+    assert p.audit_timeout <= MAX_WINDOW_SECONDS, "audit timeout too long"
+    assert p.min_accept_window >= MIN_WINDOW_SECONDS, "accept window bounds invalid"
+    assert p.min_accept_window <= p.max_accept_window, "accept window bounds invalid"
+    assert p.max_accept_window <= MAX_WINDOW_SECONDS, "accept window bounds invalid"
+    assert p.min_complete_within >= MIN_WINDOW_SECONDS, "completion bounds invalid"
+    assert p.min_complete_within <= p.max_complete_within, "completion bounds invalid"
+    assert p.max_complete_within <= MAX_WINDOW_SECONDS, "completion bounds invalid"
+    assert p.dispute_bond_bps <= MAX_BPS, "dispute bond too high"
+    assert p.noshow_penalty_bps <= MAX_BPS, "no-show penalty too high"
+    assert p.user_compensation_bps + p.challenger_reward_bps <= MAX_BPS, "slash shares above 100%"
+    assert p.base_audit_bps <= MAX_BPS, "audit rate above 100%"
+    assert p.new_provider_audit_bps <= MAX_BPS, "audit rate above 100%"
+    assert p.bad_record_audit_bps <= MAX_BPS, "audit rate above 100%"
+    assert p.trusted_after_jobs <= MAX_TRUSTED_AFTER_JOBS, "trusted_after_jobs too high"
+    # A detection rate near zero would demand unbounded collateral.
+    assert p.detection_bps >= MAX_BPS // 2, "detection rate below 50%"
+    assert p.detection_bps <= MAX_BPS, "detection rate above 100%"
     self._hot_params = (
         (p.fee_bps << _FEE_BPS_SHIFT)
         | (p.collateral_bps << _COLLATERAL_BPS_SHIFT)
@@ -919,6 +1183,11 @@ def _set_params(p: Params):
         | (p.max_accept_window << _MAX_ACCEPT_WINDOW_SHIFT)
         | (p.min_complete_within << _MIN_COMPLETE_WITHIN_SHIFT)
         | (p.max_complete_within << _MAX_COMPLETE_WITHIN_SHIFT)
+        | (p.base_audit_bps << _BASE_AUDIT_SHIFT)
+        | (p.new_provider_audit_bps << _NEW_AUDIT_SHIFT)
+        | (p.trusted_after_jobs << _TRUSTED_AFTER_SHIFT)
+        | (p.bad_record_audit_bps << _BAD_RECORD_AUDIT_SHIFT)
+        | (p.detection_bps << _DETECTION_SHIFT)
     )
     self._audit_timeout = p.audit_timeout
     self._dispute_bond_bps = p.dispute_bond_bps
@@ -940,4 +1209,9 @@ def _set_params(p: Params):
         noshow_penalty_bps=p.noshow_penalty_bps,
         user_compensation_bps=p.user_compensation_bps,
         challenger_reward_bps=p.challenger_reward_bps,
+        base_audit_bps=p.base_audit_bps,
+        new_provider_audit_bps=p.new_provider_audit_bps,
+        trusted_after_jobs=p.trusted_after_jobs,
+        bad_record_audit_bps=p.bad_record_audit_bps,
+        detection_bps=p.detection_bps,
     )

@@ -13,6 +13,8 @@
           of its stake (burned); FAIL_UNREACHABLE (no answer) -> Jailed, no slash.
         - UptimeReport (epoch, machine, probes, successes): recorded for reputation and
           availability rewards.
+        - JobVerdict (job, result hash, valid, evidence hash): the quorum's verdict on a job
+          in Audit (sampled or disputed), forwarded to JobMarket.post_verdict.
         Each report names a subject (the machine, or epoch + machine) and carries that
         subject's current nonce, which then increments: no report can be replayed.
         Two reports signed by one operator for the same subject and nonce that differ are
@@ -32,6 +34,7 @@
 from ethereum.ercs import IERC20
 from interfaces import IComputeToken
 from interfaces import IAttestedRegistry
+from interfaces import IJobMarket
 
 from snekmate.auth import access_control
 # Governance manages the operator set and parameters.
@@ -82,6 +85,9 @@ ATTESTATION_TYPEHASH: public(constant(bytes32)) = keccak256(
 UPTIME_TYPEHASH: public(constant(bytes32)) = keccak256(
     "UptimeReport(uint256 epoch,uint256 machine_id,uint256 probes,uint256 successes,uint256 nonce)"
 )
+VERDICT_TYPEHASH: public(constant(bytes32)) = keccak256(
+    "JobVerdict(uint256 job_id,bytes32 result_hash,bool valid,bytes32 evidence_hash,uint256 nonce)"
+)
 
 _REASON_HARDWARE: constant(bytes32) = keccak256("HARDWARE_MISREPORT")
 
@@ -109,6 +115,15 @@ struct UptimeReport:
     machine_id: uint256
     probes: uint256
     successes: uint256
+    nonce: uint256
+
+struct JobVerdict:
+    job_id: uint256
+    # The result the verdict is about: a verdict cannot be applied to another submission.
+    result_hash: bytes32
+    valid: bool
+    # sha256 of the audit transcript (executions, comparisons) the operators kept off-chain.
+    evidence_hash: bytes32
     nonce: uint256
 
 ################################################################
@@ -141,6 +156,9 @@ equivocation_slash_bps: public(uint256)
 
 # Next nonce per report subject.
 nonces: public(HashMap[bytes32, uint256])
+
+# The JobMarket whose audits this quorum decides (set once by governance; needs VERIFIER_ROLE there).
+job_market: public(address)
 
 # Last accepted attestation per machine (its EIP-712 struct hash) and when it expires.
 attestation_hash: public(HashMap[uint256, bytes32])
@@ -203,6 +221,16 @@ event UptimeRecorded:
     probes: uint256
     successes: uint256
     uptime_bps: uint256
+
+event VerdictAccepted:
+    job_id: indexed(uint256)
+    valid: bool
+    result_hash: bytes32
+    evidence_hash: bytes32
+    signers: uint256
+
+event JobMarketSet:
+    job_market: indexed(address)
 
 event EquivocationProven:
     operator: indexed(address)
@@ -295,6 +323,44 @@ def submit_uptime(report: UptimeReport, signatures: DynArray[Bytes[65], MAX_OPER
     log UptimeRecorded(
         epoch=report.epoch, machine_id=report.machine_id, probes=report.probes, successes=report.successes, uptime_bps=bps
     )
+
+
+@external
+def submit_verdict(report: JobVerdict, job: IJobMarket.Job, signatures: DynArray[Bytes[65], MAX_OPERATORS]):
+    """
+    @notice Applies the quorum's verdict on a job in Audit: JobMarket checks `job` against
+            its commitment and that the job is in Audit before its deadline.
+    """
+    market: address = self.job_market
+    assert market != empty(address), "oracle_hub: job market not set"
+    subject: bytes32 = self._verdict_subject(report.job_id)
+    assert report.nonce == self.nonces[subject], "oracle_hub: wrong nonce"
+    assert report.result_hash == job.result_hash, "oracle_hub: verdict is for another result"
+    signers: uint256 = self._check_quorum(
+        eip712_domain_separator._hash_typed_data_v4(self._verdict_struct_hash(report)), signatures
+    )
+    self.nonces[subject] = report.nonce + 1
+    extcall IJobMarket(market).post_verdict(report.job_id, job, report.valid)
+    log VerdictAccepted(
+        job_id=report.job_id,
+        valid=report.valid,
+        result_hash=report.result_hash,
+        evidence_hash=report.evidence_hash,
+        signers=signers,
+    )
+
+
+@external
+def prove_verdict_equivocation(a: JobVerdict, sig_a: Bytes[65], b: JobVerdict, sig_b: Bytes[65]) -> uint256:
+    """
+    @notice Two differing verdicts for the same job and nonce, signed by one operator.
+    @return The amount slashed.
+    """
+    assert a.job_id == b.job_id, "oracle_hub: different subjects"
+    assert a.nonce == b.nonce, "oracle_hub: different nonces"
+    ha: bytes32 = self._verdict_struct_hash(a)
+    hb: bytes32 = self._verdict_struct_hash(b)
+    return self._equivocation(self._verdict_subject(a.job_id), a.nonce, ha, sig_a, hb, sig_b)
 
 
 @external
@@ -400,6 +466,18 @@ def uptime_nonce(epoch: uint256, machine_id: uint256) -> uint256:
 
 @external
 @view
+def verdict_digest(report: JobVerdict) -> bytes32:
+    return eip712_domain_separator._hash_typed_data_v4(self._verdict_struct_hash(report))
+
+
+@external
+@view
+def verdict_nonce(job_id: uint256) -> uint256:
+    return self.nonces[self._verdict_subject(job_id)]
+
+
+@external
+@view
 def DOMAIN_SEPARATOR() -> bytes32:
     return eip712_domain_separator._domain_separator_v4()
 
@@ -424,6 +502,18 @@ def remove_operator(operator: address):
     access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
     assert self.is_operator[operator], "oracle_hub: not an operator"
     self._remove_operator(operator)
+
+
+@external
+def set_job_market(market: address):
+    """
+    @notice Once: the JobMarket this quorum posts verdicts to.
+    """
+    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    assert market != empty(address), "oracle_hub: job market is the zero address"
+    assert self.job_market == empty(address), "oracle_hub: job market already set"
+    self.job_market = market
+    log JobMarketSet(job_market=market)
 
 
 @external
@@ -455,6 +545,18 @@ def _attestation_subject(machine_id: uint256) -> bytes32:
 @pure
 def _uptime_subject(epoch: uint256, machine_id: uint256) -> bytes32:
     return keccak256(abi_encode(UPTIME_TYPEHASH, epoch, machine_id))
+
+
+@internal
+@pure
+def _verdict_subject(job_id: uint256) -> bytes32:
+    return keccak256(abi_encode(VERDICT_TYPEHASH, job_id))
+
+
+@internal
+@pure
+def _verdict_struct_hash(r: JobVerdict) -> bytes32:
+    return keccak256(abi_encode(VERDICT_TYPEHASH, r.job_id, r.result_hash, r.valid, r.evidence_hash, r.nonce))
 
 
 @internal

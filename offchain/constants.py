@@ -46,6 +46,8 @@ JOB_FIELDS = (
     "complete_by",
     "result_hash",
     "challenge_end",
+    "audit_bps",
+    "draw_block",
 )
 
 # JobMarket.Params field order (must match contracts/JobMarket.vy `struct Params`).
@@ -63,4 +65,12 @@ PARAM_FIELDS = (
     "noshow_penalty_bps",
     "user_compensation_bps",
     "challenger_reward_bps",
+    "base_audit_bps",
+    "new_provider_audit_bps",
+    "trusted_after_jobs",
+    "bad_record_audit_bps",
+    "detection_bps",
 )
+
+# JobMarket.Reputation field order.
+REPUTATION_FIELDS = ("completed", "failed", "expired", "audits_passed", "disputes_won", "disputes_lost")

@@ -15,7 +15,8 @@ DAY = 24 * HOUR
 class MarketParams:
     # 5%: Render's network fee on job payments (REFERENCES.md); hard-capped at 20% on-chain.
     fee_bps: int = 500
-    # Collateral = 1.5x the payment until the audit issue sizes it from the audit rate p.
+    # Floor on the collateral: 1.5x the payment. At acceptance it is raised so that cheating
+    # never pays at the provider's audit rate p (see detection_bps below and ECONOMICS.md).
     collateral_bps: int = 15_000
     # One hour to dispute a result: enough for a user to fetch and spot-check it.
     challenge_window: int = HOUR
@@ -33,6 +34,22 @@ class MarketParams:
     # Invalid result: 50% of the collateral to the user, 25% to the challenger, 25% burned.
     user_compensation_bps: int = 5_000
     challenger_reward_bps: int = 2_500
+    # Sampled audits (docs/PROTOCOL.md, "Audits"). An established provider with a clean record
+    # is audited on 10% of its jobs: verification overhead ~10% x quorum size, and a repeat
+    # cheater is caught with 99% probability within ln(0.01)/ln(0.9) = 44 jobs.
+    base_audit_bps: int = 1_000
+    # New providers (fewer than 20 completed jobs) are audited on 30%: 99% catch within 13 jobs,
+    # while the stake at risk per job is still small (Pocket Network started at p = 25%).
+    new_provider_audit_bps: int = 3_000
+    trusted_after_jobs: int = 20
+    # Each failed or expired job on record adds 20 points: two failures and a provider is
+    # audited on half its jobs.
+    bad_record_audit_bps: int = 2_000
+    # Assumed probability that an audit detects a wrong result. Measured detection is 100%
+    # for every cheat mode (docs/ECONOMICS.md); 90% leaves margin for cheats that agree with
+    # an honest run on part of the output. Collateral >= payment * (1/(p*d) - 1):
+    # 10.1x the payment at p = 10%, 2.7x at p = 30%.
+    detection_bps: int = 9_000
 
     def as_tuple(self) -> tuple[int, ...]:
         return tuple(asdict(self).values())

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 import pytest
 from eth_utils import to_canonical_address
 
+from offchain.chain.jobs import commitment
 from offchain.constants import JOB_FIELDS, JobStatus
 
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -25,6 +26,8 @@ ZERO32 = b"\x00" * 32
 SPEC = b"\x11" * 32
 RESULT = b"\x22" * 32
 ESCROWED = {JobStatus.OPEN, JobStatus.RUNNING, JobStatus.SUBMITTED, JobStatus.AUDIT}
+
+
 
 
 def ev(receipt, event):
@@ -40,7 +43,7 @@ def evs(receipt, event):
 def assert_job(market, jobs, job_id, status):
     assert market.job_status(job_id) == status
     assert market.check_job(job_id, jobs.t(job_id))
-    assert market.job_commitment(job_id) == market.hash_job(jobs.t(job_id))
+    assert market.job_commitment(job_id) == commitment(jobs[job_id])
 
 
 def assert_books(market, token, jobs):

@@ -6,7 +6,7 @@ constructor checks.
 import ape
 import market_helpers
 import pytest
-from conftest import ACCEPT_WINDOW, COMPLETE_WITHIN, CPU, PRICE, UNITS
+from conftest import ACCEPT_WINDOW, COMPLETE_WITHIN, CPU, PRICE, UNIT_PARAMS, UNITS
 from eth_utils import keccak
 from market_helpers import (
     RESULT,
@@ -20,13 +20,13 @@ from market_helpers import (
 )
 
 from offchain.constants import MAX_BATCH, MAX_BPS, PARAM_FIELDS, JobStatus
-from offchain.params import DAY, MarketParams
+from offchain.params import DAY
 
 # Fixtures shared by the market tests.
 snap = market_helpers.snap
 ledger = market_helpers.ledger
 
-P = MarketParams()
+P = UNIT_PARAMS
 PAYMENT = PRICE * UNITS
 FEE = PAYMENT * P.fee_bps // MAX_BPS
 MAX_WINDOW = 30 * DAY
@@ -76,10 +76,10 @@ def test_roles__local_deployment_wiring(market, registry, deployer, attacker, ro
 @pytest.mark.parametrize(
     "which,message",
     [
-        ("token", "job_market: token is the zero address"),
-        ("registry", "job_market: registry is the zero address"),
-        ("treasury", "job_market: treasury is the zero address"),
-        ("params", "job_market: fee too high"),
+        ("token", "token is the zero address"),
+        ("registry", "registry is the zero address"),
+        ("treasury", "treasury is the zero address"),
+        ("params", "fee too high"),
     ],
 )
 def test_constructor__invalid_argument__reverts(project, deployer, token, registry, treasury, which, message):
@@ -95,7 +95,26 @@ def test_constructor__invalid_argument__reverts(project, deployer, token, regist
 
 
 def test_set_params__admin__stores_and_logs(market, deployer):
-    values = (1_999, 20_001, 601, 602, 61, 603, 62, 604, 1_001, 10**17, 2_001, 4_000, 3_000)
+    values = (
+        1_999,
+        20_001,
+        601,
+        602,
+        61,
+        603,
+        62,
+        604,
+        1_001,
+        10**17,
+        2_001,
+        4_000,
+        3_000,
+        999,
+        2_999,
+        65_535,
+        1_501,
+        9_999,
+    )
     new = dict(zip(PARAM_FIELDS, values, strict=True))
     tx = market.set_params(tuple(new.values()), sender=deployer)
     assert ev(tx, market.ParamsSet) == new
@@ -112,23 +131,29 @@ def test_set_params__not_admin__reverts(market, attacker, keeper, snap):
 @pytest.mark.parametrize(
     "changes,message",
     [
-        ({"fee_bps": 2_001}, "job_market: fee too high"),
-        ({"collateral_bps": 0}, "job_market: collateral is zero"),
-        ({"collateral_bps": 1_000_001}, "job_market: collateral too high"),
-        ({"challenge_window": 59}, "job_market: challenge window too short"),
-        ({"challenge_window": MAX_WINDOW + 1}, "job_market: challenge window too long"),
-        ({"audit_timeout": 59}, "job_market: audit timeout too short"),
-        ({"audit_timeout": MAX_WINDOW + 1}, "job_market: audit timeout too long"),
-        ({"min_accept_window": 59}, "job_market: accept window bounds invalid"),
-        ({"min_accept_window": 7_200, "max_accept_window": 7_199}, "job_market: accept window bounds invalid"),
-        ({"max_accept_window": MAX_WINDOW + 1}, "job_market: accept window bounds invalid"),
-        ({"min_complete_within": 59}, "job_market: completion bounds invalid"),
-        ({"min_complete_within": 7_200, "max_complete_within": 7_199}, "job_market: completion bounds invalid"),
-        ({"max_complete_within": MAX_WINDOW + 1}, "job_market: completion bounds invalid"),
-        ({"dispute_bond_bps": MAX_BPS + 1}, "job_market: dispute bond too high"),
-        ({"noshow_penalty_bps": MAX_BPS + 1}, "job_market: no-show penalty too high"),
-        ({"user_compensation_bps": 5_001, "challenger_reward_bps": 5_000}, "job_market: slash shares above 100%"),
-        ({"user_compensation_bps": MAX_BPS + 1, "challenger_reward_bps": 0}, "job_market: slash shares above 100%"),
+        ({"fee_bps": 2_001}, "fee too high"),
+        ({"collateral_bps": 0}, "collateral is zero"),
+        ({"collateral_bps": 1_000_001}, "collateral too high"),
+        ({"challenge_window": 59}, "challenge window too short"),
+        ({"challenge_window": MAX_WINDOW + 1}, "challenge window too long"),
+        ({"audit_timeout": 59}, "audit timeout too short"),
+        ({"audit_timeout": MAX_WINDOW + 1}, "audit timeout too long"),
+        ({"min_accept_window": 59}, "accept window bounds invalid"),
+        ({"min_accept_window": 7_200, "max_accept_window": 7_199}, "accept window bounds invalid"),
+        ({"max_accept_window": MAX_WINDOW + 1}, "accept window bounds invalid"),
+        ({"min_complete_within": 59}, "completion bounds invalid"),
+        ({"min_complete_within": 7_200, "max_complete_within": 7_199}, "completion bounds invalid"),
+        ({"max_complete_within": MAX_WINDOW + 1}, "completion bounds invalid"),
+        ({"dispute_bond_bps": MAX_BPS + 1}, "dispute bond too high"),
+        ({"noshow_penalty_bps": MAX_BPS + 1}, "no-show penalty too high"),
+        ({"user_compensation_bps": 5_001, "challenger_reward_bps": 5_000}, "slash shares above 100%"),
+        ({"user_compensation_bps": MAX_BPS + 1, "challenger_reward_bps": 0}, "slash shares above 100%"),
+        ({"base_audit_bps": MAX_BPS + 1}, "audit rate above 100%"),
+        ({"new_provider_audit_bps": MAX_BPS + 1}, "audit rate above 100%"),
+        ({"bad_record_audit_bps": MAX_BPS + 1}, "audit rate above 100%"),
+        ({"trusted_after_jobs": 65_536}, "trusted_after_jobs too high"),
+        ({"detection_bps": 4_999}, "detection rate below 50%"),
+        ({"detection_bps": MAX_BPS + 1}, "detection rate above 100%"),
     ],
     ids=[
         "fee_high",
@@ -148,6 +173,12 @@ def test_set_params__not_admin__reverts(market, attacker, keeper, snap):
         "noshow_high",
         "slash_shares_high",
         "compensation_alone_high",
+        "base_audit_high",
+        "new_audit_high",
+        "bad_record_high",
+        "trusted_after_high",
+        "detection_low",
+        "detection_high",
     ],
 )
 def test_set_params__out_of_bounds__reverts(market, deployer, snap, changes, message):
@@ -171,6 +202,11 @@ def test_set_params__out_of_bounds__reverts(market, deployer, snap, changes, mes
             noshow_penalty_bps=MAX_BPS,
             user_compensation_bps=MAX_BPS,
             challenger_reward_bps=0,
+            base_audit_bps=MAX_BPS,
+            new_provider_audit_bps=MAX_BPS,
+            trusted_after_jobs=65_535,
+            bad_record_audit_bps=MAX_BPS,
+            detection_bps=MAX_BPS,
         ),
         dict(
             fee_bps=0,
@@ -186,6 +222,11 @@ def test_set_params__out_of_bounds__reverts(market, deployer, snap, changes, mes
             noshow_penalty_bps=0,
             user_compensation_bps=0,
             challenger_reward_bps=MAX_BPS,
+            base_audit_bps=0,
+            new_provider_audit_bps=0,
+            trusted_after_jobs=0,
+            bad_record_audit_bps=0,
+            detection_bps=5_000,
         ),
     ],
     ids=["upper_bounds", "lower_bounds"],
@@ -212,9 +253,9 @@ def test_set_params__new_windows_apply_to_later_calls(
     assert jobs[job_id]["challenge_end"] == _ts(chain, tx) + 600
     tx = market.dispute(job_id, jobs.t(job_id), sender=user2)
     assert market.disputes(job_id).audit_deadline == _ts(chain, tx) + 120
-    with ape.reverts("job_market: accept window too short"):
+    with ape.reverts("accept window too short"):
         market.create_job(ZERO_ADDRESS, CPU, SPEC, UNITS, PRICE, 119, 60, sender=user)
-    with ape.reverts("job_market: completion time too long"):
+    with ape.reverts("completion time too long"):
         market.create_job(ZERO_ADDRESS, CPU, SPEC, UNITS, PRICE, 120, 121, sender=user)
     market.create_job(ZERO_ADDRESS, CPU, SPEC, UNITS, PRICE, 120, 120, sender=user)
 
@@ -239,7 +280,7 @@ def test_set_treasury__admin__stores_logs_and_receives_sweeps(
 
 
 def test_set_treasury__zero_address__reverts(market, deployer, snap):
-    with no_change(snap), ape.reverts("job_market: treasury is the zero address"):
+    with no_change(snap), ape.reverts("treasury is the zero address"):
         market.set_treasury(ZERO_ADDRESS, sender=deployer)
 
 
@@ -266,12 +307,12 @@ def test_sweep_fees__sends_accrued_fees_to_treasury(
     ledger.expect(treasury=2 * FEE, market=-2 * FEE)
     assert market.fees_accrued() == 0
     assert_books(market, token, jobs)
-    with no_change(snap), ape.reverts("job_market: no fees"):
+    with no_change(snap), ape.reverts("no fees"):
         market.sweep_fees(sender=attacker)
 
 
 def test_sweep_fees__none__reverts(market, keeper, snap):
-    with no_change(snap), ape.reverts("job_market: no fees"):
+    with no_change(snap), ape.reverts("no fees"):
         market.sweep_fees(sender=keeper)
 
 
@@ -289,7 +330,7 @@ def test_sweep_fees__zero_fee_job__provider_gets_all_and_nothing_to_sweep(
     tx = market.finalize(job_id, jobs.t(job_id), sender=keeper)
     assert ev(tx, market.JobFinalized)["fee"] == 0
     ledger.expect(provider=PAYMENT, market=-PAYMENT)
-    with no_change(snap), ape.reverts("job_market: no fees"):
+    with no_change(snap), ape.reverts("no fees"):
         market.sweep_fees(sender=keeper)
 
 

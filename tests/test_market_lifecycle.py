@@ -1,5 +1,5 @@
 """JobMarket single-job lifecycle: create_job, accept, submit_result, finalize, cancel, expire,
-the job views (job_status, job_commitment, hash_job, check_job, quote), the happy path
+the job views (job_status, job_commitment, check_job, quote), the happy path
 Open -> Running -> Submitted -> Finalized and the timeout paths Open -> Cancelled and
 Running -> Expired, with both sides of every deadline.
 
@@ -10,7 +10,7 @@ collateral 150% = 1.5 tokens, fee 5% = 0.05 token.
 import ape
 import market_helpers
 import pytest
-from conftest import ACCEPT_WINDOW, COMPLETE_WITHIN, CPU, PRICE, STAKE, UNITS
+from conftest import ACCEPT_WINDOW, COMPLETE_WITHIN, CPU, PRICE, STAKE, UNIT_PARAMS, UNITS
 from eth_abi import encode
 from eth_utils import keccak
 from market_helpers import (
@@ -28,20 +28,21 @@ from market_helpers import (
     tampered,
 )
 
+from offchain.chain.jobs import commitment
 from offchain.constants import JOB_FIELDS, MAX_BPS, ONE_TOKEN, JobStatus, MachineStatus
-from offchain.params import DAY, MarketParams
+from offchain.params import DAY
 
 # Fixtures shared by the market tests.
 snap = market_helpers.snap
 ledger = market_helpers.ledger
 
-P = MarketParams()
+P = UNIT_PARAMS
 T4 = 2
 PAYMENT = PRICE * UNITS
 COLLATERAL = PAYMENT * P.collateral_bps // MAX_BPS
 FEE = PAYMENT * P.fee_bps // MAX_BPS
 JOB_ABI = (
-    "(address,address,uint256,uint16,bytes32,uint256,uint256,uint256,uint256,uint256,uint256,uint256,bytes32,uint256)"
+    "(address,address,uint256,uint16,bytes32,uint256,uint256,uint256,uint256,uint256,uint256,uint256,bytes32,uint256,uint256,uint256)"
 )
 
 
@@ -118,23 +119,23 @@ def test_create_job__ids_are_sequential(make_job, market, user, user2):
 
 @pytest.mark.parametrize("class_id", [0, 99])
 def test_create_job__unknown_class__reverts(market, user, snap, class_id):
-    with no_change(snap), ape.reverts("job_market: unknown class"):
+    with no_change(snap), ape.reverts("unknown class"):
         _create(market, user, class_id=class_id)
 
 
 def test_create_job__disabled_class__reverts(market, registry, deployer, user, snap):
     registry.set_gpu_class(T4, "T4", 25 * ONE_TOKEN, False, sender=deployer)
-    with no_change(snap), ape.reverts("job_market: unknown class"):
+    with no_change(snap), ape.reverts("unknown class"):
         _create(market, user, class_id=T4)
 
 
 @pytest.mark.parametrize(
     "accept_window,complete_within,message",
     [
-        (P.min_accept_window - 1, COMPLETE_WITHIN, "job_market: accept window too short"),
-        (P.max_accept_window + 1, COMPLETE_WITHIN, "job_market: accept window too long"),
-        (ACCEPT_WINDOW, P.min_complete_within - 1, "job_market: completion time too short"),
-        (ACCEPT_WINDOW, P.max_complete_within + 1, "job_market: completion time too long"),
+        (P.min_accept_window - 1, COMPLETE_WITHIN, "accept window too short"),
+        (P.max_accept_window + 1, COMPLETE_WITHIN, "accept window too long"),
+        (ACCEPT_WINDOW, P.min_complete_within - 1, "completion time too short"),
+        (ACCEPT_WINDOW, P.max_complete_within + 1, "completion time too long"),
     ],
     ids=["accept_short", "accept_long", "complete_short", "complete_long"],
 )
@@ -153,7 +154,7 @@ def test_create_job__windows_at_bounds__accepted(market, jobs, chain, user):
 
 
 def test_create_job__open_job_price_zero__reverts(market, user, snap):
-    with no_change(snap), ape.reverts("job_market: price is zero"):
+    with no_change(snap), ape.reverts("price is zero"):
         _create(market, user, ZERO_ADDRESS, max_price=0)
 
 
@@ -161,18 +162,18 @@ def test_create_job__provider_without_offer__reverts(make_provider, registry, ma
     make_provider(provider)  # offers CPU only
     make_provider(provider2, price=0)  # registered, no offer
     with no_change(snap):
-        with ape.reverts("job_market: provider has no offer"):
+        with ape.reverts("provider has no offer"):
             _create(market, user, provider2)
-        with ape.reverts("job_market: provider has no offer"):
+        with ape.reverts("provider has no offer"):
             _create(market, user, provider, class_id=T4)
     registry.set_offer(CPU, 0, sender=provider)  # offer withdrawn
-    with no_change(snap), ape.reverts("job_market: provider has no offer"):
+    with no_change(snap), ape.reverts("provider has no offer"):
         _create(market, user, provider)
 
 
 def test_create_job__offer_above_max_price__reverts(make_provider, market, jobs, provider, user, snap):
     make_provider(provider)
-    with no_change(snap), ape.reverts("job_market: offer above max price"):
+    with no_change(snap), ape.reverts("offer above max price"):
         _create(market, user, provider, max_price=PRICE - 1)
     # An offer equal to the max price is taken.
     tx = jobs.track(_create(market, user, provider, max_price=PRICE))
@@ -180,12 +181,12 @@ def test_create_job__offer_above_max_price__reverts(make_provider, market, jobs,
 
 
 def test_create_job__empty_spec_hash__reverts(market, user, snap):
-    with no_change(snap), ape.reverts("job_market: spec hash is empty"):
+    with no_change(snap), ape.reverts("spec hash is empty"):
         _create(market, user, spec=ZERO32)
 
 
 def test_create_job__zero_compute_units__reverts(market, user, snap):
-    with no_change(snap), ape.reverts("job_market: compute units is zero"):
+    with no_change(snap), ape.reverts("compute units is zero"):
         _create(market, user, units=0)
 
 
@@ -260,16 +261,16 @@ def test_views__unknown_job__empty(market, jobs, make_job, user):
     assert not market.check_job(0, jobs.t(job_id))
 
 
-def test_hash_job__is_keccak_of_abi_encoded_struct_with_status_byte_cleared(make_job, market, jobs, user):
+def test_job_commitment__is_keccak_of_abi_encoded_struct_with_status_byte_cleared(make_job, market, jobs, user):
     job_id, _ = make_job(user, target=False)
     t = jobs.t(job_id)
     expected = keccak(encode([JOB_ABI], [t]))[:31] + b"\x00"
-    assert market.hash_job(t) == expected
+    assert commitment(jobs[job_id]) == expected
     assert market.job_commitment(job_id) == expected
     assert market.check_job(job_id, t)
     for field in JOB_FIELDS:
         bad = tampered(jobs, job_id, field)
-        assert market.hash_job(bad) != expected, field
+        assert keccak(encode([JOB_ABI], [bad]))[:31] + b"\x00" != expected, field
         assert not market.check_job(job_id, bad), field
 
 
@@ -321,6 +322,8 @@ def test_accept__targeted__locks_collateral_and_sets_deadline(
         "provider": provider.address,
         "machine_id": machine_id,
         "complete_by": complete_by,
+        "collateral": COLLATERAL,
+        "audit_bps": 0,
     }
     assert ev(tx, registry.CollateralLocked) == {
         "provider": provider.address,
@@ -362,18 +365,18 @@ def test_accept__at_accept_by__works__one_second_after__reverts(
         market.accept(job_id, jobs.t(job_id), machine_id, sender=provider)
         assert market.job_status(job_id) == JobStatus.RUNNING
     chain.pending_timestamp = job["accept_by"] + 1
-    with no_change(snap), ape.reverts("job_market: acceptance window over"):
+    with no_change(snap), ape.reverts("acceptance window over"):
         market.accept(job_id, jobs.t(job_id), machine_id, sender=provider)
 
 
 def test_accept__twice__reverts(running_job, market, jobs, provider, snap):
     job_id, machine_id = running_job
     with no_change(snap):
-        with ape.reverts("job_market: job not open"):
+        with ape.reverts("job not open"):
             market.accept(job_id, jobs.t(job_id), machine_id, sender=provider)
         # The struct as it was when Open no longer matches the commitment.
         stale = dict(jobs[job_id], provider=provider.address, machine_id=0, complete_by=0)
-        with ape.reverts("job_market: job data mismatch"):
+        with ape.reverts("job data mismatch"):
             market.accept(job_id, tuple(stale[f] for f in JOB_FIELDS), machine_id, sender=provider)
 
 
@@ -383,7 +386,7 @@ def test_accept__targeted_job_by_other_provider__reverts(
     make_provider(provider)
     machine2 = make_provider(provider2)
     job_id, _ = make_job(user)  # for `provider`
-    with no_change(snap), ape.reverts("job_market: job is for another provider"):
+    with no_change(snap), ape.reverts("job is for another provider"):
         market.accept(job_id, jobs.t(job_id), machine2, sender=provider2)
 
 
@@ -453,7 +456,7 @@ def test_accept__cancelled_job__reverts(make_provider, make_job, market, jobs, p
     machine_id = make_provider(provider)
     job_id, _ = make_job(user)
     market.cancel(job_id, jobs.t(job_id), sender=user)
-    with no_change(snap), ape.reverts("job_market: job not open"):
+    with no_change(snap), ape.reverts("job not open"):
         market.accept(job_id, jobs.t(job_id), machine_id, sender=provider)
 
 
@@ -462,7 +465,7 @@ def test_accept__tampered_job__reverts_for_every_field(make_provider, make_job, 
     job_id, _ = make_job(user)
     with no_change(snap):
         for field in JOB_FIELDS:
-            with ape.reverts("job_market: job data mismatch"):
+            with ape.reverts("job data mismatch"):
                 market.accept(job_id, tampered(jobs, job_id, field), machine_id, sender=provider)
 
 
@@ -484,7 +487,7 @@ def test_unknown_job__every_entry_point__reverts(running_job, market, jobs, prov
     with no_change(snap):
         for call in calls.values():
             for unknown in (0, job_id + 1):
-                with ape.reverts("job_market: unknown job"):
+                with ape.reverts("unknown job"):
                     call(unknown)
 
 
@@ -506,6 +509,7 @@ def test_submit_result__running__records_result_and_opens_challenge_window(
         "result_hash": RESULT,
         "result_uri": "http://p/result",
         "challenge_end": challenge_end,
+        "draw_block": tx.block_number,
     }
     assert jobs[job_id]["result_hash"] == RESULT and jobs[job_id]["challenge_end"] == challenge_end
     assert_job(market, jobs, job_id, JobStatus.SUBMITTED)
@@ -524,7 +528,7 @@ def test_submit_result__at_complete_by__works__one_second_after__reverts(
         market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=provider)
         assert market.job_status(job_id) == JobStatus.SUBMITTED
     chain.pending_timestamp = complete_by + 1
-    with no_change(snap), ape.reverts("job_market: completion deadline passed"):
+    with no_change(snap), ape.reverts("completion deadline passed"):
         market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=provider)
 
 
@@ -532,26 +536,26 @@ def test_submit_result__not_the_provider__reverts(running_job, market, jobs, use
     job_id, _ = running_job
     with no_change(snap):
         for caller in (user, provider2):
-            with ape.reverts("job_market: caller is not the provider"):
+            with ape.reverts("caller is not the provider"):
                 market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=caller)
 
 
 def test_submit_result__empty_result_hash__reverts(running_job, market, jobs, provider, snap):
     job_id, _ = running_job
-    with no_change(snap), ape.reverts("job_market: result hash is empty"):
+    with no_change(snap), ape.reverts("result hash is empty"):
         market.submit_result(job_id, jobs.t(job_id), ZERO32, "r", sender=provider)
 
 
 def test_submit_result__twice__reverts(submitted_job, market, jobs, provider, snap):
     job_id, _ = submitted_job
-    with no_change(snap), ape.reverts("job_market: job not running"):
+    with no_change(snap), ape.reverts("job not running"):
         market.submit_result(job_id, jobs.t(job_id), b"\x33" * 32, "r2", sender=provider)
 
 
 def test_submit_result__open_job__reverts(make_provider, make_job, market, jobs, provider, user, snap):
     make_provider(provider)
     job_id, _ = make_job(user)
-    with no_change(snap), ape.reverts("job_market: job not running"):
+    with no_change(snap), ape.reverts("job not running"):
         market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=provider)
 
 
@@ -559,7 +563,7 @@ def test_submit_result__tampered_job__reverts_for_every_field(running_job, marke
     job_id, _ = running_job
     with no_change(snap):
         for field in JOB_FIELDS:
-            with ape.reverts("job_market: job data mismatch"):
+            with ape.reverts("job data mismatch"):
                 market.submit_result(job_id, tampered(jobs, job_id, field), RESULT, "r", sender=provider)
 
 
@@ -613,7 +617,7 @@ def test_finalize__at_challenge_end__reverts__one_second_after__works(
     job_id, _ = submitted_job
     challenge_end = jobs[job_id]["challenge_end"]
     chain.pending_timestamp = challenge_end
-    with no_change(snap), ape.reverts("job_market: challenge window open"):
+    with no_change(snap), ape.reverts("challenge window open"):
         market.finalize(job_id, jobs.t(job_id), sender=keeper)
     chain.pending_timestamp = challenge_end + 1
     market.finalize(job_id, jobs.t(job_id), sender=keeper)
@@ -625,7 +629,7 @@ def test_finalize__twice__reverts(submitted_job, market, jobs, chain, keeper, sn
     job_id, _ = submitted_job
     chain.pending_timestamp = jobs[job_id]["challenge_end"] + 1
     market.finalize(job_id, jobs.t(job_id), sender=keeper)
-    with no_change(snap), ape.reverts("job_market: job not finalizable"):
+    with no_change(snap), ape.reverts("job not finalizable"):
         market.finalize(job_id, jobs.t(job_id), sender=keeper)
 
 
@@ -641,7 +645,7 @@ def test_finalize__open_running_or_cancelled__reverts(
     chain.pending_timestamp = jobs[running_id]["complete_by"] + P.challenge_window + 1
     with no_change(snap):
         for job_id in (open_id, running_id, cancelled_id):
-            with ape.reverts("job_market: job not finalizable"):
+            with ape.reverts("job not finalizable"):
                 market.finalize(job_id, jobs.t(job_id), sender=keeper)
 
 
@@ -650,7 +654,7 @@ def test_finalize__tampered_job__reverts(submitted_job, market, jobs, chain, kee
     chain.pending_timestamp = jobs[job_id]["challenge_end"] + 1
     with no_change(snap):
         for field in ("payment", "fee_bps", "provider", "challenge_end", "result_hash"):
-            with ape.reverts("job_market: job data mismatch"):
+            with ape.reverts("job data mismatch"):
                 market.finalize(job_id, tampered(jobs, job_id, field), sender=keeper)
 
 
@@ -675,7 +679,7 @@ def test_cancel__not_the_user__reverts(make_provider, make_job, market, jobs, pr
     job_id, _ = make_job(user2)
     with no_change(snap):
         for caller in (provider, attacker):
-            with ape.reverts("job_market: caller is not the user"):
+            with ape.reverts("caller is not the user"):
                 market.cancel(job_id, jobs.t(job_id), sender=caller)
 
 
@@ -685,7 +689,7 @@ def test_cancel__running_or_already_cancelled__reverts(running_job, make_job, ma
     market.cancel(cancelled_id, jobs.t(cancelled_id), sender=user)
     with no_change(snap):
         for job_id in (running_id, cancelled_id):
-            with ape.reverts("job_market: job not open"):
+            with ape.reverts("job not open"):
                 market.cancel(job_id, jobs.t(job_id), sender=user)
 
 
@@ -694,7 +698,7 @@ def test_cancel__tampered_job__reverts(make_provider, make_job, market, jobs, pr
     job_id, _ = make_job(user)
     with no_change(snap):
         for field in ("user", "payment", "accept_by"):
-            with ape.reverts("job_market: job data mismatch"):
+            with ape.reverts("job data mismatch"):
                 market.cancel(job_id, tampered(jobs, job_id, field), sender=user)
 
 
@@ -709,7 +713,7 @@ def test_expire__open_job__at_accept_by_reverts__after_cancels_and_refunds(
     make_provider(provider)
     job_id, job = make_job(user)
     chain.pending_timestamp = job["accept_by"]
-    with no_change(snap), ape.reverts("job_market: acceptance window open"):
+    with no_change(snap), ape.reverts("acceptance window open"):
         market.expire(job_id, jobs.t(job_id), sender=keeper)
     chain.pending_timestamp = job["accept_by"] + 1
     ledger.mark()
@@ -726,7 +730,7 @@ def test_expire__running_job__at_complete_by_reverts__after_refunds_and_slashes_
     job_id, _ = running_job
     complete_by = jobs[job_id]["complete_by"]
     chain.pending_timestamp = complete_by
-    with no_change(snap), ape.reverts("job_market: job not overdue"):
+    with no_change(snap), ape.reverts("job not overdue"):
         market.expire(job_id, jobs.t(job_id), sender=keeper)
     chain.pending_timestamp = complete_by + 1
     ledger.mark()
@@ -779,7 +783,7 @@ def test_expire__not_expirable_states__revert(submitted_job, make_job, market, j
     chain.pending_timestamp = jobs[submitted_id]["complete_by"] + 10 * DAY
     with no_change(snap):
         for job_id in (submitted_id, cancelled_id, expired_id):
-            with ape.reverts("job_market: job cannot expire"):
+            with ape.reverts("job cannot expire"):
                 market.expire(job_id, jobs.t(job_id), sender=keeper)
 
 
@@ -794,7 +798,7 @@ def test_expire__expired_or_finalized__reverts(
     market.expire(late_id, jobs.t(late_id), sender=keeper)
     with no_change(snap):
         for job_id in (finalized_id, late_id):
-            with ape.reverts("job_market: job cannot expire"):
+            with ape.reverts("job cannot expire"):
                 market.expire(job_id, jobs.t(job_id), sender=keeper)
 
 
@@ -803,5 +807,5 @@ def test_expire__tampered_job__reverts(running_job, market, jobs, chain, keeper,
     chain.pending_timestamp = jobs[job_id]["complete_by"] + 1
     with no_change(snap):
         for field in ("complete_by", "collateral", "payment", "user"):
-            with ape.reverts("job_market: job data mismatch"):
+            with ape.reverts("job data mismatch"):
                 market.expire(job_id, tampered(jobs, job_id, field), sender=keeper)

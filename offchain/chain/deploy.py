@@ -141,6 +141,10 @@ def deploy_all(
     if threshold != 1:
         hub.set_threshold(threshold, **sender)
 
+    # Audit verdicts come from the oracle quorum: OracleHub posts them to JobMarket.
+    hub.set_job_market(market.address, **sender)
+    market.grantRole(role("VERIFIER_ROLE"), hub.address, **sender)
+
     registry.grantRole(role("COLLATERAL_ROLE"), market.address, **sender)
     registry.grantRole(role("SLASHER_ROLE"), market.address, **sender)
     for c in GPU_CLASSES:
@@ -194,6 +198,7 @@ def deploy_all(
             "guardian": guardian,
             "attester": attester or (deployer.address if local else None),
             "verifier": verifier or (deployer.address if local else None),
+            "verdicts": hub.address,
             "oracle_operators": list(operators or []),
             "oracle_threshold": threshold,
         },

@@ -40,6 +40,8 @@ def job_from_created(log: Any) -> dict:
         "complete_by": 0,
         "result_hash": ZERO_BYTES32,
         "challenge_end": 0,
+        "audit_bps": 0,
+        "draw_block": 0,
     }
 
 
@@ -50,15 +52,37 @@ def apply_event(job: dict, event_name: str, log: Any) -> dict:
         job["provider"] = _get(log, "provider")
         job["machine_id"] = _get(log, "machine_id")
         job["complete_by"] = _get(log, "complete_by")
+        job["collateral"] = _get(log, "collateral")
+        job["audit_bps"] = _get(log, "audit_bps")
     elif event_name == "ResultSubmitted":
         job["result_hash"] = _get(log, "result_hash")
         job["challenge_end"] = _get(log, "challenge_end")
+        job["draw_block"] = _get(log, "draw_block")
     return job
 
 
 def as_tuple(job: dict) -> tuple:
     """The struct in ABI field order."""
     return tuple(job[f] for f in JOB_FIELDS)
+
+
+# ABI types of JobMarket.Job, in JOB_FIELDS order.
+JOB_ABI_TYPES = (
+    "address", "address", "uint256", "uint16", "bytes32", "uint256", "uint256", "uint256",
+    "uint256", "uint256", "uint256", "uint256", "bytes32", "uint256", "uint256", "uint256",
+)  # fmt: skip
+
+
+def commitment(job: dict) -> bytes:
+    """What JobMarket stores for a job (`job_commitment`): keccak256(abi_encode(job)), low byte cleared.
+
+    Computed here rather than by a contract view, which JobMarket cannot afford under EIP-170.
+    """
+    from eth_abi import encode
+    from eth_utils import keccak
+
+    digest = keccak(encode(["(" + ",".join(JOB_ABI_TYPES) + ")"], [as_tuple(job)]))
+    return digest[:31] + b"\x00"
 
 
 def job_from_chain(market: Any, job_id: int, start_block: int = 0, stop_block: int | None = None) -> dict:

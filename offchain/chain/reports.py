@@ -44,6 +44,13 @@ UPTIME_FIELDS: tuple[tuple[str, str], ...] = (
     ("successes", "uint256"),
     ("nonce", "uint256"),
 )
+VERDICT_FIELDS: tuple[tuple[str, str], ...] = (
+    ("job_id", "uint256"),
+    ("result_hash", "bytes32"),
+    ("valid", "bool"),
+    ("evidence_hash", "bytes32"),
+    ("nonce", "uint256"),
+)
 _EIP712_DOMAIN_FIELDS: tuple[tuple[str, str], ...] = (
     ("name", "string"),
     ("version", "string"),
@@ -70,6 +77,7 @@ def type_string(primary: str, fields: Iterable[tuple[str, str]]) -> str:
 
 ATTESTATION_TYPEHASH = keccak(text=type_string("BenchmarkAttestation", ATTESTATION_FIELDS))
 UPTIME_TYPEHASH = keccak(text=type_string("UptimeReport", UPTIME_FIELDS))
+VERDICT_TYPEHASH = keccak(text=type_string("JobVerdict", VERDICT_FIELDS))
 
 
 def _as_bytes32(value: bytes | str) -> bytes:
@@ -88,6 +96,8 @@ def _normalize(fields: Iterable[tuple[str, str]], report: Report) -> dict[str, A
             value = _as_bytes32(value)
         elif typ == "address":
             value = to_checksum_address(value)
+        elif typ == "bool":
+            value = bool(value)
         else:
             value = int(value)
         out[name] = value
@@ -130,6 +140,11 @@ def attestation_typed_data(hub_address: str, chain_id: int, report: Report) -> T
 def uptime_typed_data(hub_address: str, chain_id: int, report: Report) -> TypedData:
     """EIP-712 typed data (eth_account `full_message` form) of an UptimeReport."""
     return _typed_data("UptimeReport", UPTIME_FIELDS, hub_address, chain_id, report)
+
+
+def verdict_typed_data(hub_address: str, chain_id: int, report: Report) -> TypedData:
+    """EIP-712 typed data (eth_account `full_message` form) of a JobVerdict."""
+    return _typed_data("JobVerdict", VERDICT_FIELDS, hub_address, chain_id, report)
 
 
 def typed_data_digest(typed_data: TypedData) -> bytes:

@@ -1,0 +1,436 @@
+"""JobMarket sampled audits, collateral sized from the audit rate, on-chain reputation, verdicts
+through the OracleHub quorum, and funding with a permit.
+
+The session deployment runs with audits off (conftest.UNIT_PARAMS); this module turns them on
+with `set_params` (module fixture `audit_params`): new providers are audited on 100% of their
+jobs unless a test lowers it, so a draw is certain where a test needs one.
+"""
+
+from dataclasses import replace
+
+import ape
+import pytest
+from conftest import ACCEPT_WINDOW, COMPLETE_WITHIN, CPU, PRICE, STAKE, UNITS
+from market_helpers import ev
+
+from offchain.chain import reports as R
+from offchain.chain.permit import sign_permit
+from offchain.constants import MAX_BPS, ONE_TOKEN, JobStatus
+from offchain.params import MarketParams, OracleParams
+
+PAYMENT = PRICE * UNITS
+ZERO = "0x" + "00" * 20
+RESULT = b"\x22" * 32
+AUDITS = MarketParams(
+    base_audit_bps=1_000,
+    new_provider_audit_bps=MAX_BPS,
+    trusted_after_jobs=2,
+    bad_record_audit_bps=2_000,
+    detection_bps=9_000,
+)
+
+
+def required(payment, floor, p, d=AUDITS.detection_bps):
+    """JobMarket._required_collateral, independently: S >= R * (1/(p*d) - 1), rounded up."""
+    if p == 0:
+        return floor
+    pd = p * d
+    return max(floor, -(-payment * MAX_BPS * MAX_BPS // pd) - payment)
+
+
+@pytest.fixture(scope="module")
+def pool(accounts, deployment, deployer):
+    """Three hub operators (threshold 2), sorted by address, each with the minimum stake bonded."""
+    hub, token = deployment.hub, deployment.token
+    stake = OracleParams().min_operator_stake
+    ops = []
+    for _ in range(3):
+        a = accounts.generate_test_account()
+        deployer.transfer(a, 10 * 10**18)
+        token.mint(a, stake, sender=deployer)
+        token.approve(hub, 2**256 - 1, sender=a)
+        hub.stake(stake, sender=a)
+        hub.add_operator(a, sender=deployer)
+        ops.append(a)
+    hub.set_threshold(2, sender=deployer)
+    return sorted(ops, key=lambda a: int(a.address, 16))
+
+
+@pytest.fixture(scope="module")
+def hub(deployment):
+    return deployment.hub
+
+
+@pytest.fixture(scope="module", autouse=True)
+def audit_params(hub, deployment, deployer, pool, chain, project, registry, token, market, keeper, provider, user):
+    market.set_params(AUDITS.as_tuple(), sender=deployer)
+    return AUDITS
+
+
+@pytest.fixture
+def set_rates(market, deployer):
+    def _set(**changes):
+        market.set_params(replace(AUDITS, **changes).as_tuple(), sender=deployer)
+
+    return _set
+
+
+def rep(market, who):
+    return dict(zip(("completed", "failed", "expired", "audits_passed", "disputes_won", "disputes_lost"),
+                    market.reputation(who), strict=True))  # fmt: skip
+
+
+def verdict(hub, chain, ops, job_id, job, valid, signers=2, **fields):
+    report = {
+        "job_id": job_id,
+        "result_hash": job["result_hash"],
+        "valid": valid,
+        "evidence_hash": b"\x5e" * 32,
+        "nonce": hub.verdict_nonce(job_id),
+    }
+    report.update(fields)
+    typed = R.verdict_typed_data(hub.address, chain.chain_id, report)
+    sigs = [(op.address, R.sign_report(op.private_key, typed)) for op in ops[:signers]]
+    return R.report_tuple(R.VERDICT_FIELDS, report), R.sort_signatures(sigs)
+
+
+def run_to_submitted(market, jobs, make_job, machine_id, provider, user, result=RESULT):
+    job_id, _ = make_job(user)
+    jobs.track(market.accept(job_id, jobs.t(job_id), machine_id, sender=provider))
+    jobs.track(market.submit_result(job_id, jobs.t(job_id), result, "http://p/blobs/r", sender=provider))
+    return job_id
+
+
+################################################################
+#                  audit rate and collateral                   #
+################################################################
+
+
+def test_audit_rate__new_then_trusted_then_bad_record(market, set_rates, provider):
+    set_rates(new_provider_audit_bps=3_000)
+    assert market.audit_rate(provider) == 3_000  # no completed jobs yet
+    set_rates(new_provider_audit_bps=3_000, trusted_after_jobs=0)
+    assert market.audit_rate(provider) == AUDITS.base_audit_bps
+    set_rates(new_provider_audit_bps=500, trusted_after_jobs=10)
+    assert market.audit_rate(provider) == AUDITS.base_audit_bps  # never below the base rate
+
+
+@pytest.mark.parametrize("p", [1, 500, 1_000, 3_333, 9_999, MAX_BPS])
+@pytest.mark.parametrize("payment", [1, 10**18 + 7, 123_456_789 * 10**9])
+def test_required_collateral__matches_formula_and_deters_cheating(market, p, payment):
+    floor = payment * 15_000 // MAX_BPS
+    got = market.required_collateral(payment, floor, p)
+    assert got == required(payment, floor, p)
+    # p*d*(R + S) >= R: the expected loss of a cheater covers at least its gain.
+    assert p * AUDITS.detection_bps * (payment + got) >= payment * MAX_BPS * MAX_BPS
+
+
+def test_required_collateral__no_audits__floor(market):
+    assert market.required_collateral(10**18, 5, 0) == 5
+
+
+def test_accept__new_provider__locks_collateral_for_its_audit_rate(
+    make_provider, make_job, market, registry, jobs, set_rates, provider, user
+):
+    set_rates(new_provider_audit_bps=3_000)
+    machine_id = make_provider(provider)
+    job_id, job = make_job(user)
+    floor = job["collateral"]
+    tx = jobs.track(market.accept(job_id, jobs.t(job_id), machine_id, sender=provider))
+    want = required(PAYMENT, floor, 3_000)
+    assert want > floor
+    e = ev(tx, market.JobAccepted)
+    assert (e["collateral"], e["audit_bps"]) == (want, 3_000)
+    assert ev(tx, registry.CollateralLocked)["amount"] == want
+    assert jobs[job_id]["collateral"] == want and market.check_job(job_id, jobs.t(job_id))
+
+
+def test_accept__collateral_above_free_stake__reverts(make_provider, make_job, market, jobs, set_rates, provider, user):
+    # p = 0.01%: collateral ~ 11,110x the payment, far above the provider's 1,000-token stake.
+    set_rates(new_provider_audit_bps=1, base_audit_bps=1)
+    machine_id = make_provider(provider)
+    job_id, _ = make_job(user, units=UNITS * 100)
+    with ape.reverts():
+        market.accept(job_id, jobs.t(job_id), machine_id, sender=provider)
+    assert market.job_status(job_id) == JobStatus.OPEN
+
+
+################################################################
+#                        the audit draw                        #
+################################################################
+
+
+def test_draw__certain__finalize_refused_until_audited(
+    make_provider, make_job, market, jobs, chain, keeper, provider, user
+):
+    machine_id = make_provider(provider)
+    job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
+    assert jobs[job_id]["audit_bps"] == MAX_BPS
+    chain.mine(1)
+    assert market.audit_drawn(job_id, jobs.t(job_id))
+    chain.pending_timestamp += AUDITS.challenge_window + 1
+    with ape.reverts("job drawn for audit"):
+        market.finalize(job_id, jobs.t(job_id), sender=keeper)
+
+
+def test_draw__zero_rate__never_drawn_and_finalizes(
+    make_provider, make_job, market, jobs, chain, set_rates, keeper, provider, user
+):
+    set_rates(new_provider_audit_bps=0, base_audit_bps=0)
+    machine_id = make_provider(provider)
+    job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
+    chain.mine(1)
+    assert not market.audit_drawn(job_id, jobs.t(job_id))
+    with ape.reverts("job not drawn for audit"):
+        market.open_audit(job_id, jobs.t(job_id), sender=keeper)
+    chain.pending_timestamp += AUDITS.challenge_window + 1
+    market.finalize(job_id, jobs.t(job_id), sender=keeper)
+    assert market.job_status(job_id) == JobStatus.FINALIZED
+
+
+def test_draw__half_rate__about_half_of_jobs_drawn(make_provider, market, jobs, chain, set_rates, provider, user):
+    set_rates(new_provider_audit_bps=5_000, base_audit_bps=5_000)
+    machine_id = make_provider(provider, stake=100_000 * ONE_TOKEN // 2)
+    n = 40
+    tx = market.create_jobs(
+        provider, CPU, [bytes([i + 1]) * 32 for i in range(n)], [UNITS] * n, PRICE, ACCEPT_WINDOW, COMPLETE_WITHIN,
+        sender=user,
+    )  # fmt: skip
+    jobs.track(tx)
+    ids = sorted(jobs)[-n:]
+    jobs.track(market.accept_jobs(ids, [jobs.t(i) for i in ids], machine_id, sender=provider))
+    for i in ids:  # one submission per block: independent block hashes
+        jobs.track(market.submit_result(i, jobs.t(i), RESULT, "r", sender=provider))
+    chain.mine(1)
+    drawn = sum(market.audit_drawn(i, jobs.t(i)) for i in ids)
+    # Binomial(40, 0.5): P(outside 8..32) < 1e-4.
+    assert 8 <= drawn <= 32, drawn
+
+
+def test_draw__lapses_after_256_blocks(make_provider, make_job, market, jobs, chain, keeper, provider, user):
+    machine_id = make_provider(provider)
+    job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
+    chain.mine(1)
+    assert market.audit_drawn(job_id, jobs.t(job_id))
+    chain.mine(256)
+    assert not market.audit_drawn(job_id, jobs.t(job_id))
+    chain.pending_timestamp += AUDITS.challenge_window + 1
+    market.finalize(job_id, jobs.t(job_id), sender=keeper)
+    assert market.job_status(job_id) == JobStatus.FINALIZED
+
+
+def test_open_audit__drawn__anyone_opens_without_bond(
+    make_provider, make_job, market, jobs, chain, token, keeper, provider, user
+):
+    machine_id = make_provider(provider)
+    job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
+    before = token.balanceOf(keeper)
+    tx = market.open_audit(job_id, jobs.t(job_id), sender=keeper)
+    e = ev(tx, market.AuditOpened)
+    assert e["job_id"] == job_id and e["audit_deadline"] == chain.blocks.head.timestamp + AUDITS.audit_timeout
+    assert market.job_status(job_id) == JobStatus.AUDIT
+    assert tuple(market.disputes(job_id))[:2] == (ZERO, 0)
+    assert token.balanceOf(keeper) == before
+    with ape.reverts("job not submitted"):
+        market.open_audit(job_id, jobs.t(job_id), sender=keeper)
+
+
+def test_open_audit__after_challenge_window__reverts(
+    make_provider, make_job, market, jobs, chain, keeper, provider, user
+):
+    machine_id = make_provider(provider)
+    job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
+    chain.pending_timestamp += AUDITS.challenge_window + 1
+    with ape.reverts("challenge window over"):
+        market.open_audit(job_id, jobs.t(job_id), sender=keeper)
+
+
+################################################################
+#                  verdicts through the quorum                 #
+################################################################
+
+
+def test_verdict_valid__sampled__provider_paid_reputation_counts(
+    make_provider, make_job, market, hub, jobs, chain, token, pool, keeper, provider, user
+):
+    machine_id = make_provider(provider)
+    job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
+    market.open_audit(job_id, jobs.t(job_id), sender=keeper)
+    before = token.balanceOf(provider)
+    report, sigs = verdict(hub, chain, pool, job_id, jobs[job_id], True)
+    tx = hub.submit_verdict(report, jobs.t(job_id), sigs, sender=keeper)
+    assert ev(tx, hub.VerdictAccepted)["signers"] == 2
+    assert ev(tx, market.VerdictPosted)["verifier"] == hub.address
+    assert market.job_status(job_id) == JobStatus.FINALIZED
+    fee = PAYMENT * AUDITS.fee_bps // MAX_BPS
+    assert token.balanceOf(provider) - before == PAYMENT - fee
+    assert rep(market, provider) == dict(
+        completed=1, failed=0, expired=0, audits_passed=1, disputes_won=0, disputes_lost=0
+    )
+
+
+def test_verdict_invalid__sampled__user_refunded_collateral_slashed_rate_rises(
+    make_provider, make_job, market, hub, registry, jobs, chain, token, pool, keeper, provider, user
+):
+    machine_id = make_provider(provider)
+    job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
+    market.open_audit(job_id, jobs.t(job_id), sender=keeper)
+    collateral = jobs[job_id]["collateral"]
+    user_before = token.balanceOf(user)
+    report, sigs = verdict(hub, chain, pool, job_id, jobs[job_id], False)
+    tx = hub.submit_verdict(report, jobs.t(job_id), sigs, sender=keeper)
+    e = ev(tx, market.JobFailed)
+    assert e["challenger_reward"] == 0  # a sampled audit has no challenger
+    assert e["user_compensation"] == collateral * AUDITS.user_compensation_bps // MAX_BPS
+    assert e["burned"] == collateral - e["user_compensation"]
+    assert token.balanceOf(user) - user_before == PAYMENT + e["user_compensation"]
+    assert market.job_status(job_id) == JobStatus.FAILED
+    assert rep(market, provider)["failed"] == 1
+    # New provider (100%) plus one failure: capped at 100%; as an established provider it
+    # would be base + bad_record.
+    assert market.audit_rate(provider) == MAX_BPS
+
+
+def test_verdict__dispute__reputation_records_dispute_outcome(
+    make_provider, make_job, market, hub, jobs, chain, pool, set_rates, keeper, provider, user, user2
+):
+    set_rates(new_provider_audit_bps=0, base_audit_bps=0)
+    machine_id = make_provider(provider)
+    a = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
+    b = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
+    market.dispute(a, jobs.t(a), sender=user2)
+    market.dispute(b, jobs.t(b), sender=user2)
+    report, sigs = verdict(hub, chain, pool, a, jobs[a], True)
+    hub.submit_verdict(report, jobs.t(a), sigs, sender=keeper)
+    report, sigs = verdict(hub, chain, pool, b, jobs[b], False)
+    hub.submit_verdict(report, jobs.t(b), sigs, sender=keeper)
+    assert rep(market, provider) == dict(
+        completed=1, failed=1, expired=0, audits_passed=1, disputes_won=1, disputes_lost=1
+    )
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("one_signer", "oracle_hub: not enough signatures"),
+        ("other_result", "oracle_hub: verdict is for another result"),
+        ("wrong_nonce", "oracle_hub: wrong nonce"),
+        ("not_in_audit", "job not in audit"),
+    ],
+)
+def test_submit_verdict__bad_report__reverts_nothing_changes(
+    make_provider, make_job, market, hub, jobs, chain, pool, keeper, provider, user, case, message
+):
+    machine_id = make_provider(provider)
+    job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
+    if case != "not_in_audit":
+        market.open_audit(job_id, jobs.t(job_id), sender=keeper)
+    fields = {"other_result": {"result_hash": b"\x33" * 32}, "wrong_nonce": {"nonce": 1}}.get(case, {})
+    report, sigs = verdict(hub, chain, pool, job_id, jobs[job_id], True, signers=1 if case == "one_signer" else 2,
+                           **fields)  # fmt: skip
+    status = market.job_status(job_id)
+    with ape.reverts(message):
+        hub.submit_verdict(report, jobs.t(job_id), sigs, sender=keeper)
+    assert market.job_status(job_id) == status
+    assert hub.verdict_nonce(job_id) == 0
+
+
+def test_submit_verdict__replayed__reverts(
+    make_provider, make_job, market, hub, jobs, chain, pool, keeper, provider, user
+):
+    machine_id = make_provider(provider)
+    job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
+    market.open_audit(job_id, jobs.t(job_id), sender=keeper)
+    report, sigs = verdict(hub, chain, pool, job_id, jobs[job_id], True)
+    hub.submit_verdict(report, jobs.t(job_id), sigs, sender=keeper)
+    with ape.reverts("oracle_hub: wrong nonce"):
+        hub.submit_verdict(report, jobs.t(job_id), sigs, sender=keeper)
+
+
+def test_post_verdict__only_verifier_role(make_provider, make_job, market, jobs, keeper, attacker, provider, user):
+    machine_id = make_provider(provider)
+    job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
+    market.open_audit(job_id, jobs.t(job_id), sender=keeper)
+    with ape.reverts():
+        market.post_verdict(job_id, jobs.t(job_id), False, sender=attacker)
+
+
+def test_set_job_market__once_and_admin_only(hub, market, deployer, attacker):
+    assert hub.job_market() == market.address
+    with ape.reverts("oracle_hub: job market already set"):
+        hub.set_job_market(attacker, sender=deployer)
+    with ape.reverts():
+        hub.set_job_market(attacker, sender=attacker)
+
+
+def test_reputation__expired_job_counts(make_provider, make_job, market, jobs, chain, keeper, provider, user):
+    machine_id = make_provider(provider)
+    job_id, _ = make_job(user)
+    jobs.track(market.accept(job_id, jobs.t(job_id), machine_id, sender=provider))
+    chain.pending_timestamp += COMPLETE_WITHIN + 1
+    market.expire(job_id, jobs.t(job_id), sender=keeper)
+    assert rep(market, provider)["expired"] == 1
+
+
+################################################################
+#                           permits                            #
+################################################################
+
+
+def _permit(token, owner_key, owner, spender, amount, deadline, chain):
+    return sign_permit(owner_key, token, chain.chain_id, owner, spender, amount, deadline)
+
+
+def test_create_job_with_permit__no_allowance__one_transaction(
+    make_provider, market, token, jobs, chain, accounts, deployer, provider
+):
+    make_provider(provider)
+    payer = accounts.generate_test_account()
+    deployer.transfer(payer, 10**18)
+    token.mint(payer, PAYMENT, sender=deployer)
+    assert token.allowance(payer, market) == 0
+    deadline = chain.pending_timestamp + 600
+    v, r, s = _permit(token, payer.private_key, payer.address, market.address, PAYMENT, deadline, chain)
+    args = (provider, CPU, b"\x11" * 32, UNITS, PRICE, ACCEPT_WINDOW, COMPLETE_WITHIN, PAYMENT, deadline, v, r, s)
+    tx = jobs.track(market.create_job_with_permit(*args, sender=payer))
+    job_id = ev(tx, market.JobCreated)["job_id"]
+    assert market.job_status(job_id) == JobStatus.OPEN
+    assert token.balanceOf(payer) == 0 and token.allowance(payer, market) == 0
+
+
+def test_create_job_with_permit__front_run_permit__still_succeeds(
+    make_provider, market, token, jobs, chain, accounts, deployer, attacker, provider
+):
+    make_provider(provider)
+    payer = accounts.generate_test_account()
+    deployer.transfer(payer, 10**18)
+    token.mint(payer, PAYMENT, sender=deployer)
+    deadline = chain.pending_timestamp + 600
+    v, r, s = _permit(token, payer.private_key, payer.address, market.address, PAYMENT, deadline, chain)
+    token.permit(payer, market, PAYMENT, deadline, v, r, s, sender=attacker)  # copied from the mempool
+    args = (provider, CPU, b"\x11" * 32, UNITS, PRICE, ACCEPT_WINDOW, COMPLETE_WITHIN, PAYMENT, deadline, v, r, s)
+    jobs.track(market.create_job_with_permit(*args, sender=payer))
+    assert token.balanceOf(payer) == 0
+
+
+def test_create_job_with_permit__bad_signature__transfer_fails(
+    make_provider, market, token, chain, accounts, deployer, provider
+):
+    make_provider(provider)
+    payer = accounts.generate_test_account()
+    deployer.transfer(payer, 10**18)
+    token.mint(payer, PAYMENT, sender=deployer)
+    deadline = chain.pending_timestamp + 600
+    v, r, s = _permit(token, payer.private_key, payer.address, market.address, PAYMENT - 1, deadline, chain)
+    args = (provider, CPU, b"\x11" * 32, UNITS, PRICE, ACCEPT_WINDOW, COMPLETE_WITHIN, PAYMENT, deadline, v, r, s)
+    with ape.reverts():
+        market.create_job_with_permit(*args, sender=payer)
+    assert token.balanceOf(payer) == PAYMENT and market.job_count() == 0
+
+
+def test_stake_required_for_default_rates_is_documented():
+    """The default rates lock 2.7x the payment for a new provider and 10.1x for an established one."""
+    d = MarketParams()
+    assert required(10**18, 15 * 10**17, d.new_provider_audit_bps, d.detection_bps) == 2_703_703_703_703_703_704
+    assert required(10**18, 15 * 10**17, d.base_audit_bps, d.detection_bps) == 10_111_111_111_111_111_112
+    assert STAKE >= 10 * PAYMENT  # conftest's stake covers an established provider's job
