@@ -375,7 +375,8 @@ def request_unstake(amount: uint256):
     staked: uint256 = 0
     locked: uint256 = 0
     staked, locked = self._get_bond(msg.sender)
-    assert amount <= staked - locked, "registry: not enough free stake"
+    # Written as a sum: after a slash `staked` may be below `locked` (see `slash`).
+    assert locked + amount <= staked, "registry: not enough free stake"
     self._set_bond(msg.sender, staked - amount, locked)
     unbonding: uint256 = self.unbonding[msg.sender] + amount
     release: uint256 = block.timestamp + self.unbonding_period
@@ -474,6 +475,8 @@ def free_stake(provider: address) -> uint256:
     staked: uint256 = 0
     locked: uint256 = 0
     staked, locked = self._get_bond(provider)
+    if staked <= locked:
+        return 0
     return staked - locked
 
 
@@ -597,7 +600,7 @@ def lock_collateral(provider: address, machine_id: uint256, class_id: uint16, am
     locked: uint256 = 0
     staked, locked = self._get_bond(provider)
     assert staked >= self.required_stake[provider], "registry: stake below minimum"
-    assert amount <= staked - locked, "registry: not enough free stake"
+    assert locked + amount <= staked, "registry: not enough free stake"
     locked += amount
     self._set_bond(provider, staked, locked)
     log CollateralLocked(provider=provider, machine_id=machine_id, amount=amount, locked=locked)
@@ -636,8 +639,10 @@ def slash(provider: address, amount: uint256, reason: bytes32, beneficiary: addr
     from_staked: uint256 = min(amount, staked)
     from_unbonding: uint256 = min(amount - from_staked, unbonding)
     staked -= from_staked
-    # Keep locked <= staked: collateral that no longer exists is no longer locked.
-    self._set_bond(provider, staked, min(locked, staked))
+    # `locked` stays the sum of the open jobs' collateral even when this leaves `staked` below
+    # it: nothing is free (no unstake, no new job) until the provider restakes above it, so
+    # stake added after a slash cannot be unstaked from under jobs that are still open.
+    self._set_bond(provider, staked, locked)
     if from_unbonding > 0:
         self.unbonding[provider] = unbonding - from_unbonding
         if from_unbonding == unbonding:

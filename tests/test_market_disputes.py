@@ -259,7 +259,7 @@ def test_post_verdict__invalid__stake_already_slashed_elsewhere__pays_what_is_le
     job_id, _ = disputed_job
     registry.grantRole(roles["SLASHER_ROLE"], deployer, sender=deployer)
     registry.slash(provider, STAKE - ONE_TOKEN, b"\x01" * 32, ZERO_ADDRESS, sender=deployer)
-    assert tuple(registry.stakes(provider)) == (ONE_TOKEN, ONE_TOKEN, 0, 0)
+    assert tuple(registry.stakes(provider)) == (ONE_TOKEN, COLLATERAL, 0, 0)  # locked stays
     ledger.mark()
     tx = market.post_verdict(job_id, jobs.t(job_id), False, sender=deployer)
     compensation = COLLATERAL * P.user_compensation_bps // MAX_BPS  # 0.75, fully covered

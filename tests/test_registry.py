@@ -1236,20 +1236,28 @@ def test_slash__other_providers__untouched(registry, token, provider, provider2,
     assert token.balanceOf(registry) == 2 * STAKE
 
 
-def test_slash__below_locked__keeps_locked_le_staked_and_unlock_safe(
+def test_slash__below_locked__locked_stays_and_restake_cannot_escape_open_jobs(
     reverts, registry, provider, locker, slasher, treasury, active_machine
 ):
     registry.lock_collateral(provider, active_machine, CPU, 800 * ONE_TOKEN, sender=locker)
     registry.slash(provider, 500 * ONE_TOKEN, REASON, treasury, sender=slasher)
-    assert tuple(registry.stakes(provider)) == (500 * ONE_TOKEN, 500 * ONE_TOKEN, 0, 0)
+    # Locked stays the open jobs' total even though only 500 remain staked.
+    assert tuple(registry.stakes(provider)) == (500 * ONE_TOKEN, 800 * ONE_TOKEN, 0, 0)
     assert registry.free_stake(provider) == 0
     with reverts("registry: not enough free stake"):
         registry.request_unstake(1, sender=provider)
-    # The job that locked 800 ends: unlocking it must not underflow.
+    # Restaking 400 leaves only 100 free: the 300 that refill the open job's collateral stay put.
+    registry.stake(400 * ONE_TOKEN, sender=provider)
+    assert registry.free_stake(provider) == 100 * ONE_TOKEN
+    with reverts("registry: not enough free stake"):
+        registry.request_unstake(100 * ONE_TOKEN + 1, sender=provider)
+    with reverts("registry: not enough free stake"):
+        registry.lock_collateral(provider, active_machine, CPU, 100 * ONE_TOKEN + 1, sender=locker)
+    # The job that locked 800 ends: everything is free again.
     tx = registry.unlock_collateral(provider, 800 * ONE_TOKEN, sender=locker)
     assert _one(tx, registry.CollateralUnlocked)["locked"] == 0
-    assert tuple(registry.stakes(provider)) == (500 * ONE_TOKEN, 0, 0, 0)
-    assert registry.free_stake(provider) == 500 * ONE_TOKEN
+    assert tuple(registry.stakes(provider)) == (900 * ONE_TOKEN, 0, 0, 0)
+    assert registry.free_stake(provider) == 900 * ONE_TOKEN
 
 
 def test_slash__within_free_stake__locked_unchanged(registry, provider, locker, slasher, treasury, active_machine):
