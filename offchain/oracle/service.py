@@ -17,6 +17,22 @@ Loop (every `poll_s`):
    epoch ends, the machine's leader proposes its counts as an UptimeReport and peers co-sign
    if their own ratio is within `uptime_tolerance_bps` of it.
 
+4. Jobs (JobMarket events, followed in the same loop with a cursor of their own, one
+   `eth_getLogs` per batch, job structs cached in SQLite, see `jobwatch`): a Submitted job
+   that the draw selected (`jobwatch.drawn_for_audit`, the contract's rule computed from the
+   draw block's hash) is moved into Audit by its leader
+   (`open_audit`; a revert because another operator was first is harmless). Every operator
+   audits every job in Audit (sampled or disputed) on a background thread with
+   `auditor.audit_job` (fetch spec/inputs/output from the provider, re-execute, compare,
+   escalate to a third execution before "invalid") and keeps the outcome per (job, result
+   hash). The job's leader proposes a JobVerdict {job_id, result_hash, valid, evidence_hash of
+   its own evidence, nonce = hub.verdict_nonce(job_id)}, gathers co-signatures (POST
+   /sign/verdict) and calls `hub.submit_verdict` before the job's `audit_deadline`.
+   A peer signs a verdict when **its own audit reaches the same `valid`**; the evidence hash
+   is the leader's transcript (timings and URLs differ per operator, so the peers could never
+   agree on one byte for byte), and each operator serves its own evidence at GET
+   /audits/<job_id>.
+
 Co-signing (peers): a peer signs a proposed attestation only if the report matches the chain
 (current nonce, provider, class), the validity is within the TTL, and **its own independent
 challenge** of the same machine reaches the same outcome. It signs at most one report per
@@ -37,6 +53,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import random
 import threading
 import time
@@ -47,17 +64,21 @@ from typing import Any
 
 import requests
 from eth_account import Account
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from offchain.chain.jobs import as_tuple
 from offchain.chain.reports import (
     ATTESTATION_FIELDS,
     UPTIME_FIELDS,
+    VERDICT_FIELDS,
     attestation_typed_data,
     report_tuple,
     typed_data_digest,
     uptime_typed_data,
+    verdict_typed_data,
 )
-from offchain.constants import MachineStatus
+from offchain.constants import JobStatus, MachineStatus
+from offchain.oracle import jobwatch
 from offchain.oracle.challenger import run_hardware_challenge
 from offchain.oracle.store import Store
 
@@ -66,6 +87,14 @@ log = logging.getLogger("gpunet.oracle")
 OUTCOME_CODES = {"pass": 0, "fail_misreport": 1, "fail_unreachable": 2}
 NO_EXPIRY = 2**32 - 1
 CPU_CLASS_ID = 1
+
+
+def _hex32(value: bytes | str) -> str:
+    """A bytes32 (bytes or 0x-hex) as 64 lowercase hex digits; ValueError if it is not 32 bytes."""
+    raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else bytes(value)
+    if len(raw) != 32:
+        raise ValueError(f"expected 32 bytes, got {len(raw)}")
+    return raw.hex()
 
 
 class CircuitBreaker(RuntimeError):
@@ -94,6 +123,14 @@ class OracleConfig:
     # Matrix size for GPU-class challenges (None: the challenger's default, 8192).
     gpu_challenge_n: int | None = None
     max_cycles: int | None = None  # for tests: stop after this many loop cycles
+    # Job audits (see `offchain.oracle.auditor`): the re-execution device (None: CUDA when
+    # present), how long a provider has to serve a blob (attempts spread over this many
+    # seconds) and how many attempts; a failed audit (the oracle's own trouble) is retried
+    # after `audit_retry_s`.
+    audit_device: str | None = None
+    audit_fetch_timeout_s: float = 60.0
+    audit_retries: int = 4
+    audit_retry_s: float = 30.0
 
 
 class Metrics:
@@ -115,6 +152,37 @@ class Metrics:
         )
         self.last_block = Gauge("gpunet_oracle_last_block", "Last processed block", registry=self.registry)
         self.machines = Gauge("gpunet_oracle_machines", "Machines known", ["status"], registry=self.registry)
+        self.audits_opened = Counter(
+            "gpunet_oracle_audits_opened", "Drawn jobs this operator moved into Audit", registry=self.registry
+        )
+        self.audits = Counter(
+            "gpunet_oracle_audits", "Own job audits completed", ["valid", "reason"], registry=self.registry
+        )
+        self.audit_failures = Counter(
+            "gpunet_oracle_audit_failures", "Audits the oracle could not finish (retried)", registry=self.registry
+        )
+        self.audit_seconds = Histogram(
+            "gpunet_oracle_audit_seconds",
+            "Wall time of own audits (fetch + re-execution)",
+            buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 1800, float("inf")),
+            registry=self.registry,
+        )
+        self.audit_executed_units = Counter(
+            "gpunet_oracle_audit_executed_units",
+            "Compute units re-executed by own audits (verification overhead numerator)",
+            registry=self.registry,
+        )
+        self.audited_job_units = Counter(
+            "gpunet_oracle_audited_job_units", "Compute units of the jobs this operator audited", registry=self.registry
+        )
+        self.submitted_job_units = Counter(
+            "gpunet_oracle_submitted_job_units",
+            "Compute units of all jobs whose results were submitted (overhead denominator)",
+            registry=self.registry,
+        )
+        self.verdicts = Counter(
+            "gpunet_oracle_verdicts", "Verdicts posted on-chain (by any operator)", ["valid"], registry=self.registry
+        )
 
 
 class OracleService:
@@ -131,6 +199,13 @@ class OracleService:
         # leave every version one signature short (see `_gather`).
         self._proposing: set[tuple[str, int]] = set()
         self._proposing_lock = threading.Lock()
+        # Own audits run one at a time on a daemon worker thread, off the main loop (attestations
+        # and uptime go on meanwhile; a stop does not wait for a long re-execution), keyed by
+        # (job_id, result hash hex).
+        self._audit_queue: queue.Queue[tuple[tuple[int, str], dict, list[str]]] = queue.Queue()
+        self._audits_pending: set[tuple[int, str]] = set()
+        self._audit_retry_at: dict[tuple[int, str], float] = {}
+        self._audit_lock = threading.Lock()  # the main loop and HTTP handlers both start audits
         self._stop = threading.Event()
         self.healthy = True
         self.last_error: str | None = None
@@ -174,6 +249,7 @@ class OracleService:
                 raise CircuitBreaker(f"{self.address} is not a registered operator of OracleHub {h.hub.address}")
             self.threshold = h.hub.threshold()
             self.sender = self._sender()
+            threading.Thread(target=self._audit_worker, name="audit", daemon=True).start()
             self._start_http()
             log.info(
                 json.dumps(
@@ -217,6 +293,7 @@ class OracleService:
         # Chain time when the chain moves, wall time when it idles (a dev chain mines only on
         # transactions): leader rotation and uptime epochs must advance either way.
         clock = max(now, int(time.time()))
+        self.jobs_round(now, clock)
         for m in self.store.machines():
             if self._needs_attestation(m, now):
                 self.attest(m, now, clock)
@@ -225,6 +302,12 @@ class OracleService:
     def follow_chain(self) -> None:
         reg = self.h.registry
         head = self.h.chain.blocks.height
+        # JobMarket has its own cursor: a database from before the service followed jobs starts
+        # them at block 0 while the registry resumes where it was.
+        market_start = int(self.store.get_meta("market_cursor", "-1")) + 1
+        if market_start <= head:
+            self._follow_market(market_start, head)
+            self.store.set_meta("market_cursor", str(head))
         start = int(self.store.get_meta("cursor", "-1")) + 1
         if start > head:
             # Nothing new (e.g. restarted on a database that is already up to date): the gauge
@@ -393,12 +476,17 @@ class OracleService:
         if kind == "attestation":
             mine = self._own_outcomes.get((report["machine_id"], report["nonce"]))
             return mine is not None and OUTCOME_CODES[mine] == report["outcome"]
+        if kind == "verdict":
+            own = self.store.audit_for(int(report["job_id"]), _hex32(report["result_hash"]))
+            return own is not None and own["valid"] == bool(report["valid"])
         return False
 
     def _digest(self, kind: str, report: dict) -> bytes:
         # Computed locally from the report: never trust an RPC to tell us what we sign.
         if kind == "attestation":
             return typed_data_digest(attestation_typed_data(self.h.hub.address, self.chain_id, report))
+        if kind == "verdict":
+            return typed_data_digest(verdict_typed_data(self.h.hub.address, self.chain_id, report))
         return typed_data_digest(uptime_typed_data(self.h.hub.address, self.chain_id, report))
 
     def _digest_hex(self, kind: str, report: dict) -> str:
@@ -415,7 +503,9 @@ class OracleService:
             return None
         return rec.signature
 
-    def _submit(self, kind: str, subject: str, report: dict, sigs: list[tuple[str, str]]) -> None:
+    def _submit(
+        self, kind: str, subject: str, report: dict, sigs: list[tuple[str, str]], job: dict | None = None
+    ) -> None:
         sig_bytes = [bytes.fromhex(s.removeprefix("0x")) for _, s in sigs]
         with self._chain_lock:
             try:
@@ -423,11 +513,20 @@ class OracleService:
                     tx = self.h.hub.submit_attestation(
                         report_tuple(ATTESTATION_FIELDS, report), sig_bytes, sender=self.sender
                     )
+                elif kind == "verdict":
+                    tx = self.h.hub.submit_verdict(
+                        report_tuple(VERDICT_FIELDS, report), as_tuple(job), sig_bytes, sender=self.sender
+                    )
                 else:
                     tx = self.h.hub.submit_uptime(report_tuple(UPTIME_FIELDS, report), sig_bytes, sender=self.sender)
             except Exception as e:  # noqa: BLE001
                 if "wrong nonce" in str(e):  # another leader got there first: the work is done
                     self.store.mark_submitted(subject, report["nonce"], "by-peer")
+                    return
+                if kind == "verdict" and ("not in audit" in str(e) or "deadline passed" in str(e)):
+                    # Settled meanwhile (another verdict, or finalized after the deadline).
+                    log.info(json.dumps({"event": "verdict_too_late", "subject": subject, "error": str(e)[:200]}))
+                    self.store.mark_submitted(subject, report["nonce"], "gone")
                     return
                 raise
         self.store.mark_submitted(subject, report["nonce"], str(tx.txn_hash))
@@ -492,7 +591,11 @@ class OracleService:
         return now // self.cfg.epoch_seconds
 
     def _subject_of(self, kind: str, report: dict) -> str:
-        return self._subject(report["machine_id"]) if kind == "attestation" else self._uptime_subject(report)
+        if kind == "attestation":
+            return self._subject(report["machine_id"])
+        if kind == "verdict":
+            return self._verdict_subject(int(report["job_id"]))
+        return self._uptime_subject(report)
 
     def _uptime_subject(self, report: dict) -> str:
         return f"uptime:{report['epoch']}:{report['machine_id']}"
@@ -552,6 +655,236 @@ class OracleService:
         self.metrics.signatures_given.labels(kind="uptime").inc()
         return 200, {"signature": sig, "digest": digest, "operator": self.address}
 
+    # ------------------------------------------------------------------ jobs: audits and verdicts
+    def _verdict_subject(self, job_id: int) -> str:
+        return f"verdict:{job_id}"
+
+    def _follow_market(self, start: int, head: int) -> None:
+        """Applies JobMarket's events in [start, head] to the cached jobs (one log query)."""
+        block_ts: dict[int, int] = {}
+        for lg in jobwatch.market_logs(self.h.market, self.h.chain.provider, start, head):
+            b = int(lg.block_number)
+            if b not in block_ts:
+                block_ts[b] = int(self.h.chain.blocks[b].timestamp)
+            jobwatch.apply_market_log(self.store, lg, block_ts[b])
+            if lg.event_name == "ResultSubmitted":
+                row = self.store.job(int(lg.event_arguments["job_id"]))
+                if row is not None:
+                    self.metrics.submitted_job_units.inc(int(row["job"]["compute_units"]))
+            elif lg.event_name == "VerdictPosted":
+                valid = bool(lg.event_arguments["valid"])
+                self.metrics.verdicts.labels(valid=str(valid).lower()).inc()
+                log.info(json.dumps({"event": "verdict_posted", "job_id": int(lg.event_arguments["job_id"]),
+                                     "valid": valid}))  # fmt: skip
+
+    def jobs_round(self, now: int, clock: int) -> None:
+        """Draws, audit openings, own audits and verdicts for the jobs this operator follows."""
+        with self._chain_lock:
+            head = self.h.chain.blocks.height
+        for row in self.store.jobs_with_status(JobStatus.SUBMITTED):
+            self._check_draw(row, head, now, clock)
+        for row in self.store.jobs_with_status(JobStatus.AUDIT):
+            if now > row["audit_deadline"]:
+                continue  # too late for a verdict: anyone may finalize it now (provider paid)
+            own = self._own_audit(row)
+            self._verdict_round(row, own, now, clock)
+
+    def _check_draw(self, row: dict, head: int, now: int, clock: int) -> None:
+        job_id, job = row["job_id"], row["job"]
+        draw_block = int(job["draw_block"])
+        if row["drawn"] is None:
+            if head > draw_block + jobwatch.DRAW_HORIZON_BLOCKS or head < draw_block:
+                self.store.set_job_fields(job_id, drawn=0)  # the selection lapsed (or a reorg)
+                return
+            with self._chain_lock:
+                block_hash = bytes(self.h.chain.blocks[draw_block].hash)
+            drawn = jobwatch.drawn_for_audit(job_id, int(job["audit_bps"]), block_hash)
+            self.store.set_job_fields(job_id, drawn=int(drawn))
+            row = dict(row, drawn=int(drawn))
+        if not row["drawn"] or now > int(job["challenge_end"]) or head >= draw_block + jobwatch.DRAW_HORIZON_BLOCKS:
+            return
+        if self.leader_for(job_id, 0, clock - row["submitted_at"]) != self.address:
+            return
+        with self._chain_lock:
+            try:
+                tx = self.h.market.open_audit(job_id, as_tuple(jobwatch.job_from_store(job)), sender=self.sender)
+            except Exception as e:  # noqa: BLE001 - most often: another operator opened it first
+                log.info(json.dumps({"event": "open_audit_reverted", "job_id": job_id, "error": str(e)[:200]}))
+                return
+        self.metrics.audits_opened.inc()
+        log.info(json.dumps({"event": "audit_opened", "job_id": job_id, "gas": tx.gas_used}))
+
+    def _own_audit(self, row: dict) -> dict | None:
+        """This operator's audit outcome for the job's current result, or None while it runs
+        (started here on the audit worker if it is not running yet)."""
+        job_id = int(row["job_id"])
+        key = (job_id, _hex32(row["job"]["result_hash"]))
+        with self._audit_lock:
+            done = self.store.audit_for(*key)
+            if done is not None:
+                return done
+            if key in self._audits_pending or time.monotonic() < self._audit_retry_at.get(key, 0.0):
+                return None
+            machine_id = int(row["job"]["machine_id"])
+            endpoint = next((m["endpoint"] for m in self.store.machines() if m["machine_id"] == machine_id), None)
+            urls = jobwatch.provider_urls(row["result_uri"], endpoint)
+            self._audits_pending.add(key)
+            self._audit_queue.put((key, row["job"], urls))
+            return None
+
+    def _audit_worker(self) -> None:
+        while not self._stop.is_set():
+            try:
+                key, job_data, urls = self._audit_queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                self._run_audit(key, job_data, urls)
+            finally:
+                with self._audit_lock:
+                    self._audits_pending.discard(key)
+
+    def _run_audit(self, key: tuple[int, str], job_data: dict, urls: list[str]) -> None:
+        from offchain.oracle.auditor import audit_job
+
+        job_id, result_hex = key
+        try:
+            out = audit_job(
+                jobwatch.job_from_store(job_data),
+                urls,
+                job_id=job_id,
+                device=self.cfg.audit_device,
+                fetch_timeout_s=self.cfg.audit_fetch_timeout_s,
+                retries=self.cfg.audit_retries,
+            )
+        except Exception as e:  # noqa: BLE001 - AuditUnavailable or a bug: sign nothing, retry later
+            self.metrics.audit_failures.inc()
+            self._audit_retry_at[key] = time.monotonic() + self.cfg.audit_retry_s
+            log.warning(json.dumps({"event": "audit_failed", "job_id": job_id, "error": f"{type(e).__name__}: {e}"}))
+            return
+        self.store.record_audit(
+            job_id, result_hex, out.valid, out.reason, "0x" + out.evidence_hash.hex(), out.evidence,
+            out.executed_units, out.seconds,
+        )  # fmt: skip
+        self.metrics.audits.labels(valid=str(out.valid).lower(), reason=out.reason).inc()
+        self.metrics.audit_seconds.observe(out.seconds)
+        self.metrics.audit_executed_units.inc(out.executed_units)
+        self.metrics.audited_job_units.inc(int(job_data["compute_units"]))
+        log.info(
+            json.dumps(
+                {
+                    "event": "audit",
+                    "job_id": job_id,
+                    "valid": out.valid,
+                    "reason": out.reason,
+                    "detail": out.detail[:300],
+                    "executions": len(out.executions),
+                    "executed_units": out.executed_units,
+                    "job_units": int(job_data["compute_units"]),
+                    "seconds": round(out.seconds, 3),
+                }
+            )
+        )
+
+    def _verdict_round(self, row: dict, own: dict | None, now: int, clock: int) -> None:
+        job_id = int(row["job_id"])
+        with self._chain_lock:
+            nonce = self.h.hub.verdict_nonce(job_id)
+        subject = self._verdict_subject(job_id)
+        if self.store.submitted(subject, nonce):
+            return
+        if self.leader_for(job_id, nonce, clock - row["audit_opened_at"]) != self.address:
+            return
+        on_record = self.store.signed_for(subject, nonce)
+        if on_record is not None:
+            report = on_record.report  # never sign a second version: finish the one we signed
+        elif own is None:
+            return  # our own audit is still running
+        else:
+            report = {
+                "job_id": job_id,
+                "result_hash": "0x" + _hex32(row["job"]["result_hash"]),
+                "valid": own["valid"],
+                "evidence_hash": own["evidence_hash"],
+                "nonce": nonce,
+            }
+        with self._proposing_lock:
+            self._proposing.add((subject, nonce))
+        try:
+            gathered = self._gather("verdict", report)
+        finally:
+            with self._proposing_lock:
+                self._proposing.discard((subject, nonce))
+        if gathered is None:
+            return
+        with self._chain_lock:
+            late = self.h.chain.blocks.head.timestamp > row["audit_deadline"]
+        if late:
+            log.info(json.dumps({"event": "verdict_too_late", "job_id": job_id}))
+            return
+        self._submit("verdict", subject, *gathered, job=jobwatch.job_from_store(row["job"]))
+
+    def handle_sign_verdict(self, report: dict) -> tuple[int, dict]:
+        """A peer's proposed JobVerdict: signed when the job is in Audit on-chain for this result
+        and nonce, before its deadline, and this operator's own audit reached the same `valid`."""
+        try:
+            job_id, nonce = int(report["job_id"]), int(report["nonce"])
+            result_hex = _hex32(report["result_hash"])
+            _hex32(report["evidence_hash"])
+            if not isinstance(report["valid"], bool):
+                raise ValueError("valid must be true or false")
+        except (KeyError, TypeError, ValueError) as e:
+            return 400, {"error": f"malformed report: {e}"}
+        row = self.store.job(job_id)
+        if row is None:
+            return 409, {"refused": f"job {job_id} not followed yet", "retry": True}
+        with self._chain_lock:
+            onchain_nonce = self.h.hub.verdict_nonce(job_id)
+            status = self.h.market.job_status(job_id)
+            deadline = self.h.market.disputes(job_id).audit_deadline
+            now = self.h.chain.blocks.head.timestamp
+        reason = None
+        if nonce != onchain_nonce:
+            reason = f"nonce {nonce} is not the current {onchain_nonce}"
+        elif status != JobStatus.AUDIT:
+            reason = f"job {job_id} is not in Audit (status {JobStatus(status).name})"
+        elif result_hex != _hex32(row["job"]["result_hash"]):
+            reason = "result hash is not the job's"
+        elif now > deadline:
+            reason = "audit deadline passed"
+        if reason:
+            self.metrics.signatures_refused.labels(kind="verdict", reason="invalid").inc()
+            return 409, {"refused": reason}
+        subject = self._verdict_subject(job_id)
+        existing = self.store.signed_for(subject, nonce)
+        digest = self._digest_hex("verdict", report)
+        if existing is not None and existing.digest != digest:
+            return 200, {"conflict": True, "report": existing.report, "signature": existing.signature}
+        with self._proposing_lock:
+            busy = (subject, nonce) in self._proposing
+        if existing is None and busy:
+            self.metrics.signatures_refused.labels(kind="verdict", reason="proposing").inc()
+            return 409, {"refused": "I am proposing my own version of this verdict right now"}
+        own = self._own_audit(row)
+        if own is None:
+            self.metrics.signatures_refused.labels(kind="verdict", reason="auditing").inc()
+            return 409, {"refused": "my own audit of this job is still running", "retry": True}
+        if own["valid"] != report["valid"]:
+            self.metrics.signatures_refused.labels(kind="verdict", reason="disagree").inc()
+            return 409, {"refused": f"my own audit says valid={own['valid']} ({own['reason']})"}
+        sig = self._sign_report("verdict", report)
+        if sig is None:
+            return 409, {"refused": "already signed another version"}
+        self.metrics.signatures_given.labels(kind="verdict").inc()
+        return 200, {"signature": sig, "digest": digest, "operator": self.address}
+
+    def audit_record(self, job_id: int) -> dict | None:
+        """This operator's audit of the job's current result (GET /audits/<job_id>)."""
+        row = self.store.job(job_id)
+        if row is None:
+            return None
+        return self.store.audit_for(job_id, _hex32(row["job"]["result_hash"]))
+
     # ------------------------------------------------------------------ HTTP
     def _start_http(self) -> None:
         service = self
@@ -574,8 +907,14 @@ class OracleService:
                     self._send(200 if ok else 503, json.dumps(body).encode())
                 elif self.path == "/metrics":
                     self._send(200, generate_latest(service.metrics.registry), "text/plain; version=0.0.4")
+                elif self.path.startswith("/audits/") and self.path.removeprefix("/audits/").isdigit():
+                    rec = service.audit_record(int(self.path.removeprefix("/audits/")))
+                    if rec is None:
+                        self._send(404, b'{"error": "no audit of this job by this operator"}')
+                    else:
+                        self._send(200, json.dumps(rec).encode())
                 else:
-                    self._send(404, b'{"error": "unknown path: try /health, /metrics"}')
+                    self._send(404, b'{"error": "unknown path: try /health, /metrics, /audits/<job_id>"}')
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
@@ -589,8 +928,10 @@ class OracleService:
                     code, out = service.handle_sign_attestation(report)
                 elif self.path == "/sign/uptime":
                     code, out = service.handle_sign_uptime(report)
+                elif self.path == "/sign/verdict":
+                    code, out = service.handle_sign_verdict(report)
                 else:
-                    code, out = 404, {"error": "unknown path: POST /sign/attestation or /sign/uptime"}
+                    code, out = 404, {"error": "unknown path: POST /sign/attestation, /sign/uptime or /sign/verdict"}
                 self._send(code, json.dumps(out).encode())
 
         self.server = ThreadingHTTPServer((self.cfg.host, self.cfg.port), Handler)

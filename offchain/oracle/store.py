@@ -1,6 +1,10 @@
 """The oracle operator's durable state (SQLite): chain cursor, known machines, and every report
 it has signed.
 
+`jobs` caches each JobMarket job's struct (rebuilt from events) and where it stands, so the
+service never re-reads old logs; `audits` keeps this operator's own audit outcome per
+(job, result hash), so it re-executes a job at most once, also across restarts.
+
 The `signed` table is the equivocation guard: an operator signs at most one report per
 (subject, nonce). Signing a second, different report for the same subject and nonce is
 exactly what OracleHub slashes, so `sign_once` refuses it and returns the report already
@@ -43,6 +47,30 @@ CREATE TABLE IF NOT EXISTS submitted (
     nonce INTEGER NOT NULL,
     tx_hash TEXT NOT NULL,
     PRIMARY KEY (subject, nonce)
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id INTEGER PRIMARY KEY,
+    job TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    result_uri TEXT NOT NULL DEFAULT '',
+    submitted_at INTEGER NOT NULL DEFAULT 0,
+    audit_opened_at INTEGER NOT NULL DEFAULT 0,
+    audit_deadline INTEGER NOT NULL DEFAULT 0,
+    challenger TEXT NOT NULL DEFAULT '',
+    drawn INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status);
+CREATE TABLE IF NOT EXISTS audits (
+    job_id INTEGER NOT NULL,
+    result_hash TEXT NOT NULL,
+    valid INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    evidence_hash TEXT NOT NULL,
+    evidence TEXT NOT NULL,
+    executed_units REAL NOT NULL,
+    seconds REAL NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (job_id, result_hash)
 );
 CREATE TABLE IF NOT EXISTS probes (
     epoch INTEGER NOT NULL,
@@ -162,6 +190,90 @@ class Store:
             "SELECT tx_hash FROM submitted WHERE subject = ? AND nonce = ?", (subject, nonce)
         ).fetchone()
         return row[0] if row else None
+
+    # jobs -------------------------------------------------------------------------------
+    _JOB_COLS = (
+        "job_id", "job", "status", "result_uri", "submitted_at", "audit_opened_at", "audit_deadline", "challenger",
+        "drawn",
+    )  # fmt: skip
+    _JOB_SETTABLE = frozenset(_JOB_COLS) - {"job_id", "job"}
+
+    def upsert_job(self, job_id: int, job: dict[str, Any], status: int, **fields: Any) -> None:
+        """Stores the job's struct (JSON-able, see `jobwatch.job_to_store`) and status, plus any
+        other columns given."""
+        with self._lock:
+            self._db.execute(
+                """INSERT INTO jobs (job_id, job, status) VALUES (?, ?, ?)
+                   ON CONFLICT(job_id) DO UPDATE SET job=excluded.job, status=excluded.status""",
+                (job_id, json.dumps(job, sort_keys=True), int(status)),
+            )
+        if fields:
+            self.set_job_fields(job_id, **fields)
+
+    def set_job_fields(self, job_id: int, **fields: Any) -> None:
+        bad = set(fields) - self._JOB_SETTABLE
+        if bad:
+            raise ValueError(f"unknown job columns {sorted(bad)}")
+        cols = sorted(fields)
+        with self._lock:
+            self._db.execute(
+                f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in cols)} WHERE job_id = ?",  # noqa: S608 - fixed names
+                (*(fields[c] for c in cols), job_id),
+            )
+
+    def _job_row(self, row: tuple) -> dict[str, Any]:
+        d = dict(zip(self._JOB_COLS, row, strict=True))
+        d["job"] = json.loads(d["job"])
+        return d
+
+    def job(self, job_id: int) -> dict[str, Any] | None:
+        row = self._db.execute(f"SELECT {', '.join(self._JOB_COLS)} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return self._job_row(row) if row else None
+
+    def jobs_with_status(self, *statuses: int) -> list[dict[str, Any]]:
+        marks = ", ".join("?" for _ in statuses)
+        cur = self._db.execute(
+            f"SELECT {', '.join(self._JOB_COLS)} FROM jobs WHERE status IN ({marks}) ORDER BY job_id",
+            tuple(int(s) for s in statuses),
+        )
+        return [self._job_row(r) for r in cur.fetchall()]
+
+    # own audit outcomes -------------------------------------------------------------------
+    def record_audit(
+        self,
+        job_id: int,
+        result_hash: str,
+        valid: bool,
+        reason: str,
+        evidence_hash: str,
+        evidence: dict[str, Any],
+        executed_units: float,
+        seconds: float,
+    ) -> None:
+        with self._lock:
+            self._db.execute(
+                """INSERT OR REPLACE INTO audits (job_id, result_hash, valid, reason, evidence_hash, evidence,
+                   executed_units, seconds, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, julianday('now'))""",
+                (job_id, result_hash, int(valid), reason, evidence_hash, json.dumps(evidence, sort_keys=True),
+                 executed_units, seconds),
+            )  # fmt: skip
+
+    def audit_for(self, job_id: int, result_hash: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT valid, reason, evidence_hash, evidence, executed_units, seconds FROM audits "
+            "WHERE job_id = ? AND result_hash = ?",
+            (job_id, result_hash),
+        ).fetchone()
+        if row is None:
+            return None
+        return {
+            "valid": bool(row[0]),
+            "reason": row[1],
+            "evidence_hash": row[2],
+            "evidence": json.loads(row[3]),
+            "executed_units": row[4],
+            "seconds": row[5],
+        }
 
     # uptime probes ----------------------------------------------------------------------
     def record_probe(self, epoch: int, machine_id: int, ok: bool) -> None:

@@ -72,6 +72,14 @@ def flops(spec: dict) -> int:
     return total
 
 
+def verify_flops(spec: dict) -> int:
+    """FLOPs of `verify`: one prefill over prompt + generated tokens (minus the last) and the
+    logits of the generated positions; what an auditor spends instead of `flops(spec)`."""
+    q = _params(spec)
+    d, t = q["d_model"], q["prompt_len"] + q["new_tokens"] - 1
+    return q["layers"] * (24 * t * d * d + 4 * t * t * d) + 2 * q["vocab"] * d * q["new_tokens"]
+
+
 def validate(spec: dict, blobs: Mapping[str, bytes] | None = None) -> None:
     _params(spec)
     check_inputs(spec, (), blobs)

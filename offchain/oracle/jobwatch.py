@@ -1,0 +1,137 @@
+"""Following JobMarket from the oracle's cursor loop: its events, the jobs they rebuild, the audit draw.
+
+All of a batch's market events come from one `eth_getLogs` (every event type of interest in one
+topic filter), not one query per event type, and each job's struct is cached in the oracle's
+SQLite store and updated by `offchain.chain.jobs.apply_event`; nothing is re-read from the
+start of the chain on later cycles.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from eth_abi import encode
+from eth_utils import encode_hex, keccak
+
+from offchain.chain.jobs import apply_event, job_from_created
+from offchain.constants import MAX_BPS, JobStatus
+
+MARKET_EVENTS = (
+    "JobCreated",
+    "JobAccepted",
+    "ResultSubmitted",
+    "AuditOpened",
+    "JobDisputed",
+    "VerdictPosted",
+    "JobFinalized",
+    "JobFailed",
+    "JobCancelled",
+    "JobExpired",
+)
+BYTES32_FIELDS = ("spec_hash", "result_hash")
+# JobMarket.DRAW_HORIZON_BLOCKS: the EVM keeps the last 256 block hashes.
+DRAW_HORIZON_BLOCKS = 256
+TERMINAL_EVENTS = {
+    "JobFinalized": JobStatus.FINALIZED,
+    "JobFailed": JobStatus.FAILED,
+    "JobCancelled": JobStatus.CANCELLED,
+    "JobExpired": JobStatus.EXPIRED,
+}
+_BLOB_URI = re.compile(r"^(https?://.+?)/blobs/[0-9a-fA-F]{64}/?$")
+
+
+def market_logs(market: Any, provider: Any, start: int, stop: int) -> list[Any]:
+    """Every MARKET_EVENTS log of `market` in blocks [start, stop], in chain order, from one query."""
+    from ape.types import LogFilter
+
+    abis = [getattr(market, name).abi for name in MARKET_EVENTS]
+    selectors = [encode_hex(keccak(text=abi.selector)) for abi in abis]
+    flt = LogFilter(
+        addresses=[market.address], events=abis, topic_filter=[selectors], start_block=start, stop_block=stop
+    )
+    logs = list(provider.get_contract_logs(flt))
+    return sorted(logs, key=lambda lg: (int(lg.block_number), int(lg.log_index)))
+
+
+def job_to_store(job: dict) -> dict:
+    """A Job dict made JSON-able: bytes32 fields as 0x-hex, addresses as strings, ints as ints."""
+    out: dict[str, Any] = {}
+    for k, v in job.items():
+        if k in BYTES32_FIELDS:
+            out[k] = "0x" + bytes(v).hex() if not isinstance(v, str) else v
+        elif isinstance(v, str):
+            out[k] = v
+        else:
+            out[k] = int(v)
+    return out
+
+
+def job_from_store(data: dict) -> dict:
+    """Inverse of `job_to_store`: bytes32 fields back to bytes (what `as_tuple` must pass on-chain)."""
+    job = dict(data)
+    for k in BYTES32_FIELDS:
+        job[k] = bytes.fromhex(str(job[k]).removeprefix("0x"))
+    return job
+
+
+def apply_market_log(store: Any, log: Any, block_ts: int) -> None:
+    """Updates the cached job (store.jobs) from one market event. Idempotent: replaying a batch
+    after a crash rewrites the same values."""
+    name = log.event_name
+    args = log.event_arguments
+    job_id = int(args["job_id"])
+    if name == "JobCreated":
+        store.upsert_job(job_id, job_to_store(job_from_created(log)), JobStatus.OPEN)
+        return
+    row = store.job(job_id)
+    if row is None:  # created before this database's cursor: nothing to rebuild it from
+        return
+    job = job_from_store(row["job"])
+    if name == "JobAccepted":
+        store.upsert_job(job_id, job_to_store(apply_event(job, name, log)), JobStatus.RUNNING)
+    elif name == "ResultSubmitted":
+        store.upsert_job(
+            job_id,
+            job_to_store(apply_event(job, name, log)),
+            JobStatus.SUBMITTED,
+            result_uri=str(args["result_uri"]),
+            submitted_at=block_ts,
+        )
+    elif name in ("AuditOpened", "JobDisputed"):
+        store.set_job_fields(
+            job_id,
+            status=int(JobStatus.AUDIT),
+            audit_opened_at=block_ts,
+            audit_deadline=int(args["audit_deadline"]),
+            challenger=str(args["challenger"]) if name == "JobDisputed" else "",
+        )
+    elif name in TERMINAL_EVENTS:
+        store.set_job_fields(job_id, status=int(TERMINAL_EVENTS[name]))
+    # VerdictPosted is followed by JobFinalized or JobFailed in the same transaction.
+
+
+def drawn_for_audit(job_id: int, audit_bps: int, draw_block_hash: bytes) -> bool:
+    """Mirror of JobMarket._drawn: keccak256(abi_encode(blockhash(draw_block), job_id)) % 10^4 < audit_bps.
+
+    Computed locally from the draw block's header rather than with the `audit_drawn` view:
+    the hash is known as soon as the block exists, while an `eth_call` at the head executes
+    *in* the draw block on nodes that run calls at the latest block's number (the view answers
+    False there), and a dev chain that mines only on transactions may not add another block for
+    a long time. The `open_audit` transaction itself lands in a later block, where the
+    contract's own check agrees."""
+    seed = keccak(encode(["bytes32", "uint256"], [bytes(draw_block_hash), int(job_id)]))
+    return int.from_bytes(seed, "big") % MAX_BPS < int(audit_bps)
+
+
+def provider_urls(result_uri: str, endpoint: str | None) -> list[str]:
+    """Base URLs to fetch a job's blobs from: the result URI's base (`<agent>/blobs/<hex>`),
+    then the machine's registered endpoint. Both are the provider's own word; a provider that
+    points them nowhere withholds its output."""
+    out: list[str] = []
+    m = _BLOB_URI.match(result_uri.strip())
+    if m:
+        out.append(m.group(1))
+    if endpoint:
+        out.append(endpoint)
+    return out

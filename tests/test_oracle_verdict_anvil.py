@@ -1,0 +1,240 @@
+"""Job audits end to end: anvil, 3 real `gpunet oracle run` processes (quorum 2 of 3).
+
+Every job is drawn (new providers audited at 100%). The providers' side runs in the test: each
+accepts its job, executes it with `offchain.workloads`, submits the result hash and serves the
+spec and output from a small HTTP blob server (the routes of the provider agent,
+`GET /blobs/<sha256 hex>`), registered as the machine's endpoint. The oracles must open the
+audits, re-execute, agree and post verdicts:
+
+- honest output -> valid: Finalized, provider paid, audits_passed = 1;
+- corrupted output -> invalid (after escalation): Failed, collateral slashed, failed = 1;
+- output never served -> invalid ("output withheld");
+- a user's dispute (bond) of an honest, undrawn result -> the same audit -> valid: the
+  provider is paid and wins the challenger's bond.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import threading
+import time
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from offchain import workloads as W
+from offchain.chain.anvil import running_anvil
+from offchain.chain.deploy import deploy_all, deployment_path
+from offchain.chain.jobs import as_tuple, jobs_from_receipt, update_from_receipt
+from offchain.constants import ONE_TOKEN, JobStatus, MachineStatus
+from offchain.devnet import Devnet, free_ports
+from offchain.params import MarketParams
+from offchain.workloads.base import canonical_json
+
+pytestmark = pytest.mark.anvil
+
+OPERATOR_ACCOUNTS = (7, 8, 9)
+ORACLE_ARGS = ["--poll", "0.5", "--leader-timeout", "15", "--epoch-seconds", "100000", "--audit-fetch-timeout", "2",
+               "--audit-device", "cpu"]  # fmt: skip
+PRICE = ONE_TOKEN // 10  # per compute unit
+CPU = 1
+
+
+class BlobServer:
+    """GET /health and GET /blobs/<hex>, as the provider agent serves them."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+        srv = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                return
+
+            def do_GET(self):
+                if self.path == "/health":
+                    body: bytes | None = b'{"ok": true}'
+                else:
+                    body = srv.blobs.get(self.path.removeprefix("/blobs/")) if self.path.startswith("/blobs/") else None
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def put(self, data: bytes) -> str:
+        h = hashlib.sha256(data).hexdigest()
+        self.blobs[h] = data
+        return h
+
+
+def _metric(text: str, name: str) -> float:
+    return sum(float(ln.split()[-1]) for ln in text.splitlines() if ln.startswith(name + " ") or
+               ln.startswith(name + "{"))  # fmt: skip
+
+
+def test_audits__quorum_opens_reexecutes_and_posts_verdicts(tmp_path):
+    from ape import accounts, chain, networks, project
+
+    record = deployment_path("ethereum", "local", "foundry")
+    backup = record.read_bytes() if record.exists() else None
+    devnet = Devnet(tmp_path)
+    server = BlobServer()
+    t0 = time.monotonic()
+    try:
+        with running_anvil(log_path=tmp_path / "anvil.log"), networks.parse_network_choice("ethereum:local:foundry"):
+            a = accounts.test_accounts
+            deployer, user = a[0], a[4]
+            ops = [a[i] for i in OPERATOR_ACCOUNTS]
+            params = MarketParams(new_provider_audit_bps=10_000, challenge_window=300)
+            d = deploy_all(project, deployer, local=True, params=params, operators=[o.address for o in ops],
+                           threshold=2, record_path=record, chain_id=chain.chain_id)  # fmt: skip
+            token, registry, market, hub = d.token, d.registry, d.market, d.hub
+            for o in ops:
+                token.mint(o, 2_000 * ONE_TOKEN, sender=deployer)
+                token.approve(hub, 2**256 - 1, sender=o)
+                hub.stake(1_000 * ONE_TOKEN, sender=o)
+
+            ports = free_ports(3)
+            urls = {o.address: f"http://127.0.0.1:{p}" for o, p in zip(ops, ports, strict=True)}
+            for i, o in enumerate(ops):
+                peers = {addr: url for addr, url in urls.items() if addr != o.address}
+                devnet.start_oracle(f"oracle-{i}", OPERATOR_ACCOUNTS[i], ports[i], peers,
+                                    tmp_path / f"oracle-{i}.sqlite", ORACLE_ARGS)  # fmt: skip
+
+            # Providers: staked, one Active CPU machine each (set by the deployer, who holds
+            # ATTESTER_ROLE on a local deployment), offering PRICE per unit; blobs at `server`.
+            honest, cheat, withholder = a[1], a[2], a[3]
+            machine = {}
+            for p in (honest, cheat, withholder):
+                token.mint(p, 1_000 * ONE_TOKEN, sender=deployer)
+                token.approve(registry, 2**256 - 1, sender=p)
+                registry.stake(100 * ONE_TOKEN, sender=p)
+                tx = registry.register(CPU, 1, 256, server.url, sender=p)
+                machine[p.address] = tx.decode_logs(registry.MachineRegistered)[0].machine_id
+                registry.set_machine_status(machine[p.address], int(MachineStatus.ACTIVE), sender=deployer)
+                registry.set_offer(CPU, PRICE, sender=p)
+            token.mint(user, 1_000 * ONE_TOKEN, sender=deployer)
+            token.approve(market, 2**256 - 1, sender=user)
+
+            challenger = a[5]
+            token.mint(challenger, 10 * ONE_TOKEN, sender=deployer)
+            token.approve(market, 2**256 - 1, sender=challenger)
+            before = {p.address: (token.balanceOf(p), registry.slashable(p)) for p in (honest, cheat, withholder)}
+            bond_before = token.balanceOf(challenger)
+
+            jobs: dict[int, dict] = {}
+
+            def run_job(p, seed: int) -> int:
+                """The provider's side of one job: accept, execute, store blobs, submit."""
+                spec = {"kind": "matmul_chain", "params": {"n": 64, "k": 4}, "seed": seed}
+                server.put(canonical_json(spec))
+                tx = market.create_job(p, CPU, bytes.fromhex(W.spec_hash(spec)), W.compute_units(spec), PRICE,
+                                       600, 600, sender=user)  # fmt: skip
+                ((job_id, job),) = jobs_from_receipt(market, tx)
+                jobs[job_id] = job
+                update_from_receipt(market, jobs, market.accept(job_id, as_tuple(job), machine[p.address], sender=p))
+                out = W.execute(spec, "cpu")
+                if p is cheat:
+                    out = copy.deepcopy(out)
+                    out.tensors["product"][0, 0] += 1.0
+                data = W.output_bytes(out)
+                result_hex = server.put(data) if p is not withholder else hashlib.sha256(data).hexdigest()
+                tx = market.submit_result(job_id, as_tuple(jobs[job_id]), bytes.fromhex(result_hex),
+                                          f"{server.url}/blobs/{result_hex}", sender=p)  # fmt: skip
+                update_from_receipt(market, jobs, tx)
+                return job_id
+
+            ids = {p.address: run_job(p, 100 + i) for i, p in enumerate((honest, cheat, withholder))}
+            # A false dispute: audits off for the next acceptance, an honest result, disputed
+            # with a bond -> the same audit path; the provider wins the challenger's bond.
+            market.set_params(replace(params, new_provider_audit_bps=0, base_audit_bps=0).as_tuple(), sender=deployer)
+            disputed = run_job(honest, 200)
+            assert jobs[disputed]["audit_bps"] == 0
+            bond = market.dispute_bond(jobs[disputed]["payment"])
+            market.dispute(disputed, as_tuple(jobs[disputed]), sender=challenger)
+            for i, o in enumerate(ops):
+                devnet.wait_http(f"oracle-{i}", urls[o.address])
+
+            terminal = {JobStatus.FINALIZED, JobStatus.FAILED}
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and not all(market.job_status(j) in terminal for j in jobs):
+                time.sleep(1)
+            logs = "\n".join(f"--- {n}\n{devnet.tail(n, 40)}" for n in list(devnet.procs))
+            statuses = {j: JobStatus(market.job_status(j)).name for j in jobs}
+            assert all(market.job_status(j) in terminal for j in jobs), f"{statuses}\n{logs}"
+
+            height = chain.blocks.height + 1
+            opened = {lg.job_id for lg in market.AuditOpened.range(0, height)}
+            assert opened == set(jobs) - {disputed}, logs
+            verdicts = {lg.job_id: lg for lg in hub.VerdictAccepted.range(0, height)}
+            assert set(verdicts) == set(jobs)
+            assert all(v.signers >= 2 for v in verdicts.values())
+            assert all(hub.verdict_nonce(j) == 1 for j in jobs)
+
+            # Honest: valid, Finalized, paid payment - fee, collateral released.
+            h = ids[honest.address]
+            assert bool(verdicts[h].valid) is True and market.job_status(h) == JobStatus.FINALIZED
+            (fin,) = [lg for lg in market.JobFinalized.range(0, height) if lg.job_id == h]
+            assert fin.provider_amount == jobs[h]["payment"] - fin.fee > 0
+            (fin4,) = [lg for lg in market.JobFinalized.range(0, height) if lg.job_id == disputed]
+            assert bool(verdicts[disputed].valid) is True and market.job_status(disputed) == JobStatus.FINALIZED
+            assert (
+                token.balanceOf(honest) == before[honest.address][0] + fin.provider_amount + fin4.provider_amount + bond
+            )
+            assert token.balanceOf(challenger) == bond_before - bond
+            assert registry.slashable(honest) == before[honest.address][1]
+            # completed, failed, expired, audits passed, disputes won, disputes lost
+            assert tuple(market.reputation(honest)) == (2, 0, 0, 2, 1, 0)
+
+            # Cheat and withholder: invalid, Failed, the collateral slashed, failed = 1.
+            for p in (cheat, withholder):
+                j = ids[p.address]
+                assert bool(verdicts[j].valid) is False and market.job_status(j) == JobStatus.FAILED
+                (failed,) = [lg for lg in market.JobFailed.range(0, height) if lg.job_id == j]
+                assert failed.user_compensation + failed.burned == jobs[j]["collateral"] > 0
+                assert registry.slashable(p) == before[p.address][1] - jobs[j]["collateral"]
+                assert tuple(market.reputation(p))[:2] == (0, 1)
+
+            # Each operator's own evidence, served at GET /audits/<job_id>.
+            overhead = []
+            for o in ops:
+                rec = {j: requests.get(f"{urls[o.address]}/audits/{j}", timeout=5).json() for j in jobs}
+                assert (rec[h]["valid"], rec[h]["reason"]) == (True, "match")
+                assert len(rec[h]["evidence"]["executions"]) == 2
+                c = ids[cheat.address]
+                assert (rec[c]["valid"], rec[c]["reason"]) == (False, "mismatch")
+                assert len(rec[c]["evidence"]["executions"]) == 3
+                assert (rec[ids[withholder.address]]["valid"], rec[ids[withholder.address]]["reason"]) == (
+                    False,
+                    "output withheld",
+                )
+                m = requests.get(f"{urls[o.address]}/metrics", timeout=5).text
+                overhead.append(
+                    {
+                        "executed_units": _metric(m, "gpunet_oracle_audit_executed_units_total"),
+                        "audited_job_units": _metric(m, "gpunet_oracle_audited_job_units_total"),
+                        "submitted_job_units": _metric(m, "gpunet_oracle_submitted_job_units_total"),
+                        "audit_seconds_sum": _metric(m, "gpunet_oracle_audit_seconds_sum"),
+                        "audits": _metric(m, "gpunet_oracle_audits_total"),
+                    }
+                )
+            print("audit overhead per operator:", json.dumps(overhead), f"elapsed {time.monotonic() - t0:.1f}s")
+            for fig in overhead:
+                assert fig["audits"] == 4
+                assert fig["submitted_job_units"] == sum(j["compute_units"] for j in jobs.values())
+                # honest and disputed: 1 re-execution each, cheat: 2 (escalation), withheld: none.
+                assert fig["executed_units"] == 4 * jobs[h]["compute_units"]
+    finally:
+        devnet.stop_all()
+        server.httpd.shutdown()
+        server.httpd.server_close()
+        if backup is not None:
+            record.write_bytes(backup)
