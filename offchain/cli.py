@@ -15,6 +15,9 @@ from rich.table import Table
 
 from offchain.constants import ONE_TOKEN, PARAM_FIELDS, JobStatus, MachineStatus
 
+# Job cheat modes (offchain/provider/cheats.py); spelled out here so `--help` needs no torch import.
+JOB_CHEATS = ("wrong-output", "skip-work", "cheaper-model")
+
 console = Console()
 DEFAULT_NETWORK = "ethereum:local:foundry"
 
@@ -125,25 +128,104 @@ def provider_show(address: str, network: str) -> None:
 @provider.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all).")
 @click.option("--port", default=9650, show_default=True, type=click.IntRange(0, 65535), help="0: any free port.")
-@click.option("--provider-address", required=True, help="The provider's account address (reported on /health).")
+@click.option(
+    "--provider-address",
+    default=None,
+    help="The provider's account address (reported on /health); defaults to the signer's.",
+)
 @click.option("--claim", required=True, help="Claimed GPU class, id or name (e.g. 1, CPU, 10, 'H100 SXM5').")
 @click.option(
     "--cheat",
-    type=click.Choice(["wrong-output", "slow"]),
+    type=click.Choice(["wrong-challenge", "slow", *JOB_CHEATS]),
     default=None,
-    help="Misbehave on purpose (demos/tests): corrupt the product, or answer late.",
+    help="Misbehave on purpose (demos/tests). Hardware challenges: wrong-challenge (corrupt the product), "
+    "slow (answer late). Jobs (needs the job worker): wrong-output (perturb outputs), skip-work (return "
+    "noise), cheaper-model (less precise/smaller computation).",
 )
 @click.option("--slow-delay", default=2.0, show_default=True, type=float, help="Seconds --cheat slow sleeps.")
 @click.option("--device", default=None, help="torch device, e.g. cuda:0 or cpu (default: cuda if present).")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Directory for blobs and the job worker's SQLite state (default: blobs in a temporary directory).",
+)
+@click.option("--max-blob-mb", default=64, show_default=True, type=click.IntRange(1), help="Largest blob accepted.")
+@click.option(
+    "--test-account",
+    type=int,
+    default=None,
+    help="Local chains: ape test account N signs job transactions (starts the job worker, with --state-dir).",
+)
+@click.option("--account", "alias", default=None, help="ape account alias that signs job transactions.")
+@network_option
+@click.option(
+    "--public-url",
+    default=None,
+    help="Base URL put in result URIs (default: the machine's registered endpoint).",
+)
+@click.option("--poll", "poll_s", default=1.0, show_default=True, type=float, help="Job worker poll interval (s).")
 def provider_serve(
-    host: str, port: int, provider_address: str, claim: str, cheat: str | None, slow_delay: float, device: str | None
+    host: str,
+    port: int,
+    provider_address: str | None,
+    claim: str,
+    cheat: str | None,
+    slow_delay: float,
+    device: str | None,
+    state_dir: str | None,
+    max_blob_mb: int,
+    test_account: int | None,
+    alias: str | None,
+    network: str,
+    public_url: str | None,
+    poll_s: float,
 ) -> None:
-    """Run the provider agent (hardware challenges over HTTP) until Ctrl-C / SIGTERM."""
+    """Run the provider agent until Ctrl-C / SIGTERM: hardware challenges and blobs over HTTP,
+    plus, with a signer and --state-dir, the job worker (accepts, runs and submits jobs)."""
     import logging
+    from pathlib import Path
 
     from offchain.provider.agent import AgentConfig, run_forever
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    signer = test_account is not None or alias is not None
+    if test_account is not None and alias is not None:
+        raise click.UsageError("give either --test-account or --account, not both")
+    if signer and state_dir is None:
+        raise click.UsageError("the job worker needs --state-dir DIR (its SQLite state and blobs live there)")
+    if cheat in JOB_CHEATS and not signer:
+        raise click.UsageError(
+            f"--cheat {cheat} cheats on jobs: run the job worker (--test-account N or --account ALIAS)"
+        )
+    job_worker = None
+    if signer:
+        from offchain.provider.worker import WorkerConfig, run_worker
+
+        signer_address = _signer_address(test_account, alias)
+        if provider_address and provider_address.lower() != signer_address.lower():
+            raise click.UsageError(
+                f"--provider-address {provider_address} is not the signer's address {signer_address}"
+            )
+        provider_address = signer_address
+        try:
+            wcfg = WorkerConfig(
+                network=network,
+                state_dir=state_dir,
+                sender_index=test_account,
+                sender_alias=alias,
+                public_url=public_url,
+                cheat=cheat if cheat in JOB_CHEATS else None,
+                poll_s=poll_s,
+            )
+        except ValueError as e:
+            raise click.ClickException(str(e)) from e
+
+        def job_worker(agent, url, stop) -> None:
+            run_worker(wcfg, agent, url, stop)
+
+    if not provider_address:
+        raise click.UsageError("give --provider-address ADDR (or a signer: --test-account N / --account ALIAS)")
     try:
         config = AgentConfig(
             provider=provider_address,
@@ -151,20 +233,37 @@ def provider_serve(
             host=host,
             port=port,
             device=device,
-            cheat=cheat,
+            cheat=cheat if cheat not in JOB_CHEATS else None,
             slow_delay_s=slow_delay,
+            blob_dir=str(Path(state_dir) / "blobs") if state_dir else None,
+            max_blob_bytes=max_blob_mb << 20,
         )
 
         def ready(server) -> None:
-            click.echo(f"gpunet agent serving on {server.url} (claim {claim}, cheat {cheat or 'none'})", err=False)
+            worker = f", job worker as {provider_address}" if job_worker else ""
+            click.echo(f"gpunet agent serving on {server.url} (claim {claim}, cheat {cheat or 'none'}{worker})")
             sys.stdout.flush()
 
-        run_forever(config, on_ready=ready)
+        run_forever(config, on_ready=ready, job_worker=job_worker)
     except KeyError as e:
         raise click.ClickException(str(e.args[0])) from e
     except (ValueError, RuntimeError, OSError) as e:
         raise click.ClickException(str(e)) from e
     click.echo("gpunet agent stopped")
+
+
+def _signer_address(test_account: int | None, alias: str | None) -> str:
+    """The address behind --test-account N / --account ALIAS (no passphrase needed for that)."""
+    from ape import accounts
+
+    try:
+        if test_account is not None:
+            return accounts.test_accounts[test_account].address
+        return accounts.load(alias).address
+    except (IndexError, KeyError) as e:
+        raise click.UsageError(f"no such account: {e}") from e
+    except Exception as e:  # noqa: BLE001 - ape's AccountsError for an unknown alias
+        raise click.UsageError(f"cannot load account {alias!r}: {e} (see `ape accounts list`)") from e
 
 
 @main.group()
@@ -219,6 +318,16 @@ def _parse_peer(value: str) -> tuple[str, str]:
     help="Seconds allowed for the network round trip of a challenge.",
 )
 @click.option("--gpu-n", type=int, default=None, help="Matrix size of GPU-class challenges (default 8192).")
+@click.option(
+    "--audit-device", default=None, help="Device that re-executes audited jobs (default: cuda when present, else cpu)."
+)
+@click.option(
+    "--audit-fetch-timeout",
+    default=60.0,
+    show_default=True,
+    type=float,
+    help="Seconds a provider has to serve a job's blobs during an audit before they count as withheld.",
+)
 @click.option("-v", "--verbose", is_flag=True)
 def oracle_run(
     network,
@@ -236,9 +345,11 @@ def oracle_run(
     memory_fraction,
     network_allowance,
     gpu_n,
+    audit_device,
+    audit_fetch_timeout,
     verbose,
 ) -> None:
-    """Run an oracle operator: challenge machines, co-sign with peers, submit reports."""
+    """Run an oracle operator: challenge machines, audit jobs, co-sign with peers, submit reports."""
     import logging
     import os
 
@@ -269,6 +380,8 @@ def oracle_run(
         epoch_seconds=epoch_seconds,
         challenge_kwargs={"memory_fraction": memory_fraction, "network_allowance_s": network_allowance},
         gpu_challenge_n=gpu_n,
+        audit_device=audit_device,
+        audit_fetch_timeout_s=audit_fetch_timeout,
     )
     service = OracleService(cfg)
     import signal
@@ -312,6 +425,11 @@ def job_show(job_id: int, network: str, as_json: bool) -> None:
     for k, v in out.items():
         t.add_row(k, str(v))
     console.print(t)
+
+
+from offchain.client.cli import add_job_commands  # noqa: E402 - needs `job` and `network_option` above
+
+add_job_commands(job, network_option)
 
 
 @main.command()

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,11 +36,27 @@ class Devnet:
         self.procs[name] = p
         return p
 
-    def start_agent(self, name: str, provider: str, claim: str, port: int, cheat: str | None = None) -> str:
+    def start_agent(
+        self,
+        name: str,
+        provider: str,
+        claim: str,
+        port: int,
+        cheat: str | None = None,
+        *,
+        test_account: int | None = None,
+        state_dir: Path | None = None,
+        extra: Sequence[str] = (),
+    ) -> str:
+        """An agent process; with `test_account` and `state_dir` it also runs the job worker."""
         args = ["provider", "serve", "--port", str(port), "--provider-address", provider, "--claim", claim]
         if cheat:
             args += ["--cheat", cheat]
-        self._spawn(name, args)
+        if test_account is not None:
+            args += ["--test-account", str(test_account)]
+        if state_dir is not None:
+            args += ["--state-dir", str(state_dir)]
+        self._spawn(name, [*args, *extra])
         return f"http://127.0.0.1:{port}"
 
     def start_oracle(

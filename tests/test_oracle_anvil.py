@@ -62,7 +62,7 @@ def test_hardware_attestation__quorum_of_real_processes(tmp_path):
             urls = {o.address: f"http://127.0.0.1:{port}" for o, port in zip(ops, ports[:3], strict=True)}
             honest_url = devnet.start_agent("agent-honest", honest.address, "CPU", ports[3])
             liar_url = devnet.start_agent("agent-liar", liar.address, "H100 SXM5", ports[4])
-            wrong_url = devnet.start_agent("agent-wrong", wrong.address, "CPU", ports[5], cheat="wrong-output")
+            wrong_url = devnet.start_agent("agent-wrong", wrong.address, "CPU", ports[5], cheat="wrong-challenge")
 
             def start_oracle(i):
                 o = ops[i]

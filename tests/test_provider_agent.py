@@ -60,7 +60,7 @@ def honest():
 
 @pytest.fixture(scope="module")
 def liar():
-    server, thread = _start(claimed_class="CPU", cheat="wrong-output")
+    server, thread = _start(claimed_class="CPU", cheat="wrong-challenge")
     yield server.url
     _stop(server, thread)
 
@@ -117,7 +117,7 @@ def test_cpu_claiming_h100_fails_on_time(honest):
     _check_transcript(o)
 
 
-def test_wrong_output_fails_freivalds(liar):
+def test_wrong_challenge_fails_freivalds(liar):
     o = run_hardware_challenge(liar, "CPU", n=256, **SMALL_MEMORY)
     assert o.outcome == FAIL_MISREPORT
     assert o.transcript["matmul"]["commitment_ok"]  # it committed to what it served...
@@ -126,7 +126,7 @@ def test_wrong_output_fails_freivalds(liar):
     assert o.elapsed_s < o.allowance_s  # fast, but wrong
 
 
-def test_wrong_output_fails_bf16_too(liar):
+def test_wrong_challenge_fails_bf16_too(liar):
     # A GPU class (L4) at a tiny n: the CPU is fast enough there, so only the product is wrong.
     o = run_hardware_challenge(liar, "L4", n=128, check_memory=False)
     assert o.dtype == "bf16" and o.outcome == FAIL_MISREPORT
@@ -400,3 +400,92 @@ def test_busy_agent__429_is_not_a_failure_by_itself(honest):
         requests.Session(), "GET", honest.rstrip("/") + "/health", what="health", timeout=(2, 2)
     )
     assert r.status_code == 200 and elapsed < 2
+
+
+# ----------------------------------------------------------------------------- blobs
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_blob_store__put_get_has__content_addressed_and_atomic(tmp_path):
+    from offchain.provider.blobs import BlobHashMismatch, BlobStore, BlobTooLarge
+
+    store = BlobStore(tmp_path, max_bytes=1024)
+    data = b"spec bytes"
+    h = store.put(data, expected=_sha(data))
+    assert h == _sha(data) and store.has(h) and store.get(h) == data and store.size(h) == len(data)
+    assert store.path(h) == tmp_path / h[:2] / h
+    assert store.put(data) == h  # idempotent
+    assert len(store) == 1 and list(store.names()) == [h]
+    m = store.mapping()
+    assert h in m and m[h] == data and "0" * 64 not in m and 42 not in m
+    assert store.get("0" * 64) is None and not store.has("0" * 64) and not store.has("../etc/passwd")
+    with pytest.raises(BlobHashMismatch, match="hashes to"):
+        store.put(b"other bytes", expected=h)
+    with pytest.raises(BlobTooLarge, match="over this store's cap of 1024"):
+        store.put(b"x" * 1025)
+    assert store.get(h) == data and len(store) == 1
+    assert list((tmp_path / "tmp").iterdir()) == []  # refused and finished writes leave no temp files
+
+
+def test_blob_endpoints__put_get_head_and_errors(tmp_path):
+    server, thread = serve(
+        AgentConfig(provider=ADDR, port=0, device="cpu", blob_dir=str(tmp_path / "blobs"), max_blob_bytes=4096)
+    )
+    url = server.url
+    try:
+        data = bytes(range(256)) * 4
+        h = _sha(data)
+        assert requests.get(f"{url}/blobs/{h}", timeout=5).status_code == 404
+        r = requests.put(f"{url}/blobs/{h}", data=data, timeout=5)
+        assert r.status_code == 201 and r.json() == {"hash": h, "size": len(data)}
+        r = requests.put(f"{url}/blobs/{h}", data=data, timeout=5)  # idempotent
+        assert r.status_code == 200
+        r = requests.get(f"{url}/blobs/{h}", timeout=5)
+        assert r.status_code == 200 and r.content == data
+        assert r.headers["Content-Type"] == "application/octet-stream"
+        head = requests.head(f"{url}/blobs/{h}", timeout=5)
+        assert head.status_code == 200 and int(head.headers["Content-Length"]) == len(data) and head.content == b""
+        # The bytes live on disk in the agent's blob dir.
+        assert (tmp_path / "blobs" / h[:2] / h).read_bytes() == data
+
+        r = requests.put(f"{url}/blobs/{'ab' * 32}", data=b"not these bytes", timeout=5)
+        assert r.status_code == 400 and "hashes to" in r.json()["error"]
+        big = b"y" * 5000
+        r = requests.put(f"{url}/blobs/{_sha(big)}", data=big, timeout=5)
+        assert r.status_code == 413 and "cap of 4096" in r.json()["error"]
+        assert requests.get(f"{url}/blobs/{_sha(big)}", timeout=5).status_code == 404
+        r = requests.get(f"{url}/blobs/XYZ", timeout=5)
+        assert r.status_code == 404 and "lowercase sha256 hex" in r.json()["error"]
+        r = requests.post(f"{url}/blobs/{h}", json={}, timeout=5)
+        assert r.status_code == 405
+        assert requests.get(f"{url}/health", timeout=5).json()["max_blob_bytes"] == 4096
+    finally:
+        _stop(server, thread)
+    # A restarted agent on the same directory still serves the blob.
+    server, thread = serve(AgentConfig(provider=ADDR, port=0, device="cpu", blob_dir=str(tmp_path / "blobs")))
+    try:
+        assert requests.get(f"{server.url}/blobs/{h}", timeout=5).content == data
+    finally:
+        _stop(server, thread)
+
+
+def test_blob_endpoints__default_temporary_dir_is_removed():
+    import offchain.provider.agent as agent_mod
+
+    agent = agent_mod.ProviderAgent(AgentConfig(provider=ADDR, device="cpu"))
+    root = agent.blobs.root
+    assert root.is_dir()
+    agent.close()
+    assert not root.exists()
+
+
+def test_cli_job_cheats_need_the_job_worker():
+    cmd = [sys.executable, "-c", "from offchain.cli import main; main()", "provider", "serve", "--claim", "CPU"]
+    r = subprocess.run([*cmd, "--provider-address", ADDR, "--cheat", "wrong-output"], capture_output=True, text=True,
+                       timeout=60)  # fmt: skip
+    assert r.returncode == 2 and "cheats on jobs: run the job worker" in r.stderr
+    r = subprocess.run([*cmd, "--test-account", "1"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "needs --state-dir" in r.stderr

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from offchain.chain.deploy import DEPLOYMENTS_DIR, deployment_path, load_record
+
+DEPLOYMENT_ENV = "GPUNET_DEPLOYMENT"
 
 
 class DeploymentNotFound(RuntimeError):
@@ -37,7 +41,10 @@ def connect(network_choice: str) -> Iterator[Handles]:
     from ape import chain, networks, project
 
     ecosystem, network, provider = parse_network(network_choice)
-    path = deployment_path(ecosystem, network, provider)
+    # GPUNET_DEPLOYMENT names another record file: tests and side-by-side devnets use it so
+    # their processes never read (or race on) the shared deployments/<network>.json.
+    override = os.environ.get(DEPLOYMENT_ENV)
+    path = Path(override) if override else deployment_path(ecosystem, network, provider)
     record = load_record(path)
     if record is None:
         known = sorted(p.name for p in DEPLOYMENTS_DIR.glob("*.json"))

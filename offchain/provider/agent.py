@@ -1,8 +1,10 @@
-"""The provider agent's HTTP server for hardware challenges (stdlib ThreadingHTTPServer).
+"""The provider agent's HTTP server: hardware challenges and content-addressed blobs
+(stdlib ThreadingHTTPServer).
 
 The oracle drives one challenge over these endpoints (see `offchain/oracle/challenger.py` and
-`offchain/benchmark/challenge.py` for the protocol); every JSON reply is an object, every
-error is `{"error": "<what is wrong and how to fix it>"}` with a 4xx/5xx status, never a trace.
+`offchain/benchmark/challenge.py` for the protocol); users upload job specs and inputs, and
+anyone downloads them and job outputs, as blobs. Every JSON reply is an object, every error is
+`{"error": "<what is wrong and how to fix it>"}` with a 4xx/5xx status, never a trace.
 
     GET  /health
          -> {"ok": true, "provider": addr, "claimed_class": id, "claimed_class_name": name,
@@ -27,20 +29,35 @@ error is `{"error": "<what is wrong and how to fix it>"}` with a 4xx/5xx status,
          All chunk digests (the root is a hash over all of them, so the verifier needs them
          all to check it) for the indices the verifier drew after it saw the root; the
          verifier recomputes the sampled chunks from the nonce (`verify_memory_proof`).
+    PUT  /blobs/<sha256 hex>  body: the blob's bytes (Content-Length required)
+         -> 201 {"hash": hex, "size": int} (200 if it was already here: PUT is idempotent).
+         400 if sha256(body) != hex, 413 over the agent's cap (`max_blob_bytes`, default
+         64 MiB). Job specs (`workloads.base.canonical_json(spec)`, named by the on-chain
+         spec_hash) and the inputs a spec names by hash are uploaded here by the user before
+         the job is funded; the job worker stores outputs here too.
+    GET  /blobs/<sha256 hex>  (HEAD: the same headers, no body)
+         -> application/octet-stream: the blob (sha256(body) == hex). 404 if unknown.
+         A job's `result_uri` on-chain is `<agent url>/blobs/<result hash hex>`; blobs stay
+         served after the job is final (see `offchain/provider/blobs.py`).
 
 Status codes: 400 malformed request (the message says which field and what is accepted),
-404 unknown path or id, 405 wrong method, 413 body too large, 422 cannot satisfy, 500 an
-internal error (logged here, reported as a one-line message).
+404 unknown path or id, 405 wrong method, 411 no Content-Length, 413 body too large,
+422 cannot satisfy, 500 an internal error (logged here, reported as a one-line message).
 
 One challenge computes at a time (a lock), so concurrent challenges do not slow each other
-down unevenly; a waiting request's time counts against it on the oracle's clock.
+down unevenly; a busy agent answers 429 and the oracle retries untimed. The job worker
+(`offchain/provider/worker.py`) takes the same lock while it executes a job, so a challenge
+never shares the device with a job (it waits, up to the challenger's retry budget).
 
-State is only the short-lived caches: a restarted agent answers new challenges as before and
-404s on ids it no longer has, which the oracle treats as a failed round.
+Challenge state is only the short-lived caches: a restarted agent answers new challenges as
+before and 404s on ids it no longer has, which the oracle treats as a failed round. Blobs live
+on disk (`blob_dir`; a temporary directory when none is given) and survive restarts.
 
-Cheat modes, for demos and tests: "wrong-output" corrupts a few entries of C by about their
-row's norm before committing (the commitment matches the served bytes; Freivalds fails);
-"slow" sleeps `slow_delay_s` after computing, before replying.
+Challenge cheat modes, for demos and tests: "wrong-challenge" corrupts a few entries of C by
+about their row's norm before committing (the commitment matches the served bytes; Freivalds
+fails); "slow" sleeps `slow_delay_s` after computing, before replying. (Job cheats,
+"wrong-output", "skip-work" and "cheaper-model", belong to the job worker: such an agent
+answers its hardware challenges honestly, so it becomes Active and then cheats on jobs.)
 """
 
 from __future__ import annotations
@@ -49,12 +66,16 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import re
 import secrets
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -65,14 +86,18 @@ from offchain.benchmark import challenge as ch
 from offchain.benchmark.gpu_classes import get_class
 from offchain.benchmark.measure import resolve_device
 from offchain.benchmark.wire import canonical_bytes, parse_hex
+from offchain.provider.blobs import DEFAULT_MAX_BLOB_BYTES, BlobError, BlobStore
 
 log = logging.getLogger("gpunet.provider.agent")
 
 AGENT_VERSION = "gpunet-agent/1"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9650
-CHEAT_MODES = ("wrong-output", "slow")
+CHEAT_MODES = ("wrong-challenge", "slow")
 MAX_BODY_BYTES = 1 << 20
+# A refused (413) upload up to this much over the cap is read and discarded so the client sees
+# the 413 instead of a reset connection; larger ones are cut off.
+_DRAIN_BYTES = 16 << 20
 MAX_CHUNKS = 1 << 16
 _WRONG_ENTRIES = 8
 
@@ -93,13 +118,16 @@ class AgentConfig:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT  # 0: any free port
     device: str | None = None  # None / "auto": cuda if torch sees a GPU, else cpu
-    cheat: str | None = None  # None, "wrong-output" or "slow"
+    cheat: str | None = None  # None, "wrong-challenge" or "slow" (hardware challenges only)
     slow_delay_s: float = 2.0
     max_n: int = 16384
     # Largest memory-challenge working set; None: the GPU's total memory, or 2 GiB on a CPU.
     max_working_set_bytes: int | None = None
     cache_size: int = 4
     cache_ttl_s: float = 300.0
+    # Where blobs live (None: a temporary directory removed when the process exits).
+    blob_dir: str | None = None
+    max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES
     claimed_class_id: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -114,6 +142,8 @@ class AgentConfig:
             raise ValueError("agent: port must be 0..65535")
         if self.max_n < 1 or self.cache_size < 1 or self.cache_ttl_s <= 0 or self.slow_delay_s < 0:
             raise ValueError("agent: max_n, cache_size >= 1; cache_ttl_s > 0; slow_delay_s >= 0")
+        if self.max_blob_bytes < 1:
+            raise ValueError("agent: max_blob_bytes must be >= 1")
 
 
 class TtlLru:
@@ -164,7 +194,7 @@ class _Memory:
 
 
 def _corrupt(c: torch.Tensor, nonce: bytes) -> torch.Tensor:
-    """The wrong-output cheat: a few entries moved by their row's 2-norm (far above Freivalds' tolerance)."""
+    """The wrong-challenge cheat: a few entries moved by their row's 2-norm (far above Freivalds' tolerance)."""
     c = c.clone()
     n, m = c.shape
     g = torch.Generator(device="cpu").manual_seed(ch.seed_from_nonce(nonce, b"gpunet/agent/cheat"))
@@ -202,6 +232,10 @@ class ProviderAgent:
         self.challenges = TtlLru(config.cache_size, config.cache_ttl_s)
         self.memories = TtlLru(max(16, config.cache_size), config.cache_ttl_s)
         self._compute = threading.Lock()
+        self._tmp_blobs: str | None = None
+        if config.blob_dir is None:
+            self._tmp_blobs = tempfile.mkdtemp(prefix="gpunet-blobs-")
+        self.blobs = BlobStore(config.blob_dir or self._tmp_blobs, config.max_blob_bytes)
         if config.max_working_set_bytes is not None:
             self.max_working_set = int(config.max_working_set_bytes)
         elif self.device.type == "cuda":
@@ -221,6 +255,19 @@ class ProviderAgent:
         finally:
             self._compute.release()
 
+    @contextlib.contextmanager
+    def device_lock(self):
+        """Held by the job worker while it executes: a challenge arriving meanwhile gets 429 and
+        is retried by the oracle, rather than being timed while sharing the device with a job."""
+        with self._compute:
+            yield
+
+    def close(self) -> None:
+        """Removes the temporary blob directory, if this agent made one."""
+        if self._tmp_blobs is not None:
+            shutil.rmtree(self._tmp_blobs, ignore_errors=True)
+            self._tmp_blobs = None
+
     def health(self) -> dict:
         return {
             "ok": True,
@@ -230,6 +277,7 @@ class ProviderAgent:
             "device": str(self.device),
             "version": AGENT_VERSION,
             "torch": torch.__version__,
+            "max_blob_bytes": self.blobs.max_bytes,
         }
 
     def challenge(self, body: dict) -> dict:
@@ -246,7 +294,7 @@ class ProviderAgent:
             except (MemoryError, torch.OutOfMemoryError) as e:
                 raise RequestError(422, f"cannot hold an n={n} {dtype} challenge on {self.device}: {e}") from None
             del a, b
-            if self.config.cheat == "wrong-output":
+            if self.config.cheat == "wrong-challenge":
                 c = _corrupt(c, nonce)
             data = canonical_bytes(c)  # moves C to the host (synchronises a GPU)
             del c
@@ -333,14 +381,20 @@ class ProviderAgent:
 
 
 _ID = r"([0-9a-f]{32})"
+_HASH = r"([0-9a-f]{64})"
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"/health"), "health"),
     ("POST", re.compile(r"/challenge"), "challenge"),
     ("GET", re.compile(rf"/challenge/{_ID}/result"), "result"),
     ("POST", re.compile(r"/memory"), "memory"),
     ("POST", re.compile(rf"/memory/{_ID}/open"), "memory_open"),
+    ("PUT", re.compile(rf"/blobs/{_HASH}"), "blob_put"),
+    ("GET", re.compile(rf"/blobs/{_HASH}"), "blob_get"),
 ]
-_ENDPOINTS = "GET /health, POST /challenge, GET /challenge/<id>/result, POST /memory, POST /memory/<id>/open"
+_ENDPOINTS = (
+    "GET /health, POST /challenge, GET /challenge/<id>/result, POST /memory, POST /memory/<id>/open, "
+    "PUT /blobs/<sha256 hex>, GET /blobs/<sha256 hex>"
+)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -385,12 +439,14 @@ class _Handler(BaseHTTPRequestHandler):
                 match = pattern.fullmatch(path)
                 if not match:
                     continue
-                if m != method:
+                if m != method and not (method == "HEAD" and m == "GET"):
                     continue
                 self._route(name, match.groups())
                 return
             if any(p.fullmatch(path) for _, p, _ in _ROUTES):
                 raise RequestError(405, f"{method} not allowed on {path} ({_ENDPOINTS})")
+            if path.startswith("/blobs/"):
+                raise RequestError(404, f"no such endpoint {method} {path}: a blob name is a lowercase sha256 hex")
             raise RequestError(404, f"no such endpoint {method} {path} ({_ENDPOINTS})")
         except RequestError as e:
             self._json(e.status, {"error": e.message})
@@ -415,11 +471,58 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, agent.memory(self._body()))
         elif name == "memory_open":
             self._json(200, agent.memory_open(groups[0], self._body()))
+        elif name == "blob_put":
+            self._blob_put(agent.blobs, groups[0])
+        elif name == "blob_get":
+            self._blob_get(agent.blobs, groups[0])
         else:  # pragma: no cover - routes and names are in sync
             raise RequestError(404, f"no route {name}")
 
+    def _blob_put(self, store: BlobStore, h: str) -> None:
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            raise RequestError(411, "PUT /blobs/<hash> needs a Content-Length header (send the body in one piece)")
+        try:
+            length = int(raw)
+        except ValueError:
+            raise RequestError(400, "bad Content-Length header") from None
+        if length < 0:
+            raise RequestError(400, "bad Content-Length header")
+        if length > store.max_bytes:
+            if length - store.max_bytes <= _DRAIN_BYTES:
+                left = length
+                while left > 0 and (chunk := self.rfile.read(min(1 << 20, left))):
+                    left -= len(chunk)
+            else:
+                self.close_connection = True
+            raise RequestError(413, f"blob of {length} bytes is over this agent's cap of {store.max_bytes} bytes")
+        existed = store.has(h)
+        try:
+            store.put_stream(self.rfile, length, h)
+        except BlobError as e:
+            raise RequestError(e.status, str(e)) from None
+        self._json(200 if existed else 201, {"hash": h, "size": length})
+
+    def _blob_get(self, store: BlobStore, h: str) -> None:
+        f = store.open(h)
+        if f is None:
+            raise RequestError(404, f"no blob {h} here (upload it with PUT /blobs/{h})")
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(size))
+            # Content-addressed: the bytes behind a name never change.
+            self.send_header("Cache-Control", "public, max-age=31536000, immutable")
+            self.end_headers()
+            if self.command != "HEAD":
+                shutil.copyfileobj(f, self.wfile, 1 << 20)
+
     def do_GET(self) -> None:  # noqa: N802 (stdlib naming)
         self._dispatch("GET")
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._dispatch("HEAD")
 
     def do_POST(self) -> None:  # noqa: N802
         self._dispatch("POST")
@@ -444,6 +547,10 @@ class _AgentServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{host}:{port}"
 
+    def server_close(self) -> None:
+        super().server_close()
+        self.agent.close()
+
 
 def serve(config: AgentConfig) -> tuple[_AgentServer, threading.Thread]:
     """Start the agent on (config.host, config.port) in a daemon thread; port 0 picks a free one.
@@ -461,8 +568,19 @@ def serve(config: AgentConfig) -> tuple[_AgentServer, threading.Thread]:
     return server, thread
 
 
-def run_forever(config: AgentConfig, *, on_ready=None) -> None:
-    """Serve until Ctrl-C or SIGTERM, then shut down cleanly (in-flight requests may be cut)."""
+def run_forever(
+    config: AgentConfig,
+    *,
+    on_ready: Callable[[_AgentServer], None] | None = None,
+    job_worker: Callable[[ProviderAgent, str, threading.Event], None] | None = None,
+) -> None:
+    """Serve until Ctrl-C or SIGTERM, then shut down cleanly (in-flight requests may be cut).
+
+    `job_worker(agent, url, stop)`, when given, runs in the calling (main) thread while the
+    HTTP server runs in its own: it follows the chain and runs jobs (`offchain/provider/worker.py`)
+    until `stop` is set, and must return then. Chain work stays on the main thread, where ape's
+    network context was entered; an exception from it stops the agent (and is re-raised).
+    """
     server, thread = serve(config)
     stop = threading.Event()
     previous: dict[int, Any] = {}
@@ -472,6 +590,8 @@ def run_forever(config: AgentConfig, *, on_ready=None) -> None:
     if on_ready is not None:
         on_ready(server)
     try:
+        if job_worker is not None:
+            job_worker(server.agent, server.url, stop)
         while not stop.wait(0.5):
             if not thread.is_alive():
                 break

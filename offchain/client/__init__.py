@@ -1,0 +1,1 @@
+"""The user client: SDK (`offchain.client.sdk`) and the `gpunet job ...` commands (`offchain.client.cli`)."""

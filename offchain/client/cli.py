@@ -1,0 +1,253 @@
+"""`gpunet job submit|status|result|dispute|cancel`: the user client's commands.
+
+Registered on the `gpunet job` group by `offchain/cli.py` (`add_job_commands`). Everything
+the commands do is in `offchain.client.sdk`; this module parses options, prints tables and
+progress, and turns `ClientError` into a one-line message with exit status 1.
+
+    gpunet job submit SPEC.json [--provider ADDR | --open] [--max-price WEI_PER_UNIT]
+                      [--blob FILE ...] [--class ID|NAME] [--no-wait] [--timeout S] [--json]
+                      (--test-account N | --account ALIAS) [--network ...]
+    gpunet job status ID [--json]
+    gpunet job result ID -o DIR [--verify]
+    gpunet job dispute ID (--test-account N | --account ALIAS)
+    gpunet job cancel ID (--test-account N | --account ALIAS)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+# Wide enough for full addresses when piped (rich assumes 80 columns without a terminal).
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+def _account(test_account: int | None, alias: str | None) -> Any:
+    from ape import accounts
+
+    if test_account is not None and alias is not None:
+        raise click.UsageError("give either --test-account N or --account ALIAS, not both")
+    if test_account is not None:
+        try:
+            return accounts.test_accounts[test_account]
+        except IndexError:
+            raise click.UsageError(f"no test account {test_account}") from None
+    if alias:
+        try:
+            acct = accounts.load(alias)
+        except Exception as e:  # noqa: BLE001 - ape's AccountsError
+            raise click.UsageError(f"cannot load account {alias!r}: {e} (see `ape accounts list`)") from None
+        acct.set_autosign(True)  # one passphrase prompt for the permit signature and the transaction
+        return acct
+    raise click.UsageError("this command signs: give --test-account N (local chains) or --account ALIAS")
+
+
+@contextlib.contextmanager
+def _session(network: str) -> Iterator[Any]:
+    """Deployment handles, with every client error printed as a one-line message."""
+    from offchain.chain.client import DeploymentNotFound, connect
+    from offchain.client.sdk import ClientError
+
+    try:
+        with connect(network) as h:
+            yield h
+    except (DeploymentNotFound, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    except ClientError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _signer_options(f: Callable) -> Callable:
+    f = click.option("--account", "alias", default=None, help="ape account alias that signs.")(f)
+    return click.option("--test-account", type=int, default=None, help="Local chains: ape test account N signs.")(f)
+
+
+def _offer_table(offers: list, targets: list, units: int) -> Table:
+    from offchain.client.sdk import tokens
+
+    chosen = {o.provider for o in targets}
+    t = Table(title=f"offers for class {offers[0].class_id if offers else '?'} ({units} compute units)")
+    for col in ("", "provider", "price wei/unit", "job price", "completed", "failed+expired", "machines", "endpoint"):
+        t.add_column(col)
+    for o in offers:
+        t.add_row(
+            "*" if o.provider in chosen else "",
+            o.provider,
+            str(o.price),
+            tokens(o.price * units),
+            str(o.reputation["completed"]),
+            str(o.bad_record),
+            ",".join(map(str, o.machine_ids)),
+            o.endpoint,
+        )
+    return t
+
+
+def add_job_commands(job: click.Group, network_option: Callable) -> None:
+    """Adds the client's commands to the `gpunet job` group."""
+
+    @job.command("submit")
+    @click.argument("spec_path", metavar="SPEC.json", type=click.Path(exists=True, dir_okay=False))
+    @click.option("--provider", default=None, help="Take this provider's offer (default: the best-ranked one).")
+    @click.option("--open", "open_job", is_flag=True, help="An open job any provider of the class may accept.")
+    @click.option(
+        "--max-price",
+        type=click.IntRange(1),
+        default=None,
+        help="Highest price per compute unit, in token wei (open jobs pay exactly this).",
+    )
+    @click.option("--blob", "blob_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+                  help="An input file the spec names by sha256 (repeat for each).")  # fmt: skip
+    @click.option("--class", "class_opt", default=None, help="GPU class id or name (default: spec meta.class or CPU).")
+    @click.option("--accept-window", type=int, default=None, help="Seconds a provider has to accept (default 600).")
+    @click.option(
+        "--complete-within", type=int, default=None, help="Seconds to deliver after accepting (default 3600)."
+    )
+    @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the result to be submitted.")
+    @click.option("--timeout", type=float, default=900.0, show_default=True, help="Seconds to wait.")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
+    @_signer_options
+    @network_option
+    def job_submit(
+        spec_path, provider, open_job, max_price, blob_files, class_opt, accept_window, complete_within, wait,
+        timeout, as_json, test_account, alias, network,
+    ) -> None:  # fmt: skip
+        """Submit a job: validate SPEC.json, rank offers, upload the spec and inputs to the
+        provider, fund it with a permit (one transaction) and wait for the result."""
+        from offchain.client import sdk
+        from offchain.constants import JobStatus
+
+        if provider and open_job:
+            raise click.UsageError("give either --provider ADDR or --open, not both")
+        console = err if as_json else out
+        try:  # the spec is checked before anything touches the chain
+            spec = sdk.load_spec(spec_path)
+            blobs = sdk.read_blob_files(blob_files)
+            units = sdk.check_spec(spec, blobs)
+            class_id = sdk.spec_class(spec, class_opt)
+        except sdk.ClientError as e:
+            raise click.ClickException(str(e)) from None
+        with _session(network) as h:
+            account = _account(test_account, alias)
+
+            def show_offers(offers, targets) -> None:
+                console.print(_offer_table(offers, targets, units))
+
+            sub = sdk.submit(
+                h, account, spec, blobs, class_id=class_id, provider=provider, open_job=open_job,
+                max_price=max_price, accept_window=accept_window, complete_within=complete_within,
+                on_offers=show_offers,
+            )  # fmt: skip
+            who = "open job" if sub.provider is None else f"provider {sub.provider}"
+            console.print(
+                f"job {sub.job_id} funded: {who}, {sub.units} units at {sub.price} wei/unit = "
+                f"{sdk.tokens(sub.payment)} tokens; spec {sub.spec_hash} uploaded to {', '.join(sub.uploaded_to)}"
+            )
+            final = None
+            if wait:
+                with console.status(f"job {sub.job_id}: waiting for a provider...") as spinner:
+
+                    def progress(st: JobStatus, elapsed: float) -> None:
+                        spinner.update(f"job {sub.job_id}: {st.name} ({elapsed:.0f}s)")
+
+                    final = sdk.wait(h, sub.job_id, timeout=timeout, on_status=progress)
+                info = sdk.status(h, sub.job_id)
+                console.print(
+                    f"job {sub.job_id}: {final.name}"
+                    + (f", result {info['result_hash']} at {info['result_uri']}" if "result_uri" in info else "")
+                )
+                if "result_uri" in info:
+                    console.print(f"fetch it with: gpunet job result {sub.job_id} -o DIR")
+        if as_json:
+            click.echo(json.dumps({
+                "job_id": sub.job_id, "provider": sub.provider, "class_id": sub.class_id, "price": sub.price,
+                "units": sub.units, "payment": sub.payment, "spec_hash": sub.spec_hash,
+                "uploaded_to": sub.uploaded_to, "status": final.name if final else "OPEN",
+            }))  # fmt: skip
+        else:
+            click.echo(f"job id: {sub.job_id}")
+
+    @job.command("status")
+    @click.argument("job_id", type=int)
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @network_option
+    def job_status(job_id: int, as_json: bool, network: str) -> None:
+        """Show a job's status, its data and where its result is served."""
+        from offchain.client import sdk
+
+        with _session(network) as h:
+            info = sdk.status(h, job_id)
+        if as_json:
+            click.echo(json.dumps(info, default=str))
+            return
+        t = Table(title=f"job {job_id}: {info['status']}", show_header=False)
+        for k, v in info.items():
+            t.add_row(k, json.dumps(v) if isinstance(v, dict) else str(v))
+        out.print(t)
+
+    @job.command("result")
+    @click.argument("job_id", type=int)
+    @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+                  help="Directory for output.bin, output.pt and output.json.")  # fmt: skip
+    @click.option("--verify", is_flag=True, help="Also re-execute the job here and compare (grounds to dispute).")
+    @click.option("--device", default=None, help="torch device for --verify (default cpu).")
+    @network_option
+    def job_result(job_id: int, out_dir: str, verify: bool, device: str | None, network: str) -> None:
+        """Download a job's result, check it against the on-chain hash and write it to DIR."""
+        from offchain.client import sdk
+
+        with _session(network) as h:
+            res = sdk.fetch_result(h, job_id, out_dir)
+            out.print(f"job {job_id}: result {res.result_hash} verified against the chain ({len(res.data)} bytes)")
+            for f in res.files.values():
+                out.print(f"  wrote {f}")
+            if verify:
+                with out.status("re-executing the job locally..."):
+                    cmp = sdk.verify_locally(h, job_id, res, device)
+                if cmp:
+                    out.print(f"local re-execution matches: {cmp.detail}")
+                else:
+                    out.print(f"[bold red]MISMATCH[/] with a local re-execution: {cmp.detail}")
+                    out.print(f"dispute it before the challenge window ends: gpunet job dispute {job_id}")
+                    sys.exit(2)
+
+    @job.command("dispute")
+    @click.argument("job_id", type=int)
+    @_signer_options
+    @network_option
+    def job_dispute(job_id: int, test_account, alias, network: str) -> None:
+        """Dispute a submitted result (posts the bond; the oracle quorum re-executes the job)."""
+        from offchain.client import sdk
+
+        with _session(network) as h:
+            account = _account(test_account, alias)
+            receipt = sdk.dispute(h, account, job_id)
+            d = h.market.disputes(job_id)
+        out.print(
+            f"job {job_id} disputed (bond {sdk.tokens(int(d.bond))} tokens, verdict due by {int(d.audit_deadline)}); "
+            f"tx {receipt.txn_hash}"
+        )
+
+    @job.command("cancel")
+    @click.argument("job_id", type=int)
+    @_signer_options
+    @network_option
+    def job_cancel(job_id: int, test_account, alias, network: str) -> None:
+        """Take back the payment of your job that no provider has accepted."""
+        from offchain.client import sdk
+
+        with _session(network) as h:
+            account = _account(test_account, alias)
+            receipt = sdk.cancel(h, account, job_id)
+        out.print(f"job {job_id} cancelled, payment refunded; tx {receipt.txn_hash}")
+
+
+__all__ = ["add_job_commands"]

@@ -1,0 +1,527 @@
+"""The provider's job worker: takes jobs it can run from JobMarket, runs them, commits and
+serves the results, and collects its pay. Started by `gpunet provider serve` when given a
+signer (`--test-account N` / `--account ALIAS`) and a `--state-dir`.
+
+Loop (every `poll_s`, on the agent's main thread; the HTTP server keeps serving blobs and
+challenges on its own threads):
+
+1. Follow the chain from the stored cursor: JobCreated aimed at this provider, or open
+   (provider 0x0), becomes a *candidate*; JobAccepted / ResultSubmitted keep the rebuilt job
+   structs current (`offchain.chain.jobs`); MachineRegistered adds this provider's machines.
+2. Consider candidates. A job is accepted only when all of these hold:
+   - it is still Open and its acceptance window has `accept_margin_s` left;
+   - one of this provider's machines of the job's class is Active (and attested now);
+   - this provider offers the class and the job pays at least that offer per unit
+     (`registry.offers(provider, class_id)`);
+   - the spec blob (sha256 == the on-chain spec_hash, canonical JSON) and every input it names
+     are in the blob store: the user uploads them before funding the job; until they arrive
+     the job stays a candidate (until its window passes);
+   - the spec validates (`offchain.workloads.validate`) and `compute_units(spec)` equals the
+     job's `compute_units`: the provider is paid per unit, so it refuses a job whose units
+     do not match the work (refused permanently, with the reason in the state file);
+   - the free stake covers `required_collateral(payment, collateral, audit_rate(self))`, and
+     fewer than `max_pending` accepted jobs are waiting to run.
+3. Run accepted jobs, one at a time, holding the agent's device lock (a hardware challenge
+   then waits, see agent.py): execute with torch on the agent's device (CUDA when present),
+   store `output_bytes(out)` in the blob store, and `submit_result(job_id, job, sha256,
+   "<url>/blobs/<hex>")`, where <url> is `--public-url` or the machine's registered endpoint.
+4. Finalize its own jobs once the challenge window is over (status still Submitted, not drawn
+   for audit) or an audit's deadline passed without a verdict: `finalize_many` for several,
+   so the provider is paid without waiting for a keeper.
+
+Deadlines use max(chain time, wall clock): a dev chain mines only on transactions, so its
+head's timestamp lags while it idles; a new block is never older than the wall clock.
+
+Restart safety: every state change is written to SQLite (`offchain/provider/store.py`) before
+the next step, and the chain decides ties. A job recorded as `accepting` is looked up on-chain
+on restart (accepted by us -> running, still open -> candidate again); the chain's own `Open`
+check makes a second acceptance impossible anyway. A computed result is in the blob store under
+its hash, so a restart between executing and submitting submits it without recomputing.
+Blobs are kept after jobs finish (garbage collection is left for later).
+
+Cheats (`--cheat`, `offchain/provider/cheats.py`): "wrong-output", "skip-work",
+"cheaper-model" replace step 3's execution; everything else is as honest.
+
+Test hook: the environment variable GPUNET_AGENT_CRASH_AT=accepted|executed makes the process
+exit at once (status 75, no cleanup) right after the accept transaction is mined (before it is
+recorded) or after the output is stored (before it is submitted): crash injection for the
+restart tests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from offchain import workloads
+from offchain.chain.jobs import ZERO_ADDRESS, apply_event, as_tuple, job_from_chain, job_from_created
+from offchain.constants import MAX_BATCH, JobStatus, MachineStatus
+from offchain.provider.blobs import BlobStore
+from offchain.provider.cheats import JOB_CHEATS, execute_cheating
+from offchain.provider.store import OPEN_STATES, WorkerStore
+from offchain.workloads.base import canonical_json
+
+log = logging.getLogger("gpunet.provider.worker")
+
+CRASH_ENV = "GPUNET_AGENT_CRASH_AT"
+CRASH_POINTS = ("accepted", "executed")
+CRASH_EXIT_CODE = 75
+SCAN_CHUNK_BLOCKS = 5_000
+
+
+def _hex32(v: Any) -> str:
+    """bytes32 from ape (HexBytes / bytes / hex str) as 64 lowercase hex characters."""
+    if isinstance(v, str):
+        return v.removeprefix("0x").lower().rjust(64, "0")
+    return bytes(v).hex().rjust(64, "0")
+
+
+def _event(**kw: Any) -> None:
+    log.info(json.dumps(kw, default=str))
+
+
+@dataclass
+class WorkerConfig:
+    network: str
+    state_dir: str | Path
+    sender_index: int | None = None  # ape test account (local chains)
+    sender_alias: str | None = None  # ape account alias (other networks)
+    public_url: str | None = None  # base URL in result_uri (default: the machine's registered endpoint)
+    cheat: str | None = None  # None or one of cheats.JOB_CHEATS
+    poll_s: float = 1.0
+    max_pending: int = 4  # accepted jobs not yet submitted
+    accept_margin_s: int = 5  # leave a job whose acceptance window closes sooner than this
+    tx_retry_s: float = 5.0  # after a failed transaction for a job, wait this long before retrying
+    crash_at: str | None = field(default_factory=lambda: os.environ.get(CRASH_ENV) or None)
+
+    def __post_init__(self) -> None:
+        if self.cheat in ("", "none"):
+            self.cheat = None
+        if self.cheat is not None and self.cheat not in JOB_CHEATS:
+            raise ValueError(f"worker: job cheat must be one of {', '.join(JOB_CHEATS)}, not {self.cheat!r}")
+        if self.sender_index is None and not self.sender_alias:
+            raise ValueError("worker: a signer is needed: --test-account N (local chains) or --account ALIAS")
+        if self.crash_at is not None and self.crash_at not in CRASH_POINTS:
+            raise ValueError(f"{CRASH_ENV} must be one of {', '.join(CRASH_POINTS)}, not {self.crash_at!r}")
+        if self.poll_s <= 0 or self.max_pending < 1 or self.accept_margin_s < 0:
+            raise ValueError("worker: poll_s > 0, max_pending >= 1, accept_margin_s >= 0")
+
+
+class _Skip(Exception):  # noqa: N818 - control flow: not now, maybe later
+    """Not acceptable now but maybe later (blobs not uploaded yet, no free stake, ...)."""
+
+
+class _Refuse(Exception):  # noqa: N818 - control flow: never
+    """Never acceptable (invalid spec, compute units that do not match it, ...)."""
+
+
+class JobWorker:
+    """One provider's job loop. `agent` supplies the blob store, the torch device and the device
+    lock (a `ProviderAgent`, or anything with `.blobs`, `.device`, `.device_lock()`)."""
+
+    def __init__(self, config: WorkerConfig, agent: Any, server_url: str):
+        self.cfg = config
+        self.agent = agent
+        self.blobs: BlobStore = agent.blobs
+        self.server_url = server_url.rstrip("/")
+        Path(config.state_dir).mkdir(parents=True, exist_ok=True)
+        self.store = WorkerStore(Path(config.state_dir) / "worker.sqlite")
+        self.jobs: dict[int, dict] = {}  # job id -> current struct, for jobs in OPEN_STATES
+        self.machines: dict[int, Any] = {}  # machine id -> registry.machines() of ours, refreshed each cycle
+        self._retry_at: dict[int, float] = {}
+        self._waiting_logged: set[tuple[int, str]] = set()
+
+    # ------------------------------------------------------------------ chain plumbing
+    def _sender(self) -> Any:
+        from ape import accounts
+
+        if self.cfg.sender_alias:
+            acct = accounts.load(self.cfg.sender_alias)
+            acct.set_autosign(True)
+            return acct
+        return accounts.test_accounts[self.cfg.sender_index]
+
+    def _stop_block(self) -> int:
+        # An explicit stop: ape's `range(start, None)` means `range(0, start)` (Python's range(stop)).
+        return int(self.h.chain.blocks.height) + 1
+
+    def _rebuild(self, jid: int) -> dict:
+        """The job's current struct from its events (checked against the on-chain commitment)."""
+        return job_from_chain(self.h.market, jid, self.start_block, self._stop_block())
+
+    def clock(self) -> int:
+        """max(chain time, wall clock): see the module docstring."""
+        return max(int(self.h.chain.blocks.head.timestamp), int(time.time()))
+
+    def run(self, stop: threading.Event) -> None:
+        """Follows the chain and works until `stop` is set (the agent's SIGTERM handler sets it)."""
+        from offchain.chain.client import connect
+
+        with connect(self.cfg.network) as h:
+            self.h = h
+            self.account = self._sender()
+            self.address = self.account.address
+            self.start_block = int(h.record.get("block") or 0)
+            deploy_block = h.chain.blocks[self.start_block].hash
+            self.store.check_binding(h.chain.chain_id, h.market.address, self.address, _hex32(deploy_block))
+            self._load_machines()
+            self._restore()
+            _event(event="worker_started", provider=self.address, cheat=self.cfg.cheat, state=self.store.counts())
+            backoff = self.cfg.poll_s
+            while not stop.is_set():
+                try:
+                    self.cycle(stop)
+                    backoff = self.cfg.poll_s
+                except Exception as e:  # noqa: BLE001 - RPC hiccups and the like: log, back off, retry
+                    log.warning(json.dumps({"event": "cycle_error", "error": f"{type(e).__name__}: {e}"}))
+                    backoff = min(backoff * 2, 30.0)
+                stop.wait(backoff)
+        _event(event="worker_stopped", provider=self.address)
+
+    def _load_machines(self) -> None:
+        reg = self.h.registry
+        for lg in reg.MachineRegistered.range(
+            self.start_block, self._stop_block(), search_topics={"provider": self.address}
+        ):
+            self.store.add_machine(int(lg.event_arguments["machine_id"]))
+
+    def _restore(self) -> None:
+        """After a restart: rebuild the structs of unfinished jobs, and settle `accepting` rows."""
+        for row in self.store.jobs_in(*OPEN_STATES):
+            jid = row["job_id"]
+            try:
+                self.jobs[jid] = self._rebuild(jid)
+            except (LookupError, RuntimeError) as e:
+                self.store.set_state(jid, "done", reason=f"cannot rebuild from the chain: {e}")
+                continue
+            if row["state"] == "accepting":
+                self._resolve_accepting(jid)
+
+    def _resolve_accepting(self, jid: int) -> None:
+        job = self.jobs[jid]
+        if job["provider"].lower() == self.address.lower() and job["machine_id"] != 0:
+            self.store.set_state(jid, "running", machine_id=int(job["machine_id"]))
+            _event(event="resumed", job_id=jid, state="running")
+        elif self.h.market.job_status(jid) == JobStatus.OPEN:
+            self.store.set_state(jid, "candidate")
+        else:
+            self.store.set_state(jid, "done", reason="accepted by another provider")
+            self.jobs.pop(jid, None)
+
+    # ------------------------------------------------------------------ one cycle
+    def cycle(self, stop: threading.Event | None = None) -> None:
+        self.follow_chain()
+        self.refresh_machines()
+        now = self.clock()
+        for row in self.store.jobs_in("candidate"):
+            if stop is not None and stop.is_set():
+                return
+            self.consider(row["job_id"], now)
+        for row in self.store.jobs_in("running", "executed"):
+            if stop is not None and stop.is_set():
+                return
+            self.work(row)
+        self.finalize_ready(self.clock())
+
+    def follow_chain(self) -> None:
+        m = self.h.market
+        head = int(self.h.chain.blocks.height)
+        start = int(self.store.get_meta("cursor", str(self.start_block - 1)) or -1) + 1
+        me = self.address.lower()
+        while start <= head:
+            stop = min(head, start + SCAN_CHUNK_BLOCKS - 1)
+            events: list[tuple[int, int, str, Any]] = []
+            for name in ("JobCreated", "JobAccepted", "ResultSubmitted"):
+                for lg in getattr(m, name).range(start, stop + 1):
+                    events.append((int(lg.block_number), int(lg.log_index), name, lg))
+            for lg in self.h.registry.MachineRegistered.range(
+                start, stop + 1, search_topics={"provider": self.address}
+            ):
+                self.store.add_machine(int(lg.event_arguments["machine_id"]))
+            for _, _, name, lg in sorted(events, key=lambda e: (e[0], e[1])):
+                args = lg.event_arguments
+                jid = int(args["job_id"])
+                if name == "JobCreated":
+                    if args["provider"].lower() in (me, ZERO_ADDRESS) and self.store.add_candidate(jid):
+                        self.jobs[jid] = job_from_created(lg)
+                        _event(event="job_seen", job_id=jid, targeted=args["provider"].lower() == me)
+                    continue
+                if jid not in self.jobs:
+                    continue
+                self.jobs[jid] = apply_event(self.jobs[jid], name, lg)
+                if name == "JobAccepted":
+                    row = self.store.job(jid)
+                    if args["provider"].lower() == me:
+                        if row and row["state"] in ("candidate", "accepting", "refused"):
+                            self.store.set_state(jid, "running", machine_id=int(args["machine_id"]))
+                    elif row and row["state"] in ("candidate", "accepting"):
+                        self.store.set_state(jid, "done", reason="accepted by another provider")
+                        self.jobs.pop(jid, None)
+            self.store.set_meta("cursor", str(stop))
+            start = stop + 1
+
+    def refresh_machines(self) -> None:
+        reg = self.h.registry
+        self.machines = {mid: reg.machines(mid) for mid in self.store.machines()}
+
+    def _active_machines(self, class_id: int, now: int) -> list[int]:
+        return [
+            mid
+            for mid, info in sorted(self.machines.items())
+            if info.status == MachineStatus.ACTIVE
+            and int(info.class_id) == int(class_id)
+            and now <= info.attested_until
+        ]
+
+    def _waiting(self, jid: int, why: str) -> None:
+        # Log each distinct reason once per job, not every poll.
+        if (jid, why) not in self._waiting_logged:
+            self._waiting_logged.add((jid, why))
+            _event(event="job_waiting", job_id=jid, reason=why)
+
+    def _done(self, jid: int, reason: str) -> None:
+        self.store.set_state(jid, "done", reason=reason)
+        self.jobs.pop(jid, None)
+        _event(event="job_done", job_id=jid, reason=reason)
+
+    # ------------------------------------------------------------------ accepting
+    def consider(self, jid: int, now: int) -> None:
+        if self._retry_at.get(jid, 0) > time.monotonic():
+            return
+        job = self.jobs.get(jid)
+        if job is None:
+            try:
+                job = self.jobs[jid] = self._rebuild(jid)
+            except (LookupError, RuntimeError) as e:
+                self._done(jid, f"cannot rebuild from the chain: {e}")
+                return
+        if now + self.cfg.accept_margin_s > job["accept_by"]:
+            self._done(jid, "acceptance window over")
+            return
+        if not self._active_machines(job["class_id"], now):  # checked before any RPC: open jobs of other classes
+            self._waiting(jid, f"no Active machine of class {job['class_id']}")
+            return
+        status = JobStatus(self.h.market.job_status(jid))
+        if status != JobStatus.OPEN:
+            self._done(jid, f"no longer open ({status.name})")
+            return
+        try:
+            spec, machine_id = self._check(jid, job, now)
+        except _Skip as e:
+            self._waiting(jid, str(e))
+            return
+        except _Refuse as e:
+            self.store.set_state(jid, "refused", reason=str(e))
+            self.jobs.pop(jid, None)
+            _event(event="job_refused", job_id=jid, reason=str(e))
+            return
+        self._accept(jid, job, machine_id, spec)
+
+    def _load_spec(self, job: dict) -> dict:
+        """The spec blob named by the job's spec_hash, parsed and validated with its inputs."""
+        spec_hex = _hex32(job["spec_hash"])
+        raw = self.blobs.get(spec_hex)
+        if raw is None:
+            raise _Skip(f"spec blob {spec_hex} not uploaded yet (PUT /blobs/{spec_hex})")
+        try:
+            spec = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise _Refuse("spec blob is not JSON") from None
+        try:
+            if canonical_json(spec) != raw:
+                raise _Refuse("spec blob is not canonical JSON (upload workloads.base.canonical_json(spec))")
+            workloads.validate(spec)
+        except workloads.SpecError as e:
+            raise _Refuse(f"invalid spec: {e}") from None
+        except (TypeError, ValueError) as e:
+            raise _Refuse(f"invalid spec: {e}") from None
+        missing = sorted(h for h in spec.get("inputs", {}).values() if not self.blobs.has(h))
+        if missing:
+            raise _Skip(f"input blobs not uploaded yet: {missing}")
+        try:
+            workloads.validate(spec, self.blobs.mapping())
+        except workloads.SpecError as e:
+            raise _Refuse(f"invalid spec with its inputs: {e}") from None
+        return spec
+
+    def _check(self, jid: int, job: dict, now: int) -> tuple[dict, int]:
+        """(spec, machine id) if the job is acceptable now; _Skip or _Refuse otherwise."""
+        machines = self._active_machines(job["class_id"], now)
+        if not machines:
+            raise _Skip(f"no Active machine of class {job['class_id']}")
+        offer = int(self.h.registry.offers(self.address, job["class_id"]))
+        if offer == 0:
+            raise _Skip(f"no offer posted for class {job['class_id']}")
+        if job["payment"] < offer * job["compute_units"]:
+            raise _Skip(f"pays {job['payment'] // max(1, job['compute_units'])} per unit, below the offer {offer}")
+        spec = self._load_spec(job)
+        units = workloads.compute_units(spec)
+        if units != job["compute_units"]:
+            raise _Refuse(f"compute units mismatch: the spec is {units} units, the job pays for {job['compute_units']}")
+        pending = len(self.store.jobs_in("accepting", "running", "executed"))
+        if pending >= self.cfg.max_pending:
+            raise _Skip(f"{pending} accepted jobs still to run (max_pending {self.cfg.max_pending})")
+        m, r = self.h.market, self.h.registry
+        need = int(m.required_collateral(job["payment"], job["collateral"], m.audit_rate(self.address)))
+        free = int(r.free_stake(self.address))
+        if need > free:
+            raise _Skip(f"collateral {need} is more than the free stake {free}: stake more or wait for jobs to end")
+        if int(r.staked(self.address)) < int(r.required_stake(self.address)):
+            raise _Skip("stake below the machines' required minimum: stake more")
+        return spec, machines[0]
+
+    def _accept(self, jid: int, job: dict, machine_id: int, spec: dict) -> None:
+        self.store.set_state(jid, "accepting", machine_id=machine_id)
+        try:
+            receipt = self.h.market.accept(jid, as_tuple(job), machine_id, sender=self.account)
+        except Exception as e:  # noqa: BLE001 - a revert (someone was faster) or an RPC error
+            self._tx_failed(jid, "accept", e)
+            self._resolve_after_failure(jid)
+            return
+        self._crash_point("accepted", jid)
+        for lg in receipt.decode_logs(self.h.market.JobAccepted):
+            if int(lg.job_id) == jid:
+                self.jobs[jid] = apply_event(job, "JobAccepted", lg)
+        self.store.set_state(jid, "running", machine_id=machine_id)
+        _event(event="accepted", job_id=jid, machine_id=machine_id, kind=spec["kind"], units=job["compute_units"])
+
+    def _resolve_after_failure(self, jid: int) -> None:
+        try:
+            self.jobs[jid] = self._rebuild(jid)
+            self._resolve_accepting(jid)
+        except Exception as e:  # noqa: BLE001 - try again next cycle
+            log.warning(json.dumps({"event": "resolve_error", "job_id": jid, "error": str(e)}))
+
+    def _tx_failed(self, jid: int, what: str, e: Exception) -> None:
+        self._retry_at[jid] = time.monotonic() + self.cfg.tx_retry_s
+        log.warning(json.dumps({"event": "tx_failed", "tx": what, "job_id": jid, "error": f"{type(e).__name__}: {e}"}))
+
+    def _crash_point(self, point: str, jid: int) -> None:
+        if self.cfg.crash_at == point:
+            _event(event="crash_injected", point=point, job_id=jid)
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            os._exit(CRASH_EXIT_CODE)
+
+    # ------------------------------------------------------------------ running
+    def _result_url(self, machine_id: int | None, result_hex: str) -> str:
+        base = self.cfg.public_url
+        if not base and machine_id in self.machines:
+            base = self.machines[machine_id].endpoint
+        base = (base or self.server_url).rstrip("/")
+        if "://" not in base:
+            base = "http://" + base
+        return f"{base}/blobs/{result_hex}"
+
+    def execute(self, spec: dict) -> bytes:
+        """The job's output bytes: honest, or the configured cheat."""
+        blobs = self.blobs.mapping()
+        with self.agent.device_lock():
+            if self.cfg.cheat:
+                out = execute_cheating(self.cfg.cheat, spec, self.agent.device, blobs)
+            else:
+                out = workloads.execute(spec, self.agent.device, blobs)
+        return workloads.output_bytes(out)
+
+    def work(self, row: dict) -> None:
+        jid = row["job_id"]
+        if self._retry_at.get(jid, 0) > time.monotonic():
+            return
+        job = self.jobs.get(jid)
+        if job is None:
+            job = self.jobs[jid] = self._rebuild(jid)
+        status = JobStatus(self.h.market.job_status(jid))
+        if status != JobStatus.RUNNING or job["provider"].lower() != self.address.lower():
+            if status in (JobStatus.SUBMITTED, JobStatus.AUDIT):  # submitted before a crash
+                self.store.set_state(jid, "submitted")
+            else:
+                self._done(jid, f"not running for us ({status.name})")
+            return
+        if self.clock() > job["complete_by"]:
+            self._done(jid, "completion deadline passed before the result was submitted")
+            return
+        result_hex = row["result_hex"]
+        if not (result_hex and self.blobs.has(result_hex)):
+            try:
+                spec = self._load_spec(job)
+            except (_Skip, _Refuse) as e:  # blobs vanished from the store after acceptance
+                self._done(jid, f"cannot run: {e}")
+                return
+            t0 = time.perf_counter()
+            try:
+                data = self.execute(spec)
+            except (workloads.WorkloadError, workloads.SpecError) as e:
+                # The job cannot be done (a bad model blob, ...): it will expire on-chain.
+                self._done(jid, f"execution failed: {e}")
+                return
+            result_hex = self.blobs.put(data)
+            self.store.set_state(jid, "executed", result_hex=result_hex)
+            _event(event="executed", job_id=jid, kind=spec["kind"], result=result_hex,
+                   seconds=round(time.perf_counter() - t0, 3), cheat=self.cfg.cheat)  # fmt: skip
+            self._crash_point("executed", jid)
+        uri = self._result_url(row["machine_id"] or int(job["machine_id"]), result_hex)
+        try:
+            receipt = self.h.market.submit_result(
+                jid, as_tuple(job), bytes.fromhex(result_hex), uri, sender=self.account
+            )
+        except Exception as e:  # noqa: BLE001
+            self._tx_failed(jid, "submit_result", e)
+            return
+        for lg in receipt.decode_logs(self.h.market.ResultSubmitted):
+            if int(lg.job_id) == jid:
+                self.jobs[jid] = apply_event(job, "ResultSubmitted", lg)
+        self.store.set_state(jid, "submitted")
+        _event(event="submitted", job_id=jid, result=result_hex, uri=uri)
+
+    # ------------------------------------------------------------------ getting paid
+    def finalize_ready(self, now: int) -> None:
+        m = self.h.market
+        ready: list[int] = []
+        for row in self.store.jobs_in("submitted"):
+            jid = row["job_id"]
+            if self._retry_at.get(jid, 0) > time.monotonic():
+                continue
+            job = self.jobs.get(jid)
+            if job is None:
+                job = self.jobs[jid] = self._rebuild(jid)
+            status = JobStatus(m.job_status(jid))
+            if status == JobStatus.SUBMITTED:
+                if now > job["challenge_end"] and not m.audit_drawn(jid, as_tuple(job)):
+                    ready.append(jid)
+            elif status == JobStatus.AUDIT:
+                if now > int(m.disputes(jid).audit_deadline):
+                    ready.append(jid)
+            else:
+                self._done(jid, f"final ({status.name})")
+        for i in range(0, len(ready), MAX_BATCH):
+            batch = ready[i : i + MAX_BATCH]
+            if len(batch) > 1:
+                try:
+                    m.finalize_many(batch, [as_tuple(self.jobs[j]) for j in batch], sender=self.account)
+                except Exception as e:  # noqa: BLE001 - one job not ready reverts all: finalize one by one
+                    log.info(json.dumps({"event": "finalize_many_failed", "jobs": batch, "error": str(e)}))
+                else:
+                    for jid in batch:
+                        self._done(jid, "finalized by us")
+                    continue
+            for jid in batch:
+                try:
+                    m.finalize(jid, as_tuple(self.jobs[jid]), sender=self.account)
+                except Exception as e:  # noqa: BLE001 - e.g. the chain's clock is a second behind ours
+                    self._tx_failed(jid, "finalize", e)
+                    continue
+                self._done(jid, "finalized by us")
+
+
+def run_worker(config: WorkerConfig, agent: Any, server_url: str, stop: threading.Event) -> None:
+    """`agent.run_forever`'s `job_worker` hook."""
+    JobWorker(config, agent, server_url).run(stop)
+
+
+__all__ = ["CRASH_ENV", "CRASH_EXIT_CODE", "JobWorker", "WorkerConfig", "run_worker"]
