@@ -58,7 +58,7 @@ def test_finalize_many__mixed_providers_and_audit_timeout__same_end_state_as_one
 
     finalized = [dict(log.event_arguments) for log in tx.decode_logs(market.JobFinalized)]
     assert [e["job_id"] for e in finalized] == ids
-    for e, job_id in zip(finalized, ids):
+    for e, job_id in zip(finalized, ids, strict=True):
         job = jobs[job_id]
         fee = job["payment"] * job["fee_bps"] // 10_000
         assert (e["provider"], e["fee"], e["provider_amount"]) == (job["provider"], fee, job["payment"] - fee)

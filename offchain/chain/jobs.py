@@ -88,6 +88,9 @@ def commitment(job: dict) -> bytes:
 def job_from_chain(market: Any, job_id: int, start_block: int = 0, stop_block: int | None = None) -> dict:
     """Rebuilds a job from an ape JobMarket instance's logs and checks it on-chain."""
     search = {"job_id": job_id}
+    if stop_block is None:
+        # ape reads range(start, None) as range(0, start): always pass an explicit stop.
+        stop_block = market.chain_manager.blocks.height + 1
     created = list(market.JobCreated.range(start_block, stop_block, search_topics=search))
     if not created:
         raise LookupError(f"job {job_id}: no JobCreated event found (wrong deployment or start block?)")

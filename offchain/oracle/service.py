@@ -244,7 +244,9 @@ class OracleService:
         with self._connect() as h:
             self.h = h
             self.chain_id = h.chain.chain_id
-            self.store.check_binding(self.chain_id, h.hub.address, self.address)
+            deploy_block = h.chain.blocks[int(h.record.get("block") or 0)].hash
+            deploy_hash = deploy_block.hex() if isinstance(deploy_block, bytes) else str(deploy_block)
+            self.store.check_binding(self.chain_id, h.hub.address, self.address, deploy_hash)
             if not h.hub.is_operator(self.address):
                 raise CircuitBreaker(f"{self.address} is not a registered operator of OracleHub {h.hub.address}")
             self.threshold = h.hub.threshold()

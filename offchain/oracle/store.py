@@ -108,9 +108,16 @@ class Store:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
-    def check_binding(self, chain_id: int, hub: str, operator: str) -> None:
-        """The database belongs to one operator on one deployment: refuse to mix them up."""
-        for key, value in (("chain_id", str(chain_id)), ("hub", hub.lower()), ("operator", operator.lower())):
+    def check_binding(self, chain_id: int, hub: str, operator: str, deploy_block_hash: str = "") -> None:
+        """The database belongs to one operator on one deployment: refuse to mix them up.
+
+        The deployment block's hash tells apart two deployments at the same addresses (a dev
+        chain restarted from the same mnemonic), whose cursors and signatures must not mix.
+        """
+        pairs = [("chain_id", str(chain_id)), ("hub", hub.lower()), ("operator", operator.lower())]
+        if deploy_block_hash:
+            pairs.append(("deploy_block_hash", deploy_block_hash.lower()))
+        for key, value in pairs:
             stored = self.get_meta(key)
             if stored is None:
                 self.set_meta(key, value)
