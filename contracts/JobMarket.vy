@@ -477,6 +477,10 @@ def dispute(job_id: uint256, job: Job):
     status: uint8 = self._load(job_id, job)
     assert status == STATUS_SUBMITTED, "job not submitted"
     assert block.timestamp <= job.challenge_end, "challenge window over"
+    # A drawn job is audited anyway (open_audit). Refusing disputes on it stops a provider that
+    # sees its own job drawn from disputing it from a second address to collect the
+    # challenger's share of its own slash, which would break the collateral sizing.
+    assert not self._drawn(job_id, job), "job drawn for audit"
     bond: uint256 = self._dispute_bond(job.payment)
     audit_deadline: uint256 = block.timestamp + self._audit_timeout
     self.disputes[job_id] = Dispute(challenger=msg.sender, bond=bond, audit_deadline=audit_deadline)
@@ -748,9 +752,10 @@ def required_collateral(payment: uint256, minimum: uint256, audit_bps: uint256) 
 @view
 def audit_drawn(job_id: uint256, job: Job) -> bool:
     """
-    @notice True when a Submitted job was selected for audit and `open_audit` may be called.
-            False while the draw block's hash is not yet known or after it left the EVM's
-            256-block window (the selection lapsed: the job finalizes normally).
+    @notice True when a Submitted job was selected for audit: `open_audit` may be called
+            until `challenge_end`, and `dispute` and `finalize` refuse it. False while the
+            draw block's hash is not yet known or after it left the EVM's 256-block window
+            (the selection lapsed: the job finalizes normally).
     """
     if self._load(job_id, job) != STATUS_SUBMITTED:
         return False
@@ -937,7 +942,8 @@ def _drawn(job_id: uint256, job: Job) -> bool:
 
 @internal
 def _bump(provider: address, offset: uint256, n: uint256):
-    # Counters are 40 bits (10^12 jobs); saturate rather than carry into the next field.
+    # Counters are 40 bits (10^12 jobs); an increment that would overflow is skipped rather
+    # than carried into the next field.
     w: uint256 = self._reputation[provider]
     c: uint256 = (w >> offset) & _MASK_40
     if c + n <= _MASK_40:

@@ -434,3 +434,17 @@ def test_stake_required_for_default_rates_is_documented():
     assert required(10**18, 15 * 10**17, d.new_provider_audit_bps, d.detection_bps) == 2_703_703_703_703_703_704
     assert required(10**18, 15 * 10**17, d.base_audit_bps, d.detection_bps) == 10_111_111_111_111_111_112
     assert STAKE >= 10 * PAYMENT  # conftest's stake covers an established provider's job
+
+
+def test_dispute__drawn_job__refused_so_a_provider_cannot_self_dispute(
+    make_provider, make_job, market, jobs, chain, attacker, keeper, provider, user
+):
+    # The fuzz found it: a provider seeing its job drawn could dispute it from a second address
+    # and collect the challenger's share of its own slash. A drawn job goes through open_audit.
+    machine_id = make_provider(provider)
+    job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
+    chain.mine(1)
+    with ape.reverts("job drawn for audit"):
+        market.dispute(job_id, jobs.t(job_id), sender=attacker)
+    market.open_audit(job_id, jobs.t(job_id), sender=keeper)
+    assert tuple(market.disputes(job_id))[:2] == (ZERO, 0)

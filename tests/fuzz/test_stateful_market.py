@@ -2,33 +2,53 @@
 
 A hypothesis RuleBasedStateMachine drives the real contracts. Actors: three providers (five
 machines of two GPU classes), three users, an outsider (no role: challenges, keeps, tries what
-it should not), an external slasher (SLASHER_ROLE on the registry, as OracleHub) and the admin
-(pauser, attester, verifier; it never approved the market, so its bonds fail on allowance).
+it should not), an external slasher (SLASHER_ROLE on the registry, as OracleHub), the admin
+(pauser, attester, verifier; it never approved the market, so its bonds fail on allowance) and
+a permit signer (a user with a private key that never approved the market: it pays through
+`create_job_with_permit`).
 
 A Python model predicts every call: each rule asserts that the call succeeds when the model says
 it should, and otherwise reverts with exactly the reason (and in the order of checks) the model
 expects, then applies the model's effects. Rules: stake, request_unstake (relative to free
 stake), withdraw, offers, machine status, attestations (with expiry) and exit, create_job(s)
 (targeted / open, sized relative to the creator's balance, overflowing sizes too), accept(_jobs),
-submit_result, dispute, post_verdict (valid / invalid), finalize(_many), expire, cancel, external
-slashes, pause / unpause, parameter presets, fee sweeps, `advance` (a job's natural next steps),
-and time jumps onto, one second before and one after every live deadline (accept_by,
-complete_by, challenge_end, audit_deadline, unbonding release, attestation expiry). Arguments
-also come malformed: unknown job ids, structs with one field changed, wrong callers, machines,
-classes and windows.
+create_job_with_permit (valid, replayed, expired, wrong-amount signatures), submit_result,
+open_audit, dispute, post_verdict (valid / invalid, on disputes and sampled audits),
+finalize(_many), expire, cancel, external slashes, pause / unpause, parameter presets, fee sweeps,
+`advance` (a job's natural next steps), `batch_lifecycle` (one provider's batch from create_jobs
+to finalize_many: runs of one provider's jobs are paid and counted at once), time jumps onto,
+one second before and one after every live deadline (accept_by, complete_by, challenge_end,
+audit_deadline, unbonding release, attestation expiry) and block jumps (`mine`, onto a draw's
+256-block horizon). Arguments also come malformed: unknown job ids, structs with one field
+changed, wrong callers, machines, classes and windows.
+
+Sampled audits: the model mirrors `audit_rate` (from its own reputation counters) and
+`required_collateral` in integer math, and draws audits itself. titanoboa mines no blocks, so
+the model owns the chain's block number and the EVM's 256 previous block hashes
+(`_set_block`: block n's hash is keccak(seed, n), `seed` drawn per run); the draw is
+keccak256(abi_encode(blockhash(draw_block), job_id)) % 10000 < audit_bps, readable while
+draw_block < block.number <= draw_block + 256. The `audit_drawn` view is only compared with
+the model's draw, never used to decide it.
 
 After every step (invariants):
 - every token balance, totalSupply, stakes, machine states, live job commitments and disputes
   equal the model's (read from storage, see RawState; the views are compared at teardown);
 - JobMarket's token balance == payments of live jobs + bonds of open disputes + fees_accrued;
-- ProviderRegistry's token balance == sum of staked + unbonding; locked <= staked, and locked ==
-  the collateral of the provider's live jobs (<= once a slash cut `locked` down to `staked`);
+- ProviderRegistry's token balance == sum of staked + unbonding; locked == the collateral of the
+  provider's live jobs (as raised at acceptance for its audit rate), even after a slash left
+  `staked` below it (the registry then frees nothing until the provider restakes above it);
 - totalSupply == minted - burned (slashes to nobody burn);
+- every provider's reputation counters (completed, failed, expired, audits_passed,
+  disputes_won, disputes_lost) equal the model's (its audit rate and so every job's audit_bps
+  and collateral follow from them);
 - every live job has an exit: a deadline at most the longest window away, after which anyone
-  can expire or finalize it.
+  can expire or finalize it (a Submitted job drawn for audit: once its draw lapses, 256 blocks
+  after its submission block, if nobody opened the audit).
 `probe_deadline` checks the exits at the exact boundaries on throwaway branches: at a deadline
-the action it closes (accept / submit / dispute / verdict / withdraw at release) still works
-and the exit reverts; one second later the reverse, and the exit ends the job even while paused.
+the action it closes (accept / submit / dispute or open_audit / verdict / withdraw at release)
+still works and the exit reverts; one second later the reverse (finalize of a drawn job reverts
+until its draw lapses), and the exit ends the job even while paused; and a draw's horizon (the
+audit can be opened at draw_block + 256, not at + 257).
 `drain` (a rule, and again at teardown) jumps past every deadline, ends every job, unstakes and
 withdraws all stake and sweeps fees: both contracts must then hold exactly zero tokens.
 
@@ -42,6 +62,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import itertools
 import os
 import sys
 import time
@@ -55,12 +76,13 @@ import eth_abi
 import pytest
 from boa.contracts.base_evm_contract import BoaError
 from boa.interpret import set_cache_dir, set_search_paths
+from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from offchain.constants import JOB_FIELDS, MAX_BPS, ONE_TOKEN, JobStatus, MachineStatus
+from offchain.constants import JOB_FIELDS, MAX_BPS, ONE_TOKEN, REPUTATION_FIELDS, JobStatus, MachineStatus
 from offchain.params import GPU_CLASSES, UNBONDING_PERIOD_SECONDS, MarketParams
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,10 +93,18 @@ ZERO32 = b"\x00" * 32
 MAX_UINT = 2**256 - 1
 MAX_WINDOW = 30 * 86400  # JobMarket.MAX_WINDOW_SECONDS
 NO_EXPIRY = 2**32 - 1  # ProviderRegistry.NO_EXPIRY: attestation of a machine set Active by hand
+DRAW_HORIZON = 256  # JobMarket.DRAW_HORIZON_BLOCKS: the EVM's BLOCKHASH window
+MAX_TRUSTED_AFTER_JOBS = 65_535  # JobMarket.MAX_TRUSTED_AFTER_JOBS
+REP = {name: i for i, name in enumerate(REPUTATION_FIELDS)}
+# The permit signer's key (a throwaway key: it signs EIP-2612 permits on the test chain only).
+SIGNER_KEY = keccak(b"gpunet stateful fuzz permit signer")
+PERMIT_TYPEHASH = keccak(b"Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)")
 
 CPU = 1
 H100 = 10
 UNKNOWN_CLASS = 3  # never added to the registry's class table here
+# A struct for an unknown id when no job exists yet (JOB_FIELDS order).
+UNKNOWN_JOB = (ZERO, ZERO, 0, CPU, ZERO32, 1, 1, 1, 0, 0, 60, 0, ZERO32, 0, 0, 0)
 CLASS_MIN_STAKE = {c.class_id: c.min_stake_tokens * ONE_TOKEN for c in GPU_CLASSES if c.class_id in (CPU, H100)}
 
 # (provider index, class, gpu count): P0 and P1 run both classes, P2 only CPU.
@@ -87,10 +117,15 @@ USER_MINT = 1_000 * ONE_TOKEN
 LIVE = (JobStatus.OPEN, JobStatus.RUNNING, JobStatus.SUBMITTED, JobStatus.AUDIT)
 TERMINAL = (JobStatus.FINALIZED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED)
 
-# Parameter sets `set_params` switches between (all valid but the last).
+# Parameter sets `set_params` switches between (the first three valid). All keep audits on for
+# some providers, so draws happen: the default (new providers 30%, established 10%, +20% per bad
+# job, 90% detection: collateral 2.7x / 10.1x the payment), and the two below.
 PARAM_PRESETS = (
     MarketParams(),
     # Highest fee, tiny collateral, shortest windows, no bond, whole collateral to the challenger.
+    # A new provider is audited on 20% (collateral 4x the payment at 100% detection) until its
+    # first completed job, then never (audit_bps 0: the creation-time floor is the collateral);
+    # each failed or expired job adds 50% (collateral 1x).
     MarketParams(
         fee_bps=2_000,
         collateral_bps=1,
@@ -105,8 +140,15 @@ PARAM_PRESETS = (
         noshow_penalty_bps=MAX_BPS,
         user_compensation_bps=0,
         challenger_reward_bps=MAX_BPS,
+        base_audit_bps=0,
+        new_provider_audit_bps=2_000,
+        trusted_after_jobs=1,
+        bad_record_audit_bps=5_000,
+        detection_bps=MAX_BPS,
     ),
-    # No fee, 3x collateral, long windows, all of a slash burned.
+    # No fee, 3x collateral, long windows, all of a slash burned. No new-provider phase
+    # (trusted_after_jobs 0): 25% at the lowest detection (50%), collateral 7x the payment; one
+    # bad job and every job is audited (collateral: the 3x floor).
     MarketParams(
         fee_bps=0,
         collateral_bps=30_000,
@@ -121,8 +163,16 @@ PARAM_PRESETS = (
         noshow_penalty_bps=0,
         user_compensation_bps=0,
         challenger_reward_bps=0,
+        base_audit_bps=2_500,
+        new_provider_audit_bps=MAX_BPS,
+        trusted_after_jobs=0,
+        bad_record_audit_bps=MAX_BPS,
+        detection_bps=MAX_BPS // 2,
     ),
-    MarketParams(fee_bps=2_001),  # "job_market: fee too high"
+    MarketParams(fee_bps=2_001),  # "fee too high"
+    MarketParams(new_provider_audit_bps=MAX_BPS + 1),  # "audit rate above 100%"
+    MarketParams(trusted_after_jobs=MAX_TRUSTED_AFTER_JOBS + 1),  # "trusted_after_jobs too high"
+    MarketParams(detection_bps=MAX_BPS // 2 - 1),  # "detection rate below 50%"
 )
 
 STEPS = int(os.environ.get("FUZZ_STEPS", "50"))
@@ -205,6 +255,17 @@ class RawState:
     def required_stake(self, p) -> int:
         return self._get(self.reg, self._key(self.s_reg["required_stake"], p))
 
+    def reputation(self, p) -> tuple:
+        """JobMarket.reputation: six 40-bit counters packed low to high in REPUTATION_FIELDS order."""
+        w = self._get(self.mk, self._key(self.s_mk["_reputation"], p))
+        return tuple((w >> (40 * i)) & (2**40 - 1) for i in range(len(REPUTATION_FIELDS)))
+
+    def allowance(self, owner, spender) -> int:
+        return self._get(self.tok, self._key(self._key(self.s_tok["allowance"], owner), spender))
+
+    def nonce(self, owner) -> int:
+        return self._get(self.tok, self._key(self.s_tok["nonces"], owner))
+
     def machine(self, mid: int) -> tuple[int, int]:
         """(status, attested_until) from the packed machine word."""
         core = self._get(self.reg, self._key(self.s_reg["_machine_core"], mid))
@@ -231,6 +292,7 @@ def world() -> SimpleNamespace:
     users = [str(boa.env.generate_address(f"user{i}")) for i in range(3)]
     outsider = str(boa.env.generate_address("outsider"))
     slasher = str(boa.env.generate_address("slasher"))
+    signer = Account.from_key(SIGNER_KEY).address
 
     reg.grantRole(reg.COLLATERAL_ROLE(), mk.address)
     reg.grantRole(reg.SLASHER_ROLE(), mk.address)
@@ -247,6 +309,7 @@ def world() -> SimpleNamespace:
         with boa.env.prank(a):
             tok.approve(reg.address, MAX_UINT)
             tok.approve(mk.address, MAX_UINT)
+    tok.mint(signer, USER_MINT)  # no approval: it pays with permits
     machines = {}
     for pi, cls, gpus in MACHINES:
         p = providers[pi]
@@ -275,6 +338,8 @@ def world() -> SimpleNamespace:
         users=users,
         outsider=outsider,
         slasher=slasher,
+        signer=signer,
+        permit_domain=bytes(tok.DOMAIN_SEPARATOR()),
         machines=machines,
     )
 
@@ -346,8 +411,11 @@ class Model:
     paused: bool = False
     fees: int = 0
     jobs: list = field(default_factory=list)
-    # Providers whose `locked` was cut down to `staked` by a slash (then locked < live collateral).
-    clipped: set = field(default_factory=set)
+    # address -> JobMarket.reputation counters (list in REPUTATION_FIELDS order).
+    rep: dict = field(default_factory=dict)
+    # The permit signer's allowance for JobMarket and its EIP-2612 nonce.
+    signer_allowance: int = 0
+    signer_nonce: int = 0
 
 
 class Reverted:
@@ -360,7 +428,8 @@ OVERFLOW = "<no reason: 0x>"
 
 
 JOB_ABI = (
-    "(address,address,uint256,uint16,bytes32,uint256,uint256,uint256,uint256,uint256,uint256,uint256,bytes32,uint256)"
+    "(address,address,uint256,uint16,bytes32,uint256,uint256,uint256,uint256,uint256,uint256,uint256,bytes32,uint256,"
+    "uint256,uint256)"
 )
 
 
@@ -369,6 +438,18 @@ def job_commitment(tup: tuple) -> bytes:
     """JobMarket.job_commitment for a struct: keccak256(abi_encode(job)) with the low byte cleared."""
     h = int.from_bytes(keccak(eth_abi.encode([JOB_ABI], [tup])), "big")
     return ((h >> 8) << 8).to_bytes(32, "big")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def block_hash(seed: int, n: int) -> bytes:
+    """The hash of block n on this run's chain (see `MarketMachine._set_block`)."""
+    return keccak(seed.to_bytes(32, "big") + n.to_bytes(32, "big"))
+
+
+@functools.lru_cache(maxsize=4096)
+def draw_hits(bhash: bytes, job_id: int, audit_bps: int) -> bool:
+    """JobMarket._drawn once the draw block's hash is known: keccak256(abi_encode(hash, job_id)) % 10000 < audit_bps."""
+    return int.from_bytes(keccak(bhash + job_id.to_bytes(32, "big")), "big") % MAX_BPS < audit_bps
 
 
 def revert_reason(err: BoaError) -> str:
@@ -426,8 +507,14 @@ class MarketMachine(RuleBasedStateMachine):
         self._rules_run = 0
         self._drained = False
         self.actors = w.users + w.providers + [w.outsider, w.admin]
-        self.tracked = self.actors + [w.treasury, w.slasher, str(self.mk.address), str(self.reg.address)]
+        self.tracked = self.actors + [w.signer, w.treasury, w.slasher, str(self.mk.address), str(self.reg.address)]
         m = self.m = Model(bal={a: self.tok.balanceOf(a) for a in self.tracked}, minted=self.tok.totalSupply())
+        self.chain_seed = 0
+        self._rep_seen: dict = {}
+        for a in self.actors:
+            m.rep[a] = list(self.mk.reputation(a))
+            assert m.rep[a] == [0] * len(REPUTATION_FIELDS)
+        assert self.tok.allowance(w.signer, self.mk.address) == 0 == self.tok.nonces(w.signer)
         for p in w.providers:
             s = self.reg.stakes(p)
             m.stakes[p] = MStake(s.staked, s.locked, s.unbonding, s.unbonding_release)
@@ -453,6 +540,59 @@ class MarketMachine(RuleBasedStateMachine):
     @property
     def now(self) -> int:
         return boa.env.timestamp
+
+    @property
+    def block(self) -> int:
+        return boa.env.evm.patch.block_number
+
+    def _set_block(self, n: int):
+        """Moves the chain to block n (titanoboa mines no blocks): block.number = n and the EVM's
+        BLOCKHASH window holds the 256 previous blocks' hashes, block k's being
+        block_hash(seed, k). py-evm reads blockhash(k) as prev_hashes[n - k - 1]."""
+        assert n >= self.block
+        patch = boa.env.evm.patch
+        patch.block_number = n
+        patch.prev_hashes = [block_hash(self.chain_seed, k) for k in range(n - 1, max(n - 1 - DRAW_HORIZON, -1), -1)]
+
+    def _mine(self, blocks: int = 1):
+        self._set_block(self.block + blocks)
+
+    def _drawn(self, j: MJob) -> bool:
+        """JobMarket._drawn, computed from the model's own block hashes."""
+        b, db = self.block, j.f["draw_block"]
+        if b <= db or b > db + DRAW_HORIZON:
+            return False
+        return draw_hits(block_hash(self.chain_seed, db), j.id, j.f["audit_bps"])
+
+    def _will_draw(self, j: MJob) -> bool:
+        """Whether the job is drawn once its draw block's hash is known (whatever the block now)."""
+        return draw_hits(block_hash(self.chain_seed, j.f["draw_block"]), j.id, j.f["audit_bps"])
+
+    def _rep(self, a: str) -> list:
+        return self.m.rep.setdefault(a, [0] * len(REPUTATION_FIELDS))
+
+    def _bump(self, a: str, name: str, n: int = 1):
+        self._rep(a)[REP[name]] += n
+
+    def _audit_rate(self, q: str) -> int:
+        """JobMarket._audit_rate: base rate; at least the new-provider rate below
+        trusted_after_jobs completions; plus bad_record_audit_bps per failed or expired job; <= 100%."""
+        p, r = self.m.params, self._rep(q)
+        rate = p.base_audit_bps
+        if r[REP["completed"]] < p.trusted_after_jobs:
+            rate = max(rate, p.new_provider_audit_bps)
+        bad = r[REP["failed"]] + r[REP["expired"]]
+        return min(MAX_BPS, rate + bad * p.bad_record_audit_bps)
+
+    def _required_collateral(self, payment: int, minimum: int, audit_bps: int) -> int | None:
+        """JobMarket._required_collateral: max(minimum, ceil(payment * 10^8 / (p * d)) - payment),
+        `minimum` when p = 0; None where the contract's checked arithmetic overflows."""
+        if audit_bps == 0:
+            return minimum
+        pd = audit_bps * self.m.params.detection_bps
+        if payment * MAX_BPS * MAX_BPS + pd - 1 > MAX_UINT:
+            return None
+        return max(minimum, (payment * MAX_BPS * MAX_BPS + pd - 1) // pd - payment)
 
     @property
     def market(self) -> str:
@@ -506,7 +646,7 @@ class MarketMachine(RuleBasedStateMachine):
         jobs = self.m.jobs
         if mode == "unknown" or not jobs:
             jid = (0, len(jobs) + 1, len(jobs) + 2, MAX_UINT)[idx % 4]
-            tup = jobs[idx % len(jobs)].tup() if jobs else (ZERO, ZERO, 0, CPU, ZERO32, 1, 1, 1, 0, 0, 60, 0, ZERO32, 0)
+            tup = jobs[idx % len(jobs)].tup() if jobs else UNKNOWN_JOB
             return jid, None, tup
         if mode == "tampered":
             j = jobs[idx % len(jobs)]
@@ -526,10 +666,10 @@ class MarketMachine(RuleBasedStateMachine):
 
     def _load(self, jid: int, tup: tuple) -> tuple[str | None, MJob | None]:
         if not 1 <= jid <= len(self.m.jobs):
-            return "job_market: unknown job", None
+            return "unknown job", None
         j = self.m.jobs[jid - 1]
         if tuple(tup) != j.tup():
-            return "job_market: job data mismatch", None
+            return "job data mismatch", None
         return None, j
 
     def _window(self, sel: str, lo: int, hi: int) -> int:
@@ -553,10 +693,7 @@ class MarketMachine(RuleBasedStateMachine):
         s = self.m.stakes.setdefault(p, MStake())
         from_staked = min(amount, s.staked)
         from_unbonding = min(amount - from_staked, s.unbonding)
-        s.staked -= from_staked
-        if s.locked > s.staked:
-            s.locked = s.staked
-            self.m.clipped.add(p)
+        s.staked -= from_staked  # `locked` stays: it may now exceed `staked`
         if from_unbonding and from_unbonding == s.unbonding:
             s.release = 0  # an emptied unbonding entry is cleared, as `withdraw` clears it
         s.unbonding -= from_unbonding
@@ -570,16 +707,19 @@ class MarketMachine(RuleBasedStateMachine):
         return slashed
 
     def _settle(self, j: MJob):
+        """A finalized job: the provider is paid (payment - fee), its collateral released and the job
+        counted as completed in its reputation (by finalize, finalize_many and a valid verdict)."""
         fee = j.f["payment"] * j.f["fee_bps"] // MAX_BPS
         self.m.fees += fee
         self._xfer(self.market, j.f["provider"], j.f["payment"] - fee)
         self._unlock(j.f["provider"], j.f["collateral"])
+        self._bump(j.f["provider"], "completed")
 
     def _new_job(self, user, provider, cls, spec, units, price, aw, cw) -> str | None:
         if spec == ZERO32:
-            return "job_market: spec hash is empty"
+            return "spec hash is empty"
         if units == 0:
-            return "job_market: compute units is zero"
+            return "compute units is zero"
         p = self.m.params
         payment = price * units
         if payment * p.collateral_bps + MAX_BPS - 1 > MAX_UINT:  # checked arithmetic (covers payment itself)
@@ -599,6 +739,8 @@ class MarketMachine(RuleBasedStateMachine):
             complete_by=0,
             result_hash=ZERO32,
             challenge_end=0,
+            audit_bps=0,
+            draw_block=0,
         )
         self.m.jobs.append(MJob(len(self.m.jobs) + 1, f, JobStatus.OPEN))
         return None
@@ -606,28 +748,34 @@ class MarketMachine(RuleBasedStateMachine):
     def _price(self, provider, cls, max_price, aw, cw) -> tuple[str | None, int]:
         p = self.m.params
         if cls not in CLASS_MIN_STAKE:
-            return "job_market: unknown class", 0
+            return "unknown class", 0
         if aw < p.min_accept_window:
-            return "job_market: accept window too short", 0
+            return "accept window too short", 0
         if aw > p.max_accept_window:
-            return "job_market: accept window too long", 0
+            return "accept window too long", 0
         if cw < p.min_complete_within:
-            return "job_market: completion time too short", 0
+            return "completion time too short", 0
         if cw > p.max_complete_within:
-            return "job_market: completion time too long", 0
+            return "completion time too long", 0
         if provider == ZERO:
-            return ("job_market: price is zero", 0) if max_price == 0 else (None, max_price)
+            return ("price is zero", 0) if max_price == 0 else (None, max_price)
         offer = self.m.offers.get((provider, cls), 0)
         if offer == 0:
-            return "job_market: provider has no offer", 0
+            return "provider has no offer", 0
         if offer > max_price:
-            return "job_market: offer above max price", 0
+            return "offer above max price", 0
         return None, offer
 
     def _pull(self, owner: str, amount: int) -> str | None:
-        # Everyone but the admin approved JobMarket for max (never decremented); the admin approved nothing.
+        # Everyone but the admin and the permit signer approved JobMarket for max (never
+        # decremented); the admin approved nothing; the signer has what its permits set.
         if owner == self.w.admin and amount > 0:
             return "erc20: insufficient allowance"
+        if owner == self.w.signer:
+            if self.m.signer_allowance < amount:
+                return "erc20: insufficient allowance"
+            if self.m.signer_allowance != MAX_UINT:
+                self.m.signer_allowance -= amount
         if self.m.bal.get(owner, 0) < amount:
             return "erc20: transfer amount exceeds balance"
         self._xfer(owner, self.market, amount)
@@ -638,12 +786,24 @@ class MarketMachine(RuleBasedStateMachine):
         if reason:
             return reason
         if j.status != JobStatus.OPEN:
-            return "job_market: job not open"
+            return "job not open"
         if self.now > j.f["accept_by"]:
-            return "job_market: acceptance window over"
+            return "acceptance window over"
         if j.f["provider"] != ZERO and q != j.f["provider"]:
-            return "job_market: job is for another provider"
-        j.f.update(provider=q, machine_id=mid, complete_by=self.now + j.f["complete_within"])
+            return "job is for another provider"
+        # The audit rate from q's record now; the collateral raised to what that rate requires.
+        audit_bps = self._audit_rate(q)
+        collateral = self._required_collateral(j.f["payment"], j.f["collateral"], audit_bps)
+        if collateral is None:
+            return OVERFLOW
+        STATS[f"~accept at audit_bps {audit_bps}{' (raised)' if collateral > j.f['collateral'] else ''}"] += 1
+        j.f.update(
+            provider=q,
+            machine_id=mid,
+            complete_by=self.now + j.f["complete_within"],
+            audit_bps=audit_bps,
+            collateral=collateral,
+        )
         j.status = JobStatus.RUNNING
         return None
 
@@ -670,14 +830,14 @@ class MarketMachine(RuleBasedStateMachine):
         if reason:
             return reason
         if j.status != JobStatus.RUNNING:
-            return "job_market: job not running"
+            return "job not running"
         if q != j.f["provider"]:
-            return "job_market: caller is not the provider"
+            return "caller is not the provider"
         if self.now > j.f["complete_by"]:
-            return "job_market: completion deadline passed"
+            return "completion deadline passed"
         if result == ZERO32:
-            return "job_market: result hash is empty"
-        j.f.update(result_hash=result, challenge_end=self.now + self.m.params.challenge_window)
+            return "result hash is empty"
+        j.f.update(result_hash=result, challenge_end=self.now + self.m.params.challenge_window, draw_block=self.block)
         j.status = JobStatus.SUBMITTED
         return None
 
@@ -687,19 +847,21 @@ class MarketMachine(RuleBasedStateMachine):
             return reason
         if j.status == JobStatus.SUBMITTED:
             if self.now <= j.f["challenge_end"]:
-                return "job_market: challenge window open"
+                return "challenge window open"
+            if self._drawn(j):
+                return "job drawn for audit"
             j.status = JobStatus.FINALIZED
             self._settle(j)
         elif j.status == JobStatus.AUDIT:
             challenger, bond, deadline = j.dispute
             if self.now <= deadline:
-                return "job_market: audit in progress"
+                return "audit in progress"
             j.dispute = None
             j.status = JobStatus.FINALIZED
             self._settle(j)
             self._xfer(self.market, challenger, bond)
         else:
-            return "job_market: job not finalizable"
+            return "job not finalizable"
         return None
 
     # ------------------------------------------------------------------ actions (model + call)
@@ -722,12 +884,43 @@ class MarketMachine(RuleBasedStateMachine):
             assert out == n + 1 == len(self.m.jobs)
         return reason
 
+    def act_create_with_permit(self, u, args: tuple, permit: tuple, signed: tuple):
+        """create_job_with_permit(*args, *permit): `permit` = (amount, deadline, v, r, s) as passed,
+        `signed` = (owner, amount, nonce, deadline) the signature was made over. The permit takes
+        effect only for the right owner, amount, nonce and an unexpired deadline; otherwise it is
+        ignored and the allowance decides. A revert of the creation undoes the permit too."""
+        amount, deadline = permit[:2]
+
+        def sim():
+            if signed == (u, amount, self.m.signer_nonce, deadline) and self.now <= deadline:
+                STATS["~permit applied"] += 1
+                self.m.signer_allowance = amount
+                self.m.signer_nonce += 1
+            else:
+                STATS["~permit ignored"] += 1
+            if self.m.paused:
+                return "pausable: contract is paused"
+            provider, cls, spec, units, max_price, aw, cw = args
+            reason, price = self._price(provider, cls, max_price, aw, cw)
+            return (
+                reason
+                or self._new_job(u, provider, cls, spec, units, price, aw, cw)
+                or self._pull(u, self.m.jobs[-1].f["payment"])
+            )
+
+        n = len(self.m.jobs)
+        reason = self._atomic(sim)
+        out = self._exec("create_job_with_permit", u, reason, self.mk.create_job_with_permit, *args, *permit)
+        if reason is None:
+            assert out == n + 1 == len(self.m.jobs)
+        return reason
+
     def act_create_many(self, u, provider, cls, specs, units, max_price, aw, cw):
         def sim():
             if self.m.paused:
                 return "pausable: contract is paused"
             if not specs:
-                return "job_market: empty batch"
+                return "empty batch"
             reason, price = self._price(provider, cls, max_price, aw, cw)
             if reason:
                 return reason
@@ -767,16 +960,18 @@ class MarketMachine(RuleBasedStateMachine):
             if self.m.paused:
                 return "pausable: contract is paused"
             if not refs:
-                return "job_market: empty batch"
+                return "empty batch"
             cls = refs[0][1][3]
             total = 0
             for jid, tup in refs:
                 if tup[3] != cls:
-                    return "job_market: class mismatch in batch"
+                    return "class mismatch in batch"
                 reason = self._accept_core(q, jid, tup, mid)
                 if reason:
                     return reason
-                total += tup[7]
+                total += self.m.jobs[jid - 1].f["collateral"]  # as raised for q's audit rate
+                if total > MAX_UINT:
+                    return OVERFLOW
             return self._lock(q, mid, cls, total)
 
         reason = self._atomic(sim)
@@ -791,9 +986,9 @@ class MarketMachine(RuleBasedStateMachine):
     def act_submit_many(self, q, refs, results):
         def sim():
             if not refs:
-                return "job_market: empty batch"
+                return "empty batch"
             if len(results) != len(refs):
-                return "job_market: length mismatch"
+                return "length mismatch"
             for (jid, tup), result in zip(refs, results, strict=True):
                 reason = self._submit_core(q, jid, tup, result)
                 if reason:
@@ -812,9 +1007,11 @@ class MarketMachine(RuleBasedStateMachine):
             if reason:
                 return reason
             if j.status != JobStatus.SUBMITTED:
-                return "job_market: job not submitted"
+                return "job not submitted"
             if self.now > j.f["challenge_end"]:
-                return "job_market: challenge window over"
+                return "challenge window over"
+            if self._drawn(j):
+                return "job drawn for audit"
             p = self.m.params
             bond = max(p.min_dispute_bond, j.f["payment"] * p.dispute_bond_bps // MAX_BPS)
             j.dispute = (c, bond, self.now + p.audit_timeout)
@@ -825,6 +1022,34 @@ class MarketMachine(RuleBasedStateMachine):
         self._exec("dispute", c, reason, self.mk.dispute, jid, tup)
         return reason
 
+    def act_open_audit(self, k, jid, tup):
+        def sim():
+            reason, j = self._load(jid, tup)
+            if reason:
+                return reason
+            if j.status != JobStatus.SUBMITTED:
+                return "job not submitted"
+            if self.now > j.f["challenge_end"]:
+                return "challenge window over"
+            if not self._drawn(j):
+                return "job not drawn for audit"
+            # A sampled audit: no challenger, no bond.
+            j.dispute = (ZERO, 0, self.now + self.m.params.audit_timeout)
+            j.status = JobStatus.AUDIT
+            return None
+
+        reason = self._atomic(sim)
+        self._exec("open_audit", k, reason, self.mk.open_audit, jid, tup)
+        return reason
+
+    def check_drawn_view(self, jid, tup):
+        """The `audit_drawn` view against the model's own draw (True only for a Submitted job)."""
+        reason, j = self._load(jid, tup)
+        out = self._exec("audit_drawn(view)", self.w.outsider, reason, self.mk.audit_drawn, jid, tup)
+        if reason is None:
+            want = j.status == JobStatus.SUBMITTED and self._drawn(j)
+            assert out == want, f"job {jid}: audit_drawn {out}, model {want} (block {self.block})"
+
     def act_verdict(self, sender, jid, tup, valid):
         def sim():
             if sender != self.w.admin:
@@ -833,24 +1058,34 @@ class MarketMachine(RuleBasedStateMachine):
             if reason:
                 return reason
             if j.status != JobStatus.AUDIT:
-                return "job_market: job not in audit"
+                return "job not in audit"
             challenger, bond, deadline = j.dispute
             if self.now > deadline:
-                return "job_market: audit deadline passed"
+                return "audit deadline passed"
             j.dispute = None
             prov, coll = j.f["provider"], j.f["collateral"]
+            kind = "dispute" if challenger != ZERO else "sampled audit"
+            STATS[f"~verdict {valid} on a {kind}"] += 1
             if valid:
                 j.status = JobStatus.FINALIZED
                 self._settle(j)
                 self._xfer(self.market, prov, bond)
+                self._bump(prov, "audits_passed")
+                if challenger != ZERO:
+                    self._bump(prov, "disputes_won")
                 return None
             j.status = JobStatus.FAILED
+            self._bump(prov, "failed")
+            if challenger != ZERO:
+                self._bump(prov, "disputes_lost")
             self._xfer(self.market, j.f["user"], j.f["payment"])
-            self._xfer(self.market, challenger, bond)
+            if bond:
+                self._xfer(self.market, challenger, bond)
             self._unlock(prov, coll)
             p = self.m.params
             compensation = coll * p.user_compensation_bps // MAX_BPS
-            reward = coll * p.challenger_reward_bps // MAX_BPS
+            # A sampled audit has no challenger to reward: its share is burned.
+            reward = coll * p.challenger_reward_bps // MAX_BPS if challenger != ZERO else 0
             burn = coll - compensation - reward
             for amount, beneficiary in ((compensation, j.f["user"]), (reward, challenger), (burn, ZERO)):
                 if amount:
@@ -869,7 +1104,7 @@ class MarketMachine(RuleBasedStateMachine):
     def act_finalize_many(self, k, refs):
         def sim():
             if not refs:
-                return "job_market: empty batch"
+                return "empty batch"
             for jid, tup in refs:
                 reason = self._finalize_core(jid, tup)
                 if reason:
@@ -878,6 +1113,10 @@ class MarketMachine(RuleBasedStateMachine):
 
         reason = self._atomic(sim)
         self._exec("finalize_many", k, reason, self.mk.finalize_many, [r[0] for r in refs], [r[1] for r in refs])
+        if reason is None:  # the longest run of one provider's jobs (paid and counted at once)
+            providers = [tup[1] for _, tup in refs]
+            run = max(len(list(g)) for _, g in itertools.groupby(providers))
+            STATS[f"~finalize_many: {len(refs)} jobs, longest run of one provider {run}"] += 1
         return reason
 
     def act_expire(self, k, jid, tup):
@@ -887,20 +1126,21 @@ class MarketMachine(RuleBasedStateMachine):
                 return reason
             if j.status == JobStatus.OPEN:
                 if self.now <= j.f["accept_by"]:
-                    return "job_market: acceptance window open"
+                    return "acceptance window open"
                 j.status = JobStatus.CANCELLED
                 self._xfer(self.market, j.f["user"], j.f["payment"])
             elif j.status == JobStatus.RUNNING:
                 if self.now <= j.f["complete_by"]:
-                    return "job_market: job not overdue"
+                    return "job not overdue"
                 j.status = JobStatus.EXPIRED
                 self._xfer(self.market, j.f["user"], j.f["payment"])
                 self._unlock(j.f["provider"], j.f["collateral"])
+                self._bump(j.f["provider"], "expired")
                 penalty = j.f["collateral"] * self.m.params.noshow_penalty_bps // MAX_BPS
                 if penalty:
                     self._slash(j.f["provider"], penalty, j.f["user"])
             else:
-                return "job_market: job cannot expire"
+                return "job cannot expire"
             return None
 
         reason = self._atomic(sim)
@@ -913,9 +1153,9 @@ class MarketMachine(RuleBasedStateMachine):
             if reason:
                 return reason
             if j.status != JobStatus.OPEN:
-                return "job_market: job not open"
+                return "job not open"
             if sender != j.f["user"]:
-                return "job_market: caller is not the user"
+                return "caller is not the user"
             j.status = JobStatus.CANCELLED
             self._xfer(self.market, j.f["user"], j.f["payment"])
             return None
@@ -972,7 +1212,7 @@ class MarketMachine(RuleBasedStateMachine):
 
     def act_sweep(self, k):
         amount = self.m.fees
-        reason = None if amount else "job_market: no fees"
+        reason = None if amount else "no fees"
         if amount:
             self.m.fees = 0
             self._xfer(self.market, self.w.treasury, amount)
@@ -987,15 +1227,25 @@ class MarketMachine(RuleBasedStateMachine):
         u=USER,
         to=st.integers(0, 3),
         cls=st.sampled_from([CPU, H100]),
-        size=st.sampled_from([100, 500, 1_000, 2_000]),
+        size=st.sampled_from([50, 100, 200, 500]),
         stage=st.integers(0, 4),
         choice=st.integers(0, 63),
+        chain_seed=st.integers(0, 2**64),
+        preset=st.sampled_from([0, 0, 1, 2]),
     )
     @_step
-    def seed_jobs(self, n, u, to, cls, size, stage, choice):
+    def seed_jobs(self, n, u, to, cls, size, stage, choice, chain_seed, preset):
         """A few well-formed jobs, of both classes in turn (targeted at a provider with a machine of
         the class, or open), moved on by 0-4 natural steps each, so every run starts with jobs at
-        different stages (Open, Running, Submitted, Audit, settled)."""
+        different stages (Open, Running, Submitted, Audit, settled). Sizes stay within what a new
+        provider's stake covers at its audit rate (collateral 2.7x the payment by default).
+        `chain_seed` picks this run's block hashes (so its audit draws); half the runs start
+        with another valid parameter preset (so with other audit rates)."""
+        self.chain_seed = chain_seed
+        self._set_block(self.block)
+        if preset:
+            self._exec("set_params", self.w.admin, None, self.mk.set_params, PARAM_PRESETS[preset].as_tuple())
+            self.m.params = PARAM_PRESETS[preset]
         first = cls
         for i in range(n):
             cls = (first, CPU if first == H100 else H100)[i % 2]
@@ -1023,7 +1273,7 @@ class MarketMachine(RuleBasedStateMachine):
         """Amounts relative to the free stake (staked - locked); "staked" includes the locked part."""
         p = (self.w.providers + [self.w.outsider])[pi]
         s = self.m.stakes.get(p, MStake())
-        free = s.staked - s.locked
+        free = max(s.staked - s.locked, 0)  # a slash may leave staked below locked
         amount = {
             "free": free,
             "half": free // 2,
@@ -1176,8 +1426,8 @@ class MarketMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ job rules
 
-    def _create_args(self, u, target, cls, size, psel):
-        user = (self.w.users + self.w.providers)[u]
+    def _create_args(self, u, target, cls, size, psel, user=None):
+        user = user or (self.w.users + self.w.providers)[u]
         provider = (self.w.providers + [self.w.outsider, ZERO, ZERO])[target]
         if provider == ZERO:
             max_price = (10**15, 3 * 10**15, 10**16, 0)[psel]
@@ -1245,6 +1495,56 @@ class MarketMachine(RuleBasedStateMachine):
             self._window(aw, p.min_accept_window, p.max_accept_window),
             self._window(cw, p.min_complete_within, p.max_complete_within),
         )
+
+    def _permit_signature(self, owner_key: bytes, amount: int, nonce: int, deadline: int) -> tuple:
+        """An EIP-2612 permit of `owner_key`'s account for JobMarket: (v, r, s)."""
+        owner = Account.from_key(owner_key).address
+        struct_hash = keccak(
+            eth_abi.encode(
+                ["bytes32", "address", "address", "uint256", "uint256", "uint256"],
+                [PERMIT_TYPEHASH, owner, self.market, amount, nonce, deadline],
+            )
+        )
+        sig = Account.unsafe_sign_hash(keccak(b"\x19\x01" + self.w.permit_domain + struct_hash), owner_key)
+        return sig.v, sig.r.to_bytes(32, "big"), sig.s.to_bytes(32, "big")
+
+    @rule(
+        u=st.integers(0, 3),
+        to=st.integers(0, 5),
+        cls=CLASS,
+        size=st.sampled_from([10, 100, 500, 1_000, 10_100]),
+        psel=st.sampled_from([0, 0, 1, 2, 3]),
+        amount=st.sampled_from(["exact", "exact", "more", "max", "less", "zero"]),
+        sig=st.sampled_from(["valid", "valid", "valid", "replay", "expired", "at_deadline", "wrong_amount"]),
+    )
+    @_step
+    def create_job_with_permit(self, u, to, cls, size, psel, amount, sig):
+        """The permit signer (u = 3) pays with a permit: valid, exactly at its deadline, expired,
+        replayed (an old nonce) or signed for another amount; a user with an allowance (u < 3)
+        passes the signer's signature (not its own: the permit fails and is ignored)."""
+        user = self.w.signer if u == 3 else self.w.users[u]
+        _, provider, max_price, units = self._create_args(0, to, cls, size, psel, user=user)
+        price = max_price if provider == ZERO else (self.m.offers.get((provider, cls), 0) or max_price)
+        payment = min(price * units, MAX_UINT)
+        value = {"exact": payment, "more": payment + 1, "max": MAX_UINT, "less": max(payment - 1, 0), "zero": 0}[amount]
+        value = min(value, MAX_UINT)
+        nonce = self.m.signer_nonce
+        deadline = self.now - 1 if sig == "expired" else self.now if sig == "at_deadline" else self.now + 3600
+        signed = (self.w.signer, value, (nonce - 1 if nonce else 1) if sig == "replay" else nonce, deadline)
+        if sig == "wrong_amount":
+            signed = (self.w.signer, value ^ 1, nonce, deadline)
+        v, r, s_ = self._permit_signature(SIGNER_KEY, *signed[1:])
+        p = self.m.params
+        args = (
+            provider,
+            cls,
+            b"\x0b" * 32,
+            units,
+            max_price,
+            self._window("hour", p.min_accept_window, p.max_accept_window),
+            self._window("hour", p.min_complete_within, p.max_complete_within),
+        )
+        self.act_create_with_permit(user, args, (value, deadline, v, r, s_), signed)
 
     def _machine_for(self, q: str, cls: int) -> int:
         own = [mid for mid, m in self.m.machines.items() if m.provider == q]
@@ -1328,6 +1628,36 @@ class MarketMachine(RuleBasedStateMachine):
         jid, _, tup = self._pick(ref, (JobStatus.SUBMITTED,))
         self.act_dispute(self._actor(actor), jid, tup)
 
+    @rule(ref=JOB_REF, actor=ACTOR)
+    @_step
+    def open_audit(self, ref, actor):
+        """Anyone opens the audit of a Submitted job (a drawn one when there is one); the
+        `audit_drawn` view is compared with the model's draw first."""
+        jid, _, tup = self._pick(ref, (JobStatus.SUBMITTED,))
+        drawn = [j for j in self.m.jobs if j.status == JobStatus.SUBMITTED and self._drawn(j)]
+        if ref[0] == "fit" and drawn:
+            j = drawn[ref[1] % len(drawn)]
+            jid, tup = j.id, j.tup()
+        self.check_drawn_view(jid, tup)
+        self.act_open_audit(self._actor(actor), jid, tup)
+
+    @rule(blocks=st.sampled_from([1, 1, 1, 2, 10, DRAW_HORIZON - 1, DRAW_HORIZON, DRAW_HORIZON + 1]))
+    @_step
+    def mine(self, blocks):
+        """Blocks pass (no time needed: the contract reads them independently)."""
+        self._mine(blocks)
+
+    @rule(pick=st.integers(0, 2**16), offset=st.sampled_from([1, 1, DRAW_HORIZON, DRAW_HORIZON + 1, 2]))
+    @_step
+    def mine_to_draw(self, pick, offset):
+        """Jumps to a Submitted job's draw block + 1 (its draw becomes known), + 256 (the last block
+        it can be read) or + 257 (it lapsed)."""
+        jobs = sorted((j for j in self.m.jobs if j.status == JobStatus.SUBMITTED), key=lambda j: j.f["draw_block"])
+        if jobs and jobs[pick % len(jobs)].f["draw_block"] + offset > self.block:
+            j = jobs[pick % len(jobs)]
+            self._set_block(j.f["draw_block"] + offset)
+            self.check_drawn_view(j.id, j.tup())
+
     @rule(ref=JOB_REF, valid=st.booleans(), verifier=st.sampled_from([True, True, True, False]))
     @_step
     def post_verdict(self, ref, valid, verifier):
@@ -1347,26 +1677,89 @@ class MarketMachine(RuleBasedStateMachine):
         self.act_finalize(self._actor(actor), jid, tup)
 
     @rule(
-        n=st.sampled_from([2, 3, 1, 0]),
+        n=st.sampled_from([2, 3, 4, 1, 0]),
         start=st.integers(0, 2**16),
         wait=st.booleans(),
         extra=st.sampled_from([False, False, True]),
         ref=JOB_REF,
         actor=ACTOR,
+        by_provider=st.booleans(),
     )
     @_step
-    def finalize_many(self, n, start, wait, extra, ref, actor):
-        """A batch of Submitted / Audit jobs (after waiting out their windows if `wait`), maybe
-        with one job picked at random inserted."""
+    def finalize_many(self, n, start, wait, extra, ref, actor, by_provider):
+        """A batch of Submitted / Audit jobs (after waiting out their windows, and the draws of
+        those drawn for audit, if `wait`), maybe grouped by provider (the contract pays each run
+        of one provider's jobs at once, and counts them in its reputation at once), maybe with
+        one job picked at random inserted."""
         ok = [j for j in self.m.jobs if j.status in (JobStatus.SUBMITTED, JobStatus.AUDIT)]
         chosen = (ok[start % len(ok) :] + ok[: start % len(ok)])[:n] if ok else []
+        if by_provider:
+            chosen.sort(key=lambda j: j.f["provider"])
         if wait and chosen:
             boa.env.timestamp = max(self.now, max(j.deadline() for j in chosen) + 1)
+            drawn = [j.f["draw_block"] for j in chosen if j.status == JobStatus.SUBMITTED and self._drawn(j)]
+            if drawn:
+                self._set_block(max(drawn) + DRAW_HORIZON + 1)
         batch = [(j.id, j.tup()) for j in chosen]
         if extra:
             jid, _, tup = self._pick(ref, (JobStatus.SUBMITTED, JobStatus.AUDIT))
             batch.insert(start % (len(batch) + 1), (jid, tup))
         self.act_finalize_many(self._actor(actor), batch)
+
+    @rule(
+        pi=st.integers(0, 1),
+        cls=st.sampled_from([CPU, H100]),
+        k=st.sampled_from([2, 3]),
+        u=USER,
+        choice=st.integers(0, 63),
+    )
+    @_step
+    def batch_lifecycle(self, pi, cls, k, u, choice):
+        """One provider's batch end to end (few runs otherwise hold several of one provider's jobs
+        in Submitted at once): create_jobs targeted at it, accept_jobs, submit_results, then
+        finalize_many once the window is over and the draws lapsed (or not: it reverts), maybe
+        with another provider's job in the middle (two runs). Each run of one provider's jobs is
+        paid with one transfer and counted in its reputation at once."""
+        q, user, p = self.w.providers[pi], self.w.users[u], self.m.params
+        offer = self.m.offers.get((q, cls), 0)
+        if not offer:
+            return
+        units = max(self.m.bal[user] // 200 // offer, 1)  # 0.5% of the user's balance each
+        n0 = len(self.m.jobs)
+        specs = [bytes([0x20 + i]) * 32 for i in range(k)]
+        aw = self._window("hour", p.min_accept_window, p.max_accept_window)
+        cw = self._window("hour", p.min_complete_within, p.max_complete_within)
+        if self.act_create_many(user, q, cls, specs, [units] * k, offer, aw, cw) is not None:
+            return
+        ids = list(range(n0 + 1, n0 + k + 1))
+        # Undo what other rules did to q's machine and stake (jail, expiry, slashes, unstaking).
+        mid = self._machine_for(q, cls)
+        if self.m.machines[mid].status != MachineStatus.EXITED and (
+            self.m.machines[mid].status != MachineStatus.ACTIVE or self.now > self.m.machines[mid].attested_until
+        ):
+            reason = self._attest(self.m.machines[mid], MachineStatus.ACTIVE, NO_EXPIRY)
+            active = int(MachineStatus.ACTIVE)
+            self._exec("set_machine_status", self.w.admin, reason, self.reg.set_machine_status, mid, active)
+        s = self.m.stakes[q]
+        need = self.m.required[q] + s.locked + sum(self.m.jobs[i - 1].f["payment"] for i in ids) * 11 - s.staked
+        if need > 0 and self.m.bal[q] >= need:
+            self.act_stake(q, need)
+        if self.act_accept_many(q, [(i, self.m.jobs[i - 1].tup()) for i in ids], mid):
+            return
+        self._mine(choice % 2)
+        results = [bytes([i % 250 + 1]) * 32 for i in ids]
+        if self.act_submit_many(q, [(i, self.m.jobs[i - 1].tup()) for i in ids], results):
+            return
+        jobs = [self.m.jobs[i - 1] for i in ids]
+        boa.env.timestamp = max(j.f["challenge_end"] for j in jobs) + 1
+        self._mine()
+        if choice % 4 and any(self._drawn(j) for j in jobs):
+            self._set_block(jobs[0].f["draw_block"] + DRAW_HORIZON + 1)
+        refs = [(j.id, j.tup()) for j in jobs]
+        other = [j for j in self.m.jobs if j.status in (JobStatus.SUBMITTED, JobStatus.AUDIT) and j.f["provider"] != q]
+        if other and choice % 3 == 0:
+            refs.insert(1, (other[0].id, other[0].tup()))
+        self.act_finalize_many(self._actor(choice), refs)
 
     @rule(ref=JOB_REF, actor=ACTOR)
     @_step
@@ -1414,14 +1807,24 @@ class MarketMachine(RuleBasedStateMachine):
             if self.now > f["complete_by"]:
                 return self.act_expire(keeper, jid, tup)
             result = bytes([choice % 250 + 1]) * 32
+            self._mine(choice % 3)  # the submission block decides the draw
             if choice % 5 == 4:
                 return self.act_submit_many(f["provider"], [(jid, tup)], [result])
             return self.act_submit(f["provider"], jid, tup, result)
         if j.status == JobStatus.SUBMITTED:
-            if self.now <= f["challenge_end"] and choice % 2 == 0:
+            if self.block == f["draw_block"] and choice % 4 != 3:
+                self._mine()  # the draw is known from the next block on
+            in_window = self.now <= f["challenge_end"]
+            if in_window and self._drawn(j) and choice % 8 < 6:  # what the oracle service does
+                if choice % 8 == 5:  # at the last block the draw can be read
+                    self._set_block(f["draw_block"] + DRAW_HORIZON)
+                return self.act_open_audit(keeper, jid, tup)
+            if in_window and choice % 2 == 0:
                 return self.act_dispute(self._actor(choice // 3), jid, tup)
-            if self.now <= f["challenge_end"]:
+            if in_window:
                 boa.env.timestamp = f["challenge_end"] + 1
+            if self._drawn(j) and choice % 3 == 0:  # nobody opened the audit: the draw lapses
+                self._set_block(f["draw_block"] + DRAW_HORIZON + 1)
             if choice % 5 == 4:
                 return self.act_finalize_many(keeper, [(jid, tup)])
             return self.act_finalize(keeper, jid, tup)
@@ -1485,17 +1888,46 @@ class MarketMachine(RuleBasedStateMachine):
             self.m.paused = pause
         self._exec("pause" if pause else "unpause", sender, reason, self.mk.pause if pause else self.mk.unpause)
 
-    @rule(preset=st.integers(0, len(PARAM_PRESETS) - 1), admin=st.sampled_from([True, True, True, False]))
+    @staticmethod
+    def _params_reason(p: MarketParams) -> str | None:
+        """JobMarket._set_params's checks, in its order."""
+        checks = (
+            (p.fee_bps <= 2_000, "fee too high"),
+            (p.collateral_bps > 0, "collateral is zero"),
+            (p.collateral_bps <= 1_000_000, "collateral too high"),
+            (p.challenge_window >= 60, "challenge window too short"),
+            (p.challenge_window <= MAX_WINDOW, "challenge window too long"),
+            (p.audit_timeout >= 60, "audit timeout too short"),
+            (p.audit_timeout <= MAX_WINDOW, "audit timeout too long"),
+            (p.min_accept_window >= 60, "accept window bounds invalid"),
+            (p.min_accept_window <= p.max_accept_window, "accept window bounds invalid"),
+            (p.max_accept_window <= MAX_WINDOW, "accept window bounds invalid"),
+            (p.min_complete_within >= 60, "completion bounds invalid"),
+            (p.min_complete_within <= p.max_complete_within, "completion bounds invalid"),
+            (p.max_complete_within <= MAX_WINDOW, "completion bounds invalid"),
+            (p.dispute_bond_bps <= MAX_BPS, "dispute bond too high"),
+            (p.noshow_penalty_bps <= MAX_BPS, "no-show penalty too high"),
+            (p.user_compensation_bps + p.challenger_reward_bps <= MAX_BPS, "slash shares above 100%"),
+            (p.base_audit_bps <= MAX_BPS, "audit rate above 100%"),
+            (p.new_provider_audit_bps <= MAX_BPS, "audit rate above 100%"),
+            (p.bad_record_audit_bps <= MAX_BPS, "audit rate above 100%"),
+            (p.trusted_after_jobs <= MAX_TRUSTED_AFTER_JOBS, "trusted_after_jobs too high"),
+            (p.detection_bps >= MAX_BPS // 2, "detection rate below 50%"),
+            (p.detection_bps <= MAX_BPS, "detection rate above 100%"),
+        )
+        return next((reason for ok, reason in checks if not ok), None)
+
+    # The three valid presets twice as often as each invalid one.
+    @rule(preset=st.sampled_from([0, 0, 1, 1, 2, 2, 3, 4, 5, 6]), admin=st.sampled_from([True, True, True, False]))
     @_step
     def set_params(self, preset, admin):
         new = PARAM_PRESETS[preset]
         if not admin:
             reason = "access_control: account is missing role"
-        elif new.fee_bps > 2_000:
-            reason = "job_market: fee too high"
         else:
-            reason = None
-            self.m.params = new
+            reason = self._params_reason(new)
+            if reason is None:
+                self.m.params = new
         self._exec("set_params", self.w.admin if admin else self.w.outsider, reason, self.mk.set_params, new.as_tuple())
 
     @rule(actor=ACTOR)
@@ -1521,12 +1953,14 @@ class MarketMachine(RuleBasedStateMachine):
     @rule(pick=st.integers(0, 2**16), delta=st.sampled_from([0, 1, -1]))
     @_step
     def warp_to_deadline(self, pick, delta):
-        """Jumps to a live deadline (last allowed second), one before it or one after it."""
+        """Jumps to a live deadline (last allowed second), one before it or one after it (in the
+        next block: time and block numbers are independent to the contracts)."""
         deadlines = self._deadlines(attestations=True)
         if deadlines:
             target = deadlines[pick % len(deadlines)] + delta
             if target > self.now:
                 boa.env.timestamp = target
+                self._mine()
 
     @rule(
         seconds=st.sampled_from([1, 59, 60, 61, 600, 3600, 3600, 6 * 3600, 86400, UNBONDING_PERIOD_SECONDS, MAX_WINDOW])
@@ -1534,6 +1968,7 @@ class MarketMachine(RuleBasedStateMachine):
     @_step
     def warp(self, seconds):
         boa.env.timestamp = self.now + seconds
+        self._mine()
 
     # ------------------------------------------------------------------ liveness
 
@@ -1558,6 +1993,8 @@ class MarketMachine(RuleBasedStateMachine):
         if j.status == JobStatus.RUNNING:
             return self.act_submit(f["provider"], jid, tup, b"\x05" * 32)
         if j.status == JobStatus.SUBMITTED:
+            if self._drawn(j) and choice % 2:
+                return self.act_open_audit(self._actor(choice), jid, tup)
             return self.act_dispute(self._actor(choice), jid, tup)
         return self.act_verdict(self.w.admin, jid, tup, choice % 2 == 0)
 
@@ -1574,11 +2011,32 @@ class MarketMachine(RuleBasedStateMachine):
                 self._in_window(jid, choice)
             with self._what_if():
                 boa.env.timestamp = t
+                drawn = status == JobStatus.SUBMITTED and self._drawn(self.m.jobs[jid - 1])
                 reason = exit_fn(self._actor(choice), jid, tup)
+                if drawn and t > d:
+                    # A drawn job waits for its audit; if nobody opens it, for its draw to lapse.
+                    assert reason == "job drawn for audit", f"job {jid}: drawn, finalize: {reason}"
+                    self._set_block(self.m.jobs[jid - 1].f["draw_block"] + DRAW_HORIZON + 1)
+                    reason = exit_fn(self._actor(choice), jid, tup)
                 assert (reason is None) == (t > d), f"job {jid}: exit at deadline{'+1' if t > d else ''}: {reason}"
                 if reason is None:
                     assert self.m.jobs[jid - 1].status in TERMINAL
                     self._check_all()
+
+    def _probe_draw(self, jid: int, choice: int):
+        """A Submitted job's draw at its edges, on throwaway branches: unknown in its own block,
+        known from the next, still readable at draw_block + 256 and lapsed at + 257 (the view and
+        open_audit agree with the model at each)."""
+        j = self.m.jobs[jid - 1]
+        db, tup = j.f["draw_block"], j.tup()
+        for b in (db, db + 1, db + DRAW_HORIZON, db + DRAW_HORIZON + 1):
+            if b < self.block:
+                continue
+            with self._what_if():
+                self._set_block(b)
+                STATS[f"~probe draw at +{b - db}: {'drawn' if self._drawn(self.m.jobs[jid - 1]) else 'not drawn'}"] += 1
+                self.check_drawn_view(jid, tup)
+                self.act_open_audit(self._actor(choice), jid, tup)
 
     @rule(ref=JOB_REF, choice=st.integers(0, 7))
     @_step
@@ -1593,6 +2051,11 @@ class MarketMachine(RuleBasedStateMachine):
             _, j, _ = self._pick(("fit", ref[1]), (status,))
             if j.status == status:
                 self._probe_job(j.id, choice)
+        # A draw's edges, on a drawn job when there is one (drawn jobs leave Submitted fast).
+        submitted = [j for j in self.m.jobs if j.status == JobStatus.SUBMITTED]
+        pool = [j for j in submitted if self._will_draw(j)] or submitted
+        if pool:
+            self._probe_draw(pool[ref[1] % len(pool)].id, choice)
         p = self.w.providers[choice % 3]
         release, unbonding = self.m.stakes[p].release, self.m.stakes[p].unbonding
         for t in (release - 1, release):
@@ -1638,8 +2101,12 @@ class MarketMachine(RuleBasedStateMachine):
 
     def _drain(self):
         """Ends every live job after its deadline, takes out every stake and all fees: both
-        contracts must then hold nothing. Exits work while paused, so the pause stays."""
+        contracts must then hold nothing. Exits work while paused, so the pause stays. Jobs
+        drawn for audit whose audit nobody opened wait for their draw to lapse (257 blocks)."""
         boa.env.timestamp = max([self.now] + self._deadlines()) + 1
+        lapse = [j.f["draw_block"] + DRAW_HORIZON + 1 for j in self._live() if j.status == JobStatus.SUBMITTED]
+        if any(self._drawn(j) for j in self._live() if j.status == JobStatus.SUBMITTED):
+            self._set_block(max(lapse))
         for j in self._live():
             if j.status in (JobStatus.OPEN, JobStatus.RUNNING):
                 assert self.act_expire(self.w.outsider, j.id, j.tup()) is None
@@ -1677,6 +2144,10 @@ class MarketMachine(RuleBasedStateMachine):
         for a in self.tracked:
             assert raw.balance(a) == m.bal[a], f"token balance of {a}: chain {raw.balance(a)}, model {m.bal[a]}"
         assert raw.total_supply() == m.minted - m.burned, "totalSupply != minted - burned"
+        assert raw.allowance(self.w.signer, self.market) == m.signer_allowance, "permit signer's allowance"
+        assert raw.nonce(self.w.signer) == m.signer_nonce, "permit signer's nonce"
+        for a, r in m.rep.items():
+            assert raw.reputation(a) == tuple(r), f"reputation of {a}: chain {raw.reputation(a)}, model {r}"
         assert sum(m.bal.values()) == m.minted - m.burned
         assert raw.market("fees_accrued") == m.fees
         assert raw.market("paused") == m.paused
@@ -1699,15 +2170,10 @@ class MarketMachine(RuleBasedStateMachine):
         bonded = 0
         for p, s in m.stakes.items():
             assert raw.stakes(p) == (s.staked, s.locked, s.unbonding, s.release), f"stakes of {p}"
-            assert s.locked <= s.staked
             assert raw.required_stake(p) == m.required.get(p, 0), f"required stake of {p}"
             bonded += s.staked + s.unbonding
             live_collateral = sum(j.f["collateral"] for j in m.jobs if j.f["provider"] == p and j.status in LIVE[1:])
-            assert s.locked <= live_collateral, f"{p} has more locked than its live jobs' collateral"
-            if live_collateral == 0:
-                m.clipped.discard(p)
-            if p not in m.clipped:
-                assert s.locked == live_collateral, f"locked collateral of {p} != its live jobs' collateral"
+            assert s.locked == live_collateral, f"locked collateral of {p} != its live jobs' collateral"
         assert m.bal[self.registry] == bonded, "ProviderRegistry balance != staked + unbonding"
         for mid, mm in m.machines.items():
             assert raw.machine(mid) == (mm.status, mm.attested_until), f"machine {mid} status, attestation"
@@ -1728,6 +2194,16 @@ class MarketMachine(RuleBasedStateMachine):
         for p, s in m.stakes.items():
             assert tuple(reg.stakes(p)) == (s.staked, s.locked, s.unbonding, s.release)
             assert reg.required_stake(p) == m.required.get(p, 0)
+        for a in self.actors:
+            assert list(mk.reputation(a)) == self._rep(a), f"reputation({a})"
+            assert mk.audit_rate(a) == self._audit_rate(a), f"audit_rate({a})"
+        for j in m.jobs:
+            self.check_drawn_view(j.id, j.tup())
+            for floor in (0, j.f["collateral"]):
+                want = self._required_collateral(j.f["payment"], floor, j.f["audit_bps"])
+                assert mk.required_collateral(j.f["payment"], floor, j.f["audit_bps"]) == want
+        assert tok.allowance(self.w.signer, self.market) == m.signer_allowance
+        assert tok.nonces(self.w.signer) == m.signer_nonce
         for mid, mm in m.machines.items():
             assert (reg.machine_status(mid), reg.attested_until(mid)) == (mm.status, mm.attested_until)
 
@@ -1738,12 +2214,26 @@ class MarketMachine(RuleBasedStateMachine):
 
     @invariant()
     @_step
+    def inv_reputation_matches_model(self):
+        # _check_all compares every actor's counters each step from storage; here the view itself,
+        # for each provider whose counters moved since the view last confirmed them (a view call
+        # costs 20 storage reads of Python time).
+        for p in self.w.providers:
+            r = tuple(self._rep(p))
+            if self._rep_seen.get(p) != r:
+                assert tuple(self.mk.reputation(p)) == r, f"reputation({p}) differs from the model's"
+                self._rep_seen[p] = r
+
+    @invariant()
+    @_step
     def inv_live_jobs_have_an_exit(self):
         # Each waiting state ends at a deadline set from a bounded window, after which
         # expire (Open, Running) or finalize (Submitted, Audit) is open to anyone.
         for j in self._live():
             d = j.deadline()
             assert 0 < d <= self.now + MAX_WINDOW, f"job {j.id} has no bounded deadline"
+            if j.status == JobStatus.SUBMITTED:  # its draw, if any, lapses 257 blocks after this
+                assert 0 < j.f["draw_block"] <= self.block
         for s in self.m.stakes.values():
             assert s.unbonding == 0 or s.release <= self.now + UNBONDING_PERIOD_SECONDS
 
