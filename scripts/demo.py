@@ -15,9 +15,9 @@
   the jobs for audit: the oracles open those audits, re-execute, and post JobVerdicts through
   OracleHub. Users download every undrawn result, check its hash and re-execute it locally; a
   mismatch (every cheater job the draw missed) is disputed and audited the same way. Bob also
-  disputes one honest job he wrongly suspects: the verdict is valid and his bond goes to the
-  provider. Then anvil's clock passes the challenge windows and the honest worker finalizes
-  its own jobs;
+  disputes one honest job he wrongly suspects (an undrawn one; if the draw took all three, he
+  submits one more): the verdict is valid and his bond goes to the provider. Then anvil's
+  clock passes the challenge windows and the honest worker finalizes its own jobs;
 - tables show each job, each provider's balance, stake and on-chain reputation, and the
   verdicts; the exit code is 0 only if every outcome is the expected one (honest jobs
   Finalized, cheater jobs Failed, the false dispute lost, liar Jailed, honest ends richer than
@@ -30,7 +30,7 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -41,7 +41,7 @@ from rich.table import Table
 from offchain.constants import ONE_TOKEN, JobStatus, MachineStatus
 from offchain.params import MarketParams
 
-console = Console(width=160)
+console = Console(width=180)
 CPU_CLASS = 1
 PRICE = ONE_TOKEN // 10  # 0.1 token per compute unit (1 unit = 1 GFLOP, offchain/workloads)
 CHALLENGE_WINDOW = 120
@@ -82,9 +82,10 @@ class Job:
     payment: int = 0
     units: int = 0
     drawn: bool = False
+    audit_bps: int = 0
+    disputer: str = ""
     check: str = "-"  # the user's local re-execution
     disputed: str = ""  # "", "mismatch", "false"
-    notes: list[str] = field(default_factory=list)
 
     @property
     def expected(self) -> JobStatus:
@@ -124,9 +125,10 @@ def _run(workdir: Path, devnet) -> int:
     from offchain.chain.anvil import running_anvil
     from offchain.chain.client import Handles
     from offchain.chain.deploy import deploy_all, deployment_path
-    from offchain.chain.jobs import as_tuple, job_from_chain
+    from offchain.chain.jobs import job_from_chain
     from offchain.client import sdk
     from offchain.devnet import free_ports
+    from offchain.oracle.jobwatch import drawn_for_audit
 
     with running_anvil(log_path=workdir / "anvil.log") as url:
         console.print(f"[bold]anvil[/] listening on {url}")
@@ -265,6 +267,14 @@ def _run(workdir: Path, devnet) -> int:
                 done = {JobStatus.SUBMITTED, JobStatus.AUDIT, *TERMINAL}
                 return _wait(lambda: all(JobStatus(market.job_status(j.job_id)) in done for j in js), 90)
 
+            def drawn(j: Job) -> bool:
+                # The on-chain draw, computed as the oracles do (offchain.oracle.jobwatch): the
+                # `audit_drawn` view runs *in* the head block on anvil and answers False there.
+                job = job_from_chain(market, j.job_id)
+                j.audit_bps = int(job["audit_bps"])
+                block_hash = bytes(chain.blocks[int(job["draw_block"])].hash)
+                return drawn_for_audit(j.job_id, j.audit_bps, block_hash)
+
             for j in plans:
                 submit(j)
             console.print(f"alice and bob submitted jobs {[j.job_id for j in plans]}; the workers run them...")
@@ -273,7 +283,7 @@ def _run(workdir: Path, devnet) -> int:
                 console.print("[bold red]demo FAILED: a job was never submitted[/]")
                 return 1
             for j in plans:
-                j.drawn = bool(market.audit_drawn(j.job_id, as_tuple(job_from_chain(market, j.job_id))))
+                j.drawn = drawn(j)
             # Bob's false dispute needs an honest result the draw missed (a drawn one is already
             # being audited); each extra job is one more coin flip.
             seed = 100
@@ -283,7 +293,7 @@ def _run(workdir: Path, devnet) -> int:
                 submit(extra)
                 if not wait_submitted([extra]):
                     break
-                extra.drawn = bool(market.audit_drawn(extra.job_id, as_tuple(job_from_chain(market, extra.job_id))))
+                extra.drawn = drawn(extra)
                 plans.append(extra)
             console.print(f"drawn for audit: {[j.job_id for j in plans if j.drawn]}; users check the others locally")
 
@@ -297,11 +307,11 @@ def _run(workdir: Path, devnet) -> int:
                 j.check = "match" if match else "MISMATCH"
                 if not match:
                     sdk.dispute(h, users[j.user], j.job_id)
-                    j.disputed = "mismatch"
+                    j.disputed, j.disputer = "mismatch", j.user
             false_target = next((j for j in plans if j.provider == "honest" and not j.drawn), None)
             if false_target is not None:
                 sdk.dispute(h, bob, false_target.job_id)
-                false_target.disputed = "false"
+                false_target.disputed, false_target.disputer = "false", "bob"
             else:
                 ok = False
                 console.print("[red]no undrawn honest job for the false dispute[/]")
@@ -324,7 +334,7 @@ def _run(workdir: Path, devnet) -> int:
             accepted_jobs = {lg.job_id: lg for lg in market.JobAccepted.range(0, height)}
 
             table = Table(title="jobs")
-            for col in ("job", "user", "kind", "provider", "units", "payment", "collateral", "audit drawn?",
+            for col in ("job", "user", "kind", "provider", "units", "payment", "collateral", "audit p", "drawn?",
                         "user check", "disputed?", "outcome", "money"):  # fmt: skip
                 table.add_column(col)
             for j in plans:
@@ -335,13 +345,13 @@ def _run(workdir: Path, devnet) -> int:
                 ok &= good
                 if j.job_id in fin:
                     f = fin[j.job_id]
-                    money = f"provider paid {f.provider_amount / ONE_TOKEN:.3f}"
+                    money = f"paid {f.provider_amount / ONE_TOKEN:.3f}"
                     if j.job_id in disputes:
                         money += f" + bond {disputes[j.job_id].bond / ONE_TOKEN:.1f}"
                 elif j.job_id in failed:
                     f = failed[j.job_id]
                     money = (
-                        f"user refunded {f.refund / ONE_TOKEN:.3f} + {f.user_compensation / ONE_TOKEN:.3f}; "
+                        f"refund {f.refund / ONE_TOKEN:.3f} + {f.user_compensation / ONE_TOKEN:.3f}; "
                         f"slashed {(f.user_compensation + f.challenger_reward + f.burned) / ONE_TOKEN:.3f}"
                     )
                 else:
@@ -355,9 +365,10 @@ def _run(workdir: Path, devnet) -> int:
                     str(j.units),
                     f"{j.payment / ONE_TOKEN:.2f}",
                     f"{coll / ONE_TOKEN:.2f}",
+                    f"{j.audit_bps / 100:.0f}%",
                     "yes" if j.drawn else "no",
                     j.check,
-                    {"": "no", "mismatch": "yes (mismatch)", "false": "yes (FALSE)"}[j.disputed],
+                    {"": "no", "mismatch": f"{j.disputer} (mismatch)", "false": f"{j.disputer} (wrongly)"}[j.disputed],
                     f"[{'green' if good else 'red'}]{status.name}[/]",
                     money,
                 )
@@ -371,14 +382,18 @@ def _run(workdir: Path, devnet) -> int:
                 own = []
                 for o in operators:
                     try:
-                        rec = requests.get(f"{urls[o.address]}/audits/{j.job_id}", timeout=5).json()
-                        own.append(f"{'valid' if rec.get('valid') else 'invalid'} ({rec.get('reason')})")
+                        r = requests.get(f"{urls[o.address]}/audits/{j.job_id}", timeout=5)
+                        rec = r.json() if r.status_code == 200 else {}
+                        if "valid" in rec:
+                            own.append(f"{'valid' if rec['valid'] else 'invalid'} ({rec.get('reason')})")
+                        else:  # quorum reached without it: it never re-executed this job
+                            own.append("-")
                     except (requests.RequestException, ValueError):
                         own.append("-")
                 vt.add_row(
                     str(j.job_id),
                     j.provider,
-                    "drawn" if j.drawn else f"disputed by {j.user}",
+                    "drawn" if j.drawn else f"disputed by {j.disputer}",
                     "-" if v is None else ("valid" if v.valid else "[red]invalid[/]"),
                     "-" if v is None else str(v.signers),
                     *own,
@@ -405,6 +420,10 @@ def _run(workdir: Path, devnet) -> int:
                 )
             console.print(pt)
             hn, cn = net[honest.address], net[cheater.address]
+            # The honest provider's gain is exactly its pay plus the bond of the dispute it won.
+            earned = sum(fin[j.job_id].provider_amount for j in plans if j.provider == "honest" and j.job_id in fin)
+            earned += sum(disputes[j.job_id].bond for j in plans if j.disputed == "false" and j.job_id in disputes)
+            ok &= token.balanceOf(honest) - before[honest.address][0] == earned
             ok &= hn > 0 > cn
             ok &= registry.locked(honest) == 0
             console.print(
