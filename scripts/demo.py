@@ -125,10 +125,9 @@ def _run(workdir: Path, devnet) -> int:
     from offchain.chain.anvil import running_anvil
     from offchain.chain.client import Handles
     from offchain.chain.deploy import deploy_all, deployment_path
-    from offchain.chain.jobs import job_from_chain
+    from offchain.chain.jobs import drawn_for_audit, job_from_chain
     from offchain.client import sdk
     from offchain.devnet import free_ports
-    from offchain.oracle.jobwatch import drawn_for_audit
 
     with running_anvil(log_path=workdir / "anvil.log") as url:
         console.print(f"[bold]anvil[/] listening on {url}")

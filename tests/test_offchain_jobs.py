@@ -22,3 +22,15 @@ def test_job_from_chain__tampered_struct__fails_check(submitted_job, market, job
 def test_job_from_chain__unknown_job__raises_lookup_error(market):
     with pytest.raises(LookupError, match="no JobCreated event"):
         job_from_chain(market, 999)
+
+
+def test_audit_draw__none_before_submission_and_after_the_window(submitted_job, market, jobs, chain):
+    from offchain.chain.jobs import audit_draw
+
+    job_id, _ = submitted_job
+    job = jobs[job_id]
+    chain.mine(1)
+    assert audit_draw(chain, job_id, job) is market.audit_drawn(job_id, jobs.t(job_id)) is False  # p = 0 here
+    assert audit_draw(chain, job_id, dict(job, draw_block=0)) is None
+    chain.mine(256)
+    assert audit_draw(chain, job_id, job) is None

@@ -3,9 +3,9 @@ structs round-trip through SQLite, result URIs give the provider's base URL."""
 
 from dataclasses import replace
 
-from offchain.chain.jobs import as_tuple
+from offchain.chain.jobs import as_tuple, drawn_for_audit
 from offchain.constants import JobStatus
-from offchain.oracle.jobwatch import drawn_for_audit, job_from_store, job_to_store, provider_urls
+from offchain.oracle.jobwatch import job_from_store, job_to_store, provider_urls
 from offchain.oracle.store import Store
 
 

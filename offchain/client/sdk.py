@@ -25,7 +25,7 @@ from typing import Any
 import requests
 
 from offchain import workloads
-from offchain.chain.jobs import ZERO_ADDRESS, as_tuple, job_from_chain, jobs_from_receipt
+from offchain.chain.jobs import ZERO_ADDRESS, as_tuple, audit_draw, job_from_chain, jobs_from_receipt
 from offchain.constants import MAX_BPS, REPUTATION_FIELDS, TERMINAL_JOB_STATUSES, JobStatus, MachineStatus
 from offchain.workloads.base import canonical_json
 
@@ -538,6 +538,11 @@ def dispute(h: Any, account: Any, job_id: int) -> Any:
         raise ClientError(f"job {job_id} is {st.name}: only a Submitted result can be disputed")
     if _now(h) > job["challenge_end"]:
         raise ClientError(f"job {job_id}: its challenge window ended at {job['challenge_end']} (unix time)")
+    if audit_draw(h.chain, job_id, job):
+        raise ClientError(
+            f"job {job_id} was drawn for audit: the oracle quorum re-executes it anyway, so a dispute "
+            "is neither needed nor accepted; follow it with `gpunet job status`"
+        )
     bond = int(m.dispute_bond(job["payment"]))
     if int(token.balanceOf(account.address)) < bond:
         raise ClientError(f"the dispute bond is {bond} wei, more than {account.address}'s balance")

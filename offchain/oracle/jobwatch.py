@@ -11,11 +11,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from eth_abi import encode
 from eth_utils import encode_hex, keccak
 
-from offchain.chain.jobs import apply_event, job_from_created
-from offchain.constants import MAX_BPS, JobStatus
+from offchain.chain.jobs import DRAW_HORIZON_BLOCKS, apply_event, drawn_for_audit, job_from_created  # noqa: F401
+from offchain.constants import JobStatus
 
 MARKET_EVENTS = (
     "JobCreated",
@@ -30,8 +29,6 @@ MARKET_EVENTS = (
     "JobExpired",
 )
 BYTES32_FIELDS = ("spec_hash", "result_hash")
-# JobMarket.DRAW_HORIZON_BLOCKS: the EVM keeps the last 256 block hashes.
-DRAW_HORIZON_BLOCKS = 256
 TERMINAL_EVENTS = {
     "JobFinalized": JobStatus.FINALIZED,
     "JobFailed": JobStatus.FAILED,
@@ -109,19 +106,6 @@ def apply_market_log(store: Any, log: Any, block_ts: int) -> None:
     elif name in TERMINAL_EVENTS:
         store.set_job_fields(job_id, status=int(TERMINAL_EVENTS[name]))
     # VerdictPosted is followed by JobFinalized or JobFailed in the same transaction.
-
-
-def drawn_for_audit(job_id: int, audit_bps: int, draw_block_hash: bytes) -> bool:
-    """Mirror of JobMarket._drawn: keccak256(abi_encode(blockhash(draw_block), job_id)) % 10^4 < audit_bps.
-
-    Computed locally from the draw block's header rather than with the `audit_drawn` view:
-    the hash is known as soon as the block exists, while an `eth_call` at the head executes
-    *in* the draw block on nodes that run calls at the latest block's number (the view answers
-    False there), and a dev chain that mines only on transactions may not add another block for
-    a long time. The `open_audit` transaction itself lands in a later block, where the
-    contract's own check agrees."""
-    seed = keccak(encode(["bytes32", "uint256"], [bytes(draw_block_hash), int(job_id)]))
-    return int.from_bytes(seed, "big") % MAX_BPS < int(audit_bps)
 
 
 def provider_urls(result_uri: str, endpoint: str | None) -> list[str]:
