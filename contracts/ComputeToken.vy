@@ -7,26 +7,89 @@
 @notice ERC-20 with EIP-2612 permit (snekmate `erc20`). Anyone may burn
         their own tokens (`burn`) or an allowance (`burn_from`): the job
         market and the registry burn slashed and settled tokens this way.
+        `total_minted` and `total_burned` count every mint and burn since
+        deployment, so `totalSupply == total_minted - total_burned` holds
+        and can be checked on-chain; Emissions reads `total_burned` to taper
+        its schedule as customer burns grow (docs/ECONOMICS.md).
 @custom:security Only addresses in `is_minter` may mint. The owner (the
         governance timelock outside local networks) grants and revokes the
         minter role with `set_minter`; at deployment only the deployer is a
         minter and ownership transfer drops it (snekmate behaviour). No fee
         on transfer, no rebasing, no blocklist: the other contracts rely on
-        transfers moving exactly the amount asked.
+        transfers moving exactly the amount asked. `mint`, `burn` and
+        `burn_from` are snekmate's with a checked counter added: same ABI,
+        same access rule, same revert reasons.
 """
+
+from ethereum.ercs import IERC20
+from ethereum.ercs import IERC20Detailed
+implements: IERC20
+implements: IERC20Detailed
 
 from snekmate.auth import ownable
 # `erc20` uses `ownable` for the minter role management.
 initializes: ownable
 
 from snekmate.tokens import erc20
-# The token is exactly snekmate's ERC-20 + permit; nothing is overridden.
+# snekmate's ERC-20 + permit; `mint`, `burn` and `burn_from` are wrapped below to count.
 initializes: erc20[ownable := ownable]
 
-exports: erc20.__interface__
+exports: (
+    erc20.owner,
+    erc20.eip712Domain,
+    erc20.name,
+    erc20.symbol,
+    erc20.decimals,
+    erc20.balanceOf,
+    erc20.allowance,
+    erc20.totalSupply,
+    erc20.is_minter,
+    erc20.nonces,
+    erc20.transfer,
+    erc20.approve,
+    erc20.transferFrom,
+    erc20.set_minter,
+    erc20.permit,
+    erc20.DOMAIN_SEPARATOR,
+    erc20.transfer_ownership,
+    erc20.renounce_ownership,
+)
+
+# Every token ever minted and burned (checked additions): totalSupply == total_minted - total_burned.
+total_minted: public(uint256)
+total_burned: public(uint256)
 
 
 @deploy
 def __init__(name_: String[25], symbol_: String[5], name_eip712_: String[50], version_eip712_: String[20]):
     ownable.__init__()
     erc20.__init__(name_, symbol_, 18, name_eip712_, version_eip712_)
+
+
+@external
+def mint(owner: address, amount: uint256):
+    """
+    @notice Creates `amount` tokens for `owner`; minters only (snekmate's rule and reasons).
+    """
+    assert erc20.is_minter[msg.sender], "erc20: access is denied"
+    self.total_minted += amount
+    erc20._mint(owner, amount)
+
+
+@external
+def burn(amount: uint256):
+    """
+    @notice Destroys `amount` of the caller's tokens.
+    """
+    erc20._burn(msg.sender, amount)
+    self.total_burned += amount
+
+
+@external
+def burn_from(owner: address, amount: uint256):
+    """
+    @notice Destroys `amount` of `owner`'s tokens, spending the caller's allowance.
+    """
+    erc20._spend_allowance(owner, msg.sender, amount)
+    erc20._burn(owner, amount)
+    self.total_burned += amount

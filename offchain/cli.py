@@ -328,6 +328,21 @@ def _parse_peer(value: str) -> tuple[str, str]:
     type=float,
     help="Seconds a provider has to serve a job's blobs during an audit before they count as withheld.",
 )
+@click.option(
+    "--price-source",
+    default=None,
+    help="Token/USD source for PriceFeed rounds: fixed:1.25 | file:PATH (a number, re-read each time) | "
+    'url:http://... (JSON {"usd": x}). Without it this operator takes no part in price rounds.',
+)
+@click.option("--price-interval", "price_interval_s", default=60.0, show_default=True, type=float,
+              help="Seconds between price rounds.")  # fmt: skip
+@click.option(
+    "--price-deviation-bps",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Round early when the own source moved this much from the last answer.",
+)
 @click.option("-v", "--verbose", is_flag=True)
 def oracle_run(
     network,
@@ -347,6 +362,9 @@ def oracle_run(
     gpu_n,
     audit_device,
     audit_fetch_timeout,
+    price_source,
+    price_interval_s,
+    price_deviation_bps,
     verbose,
 ) -> None:
     """Run an oracle operator: challenge machines, audit jobs, co-sign with peers, submit reports."""
@@ -382,8 +400,14 @@ def oracle_run(
         gpu_challenge_n=gpu_n,
         audit_device=audit_device,
         audit_fetch_timeout_s=audit_fetch_timeout,
+        price_source=price_source,
+        price_interval_s=price_interval_s,
+        price_deviation_bps=price_deviation_bps,
     )
-    service = OracleService(cfg)
+    try:
+        service = OracleService(cfg)
+    except ValueError as e:  # a malformed --price-source
+        raise click.UsageError(str(e)) from e
     import signal
 
     signal.signal(signal.SIGTERM, lambda *_: service.stop())
@@ -393,6 +417,56 @@ def oracle_run(
         raise click.ClickException(f"circuit breaker: {e}") from e
     except KeyboardInterrupt:
         service.stop()
+
+
+@main.group()
+def price() -> None:
+    """Token/USD price (PriceFeed, reported by the oracle quorum)."""
+
+
+@price.command("show")
+@network_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def price_show(network: str, as_json: bool) -> None:
+    """Show the latest PriceFeed answer: price, round, updatedAt and age."""
+    with _connect(network) as h:
+        feed = h.price_feed
+        if feed is None:
+            raise click.ClickException("this deployment has no PriceFeed: redeploy with `ape run deploy --redeploy`")
+        now = h.chain.blocks.head.timestamp
+        out = {
+            "feed": feed.address,
+            "description": feed.description(),
+            "decimals": feed.decimals(),
+            "max_age": feed.max_age(),
+            "max_deviation_bps": feed.max_deviation_bps(),
+            "round": feed.latest_round(),
+        }
+        if out["round"]:
+            rid, answer, started_at, updated_at, _ = feed.latestRoundData()
+            out.update(
+                answer=int(answer),
+                usd=int(answer) / 10 ** out["decimals"],
+                started_at=int(started_at),
+                updated_at=int(updated_at),
+                age_s=int(now - updated_at),
+                stale=bool(feed.is_stale()),
+            )
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    t = Table(title=f"price feed {out['description']} ({out['feed']})", show_header=False)
+    if not out["round"]:
+        t.add_row("round", "none yet (no price reported)")
+    else:
+        t.add_row("price (USD)", f"{out['usd']:.8f}")
+        t.add_row("round", str(out["round"]))
+        t.add_row("updatedAt (unix)", str(out["updated_at"]))
+        t.add_row("age", f"{out['age_s']} s" + ("  STALE" if out["stale"] else ""))
+        t.add_row("oldest observation (unix)", str(out["started_at"]))
+    t.add_row("max age", f"{out['max_age']} s")
+    t.add_row("max deviation", f"{out['max_deviation_bps'] / 100:g}%")
+    console.print(t)
 
 
 @main.group()

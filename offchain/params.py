@@ -105,3 +105,75 @@ class OracleParams:
     # Attestations are valid for a day; the service renews them ahead of expiry (io.net
     # re-checks hourly, Aethir every 15 minutes for liveness, which our uptime probes cover).
     attestation_ttl_seconds: int = 24 * HOUR
+
+
+@dataclass(frozen=True)
+class PriceFeedParams:
+    """PriceFeed's guards (docs/PROTOCOL.md, "PriceFeed"); bounds are enforced on-chain."""
+
+    # An answer older than an hour is stale and `latest_price()` refuses it. The oracle service
+    # reports every minute, so an hour is ~60 missed rounds: a real outage, not a hiccup (Chainlink
+    # runs USD feeds of minor tokens on a 1-24 h heartbeat).
+    max_age: int = HOUR
+    # A round may move the answer at most 20% from the previous fresh one unless every operator
+    # signs: one bad round (a broken source shared by a quorum) cannot move the price far, while
+    # honest operators follow any real move (a 20% move within a minute is rare even for small
+    # tokens, and a larger one only needs the whole set, or waits until the old answer is stale).
+    # Rounds are not rate-limited, so this does not stop a colluding quorum (docs/SECURITY.md).
+    max_deviation_bps: int = 2_000
+    # Observations older than 10 minutes are refused: long enough for the leader to gather
+    # signatures and get a transaction mined on a congested chain, short enough that a
+    # submitter cannot hold observations back and publish an old price later.
+    max_observation_age: int = 10 * 60
+
+    def as_tuple(self) -> tuple[int, int, int]:
+        return (self.max_age, self.max_deviation_bps, self.max_observation_age)
+
+
+@dataclass(frozen=True)
+class EmissionsParams:
+    """Epoch emissions (contracts/Emissions.vy; formulas and reasons in docs/ECONOMICS.md, "Emissions").
+
+    Immutable on-chain: a new schedule is a new Emissions contract made minter by governance."""
+
+    # One epoch a day: uptime probes and rewards roots are daily, and a claim per provider per
+    # day costs ~0.1% of a day's income at L2 gas prices.
+    epoch_seconds: int = DAY
+    # 50,000 tokens in epoch 0, declining 0.2% per epoch (half-life ln 2 / 0.002 = 347 epochs,
+    # about a year): the whole untapered schedule sums to 50,000 / 0.002 = 25M tokens.
+    initial_epoch_emission: int = 50_000 * ONE_TOKEN
+    decay_bps: int = 20
+    # Hard cap on everything Emissions ever mints: 20M, below the 25M the schedule sums to, so
+    # the cap binds in the tail (after ~800 untapered epochs) and the last epochs get what remains.
+    emission_cap: int = 20_000_000 * ONE_TOKEN
+    # An epoch whose customers burn 10,000 tokens gets half its scheduled emission; 10x that, 1/11:
+    # the subsidy fades as real revenue grows (budget = scheduled * R / (R + burned)).
+    taper_reference: int = 10_000 * ONE_TOKEN
+    # 70% of an epoch's budget pays verified work (finalized jobs), 30% availability (attested,
+    # up, staked machines waiting for jobs): work is what users pay for; availability keeps
+    # capacity on standby for bursts.
+    work_share_bps: int = 7_000
+    # Emission per unit of work (= network fee paid, token wei) is at most 50% of the fee: a
+    # provider paying itself loses at least half of every fee it pays (on-chain bound: < 100%).
+    wash_guard_bps: int = 5_000
+    # Off-chain availability rule (offchain/economics/rewards.py): uptime of at least 90% in the
+    # epoch, a PASS attestation valid in it, and the class's stake per GPU; an operator's first 3
+    # machines count fully, each further one half the previous (RNP-015-style per-operator decay).
+    min_uptime_bps: int = 9_000
+    free_machines: int = 3
+    extra_machine_decay_bps: int = 5_000
+
+    def constructor_args(self, token: str, hub: str, genesis: int = 0) -> tuple:
+        """Emissions.__init__ arguments, in order (genesis 0: the deployment block's time)."""
+        return (
+            token,
+            hub,
+            genesis,
+            self.epoch_seconds,
+            self.initial_epoch_emission,
+            self.decay_bps,
+            self.emission_cap,
+            self.taper_reference,
+            self.work_share_bps,
+            self.wash_guard_bps,
+        )

@@ -28,8 +28,6 @@ RESULT = b"\x22" * 32
 ESCROWED = {JobStatus.OPEN, JobStatus.RUNNING, JobStatus.SUBMITTED, JobStatus.AUDIT}
 
 
-
-
 def ev(receipt, event):
     logs = receipt.decode_logs(event)
     assert len(logs) == 1, f"expected one {event.name}, got {len(logs)}"

@@ -19,6 +19,10 @@ def test_deploy__local__deployer_holds_operational_roles(deployment, deployer, r
     assert registry.hasRole(role("SLASHER_ROLE"), hub)
     assert hub.hasRole(DEFAULT_ADMIN_ROLE, deployer)
     assert hub.threshold() == 1
+    feed = deployment.price_feed
+    assert feed.HUB() == hub.address
+    assert feed.hasRole(DEFAULT_ADMIN_ROLE, deployer)
+    assert deployment.record["contracts"]["PriceFeed"] == feed.address
     for c in GPU_CLASSES:
         assert registry.gpu_classes(c.class_id).name == c.name
         assert registry.class_exists(c.class_id)
@@ -53,3 +57,19 @@ def test_deploy__production__timelock_holds_admin_and_deployer_keeps_nothing(pro
     assert not d.token.is_minter(deployer)
     assert timelock.get_minimum_delay() == 2 * 24 * 3600
     assert d.record["contracts"]["Timelock"] == timelock.address
+    assert d.price_feed.hasRole(DEFAULT_ADMIN_ROLE, timelock)
+    assert not d.price_feed.hasRole(DEFAULT_ADMIN_ROLE, deployer)
+
+
+def test_deploy__production__emissions_stays_the_only_minter_besides_the_timelock(project, accounts):
+    """Emissions is made a minter before the token's ownership moves to the timelock, and the
+    move keeps it (snekmate drops only the old owner's minter role). It has no admin role."""
+    deployer = accounts[8]
+    d = deploy_all(project, deployer, local=False)
+    assert d.token.is_minter(d.emissions)
+    assert d.token.is_minter(d.timelock)
+    assert not d.token.is_minter(deployer)
+    assert d.emissions.HUB() == d.hub.address
+    assert d.emissions.TOKEN() == d.token.address
+    assert d.record["contracts"]["Emissions"] == d.emissions.address
+    assert d.record["roles"]["minters"] == [d.emissions.address]

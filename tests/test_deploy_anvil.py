@@ -43,7 +43,14 @@ def test_ape_run_deploy__records_and_does_not_redeploy(tmp_path):
             assert first.returncode == 0, first.stdout + first.stderr
             record = json.loads(DEPLOYMENT.read_text())
             assert record["chain_id"] == 31337
-            assert set(record["contracts"]) == {"ComputeToken", "ProviderRegistry", "JobMarket", "OracleHub"}
+            assert set(record["contracts"]) == {
+                "ComputeToken",
+                "ProviderRegistry",
+                "JobMarket",
+                "OracleHub",
+                "PriceFeed",
+                "Emissions",
+            }
             assert record["vyper_version"] == "0.4.3"
             assert record["block"] >= 1
             assert set(record["tx"]) == set(record["contracts"])

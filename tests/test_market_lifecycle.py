@@ -28,7 +28,7 @@ from market_helpers import (
     tampered,
 )
 
-from offchain.chain.jobs import commitment
+from offchain.chain.jobs import JOB_ABI_TYPES, commitment
 from offchain.constants import JOB_FIELDS, MAX_BPS, ONE_TOKEN, JobStatus, MachineStatus
 from offchain.params import DAY
 
@@ -41,9 +41,7 @@ T4 = 2
 PAYMENT = PRICE * UNITS
 COLLATERAL = PAYMENT * P.collateral_bps // MAX_BPS
 FEE = PAYMENT * P.fee_bps // MAX_BPS
-JOB_ABI = (
-    "(address,address,uint256,uint16,bytes32,uint256,uint256,uint256,uint256,uint256,uint256,uint256,bytes32,uint256,uint256,uint256)"
-)
+JOB_ABI = "(" + ",".join(JOB_ABI_TYPES) + ")"
 
 
 def _ts(chain, tx):

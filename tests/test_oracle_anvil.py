@@ -19,8 +19,22 @@ from offchain.devnet import Devnet, free_ports
 pytestmark = pytest.mark.anvil
 
 OPERATOR_ACCOUNTS = (7, 8, 9)
-ORACLE_ARGS = ["--leader-timeout", "15", "--poll", "0.5", "--network-allowance", "0.5", "--memory-fraction", "0.5",
-               "--gpu-n", "4096", "--ttl", "3600", "--epoch-seconds", "6"]
+ORACLE_ARGS = [
+    "--leader-timeout",
+    "15",
+    "--poll",
+    "0.5",
+    "--network-allowance",
+    "0.5",
+    "--memory-fraction",
+    "0.5",
+    "--gpu-n",
+    "4096",
+    "--ttl",
+    "3600",
+    "--epoch-seconds",
+    "6",
+]
 
 
 def _wait_status(registry, machine_id, statuses, timeout, devnet):
@@ -45,8 +59,15 @@ def test_hardware_attestation__quorum_of_real_processes(tmp_path):
             a = accounts.test_accounts
             deployer = a[0]
             ops = [a[i] for i in OPERATOR_ACCOUNTS]
-            d = deploy_all(project, deployer, local=True, operators=[o.address for o in ops], threshold=2,
-                           record_path=record, chain_id=chain.chain_id)
+            d = deploy_all(
+                project,
+                deployer,
+                local=True,
+                operators=[o.address for o in ops],
+                threshold=2,
+                record_path=record,
+                chain_id=chain.chain_id,
+            )
             token, registry, hub = d.token, d.registry, d.hub
             for o in ops:
                 token.mint(o, 2_000 * ONE_TOKEN, sender=deployer)
@@ -68,13 +89,18 @@ def test_hardware_attestation__quorum_of_real_processes(tmp_path):
                 o = ops[i]
                 peers = {addr: url for addr, url in urls.items() if addr != o.address}
                 name = f"oracle-{i}"
-                devnet.start_oracle(name, OPERATOR_ACCOUNTS[i], ports[i], peers, tmp_path / f"{name}.sqlite",
-                                    ORACLE_ARGS)
+                devnet.start_oracle(
+                    name, OPERATOR_ACCOUNTS[i], ports[i], peers, tmp_path / f"{name}.sqlite", ORACLE_ARGS
+                )
                 return name
 
             first = start_oracle(0)
-            for name, url in (("agent-honest", honest_url), ("agent-liar", liar_url), ("agent-wrong", wrong_url),
-                              (first, urls[ops[0].address])):
+            for name, url in (
+                ("agent-honest", honest_url),
+                ("agent-liar", liar_url),
+                ("agent-wrong", wrong_url),
+                (first, urls[ops[0].address]),
+            ):
                 devnet.wait_http(name, url)
 
             tx = registry.register(1, 1, 256, honest_url, sender=honest)
@@ -92,20 +118,32 @@ def test_hardware_attestation__quorum_of_real_processes(tmp_path):
             for i in (1, 2):
                 name = start_oracle(i)
                 devnet.wait_http(name, urls[ops[i].address])
-            liar_id = registry.register(10, 1, 81_920, liar_url, sender=liar).decode_logs(
-                registry.MachineRegistered)[0].machine_id
-            wrong_id = registry.register(1, 1, 256, wrong_url, sender=wrong).decode_logs(
-                registry.MachineRegistered)[0].machine_id
+            liar_id = (
+                registry.register(10, 1, 81_920, liar_url, sender=liar)
+                .decode_logs(registry.MachineRegistered)[0]
+                .machine_id
+            )
+            wrong_id = (
+                registry.register(1, 1, 256, wrong_url, sender=wrong)
+                .decode_logs(registry.MachineRegistered)[0]
+                .machine_id
+            )
             liar_stake = registry.slashable(liar)
             wrong_stake = registry.slashable(wrong)
             supply = token.totalSupply()
 
-            assert _wait_status(registry, honest_id, {MachineStatus.ACTIVE, MachineStatus.JAILED}, 150, devnet) \
+            assert (
+                _wait_status(registry, honest_id, {MachineStatus.ACTIVE, MachineStatus.JAILED}, 150, devnet)
                 == MachineStatus.ACTIVE
-            assert _wait_status(registry, liar_id, {MachineStatus.ACTIVE, MachineStatus.JAILED}, 150, devnet) \
+            )
+            assert (
+                _wait_status(registry, liar_id, {MachineStatus.ACTIVE, MachineStatus.JAILED}, 150, devnet)
                 == MachineStatus.JAILED
-            assert _wait_status(registry, wrong_id, {MachineStatus.ACTIVE, MachineStatus.JAILED}, 150, devnet) \
+            )
+            assert (
+                _wait_status(registry, wrong_id, {MachineStatus.ACTIVE, MachineStatus.JAILED}, 150, devnet)
                 == MachineStatus.JAILED
+            )
 
             now = chain.blocks.head.timestamp
             assert now < registry.attested_until(honest_id) <= now + 3600

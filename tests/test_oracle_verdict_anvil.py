@@ -203,19 +203,20 @@ def test_audits__quorum_opens_reexecutes_and_posts_verdicts(tmp_path):
                 assert registry.slashable(p) == before[p.address][1] - jobs[j]["collateral"]
                 assert tuple(market.reputation(p))[:2] == (0, 1)
 
-            # Each operator's own evidence, served at GET /audits/<job_id>.
+            # Each job is audited by its committee (threshold = 2 operators), not by all three;
+            # each auditor serves its own evidence at GET /audits/<job_id>.
+            expected = {
+                h: (True, "match", 2),
+                ids[cheat.address]: (False, "mismatch", 3),  # escalated to a third execution
+                ids[withholder.address]: (False, "output withheld", None),
+            }
+            records: dict[int, list[dict]] = {j: [] for j in jobs}
             overhead = []
             for o in ops:
-                rec = {j: requests.get(f"{urls[o.address]}/audits/{j}", timeout=5).json() for j in jobs}
-                assert (rec[h]["valid"], rec[h]["reason"]) == (True, "match")
-                assert len(rec[h]["evidence"]["executions"]) == 2
-                c = ids[cheat.address]
-                assert (rec[c]["valid"], rec[c]["reason"]) == (False, "mismatch")
-                assert len(rec[c]["evidence"]["executions"]) == 3
-                assert (rec[ids[withholder.address]]["valid"], rec[ids[withholder.address]]["reason"]) == (
-                    False,
-                    "output withheld",
-                )
+                for j in jobs:
+                    r = requests.get(f"{urls[o.address]}/audits/{j}", timeout=5)
+                    if r.status_code == 200 and "valid" in r.json():
+                        records[j].append(r.json())
                 m = requests.get(f"{urls[o.address]}/metrics", timeout=5).text
                 overhead.append(
                     {
@@ -226,12 +227,19 @@ def test_audits__quorum_opens_reexecutes_and_posts_verdicts(tmp_path):
                         "audits": _metric(m, "gpunet_oracle_audits_total"),
                     }
                 )
+            for j, recs in records.items():
+                assert 2 <= len(recs) <= 3, (j, len(recs))  # the committee, plus any peer asked later
+                if j in expected:
+                    valid, reason, executions = expected[j]
+                    for rec in recs:
+                        assert (rec["valid"], rec["reason"]) == (valid, reason), (j, rec["reason"])
+                        if executions is not None:
+                            assert len(rec["evidence"]["executions"]) == executions
             print("audit overhead per operator:", json.dumps(overhead), f"elapsed {time.monotonic() - t0:.1f}s")
+            total_audits = sum(fig["audits"] for fig in overhead)
+            assert 2 * len(jobs) <= total_audits < 3 * len(jobs), total_audits  # committee, not everyone
             for fig in overhead:
-                assert fig["audits"] == 4
                 assert fig["submitted_job_units"] == sum(j["compute_units"] for j in jobs.values())
-                # honest and disputed: 1 re-execution each, cheat: 2 (escalation), withheld: none.
-                assert fig["executed_units"] == 4 * jobs[h]["compute_units"]
     finally:
         devnet.stop_all()
         server.httpd.shutdown()

@@ -1,4 +1,5 @@
-"""ComputeToken: snekmate ERC-20 + EIP-2612 permit, owner-managed minters, burn / burn_from.
+"""ComputeToken: snekmate ERC-20 + EIP-2612 permit, owner-managed minters, burn / burn_from,
+and the total_minted / total_burned counters (supply == minted - burned).
 
 Every state-changing call is checked for its state and its decoded events; every revert for
 its exact message and for leaving balances, supply, allowances and roles untouched.
@@ -384,3 +385,49 @@ def test_transfer_ownership__zero_address__reverts(token, deployer):
         token.transfer_ownership(ZERO, sender=deployer)
     assert token.owner() == deployer.address
     assert token.is_minter(deployer)
+
+
+################################################################
+#                 total_minted / total_burned                  #
+################################################################
+
+
+def _counters(token):
+    return token.totalSupply(), token.total_minted(), token.total_burned()
+
+
+def test_counters__after_deployment__supply_is_minted_minus_burned(token):
+    supply, minted, burned = _counters(token)
+    assert supply == minted - burned
+    assert minted > 0  # conftest funds accounts by minting
+
+
+def test_counters__mint_burn_burn_from__count_exactly(token, deployer, provider, keeper, holder):
+    supply, minted, burned = _counters(token)
+    token.mint(holder, 5 * ONE_TOKEN, sender=deployer)
+    token.burn(2 * ONE_TOKEN, sender=holder)
+    token.approve(keeper, ONE_TOKEN, sender=provider)
+    token.burn_from(provider, ONE_TOKEN, sender=keeper)
+    token.transfer(holder, ONE_TOKEN, sender=provider)  # transfers move neither counter
+    assert _counters(token) == (supply + 2 * ONE_TOKEN, minted + 5 * ONE_TOKEN, burned + 3 * ONE_TOKEN)
+    assert token.totalSupply() == token.total_minted() - token.total_burned()
+
+
+def test_counters__failed_mint_or_burn__unchanged(token, attacker, provider, keeper, holder, deployer):
+    before = _counters(token)
+    with ape.reverts("erc20: access is denied"):
+        token.mint(holder, 1, sender=attacker)
+    with ape.reverts("erc20: burn amount exceeds balance"):
+        token.burn(1, sender=holder)
+    with ape.reverts("erc20: insufficient allowance"):
+        token.burn_from(provider, 1, sender=keeper)
+    with ape.reverts("erc20: mint to the zero address"):
+        token.mint(ZERO, 1, sender=deployer)
+    assert _counters(token) == before
+
+
+def test_counters__zero_amounts__allowed_and_uncounted(token, provider, deployer, holder):
+    before = _counters(token)
+    token.burn(0, sender=provider)
+    token.mint(holder, 0, sender=deployer)
+    assert _counters(token) == before

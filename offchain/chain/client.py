@@ -26,6 +26,8 @@ class Handles:
     market: Any
     hub: Any
     chain: Any
+    # None for a deployment recorded before PriceFeed existed.
+    price_feed: Any = None
 
 
 def parse_network(choice: str) -> tuple[str, str, str | None]:
@@ -69,4 +71,5 @@ def connect(network_choice: str) -> Iterator[Handles]:
             market=project.JobMarket.at(c["JobMarket"]),
             hub=project.OracleHub.at(c["OracleHub"]),
             chain=chain,
+            price_feed=project.PriceFeed.at(c["PriceFeed"]) if "PriceFeed" in c else None,
         )

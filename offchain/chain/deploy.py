@@ -16,7 +16,14 @@ from typing import Any
 from eth_utils import keccak
 
 from offchain.constants import ONE_TOKEN
-from offchain.params import GPU_CLASSES, UNBONDING_PERIOD_SECONDS, MarketParams, OracleParams
+from offchain.params import (
+    GPU_CLASSES,
+    UNBONDING_PERIOD_SECONDS,
+    EmissionsParams,
+    MarketParams,
+    OracleParams,
+    PriceFeedParams,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENTS_DIR = REPO_ROOT / "deployments"
@@ -41,6 +48,8 @@ class Deployment:
     hub: Any = None
     timelock: Any | None = None
     record: dict = field(default_factory=dict)
+    price_feed: Any = None
+    emissions: Any = None
 
 
 def _git_commit() -> str:
@@ -93,6 +102,7 @@ def deploy_all(
     local: bool,
     params: MarketParams | None = None,
     oracle_params: OracleParams | None = None,
+    price_params: PriceFeedParams | None = None,
     operators: list[str] | None = None,
     threshold: int = 1,
     unbonding_period: int = UNBONDING_PERIOD_SECONDS,
@@ -104,8 +114,9 @@ def deploy_all(
     timelock_delay: int = TIMELOCK_DELAY_SECONDS,
     record_path: Path | None = None,
     chain_id: int | None = None,
+    emissions_params: EmissionsParams | None = None,
 ) -> Deployment:
-    """Deploys ComputeToken, ProviderRegistry and JobMarket and wires their roles.
+    """Deploys ComputeToken, ProviderRegistry, JobMarket, OracleHub and PriceFeed and wires their roles.
 
     Local networks: the deployer keeps the admin role and, unless others are given, is
     guardian, attester and verifier (the oracle quorum takes the last two over later).
@@ -114,6 +125,7 @@ def deploy_all(
     """
     params = params or MarketParams()
     oracle_params = oracle_params or OracleParams()
+    price_params = price_params or PriceFeedParams()
     txs: dict[str, str] = {}
     sender = {"sender": deployer}
 
@@ -140,6 +152,9 @@ def deploy_all(
         hub.add_operator(op, **sender)
     if threshold != 1:
         hub.set_threshold(threshold, **sender)
+    # Token/USD from the same operator quorum (reads OracleHub's operators, stake and threshold).
+    price_feed = deployer.deploy(project.PriceFeed, hub.address, *price_params.as_tuple())
+    txs["PriceFeed"] = price_feed.txn_hash
 
     # Audit verdicts come from the oracle quorum: OracleHub posts them to JobMarket.
     hub.set_job_market(market.address, **sender)
@@ -158,6 +173,13 @@ def deploy_all(
     if verifier or local:
         market.grantRole(role("VERIFIER_ROLE"), verifier or deployer.address, **sender)
 
+    # Epoch emissions (reads the hub's operator set for its rewards roots); mints, so it must be
+    # made a minter while the deployer still owns the token.
+    emissions_params = emissions_params or EmissionsParams()
+    emissions = deployer.deploy(project.Emissions, *emissions_params.constructor_args(token.address, hub.address))
+    txs["Emissions"] = emissions.txn_hash
+    token.set_minter(emissions.address, True, **sender)
+
     timelock = None
     if not local:
         proposers = proposers or [deployer.address]
@@ -167,12 +189,15 @@ def deploy_all(
             c.grantRole(DEFAULT_ADMIN_ROLE, timelock.address, **sender)
             c.renounceRole(DEFAULT_ADMIN_ROLE, deployer.address, **sender)
         token.transfer_ownership(timelock.address, **sender)
+        price_feed.grantRole(DEFAULT_ADMIN_ROLE, timelock.address, **sender)
+        price_feed.renounceRole(DEFAULT_ADMIN_ROLE, deployer.address, **sender)
 
     contracts = {
         "ComputeToken": token.address,
         "ProviderRegistry": registry.address,
         "JobMarket": market.address,
         "OracleHub": hub.address,
+        "PriceFeed": price_feed.address,
     }
     if timelock is not None:
         contracts["Timelock"] = timelock.address
@@ -192,6 +217,7 @@ def deploy_all(
                 oracle_params.hardware_slash_bps,
                 oracle_params.equivocation_slash_bps,
             ],
+            "PriceFeed": [hub.address, *price_params.as_tuple()],
         },
         "roles": {
             "admin": timelock.address if timelock is not None else deployer.address,
@@ -207,7 +233,21 @@ def deploy_all(
         "git_commit": _git_commit(),
         "deployed_at": int(time.time()),
     }
+    contracts["Emissions"] = emissions.address
+    record["constructor_args"]["Emissions"] = list(
+        emissions_params.constructor_args(token.address, hub.address, emissions.GENESIS())
+    )
+    record["roles"]["minters"] = [emissions.address] + ([deployer.address] if local else [])
     if record_path is not None:
         record_path.parent.mkdir(parents=True, exist_ok=True)
         record_path.write_text(json.dumps(record, indent=2) + "\n")
-    return Deployment(token=token, registry=registry, market=market, hub=hub, timelock=timelock, record=record)
+    return Deployment(
+        token=token,
+        registry=registry,
+        market=market,
+        hub=hub,
+        timelock=timelock,
+        record=record,
+        price_feed=price_feed,
+        emissions=emissions,
+    )

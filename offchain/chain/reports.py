@@ -22,6 +22,8 @@ from eth_utils import keccak, to_checksum_address
 
 DOMAIN_NAME = "gpunet OracleHub"
 DOMAIN_VERSION = "1"
+# PriceFeed's own domain: an operator's price observation is signed for PriceFeed, never the hub.
+PRICE_DOMAIN_NAME = "gpunet PriceFeed"
 
 # Field order and types: must match the structs and type hashes in contracts/OracleHub.vy.
 ATTESTATION_FIELDS: tuple[tuple[str, str], ...] = (
@@ -51,6 +53,14 @@ VERDICT_FIELDS: tuple[tuple[str, str], ...] = (
     ("evidence_hash", "bytes32"),
     ("nonce", "uint256"),
 )
+# PriceObservation (contracts/PriceFeed.vy): each operator signs its own; price is USD per
+# token with 8 decimals (PRICE_DECIMALS).
+PRICE_FIELDS: tuple[tuple[str, str], ...] = (
+    ("round_id", "uint256"),
+    ("price", "uint256"),
+    ("observed_at", "uint256"),
+)
+PRICE_DECIMALS = 8
 _EIP712_DOMAIN_FIELDS: tuple[tuple[str, str], ...] = (
     ("name", "string"),
     ("version", "string"),
@@ -78,6 +88,7 @@ def type_string(primary: str, fields: Iterable[tuple[str, str]]) -> str:
 ATTESTATION_TYPEHASH = keccak(text=type_string("BenchmarkAttestation", ATTESTATION_FIELDS))
 UPTIME_TYPEHASH = keccak(text=type_string("UptimeReport", UPTIME_FIELDS))
 VERDICT_TYPEHASH = keccak(text=type_string("JobVerdict", VERDICT_FIELDS))
+PRICE_TYPEHASH = keccak(text=type_string("PriceObservation", PRICE_FIELDS))
 
 
 def _as_bytes32(value: bytes | str) -> bytes:
@@ -109,9 +120,9 @@ def report_tuple(fields: Iterable[tuple[str, str]], report: Report) -> tuple:
     return tuple(_normalize(fields, report).values())
 
 
-def domain(hub_address: str, chain_id: int) -> dict[str, Any]:
+def domain(hub_address: str, chain_id: int, name: str = DOMAIN_NAME) -> dict[str, Any]:
     return {
-        "name": DOMAIN_NAME,
+        "name": name,
         "version": DOMAIN_VERSION,
         "chainId": int(chain_id),
         "verifyingContract": to_checksum_address(hub_address),
@@ -119,7 +130,12 @@ def domain(hub_address: str, chain_id: int) -> dict[str, Any]:
 
 
 def _typed_data(
-    primary: str, fields: tuple[tuple[str, str], ...], hub_address: str, chain_id: int, report: Report
+    primary: str,
+    fields: tuple[tuple[str, str], ...],
+    hub_address: str,
+    chain_id: int,
+    report: Report,
+    domain_name: str = DOMAIN_NAME,
 ) -> TypedData:
     return {
         "types": {
@@ -127,7 +143,7 @@ def _typed_data(
             primary: [{"name": n, "type": t} for n, t in fields],
         },
         "primaryType": primary,
-        "domain": domain(hub_address, chain_id),
+        "domain": domain(hub_address, chain_id, domain_name),
         "message": _normalize(fields, report),
     }
 
@@ -145,6 +161,11 @@ def uptime_typed_data(hub_address: str, chain_id: int, report: Report) -> TypedD
 def verdict_typed_data(hub_address: str, chain_id: int, report: Report) -> TypedData:
     """EIP-712 typed data (eth_account `full_message` form) of a JobVerdict."""
     return _typed_data("JobVerdict", VERDICT_FIELDS, hub_address, chain_id, report)
+
+
+def price_typed_data(feed_address: str, chain_id: int, observation: Report) -> TypedData:
+    """EIP-712 typed data of a PriceObservation, under PriceFeed's domain (the feed's address)."""
+    return _typed_data("PriceObservation", PRICE_FIELDS, feed_address, chain_id, observation, PRICE_DOMAIN_NAME)
 
 
 def typed_data_digest(typed_data: TypedData) -> bytes:
@@ -191,6 +212,11 @@ __all__ = [
     "UPTIME_FIELDS",
     "UPTIME_TYPEHASH",
     "Outcome",
+    "PRICE_DECIMALS",
+    "PRICE_DOMAIN_NAME",
+    "PRICE_FIELDS",
+    "PRICE_TYPEHASH",
+    "price_typed_data",
     "attestation_typed_data",
     "domain",
     "recover_signer",

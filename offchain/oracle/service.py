@@ -21,13 +21,17 @@ Loop (every `poll_s`):
    `eth_getLogs` per batch, job structs cached in SQLite, see `jobwatch`): a Submitted job
    that the draw selected (`jobwatch.drawn_for_audit`, the contract's rule computed from the
    draw block's hash) is moved into Audit by its leader
-   (`open_audit`; a revert because another operator was first is harmless). Every operator
-   audits every job in Audit (sampled or disputed) on a background thread with
-   `auditor.audit_job` (fetch spec/inputs/output from the provider, re-execute, compare,
-   escalate to a third execution before "invalid") and keeps the outcome per (job, result
-   hash). The job's leader proposes a JobVerdict {job_id, result_hash, valid, evidence_hash of
-   its own evidence, nonce = hub.verdict_nonce(job_id)}, gathers co-signatures (POST
-   /sign/verdict) and calls `hub.submit_verdict` before the job's `audit_deadline`.
+   (`open_audit`; a revert because another operator was first is harmless). The job's
+   **audit committee** -- `threshold` operators in rotation order from the job's first leader --
+   audits it at once on a background thread with `auditor.audit_job` (fetch spec/inputs/output
+   from the provider, re-execute, compare, escalate to a third execution before "invalid") and
+   keeps the outcome per (job, result hash). The leader asks only the committee to co-sign for
+   `audit_committee_timeout_s`; after that it asks every peer, and a peer asked to co-sign runs
+   its own audit first. So a job is re-executed `threshold` times, not once per operator,
+   unless a committee member is down or disagrees. The job's leader proposes a JobVerdict
+   {job_id, result_hash, valid, evidence_hash of its own evidence, nonce =
+   hub.verdict_nonce(job_id)}, gathers co-signatures (POST /sign/verdict) and calls
+   `hub.submit_verdict` before the job's `audit_deadline`.
    A peer signs a verdict when **its own audit reaches the same `valid`**; the evidence hash
    is the leader's transcript (timings and URLs differ per operator, so the peers could never
    agree on one byte for byte), and each operator serves its own evidence at GET
@@ -43,6 +47,19 @@ ever equivocating while letting a replacement leader finish a round a dead leade
 Why signatures are gathered over HTTP rather than each operator posting its own vote: one
 transaction per report (~84k gas with 2 signatures, ~10k per extra signature) instead of M transactions
 (M x (21k + storage)), and no on-chain vote state to time out. `make bench` reports the gas.
+
+5. Price (PriceFeed, when the deployment has one and `--price-source` is given): every
+   `price_interval_s` after the last answer (or earlier, when this operator's own source moved
+   more than `price_deviation_bps` from it) the leader of round r = latest_round + 1
+   (`leader_for(r, 0, seconds since the round fell due)`) signs its own PriceObservation
+   {r, price, observed_at}, asks every peer for theirs (POST /sign/price {"round_id": r} ->
+   {observation, signature}), checks each signature and freshness, and submits every valid
+   observation with `submit_round` (the contract takes the lower median). A peer signs its own
+   observation for the round only when r is the next round on-chain, and at most one that can
+   still be accepted: it signs again for the same round only after its earlier observation is
+   older than the feed's `max_observation_age` (it can no longer be submitted), so a stalled
+   round never locks the feed and no submitter ever has two usable observations of one operator
+   to choose from.
 
 Metrics (Prometheus text format) at GET /metrics; GET /health answers {"ok": ...}. A circuit
 breaker stops the service when an invariant it relies on breaks (the chain id or the hub
@@ -69,9 +86,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from offchain.chain.jobs import as_tuple
 from offchain.chain.reports import (
     ATTESTATION_FIELDS,
+    PRICE_FIELDS,
     UPTIME_FIELDS,
     VERDICT_FIELDS,
     attestation_typed_data,
+    price_typed_data,
     report_tuple,
     typed_data_digest,
     uptime_typed_data,
@@ -80,6 +99,7 @@ from offchain.chain.reports import (
 from offchain.constants import JobStatus, MachineStatus
 from offchain.oracle import jobwatch
 from offchain.oracle.challenger import run_hardware_challenge
+from offchain.oracle.pricing import PriceSourceError, parse_price_source, within_deviation
 from offchain.oracle.store import Store
 
 log = logging.getLogger("gpunet.oracle")
@@ -87,6 +107,13 @@ log = logging.getLogger("gpunet.oracle")
 OUTCOME_CODES = {"pass": 0, "fail_misreport": 1, "fail_unreachable": 2}
 NO_EXPIRY = 2**32 - 1
 CPU_CLASS_ID = 1
+# Observations are stamped max(head block time, wall clock - this): never after the block that
+# includes them when clocks agree within it, and fresh even when a dev chain idles.
+PRICE_CLOCK_SLACK_S = 30
+# A gathered observation is submitted only if it stays acceptable this long (time to be mined).
+PRICE_SUBMIT_MARGIN_S = 15
+# How often a non-due round re-reads the source to look for a large move.
+PRICE_CHECK_S = 10.0
 
 
 def _hex32(value: bytes | str) -> str:
@@ -131,6 +158,15 @@ class OracleConfig:
     audit_fetch_timeout_s: float = 60.0
     audit_retries: int = 4
     audit_retry_s: float = 30.0
+    # How long a verdict's leader asks only the job's audit committee before asking everyone.
+    audit_committee_timeout_s: float = 120.0
+    # Price feed (None: this operator takes no part in price rounds): "fixed:1.25",
+    # "file:PATH" or "url:http://..." (see `offchain.oracle.pricing`).
+    price_source: str | None = None
+    # A round every `price_interval_s` after the last answer, or earlier when the own source
+    # moved more than `price_deviation_bps` (1%) from it.
+    price_interval_s: float = 60.0
+    price_deviation_bps: int = 100
 
 
 class Metrics:
@@ -183,6 +219,19 @@ class Metrics:
         self.verdicts = Counter(
             "gpunet_oracle_verdicts", "Verdicts posted on-chain (by any operator)", ["valid"], registry=self.registry
         )
+        self.price_last = Gauge(
+            "gpunet_oracle_price_usd", "Latest PriceFeed answer (USD per token)", registry=self.registry
+        )
+        self.price_round = Gauge("gpunet_oracle_price_round", "Latest PriceFeed round", registry=self.registry)
+        self.price_rounds_submitted = Counter(
+            "gpunet_oracle_price_rounds_submitted", "PriceFeed rounds this operator submitted", registry=self.registry
+        )
+        self.price_observations = Counter(
+            "gpunet_oracle_price_observations_signed", "Own price observations signed", registry=self.registry
+        )
+        self.price_source_errors = Counter(
+            "gpunet_oracle_price_source_errors", "Price source reads that failed", registry=self.registry
+        )
 
 
 class OracleService:
@@ -206,6 +255,9 @@ class OracleService:
         self._audits_pending: set[tuple[int, str]] = set()
         self._audit_retry_at: dict[tuple[int, str], float] = {}
         self._audit_lock = threading.Lock()  # the main loop and HTTP handlers both start audits
+        self._price_source = parse_price_source(config.price_source) if config.price_source else None
+        self._price_lock = threading.Lock()  # own observations: the loop and HTTP handlers sign them
+        self._price_checked_at = 0.0
         self._stop = threading.Event()
         self.healthy = True
         self.last_error: str | None = None
@@ -300,6 +352,7 @@ class OracleService:
             if self._needs_attestation(m, now):
                 self.attest(m, now, clock)
         self.uptime_round(clock)
+        self.price_round(clock)
 
     def follow_chain(self) -> None:
         reg = self.h.registry
@@ -412,7 +465,9 @@ class OracleService:
         report, sigs = signatures
         self._submit("attestation", subject, report, sigs)
 
-    def _gather(self, kind: str, report: dict) -> tuple[dict, list[tuple[str, str]]] | None:
+    def _gather(
+        self, kind: str, report: dict, peers: dict[str, str] | None = None
+    ) -> tuple[dict, list[tuple[str, str]]] | None:
         """Collects signatures per report version; returns a version that reaches the threshold.
 
         Peers that already signed another version of this subject and nonce return it with
@@ -438,8 +493,9 @@ class OracleService:
                 log.info(json.dumps({"event": "peer_unreachable", "peer": peer, "error": str(e)}))
                 return peer, None
 
-        with ThreadPoolExecutor(max_workers=max(1, len(self.cfg.peers))) as pool:
-            answers = list(pool.map(lambda kv: ask(*kv), self.cfg.peers.items()))
+        asked = self.cfg.peers if peers is None else peers
+        with ThreadPoolExecutor(max_workers=max(1, len(asked))) as pool:
+            answers = list(pool.map(lambda kv: ask(*kv), asked.items()))
         for peer, ans in answers:
             if ans and ans.get("signature") and not ans.get("conflict"):
                 add(report, peer, ans["signature"])
@@ -688,8 +744,18 @@ class OracleService:
         for row in self.store.jobs_with_status(JobStatus.AUDIT):
             if now > row["audit_deadline"]:
                 continue  # too late for a verdict: anyone may finalize it now (provider paid)
-            own = self._own_audit(row)
+            if self.address in self._audit_committee(int(row["job_id"])):
+                own = self._own_audit(row)
+            else:  # audit only when asked to co-sign (or when leading after a timeout)
+                own = self.store.audit_for(int(row["job_id"]), _hex32(row["job"]["result_hash"]))
             self._verdict_round(row, own, now, clock)
+
+    def _audit_committee(self, job_id: int) -> list[str]:
+        """The `threshold` operators that audit a job without being asked: its first leader
+        (`leader_for(job_id, 0, 0)`) and the next ones in rotation order."""
+        ops = self.operators()
+        m = max(1, min(len(ops), int(getattr(self, "threshold", 1) or 1)))
+        return [ops[(job_id + i) % len(ops)] for i in range(m)]
 
     def _check_draw(self, row: dict, head: int, now: int, clock: int) -> None:
         job_id, job = row["job_id"], row["job"]
@@ -800,9 +866,10 @@ class OracleService:
         on_record = self.store.signed_for(subject, nonce)
         if on_record is not None:
             report = on_record.report  # never sign a second version: finish the one we signed
-        elif own is None:
-            return  # our own audit is still running
+        elif own is None and self._own_audit(row) is None:
+            return  # our own audit is still running (started now if it was not)
         else:
+            own = own or self._own_audit(row)
             report = {
                 "job_id": job_id,
                 "result_hash": "0x" + _hex32(row["job"]["result_hash"]),
@@ -812,8 +879,13 @@ class OracleService:
             }
         with self._proposing_lock:
             self._proposing.add((subject, nonce))
+        committee = set(self._audit_committee(job_id))
+        waited = clock - row["audit_opened_at"]
+        peers = None if waited >= self.cfg.audit_committee_timeout_s else {
+            a: u for a, u in self.cfg.peers.items() if a in committee
+        }  # fmt: skip
         try:
-            gathered = self._gather("verdict", report)
+            gathered = self._gather("verdict", report, peers)
         finally:
             with self._proposing_lock:
                 self._proposing.discard((subject, nonce))
@@ -887,6 +959,191 @@ class OracleService:
             return None
         return self.store.audit_for(job_id, _hex32(row["job"]["result_hash"]))
 
+    # ------------------------------------------------------------------ price feed
+    def _price_subject(self, round_id: int) -> str:
+        return f"price:{round_id}"
+
+    def _price_digest(self, observation: dict) -> bytes:
+        # Computed locally under PriceFeed's domain: never trust an RPC to say what is signed.
+        return typed_data_digest(price_typed_data(self.h.price_feed.address, self.chain_id, observation))
+
+    def _read_price(self) -> int | None:
+        try:
+            return self._price_source()
+        except PriceSourceError as e:
+            self.metrics.price_source_errors.inc()
+            log.warning(json.dumps({"event": "price_source_error", "error": str(e)[:300]}))
+            return None
+
+    def own_observation(self, round_id: int, max_observation_age: int, head: int):
+        """This operator's signed observation for `round_id` (a `SignedReport`), or None when its
+        source fails. At most one usable observation per round: an earlier one is returned while
+        it can still be submitted; a new one is signed (attempt k + 1 in the `signed` table) only
+        once the earlier one is older than `max_observation_age` on every later block."""
+        subject = self._price_subject(round_id)
+        wall = int(time.time())
+        with self._price_lock:
+            attempt, latest = 0, None
+            while (rec := self.store.signed_for(subject, attempt)) is not None:
+                latest, attempt = rec, attempt + 1
+            if latest is not None:
+                if int(latest.report["observed_at"]) + max_observation_age >= max(head, wall - PRICE_CLOCK_SLACK_S):
+                    return latest
+            price = self._read_price()
+            if price is None:
+                return None
+            observation = {"round_id": round_id, "price": price, "observed_at": max(head, wall - PRICE_CLOCK_SLACK_S)}
+            digest = "0x" + self._price_digest(observation).hex()
+            rec = self.store.sign_once(
+                subject, attempt, digest, observation, lambda d: self.sign_digest(bytes.fromhex(d[2:]))
+            )
+            self.metrics.price_observations.inc()
+            return rec
+
+    def _price_state(self) -> dict:
+        feed = self.h.price_feed
+        with self._chain_lock:
+            latest = int(feed.latest_round())
+            st = {
+                "latest": latest,
+                "head": int(self.h.chain.blocks.head.timestamp),
+                "max_observation_age": int(feed.max_observation_age()),
+                "max_age": int(feed.max_age()),
+                "max_deviation_bps": int(feed.max_deviation_bps()),
+                "answer": 0,
+                "updated_at": 0,
+            }
+            if latest:
+                data = feed.latestRoundData()
+                st["answer"], st["updated_at"] = int(data[1]), int(data[3])
+        return st
+
+    def price_round(self, clock: int) -> None:
+        """Leads the next PriceFeed round when it is due and this operator is its leader."""
+        if self._price_source is None or getattr(self.h, "price_feed", None) is None:
+            return
+        st = self._price_state()
+        round_id = st["latest"] + 1
+        if st["latest"]:
+            self.metrics.price_last.set(st["answer"] / 10**8)
+            self.metrics.price_round.set(st["latest"])
+        subject = self._price_subject(round_id)
+        if self.store.submitted(subject, 0):
+            return  # submitted: waiting for the chain to show it
+        due_at = st["updated_at"] + self.cfg.price_interval_s if st["latest"] else 0
+        if clock >= due_at:
+            waited = clock - due_at if st["latest"] else clock
+        else:
+            # Early round when the own source moved more than price_deviation_bps (checked every
+            # PRICE_CHECK_S): only the round's first leader acts on it.
+            if time.monotonic() - self._price_checked_at < PRICE_CHECK_S:
+                return
+            self._price_checked_at = time.monotonic()
+            price = self._read_price()
+            if price is None or within_deviation(price, st["answer"], self.cfg.price_deviation_bps):
+                return
+            waited = 0
+        if self.leader_for(round_id, 0, waited) != self.address:
+            return
+        self._lead_price_round(round_id, st, clock)
+
+    def _lead_price_round(self, round_id: int, st: dict, clock: int) -> None:
+        max_age = st["max_observation_age"]
+        # An observation goes in only if it stays acceptable until the transaction is mined.
+        oldest = max(st["head"], clock) + PRICE_SUBMIT_MARGIN_S - max_age
+        newest = max(st["head"], int(time.time()))
+        collected: dict[str, tuple[dict, str]] = {}
+
+        def accept(signer: str, obs: dict, sig: str) -> None:
+            try:
+                o = {"round_id": int(obs["round_id"]), "price": int(obs["price"]),
+                     "observed_at": int(obs["observed_at"])}  # fmt: skip
+                recovered = Account._recover_hash(
+                    self._price_digest(o), signature=bytes.fromhex(sig.removeprefix("0x"))
+                )
+            except (KeyError, TypeError, ValueError) as e:
+                log.info(json.dumps({"event": "bad_price_observation", "peer": signer, "error": str(e)[:200]}))
+                return
+            if recovered.lower() != signer.lower():
+                log.warning(json.dumps({"event": "bad_peer_signature", "peer": signer, "kind": "price"}))
+            elif o["round_id"] != round_id or o["price"] <= 0 or not oldest <= o["observed_at"] <= newest:
+                log.info(json.dumps({"event": "unusable_price_observation", "peer": signer, "observation": o}))
+            else:
+                collected[recovered] = (o, sig)
+
+        mine = self.own_observation(round_id, max_age, st["head"])
+        if mine is not None:
+            accept(self.address, mine.report, mine.signature)
+
+        def ask(peer: str, url: str) -> tuple[str, dict | None]:
+            try:
+                r = requests.post(f"{url}/sign/price", json={"round_id": round_id}, timeout=self.cfg.peer_timeout_s)
+                return peer, r.json() if r.headers.get("content-type", "").startswith("application/json") else None
+            except (requests.RequestException, ValueError) as e:
+                log.info(json.dumps({"event": "peer_unreachable", "peer": peer, "error": str(e)}))
+                return peer, None
+
+        with ThreadPoolExecutor(max_workers=max(1, len(self.cfg.peers))) as pool:
+            answers = list(pool.map(lambda kv: ask(*kv), self.cfg.peers.items()))
+        for peer, ans in answers:
+            if ans and isinstance(ans.get("observation"), dict) and ans.get("signature"):
+                accept(peer, ans["observation"], ans["signature"])
+            else:
+                log.info(json.dumps({"event": "peer_refused", "peer": peer, "kind": "price", "answer": ans}))
+        with self._chain_lock:
+            threshold = int(self.h.hub.threshold())
+            operators = int(self.h.hub.operator_count())
+        if len(collected) < threshold:
+            log.info(json.dumps({"event": "no_quorum_yet", "kind": "price", "round_id": round_id,
+                                 "observations": len(collected), "threshold": threshold}))  # fmt: skip
+            return
+        ordered = sorted(collected.items(), key=lambda kv: int(kv[0], 16))
+        prices = sorted(o["price"] for _, (o, _) in ordered)
+        median = prices[(len(prices) - 1) // 2]
+        fresh = st["latest"] and max(st["head"], clock) <= st["updated_at"] + st["max_age"]
+        if fresh and len(ordered) < operators and not within_deviation(median, st["answer"], st["max_deviation_bps"]):
+            # The contract would refuse it: a move this large needs every operator (or a stale feed).
+            event = {"event": "price_deviation_needs_all_operators", "round_id": round_id, "median": median}
+            log.warning(json.dumps({**event, "previous": st["answer"], "observations": len(ordered)}))
+            return
+        subject = self._price_subject(round_id)
+        obs_tuples = [report_tuple(PRICE_FIELDS, o) for _, (o, _) in ordered]
+        sigs = [bytes.fromhex(s.removeprefix("0x")) for _, (_, s) in ordered]
+        with self._chain_lock:
+            try:
+                tx = self.h.price_feed.submit_round(round_id, obs_tuples, sigs, sender=self.sender)
+            except Exception as e:  # noqa: BLE001
+                if "wrong round" in str(e):  # another leader got there first
+                    self.store.mark_submitted(subject, 0, "by-peer")
+                    return
+                raise
+        self.store.mark_submitted(subject, 0, str(tx.txn_hash))
+        self.metrics.price_rounds_submitted.inc()
+        self.metrics.reports_submitted.labels(kind="price").inc()
+        self.metrics.price_last.set(median / 10**8)
+        self.metrics.price_round.set(round_id)
+        log.info(json.dumps({"event": "submitted", "kind": "price", "round_id": round_id, "answer": median,
+                             "observations": len(ordered), "gas": tx.gas_used}))  # fmt: skip
+
+    def handle_sign_price(self, body: dict) -> tuple[int, dict]:
+        """A leader asks for this operator's own observation of round `round_id`: given only for
+        the next round on-chain (never ahead of time)."""
+        try:
+            round_id = int(body["round_id"])
+        except (KeyError, TypeError, ValueError) as e:
+            return 400, {"error": f"malformed request: {e}"}
+        if self._price_source is None or getattr(self.h, "price_feed", None) is None:
+            return 409, {"refused": "this operator has no price source or the deployment has no PriceFeed"}
+        st = self._price_state()
+        if round_id != st["latest"] + 1:
+            self.metrics.signatures_refused.labels(kind="price", reason="invalid").inc()
+            return 409, {"refused": f"round {round_id} is not the next round {st['latest'] + 1}"}
+        rec = self.own_observation(round_id, st["max_observation_age"], st["head"])
+        if rec is None:
+            return 503, {"refused": "my price source is unavailable", "retry": True}
+        self.metrics.signatures_given.labels(kind="price").inc()
+        return 200, {"observation": rec.report, "signature": rec.signature, "operator": self.address}
+
     # ------------------------------------------------------------------ HTTP
     def _start_http(self) -> None:
         service = self
@@ -920,6 +1177,17 @@ class OracleService:
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
+                if self.path == "/sign/price":
+                    try:
+                        body = json.loads(self.rfile.read(length) or b"{}")
+                    except ValueError:
+                        body = None
+                    if not isinstance(body, dict):
+                        self._send(400, b'{"error": "body must be JSON {\\"round_id\\": N}"}')
+                        return
+                    code, out = service.handle_sign_price(body)
+                    self._send(code, json.dumps(out).encode())
+                    return
                 try:
                     body = json.loads(self.rfile.read(length) or b"{}")
                     report = body["report"]
@@ -933,7 +1201,10 @@ class OracleService:
                 elif self.path == "/sign/verdict":
                     code, out = service.handle_sign_verdict(report)
                 else:
-                    code, out = 404, {"error": "unknown path: POST /sign/attestation, /sign/uptime or /sign/verdict"}
+                    code, out = (
+                        404,
+                        {"error": "unknown path: POST /sign/attestation, /sign/uptime, /sign/verdict or /sign/price"},
+                    )
                 self._send(code, json.dumps(out).encode())
 
         self.server = ThreadingHTTPServer((self.cfg.host, self.cfg.port), Handler)

@@ -2184,6 +2184,8 @@ class MarketMachine(RuleBasedStateMachine):
         for a in self.tracked:
             assert tok.balanceOf(a) == m.bal[a]
         assert tok.totalSupply() == m.minted - m.burned
+        # The token's own counters agree (ComputeToken.total_minted / total_burned).
+        assert tok.totalSupply() == tok.total_minted() - tok.total_burned()
         assert (mk.fees_accrued(), mk.paused(), mk.job_count()) == (m.fees, m.paused, len(m.jobs))
         for j in m.jobs:
             assert mk.job_status(j.id) == j.status
