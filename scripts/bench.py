@@ -288,6 +288,36 @@ def measure_audit_ops(drv: Driver, deployer, prov, user, keeper, machine) -> Non
         drv.record(name, hub.submit_verdict(report, drv.t(job_id), sigs, sender=keeper))
         assert drv.status(job_id) == (JobStatus.FINALIZED if valid else JobStatus.FAILED)
 
+    measure_economy_ops(drv, ops, prov, keeper)
+
+
+def measure_economy_ops(drv: Driver, ops, prov, keeper) -> None:
+    """PriceFeed rounds (2 observations) and an Emissions epoch: finalize, post the root, claim."""
+    from ape import chain
+
+    from offchain.economics.rewards import build_rewards, report_tuple, rewards_typed_data
+
+    feed, em = drv.d.price_feed, drv.d.emissions
+    for r in range(1, 4):
+        now = drv.now()
+        signed = []
+        for op in ops[:2]:  # sorted by address
+            obs = {"round_id": r, "price": 125_000_000, "observed_at": now}
+            typed = R.price_typed_data(feed.address, chain.chain_id, obs)
+            signed.append((R.report_tuple(R.PRICE_FIELDS, obs), R.sign_report(op.private_key, typed)))
+        name = "price_submit_round_m2_first" if r == 1 else "price_submit_round_m2"
+        drv.record(name, feed.submit_round(r, [o for o, _ in signed], [s for _, s in signed], sender=keeper))
+
+    drv.warp_to(int(em.GENESIS()) + int(em.EPOCH_SECONDS()) + 1)
+    drv.record("emissions_finalize_epoch_first", em.finalize_epoch(0, sender=keeper))
+    rewards = build_rewards(0, {prov.address: 10**18}, {prov.address: 300, keeper.address: 100})
+    report = rewards.report(nonce=int(em.rewards_nonce(0)))
+    typed = rewards_typed_data(em.address, chain.chain_id, report)
+    sigs = R.sort_signatures([(op.address, R.sign_report(op.private_key, typed)) for op in ops[:2]])
+    drv.record("emissions_submit_rewards_m2", em.submit_rewards(report_tuple(report), sigs, sender=keeper))
+    drv.record("emissions_claim_first", em.claim(*rewards.claim_args(prov.address), sender=keeper))
+    drv.record("emissions_claim", em.claim(*rewards.claim_args(keeper.address), sender=keeper))
+
 
 def run_profile(web3, d, console, single: dict, batch: dict, actors: dict, max_job_id: int) -> dict:
     """Where the gas goes: per contract and per storage slot, for one steady job and the largest batch."""
