@@ -337,6 +337,23 @@ def _parse_peer(value: str) -> tuple[str, str]:
 @click.option("--price-interval", "price_interval_s", default=60.0, show_default=True, type=float,
               help="Seconds between price rounds.")  # fmt: skip
 @click.option(
+    "--emissions-epochs",
+    is_flag=True,
+    help="Uptime epochs are Emissions' epochs (GENESIS, EPOCH_SECONDS read from the contract; overrides "
+    "--epoch-seconds): needed for the availability part of the epoch rewards roots.",
+)
+@click.option(
+    "--probes-per-epoch", default=6, show_default=True, type=click.IntRange(1), help="Uptime probes per epoch."
+)
+@click.option(
+    "--rewards-delay",
+    "rewards_delay_s",
+    default=600.0,
+    show_default=True,
+    type=float,
+    help="Seconds after an Emissions epoch ends before its rewards root is proposed.",
+)
+@click.option(
     "--price-deviation-bps",
     default=100,
     show_default=True,
@@ -365,6 +382,9 @@ def oracle_run(
     price_source,
     price_interval_s,
     price_deviation_bps,
+    emissions_epochs,
+    probes_per_epoch,
+    rewards_delay_s,
     verbose,
 ) -> None:
     """Run an oracle operator: challenge machines, audit jobs, co-sign with peers, submit reports."""
@@ -403,6 +423,9 @@ def oracle_run(
         price_source=price_source,
         price_interval_s=price_interval_s,
         price_deviation_bps=price_deviation_bps,
+        emissions_epochs=emissions_epochs,
+        probes_per_epoch=probes_per_epoch,
+        rewards_delay_s=rewards_delay_s,
     )
     try:
         service = OracleService(cfg)
@@ -467,6 +490,174 @@ def price_show(network: str, as_json: bool) -> None:
     t.add_row("max age", f"{out['max_age']} s")
     t.add_row("max deviation", f"{out['max_deviation_bps'] / 100:g}%")
     console.print(t)
+
+
+@main.group()
+def rewards() -> None:
+    """Epoch emissions (Emissions): budgets, pools, posted roots and claims."""
+
+
+def _emissions(h):
+    if getattr(h, "emissions", None) is None:
+        raise click.ClickException(
+            "this deployment has no Emissions contract: redeploy with `ape run deploy --redeploy`"
+        )
+    return h.emissions
+
+
+@rewards.command("show")
+@network_option
+@click.option("--epoch", type=int, default=None, help="Epoch to show (default: the latest finalized one).")
+@click.option("--provider", "provider_addr", default=None, help="Also say whether this provider has claimed.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def rewards_show(network: str, epoch: int | None, provider_addr: str | None, as_json: bool) -> None:
+    """Show an epoch's budget, pools, whether its rewards root is posted and what was claimed."""
+    with _connect(network) as h:
+        em = _emissions(h)
+        nxt = int(em.next_epoch())
+        out: dict = {
+            "emissions": em.address,
+            "current_epoch": int(em.current_epoch()),
+            "next_to_finalize": nxt,
+            "epoch_seconds": int(em.EPOCH_SECONDS()),
+            "total_emitted": int(em.total_emitted()),
+            "allocated": int(em.allocated()),
+            "emission_cap": int(em.EMISSION_CAP()),
+        }
+        if epoch is None:
+            epoch = nxt - 1
+        if epoch >= 0:
+            e = em.epochs(epoch)
+            root = bytes(e.root)
+            out.update(
+                epoch=epoch,
+                epoch_start=int(em.epoch_start(epoch)),
+                finalized=epoch < nxt,
+                budget=int(e.budget),
+                burned=int(e.burned),
+                root_posted=root != b"\x00" * 32,
+                root="0x" + root.hex(),
+                total_work=int(e.total_work),
+                total_availability=int(e.total_availability),
+                work_pool=int(e.work_pool),
+                availability_pool=int(e.availability_pool),
+                claimed=int(e.claimed),
+            )
+            if provider_addr:
+                out["provider"] = provider_addr
+                out["provider_claimed"] = bool(em.claimed(epoch, provider_addr))
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    t = Table(title=f"emissions ({out['emissions']})", show_header=False)
+    t.add_row("current epoch", str(out["current_epoch"]))
+    t.add_row("finalized", f"epochs < {out['next_to_finalize']}")
+    t.add_row("emitted / allocated / cap", " / ".join(_tokens(out[k]) for k in ("total_emitted", "allocated",
+                                                                               "emission_cap")))  # fmt: skip
+    if "epoch" in out:
+        t.add_row("epoch", f"{out['epoch']} (starts {out['epoch_start']})" + ("" if out["finalized"] else "  OPEN"))
+        t.add_row("budget", _tokens(out["budget"]))
+        t.add_row("burned in epoch", _tokens(out["burned"]))
+        t.add_row("rewards root", out["root"] if out["root_posted"] else "not posted yet")
+        t.add_row("work pool / availability pool", f"{_tokens(out['work_pool'])} / {_tokens(out['availability_pool'])}")
+        t.add_row("claimed", _tokens(out["claimed"]))
+        if "provider" in out:
+            t.add_row(f"claimed by {out['provider']}", "yes" if out["provider_claimed"] else "no")
+    console.print(t)
+
+
+@rewards.command("claim")
+@network_option
+@click.option("--epoch", type=int, required=True)
+@click.option(
+    "--provider", "provider_addr", required=True, help="The provider whose leaf is claimed (gets the tokens)."
+)
+@click.option(
+    "--oracle",
+    "oracles",
+    multiple=True,
+    default=("http://127.0.0.1:9700",),
+    show_default=True,
+    help="Oracle operator URL serving GET /rewards/<epoch>/<provider> (repeat: tried in order).",
+)
+@click.option("--test-account", type=int, default=None, help="Local chains: ape test account N sends the claim.")
+@click.option("--account", "alias", default=None, help="ape account alias that sends the claim (anyone may).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def rewards_claim(
+    network: str, epoch: int, provider_addr: str, oracles: tuple[str, ...], test_account, alias, as_json: bool
+) -> None:
+    """Claim a provider's emission for an epoch: fetch its leaf and proof from an operator,
+    check them against the root on-chain, and call Emissions.claim (tokens go to the provider)."""
+    import requests
+    from eth_utils import to_checksum_address
+
+    from offchain.economics import rewards as RW
+
+    if test_account is None and alias is None:
+        raise click.UsageError("pass --test-account N or --account ALIAS (the claim's sender)")
+    try:
+        provider_cs = to_checksum_address(provider_addr)
+    except ValueError as e:
+        raise click.BadParameter(f"{provider_addr!r} is not an address") from e
+    with _connect(network) as h:
+        from ape import accounts
+
+        em = _emissions(h)
+        e = em.epochs(epoch)
+        root = bytes(e.root)
+        if root == b"\x00" * 32:
+            raise click.ClickException(f"epoch {epoch}: no rewards root posted yet")
+        if em.claimed(epoch, provider_cs):
+            raise click.ClickException(f"epoch {epoch}: {provider_cs} has already claimed")
+        leaf, errors = None, []
+        for url in oracles:
+            try:
+                r = requests.get(f"{url.rstrip('/')}/rewards/{epoch}/{provider_cs}", timeout=30)
+                d = r.json()
+                if r.status_code != 200:
+                    raise ValueError(d.get("error", r.status_code))
+                work, avail = int(d["work_units"]), int(d["availability_weight"])
+                proof = [bytes.fromhex(p.removeprefix("0x")) for p in d["proof"]]
+            except (requests.RequestException, ValueError, KeyError, TypeError) as ex:
+                errors.append(f"{url}: {ex}")
+                continue
+            # Never trust the operator: the leaf must prove against the root on-chain.
+            if not RW.verify_proof(proof, root, RW.leaf_hash(epoch, provider_cs, work, avail)):
+                errors.append(f"{url}: its proof does not match the root on-chain")
+                continue
+            leaf = (work, avail, proof)
+            break
+        if leaf is None:
+            raise click.ClickException("no operator gave a valid proof: " + "; ".join(errors))
+        work, avail, proof = leaf
+        expected = RW.claim_amount(
+            int(e.work_pool), int(e.availability_pool), int(e.total_work), int(e.total_availability), work, avail
+        )
+        try:
+            sender = accounts.test_accounts[test_account] if test_account is not None else accounts.load(alias)
+        except Exception as ex:  # noqa: BLE001 - unknown account
+            raise click.UsageError(f"no such account: {ex}") from ex
+        if as_json:  # ape logs "Submitted ..." on stdout: keep it pure JSON
+            from ape.logging import LogLevel, logger
+
+            logger.set_level(LogLevel.WARNING)
+        before = int(h.token.balanceOf(provider_cs))
+        tx = em.claim(epoch, provider_cs, work, avail, proof, sender=sender)
+        minted = int(h.token.balanceOf(provider_cs)) - before
+        out = {
+            "epoch": epoch,
+            "provider": provider_cs,
+            "work_units": work,
+            "availability_weight": avail,
+            "amount": minted,
+            "expected": expected,
+            "tx": str(tx.txn_hash),
+            "gas": int(tx.gas_used),
+        }
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+    else:
+        console.print(f"claimed {_tokens(minted)} GPU for {provider_cs} (epoch {epoch}, gas {out['gas']})")
 
 
 @main.group()
@@ -580,6 +771,12 @@ def bench(as_json: bool, device: str | None, claim: str | None) -> None:
         console.print(f"claim {claimed.class_id} {claimed.name}: {verdict}")
         for r in result.reasons:
             console.print(f"  - {r}")
+
+
+# `gpunet sim` (offchain/sim/): the token-economy simulation on the real contracts.
+from offchain.sim.cli import sim as _sim  # noqa: E402
+
+main.add_command(_sim)
 
 
 if __name__ == "__main__":

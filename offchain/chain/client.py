@@ -28,6 +28,8 @@ class Handles:
     chain: Any
     # None for a deployment recorded before PriceFeed existed.
     price_feed: Any = None
+    # None for a deployment recorded before Emissions existed.
+    emissions: Any = None
 
 
 def parse_network(choice: str) -> tuple[str, str, str | None]:
@@ -72,4 +74,5 @@ def connect(network_choice: str) -> Iterator[Handles]:
             hub=project.OracleHub.at(c["OracleHub"]),
             chain=chain,
             price_feed=project.PriceFeed.at(c["PriceFeed"]) if "PriceFeed" in c else None,
+            emissions=project.Emissions.at(c["Emissions"]) if "Emissions" in c else None,
         )

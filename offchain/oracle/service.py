@@ -61,6 +61,18 @@ transaction per report (~84k gas with 2 signatures, ~10k per extra signature) in
    round never locks the feed and no submitter ever has two usable observations of one operator
    to choose from.
 
+6. Epoch rewards (Emissions, when the deployment has one): the leader of an ended epoch calls
+   `finalize_epoch` (a revert because someone else did is fine). `rewards_delay_s` after the
+   first block past a finalized epoch's end (up to 3x longer while uptime reports of machines
+   this operator probed are missing), the epoch's leader builds the epoch's records from the
+   chain at the head block (`epoch_rewards`: JobFinalized fees, registry state, OracleHub
+   uptime, stakes, all at that snapshot block), proposes the EpochRewards report with the
+   snapshot block (POST /sign/rewards), and submits `submit_rewards` with the quorum's
+   signatures. A peer rebuilds at the same block and signs only an identical root (one version
+   per epoch, `Store.sign_once`). Every operator serves its trees: GET /rewards/<epoch> and
+   GET /rewards/<epoch>/<provider> (leaf fields and Merkle proof). Uptime epochs must be
+   Emissions' epochs for the availability part: `emissions_epochs` (`--emissions-epochs`).
+
 Metrics (Prometheus text format) at GET /metrics; GET /health answers {"ok": ...}. A circuit
 breaker stops the service when an invariant it relies on breaks (the chain id or the hub
 address changes under the same database, or the operator is no longer registered).
@@ -81,6 +93,7 @@ from typing import Any
 
 import requests
 from eth_account import Account
+from eth_utils import to_checksum_address
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from offchain.chain.jobs import as_tuple
@@ -97,7 +110,8 @@ from offchain.chain.reports import (
     verdict_typed_data,
 )
 from offchain.constants import JobStatus, MachineStatus
-from offchain.oracle import jobwatch
+from offchain.economics import rewards as RW
+from offchain.oracle import epoch_rewards, jobwatch
 from offchain.oracle.challenger import run_hardware_challenge
 from offchain.oracle.pricing import PriceSourceError, parse_price_source, within_deviation
 from offchain.oracle.store import Store
@@ -167,6 +181,15 @@ class OracleConfig:
     # moved more than `price_deviation_bps` (1%) from it.
     price_interval_s: float = 60.0
     price_deviation_bps: int = 100
+    # Uptime epochs are (t - epoch_genesis) // epoch_seconds. `emissions_epochs`: take both from
+    # the deployment's Emissions contract (GENESIS, EPOCH_SECONDS) at start, so UptimeReports
+    # name Emissions' epochs and the rewards roots can use them.
+    epoch_genesis: int = 0
+    emissions_epochs: bool = False
+    # Epoch rewards (Emissions): the leader proposes an epoch's root this long after the epoch
+    # ended (time for the last uptime reports and finalizations to land), or up to 3x longer
+    # while uptime reports of machines it probed are still missing on-chain.
+    rewards_delay_s: float = 600.0
 
 
 class Metrics:
@@ -232,6 +255,17 @@ class Metrics:
         self.price_source_errors = Counter(
             "gpunet_oracle_price_source_errors", "Price source reads that failed", registry=self.registry
         )
+        self.emission_epochs_finalized = Counter(
+            "gpunet_oracle_emission_epochs_finalized",
+            "Emissions epochs this operator finalized",
+            registry=self.registry,
+        )
+        self.rewards_epoch = Gauge(
+            "gpunet_oracle_rewards_epoch", "Latest Emissions epoch whose rewards root is posted", registry=self.registry
+        )
+        self.rewards_built = Counter(
+            "gpunet_oracle_rewards_built", "Epoch rewards trees built from the chain", registry=self.registry
+        )
 
 
 class OracleService:
@@ -258,6 +292,9 @@ class OracleService:
         self._price_source = parse_price_source(config.price_source) if config.price_source else None
         self._price_lock = threading.Lock()  # own observations: the loop and HTTP handlers sign them
         self._price_checked_at = 0.0
+        # (epoch, snapshot block) -> own rewards built there (None: no leaves).
+        self._rewards_cache: dict[tuple[int, int], RW.EpochRewards | None] = {}
+        self._rewards_tried: dict[int, float] = {}  # epoch -> monotonic time of the last proposal
         self._stop = threading.Event()
         self.healthy = True
         self.last_error: str | None = None
@@ -302,6 +339,11 @@ class OracleService:
             if not h.hub.is_operator(self.address):
                 raise CircuitBreaker(f"{self.address} is not a registered operator of OracleHub {h.hub.address}")
             self.threshold = h.hub.threshold()
+            if self.cfg.emissions_epochs:
+                if getattr(h, "emissions", None) is None:
+                    raise CircuitBreaker("--emissions-epochs: this deployment has no Emissions contract")
+                self.cfg.epoch_genesis = int(h.emissions.GENESIS())
+                self.cfg.epoch_seconds = int(h.emissions.EPOCH_SECONDS())
             self.sender = self._sender()
             threading.Thread(target=self._audit_worker, name="audit", daemon=True).start()
             self._start_http()
@@ -353,6 +395,7 @@ class OracleService:
                 self.attest(m, now, clock)
         self.uptime_round(clock)
         self.price_round(clock)
+        self.rewards_round(clock)
 
     def follow_chain(self) -> None:
         reg = self.h.registry
@@ -537,6 +580,11 @@ class OracleService:
         if kind == "verdict":
             own = self.store.audit_for(int(report["job_id"]), _hex32(report["result_hash"]))
             return own is not None and own["valid"] == bool(report["valid"])
+        if kind == "rewards":
+            try:
+                return self._rewards_match(report) is None
+            except Exception:  # noqa: BLE001 - unreadable snapshot: no agreement
+                return False
         return False
 
     def _digest(self, kind: str, report: dict) -> bytes:
@@ -545,6 +593,8 @@ class OracleService:
             return typed_data_digest(attestation_typed_data(self.h.hub.address, self.chain_id, report))
         if kind == "verdict":
             return typed_data_digest(verdict_typed_data(self.h.hub.address, self.chain_id, report))
+        if kind == "rewards":  # Emissions' own domain
+            return typed_data_digest(RW.rewards_typed_data(self.h.emissions.address, self.chain_id, report))
         return typed_data_digest(uptime_typed_data(self.h.hub.address, self.chain_id, report))
 
     def _digest_hex(self, kind: str, report: dict) -> str:
@@ -575,10 +625,12 @@ class OracleService:
                     tx = self.h.hub.submit_verdict(
                         report_tuple(VERDICT_FIELDS, report), as_tuple(job), sig_bytes, sender=self.sender
                     )
+                elif kind == "rewards":
+                    tx = self.h.emissions.submit_rewards(RW.report_tuple(report), sig_bytes, sender=self.sender)
                 else:
                     tx = self.h.hub.submit_uptime(report_tuple(UPTIME_FIELDS, report), sig_bytes, sender=self.sender)
             except Exception as e:  # noqa: BLE001
-                if "wrong nonce" in str(e):  # another leader got there first: the work is done
+                if "wrong nonce" in str(e) or "rewards already posted" in str(e):  # another leader was first
                     self.store.mark_submitted(subject, report["nonce"], "by-peer")
                     return
                 if kind == "verdict" and ("not in audit" in str(e) or "deadline passed" in str(e)):
@@ -646,13 +698,15 @@ class OracleService:
 
     # ------------------------------------------------------------------ uptime
     def epoch_of(self, now: int) -> int:
-        return now // self.cfg.epoch_seconds
+        return (now - self.cfg.epoch_genesis) // self.cfg.epoch_seconds
 
     def _subject_of(self, kind: str, report: dict) -> str:
         if kind == "attestation":
             return self._subject(report["machine_id"])
         if kind == "verdict":
             return self._verdict_subject(int(report["job_id"]))
+        if kind == "rewards":
+            return self._rewards_subject(int(report["epoch"]))
         return self._uptime_subject(report)
 
     def _uptime_subject(self, report: dict) -> str:
@@ -1144,6 +1198,266 @@ class OracleService:
         self.metrics.signatures_given.labels(kind="price").inc()
         return 200, {"observation": rec.report, "signature": rec.signature, "operator": self.address}
 
+    # ------------------------------------------------------------------ epoch rewards (Emissions)
+    def _rewards_subject(self, epoch: int) -> str:
+        return f"rewards:{epoch}"
+
+    def _epoch_end(self, epoch: int) -> int:
+        em = self.h.emissions
+        if not hasattr(self, "_em_timing"):
+            with self._chain_lock:
+                self._em_timing = (int(em.GENESIS()), int(em.EPOCH_SECONDS()))
+        genesis, seconds = self._em_timing
+        return genesis + (epoch + 1) * seconds
+
+    def own_rewards(self, epoch: int, block: int) -> RW.EpochRewards | None:
+        """This operator's own rewards tree for `epoch` from the chain at snapshot `block`
+        (memoized, and stored so that its proofs are served); None when nothing is due."""
+        key = (epoch, block)
+        if key in self._rewards_cache:
+            return self._rewards_cache[key]
+        with self._chain_lock:
+            if block > self.h.chain.blocks.height:
+                raise ValueError(f"snapshot block {block} is ahead of the head")
+            if int(self.h.chain.blocks[block].timestamp) < self._epoch_end(epoch):
+                raise ValueError(f"snapshot block {block} is before the end of epoch {epoch}")
+            t0 = time.monotonic()
+            r = epoch_rewards.build_epoch_rewards(self.h, epoch, block, from_block=int(self.h.record.get("block") or 0))
+        self.metrics.rewards_built.inc()
+        log.info(json.dumps({"event": "rewards_built", "epoch": epoch, "block": block,
+                             "root": "0x" + r.root.hex() if r else None, "leaves": len(r.leaves) if r else 0,
+                             "seconds": round(time.monotonic() - t0, 3)}))  # fmt: skip
+        if r is not None:
+            self.store.record_rewards(epoch, block, "0x" + r.root.hex(), epoch_rewards.rewards_to_json(r, block))
+        self._rewards_cache[key] = r
+        return r
+
+    def _rewards_match(self, report: dict) -> str | None:
+        """None when this operator's own tree at the report's snapshot block has the same root
+        and totals; else why not."""
+        own = self.own_rewards(int(report["epoch"]), int(report["block"]))
+        if own is None:
+            return "I find no work and no availability in that epoch"
+        if "0x" + own.root.hex() != "0x" + _hex32(report["root"]):
+            return f"my root is 0x{own.root.hex()}"
+        if own.total_work != int(report["total_work"]) or own.total_availability != int(report["total_availability"]):
+            return "my totals differ"
+        return None
+
+    def _uptime_settled(self, epoch: int, block: int | None = None) -> bool:
+        """Every machine this operator probed in `epoch` has its uptime on-chain (at `block`)."""
+        at = {} if block is None else {"block_id": block}
+        for m in self.store.machines():
+            if self.store.probe_counts(epoch, m["machine_id"])[0] == 0:
+                continue
+            with self._chain_lock:
+                if int(self.h.hub.uptime_nonce(epoch, m["machine_id"], **at)) == 0:
+                    return False
+        return True
+
+    def _epoch_seen_at(self, epoch: int) -> int | None:
+        """Time of the first block at or after the epoch's end (the same for every operator,
+        unlike the wall clock when a chain idles): the rewards delays count from it."""
+        cache = self.__dict__.setdefault("_epoch_seen", {})
+        if epoch not in cache:
+            with self._chain_lock:
+                head = int(self.h.chain.blocks.height)
+                lo = int(self.h.record.get("block") or 0)
+                b = epoch_rewards.first_block_at(self.h.chain, self._epoch_end(epoch), lo, head)
+                if b > head:
+                    return None
+                cache[epoch] = int(self.h.chain.blocks[b].timestamp)
+        return cache[epoch]
+
+    def rewards_round(self, clock: int) -> None:
+        """Finalizes ended Emissions epochs (the epoch's leader) and gets each finalized epoch's
+        rewards root posted (leader proposes, peers rebuild and co-sign, leader submits)."""
+        em = getattr(self.h, "emissions", None)
+        if em is None:
+            return
+        with self._chain_lock:
+            nxt = int(em.next_epoch())
+            cur = int(em.current_epoch())
+        if cur > nxt and self.leader_for(nxt, 0, clock - self._epoch_end(nxt)) == self.address:
+            with self._chain_lock:
+                try:
+                    tx = em.finalize_epoch(nxt, sender=self.sender)
+                except Exception as e:  # noqa: BLE001 - most often: someone else finalized it first
+                    log.info(json.dumps({"event": "finalize_epoch_reverted", "epoch": nxt, "error": str(e)[:200]}))
+                else:
+                    nxt += 1
+                    self.metrics.emission_epochs_finalized.inc()
+                    log.info(json.dumps({"event": "epoch_finalized", "epoch": nxt - 1, "gas": tx.gas_used}))
+        epoch = int(self.store.get_meta("rewards_cursor", "0"))
+        while epoch < nxt and self._rewards_epoch(epoch, clock):
+            epoch += 1
+            self.store.set_meta("rewards_cursor", str(epoch))
+            # Done epochs are served from the store: drop their in-memory trees.
+            self._rewards_cache = {k: v for k, v in self._rewards_cache.items() if k[0] >= epoch}
+
+    def _rewards_epoch(self, epoch: int, clock: int) -> bool:
+        """One step for a finalized epoch's rewards; True once there is nothing left to do."""
+        em = self.h.emissions
+        subject = self._rewards_subject(epoch)
+        with self._chain_lock:
+            posted = bytes(em.epochs(epoch).root)
+        if posted != b"\x00" * 32:
+            self.metrics.rewards_epoch.set(epoch)
+            self._adopt_posted(epoch, "0x" + posted.hex())
+            return True
+        seen = self._epoch_seen_at(epoch)
+        delay = self.cfg.rewards_delay_s
+        if seen is None or clock < seen + delay or self.store.submitted(subject, 0):
+            return False
+        if not self._uptime_settled(epoch) and clock < seen + 3 * delay:
+            return False
+        if self.leader_for(epoch, 0, clock - seen - delay) != self.address:
+            return False
+        # A proposal that found no quorum is retried (rebuilt at a newer block) at most once per
+        # leader timeout: a build reads every machine of the registry.
+        if time.monotonic() - self._rewards_tried.get(epoch, -1e9) < max(self.cfg.leader_timeout_s, 5.0):
+            return False
+        self._rewards_tried[epoch] = time.monotonic()
+        on_record = self.store.signed_for(subject, 0)
+        if on_record is not None:
+            report = on_record.report  # never sign a second version: finish the one we signed
+        else:
+            with self._chain_lock:
+                block = int(self.h.chain.blocks.height)
+            own = self.own_rewards(epoch, block)
+            if own is None:
+                log.info(json.dumps({"event": "rewards_empty", "epoch": epoch, "block": block}))
+                return True  # nothing to claim: the budget stays unminted
+            report = {**own.report(0), "root": "0x" + own.root.hex(), "block": block}
+        with self._proposing_lock:
+            self._proposing.add((subject, 0))
+        try:
+            gathered = self._gather("rewards", report)
+        finally:
+            with self._proposing_lock:
+                self._proposing.discard((subject, 0))
+        if gathered is not None:
+            self._submit("rewards", subject, *gathered)
+        return False
+
+    def _adopt_posted(self, epoch: int, root: str) -> None:
+        """Makes sure this operator can serve proofs for the posted root: its own tree if it has
+        one with that root, else it rebuilds at the snapshot block its peers name for it."""
+        if self.store.rewards_for(epoch, root=root) is not None:
+            return
+        blocks: list[int] = []
+        mine = self.store.signed_for(self._rewards_subject(epoch), 0)
+        if mine is not None:
+            blocks.append(int(mine.report["block"]))
+        for url in self.cfg.peers.values():
+            try:
+                d = requests.get(f"{url}/rewards/{epoch}", timeout=10).json()
+                blocks.append(int(d["block"]))
+            except (requests.RequestException, ValueError, KeyError, TypeError):
+                continue
+        for block in dict.fromkeys(blocks):
+            try:
+                r = self.own_rewards(epoch, block)
+            except ValueError:
+                continue
+            if r is not None and "0x" + r.root.hex() == root:
+                return
+        log.warning(json.dumps({"event": "posted_root_not_rebuilt", "epoch": epoch, "root": root}))
+
+    def handle_sign_rewards(self, report: dict) -> tuple[int, dict]:
+        """A leader's EpochRewards: signed when the epoch is finalized with no root yet and this
+        operator's own tree, built from the chain at the proposal's snapshot block, is identical."""
+        try:
+            epoch, nonce = int(report["epoch"]), int(report["nonce"])
+            int(report["block"])
+            _hex32(report["root"])
+            int(report["total_work"]), int(report["total_availability"])
+        except (KeyError, TypeError, ValueError) as e:
+            return 400, {"error": f"malformed report: {e}"}
+        em = getattr(self.h, "emissions", None)
+        if em is None:
+            return 409, {"refused": "this deployment has no Emissions contract"}
+        with self._chain_lock:
+            finalized = epoch < int(em.next_epoch())
+            posted = bytes(em.epochs(epoch).root) != b"\x00" * 32
+            onchain_nonce = int(em.rewards_nonce(epoch))
+        reason = None
+        if not finalized:
+            reason = f"epoch {epoch} is not finalized"
+        elif posted:
+            reason = f"epoch {epoch} already has its root"
+        elif nonce != onchain_nonce:
+            reason = f"nonce {nonce} is not the current {onchain_nonce}"
+        else:
+            try:
+                reason = self._rewards_match(report)
+                seen = self._epoch_seen_at(epoch)
+                with self._chain_lock:
+                    snapshot_ts = int(self.h.chain.blocks[int(report["block"])].timestamp)
+                if reason is None and (seen is None or snapshot_ts < seen + 3 * self.cfg.rewards_delay_s):
+                    if not self._uptime_settled(epoch, int(report["block"])):
+                        reason = "uptime of machines I probed is not on-chain at the snapshot block yet"
+            except ValueError as e:
+                reason = str(e)
+        if reason:
+            self.metrics.signatures_refused.labels(kind="rewards", reason="invalid").inc()
+            return 409, {"refused": reason}
+        subject = self._rewards_subject(epoch)
+        existing = self.store.signed_for(subject, nonce)
+        digest = self._digest_hex("rewards", report)
+        if existing is not None and existing.digest != digest:
+            return 200, {"conflict": True, "report": existing.report, "signature": existing.signature}
+        with self._proposing_lock:
+            busy = (subject, nonce) in self._proposing
+        if existing is None and busy:
+            self.metrics.signatures_refused.labels(kind="rewards", reason="proposing").inc()
+            return 409, {"refused": "I am proposing my own version of these rewards right now"}
+        sig = self._sign_report("rewards", report)
+        if sig is None:
+            return 409, {"refused": "already signed another version"}
+        self.metrics.signatures_given.labels(kind="rewards").inc()
+        return 200, {"signature": sig, "digest": digest, "operator": self.address}
+
+    def rewards_record(self, epoch: int) -> dict | None:
+        """GET /rewards/<epoch>: this operator's tree for the epoch (the posted root's when it
+        has it, else its latest), with `posted` telling whether it is the root on-chain."""
+        em = getattr(self.h, "emissions", None)
+        if em is None:
+            return None
+        with self._chain_lock:
+            onchain = bytes(em.epochs(epoch).root)
+        onchain_hex = "0x" + onchain.hex() if onchain != b"\x00" * 32 else None
+        rec = (self.store.rewards_for(epoch, root=onchain_hex) if onchain_hex else None) or self.store.rewards_for(
+            epoch
+        )
+        if rec is None:
+            return None
+        return {**rec, "posted": rec["root"] == onchain_hex, "onchain_root": onchain_hex, "operator": self.address}
+
+    def rewards_proof(self, epoch: int, provider: str) -> dict | None:
+        """GET /rewards/<epoch>/<provider>: the provider's leaf fields and Merkle proof."""
+        rec = self.rewards_record(epoch)
+        if rec is None:
+            return None
+        r = epoch_rewards.rewards_from_json(rec)
+        try:
+            p = to_checksum_address(provider)
+        except ValueError:
+            return None
+        if p not in r.leaves:
+            return None
+        work, availability = r.leaves[p]
+        return {
+            "epoch": epoch,
+            "provider": p,
+            "work_units": str(work),
+            "availability_weight": str(availability),
+            "proof": ["0x" + x.hex() for x in r.proofs[p]],
+            "root": rec["root"],
+            "posted": rec["posted"],
+            "block": rec["block"],
+        }
+
     # ------------------------------------------------------------------ HTTP
     def _start_http(self) -> None:
         service = self
@@ -1172,8 +1486,26 @@ class OracleService:
                         self._send(404, b'{"error": "no audit of this job by this operator"}')
                     else:
                         self._send(200, json.dumps(rec).encode())
+                elif self.path.startswith("/rewards/"):
+                    parts = self.path.removeprefix("/rewards/").split("/")
+                    if not parts[0].isdigit() or len(parts) > 2:
+                        self._send(404, b'{"error": "try /rewards/<epoch> or /rewards/<epoch>/<provider>"}')
+                        return
+                    try:
+                        with service._chain_lock:
+                            out = (service.rewards_record(int(parts[0])) if len(parts) == 1
+                                   else service.rewards_proof(int(parts[0]), parts[1]))  # fmt: skip
+                    except Exception as e:  # noqa: BLE001 - a bad address, an RPC error
+                        self._send(400, json.dumps({"error": str(e)[:200]}).encode())
+                        return
+                    if out is None:
+                        self._send(404, b'{"error": "no rewards (or no leaf) for this epoch at this operator"}')
+                    else:
+                        self._send(200, json.dumps(out).encode())
                 else:
-                    self._send(404, b'{"error": "unknown path: try /health, /metrics, /audits/<job_id>"}')
+                    self._send(
+                        404, b'{"error": "unknown path: try /health, /metrics, /audits/<job_id>, /rewards/<epoch>"}'
+                    )
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
@@ -1200,10 +1532,12 @@ class OracleService:
                     code, out = service.handle_sign_uptime(report)
                 elif self.path == "/sign/verdict":
                     code, out = service.handle_sign_verdict(report)
+                elif self.path == "/sign/rewards":
+                    code, out = service.handle_sign_rewards(report)
                 else:
                     code, out = (
                         404,
-                        {"error": "unknown path: POST /sign/attestation, /sign/uptime, /sign/verdict or /sign/price"},
+                        {"error": "unknown path: POST /sign/<attestation|uptime|verdict|rewards|price>"},
                     )
                 self._send(code, json.dumps(out).encode())
 

@@ -3,7 +3,8 @@ it has signed.
 
 `jobs` caches each JobMarket job's struct (rebuilt from events) and where it stands, so the
 service never re-reads old logs; `audits` keeps this operator's own audit outcome per
-(job, result hash), so it re-executes a job at most once, also across restarts.
+(job, result hash), so it re-executes a job at most once, also across restarts; `rewards` keeps
+the Emissions rewards trees it built (per epoch and snapshot block), from which it serves proofs.
 
 The `signed` table is the equivocation guard: an operator signs at most one report per
 (subject, nonce). Signing a second, different report for the same subject and nonce is
@@ -78,6 +79,13 @@ CREATE TABLE IF NOT EXISTS probes (
     probes INTEGER NOT NULL,
     successes INTEGER NOT NULL,
     PRIMARY KEY (epoch, machine_id)
+);
+CREATE TABLE IF NOT EXISTS rewards (
+    epoch INTEGER NOT NULL,
+    block INTEGER NOT NULL,
+    root TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (epoch, block)
 );
 """
 
@@ -297,6 +305,26 @@ class Store:
             "SELECT probes, successes FROM probes WHERE epoch = ? AND machine_id = ?", (epoch, machine_id)
         ).fetchone()
         return (row[0], row[1]) if row else (0, 0)
+
+    # epoch rewards (Emissions) -----------------------------------------------------------
+    def record_rewards(self, epoch: int, block: int, root: str, data: dict[str, Any]) -> None:
+        """This operator's own rewards tree for `epoch` built at snapshot `block` (leaves and
+        totals as JSON; proofs are rebuilt from the leaves when served)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO rewards (epoch, block, root, data) VALUES (?, ?, ?, ?)",
+                (epoch, block, root, json.dumps(data, sort_keys=True)),
+            )
+
+    def rewards_for(self, epoch: int, block: int | None = None, root: str | None = None) -> dict[str, Any] | None:
+        """The stored rewards of `epoch` at `block`, or with `root`, or else the latest built."""
+        q, args = "SELECT data FROM rewards WHERE epoch = ?", [epoch]
+        if block is not None:
+            q, args = q + " AND block = ?", [*args, block]
+        if root is not None:
+            q, args = q + " AND root = ?", [*args, root.lower()]
+        row = self._db.execute(q + " ORDER BY block DESC LIMIT 1", tuple(args)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def close(self) -> None:
         self._db.close()

@@ -1,0 +1,199 @@
+"""`gpunet sim` on the small scenario (offchain/sim/scenarios/small.json): the issue's properties.
+
+One run of each variant (BME design and Render-style) on the real contracts in titanoboa's
+in-process EVM (~25 s for both); every check reads values the engine read from the chain each
+epoch (ComputeToken totals, Emissions' budgets and claims). Runs without ape's chain:
+    .venv/bin/python -m pytest tests/test_sim.py -q -p no:cacheprovider -p no:ape_test
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from offchain.constants import MAX_BPS, ONE_TOKEN
+from offchain.sim.engine import run_both
+from offchain.sim.report import write_all
+from offchain.sim.scenario import load_scenario
+
+# Token amounts in the rows are floats of whole tokens (wei / 1e18): exact to ~1e-9.
+EPS = 1e-6
+
+
+@pytest.fixture(scope="module")
+def scenario():
+    return load_scenario()
+
+
+@pytest.fixture(scope="module")
+def run(scenario, tmp_path_factory):
+    sims = run_both(scenario)
+    out = tmp_path_factory.mktemp("sim")
+    summary = write_all(sims, out)
+    return sims, summary, out
+
+
+def _rows(run, variant):
+    return run[0][variant].rows
+
+
+@pytest.mark.parametrize("variant", ["bme", "render"])
+def test_supply_is_minted_minus_burned_under_the_cap(run, variant):
+    rows = _rows(run, variant)
+    assert len(rows) == 20
+    prev = None
+    for r in rows:
+        assert r["supply_identity"], r["epoch"]
+        assert r["supply"] == pytest.approx(r["total_minted"] - r["total_burned"], abs=EPS)
+        assert r["total_emitted"] <= r["allocated"] + EPS <= r["emission_cap"] + EPS
+        if prev is not None:
+            assert r["supply"] == pytest.approx(prev["supply"] + r["minted"] - r["burned"], abs=EPS)
+        prev = r
+
+
+@pytest.mark.parametrize("variant", ["bme", "render"])
+def test_nothing_minted_for_unfinalized_or_invalid_work(run, variant):
+    rows = _rows(run, variant)
+    # The cheater is caught (jobs failed), yet every mint is a finalized job's settlement or a claim.
+    assert sum(r["jobs_failed"] for r in rows) > 0
+    for r in rows:
+        assert r["minted_unbacked"] == pytest.approx(0, abs=EPS)
+        assert r["minted_for_invalid"] == 0
+        assert r["work_units_unbacked"] == pytest.approx(0, abs=EPS)
+        if variant == "render":
+            assert r["minted_settlement"] == 0
+        else:
+            assert r["minted"] == pytest.approx(r["minted_settlement"] + r["minted_emissions"], abs=EPS)
+
+
+@pytest.mark.parametrize("variant", ["bme", "render"])
+def test_emissions_never_above_the_schedule(run, scenario, variant):
+    rows = _rows(run, variant)
+    em = scenario.emissions
+    scheduled = em["initial_epoch_emission"] * ONE_TOKEN
+    for r in rows:
+        # The contract's schedule is the documented geometric decay (floored each epoch).
+        assert r["scheduled"] == pytest.approx(scheduled / ONE_TOKEN, abs=EPS)
+        assert r["emissions"] <= r["budget"] + EPS <= r["scheduled"] + EPS
+        assert r["over_schedule"] == 0
+        scheduled = scheduled * (MAX_BPS - em["decay_bps"]) // MAX_BPS
+    if variant == "bme":
+        # The taper: an epoch with burns gets less than its schedule.
+        assert all(r["budget"] < r["scheduled"] for r in rows if r["burned"] > 0)
+
+
+def test_wash_trader_never_ahead(run):
+    for r in _rows(run, "bme"):
+        assert r["profit_usd:wash-trader"] <= 0, r["epoch"]
+        # In tokens, independent of the price: minted + emitted - escrow burned < 0.
+        assert r["wash_net_tokens:wash-trader"] < 0, r["epoch"]
+        assert r["emissions_wash"] > 0  # it does earn work emissions, just less than its fees
+
+
+def test_render_style_pays_the_wash_trader(run):
+    """Why the wash guard exists: paid per unit of work from a fixed pool, self-dealing pays."""
+    assert _rows(run, "render")[-1]["profit_usd:wash-trader"] > 0
+
+
+def test_sybil_farm_gets_no_emissions_and_idle_gets_only_availability(run):
+    rows = _rows(run, "bme")
+    for r in rows:
+        assert r["emissions_sybil"] == 0
+        assert r["share_sybil"] == 0
+    assert sum(r["emissions_idle"] for r in rows) > 0
+    summary = run[1]["bme"]
+    assert summary["emission_shares"]["sybil"] == 0
+    assert summary["emission_shares"]["idle"] < summary["emission_shares"]["honest"]
+
+
+@pytest.mark.parametrize("variant", ["bme", "render"])
+def test_cheater_ends_poorer_than_honest(run, variant):
+    sims = run[0]
+    cheater = sims[variant].by_name["cheater-h100"]
+    assert cheater.caught > 0
+    last = _rows(run, variant)[-1]
+    # Same hardware (4 x H100) as honest-h100-b.
+    assert last["profit_usd:cheater-h100"] < 0 < last["profit_usd:honest-h100-b"]
+    assert last["profit_tokens:cheater-h100"] < 0
+
+
+def test_bme_income_is_steadier_and_less_subsidised_than_render(run):
+    b, r = run[1]["bme"], run[1]["render"]
+    assert b["income_volatility"] < r["income_volatility"]
+    assert b["subsidy_dependence"] < 0.5
+    assert r["subsidy_dependence"] == 1.0
+    assert b["checks"]["supply_identity_every_epoch"] and r["checks"]["supply_identity_every_epoch"]
+
+
+def test_outputs_written(run):
+    _, summary, out = run
+    for name in (
+        "epochs.csv",
+        "summary.json",
+        "supply.png",
+        "price_demand.png",
+        "income.png",
+        "profits.png",
+        "emissions.png",
+    ):
+        assert (out / name).stat().st_size > 0, name
+    with (out / "epochs.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 40
+    assert {row["variant"] for row in rows} == {"bme", "render"}
+    assert json.loads((out / "summary.json").read_text())["bme"]["epochs"] == 20
+
+
+def test_cli_sim(tmp_path):
+    from offchain.cli import main
+
+    res = CliRunner().invoke(main, ["sim", "--epochs", "2", "--seed", "3", "--out", str(tmp_path), "--no-plots"])
+    assert res.exit_code == 0, res.output
+    assert "Render-style" in res.output
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["bme"]["epochs"] == s["render"]["epochs"] == 2
+
+
+TOML_SCENARIO = """
+name = "toml"
+epochs = 2
+seed = 1
+[market]
+initial_price_usd = 2.0
+pool_tokens = 100000
+speculative_noise_usd = 0
+[emissions]
+initial_epoch_emission = 1000
+decay_bps = 20
+emission_cap = 1000000
+taper_reference = 1000
+work_share_bps = 7000
+wash_guard_bps = 5000
+[classes."H100 SXM5"]
+price_usd = 2.5
+cost_usd = 1.1
+units_per_gpu = 24
+[demand]
+units = { "H100 SXM5" = 100 }
+profile = [[0, 1.0]]
+[[agents]]
+name = "h"
+kind = "honest"
+machines = [["H100 SXM5", 2]]
+"""
+
+
+def test_toml_scenario(tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_text(TOML_SCENARIO)
+    sc = load_scenario(p)
+    assert sc.epochs == 2 and sc.classes["H100 SXM5"].class_id == 10
+    assert sc.agents[0].machines == (("H100 SXM5", 2),)
+    assert sc.demand_multiplier(5) == 1.0
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TOML_SCENARIO.replace('kind = "honest"', 'kind = "whale"'))
+    with pytest.raises(ValueError, match="kind must be one of"):
+        load_scenario(bad)
