@@ -1,8 +1,10 @@
 """`make demo`: a small gpunet network on a real anvil node, hardware checks and real jobs.
 
 - anvil starts; the contracts are deployed with demo parameters (120 s challenge window, new
-  providers audited on 50% of their jobs) and recorded (deployments/ethereum-local-foundry.json);
-- three oracle operators (real `gpunet oracle run` processes, quorum 2 of 3) and three provider
+  providers audited on 50% of their jobs, a 900 s Emissions epoch with 100 GPU scheduled) and
+  recorded (deployments/ethereum-local-foundry.json);
+- three oracle operators (real `gpunet oracle run` processes, quorum 2 of 3, each reporting the
+  price `fixed:1.25` to the PriceFeed, uptime epochs = Emissions' epochs) and three provider
   agents (real `gpunet provider serve` processes, two of them running the job worker) start;
 - hardware: the providers stake and register a machine each; the operators challenge every
   machine (torch matmul checked with Freivalds, timed by the oracle's clock, memory proof):
@@ -21,7 +23,20 @@
 - tables show each job, each provider's balance, stake and on-chain reputation, and the
   verdicts; the exit code is 0 only if every outcome is the expected one (honest jobs
   Finalized, cheater jobs Failed, the false dispute lost, liar Jailed, honest ends richer than
-  cheater). Every process and anvil are stopped on the way out, whatever happens.
+  cheater);
+- economy (issue 5): the PriceFeed's answer; anvil's clock passes the end of Emissions epoch 0
+  (every job finalized in it), the oracles post uptime, finalize the epoch and post its rewards
+  root; every provider with a leaf is claimed for through `gpunet rewards claim`. Tables: the
+  token (minted, of which by Emissions; burned, of which by slashing; supply), the epoch
+  (budget, burned, work and availability pools, released, claimed) and each provider's earnings
+  (job income, emissions claimed, slashed, net). Job settlement is still paid from escrow minus
+  the 5% fee (to the treasury): the burn-and-mint Settlement contract is designed
+  (docs/ECONOMICS.md, "Settlement, next"), not built; the demo prints what it would have burned
+  and minted. Also required for exit 0: the PriceFeed answers 1.25 USD, the root was posted,
+  each claim minted exactly what its proof and the on-chain pools imply, and totalSupply ==
+  total_minted - total_burned.
+
+Every process and anvil are stopped on the way out, whatever happens.
 """
 
 from __future__ import annotations
@@ -39,7 +54,7 @@ from rich.console import Console
 from rich.table import Table
 
 from offchain.constants import ONE_TOKEN, JobStatus, MachineStatus
-from offchain.params import MarketParams
+from offchain.params import EmissionsParams, MarketParams
 
 console = Console(width=180)
 CPU_CLASS = 1
@@ -52,9 +67,17 @@ PARAMS = MarketParams(
     base_audit_bps=5_000,
     new_provider_audit_bps=5_000,  # every provider here is new: about half the jobs are drawn
 )
+# Emissions: a 15-minute epoch 0 that the whole job phase falls in (anvil's clock then jumps
+# past its end); a demo-sized schedule (100 GPU in epoch 0) so the pools read next to job pay.
+EPOCH_SECONDS = 900
+EMISSIONS = EmissionsParams(
+    epoch_seconds=EPOCH_SECONDS, initial_epoch_emission=100 * ONE_TOKEN, taper_reference=1_000 * ONE_TOKEN
+)
+USD_PRICE = "1.25"  # every operator's price source: `fixed:1.25`
 ORACLE_ARGS = ["--leader-timeout", "15", "--poll", "0.5", "--network-allowance", "0.5", "--memory-fraction", "0.5",
-               "--gpu-n", "4096", "--ttl", "3600", "--epoch-seconds", "100000", "--audit-fetch-timeout", "5",
-               "--audit-device", "cpu"]  # fmt: skip
+               "--gpu-n", "4096", "--ttl", "3600", "--audit-fetch-timeout", "5", "--audit-device", "cpu",
+               "--price-source", f"fixed:{USD_PRICE}", "--emissions-epochs", "--probes-per-epoch", str(EPOCH_SECONDS),
+               "--rewards-delay", "3"]  # fmt: skip
 AGENT_ARGS = ["--poll", "0.3"]
 TERMINAL = {JobStatus.FINALIZED, JobStatus.FAILED}
 
@@ -152,11 +175,13 @@ def _run(workdir: Path, devnet) -> int:
                 operators=[o.address for o in operators],
                 threshold=2,
                 params=PARAMS,
+                emissions_params=EMISSIONS,
                 record_path=deployment_path("ethereum", "local", "foundry"),
                 chain_id=chain.chain_id,
             )
             token, registry, market, hub = d.token, d.registry, d.market, d.hub
-            h = Handles(record=d.record, token=token, registry=registry, market=market, hub=hub, chain=chain)
+            h = Handles(record=d.record, token=token, registry=registry, market=market, hub=hub, chain=chain,
+                        price_feed=d.price_feed, emissions=d.emissions)  # fmt: skip
             console.print(f"deployed: {json.dumps(d.record['contracts'])}")
             console.print(
                 f"demo params: challenge window {PARAMS.challenge_window} s, new providers audited on "
@@ -429,10 +454,206 @@ def _run(workdir: Path, devnet) -> int:
                 f"honest ends {hn / ONE_TOKEN:+.3f} GPU, cheater {cn / ONE_TOKEN:+.3f} GPU: "
                 f"{'honest ends richer than cheater' if hn > cn else '[red]cheating paid[/]'}"
             )
+            income = {p.address: 0 for p in (honest, cheater, liar)}
+            for j in plans:
+                if j.job_id in fin:
+                    income[by_name[j.provider]] += fin[j.job_id].provider_amount
+                    if j.disputed == "false" and j.job_id in disputes:
+                        income[by_name[j.provider]] += disputes[j.job_id].bond
+            fees = sum(fin[j.job_id].fee for j in plans if j.job_id in fin)
+            paid = sum(j.payment for j in plans if j.job_id in fin)
+            ok &= _economy(d, chain, names, (honest, cheater, liar), income, fees, paid, urls, devnet)
             if not ok:
                 _logs(devnet)
     console.print("[bold green]demo OK[/]" if ok else "[bold red]demo FAILED: an outcome differs[/]")
     return 0 if ok else 1
+
+
+def _claim(epoch: int, provider: str, oracles: list[str]) -> dict:
+    """`gpunet rewards claim` (a real CLI process): proof from an operator, checked against the root."""
+    import subprocess
+
+    from offchain.devnet import GPUNET, REPO_ROOT
+
+    args = [GPUNET, "rewards", "claim", "--epoch", str(epoch), "--provider", provider, "--test-account", "5", "--json"]
+    for u in oracles:
+        args += ["--oracle", u]
+    out = subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise RuntimeError(f"gpunet rewards claim failed: {out.stdout[-2000:]}{out.stderr[-2000:]}")
+    return json.loads(out.stdout)
+
+
+def _economy(d, chain, names: dict, providers: tuple, income: dict, fees: int, paid: int, urls: dict, devnet) -> bool:
+    """The economics (issue 5): PriceFeed answer, epoch 0's emissions (finalized, rewards root
+    posted by the oracle quorum, claimed through `gpunet rewards claim`), token supply, burns
+    and mints, each provider's earnings. True when every check holds."""
+    from offchain.economics import rewards as E
+    from offchain.oracle.epoch_rewards import rewards_from_json
+
+    token, registry, em, feed = d.token, d.registry, d.emissions, d.price_feed
+    ok = True
+    zero = "0x" + "00" * 20
+
+    # PriceFeed: the three operators report `fixed:1.25`; a quorum-signed round answers it.
+    want_answer = int(float(USD_PRICE) * 10**8)
+    _wait(lambda: feed.latest_round() >= 1 and int(feed.latest_price()) == want_answer, 60, 1)
+    rounds = int(feed.latest_round())
+    price_ok = rounds >= 1 and int(feed.latest_price()) == want_answer
+    ok &= price_ok
+    if rounds:
+        rid, answer, _, updated, _ = feed.latestRoundData()
+        age = chain.blocks.head.timestamp - int(updated)
+        price_line = f"{int(answer) / 10 ** int(feed.decimals()):.2f} USD (round {rid}, {age} s old)"
+    else:
+        price_line = "no round yet"
+    console.print(
+        f"PriceFeed GPU/USD (3 operators report `fixed:{USD_PRICE}`, quorum 2 of 3): "
+        f"[{'green' if price_ok else 'red'}]{price_line}[/]"
+    )
+
+    # Emissions epoch 0 ends: anvil's clock jumps past it. The oracles post the machines'
+    # uptime, one finalizes the epoch, the quorum builds the rewards tree and posts its root.
+    # Chain time is now ahead of the wall clock: mine a block per poll, as a live chain would.
+    end0 = int(em.GENESIS()) + EPOCH_SECONDS
+    jobs_end = chain.blocks.head.timestamp
+    chain.provider.make_request("evm_increaseTime", [max(0, end0 + 2 - jobs_end)])
+    chain.mine()
+    console.print(
+        f"emissions epoch 0 ({EPOCH_SECONDS} s, every job finalized in it, {end0 - jobs_end} s before its end): "
+        "anvil's clock moved past its end; the oracles post uptime, finalize it and post the rewards root..."
+    )
+    t0 = time.monotonic()
+
+    def root_posted() -> bool:
+        chain.mine()
+        return bytes(em.epochs(0).root) != b"\x00" * 32
+
+    posted = _wait(root_posted, 120, 0.5)
+    root_s = time.monotonic() - t0
+    ok &= posted
+    ep = em.epochs(0)
+    if not posted:
+        _logs(devnet)
+        console.print("[red]the epoch 0 rewards root was never posted[/]")
+        return False
+    height = chain.blocks.height + 1
+    (posted_log,) = list(em.RewardsPosted.range(0, height))
+    console.print(
+        f"rewards root posted {root_s:.0f} s after the epoch ended ({posted_log.signers} signatures): "
+        f"0x{bytes(ep.root).hex()}"
+    )
+
+    # Every leaf (from an operator's tree, rebuilt here to its root) is claimed through the CLI;
+    # the amount must be what the proof and the on-chain pools imply, to the wei.
+    oracles = list(urls.values())
+    tree = rewards_from_json(requests.get(f"{oracles[0]}/rewards/0", timeout=10).json())
+    ok &= tree.root == bytes(ep.root)
+    pools = (int(ep.work_pool), int(ep.availability_pool), int(ep.total_work), int(ep.total_availability))
+    claimed: dict[str, int] = {}
+    leaves: dict[str, tuple[int, int]] = {}
+    claims_ok = True
+    for p in providers:
+        r = requests.get(f"{oracles[0]}/rewards/0/{p.address}", timeout=10)
+        if r.status_code != 200:
+            claims_ok &= p.address not in tree.leaves
+            continue
+        leaf = r.json()
+        w, av = int(leaf["work_units"]), int(leaf["availability_weight"])
+        proof = [bytes.fromhex(x.removeprefix("0x")) for x in leaf["proof"]]
+        claims_ok &= E.verify_proof(proof, bytes(ep.root), E.leaf_hash(0, p.address, w, av))
+        want = E.claim_amount(*pools, w, av)
+        before = token.balanceOf(p)
+        out = _claim(0, p.address, oracles)
+        minted = token.balanceOf(p) - before
+        good = out["amount"] == out["expected"] == want == minted
+        claims_ok &= good
+        if not good:
+            console.print(f"[red]claim for {names[p.address]}: minted {minted}, expected {want}: {out}[/]")
+        claimed[p.address], leaves[p.address] = minted, (w, av)
+    # Every leaf was claimed, the honest provider (finalized jobs in the epoch) has one, and
+    # Emissions minted exactly the claims.
+    claims_ok &= set(tree.leaves) == set(leaves) and providers[0].address in leaves
+    claims_ok &= int(em.epochs(0).claimed) == sum(claimed.values()) == int(em.total_emitted())
+    ok &= claims_ok
+
+    # Token: supply, mints, burns (Slashed to the zero address are the slashing burns).
+    height = chain.blocks.height + 1
+    slashes = [lg.event_arguments for lg in registry.Slashed.range(0, height)]
+    slash_burn = sum(int(a["amount"]) for a in slashes if str(a["beneficiary"]).lower() == zero)
+    minted_all, burned_all, supply = int(token.total_minted()), int(token.total_burned()), int(token.totalSupply())
+    supply_ok = supply == minted_all - burned_all
+    ok &= supply_ok
+
+    def g(x: int) -> str:
+        return f"{x / ONE_TOKEN:,.3f}"
+
+    et = Table(title="economy: token (GPU)")
+    for col in ("total_minted", "by Emissions claims", "other mints (setup)", "total_burned", "by slashing",
+                "other burns", "totalSupply", "supply == minted - burned"):  # fmt: skip
+        et.add_column(col)
+    emitted = int(em.total_emitted())
+    et.add_row(
+        g(minted_all), g(emitted), g(minted_all - emitted), g(burned_all), g(slash_burn), g(burned_all - slash_burn),
+        g(supply), f"[{'green' if supply_ok else 'red'}]{'yes' if supply_ok else 'NO'}[/]",
+    )  # fmt: skip
+    console.print(et)
+
+    rt = Table(title=f"economy: emissions epoch 0 ({EPOCH_SECONDS} s; schedule {g(EMISSIONS.initial_epoch_emission)} "
+                     f"GPU, taper reference {g(EMISSIONS.taper_reference)})")  # fmt: skip
+    for col in ("budget", "burned in epoch", "total work (fees)", "work pool", "total availability",
+                "availability pool", "released (unclaimable)", "claimed", "root"):  # fmt: skip
+        rt.add_column(col)
+    rt.add_row(
+        g(int(ep.budget)), g(int(ep.burned)), g(int(ep.total_work)), g(int(ep.work_pool)),
+        str(int(ep.total_availability)), g(int(ep.availability_pool)), g(int(posted_log.released)),
+        g(int(em.epochs(0).claimed)),
+        "0x" + bytes(ep.root).hex()[:16] + "...",
+    )  # fmt: skip
+    console.print(rt)
+
+    slashed_by = {p.address: 0 for p in providers}
+    for a in slashes:
+        if a["provider"] in slashed_by:
+            slashed_by[a["provider"]] += int(a["amount"])
+    pt = Table(title="economy: provider earnings (GPU)")
+    for col in ("provider", "job income", "work units", "availability weight", "emissions claimed", "slashed", "net"):
+        pt.add_column(col)
+    for p in providers:
+        a = p.address
+        w, av = leaves.get(a, (0, 0))
+        net = income[a] + claimed.get(a, 0) - slashed_by[a]
+        pt.add_row(
+            names[a], g(income[a]), g(w) if a in leaves else "no leaf", str(av) if a in leaves else "-",
+            g(claimed.get(a, 0)), g(slashed_by[a]), f"[{'green' if net > 0 else 'red'}]{net / ONE_TOKEN:+,.3f}[/]",
+        )  # fmt: skip
+    console.print(pt)
+    total = {a: income[a] + claimed.get(a, 0) - slashed_by[a] for a in slashed_by}
+    h_net, c_net = total[providers[0].address], total[providers[1].address]
+    console.print(
+        f"with emissions: honest {h_net / ONE_TOKEN:+,.3f} GPU, cheater {c_net / ONE_TOKEN:+,.3f} GPU "
+        f"({'honest ahead' if h_net > c_net else '[red]cheater ahead[/]'}: a provider with a job found invalid in "
+        "the epoch gets no availability share, so the cheater's real hardware earns it nothing)"
+    )
+    ok &= h_net > c_net
+    # One print per line: rich wraps at the console width, and the test looks for these words.
+    console.print(
+        "job settlement is still paid from escrow: JobMarket pays the provider the user's escrowed tokens minus "
+        f"the 5% fee, which goes to the treasury ({g(fees)} GPU on {g(paid)} paid)."
+    )
+    console.print(
+        'the burn-and-mint Settlement contract (docs/ECONOMICS.md, "Settlement, next") is designed, not built yet.'
+    )
+    console.print(
+        f"at a steady price it would have burned the {g(paid)} GPU escrowed and minted the providers "
+        f"{g(paid - fees)} GPU (the fee burned, not re-minted): net {g(-fees)} GPU of supply."
+    )
+    console.print(
+        f"economy checks: rewards root posted {'yes' if posted else 'NO'}, claims minted exactly what the proofs "
+        f"and the on-chain pools imply {'yes' if claims_ok else 'NO'}, supply == minted - burned "
+        f"{'yes' if supply_ok else 'NO'}"
+    )
+    return ok
 
 
 @click.command()

@@ -1,6 +1,7 @@
 """`make demo` runs green: a real anvil, 3 oracle operators (quorum 2 of 3), three provider agents
 (one lying about its hardware, one returning wrong job results), two users submitting jobs of
-three kinds; drawn and disputed jobs get JobVerdicts from the oracle processes."""
+three kinds; drawn and disputed jobs get JobVerdicts from the oracle processes; then the economy:
+PriceFeed rounds, Emissions epoch 0 finalized, its rewards root posted and claimed, supply checked."""
 
 import subprocess
 import sys
@@ -27,4 +28,13 @@ def test_demo__runs_and_every_outcome_is_the_expected_one():
     assert "audit verdicts" in out.stdout and "invalid (mismatch)" in out.stdout
     assert "bob (wrongly)" in out.stdout and "+ bond 1.0" in out.stdout  # the false dispute lost its bond
     assert "honest ends richer than cheater" in out.stdout
+    # The economy (issue 5): price round, epoch 0's root posted and claimed, supply identity.
+    assert "PriceFeed GPU/USD" in out.stdout and "1.25 USD" in out.stdout
+    for table in ("economy: token", "economy: emissions epoch 0", "economy: provider earnings"):
+        assert table in out.stdout
+    assert "rewards root posted" in out.stdout and "Settlement, next" in out.stdout
+    assert (
+        "economy checks: rewards root posted yes, claims minted exactly what the proofs and the on-chain pools "
+        "imply yes, supply == minted - burned yes"
+    ) in out.stdout
     assert time.monotonic() - t0 < 300

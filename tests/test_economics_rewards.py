@@ -144,7 +144,7 @@ def test_wash__property__work_emission_below_fee_paid(budget, fees, avail):
 
 
 def test_epoch_rewards__from_records():
-    jobs = [E.JobRecord(A, 0, JobStatus.FINALIZED, 10, 40), E.JobRecord(B, 0, JobStatus.FAILED, 10, 40)]
+    jobs = [E.JobRecord(A, 0, JobStatus.FINALIZED, 10, 40), E.JobRecord(B, 0, JobStatus.EXPIRED, 10, 40)]
     machines = [_machine(B, 1), _machine(C, 2, attested=False)]
     r = E.epoch_rewards(0, jobs, machines, {B: 10**30, C: 10**30}, P)
     assert r.leaves == {E.to_checksum_address(A): (40, 0), E.to_checksum_address(B): (0, 100 * MAX_BPS)}
@@ -168,3 +168,22 @@ def test_epoch_of__matches_contract_rule():
     assert E.epoch_of(1_000 + 86_400, 1_000, 86_400) == 1
     with pytest.raises(ValueError):
         E.epoch_of(999, 1_000, 86_400)
+
+
+def test_epoch_rewards__invalid_job_in_epoch__no_availability_share():
+    """A provider with a job found invalid in the epoch keeps no availability share (its real,
+    attested hardware earns nothing that epoch); its finalized work still counts."""
+    machines = [
+        E.MachineRecord(provider=A, machine_id=1, attested=True, uptime_bps=MAX_BPS, hardware_weight=100,
+                        required_stake=0),
+        E.MachineRecord(provider=B, machine_id=2, attested=True, uptime_bps=MAX_BPS, hardware_weight=100,
+                        required_stake=0),
+    ]  # fmt: skip
+    jobs = [
+        E.JobRecord(provider=A, epoch=3, status=int(JobStatus.FAILED), compute_units=1, fee=0),
+        E.JobRecord(provider=A, epoch=3, status=int(JobStatus.FINALIZED), compute_units=1, fee=7),
+        E.JobRecord(provider=B, epoch=2, status=int(JobStatus.FAILED), compute_units=1, fee=0),  # other epoch
+    ]
+    r = E.epoch_rewards(3, jobs, machines, {A: 10**30, B: 10**30}, P)
+    assert r.leaves[E.to_checksum_address(A)] == (7, 0)
+    assert r.leaves[E.to_checksum_address(B)][1] > 0

@@ -18,6 +18,9 @@ class table sets in proportion to capacity) times its uptime, if it holds a vali
 reached `min_uptime_bps` and is covered by its provider's stake; per provider, the first
 `free_machines` machines count fully and each further one `extra_machine_decay_bps` of the
 previous (Render RNP-015-style), so a farm earns no more than the hardware it really runs.
+A provider with a job found invalid in the epoch (a Failed job record) gets no availability
+share for that epoch: standing by is rewarded only for providers whose work holds up, so a
+caught cheater with real, attested hardware does not live off the availability pool.
 """
 
 from __future__ import annotations
@@ -159,14 +162,19 @@ def machine_weight(m: MachineRecord, params: EmissionsParams) -> int:
 
 
 def availability_weights(
-    machines: Iterable[MachineRecord], stakes: Mapping[str, int], params: EmissionsParams
+    machines: Iterable[MachineRecord],
+    stakes: Mapping[str, int],
+    params: EmissionsParams,
+    excluded: Iterable[str] = (),
 ) -> dict[str, int]:
     """{provider: availability weight}. Per provider, eligible machines heaviest first (ties by
     id); a machine counts only while the provider's stake covers the required stake of the
-    machines counted so far; the k-th counted machine is scaled by `decay_factor_bps(k)`."""
+    machines counted so far; the k-th counted machine is scaled by `decay_factor_bps(k)`.
+    Providers in `excluded` (a job found invalid in the epoch) get nothing."""
+    skip = {to_checksum_address(p) for p in excluded}
     by_provider: dict[str, list[MachineRecord]] = {}
     for m in machines:
-        if machine_weight(m, params) > 0:
+        if machine_weight(m, params) > 0 and to_checksum_address(m.provider) not in skip:
             by_provider.setdefault(to_checksum_address(m.provider), []).append(m)
     stakes_cs = {to_checksum_address(p): int(s) for p, s in stakes.items()}
     out: dict[str, int] = {}
@@ -298,8 +306,10 @@ def epoch_rewards(
     stakes: Mapping[str, int],
     params: EmissionsParams,
 ) -> EpochRewards | None:
+    jobs = list(jobs)
     work = work_units(jobs, epoch)
-    availability = availability_weights(machines, stakes, params)
+    invalid = {j.provider for j in jobs if j.epoch == epoch and int(j.status) == int(JobStatus.FAILED)}
+    availability = availability_weights(machines, stakes, params, excluded=invalid)
     return build_rewards(epoch, work, availability)
 
 

@@ -57,28 +57,31 @@ def first_block_at(chain: Any, timestamp: int, lo: int, hi: int) -> int:
 
 
 def job_records(market: Any, chain: Any, window: EpochWindow, block: int, from_block: int = 0) -> list[R.JobRecord]:
-    """JobFinalized events of the epoch, up to the snapshot block."""
+    """JobFinalized (work) and JobFailed (invalid results) events of the epoch, up to the snapshot block."""
     lo = first_block_at(chain, window.start, from_block, block)
     if lo > block:
         return []
     out: list[R.JobRecord] = []
     ts: dict[int, int] = {}
-    for lg in market.JobFinalized.range(lo, block + 1):
-        b = int(lg.block_number)
-        if b not in ts:
-            ts[b] = int(chain.blocks[b].timestamp)
-        if not window.start <= ts[b] < window.end:
-            continue
-        args = lg.event_arguments
-        out.append(
-            R.JobRecord(
-                provider=str(args["provider"]),
-                epoch=window.epoch,
-                status=int(JobStatus.FINALIZED),
-                compute_units=0,  # not needed: work units are fees
-                fee=int(args["fee"]),
+    # Finalized jobs are work (their fees); failed jobs (invalid verdicts) cost the provider
+    # its availability share of the epoch.
+    for event, status in ((market.JobFinalized, JobStatus.FINALIZED), (market.JobFailed, JobStatus.FAILED)):
+        for lg in event.range(lo, block + 1):
+            b = int(lg.block_number)
+            if b not in ts:
+                ts[b] = int(chain.blocks[b].timestamp)
+            if not window.start <= ts[b] < window.end:
+                continue
+            args = lg.event_arguments
+            out.append(
+                R.JobRecord(
+                    provider=str(args["provider"]),
+                    epoch=window.epoch,
+                    status=int(status),
+                    compute_units=0,  # not needed: work units are fees
+                    fee=int(args["fee"]) if status == JobStatus.FINALIZED else 0,
+                )
             )
-        )
     return out
 
 
