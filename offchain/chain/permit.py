@@ -10,47 +10,28 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from eth_utils import to_checksum_address
+
+from offchain.chain.reports import DOMAIN_VERSION, typed_data
 
 TOKEN_EIP712_NAME = "gpunet"
-TOKEN_EIP712_VERSION = "1"
+TOKEN_EIP712_VERSION = DOMAIN_VERSION  # "1", as every gpunet domain
+
+
+PERMIT_FIELDS: tuple[tuple[str, str], ...] = (
+    ("owner", "address"),
+    ("spender", "address"),
+    ("value", "uint256"),
+    ("nonce", "uint256"),
+    ("deadline", "uint256"),
+)
 
 
 def permit_typed_data(
     token_address: str, chain_id: int, owner: str, spender: str, value: int, nonce: int, deadline: int
 ) -> dict[str, Any]:
     """EIP-712 typed data (eth_account `full_message` form) of an ERC-2612 Permit."""
-    return {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "Permit": [
-                {"name": "owner", "type": "address"},
-                {"name": "spender", "type": "address"},
-                {"name": "value", "type": "uint256"},
-                {"name": "nonce", "type": "uint256"},
-                {"name": "deadline", "type": "uint256"},
-            ],
-        },
-        "primaryType": "Permit",
-        "domain": {
-            "name": TOKEN_EIP712_NAME,
-            "version": TOKEN_EIP712_VERSION,
-            "chainId": int(chain_id),
-            "verifyingContract": to_checksum_address(token_address),
-        },
-        "message": {
-            "owner": to_checksum_address(owner),
-            "spender": to_checksum_address(spender),
-            "value": int(value),
-            "nonce": int(nonce),
-            "deadline": int(deadline),
-        },
-    }
+    message = {"owner": owner, "spender": spender, "value": value, "nonce": nonce, "deadline": deadline}
+    return typed_data("Permit", PERMIT_FIELDS, token_address, chain_id, message, TOKEN_EIP712_NAME)
 
 
 def sign_permit(

@@ -129,7 +129,7 @@ def domain(hub_address: str, chain_id: int, name: str = DOMAIN_NAME) -> dict[str
     }
 
 
-def _typed_data(
+def typed_data(
     primary: str,
     fields: tuple[tuple[str, str], ...],
     hub_address: str,
@@ -137,6 +137,9 @@ def _typed_data(
     report: Report,
     domain_name: str = DOMAIN_NAME,
 ) -> TypedData:
+    """EIP-712 typed data (eth_account `full_message` form) of `report` as `primary(fields)` under
+    the domain (domain_name, version "1", chain id, `hub_address` = the verifying contract).
+    Every gpunet signature (OracleHub reports, price observations, epoch rewards, permits) uses it."""
     return {
         "types": {
             "EIP712Domain": [{"name": n, "type": t} for n, t in _EIP712_DOMAIN_FIELDS],
@@ -150,22 +153,22 @@ def _typed_data(
 
 def attestation_typed_data(hub_address: str, chain_id: int, report: Report) -> TypedData:
     """EIP-712 typed data (eth_account `full_message` form) of a BenchmarkAttestation."""
-    return _typed_data("BenchmarkAttestation", ATTESTATION_FIELDS, hub_address, chain_id, report)
+    return typed_data("BenchmarkAttestation", ATTESTATION_FIELDS, hub_address, chain_id, report)
 
 
 def uptime_typed_data(hub_address: str, chain_id: int, report: Report) -> TypedData:
     """EIP-712 typed data (eth_account `full_message` form) of an UptimeReport."""
-    return _typed_data("UptimeReport", UPTIME_FIELDS, hub_address, chain_id, report)
+    return typed_data("UptimeReport", UPTIME_FIELDS, hub_address, chain_id, report)
 
 
 def verdict_typed_data(hub_address: str, chain_id: int, report: Report) -> TypedData:
     """EIP-712 typed data (eth_account `full_message` form) of a JobVerdict."""
-    return _typed_data("JobVerdict", VERDICT_FIELDS, hub_address, chain_id, report)
+    return typed_data("JobVerdict", VERDICT_FIELDS, hub_address, chain_id, report)
 
 
 def price_typed_data(feed_address: str, chain_id: int, observation: Report) -> TypedData:
     """EIP-712 typed data of a PriceObservation, under PriceFeed's domain (the feed's address)."""
-    return _typed_data("PriceObservation", PRICE_FIELDS, feed_address, chain_id, observation, PRICE_DOMAIN_NAME)
+    return typed_data("PriceObservation", PRICE_FIELDS, feed_address, chain_id, observation, PRICE_DOMAIN_NAME)
 
 
 def typed_data_digest(typed_data: TypedData) -> bytes:

@@ -32,12 +32,12 @@ from typing import Any
 from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
 
+from offchain.chain import reports as R
 from offchain.chain.reports import type_string
 from offchain.constants import MAX_BPS, JobStatus
 from offchain.params import EmissionsParams
 
 DOMAIN_NAME = "gpunet Emissions"
-DOMAIN_VERSION = "1"
 
 # Field order and types: must match `struct EpochRewards` and REWARDS_TYPEHASH in contracts/Emissions.vy.
 REWARDS_FIELDS: tuple[tuple[str, str], ...] = (
@@ -319,40 +319,11 @@ def epoch_rewards(
 
 
 def rewards_typed_data(emissions_address: str, chain_id: int, report: Mapping[str, Any]) -> dict[str, Any]:
-    """EIP-712 typed data (eth_account `full_message` form) of an EpochRewards report; sign with
-    offchain.chain.reports.sign_report."""
-    root = report["root"]
-    root = bytes.fromhex(root.removeprefix("0x")) if isinstance(root, str) else bytes(root)
-    if len(root) != 32:
-        raise ValueError("root must be 32 bytes")
-    return {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "EpochRewards": [{"name": n, "type": t} for n, t in REWARDS_FIELDS],
-        },
-        "primaryType": "EpochRewards",
-        "domain": {
-            "name": DOMAIN_NAME,
-            "version": DOMAIN_VERSION,
-            "chainId": int(chain_id),
-            "verifyingContract": to_checksum_address(emissions_address),
-        },
-        "message": {
-            "epoch": int(report["epoch"]),
-            "root": root,
-            "total_work": int(report["total_work"]),
-            "total_availability": int(report["total_availability"]),
-            "nonce": int(report["nonce"]),
-        },
-    }
+    """EIP-712 typed data (eth_account `full_message` form) of an EpochRewards report, under
+    Emissions' domain; sign with offchain.chain.reports.sign_report."""
+    return R.typed_data("EpochRewards", REWARDS_FIELDS, emissions_address, chain_id, report, DOMAIN_NAME)
 
 
 def report_tuple(report: Mapping[str, Any]) -> tuple:
     """The report as Emissions' struct argument."""
-    m = rewards_typed_data("0x" + "00" * 20, 1, report)["message"]
-    return tuple(m[n] for n, _ in REWARDS_FIELDS)
+    return R.report_tuple(REWARDS_FIELDS, report)
