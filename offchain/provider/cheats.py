@@ -34,7 +34,8 @@ from collections.abc import Mapping
 import torch
 
 from offchain import workloads
-from offchain.workloads.base import Output, deterministic, get_blob, spec_hash
+from offchain.workloads import toploc_generate
+from offchain.workloads.base import Output, get_blob, spec_hash
 
 JOB_CHEATS = ("wrong-output", "skip-work", "cheaper-model")
 _WRONG_ENTRIES = 4
@@ -127,33 +128,6 @@ def skip_work(spec: dict, device: torch.device, blobs: Mapping[str, bytes]) -> O
     return Output(kind, {k: _noise(tuple(v.shape), v.dtype, g) for k, v in honest.tensors.items()}, honest.meta)
 
 
-def _toploc_bf16(spec: dict, device: torch.device) -> Output:
-    from offchain.workloads.toploc_generate import _commit_steps, _Model, _params
-
-    q = _params(spec)
-    commits = set(_commit_steps(q))
-    with deterministic(), torch.no_grad():
-        m = _Model(q, spec["seed"], device)
-        m.emb, m.pos = m.emb.to(torch.bfloat16), m.pos.to(torch.bfloat16)
-        m.blocks = [tuple(w.to(torch.bfloat16) for w in blk) for blk in m.blocks]
-        seq, idx, val, pos = m.prompt, [], [], []
-        for i in range(1, q["new_tokens"] + 1):
-            hid = m.hidden(seq)[-1]
-            seq = torch.cat([seq, m.logits(hid).argmax().reshape(1)])
-            if i in commits:
-                v, ix = hid.topk(q["topk"])
-                idx.append(ix)
-                val.append(v)
-                pos.append(seq.shape[0] - 2)
-        tensors = {
-            "tokens": seq[q["prompt_len"] :].cpu(),
-            "commit_pos": torch.tensor(pos, dtype=torch.int64),
-            "topk_idx": torch.stack(idx).cpu(),
-            "topk_val": torch.stack(val).to(torch.float32).cpu(),
-        }
-    return Output("toploc_generate", tensors, {"spec": spec_hash(spec)})
-
-
 def cheaper_model(spec: dict, device: torch.device, blobs: Mapping[str, bytes]) -> Output:
     """The job done with less effort (per kind: see the module docstring)."""
     kind = spec["kind"]
@@ -178,7 +152,7 @@ def cheaper_model(spec: dict, device: torch.device, blobs: Mapping[str, bytes]) 
         meta = {"spec": h, "dims": mt._dims(q), "steps": q["steps"], "dtype": "float32"}
         return Output(kind, mt.run(spec, device, dtype=torch.bfloat16), meta)
     if kind == "toploc_generate":
-        return _toploc_bf16(spec, device)
+        return toploc_generate.generate(spec, device, torch.bfloat16)
     if kind == "torchscript_infer":
         from offchain.workloads import torchscript_infer as ti
 

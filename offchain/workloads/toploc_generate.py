@@ -131,11 +131,20 @@ def _commit_steps(q: dict) -> list[int]:
 
 
 def execute(spec: dict, device: torch.device, blobs: Mapping[str, bytes] | None = None) -> Output:
+    return generate(spec, device)
+
+
+def generate(spec: dict, device: torch.device | str, weights_dtype: torch.dtype | None = None) -> Output:
+    """Greedy generation with TOPLOC commits. `weights_dtype` casts the model's weights first
+    (None: the spec's own precision); the provider agent's `cheaper-model` cheat uses bf16."""
     q = _params(spec)
     device = torch.device(device)
     commits = set(_commit_steps(q))
     with deterministic(), torch.no_grad():
         m = _Model(q, spec["seed"], device)
+        if weights_dtype is not None:
+            m.emb, m.pos = m.emb.to(weights_dtype), m.pos.to(weights_dtype)
+            m.blocks = [tuple(w.to(weights_dtype) for w in blk) for blk in m.blocks]
         seq, idx, val, pos = m.prompt, [], [], []
         for i in range(1, q["new_tokens"] + 1):
             h = m.hidden(seq)[-1]
