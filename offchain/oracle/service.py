@@ -508,6 +508,24 @@ class OracleService:
         report, sigs = signatures
         self._submit("attestation", subject, report, sigs)
 
+    def _ask_peers(
+        self, path: str, body: dict, peers: dict[str, str] | None = None
+    ) -> list[tuple[str, dict | None]]:
+        """POSTs `body` to `<peer url>/<path>` of every peer (or of `peers`) at once; returns
+        (peer, JSON answer or None when unreachable or not JSON) in peer order."""
+
+        def ask(peer: str, url: str) -> tuple[str, dict | None]:
+            try:
+                r = requests.post(f"{url}/{path}", json=body, timeout=self.cfg.peer_timeout_s)
+                return peer, r.json() if r.headers.get("content-type", "").startswith("application/json") else None
+            except (requests.RequestException, ValueError) as e:
+                log.info(json.dumps({"event": "peer_unreachable", "peer": peer, "error": str(e)}))
+                return peer, None
+
+        asked = self.cfg.peers if peers is None else peers
+        with ThreadPoolExecutor(max_workers=max(1, len(asked))) as pool:
+            return list(pool.map(lambda kv: ask(*kv), asked.items()))
+
     def _gather(
         self, kind: str, report: dict, peers: dict[str, str] | None = None
     ) -> tuple[dict, list[tuple[str, str]]] | None:
@@ -528,17 +546,7 @@ class OracleService:
                 return
             versions.setdefault("0x" + digest.hex(), (rep, {}))[1][signer] = sig
 
-        def ask(peer: str, url: str) -> tuple[str, dict | None]:
-            try:
-                r = requests.post(f"{url}/sign/{kind}", json={"report": report}, timeout=self.cfg.peer_timeout_s)
-                return peer, r.json() if r.headers.get("content-type", "").startswith("application/json") else None
-            except (requests.RequestException, ValueError) as e:
-                log.info(json.dumps({"event": "peer_unreachable", "peer": peer, "error": str(e)}))
-                return peer, None
-
-        asked = self.cfg.peers if peers is None else peers
-        with ThreadPoolExecutor(max_workers=max(1, len(asked))) as pool:
-            answers = list(pool.map(lambda kv: ask(*kv), asked.items()))
+        answers = self._ask_peers(f"sign/{kind}", {"report": report}, peers)
         for peer, ans in answers:
             if ans and ans.get("signature") and not ans.get("conflict"):
                 add(report, peer, ans["signature"])
@@ -1129,16 +1137,7 @@ class OracleService:
         if mine is not None:
             accept(self.address, mine.report, mine.signature)
 
-        def ask(peer: str, url: str) -> tuple[str, dict | None]:
-            try:
-                r = requests.post(f"{url}/sign/price", json={"round_id": round_id}, timeout=self.cfg.peer_timeout_s)
-                return peer, r.json() if r.headers.get("content-type", "").startswith("application/json") else None
-            except (requests.RequestException, ValueError) as e:
-                log.info(json.dumps({"event": "peer_unreachable", "peer": peer, "error": str(e)}))
-                return peer, None
-
-        with ThreadPoolExecutor(max_workers=max(1, len(self.cfg.peers))) as pool:
-            answers = list(pool.map(lambda kv: ask(*kv), self.cfg.peers.items()))
+        answers = self._ask_peers("sign/price", {"round_id": round_id})
         for peer, ans in answers:
             if ans and isinstance(ans.get("observation"), dict) and ans.get("signature"):
                 accept(peer, ans["observation"], ans["signature"])
