@@ -13,7 +13,7 @@ from typing import Any
 
 from eth_utils import encode_hex, keccak
 
-from offchain.chain.jobs import DRAW_HORIZON_BLOCKS, apply_event, drawn_for_audit, job_from_created  # noqa: F401
+from offchain.chain.jobs import apply_event, job_from_created
 from offchain.constants import JobStatus
 
 MARKET_EVENTS = (

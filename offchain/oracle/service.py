@@ -19,7 +19,7 @@ Loop (every `poll_s`):
 
 4. Jobs (JobMarket events, followed in the same loop with a cursor of their own, one
    `eth_getLogs` per batch, job structs cached in SQLite, see `jobwatch`): a Submitted job
-   that the draw selected (`jobwatch.drawn_for_audit`, the contract's rule computed from the
+   that the draw selected (`offchain.chain.jobs.drawn_for_audit`, the contract's rule computed from the
    draw block's hash) is moved into Audit by its leader
    (`open_audit`; a revert because another operator was first is harmless). The job's
    **audit committee** -- `threshold` operators in rotation order from the job's first leader --
@@ -96,7 +96,7 @@ from eth_account import Account
 from eth_utils import to_checksum_address
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from offchain.chain.jobs import as_tuple
+from offchain.chain.jobs import DRAW_HORIZON_BLOCKS, as_tuple, drawn_for_audit
 from offchain.chain.reports import (
     ATTESTATION_FIELDS,
     PRICE_FIELDS,
@@ -823,15 +823,15 @@ class OracleService:
         job_id, job = row["job_id"], row["job"]
         draw_block = int(job["draw_block"])
         if row["drawn"] is None:
-            if head > draw_block + jobwatch.DRAW_HORIZON_BLOCKS or head < draw_block:
+            if head > draw_block + DRAW_HORIZON_BLOCKS or head < draw_block:
                 self.store.set_job_fields(job_id, drawn=0)  # the selection lapsed (or a reorg)
                 return
             with self._chain_lock:
                 block_hash = bytes(self.h.chain.blocks[draw_block].hash)
-            drawn = jobwatch.drawn_for_audit(job_id, int(job["audit_bps"]), block_hash)
+            drawn = drawn_for_audit(job_id, int(job["audit_bps"]), block_hash)
             self.store.set_job_fields(job_id, drawn=int(drawn))
             row = dict(row, drawn=int(drawn))
-        if not row["drawn"] or now > int(job["challenge_end"]) or head >= draw_block + jobwatch.DRAW_HORIZON_BLOCKS:
+        if not row["drawn"] or now > int(job["challenge_end"]) or head >= draw_block + DRAW_HORIZON_BLOCKS:
             return
         if self.leader_for(job_id, 0, clock - row["submitted_at"]) != self.address:
             return
