@@ -12,11 +12,12 @@ Factories:
 """
 
 import pytest
+from eth_utils import to_canonical_address
 
 from offchain.chain import jobs as jobs_mod
 from offchain.chain.deploy import deploy_all, role
 from offchain.constants import ONE_TOKEN, MachineStatus
-from offchain.params import MarketParams
+from offchain.params import MarketParams, OracleParams
 
 CPU = 1
 H100 = 10
@@ -185,3 +186,36 @@ def submitted_job(running_job, market, jobs, provider):
     job_id, machine_id = running_job
     jobs.track(market.submit_result(job_id, jobs.t(job_id), b"\x22" * 32, "http://p/result", sender=provider))
     return job_id, machine_id
+
+
+def storage_roots(chain, contracts):
+    """Storage roots of `contracts` (in-process chain): equal roots mean not one slot changed."""
+    state = chain.provider.evm_backend.chain.get_vm().state
+    return [state._account_db._get_storage_root(to_canonical_address(c.address)) for c in contracts]
+
+
+@pytest.fixture(scope="module")
+def pool(request, accounts, deployment, deployer):
+    """`N_POOL` (a constant of the test module, default 9) funded accounts sorted by address,
+    each with OracleHub's minimum operator stake bonded; `hub` makes the first three operators."""
+    hub, token = deployment.hub, deployment.token
+    stake = OracleParams().min_operator_stake
+    out = []
+    for _ in range(getattr(request.module, "N_POOL", 9)):
+        a = accounts.generate_test_account()
+        deployer.transfer(a, 10 * 10**18)
+        token.mint(a, 10 * stake, sender=deployer)
+        token.approve(hub, 2**256 - 1, sender=a)
+        hub.stake(stake, sender=a)
+        out.append(a)
+    return sorted(out, key=lambda a: int(a.address, 16))
+
+
+@pytest.fixture(scope="module")
+def hub(deployment, pool, deployer):
+    """The deployed hub with pool[0..2] as operators and threshold 2."""
+    h = deployment.hub
+    for a in pool[:3]:
+        h.add_operator(a, sender=deployer)
+    h.set_threshold(2, sender=deployer)
+    return h

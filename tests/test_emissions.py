@@ -12,8 +12,8 @@ from dataclasses import replace
 
 import ape
 import pytest
+from conftest import storage_roots
 from eth_account.messages import encode_typed_data
-from eth_utils import to_canonical_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -44,37 +44,9 @@ def _one(tx, event):
     return _args(logs[0])
 
 
-def _roots(chain, contracts):
-    state = chain.provider.evm_backend.chain.get_vm().state
-    return [state._account_db._get_storage_root(to_canonical_address(c.address)) for c in contracts]
-
-
 ################################################################
 #                            fixtures                          #
 ################################################################
-
-
-@pytest.fixture(scope="module")
-def pool(accounts, deployment, deployer):
-    hub, token = deployment.hub, deployment.token
-    out = []
-    for _ in range(N_POOL):
-        a = accounts.generate_test_account()
-        deployer.transfer(a, 10 * 10**18)
-        token.mint(a, 10 * MIN_STAKE, sender=deployer)
-        token.approve(hub, 2**256 - 1, sender=a)
-        hub.stake(MIN_STAKE, sender=a)
-        out.append(a)
-    return sorted(out, key=lambda a: int(a.address, 16))
-
-
-@pytest.fixture(scope="module")
-def hub(deployment, pool, deployer):
-    h = deployment.hub
-    for a in pool[:3]:
-        h.add_operator(a, sender=deployer)
-    h.set_threshold(2, sender=deployer)
-    return h
 
 
 @pytest.fixture(scope="module")
@@ -144,10 +116,10 @@ def reverts(chain, em, token):
     @contextmanager
     def _reverts(message, contracts=None):
         watched = contracts or (em, token)
-        before = _roots(chain, watched)
+        before = storage_roots(chain, watched)
         with ape.reverts(message):
             yield
-        assert _roots(chain, watched) == before
+        assert storage_roots(chain, watched) == before
 
     return _reverts
 

@@ -11,10 +11,11 @@ from contextlib import contextmanager
 
 import ape
 import pytest
+from conftest import storage_roots
 from eth_abi import encode
 from eth_account.messages import encode_typed_data
 from eth_keys import keys
-from eth_utils import keccak, to_canonical_address
+from eth_utils import keccak
 
 from offchain.chain import reports as R
 from offchain.chain.deploy import DEFAULT_ADMIN_ROLE, role
@@ -62,11 +63,6 @@ def U(report):
     return R.report_tuple(R.UPTIME_FIELDS, report)
 
 
-def _roots(chain, contracts):
-    state = chain.provider.evm_backend.chain.get_vm().state
-    return [state._account_db._get_storage_root(to_canonical_address(c.address)) for c in contracts]
-
-
 def attestation_subject(machine_id):
     return keccak(encode(["bytes32", "uint256"], [R.ATTESTATION_TYPEHASH, machine_id]))
 
@@ -82,31 +78,6 @@ def split(sig):
 ################################################################
 #                            fixtures                          #
 ################################################################
-
-
-@pytest.fixture(scope="module")
-def pool(accounts, deployment, deployer):
-    """N_POOL funded accounts sorted by address, each with MIN_STAKE bonded in the hub."""
-    hub, token = deployment.hub, deployment.token
-    out = []
-    for _ in range(N_POOL):
-        a = accounts.generate_test_account()
-        deployer.transfer(a, 10 * 10**18)
-        token.mint(a, 10 * MIN_STAKE, sender=deployer)
-        token.approve(hub, 2**256 - 1, sender=a)
-        hub.stake(MIN_STAKE, sender=a)
-        out.append(a)
-    return sorted(out, key=lambda a: int(a.address, 16))
-
-
-@pytest.fixture(scope="module")
-def hub(deployment, pool, deployer):
-    """The deployed hub with pool[0..2] as operators and threshold 2."""
-    h = deployment.hub
-    for a in pool[:3]:
-        h.add_operator(a, sender=deployer)
-    h.set_threshold(2, sender=deployer)
-    return h
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -132,10 +103,10 @@ def outsider(hub, pool):
 def reverts(chain, hub, registry, token):
     @contextmanager
     def _reverts(message):
-        before = _roots(chain, (hub, registry, token))
+        before = storage_roots(chain, (hub, registry, token))
         with ape.reverts(message):
             yield
-        assert _roots(chain, (hub, registry, token)) == before
+        assert storage_roots(chain, (hub, registry, token)) == before
 
     return _reverts
 

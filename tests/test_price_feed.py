@@ -12,8 +12,9 @@ from contextlib import contextmanager
 
 import ape
 import pytest
+from conftest import storage_roots
 from eth_account.messages import encode_typed_data
-from eth_utils import keccak, to_canonical_address
+from eth_utils import keccak
 
 from offchain.chain import reports as R
 from offchain.chain.deploy import DEFAULT_ADMIN_ROLE
@@ -30,39 +31,9 @@ SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 GAS_CEILING = {2: (116_000, 105_500), 3: (130_000, 112_000)}
 
 
-def _roots(chain, contracts):
-    state = chain.provider.evm_backend.chain.get_vm().state
-    return [state._account_db._get_storage_root(to_canonical_address(c.address)) for c in contracts]
-
-
 ################################################################
 #                            fixtures                          #
 ################################################################
-
-
-@pytest.fixture(scope="module")
-def pool(accounts, deployment, deployer):
-    """N_POOL funded accounts sorted by address, each with MIN_STAKE bonded in the hub."""
-    hub, token = deployment.hub, deployment.token
-    out = []
-    for _ in range(N_POOL):
-        a = accounts.generate_test_account()
-        deployer.transfer(a, 10 * 10**18)
-        token.mint(a, 10 * MIN_STAKE, sender=deployer)
-        token.approve(hub, 2**256 - 1, sender=a)
-        hub.stake(MIN_STAKE, sender=a)
-        out.append(a)
-    return sorted(out, key=lambda a: int(a.address, 16))
-
-
-@pytest.fixture(scope="module")
-def hub(deployment, pool, deployer):
-    """The deployed hub with pool[0..2] as operators and threshold 2."""
-    h = deployment.hub
-    for a in pool[:3]:
-        h.add_operator(a, sender=deployer)
-    h.set_threshold(2, sender=deployer)
-    return h
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +62,10 @@ def outsider(pool):
 def reverts(chain, feed, hub):
     @contextmanager
     def _reverts(message):
-        before = _roots(chain, (feed, hub))
+        before = storage_roots(chain, (feed, hub))
         with ape.reverts(message):
             yield
-        assert _roots(chain, (feed, hub)) == before
+        assert storage_roots(chain, (feed, hub)) == before
 
     return _reverts
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import ape
 import pytest
-from eth_utils import to_canonical_address
+from conftest import storage_roots
 
 from offchain.chain.deploy import DEFAULT_ADMIN_ROLE
 from offchain.constants import MAX_BATCH, MAX_BPS, ONE_TOKEN, JobStatus, MachineStatus
@@ -47,22 +47,16 @@ def _one(tx, event):
     return _args(logs[0])
 
 
-def _roots(chain, contracts):
-    """Storage roots of `contracts`: equal roots mean not one storage slot changed."""
-    state = chain.provider.evm_backend.chain.get_vm().state
-    return [state._account_db._get_storage_root(to_canonical_address(c.address)) for c in contracts]
-
-
 @pytest.fixture
 def reverts(chain, registry, token, market):
     """`ape.reverts(message)` that also proves the revert left every contract's storage untouched."""
 
     @contextmanager
     def _reverts(message):
-        before = _roots(chain, (registry, token, market))
+        before = storage_roots(chain, (registry, token, market))
         with ape.reverts(message):
             yield
-        assert _roots(chain, (registry, token, market)) == before
+        assert storage_roots(chain, (registry, token, market)) == before
 
     return _reverts
 
@@ -113,9 +107,9 @@ def active_machine(make_provider, provider):
 
 def test_reverts_helper__storage_change__detected(chain, registry, token, market, provider):
     """The no-state-change check is not vacuous: a successful call changes the roots."""
-    before = _roots(chain, (registry, token, market))
+    before = storage_roots(chain, (registry, token, market))
     registry.stake(1, sender=provider)
-    after = _roots(chain, (registry, token, market))
+    after = storage_roots(chain, (registry, token, market))
     assert after[0] != before[0] and after[1] != before[1] and after[2] == before[2]
 
 
@@ -1220,12 +1214,12 @@ def test_slash__more_than_slashable__capped_at_staked_plus_unbonding(registry, t
 def test_slash__nothing_to_slash__returns_zero_and_moves_nothing(
     chain, registry, token, market, attacker, slasher, treasury
 ):
-    before = _roots(chain, (registry, token, market))
+    before = storage_roots(chain, (registry, token, market))
     assert registry.slash.call(attacker, ONE_TOKEN, REASON, treasury, sender=slasher) == 0
     tx = registry.slash(attacker, ONE_TOKEN, REASON, treasury, sender=slasher)
     assert _one(tx, registry.Slashed)["amount"] == 0
     assert not tx.decode_logs(token.Transfer)
-    assert _roots(chain, (registry, token, market)) == before
+    assert storage_roots(chain, (registry, token, market)) == before
 
 
 def test_slash__other_providers__untouched(registry, token, provider, provider2, slasher, treasury):
