@@ -906,12 +906,14 @@ def _create(
 def _audit_rate(provider: address) -> uint256:
     # Base rate; at least the new-provider rate until `trusted_after_jobs` completions; plus
     # `bad_record_audit_bps` per failed or expired job on record; at most 100%.
+    # The packed parameters are read once (one SLOAD) for the four fields used here.
     w: uint256 = self._reputation[provider]
-    p: uint256 = self._hot(_BASE_AUDIT_SHIFT, _MASK_16)
-    if (w >> _REP_COMPLETED) & _MASK_40 < self._hot(_TRUSTED_AFTER_SHIFT, _MASK_16):
-        p = max(p, self._hot(_NEW_AUDIT_SHIFT, _MASK_16))
+    hot: uint256 = self._hot_params
+    p: uint256 = (hot >> _BASE_AUDIT_SHIFT) & _MASK_16
+    if (w >> _REP_COMPLETED) & _MASK_40 < (hot >> _TRUSTED_AFTER_SHIFT) & _MASK_16:
+        p = max(p, (hot >> _NEW_AUDIT_SHIFT) & _MASK_16)
     bad: uint256 = ((w >> _REP_FAILED) & _MASK_40) + ((w >> _REP_EXPIRED) & _MASK_40)
-    return min(MAX_BPS, p + bad * self._hot(_BAD_RECORD_AUDIT_SHIFT, _MASK_16))
+    return min(MAX_BPS, p + bad * ((hot >> _BAD_RECORD_AUDIT_SHIFT) & _MASK_16))
 
 
 @internal
