@@ -82,6 +82,17 @@ class Devnet:
             time.sleep(0.25)
         raise TimeoutError(f"{name} did not answer on {url}/health within {timeout}s:\n{self.tail(name)}")
 
+    def wait_for(self, cond, timeout: float, what: str, poll: float = 0.5) -> None:
+        """Polls `cond()` until it is true; on timeout raises AssertionError with every process's
+        last log lines (what a failing integration test needs to say why)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if cond():
+                return
+            time.sleep(poll)
+        logs = "\n".join(f"--- {n}\n{self.tail(n, 40)}" for n in list(self.procs))
+        raise AssertionError(f"timed out waiting for {what}\n{logs}")
+
     def tail(self, name: str, lines: int = 30) -> str:
         path = self.log_dir / f"{name}.log"
         return "\n".join(path.read_text().splitlines()[-lines:]) if path.exists() else ""

@@ -59,16 +59,6 @@ class UsdServer:
         self.httpd.server_close()
 
 
-def _wait(cond, timeout, devnet, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.5)
-    logs = "\n".join(f"--- {n}\n{devnet.tail(n, 40)}" for n in list(devnet.procs))
-    raise AssertionError(f"timed out waiting for {what}\n{logs}")
-
-
 def test_price_rounds__quorum_of_real_processes(tmp_path, monkeypatch):
     from ape import accounts, chain, networks, project
 
@@ -117,7 +107,7 @@ def _run(tmp_path, devnet, usd_server, price_file, accounts, chain, project):
         devnet.wait_http(f"oracle-{i}", urls[o.address])
 
     # Rounds with all three observations answer the median, 1.25 (with two: the lower one).
-    _wait(lambda: feed.latest_round() >= 2, 40, devnet, "two price rounds")
+    devnet.wait_for(lambda: feed.latest_round() >= 2, 40, "two price rounds")
     assert feed.latest_price() in (120 * USD // 100, 125 * USD // 100)
     rounds = list(feed.RoundAccepted.range(0, chain.blocks.height + 1))
     assert all(lg.signers >= 2 for lg in rounds)
@@ -126,7 +116,7 @@ def _run(tmp_path, devnet, usd_server, price_file, accounts, chain, project):
     # The sources move (+10% and +12.5%, within the 20% guard): the median follows.
     price_file.write_text("1.40\n")
     usd_server.value = 1.35
-    _wait(lambda: feed.latest_price() == 135 * USD // 100, 30, devnet, "the median to follow the sources")
+    devnet.wait_for(lambda: feed.latest_price() == 135 * USD // 100, 30, "the median to follow the sources")
     rid, answer, started, updated, answered = feed.latestRoundData()
     assert answer == 135 * USD // 100 and rid == answered == feed.latest_round()
     assert started <= updated <= chain.blocks.head.timestamp

@@ -67,16 +67,6 @@ class HealthServer:
         self.httpd.server_close()
 
 
-def _wait(cond, timeout, devnet, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.5)
-    logs = "\n".join(f"--- {n}\n{devnet.tail(n, 40)}" for n in list(devnet.procs))
-    raise AssertionError(f"timed out waiting for {what}\n{logs}")
-
-
 def _gpunet(*args: str) -> dict:
     out = subprocess.run([GPUNET, *args, "--json"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=90)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -178,7 +168,7 @@ def _run(tmp_path, devnet, health, accounts, chain, project):
         chain.provider.make_request("evm_mine", [])
         return bytes(em.epochs(0).root) != b"\x00" * 32
 
-    _wait(root_posted, 60, devnet, "the epoch 0 rewards root")
+    devnet.wait_for(root_posted, 60, "the epoch 0 rewards root")
     rewards_s = time.monotonic() - t_end
     height = chain.blocks.height + 1
     (fin_log,) = list(em.EpochFinalized.range(0, height))

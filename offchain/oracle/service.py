@@ -508,9 +508,7 @@ class OracleService:
         report, sigs = signatures
         self._submit("attestation", subject, report, sigs)
 
-    def _ask_peers(
-        self, path: str, body: dict, peers: dict[str, str] | None = None
-    ) -> list[tuple[str, dict | None]]:
+    def _ask_peers(self, path: str, body: dict, peers: dict[str, str] | None = None) -> list[tuple[str, dict | None]]:
         """POSTs `body` to `<peer url>/<path>` of every peer (or of `peers`) at once; returns
         (peer, JSON answer or None when unreachable or not JSON) in peer order."""
 
