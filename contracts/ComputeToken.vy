@@ -56,8 +56,12 @@ exports: (
 )
 
 # Every token ever minted and burned (checked additions): totalSupply == total_minted - total_burned.
-total_minted: public(uint256)
-total_burned: public(uint256)
+# Every mint (high 128 bits) and burn (low 128 bits) since deployment, in one slot: a job's
+# settlement burns and mints in one transaction, and one packed word costs one cold read and
+# one write instead of two of each (~5k gas per job). 2**128 wei is 3.4e20 tokens: neither
+# total can come near it (the supply cap is ~1e9 tokens), and checked math reverts if one did.
+_totals: uint256
+_HALF: constant(uint256) = 2**128
 
 
 @deploy
@@ -72,7 +76,7 @@ def mint(owner: address, amount: uint256):
     @notice Creates `amount` tokens for `owner`; minters only (snekmate's rule and reasons).
     """
     assert erc20.is_minter[msg.sender], "erc20: access is denied"
-    self.total_minted += amount
+    self._count(amount, 0)
     erc20._mint(owner, amount)
 
 
@@ -82,7 +86,7 @@ def burn(amount: uint256):
     @notice Destroys `amount` of the caller's tokens.
     """
     erc20._burn(msg.sender, amount)
-    self.total_burned += amount
+    self._count(0, amount)
 
 
 @external
@@ -92,4 +96,31 @@ def burn_from(owner: address, amount: uint256):
     """
     erc20._spend_allowance(owner, msg.sender, amount)
     erc20._burn(owner, amount)
-    self.total_burned += amount
+    self._count(0, amount)
+
+
+@external
+@view
+def total_minted() -> uint256:
+    """
+    @notice Tokens minted since deployment (`totalSupply == total_minted - total_burned`).
+    """
+    return self._totals // _HALF
+
+
+@external
+@view
+def total_burned() -> uint256:
+    """
+    @notice Tokens burned since deployment.
+    """
+    return self._totals % _HALF
+
+
+@internal
+def _count(minted: uint256, burned: uint256):
+    totals: uint256 = self._totals
+    new_minted: uint256 = totals // _HALF + minted
+    new_burned: uint256 = totals % _HALF + burned
+    assert new_minted < _HALF and new_burned < _HALF, "compute_token: counter overflow"
+    self._totals = new_minted * _HALF + new_burned

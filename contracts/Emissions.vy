@@ -8,7 +8,8 @@
         finalizes it (epochs in order) and its budget is fixed:
             scheduled(e) = scheduled(e-1) * (MAX_BPS - DECAY_BPS) // MAX_BPS,  scheduled(0) = INITIAL
             budget(e)    = min(scheduled(e) * TAPER_REF // (TAPER_REF + burned(e)), CAP - allocated)
-        where burned(e) is what ComputeToken.total_burned grew by since the previous finalization
+        where burned(e) is what Settlement.total_burned (escrow burned by job settlement: customer
+        revenue, not slashing) grew by since the previous finalization
         (spread evenly over the epochs being caught up when finalization is late) and
         `allocated` is every budget so far less what no one could ever claim. The oracle quorum
         (OracleHub's operators, M-of-N EIP-712) then posts the epoch's rewards: a Merkle root over
@@ -51,6 +52,8 @@ exports: eip712_domain_separator.eip712Domain
 
 interface IMintableToken:
     def mint(owner: address, amount: uint256): nonpayable
+
+interface IBurnCounter:
     def total_burned() -> uint256: view
 
 
@@ -102,6 +105,8 @@ struct Epoch:
 
 TOKEN: public(immutable(address))
 HUB: public(immutable(address))
+# Counts customer burns (Settlement): the taper's input.
+BURNS: public(immutable(address))
 GENESIS: public(immutable(uint256))
 EPOCH_SECONDS: public(immutable(uint256))
 INITIAL_EPOCH_EMISSION: public(immutable(uint256))
@@ -118,7 +123,7 @@ next_epoch: public(uint256)
 # Untapered schedule of `next_epoch`.
 scheduled_emission: public(uint256)
 
-# ComputeToken.total_burned already attributed to finalized epochs.
+# BURNS.total_burned already attributed to finalized epochs.
 burn_checkpoint: public(uint256)
 
 # Sum of the budgets of finalized epochs, less the pools no leaf can claim. <= EMISSION_CAP.
@@ -168,6 +173,7 @@ event Claimed:
 def __init__(
     token: address,
     hub: address,
+    burns: address,
     genesis: uint256,
     epoch_seconds: uint256,
     initial_epoch_emission: uint256,
@@ -182,6 +188,7 @@ def __init__(
     """
     assert token != empty(address), "emissions: token is the zero address"
     assert hub != empty(address), "emissions: hub is the zero address"
+    assert burns != empty(address), "emissions: burn counter is the zero address"
     assert epoch_seconds > 0, "emissions: epoch length is zero"
     assert decay_bps < MAX_BPS, "emissions: decay too high"
     assert initial_epoch_emission <= emission_cap, "emissions: initial emission above the cap"
@@ -192,6 +199,7 @@ def __init__(
     eip712_domain_separator.__init__("gpunet Emissions", "1")
     TOKEN = token
     HUB = hub
+    BURNS = burns
     GENESIS = genesis if genesis != 0 else block.timestamp
     EPOCH_SECONDS = epoch_seconds
     INITIAL_EPOCH_EMISSION = initial_epoch_emission
@@ -201,7 +209,7 @@ def __init__(
     WORK_SHARE_BPS = work_share_bps
     WASH_GUARD_BPS = wash_guard_bps
     self.scheduled_emission = initial_epoch_emission
-    self.burn_checkpoint = staticcall IMintableToken(token).total_burned()
+    self.burn_checkpoint = staticcall IBurnCounter(burns).total_burned()
 
 
 ################################################################
@@ -222,7 +230,7 @@ def finalize_epoch(epoch: uint256) -> uint256:
 
     # Burns since the last finalization, spread evenly over the epochs that are over and not
     # yet finalized (a late catch-up cannot pile every burn onto one epoch).
-    burned_now: uint256 = staticcall IMintableToken(TOKEN).total_burned()
+    burned_now: uint256 = staticcall IBurnCounter(BURNS).total_burned()
     burned: uint256 = (burned_now - self.burn_checkpoint) // (now_epoch - epoch)
     self.burn_checkpoint += burned
 

@@ -29,7 +29,7 @@
         cannot know whether it will be audited when it commits its result.
 @custom:security Roles (snekmate access_control, admin = governance timelock
         outside local networks):
-        - DEFAULT_ADMIN_ROLE: protocol parameters, treasury, role grants.
+        - DEFAULT_ADMIN_ROLE: protocol parameters, role grants.
         - VERIFIER_ROLE: audit verdicts (the oracle quorum, OracleHub).
         - PAUSER_ROLE (guardian): pauses create_job(s) and accept(s) only.
         Refunds, submit, dispute, verdicts, finalize, expire, cancel and fee sweeps
@@ -40,7 +40,9 @@
 """
 
 from ethereum.ercs import IERC20
+from interfaces import IComputeToken
 from interfaces import IProviderRegistry
+from interfaces import ISettlement
 
 from snekmate.auth import access_control
 # Role-based access for governance, verifiers and the guardian.
@@ -142,11 +144,13 @@ struct Job:
     # Content hash of the job spec (kind, parameters, seeds, input hashes).
     spec_hash: bytes32
     compute_units: uint256
-    # Tokens escrowed by the user (price per unit * compute units).
+    # Tokens escrowed by the user: `usd_value` at the price when the job was funded.
     payment: uint256
+    # The job's price in USD (18 decimals): the offer (USD per unit) * compute units.
+    usd_value: uint256
     # Provider stake locked at acceptance, fixed at creation.
     collateral: uint256
-    # Protocol fee on settlement, fixed at creation.
+    # Protocol fee on settlement (burned), fixed at creation.
     fee_bps: uint256
     # Last second at which the job may be accepted.
     accept_by: uint256
@@ -216,6 +220,8 @@ struct Dispute:
 
 # The payment token (ComputeToken).
 TOKEN: public(immutable(address))
+# Prices jobs in tokens and mints providers' pay (burn-and-mint, docs/ECONOMICS.md).
+SETTLEMENT: public(immutable(address))
 # Where stake and collateral live.
 REGISTRY: public(immutable(address))
 
@@ -243,11 +249,6 @@ _noshow_penalty_bps: uint256
 _user_compensation_bps: uint256
 _challenger_reward_bps: uint256
 
-# Receives swept protocol fees.
-treasury: public(address)
-
-# Fees earned by settled jobs, not yet swept to the treasury.
-fees_accrued: public(uint256)
 
 ################################################################
 #                            EVENTS                            #
@@ -261,6 +262,7 @@ event JobCreated:
     spec_hash: bytes32
     compute_units: uint256
     payment: uint256
+    usd_value: uint256
     collateral: uint256
     fee_bps: uint256
     accept_by: uint256
@@ -302,7 +304,10 @@ event VerdictPosted:
 event JobFinalized:
     job_id: indexed(uint256)
     provider: indexed(address)
-    provider_amount: uint256
+    # The job's USD value and its escrow, all of it burned (Settlement mints the provider's pay).
+    usd_value: uint256
+    burned: uint256
+    # The fee's share of the escrow (tokens): the provider is minted at most `burned - fee`.
     fee: uint256
     # True when an audit ran out of time without a verdict.
     audit_timed_out: bool
@@ -346,23 +351,17 @@ event ParamsSet:
     bad_record_audit_bps: uint256
     detection_bps: uint256
 
-event TreasurySet:
-    treasury: indexed(address)
-
-event FeesSwept:
-    treasury: indexed(address)
-    amount: uint256
-
 
 @deploy
-def __init__(token: address, registry: address, treasury: address, initial_params: Params):
+def __init__(token: address, registry: address, settlement: address, initial_params: Params):
     assert token != empty(address), "token is the zero address"
     assert registry != empty(address), "registry is the zero address"
+    assert settlement != empty(address), "settlement is the zero address"
     access_control.__init__()
     pausable.__init__()
     TOKEN = token
     REGISTRY = registry
-    self._set_treasury(treasury)
+    SETTLEMENT = settlement
     self._set_params(initial_params)
 
 
@@ -379,16 +378,23 @@ def create_job(
     max_price_per_unit: uint256,
     accept_window: uint256,
     complete_within: uint256,
+    max_tokens: uint256,
 ) -> uint256:
     """
-    @notice Escrows the payment for a job (needs an allowance or a prior permit).
+    @notice Escrows the payment for a job (needs an allowance or a prior permit): the job's
+            USD value at the current token price, `Settlement.quote(price per unit) * units`
+            (tokens per unit rounded up: at most one wei per unit above the exact amount).
     @param provider The provider whose offer to take, or empty for an open job that any
            provider with an Active machine of the class may accept at `max_price_per_unit`.
-    @param max_price_per_unit For a targeted job, the highest offer price accepted (the job
-           is priced at the provider's current offer); for an open job, the price paid.
+    @param max_price_per_unit USD per compute unit (18 decimals). For a targeted job, the
+           highest offer accepted (the job is priced at the provider's current offer); for an
+           open job, the price paid.
+    @param max_tokens The most tokens the caller will escrow (slippage bound on the price).
     @return The new job id.
     """
-    return self._create(provider, class_id, spec_hash, compute_units, max_price_per_unit, accept_window, complete_within)
+    return self._create(
+        provider, class_id, spec_hash, compute_units, max_price_per_unit, accept_window, complete_within, max_tokens
+    )
 
 
 @external
@@ -400,6 +406,7 @@ def create_job_with_permit(
     max_price_per_unit: uint256,
     accept_window: uint256,
     complete_within: uint256,
+    max_tokens: uint256,
     permit_amount: uint256,
     permit_deadline: uint256,
     v: uint8,
@@ -421,7 +428,9 @@ def create_job_with_permit(
         ),
         revert_on_failure=False,
     )
-    return self._create(provider, class_id, spec_hash, compute_units, max_price_per_unit, accept_window, complete_within)
+    return self._create(
+        provider, class_id, spec_hash, compute_units, max_price_per_unit, accept_window, complete_within, max_tokens
+    )
 
 
 @external
@@ -433,23 +442,29 @@ def create_jobs(
     max_price_per_unit: uint256,
     accept_window: uint256,
     complete_within: uint256,
+    max_tokens: uint256,
 ) -> DynArray[uint256, MAX_BATCH]:
     """
     @notice Batch form of `create_job`: the same provider, class, price and windows for
-            every job; one token transfer for the total.
+            every job; one token transfer for the total, bounded by `max_tokens`.
     @return The new job ids, in order.
     """
     pausable._require_not_paused()
     assert len(spec_hashes) > 0, "empty batch"
     assert len(spec_hashes) == len(compute_units), "length mismatch"
     price: uint256 = self._price(provider, class_id, max_price_per_unit, accept_window, complete_within)
+    unit_tokens: uint256 = staticcall ISettlement(SETTLEMENT).quote(price)
     ids: DynArray[uint256, MAX_BATCH] = []
     total: uint256 = 0
     for i: uint256 in range(len(spec_hashes), bound=MAX_BATCH):
-        ids.append(
-            self._new_job(provider, class_id, spec_hashes[i], compute_units[i], price, accept_window, complete_within)
+        job_id: uint256 = 0
+        payment: uint256 = 0
+        job_id, payment = self._new_job(
+            provider, class_id, spec_hashes[i], compute_units[i], price, unit_tokens, accept_window, complete_within
         )
-        total += price * compute_units[i]
+        ids.append(job_id)
+        total += payment
+    assert total <= max_tokens, "payment above max tokens"
     self._pull(msg.sender, total)
     return ids
 
@@ -583,30 +598,36 @@ def finalize(job_id: uint256, job: Job):
 def finalize_many(job_ids: DynArray[uint256, MAX_BATCH], jobs: DynArray[Job, MAX_BATCH]):
     """
     @notice Batch form of `finalize`; reverts if any job is not ready. Each run of
-            consecutive jobs of one provider is paid with one transfer and one
-            collateral unlock (JobFinalized is still logged per job).
+            consecutive jobs of one provider is settled with one burn, one mint (the cap
+            applies to the run's sums) and one collateral unlock (JobFinalized is still
+            logged per job).
     """
     assert len(job_ids) > 0, "empty batch"
     assert len(job_ids) == len(jobs), "length mismatch"
     payee: address = empty(address)
-    pay: uint256 = 0
+    burned: uint256 = 0
+    usd_net: uint256 = 0
+    cap: uint256 = 0
     unlock: uint256 = 0
     count: uint256 = 0
-    fees: uint256 = 0
     for i: uint256 in range(len(job_ids), bound=MAX_BATCH):
         if jobs[i].provider != payee:
-            self._pay_out(payee, pay, unlock, count)
+            self._pay_out(payee, burned, usd_net, cap, unlock, count)
             payee = jobs[i].provider
-            pay = 0
+            burned = 0
+            usd_net = 0
+            cap = 0
             unlock = 0
             count = 0
-        fee: uint256 = self._close_finalized(job_ids[i], jobs[i])
-        pay += jobs[i].payment - fee
+        job_usd: uint256 = 0
+        job_cap: uint256 = 0
+        job_usd, job_cap = self._close_finalized(job_ids[i], jobs[i])
+        burned += jobs[i].payment
+        usd_net += job_usd
+        cap += job_cap
         unlock += jobs[i].collateral
         count += 1
-        fees += fee
-    self.fees_accrued += fees
-    self._pay_out(payee, pay, unlock, count)
+    self._pay_out(payee, burned, usd_net, cap, unlock, count)
 
 
 @external
@@ -634,19 +655,6 @@ def expire(job_id: uint256, job: Job):
         log JobExpired(job_id=job_id, provider=job.provider, refund=job.payment, penalty=penalty)
     else:
         raise "job cannot expire"
-
-
-@external
-def sweep_fees() -> uint256:
-    """
-    @notice Sends accrued protocol fees to the treasury. Anyone may call.
-    """
-    amount: uint256 = self.fees_accrued
-    assert amount > 0, "no fees"
-    self.fees_accrued = 0
-    self._push(self.treasury, amount)
-    log FeesSwept(treasury=self.treasury, amount=amount)
-    return amount
 
 
 ################################################################
@@ -766,7 +774,8 @@ def audit_drawn(job_id: uint256, job: Job) -> bool:
 @view
 def quote(provider: address, class_id: uint16, compute_units: uint256) -> uint256:
     """
-    @notice Payment for a job at `provider`'s current offer (0 if it has none).
+    @notice USD value (18 decimals) of a job at `provider`'s current offer (0 if it has
+            none); the tokens escrowed now are `Settlement.quote(offer) * compute_units`.
     """
     return staticcall IProviderRegistry(REGISTRY).offers(provider, class_id) * compute_units
 
@@ -792,13 +801,15 @@ def post_verdict(job_id: uint256, job: Job, valid: bool):
     log VerdictPosted(job_id=job_id, valid=valid, verifier=msg.sender)
     if valid:
         self._store(job_id, job, STATUS_FINALIZED)
-        fee: uint256 = self._settle(job_id, job, False)
-        self.fees_accrued += fee
+        usd_net: uint256 = 0
+        cap: uint256 = 0
+        usd_net, cap = self._settle(job_id, job, False)
         self._bump(job.provider, _REP_AUDITS_PASSED, 1)
         if d.challenger != empty(address):
             self._bump(job.provider, _REP_DISPUTES_WON, 1)
-        # The challenger's bond goes to the provider it wrongly accused.
-        self._pay_out(job.provider, job.payment - fee + d.bond, job.collateral, 1)
+            # The challenger's bond goes to the provider it wrongly accused.
+            self._push(job.provider, d.bond)
+        self._pay_out(job.provider, job.payment, usd_net, cap, job.collateral, 1)
         return
 
     self._store(job_id, job, STATUS_FAILED)
@@ -839,12 +850,6 @@ def post_verdict(job_id: uint256, job: Job, valid: bool):
 def set_params(new_params: Params):
     access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
     self._set_params(new_params)
-
-
-@external
-def set_treasury(new_treasury: address):
-    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
-    self._set_treasury(new_treasury)
 
 
 @external
@@ -893,11 +898,18 @@ def _create(
     max_price_per_unit: uint256,
     accept_window: uint256,
     complete_within: uint256,
+    max_tokens: uint256,
 ) -> uint256:
     pausable._require_not_paused()
     price: uint256 = self._price(provider, class_id, max_price_per_unit, accept_window, complete_within)
-    job_id: uint256 = self._new_job(provider, class_id, spec_hash, compute_units, price, accept_window, complete_within)
-    self._pull(msg.sender, price * compute_units)
+    job_id: uint256 = 0
+    payment: uint256 = 0
+    unit_tokens: uint256 = staticcall ISettlement(SETTLEMENT).quote(price)
+    job_id, payment = self._new_job(
+        provider, class_id, spec_hash, compute_units, price, unit_tokens, accept_window, complete_within
+    )
+    assert payment <= max_tokens, "payment above max tokens"
+    self._pull(msg.sender, payment)
     return job_id
 
 
@@ -979,12 +991,16 @@ def _new_job(
     spec_hash: bytes32,
     compute_units: uint256,
     price: uint256,
+    unit_tokens: uint256,
     accept_window: uint256,
     complete_within: uint256,
-) -> uint256:
+) -> (uint256, uint256):
+    # Returns (job id, tokens escrowed). `unit_tokens` = Settlement.quote(price): the tokens per
+    # compute unit at the current price, rounded up (so a batch reads the price once).
     assert spec_hash != empty(bytes32), "spec hash is empty"
     assert compute_units > 0, "compute units is zero"
-    payment: uint256 = price * compute_units
+    usd_value: uint256 = price * compute_units
+    payment: uint256 = unit_tokens * compute_units
     # Rounded up: the collateral errs on the side of the user.
     collateral: uint256 = (payment * self._hot(_COLLATERAL_BPS_SHIFT, _MASK_24) + MAX_BPS - 1) // MAX_BPS
     job: Job = Job(
@@ -995,6 +1011,7 @@ def _new_job(
         spec_hash=spec_hash,
         compute_units=compute_units,
         payment=payment,
+        usd_value=usd_value,
         collateral=collateral,
         fee_bps=self._hot(_FEE_BPS_SHIFT, _MASK_16),
         accept_by=block.timestamp + accept_window,
@@ -1016,12 +1033,13 @@ def _new_job(
         spec_hash=spec_hash,
         compute_units=compute_units,
         payment=payment,
+        usd_value=usd_value,
         collateral=collateral,
         fee_bps=job.fee_bps,
         accept_by=job.accept_by,
         complete_within=complete_within,
     )
-    return job_id
+    return job_id, payment
 
 
 @internal
@@ -1074,16 +1092,17 @@ def _submit(job_id: uint256, job: Job, result_hash: bytes32, result_uri: String[
 
 @internal
 def _finalize(job_id: uint256, job: Job):
-    fee: uint256 = self._close_finalized(job_id, job)
-    self.fees_accrued += fee
-    self._pay_out(job.provider, job.payment - fee, job.collateral, 1)
+    usd_net: uint256 = 0
+    cap: uint256 = 0
+    usd_net, cap = self._close_finalized(job_id, job)
+    self._pay_out(job.provider, job.payment, usd_net, cap, job.collateral, 1)
 
 
 @internal
-def _close_finalized(job_id: uint256, job: Job) -> uint256:
+def _close_finalized(job_id: uint256, job: Job) -> (uint256, uint256):
     # Checks that a job may be finalized, marks it Finalized, returns a timed-out audit's bond
-    # and settles it; the caller adds the fee to `fees_accrued` and calls `_pay_out` (once per
-    # run of one provider's jobs in `finalize_many`). Returns the fee.
+    # and settles it; the caller calls `_pay_out` (once per run of one provider's jobs in
+    # `finalize_many`). Returns `_settle`'s (usd_net, cap).
     status: uint8 = self._load(job_id, job)
     d: Dispute = empty(Dispute)
     if status == STATUS_SUBMITTED:
@@ -1104,26 +1123,35 @@ def _close_finalized(job_id: uint256, job: Job) -> uint256:
 
 
 @internal
-def _settle(job_id: uint256, job: Job, audit_timed_out: bool) -> uint256:
-    # THE settlement rule, in one place: what a finalized job pays whom. Today the provider
-    # gets the escrowed payment minus the protocol fee (paid out by `_pay_out`, possibly summed
-    # over a batch); the burn-and-mint issue replaces this function and `_pay_out`.
-    fee: uint256 = job.payment * job.fee_bps // MAX_BPS  # rounds down, in the provider's favour
+def _settle(job_id: uint256, job: Job, audit_timed_out: bool) -> (uint256, uint256):
+    # THE settlement rule, in one place (docs/ECONOMICS.md, "Settlement"): the whole escrow is
+    # burned and the provider is minted the job's USD value minus the fee at the settlement
+    # price, at most the escrow minus the fee (`Settlement.settle`). Returns (usd_net, cap) for
+    # `_pay_out`, which may sum them over a run of one provider's jobs. Rounds down: the fee
+    # errs in the provider's favour.
+    fee: uint256 = job.payment * job.fee_bps // MAX_BPS
     log JobFinalized(
-        job_id=job_id, provider=job.provider, provider_amount=job.payment - fee, fee=fee, audit_timed_out=audit_timed_out
+        job_id=job_id,
+        provider=job.provider,
+        usd_value=job.usd_value,
+        burned=job.payment,
+        fee=fee,
+        audit_timed_out=audit_timed_out,
     )
-    return fee
+    return job.usd_value - job.usd_value * job.fee_bps // MAX_BPS, job.payment - fee
 
 
 @internal
-def _pay_out(provider: address, amount: uint256, collateral: uint256, completed: uint256):
-    # Pays a provider what `_settle` gave it (summed over a run of `completed` jobs in
-    # `finalize_many`), records them in its reputation and releases the collateral; nothing
-    # for the empty provider before the first run of a batch.
+def _pay_out(provider: address, burned: uint256, usd_net: uint256, cap: uint256, collateral: uint256, completed: uint256):
+    # Settles what `_settle` gave a provider (summed over a run of `completed` jobs in
+    # `finalize_many`): burns the escrow, has Settlement mint the provider's pay, records the
+    # jobs in its reputation and releases the collateral; nothing for the empty provider
+    # before the first run of a batch.
     if provider == empty(address):
         return
     self._bump(provider, _REP_COMPLETED, completed)
-    self._push(provider, amount)
+    extcall IComputeToken(TOKEN).burn(burned)
+    extcall ISettlement(SETTLEMENT).settle(provider, burned, usd_net, cap)
     extcall IProviderRegistry(REGISTRY).unlock_collateral(provider, collateral)
 
 
@@ -1151,11 +1179,6 @@ def _push(to: address, amount: uint256):
         assert extcall IERC20(TOKEN).transfer(to, amount, default_return_value=True), "transfer failed"
 
 
-@internal
-def _set_treasury(new_treasury: address):
-    assert new_treasury != empty(address), "treasury is the zero address"
-    self.treasury = new_treasury
-    log TreasurySet(treasury=new_treasury)
 
 
 @internal

@@ -68,8 +68,9 @@ def info(network: str, as_json: bool) -> None:
                 "params": params,
                 "job_count": h.market.job_count(),
                 "machine_count": h.registry.machine_count(),
-                "fees_accrued": h.market.fees_accrued(),
                 "token_supply": h.token.totalSupply(),
+                # Escrow burned by job settlement (fees included); providers are minted their pay.
+                "settlement_burned": h.settlement.total_burned() if h.settlement is not None else None,
                 "paused": {"JobMarket": h.market.paused(), "ProviderRegistry": h.registry.paused()},
             }
     except DeploymentNotFound as e:
@@ -85,6 +86,8 @@ def info(network: str, as_json: bool) -> None:
     t.add_row("jobs", str(out["job_count"]))
     t.add_row("machines", str(out["machine_count"]))
     t.add_row("token supply", _tokens(out["token_supply"]))
+    if out["settlement_burned"] is not None:
+        t.add_row("burned by job settlement", _tokens(out["settlement_burned"]))
     t.add_row("paused", json.dumps(out["paused"]))
     console.print(t)
 
@@ -98,7 +101,10 @@ def provider() -> None:
 @click.argument("address")
 @network_option
 def provider_show(address: str, network: str) -> None:
-    """Show a provider's stake and machines."""
+    """Show a provider's stake, offers and machines, with each machine's latest uptime as the
+    oracle quorum reported it (OracleHub; "no report yet" before its first probed epoch ends)."""
+    from offchain.client.sdk import fmt_bps, latest_uptime
+
     with _connect(network) as h:
         s = h.registry.stakes(address)
         t = Table(title=f"provider {address}", show_header=False)
@@ -107,19 +113,27 @@ def provider_show(address: str, network: str) -> None:
         t.add_row("unbonding", _tokens(s.unbonding))
         t.add_row("unbonding release (unix)", str(s.unbonding_release))
         t.add_row("required stake", _tokens(h.registry.required_stake(address)))
+        for cid, name, usd in _offers(h, address):
+            t.add_row(f"offer: class {cid} {name}", f"{_usd(usd)} per compute unit")
         console.print(t)
         m = Table(title="machines")
-        for col in ("id", "class", "gpus", "vram MB", "status", "endpoint"):
+        for col in ("id", "class", "gpus", "vram MB", "status", "uptime (latest report)", "endpoint"):
             m.add_column(col)
-        for log in h.registry.MachineRegistered.range(0, None, search_topics={"provider": address}):
-            mid = log.machine_id
+        mids = [
+            int(lg.machine_id)
+            for lg in h.registry.MachineRegistered.range(0, None, search_topics={"provider": address})
+        ]
+        uptime = latest_uptime(h, mids)
+        for mid in mids:
             info = h.registry.machines(mid)
+            u = uptime.get(mid)
             m.add_row(
                 str(mid),
                 str(info.class_id),
                 str(info.gpu_count),
                 str(info.vram_mb),
                 MachineStatus(info.status).name,
+                f"{fmt_bps(u.bps)} (epoch {u.epoch}: {u.successes}/{u.probes} probes)" if u else "no report yet",
                 info.endpoint,
             )
         console.print(m)
@@ -250,6 +264,62 @@ def provider_serve(
     except (ValueError, RuntimeError, OSError) as e:
         raise click.ClickException(str(e)) from e
     click.echo("gpunet agent stopped")
+
+
+def _usd(v: int) -> str:
+    from offchain.client.sdk import fmt_usd
+
+    return fmt_usd(v)
+
+
+def _offers(h, address: str) -> list[tuple[int, str, int]]:
+    """(class id, name, USD per unit) of the provider's current offers."""
+    from offchain.params import GPU_CLASSES
+
+    out = []
+    for c in GPU_CLASSES:
+        usd = int(h.registry.offers(address, c.class_id))
+        if usd:
+            out.append((c.class_id, c.name, usd))
+    return out
+
+
+@provider.command("offer")
+@click.argument("class_opt", metavar="CLASS")
+@click.argument("usd_per_unit", metavar="USD_PER_UNIT")
+@click.option("--test-account", type=int, default=None, help="Local chains: ape test account N (the provider) signs.")
+@click.option("--account", "alias", default=None, help="ape account alias of the provider.")
+@network_option
+def provider_offer(class_opt: str, usd_per_unit: str, test_account, alias, network: str) -> None:
+    """Offer a GPU class (id or name) at USD_PER_UNIT US dollars per compute unit, a decimal
+    (e.g. 0.002); 0 withdraws the offer. Jobs escrow the tokens this USD value buys at the
+    on-chain token/USD price; the provider is minted the USD value minus the network fee."""
+    from decimal import Decimal, InvalidOperation
+
+    from offchain.benchmark.gpu_classes import get_class
+    from offchain.client.cli import _account
+    from offchain.client.sdk import ClientError, parse_usd
+
+    try:
+        cid = get_class(class_opt).class_id
+    except KeyError as e:
+        raise click.BadParameter(str(e.args[0])) from None
+    try:
+        withdraw = Decimal(usd_per_unit.strip().lstrip("$")) == 0
+    except InvalidOperation:
+        withdraw = False
+    try:
+        usd = 0 if withdraw else parse_usd(usd_per_unit, "USD_PER_UNIT")
+    except ClientError as e:
+        raise click.BadParameter(str(e)) from None
+    with _connect(network) as h:
+        acct = _account(test_account, alias)
+        try:
+            tx = h.registry.set_offer(cid, usd, sender=acct)
+        except Exception as e:  # noqa: BLE001 - a revert: the contract's reason
+            raise click.ClickException(f"set_offer reverted: {getattr(e, 'message', None) or e}") from e
+    what = f"{_usd(usd)} per compute unit" if usd else "withdrawn"
+    click.echo(f"offer for class {cid} by {acct.address}: {what}; tx {tx.txn_hash}")
 
 
 def _signer_address(test_account: int | None, alias: str | None) -> str:

@@ -39,6 +39,7 @@ JOB_FIELDS = (
     "spec_hash",
     "compute_units",
     "payment",
+    "usd_value",
     "collateral",
     "fee_bps",
     "accept_by",

@@ -163,11 +163,13 @@ class EmissionsParams:
     free_machines: int = 3
     extra_machine_decay_bps: int = 5_000
 
-    def constructor_args(self, token: str, hub: str, genesis: int = 0) -> tuple:
-        """Emissions.__init__ arguments, in order (genesis 0: the deployment block's time)."""
+    def constructor_args(self, token: str, hub: str, burns: str, genesis: int = 0) -> tuple:
+        """Emissions.__init__ arguments, in order (burns: Settlement, whose `total_burned` tapers the
+        schedule; genesis 0: the deployment block's time)."""
         return (
             token,
             hub,
+            burns,
             genesis,
             self.epoch_seconds,
             self.initial_epoch_emission,

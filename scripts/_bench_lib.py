@@ -19,8 +19,10 @@ from offchain.constants import MachineStatus
 
 ZERO_ADDRESS = "0x" + "00" * 20
 CPU = 1
-PRICE = 10**15  # 0.001 token per compute unit
-UNITS = 1_000  # -> payment 1 token
+PRICE = 10**15  # $0.001 per compute unit (USD, 18 decimals)
+UNITS = 1_000  # -> a $1.00 job
+# The users' slippage bound: 10 tokens for a $1 job (the bench's price stays at $1.25).
+MAX_TOKENS = 10 * 10**18
 ACCEPT_WINDOW = 3600
 COMPLETE_WITHIN = 3600
 # A realistic result location (a CIDv1): its length is part of submit_result's calldata and log.
@@ -135,7 +137,7 @@ class Driver:
         tx = self.record(
             name,
             self.market.create_job(
-                target, CPU, spec_hash(n), UNITS, PRICE, accept_window, COMPLETE_WITHIN, sender=user
+                target, CPU, spec_hash(n), UNITS, PRICE, accept_window, COMPLETE_WITHIN, MAX_TOKENS, sender=user
             ),
         )
         return tx.decode_logs(self.market.JobCreated)[0].job_id
@@ -165,6 +167,7 @@ class Driver:
                 PRICE,
                 ACCEPT_WINDOW,
                 COMPLETE_WITHIN,
+                MAX_TOKENS * size,
                 sender=user,
             ),
         )

@@ -22,19 +22,26 @@
   clock passes the challenge windows and the honest worker finalizes its own jobs;
 - tables show each job, each provider's balance, stake and on-chain reputation, and the
   verdicts; the exit code is 0 only if every outcome is the expected one (honest jobs
-  Finalized, cheater jobs Failed, the false dispute lost, liar Jailed, honest ends richer than
-  cheater);
+  Finalized, cheater jobs Failed, flaky's job Expired, the false dispute lost, liar Jailed,
+  honest ends richer than cheater);
+- prices: offers are USD per compute unit; the jobs wait for the quorum's first PriceFeed round
+  and escrow the tokens their USD value buys at it (`Settlement.quote`, the client allowing 1%
+  slippage). "flaky" (a fourth agent, honest hardware, no worker) accepts one of alice's jobs
+  and never delivers: once its deadline passes anyone expires it, alice gets her escrow back
+  plus the no-show penalty from flaky's collateral (EXPIRED);
+- settlement: every finalized job's escrow is burned and Settlement mints the provider its USD
+  value minus the 5% fee at the PriceFeed price, at most the escrow minus the fee; a table lists
+  each `Settled` (burned, USD, cap, price, minted) and checks each mint against that formula;
 - economy (issue 5): the PriceFeed's answer; anvil's clock passes the end of Emissions epoch 0
   (every job finalized in it), the oracles post uptime, finalize the epoch and post its rewards
   root; every provider with a leaf is claimed for through `gpunet rewards claim`. Tables: the
-  token (minted, of which by Emissions; burned, of which by slashing; supply), the epoch
-  (budget, burned, work and availability pools, released, claimed) and each provider's earnings
-  (job income, emissions claimed, slashed, net). Job settlement is still paid from escrow minus
-  the 5% fee (to the treasury): the burn-and-mint Settlement contract is designed
-  (docs/ECONOMICS.md, "Settlement, next"), not built; the demo prints what it would have burned
-  and minted. Also required for exit 0: the PriceFeed answers 1.25 USD, the root was posted,
-  each claim minted exactly what its proof and the on-chain pools imply, and totalSupply ==
-  total_minted - total_burned.
+  token (minted by settlement, by Emissions, other; burned by settlement, by slashing, other;
+  supply), the epoch (budget tapered by settlement burns, work and availability pools,
+  released, claimed) and each provider's earnings (job income minted, emissions claimed,
+  slashed, net). Also required for exit 0: the PriceFeed answers 1.25 USD, every mint matches
+  the formula, Settlement.total_burned equals the escrow of the finalized jobs, the root was
+  posted, each claim minted exactly what its proof and the on-chain pools imply, and
+  totalSupply == total_minted - total_burned.
 
 Every process and anvil are stopped on the way out, whatever happens.
 """
@@ -58,7 +65,10 @@ from offchain.params import EmissionsParams, MarketParams
 
 console = Console(width=180)
 CPU_CLASS = 1
-PRICE = ONE_TOKEN // 10  # 0.1 token per compute unit (1 unit = 1 GFLOP, offchain/workloads)
+PRICE = 10**17  # $0.10 per compute unit, USD with 18 decimals (1 unit = 1 GFLOP, offchain/workloads)
+USD = 10**18
+# The flaky provider's job: it must deliver within 60 s of accepting (it never does).
+FLAKY_COMPLETE_WITHIN = 60
 CHALLENGE_WINDOW = 120
 PARAMS = MarketParams(
     challenge_window=CHALLENGE_WINDOW,
@@ -79,7 +89,7 @@ ORACLE_ARGS = ["--leader-timeout", "15", "--poll", "0.5", "--network-allowance",
                "--price-source", f"fixed:{USD_PRICE}", "--emissions-epochs", "--probes-per-epoch", str(EPOCH_SECONDS),
                "--rewards-delay", "3"]  # fmt: skip
 AGENT_ARGS = ["--poll", "0.3"]
-TERMINAL = {JobStatus.FINALIZED, JobStatus.FAILED}
+TERMINAL = {JobStatus.FINALIZED, JobStatus.FAILED, JobStatus.EXPIRED}
 
 
 def matmul(seed: int) -> dict:
@@ -112,7 +122,7 @@ class Job:
 
     @property
     def expected(self) -> JobStatus:
-        return JobStatus.FAILED if self.provider == "cheater" else JobStatus.FINALIZED
+        return {"cheater": JobStatus.FAILED, "flaky": JobStatus.EXPIRED}.get(self.provider, JobStatus.FINALIZED)
 
 
 def run_demo() -> int:
@@ -148,7 +158,7 @@ def _run(workdir: Path, devnet) -> int:
     from offchain.chain.anvil import running_anvil
     from offchain.chain.client import Handles
     from offchain.chain.deploy import deploy_all, deployment_path
-    from offchain.chain.jobs import drawn_for_audit, job_from_chain
+    from offchain.chain.jobs import as_tuple, drawn_for_audit, job_from_chain
     from offchain.client import sdk
     from offchain.devnet import free_ports
 
@@ -157,6 +167,10 @@ def _run(workdir: Path, devnet) -> int:
         with networks.parse_network_choice("ethereum:local:foundry"):
             acct = accounts.test_accounts
             deployer, honest, cheater, alice, bob, liar = acct[0], acct[1], acct[2], acct[3], acct[4], acct[6]
+            keeper = acct[5]
+            # "flaky" passes its hardware check, takes a job and never delivers (its agent runs no
+            # worker; the demo accepts the job with its key and then does nothing).
+            flaky = acct.generate_test_account()
             test_index = {honest.address: 1, cheater.address: 2, liar.address: 6}
             operators = [acct[7], acct[8], acct[9]]
             names = {
@@ -164,6 +178,7 @@ def _run(workdir: Path, devnet) -> int:
                 honest.address: "honest",
                 cheater.address: "cheater",
                 liar.address: "liar",
+                flaky.address: "flaky",
                 alice.address: "alice",
                 bob.address: "bob",
             }
@@ -181,7 +196,7 @@ def _run(workdir: Path, devnet) -> int:
             )
             token, registry, market, hub = d.token, d.registry, d.market, d.hub
             h = Handles(record=d.record, token=token, registry=registry, market=market, hub=hub, chain=chain,
-                        price_feed=d.price_feed, emissions=d.emissions)  # fmt: skip
+                        price_feed=d.price_feed, emissions=d.emissions, settlement=d.settlement)  # fmt: skip
             console.print(f"deployed: {json.dumps(d.record['contracts'])}")
             console.print(
                 f"demo params: challenge window {PARAMS.challenge_window} s, new providers audited on "
@@ -191,7 +206,8 @@ def _run(workdir: Path, devnet) -> int:
                 token.mint(o, 1_000 * ONE_TOKEN, sender=deployer)
                 token.approve(hub, 2**256 - 1, sender=o)
                 hub.stake(1_000 * ONE_TOKEN, sender=o)
-            for a in (honest, cheater, liar):
+            deployer.transfer(flaky, 10**18)  # gas money: generated accounts start empty
+            for a in (honest, cheater, liar, flaky):
                 token.mint(a, 10_000 * ONE_TOKEN, sender=deployer)
                 token.approve(registry, 2**256 - 1, sender=a)
             for u in (alice, bob):
@@ -199,16 +215,20 @@ def _run(workdir: Path, devnet) -> int:
 
             # Real processes: three provider agents (honest and cheater run the job worker) and
             # three oracle operators.
-            ports = free_ports(6)
+            ports = free_ports(7)
             claims = {
                 honest.address: ("CPU", CPU_CLASS, 256),
                 cheater.address: ("CPU", CPU_CLASS, 256),
                 liar.address: ("H100 SXM5", 10, 81_920),
+                flaky.address: ("CPU", CPU_CLASS, 256),
             }
             endpoints = {}
-            for p, port in zip((honest, cheater, liar), ports[3:], strict=True):
+            agents = (honest, cheater, liar, flaky)
+            for p, port in zip(agents, ports[3:], strict=True):
                 name = f"agent-{names[p.address]}"
-                worker = {} if p is liar else {"test_account": test_index[p.address], "state_dir": workdir / name}
+                worker = (
+                    {} if p in (liar, flaky) else {"test_account": test_index[p.address], "state_dir": workdir / name}
+                )
                 cheat = "wrong-output" if p is cheater else None
                 endpoints[p.address] = devnet.start_agent(
                     name, p.address, claims[p.address][0], port, cheat, extra=AGENT_ARGS, **worker
@@ -217,25 +237,25 @@ def _run(workdir: Path, devnet) -> int:
             for i, o in enumerate(operators):
                 peers = {a: u for a, u in urls.items() if a != o.address}
                 devnet.start_oracle(f"oracle-{i}", 7 + i, ports[i], peers, workdir / f"oracle-{i}.sqlite", ORACLE_ARGS)
-            for p in (honest, cheater, liar):
+            for p in agents:
                 devnet.wait_http(f"agent-{names[p.address]}", endpoints[p.address])
             for i, o in enumerate(operators):
                 devnet.wait_http(f"oracle-{i}", urls[o.address])
-            console.print("3 provider agents (2 running job workers) and 3 oracle operators (quorum 2 of 3) are up")
+            console.print("4 provider agents (2 running job workers) and 3 oracle operators (quorum 2 of 3) are up")
 
             machines = {}
-            for p in (honest, cheater, liar):
+            for p in agents:
                 registry.stake(500 * ONE_TOKEN, sender=p)
                 claim, class_id, vram = claims[p.address]
                 tx = registry.register(class_id, 1, vram, endpoints[p.address], sender=p)
                 machines[p.address] = tx.decode_logs(registry.MachineRegistered)[0].machine_id
                 registry.set_offer(class_id, PRICE, sender=p)
-            stake_before = {p.address: registry.slashable(p) for p in (honest, cheater, liar)}
+            stake_before = {p.address: registry.slashable(p) for p in agents}
             console.print("providers staked 500 GPU each and registered one machine; the operators challenge them...")
             t0 = time.monotonic()
             _wait(lambda: all(registry.machine_status(m) != MachineStatus.PENDING for m in machines.values()), 240, 1)
             attest_s = time.monotonic() - t0
-            hw = Table(title=f"hardware verification ({attest_s:.0f} s for all three)")
+            hw = Table(title=f"hardware verification ({attest_s:.0f} s for all four)")
             for col in ("provider", "machine", "claims", "status", "signers", "measured", "slashed"):
                 hw.add_column(col)
             accepted = {log.machine_id: log for log in hub.AttestationAccepted.range(0, chain.blocks.height + 1)}
@@ -243,9 +263,10 @@ def _run(workdir: Path, devnet) -> int:
                 honest.address: MachineStatus.ACTIVE,
                 cheater.address: MachineStatus.ACTIVE,
                 liar.address: MachineStatus.JAILED,
+                flaky.address: MachineStatus.ACTIVE,
             }
             ok = True
-            for p in (honest, cheater, liar):
+            for p in agents:
                 mid = machines[p.address]
                 status = MachineStatus(registry.machine_status(mid))
                 good = status == expected_hw[p.address]
@@ -270,9 +291,20 @@ def _run(workdir: Path, devnet) -> int:
                 console.print("[bold red]demo FAILED: hardware verification outcome differs[/]")
                 return 1
 
+            # ---- the token/USD price: jobs are priced in USD and funded at the PriceFeed answer
+            _wait(lambda: h.price_feed.latest_round() >= 1, 90, 1)
+            if h.price_feed.latest_round() < 1:
+                _logs(devnet)
+                console.print("[bold red]demo FAILED: the operators never posted a price round[/]")
+                return 1
+            console.print(
+                f"PriceFeed GPU/USD: {int(h.price_feed.latest_price()) / 1e8:.2f} (quorum round "
+                f"{h.price_feed.latest_round()}); offers are ${PRICE / USD:.2f} per compute unit, so a unit "
+                f"escrows {int(d.settlement.quote(PRICE)) / ONE_TOKEN:.3f} GPU"
+            )
+
             # ---- jobs
-            providers = (honest, cheater)
-            before = {p.address: (token.balanceOf(p), registry.slashable(p)) for p in providers}
+            before = {p.address: (token.balanceOf(p), registry.slashable(p)) for p in (honest, cheater, flaky)}
             users = {"alice": alice, "bob": bob}
             plans = [
                 Job("alice", "honest", matmul(1)),
@@ -283,8 +315,8 @@ def _run(workdir: Path, devnet) -> int:
                 Job("bob", "cheater", toploc(6)),
             ]
 
-            def submit(j: Job) -> None:
-                sub = sdk.submit(h, users[j.user], j.spec, class_id=CPU_CLASS, provider=by_name[j.provider])
+            def submit(j: Job, **kw) -> None:
+                sub = sdk.submit(h, users[j.user], j.spec, class_id=CPU_CLASS, provider=by_name[j.provider], **kw)
                 j.job_id, j.payment, j.units = sub.job_id, sub.payment, sub.units
 
             def wait_submitted(js: list[Job]) -> bool:
@@ -301,7 +333,16 @@ def _run(workdir: Path, devnet) -> int:
 
             for j in plans:
                 submit(j)
-            console.print(f"alice and bob submitted jobs {[j.job_id for j in plans]}; the workers run them...")
+            # Alice also hires flaky, which accepts (locking audit-sized collateral) and vanishes.
+            flaky_job = Job("alice", "flaky", matmul(7))
+            submit(flaky_job, complete_within=FLAKY_COMPLETE_WITHIN)
+            fj = job_from_chain(market, flaky_job.job_id)
+            market.accept(flaky_job.job_id, as_tuple(fj), machines[flaky.address], sender=flaky)
+            flaky_job.audit_bps = int(job_from_chain(market, flaky_job.job_id)["audit_bps"])
+            console.print(
+                f"alice and bob submitted jobs {[j.job_id for j in plans]}; the workers run them. flaky accepted "
+                f"job {flaky_job.job_id} (deliver within {FLAKY_COMPLETE_WITHIN} s) and went silent"
+            )
             if not wait_submitted(plans):
                 _logs(devnet)
                 console.print("[bold red]demo FAILED: a job was never submitted[/]")
@@ -341,25 +382,31 @@ def _run(workdir: Path, devnet) -> int:
                 console.print("[red]no undrawn honest job for the false dispute[/]")
 
             # The oracles settle every drawn or disputed job; then the challenge windows pass and
-            # the honest worker finalizes the rest itself.
+            # the honest worker finalizes the rest itself; anyone expires flaky's overdue job.
             audited = [j for j in plans if j.drawn or j.disputed]
             console.print(f"oracles audit jobs {[j.job_id for j in audited]}...")
             _wait(lambda: all(JobStatus(market.job_status(j.job_id)) in TERMINAL for j in audited), 120)
             chain.provider.make_request("evm_increaseTime", [CHALLENGE_WINDOW + 1])
             chain.mine()
-            console.print(f"anvil's clock moved {CHALLENGE_WINDOW + 1} s: challenge windows over")
+            console.print(
+                f"anvil's clock moved {CHALLENGE_WINDOW + 1} s: challenge windows over, flaky's deadline passed"
+            )
+            market.expire(flaky_job.job_id, as_tuple(job_from_chain(market, flaky_job.job_id)), sender=keeper)
+            plans.append(flaky_job)
             _wait(lambda: all(JobStatus(market.job_status(j.job_id)) in TERMINAL for j in plans), 60)
 
             height = chain.blocks.height + 1
             fin = {lg.job_id: lg for lg in market.JobFinalized.range(0, height)}
             failed = {lg.job_id: lg for lg in market.JobFailed.range(0, height)}
+            expired = {lg.job_id: lg for lg in market.JobExpired.range(0, height)}
             disputes = {lg.job_id: lg for lg in market.JobDisputed.range(0, height)}
             verdicts = {lg.job_id: lg for lg in hub.VerdictAccepted.range(0, height)}
             accepted_jobs = {lg.job_id: lg for lg in market.JobAccepted.range(0, height)}
+            settled = [lg.event_arguments for lg in d.settlement.Settled.range(0, height)]
 
-            table = Table(title="jobs")
-            for col in ("job", "user", "kind", "provider", "units", "payment", "collateral", "audit p", "drawn?",
-                        "user check", "disputed?", "outcome", "money"):  # fmt: skip
+            table = Table(title=f"jobs (offers ${PRICE / USD:.2f}/unit; funded and settled at the PriceFeed answer)")
+            for col in ("job", "user", "kind", "provider", "units", "USD", "escrow", "collateral", "audit p",
+                        "drawn?", "user check", "disputed?", "outcome", "money"):  # fmt: skip
                 table.add_column(col)
             for j in plans:
                 status = JobStatus(market.job_status(j.job_id))
@@ -367,9 +414,11 @@ def _run(workdir: Path, devnet) -> int:
                 if j.disputed == "false":
                     good &= j.job_id in verdicts and bool(verdicts[j.job_id].valid)
                 ok &= good
+                usd = ""
                 if j.job_id in fin:
                     f = fin[j.job_id]
-                    money = f"paid {f.provider_amount / ONE_TOKEN:.3f}"
+                    usd = f"${int(f.usd_value) / USD:.3f}"
+                    money = f"escrow burned (fee {f.fee / ONE_TOKEN:.4f}); provider minted"
                     if j.job_id in disputes:
                         money += f" + bond {disputes[j.job_id].bond / ONE_TOKEN:.1f}"
                 elif j.job_id in failed:
@@ -378,6 +427,9 @@ def _run(workdir: Path, devnet) -> int:
                         f"refund {f.refund / ONE_TOKEN:.3f} + {f.user_compensation / ONE_TOKEN:.3f}; "
                         f"slashed {(f.user_compensation + f.challenger_reward + f.burned) / ONE_TOKEN:.3f}"
                     )
+                elif j.job_id in expired:
+                    f = expired[j.job_id]
+                    money = f"refund {f.refund / ONE_TOKEN:.3f} + no-show penalty {f.penalty / ONE_TOKEN:.3f}"
                 else:
                     money = "-"
                 coll = accepted_jobs[j.job_id].collateral if j.job_id in accepted_jobs else 0
@@ -387,7 +439,8 @@ def _run(workdir: Path, devnet) -> int:
                     j.spec["kind"],
                     j.provider,
                     str(j.units),
-                    f"{j.payment / ONE_TOKEN:.2f}",
+                    usd or f"${PRICE * j.units / USD:.3f}",
+                    f"{j.payment / ONE_TOKEN:.3f}",
                     f"{coll / ONE_TOKEN:.2f}",
                     f"{j.audit_bps / 100:.0f}%",
                     "yes" if j.drawn else "no",
@@ -397,6 +450,9 @@ def _run(workdir: Path, devnet) -> int:
                     money,
                 )
             console.print(table)
+            # flaky's job: alice got her escrow back plus the no-show penalty from the collateral.
+            fe = expired.get(flaky_job.job_id)
+            ok &= fe is not None and int(fe.refund) == flaky_job.payment and int(fe.penalty) > 0
 
             vt = Table(title="audit verdicts (JobVerdict via OracleHub, quorum 2 of 3)")
             for col in ("job", "provider", "why audited", "verdict", "signers", *(f"operator-{i}" for i in range(3))):
@@ -424,12 +480,38 @@ def _run(workdir: Path, devnet) -> int:
                 )
             console.print(vt)
 
+            # Burn-and-mint settlement: one Settled per run of a provider's jobs finalized
+            # together; each mint must be min(usd_net / price, escrow - fee) to the wei.
+            st = Table(title="settlement (Settlement.Settled: escrow burned, provider minted its USD pay)")
+            for col in ("provider", "escrow burned", "USD net of fee", "cap (escrow - fee)", "price", "minted",
+                        "formula holds"):  # fmt: skip
+                st.add_column(col)
+            mint_ok = True
+            for a in settled:
+                price = int(a["price"])
+                want = min(int(a["usd_net"]) * 10**8 // price, int(a["cap"])) if price else int(a["cap"])
+                good = int(a["minted"]) == want
+                mint_ok &= good
+                st.add_row(
+                    names.get(a["provider"], a["provider"]),
+                    f"{int(a['burned']) / ONE_TOKEN:.4f}",
+                    f"${int(a['usd_net']) / USD:.4f}",
+                    f"{int(a['cap']) / ONE_TOKEN:.4f}",
+                    f"${price / 1e8:.2f}" if price else "stale: cap paid",
+                    f"{int(a['minted']) / ONE_TOKEN:.4f}",
+                    f"[{'green' if good else 'red'}]{'yes' if good else 'NO'}[/]",
+                )
+            console.print(st)
+            # Every finalized job's escrow was burned by settlement, exactly once.
+            mint_ok &= sum(int(a["burned"]) for a in settled) == sum(int(f.burned) for f in fin.values())
+            ok &= mint_ok
+
             pt = Table(title="providers (job phase)")
             for col in ("provider", "balance change", "stake change", "net", "completed", "failed", "expired",
                         "audits passed", "disputes won", "disputes lost", "audit rate now"):  # fmt: skip
                 pt.add_column(col)
             net = {}
-            for p in providers:
+            for p in (honest, cheater, flaky):
                 db = token.balanceOf(p) - before[p.address][0]
                 ds = registry.slashable(p) - before[p.address][1]
                 net[p.address] = db + ds
@@ -443,26 +525,28 @@ def _run(workdir: Path, devnet) -> int:
                     f"{market.audit_rate(p) / 100:.0f}%",
                 )
             console.print(pt)
-            hn, cn = net[honest.address], net[cheater.address]
-            # The honest provider's gain is exactly its pay plus the bond of the dispute it won.
-            earned = sum(fin[j.job_id].provider_amount for j in plans if j.provider == "honest" and j.job_id in fin)
-            earned += sum(disputes[j.job_id].bond for j in plans if j.disputed == "false" and j.job_id in disputes)
-            ok &= token.balanceOf(honest) - before[honest.address][0] == earned
-            ok &= hn > 0 > cn
-            ok &= registry.locked(honest) == 0
-            console.print(
-                f"honest ends {hn / ONE_TOKEN:+.3f} GPU, cheater {cn / ONE_TOKEN:+.3f} GPU: "
-                f"{'honest ends richer than cheater' if hn > cn else '[red]cheating paid[/]'}"
-            )
-            income = {p.address: 0 for p in (honest, cheater, liar)}
+            hn, cn, fn = net[honest.address], net[cheater.address], net[flaky.address]
+            minted_to = {p.address: 0 for p in (honest, cheater, liar, flaky)}
+            for a in settled:
+                minted_to[a["provider"]] += int(a["minted"])
+            bonds_won = {p.address: 0 for p in (honest, cheater, liar, flaky)}
             for j in plans:
-                if j.job_id in fin:
-                    income[by_name[j.provider]] += fin[j.job_id].provider_amount
-                    if j.disputed == "false" and j.job_id in disputes:
-                        income[by_name[j.provider]] += disputes[j.job_id].bond
-            fees = sum(fin[j.job_id].fee for j in plans if j.job_id in fin)
-            paid = sum(j.payment for j in plans if j.job_id in fin)
-            ok &= _economy(d, chain, names, (honest, cheater, liar), income, fees, paid, urls, devnet)
+                if j.disputed == "false" and j.job_id in disputes and j.job_id in fin:
+                    bonds_won[by_name[j.provider]] += int(disputes[j.job_id].bond)
+            # The honest provider's gain is exactly what Settlement minted it plus the bond it won.
+            ok &= (
+                token.balanceOf(honest) - before[honest.address][0]
+                == minted_to[honest.address] + bonds_won[honest.address]
+            )
+            ok &= hn > 0 > cn and fn < 0
+            ok &= registry.locked(honest) == 0 and registry.locked(flaky) == 0
+            console.print(
+                f"honest ends {hn / ONE_TOKEN:+.3f} GPU, cheater {cn / ONE_TOKEN:+.3f} GPU, "
+                f"flaky {fn / ONE_TOKEN:+.3f} GPU: "
+                + ("honest ends richer than cheater" if hn > cn else "[red]cheating paid[/]")
+            )
+            income = {a: minted_to[a] + bonds_won[a] for a in minted_to}
+            ok &= _economy(d, chain, names, (honest, cheater, liar, flaky), income, settled, fin, urls, devnet)
             if not ok:
                 _logs(devnet)
     console.print("[bold green]demo OK[/]" if ok else "[bold red]demo FAILED: an outcome differs[/]")
@@ -484,7 +568,9 @@ def _claim(epoch: int, provider: str, oracles: list[str]) -> dict:
     return json.loads(out.stdout)
 
 
-def _economy(d, chain, names: dict, providers: tuple, income: dict, fees: int, paid: int, urls: dict, devnet) -> bool:
+def _economy(
+    d, chain, names: dict, providers: tuple, income: dict, settled: list, fin: dict, urls: dict, devnet
+) -> bool:
     """The economics (issue 5): PriceFeed answer, epoch 0's emissions (finalized, rewards root
     posted by the oracle quorum, claimed through `gpunet rewards claim`), token supply, burns
     and mints, each provider's earnings. True when every check holds."""
@@ -584,17 +670,21 @@ def _economy(d, chain, names: dict, providers: tuple, income: dict, fees: int, p
     minted_all, burned_all, supply = int(token.total_minted()), int(token.total_burned()), int(token.totalSupply())
     supply_ok = supply == minted_all - burned_all
     ok &= supply_ok
+    settle_minted = sum(int(a["minted"]) for a in settled)
+    settle_burned = sum(int(a["burned"]) for a in settled)
+    ok &= settle_burned == int(d.settlement.total_burned())
 
     def g(x: int) -> str:
         return f"{x / ONE_TOKEN:,.3f}"
 
     et = Table(title="economy: token (GPU)")
-    for col in ("total_minted", "by Emissions claims", "other mints (setup)", "total_burned", "by slashing",
-                "other burns", "totalSupply", "supply == minted - burned"):  # fmt: skip
+    for col in ("total_minted", "by settlement", "by Emissions claims", "other mints (setup)", "total_burned",
+                "by settlement", "by slashing", "other burns", "totalSupply", "supply == minted - burned"):  # fmt: skip
         et.add_column(col)
     emitted = int(em.total_emitted())
     et.add_row(
-        g(minted_all), g(emitted), g(minted_all - emitted), g(burned_all), g(slash_burn), g(burned_all - slash_burn),
+        g(minted_all), g(settle_minted), g(emitted), g(minted_all - emitted - settle_minted), g(burned_all),
+        g(settle_burned), g(slash_burn), g(burned_all - slash_burn - settle_burned),
         g(supply), f"[{'green' if supply_ok else 'red'}]{'yes' if supply_ok else 'NO'}[/]",
     )  # fmt: skip
     console.print(et)
@@ -617,7 +707,8 @@ def _economy(d, chain, names: dict, providers: tuple, income: dict, fees: int, p
         if a["provider"] in slashed_by:
             slashed_by[a["provider"]] += int(a["amount"])
     pt = Table(title="economy: provider earnings (GPU)")
-    for col in ("provider", "job income", "work units", "availability weight", "emissions claimed", "slashed", "net"):
+    for col in ("provider", "job income (minted)", "work units", "availability weight", "emissions claimed", "slashed",
+                "net"):  # fmt: skip
         pt.add_column(col)
     for p in providers:
         a = p.address
@@ -636,17 +727,12 @@ def _economy(d, chain, names: dict, providers: tuple, income: dict, fees: int, p
         "the epoch gets no availability share, so the cheater's real hardware earns it nothing)"
     )
     ok &= h_net > c_net
-    # One print per line: rich wraps at the console width, and the test looks for these words.
+    # One print per line: rich wraps at the console width.
+    usd_total = sum(int(f.usd_value) for f in fin.values())
     console.print(
-        "job settlement is still paid from escrow: JobMarket pays the provider the user's escrowed tokens minus "
-        f"the 5% fee, which goes to the treasury ({g(fees)} GPU on {g(paid)} paid)."
-    )
-    console.print(
-        'the burn-and-mint Settlement contract (docs/ECONOMICS.md, "Settlement, next") is designed, not built yet.'
-    )
-    console.print(
-        f"at a steady price it would have burned the {g(paid)} GPU escrowed and minted the providers "
-        f"{g(paid - fees)} GPU (the fee burned, not re-minted): net {g(-fees)} GPU of supply."
+        f"burn-and-mint settlement: users' escrow of {g(settle_burned)} GPU for ${usd_total / 10**18:.3f} of finalized "
+        f"jobs was burned; providers were minted {g(settle_minted)} GPU (their USD pay minus the 5% fee at the "
+        f"PriceFeed price): net {g(settle_minted - settle_burned)} GPU of supply."
     )
     console.print(
         f"economy checks: rewards root posted {'yes' if posted else 'NO'}, claims minted exactly what the proofs "

@@ -1,8 +1,9 @@
 """Deploy gpunet: `ape run deploy --network ethereum:local:foundry` (or any network ape knows).
 
-Deploys ComputeToken, ProviderRegistry and JobMarket (plus a governance Timelock outside
-local networks), wires the roles and writes deployments/<network>.json. Running it again
-reuses a recorded deployment whose contracts still exist on that chain, unless --redeploy.
+Deploys ComputeToken, ProviderRegistry, OracleHub, PriceFeed, Settlement, JobMarket and
+Emissions (plus a governance Timelock outside local networks), wires the roles and writes
+deployments/<network>.json. Running it again reuses a recorded deployment whose contracts
+still exist on that chain, unless --redeploy.
 Outside local networks the signer comes from `--account ALIAS` (ape accounts), never a key in code.
 """
 
@@ -19,8 +20,14 @@ from offchain.chain.deploy import LOCAL_NETWORKS, deploy_all, deployment_path, l
 @click.option("--redeploy", is_flag=True, help="Deploy again even if deployments/<network>.json is live.")
 @click.option("--account", "alias", default=None, help="ape account alias to deploy from (required off local).")
 @click.option("--guardian", default=None, help="Address given PAUSER_ROLE (default: the deployer).")
-@click.option("--treasury", default=None, help="Address receiving protocol fees (default: the deployer).")
-def cli(ecosystem, network, provider, redeploy, alias, guardian, treasury):
+@click.option(
+    "--price-max-age",
+    default=3600,
+    show_default=True,
+    type=click.IntRange(60, 7 * 86400),
+    help="Oldest PriceFeed answer (seconds) Settlement prices a job on.",
+)
+def cli(ecosystem, network, provider, redeploy, alias, guardian, price_max_age):
     local = network.name in LOCAL_NETWORKS
     path = deployment_path(ecosystem.name, network.name, provider.name)
     record = load_record(path)
@@ -39,7 +46,7 @@ def cli(ecosystem, network, provider, redeploy, alias, guardian, treasury):
         deployer,
         local=local,
         guardian=guardian,
-        treasury=treasury,
+        settlement_max_age=price_max_age,
         record_path=path,
         chain_id=chain.chain_id,
     )

@@ -16,8 +16,9 @@ from eth_utils import to_canonical_address
 
 from offchain.chain import jobs as jobs_mod
 from offchain.chain.deploy import deploy_all, role
+from offchain.chain.price import post_price
 from offchain.constants import ONE_TOKEN, MachineStatus
-from offchain.params import MarketParams, OracleParams
+from offchain.params import MarketParams, OracleParams, PriceFeedParams
 
 CPU = 1
 H100 = 10
@@ -29,6 +30,9 @@ COMPLETE_WITHIN = 3600
 # The unit tests of escrow, settlement and disputes run with sampled audits off (p = 0): a
 # random draw would otherwise make `finalize` refuse some jobs ("job drawn for audit"), and
 # collateral stays at its creation-time floor. tests/test_market_audits.py deploys with audits on.
+# Jobs are priced at $1.00 per token in the unit tests, so a job's tokens equal its USD value.
+USD_PER_TOKEN = 10**8
+SETTLEMENT_MAX_AGE = 7 * 86400
 UNIT_PARAMS = MarketParams(base_audit_bps=0, new_provider_audit_bps=0, bad_record_audit_bps=0)
 
 
@@ -78,13 +82,34 @@ def params():
 
 
 @pytest.fixture(scope="session")
-def deployment(project, deployer, treasury, params, provider, provider2, user, user2, attacker):
-    d = deploy_all(project, deployer, local=True, params=params, treasury=treasury.address)
+def deployment(project, chain, accounts, deployer, params, provider, provider2, user, user2, attacker):
+    # Settlement accepts a week-old price (its maximum) so that tests that move time by days can
+    # still fund jobs; tests/test_settlement.py covers staleness.
+    d = deploy_all(project, deployer, local=True, params=params, settlement_max_age=SETTLEMENT_MAX_AGE)
+    post_unit_price(project, d, chain, accounts, deployer)
     for a in (provider, provider2, user, user2, attacker):
         d.token.mint(a, 100_000 * ONE_TOKEN, sender=deployer)
         d.token.approve(d.registry, 2**256 - 1, sender=a)
         d.token.approve(d.market, 2**256 - 1, sender=a)
     return d
+
+
+def post_unit_price(project, d, chain, accounts, deployer, price=USD_PER_TOKEN):
+    """Points Settlement at its own real PriceFeed (same hub, default guards) holding one round at
+    `price`, posted by a one-operator quorum that is then removed. `deployment.price_feed` stays
+    without rounds for tests/test_price_feed.py; `settlement_feed` is the one jobs are priced on."""
+    feed = deployer.deploy(project.PriceFeed, d.hub.address, *PriceFeedParams().as_tuple())
+    op = accounts.generate_test_account()
+    stake = OracleParams().min_operator_stake
+    deployer.transfer(op, 10**18)
+    d.token.mint(op, stake, sender=deployer)
+    d.token.approve(d.hub, stake, sender=op)
+    d.hub.stake(stake, sender=op)
+    d.hub.add_operator(op, sender=deployer)
+    post_price(feed, chain.chain_id, [op], price, chain.blocks.head.timestamp, deployer)
+    d.hub.remove_operator(op, sender=deployer)
+    d.settlement.set_price_feed(feed, SETTLEMENT_MAX_AGE, sender=deployer)
+    return feed
 
 
 @pytest.fixture(scope="session")
@@ -159,11 +184,20 @@ def make_job(market, jobs, provider):
         accept_window=ACCEPT_WINDOW,
         complete_within=COMPLETE_WITHIN,
         spec_hash=b"\x11" * 32,
+        max_tokens=2**256 - 1,
     ):
         target_addr = "0x" + "00" * 20 if target is False else (target or provider).address
         tx = jobs.track(
             market.create_job(
-                target_addr, class_id, spec_hash, units, max_price, accept_window, complete_within, sender=user
+                target_addr,
+                class_id,
+                spec_hash,
+                units,
+                max_price,
+                accept_window,
+                complete_within,
+                max_tokens,
+                sender=user,
             )
         )
         job_id = tx.decode_logs(market.JobCreated)[0].job_id

@@ -5,10 +5,13 @@
 - `assert_job(market, jobs, job_id, status)`: the stored status and commitment match the
   tracked struct.
 - `assert_books(market, token, jobs)`: the market holds exactly the escrowed payments of
-  unfinished jobs, the bonds of open disputes and the accrued fees.
-- `snap` fixture + `no_change(snap)`: JobMarket, ComputeToken and ProviderRegistry state
-  (job slots, disputes, counters, params, balances, supply, stakes, pause flag) is
-  unchanged across a reverted call.
+  unfinished jobs, the bonds of open disputes and the deployment's MARKET_DUST (fees are
+  burned at settlement, nothing accrues).
+- `snap` fixture + `no_change(snap)`: JobMarket, ComputeToken, ProviderRegistry and Settlement
+  state (job slots, disputes, counters, params, balances, supply, stakes, pause flag,
+  settlement burns) is unchanged across a reverted call.
+- `ledger` fixture (`Ledger`): balance changes of the test accounts, the token supply
+  (`supply`) and Settlement's `total_burned` (`settled`) since the last mark.
 - `isolated(chain)`: try something and roll it back (use it, not `chain.isolate()`).
 - `tampered(job, field)`: a copy of the struct tuple with one field altered.
 """
@@ -18,6 +21,7 @@ from contextlib import contextmanager
 import pytest
 from eth_utils import to_canonical_address
 
+from offchain.chain.deploy import MARKET_DUST
 from offchain.chain.jobs import commitment
 from offchain.constants import JOB_FIELDS, JobStatus
 
@@ -45,7 +49,8 @@ def assert_job(market, jobs, job_id, status):
 
 
 def assert_books(market, token, jobs):
-    """token.balanceOf(market) == escrowed payments + held dispute bonds + fees_accrued."""
+    """token.balanceOf(market) == escrowed payments of unfinished jobs + held dispute bonds +
+    the permanent wei deploy_all leaves in the market (MARKET_DUST)."""
     held = 0
     for job_id in range(1, market.job_count() + 1):
         status = market.job_status(job_id)
@@ -56,7 +61,8 @@ def assert_books(market, token, jobs):
             held += bond
         else:
             assert bond == 0, f"job {job_id}: dispute record left behind"
-    assert token.balanceOf(market) == held + market.fees_accrued()
+    balance = token.balanceOf(market)
+    assert balance == held + MARKET_DUST, f"market holds {balance}, escrow + bonds + dust = {held + MARKET_DUST}"
 
 
 def tampered(jobs, job_id, field):
@@ -78,13 +84,18 @@ def set_params(market, admin, params, **changes):
 
 
 @pytest.fixture
-def snap(chain, market, token, registry, provider, provider2, user, user2, keeper, attacker, treasury):
+def settlement(deployment):
+    return deployment.settlement
+
+
+@pytest.fixture
+def snap(chain, market, token, registry, settlement, provider, provider2, user, user2, keeper, attacker):
     """What a reverted call must not change. On the in-process chain: the storage roots of
-    the three protocol contracts (every job slot, dispute, counter, parameter, balance,
-    allowance, the supply and every stake live there), read from py-evm because a
-    view-by-view snapshot costs ~30 calls. Elsewhere: the same things through views."""
-    contracts = (market, token, registry)
-    people = (provider, provider2, user, user2, keeper, attacker, treasury, market, registry)
+    the four protocol contracts (every job slot, dispute, counter, parameter, balance,
+    allowance, the supply, every stake and the settlement burns live there), read from py-evm
+    because a view-by-view snapshot costs ~30 calls. Elsewhere: the same things through views."""
+    contracts = (market, token, registry, settlement)
+    people = (provider, provider2, user, user2, keeper, attacker, market, registry)
 
     def _roots():
         account_db = chain.provider.evm_backend.chain.get_vm().state._account_db
@@ -94,16 +105,17 @@ def snap(chain, market, token, registry, provider, provider2, user, user2, keepe
         _roots()
         return _roots
     except AttributeError:  # not py-evm (e.g. anvil)
-        return lambda: view_state(market, token, registry, people, (provider, provider2))
+        return lambda: view_state(market, token, registry, settlement, people, (provider, provider2))
 
 
-def view_state(market, token, registry, people, providers):
+def view_state(market, token, registry, settlement, people, providers):
     count = market.job_count()
     return {
         "jobs": [(market.job_status(i), market.job_commitment(i)) for i in range(count + 2)],
         "disputes": [tuple(market.disputes(i)) for i in range(count + 1)],
-        "market": (market.fees_accrued(), market.treasury(), tuple(market.params()), market.paused()),
+        "market": (tuple(market.params()), market.paused()),
         "balances": [token.balanceOf(a) for a in people] + [token.totalSupply()],
+        "token": (token.total_minted(), token.total_burned(), settlement.total_burned()),
         "stakes": [tuple(registry.stakes(p)) for p in providers],
     }
 
@@ -128,16 +140,24 @@ def no_change(snap):
 
 
 class Ledger:
-    """Token balances of named accounts (plus total supply) and their change since the last mark."""
+    """Token balances of named accounts, the total supply (`supply`) and, with a Settlement,
+    the escrow burned by settlements (`settled`), and their change since the last mark.
 
-    def __init__(self, token, **accounts):
+    Settlement at $1 (conftest's price): the market burns a job's whole escrow and the provider
+    is minted the escrow minus the fee, so a finalize reads
+    `provider=payment - fee, market=-payment, supply=-fee, settled=payment`."""
+
+    def __init__(self, token, settlement=None, **accounts):
         self.token = token
+        self.settlement = settlement
         self.accounts = accounts
         self.mark()
 
     def _read(self):
         out = {name: self.token.balanceOf(a) for name, a in self.accounts.items()}
         out["supply"] = self.token.totalSupply()
+        if self.settlement is not None:
+            out["settled"] = self.settlement.total_burned()
         return out
 
     def mark(self):
@@ -153,13 +173,15 @@ class Ledger:
     def expect(self, **changes):
         """Every tracked balance changed by exactly `changes` (0 for the ones not named)."""
         want = {k: changes.get(k, 0) for k in self.start}
-        assert self.delta() == want
+        got = self.delta()
+        assert got == want, f"changes {got} != expected {want}"
 
 
 @pytest.fixture
-def ledger(token, market, registry, user, user2, provider, provider2, treasury, keeper, attacker):
+def ledger(token, market, registry, settlement, user, user2, provider, provider2, keeper, attacker):
     return Ledger(
         token,
+        settlement,
         user=user,
         user2=user2,
         provider=provider,
@@ -167,6 +189,5 @@ def ledger(token, market, registry, user, user2, provider, provider2, treasury, 
         keeper=keeper,
         attacker=attacker,
         market=market,
-        treasury=treasury,
         registry=registry,
     )

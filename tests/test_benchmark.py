@@ -130,6 +130,29 @@ def test_check_claim__ratio_mismatch__fails():
     assert len(r.reasons) == 1 and "bf16/fp32 ratio measured 2.0x" in r.reasons[0]
 
 
+def test_check_claim__bandwidth_compute_ratio_off__fails():
+    # An H100's compute with a memory figure 2.4x its spec: alone only "suspicious", but no
+    # device of the class has that ratio.
+    r = check_claim(make_profile(bandwidth_gbs=8000.0), H100_SXM)
+    assert not r.passed
+    assert any(x.startswith("bandwidth/compute ratio measured 10.10 GB/s per bf16 TFLOPS") for x in r.reasons)
+
+
+def test_check_claim__bandwidth_compute_ratio__every_class_at_expected_efficiency_passes():
+    for cls in GPU_CLASS_TABLE:
+        if cls.is_floor:
+            continue
+        dtype = cls.primary_dtype
+        tflops = {"fp32": 0.8 * cls.fp32_tflops}
+        if cls.bf16_tflops is not None:
+            tflops["bf16"] = 0.8 * cls.bf16_tflops
+        p = make_profile(
+            tflops=tflops, bandwidth_gbs=0.9 * cls.bandwidth_gbs, memory_total_bytes=cls.vram_bytes, pci_id=None
+        )
+        r = check_claim(p, cls.class_id)
+        assert not any("bandwidth/compute" in x for x in r.reasons), (cls.name, dtype, r.reasons)
+
+
 def test_check_claim__power_capped_h100_below_70pct__fails():
     r = check_claim(make_profile(tflops={"fp32": 35.0, "bf16": 600.0}), H100_SXM)
     assert not r.passed and "below 70%" in r.reasons[0] and "needs >= 692" in r.reasons[0]

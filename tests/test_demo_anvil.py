@@ -1,6 +1,7 @@
 """`make demo` runs green: a real anvil, 3 oracle operators (quorum 2 of 3), three provider agents
-(one lying about its hardware, one returning wrong job results), two users submitting jobs of
-three kinds; drawn and disputed jobs get JobVerdicts from the oracle processes; then the economy:
+(one lying about its hardware, one returning wrong job results, one taking a job and never
+delivering it), two users submitting jobs of three kinds, priced in USD and settled by
+burn-and-mint; drawn and disputed jobs get JobVerdicts from the oracle processes; then the economy:
 PriceFeed rounds, Emissions epoch 0 finalized, its rewards root posted and claimed, supply checked."""
 
 import subprocess
@@ -21,7 +22,7 @@ def test_demo__runs_and_every_outcome_is_the_expected_one():
     )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     assert "demo OK" in out.stdout
-    for outcome in ("FAILED", "FINALIZED", "ACTIVE", "JAILED"):
+    for outcome in ("FAILED", "FINALIZED", "EXPIRED", "ACTIVE", "JAILED"):
         assert outcome in out.stdout
     for kind in ("matmul_chain", "mlp_train", "toploc_generate"):
         assert kind in out.stdout
@@ -32,7 +33,9 @@ def test_demo__runs_and_every_outcome_is_the_expected_one():
     assert "PriceFeed GPU/USD" in out.stdout and "1.25 USD" in out.stdout
     for table in ("economy: token", "economy: emissions epoch 0", "economy: provider earnings"):
         assert table in out.stdout
-    assert "rewards root posted" in out.stdout and "Settlement, next" in out.stdout
+    assert "rewards root posted" in out.stdout and "no-show penalty" in out.stdout
+    assert "settlement (Settlement.Settled" in out.stdout and "burn-and-mint settlement: users' escrow" in out.stdout
+    assert "NO" not in out.stdout.split("settlement (Settlement.Settled")[1].split("providers (job phase)")[0]
     assert (
         "economy checks: rewards root posted yes, claims minted exactly what the proofs and the on-chain pools "
         "imply yes, supply == minted - burned yes"

@@ -23,6 +23,16 @@ def test_deploy__local__deployer_holds_operational_roles(deployment, deployer, r
     assert feed.HUB() == hub.address
     assert feed.hasRole(DEFAULT_ADMIN_ROLE, deployer)
     assert deployment.record["contracts"]["PriceFeed"] == feed.address
+    settlement = deployment.settlement
+    assert deployment.record["contracts"]["Settlement"] == settlement.address
+    assert settlement.hasRole(DEFAULT_ADMIN_ROLE, deployer)
+    assert settlement.TOKEN() == token.address
+    # Deployed on the hub's PriceFeed (conftest then points it at a feed holding a $1.00 round).
+    assert deployment.record["constructor_args"]["Settlement"][:2] == [token.address, feed.address]
+    assert settlement.job_market() == market.address
+    assert market.SETTLEMENT() == settlement.address
+    assert token.is_minter(settlement)
+    assert deployment.emissions.BURNS() == settlement.address
     for c in GPU_CLASSES:
         assert registry.gpu_classes(c.class_id).name == c.name
         assert registry.class_exists(c.class_id)
@@ -59,17 +69,33 @@ def test_deploy__production__timelock_holds_admin_and_deployer_keeps_nothing(pro
     assert d.record["contracts"]["Timelock"] == timelock.address
     assert d.price_feed.hasRole(DEFAULT_ADMIN_ROLE, timelock)
     assert not d.price_feed.hasRole(DEFAULT_ADMIN_ROLE, deployer)
+    assert d.settlement.hasRole(DEFAULT_ADMIN_ROLE, timelock)
+    assert not d.settlement.hasRole(DEFAULT_ADMIN_ROLE, deployer)
+    assert d.record["contracts"]["Settlement"] == d.settlement.address
 
 
-def test_deploy__production__emissions_stays_the_only_minter_besides_the_timelock(project, accounts):
-    """Emissions is made a minter before the token's ownership moves to the timelock, and the
-    move keeps it (snekmate drops only the old owner's minter role). It has no admin role."""
+def test_deploy__production__settlement_and_emissions_stay_the_only_minters_besides_the_timelock(project, accounts):
+    """Settlement and Emissions are made minters before the token's ownership moves to the
+    timelock, and the move keeps them (snekmate drops only the old owner's minter role).
+    Emissions has no admin role; Settlement's admin is the timelock."""
     deployer = accounts[8]
     d = deploy_all(project, deployer, local=False)
+    assert d.token.is_minter(d.settlement)
     assert d.token.is_minter(d.emissions)
     assert d.token.is_minter(d.timelock)
     assert not d.token.is_minter(deployer)
     assert d.emissions.HUB() == d.hub.address
     assert d.emissions.TOKEN() == d.token.address
+    assert d.emissions.BURNS() == d.settlement.address
+    assert d.market.SETTLEMENT() == d.settlement.address
+    assert d.settlement.job_market() == d.market.address
+    assert d.settlement.price_feed() == d.price_feed.address
+    assert d.settlement.max_age() == 3600
+    assert d.settlement.hasRole(DEFAULT_ADMIN_ROLE, d.timelock)
+    assert not d.settlement.hasRole(DEFAULT_ADMIN_ROLE, deployer)
     assert d.record["contracts"]["Emissions"] == d.emissions.address
-    assert d.record["roles"]["minters"] == [d.emissions.address]
+    assert d.record["contracts"]["Settlement"] == d.settlement.address
+    assert d.record["constructor_args"]["Settlement"] == [d.token.address, d.price_feed.address, 3600]
+    assert d.record["constructor_args"]["JobMarket"][2] == d.settlement.address
+    assert d.record["constructor_args"]["Emissions"][2] == d.settlement.address
+    assert d.record["roles"]["minters"] == [d.settlement.address, d.emissions.address]

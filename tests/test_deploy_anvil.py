@@ -49,6 +49,7 @@ def test_ape_run_deploy__records_and_does_not_redeploy(tmp_path):
                 "JobMarket",
                 "OracleHub",
                 "PriceFeed",
+                "Settlement",
                 "Emissions",
             }
             assert record["vyper_version"] == "0.4.3"
@@ -62,6 +63,7 @@ def test_ape_run_deploy__records_and_does_not_redeploy(tmp_path):
             assert info["contracts"] == record["contracts"]
             assert info["params"]["fee_bps"] == 500
             assert info["job_count"] == 0
+            assert info["settlement_burned"] == 0 and "fees_accrued" not in info
             missing = _gpunet("job", "show", "1")
             assert missing.returncode == 1
             assert "job 1 does not exist" in missing.stderr

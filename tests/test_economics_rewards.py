@@ -144,7 +144,8 @@ def test_wash__property__work_emission_below_fee_paid(budget, fees, avail):
 
 
 def test_epoch_rewards__from_records():
-    jobs = [E.JobRecord(A, 0, JobStatus.FINALIZED, 10, 40), E.JobRecord(B, 0, JobStatus.EXPIRED, 10, 40)]
+    # B's job was cancelled by its user (not B's doing): no work, availability kept.
+    jobs = [E.JobRecord(A, 0, JobStatus.FINALIZED, 10, 40), E.JobRecord(B, 0, JobStatus.CANCELLED, 10, 40)]
     machines = [_machine(B, 1), _machine(C, 2, attested=False)]
     r = E.epoch_rewards(0, jobs, machines, {B: 10**30, C: 10**30}, P)
     assert r.leaves == {E.to_checksum_address(A): (40, 0), E.to_checksum_address(B): (0, 100 * MAX_BPS)}
@@ -186,4 +187,22 @@ def test_epoch_rewards__invalid_job_in_epoch__no_availability_share():
     ]
     r = E.epoch_rewards(3, jobs, machines, {A: 10**30, B: 10**30}, P)
     assert r.leaves[E.to_checksum_address(A)] == (7, 0)
+    assert r.leaves[E.to_checksum_address(B)][1] > 0
+
+
+def test_epoch_rewards__expired_job_in_epoch__no_availability_share():
+    """A no-show (a job accepted and never delivered, Expired in the epoch) loses the epoch's
+    availability share like a caught cheater; an expiry in another epoch does not count."""
+    machines = [
+        E.MachineRecord(provider=A, machine_id=1, attested=True, uptime_bps=MAX_BPS, hardware_weight=100,
+                        required_stake=0),
+        E.MachineRecord(provider=B, machine_id=2, attested=True, uptime_bps=MAX_BPS, hardware_weight=100,
+                        required_stake=0),
+    ]  # fmt: skip
+    jobs = [
+        E.JobRecord(provider=A, epoch=3, status=int(JobStatus.EXPIRED), compute_units=1, fee=0),
+        E.JobRecord(provider=B, epoch=4, status=int(JobStatus.EXPIRED), compute_units=1, fee=0),  # other epoch
+    ]
+    r = E.epoch_rewards(3, jobs, machines, {A: 10**30, B: 10**30}, P)
+    assert E.to_checksum_address(A) not in r.leaves
     assert r.leaves[E.to_checksum_address(B)][1] > 0

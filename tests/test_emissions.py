@@ -5,6 +5,10 @@ the first three are OracleHub operators, threshold 2 (as in test_oracle_hub.py).
 built with offchain/economics/rewards.py (what the oracle service will use) and signed with the
 operators' keys; anyone submits and claims. Schedule tests deploy their own Emissions with small
 numbers; the rewards tests use the deployment's.
+
+The taper counts settlement burns only (`Settlement.total_burned`: escrow JobMarket burns when it
+finalizes a job). Taper tests produce them by finalizing real jobs (`ready_jobs`); the property
+test counts them on a Settlement whose job market is a test account (`direct_settlement`).
 """
 
 from contextlib import contextmanager
@@ -12,7 +16,7 @@ from dataclasses import replace
 
 import ape
 import pytest
-from conftest import storage_roots
+from conftest import PRICE, STAKE, storage_roots
 from eth_account.messages import encode_typed_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,12 +24,14 @@ from hypothesis import strategies as st
 from offchain.chain import reports as R
 from offchain.constants import MAX_BPS, ONE_TOKEN, JobStatus
 from offchain.economics import rewards as E
-from offchain.params import EmissionsParams, OracleParams
+from offchain.params import EmissionsParams, MarketParams, OracleParams
 
 P = EmissionsParams()
 MIN_STAKE = OracleParams().min_operator_stake
 DAY = 86400
 N_POOL = 5
+CHALLENGE_WINDOW = MarketParams().challenge_window
+RESULT = b"\x22" * 32
 # Gas ceilings, ~10% above what the in-process EVM measured (test_gas__claim_and_finalize):
 # finalize_epoch 106k for the first epoch (cold slots), 72k later; submit_rewards 204k with 2
 # signatures; claim 130k for the first claim of an epoch, 115k for a later one (9-leaf tree).
@@ -55,7 +61,9 @@ def em(deployment):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _wider_fixtures_first(hub, em, chain, project, token, deployer, keeper, provider, provider2, user, attacker):
+def _wider_fixtures_first(
+    hub, em, chain, project, token, deployer, keeper, provider, provider2, user, attacker, market, registry, settlement
+):
     """Session/module fixtures set up before the first test (ape's snapshots rebase otherwise)."""
 
 
@@ -74,17 +82,60 @@ def goto(chain):
     return _goto
 
 
-@pytest.fixture
-def make_emissions(project, deployer, token, hub):
-    """A fresh Emissions with `P` overridden by `fields`, made a minter."""
+@pytest.fixture(scope="module")
+def settlement(deployment):
+    return deployment.settlement
 
-    def _make(**fields):
+
+@pytest.fixture
+def make_emissions(project, deployer, token, hub, settlement):
+    """A fresh Emissions with `P` overridden by `fields`, made a minter, tapering on `burns`
+    (default: the deployment's Settlement)."""
+
+    def _make(burns=None, **fields):
         params = replace(P, **fields)
-        e = deployer.deploy(project.Emissions, *params.constructor_args(token.address, hub.address))
+        burns = settlement if burns is None else burns
+        e = deployer.deploy(project.Emissions, *params.constructor_args(token.address, hub.address, burns.address))
         token.set_minter(e.address, True, sender=deployer)
         return e, params
 
     return _make
+
+
+@pytest.fixture
+def direct_settlement(project, deployer, token, deployment):
+    """A Settlement whose job market is `deployer`: `settle(provider, burned, 0, 0)` counts
+    `burned` as a settlement burn (and mints nothing) without running jobs."""
+    s = deployer.deploy(project.Settlement, token.address, deployment.price_feed.address, 3600)
+    s.set_job_market(deployer, sender=deployer)
+    return s
+
+
+@pytest.fixture
+def ready_jobs(make_provider, make_job, market, jobs, provider, user, goto, chain):
+    """Jobs of `provider` paid by `user`, one per amount in `payments` (tokens: a job's escrow at
+    $1.00 a token), accepted and submitted. With `wait`, their challenge window is then over,
+    so `finalize` burns their escrow through Settlement. Returns their ids."""
+
+    def _ready(*payments, wait=True):
+        machine_id = make_provider(provider, stake=STAKE + 2 * sum(payments))
+        ids = []
+        for payment in payments:
+            job_id, job = make_job(user, units=payment // PRICE)
+            assert job["payment"] == payment
+            jobs.track(market.accept(job_id, jobs.t(job_id), machine_id, sender=provider))
+            jobs.track(market.submit_result(job_id, jobs.t(job_id), RESULT, "http://p/result", sender=provider))
+            ids.append(job_id)
+        if wait:
+            goto(chain.blocks.head.timestamp + CHALLENGE_WINDOW + 1)
+        return ids
+
+    return _ready
+
+
+@pytest.fixture
+def finalize_job(market, jobs, keeper):
+    return lambda job_id: jobs.track(market.finalize(job_id, jobs.t(job_id), sender=keeper))
 
 
 @pytest.fixture
@@ -165,9 +216,10 @@ def posted(em, ops, sign, keeper, rewards0, finalize_through):
 ################################################################
 
 
-def test_deploy__wires_params_and_minter(em, deployment, token, hub):
+def test_deploy__wires_params_and_minter(em, deployment, token, hub, settlement):
     assert em.TOKEN() == token.address
     assert em.HUB() == hub.address
+    assert em.BURNS() == settlement.address
     assert em.EPOCH_SECONDS() == P.epoch_seconds
     assert em.INITIAL_EPOCH_EMISSION() == P.initial_epoch_emission
     assert em.DECAY_BPS() == P.decay_bps
@@ -180,7 +232,8 @@ def test_deploy__wires_params_and_minter(em, deployment, token, hub):
     assert em.scheduled_emission() == P.initial_epoch_emission
     assert em.allocated() == em.total_emitted() == 0
     assert deployment.record["contracts"]["Emissions"] == em.address
-    assert deployment.record["constructor_args"]["Emissions"][2] == em.GENESIS()
+    assert deployment.record["constructor_args"]["Emissions"][2] == settlement.address
+    assert deployment.record["constructor_args"]["Emissions"][3] == em.GENESIS()
     assert bytes(em.REWARDS_TYPEHASH()) == E.REWARDS_TYPEHASH
 
 
@@ -195,18 +248,20 @@ def test_deploy__wires_params_and_minter(em, deployment, token, hub):
         ({"wash_guard_bps": MAX_BPS}, "emissions: wash guard too high"),
     ],
 )
-def test_constructor__bad_params__reverts(project, deployer, token, hub, fields, message):
+def test_constructor__bad_params__reverts(project, deployer, token, hub, settlement, fields, message):
     params = replace(P, **fields)
     with ape.reverts(message):
-        deployer.deploy(project.Emissions, *params.constructor_args(token.address, hub.address))
+        deployer.deploy(project.Emissions, *params.constructor_args(token.address, hub.address, settlement.address))
 
 
-def test_constructor__zero_addresses__revert(project, deployer, token, hub):
+def test_constructor__zero_addresses__revert(project, deployer, token, hub, settlement):
     zero = "0x" + "00" * 20
     with ape.reverts("emissions: token is the zero address"):
-        deployer.deploy(project.Emissions, *P.constructor_args(zero, hub.address))
+        deployer.deploy(project.Emissions, *P.constructor_args(zero, hub.address, settlement.address))
     with ape.reverts("emissions: hub is the zero address"):
-        deployer.deploy(project.Emissions, *P.constructor_args(token.address, zero))
+        deployer.deploy(project.Emissions, *P.constructor_args(token.address, zero, settlement.address))
+    with ape.reverts("emissions: burn counter is the zero address"):
+        deployer.deploy(project.Emissions, *P.constructor_args(token.address, hub.address, zero))
 
 
 ################################################################
@@ -263,26 +318,75 @@ def test_schedule__cap__last_epochs_get_what_remains(make_emissions, finalize_th
     assert em_.allocated() == params.emission_cap
 
 
-def test_taper__burns_in_epoch__shrink_its_budget(make_emissions, finalize_through, keeper, token, user, goto):
+def test_taper__burns_in_epoch__shrink_its_budget(
+    make_emissions, finalize_through, keeper, settlement, ready_jobs, finalize_job
+):
+    # Jobs are made finalizable first (the challenge window is longer than an epoch here).
+    small, big = ready_jobs(100 * ONE_TOKEN, 900 * ONE_TOKEN)
     em_, params = make_emissions(epoch_seconds=1_000, taper_reference=100 * ONE_TOKEN)
-    token.burn(100 * ONE_TOKEN, sender=user)  # epoch 0 burns exactly the reference: half
+    finalize_job(small)  # epoch 0 burns exactly the reference: half
     (b0,) = finalize_through(em_, 0, keeper)
     assert b0 == params.initial_epoch_emission // 2
     assert em_.epochs(0).burned == 100 * ONE_TOKEN
-    token.burn(900 * ONE_TOKEN, sender=user)  # epoch 1 burns 9x the reference: 1/10
+    finalize_job(big)  # epoch 1 burns 9x the reference: 1/10
     (b1,) = finalize_through(em_, 1, keeper)
     scheduled1 = params.initial_epoch_emission * (MAX_BPS - params.decay_bps) // MAX_BPS
     assert b1 == scheduled1 * 100 // 1_000
-    assert em_.burn_checkpoint() == token.total_burned()
+    assert em_.burn_checkpoint() == settlement.total_burned()
 
 
-def test_taper__late_catch_up__spreads_burns_evenly(make_emissions, keeper, token, user, goto):
+def test_taper__late_catch_up__spreads_burns_evenly(make_emissions, keeper, settlement, goto, ready_jobs, finalize_job):
+    (job_id,) = ready_jobs(300 * ONE_TOKEN)
     em_, params = make_emissions(epoch_seconds=1_000, taper_reference=100 * ONE_TOKEN)
-    token.burn(300 * ONE_TOKEN, sender=user)
+    finalize_job(job_id)
     goto(em_.epoch_start(3))  # epochs 0, 1 and 2 are over, none finalized
     burned = [_one(em_.finalize_epoch(e, sender=keeper), em_.EpochFinalized)["burned"] for e in range(3)]
     assert burned == [100 * ONE_TOKEN] * 3
-    assert em_.burn_checkpoint() == token.total_burned()
+    assert em_.burn_checkpoint() == settlement.total_burned()
+
+
+def test_taper__slashing_and_plain_burns__do_not_count__settlement_burns_do(
+    make_emissions,
+    finalize_through,
+    goto,
+    chain,
+    keeper,
+    deployer,
+    user,
+    token,
+    market,
+    jobs,
+    settlement,
+    ready_jobs,
+    finalize_job,
+):
+    """Only escrow burned by job settlement is customer revenue: a burn of one's own tokens and
+    the burned share of a slash (an invalid verdict) leave the schedule whole."""
+    good, bad = ready_jobs(100 * ONE_TOKEN, 100 * ONE_TOKEN, wait=False)
+    jobs.track(market.dispute(bad, jobs.t(bad), sender=user))
+    goto(chain.blocks.head.timestamp + CHALLENGE_WINDOW + 1)  # `good` may be finalized
+    em_, params = make_emissions(epoch_seconds=1_000, taper_reference=100 * ONE_TOKEN)
+    token_burned, settled = token.total_burned(), settlement.total_burned()
+
+    # Epoch 0: a plain burn (5x the taper reference) and the burned share of a slash.
+    token.burn(500 * ONE_TOKEN, sender=user)
+    tx = market.post_verdict(bad, jobs.t(bad), False, sender=deployer)
+    slash_burn = _one(tx, market.JobFailed)["burned"]
+    assert slash_burn > 0
+    assert token.total_burned() == token_burned + 500 * ONE_TOKEN + slash_burn
+    assert settlement.total_burned() == settled
+    (b0,) = finalize_through(em_, 0, keeper)
+    assert b0 == params.initial_epoch_emission
+    assert em_.epochs(0).burned == 0
+
+    # Epoch 1: a finalized job burns its escrow (the reference) through Settlement: half.
+    finalize_job(good)
+    assert settlement.total_burned() == settled + 100 * ONE_TOKEN
+    (b1,) = finalize_through(em_, 1, keeper)
+    scheduled1 = params.initial_epoch_emission * (MAX_BPS - params.decay_bps) // MAX_BPS
+    assert em_.epochs(1).burned == 100 * ONE_TOKEN
+    assert b1 == scheduled1 // 2
+    assert em_.burn_checkpoint() == settlement.total_burned()
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
@@ -293,19 +397,23 @@ def test_taper__late_catch_up__spreads_burns_evenly(make_emissions, keeper, toke
     burns=st.lists(st.integers(0, 10**22), min_size=25, max_size=25),
 )
 def test_schedule__property__never_above_schedule_or_cap(
-    make_emissions, keeper, token, user, deployer, initial, decay, cap_mult, burns
+    make_emissions, direct_settlement, keeper, provider, deployer, initial, decay, cap_mult, burns
 ):
-    """On-chain, 25 epochs with random burns: each budget <= its tapered schedule, the sum <= the cap,
-    and the contract equals the Python mirror."""
+    """On-chain, 25 epochs with random settlement burns: each budget <= its tapered schedule, the
+    sum <= the cap, and the contract equals the Python mirror."""
     cap = initial * cap_mult // 10 + initial
     em_, params = make_emissions(
-        epoch_seconds=50, initial_epoch_emission=initial, decay_bps=decay, emission_cap=cap, taper_reference=10**21
+        burns=direct_settlement,
+        epoch_seconds=50,
+        initial_epoch_emission=initial,
+        decay_bps=decay,
+        emission_cap=cap,
+        taper_reference=10**21,
     )
     budgets = []
     for e, b in enumerate(burns):
         if b:
-            token.mint(user, b, sender=deployer)
-            token.burn(b, sender=user)
+            direct_settlement.settle(provider, b, 0, 0, sender=deployer)
         ape.chain.mine(timestamp=max(em_.epoch_start(e + 1), ape.chain.blocks.head.timestamp + 1))
         budgets.append(_one(em_.finalize_epoch(e, sender=keeper), em_.EpochFinalized)["budget"])
     assert budgets == E.epoch_budgets(params, burns)

@@ -1,7 +1,9 @@
-"""finalize_many pays each run of one provider's jobs with one transfer and one unlock.
+"""finalize_many settles each run of one provider's jobs with one burn, one Settlement mint and
+one unlock.
 
 The end state must equal finalizing the same jobs one by one: provider balances, locked
-collateral, accrued fees, challenger bonds, job statuses; JobFinalized is still per job.
+collateral, the supply and the token's and Settlement's burn/mint counters (the fees burned),
+challenger bonds, job statuses; JobFinalized is still per job.
 """
 
 import ape
@@ -31,28 +33,37 @@ def mixed_batch(make_provider, make_job, market, jobs, chain, provider, provider
     return ids
 
 
-def _state(market, registry, token, accounts_):
+def _state(registry, token, settlement, accounts_):
     return {
         "balances": [token.balanceOf(a) for a in accounts_],
         "locked": [registry.locked(a) for a in accounts_],
         "staked": [registry.staked(a) for a in accounts_],
-        "fees": market.fees_accrued(),
+        "supply": token.totalSupply(),
+        "minted_burned": (token.total_minted(), token.total_burned()),
+        "settled": settlement.total_burned(),
     }
 
 
 def test_finalize_many__mixed_providers_and_audit_timeout__same_end_state_as_one_by_one(
-    mixed_batch, market, registry, token, jobs, chain, provider, provider2, keeper, user, user2
+    mixed_batch, deployment, market, registry, token, jobs, chain, provider, provider2, keeper, user, user2
 ):
     ids = mixed_batch
+    settlement = deployment.settlement
     who = [provider, provider2, keeper, user, user2, market]
+    before = _state(registry, token, settlement, who)
     snapshot = chain.snapshot()
     for job_id in ids:
         market.finalize(job_id, jobs.t(job_id), sender=keeper)
-    one_by_one = _state(market, registry, token, who)
+    one_by_one = _state(registry, token, settlement, who)
     chain.restore(snapshot)
 
     tx = market.finalize_many(ids, [jobs.t(i) for i in ids], sender=keeper)
-    assert _state(market, registry, token, who) == one_by_one
+    assert _state(registry, token, settlement, who) == one_by_one
+    # At $1 the whole escrow is burned and the supply falls by exactly the fees.
+    payments = [jobs[i]["payment"] for i in ids]
+    fees = [p * jobs[i]["fee_bps"] // 10_000 for i, p in zip(ids, payments, strict=True)]
+    assert one_by_one["supply"] == before["supply"] - sum(fees)
+    assert one_by_one["settled"] == before["settled"] + sum(payments)
     assert [market.job_status(i) for i in ids] == [JobStatus.FINALIZED] * len(ids)
     assert registry.locked(provider) == 0 and registry.locked(provider2) == 0
 
@@ -61,8 +72,25 @@ def test_finalize_many__mixed_providers_and_audit_timeout__same_end_state_as_one
     for e, job_id in zip(finalized, ids, strict=True):
         job = jobs[job_id]
         fee = job["payment"] * job["fee_bps"] // 10_000
-        assert (e["provider"], e["fee"], e["provider_amount"]) == (job["provider"], fee, job["payment"] - fee)
+        assert (e["provider"], e["usd_value"], e["burned"], e["fee"]) == (
+            job["provider"],
+            job["usd_value"],
+            job["payment"],
+            fee,
+        )
         assert e["audit_timed_out"] == (job_id == ids[-1])
+    # Runs: [provider, provider], [provider2], [provider] -> three settlements, each minting its
+    # run's escrow minus fees (at $1), not four.
+    runs = [ids[:2], ids[2:3], ids[3:]]
+    settled = [dict(log.event_arguments) for log in tx.decode_logs(settlement.Settled)]
+    assert [(s["provider"], s["burned"], s["minted"]) for s in settled] == [
+        (
+            jobs[run[0]]["provider"],
+            sum(payments[ids.index(i)] for i in run),
+            sum(payments[ids.index(i)] - fees[ids.index(i)] for i in run),
+        )
+        for run in runs
+    ]
     # Runs: [provider, provider], [provider2], [provider] -> three unlocks, not four.
     unlocks = [dict(log.event_arguments) for log in tx.decode_logs(registry.CollateralUnlocked)]
     assert [(u["provider"], u["amount"]) for u in unlocks] == [

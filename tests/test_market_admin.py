@@ -1,6 +1,6 @@
-"""JobMarket governance and guardian functions: params / set_params (every bound), set_treasury,
-sweep_fees, pause / unpause (what a pause stops and what it must never stop), roles and the
-constructor checks.
+"""JobMarket governance and guardian functions: params / set_params (every bound), the fee
+(burned at settlement: there is no treasury and nothing to sweep), pause / unpause (what a
+pause stops and what it must never stop), roles and the constructor checks.
 """
 
 import ape
@@ -25,8 +25,11 @@ from offchain.params import DAY
 # Fixtures shared by the market tests.
 snap = market_helpers.snap
 ledger = market_helpers.ledger
+settlement = market_helpers.settlement
 
 P = UNIT_PARAMS
+MAX_TOKENS = 2**256 - 1
+# At conftest's $1 per token a job escrows its USD value in tokens.
 PAYMENT = PRICE * UNITS
 FEE = PAYMENT * P.fee_bps // MAX_BPS
 MAX_WINDOW = 30 * DAY
@@ -49,7 +52,7 @@ def _params(**changes):
 ################################################################
 
 
-def test_constants__match_offchain_and_deployment(market, token, registry, treasury, params):
+def test_constants__match_offchain_and_deployment(market, token, registry, settlement, params):
     assert market.MAX_BPS() == MAX_BPS
     assert market.MAX_BATCH() == MAX_BATCH
     assert market.MAX_FEE_BPS() == 2_000
@@ -57,9 +60,14 @@ def test_constants__match_offchain_and_deployment(market, token, registry, treas
     assert (market.MIN_WINDOW_SECONDS(), market.MAX_WINDOW_SECONDS()) == (60, MAX_WINDOW)
     assert market.TOKEN() == token.address
     assert market.REGISTRY() == registry.address
-    assert market.treasury() == treasury.address
+    assert market.SETTLEMENT() == settlement.address
+    assert settlement.job_market() == market.address and settlement.TOKEN() == token.address
+    assert token.is_minter(settlement)  # it mints providers' pay
     assert tuple(market.params()) == params.as_tuple()
-    assert market.fees_accrued() == 0 and market.job_count() == 0 and not market.paused()
+    assert market.job_count() == 0 and not market.paused()
+    # The treasury and fee sweep are gone: the fee is burned at settlement.
+    for gone in ("treasury", "fees_accrued", "sweep_fees", "set_treasury"):
+        assert not hasattr(market, gone), gone
 
 
 def test_roles__local_deployment_wiring(market, registry, deployer, attacker, roles):
@@ -78,15 +86,20 @@ def test_roles__local_deployment_wiring(market, registry, deployer, attacker, ro
     [
         ("token", "token is the zero address"),
         ("registry", "registry is the zero address"),
-        ("treasury", "treasury is the zero address"),
+        ("settlement", "settlement is the zero address"),
         ("params", "fee too high"),
     ],
 )
-def test_constructor__invalid_argument__reverts(project, deployer, token, registry, treasury, which, message):
-    args = {"token": token.address, "registry": registry.address, "treasury": treasury.address, "params": _params()}
+def test_constructor__invalid_argument__reverts(project, deployer, token, registry, settlement, which, message):
+    args = {
+        "token": token.address,
+        "registry": registry.address,
+        "settlement": settlement.address,
+        "params": _params(),
+    }
     args[which] = _params(fee_bps=2_001) if which == "params" else ZERO_ADDRESS
     with ape.reverts(message):
-        deployer.deploy(project.JobMarket, args["token"], args["registry"], args["treasury"], args["params"])
+        deployer.deploy(project.JobMarket, args["token"], args["registry"], args["settlement"], args["params"])
 
 
 ################################################################
@@ -254,70 +267,38 @@ def test_set_params__new_windows_apply_to_later_calls(
     tx = market.dispute(job_id, jobs.t(job_id), sender=user2)
     assert market.disputes(job_id).audit_deadline == _ts(chain, tx) + 120
     with ape.reverts("accept window too short"):
-        market.create_job(ZERO_ADDRESS, CPU, SPEC, UNITS, PRICE, 119, 60, sender=user)
+        market.create_job(ZERO_ADDRESS, CPU, SPEC, UNITS, PRICE, 119, 60, MAX_TOKENS, sender=user)
     with ape.reverts("completion time too long"):
-        market.create_job(ZERO_ADDRESS, CPU, SPEC, UNITS, PRICE, 120, 121, sender=user)
-    market.create_job(ZERO_ADDRESS, CPU, SPEC, UNITS, PRICE, 120, 120, sender=user)
+        market.create_job(ZERO_ADDRESS, CPU, SPEC, UNITS, PRICE, 120, 121, MAX_TOKENS, sender=user)
+    market.create_job(ZERO_ADDRESS, CPU, SPEC, UNITS, PRICE, 120, 120, MAX_TOKENS, sender=user)
 
 
 ################################################################
-#                    set_treasury, sweep_fees                  #
+#                 the fee: burned, not swept                   #
 ################################################################
 
 
-def test_set_treasury__admin__stores_logs_and_receives_sweeps(
-    submitted_job, market, jobs, chain, deployer, keeper, user2, treasury, ledger
+def test_fee__burned_at_settlement__market_keeps_nothing(
+    make_provider, make_job, market, token, settlement, jobs, chain, provider, user, attacker, ledger
 ):
-    tx = market.set_treasury(user2, sender=deployer)
-    assert ev(tx, market.TreasurySet) == {"treasury": user2.address}
-    assert market.treasury() == user2.address
-    job_id, _ = submitted_job
-    chain.pending_timestamp = jobs[job_id]["challenge_end"] + 1
-    market.finalize(job_id, jobs.t(job_id), sender=keeper)
-    ledger.mark()
-    market.sweep_fees(sender=keeper)
-    ledger.expect(user2=FEE, market=-FEE)  # the old treasury gets nothing
-
-
-def test_set_treasury__zero_address__reverts(market, deployer, snap):
-    with no_change(snap), ape.reverts("treasury is the zero address"):
-        market.set_treasury(ZERO_ADDRESS, sender=deployer)
-
-
-def test_set_treasury__not_admin__reverts(market, attacker, snap):
-    with no_change(snap), ape.reverts(MISSING_ROLE):
-        market.set_treasury(attacker, sender=attacker)
-
-
-def test_sweep_fees__sends_accrued_fees_to_treasury(
-    make_provider, make_job, market, token, jobs, chain, provider, user, attacker, treasury, ledger, snap
-):
+    # Replaces the treasury sweep: the fees of finalized jobs are burned with their escrow, so
+    # the market holds nothing for anyone and the supply falls by exactly the fees.
     machine_id = make_provider(provider)
     ids = [make_job(user)[0] for _ in range(2)]
     for job_id in ids:
         jobs.track(market.accept(job_id, jobs.t(job_id), machine_id, sender=provider))
         jobs.track(market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=provider))
     chain.pending_timestamp = jobs[ids[-1]]["challenge_end"] + 1
-    market.finalize_many(ids, [jobs.t(i) for i in ids], sender=attacker)
-    assert market.fees_accrued() == 2 * FEE
-    assert_books(market, token, jobs)
     ledger.mark()
-    tx = market.sweep_fees(sender=attacker)  # anyone may sweep; the fees go to the treasury only
-    assert ev(tx, market.FeesSwept) == {"treasury": treasury.address, "amount": 2 * FEE}
-    ledger.expect(treasury=2 * FEE, market=-2 * FEE)
-    assert market.fees_accrued() == 0
-    assert_books(market, token, jobs)
-    with no_change(snap), ape.reverts("no fees"):
-        market.sweep_fees(sender=attacker)
+    tx = market.finalize_many(ids, [jobs.t(i) for i in ids], sender=attacker)
+    e = ev(tx, settlement.Settled)
+    assert (e["burned"], e["cap"], e["minted"]) == (2 * PAYMENT, 2 * (PAYMENT - FEE), 2 * (PAYMENT - FEE))
+    ledger.expect(provider=2 * (PAYMENT - FEE), market=-2 * PAYMENT, supply=-2 * FEE, settled=2 * PAYMENT)
+    assert_books(market, token, jobs)  # escrow gone, no fee left behind
 
 
-def test_sweep_fees__none__reverts(market, keeper, snap):
-    with no_change(snap), ape.reverts("no fees"):
-        market.sweep_fees(sender=keeper)
-
-
-def test_sweep_fees__zero_fee_job__provider_gets_all_and_nothing_to_sweep(
-    make_provider, make_job, market, jobs, chain, deployer, provider, user, keeper, params, ledger, snap
+def test_fee__zero_fee_job__provider_minted_whole_escrow_supply_unchanged(
+    make_provider, make_job, market, token, settlement, jobs, chain, deployer, provider, user, keeper, params, ledger
 ):
     set_params(market, deployer, params, fee_bps=0)
     machine_id = make_provider(provider)
@@ -328,10 +309,29 @@ def test_sweep_fees__zero_fee_job__provider_gets_all_and_nothing_to_sweep(
     chain.pending_timestamp = jobs[job_id]["challenge_end"] + 1
     ledger.mark()
     tx = market.finalize(job_id, jobs.t(job_id), sender=keeper)
-    assert ev(tx, market.JobFinalized)["fee"] == 0
-    ledger.expect(provider=PAYMENT, market=-PAYMENT)
-    with no_change(snap), ape.reverts("no fees"):
-        market.sweep_fees(sender=keeper)
+    e = ev(tx, market.JobFinalized)
+    assert (e["fee"], e["burned"]) == (0, PAYMENT)
+    assert ev(tx, settlement.Settled)["minted"] == PAYMENT
+    # Burned and minted again in full: the supply does not move, the settlement burn counts.
+    ledger.expect(provider=PAYMENT, market=-PAYMENT, settled=PAYMENT)
+    assert_books(market, token, jobs)
+
+
+def test_fee__max_fee__provider_minted_escrow_minus_fifth(
+    make_provider, make_job, market, token, settlement, jobs, chain, deployer, provider, user, keeper, params, ledger
+):
+    set_params(market, deployer, params, fee_bps=market.MAX_FEE_BPS())
+    machine_id = make_provider(provider)
+    job_id, job = make_job(user)
+    jobs.track(market.accept(job_id, jobs.t(job_id), machine_id, sender=provider))
+    jobs.track(market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=provider))
+    chain.pending_timestamp = jobs[job_id]["challenge_end"] + 1
+    ledger.mark()
+    tx = market.finalize(job_id, jobs.t(job_id), sender=keeper)
+    fee = PAYMENT // 5
+    assert ev(tx, market.JobFinalized)["fee"] == fee
+    assert ev(tx, settlement.Settled)["minted"] == PAYMENT - fee
+    ledger.expect(provider=PAYMENT - fee, market=-PAYMENT, supply=-fee, settled=PAYMENT)
 
 
 ################################################################
@@ -372,9 +372,13 @@ def test_paused__create_and_accept__revert_until_unpaused(
     market.pause(sender=deployer)
     with no_change(snap):
         with ape.reverts(PAUSED):
-            market.create_job(provider, CPU, SPEC, UNITS, PRICE, ACCEPT_WINDOW, COMPLETE_WITHIN, sender=user)
+            market.create_job(
+                provider, CPU, SPEC, UNITS, PRICE, ACCEPT_WINDOW, COMPLETE_WITHIN, MAX_TOKENS, sender=user
+            )
         with ape.reverts(PAUSED):
-            market.create_jobs(provider, CPU, [SPEC], [UNITS], PRICE, ACCEPT_WINDOW, COMPLETE_WITHIN, sender=user)
+            market.create_jobs(
+                provider, CPU, [SPEC], [UNITS], PRICE, ACCEPT_WINDOW, COMPLETE_WITHIN, MAX_TOKENS, sender=user
+            )
         with ape.reverts(PAUSED):
             market.accept(job_id, jobs.t(job_id), machine_id, sender=provider)
         with ape.reverts(PAUSED):
@@ -414,8 +418,8 @@ def test_paused__dispute_and_post_verdict__still_work(
     assert_books(market, token, jobs)
 
 
-def test_paused__finalize_finalize_many_audit_timeout_and_sweep__still_work(
-    make_provider, make_job, market, token, jobs, chain, deployer, provider, user, user2, keeper, treasury, ledger
+def test_paused__finalize_finalize_many_and_audit_timeout__still_work_and_settle(
+    make_provider, make_job, market, token, jobs, chain, deployer, provider, user, user2, keeper, ledger
 ):
     machine_id = make_provider(provider)
     ids = [make_job(user)[0] for _ in range(4)]
@@ -424,15 +428,22 @@ def test_paused__finalize_finalize_many_audit_timeout_and_sweep__still_work(
     market.dispute(ids[3], jobs.t(ids[3]), sender=user2)
     market.pause(sender=deployer)
     chain.pending_timestamp = market.disputes(ids[3]).audit_deadline + 1
+    ledger.mark()
     market.finalize(ids[0], jobs.t(ids[0]), sender=keeper)
     market.finalize_many(ids[1:3], [jobs.t(i) for i in ids[1:3]], sender=keeper)
     tx = market.finalize(ids[3], jobs.t(ids[3]), sender=keeper)
     assert ev(tx, market.JobFinalized)["audit_timed_out"]
     for job_id in ids:
         assert_job(market, jobs, job_id, JobStatus.FINALIZED)
-    ledger.mark()
-    market.sweep_fees(sender=keeper)
-    ledger.expect(treasury=4 * FEE, market=-4 * FEE)
+    # Burn and mint are not paused either: every escrow burned, the provider minted, bond back.
+    bond = market.dispute_bond(PAYMENT)
+    ledger.expect(
+        provider=4 * (PAYMENT - FEE),
+        user2=bond,
+        market=-(4 * PAYMENT + bond),
+        supply=-4 * FEE,
+        settled=4 * PAYMENT,
+    )
     assert_books(market, token, jobs)
 
 

@@ -18,7 +18,8 @@ from offchain.chain.permit import sign_permit
 from offchain.constants import MAX_BPS, ONE_TOKEN, JobStatus
 from offchain.params import MarketParams, OracleParams
 
-PAYMENT = PRICE * UNITS
+PAYMENT = PRICE * UNITS  # tokens at conftest's $1 per token
+MAX_TOKENS = 2**256 - 1
 ZERO = "0x" + "00" * 20
 RESULT = b"\x22" * 32
 AUDITS = MarketParams(
@@ -194,7 +195,7 @@ def test_draw__half_rate__about_half_of_jobs_drawn(make_provider, market, jobs, 
     n = 40
     tx = market.create_jobs(
         provider, CPU, [bytes([i + 1]) * 32 for i in range(n)], [UNITS] * n, PRICE, ACCEPT_WINDOW, COMPLETE_WITHIN,
-        sender=user,
+        MAX_TOKENS, sender=user,
     )  # fmt: skip
     jobs.track(tx)
     ids = sorted(jobs)[-n:]
@@ -256,14 +257,18 @@ def test_verdict_valid__sampled__provider_paid_reputation_counts(
     machine_id = make_provider(provider)
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
     market.open_audit(job_id, jobs.t(job_id), sender=keeper)
-    before = token.balanceOf(provider)
+    before, supply = token.balanceOf(provider), token.totalSupply()
     report, sigs = verdict(hub, chain, pool, job_id, jobs[job_id], True)
     tx = hub.submit_verdict(report, jobs.t(job_id), sigs, sender=keeper)
     assert ev(tx, hub.VerdictAccepted)["signers"] == 2
     assert ev(tx, market.VerdictPosted)["verifier"] == hub.address
     assert market.job_status(job_id) == JobStatus.FINALIZED
     fee = PAYMENT * AUDITS.fee_bps // MAX_BPS
+    e = ev(tx, market.JobFinalized)
+    assert (e["burned"], e["fee"]) == (PAYMENT, fee)
+    # Escrow burned, the provider minted its pay (no bond: a sampled audit has no challenger).
     assert token.balanceOf(provider) - before == PAYMENT - fee
+    assert supply - token.totalSupply() == fee
     assert rep(market, provider) == dict(
         completed=1, failed=0, expired=0, audits_passed=1, disputes_won=0, disputes_lost=0
     )
@@ -381,6 +386,26 @@ def _permit(token, owner_key, owner, spender, amount, deadline, chain):
     return sign_permit(owner_key, token, chain.chain_id, owner, spender, amount, deadline)
 
 
+def _permit_args(provider, max_tokens, permit_amount, deadline, v, r, s):
+    """create_job_with_permit's arguments for a conftest-default job (1 token at $1)."""
+    spec = b"\x11" * 32
+    return (
+        provider,
+        CPU,
+        spec,
+        UNITS,
+        PRICE,
+        ACCEPT_WINDOW,
+        COMPLETE_WITHIN,
+        max_tokens,
+        permit_amount,
+        deadline,
+        v,
+        r,
+        s,
+    )
+
+
 def test_create_job_with_permit__no_allowance__one_transaction(
     make_provider, market, token, jobs, chain, accounts, deployer, provider
 ):
@@ -391,11 +416,28 @@ def test_create_job_with_permit__no_allowance__one_transaction(
     assert token.allowance(payer, market) == 0
     deadline = chain.pending_timestamp + 600
     v, r, s = _permit(token, payer.private_key, payer.address, market.address, PAYMENT, deadline, chain)
-    args = (provider, CPU, b"\x11" * 32, UNITS, PRICE, ACCEPT_WINDOW, COMPLETE_WITHIN, PAYMENT, deadline, v, r, s)
+    args = _permit_args(provider, PAYMENT, PAYMENT, deadline, v, r, s)
     tx = jobs.track(market.create_job_with_permit(*args, sender=payer))
     job_id = ev(tx, market.JobCreated)["job_id"]
     assert market.job_status(job_id) == JobStatus.OPEN
     assert token.balanceOf(payer) == 0 and token.allowance(payer, market) == 0
+
+
+def test_create_job_with_permit__payment_above_max_tokens__reverts_permit_unused(
+    make_provider, market, token, chain, accounts, deployer, provider
+):
+    make_provider(provider)
+    payer = accounts.generate_test_account()
+    deployer.transfer(payer, 10**18)
+    token.mint(payer, PAYMENT, sender=deployer)
+    deadline = chain.pending_timestamp + 600
+    v, r, s = _permit(token, payer.private_key, payer.address, market.address, PAYMENT, deadline, chain)
+    max_tokens = PAYMENT - 1  # the price moved against the payer between its quote and its transaction
+    args = _permit_args(provider, max_tokens, PAYMENT, deadline, v, r, s)
+    with ape.reverts("payment above max tokens"):
+        market.create_job_with_permit(*args, sender=payer)
+    assert token.balanceOf(payer) == PAYMENT and market.job_count() == 0
+    assert token.allowance(payer, market) == 0 and token.nonces(payer) == 0  # the permit rolled back too
 
 
 def test_create_job_with_permit__front_run_permit__still_succeeds(
@@ -408,7 +450,7 @@ def test_create_job_with_permit__front_run_permit__still_succeeds(
     deadline = chain.pending_timestamp + 600
     v, r, s = _permit(token, payer.private_key, payer.address, market.address, PAYMENT, deadline, chain)
     token.permit(payer, market, PAYMENT, deadline, v, r, s, sender=attacker)  # copied from the mempool
-    args = (provider, CPU, b"\x11" * 32, UNITS, PRICE, ACCEPT_WINDOW, COMPLETE_WITHIN, PAYMENT, deadline, v, r, s)
+    args = _permit_args(provider, PAYMENT, PAYMENT, deadline, v, r, s)
     jobs.track(market.create_job_with_permit(*args, sender=payer))
     assert token.balanceOf(payer) == 0
 
@@ -422,7 +464,7 @@ def test_create_job_with_permit__bad_signature__transfer_fails(
     token.mint(payer, PAYMENT, sender=deployer)
     deadline = chain.pending_timestamp + 600
     v, r, s = _permit(token, payer.private_key, payer.address, market.address, PAYMENT - 1, deadline, chain)
-    args = (provider, CPU, b"\x11" * 32, UNITS, PRICE, ACCEPT_WINDOW, COMPLETE_WITHIN, PAYMENT, deadline, v, r, s)
+    args = _permit_args(provider, PAYMENT, PAYMENT, deadline, v, r, s)
     with ape.reverts():
         market.create_job_with_permit(*args, sender=payer)
     assert token.balanceOf(payer) == PAYMENT and market.job_count() == 0

@@ -25,9 +25,12 @@ from offchain.constants import MAX_BATCH, MAX_BPS, ONE_TOKEN, JobStatus
 # Fixtures shared by the market tests.
 snap = market_helpers.snap
 ledger = market_helpers.ledger
+settlement = market_helpers.settlement
 
 P = UNIT_PARAMS
 T4 = 2
+MAX_TOKENS = 2**256 - 1
+# At conftest's $1 per token a job escrows its USD value in tokens.
 PAYMENT = PRICE * UNITS
 COLLATERAL = PAYMENT * P.collateral_bps // MAX_BPS
 FEE = PAYMENT * P.fee_bps // MAX_BPS
@@ -49,8 +52,11 @@ def _create_jobs(
     max_price=PRICE,
     accept_window=ACCEPT_WINDOW,
     complete_within=COMPLETE_WITHIN,
+    max_tokens=MAX_TOKENS,
 ):
-    return market.create_jobs(provider, class_id, specs, units, max_price, accept_window, complete_within, sender=user)
+    return market.create_jobs(
+        provider, class_id, specs, units, max_price, accept_window, complete_within, max_tokens, sender=user
+    )
 
 
 @pytest.fixture
@@ -98,6 +104,7 @@ def test_create_jobs__targeted__creates_each_job_with_one_transfer(
             "spec_hash": SPECS[i],
             "compute_units": UNIT_LIST[i],
             "payment": PRICE * UNIT_LIST[i],
+            "usd_value": PRICE * UNIT_LIST[i],
             "collateral": PRICE * UNIT_LIST[i] * P.collateral_bps // MAX_BPS,
             "fee_bps": P.fee_bps,
             "accept_by": accept_by,
@@ -171,6 +178,8 @@ def test_create_jobs__pricing_checks__revert(make_provider, market, provider, pr
             _create_jobs(market, user, accept_window=P.min_accept_window - 1)
         with ape.reverts("completion time too long"):
             _create_jobs(market, user, complete_within=P.max_complete_within + 1)
+        with ape.reverts("payment above max tokens"):
+            _create_jobs(market, user, max_tokens=PRICE * sum(UNIT_LIST) - 1)
 
 
 ################################################################
@@ -355,7 +364,7 @@ def test_submit_results__one_bad_job__reverts_whole_batch(running_batch, make_jo
 
 
 def test_finalize_many__submitted_and_timed_out_audit__settles_each(
-    submitted_batch, market, registry, token, jobs, chain, provider, user2, keeper, ledger
+    submitted_batch, market, registry, token, settlement, jobs, chain, provider, user2, keeper, ledger
 ):
     ids, _ = submitted_batch
     market.dispute(ids[1], jobs.t(ids[1]), sender=user2)
@@ -366,14 +375,24 @@ def test_finalize_many__submitted_and_timed_out_audit__settles_each(
     payments = [jobs[i]["payment"] for i in ids]
     fees = [p * P.fee_bps // MAX_BPS for p in payments]
     assert evs(tx, market.JobFinalized) == [
-        {"job_id": i, "provider": provider.address, "provider_amount": p - f, "fee": f, "audit_timed_out": i == ids[1]}
+        {
+            "job_id": i,
+            "provider": provider.address,
+            "usd_value": jobs[i]["usd_value"],
+            "burned": p,
+            "fee": f,
+            "audit_timed_out": i == ids[1],
+        }
         for i, p, f in zip(ids, payments, fees, strict=True)
     ]
     for job_id in ids:
         assert_job(market, jobs, job_id, JobStatus.FINALIZED)
+    # One run of one provider: one burn of every escrow, one mint of the sum minus the fees.
     paid = sum(payments) - sum(fees)
-    ledger.expect(provider=paid, user2=bond, market=-(paid + bond))
-    assert market.fees_accrued() == sum(fees)
+    assert [(e["provider"], e["burned"], e["minted"]) for e in evs(tx, settlement.Settled)] == [
+        (provider.address, sum(payments), paid)
+    ]
+    ledger.expect(provider=paid, user2=bond, market=-(sum(payments) + bond), supply=-sum(fees), settled=sum(payments))
     assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
     assert_books(market, token, jobs)
 

@@ -1,13 +1,15 @@
 """JobMarket disputes and audits: dispute, dispute_bond, post_verdict and the audit timeout
 through finalize.
 
-Submitted -> Audit -> Finalized (valid: the bond goes to the provider)
+Submitted -> Audit -> Finalized (valid: the escrow is burned and the provider minted its pay,
+                                 the bond goes to the provider)
 Submitted -> Audit -> Failed (invalid: user refunded and compensated from the collateral,
                               challenger rewarded and bond returned, the rest burned)
 Submitted -> Audit -> audit deadline passes -> finalize (provider paid, bond returned)
 
-Defaults: payment 1 token, collateral 1.5 tokens, fee 0.05, bond max(1 token, 10%) = 1 token,
-compensation 50% / reward 25% / burn 25% of the collateral.
+Defaults: payment 1 token ($1 at conftest's price), collateral 1.5 tokens, fee 0.05 (burned),
+bond max(1 token, 10%) = 1 token, compensation 50% / reward 25% / burn 25% of the collateral.
+A refund (invalid verdict) returns the escrow unburned: no settlement burn, no mint.
 """
 
 import ape
@@ -32,9 +34,11 @@ from offchain.constants import MAX_BPS, ONE_TOKEN, JobStatus
 # Fixtures shared by the market tests.
 snap = market_helpers.snap
 ledger = market_helpers.ledger
+settlement = market_helpers.settlement
 
 P = UNIT_PARAMS
-PAYMENT = PRICE * UNITS
+USD_VALUE = PRICE * UNITS
+PAYMENT = USD_VALUE  # $1 per token
 COLLATERAL = PAYMENT * P.collateral_bps // MAX_BPS
 FEE = PAYMENT * P.fee_bps // MAX_BPS
 BOND = max(P.min_dispute_bond, PAYMENT * P.dispute_bond_bps // MAX_BPS)
@@ -152,7 +156,7 @@ def test_dispute__large_job__bond_is_share_of_payment(
 
 
 def test_post_verdict__valid__pays_provider_and_bond_to_provider(
-    disputed_job, market, registry, token, jobs, deployer, provider, ledger
+    disputed_job, market, registry, token, settlement, jobs, deployer, provider, ledger
 ):
     job_id, _ = disputed_job
     ledger.mark()
@@ -161,14 +165,17 @@ def test_post_verdict__valid__pays_provider_and_bond_to_provider(
     assert ev(tx, market.JobFinalized) == {
         "job_id": job_id,
         "provider": provider.address,
-        "provider_amount": PAYMENT - FEE,
+        "usd_value": USD_VALUE,
+        "burned": PAYMENT,
         "fee": FEE,
         "audit_timed_out": False,
     }
+    e = ev(tx, settlement.Settled)
+    assert (e["provider"], e["burned"], e["minted"]) == (provider.address, PAYMENT, PAYMENT - FEE)
     assert_job(market, jobs, job_id, JobStatus.FINALIZED)
     assert tuple(market.disputes(job_id)) == (ZERO_ADDRESS, 0, 0)
-    ledger.expect(provider=PAYMENT - FEE + BOND, market=-(PAYMENT - FEE + BOND))
-    assert market.fees_accrued() == FEE
+    # The escrow is burned and the provider minted its pay; the bond is transferred to it.
+    ledger.expect(provider=PAYMENT - FEE + BOND, market=-(PAYMENT + BOND), supply=-FEE, settled=PAYMENT)
     assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
     assert evs(tx, registry.Slashed) == []
     assert_books(market, token, jobs)
@@ -248,7 +255,6 @@ def test_post_verdict__invalid__refunds_user_compensates_rewards_and_burns(
         supply=-burned,
     )
     assert tuple(registry.stakes(provider)) == (STAKE - COLLATERAL, 0, 0, 0)
-    assert market.fees_accrued() == 0
     assert_books(market, token, jobs)
 
 
@@ -388,14 +394,14 @@ def test_finalize__audit__at_deadline_reverts__after_pays_provider_and_returns_b
     assert ev(tx, market.JobFinalized) == {
         "job_id": job_id,
         "provider": provider.address,
-        "provider_amount": PAYMENT - FEE,
+        "usd_value": USD_VALUE,
+        "burned": PAYMENT,
         "fee": FEE,
         "audit_timed_out": True,
     }
     assert_job(market, jobs, job_id, JobStatus.FINALIZED)
     assert tuple(market.disputes(job_id)) == (ZERO_ADDRESS, 0, 0)
-    ledger.expect(provider=PAYMENT - FEE, user2=BOND, market=-(PAYMENT - FEE + BOND))
-    assert market.fees_accrued() == FEE
+    ledger.expect(provider=PAYMENT - FEE, user2=BOND, market=-(PAYMENT + BOND), supply=-FEE, settled=PAYMENT)
     assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
     assert_books(market, token, jobs)
     # The verdict comes too late for the finalized job.

@@ -3,14 +3,27 @@ the job views (job_status, job_commitment, check_job, quote), the happy path
 Open -> Running -> Submitted -> Finalized and the timeout paths Open -> Cancelled and
 Running -> Expired, with both sides of every deadline.
 
-Amounts use the conftest defaults: price 0.001 token x 1,000 units = 1 token payment,
-collateral 150% = 1.5 tokens, fee 5% = 0.05 token.
+Amounts use the conftest defaults: price $0.001 per unit x 1,000 units = $1 = 1 token of
+escrow at conftest's $1.00 per token, collateral 150% = 1.5 tokens, fee 5% = 0.05 token.
+Settlement (burn-and-mint): finalizing burns the whole escrow and Settlement mints the provider
+the escrow minus the fee at $1, so the supply falls by the fee. The last section covers the
+burn-and-mint rules at the JobMarket level: the slippage bound `max_tokens`, the job's USD value,
+the quote at another price, and the burn and mint of finalize and finalize_many.
 """
 
 import ape
 import market_helpers
 import pytest
-from conftest import ACCEPT_WINDOW, COMPLETE_WITHIN, CPU, PRICE, STAKE, UNIT_PARAMS, UNITS
+from conftest import (
+    ACCEPT_WINDOW,
+    COMPLETE_WITHIN,
+    CPU,
+    PRICE,
+    STAKE,
+    UNIT_PARAMS,
+    UNITS,
+    USD_PER_TOKEN,
+)
 from eth_abi import encode
 from eth_utils import keccak
 from market_helpers import (
@@ -29,16 +42,21 @@ from market_helpers import (
 )
 
 from offchain.chain.jobs import JOB_ABI_TYPES, commitment
+from offchain.chain.price import ONE_USD, post_price
 from offchain.constants import JOB_FIELDS, MAX_BPS, ONE_TOKEN, JobStatus, MachineStatus
-from offchain.params import DAY
+from offchain.params import DAY, OracleParams
 
 # Fixtures shared by the market tests.
 snap = market_helpers.snap
 ledger = market_helpers.ledger
+settlement = market_helpers.settlement
 
 P = UNIT_PARAMS
 T4 = 2
-PAYMENT = PRICE * UNITS
+MAX_TOKENS = 2**256 - 1
+# The job's USD value (18 decimals); at $1 per token it escrows as many tokens.
+USD_VALUE = PRICE * UNITS
+PAYMENT = USD_VALUE
 COLLATERAL = PAYMENT * P.collateral_bps // MAX_BPS
 FEE = PAYMENT * P.fee_bps // MAX_BPS
 JOB_ABI = "(" + ",".join(JOB_ABI_TYPES) + ")"
@@ -58,8 +76,11 @@ def _create(
     max_price=PRICE,
     accept_window=ACCEPT_WINDOW,
     complete_within=COMPLETE_WITHIN,
+    max_tokens=MAX_TOKENS,
 ):
-    return market.create_job(provider, class_id, spec, units, max_price, accept_window, complete_within, sender=user)
+    return market.create_job(
+        provider, class_id, spec, units, max_price, accept_window, complete_within, max_tokens, sender=user
+    )
 
 
 ################################################################
@@ -84,6 +105,7 @@ def test_create_job__targeted__escrows_payment_at_offer_price(
         "spec_hash": SPEC,
         "compute_units": UNITS,
         "payment": PAYMENT,
+        "usd_value": USD_VALUE,
         "collateral": COLLATERAL,
         "fee_bps": P.fee_bps,
         "accept_by": _ts(chain, tx) + ACCEPT_WINDOW,
@@ -100,7 +122,7 @@ def test_create_job__open__escrows_max_price(market, token, jobs, chain, user, l
     job_id = market.job_count()
     e = ev(tx, market.JobCreated)
     assert e["provider"] == ZERO_ADDRESS
-    assert e["payment"] == 21 * PRICE
+    assert e["usd_value"] == 21 * PRICE and e["payment"] == 21 * PRICE
     assert e["collateral"] == 21 * PRICE * P.collateral_bps // MAX_BPS
     assert jobs[job_id]["machine_id"] == 0 and jobs[job_id]["complete_by"] == 0
     assert_job(market, jobs, job_id, JobStatus.OPEN)
@@ -231,16 +253,15 @@ def test_settlement__params_changed_after_create__job_keeps_fee_and_collateral(
     ledger.mark()
     tx = market.finalize(old_id, jobs.t(old_id), sender=keeper)
     assert ev(tx, market.JobFinalized)["fee"] == FEE
-    ledger.expect(provider=PAYMENT - FEE, market=-(PAYMENT - FEE))
-    assert market.fees_accrued() == FEE
+    # The fee is burned: the escrow goes, the provider is minted the escrow minus the fee.
+    ledger.expect(provider=PAYMENT - FEE, market=-PAYMENT, supply=-FEE, settled=PAYMENT)
     assert registry.locked(provider) == 3 * PAYMENT
 
     # The job created after the change settles under the new fee.
     new_fee = PAYMENT * 2_000 // MAX_BPS
     tx = market.finalize(new_id, jobs.t(new_id), sender=keeper)
     assert ev(tx, market.JobFinalized)["fee"] == new_fee
-    ledger.expect(provider=PAYMENT - new_fee, market=-(PAYMENT - new_fee))
-    assert market.fees_accrued() == FEE + new_fee
+    ledger.expect(provider=PAYMENT - new_fee, market=-PAYMENT, supply=-new_fee, settled=PAYMENT)
     assert registry.locked(provider) == 0
     assert_books(market, token, jobs)
 
@@ -280,9 +301,12 @@ def test_check_job__after_transition__only_new_struct_matches(running_job, marke
     assert market.check_job(job_id, jobs.t(job_id))
 
 
-def test_quote__offer_times_units_or_zero(make_provider, market, provider, provider2):
+def test_quote__usd_value_offer_times_units_or_zero(make_provider, market, settlement, provider, provider2):
     make_provider(provider)
-    assert market.quote(provider, CPU, UNITS) == PAYMENT
+    assert market.quote(provider, CPU, UNITS) == USD_VALUE
+    assert market.quote(provider, CPU, 7 * UNITS) == 7 * USD_VALUE
+    # Settlement turns the USD value into the tokens escrowed now ($1 per token here).
+    assert settlement.quote(market.quote(provider, CPU, UNITS)) == PAYMENT
     assert market.quote(provider, CPU, 0) == 0
     assert market.quote(provider, T4, UNITS) == 0
     assert market.quote(provider2, CPU, UNITS) == 0
@@ -597,14 +621,14 @@ def test_lifecycle__open_running_submitted_finalized__pays_provider(
     assert ev(tx, market.JobFinalized) == {
         "job_id": job_id,
         "provider": provider.address,
-        "provider_amount": PAYMENT - FEE,
+        "usd_value": USD_VALUE,
+        "burned": PAYMENT,
         "fee": FEE,
         "audit_timed_out": False,
     }
     assert ev(tx, registry.CollateralUnlocked) == {"provider": provider.address, "amount": COLLATERAL, "locked": 0}
     assert_job(market, jobs, job_id, JobStatus.FINALIZED)
-    ledger.expect(provider=PAYMENT - FEE, market=-(PAYMENT - FEE))
-    assert market.fees_accrued() == FEE
+    ledger.expect(provider=PAYMENT - FEE, market=-PAYMENT, supply=-FEE, settled=PAYMENT)
     assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
     assert_books(market, token, jobs)
 
@@ -752,7 +776,6 @@ def test_expire__running_job__at_complete_by_reverts__after_refunds_and_slashes_
     ledger.expect(user=PAYMENT + penalty, market=-PAYMENT, registry=-penalty)
     # The rest of the collateral is free again.
     assert tuple(registry.stakes(provider)) == (STAKE - penalty, 0, 0, 0)
-    assert market.fees_accrued() == 0
     assert_books(market, token, jobs)
 
 
@@ -807,3 +830,234 @@ def test_expire__tampered_job__reverts(running_job, market, jobs, chain, keeper,
         for field in ("complete_by", "collateral", "payment", "user"):
             with ape.reverts("job data mismatch"):
                 market.expire(job_id, tampered(jobs, job_id, field), sender=keeper)
+
+
+################################################################
+#         burn-and-mint settlement (JobMarket side)            #
+################################################################
+
+ZERO = ZERO_ADDRESS
+USD_NET = USD_VALUE - USD_VALUE * P.fee_bps // MAX_BPS
+
+
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+@pytest.fixture
+def set_price(project, deployment, settlement, chain, accounts, deployer):
+    """Posts a new round at `price` (USD per token, 8 decimals) on the feed Settlement reads,
+    signed by a one-operator quorum (unanimous: no deviation bound) that is then removed."""
+
+    def _set(price):
+        hub, token = deployment.hub, deployment.token
+        feed = project.PriceFeed.at(settlement.price_feed())
+        op = accounts.generate_test_account()
+        stake = OracleParams().min_operator_stake
+        deployer.transfer(op, 10**18)
+        token.mint(op, stake, sender=deployer)
+        token.approve(hub, stake, sender=op)
+        hub.stake(stake, sender=op)
+        hub.add_operator(op, sender=deployer)
+        post_price(feed, chain.chain_id, [op], price, chain.blocks.head.timestamp, deployer)
+        hub.remove_operator(op, sender=deployer)
+        assert settlement.price() == price
+
+    return _set
+
+
+def _submitted(market, jobs, make_job, machine_id, prov, user, units=UNITS, spec=SPEC):
+    job_id, _ = make_job(user, target=prov, units=units, spec_hash=spec)
+    jobs.track(market.accept(job_id, jobs.t(job_id), machine_id, sender=prov))
+    jobs.track(market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=prov))
+    return job_id
+
+
+def test_create_job__max_tokens_below_quote__reverts__at_quote__works(
+    make_provider, market, settlement, jobs, provider, user, snap, ledger
+):
+    make_provider(provider)
+    quote = settlement.quote(market.quote(provider, CPU, UNITS))
+    assert quote == PAYMENT
+    with no_change(snap):
+        for target in (provider.address, ZERO):  # targeted (offer) and open (max price) jobs
+            with ape.reverts("payment above max tokens"):
+                _create(market, user, target, max_tokens=quote - 1)
+    assert market.job_count() == 0
+    ledger.mark()
+    tx = jobs.track(_create(market, user, provider, max_tokens=quote))
+    assert ev(tx, market.JobCreated)["payment"] == quote
+    ledger.expect(user=-quote, market=quote)
+
+
+def test_create_jobs__total_above_max_tokens__reverts__at_total__works(market, jobs, user, snap, ledger):
+    specs = [bytes([i]) * 32 for i in (0x11, 0x12, 0x13)]
+    units = [UNITS, 2 * UNITS, 3 * UNITS]
+    total = 6 * PAYMENT
+
+    def create(max_tokens):
+        return market.create_jobs(
+            ZERO, CPU, specs, units, PRICE, ACCEPT_WINDOW, COMPLETE_WITHIN, max_tokens, sender=user
+        )
+
+    with no_change(snap):
+        with ape.reverts("payment above max tokens"):
+            create(total - 1)
+        # Every job fits the bound on its own: it bounds the batch's total.
+        with ape.reverts("payment above max tokens"):
+            create(3 * PAYMENT)
+    assert market.job_count() == 0
+    ledger.mark()
+    tx = jobs.track(create(total))
+    assert [e["payment"] for e in evs(tx, market.JobCreated)] == [PAYMENT, 2 * PAYMENT, 3 * PAYMENT]
+    ledger.expect(user=-total, market=total)
+
+
+def test_create_job__usd_value_is_offer_times_units__payment_is_per_unit_quote_times_units(
+    make_provider, set_price, market, settlement, jobs, provider, user, ledger
+):
+    # docs/ECONOMICS.md, "Funding": payment = Settlement.quote(offer) x units. At $3 per token
+    # the quote does not divide evenly: each unit's tokens are rounded up, so the escrow is at
+    # least the quote of the job's whole USD value and at most one wei per unit above it.
+    make_provider(provider)
+    set_price(3 * ONE_USD)
+    units = UNITS + 1
+    usd = PRICE * units
+    unit_tokens = _ceil_div(PRICE * ONE_USD, 3 * ONE_USD)
+    assert unit_tokens * 3 > PRICE  # rounded up
+    want = unit_tokens * units
+    ledger.mark()
+    tx = jobs.track(_create(market, user, provider, units=units, max_price=2 * PRICE))
+    e = ev(tx, market.JobCreated)
+    job = jobs[e["job_id"]]
+    assert e["usd_value"] == job["usd_value"] == usd == market.quote(provider, CPU, units)
+    assert e["payment"] == job["payment"] == settlement.quote(PRICE) * units == want
+    whole = settlement.quote(usd)
+    assert whole == _ceil_div(usd * ONE_USD, 3 * ONE_USD)
+    assert whole <= job["payment"] < whole + units
+    assert job["collateral"] == _ceil_div(want * P.collateral_bps, MAX_BPS)
+    assert_job(market, jobs, e["job_id"], JobStatus.OPEN)
+    ledger.expect(user=-want, market=want)
+
+
+def test_create_job__at_one_dollar__payment_is_settlement_quote_of_usd_value(make_job, market, settlement, jobs, user):
+    job_id, job = make_job(user, target=False, units=3 * UNITS + 7)
+    assert job["usd_value"] == PRICE * (3 * UNITS + 7)
+    assert job["payment"] == settlement.quote(job["usd_value"]) == job["usd_value"]
+    assert_job(market, jobs, job_id, JobStatus.OPEN)
+
+
+def test_finalize__burns_escrow__mints_provider__supply_falls_by_fee(
+    submitted_job, market, token, settlement, jobs, chain, keeper, provider, ledger
+):
+    job_id, _ = submitted_job
+    chain.pending_timestamp = jobs[job_id]["challenge_end"] + 1
+    minted, burned = token.total_minted(), token.total_burned()
+    ledger.mark()
+    tx = market.finalize(job_id, jobs.t(job_id), sender=keeper)
+    assert ev(tx, market.JobFinalized) == {
+        "job_id": job_id,
+        "provider": provider.address,
+        "usd_value": USD_VALUE,
+        "burned": PAYMENT,
+        "fee": FEE,
+        "audit_timed_out": False,
+    }
+    assert ev(tx, settlement.Settled) == {
+        "provider": provider.address,
+        "burned": PAYMENT,
+        "usd_net": USD_NET,
+        "cap": PAYMENT - FEE,
+        "minted": PAYMENT - FEE,
+        "price": USD_PER_TOKEN,
+    }
+    # One burn of the whole escrow, one mint of the provider's pay; no transfer to anyone else.
+    assert evs(tx, token.Transfer) == [
+        {"sender": market.address, "receiver": ZERO, "value": PAYMENT},
+        {"sender": ZERO, "receiver": provider.address, "value": PAYMENT - FEE},
+    ]
+    ledger.expect(provider=PAYMENT - FEE, market=-PAYMENT, supply=-FEE, settled=PAYMENT)
+    assert token.total_burned() == burned + PAYMENT
+    assert token.total_minted() == minted + PAYMENT - FEE
+    assert token.totalSupply() == token.total_minted() - token.total_burned()
+
+
+def test_finalize__price_moved_since_funding__provider_minted_usd_net_at_new_price_capped_by_escrow(
+    make_provider, make_job, set_price, market, token, settlement, jobs, chain, keeper, provider, user, ledger
+):
+    machine_id = make_provider(provider)
+    up = _submitted(market, jobs, make_job, machine_id, provider, user, spec=b"\x31" * 32)
+    down = _submitted(market, jobs, make_job, machine_id, provider, user, spec=b"\x32" * 32)
+    assert jobs[up]["payment"] == jobs[down]["payment"] == PAYMENT  # both funded at $1
+    chain.pending_timestamp = jobs[down]["challenge_end"] + 1
+
+    # The token doubled: the provider's pay is fixed in USD, so it is minted half the tokens.
+    set_price(2 * ONE_USD)
+    ledger.mark()
+    tx = market.finalize(up, jobs.t(up), sender=keeper)
+    paid = USD_NET * ONE_USD // (2 * ONE_USD)
+    assert paid < PAYMENT - FEE
+    e = ev(tx, settlement.Settled)
+    assert (e["usd_net"], e["cap"], e["minted"], e["price"]) == (USD_NET, PAYMENT - FEE, paid, 2 * ONE_USD)
+    ledger.expect(provider=paid, market=-PAYMENT, supply=paid - PAYMENT, settled=PAYMENT)
+
+    # The token halved: the USD value would mint 1.9 tokens; the cap (escrow minus fee) applies.
+    set_price(ONE_USD // 2)
+    ledger.mark()  # posting the price minted the operator's stake
+    tx = market.finalize(down, jobs.t(down), sender=keeper)
+    assert USD_NET * ONE_USD // (ONE_USD // 2) > PAYMENT - FEE
+    e = ev(tx, settlement.Settled)
+    assert (e["minted"], e["price"]) == (PAYMENT - FEE, ONE_USD // 2)
+    ledger.expect(provider=PAYMENT - FEE, market=-PAYMENT, supply=-FEE, settled=PAYMENT)
+    assert_books(market, token, jobs)
+
+
+def test_finalize__stale_price__still_settles_at_cap__new_jobs_refused(
+    submitted_job, market, token, settlement, jobs, chain, keeper, provider, user, ledger, snap
+):
+    job_id, _ = submitted_job
+    # The price was posted before this block: one second past max_age from now it is stale.
+    chain.pending_timestamp = max(chain.blocks.head.timestamp + settlement.max_age(), jobs[job_id]["challenge_end"]) + 1
+    with no_change(snap), ape.reverts("settlement: stale price"):
+        _create(market, user, provider)
+    ledger.mark()
+    tx = market.finalize(job_id, jobs.t(job_id), sender=keeper)
+    e = ev(tx, settlement.Settled)
+    assert (e["minted"], e["price"]) == (PAYMENT - FEE, 0)
+    assert_job(market, jobs, job_id, JobStatus.FINALIZED)
+    ledger.expect(provider=PAYMENT - FEE, market=-PAYMENT, supply=-FEE, settled=PAYMENT)
+    assert_books(market, token, jobs)
+
+
+def test_finalize_many__two_providers__each_minted_its_own_runs_sum(
+    make_provider, make_job, market, registry, token, settlement, jobs, chain, keeper, provider, provider2, user,
+    ledger,
+):  # fmt: skip
+    m1 = make_provider(provider)
+    m2 = make_provider(provider2)
+    plan = [(provider, m1, UNITS), (provider, m1, 2 * UNITS), (provider2, m2, 3 * UNITS), (provider2, m2, 5 * UNITS)]
+    ids = [
+        _submitted(market, jobs, make_job, m, prov, user, units=u, spec=bytes([n + 1]) * 32)
+        for n, (prov, m, u) in enumerate(plan)
+    ]
+    chain.pending_timestamp = max(jobs[i]["challenge_end"] for i in ids) + 1
+    payments = [jobs[i]["payment"] for i in ids]
+    fees = [p * P.fee_bps // MAX_BPS for p in payments]
+    assert payments == [PRICE * u for _, _, u in plan]
+    ledger.mark()
+    tx = market.finalize_many(ids, [jobs.t(i) for i in ids], sender=keeper)
+    assert [(e["job_id"], e["usd_value"], e["burned"], e["fee"]) for e in evs(tx, market.JobFinalized)] == [
+        (i, jobs[i]["usd_value"], p, f) for i, p, f in zip(ids, payments, fees, strict=True)
+    ]
+    run1 = sum(payments[:2]) - sum(fees[:2])
+    run2 = sum(payments[2:]) - sum(fees[2:])
+    settled = evs(tx, settlement.Settled)
+    assert [(e["provider"], e["burned"], e["cap"], e["minted"]) for e in settled] == [
+        (provider.address, sum(payments[:2]), run1, run1),
+        (provider2.address, sum(payments[2:]), run2, run2),
+    ]
+    mints = [e for e in evs(tx, token.Transfer) if e["sender"] == ZERO]
+    assert [(e["receiver"], e["value"]) for e in mints] == [(provider.address, run1), (provider2.address, run2)]
+    ledger.expect(provider=run1, provider2=run2, market=-sum(payments), supply=-sum(fees), settled=sum(payments))
+    assert registry.locked(provider) == 0 and registry.locked(provider2) == 0
+    assert_books(market, token, jobs)

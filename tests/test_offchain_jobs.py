@@ -1,6 +1,7 @@
 """offchain.chain.jobs: rebuilding the Job struct from events, as every off-chain actor does."""
 
 import pytest
+from conftest import PRICE, UNITS
 
 from offchain.chain.jobs import as_tuple, commitment, job_from_chain
 
@@ -9,13 +10,16 @@ def test_job_from_chain__submitted_job__matches_commitment(submitted_job, market
     job_id, _ = submitted_job
     rebuilt = job_from_chain(market, job_id)
     assert rebuilt == jobs[job_id]
+    # The job's USD value (offer x units) and its escrow at $1.00 a token (conftest).
+    assert rebuilt["usd_value"] == rebuilt["payment"] == UNITS * PRICE
     assert market.check_job(job_id, as_tuple(rebuilt))
     assert commitment(rebuilt) == market.job_commitment(job_id)
 
 
-def test_job_from_chain__tampered_struct__fails_check(submitted_job, market, jobs):
+@pytest.mark.parametrize("field", ["payment", "usd_value"])
+def test_job_from_chain__tampered_struct__fails_check(submitted_job, market, jobs, field):
     job_id, _ = submitted_job
-    tampered = dict(jobs[job_id], payment=jobs[job_id]["payment"] + 1)
+    tampered = dict(jobs[job_id], **{field: jobs[job_id][field] + 1})
     assert not market.check_job(job_id, as_tuple(tampered))
 
 

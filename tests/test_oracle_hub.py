@@ -1,4 +1,4 @@
-"""OracleHub: M-of-N EIP-712 signed benchmark attestations and uptime reports.
+"""OracleHub: M-of-N EIP-712 signed benchmark attestations, uptime reports and job verdicts.
 
 Setup (module): nine funded accounts, sorted by address, each with `min_operator_stake` bonded
 in the hub; the first three are operators and the threshold is 2. Operators sign with their
@@ -19,6 +19,7 @@ from eth_utils import keccak
 
 from offchain.chain import reports as R
 from offchain.chain.deploy import DEFAULT_ADMIN_ROLE, role
+from offchain.chain.jobs import JOB_ABI_TYPES
 from offchain.constants import MAX_BPS, ONE_TOKEN, MachineStatus
 from offchain.params import OracleParams
 
@@ -69,6 +70,18 @@ def attestation_subject(machine_id):
 
 def uptime_subject(epoch, machine_id):
     return keccak(encode(["bytes32", "uint256", "uint256"], [R.UPTIME_TYPEHASH, epoch, machine_id]))
+
+
+def V(report):
+    return R.report_tuple(R.VERDICT_FIELDS, report)
+
+
+def verdict_subject(job_id):
+    return keccak(encode(["bytes32", "uint256"], [R.VERDICT_TYPEHASH, job_id]))
+
+
+# An all-zero IJobMarket.Job argument (only reached when a check before JobMarket refuses).
+ZERO_JOB = tuple({"address": ZERO, "bytes32": b"\x00" * 32}.get(t, 0) for t in JOB_ABI_TYPES)
 
 
 def split(sig):
@@ -156,10 +169,33 @@ def new_uptime(hub):
     return _new
 
 
+JOB = 42  # a job id: verdict equivocation needs no real job
+
+
+@pytest.fixture
+def new_verdict(hub):
+    def _new(job_id=JOB, **fields):
+        r = {
+            "job_id": job_id,
+            "result_hash": b"\x3c" * 32,
+            "valid": True,
+            "evidence_hash": b"\x5e" * 32,
+            "nonce": hub.verdict_nonce(job_id),
+        }
+        r.update(fields)
+        return r
+
+    return _new
+
+
 @pytest.fixture
 def typed(hub, chain):
     def _typed(report, kind="attestation", chain_id=None, hub_address=None):
-        make = R.attestation_typed_data if kind == "attestation" else R.uptime_typed_data
+        make = {
+            "attestation": R.attestation_typed_data,
+            "uptime": R.uptime_typed_data,
+            "verdict": R.verdict_typed_data,
+        }[kind]
         return make(hub_address or hub.address, chain.chain_id if chain_id is None else chain_id, report)
 
     return _typed
@@ -240,11 +276,19 @@ def test_uptime_digest__equals_library_eip712(hub, chain, machine, new_uptime):
     assert bytes(hub.uptime_digest(U(report))) == R.typed_data_digest(td)
 
 
+def test_verdict_digest__equals_library_eip712(hub, chain, new_verdict):
+    report = new_verdict(job_id=2**200, valid=False, result_hash=b"\x01" * 32, nonce=5)
+    td = R.verdict_typed_data(hub.address, chain.chain_id, report)
+    assert bytes(hub.verdict_digest(V(report))) == R.typed_data_digest(td)
+    assert bytes(hub.verdict_digest(V({**report, "valid": True}))) != R.typed_data_digest(td)
+
+
 def test_domain_and_constants__match_python(hub, chain, registry, token, deployer, roles):
     d = hub.eip712Domain()
     assert (d[1], d[2], d[3], d[4]) == ("gpunet OracleHub", "1", chain.chain_id, hub.address)
     assert bytes(hub.ATTESTATION_TYPEHASH()) == R.ATTESTATION_TYPEHASH
     assert bytes(hub.UPTIME_TYPEHASH()) == R.UPTIME_TYPEHASH
+    assert bytes(hub.VERDICT_TYPEHASH()) == R.VERDICT_TYPEHASH
     assert (hub.OUTCOME_PASS(), hub.OUTCOME_FAIL_MISREPORT(), hub.OUTCOME_FAIL_UNREACHABLE()) == (0, 1, 2)
     assert hub.MAX_OPERATORS() == 32
     assert hub.MAX_BPS() == MAX_BPS
@@ -867,6 +911,183 @@ def test_prove_uptime_equivocation__invalid_pairs__revert(reverts, hub, keeper, 
             hub.prove_uptime_equivocation(U(a), sa, U(b), sig1(b, signer, "uptime"), sender=keeper)
 
 
+def test_prove_verdict_equivocation__slashes_rewards_reporter_and_removes(hub, token, keeper, ops, new_verdict, sig1):
+    """One operator signs "valid" and "invalid" for the same job and nonce: it loses
+    `equivocation_slash_bps` of its stake, half to the reporter, half burned, and leaves the set."""
+    op = ops[2]
+    a = new_verdict(valid=True)
+    b = new_verdict(valid=False)
+    sig_a, sig_b = sig1(a, op, "verdict"), sig1(b, op, "verdict")
+    amount = MIN_STAKE * OP.equivocation_slash_bps // MAX_BPS
+    assert amount > 0
+    assert hub.prove_verdict_equivocation.call(V(a), sig_a, V(b), sig_b, sender=keeper) == amount
+    supply, bal, hub_bal = token.totalSupply(), token.balanceOf(keeper), token.balanceOf(hub)
+    tx = hub.prove_verdict_equivocation(V(a), sig_a, V(b), sig_b, sender=keeper)
+    assert _one(tx, hub.EquivocationProven) == {
+        "operator": op.address,
+        "reporter": keeper.address,
+        "subject": verdict_subject(JOB),
+        "nonce": 0,
+        "slashed": amount,
+    }
+    assert _one(tx, hub.OperatorRemoved) == {"operator": op.address}
+    assert (hub.operator_stake(op), hub.operator_unbonding(op)) == (MIN_STAKE - amount, 0)
+    assert not hub.is_operator(op)
+    assert hub.operator_count() == 2
+    assert token.balanceOf(keeper) == bal + amount // 2
+    assert token.totalSupply() == supply - (amount - amount // 2)
+    assert token.balanceOf(hub) == hub_bal - amount
+    # A proof is not a report: the verdict nonce does not move.
+    assert hub.verdict_nonce(JOB) == 0
+    assert hub.nonces(verdict_subject(JOB)) == 0
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("result_hash", b"\x3d" * 32), ("evidence_hash", b"\x00" * 32), ("valid", False)],
+)
+def test_prove_verdict_equivocation__any_differing_field__slashed(hub, keeper, ops, new_verdict, sig1, field, value):
+    op = ops[0]
+    a = new_verdict(nonce=3)
+    b = new_verdict(nonce=3, **{field: value})
+    tx = hub.prove_verdict_equivocation(V(a), sig1(a, op, "verdict"), V(b), sig1(b, op, "verdict"), sender=keeper)
+    ev = _one(tx, hub.EquivocationProven)
+    assert (ev["operator"], ev["nonce"], ev["subject"]) == (op.address, 3, verdict_subject(JOB))
+    assert ev["slashed"] == MIN_STAKE * OP.equivocation_slash_bps // MAX_BPS
+
+
+def test_prove_verdict_equivocation__same_proof_twice__reverts(reverts, hub, keeper, attacker, ops, new_verdict, sig1):
+    """One equivocation is punished once: replaying the proof (or a third version) must not drain the rest."""
+    op = ops[1]
+    a = new_verdict()
+    b = new_verdict(valid=False)
+    args = (V(a), sig1(a, op, "verdict"), V(b), sig1(b, op, "verdict"))
+    hub.prove_verdict_equivocation(*args, sender=keeper)
+    left = hub.operator_stake(op)
+    assert left == MIN_STAKE - MIN_STAKE * OP.equivocation_slash_bps // MAX_BPS
+    with reverts("oracle_hub: equivocation already proven"):
+        hub.prove_verdict_equivocation(*args, sender=attacker)
+    with reverts("oracle_hub: equivocation already proven"):
+        hub.prove_verdict_equivocation(args[2], args[3], args[0], args[1], sender=attacker)  # swapped
+    c = new_verdict(evidence_hash=b"\x01" * 32)
+    with reverts("oracle_hub: equivocation already proven"):
+        hub.prove_verdict_equivocation(args[0], args[1], V(c), sig1(c, op, "verdict"), sender=attacker)
+    assert hub.operator_stake(op) == left
+
+
+def test_prove_verdict_equivocation__same_operator_other_job__separate_offence(hub, keeper, ops, new_verdict, sig1):
+    """The offence is per (signer, subject, nonce): a second job's equivocation slashes again,
+    from the operator's remaining stake, even though it already left the set."""
+    op = ops[0]
+    first = MIN_STAKE * OP.equivocation_slash_bps // MAX_BPS
+    for job_id, expected in ((JOB, first), (JOB + 1, (MIN_STAKE - first) * OP.equivocation_slash_bps // MAX_BPS)):
+        a = new_verdict(job_id)
+        b = new_verdict(job_id, valid=False)
+        tx = hub.prove_verdict_equivocation(V(a), sig1(a, op, "verdict"), V(b), sig1(b, op, "verdict"), sender=keeper)
+        assert _one(tx, hub.EquivocationProven)["slashed"] == expected
+    assert hub.operator_stake(op) == MIN_STAKE - first - expected
+    assert hub.operator_count() == 2
+
+
+def test_prove_verdict_equivocation__invalid_pairs__revert(reverts, hub, keeper, ops, new_verdict, sig1):
+    a = new_verdict()
+    sa = sig1(a, ops[0], "verdict")
+    cases = [
+        (new_verdict(JOB + 1, valid=False), ops[0], "oracle_hub: different subjects"),
+        (new_verdict(valid=False, nonce=1), ops[0], "oracle_hub: different nonces"),
+        (a, ops[0], "oracle_hub: reports are identical"),
+        (new_verdict(valid=False), ops[1], "oracle_hub: different signers"),
+    ]
+    for b, signer, message in cases:
+        with reverts(message):
+            hub.prove_verdict_equivocation(V(a), sa, V(b), sig1(b, signer, "verdict"), sender=keeper)
+    # Identical reports are refused even with two distinct valid signatures of them.
+    with reverts("oracle_hub: reports are identical"):
+        hub.prove_verdict_equivocation(V(a), sa, V(a), sig1(a, ops[1], "verdict"), sender=keeper)
+    assert all(hub.is_operator(op) and hub.operator_stake(op) == MIN_STAKE for op in ops)
+
+
+def test_prove_verdict_equivocation__unstaked_stranger__reverts(reverts, hub, keeper, attacker, new_verdict, sig1):
+    """A signer with no stake and no seat has nothing to slash."""
+    a = new_verdict()
+    b = new_verdict(valid=False)
+    assert hub.operator_stake(attacker) == 0 and not hub.is_operator(attacker)
+    with reverts("oracle_hub: signer is not an operator"):
+        hub.prove_verdict_equivocation(
+            V(a), sig1(a, attacker, "verdict"), V(b), sig1(b, attacker, "verdict"), sender=keeper
+        )
+
+
+def test_prove_verdict_equivocation__staked_non_operator__slashed_not_removed(
+    hub, token, keeper, outsider, new_verdict, sig1
+):
+    """Pins current behaviour: the contract slashes any signer with stake, operator or not
+    (`is_operator or stake + unbonding > 0`); no OperatorRemoved for a non-member."""
+    a = new_verdict()
+    b = new_verdict(valid=False)
+    supply = token.totalSupply()
+    tx = hub.prove_verdict_equivocation(
+        V(a), sig1(a, outsider, "verdict"), V(b), sig1(b, outsider, "verdict"), sender=keeper
+    )
+    amount = MIN_STAKE * OP.equivocation_slash_bps // MAX_BPS
+    assert _one(tx, hub.EquivocationProven)["operator"] == outsider.address
+    assert not tx.decode_logs(hub.OperatorRemoved)
+    assert hub.operator_stake(outsider) == MIN_STAKE - amount
+    assert hub.operator_count() == 3
+    assert token.totalSupply() == supply - (amount - amount // 2)
+
+
+@pytest.mark.parametrize("kind", ["zeros", "v_29", "empty", "compact", "high_s"])
+@pytest.mark.parametrize("which", ["a", "b"])
+def test_prove_verdict_equivocation__bad_signature__reverts(reverts, hub, keeper, ops, new_verdict, sig1, kind, which):
+    op = ops[0]
+    a = new_verdict()
+    b = new_verdict(valid=False)
+    sigs = {"a": sig1(a, op, "verdict"), "b": sig1(b, op, "verdict")}
+    good = sigs[which]
+    r, s, v = split(good)
+    bad, message = {
+        "zeros": (b"\x00" * 65, "ecdsa: invalid signature"),
+        "v_29": (good[:64] + bytes([29]), "ecdsa: invalid signature"),
+        "empty": (b"", "oracle_hub: signature must be 65 bytes"),
+        "compact": (
+            r.to_bytes(32, "big") + (s | ((v - 27) << 255)).to_bytes(32, "big"),
+            "oracle_hub: signature must be 65 bytes",
+        ),
+        "high_s": (
+            r.to_bytes(32, "big") + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - v]),
+            "ecdsa: invalid signature `s` value",
+        ),
+    }[kind]
+    sigs[which] = bad
+    with reverts(message):
+        hub.prove_verdict_equivocation(V(a), sigs["a"], V(b), sigs["b"], sender=keeper)
+    assert hub.is_operator(op) and hub.operator_stake(op) == MIN_STAKE
+
+
+@pytest.mark.parametrize("domain", ["other_chain", "other_contract", "attestation_type"])
+@pytest.mark.parametrize("both", [False, True])
+def test_prove_verdict_equivocation__signed_for_another_domain__reverts(
+    reverts, hub, chain, registry, keeper, ops, machine, new_report, new_verdict, sig1, domain, both
+):
+    """A signature over another domain (or another report type) recovers to an unrelated address,
+    a different one per report: the pair never has one signer, and nobody is slashed."""
+    op = ops[0]
+    a = new_verdict()
+    b = new_verdict(valid=False)
+
+    def foreign(report):
+        if domain == "attestation_type":
+            return sig1(new_report(machine), op)
+        other = {"chain_id": chain.chain_id + 1} if domain == "other_chain" else {"hub_address": registry.address}
+        return sig1(report, op, "verdict", **other)
+
+    sig_a = foreign(a) if both else sig1(a, op, "verdict")
+    with reverts("oracle_hub: different signers"):
+        hub.prove_verdict_equivocation(V(a), sig_a, V(b), foreign(b), sender=keeper)
+    assert hub.is_operator(op) and hub.operator_stake(op) == MIN_STAKE
+
+
 ################################################################
 #                        operator stake                        #
 ################################################################
@@ -1044,6 +1265,56 @@ def test_constructor__defaults__threshold_one_no_operators(project, deployer, to
     assert (h.min_operator_stake(), h.hardware_slash_bps(), h.equivocation_slash_bps()) == (1, 2, 3)
     assert h.hasRole(DEFAULT_ADMIN_ROLE, deployer)
     assert not registry.hasRole(role("ATTESTER_ROLE"), h)
+
+
+@pytest.fixture
+def fresh_hub(project, deployer, token, registry):
+    """A new OracleHub (no job market), ops[0..2] operators at threshold 2, no minimum stake."""
+
+    def _fresh(ops):
+        h = deployer.deploy(project.OracleHub, token.address, registry.address, 0, 0, OP.equivocation_slash_bps)
+        for a in ops:
+            h.add_operator(a, sender=deployer)
+        h.set_threshold(2, sender=deployer)
+        return h
+
+    return _fresh
+
+
+def test_submit_verdict__job_market_not_set__reverts(chain, fresh_hub, market, deployer, keeper, ops, token, registry):
+    """A hub whose job market is unset refuses every verdict before anything else (even a
+    well-signed one at a wrong nonce); once set, the next check is reached."""
+    h = fresh_hub(ops)
+    assert h.job_market() == ZERO
+    report = {"job_id": JOB, "result_hash": b"\x00" * 32, "valid": True, "evidence_hash": b"\x5e" * 32}
+    for nonce in (0, 1):
+        r = {**report, "nonce": nonce}
+        td = R.verdict_typed_data(h.address, chain.chain_id, r)
+        sigs = R.sort_signatures([(a.address, R.sign_report(a.private_key, td)) for a in ops[:2]])
+        before = storage_roots(chain, (h, market, registry, token))
+        with ape.reverts("oracle_hub: job market not set"):
+            h.submit_verdict(V(r), ZERO_JOB, sigs, sender=keeper)
+        assert storage_roots(chain, (h, market, registry, token)) == before
+    h.set_job_market(market, sender=deployer)
+    with ape.reverts("oracle_hub: wrong nonce"):
+        h.submit_verdict(V(r), ZERO_JOB, sigs, sender=keeper)
+
+
+def test_set_job_market__zero_address__reverts(chain, reverts, hub, fresh_hub, market, deployer, ops):
+    h = fresh_hub(ops)
+    before = storage_roots(chain, (h,))
+    with ape.reverts("oracle_hub: job market is the zero address"):
+        h.set_job_market(ZERO, sender=deployer)
+    assert storage_roots(chain, (h,)) == before
+    assert h.job_market() == ZERO
+    # The zero check comes first: the deployed hub (market already set) gives the same answer.
+    with reverts("oracle_hub: job market is the zero address"):
+        hub.set_job_market(ZERO, sender=deployer)
+    assert hub.job_market() == market.address
+    # A real address is then accepted once.
+    tx = h.set_job_market(market, sender=deployer)
+    assert _one(tx, h.JobMarketSet) == {"job_market": market.address}
+    assert h.job_market() == market.address
 
 
 ################################################################

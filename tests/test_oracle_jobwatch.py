@@ -40,6 +40,7 @@ def test_job_store__round_trip_and_status_queries(tmp_path):
         "spec_hash": b"\x11" * 32,
         "compute_units": 7,
         "payment": 10**18,
+        "usd_value": 3 * 10**18,
         "collateral": 2 * 10**18,
         "fee_bps": 500,
         "accept_by": 100,

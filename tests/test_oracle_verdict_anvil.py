@@ -6,11 +6,15 @@ spec and output from a small HTTP blob server (the routes of the provider agent,
 `GET /blobs/<sha256 hex>`), registered as the machine's endpoint. The oracles must open the
 audits, re-execute, agree and post verdicts:
 
-- honest output -> valid: Finalized, provider paid, audits_passed = 1;
+- honest output -> valid: Finalized, the escrow burned and the provider minted its pay
+  (Settlement's `Settled`), audits_passed = 1;
 - corrupted output -> invalid (after escalation): Failed, collateral slashed, failed = 1;
 - output never served -> invalid ("output withheld");
 - a user's dispute (bond) of an honest, undrawn result -> the same audit -> valid: the
   provider is paid and wins the challenger's bond.
+
+Jobs are priced in USD: offers are USD per compute unit and the operators post a $1.00 token
+price (a PriceFeed round signed by all three) before the jobs are funded, so tokens equal USD.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from offchain import workloads as W
 from offchain.chain.anvil import running_anvil
 from offchain.chain.deploy import deploy_all, deployment_path
 from offchain.chain.jobs import as_tuple, jobs_from_receipt, update_from_receipt
-from offchain.constants import ONE_TOKEN, JobStatus, MachineStatus
+from offchain.chain.price import ONE_USD, post_price
+from offchain.constants import MAX_BPS, ONE_TOKEN, JobStatus, MachineStatus
 from offchain.devnet import Devnet, free_ports
 from offchain.params import MarketParams
 from offchain.workloads.base import canonical_json
@@ -40,7 +45,7 @@ pytestmark = pytest.mark.anvil
 OPERATOR_ACCOUNTS = (7, 8, 9)
 ORACLE_ARGS = ["--poll", "0.5", "--leader-timeout", "15", "--epoch-seconds", "100000", "--audit-fetch-timeout", "2",
                "--audit-device", "cpu"]  # fmt: skip
-PRICE = ONE_TOKEN // 10  # per compute unit
+PRICE = 10**17  # $0.10 per compute unit (USD, 18 decimals); at $1.00 per token, 0.1 token
 CPU = 1
 
 
@@ -101,6 +106,8 @@ def test_audits__quorum_opens_reexecutes_and_posts_verdicts(tmp_path):
                 token.mint(o, 2_000 * ONE_TOKEN, sender=deployer)
                 token.approve(hub, 2**256 - 1, sender=o)
                 hub.stake(1_000 * ONE_TOKEN, sender=o)
+            # A $1.00 token price from the quorum: jobs are funded at Settlement.quote(usd).
+            post_price(d.price_feed, chain.chain_id, ops, ONE_USD, chain.blocks.head.timestamp, deployer)
 
             ports = free_ports(3)
             urls = {o.address: f"http://127.0.0.1:{p}" for o, p in zip(ops, ports, strict=True)}
@@ -136,9 +143,11 @@ def test_audits__quorum_opens_reexecutes_and_posts_verdicts(tmp_path):
                 """The provider's side of one job: accept, execute, store blobs, submit."""
                 spec = {"kind": "matmul_chain", "params": {"n": 64, "k": 4}, "seed": seed}
                 server.put(canonical_json(spec))
-                tx = market.create_job(p, CPU, bytes.fromhex(W.spec_hash(spec)), W.compute_units(spec), PRICE,
-                                       600, 600, sender=user)  # fmt: skip
+                units = W.compute_units(spec)
+                tx = market.create_job(p, CPU, bytes.fromhex(W.spec_hash(spec)), units, PRICE, 600, 600,
+                                       PRICE * units, sender=user)  # fmt: skip
                 ((job_id, job),) = jobs_from_receipt(market, tx)
+                assert job["usd_value"] == job["payment"] == PRICE * units  # $1.00 per token
                 jobs[job_id] = job
                 update_from_receipt(market, jobs, market.accept(job_id, as_tuple(job), machine[p.address], sender=p))
                 out = W.execute(spec, "cpu")
@@ -179,16 +188,23 @@ def test_audits__quorum_opens_reexecutes_and_posts_verdicts(tmp_path):
             assert all(v.signers >= 2 for v in verdicts.values())
             assert all(hub.verdict_nonce(j) == 1 for j in jobs)
 
-            # Honest: valid, Finalized, paid payment - fee, collateral released.
+            # Honest: valid, Finalized, the escrow burned, minted payment - fee, collateral released.
+            settled = {str(lg.transaction_hash): lg for lg in d.settlement.Settled.range(0, height)}
+
+            def minted(job_id: int) -> int:
+                (fin,) = [lg for lg in market.JobFinalized.range(0, height) if lg.job_id == job_id]
+                assert fin.burned == jobs[job_id]["payment"] and fin.usd_value == jobs[job_id]["usd_value"]
+                assert fin.fee == fin.burned * params.fee_bps // MAX_BPS
+                s = settled[str(fin.transaction_hash)]  # the verdict's transaction settles the job
+                assert s.event_arguments["provider"] == honest.address and s.price == ONE_USD
+                assert s.minted == fin.burned - fin.fee > 0
+                return int(s.minted)
+
             h = ids[honest.address]
             assert bool(verdicts[h].valid) is True and market.job_status(h) == JobStatus.FINALIZED
-            (fin,) = [lg for lg in market.JobFinalized.range(0, height) if lg.job_id == h]
-            assert fin.provider_amount == jobs[h]["payment"] - fin.fee > 0
-            (fin4,) = [lg for lg in market.JobFinalized.range(0, height) if lg.job_id == disputed]
             assert bool(verdicts[disputed].valid) is True and market.job_status(disputed) == JobStatus.FINALIZED
-            assert (
-                token.balanceOf(honest) == before[honest.address][0] + fin.provider_amount + fin4.provider_amount + bond
-            )
+            assert token.balanceOf(honest) == before[honest.address][0] + minted(h) + minted(disputed) + bond
+            assert len(settled) == 2  # invalid verdicts refund the user: nothing burned, nothing minted
             assert token.balanceOf(challenger) == bond_before - bond
             assert registry.slashable(honest) == before[honest.address][1]
             # completed, failed, expired, audits passed, disputes won, disputes lost

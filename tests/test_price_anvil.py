@@ -3,7 +3,8 @@
 - operator 0 reads `fixed:1.25`, operator 1 `file:PATH`, operator 2 `url:` (a local JSON server);
 - each round's leader gathers the others' signed observations over HTTP and submits them; the
   feed answers the median, which follows the sources when they move;
-- `gpunet price show --json` reads the answer back; the operators' metrics count the rounds.
+- `gpunet price show --json` reads the answer back; the operators' metrics count the rounds;
+- Settlement prices jobs at the feed's answer: `quote(usd)` is the tokens `usd` buys, rounded up.
 
 The deployment record lives in tmp_path (GPUNET_DEPLOYMENT), never in deployments/.
 """
@@ -120,6 +121,16 @@ def _run(tmp_path, devnet, usd_server, price_file, accounts, chain, project):
     rid, answer, started, updated, answered = feed.latestRoundData()
     assert answer == 135 * USD // 100 and rid == answered == feed.latest_round()
     assert started <= updated <= chain.blocks.head.timestamp
+
+    # Jobs are funded at the feed's answer: $1 of work escrows 1 / price tokens, rounded up.
+    settlement = d.settlement
+    for _ in range(10):  # a round may land between the two reads
+        price = int(settlement.price())
+        one_usd_in_tokens = int(settlement.quote(ONE_TOKEN))
+        if int(settlement.price()) == price:
+            break
+    assert price in (125 * USD // 100, 135 * USD // 100)
+    assert one_usd_in_tokens == -(-ONE_TOKEN * USD // price)  # ceil(1e18 x 1e8 / price)
 
     out = subprocess.run([GPUNET, "price", "show", "--json"], cwd=REPO_ROOT, capture_output=True, text=True,
                          timeout=60, check=True)  # fmt: skip

@@ -9,6 +9,12 @@ SDK and the `gpunet job ...` CLI.
 - a `--cheat wrong-output` agent's result differs from an honest re-execution (`job result
   --verify` exits 2) and the user disputes it (`gpunet job dispute`).
 
+Prices are in USD: the provider offers $0.001 per compute unit (`gpunet provider offer`), the
+token is worth $0.50 on-chain (a PriceFeed round signed by a one-operator quorum, test account
+9), so a job escrows twice its USD value in tokens (`Settlement.quote`); before the first round
+nothing can be funded and the client says why. At finalization the escrow is burned and
+Settlement mints the provider its pay (`Settled`).
+
 Sampled audits are off (p = 0) and windows are at their 60 s minimum so a random draw never
 blocks `finalize`; machines are made Active by the deployer (ATTESTER_ROLE on a local chain)
 instead of by oracle processes.
@@ -37,10 +43,12 @@ from offchain import workloads
 from offchain.chain.anvil import running_anvil
 from offchain.chain.client import DEPLOYMENT_ENV, Handles
 from offchain.chain.deploy import deploy_all
+from offchain.chain.jobs import ZERO_ADDRESS
+from offchain.chain.price import ONE_USD, post_price
 from offchain.client import sdk
-from offchain.constants import ONE_TOKEN, JobStatus, MachineStatus
+from offchain.constants import MAX_BPS, ONE_TOKEN, JobStatus, MachineStatus
 from offchain.devnet import GPUNET, REPO_ROOT, Devnet, free_ports
-from offchain.params import MarketParams
+from offchain.params import MarketParams, OracleParams
 from offchain.provider.worker import CRASH_ENV, CRASH_EXIT_CODE
 from offchain.workloads.base import blob_hash, canonical_json
 from offchain.workloads.torchscript_infer import declared_gflops
@@ -48,7 +56,11 @@ from offchain.workloads.torchscript_infer import declared_gflops
 pytestmark = pytest.mark.anvil
 
 CPU = 1
-PRICE = 10**15  # 0.001 token per compute unit
+PRICE = 10**15  # $0.001 per compute unit (USD, 18 decimals)
+PRICE_USD = "0.001"  # the same, as `gpunet provider offer` takes it
+USD_PER_TOKEN = ONE_USD // 2  # $0.50 per token (PriceFeed, 8 decimals): a job escrows 2x its USD value
+TOKENS_PER_USD = ONE_USD // USD_PER_TOKEN
+ORACLE = 9  # test account of the one-operator price quorum
 PARAMS = MarketParams(
     base_audit_bps=0,
     new_provider_audit_bps=0,
@@ -99,14 +111,26 @@ class Net:
     devnet: Devnet
     chain: Any
 
-    def provider(self, index: int, port: int, stake: int = 1_000 * ONE_TOKEN) -> tuple[Any, int]:
+    def post_price(self, usd: int = USD_PER_TOKEN) -> None:
+        """A PriceFeed round at `usd` (8 decimals) from the one-operator quorum."""
+        op = self.accounts[ORACLE]
+        post_price(self.h.price_feed, self.chain.chain_id, [op], usd, self.chain.blocks.head.timestamp, op)
+
+    def provider(
+        self, index: int, port: int, stake: int = 1_000 * ONE_TOKEN, offer_via_cli: bool = False
+    ) -> tuple[Any, int]:
         """Account `index` staked, offering CPU at PRICE, with one Active CPU machine at `port`."""
         p = self.accounts[index]
         t, r = self.h.token, self.h.registry
         t.mint(p, 2 * stake, sender=self.deployer)
         t.approve(r, 2**256 - 1, sender=p)
         r.stake(stake, sender=p)
-        r.set_offer(CPU, PRICE, sender=p)
+        if offer_via_cli:
+            out = _gpunet("provider", "offer", "CPU", PRICE_USD, "--test-account", str(index))
+            assert out.returncode == 0 and "$0.001 per compute unit" in out.stdout, out.stdout + out.stderr
+        else:
+            r.set_offer(CPU, PRICE, sender=p)
+        assert r.offers(p, CPU) == PRICE
         mid = r.register(CPU, 1, 256, f"http://127.0.0.1:{port}", sender=p).decode_logs(r.MachineRegistered)[0]
         r.set_machine_status(mid.machine_id, MachineStatus.ACTIVE, sender=self.deployer)
         return p, int(mid.machine_id)
@@ -160,8 +184,15 @@ def local_net(tmp_path: Path) -> Iterator[Net]:
     try:
         with running_anvil(log_path=tmp_path / "anvil.log"), networks.parse_network_choice("ethereum:local:foundry"):
             a = accounts.test_accounts
-            d = deploy_all(project, a[0], local=True, params=PARAMS, record_path=record, chain_id=chain.chain_id)
-            h = Handles(record=d.record, token=d.token, registry=d.registry, market=d.market, hub=d.hub, chain=chain)
+            op = a[ORACLE]
+            d = deploy_all(project, a[0], local=True, params=PARAMS, operators=[op.address], record_path=record,
+                           chain_id=chain.chain_id)  # fmt: skip
+            stake = OracleParams().min_operator_stake
+            d.token.mint(op, stake, sender=a[0])
+            d.token.approve(d.hub, stake, sender=op)
+            d.hub.stake(stake, sender=op)
+            h = Handles(record=d.record, token=d.token, registry=d.registry, market=d.market, hub=d.hub, chain=chain,
+                        price_feed=d.price_feed, emissions=d.emissions, settlement=d.settlement)  # fmt: skip
             yield Net(tmp_path, h, a, a[0], devnet, chain)
     finally:
         devnet.stop_all()
@@ -186,12 +217,25 @@ def test_honest_agent__every_kind__results_match_and_worker_finalizes_and_is_pai
     (tmp_path / "ts_spec.json").write_text(json.dumps(ts_spec))
     with local_net(tmp_path) as net:
         port, dead_port = free_ports(2)
-        provider, _ = net.provider(1, port)
+        provider, _ = net.provider(1, port, offer_via_cli=True)
         user = net.user(3)
         net.user(4)  # the CLI user (test account 4)
         net.start_agent("agent", 1, port)
 
+        # No token/USD price on-chain yet: nothing can be funded, and the client says what to do.
+        with pytest.raises(sdk.NoPrice, match="no fresh token/USD price on-chain"):
+            sdk.submit(net.h, user, MATMUL, class_id=CPU)
+        r = _gpunet("job", "submit", str(tmp_path / "ts_spec.json"), "--blob", str(model_path), "--blob",
+                    str(input_path), "--test-account", "4", "--no-wait")  # fmt: skip
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stdout + r.stderr
+        assert "no fresh token/USD price on-chain" in r.stderr and "gpunet oracle run --price-source" in r.stderr
+        net.post_price()
+        usd = PRICE * workloads.compute_units(MATMUL)
+        assert net.h.settlement.quote(usd) == TOKENS_PER_USD * usd
+
         # Client errors say what to fix, before anything is paid.
+        with pytest.raises(sdk.ClientError, match="more than --max-tokens"):
+            sdk.submit(net.h, user, MATMUL, class_id=CPU, max_tokens=TOKENS_PER_USD * usd - 1)
         with pytest.raises(sdk.ClientError, match="no offer for class 10"):
             sdk.submit(net.h, user, MATMUL, class_id=10)
         with pytest.raises(sdk.ClientError, match="price above max"):
@@ -207,7 +251,8 @@ def test_honest_agent__every_kind__results_match_and_worker_finalizes_and_is_pai
         # torchscript_infer through the CLI (input files by hash, funded by permit, waits for the result).
         cli = subprocess.Popen(
             [GPUNET, "job", "submit", str(tmp_path / "ts_spec.json"), "--blob", str(model_path), "--blob",
-             str(input_path), "--test-account", "4", "--json", "--timeout", "60"],
+             str(input_path), "--test-account", "4", "--json", "--timeout", "60", "--max-price", PRICE_USD,
+             "--max-slippage-bps", "200"],
             cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         # The other kinds through the SDK, one targeted (best offer) and one open.
@@ -220,7 +265,15 @@ def test_honest_agent__every_kind__results_match_and_worker_finalizes_and_is_pai
         assert cli.returncode == 0, stdout + stderr
         cli_out = json.loads(stdout.strip().splitlines()[-1])
         assert cli_out["status"] == "SUBMITTED" and cli_out["provider"] == provider.address
-        assert "offers for class 1" in stderr  # the ranked table, on stderr with --json
+        assert "offers for class 1" in stderr and "$0.001" in stderr  # the ranked table (USD), on stderr
+        # USD value at the offer; tokens at $0.50; the slippage bound (2%) is what the permit allowed.
+        assert cli_out["price"] == PRICE and cli_out["price_usd"] == "$0.001"
+        assert cli_out["usd_value"] == cli_out["units"] * PRICE
+        assert cli_out["payment"] == TOKENS_PER_USD * cli_out["usd_value"]
+        assert cli_out["max_tokens"] == cli_out["payment"] * (MAX_BPS + 200) // MAX_BPS
+        for s in subs.values():
+            assert s.usd_value == s.units * PRICE and s.payment == TOKENS_PER_USD * s.usd_value
+            assert s.max_tokens == s.payment * (MAX_BPS + sdk.DEFAULT_MAX_SLIPPAGE_BPS) // MAX_BPS
         ids = {k: s.job_id for k, s in subs.items()} | {"torchscript_infer": cli_out["job_id"]}
         # Every kind the package ships (its entry points); other tests may register extra kinds.
         shipped = [ep.name for ep in entry_points(group="gpunet.workloads")]
@@ -247,26 +300,35 @@ def test_honest_agent__every_kind__results_match_and_worker_finalizes_and_is_pai
         assert json.loads(st.stdout)["status"] == "SUBMITTED", st.stderr
 
         # Jobs funded behind the client's back: one whose spec was never uploaded waits (and its
-        # user cancels it); one that pays for more compute units than its spec has is refused.
+        # user cancels it); one that pays for more compute units than its spec has is refused;
+        # an open job worth less in USD per unit than the provider's offer is left alone.
         m = net.h.market
-        net.h.token.approve(m, 10 * PRICE, sender=user)
+        net.h.token.approve(m, 10 * TOKENS_PER_USD * PRICE, sender=user)
         missing = dict(MATMUL, seed=99)
         padded = dict(MATMUL, seed=98)
         sdk.upload(f"http://127.0.0.1:{port}", {workloads.spec_hash(padded): canonical_json(padded)})
         created = {}
         for name, spec, units in (("missing", missing, 1), ("padded", padded, 2)):
             rc = m.create_job(provider, CPU, bytes.fromhex(workloads.spec_hash(spec)), units, PRICE, 600, 3600,
-                              sender=user)  # fmt: skip
+                              TOKENS_PER_USD * PRICE * units, sender=user)  # fmt: skip
             created[name] = rc.decode_logs(m.JobCreated)[0].job_id
+        cheap = dict(MATMUL, seed=97)
+        rc = m.create_job(ZERO_ADDRESS, CPU, bytes.fromhex(workloads.spec_hash(cheap)), 1, PRICE // 2, 600, 3600,
+                          TOKENS_PER_USD * PRICE, sender=user)  # fmt: skip
+        created["cheap"] = rc.decode_logs(m.JobCreated)[0].job_id
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and "compute units mismatch" not in net.devnet.tail("agent", 200):
+        while time.monotonic() < deadline and not all(
+            x in net.devnet.tail("agent", 200) for x in ("compute units mismatch", "below the offer")
+        ):
             time.sleep(0.3)
         log = net.devnet.tail("agent", 200)
         assert "compute units mismatch: the spec is 1 units, the job pays for 2" in log
         assert f"spec blob {workloads.spec_hash(missing)} not uploaded yet" in log
+        assert f"pays {PRICE // 2} USD-wei per unit, below the offer {PRICE}" in log
         assert {m.job_status(j) for j in created.values()} == {JobStatus.OPEN}
-        sdk.cancel(net.h, user, created["missing"])
-        assert m.job_status(created["missing"]) == JobStatus.CANCELLED
+        for name in ("missing", "cheap"):
+            sdk.cancel(net.h, user, created[name])
+            assert m.job_status(created[name]) == JobStatus.CANCELLED
 
         # After the challenge window the worker finalizes its own jobs (no keeper) and is paid.
         balance = net.h.token.balanceOf(provider)
@@ -274,15 +336,29 @@ def test_honest_agent__every_kind__results_match_and_worker_finalizes_and_is_pai
         net.warp(PARAMS.challenge_window + 1)
         for jid in ids.values():
             net.wait_status(jid, {JobStatus.FINALIZED})
-        paid = [
-            lg for lg in net.h.market.JobFinalized.range(0, net.chain.blocks.height + 1) if lg.job_id in ids.values()
-        ]
+        height = net.chain.blocks.height + 1
+        paid = [lg for lg in net.h.market.JobFinalized.range(0, height) if lg.job_id in ids.values()]
         assert len(paid) == 4 and all(lg.event_arguments["provider"] == provider.address for lg in paid)
-        assert net.h.token.balanceOf(provider) - balance == sum(lg.provider_amount for lg in paid) > 0
+        # Burn and mint: each job's whole escrow (2x its USD value at $0.50) is burned; Settlement
+        # mints the provider the USD value minus the fee at the same price = the escrow minus the fee.
+        assert all(lg.burned == TOKENS_PER_USD * lg.usd_value > 0 for lg in paid)
+        assert all(lg.fee == lg.burned * PARAMS.fee_bps // MAX_BPS for lg in paid)
+        settled = [lg for lg in net.h.settlement.Settled.range(0, height)
+                   if lg.event_arguments["provider"] == provider.address]  # fmt: skip
+        assert {str(lg.transaction_hash) for lg in settled} == {str(lg.transaction_hash) for lg in paid}
+        assert all(lg.price == USD_PER_TOKEN for lg in settled)
+        minted = sum(lg.minted for lg in settled)
+        assert minted == sum(lg.burned - lg.fee for lg in paid)
+        assert net.h.token.balanceOf(provider) - balance == minted > 0
         assert net.h.registry.locked(provider) == 0
         assert net.h.market.reputation(provider).completed == 4
-        assert "finalized by us" in net.devnet.tail("agent", 400)
-    assert time.monotonic() - t0 < 90
+        agent_log = net.devnet.tail("agent", 400)
+        assert "finalized by us" in agent_log
+        # The worker logs what Settlement minted it (its Settled events), summing to its income.
+        paid_logs = [json.loads(ln[ln.index("{") :]) for ln in agent_log.splitlines() if '"event": "paid"' in ln]
+        assert sum(e["minted"] for e in paid_logs) == minted
+    # Two CLI runs more than the other tests (`provider offer`, a refused `job submit`): ~10 s on a busy box.
+    assert time.monotonic() - t0 < 120
 
 
 def test_agent_restart_after_accept__resumes_and_completes_without_accepting_twice(tmp_path, monkeypatch):
@@ -291,6 +367,7 @@ def test_agent_restart_after_accept__resumes_and_completes_without_accepting_twi
         (port,) = free_ports(1)
         provider, machine_id = net.provider(2, port)
         user = net.user(3)
+        net.post_price()
         monkeypatch.setenv(CRASH_ENV, "accepted")
         net.start_agent("agent", 2, port)
         monkeypatch.delenv(CRASH_ENV)
@@ -329,6 +406,7 @@ def test_wrong_output_agent__result_differs_from_honest_and_user_disputes(tmp_pa
         (port,) = free_ports(1)
         cheater, _ = net.provider(5, port)
         user = net.user(6)
+        net.post_price()
         net.start_agent("cheater", 5, port, cheat="wrong-output")
         sub = sdk.submit(net.h, user, MLP, class_id=CPU, provider=cheater.address)
         net.wait_status(sub.job_id, {JobStatus.SUBMITTED})

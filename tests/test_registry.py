@@ -433,12 +433,19 @@ def test_stake__exceeds_balance__reverts(reverts, registry, token, provider):
         registry.stake(token.balanceOf(provider) + 1, sender=provider)
 
 
-def test_stake__above_128_bits__reverts(reverts, registry, token, deployer, keeper):
-    token.mint(keeper, 2**128, sender=deployer)
+def test_stake__largest_possible__fits_the_128_bit_bond(registry, token, deployer, keeper):
+    """The bond packs `staked` and `locked` in 128 bits each, guarded by "registry: amount too
+    large". ComputeToken's counters keep every token ever minted below 2**128, so the guard
+    cannot be reached through it: the largest stake the token allows round-trips exactly."""
+    most = 2**128 - 1 - token.total_minted()
+    with ape.reverts("compute_token: counter overflow"):
+        token.mint(keeper, most + 1, sender=deployer)
+    token.mint(keeper, most, sender=deployer)
     token.approve(registry, 2**256 - 1, sender=keeper)
-    registry.stake(2**128 - 1, sender=keeper)
-    with reverts("registry: amount too large"):
-        registry.stake(1, sender=keeper)
+    registry.stake(most - 1, sender=keeper)
+    registry.stake(1, sender=keeper)
+    assert registry.staked(keeper) == registry.slashable(keeper) == most
+    assert registry.locked(keeper) == 0
 
 
 ################################################################

@@ -9,6 +9,10 @@ chain independently, agree on one root (2 of 3 signatures) and post it. A provid
 through `gpunet rewards claim` with a proof fetched from an operator, and the amount minted
 equals the Python mirror (offchain/economics/rewards.py) over records the test computes itself.
 
+Jobs are priced in USD (offers per compute unit) and funded at a $1.00 token price the
+operators post (a PriceFeed round they all sign) before the jobs: their escrow is burned at
+finalization, and that burn (Settlement.total_burned) is the epoch's `burned`, the taper's input.
+
 The deployment record lives in tmp_path (GPUNET_DEPLOYMENT), never in deployments/.
 """
 
@@ -25,6 +29,7 @@ from offchain.chain.anvil import running_anvil
 from offchain.chain.client import DEPLOYMENT_ENV
 from offchain.chain.deploy import deploy_all
 from offchain.chain.jobs import as_tuple, jobs_from_receipt, update_from_receipt
+from offchain.chain.price import ONE_USD, post_price
 from offchain.constants import MAX_BPS, ONE_TOKEN, JobStatus, MachineStatus
 from offchain.devnet import GPUNET, REPO_ROOT, Devnet, free_ports
 from offchain.economics import rewards as E
@@ -36,7 +41,7 @@ OPERATOR_ACCOUNTS = (7, 8, 9)
 EPOCH = 240
 ORACLE_ARGS = ["--poll", "0.5", "--leader-timeout", "5", "--emissions-epochs", "--probes-per-epoch", str(4 * EPOCH),
                "--rewards-delay", "3"]  # fmt: skip
-PRICE = 10**15  # token wei per compute unit
+PRICE = 10**15  # $0.001 per compute unit (USD, 18 decimals); 0.001 token at $1.00
 CPU, H100 = 1, 10
 PARAMS = MarketParams(base_audit_bps=0, new_provider_audit_bps=0, bad_record_audit_bps=0, challenge_window=60)
 EMISSIONS = EmissionsParams(epoch_seconds=EPOCH)
@@ -128,13 +133,15 @@ def _run(tmp_path, devnet, health, accounts, chain, project):
         registry.set_offer(cid, PRICE, sender=p)
     token.mint(user, 1_000 * ONE_TOKEN, sender=deployer)
     token.approve(market, 2**256 - 1, sender=user)
+    post_price(d.price_feed, chain.chain_id, ops, ONE_USD, chain.blocks.head.timestamp, deployer)
 
     # Jobs: accepted and submitted now, finalized after the 60 s challenge window, all in epoch 0.
     jobs: dict[int, dict] = {}
     for p, units in ((providers[0], 1_000), (providers[0], 3_000), (providers[1], 2_000)):
         cid, _ = classes[p.address]
         ((job_id, job),) = jobs_from_receipt(market, market.create_job(p, cid, b"\x11" * 32, units, PRICE, 600, 600,
-                                                                       sender=user))  # fmt: skip
+                                                                       PRICE * units, sender=user))  # fmt: skip
+        assert job["payment"] == job["usd_value"] == PRICE * units  # $1.00 per token
         jobs[job_id] = job
         update_from_receipt(market, jobs, market.accept(job_id, as_tuple(job), machine[p.address], sender=p))
         update_from_receipt(market, jobs, market.submit_result(job_id, as_tuple(jobs[job_id]), b"\x22" * 32,
@@ -191,6 +198,8 @@ def _run(tmp_path, devnet, health, accounts, chain, project):
     ep = em.epochs(0)
     assert bytes(ep.root) == expected.root
     assert (ep.total_work, ep.total_availability) == (expected.total_work, expected.total_availability)
+    # The taper's input is the escrow job settlement burned in epoch 0 (fees included).
+    assert ep.burned == sum(j["payment"] for j in jobs.values()) == d.settlement.total_burned()
     assert ep.budget == E.epoch_budgets(EMISSIONS, [int(ep.burned)])[0]
     work_pool, avail_pool = E.split(int(ep.budget), expected.total_work, expected.total_availability, EMISSIONS)
     assert (ep.work_pool, ep.availability_pool) == (work_pool, avail_pool)

@@ -19,7 +19,7 @@ from offchain.oracle import epoch_rewards as ER
 from offchain.params import EmissionsParams, OracleParams
 
 CPU, H100 = 1, 10
-PRICE = 10**15
+PRICE = 10**15  # USD per compute unit; conftest prices the token at $1.00, so tokens == USD
 UNITS = 1_000
 WINDOW = 3600
 
@@ -39,16 +39,20 @@ def operator(accounts, deployment, deployer):
 
 
 def _finalized_job(market, jobs, user, provider, machine_id, chain, units=UNITS, class_id=CPU):
-    """create -> accept -> submit -> (challenge window) -> finalize; returns the JobFinalized fee."""
+    """create -> accept -> submit -> (challenge window) -> finalize; returns the JobFinalized fee
+    (tokens: the fee's share of the escrow, burned with it)."""
+    payment = units * PRICE  # at $1.00 a token: escrow at most the USD value
     tx = jobs.track(
-        market.create_job(provider.address, class_id, b"\x11" * 32, units, PRICE, WINDOW, WINDOW, sender=user)
+        market.create_job(provider.address, class_id, b"\x11" * 32, units, PRICE, WINDOW, WINDOW, payment, sender=user)
     )
     job_id = tx.decode_logs(market.JobCreated)[0].job_id
     jobs.track(market.accept(job_id, jobs.t(job_id), machine_id, sender=provider))
     jobs.track(market.submit_result(job_id, jobs.t(job_id), b"\x22" * 32, "http://p/r", sender=provider))
     chain.mine(timestamp=chain.blocks.head.timestamp + market.params().challenge_window + 1)
     tx = jobs.track(market.finalize(job_id, jobs.t(job_id), sender=user))
-    return int(tx.decode_logs(market.JobFinalized)[0].fee)
+    (fin,) = tx.decode_logs(market.JobFinalized)
+    assert fin.burned == payment and fin.usd_value == payment
+    return int(fin.fee)
 
 
 def _post_uptime(hub, chain, op, epoch, machine_id, probes, successes):
@@ -76,7 +80,9 @@ def test_records__epoch_zero_from_chain(
     fees[provider.address] += _finalized_job(market, jobs, user, provider, m_cpu, chain, units=3 * UNITS)
     fees[provider2.address] += _finalized_job(market, jobs, user, provider2, m_h100, chain, 2 * UNITS, H100)
     # A cancelled job pays no fee and counts nothing.
-    tx = jobs.track(market.create_job(provider.address, CPU, b"\x33" * 32, UNITS, PRICE, WINDOW, WINDOW, sender=user))
+    tx = jobs.track(
+        market.create_job(provider.address, CPU, b"\x33" * 32, UNITS, PRICE, WINDOW, WINDOW, UNITS * PRICE, sender=user)
+    )
     cancelled = tx.decode_logs(market.JobCreated)[0].job_id
     jobs.track(market.cancel(cancelled, jobs.t(cancelled), sender=user))
 

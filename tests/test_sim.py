@@ -1,8 +1,10 @@
 """`gpunet sim` on the small scenario (offchain/sim/scenarios/small.json): the issue's properties.
 
 One run of each variant (BME design and Render-style) on the real contracts in titanoboa's
-in-process EVM (~25 s for both); every check reads values the engine read from the chain each
-epoch (ComputeToken totals, Emissions' budgets and claims). Runs without ape's chain:
+in-process EVM (every job through JobMarket and Settlement; ~45 s of CPU for both); every check
+reads values the engine read from the chain each epoch (ComputeToken totals, JobMarket's job
+statuses, Settlement's Settled events and total_burned, Emissions' budgets and claims). Runs
+without ape's chain:
     .venv/bin/python -m pytest tests/test_sim.py -q -p no:cacheprovider -p no:ape_test
 """
 
@@ -67,6 +69,26 @@ def test_nothing_minted_for_unfinalized_or_invalid_work(run, variant):
             assert r["minted_settlement"] == 0
         else:
             assert r["minted"] == pytest.approx(r["minted_settlement"] + r["minted_emissions"], abs=EPS)
+
+
+@pytest.mark.parametrize("variant", ["bme", "render"])
+def test_settlement_burns_the_escrow_and_mints_at_most_escrow_minus_fee(run, variant):
+    """Per Settled event (a run of one provider's finalized jobs): burned == the jobs' escrow,
+    cap == escrow - fees, minted <= cap; Settlement.total_burned grows by exactly the escrow of
+    the jobs JobMarket holds Finalized, each settled once."""
+    rows = _rows(run, variant)
+    for r in rows:
+        assert r["settled_mismatch"] == 0, r["epoch"]
+        assert not r["settled_jobs_unmatched"], r["epoch"]
+        assert r["minted_over_cap"] == 0, r["epoch"]
+        assert r["escrow_burned_unbacked"] == 0, r["epoch"]
+        assert r["burned_escrow"] > 0
+        # The fee is burned, never re-minted: settlement mints less than it burns.
+        assert r["minted_settlement"] < r["burned_escrow"]
+    if variant == "bme":
+        # The provider is paid ~ the USD value minus the 5% fee (the price barely moves within a day).
+        minted, burned = sum(r["minted_settlement"] for r in rows), sum(r["burned_escrow"] for r in rows)
+        assert 0.9 * burned < minted < 0.96 * burned
 
 
 @pytest.mark.parametrize("variant", ["bme", "render"])

@@ -431,3 +431,15 @@ def test_counters__zero_amounts__allowed_and_uncounted(token, provider, deployer
     token.burn(0, sender=provider)
     token.mint(holder, 0, sender=deployer)
     assert _counters(token) == before
+
+
+def test_counters__mint_total_at_2_pow_128__reverts(token, deployer, holder):
+    """Both counters live in one word (128 bits each): minting stops one wei short of 2**128."""
+    supply, minted, burned = _counters(token)
+    with ape.reverts("compute_token: counter overflow"):
+        token.mint(holder, 2**128 - minted, sender=deployer)
+    token.mint(holder, 2**128 - 1 - minted, sender=deployer)
+    token.burn(2**128 - 1 - minted, sender=holder)
+    assert _counters(token) == (supply, 2**128 - 1, burned + 2**128 - 1 - minted)
+    with ape.reverts("compute_token: counter overflow"):
+        token.mint(holder, 1, sender=deployer)

@@ -8,6 +8,11 @@ A claim for class K passes when all of these hold (a reason naming the figure ot
   A10/L4, ~2x RTX 3090/4090): it survives power caps and clocks, so it tells architectures
   apart even when absolute figures are scaled;
 - copy bandwidth >= 70% of K's spec (a device-to-device copy reaches ~90% on H100-class cards);
+- the bandwidth/compute ratio (GB/s per primary TFLOPS) is within a factor `BW_RATIO_BAND` of
+  K's, adjusted for the efficiencies each figure reaches: like bf16/fp32 it survives clocks and
+  power caps (both scale together), and it catches a profile whose two figures come from
+  different hardware (one of them fabricated, or a bigger GPU's memory with a smaller one's
+  compute) even when each alone would only be flagged;
 - total memory >= 90% of K's VRAM (drivers report a few % less than the marketing figure);
 - the fp32 path has true fp32 error (a "fp32" figure that is really TF32 is not trusted).
 The CPU floor row is judged at 100% of its figures, with no ratio and no upper flag.
@@ -35,6 +40,10 @@ SUSPICIOUS_FRACTION = 1.05
 # reaches a smaller share of peak than tensor-core bf16 on some cards (GeForce dual-issue fp32),
 # narrow enough to tell the ~2x, ~4x and ~15x families apart.
 RATIO_BAND = 2.0
+# Measured (GB/s) / (primary TFLOPS) must lie within this factor of the class's spec ratio times
+# _EXPECTED_COPY_EFF / _EXPECTED_MATMUL_EFF. The absolute checks alone bound it to ~[0.67, 1.5]
+# of that while both figures are under 105% of spec; this catches figures far above it.
+BW_RATIO_BAND = 2.0
 # Total memory must be >= 90% of the class's VRAM (an "80 GB" H100 reports 79.6 GiB, a "16 GB" T4 15 GiB).
 VRAM_MIN_FRACTION = 0.90
 # fp32 error above this means the fp32 path ran TF32/bf16 (TF32 ~3e-4, true fp32 ~1e-7 at n=256).
@@ -125,6 +134,18 @@ def _assess(profile: Profile, cls: GpuClass) -> _Assessment:
             f"{cls.name}'s {cls.bandwidth_gbs:g} GB/s"
         )
     distance += abs(math.log(max(bw, 1e-12) / (_EXPECTED_COPY_EFF * cls.bandwidth_gbs)))
+
+    if not cls.is_floor and measured is not None and measured > 0 and bw > 0:
+        expected = (cls.bandwidth_gbs / spec) * (_EXPECTED_COPY_EFF / _EXPECTED_MATMUL_EFF)
+        bw_ratio = bw / measured
+        lo, hi = expected / BW_RATIO_BAND, expected * BW_RATIO_BAND
+        if not lo <= bw_ratio <= hi:
+            failures.append(
+                f"bandwidth/compute ratio measured {bw_ratio:.2f} GB/s per {dtype} TFLOPS, outside the "
+                f"{lo:.2f}-{hi:.2f} band around {cls.name}'s {expected:.2f}: the figures do not come from one "
+                "device of that class"
+            )
+        distance += abs(math.log(bw_ratio / expected))
 
     mem_need = (1.0 if cls.is_floor else VRAM_MIN_FRACTION) * cls.vram_bytes
     if profile.memory_total_bytes < mem_need:

@@ -30,6 +30,8 @@ class Handles:
     price_feed: Any = None
     # None for a deployment recorded before Emissions existed.
     emissions: Any = None
+    # Burn-and-mint settlement (prices jobs in USD); None for a deployment recorded before it.
+    settlement: Any = None
 
 
 def parse_network(choice: str) -> tuple[str, str, str | None]:
@@ -75,4 +77,5 @@ def connect(network_choice: str) -> Iterator[Handles]:
             chain=chain,
             price_feed=project.PriceFeed.at(c["PriceFeed"]) if "PriceFeed" in c else None,
             emissions=project.Emissions.at(c["Emissions"]) if "Emissions" in c else None,
+            settlement=project.Settlement.at(c["Settlement"]) if "Settlement" in c else None,
         )

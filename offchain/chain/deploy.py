@@ -18,6 +18,7 @@ from eth_utils import keccak
 from offchain.constants import ONE_TOKEN
 from offchain.params import (
     GPU_CLASSES,
+    HOUR,
     UNBONDING_PERIOD_SECONDS,
     EmissionsParams,
     MarketParams,
@@ -28,6 +29,8 @@ from offchain.params import (
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENTS_DIR = REPO_ROOT / "deployments"
 ZERO_ADDRESS = "0x" + "00" * 20
+# Token wei minted to JobMarket at deployment and never moved (see deploy_all).
+MARKET_DUST = 1
 LOCAL_NETWORKS = {"local"}
 # Two days: long enough for users and providers to react to a parameter change.
 TIMELOCK_DELAY_SECONDS = 2 * 24 * 3600
@@ -50,6 +53,7 @@ class Deployment:
     record: dict = field(default_factory=dict)
     price_feed: Any = None
     emissions: Any = None
+    settlement: Any = None
 
 
 def _git_commit() -> str:
@@ -106,7 +110,7 @@ def deploy_all(
     operators: list[str] | None = None,
     threshold: int = 1,
     unbonding_period: int = UNBONDING_PERIOD_SECONDS,
-    treasury: str | None = None,
+    settlement_max_age: int = HOUR,
     guardian: str | None = None,
     attester: str | None = None,
     verifier: str | None = None,
@@ -116,7 +120,10 @@ def deploy_all(
     chain_id: int | None = None,
     emissions_params: EmissionsParams | None = None,
 ) -> Deployment:
-    """Deploys ComputeToken, ProviderRegistry, JobMarket, OracleHub and PriceFeed and wires their roles.
+    """Deploys ComputeToken, ProviderRegistry, OracleHub, PriceFeed, Settlement, JobMarket and
+    Emissions and wires their roles.
+
+    `settlement_max_age`: the oldest PriceFeed answer Settlement prices a job on (seconds).
 
     Local networks: the deployer keeps the admin role and, unless others are given, is
     guardian, attester and verifier (the oracle quorum takes the last two over later).
@@ -133,10 +140,6 @@ def deploy_all(
     txs["ComputeToken"] = token.txn_hash
     registry = deployer.deploy(project.ProviderRegistry, token.address, unbonding_period)
     txs["ProviderRegistry"] = registry.txn_hash
-    market = deployer.deploy(
-        project.JobMarket, token.address, registry.address, treasury or deployer.address, params.as_tuple()
-    )
-    txs["JobMarket"] = market.txn_hash
     hub = deployer.deploy(
         project.OracleHub,
         token.address,
@@ -155,6 +158,18 @@ def deploy_all(
     # Token/USD from the same operator quorum (reads OracleHub's operators, stake and threshold).
     price_feed = deployer.deploy(project.PriceFeed, hub.address, *price_params.as_tuple())
     txs["PriceFeed"] = price_feed.txn_hash
+    # Burn-and-mint: Settlement prices jobs at the PriceFeed answer and mints providers' pay.
+    settlement = deployer.deploy(project.Settlement, token.address, price_feed.address, settlement_max_age)
+    txs["Settlement"] = settlement.txn_hash
+    market = deployer.deploy(project.JobMarket, token.address, registry.address, settlement.address, params.as_tuple())
+    txs["JobMarket"] = market.txn_hash
+    settlement.set_job_market(market.address, **sender)
+    token.set_minter(settlement.address, True, **sender)
+    # One permanent wei in JobMarket: settlement burns every escrow, so without it the market's
+    # balance slot would go back to zero after each job and the next create_job would pay a
+    # zero -> non-zero SSTORE (20,000 gas instead of 2,900). JobMarket accounts for it
+    # (MARKET_DUST): its balance is escrows + open bonds + 1.
+    token.mint(market.address, MARKET_DUST, **sender)
 
     # Audit verdicts come from the oracle quorum: OracleHub posts them to JobMarket.
     hub.set_job_market(market.address, **sender)
@@ -176,7 +191,9 @@ def deploy_all(
     # Epoch emissions (reads the hub's operator set for its rewards roots); mints, so it must be
     # made a minter while the deployer still owns the token.
     emissions_params = emissions_params or EmissionsParams()
-    emissions = deployer.deploy(project.Emissions, *emissions_params.constructor_args(token.address, hub.address))
+    emissions = deployer.deploy(
+        project.Emissions, *emissions_params.constructor_args(token.address, hub.address, settlement.address)
+    )
     txs["Emissions"] = emissions.txn_hash
     token.set_minter(emissions.address, True, **sender)
 
@@ -185,7 +202,7 @@ def deploy_all(
         proposers = proposers or [deployer.address]
         timelock = deployer.deploy(project.Timelock, timelock_delay, proposers, proposers, ZERO_ADDRESS)
         txs["Timelock"] = timelock.txn_hash
-        for c in (registry, market, hub):
+        for c in (registry, market, hub, settlement):
             c.grantRole(DEFAULT_ADMIN_ROLE, timelock.address, **sender)
             c.renounceRole(DEFAULT_ADMIN_ROLE, deployer.address, **sender)
         token.transfer_ownership(timelock.address, **sender)
@@ -198,6 +215,7 @@ def deploy_all(
         "JobMarket": market.address,
         "OracleHub": hub.address,
         "PriceFeed": price_feed.address,
+        "Settlement": settlement.address,
     }
     if timelock is not None:
         contracts["Timelock"] = timelock.address
@@ -209,7 +227,7 @@ def deploy_all(
         "constructor_args": {
             "ComputeToken": ["gpunet Compute", "GPU", "gpunet", "1"],
             "ProviderRegistry": [token.address, unbonding_period],
-            "JobMarket": [token.address, registry.address, treasury or deployer.address, params.as_dict()],
+            "JobMarket": [token.address, registry.address, settlement.address, params.as_dict()],
             "OracleHub": [
                 token.address,
                 registry.address,
@@ -218,6 +236,7 @@ def deploy_all(
                 oracle_params.equivocation_slash_bps,
             ],
             "PriceFeed": [hub.address, *price_params.as_tuple()],
+            "Settlement": [token.address, price_feed.address, settlement_max_age],
         },
         "roles": {
             "admin": timelock.address if timelock is not None else deployer.address,
@@ -235,9 +254,9 @@ def deploy_all(
     }
     contracts["Emissions"] = emissions.address
     record["constructor_args"]["Emissions"] = list(
-        emissions_params.constructor_args(token.address, hub.address, emissions.GENESIS())
+        emissions_params.constructor_args(token.address, hub.address, settlement.address, emissions.GENESIS())
     )
-    record["roles"]["minters"] = [emissions.address] + ([deployer.address] if local else [])
+    record["roles"]["minters"] = [settlement.address, emissions.address] + ([deployer.address] if local else [])
     if record_path is not None:
         record_path.parent.mkdir(parents=True, exist_ok=True)
         record_path.write_text(json.dumps(record, indent=2) + "\n")
@@ -250,4 +269,5 @@ def deploy_all(
         record=record,
         price_feed=price_feed,
         emissions=emissions,
+        settlement=settlement,
     )

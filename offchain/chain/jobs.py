@@ -38,6 +38,7 @@ def job_from_created(log: Any) -> dict:
         "spec_hash": _get(log, "spec_hash"),
         "compute_units": _get(log, "compute_units"),
         "payment": _get(log, "payment"),
+        "usd_value": _get(log, "usd_value"),
         "collateral": _get(log, "collateral"),
         "fee_bps": _get(log, "fee_bps"),
         "accept_by": _get(log, "accept_by"),
@@ -73,7 +74,7 @@ def as_tuple(job: dict) -> tuple:
 
 # ABI types of JobMarket.Job, in JOB_FIELDS order.
 JOB_ABI_TYPES = (
-    "address", "address", "uint256", "uint16", "bytes32", "uint256", "uint256", "uint256",
+    "address", "address", "uint256", "uint16", "bytes32", "uint256", "uint256", "uint256", "uint256",
     "uint256", "uint256", "uint256", "uint256", "bytes32", "uint256", "uint256", "uint256",
 )  # fmt: skip
 

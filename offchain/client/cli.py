@@ -4,13 +4,23 @@ Registered on the `gpunet job` group by `offchain/cli.py` (`add_job_commands`). 
 the commands do is in `offchain.client.sdk`; this module parses options, prints tables and
 progress, and turns `ClientError` into a one-line message with exit status 1.
 
-    gpunet job submit SPEC.json [--provider ADDR | --open] [--max-price WEI_PER_UNIT]
+    gpunet job submit SPEC.json [--provider ADDR | --open] [--max-price USD_PER_UNIT]
+                      [--max-slippage-bps BPS | --max-tokens TOKENS]
                       [--blob FILE ...] [--class ID|NAME] [--no-wait] [--timeout S] [--json]
                       (--test-account N | --account ALIAS) [--network ...]
     gpunet job status ID [--json]
     gpunet job result ID -o DIR [--verify]
     gpunet job dispute ID (--test-account N | --account ALIAS)
     gpunet job cancel ID (--test-account N | --account ALIAS)
+
+Prices are in USD: offers and --max-price are USD per compute unit (e.g. 0.002). The job
+escrows the tokens its USD value buys at the on-chain token/USD price (Settlement.quote); the
+transaction is bounded by --max-tokens (default: that quote + --max-slippage-bps, 1%).
+
+`job submit` prints the offers it ranked (`sdk.Offer.rank_key`): cheapest first, then fewer
+failed+expired jobs, then higher uptime (the mean of the provider's Active machines' latest
+oracle-reported uptime; "unknown" before the first report, ranked after known-good providers),
+then more completed jobs.
 """
 
 from __future__ import annotations
@@ -70,21 +80,34 @@ def _signer_options(f: Callable) -> Callable:
     return click.option("--test-account", type=int, default=None, help="Local chains: ape test account N signs.")(f)
 
 
+def _usd_option(value: str | None, what: str, parse: Callable[[str, str], int]) -> int | None:
+    from offchain.client.sdk import ClientError
+
+    if value is None:
+        return None
+    try:
+        return parse(value, what)
+    except ClientError as e:
+        raise click.BadParameter(str(e)) from None
+
+
 def _offer_table(offers: list, targets: list, units: int) -> Table:
-    from offchain.client.sdk import tokens
+    from offchain.client.sdk import fmt_usd
 
     chosen = {o.provider for o in targets}
     t = Table(title=f"offers for class {offers[0].class_id if offers else '?'} ({units} compute units)")
-    for col in ("", "provider", "price wei/unit", "job price", "completed", "failed+expired", "machines", "endpoint"):
+    cols = ("", "provider", "USD/unit", "job USD", "failed+expired", "uptime", "completed", "machines", "endpoint")
+    for col in cols:
         t.add_column(col)
     for o in offers:
         t.add_row(
             "*" if o.provider in chosen else "",
             o.provider,
-            str(o.price),
-            tokens(o.price * units),
-            str(o.reputation["completed"]),
+            fmt_usd(o.price),
+            fmt_usd(o.price * units),
             str(o.bad_record),
+            o.uptime_text(),
+            str(o.reputation["completed"]),
             ",".join(map(str, o.machine_ids)),
             o.endpoint,
         )
@@ -100,9 +123,25 @@ def add_job_commands(job: click.Group, network_option: Callable) -> None:
     @click.option("--open", "open_job", is_flag=True, help="An open job any provider of the class may accept.")
     @click.option(
         "--max-price",
-        type=click.IntRange(1),
+        metavar="USD",
         default=None,
-        help="Highest price per compute unit, in token wei (open jobs pay exactly this).",
+        help="Highest price per compute unit in US dollars, a decimal (e.g. 0.002 = $0.002 per unit, 18 decimals "
+        "at most). Open jobs are priced at exactly this.",
+    )
+    @click.option(
+        "--max-slippage-bps",
+        type=click.IntRange(0, 10_000),
+        default=100,
+        show_default=True,
+        help="Tokens the job may escrow above the client's quote if the token/USD price moves before "
+        "the transaction, in basis points (100 = 1%).",
+    )
+    @click.option(
+        "--max-tokens",
+        metavar="TOKENS",
+        default=None,
+        help="Explicit cap on the tokens escrowed, a decimal (e.g. 12.5), instead of the quote + "
+        "--max-slippage-bps; the permit is signed for this amount.",
     )
     @click.option("--blob", "blob_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
                   help="An input file the spec names by sha256 (repeat for each).")  # fmt: skip
@@ -117,16 +156,19 @@ def add_job_commands(job: click.Group, network_option: Callable) -> None:
     @_signer_options
     @network_option
     def job_submit(
-        spec_path, provider, open_job, max_price, blob_files, class_opt, accept_window, complete_within, wait,
-        timeout, as_json, test_account, alias, network,
+        spec_path, provider, open_job, max_price, max_slippage_bps, max_tokens, blob_files, class_opt,
+        accept_window, complete_within, wait, timeout, as_json, test_account, alias, network,
     ) -> None:  # fmt: skip
-        """Submit a job: validate SPEC.json, rank offers, upload the spec and inputs to the
-        provider, fund it with a permit (one transaction) and wait for the result."""
+        """Submit a job: validate SPEC.json, rank offers (USD per compute unit), quote the job in
+        tokens at the on-chain token/USD price, upload the spec and inputs to the provider, fund
+        it with a permit (one transaction) and wait for the result."""
         from offchain.client import sdk
         from offchain.constants import JobStatus
 
         if provider and open_job:
             raise click.UsageError("give either --provider ADDR or --open, not both")
+        max_price = _usd_option(max_price, "--max-price", sdk.parse_usd)
+        max_tokens = _usd_option(max_tokens, "--max-tokens", sdk.parse_tokens)
         console = err if as_json else out
         try:  # the spec is checked before anything touches the chain
             spec = sdk.load_spec(spec_path)
@@ -144,12 +186,14 @@ def add_job_commands(job: click.Group, network_option: Callable) -> None:
             sub = sdk.submit(
                 h, account, spec, blobs, class_id=class_id, provider=provider, open_job=open_job,
                 max_price=max_price, accept_window=accept_window, complete_within=complete_within,
-                on_offers=show_offers,
+                on_offers=show_offers, max_slippage_bps=max_slippage_bps, max_tokens=max_tokens,
             )  # fmt: skip
             who = "open job" if sub.provider is None else f"provider {sub.provider}"
             console.print(
-                f"job {sub.job_id} funded: {who}, {sub.units} units at {sub.price} wei/unit = "
-                f"{sdk.tokens(sub.payment)} tokens; spec {sub.spec_hash} uploaded to {', '.join(sub.uploaded_to)}"
+                f"job {sub.job_id} funded: {who}, {sub.units} units at {sdk.fmt_usd(sub.price)}/unit = "
+                f"{sdk.fmt_usd(sub.usd_value)} = {sdk.tokens(sub.payment)} tokens escrowed "
+                f"(at most {sdk.tokens(sub.max_tokens)}); spec {sub.spec_hash} uploaded to "
+                f"{', '.join(sub.uploaded_to)}"
             )
             final = None
             if wait:
@@ -169,7 +213,8 @@ def add_job_commands(job: click.Group, network_option: Callable) -> None:
         if as_json:
             click.echo(json.dumps({
                 "job_id": sub.job_id, "provider": sub.provider, "class_id": sub.class_id, "price": sub.price,
-                "units": sub.units, "payment": sub.payment, "spec_hash": sub.spec_hash,
+                "price_usd": sdk.fmt_usd(sub.price), "units": sub.units, "usd_value": sub.usd_value,
+                "payment": sub.payment, "max_tokens": sub.max_tokens, "spec_hash": sub.spec_hash,
                 "uploaded_to": sub.uploaded_to, "status": final.name if final else "OPEN",
             }))  # fmt: skip
         else:

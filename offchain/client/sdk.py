@@ -1,9 +1,18 @@
 """The user's side of a job, as a library: pick an offer, upload the spec and inputs, fund the
 job in one transaction (EIP-2612 permit), wait, download and check the result, dispute it.
 
+Prices are in USD: offers and `max_price` are USD per compute unit with 18 decimals (`USD`,
+`parse_usd`). A job escrows the tokens its USD value buys at the on-chain token/USD price, as
+JobMarket computes it: `Settlement.quote(price per unit) * units` (`job_quote`); the client
+quotes first and funds with `max_tokens` = the quote
+plus a slippage allowance (`max_slippage_bps`, 1% by default), so a price round landing
+between the quote and the transaction cannot make the user pay more than that. Without a fresh
+price on-chain nothing can be funded: `NoPrice` says so.
+
 Every function takes `h`, contract handles for a deployment (`offchain.chain.client.connect`,
-or any object with `token`, `registry`, `market`, `chain` and `record`), and, when it sends a
-transaction, an ape account. Failures the user can act on raise `ClientError` with a message
+or any object with `token`, `registry`, `market`, `settlement`, `chain` and `record`; `hub`,
+OracleHub, for the uptime offers are ranked by, is optional), and,
+when it sends a transaction, an ape account. Failures the user can act on raise `ClientError` with a message
 that says what to fix; the CLI (`offchain/client/cli.py`) prints it as is.
 
 The client meets providers only through the chain and their agents' HTTP endpoints
@@ -19,6 +28,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +47,43 @@ HTTP_TIMEOUT = (5.0, 120.0)
 MAX_RESULT_BYTES = 1 << 30
 # Statuses after which `submit` stops waiting: the result is on-chain, or the job ended.
 RESULT_STATUSES = frozenset({JobStatus.SUBMITTED, JobStatus.AUDIT}) | TERMINAL_JOB_STATUSES
+# USD amounts (offers, max price, a job's value) and token amounts both have 18 decimals.
+USD = 10**18
+TOKEN = 10**18
+# Slippage allowed between the client's quote and the funding transaction, in basis points.
+DEFAULT_MAX_SLIPPAGE_BPS = 100
+# Revert reasons of Settlement.quote / PriceFeed.latestRoundData that mean "no usable price".
+_NO_PRICE_REASONS = ("no price", "stale price", "price from the future")
+NO_PRICE_HELP = (
+    "the oracle operators post PriceFeed rounds (`gpunet oracle run --price-source ...`); "
+    "see `gpunet price show`, and try again later"
+)
 
 
 class ClientError(RuntimeError):
     """Something the user can fix; the message says what."""
+
+
+class NoPrice(ClientError):
+    """There is no fresh token/USD price on-chain, so no job can be funded now."""
+
+
+@dataclass(frozen=True)
+class Uptime:
+    """A machine's uptime as the oracle quorum reported it (OracleHub `UptimeRecorded`) for
+    `epoch`: the share of the operators' random probes (GET /health) it answered."""
+
+    machine_id: int
+    epoch: int
+    bps: int  # successes x 10_000 // probes, as OracleHub.uptime_bps stores it
+    probes: int
+    successes: int
+
+
+# How an offer whose machines have no uptime report yet ranks: as if its uptime were this. After
+# every provider whose machines answered at least half the probes, before those that answered
+# fewer (a new machine is unknown, not bad); at equal uptime a known one ranks first.
+UNKNOWN_UPTIME_RANK_BPS = 5_000
 
 
 @dataclass
@@ -49,19 +92,45 @@ class Offer:
 
     provider: str
     class_id: int
-    price: int  # token wei per compute unit
+    price: int  # USD per compute unit, 18 decimals
     machine_ids: list[int]
     endpoint: str
     reputation: dict[str, int]
     free_stake: int
+    # Latest reported uptime of each of `machine_ids` that has a report (`latest_uptime`).
+    uptime: dict[int, Uptime] = field(default_factory=dict)
 
     @property
     def bad_record(self) -> int:
         return self.reputation["failed"] + self.reputation["expired"]
 
+    @property
+    def uptime_bps(self) -> int | None:
+        """Mean latest reported uptime of the offer's Active machines of the class that have a
+        report, in basis points; None (unknown) when none has one yet. The mean, not the best
+        machine: the provider, not the client, picks the machine that runs the job."""
+        known = [self.uptime[m].bps for m in self.machine_ids if m in self.uptime]
+        return sum(known) // len(known) if known else None
+
+    def uptime_text(self) -> str:
+        """e.g. "83.33% (epoch 12)", "91.66% (epochs 11-12, 1/2 machines)" or "unknown"."""
+        bps = self.uptime_bps
+        if bps is None:
+            return "unknown"
+        reports = [self.uptime[m] for m in self.machine_ids if m in self.uptime]
+        lo, hi = min(u.epoch for u in reports), max(u.epoch for u in reports)
+        where = [f"epoch {hi}" if lo == hi else f"epochs {lo}-{hi}"]
+        if len(reports) < len(self.machine_ids):
+            where.append(f"{len(reports)}/{len(self.machine_ids)} machines")
+        return f"{fmt_bps(bps)} ({', '.join(where)})"
+
     def rank_key(self) -> tuple:
-        # Cheapest first; at equal price fewer failures/expiries, then more completed jobs.
-        return (self.price, self.bad_record, -self.reputation["completed"], self.provider.lower())
+        """Cheapest first; at equal price fewer failures+expiries, then higher uptime
+        (`uptime_bps`; unknown ranks as `UNKNOWN_UPTIME_RANK_BPS`, after a known equal one),
+        then more completed jobs, then the address (a stable order)."""
+        bps = self.uptime_bps
+        uptime = (-bps, 0) if bps is not None else (-UNKNOWN_UPTIME_RANK_BPS, 1)
+        return (self.price, self.bad_record, uptime, -self.reputation["completed"], self.provider.lower())
 
 
 @dataclass
@@ -69,10 +138,12 @@ class Submission:
     job_id: int
     provider: str | None  # None: an open job
     class_id: int
-    price: int
+    price: int  # USD per compute unit, 18 decimals
     units: int
-    payment: int
+    payment: int  # tokens escrowed (wei)
     spec_hash: str
+    usd_value: int = 0  # price x units, 18 decimals
+    max_tokens: int = 0  # the slippage bound the job was funded with (and the permit's amount)
     uploaded_to: list[str] = field(default_factory=list)
     offers: list[Offer] = field(default_factory=list)
     tx_hash: str = ""
@@ -192,9 +263,42 @@ def reputation(h: Any, provider: str) -> dict[str, int]:
     return dict(zip(REPUTATION_FIELDS, (int(x) for x in h.market.reputation(provider)), strict=True))
 
 
+def latest_uptime(h: Any, machine_ids: Iterable[int] | None = None) -> dict[int, Uptime]:
+    """{machine id: its uptime in the latest epoch that has a report for it}, from OracleHub's
+    `UptimeRecorded` events (of `machine_ids`, or of every machine); machines without a report
+    are absent. Epochs are numbered by the oracle operators: Emissions' epochs under
+    `gpunet oracle run --emissions-epochs`, else (unix time // --epoch-seconds); either way a
+    higher number is a later epoch, and an epoch's report lands after the epoch ends, so the
+    latest report is at most about one epoch old while the quorum probes the machine. A report
+    submitted again for the same epoch (a later nonce) replaces the earlier one, as in
+    OracleHub.uptime_bps. Empty when `h` has no hub."""
+    hub = getattr(h, "hub", None)
+    if hub is None:
+        return {}
+    wanted = None if machine_ids is None else {int(m) for m in machine_ids}
+    out: dict[int, Uptime] = {}
+    for lg in hub.UptimeRecorded.range(_start_block(h), _stop(h)):
+        a = lg.event_arguments
+        mid, epoch = int(a["machine_id"]), int(a["epoch"])
+        if wanted is not None and mid not in wanted:
+            continue
+        if mid in out and out[mid].epoch > epoch:
+            continue
+        out[mid] = Uptime(mid, epoch, int(a["uptime_bps"]), int(a["probes"]), int(a["successes"]))
+    return out
+
+
+def fmt_bps(bps: int) -> str:
+    """Basis points as a percentage with two decimals, e.g. 8333 -> "83.33%"."""
+    return f"{bps // 100}.{bps % 100:02d}%"
+
+
 def rank_offers(h: Any, class_id: int, now: int | None = None) -> list[Offer]:
     """Every provider with a current offer for `class_id` and an Active, attested machine of it,
-    best first (`Offer.rank_key`)."""
+    best first (`Offer.rank_key`): by price, then failed+expired jobs, then the mean latest
+    reported uptime of its Active machines of the class (`latest_uptime`; a provider none of
+    whose machines has a report yet is unknown: ranked after known-good ones, never excluded),
+    then completed jobs."""
     reg = h.registry
     now = _now(h) if now is None else now
     start = _start_block(h)
@@ -218,6 +322,9 @@ def rank_offers(h: Any, class_id: int, now: int | None = None) -> list[Offer]:
                 endpoint = endpoint or info.endpoint
         if active:
             offers.append(Offer(p, class_id, price, active, endpoint, reputation(h, p), int(reg.free_stake(p))))
+    uptime = latest_uptime(h, [m for o in offers for m in o.machine_ids]) if offers else {}
+    for o in offers:
+        o.uptime = {m: uptime[m] for m in o.machine_ids if m in uptime}
     return sorted(offers, key=Offer.rank_key)
 
 
@@ -227,6 +334,112 @@ def can_cover(h: Any, offer: Offer, payment: int) -> bool:
     params = m.params()
     floor = (payment * int(params.collateral_bps) + MAX_BPS - 1) // MAX_BPS
     return offer.free_stake >= int(m.required_collateral(payment, floor, m.audit_rate(offer.provider)))
+
+
+# ---------------------------------------------------------------------------- USD and tokens
+
+
+def _decimal_units(text: str | int | float | Decimal, what: str) -> int:
+    try:
+        d = Decimal(str(text).strip().lstrip("$"))
+    except InvalidOperation:
+        raise ClientError(f"{what} {text!r} is not a number (a decimal, e.g. 0.002)") from None
+    if not d.is_finite() or d <= 0:
+        raise ClientError(f"{what} must be a positive number, got {text!r}")
+    scaled = d * 10**18
+    if scaled != scaled.to_integral_value():
+        raise ClientError(f"{what} {text!r} has more than 18 decimals")
+    return int(scaled)
+
+
+def parse_usd(text: str | int | float | Decimal, what: str = "USD amount") -> int:
+    """A decimal USD string ("0.002", "$1.5") as an 18-decimal integer."""
+    return _decimal_units(text, what)
+
+
+def parse_tokens(text: str | int | float | Decimal, what: str = "token amount") -> int:
+    """A decimal token amount ("12.5") in wei (18 decimals)."""
+    return _decimal_units(text, what)
+
+
+def _fmt18(v: int, min_places: int) -> str:
+    d = (Decimal(int(v)) / 10**18).normalize()
+    text = f"{d:f}"
+    whole, _, frac = text.partition(".")
+    frac = frac.ljust(min_places, "0")
+    return f"{int(whole):,}" + (f".{frac}" if frac else "")
+
+
+def fmt_usd(v: int) -> str:
+    """An 18-decimal USD amount, exactly, e.g. "$0.001" or "$1,250.00"."""
+    return "$" + _fmt18(v, 2)
+
+
+def tokens(wei: int) -> str:
+    return f"{wei / TOKEN:,.6f}"
+
+
+def fmt_price(usd_per_unit: int) -> str:
+    return f"{fmt_usd(usd_per_unit)}/unit ({fmt_usd(usd_per_unit * 1000)} per 1000 units)"
+
+
+def _revert_reason(e: Exception) -> str:
+    return str(getattr(e, "message", None) or e)
+
+
+def _no_price(reason: str) -> NoPrice:
+    return NoPrice(f"no fresh token/USD price on-chain ({reason}): {NO_PRICE_HELP}")
+
+
+def _settlement(h: Any) -> Any:
+    s = getattr(h, "settlement", None)
+    if s is None:
+        raise ClientError(
+            "this deployment has no Settlement contract (jobs are priced in USD through it): "
+            "redeploy with `ape run deploy --redeploy`"
+        )
+    return s
+
+
+def token_quote(h: Any, usd_value: int) -> int:
+    """Tokens (wei) a job worth `usd_value` (18 decimals) escrows now: `Settlement.quote`.
+    Raises `NoPrice` when the chain has no fresh token/USD price."""
+    try:
+        # skip_trace: a revert is expected when there is no price; ape would print its call trace.
+        return int(_settlement(h).quote(usd_value, skip_trace=True))
+    except ClientError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a revert of the view call
+        reason = _revert_reason(e)
+        if any(r in reason for r in _NO_PRICE_REASONS):
+            raise _no_price(reason) from None
+        raise ClientError(f"Settlement.quote({usd_value}) failed: {reason}") from None
+
+
+def token_price(h: Any) -> int:
+    """The token/USD price jobs are funded at now, in the feed's decimals (`Settlement.price`)."""
+    try:
+        return int(_settlement(h).price(skip_trace=True))
+    except ClientError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        reason = _revert_reason(e)
+        if any(r in reason for r in _NO_PRICE_REASONS):
+            raise _no_price(reason) from None
+        raise ClientError(f"Settlement.price() failed: {reason}") from None
+
+
+def job_quote(h: Any, usd_per_unit: int, units: int) -> int:
+    """Tokens (wei) JobMarket escrows for `units` compute units at `usd_per_unit` now: the tokens
+    of one unit (`Settlement.quote`, rounded up) times the units, as `create_job` computes them."""
+    return token_quote(h, usd_per_unit) * units
+
+
+def slippage_bound(quote: int, max_slippage_bps: int) -> int:
+    """The most tokens to escrow for a quote of `quote`: quote x (1 + slippage), rounded down."""
+    if not 0 <= max_slippage_bps <= MAX_BPS:
+        raise ClientError(f"--max-slippage-bps must be within 0..{MAX_BPS}, got {max_slippage_bps}")
+    return quote * (MAX_BPS + max_slippage_bps) // MAX_BPS
 
 
 # ---------------------------------------------------------------------------- funding
@@ -274,7 +487,10 @@ def _windows(h: Any, accept_window: int | None, complete_within: int | None) -> 
 def choose(
     h: Any, class_id: int, units: int, *, provider: str | None, open_job: bool, max_price: int | None
 ) -> tuple[list[Offer], list[Offer], int]:
-    """(all ranked offers, the providers to upload to, price per unit to fund at)."""
+    """(all ranked offers, the providers to upload to, USD price per unit to fund at: the
+    contract's `max_price_per_unit`; a provider's job is priced at its offer, at most this).
+    `max_price`: USD per unit, 18 decimals. Raises `NoPrice` when collateral cover has to be
+    checked in tokens and the chain has no fresh price."""
     offers = rank_offers(h, class_id)
     if not offers:
         raise ClientError(
@@ -290,15 +506,17 @@ def choose(
             )
         o = match[0]
         if max_price is not None and o.price > max_price:
-            raise ClientError(f"price above max: {provider} asks {o.price} wei/unit, --max-price is {max_price}")
+            raise ClientError(
+                f"price above max: {provider} asks {fmt_usd(o.price)}/unit, --max-price is {fmt_usd(max_price)}/unit"
+            )
         return offers, [o], o.price if max_price is None else max_price
     affordable = [o for o in offers if max_price is None or o.price <= max_price]
     if not affordable:
         raise ClientError(
-            f"price above max: the cheapest offer for class {class_id} is {offers[0].price} wei/unit, "
-            f"--max-price is {max_price}"
+            f"price above max: the cheapest offer for class {class_id} is {fmt_usd(offers[0].price)}/unit, "
+            f"--max-price is {fmt_usd(max_price)}/unit"
         )
-    able = [o for o in affordable if can_cover(h, o, o.price * units)] or affordable
+    able = [o for o in affordable if can_cover(h, o, job_quote(h, o.price, units))] or affordable
     if open_job:
         chosen = able[:OPEN_CANDIDATES]
         # An open job pays exactly the price it is funded at: enough for every candidate.
@@ -319,9 +537,15 @@ def submit(
     accept_window: int | None = None,
     complete_within: int | None = None,
     on_offers: Callable[[list[Offer], list[Offer]], None] | None = None,
+    max_slippage_bps: int = DEFAULT_MAX_SLIPPAGE_BPS,
+    max_tokens: int | None = None,
 ) -> Submission:
-    """Validates, ranks offers, uploads the spec and inputs, funds the job with a permit (one
-    transaction) and returns the new job's id. Does not wait (see `wait`)."""
+    """Validates, ranks offers, quotes the job in tokens, uploads the spec and inputs, funds the
+    job with a permit (one transaction) and returns the new job's id. Does not wait (see `wait`).
+
+    `max_price`: USD per compute unit (18 decimals). The job escrows `job_quote` tokens, at
+    most `max_tokens` (default: the quote plus `max_slippage_bps`); the permit is for
+    exactly `max_tokens`, and only the escrow is transferred."""
     if provider is not None and open_job:
         raise ClientError("give either --provider ADDR or --open, not both")
     blobs = dict(blobs or {})
@@ -332,10 +556,24 @@ def submit(
     offers, targets, price = choose(h, class_id, units, provider=provider, open_job=open_job, max_price=max_price)
     if on_offers is not None:
         on_offers(offers, targets)
-    payment = price * units
+    # A provider's job is priced at its offer (the contract checks offer <= `price`), an open
+    # job at `price` itself.
+    unit_price = price if open_job else targets[0].price
+    usd_value = unit_price * units
+    quote = job_quote(h, unit_price, units)
+    if max_tokens is None:
+        max_tokens = slippage_bound(quote, max_slippage_bps)
+    elif max_tokens < quote:
+        raise ClientError(
+            f"the job ({fmt_usd(usd_value)}) costs {tokens(quote)} tokens at the current token price, "
+            f"more than --max-tokens {tokens(max_tokens)}: raise --max-tokens or wait for the price to move"
+        )
     balance = int(h.token.balanceOf(account.address))
-    if balance < payment:
-        raise ClientError(f"balance {balance} wei is below the payment {payment} wei ({units} units x {price})")
+    if balance < quote:
+        raise ClientError(
+            f"balance {tokens(balance)} tokens is below the payment {tokens(quote)} tokens "
+            f"({units} units = {fmt_usd(usd_value)})"
+        )
     uploads = {spec_hex: spec_bytes, **blobs}
     uploaded, errors = [], []
     for o in targets:
@@ -347,15 +585,25 @@ def submit(
     if not uploaded:
         raise ClientError("could not upload the spec and inputs to any provider: " + "; ".join(errors))
     deadline = _now(h) + PERMIT_VALIDITY_S
-    v, r, s = sign_permit(h, account, h.market.address, payment, deadline)
+    # The permit covers the slippage bound; JobMarket transfers only the escrow (<= max_tokens).
+    v, r, s = sign_permit(h, account, h.market.address, max_tokens, deadline)
     target = ZERO_ADDRESS if open_job else targets[0].provider
     try:
         receipt = h.market.create_job_with_permit(
             target, class_id, bytes.fromhex(spec_hex), units, price, accept_window, complete_within,
-            payment, deadline, v, r, s, sender=account,
+            max_tokens, max_tokens, deadline, v, r, s, sender=account,
         )  # fmt: skip
     except Exception as e:  # noqa: BLE001 - a revert: show the contract's reason
-        raise ClientError(f"create_job_with_permit reverted: {getattr(e, 'message', None) or e}") from None
+        reason = _revert_reason(e)
+        if any(x in reason for x in _NO_PRICE_REASONS):
+            raise _no_price(reason) from None
+        if "payment above max tokens" in reason:
+            raise ClientError(
+                f"the token price fell between the quote ({tokens(quote)} tokens) and the transaction: the job "
+                f"now costs more than the {tokens(max_tokens)} tokens allowed; nothing was paid. Submit again, "
+                "or allow more with --max-slippage-bps / --max-tokens"
+            ) from None
+        raise ClientError(f"create_job_with_permit reverted: {reason}") from None
     created = jobs_from_receipt(h.market, receipt)
     if not created:
         raise ClientError("the funding transaction created no job (no JobCreated event)")
@@ -364,10 +612,12 @@ def submit(
         job_id=int(job_id),
         provider=None if open_job else target,
         class_id=class_id,
-        price=price,
+        price=int(job["usd_value"]) // units,
         units=units,
         payment=int(job["payment"]),
         spec_hash=spec_hex,
+        usd_value=int(job["usd_value"]),
+        max_tokens=max_tokens,
         uploaded_to=uploaded,
         offers=offers,
         tx_hash=str(receipt.txn_hash),
@@ -545,7 +795,7 @@ def dispute(h: Any, account: Any, job_id: int) -> Any:
         )
     bond = int(m.dispute_bond(job["payment"]))
     if int(token.balanceOf(account.address)) < bond:
-        raise ClientError(f"the dispute bond is {bond} wei, more than {account.address}'s balance")
+        raise ClientError(f"the dispute bond is {tokens(bond)} tokens, more than {account.address}'s balance")
     if int(token.allowance(account.address, m.address)) < bond:
         token.approve(m.address, bond, sender=account)
     try:
@@ -571,32 +821,36 @@ def cancel(h: Any, account: Any, job_id: int) -> Any:
         raise ClientError(f"cancel reverted: {getattr(e, 'message', None) or e}") from None
 
 
-def tokens(wei: int) -> str:
-    return f"{wei / 10**18:,.6f}"
-
-
-def fmt_price(wei_per_unit: int) -> str:
-    return f"{wei_per_unit} wei/unit ({tokens(wei_per_unit * 1000)} per 1000 units)"
-
-
 __all__ = [
     "ClientError",
+    "NoPrice",
     "Offer",
     "Result",
     "Submission",
+    "UNKNOWN_UPTIME_RANK_BPS",
+    "Uptime",
     "cancel",
     "check_spec",
     "choose",
     "dispute",
     "download",
     "fetch_result",
+    "fmt_bps",
+    "fmt_usd",
+    "job_quote",
+    "latest_uptime",
     "load_spec",
+    "parse_tokens",
+    "parse_usd",
     "rank_offers",
     "read_blob_files",
     "sign_permit",
     "spec_class",
     "status",
+    "slippage_bound",
     "submit",
+    "token_price",
+    "token_quote",
     "upload",
     "verify_locally",
     "wait",

@@ -18,9 +18,10 @@ class table sets in proportion to capacity) times its uptime, if it holds a vali
 reached `min_uptime_bps` and is covered by its provider's stake; per provider, the first
 `free_machines` machines count fully and each further one `extra_machine_decay_bps` of the
 previous (Render RNP-015-style), so a farm earns no more than the hardware it really runs.
-A provider with a job found invalid in the epoch (a Failed job record) gets no availability
-share for that epoch: standing by is rewarded only for providers whose work holds up, so a
-caught cheater with real, attested hardware does not live off the availability pool.
+A provider with a job found invalid in the epoch (a Failed job record) or a job it accepted and
+never delivered (an Expired one) gets no availability share for that epoch: standing by is
+rewarded only for providers whose work holds up, so a caught cheater or a no-show with real,
+attested hardware does not live off the availability pool.
 """
 
 from __future__ import annotations
@@ -308,7 +309,8 @@ def epoch_rewards(
 ) -> EpochRewards | None:
     jobs = list(jobs)
     work = work_units(jobs, epoch)
-    invalid = {j.provider for j in jobs if j.epoch == epoch and int(j.status) == int(JobStatus.FAILED)}
+    bad = (int(JobStatus.FAILED), int(JobStatus.EXPIRED))
+    invalid = {j.provider for j in jobs if j.epoch == epoch and int(j.status) in bad}
     availability = availability_weights(machines, stakes, params, excluded=invalid)
     return build_rewards(epoch, work, availability)
 

@@ -6,10 +6,9 @@ leader's choice, carried in its proposal; it must be at or after the epoch's end
 read up to it.
 
 - Jobs: every `JobFinalized` event whose block time falls in the epoch (`rewards.epoch_of`),
-  work units = its `fee` (the network fee in token wei; finalized jobs only: failed, expired
-  and cancelled jobs emit no JobFinalized). Under the burn-and-mint settlement (next session)
-  the fee is the network fee the settlement burns; today it is the fee swept to the treasury,
-  the same number (`payment * fee_bps // MAX_BPS`).
+  work units = its `fee` (the network fee in token wei, `payment * fee_bps // MAX_BPS`, burned
+  with the rest of the escrow at settlement: the provider is minted the job's USD value minus
+  the fee; finalized jobs only: failed, expired and cancelled jobs emit no JobFinalized).
 - Machines: every registered machine, read at the snapshot: provider, attested = Active with
   `attested_until >= epoch end` (a PASS attestation valid through the epoch; renewals happen
   ahead of expiry, and the manual Active override never expires), uptime = OracleHub
@@ -57,15 +56,21 @@ def first_block_at(chain: Any, timestamp: int, lo: int, hi: int) -> int:
 
 
 def job_records(market: Any, chain: Any, window: EpochWindow, block: int, from_block: int = 0) -> list[R.JobRecord]:
-    """JobFinalized (work) and JobFailed (invalid results) events of the epoch, up to the snapshot block."""
+    """JobFinalized (work), JobFailed (invalid results) and JobExpired (no-shows) events of the epoch,
+    up to the snapshot block."""
     lo = first_block_at(chain, window.start, from_block, block)
     if lo > block:
         return []
     out: list[R.JobRecord] = []
     ts: dict[int, int] = {}
-    # Finalized jobs are work (their fees); failed jobs (invalid verdicts) cost the provider
-    # its availability share of the epoch.
-    for event, status in ((market.JobFinalized, JobStatus.FINALIZED), (market.JobFailed, JobStatus.FAILED)):
+    # Finalized jobs are work (their fees); failed jobs (invalid verdicts) and expired ones
+    # (accepted, never delivered) cost the provider its availability share of the epoch.
+    events = (
+        (market.JobFinalized, JobStatus.FINALIZED),
+        (market.JobFailed, JobStatus.FAILED),
+        (market.JobExpired, JobStatus.EXPIRED),
+    )
+    for event, status in events:
         for lg in event.range(lo, block + 1):
             b = int(lg.block_number)
             if b not in ts:

@@ -226,6 +226,12 @@ class Metrics:
             buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 1800, float("inf")),
             registry=self.registry,
         )
+        self.challenge_seconds = Histogram(
+            "gpunet_oracle_challenge_seconds",
+            "Wall time of own hardware challenges, leader and peer, whole (matmul round, memory proof, transfers)",
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, float("inf")),
+            registry=self.registry,
+        )
         self.audit_executed_units = Counter(
             "gpunet_oracle_audit_executed_units",
             "Compute units re-executed by own audits (verification overhead numerator)",
@@ -449,9 +455,14 @@ class OracleService:
         kwargs.setdefault("memory_claim_bytes", int(m["vram_mb"]) * 2**20)
         if self.cfg.gpu_challenge_n and int(m["class_id"]) != CPU_CLASS_ID:
             kwargs.setdefault("n", self.cfg.gpu_challenge_n)
+        # `total_s`: the whole challenge as this operator waits for it (seconds per challenge);
+        # `elapsed_s`: the provider's timed matmul round only, what the class allowance checks.
+        t0 = time.monotonic()
         outcome = run_hardware_challenge(m["endpoint"], m["class_id"], **kwargs)
+        total_s = time.monotonic() - t0
         self._own_outcomes[(m["machine_id"], nonce)] = outcome.outcome
         self.metrics.challenges.labels(outcome=outcome.outcome, role=role).inc()
+        self.metrics.challenge_seconds.observe(total_s)
         log.info(
             json.dumps(
                 {
@@ -460,6 +471,7 @@ class OracleService:
                     "machine_id": m["machine_id"],
                     "outcome": outcome.outcome,
                     "elapsed_s": outcome.elapsed_s,
+                    "total_s": round(total_s, 3),
                     "allowance_s": outcome.allowance_s,
                     "reasons": outcome.reasons,
                 }

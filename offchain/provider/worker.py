@@ -11,8 +11,9 @@ challenges on its own threads):
 2. Consider candidates. A job is accepted only when all of these hold:
    - it is still Open and its acceptance window has `accept_margin_s` left;
    - one of this provider's machines of the job's class is Active (and attested now);
-   - this provider offers the class and the job pays at least that offer per unit
-     (`registry.offers(provider, class_id)`);
+   - this provider offers the class and the job is worth at least that offer per unit, in USD
+     (`usd_value >= registry.offers(provider, class_id) * compute_units`; offers are USD per
+     compute unit with 18 decimals, the escrow is what that buys in tokens at funding);
    - the spec blob (sha256 == the on-chain spec_hash, canonical JSON) and every input it names
      are in the blob store: the user uploads them before funding the job; until they arrive
      the job stays a candidate (until its window passes);
@@ -27,7 +28,9 @@ challenges on its own threads):
    "<url>/blobs/<hex>")`, where <url> is `--public-url` or the machine's registered endpoint.
 4. Finalize its own jobs once the challenge window is over (status still Submitted, not drawn
    for audit) or an audit's deadline passed without a verdict: `finalize_many` for several,
-   so the provider is paid without waiting for a keeper.
+   so the provider is paid without waiting for a keeper. The escrow is burned and Settlement
+   mints the pay (the job's USD value minus the fee at the settlement price, at most the
+   escrow minus the fee); the `paid` log line reports what its `Settled` events minted.
 
 Deadlines use max(chain time, wall clock): a dev chain mines only on transactions, so its
 head's timestamp lags while it idles; a new block is never older than the wall clock.
@@ -358,8 +361,9 @@ class JobWorker:
         offer = int(self.h.registry.offers(self.address, job["class_id"]))
         if offer == 0:
             raise _Skip(f"no offer posted for class {job['class_id']}")
-        if job["payment"] < offer * job["compute_units"]:
-            raise _Skip(f"pays {job['payment'] // max(1, job['compute_units'])} per unit, below the offer {offer}")
+        if job["usd_value"] < offer * job["compute_units"]:
+            per_unit = job["usd_value"] // max(1, job["compute_units"])
+            raise _Skip(f"pays {per_unit} USD-wei per unit, below the offer {offer} (USD per unit, 18 decimals)")
         spec = self._load_spec(job)
         units = workloads.compute_units(spec)
         if units != job["compute_units"]:
@@ -503,20 +507,41 @@ class JobWorker:
             batch = ready[i : i + MAX_BATCH]
             if len(batch) > 1:
                 try:
-                    m.finalize_many(batch, [as_tuple(self.jobs[j]) for j in batch], sender=self.account)
+                    receipt = m.finalize_many(batch, [as_tuple(self.jobs[j]) for j in batch], sender=self.account)
                 except Exception as e:  # noqa: BLE001 - one job not ready reverts all: finalize one by one
                     log.info(json.dumps({"event": "finalize_many_failed", "jobs": batch, "error": str(e)}))
                 else:
+                    self._log_paid(batch, receipt)
                     for jid in batch:
                         self._done(jid, "finalized by us")
                     continue
             for jid in batch:
                 try:
-                    m.finalize(jid, as_tuple(self.jobs[jid]), sender=self.account)
+                    receipt = m.finalize(jid, as_tuple(self.jobs[jid]), sender=self.account)
                 except Exception as e:  # noqa: BLE001 - e.g. the chain's clock is a second behind ours
                     self._tx_failed(jid, "finalize", e)
                     continue
+                self._log_paid([jid], receipt)
                 self._done(jid, "finalized by us")
+
+    def _log_paid(self, job_ids: list[int], receipt: Any) -> None:
+        """Logs what Settlement minted this provider in a finalize transaction (its `Settled`
+        events): the provider's pay under burn-and-mint."""
+        settlement = getattr(self.h, "settlement", None)
+        if settlement is None:
+            return
+        try:
+            logs = receipt.decode_logs(settlement.Settled)
+        except Exception:  # noqa: BLE001 - logging only
+            return
+        mine = [lg for lg in logs if str(lg.event_arguments["provider"]).lower() == self.address.lower()]
+        _event(
+            event="paid",
+            job_ids=job_ids,
+            minted=sum(int(lg.minted) for lg in mine),
+            burned=sum(int(lg.burned) for lg in mine),
+            price=[int(lg.price) for lg in mine],
+        )
 
 
 def run_worker(config: WorkerConfig, agent: Any, server_url: str, stop: threading.Event) -> None:

@@ -47,6 +47,7 @@ def summarize(sim: Simulation) -> dict:
         "emissions": round(emitted, 2),
         "emissions_scheduled": round(sum(r["scheduled"] for r in rows), 2),
         "burned": round(sum(r["burned"] for r in rows), 2),
+        "burned_escrow": round(sum(r["burned_escrow"] for r in rows), 2),
         "price": {
             "first": round(prices[0], 4),
             "min": round(min(prices), 4),
@@ -66,6 +67,9 @@ def summarize(sim: Simulation) -> dict:
             "supply_identity_every_epoch": all(r["supply_identity"] for r in rows),
             "minted_unbacked": round(sum(abs(r["minted_unbacked"]) for r in rows), 6),
             "minted_for_invalid": round(sum(r["minted_for_invalid"] for r in rows), 6),
+            "minted_over_cap": round(sum(r["minted_over_cap"] for r in rows), 6),
+            "escrow_burned_unbacked": round(sum(abs(r["escrow_burned_unbacked"]) for r in rows), 6),
+            "settled_mismatch": sum(r["settled_mismatch"] + int(r["settled_jobs_unmatched"]) for r in rows),
             "over_schedule": round(sum(r["over_schedule"] for r in rows), 6),
             "emitted_under_cap": last["total_emitted"] <= last["emission_cap"],
         },
@@ -113,7 +117,7 @@ def plot(sims: dict[str, Simulation], out: Path) -> list[Path]:
     title = f"gpunet sim: {bme.sc.name}"
 
     fig, ax = plt.subplots(1, 2, figsize=(12, 4.5))
-    ax[0].plot(ep, cum(col(bme, "minted_settlement")), label="minted: settlement (modelled)")
+    ax[0].plot(ep, cum(col(bme, "minted_settlement")), label="minted: settlement (Settled)")
     ax[0].plot(ep, cum(col(bme, "minted_emissions")), label="minted: emissions")
     ax[0].plot(ep, cum(col(bme, "burned")), label="burned")
     ax[0].plot(ep, cum(col(render, "minted_emissions")), "--", label="Render-style: emissions")

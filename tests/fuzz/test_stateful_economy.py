@@ -1,12 +1,17 @@
-"""Stateful fuzz of the token economy: ComputeToken + Emissions + PriceFeed (+ OracleHub's
-operator set) through titanoboa.
+"""Stateful fuzz of the token economy: ComputeToken + Settlement + Emissions + PriceFeed (+
+OracleHub's operator set) through titanoboa.
 
 A hypothesis RuleBasedStateMachine drives the real contracts; a Python model predicts each call
 (success, or the exact revert reason) and its effects:
-- token: mints by a minter, burns by holders (customers' burns in the burn-and-mint loop);
+- token: mints by a minter, burns by holders (burns outside settlement: not customer revenue);
+- Settlement: `settle` by the job market (an account here, as JobMarket after it burned a run's
+  escrow): mints min(usd_net * 10^8 // answer, cap), the cap when the answer is missing or
+  older than Settlement's max_age, and counts the burn; refused for anyone else or a cap above
+  the burn; `quote` against the model; `set_price_feed` (max_age within its bounds, by the admin);
 - time: jumps of up to three epochs (epochs may be finalized late, in a catch-up);
-- Emissions: `finalize_epoch` (in order, once over; burns since the last finalization spread
-  over the epochs being caught up; budget = schedule x R / (R + burned), under the cap),
+- Emissions: `finalize_epoch` (in order, once over; Settlement's burns since the last
+  finalization spread over the epochs being caught up; budget = schedule x R / (R + burned),
+  under the cap),
   `submit_rewards` (random leaves signed by 2 of 3 operators; pools with the wash guard; what
   no leaf can claim released back under the cap), `claim` (valid, repeated and tampered
   proofs);
@@ -15,6 +20,8 @@ A hypothesis RuleBasedStateMachine drives the real contracts; a Python model pre
 
 After every step (invariants):
 - totalSupply == total_minted - total_burned == the model's minted - burned;
+- Settlement.total_burned == the settlements' burns (the taper's input), every settlement minted
+  at most its cap;
 - Emissions' total_emitted <= the cap, allocated == the model's, every epoch's claims <= its
   pools, every finalized budget <= the schedule of its epoch;
 - the feed's latest round and answer equal the model's.
@@ -62,6 +69,9 @@ EM = EmissionsParams(
 PF = PriceFeedParams()
 OP_KEYS = [bytes([0x40 + i]) * 32 for i in range(3)]
 START_PRICE = 125_000_000  # 1.25 USD, 8 decimals
+# Settlement's max_age at deployment (the `set_max_age` rule changes it within [60 s, 7 days]).
+SETTLEMENT_MAX_AGE = 2 * EPOCH
+MIN_PRICE_AGE, MAX_PRICE_AGE = 60, 7 * 86400
 # Outcome counts per rule (FUZZ_STATS=1 prints them, see conftest.py): does the run reach claims?
 STATS: Counter = Counter()
 
@@ -92,12 +102,28 @@ def world() -> SimpleNamespace:
         hub.add_operator(op.address)
     hub.set_threshold(2)
     feed = boa.load(str(CONTRACTS / "PriceFeed.vy"), hub.address, *PF.as_tuple())
-    em = boa.load(str(CONTRACTS / "Emissions.vy"), *EM.constructor_args(tok.address, hub.address))
+    # Settlement's job market is an account here: it burns escrow it holds and calls `settle`.
+    settlement = boa.load(str(CONTRACTS / "Settlement.vy"), tok.address, feed.address, SETTLEMENT_MAX_AGE)
+    market = str(boa.env.generate_address("market"))
+    settlement.set_job_market(market)
+    tok.set_minter(settlement.address, True)
+    em = boa.load(str(CONTRACTS / "Emissions.vy"), *EM.constructor_args(tok.address, hub.address, settlement.address))
     tok.set_minter(em.address, True)
     holders = [str(boa.env.generate_address(f"holder{i}")) for i in range(3)]
     providers = [str(boa.env.generate_address(f"provider{i}")) for i in range(4)]
+    outsider = str(boa.env.generate_address("outsider"))
     return SimpleNamespace(
-        admin=admin, tok=tok, hub=hub, feed=feed, em=em, ops=ops, holders=holders, providers=providers
+        admin=admin,
+        tok=tok,
+        hub=hub,
+        feed=feed,
+        em=em,
+        settlement=settlement,
+        market=market,
+        outsider=outsider,
+        ops=ops,
+        holders=holders,
+        providers=providers,
     )
 
 
@@ -133,7 +159,10 @@ class Economy(RuleBasedStateMachine):
         self.burned = int(w.tok.total_burned())
         self.next_epoch = 0
         self.scheduled = EM.initial_epoch_emission
-        self.checkpoint = int(w.tok.total_burned())
+        # Settlement's burns (the taper reads them, not ComputeToken's) and its max_age.
+        self.settle_burned = int(w.settlement.total_burned())
+        self.max_age = SETTLEMENT_MAX_AGE
+        self.checkpoint = self.settle_burned
         self.allocated = 0
         self.emitted = 0
         self.epochs: dict[int, MEpoch] = {}
@@ -185,9 +214,13 @@ class Economy(RuleBasedStateMachine):
         self.burned += amount
 
     # ------------------------------------------------------------------ time
-    @rule(seconds=st.sampled_from([1, 60, EPOCH // 2, EPOCH - 1, EPOCH, EPOCH + 1, 2 * EPOCH, 3 * EPOCH]))
-    def advance(self, seconds):
+    @rule(
+        seconds=st.sampled_from([1, 60, EPOCH // 2, EPOCH - 1, EPOCH, EPOCH + 1, 2 * EPOCH, 3 * EPOCH]),
+        value=st.sampled_from([10**15, 10**18, 1, 0]),
+    )
+    def advance(self, seconds, value):
         boa.env.timestamp = self.now + seconds
+        self._check_quote(value)
 
     # ------------------------------------------------------------------ emissions
     @rule(offset=st.sampled_from([0, 0, 0, -1, 1]), jump=st.booleans())
@@ -210,7 +243,7 @@ class Economy(RuleBasedStateMachine):
         got = self.expect(reason, self.w.em.finalize_epoch, e)
         if reason is not None:
             return
-        burned = (self.burned - self.checkpoint) // (now_epoch - e)
+        burned = (self.settle_burned - self.checkpoint) // (now_epoch - e)
         self.checkpoint += burned
         budget = min(RW.tapered(self.scheduled, burned, EM.taper_reference), EM.emission_cap - self.allocated)
         assert got == budget
@@ -298,14 +331,115 @@ class Economy(RuleBasedStateMachine):
         self.minted += want
         self.emitted += want
 
+    # ------------------------------------------------------------------ settlement
+    def _fresh(self) -> bool:
+        return self.round > 0 and self.now - self.price_updated <= self.max_age
+
+    @rule(
+        who=st.integers(0, 2),
+        frac=st.integers(1, 100),
+        provider=st.integers(0, 3),
+        fee_bps=st.sampled_from([500, 0, 2_000]),
+        funded_at=st.sampled_from([None, 80, 100, 120, 200]),
+        caller=st.sampled_from(["market"] * 6 + ["outsider"]),
+        bad_cap=st.sampled_from([False] * 9 + [True]),
+    )
+    def settle(self, who, frac, provider, fee_bps, funded_at, caller, bad_cap):
+        """A run of jobs finalized: the holder (a user) paid `escrow` into the market at a price of
+        `funded_at`% of today's answer (None: at the start price), the market burns it whole and
+        asks Settlement to mint the provider the jobs' USD value less the fee, capped at the escrow
+        less the fee."""
+        self._rule = "settle"
+        w = self.w
+        holder, p = w.holders[who], w.providers[provider]
+        escrow = int(w.tok.balanceOf(holder)) * frac // 100
+        if escrow == 0:
+            return
+        funding_price = START_PRICE if funded_at is None or not self.price else self.price * funded_at // 100
+        usd = escrow * funding_price // 10**8  # the jobs' USD value (18 decimals) at funding
+        fee = escrow * fee_bps // MAX_BPS
+        usd_net, cap = usd - usd * fee_bps // MAX_BPS, escrow - fee
+        if bad_cap:
+            cap = escrow + 1
+        with boa.env.prank(holder):
+            w.tok.transfer(w.market, escrow)
+        with boa.env.prank(w.market):
+            w.tok.burn(escrow)
+        self.burned += escrow
+        sender = w.market if caller == "market" else w.outsider
+        if sender != w.market:
+            reason = "settlement: caller is not the job market"
+        elif cap > escrow:
+            reason = "settlement: cap above burned"
+        else:
+            reason = None
+        price, minted = 0, cap
+        if reason is None and self._fresh():
+            price, minted = self.price, min(usd_net * 10**8 // self.price, cap)
+        before = int(w.tok.balanceOf(p))
+        got = self.expect(reason, w.settlement.settle, p, escrow, usd_net, cap, sender=sender)
+        if reason is not None:
+            return
+        STATS[f"settle: {'cap (no fresh price)' if not price else 'below cap' if minted < cap else 'at cap'}"] += 1
+        assert got == minted <= cap <= escrow
+        assert int(w.tok.balanceOf(p)) - before == minted
+        (ev,) = [e for e in w.settlement.get_logs() if type(e).__name__ == "Settled"]
+        assert (str(ev.provider), ev.burned, ev.usd_net, ev.cap, ev.minted, ev.price) == (
+            p,
+            escrow,
+            usd_net,
+            cap,
+            minted,
+            price,
+        )
+        self.minted += minted
+        self.settle_burned += escrow
+
+    def _check_quote(self, value: int):
+        """Settlement.quote: ceil(usd * 10^8 / answer) on a fresh answer, else its reason (checked
+        after every price round and time jump)."""
+        self._rule = "quote"
+        if value == 0:
+            reason = "settlement: usd value is zero"
+        elif self.round == 0:
+            reason = "price_feed: no price"
+        elif not self._fresh():
+            reason = "settlement: stale price"
+        else:
+            reason = None
+        got = self.expect(reason, self.w.settlement.quote, value)
+        if reason is None:
+            assert got == (value * 10**8 + self.price - 1) // self.price
+
+    @rule(
+        max_age=st.sampled_from([MIN_PRICE_AGE, EPOCH, 2 * EPOCH, MAX_PRICE_AGE, MIN_PRICE_AGE - 1, MAX_PRICE_AGE + 1]),
+        admin=st.sampled_from([True, True, True, False]),
+    )
+    def set_max_age(self, max_age, admin):
+        """Governance re-points Settlement at the same feed with another max_age (within its bounds)."""
+        self._rule = "set_price_feed"
+        if not admin:
+            reason = "access_control: account is missing role"
+        elif max_age < MIN_PRICE_AGE:
+            reason = "settlement: max_age too short"
+        elif max_age > MAX_PRICE_AGE:
+            reason = "settlement: max_age too long"
+        else:
+            reason = None
+        sender = self.w.admin if admin else self.w.outsider
+        self.expect(reason, self.w.settlement.set_price_feed, self.w.feed.address, max_age, sender=sender)
+        if reason is None:
+            self.max_age = max_age
+
     # ------------------------------------------------------------------ price
     @rule(
         move_bps=st.sampled_from([0, 100, -100, 1_999, 2_000, 2_001, -2_000, -2_001, 5_000, -5_000]),
         signers=st.sampled_from([1, 2, 2, 3]),
         spread=st.booleans(),
-        wrong_round=st.booleans(),
+        wrong_round=st.sampled_from([False, False, False, True]),
+        value=st.sampled_from([10**15, 10**18, 1, 0]),
     )
-    def price_round(self, move_bps, signers, spread, wrong_round):
+    def price_round(self, move_bps, signers, spread, wrong_round, value):
         self._rule = "price_round"
         base = self.price or START_PRICE
         target = max(1, base * (MAX_BPS + move_bps) // MAX_BPS)
@@ -333,6 +467,7 @@ class Economy(RuleBasedStateMachine):
         self.expect(reason, self.w.feed.submit_round, r, obs, sigs)
         if reason is None:
             self.round, self.price, self.price_updated = r, answer, now
+        self._check_quote(value)
 
     # ------------------------------------------------------------------ invariants
     @invariant()
@@ -341,6 +476,12 @@ class Economy(RuleBasedStateMachine):
         assert int(tok.total_minted()) == self.minted
         assert int(tok.total_burned()) == self.burned
         assert int(tok.totalSupply()) == self.minted - self.burned
+
+    @invariant()
+    def settlement(self):
+        st_ = self.w.settlement
+        assert int(st_.total_burned()) == self.settle_burned <= self.burned
+        assert int(st_.max_age()) == self.max_age
 
     @invariant()
     def emissions(self):

@@ -1,6 +1,7 @@
-"""Stateful fuzz of ComputeToken + ProviderRegistry + JobMarket through titanoboa.
+"""Stateful fuzz of ComputeToken + ProviderRegistry + JobMarket + Settlement (+ PriceFeed) through titanoboa.
 
-A hypothesis RuleBasedStateMachine drives the real contracts. Actors: three providers (five
+A hypothesis RuleBasedStateMachine drives the real contracts, wired as deploy_all wires them
+(Settlement mints, JobMarket holds MARKET_DUST). Actors: three providers (five
 machines of two GPU classes), three users, an outsider (no role: challenges, keeps, tries what
 it should not), an external slasher (SLASHER_ROLE on the registry, as OracleHub), the admin
 (pauser, attester, verifier; it never approved the market, so its bonds fail on allowance) and
@@ -14,13 +15,23 @@ stake), withdraw, offers, machine status, attestations (with expiry) and exit, c
 (targeted / open, sized relative to the creator's balance, overflowing sizes too), accept(_jobs),
 create_job_with_permit (valid, replayed, expired, wrong-amount signatures), submit_result,
 open_audit, dispute, post_verdict (valid / invalid, on disputes and sampled audits),
-finalize(_many), expire, cancel, external slashes, pause / unpause, parameter presets, fee sweeps,
+finalize(_many), expire, cancel, external slashes, pause / unpause, parameter presets,
 `advance` (a job's natural next steps), `batch_lifecycle` (one provider's batch from create_jobs
-to finalize_many: runs of one provider's jobs are paid and counted at once), time jumps onto,
+to finalize_many: runs of one provider's jobs are settled and counted at once), `price_round`
+(a PriceFeed round of 2 or 3 of the 3 operators' signed observations moving the price within the
+feed's 20% deviation guard, sometimes beyond it: refused unless all three sign) and
+`price_goes_stale` (time moves onto Settlement's max_age after the last round, or one second
+past it: jobs cannot be created on a stale price and settle at their cap), time jumps onto,
 one second before and one after every live deadline (accept_by, complete_by, challenge_end,
 audit_deadline, unbonding release, attestation expiry) and block jumps (`mine`, onto a draw's
 256-block horizon). Arguments also come malformed: unknown job ids, structs with one field
-changed, wrong callers, machines, classes and windows.
+changed, wrong callers, machines, classes and windows, `max_tokens` one below the escrow.
+
+Jobs are priced in USD: offers and open prices are USD per compute unit (18 decimals); the
+model mirrors Settlement.quote (tokens per unit = ceil(price * 10^8 / answer), times the units)
+and its refusals (no round, stale answer), and Settlement.settle at finalization: the whole
+escrow is burned and the provider minted min(usd_net * 10^8 // answer, escrow - fee), or
+escrow - fee when the answer is stale or missing.
 
 Sampled audits: the model mirrors `audit_rate` (from its own reputation counters) and
 `required_collateral` in integer math, and draws audits itself. titanoboa mines no blocks, so
@@ -33,7 +44,14 @@ the model's draw, never used to decide it.
 After every step (invariants):
 - every token balance, totalSupply, stakes, machine states, live job commitments and disputes
   equal the model's (read from storage, see RawState; the views are compared at teardown);
-- JobMarket's token balance == payments of live jobs + bonds of open disputes + fees_accrued;
+- JobMarket's token balance == payments of live jobs + bonds of open disputes + MARKET_DUST;
+- ComputeToken: totalSupply == total_minted - total_burned == the model's, and every mint after
+  deployment is a settlement (the model's runs): nothing is minted for a Failed, Cancelled or
+  Expired job;
+- every run JobMarket settled (one Settled event per run of one provider's jobs, compared with
+  the model's after each call) holds Finalized jobs only, each job in exactly one run, with
+  burned == the jobs' escrow and minted <= cap == escrow - fees;
+- Settlement.total_burned == the escrow of every Finalized job;
 - ProviderRegistry's token balance == sum of staked + unbonding; locked == the collateral of the
   provider's live jobs (as raised at acceptance for its audit rate), even after a slash left
   `staked` below it (the registry then frees nothing until the provider restakes above it);
@@ -50,7 +68,7 @@ still works and the exit reverts; one second later the reverse (finalize of a dr
 until its draw lapses), and the exit ends the job even while paused; and a draw's horizon (the
 audit can be opened at draw_block + 256, not at + 257).
 `drain` (a rule, and again at teardown) jumps past every deadline, ends every job, unstakes and
-withdraws all stake and sweeps fees: both contracts must then hold exactly zero tokens.
+withdraws all stake: the registry must then hold exactly zero tokens and JobMarket its dust.
 
 Run: FUZZ_EXAMPLES=40 .venv/bin/python -m pytest tests/fuzz -q -p no:cacheprovider -p no:ape_test
 FUZZ_STEPS: steps per example (50); FUZZ_STATS=1: outcome counts and rules/s; FUZZ_SHRINK=0: no
@@ -82,8 +100,10 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from offchain.chain import reports as R
+from offchain.chain.deploy import MARKET_DUST
 from offchain.constants import JOB_FIELDS, MAX_BPS, ONE_TOKEN, REPUTATION_FIELDS, JobStatus, MachineStatus
-from offchain.params import GPU_CLASSES, UNBONDING_PERIOD_SECONDS, MarketParams
+from offchain.params import GPU_CLASSES, UNBONDING_PERIOD_SECONDS, MarketParams, OracleParams, PriceFeedParams
 
 REPO = Path(__file__).resolve().parents[2]
 # FUZZ_CONTRACTS points the fuzzer at another copy of contracts/ (e.g. a mutant, to check that it is caught).
@@ -104,11 +124,22 @@ CPU = 1
 H100 = 10
 UNKNOWN_CLASS = 3  # never added to the registry's class table here
 # A struct for an unknown id when no job exists yet (JOB_FIELDS order).
-UNKNOWN_JOB = (ZERO, ZERO, 0, CPU, ZERO32, 1, 1, 1, 0, 0, 60, 0, ZERO32, 0, 0, 0)
+UNKNOWN_JOB = (ZERO, ZERO, 0, CPU, ZERO32, 1, 1, 1, 1, 0, 0, 60, 0, ZERO32, 0, 0, 0)
 CLASS_MIN_STAKE = {c.class_id: c.min_stake_tokens * ONE_TOKEN for c in GPU_CLASSES if c.class_id in (CPU, H100)}
+
+# The price: PriceFeed answers (USD per token, 8 decimals) from 3 operators, threshold 2;
+# Settlement refuses an answer older than a day (its max_age here).
+PF = PriceFeedParams()
+PRICE_DECIMALS = 8
+SETTLEMENT_MAX_AGE = 86400
+OP_KEYS = [keccak(f"gpunet market fuzz operator {i}".encode()) for i in range(3)]
+START_PRICE = 125_000_000  # 1.25 USD
+# Rounds keep the answer within these bounds (jobs stay sized in a sane range of tokens).
+MIN_ANSWER, MAX_ANSWER = 10**6, 10**11
 
 # (provider index, class, gpu count): P0 and P1 run both classes, P2 only CPU.
 MACHINES = ((0, CPU, 1), (0, H100, 1), (1, CPU, 2), (1, H100, 1), (2, CPU, 1))
+# USD per compute unit (18 decimals).
 OFFERS = {(0, CPU): 10**15, (0, H100): 5 * 10**15, (1, CPU): 2 * 10**15, (1, H100): 4 * 10**15, (2, CPU): 10**15}
 PROVIDER_MINT = 2_000 * ONE_TOKEN
 PROVIDER_STAKE = 500 * ONE_TOKEN
@@ -195,8 +226,8 @@ class RawState:
     bit 224; job slot = commitment with the status in the low byte). The teardown compares the same values through the
     contracts' own view functions (`_check_views`), so a layout change fails loudly."""
 
-    def __init__(self, tok, reg, mk):
-        self.tok, self.reg, self.mk = (bytes.fromhex(str(c.address)[2:]) for c in (tok, reg, mk))
+    def __init__(self, tok, reg, mk, settlement):
+        self.tok, self.reg, self.mk, self.st = (bytes.fromhex(str(c.address)[2:]) for c in (tok, reg, mk, settlement))
 
         def slots(c):
             out = {}
@@ -211,7 +242,7 @@ class RawState:
             walk(c.compiler_data.storage_layout["storage_layout"])
             return out
 
-        self.s_tok, self.s_reg, self.s_mk = slots(tok), slots(reg), slots(mk)
+        self.s_tok, self.s_reg, self.s_mk, self.s_st = slots(tok), slots(reg), slots(mk), slots(settlement)
 
     @staticmethod
     def _key(slot: int, key) -> int:
@@ -226,6 +257,14 @@ class RawState:
 
     def total_supply(self) -> int:
         return self._get(self.tok, self.s_tok["totalSupply"])
+
+    def token_totals(self) -> tuple[int, int]:
+        """ComputeToken (total_minted, total_burned): one word, minted in the high 128 bits."""
+        w = self._get(self.tok, self.s_tok["_totals"])
+        return w >> 128, w & (2**128 - 1)
+
+    def settlement_burned(self) -> int:
+        return self._get(self.st, self.s_st["total_burned"])
 
     def market(self, name: str) -> int:
         return self._get(self.mk, self.s_mk[name])
@@ -285,8 +324,35 @@ def world() -> SimpleNamespace:
     admin = str(boa.env.eoa)
     tok = boa.load(str(CONTRACTS / "ComputeToken.vy"), "gpunet Compute", "GPU", "gpunet", "1")
     reg = boa.load(str(CONTRACTS / "ProviderRegistry.vy"), tok.address, UNBONDING_PERIOD_SECONDS)
-    treasury = str(boa.env.generate_address("treasury"))
-    mk = boa.load(str(CONTRACTS / "JobMarket.vy"), tok.address, reg.address, treasury, MarketParams().as_tuple())
+    # The price quorum: 3 staked OracleHub operators, threshold 2, and their PriceFeed.
+    op_params = OracleParams()
+    hub = boa.load(
+        str(CONTRACTS / "OracleHub.vy"),
+        tok.address,
+        reg.address,
+        op_params.min_operator_stake,
+        op_params.hardware_slash_bps,
+        op_params.equivocation_slash_bps,
+    )
+    ops = sorted((Account.from_key(k) for k in OP_KEYS), key=lambda a: int(a.address, 16))
+    for op in ops:
+        tok.mint(op.address, op_params.min_operator_stake)
+        with boa.env.prank(op.address):
+            tok.approve(hub.address, op_params.min_operator_stake)
+            hub.stake(op_params.min_operator_stake)
+        hub.add_operator(op.address)
+    hub.set_threshold(2)
+    feed = boa.load(str(CONTRACTS / "PriceFeed.vy"), hub.address, *PF.as_tuple())
+    # As deploy_all: Settlement mints, JobMarket settles through it and holds MARKET_DUST.
+    settlement = boa.load(str(CONTRACTS / "Settlement.vy"), tok.address, feed.address, SETTLEMENT_MAX_AGE)
+    mk = boa.load(
+        str(CONTRACTS / "JobMarket.vy"), tok.address, reg.address, settlement.address, MarketParams().as_tuple()
+    )
+    settlement.set_job_market(mk.address)
+    tok.set_minter(settlement.address, True)
+    tok.mint(mk.address, MARKET_DUST)
+    # A bystander: receives external slashes, holds nothing else.
+    bystander = str(boa.env.generate_address("bystander"))
 
     providers = [str(boa.env.generate_address(f"provider{i}")) for i in range(3)]
     users = [str(boa.env.generate_address(f"user{i}")) for i in range(3)]
@@ -323,7 +389,7 @@ def world() -> SimpleNamespace:
     for p in providers:
         with boa.env.prank(p):
             reg.stake(PROVIDER_STAKE)
-    for c in (tok, reg, mk):
+    for c in (tok, reg, mk, settlement, feed, hub):
         # titanoboa puts repr(contract), with a dump of all its storage, in every revert, at a few
         # ms each; half of the calls here revert on purpose. Failure messages lose the dump only.
         c._storage = _NoStorageDump()
@@ -331,9 +397,14 @@ def world() -> SimpleNamespace:
         tok=tok,
         reg=reg,
         mk=mk,
-        raw=RawState(tok, reg, mk),
+        settlement=settlement,
+        feed=feed,
+        hub=hub,
+        ops=ops,
+        chain_id=int(feed.eip712Domain()[3]),
+        raw=RawState(tok, reg, mk, settlement),
         admin=admin,
-        treasury=treasury,
+        bystander=bystander,
         providers=providers,
         users=users,
         outsider=outsider,
@@ -409,8 +480,15 @@ class Model:
     offers: dict = field(default_factory=dict)
     params: MarketParams = field(default_factory=MarketParams)
     paused: bool = False
-    fees: int = 0
     jobs: list = field(default_factory=list)
+    # PriceFeed: the last round id, its answer (USD per token, 8 decimals) and its block time.
+    round: int = 0
+    answer: int = 0
+    updated: int = 0
+    # Settlement.total_burned, what Settlement minted, and the runs it settled (one per Settled).
+    settle_burned: int = 0
+    settle_minted: int = 0
+    runs: list = field(default_factory=list)
     # address -> JobMarket.reputation counters (list in REPUTATION_FIELDS order).
     rep: dict = field(default_factory=dict)
     # The permit signer's allowance for JobMarket and its EIP-2612 nonce.
@@ -428,9 +506,23 @@ OVERFLOW = "<no reason: 0x>"
 
 
 JOB_ABI = (
-    "(address,address,uint256,uint16,bytes32,uint256,uint256,uint256,uint256,uint256,uint256,uint256,bytes32,uint256,"
-    "uint256,uint256)"
+    "(address,address,uint256,uint16,bytes32,uint256,uint256,uint256,uint256,uint256,uint256,uint256,uint256,bytes32,"
+    "uint256,uint256,uint256)"
 )
+
+
+@dataclass(frozen=True)
+class MRun:
+    """One Settled event as the model predicts it: a run of one provider's Finalized jobs."""
+
+    provider: str
+    job_ids: tuple
+    burned: int
+    usd_net: int
+    cap: int
+    minted: int
+    # The answer used; 0 when it was missing or stale (the cap was paid).
+    price: int
 
 
 @functools.lru_cache(maxsize=4096)
@@ -450,6 +542,13 @@ def block_hash(seed: int, n: int) -> bytes:
 def draw_hits(bhash: bytes, job_id: int, audit_bps: int) -> bool:
     """JobMarket._drawn once the draw block's hash is known: keccak256(abi_encode(hash, job_id)) % 10000 < audit_bps."""
     return int.from_bytes(keccak(bhash + job_id.to_bytes(32, "big")), "big") % MAX_BPS < audit_bps
+
+
+@functools.lru_cache(maxsize=4096)
+def _sign_price(key: bytes, feed: str, chain_id: int, round_id: int, price: int, observed_at: int) -> bytes:
+    """An operator's EIP-712 PriceObservation signature for PriceFeed."""
+    o = {"round_id": round_id, "price": price, "observed_at": observed_at}
+    return R.sign_report(key, R.price_typed_data(feed, chain_id, o))
 
 
 def revert_reason(err: BoaError) -> str:
@@ -492,6 +591,10 @@ SIZE_BPS = st.sampled_from([100, 500, 1_000, 2_000, 50, 10, 1, 3_000, 5_000, 10_
 CLASS = st.sampled_from([CPU, H100, CPU, H100, CPU, H100, UNKNOWN_CLASS])
 WINDOW = st.sampled_from(["hour", "hour", "day", "min", "day", "min+1", "max", "hour", "min-1", "max+1"])
 HASH = st.sampled_from([1, 2, 3, 0])  # 0: empty hash
+# max_tokens: the escrow exactly, anything, twice it, or one wei below it ("payment above max tokens").
+SLIP = st.sampled_from(["exact", "any", "any", "more", "less"])
+# Whether the creator first has a round posted when the answer is stale (most do).
+FRESH = st.sampled_from([True, True, True, False])
 
 
 class MarketMachine(RuleBasedStateMachine):
@@ -507,8 +610,13 @@ class MarketMachine(RuleBasedStateMachine):
         self._rules_run = 0
         self._drained = False
         self.actors = w.users + w.providers + [w.outsider, w.admin]
-        self.tracked = self.actors + [w.signer, w.treasury, w.slasher, str(self.mk.address), str(self.reg.address)]
+        self.tracked = self.actors + [w.signer, w.bystander, w.slasher, str(self.mk.address), str(self.reg.address)]
+        self.tracked.append(str(w.hub.address))  # the operators' stake: constant here
         m = self.m = Model(bal={a: self.tok.balanceOf(a) for a in self.tracked}, minted=self.tok.totalSupply())
+        # Token counters at the start: every later mint is a settlement.
+        self.totals0 = w.raw.token_totals()
+        assert self.totals0[0] - self.totals0[1] == m.minted and self.totals0[1] == 0
+        assert w.feed.latest_round() == 0 and w.settlement.total_burned() == 0
         self.chain_seed = 0
         self._rep_seen: dict = {}
         for a in self.actors:
@@ -706,23 +814,81 @@ class MarketMachine(RuleBasedStateMachine):
                 self._xfer(self.registry, beneficiary, slashed)
         return slashed
 
-    def _settle(self, j: MJob):
-        """A finalized job: the provider is paid (payment - fee), its collateral released and the job
-        counted as completed in its reputation (by finalize, finalize_many and a valid verdict)."""
-        fee = j.f["payment"] * j.f["fee_bps"] // MAX_BPS
-        self.m.fees += fee
-        self._xfer(self.market, j.f["provider"], j.f["payment"] - fee)
-        self._unlock(j.f["provider"], j.f["collateral"])
-        self._bump(j.f["provider"], "completed")
+    # ------------------------------------------------------------------ price and settlement
 
-    def _new_job(self, user, provider, cls, spec, units, price, aw, cw) -> str | None:
+    def _fresh(self) -> bool:
+        """Settlement's check on the answer: a round exists and is at most SETTLEMENT_MAX_AGE old."""
+        return self.m.round > 0 and self.now - self.m.updated <= SETTLEMENT_MAX_AGE
+
+    def _unit_tokens(self, price: int) -> tuple[str | None, int]:
+        """Settlement.quote(price): the tokens a compute unit at `price` (USD, 18 decimals) escrows
+        now, ceil(price * 10^8 / answer), or the reason it reverts."""
+        if price == 0:
+            return "settlement: usd value is zero", 0
+        if self.m.round == 0:
+            return "price_feed: no price", 0  # latestRoundData's revert, passed through
+        if not self._fresh():
+            return "settlement: stale price", 0
+        a = self.m.answer
+        if price * 10**PRICE_DECIMALS + a - 1 > MAX_UINT:
+            return OVERFLOW, 0
+        return None, (price * 10**PRICE_DECIMALS + a - 1) // a
+
+    def _est_unit_tokens(self, price: int) -> int:
+        """Tokens per unit to size a job with: at the last answer, fresh or not (the start price before any)."""
+        a = self.m.answer or START_PRICE
+        return max((price * 10**PRICE_DECIMALS + a - 1) // a, 1)
+
+    def _expected_payment(self, price: int, units: list) -> int:
+        """What create_job(s) will escrow for `units` at `price` if it succeeds (for `max_tokens`)."""
+        reason, ut = self._unit_tokens(price)
+        return min(sum(ut * u for u in units), MAX_UINT) if reason is None else MAX_UINT
+
+    @staticmethod
+    def _terms(j: MJob) -> tuple[int, int, int]:
+        """JobMarket._settle: a finalized job's (fee in tokens, USD value less the fee, escrow less the fee)."""
+        f = j.f
+        fee = f["payment"] * f["fee_bps"] // MAX_BPS
+        return fee, f["usd_value"] - f["usd_value"] * f["fee_bps"] // MAX_BPS, f["payment"] - fee
+
+    def _pay_out(self, q: str, jobs: list) -> str | None:
+        """JobMarket._pay_out for a run of q's jobs just marked Finalized: counted as completed, the
+        whole escrow burned, Settlement mints q min(usd_net * 10^8 // answer, cap) (the cap, escrow
+        less fees, when the answer is missing or stale) and counts the burn, the collateral is released."""
+        if not jobs:
+            return None
+        burned = sum(j.f["payment"] for j in jobs)
+        usd_net = sum(self._terms(j)[1] for j in jobs)
+        cap = sum(self._terms(j)[2] for j in jobs)
+        self._bump(q, "completed", len(jobs))
+        self.m.bal[self.market] -= burned
+        self.m.burned += burned
+        price, minted = 0, cap
+        if self._fresh():
+            if usd_net * 10**PRICE_DECIMALS > MAX_UINT:
+                return OVERFLOW
+            price = self.m.answer
+            minted = min(usd_net * 10**PRICE_DECIMALS // price, cap)
+        self.m.settle_burned += burned
+        self.m.settle_minted += minted
+        self.m.minted += minted
+        self.m.bal[q] = self.m.bal.get(q, 0) + minted
+        self._unlock(q, sum(j.f["collateral"] for j in jobs))
+        self.m.runs.append(MRun(q, tuple(j.id for j in jobs), burned, usd_net, cap, minted, price))
+        how = "no fresh price: the cap" if not price else "below the cap" if minted < cap else "at the cap"
+        STATS[f"~settled {len(jobs)} job(s): {how}"] += 1
+        return None
+
+    def _new_job(self, user, provider, cls, spec, units, price, unit_tokens, aw, cw) -> str | None:
         if spec == ZERO32:
             return "spec hash is empty"
         if units == 0:
             return "compute units is zero"
         p = self.m.params
-        payment = price * units
-        if payment * p.collateral_bps + MAX_BPS - 1 > MAX_UINT:  # checked arithmetic (covers payment itself)
+        usd_value = price * units
+        payment = unit_tokens * units
+        # Checked arithmetic: the USD value, the escrow, the collateral.
+        if usd_value > MAX_UINT or payment > MAX_UINT or payment * p.collateral_bps + MAX_BPS - 1 > MAX_UINT:
             return OVERFLOW
         f = dict(
             user=user,
@@ -732,6 +898,7 @@ class MarketMachine(RuleBasedStateMachine):
             spec_hash=spec,
             compute_units=units,
             payment=payment,
+            usd_value=usd_value,
             collateral=(payment * p.collateral_bps + MAX_BPS - 1) // MAX_BPS,
             fee_bps=p.fee_bps,
             accept_by=self.now + aw,
@@ -841,45 +1008,69 @@ class MarketMachine(RuleBasedStateMachine):
         j.status = JobStatus.SUBMITTED
         return None
 
-    def _finalize_core(self, jid: int, tup: tuple) -> str | None:
+    def _close_finalized(self, jid: int, tup: tuple) -> tuple[str | None, MJob | None]:
+        """JobMarket._close_finalized: checks, marks Finalized, returns a timed-out audit's bond."""
         reason, j = self._load(jid, tup)
         if reason:
-            return reason
+            return reason, None
         if j.status == JobStatus.SUBMITTED:
             if self.now <= j.f["challenge_end"]:
-                return "challenge window open"
+                return "challenge window open", None
             if self._drawn(j):
-                return "job drawn for audit"
-            j.status = JobStatus.FINALIZED
-            self._settle(j)
+                return "job drawn for audit", None
         elif j.status == JobStatus.AUDIT:
             challenger, bond, deadline = j.dispute
             if self.now <= deadline:
-                return "audit in progress"
+                return "audit in progress", None
             j.dispute = None
-            j.status = JobStatus.FINALIZED
-            self._settle(j)
             self._xfer(self.market, challenger, bond)
         else:
-            return "job not finalizable"
-        return None
+            return "job not finalizable", None
+        j.status = JobStatus.FINALIZED
+        return None, j
+
+    def _finalize_core(self, jid: int, tup: tuple) -> str | None:
+        reason, j = self._close_finalized(jid, tup)
+        return reason or self._pay_out(j.f["provider"], [j])
+
+    def _check_settled(self, n0: int):
+        """The Settled events of the last JobMarket call are the model's runs since `n0`, in order."""
+        want = [(r.provider, r.burned, r.usd_net, r.cap, r.minted, r.price) for r in self.m.runs[n0:]]
+        got = [
+            (str(e.provider), int(e.burned), int(e.usd_net), int(e.cap), int(e.minted), int(e.price))
+            for e in self.mk.get_logs()
+            if type(e).__name__ == "Settled"
+        ]
+        assert got == want, f"Settled events {got}, model {want}"
 
     # ------------------------------------------------------------------ actions (model + call)
 
-    def act_create(self, u, provider, cls, spec, units, max_price, aw, cw):
+    def _create_core(self, u, provider, cls, spec, units, max_price, aw, cw, max_tokens) -> str | None:
+        """JobMarket._create: price, Settlement.quote, the job, the slippage bound, the transfer."""
+        reason, price = self._price(provider, cls, max_price, aw, cw)
+        if reason:
+            return reason
+        reason, unit_tokens = self._unit_tokens(price)
+        if reason:
+            return reason
+        reason = self._new_job(u, provider, cls, spec, units, price, unit_tokens, aw, cw)
+        if reason:
+            return reason
+        payment = self.m.jobs[-1].f["payment"]
+        if payment > max_tokens:
+            return "payment above max tokens"
+        return self._pull(u, payment)
+
+    def act_create(self, u, provider, cls, spec, units, max_price, aw, cw, max_tokens=MAX_UINT):
         def sim():
             if self.m.paused:
                 return "pausable: contract is paused"
-            reason, price = self._price(provider, cls, max_price, aw, cw)
-            return (
-                reason
-                or self._new_job(u, provider, cls, spec, units, price, aw, cw)
-                or self._pull(u, self.m.jobs[-1].f["payment"])
-            )
+            return self._create_core(u, provider, cls, spec, units, max_price, aw, cw, max_tokens)
 
         n = len(self.m.jobs)
         reason = self._atomic(sim)
-        out = self._exec("create_job", u, reason, self.mk.create_job, provider, cls, spec, units, max_price, aw, cw)
+        args = (provider, cls, spec, units, max_price, aw, cw, max_tokens)
+        out = self._exec("create_job", u, reason, self.mk.create_job, *args)
         if reason is None:
             assert out == n + 1 == len(self.m.jobs)
         return reason
@@ -900,13 +1091,7 @@ class MarketMachine(RuleBasedStateMachine):
                 STATS["~permit ignored"] += 1
             if self.m.paused:
                 return "pausable: contract is paused"
-            provider, cls, spec, units, max_price, aw, cw = args
-            reason, price = self._price(provider, cls, max_price, aw, cw)
-            return (
-                reason
-                or self._new_job(u, provider, cls, spec, units, price, aw, cw)
-                or self._pull(u, self.m.jobs[-1].f["payment"])
-            )
+            return self._create_core(u, *args)
 
         n = len(self.m.jobs)
         reason = self._atomic(sim)
@@ -915,7 +1100,7 @@ class MarketMachine(RuleBasedStateMachine):
             assert out == n + 1 == len(self.m.jobs)
         return reason
 
-    def act_create_many(self, u, provider, cls, specs, units, max_price, aw, cw):
+    def act_create_many(self, u, provider, cls, specs, units, max_price, aw, cw, max_tokens=MAX_UINT):
         def sim():
             if self.m.paused:
                 return "pausable: contract is paused"
@@ -924,19 +1109,25 @@ class MarketMachine(RuleBasedStateMachine):
             reason, price = self._price(provider, cls, max_price, aw, cw)
             if reason:
                 return reason
+            reason, unit_tokens = self._unit_tokens(price)  # read once for the batch
+            if reason:
+                return reason
             total = 0
             for spec, n in zip(specs, units, strict=True):
-                reason = self._new_job(u, provider, cls, spec, n, price, aw, cw)
+                reason = self._new_job(u, provider, cls, spec, n, price, unit_tokens, aw, cw)
                 if reason:
                     return reason
-                total += price * n
+                total += self.m.jobs[-1].f["payment"]
                 if total > MAX_UINT:
                     return OVERFLOW
+            if total > max_tokens:
+                return "payment above max tokens"
             return self._pull(u, total)
 
         n = len(self.m.jobs)
         reason = self._atomic(sim)
-        out = self._exec("create_jobs", u, reason, self.mk.create_jobs, provider, cls, specs, units, max_price, aw, cw)
+        args = (provider, cls, specs, units, max_price, aw, cw, max_tokens)
+        out = self._exec("create_jobs", u, reason, self.mk.create_jobs, *args)
         if reason is None:
             assert list(out) == list(range(n + 1, n + 1 + len(specs)))
         return reason
@@ -1068,12 +1259,11 @@ class MarketMachine(RuleBasedStateMachine):
             STATS[f"~verdict {valid} on a {kind}"] += 1
             if valid:
                 j.status = JobStatus.FINALIZED
-                self._settle(j)
-                self._xfer(self.market, prov, bond)
                 self._bump(prov, "audits_passed")
                 if challenger != ZERO:
                     self._bump(prov, "disputes_won")
-                return None
+                    self._xfer(self.market, prov, bond)  # the wrongly accused provider gets the bond
+                return self._pay_out(prov, [j])
             j.status = JobStatus.FAILED
             self._bump(prov, "failed")
             if challenger != ZERO:
@@ -1092,28 +1282,46 @@ class MarketMachine(RuleBasedStateMachine):
                     self._slash(prov, amount, beneficiary)
             return None
 
+        n0 = len(self.m.runs)
         reason = self._atomic(sim)
         self._exec(f"post_verdict({valid})", sender, reason, self.mk.post_verdict, jid, tup, valid)
+        if reason is None:
+            self._check_settled(n0)
         return reason
 
     def act_finalize(self, k, jid, tup):
+        n0 = len(self.m.runs)
         reason = self._atomic(lambda: self._finalize_core(jid, tup))
         self._exec("finalize", k, reason, self.mk.finalize, jid, tup)
+        if reason is None:
+            self._check_settled(n0)
         return reason
 
     def act_finalize_many(self, k, refs):
         def sim():
+            # JobMarket.finalize_many: each run of consecutive jobs of one provider (by the
+            # struct passed) is settled when the next run starts, and the last one at the end.
             if not refs:
                 return "empty batch"
+            payee, run = ZERO, []
             for jid, tup in refs:
-                reason = self._finalize_core(jid, tup)
+                if tup[1] != payee:
+                    reason = self._pay_out(payee, run) if payee != ZERO else None
+                    if reason:
+                        return reason
+                    payee, run = tup[1], []
+                reason, j = self._close_finalized(jid, tup)
                 if reason:
                     return reason
-            return None
+                run.append(j)
+            return self._pay_out(payee, run) if payee != ZERO else None
 
+        n0 = len(self.m.runs)
         reason = self._atomic(sim)
         self._exec("finalize_many", k, reason, self.mk.finalize_many, [r[0] for r in refs], [r[1] for r in refs])
-        if reason is None:  # the longest run of one provider's jobs (paid and counted at once)
+        if reason is None:
+            self._check_settled(n0)
+            # The longest run of one provider's jobs (settled and counted at once).
             providers = [tup[1] for _, tup in refs]
             run = max(len(list(g)) for _, g in itertools.groupby(providers))
             STATS[f"~finalize_many: {len(refs)} jobs, longest run of one provider {run}"] += 1
@@ -1210,16 +1418,6 @@ class MarketMachine(RuleBasedStateMachine):
             assert out == amount
         return reason
 
-    def act_sweep(self, k):
-        amount = self.m.fees
-        reason = None if amount else "no fees"
-        if amount:
-            self.m.fees = 0
-            self._xfer(self.market, self.w.treasury, amount)
-        out = self._exec("sweep_fees", k, reason, self.mk.sweep_fees)
-        if reason is None:
-            assert out == amount
-
     # ------------------------------------------------------------------ setup
 
     @initialize(
@@ -1232,27 +1430,32 @@ class MarketMachine(RuleBasedStateMachine):
         choice=st.integers(0, 63),
         chain_seed=st.integers(0, 2**64),
         preset=st.sampled_from([0, 0, 1, 2]),
+        start_price=st.sampled_from([START_PRICE, START_PRICE, 10**8, 3 * 10**7, 4 * 10**8, 0]),
     )
     @_step
-    def seed_jobs(self, n, u, to, cls, size, stage, choice, chain_seed, preset):
+    def seed_jobs(self, n, u, to, cls, size, stage, choice, chain_seed, preset, start_price):
         """A few well-formed jobs, of both classes in turn (targeted at a provider with a machine of
         the class, or open), moved on by 0-4 natural steps each, so every run starts with jobs at
         different stages (Open, Running, Submitted, Audit, settled). Sizes stay within what a new
         provider's stake covers at its audit rate (collateral 2.7x the payment by default).
         `chain_seed` picks this run's block hashes (so its audit draws); half the runs start
-        with another valid parameter preset (so with other audit rates)."""
+        with another valid parameter preset (so with other audit rates). The first price round
+        sets the token's price (USD per token); a few runs start with none (no job can be funded
+        until a round is posted)."""
         self.chain_seed = chain_seed
         self._set_block(self.block)
         if preset:
             self._exec("set_params", self.w.admin, None, self.mk.set_params, PARAM_PRESETS[preset].as_tuple())
             self.m.params = PARAM_PRESETS[preset]
+        if start_price:
+            assert self._price_round(start_price, 2) is None
         first = cls
         for i in range(n):
             cls = (first, CPU if first == H100 else H100)[i % 2]
             provider = ZERO if to == 3 else self.w.providers[to if cls == CPU else to % 2]
             price = self.m.offers.get((provider, cls), 2 * 10**15)
             user = self.w.users[(u + i) % 3]
-            units = self.m.bal[user] * size // MAX_BPS // price
+            units = self.m.bal[user] * size // MAX_BPS // self._est_unit_tokens(price)
             self.act_create(user, provider, cls, bytes([i + 1]) * 32, units, price, 3600 * (i + 1), 3600)
         for i, jid in enumerate([j.id for j in self._live()]):
             for k in range((stage + i) % 5):
@@ -1408,7 +1611,7 @@ class MarketMachine(RuleBasedStateMachine):
             "double": 2 * (s.staked + s.unbonding) + 1,
         }[size]
         amount = max(amount, 0)
-        beneficiary = (ZERO, self.w.users[0], self.w.outsider, self.w.treasury)[ben]
+        beneficiary = (ZERO, self.w.users[0], self.w.outsider, self.w.bystander)[ben]
         sender = self.w.slasher if authorized else self.w.outsider
         saved = copy.deepcopy(self.m)
         if not authorized:
@@ -1441,8 +1644,19 @@ class MarketMachine(RuleBasedStateMachine):
         elif size == "huge":
             units = MAX_UINT // max(price, 1)
         else:
-            units = self.m.bal[user] * size // MAX_BPS // price if price else 1000
-        return user, provider, max_price, units
+            units = self.m.bal[user] * size // MAX_BPS // self._est_unit_tokens(price) if price else 1000
+        return user, provider, max_price, units, price
+
+    def _max_tokens(self, slip: str, price: int, units: list) -> int:
+        """The slippage bound a creator passes: what the job(s) escrow now, one wei less, more, or anything."""
+        want = self._expected_payment(price, units)
+        return {"exact": want, "less": max(want - 1, 0), "more": min(want * 2, MAX_UINT), "any": MAX_UINT}[slip]
+
+    def _ensure_price(self):
+        """What a client does before funding a job when Settlement has no fresh answer: has a round
+        posted (by all three operators, so the deviation guard never refuses it)."""
+        if not self._fresh():
+            assert self._price_round(self.m.answer or START_PRICE, 3) is None
 
     @rule(
         u=CREATOR,
@@ -1453,10 +1667,14 @@ class MarketMachine(RuleBasedStateMachine):
         aw=WINDOW,
         cw=WINDOW,
         spec=HASH,
+        slip=SLIP,
+        fresh=FRESH,
     )
     @_step
-    def create_job(self, u, to, cls, size, psel, aw, cw, spec):
-        user, provider, max_price, units = self._create_args(u, to, cls, size, psel)
+    def create_job(self, u, to, cls, size, psel, aw, cw, spec, slip, fresh):
+        if fresh:
+            self._ensure_price()
+        user, provider, max_price, units, price = self._create_args(u, to, cls, size, psel)
         p = self.m.params
         self.act_create(
             user,
@@ -1467,6 +1685,7 @@ class MarketMachine(RuleBasedStateMachine):
             max_price,
             self._window(aw, p.min_accept_window, p.max_accept_window),
             self._window(cw, p.min_complete_within, p.max_complete_within),
+            self._max_tokens(slip, price, [units]),
         )
 
     @rule(
@@ -1478,10 +1697,14 @@ class MarketMachine(RuleBasedStateMachine):
         empty_at=st.integers(0, 5),
         aw=WINDOW,
         cw=WINDOW,
+        slip=SLIP,
+        fresh=FRESH,
     )
     @_step
-    def create_jobs(self, u, to, cls, size, n, empty_at, aw, cw):
-        user, provider, max_price, units = self._create_args(u, to, cls, size, 0)
+    def create_jobs(self, u, to, cls, size, n, empty_at, aw, cw, slip, fresh):
+        if fresh:
+            self._ensure_price()
+        user, provider, max_price, units, price = self._create_args(u, to, cls, size, 0)
         p = self.m.params
         specs = [ZERO32 if i == empty_at else (i + 7).to_bytes(32, "big") for i in range(n)]
         each = [max(units // max(n, 1) - i, 0) for i in range(n)]
@@ -1494,6 +1717,7 @@ class MarketMachine(RuleBasedStateMachine):
             max_price,
             self._window(aw, p.min_accept_window, p.max_accept_window),
             self._window(cw, p.min_complete_within, p.max_complete_within),
+            self._max_tokens(slip, price, each),
         )
 
     def _permit_signature(self, owner_key: bytes, amount: int, nonce: int, deadline: int) -> tuple:
@@ -1516,16 +1740,19 @@ class MarketMachine(RuleBasedStateMachine):
         psel=st.sampled_from([0, 0, 1, 2, 3]),
         amount=st.sampled_from(["exact", "exact", "more", "max", "less", "zero"]),
         sig=st.sampled_from(["valid", "valid", "valid", "replay", "expired", "at_deadline", "wrong_amount"]),
+        slip=SLIP,
+        fresh=FRESH,
     )
     @_step
-    def create_job_with_permit(self, u, to, cls, size, psel, amount, sig):
+    def create_job_with_permit(self, u, to, cls, size, psel, amount, sig, slip, fresh):
         """The permit signer (u = 3) pays with a permit: valid, exactly at its deadline, expired,
         replayed (an old nonce) or signed for another amount; a user with an allowance (u < 3)
         passes the signer's signature (not its own: the permit fails and is ignored)."""
+        if fresh:
+            self._ensure_price()
         user = self.w.signer if u == 3 else self.w.users[u]
-        _, provider, max_price, units = self._create_args(0, to, cls, size, psel, user=user)
-        price = max_price if provider == ZERO else (self.m.offers.get((provider, cls), 0) or max_price)
-        payment = min(price * units, MAX_UINT)
+        _, provider, max_price, units, price = self._create_args(0, to, cls, size, psel, user=user)
+        payment = self._expected_payment(price, [units])
         value = {"exact": payment, "more": payment + 1, "max": MAX_UINT, "less": max(payment - 1, 0), "zero": 0}[amount]
         value = min(value, MAX_UINT)
         nonce = self.m.signer_nonce
@@ -1543,6 +1770,7 @@ class MarketMachine(RuleBasedStateMachine):
             max_price,
             self._window("hour", p.min_accept_window, p.max_accept_window),
             self._window("hour", p.min_complete_within, p.max_complete_within),
+            self._max_tokens(slip, price, [units]),
         )
         self.act_create_with_permit(user, args, (value, deadline, v, r, s_), signed)
 
@@ -1712,19 +1940,24 @@ class MarketMachine(RuleBasedStateMachine):
         k=st.sampled_from([2, 3]),
         u=USER,
         choice=st.integers(0, 63),
+        move_bps=st.sampled_from([0, 1_000, -1_000, 1_900, -1_900, 500, -500, None]),
     )
     @_step
-    def batch_lifecycle(self, pi, cls, k, u, choice):
+    def batch_lifecycle(self, pi, cls, k, u, choice, move_bps):
         """One provider's batch end to end (few runs otherwise hold several of one provider's jobs
         in Submitted at once): create_jobs targeted at it, accept_jobs, submit_results, then
         finalize_many once the window is over and the draws lapsed (or not: it reverts), maybe
         with another provider's job in the middle (two runs). Each run of one provider's jobs is
-        paid with one transfer and counted in its reputation at once."""
+        settled with one burn and one mint (the cap on the run's sums) and counted in its
+        reputation at once. Before the settlement the price moves by `move_bps` (a fresh round:
+        the provider is minted its USD value at the new price, at most the escrow less the fee),
+        or nobody posts a round (None: the answer may be stale by then and the cap is paid)."""
         q, user, p = self.w.providers[pi], self.w.users[u], self.m.params
         offer = self.m.offers.get((q, cls), 0)
         if not offer:
             return
-        units = max(self.m.bal[user] // 200 // offer, 1)  # 0.5% of the user's balance each
+        self._ensure_price()
+        units = max(self.m.bal[user] // 200 // self._est_unit_tokens(offer), 1)  # 0.5% of the user's balance each
         n0 = len(self.m.jobs)
         specs = [bytes([0x20 + i]) * 32 for i in range(k)]
         aw = self._window("hour", p.min_accept_window, p.max_accept_window)
@@ -1755,6 +1988,9 @@ class MarketMachine(RuleBasedStateMachine):
         self._mine()
         if choice % 4 and any(self._drawn(j) for j in jobs):
             self._set_block(jobs[0].f["draw_block"] + DRAW_HORIZON + 1)
+        if move_bps is not None:
+            target = min(max(self.m.answer * (MAX_BPS + move_bps) // MAX_BPS, MIN_ANSWER), MAX_ANSWER)
+            self._price_round(target, 2)  # within the deviation guard
         refs = [(j.id, j.tup()) for j in jobs]
         other = [j for j in self.m.jobs if j.status in (JobStatus.SUBMITTED, JobStatus.AUDIT) and j.f["provider"] != q]
         if other and choice % 3 == 0:
@@ -1930,10 +2166,81 @@ class MarketMachine(RuleBasedStateMachine):
                 self.m.params = new
         self._exec("set_params", self.w.admin if admin else self.w.outsider, reason, self.mk.set_params, new.as_tuple())
 
-    @rule(actor=ACTOR)
+    # ------------------------------------------------------------------ price
+
+    def _price_round(self, target: int, signers: int, spread: bool = False, wrong_round: bool = False) -> str | None:
+        """PriceFeed.submit_round by an outsider: `signers` of the 3 operators observe `target` now
+        (with `spread`, the first observes half of it: the lower median takes it with 2 signers,
+        ignores it with 3). Refused for a wrong round, fewer than 2 signers, or a move above the
+        deviation guard from a fresh previous answer unless all three signed."""
+        w, m = self.w, self.m
+        r = m.round + (2 if wrong_round else 1)
+        prices = [target] * signers
+        if spread and signers >= 2:
+            prices[0] = max(1, target // 2)
+        obs, sigs = [], []
+        for op, price in zip(w.ops[:signers], prices, strict=True):
+            o = {"round_id": r, "price": price, "observed_at": self.now}
+            obs.append(R.report_tuple(R.PRICE_FIELDS, o))
+            sigs.append(_sign_price(op.key, str(w.feed.address), w.chain_id, r, price, self.now))
+        answer = sorted(prices)[(signers - 1) // 2]
+        if r != m.round + 1:
+            reason = "price_feed: wrong round"
+        elif signers < 2:
+            reason = "price_feed: not enough observations"
+        elif (
+            m.round > 0
+            and signers < len(w.ops)
+            and self.now <= m.updated + PF.max_age
+            and abs(answer - m.answer) * MAX_BPS > m.answer * PF.max_deviation_bps
+        ):
+            reason = "price_feed: deviation too large"
+        else:
+            reason = None
+        self._exec("submit_round", w.outsider, reason, w.feed.submit_round, r, obs, sigs)
+        if reason is None:
+            STATS[f"~price round {'(fresh before)' if self._fresh() else '(stale or first)'}"] += 1
+            m.round, m.answer, m.updated = r, answer, self.now
+        return reason
+
+    def _check_quote(self):
+        """Settlement.quote and price views against the model (reverts included)."""
+        reason, unit_tokens = self._unit_tokens(10**15)
+        out = self._exec("quote(view)", self.w.outsider, reason, self.w.settlement.quote, 10**15)
+        if reason is None:
+            assert out == unit_tokens
+            assert self.w.settlement.price() == self.m.answer
+
+    @rule(
+        move_bps=st.sampled_from([0, 100, -100, 500, -500, 1_500, -1_500, 2_000, -2_000, 2_001, -2_001, 5_000, -5_000]),
+        signers=st.sampled_from([2, 2, 2, 3, 1]),
+        spread=st.sampled_from([False, False, False, True]),
+        wrong_round=st.sampled_from([False] * 7 + [True]),
+        refresh=st.sampled_from([True, True, False]),
+    )
     @_step
-    def sweep_fees(self, actor):
-        self.act_sweep(self._actor(actor))
+    def price_round(self, move_bps, signers, spread, wrong_round, refresh):
+        """The token price moves: a round within the feed's deviation guard (20%) mostly, beyond it
+        sometimes (refused unless every operator signed or the previous answer is stale). With
+        `refresh`, a round at the current answer first (so the guard applies to the move)."""
+        if refresh and self.m.round and self.now > self.m.updated + PF.max_age:
+            assert self._price_round(self.m.answer, 3) is None
+        base = self.m.answer or START_PRICE
+        target = min(max(base * (MAX_BPS + move_bps) // MAX_BPS, MIN_ANSWER), MAX_ANSWER)
+        self._price_round(target, signers, spread, wrong_round)
+        self._check_quote()
+
+    @rule(edge=st.sampled_from([0, 1, 1]))
+    @_step
+    def price_goes_stale(self, edge):
+        """No round for a while: time moves onto the last second Settlement takes the latest
+        answer (edge 0: still quotes) or one past it (edge 1: quote reverts, settlements pay the cap)."""
+        if self.m.round:
+            t = self.m.updated + SETTLEMENT_MAX_AGE + edge
+            if t > self.now:
+                boa.env.timestamp = t
+                self._mine()
+        self._check_quote()
 
     # ------------------------------------------------------------------ time
 
@@ -2049,7 +2356,7 @@ class MarketMachine(RuleBasedStateMachine):
         machine's attestation expiry."""
         for status in LIVE:
             _, j, _ = self._pick(("fit", ref[1]), (status,))
-            if j.status == status:
+            if j is not None and j.status == status:  # None: no job yet
                 self._probe_job(j.id, choice)
         # A draw's edges, on a drawn job when there is one (drawn jobs leave Submitted fast).
         submitted = [j for j in self.m.jobs if j.status == JobStatus.SUBMITTED]
@@ -2083,6 +2390,7 @@ class MarketMachine(RuleBasedStateMachine):
                         self.m.paused = False
                     p = self.m.params
                     boa.env.timestamp = max(self.now, t - 1)  # the job is created just before
+                    self._ensure_price()
                     if (
                         self.act_create(
                             self.w.users[choice % 3],
@@ -2100,9 +2408,10 @@ class MarketMachine(RuleBasedStateMachine):
                         self.act_accept(m.provider, len(self.m.jobs), self.m.jobs[-1].tup(), mid)
 
     def _drain(self):
-        """Ends every live job after its deadline, takes out every stake and all fees: both
-        contracts must then hold nothing. Exits work while paused, so the pause stays. Jobs
-        drawn for audit whose audit nobody opened wait for their draw to lapse (257 blocks)."""
+        """Ends every live job after its deadline and takes out every stake: the registry must then
+        hold nothing and JobMarket only its dust. Exits work while paused, so the pause stays. Jobs
+        drawn for audit whose audit nobody opened wait for their draw to lapse (257 blocks); the
+        price is stale by then, so every settlement here pays its cap."""
         boa.env.timestamp = max([self.now] + self._deadlines()) + 1
         lapse = [j.f["draw_block"] + DRAW_HORIZON + 1 for j in self._live() if j.status == JobStatus.SUBMITTED]
         if any(self._drawn(j) for j in self._live() if j.status == JobStatus.SUBMITTED):
@@ -2122,9 +2431,7 @@ class MarketMachine(RuleBasedStateMachine):
         for p, s in list(self.m.stakes.items()):
             if s.unbonding:
                 assert self.act_withdraw(p) is None
-        if self.m.fees:
-            self.act_sweep(self.w.outsider)
-        assert self.tok.balanceOf(self.mk.address) == 0, "tokens stuck in JobMarket"
+        assert self.tok.balanceOf(self.mk.address) == MARKET_DUST, "tokens stuck in JobMarket"
         assert self.tok.balanceOf(self.reg.address) == 0, "tokens stuck in ProviderRegistry"
 
     # Draining ends every job: at most once a run and only in its second half, so runs get deep
@@ -2149,11 +2456,28 @@ class MarketMachine(RuleBasedStateMachine):
         for a, r in m.rep.items():
             assert raw.reputation(a) == tuple(r), f"reputation of {a}: chain {raw.reputation(a)}, model {r}"
         assert sum(m.bal.values()) == m.minted - m.burned
-        assert raw.market("fees_accrued") == m.fees
         assert raw.market("paused") == m.paused
         assert raw.market("job_count") == len(m.jobs)
 
-        escrow = m.fees
+        # Supply: every mint since deployment is a settlement; every burn a settlement or a slash.
+        minted, burned = raw.token_totals()
+        assert raw.total_supply() == minted - burned, "totalSupply != total_minted - total_burned"
+        assert minted == self.totals0[0] + m.settle_minted, "a mint that is not a settlement's"
+        assert burned == m.burned, "total_burned"
+        # Settlement: one run per Settled event, Finalized jobs only, each job settled once, the whole
+        # escrow burned and at most escrow - fees minted; total_burned == the escrow of Finalized jobs.
+        finalized = {j.id for j in m.jobs if j.status == JobStatus.FINALIZED}
+        settled = [jid for r in m.runs for jid in r.job_ids]
+        assert len(settled) == len(set(settled)) and set(settled) == finalized, "settled runs != Finalized jobs"
+        for r in m.runs:
+            jobs = [m.jobs[jid - 1] for jid in r.job_ids]
+            assert all(j.f["provider"] == r.provider for j in jobs)
+            assert r.burned == sum(j.f["payment"] for j in jobs)
+            assert r.cap == sum(self._terms(j)[2] for j in jobs) and r.minted <= r.cap, "minted above escrow - fee"
+        assert raw.settlement_burned() == m.settle_burned == sum(m.jobs[jid - 1].f["payment"] for jid in finalized)
+        assert m.settle_minted == sum(r.minted for r in m.runs)
+
+        escrow = MARKET_DUST
         for j in m.jobs if all_jobs else self._live():
             status, commitment = raw.job(j.id)
             assert status == j.status, f"job {j.id}: chain status {status}, model {j.status!r}"
@@ -2165,7 +2489,7 @@ class MarketMachine(RuleBasedStateMachine):
                 escrow += j.dispute[1]
             elif all_jobs:
                 assert raw.dispute(j.id) == (ZERO, 0, 0), f"job {j.id}: dispute left behind"
-        assert m.bal[self.market] == escrow, "JobMarket balance != live payments + open bonds + fees_accrued"
+        assert m.bal[self.market] == escrow, "JobMarket balance != live payments + open bonds + MARKET_DUST"
 
         bonded = 0
         for p, s in m.stakes.items():
@@ -2186,7 +2510,10 @@ class MarketMachine(RuleBasedStateMachine):
         assert tok.totalSupply() == m.minted - m.burned
         # The token's own counters agree (ComputeToken.total_minted / total_burned).
         assert tok.totalSupply() == tok.total_minted() - tok.total_burned()
-        assert (mk.fees_accrued(), mk.paused(), mk.job_count()) == (m.fees, m.paused, len(m.jobs))
+        assert (tok.total_minted(), tok.total_burned()) == (self.totals0[0] + m.settle_minted, m.burned)
+        assert self.w.settlement.total_burned() == m.settle_burned
+        assert self.w.feed.latest_round() == m.round
+        assert (mk.paused(), mk.job_count()) == (m.paused, len(m.jobs))
         for j in m.jobs:
             assert mk.job_status(j.id) == j.status
             assert mk.check_job(j.id, j.tup())

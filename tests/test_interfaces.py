@@ -1,0 +1,21 @@
+"""Copies of one struct that must stay identical: JobMarket's `Job`, the copy OracleHub compiles
+from contracts/interfaces/IJobMarket.vyi, and offchain JOB_FIELDS / JOB_ABI_TYPES. A field added
+to one and not the others would make OracleHub pass verdicts for the wrong data (and ape does
+not recompile OracleHub when only the .vyi changes: `ape compile --force`)."""
+
+from offchain.chain.jobs import JOB_ABI_TYPES
+from offchain.constants import JOB_FIELDS
+
+
+def _job_components(contract_type, method):
+    (abi,) = [a for a in contract_type.abi if getattr(a, "name", None) == method]
+    (job,) = [i for i in abi.inputs if i.name == "job"]
+    return [(c.name, c.type) for c in job.components]
+
+
+def test_job_struct__identical_in_market_hub_and_offchain(project):
+    market = _job_components(project.JobMarket.contract_type, "finalize")
+    hub = _job_components(project.OracleHub.contract_type, "submit_verdict")
+    assert market == hub
+    assert [name for name, _ in market] == list(JOB_FIELDS)
+    assert [t for _, t in market] == list(JOB_ABI_TYPES)
