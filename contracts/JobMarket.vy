@@ -1,5 +1,6 @@
 # pragma version ~=0.4.3
 # pragma nonreentrancy on
+# pragma optimize codesize
 """
 @title Job escrow and settlement
 @custom:contract-name JobMarket
@@ -53,13 +54,11 @@ from snekmate.utils import pausable
 initializes: pausable
 
 exports: (
-    access_control.supportsInterface,
     access_control.hasRole,
     access_control.getRoleAdmin,
     access_control.grantRole,
     access_control.revokeRole,
     access_control.renounceRole,
-    access_control.set_role_admin,
     access_control.DEFAULT_ADMIN_ROLE,
     pausable.paused,
 )
@@ -96,9 +95,9 @@ MAX_WINDOW_SECONDS: public(constant(uint256)) = 30 * 86400
 # Largest batch in the *_many / *_jobs forms (a batch of 100 stays far below the block gas limit).
 MAX_BATCH: public(constant(uint256)) = 100
 # Bounds on `trusted_after_jobs` (it is packed in 16 bits).
-MAX_TRUSTED_AFTER_JOBS: public(constant(uint256)) = 65_535
+MAX_TRUSTED_AFTER_JOBS: constant(uint256) = 65_535
 # The EVM keeps the last 256 block hashes: a job's audit draw can be read for that long.
-DRAW_HORIZON_BLOCKS: public(constant(uint256)) = 256
+DRAW_HORIZON_BLOCKS: constant(uint256) = 256
 
 # Bit offsets of the packed parameters in `_hot_params`: basis points and job counts take
 # 16 bits, windows and collateral_bps 24 bits (each bounded below that by `_set_params`).
@@ -354,9 +353,9 @@ event ParamsSet:
 
 @deploy
 def __init__(token: address, registry: address, settlement: address, initial_params: Params):
-    assert token != empty(address), "token is the zero address"
-    assert registry != empty(address), "registry is the zero address"
-    assert settlement != empty(address), "settlement is the zero address"
+    assert token != empty(address), "job_market: token is the zero address"
+    assert registry != empty(address), "job_market: registry is the zero address"
+    assert settlement != empty(address), "job_market: settlement is the zero address"
     access_control.__init__()
     pausable.__init__()
     TOKEN = token
@@ -450,8 +449,8 @@ def create_jobs(
     @return The new job ids, in order.
     """
     pausable._require_not_paused()
-    assert len(spec_hashes) > 0, "empty batch"
-    assert len(spec_hashes) == len(compute_units), "length mismatch"
+    assert len(spec_hashes) > 0, "job_market: empty batch"
+    assert len(spec_hashes) == len(compute_units), "job_market: length mismatch"
     price: uint256 = self._price(provider, class_id, max_price_per_unit, accept_window, complete_within)
     unit_tokens: uint256 = staticcall ISettlement(SETTLEMENT).quote(price)
     ids: DynArray[uint256, MAX_BATCH] = []
@@ -464,7 +463,7 @@ def create_jobs(
         )
         ids.append(job_id)
         total += payment
-    assert total <= max_tokens, "payment above max tokens"
+    assert total <= max_tokens, "job_market: payment above max tokens"
     self._pull(msg.sender, total)
     return ids
 
@@ -475,8 +474,8 @@ def cancel(job_id: uint256, job: Job):
     @notice The user takes back an Open job's payment. Never paused.
     """
     status: uint8 = self._load(job_id, job)
-    assert status == STATUS_OPEN, "job not open"
-    assert msg.sender == job.user, "caller is not the user"
+    assert status == STATUS_OPEN, "job_market: job not open"
+    assert msg.sender == job.user, "job_market: caller is not the user"
     self._store(job_id, job, STATUS_CANCELLED)
     self._push(job.user, job.payment)
     log JobCancelled(job_id=job_id, user=job.user, refund=job.payment)
@@ -490,12 +489,12 @@ def dispute(job_id: uint256, job: Job):
             `audit_deadline`; after that anyone may `finalize` it (provider paid, bond returned).
     """
     status: uint8 = self._load(job_id, job)
-    assert status == STATUS_SUBMITTED, "job not submitted"
-    assert block.timestamp <= job.challenge_end, "challenge window over"
+    assert status == STATUS_SUBMITTED, "job_market: job not submitted"
+    assert block.timestamp <= job.challenge_end, "job_market: challenge window over"
     # A drawn job is audited anyway (open_audit). Refusing disputes on it stops a provider that
     # sees its own job drawn from disputing it from a second address to collect the
     # challenger's share of its own slash, which would break the collateral sizing.
-    assert not self._drawn(job_id, job), "job drawn for audit"
+    assert not self._drawn(job_id, job), "job_market: job drawn for audit"
     bond: uint256 = self._dispute_bond(job.payment)
     audit_deadline: uint256 = block.timestamp + self._audit_timeout
     self.disputes[job_id] = Dispute(challenger=msg.sender, bond=bond, audit_deadline=audit_deadline)
@@ -512,9 +511,9 @@ def open_audit(job_id: uint256, job: Job):
             selected job cannot be finalized. No bond: a sampled audit has no challenger.
     """
     status: uint8 = self._load(job_id, job)
-    assert status == STATUS_SUBMITTED, "job not submitted"
-    assert block.timestamp <= job.challenge_end, "challenge window over"
-    assert self._drawn(job_id, job), "job not drawn for audit"
+    assert status == STATUS_SUBMITTED, "job_market: job not submitted"
+    assert block.timestamp <= job.challenge_end, "job_market: challenge window over"
+    assert self._drawn(job_id, job), "job_market: job not drawn for audit"
     audit_deadline: uint256 = block.timestamp + self._audit_timeout
     self.disputes[job_id] = Dispute(challenger=empty(address), bond=0, audit_deadline=audit_deadline)
     self._store(job_id, job, STATUS_AUDIT)
@@ -543,13 +542,13 @@ def accept_jobs(job_ids: DynArray[uint256, MAX_BATCH], jobs: DynArray[Job, MAX_B
     @notice Batch form of `accept`, all on one machine; one collateral lock for the total.
     """
     pausable._require_not_paused()
-    assert len(job_ids) > 0, "empty batch"
-    assert len(job_ids) == len(jobs), "length mismatch"
+    assert len(job_ids) > 0, "job_market: empty batch"
+    assert len(job_ids) == len(jobs), "job_market: length mismatch"
     total: uint256 = 0
     class_id: uint16 = jobs[0].class_id
     audit_bps: uint256 = self._audit_rate(msg.sender)
     for i: uint256 in range(len(job_ids), bound=MAX_BATCH):
-        assert jobs[i].class_id == class_id, "class mismatch in batch"
+        assert jobs[i].class_id == class_id, "job_market: class mismatch in batch"
         total += self._accept(job_ids[i], jobs[i], machine_id, audit_bps)
     extcall IProviderRegistry(REGISTRY).lock_collateral(msg.sender, machine_id, class_id, total)
 
@@ -573,10 +572,10 @@ def submit_results(
     """
     @notice Batch form of `submit_result`.
     """
-    assert len(job_ids) > 0, "empty batch"
-    assert len(job_ids) == len(jobs), "length mismatch"
-    assert len(job_ids) == len(result_hashes), "length mismatch"
-    assert len(job_ids) == len(result_uris), "length mismatch"
+    assert len(job_ids) > 0, "job_market: empty batch"
+    assert len(job_ids) == len(jobs), "job_market: length mismatch"
+    assert len(job_ids) == len(result_hashes), "job_market: length mismatch"
+    assert len(job_ids) == len(result_uris), "job_market: length mismatch"
     for i: uint256 in range(len(job_ids), bound=MAX_BATCH):
         self._submit(job_ids[i], jobs[i], result_hashes[i], result_uris[i])
 
@@ -602,8 +601,8 @@ def finalize_many(job_ids: DynArray[uint256, MAX_BATCH], jobs: DynArray[Job, MAX
             applies to the run's sums) and one collateral unlock (JobFinalized is still
             logged per job).
     """
-    assert len(job_ids) > 0, "empty batch"
-    assert len(job_ids) == len(jobs), "length mismatch"
+    assert len(job_ids) > 0, "job_market: empty batch"
+    assert len(job_ids) == len(jobs), "job_market: length mismatch"
     payee: address = empty(address)
     burned: uint256 = 0
     usd_net: uint256 = 0
@@ -639,12 +638,12 @@ def expire(job_id: uint256, job: Job):
     """
     status: uint8 = self._load(job_id, job)
     if status == STATUS_OPEN:
-        assert block.timestamp > job.accept_by, "acceptance window open"
+        assert block.timestamp > job.accept_by, "job_market: acceptance window open"
         self._store(job_id, job, STATUS_CANCELLED)
         self._push(job.user, job.payment)
         log JobCancelled(job_id=job_id, user=job.user, refund=job.payment)
     elif status == STATUS_RUNNING:
-        assert block.timestamp > job.complete_by, "job not overdue"
+        assert block.timestamp > job.complete_by, "job_market: job not overdue"
         self._store(job_id, job, STATUS_EXPIRED)
         self._push(job.user, job.payment)
         extcall IProviderRegistry(REGISTRY).unlock_collateral(job.provider, job.collateral)
@@ -654,7 +653,7 @@ def expire(job_id: uint256, job: Job):
             penalty = extcall IProviderRegistry(REGISTRY).slash(job.provider, penalty, _REASON_NO_SHOW, job.user)
         log JobExpired(job_id=job_id, provider=job.provider, refund=job.payment, penalty=penalty)
     else:
-        raise "job cannot expire"
+        raise "job_market: job cannot expire"
 
 
 ################################################################
@@ -794,9 +793,9 @@ def post_verdict(job_id: uint256, job: Job, valid: bool):
     """
     access_control._check_role(VERIFIER_ROLE, msg.sender)
     status: uint8 = self._load(job_id, job)
-    assert status == STATUS_AUDIT, "job not in audit"
+    assert status == STATUS_AUDIT, "job_market: job not in audit"
     d: Dispute = self.disputes[job_id]
-    assert block.timestamp <= d.audit_deadline, "audit deadline passed"
+    assert block.timestamp <= d.audit_deadline, "job_market: audit deadline passed"
     self.disputes[job_id] = empty(Dispute)
     log VerdictPosted(job_id=job_id, valid=valid, verifier=msg.sender)
     if valid:
@@ -879,8 +878,8 @@ def _commit(job: Job, status: uint8) -> uint256:
 @view
 def _load(job_id: uint256, job: Job) -> uint8:
     stored: uint256 = self._jobs[job_id]
-    assert stored != 0, "unknown job"
-    assert (stored >> 8) == (self._commit(job, 0) >> 8), "job data mismatch"
+    assert stored != 0, "job_market: unknown job"
+    assert (stored >> 8) == (self._commit(job, 0) >> 8), "job_market: job data mismatch"
     return convert(stored & 255, uint8)
 
 
@@ -908,7 +907,7 @@ def _create(
     job_id, payment = self._new_job(
         provider, class_id, spec_hash, compute_units, price, unit_tokens, accept_window, complete_within
     )
-    assert payment <= max_tokens, "payment above max tokens"
+    assert payment <= max_tokens, "job_market: payment above max tokens"
     self._pull(msg.sender, payment)
     return job_id
 
@@ -970,17 +969,17 @@ def _price(
     provider: address, class_id: uint16, max_price_per_unit: uint256, accept_window: uint256, complete_within: uint256
 ) -> uint256:
     # Parameters are read field by field: copying the struct would cost 13 cold slot reads.
-    assert staticcall IProviderRegistry(REGISTRY).class_exists(class_id), "unknown class"
-    assert accept_window >= self._hot(_MIN_ACCEPT_WINDOW_SHIFT, _MASK_24), "accept window too short"
-    assert accept_window <= self._hot(_MAX_ACCEPT_WINDOW_SHIFT, _MASK_24), "accept window too long"
-    assert complete_within >= self._hot(_MIN_COMPLETE_WITHIN_SHIFT, _MASK_24), "completion time too short"
-    assert complete_within <= self._hot(_MAX_COMPLETE_WITHIN_SHIFT, _MASK_24), "completion time too long"
+    assert staticcall IProviderRegistry(REGISTRY).class_exists(class_id), "job_market: unknown class"
+    assert accept_window >= self._hot(_MIN_ACCEPT_WINDOW_SHIFT, _MASK_24), "job_market: accept window too short"
+    assert accept_window <= self._hot(_MAX_ACCEPT_WINDOW_SHIFT, _MASK_24), "job_market: accept window too long"
+    assert complete_within >= self._hot(_MIN_COMPLETE_WITHIN_SHIFT, _MASK_24), "job_market: completion time too short"
+    assert complete_within <= self._hot(_MAX_COMPLETE_WITHIN_SHIFT, _MASK_24), "job_market: completion time too long"
     if provider == empty(address):
-        assert max_price_per_unit > 0, "price is zero"
+        assert max_price_per_unit > 0, "job_market: price is zero"
         return max_price_per_unit
     offer: uint256 = staticcall IProviderRegistry(REGISTRY).offers(provider, class_id)
-    assert offer > 0, "provider has no offer"
-    assert offer <= max_price_per_unit, "offer above max price"
+    assert offer > 0, "job_market: provider has no offer"
+    assert offer <= max_price_per_unit, "job_market: offer above max price"
     return offer
 
 
@@ -997,8 +996,8 @@ def _new_job(
 ) -> (uint256, uint256):
     # Returns (job id, tokens escrowed). `unit_tokens` = Settlement.quote(price): the tokens per
     # compute unit at the current price, rounded up (so a batch reads the price once).
-    assert spec_hash != empty(bytes32), "spec hash is empty"
-    assert compute_units > 0, "compute units is zero"
+    assert spec_hash != empty(bytes32), "job_market: spec hash is empty"
+    assert compute_units > 0, "job_market: compute units is zero"
     usd_value: uint256 = price * compute_units
     payment: uint256 = unit_tokens * compute_units
     # Rounded up: the collateral errs on the side of the user.
@@ -1046,10 +1045,10 @@ def _new_job(
 def _accept(job_id: uint256, job: Job, machine_id: uint256, audit_bps: uint256) -> uint256:
     # Returns the collateral to lock (the caller locks the total once).
     status: uint8 = self._load(job_id, job)
-    assert status == STATUS_OPEN, "job not open"
-    assert block.timestamp <= job.accept_by, "acceptance window over"
+    assert status == STATUS_OPEN, "job_market: job not open"
+    assert block.timestamp <= job.accept_by, "job_market: acceptance window over"
     if job.provider != empty(address):
-        assert msg.sender == job.provider, "job is for another provider"
+        assert msg.sender == job.provider, "job_market: job is for another provider"
     new_job: Job = job
     new_job.provider = msg.sender
     new_job.machine_id = machine_id
@@ -1071,10 +1070,10 @@ def _accept(job_id: uint256, job: Job, machine_id: uint256, audit_bps: uint256) 
 @internal
 def _submit(job_id: uint256, job: Job, result_hash: bytes32, result_uri: String[256]):
     status: uint8 = self._load(job_id, job)
-    assert status == STATUS_RUNNING, "job not running"
-    assert msg.sender == job.provider, "caller is not the provider"
-    assert block.timestamp <= job.complete_by, "completion deadline passed"
-    assert result_hash != empty(bytes32), "result hash is empty"
+    assert status == STATUS_RUNNING, "job_market: job not running"
+    assert msg.sender == job.provider, "job_market: caller is not the provider"
+    assert block.timestamp <= job.complete_by, "job_market: completion deadline passed"
+    assert result_hash != empty(bytes32), "job_market: result hash is empty"
     new_job: Job = job
     new_job.result_hash = result_hash
     new_job.challenge_end = block.timestamp + self._hot(_CHALLENGE_WINDOW_SHIFT, _MASK_24)
@@ -1106,16 +1105,16 @@ def _close_finalized(job_id: uint256, job: Job) -> (uint256, uint256):
     status: uint8 = self._load(job_id, job)
     d: Dispute = empty(Dispute)
     if status == STATUS_SUBMITTED:
-        assert block.timestamp > job.challenge_end, "challenge window open"
-        assert not self._drawn(job_id, job), "job drawn for audit"
+        assert block.timestamp > job.challenge_end, "job_market: challenge window open"
+        assert not self._drawn(job_id, job), "job_market: job drawn for audit"
     elif status == STATUS_AUDIT:
         d = self.disputes[job_id]
-        assert block.timestamp > d.audit_deadline, "audit in progress"
+        assert block.timestamp > d.audit_deadline, "job_market: audit in progress"
         # Written rule (docs/PROTOCOL.md): an audit that times out neither slashes the provider
         # nor forfeits the bond; the submitted result stands and the challenger gets its bond back.
         self.disputes[job_id] = empty(Dispute)
     else:
-        raise "job not finalizable"
+        raise "job_market: job not finalizable"
     self._store(job_id, job, STATUS_FINALIZED)
     if d.bond > 0:
         self._push(d.challenger, d.bond)
@@ -1170,42 +1169,42 @@ def _dispute_bond(payment: uint256) -> uint256:
 @internal
 def _pull(owner: address, amount: uint256):
     assert extcall IERC20(TOKEN).transferFrom(owner, self, amount, default_return_value=True), \
-        "transfer failed"
+        "job_market: transfer failed"
 
 
 @internal
 def _push(to: address, amount: uint256):
     if amount > 0:
-        assert extcall IERC20(TOKEN).transfer(to, amount, default_return_value=True), "transfer failed"
+        assert extcall IERC20(TOKEN).transfer(to, amount, default_return_value=True), "job_market: transfer failed"
 
 
 
 
 @internal
 def _set_params(p: Params):
-    assert p.fee_bps <= MAX_FEE_BPS, "fee too high"
-    assert p.collateral_bps > 0, "collateral is zero"
-    assert p.collateral_bps <= MAX_COLLATERAL_BPS, "collateral too high"
-    assert p.challenge_window >= MIN_WINDOW_SECONDS, "challenge window too short"
-    assert p.challenge_window <= MAX_WINDOW_SECONDS, "challenge window too long"
-    assert p.audit_timeout >= MIN_WINDOW_SECONDS, "audit timeout too short"
-    assert p.audit_timeout <= MAX_WINDOW_SECONDS, "audit timeout too long"
-    assert p.min_accept_window >= MIN_WINDOW_SECONDS, "accept window bounds invalid"
-    assert p.min_accept_window <= p.max_accept_window, "accept window bounds invalid"
-    assert p.max_accept_window <= MAX_WINDOW_SECONDS, "accept window bounds invalid"
-    assert p.min_complete_within >= MIN_WINDOW_SECONDS, "completion bounds invalid"
-    assert p.min_complete_within <= p.max_complete_within, "completion bounds invalid"
-    assert p.max_complete_within <= MAX_WINDOW_SECONDS, "completion bounds invalid"
-    assert p.dispute_bond_bps <= MAX_BPS, "dispute bond too high"
-    assert p.noshow_penalty_bps <= MAX_BPS, "no-show penalty too high"
-    assert p.user_compensation_bps + p.challenger_reward_bps <= MAX_BPS, "slash shares above 100%"
-    assert p.base_audit_bps <= MAX_BPS, "audit rate above 100%"
-    assert p.new_provider_audit_bps <= MAX_BPS, "audit rate above 100%"
-    assert p.bad_record_audit_bps <= MAX_BPS, "audit rate above 100%"
-    assert p.trusted_after_jobs <= MAX_TRUSTED_AFTER_JOBS, "trusted_after_jobs too high"
+    assert p.fee_bps <= MAX_FEE_BPS, "job_market: fee too high"
+    assert p.collateral_bps > 0, "job_market: collateral is zero"
+    assert p.collateral_bps <= MAX_COLLATERAL_BPS, "job_market: collateral too high"
+    assert p.challenge_window >= MIN_WINDOW_SECONDS, "job_market: challenge window too short"
+    assert p.challenge_window <= MAX_WINDOW_SECONDS, "job_market: challenge window too long"
+    assert p.audit_timeout >= MIN_WINDOW_SECONDS, "job_market: audit timeout too short"
+    assert p.audit_timeout <= MAX_WINDOW_SECONDS, "job_market: audit timeout too long"
+    assert p.min_accept_window >= MIN_WINDOW_SECONDS, "job_market: accept window bounds invalid"
+    assert p.min_accept_window <= p.max_accept_window, "job_market: accept window bounds invalid"
+    assert p.max_accept_window <= MAX_WINDOW_SECONDS, "job_market: accept window bounds invalid"
+    assert p.min_complete_within >= MIN_WINDOW_SECONDS, "job_market: completion bounds invalid"
+    assert p.min_complete_within <= p.max_complete_within, "job_market: completion bounds invalid"
+    assert p.max_complete_within <= MAX_WINDOW_SECONDS, "job_market: completion bounds invalid"
+    assert p.dispute_bond_bps <= MAX_BPS, "job_market: dispute bond too high"
+    assert p.noshow_penalty_bps <= MAX_BPS, "job_market: no-show penalty too high"
+    assert p.user_compensation_bps + p.challenger_reward_bps <= MAX_BPS, "job_market: slash shares above 100%"
+    assert p.base_audit_bps <= MAX_BPS, "job_market: audit rate above 100%"
+    assert p.new_provider_audit_bps <= MAX_BPS, "job_market: audit rate above 100%"
+    assert p.bad_record_audit_bps <= MAX_BPS, "job_market: audit rate above 100%"
+    assert p.trusted_after_jobs <= MAX_TRUSTED_AFTER_JOBS, "job_market: trusted_after_jobs too high"
     # A detection rate near zero would demand unbounded collateral.
-    assert p.detection_bps >= MAX_BPS // 2, "detection rate below 50%"
-    assert p.detection_bps <= MAX_BPS, "detection rate above 100%"
+    assert p.detection_bps >= MAX_BPS // 2, "job_market: detection rate below 50%"
+    assert p.detection_bps <= MAX_BPS, "job_market: detection rate above 100%"
     self._hot_params = (
         (p.fee_bps << _FEE_BPS_SHIFT)
         | (p.collateral_bps << _COLLATERAL_BPS_SHIFT)

@@ -177,12 +177,12 @@ def reverts(chain, em, token):
 
 def _records(provider, provider2, attacker):
     """Jobs and machines of one epoch (0): provider works and runs 2 machines, provider2 only
-    has availability (its job expired: no work, but no invalid result either), attacker's job
-    failed (invalid: no availability share) and its machine has no attestation."""
+    has availability (its job was cancelled by its user: no work, no fault of its own),
+    attacker's job failed (invalid: no availability share) and its machine has no attestation."""
     jobs = [
         E.JobRecord(provider.address, 0, JobStatus.FINALIZED, 1_000, 3 * ONE_TOKEN),
         E.JobRecord(provider.address, 0, JobStatus.FINALIZED, 500, 1 * ONE_TOKEN),
-        E.JobRecord(provider2.address, 0, JobStatus.EXPIRED, 1_000, 4 * ONE_TOKEN),
+        E.JobRecord(provider2.address, 0, JobStatus.CANCELLED, 1_000, 4 * ONE_TOKEN),
         E.JobRecord(attacker.address, 0, JobStatus.FAILED, 9_000, 9 * ONE_TOKEN),
         E.JobRecord(provider.address, 1, JobStatus.FINALIZED, 9_000, 9 * ONE_TOKEN),
     ]

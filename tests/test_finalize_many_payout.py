@@ -112,7 +112,7 @@ def test_finalize_many__one_job_not_ready__reverts_whole_batch(
         jobs.track(market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=provider))
         ids.append(job_id)
     before = token.balanceOf(provider)
-    with ape.reverts("challenge window open"):
+    with ape.reverts("job_market: challenge window open"):
         market.finalize_many(ids, [jobs.t(i) for i in ids], sender=keeper)
     assert token.balanceOf(provider) == before
     assert [market.job_status(i) for i in ids] == [JobStatus.SUBMITTED] * 2

@@ -84,10 +84,10 @@ def test_roles__local_deployment_wiring(market, registry, deployer, attacker, ro
 @pytest.mark.parametrize(
     "which,message",
     [
-        ("token", "token is the zero address"),
-        ("registry", "registry is the zero address"),
-        ("settlement", "settlement is the zero address"),
-        ("params", "fee too high"),
+        ("token", "job_market: token is the zero address"),
+        ("registry", "job_market: registry is the zero address"),
+        ("settlement", "job_market: settlement is the zero address"),
+        ("params", "job_market: fee too high"),
     ],
 )
 def test_constructor__invalid_argument__reverts(project, deployer, token, registry, settlement, which, message):
@@ -144,29 +144,29 @@ def test_set_params__not_admin__reverts(market, attacker, keeper, snap):
 @pytest.mark.parametrize(
     "changes,message",
     [
-        ({"fee_bps": 2_001}, "fee too high"),
-        ({"collateral_bps": 0}, "collateral is zero"),
-        ({"collateral_bps": 1_000_001}, "collateral too high"),
-        ({"challenge_window": 59}, "challenge window too short"),
-        ({"challenge_window": MAX_WINDOW + 1}, "challenge window too long"),
-        ({"audit_timeout": 59}, "audit timeout too short"),
-        ({"audit_timeout": MAX_WINDOW + 1}, "audit timeout too long"),
-        ({"min_accept_window": 59}, "accept window bounds invalid"),
-        ({"min_accept_window": 7_200, "max_accept_window": 7_199}, "accept window bounds invalid"),
-        ({"max_accept_window": MAX_WINDOW + 1}, "accept window bounds invalid"),
-        ({"min_complete_within": 59}, "completion bounds invalid"),
-        ({"min_complete_within": 7_200, "max_complete_within": 7_199}, "completion bounds invalid"),
-        ({"max_complete_within": MAX_WINDOW + 1}, "completion bounds invalid"),
-        ({"dispute_bond_bps": MAX_BPS + 1}, "dispute bond too high"),
-        ({"noshow_penalty_bps": MAX_BPS + 1}, "no-show penalty too high"),
-        ({"user_compensation_bps": 5_001, "challenger_reward_bps": 5_000}, "slash shares above 100%"),
-        ({"user_compensation_bps": MAX_BPS + 1, "challenger_reward_bps": 0}, "slash shares above 100%"),
-        ({"base_audit_bps": MAX_BPS + 1}, "audit rate above 100%"),
-        ({"new_provider_audit_bps": MAX_BPS + 1}, "audit rate above 100%"),
-        ({"bad_record_audit_bps": MAX_BPS + 1}, "audit rate above 100%"),
-        ({"trusted_after_jobs": 65_536}, "trusted_after_jobs too high"),
-        ({"detection_bps": 4_999}, "detection rate below 50%"),
-        ({"detection_bps": MAX_BPS + 1}, "detection rate above 100%"),
+        ({"fee_bps": 2_001}, "job_market: fee too high"),
+        ({"collateral_bps": 0}, "job_market: collateral is zero"),
+        ({"collateral_bps": 1_000_001}, "job_market: collateral too high"),
+        ({"challenge_window": 59}, "job_market: challenge window too short"),
+        ({"challenge_window": MAX_WINDOW + 1}, "job_market: challenge window too long"),
+        ({"audit_timeout": 59}, "job_market: audit timeout too short"),
+        ({"audit_timeout": MAX_WINDOW + 1}, "job_market: audit timeout too long"),
+        ({"min_accept_window": 59}, "job_market: accept window bounds invalid"),
+        ({"min_accept_window": 7_200, "max_accept_window": 7_199}, "job_market: accept window bounds invalid"),
+        ({"max_accept_window": MAX_WINDOW + 1}, "job_market: accept window bounds invalid"),
+        ({"min_complete_within": 59}, "job_market: completion bounds invalid"),
+        ({"min_complete_within": 7_200, "max_complete_within": 7_199}, "job_market: completion bounds invalid"),
+        ({"max_complete_within": MAX_WINDOW + 1}, "job_market: completion bounds invalid"),
+        ({"dispute_bond_bps": MAX_BPS + 1}, "job_market: dispute bond too high"),
+        ({"noshow_penalty_bps": MAX_BPS + 1}, "job_market: no-show penalty too high"),
+        ({"user_compensation_bps": 5_001, "challenger_reward_bps": 5_000}, "job_market: slash shares above 100%"),
+        ({"user_compensation_bps": MAX_BPS + 1, "challenger_reward_bps": 0}, "job_market: slash shares above 100%"),
+        ({"base_audit_bps": MAX_BPS + 1}, "job_market: audit rate above 100%"),
+        ({"new_provider_audit_bps": MAX_BPS + 1}, "job_market: audit rate above 100%"),
+        ({"bad_record_audit_bps": MAX_BPS + 1}, "job_market: audit rate above 100%"),
+        ({"trusted_after_jobs": 65_536}, "job_market: trusted_after_jobs too high"),
+        ({"detection_bps": 4_999}, "job_market: detection rate below 50%"),
+        ({"detection_bps": MAX_BPS + 1}, "job_market: detection rate above 100%"),
     ],
     ids=[
         "fee_high",
@@ -266,9 +266,9 @@ def test_set_params__new_windows_apply_to_later_calls(
     assert jobs[job_id]["challenge_end"] == _ts(chain, tx) + 600
     tx = market.dispute(job_id, jobs.t(job_id), sender=user2)
     assert market.disputes(job_id).audit_deadline == _ts(chain, tx) + 120
-    with ape.reverts("accept window too short"):
+    with ape.reverts("job_market: accept window too short"):
         market.create_job(ZERO_ADDRESS, CPU, SPEC, UNITS, PRICE, 119, 60, MAX_TOKENS, sender=user)
-    with ape.reverts("completion time too long"):
+    with ape.reverts("job_market: completion time too long"):
         market.create_job(ZERO_ADDRESS, CPU, SPEC, UNITS, PRICE, 120, 121, MAX_TOKENS, sender=user)
     market.create_job(ZERO_ADDRESS, CPU, SPEC, UNITS, PRICE, 120, 120, MAX_TOKENS, sender=user)
 

@@ -170,7 +170,7 @@ def test_draw__certain__finalize_refused_until_audited(
     chain.mine(1)
     assert market.audit_drawn(job_id, jobs.t(job_id))
     chain.pending_timestamp += AUDITS.challenge_window + 1
-    with ape.reverts("job drawn for audit"):
+    with ape.reverts("job_market: job drawn for audit"):
         market.finalize(job_id, jobs.t(job_id), sender=keeper)
 
 
@@ -182,7 +182,7 @@ def test_draw__zero_rate__never_drawn_and_finalizes(
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
     chain.mine(1)
     assert not market.audit_drawn(job_id, jobs.t(job_id))
-    with ape.reverts("job not drawn for audit"):
+    with ape.reverts("job_market: job not drawn for audit"):
         market.open_audit(job_id, jobs.t(job_id), sender=keeper)
     chain.pending_timestamp += AUDITS.challenge_window + 1
     market.finalize(job_id, jobs.t(job_id), sender=keeper)
@@ -232,7 +232,7 @@ def test_open_audit__drawn__anyone_opens_without_bond(
     assert market.job_status(job_id) == JobStatus.AUDIT
     assert tuple(market.disputes(job_id))[:2] == (ZERO, 0)
     assert token.balanceOf(keeper) == before
-    with ape.reverts("job not submitted"):
+    with ape.reverts("job_market: job not submitted"):
         market.open_audit(job_id, jobs.t(job_id), sender=keeper)
 
 
@@ -242,7 +242,7 @@ def test_open_audit__after_challenge_window__reverts(
     machine_id = make_provider(provider)
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
     chain.pending_timestamp += AUDITS.challenge_window + 1
-    with ape.reverts("challenge window over"):
+    with ape.reverts("job_market: challenge window over"):
         market.open_audit(job_id, jobs.t(job_id), sender=keeper)
 
 
@@ -320,7 +320,7 @@ def test_verdict__dispute__reputation_records_dispute_outcome(
         ("one_signer", "oracle_hub: not enough signatures"),
         ("other_result", "oracle_hub: verdict is for another result"),
         ("wrong_nonce", "oracle_hub: wrong nonce"),
-        ("not_in_audit", "job not in audit"),
+        ("not_in_audit", "job_market: job not in audit"),
     ],
 )
 def test_submit_verdict__bad_report__reverts_nothing_changes(
@@ -434,7 +434,7 @@ def test_create_job_with_permit__payment_above_max_tokens__reverts_permit_unused
     v, r, s = _permit(token, payer.private_key, payer.address, market.address, PAYMENT, deadline, chain)
     max_tokens = PAYMENT - 1  # the price moved against the payer between its quote and its transaction
     args = _permit_args(provider, max_tokens, PAYMENT, deadline, v, r, s)
-    with ape.reverts("payment above max tokens"):
+    with ape.reverts("job_market: payment above max tokens"):
         market.create_job_with_permit(*args, sender=payer)
     assert token.balanceOf(payer) == PAYMENT and market.job_count() == 0
     assert token.allowance(payer, market) == 0 and token.nonces(payer) == 0  # the permit rolled back too
@@ -486,7 +486,7 @@ def test_dispute__drawn_job__refused_so_a_provider_cannot_self_dispute(
     machine_id = make_provider(provider)
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
     chain.mine(1)
-    with ape.reverts("job drawn for audit"):
+    with ape.reverts("job_market: job drawn for audit"):
         market.dispute(job_id, jobs.t(job_id), sender=attacker)
     market.open_audit(job_id, jobs.t(job_id), sender=keeper)
     assert tuple(market.disputes(job_id))[:2] == (ZERO, 0)

@@ -137,23 +137,23 @@ def test_create_jobs__max_batch__works__one_more__reverts(market, jobs, user, sn
 
 
 def test_create_jobs__empty_batch__reverts(market, user, snap):
-    with no_change(snap), ape.reverts("empty batch"):
+    with no_change(snap), ape.reverts("job_market: empty batch"):
         _create_jobs(market, user, specs=[], units=[])
 
 
 def test_create_jobs__length_mismatch__reverts(market, user, snap):
     with no_change(snap):
-        with ape.reverts("length mismatch"):
+        with ape.reverts("job_market: length mismatch"):
             _create_jobs(market, user, specs=SPECS, units=UNIT_LIST[:2])
-        with ape.reverts("length mismatch"):
+        with ape.reverts("job_market: length mismatch"):
             _create_jobs(market, user, specs=SPECS[:2], units=UNIT_LIST)
 
 
 @pytest.mark.parametrize(
     "specs,units,message",
     [
-        ([SPECS[0], ZERO32, SPECS[2]], UNIT_LIST, "spec hash is empty"),
-        (SPECS, [UNITS, UNITS, 0], "compute units is zero"),
+        ([SPECS[0], ZERO32, SPECS[2]], UNIT_LIST, "job_market: spec hash is empty"),
+        (SPECS, [UNITS, UNITS, 0], "job_market: compute units is zero"),
     ],
     ids=["empty_spec", "zero_units"],
 )
@@ -166,19 +166,19 @@ def test_create_jobs__one_bad_job__reverts_whole_batch(market, user, snap, specs
 def test_create_jobs__pricing_checks__revert(make_provider, market, provider, provider2, user, snap):
     make_provider(provider)
     with no_change(snap):
-        with ape.reverts("unknown class"):
+        with ape.reverts("job_market: unknown class"):
             _create_jobs(market, user, class_id=99)
-        with ape.reverts("offer above max price"):
+        with ape.reverts("job_market: offer above max price"):
             _create_jobs(market, user, provider, max_price=PRICE - 1)
-        with ape.reverts("provider has no offer"):
+        with ape.reverts("job_market: provider has no offer"):
             _create_jobs(market, user, provider2)
-        with ape.reverts("price is zero"):
+        with ape.reverts("job_market: price is zero"):
             _create_jobs(market, user, max_price=0)
-        with ape.reverts("accept window too short"):
+        with ape.reverts("job_market: accept window too short"):
             _create_jobs(market, user, accept_window=P.min_accept_window - 1)
-        with ape.reverts("completion time too long"):
+        with ape.reverts("job_market: completion time too long"):
             _create_jobs(market, user, complete_within=P.max_complete_within + 1)
-        with ape.reverts("payment above max tokens"):
+        with ape.reverts("job_market: payment above max tokens"):
             _create_jobs(market, user, max_tokens=PRICE * sum(UNIT_LIST) - 1)
 
 
@@ -219,16 +219,16 @@ def test_accept_jobs__three__locks_sum_of_collateral_once(
 
 def test_accept_jobs__empty_batch__reverts(make_provider, market, provider, snap):
     machine_id = make_provider(provider)
-    with no_change(snap), ape.reverts("empty batch"):
+    with no_change(snap), ape.reverts("job_market: empty batch"):
         market.accept_jobs([], [], machine_id, sender=provider)
 
 
 def test_accept_jobs__length_mismatch__reverts(open_batch, make_provider, market, jobs, provider, snap):
     machine_id = make_provider(provider)
     with no_change(snap):
-        with ape.reverts("length mismatch"):
+        with ape.reverts("job_market: length mismatch"):
             market.accept_jobs(open_batch, [jobs.t(i) for i in open_batch[:2]], machine_id, sender=provider)
-        with ape.reverts("length mismatch"):
+        with ape.reverts("job_market: length mismatch"):
             market.accept_jobs(open_batch[:2], [jobs.t(i) for i in open_batch], machine_id, sender=provider)
 
 
@@ -238,7 +238,7 @@ def test_accept_jobs__class_mismatch_in_batch__reverts(
     machine_id = make_provider(provider)
     t4_id, _ = make_job(user, target=False, class_id=T4)
     ids = [open_batch[0], t4_id]
-    with no_change(snap), ape.reverts("class mismatch in batch"):
+    with no_change(snap), ape.reverts("job_market: class mismatch in batch"):
         market.accept_jobs(ids, [jobs.t(i) for i in ids], machine_id, sender=provider)
 
 
@@ -263,12 +263,12 @@ def test_accept_jobs__one_bad_job__reverts_whole_batch(
             market.accept_jobs(ids, tuples, machine_id, sender=provider)
 
     with no_change(snap):
-        attempt([a, taken, c], [jobs.t(a), jobs.t(taken), jobs.t(c)], "job not open")
+        attempt([a, taken, c], [jobs.t(a), jobs.t(taken), jobs.t(c)], "job_market: job not open")
         # A duplicate: the first copy moved the job on, so the second (Open) struct is stale.
-        attempt([a, b, a], [jobs.t(a), jobs.t(b), jobs.t(a)], "job data mismatch")
-        attempt([a, b, c], [jobs.t(a), tampered(jobs, b, "payment"), jobs.t(c)], "job data mismatch")
-        attempt([a, b, c], [jobs.t(a), jobs.t(b), jobs.t(b)], "job data mismatch")  # swapped struct
-        attempt([a, for_other], [jobs.t(a), jobs.t(for_other)], "job is for another provider")
+        attempt([a, b, a], [jobs.t(a), jobs.t(b), jobs.t(a)], "job_market: job data mismatch")
+        attempt([a, b, c], [jobs.t(a), tampered(jobs, b, "payment"), jobs.t(c)], "job_market: job data mismatch")
+        attempt([a, b, c], [jobs.t(a), jobs.t(b), jobs.t(b)], "job_market: job data mismatch")  # swapped struct
+        attempt([a, for_other], [jobs.t(a), jobs.t(for_other)], "job_market: job is for another provider")
     for job_id in open_batch:
         assert market.job_status(job_id) == JobStatus.OPEN
 
@@ -280,7 +280,7 @@ def test_accept_jobs__one_past_accept_by__reverts_whole_batch(
     early, _ = make_job(user, target=False, accept_window=P.min_accept_window)
     late, _ = make_job(user, target=False)
     chain.pending_timestamp = jobs[early]["accept_by"] + 1
-    with no_change(snap), ape.reverts("acceptance window over"):
+    with no_change(snap), ape.reverts("job_market: acceptance window over"):
         market.accept_jobs([late, early], [jobs.t(late), jobs.t(early)], machine_id, sender=provider)
 
 
@@ -327,7 +327,7 @@ def test_submit_results__three__submits_each(running_batch, market, token, jobs,
 
 
 def test_submit_results__empty_batch__reverts(market, provider, snap):
-    with no_change(snap), ape.reverts("empty batch"):
+    with no_change(snap), ape.reverts("job_market: empty batch"):
         market.submit_results([], [], [], [], sender=provider)
 
 
@@ -340,7 +340,7 @@ def test_submit_results__length_mismatch__reverts(running_batch, market, jobs, p
             (ids, tuples, [RESULT] * 2, ["u"] * 3),
             (ids, tuples, [RESULT] * 3, ["u"] * 4),
         ):
-            with ape.reverts("length mismatch"):
+            with ape.reverts("job_market: length mismatch"):
                 market.submit_results(*args, sender=provider)
 
 
@@ -349,11 +349,11 @@ def test_submit_results__one_bad_job__reverts_whole_batch(running_batch, make_jo
     a, b, c = ids
     jobs.track(market.submit_result(c, jobs.t(c), RESULT, "c", sender=provider))
     with no_change(snap):
-        with ape.reverts("job not running"):
+        with ape.reverts("job_market: job not running"):
             market.submit_results(ids, [jobs.t(i) for i in ids], [RESULT] * 3, ["u"] * 3, sender=provider)
-        with ape.reverts("result hash is empty"):
+        with ape.reverts("job_market: result hash is empty"):
             market.submit_results([a, b], [jobs.t(a), jobs.t(b)], [RESULT, ZERO32], ["u"] * 2, sender=provider)
-        with ape.reverts("caller is not the provider"):
+        with ape.reverts("job_market: caller is not the provider"):
             market.submit_results([a, b], [jobs.t(a), jobs.t(b)], [RESULT] * 2, ["u"] * 2, sender=user)
     assert [market.job_status(i) for i in ids] == [JobStatus.RUNNING, JobStatus.RUNNING, JobStatus.SUBMITTED]
 
@@ -401,9 +401,9 @@ def test_finalize_many__empty_or_length_mismatch__reverts(submitted_batch, marke
     ids, _ = submitted_batch
     chain.pending_timestamp = jobs[ids[0]]["challenge_end"] + 1
     with no_change(snap):
-        with ape.reverts("empty batch"):
+        with ape.reverts("job_market: empty batch"):
             market.finalize_many([], [], sender=keeper)
-        with ape.reverts("length mismatch"):
+        with ape.reverts("job_market: length mismatch"):
             market.finalize_many(ids, [jobs.t(i) for i in ids[:2]], sender=keeper)
 
 
@@ -419,12 +419,12 @@ def test_finalize_many__one_not_ready__reverts_whole_batch(
     chain.pending_timestamp = jobs[ids[0]]["challenge_end"] + 1
     a, b, audited = ids
     with no_change(snap):
-        with ape.reverts("challenge window open"):
+        with ape.reverts("job_market: challenge window open"):
             market.finalize_many([a, late], [jobs.t(a), jobs.t(late)], sender=keeper)
-        with ape.reverts("audit in progress"):
+        with ape.reverts("job_market: audit in progress"):
             market.finalize_many([a, audited], [jobs.t(a), jobs.t(audited)], sender=keeper)
-        with ape.reverts("job not finalizable"):
+        with ape.reverts("job_market: job not finalizable"):
             market.finalize_many([a, b, a], [jobs.t(a), jobs.t(b), jobs.t(a)], sender=keeper)  # duplicate
-        with ape.reverts("job data mismatch"):
+        with ape.reverts("job_market: job data mismatch"):
             market.finalize_many([a, b], [jobs.t(a), tampered(jobs, b, "fee_bps")], sender=keeper)
     assert [market.job_status(i) for i in ids] == [JobStatus.SUBMITTED, JobStatus.SUBMITTED, JobStatus.AUDIT]

@@ -88,7 +88,7 @@ def test_dispute__at_challenge_end__works__one_second_after__reverts(submitted_j
         market.dispute(job_id, jobs.t(job_id), sender=user2)
         assert market.job_status(job_id) == JobStatus.AUDIT
     chain.pending_timestamp = challenge_end + 1
-    with no_change(snap), ape.reverts("challenge window over"):
+    with no_change(snap), ape.reverts("job_market: challenge window over"):
         market.dispute(job_id, jobs.t(job_id), sender=user2)
 
 
@@ -107,7 +107,7 @@ def test_dispute__not_submitted__reverts(
     market.finalize(finalized_id, jobs.t(finalized_id), sender=keeper)
     with no_change(snap):
         for job_id in (open_id, running_id, audit_id, finalized_id):
-            with ape.reverts("job not submitted"):
+            with ape.reverts("job_market: job not submitted"):
                 market.dispute(job_id, jobs.t(job_id), sender=user2)
 
 
@@ -121,7 +121,7 @@ def test_dispute__tampered_job__reverts(submitted_job, market, jobs, user2, snap
     job_id, _ = submitted_job
     with no_change(snap):
         for field in ("challenge_end", "payment", "result_hash"):
-            with ape.reverts("job data mismatch"):
+            with ape.reverts("job_market: job data mismatch"):
                 market.dispute(job_id, tampered(jobs, job_id, field), sender=user2)
 
 
@@ -193,7 +193,7 @@ def test_post_verdict__at_audit_deadline__works__one_second_after__reverts(
     chain.pending_timestamp = deadline + 1
     with no_change(snap):
         for valid in (True, False):
-            with ape.reverts("audit deadline passed"):
+            with ape.reverts("job_market: audit deadline passed"):
                 market.post_verdict(job_id, jobs.t(job_id), valid, sender=deployer)
 
 
@@ -363,7 +363,7 @@ def test_post_verdict__not_in_audit__reverts(
     with no_change(snap):
         for job_id in (open_id, running_id, submitted_id, decided_id):
             for valid in (True, False):
-                with ape.reverts("job not in audit"):
+                with ape.reverts("job_market: job not in audit"):
                     market.post_verdict(job_id, jobs.t(job_id), valid, sender=deployer)
 
 
@@ -371,7 +371,7 @@ def test_post_verdict__tampered_job__reverts(disputed_job, market, jobs, deploye
     job_id, _ = disputed_job
     with no_change(snap):
         for field in ("provider", "collateral", "payment", "user", "result_hash"):
-            with ape.reverts("job data mismatch"):
+            with ape.reverts("job_market: job data mismatch"):
                 market.post_verdict(job_id, tampered(jobs, job_id, field), False, sender=deployer)
 
 
@@ -386,7 +386,7 @@ def test_finalize__audit__at_deadline_reverts__after_pays_provider_and_returns_b
     job_id, _ = disputed_job
     deadline = market.disputes(job_id).audit_deadline
     chain.pending_timestamp = deadline
-    with no_change(snap), ape.reverts("audit in progress"):
+    with no_change(snap), ape.reverts("job_market: audit in progress"):
         market.finalize(job_id, jobs.t(job_id), sender=keeper)
     chain.pending_timestamp = deadline + 1
     ledger.mark()
@@ -405,7 +405,7 @@ def test_finalize__audit__at_deadline_reverts__after_pays_provider_and_returns_b
     assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
     assert_books(market, token, jobs)
     # The verdict comes too late for the finalized job.
-    with no_change(snap), ape.reverts("job not in audit"):
+    with no_change(snap), ape.reverts("job_market: job not in audit"):
         market.post_verdict(job_id, jobs.t(job_id), False, sender=deployer)
 
 
@@ -413,12 +413,12 @@ def test_finalize__audit_twice__reverts(disputed_job, market, jobs, chain, keepe
     job_id, _ = disputed_job
     chain.pending_timestamp = market.disputes(job_id).audit_deadline + 1
     market.finalize(job_id, jobs.t(job_id), sender=keeper)
-    with no_change(snap), ape.reverts("job not finalizable"):
+    with no_change(snap), ape.reverts("job_market: job not finalizable"):
         market.finalize(job_id, jobs.t(job_id), sender=keeper)
 
 
 def test_expire__audit__reverts(disputed_job, market, jobs, chain, keeper, snap):
     job_id, _ = disputed_job
     chain.pending_timestamp = market.disputes(job_id).audit_deadline + 1
-    with no_change(snap), ape.reverts("job cannot expire"):
+    with no_change(snap), ape.reverts("job_market: job cannot expire"):
         market.expire(job_id, jobs.t(job_id), sender=keeper)

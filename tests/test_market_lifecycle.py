@@ -139,23 +139,23 @@ def test_create_job__ids_are_sequential(make_job, market, user, user2):
 
 @pytest.mark.parametrize("class_id", [0, 99])
 def test_create_job__unknown_class__reverts(market, user, snap, class_id):
-    with no_change(snap), ape.reverts("unknown class"):
+    with no_change(snap), ape.reverts("job_market: unknown class"):
         _create(market, user, class_id=class_id)
 
 
 def test_create_job__disabled_class__reverts(market, registry, deployer, user, snap):
     registry.set_gpu_class(T4, "T4", 25 * ONE_TOKEN, False, sender=deployer)
-    with no_change(snap), ape.reverts("unknown class"):
+    with no_change(snap), ape.reverts("job_market: unknown class"):
         _create(market, user, class_id=T4)
 
 
 @pytest.mark.parametrize(
     "accept_window,complete_within,message",
     [
-        (P.min_accept_window - 1, COMPLETE_WITHIN, "accept window too short"),
-        (P.max_accept_window + 1, COMPLETE_WITHIN, "accept window too long"),
-        (ACCEPT_WINDOW, P.min_complete_within - 1, "completion time too short"),
-        (ACCEPT_WINDOW, P.max_complete_within + 1, "completion time too long"),
+        (P.min_accept_window - 1, COMPLETE_WITHIN, "job_market: accept window too short"),
+        (P.max_accept_window + 1, COMPLETE_WITHIN, "job_market: accept window too long"),
+        (ACCEPT_WINDOW, P.min_complete_within - 1, "job_market: completion time too short"),
+        (ACCEPT_WINDOW, P.max_complete_within + 1, "job_market: completion time too long"),
     ],
     ids=["accept_short", "accept_long", "complete_short", "complete_long"],
 )
@@ -174,7 +174,7 @@ def test_create_job__windows_at_bounds__accepted(market, jobs, chain, user):
 
 
 def test_create_job__open_job_price_zero__reverts(market, user, snap):
-    with no_change(snap), ape.reverts("price is zero"):
+    with no_change(snap), ape.reverts("job_market: price is zero"):
         _create(market, user, ZERO_ADDRESS, max_price=0)
 
 
@@ -182,18 +182,18 @@ def test_create_job__provider_without_offer__reverts(make_provider, registry, ma
     make_provider(provider)  # offers CPU only
     make_provider(provider2, price=0)  # registered, no offer
     with no_change(snap):
-        with ape.reverts("provider has no offer"):
+        with ape.reverts("job_market: provider has no offer"):
             _create(market, user, provider2)
-        with ape.reverts("provider has no offer"):
+        with ape.reverts("job_market: provider has no offer"):
             _create(market, user, provider, class_id=T4)
     registry.set_offer(CPU, 0, sender=provider)  # offer withdrawn
-    with no_change(snap), ape.reverts("provider has no offer"):
+    with no_change(snap), ape.reverts("job_market: provider has no offer"):
         _create(market, user, provider)
 
 
 def test_create_job__offer_above_max_price__reverts(make_provider, market, jobs, provider, user, snap):
     make_provider(provider)
-    with no_change(snap), ape.reverts("offer above max price"):
+    with no_change(snap), ape.reverts("job_market: offer above max price"):
         _create(market, user, provider, max_price=PRICE - 1)
     # An offer equal to the max price is taken.
     tx = jobs.track(_create(market, user, provider, max_price=PRICE))
@@ -201,12 +201,12 @@ def test_create_job__offer_above_max_price__reverts(make_provider, market, jobs,
 
 
 def test_create_job__empty_spec_hash__reverts(market, user, snap):
-    with no_change(snap), ape.reverts("spec hash is empty"):
+    with no_change(snap), ape.reverts("job_market: spec hash is empty"):
         _create(market, user, spec=ZERO32)
 
 
 def test_create_job__zero_compute_units__reverts(market, user, snap):
-    with no_change(snap), ape.reverts("compute units is zero"):
+    with no_change(snap), ape.reverts("job_market: compute units is zero"):
         _create(market, user, units=0)
 
 
@@ -387,18 +387,18 @@ def test_accept__at_accept_by__works__one_second_after__reverts(
         market.accept(job_id, jobs.t(job_id), machine_id, sender=provider)
         assert market.job_status(job_id) == JobStatus.RUNNING
     chain.pending_timestamp = job["accept_by"] + 1
-    with no_change(snap), ape.reverts("acceptance window over"):
+    with no_change(snap), ape.reverts("job_market: acceptance window over"):
         market.accept(job_id, jobs.t(job_id), machine_id, sender=provider)
 
 
 def test_accept__twice__reverts(running_job, market, jobs, provider, snap):
     job_id, machine_id = running_job
     with no_change(snap):
-        with ape.reverts("job not open"):
+        with ape.reverts("job_market: job not open"):
             market.accept(job_id, jobs.t(job_id), machine_id, sender=provider)
         # The struct as it was when Open no longer matches the commitment.
         stale = dict(jobs[job_id], provider=provider.address, machine_id=0, complete_by=0)
-        with ape.reverts("job data mismatch"):
+        with ape.reverts("job_market: job data mismatch"):
             market.accept(job_id, tuple(stale[f] for f in JOB_FIELDS), machine_id, sender=provider)
 
 
@@ -408,7 +408,7 @@ def test_accept__targeted_job_by_other_provider__reverts(
     make_provider(provider)
     machine2 = make_provider(provider2)
     job_id, _ = make_job(user)  # for `provider`
-    with no_change(snap), ape.reverts("job is for another provider"):
+    with no_change(snap), ape.reverts("job_market: job is for another provider"):
         market.accept(job_id, jobs.t(job_id), machine2, sender=provider2)
 
 
@@ -478,7 +478,7 @@ def test_accept__cancelled_job__reverts(make_provider, make_job, market, jobs, p
     machine_id = make_provider(provider)
     job_id, _ = make_job(user)
     market.cancel(job_id, jobs.t(job_id), sender=user)
-    with no_change(snap), ape.reverts("job not open"):
+    with no_change(snap), ape.reverts("job_market: job not open"):
         market.accept(job_id, jobs.t(job_id), machine_id, sender=provider)
 
 
@@ -487,7 +487,7 @@ def test_accept__tampered_job__reverts_for_every_field(make_provider, make_job, 
     job_id, _ = make_job(user)
     with no_change(snap):
         for field in JOB_FIELDS:
-            with ape.reverts("job data mismatch"):
+            with ape.reverts("job_market: job data mismatch"):
                 market.accept(job_id, tampered(jobs, job_id, field), machine_id, sender=provider)
 
 
@@ -509,7 +509,7 @@ def test_unknown_job__every_entry_point__reverts(running_job, market, jobs, prov
     with no_change(snap):
         for call in calls.values():
             for unknown in (0, job_id + 1):
-                with ape.reverts("unknown job"):
+                with ape.reverts("job_market: unknown job"):
                     call(unknown)
 
 
@@ -550,7 +550,7 @@ def test_submit_result__at_complete_by__works__one_second_after__reverts(
         market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=provider)
         assert market.job_status(job_id) == JobStatus.SUBMITTED
     chain.pending_timestamp = complete_by + 1
-    with no_change(snap), ape.reverts("completion deadline passed"):
+    with no_change(snap), ape.reverts("job_market: completion deadline passed"):
         market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=provider)
 
 
@@ -558,26 +558,26 @@ def test_submit_result__not_the_provider__reverts(running_job, market, jobs, use
     job_id, _ = running_job
     with no_change(snap):
         for caller in (user, provider2):
-            with ape.reverts("caller is not the provider"):
+            with ape.reverts("job_market: caller is not the provider"):
                 market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=caller)
 
 
 def test_submit_result__empty_result_hash__reverts(running_job, market, jobs, provider, snap):
     job_id, _ = running_job
-    with no_change(snap), ape.reverts("result hash is empty"):
+    with no_change(snap), ape.reverts("job_market: result hash is empty"):
         market.submit_result(job_id, jobs.t(job_id), ZERO32, "r", sender=provider)
 
 
 def test_submit_result__twice__reverts(submitted_job, market, jobs, provider, snap):
     job_id, _ = submitted_job
-    with no_change(snap), ape.reverts("job not running"):
+    with no_change(snap), ape.reverts("job_market: job not running"):
         market.submit_result(job_id, jobs.t(job_id), b"\x33" * 32, "r2", sender=provider)
 
 
 def test_submit_result__open_job__reverts(make_provider, make_job, market, jobs, provider, user, snap):
     make_provider(provider)
     job_id, _ = make_job(user)
-    with no_change(snap), ape.reverts("job not running"):
+    with no_change(snap), ape.reverts("job_market: job not running"):
         market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=provider)
 
 
@@ -585,7 +585,7 @@ def test_submit_result__tampered_job__reverts_for_every_field(running_job, marke
     job_id, _ = running_job
     with no_change(snap):
         for field in JOB_FIELDS:
-            with ape.reverts("job data mismatch"):
+            with ape.reverts("job_market: job data mismatch"):
                 market.submit_result(job_id, tampered(jobs, job_id, field), RESULT, "r", sender=provider)
 
 
@@ -639,7 +639,7 @@ def test_finalize__at_challenge_end__reverts__one_second_after__works(
     job_id, _ = submitted_job
     challenge_end = jobs[job_id]["challenge_end"]
     chain.pending_timestamp = challenge_end
-    with no_change(snap), ape.reverts("challenge window open"):
+    with no_change(snap), ape.reverts("job_market: challenge window open"):
         market.finalize(job_id, jobs.t(job_id), sender=keeper)
     chain.pending_timestamp = challenge_end + 1
     market.finalize(job_id, jobs.t(job_id), sender=keeper)
@@ -651,7 +651,7 @@ def test_finalize__twice__reverts(submitted_job, market, jobs, chain, keeper, sn
     job_id, _ = submitted_job
     chain.pending_timestamp = jobs[job_id]["challenge_end"] + 1
     market.finalize(job_id, jobs.t(job_id), sender=keeper)
-    with no_change(snap), ape.reverts("job not finalizable"):
+    with no_change(snap), ape.reverts("job_market: job not finalizable"):
         market.finalize(job_id, jobs.t(job_id), sender=keeper)
 
 
@@ -667,7 +667,7 @@ def test_finalize__open_running_or_cancelled__reverts(
     chain.pending_timestamp = jobs[running_id]["complete_by"] + P.challenge_window + 1
     with no_change(snap):
         for job_id in (open_id, running_id, cancelled_id):
-            with ape.reverts("job not finalizable"):
+            with ape.reverts("job_market: job not finalizable"):
                 market.finalize(job_id, jobs.t(job_id), sender=keeper)
 
 
@@ -676,7 +676,7 @@ def test_finalize__tampered_job__reverts(submitted_job, market, jobs, chain, kee
     chain.pending_timestamp = jobs[job_id]["challenge_end"] + 1
     with no_change(snap):
         for field in ("payment", "fee_bps", "provider", "challenge_end", "result_hash"):
-            with ape.reverts("job data mismatch"):
+            with ape.reverts("job_market: job data mismatch"):
                 market.finalize(job_id, tampered(jobs, job_id, field), sender=keeper)
 
 
@@ -701,7 +701,7 @@ def test_cancel__not_the_user__reverts(make_provider, make_job, market, jobs, pr
     job_id, _ = make_job(user2)
     with no_change(snap):
         for caller in (provider, attacker):
-            with ape.reverts("caller is not the user"):
+            with ape.reverts("job_market: caller is not the user"):
                 market.cancel(job_id, jobs.t(job_id), sender=caller)
 
 
@@ -711,7 +711,7 @@ def test_cancel__running_or_already_cancelled__reverts(running_job, make_job, ma
     market.cancel(cancelled_id, jobs.t(cancelled_id), sender=user)
     with no_change(snap):
         for job_id in (running_id, cancelled_id):
-            with ape.reverts("job not open"):
+            with ape.reverts("job_market: job not open"):
                 market.cancel(job_id, jobs.t(job_id), sender=user)
 
 
@@ -720,7 +720,7 @@ def test_cancel__tampered_job__reverts(make_provider, make_job, market, jobs, pr
     job_id, _ = make_job(user)
     with no_change(snap):
         for field in ("user", "payment", "accept_by"):
-            with ape.reverts("job data mismatch"):
+            with ape.reverts("job_market: job data mismatch"):
                 market.cancel(job_id, tampered(jobs, job_id, field), sender=user)
 
 
@@ -735,7 +735,7 @@ def test_expire__open_job__at_accept_by_reverts__after_cancels_and_refunds(
     make_provider(provider)
     job_id, job = make_job(user)
     chain.pending_timestamp = job["accept_by"]
-    with no_change(snap), ape.reverts("acceptance window open"):
+    with no_change(snap), ape.reverts("job_market: acceptance window open"):
         market.expire(job_id, jobs.t(job_id), sender=keeper)
     chain.pending_timestamp = job["accept_by"] + 1
     ledger.mark()
@@ -752,7 +752,7 @@ def test_expire__running_job__at_complete_by_reverts__after_refunds_and_slashes_
     job_id, _ = running_job
     complete_by = jobs[job_id]["complete_by"]
     chain.pending_timestamp = complete_by
-    with no_change(snap), ape.reverts("job not overdue"):
+    with no_change(snap), ape.reverts("job_market: job not overdue"):
         market.expire(job_id, jobs.t(job_id), sender=keeper)
     chain.pending_timestamp = complete_by + 1
     ledger.mark()
@@ -804,7 +804,7 @@ def test_expire__not_expirable_states__revert(submitted_job, make_job, market, j
     chain.pending_timestamp = jobs[submitted_id]["complete_by"] + 10 * DAY
     with no_change(snap):
         for job_id in (submitted_id, cancelled_id, expired_id):
-            with ape.reverts("job cannot expire"):
+            with ape.reverts("job_market: job cannot expire"):
                 market.expire(job_id, jobs.t(job_id), sender=keeper)
 
 
@@ -819,7 +819,7 @@ def test_expire__expired_or_finalized__reverts(
     market.expire(late_id, jobs.t(late_id), sender=keeper)
     with no_change(snap):
         for job_id in (finalized_id, late_id):
-            with ape.reverts("job cannot expire"):
+            with ape.reverts("job_market: job cannot expire"):
                 market.expire(job_id, jobs.t(job_id), sender=keeper)
 
 
@@ -828,7 +828,7 @@ def test_expire__tampered_job__reverts(running_job, market, jobs, chain, keeper,
     chain.pending_timestamp = jobs[job_id]["complete_by"] + 1
     with no_change(snap):
         for field in ("complete_by", "collateral", "payment", "user"):
-            with ape.reverts("job data mismatch"):
+            with ape.reverts("job_market: job data mismatch"):
                 market.expire(job_id, tampered(jobs, job_id, field), sender=keeper)
 
 
@@ -881,7 +881,7 @@ def test_create_job__max_tokens_below_quote__reverts__at_quote__works(
     assert quote == PAYMENT
     with no_change(snap):
         for target in (provider.address, ZERO):  # targeted (offer) and open (max price) jobs
-            with ape.reverts("payment above max tokens"):
+            with ape.reverts("job_market: payment above max tokens"):
                 _create(market, user, target, max_tokens=quote - 1)
     assert market.job_count() == 0
     ledger.mark()
@@ -901,10 +901,10 @@ def test_create_jobs__total_above_max_tokens__reverts__at_total__works(market, j
         )
 
     with no_change(snap):
-        with ape.reverts("payment above max tokens"):
+        with ape.reverts("job_market: payment above max tokens"):
             create(total - 1)
         # Every job fits the bound on its own: it bounds the batch's total.
-        with ape.reverts("payment above max tokens"):
+        with ape.reverts("job_market: payment above max tokens"):
             create(3 * PAYMENT)
     assert market.job_count() == 0
     ledger.mark()

@@ -183,6 +183,23 @@ def test_hardware_attestation__quorum_of_real_processes(tmp_path):
             assert last_block and float(last_block[0].split()[-1]) >= 1
             assert requests.get(urls[ops[0].address] + "/health", timeout=5).json()["ok"] is True
             assert len(list(hub.AttestationAccepted.range(0, chain.blocks.height + 1))) == attestations_before
+
+            # Scheduled renewal: once an Active machine's attestation is within the renewal margin
+            # (min(1 h, ttl / 4) = 15 min here) of expiring, the operators challenge it again and
+            # a quorum extends it under the next nonce, with no one asking.
+            until = registry.attested_until(honest_id)
+            nonce = hub.attestation_nonce(honest_id)
+            skip = until - chain.blocks.head.timestamp - 600  # 10 min before expiry
+            chain.provider.make_request("evm_increaseTime", [skip])
+            chain.mine()
+            deadline = time.monotonic() + 150
+            while time.monotonic() < deadline and registry.attested_until(honest_id) == until:
+                chain.mine()  # anvil mines only on transactions: keep chain time moving
+                time.sleep(1)
+            renewed = registry.attested_until(honest_id)
+            assert renewed > until, "no renewal:\n" + "\n".join(devnet.tail(n) for n in list(devnet.procs))
+            assert hub.attestation_nonce(honest_id) == nonce + 1
+            assert registry.machine_status(honest_id) == MachineStatus.ACTIVE
     finally:
         devnet.stop_all()
         if backup is not None:

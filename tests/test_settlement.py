@@ -139,7 +139,7 @@ def test_create_job__price_moved_past_slippage_bound__reverts(market, set_price,
     make_provider(provider)
     quoted = USD_VALUE  # at $1
     set_price(USD_PER_TOKEN * 8 // 10)  # token fell 20%: the job now costs 1.25x the tokens
-    with ape.reverts("payment above max tokens"):
+    with ape.reverts("job_market: payment above max tokens"):
         market.create_job(provider, CPU, b"\x11" * 32, UNITS, PRICE, 3600, 3600, quoted * 101 // 100, sender=user)
 
 

@@ -200,10 +200,10 @@ PARAM_PRESETS = (
         bad_record_audit_bps=MAX_BPS,
         detection_bps=MAX_BPS // 2,
     ),
-    MarketParams(fee_bps=2_001),  # "fee too high"
-    MarketParams(new_provider_audit_bps=MAX_BPS + 1),  # "audit rate above 100%"
-    MarketParams(trusted_after_jobs=MAX_TRUSTED_AFTER_JOBS + 1),  # "trusted_after_jobs too high"
-    MarketParams(detection_bps=MAX_BPS // 2 - 1),  # "detection rate below 50%"
+    MarketParams(fee_bps=2_001),  # "job_market: fee too high"
+    MarketParams(new_provider_audit_bps=MAX_BPS + 1),  # "job_market: audit rate above 100%"
+    MarketParams(trusted_after_jobs=MAX_TRUSTED_AFTER_JOBS + 1),  # "job_market: trusted_after_jobs too high"
+    MarketParams(detection_bps=MAX_BPS // 2 - 1),  # "job_market: detection rate below 50%"
 )
 
 STEPS = int(os.environ.get("FUZZ_STEPS", "50"))
@@ -591,7 +591,7 @@ SIZE_BPS = st.sampled_from([100, 500, 1_000, 2_000, 50, 10, 1, 3_000, 5_000, 10_
 CLASS = st.sampled_from([CPU, H100, CPU, H100, CPU, H100, UNKNOWN_CLASS])
 WINDOW = st.sampled_from(["hour", "hour", "day", "min", "day", "min+1", "max", "hour", "min-1", "max+1"])
 HASH = st.sampled_from([1, 2, 3, 0])  # 0: empty hash
-# max_tokens: the escrow exactly, anything, twice it, or one wei below it ("payment above max tokens").
+# max_tokens: the escrow exactly, anything, twice it, or one wei below it ("job_market: payment above max tokens").
 SLIP = st.sampled_from(["exact", "any", "any", "more", "less"])
 # Whether the creator first has a round posted when the answer is stale (most do).
 FRESH = st.sampled_from([True, True, True, False])
@@ -774,10 +774,10 @@ class MarketMachine(RuleBasedStateMachine):
 
     def _load(self, jid: int, tup: tuple) -> tuple[str | None, MJob | None]:
         if not 1 <= jid <= len(self.m.jobs):
-            return "unknown job", None
+            return "job_market: unknown job", None
         j = self.m.jobs[jid - 1]
         if tuple(tup) != j.tup():
-            return "job data mismatch", None
+            return "job_market: job data mismatch", None
         return None, j
 
     def _window(self, sel: str, lo: int, hi: int) -> int:
@@ -881,9 +881,9 @@ class MarketMachine(RuleBasedStateMachine):
 
     def _new_job(self, user, provider, cls, spec, units, price, unit_tokens, aw, cw) -> str | None:
         if spec == ZERO32:
-            return "spec hash is empty"
+            return "job_market: spec hash is empty"
         if units == 0:
-            return "compute units is zero"
+            return "job_market: compute units is zero"
         p = self.m.params
         usd_value = price * units
         payment = unit_tokens * units
@@ -915,22 +915,22 @@ class MarketMachine(RuleBasedStateMachine):
     def _price(self, provider, cls, max_price, aw, cw) -> tuple[str | None, int]:
         p = self.m.params
         if cls not in CLASS_MIN_STAKE:
-            return "unknown class", 0
+            return "job_market: unknown class", 0
         if aw < p.min_accept_window:
-            return "accept window too short", 0
+            return "job_market: accept window too short", 0
         if aw > p.max_accept_window:
-            return "accept window too long", 0
+            return "job_market: accept window too long", 0
         if cw < p.min_complete_within:
-            return "completion time too short", 0
+            return "job_market: completion time too short", 0
         if cw > p.max_complete_within:
-            return "completion time too long", 0
+            return "job_market: completion time too long", 0
         if provider == ZERO:
-            return ("price is zero", 0) if max_price == 0 else (None, max_price)
+            return ("job_market: price is zero", 0) if max_price == 0 else (None, max_price)
         offer = self.m.offers.get((provider, cls), 0)
         if offer == 0:
-            return "provider has no offer", 0
+            return "job_market: provider has no offer", 0
         if offer > max_price:
-            return "offer above max price", 0
+            return "job_market: offer above max price", 0
         return None, offer
 
     def _pull(self, owner: str, amount: int) -> str | None:
@@ -953,11 +953,11 @@ class MarketMachine(RuleBasedStateMachine):
         if reason:
             return reason
         if j.status != JobStatus.OPEN:
-            return "job not open"
+            return "job_market: job not open"
         if self.now > j.f["accept_by"]:
-            return "acceptance window over"
+            return "job_market: acceptance window over"
         if j.f["provider"] != ZERO and q != j.f["provider"]:
-            return "job is for another provider"
+            return "job_market: job is for another provider"
         # The audit rate from q's record now; the collateral raised to what that rate requires.
         audit_bps = self._audit_rate(q)
         collateral = self._required_collateral(j.f["payment"], j.f["collateral"], audit_bps)
@@ -997,13 +997,13 @@ class MarketMachine(RuleBasedStateMachine):
         if reason:
             return reason
         if j.status != JobStatus.RUNNING:
-            return "job not running"
+            return "job_market: job not running"
         if q != j.f["provider"]:
-            return "caller is not the provider"
+            return "job_market: caller is not the provider"
         if self.now > j.f["complete_by"]:
-            return "completion deadline passed"
+            return "job_market: completion deadline passed"
         if result == ZERO32:
-            return "result hash is empty"
+            return "job_market: result hash is empty"
         j.f.update(result_hash=result, challenge_end=self.now + self.m.params.challenge_window, draw_block=self.block)
         j.status = JobStatus.SUBMITTED
         return None
@@ -1015,17 +1015,17 @@ class MarketMachine(RuleBasedStateMachine):
             return reason, None
         if j.status == JobStatus.SUBMITTED:
             if self.now <= j.f["challenge_end"]:
-                return "challenge window open", None
+                return "job_market: challenge window open", None
             if self._drawn(j):
-                return "job drawn for audit", None
+                return "job_market: job drawn for audit", None
         elif j.status == JobStatus.AUDIT:
             challenger, bond, deadline = j.dispute
             if self.now <= deadline:
-                return "audit in progress", None
+                return "job_market: audit in progress", None
             j.dispute = None
             self._xfer(self.market, challenger, bond)
         else:
-            return "job not finalizable", None
+            return "job_market: job not finalizable", None
         j.status = JobStatus.FINALIZED
         return None, j
 
@@ -1058,7 +1058,7 @@ class MarketMachine(RuleBasedStateMachine):
             return reason
         payment = self.m.jobs[-1].f["payment"]
         if payment > max_tokens:
-            return "payment above max tokens"
+            return "job_market: payment above max tokens"
         return self._pull(u, payment)
 
     def act_create(self, u, provider, cls, spec, units, max_price, aw, cw, max_tokens=MAX_UINT):
@@ -1105,7 +1105,7 @@ class MarketMachine(RuleBasedStateMachine):
             if self.m.paused:
                 return "pausable: contract is paused"
             if not specs:
-                return "empty batch"
+                return "job_market: empty batch"
             reason, price = self._price(provider, cls, max_price, aw, cw)
             if reason:
                 return reason
@@ -1121,7 +1121,7 @@ class MarketMachine(RuleBasedStateMachine):
                 if total > MAX_UINT:
                     return OVERFLOW
             if total > max_tokens:
-                return "payment above max tokens"
+                return "job_market: payment above max tokens"
             return self._pull(u, total)
 
         n = len(self.m.jobs)
@@ -1151,12 +1151,12 @@ class MarketMachine(RuleBasedStateMachine):
             if self.m.paused:
                 return "pausable: contract is paused"
             if not refs:
-                return "empty batch"
+                return "job_market: empty batch"
             cls = refs[0][1][3]
             total = 0
             for jid, tup in refs:
                 if tup[3] != cls:
-                    return "class mismatch in batch"
+                    return "job_market: class mismatch in batch"
                 reason = self._accept_core(q, jid, tup, mid)
                 if reason:
                     return reason
@@ -1177,9 +1177,9 @@ class MarketMachine(RuleBasedStateMachine):
     def act_submit_many(self, q, refs, results):
         def sim():
             if not refs:
-                return "empty batch"
+                return "job_market: empty batch"
             if len(results) != len(refs):
-                return "length mismatch"
+                return "job_market: length mismatch"
             for (jid, tup), result in zip(refs, results, strict=True):
                 reason = self._submit_core(q, jid, tup, result)
                 if reason:
@@ -1198,11 +1198,11 @@ class MarketMachine(RuleBasedStateMachine):
             if reason:
                 return reason
             if j.status != JobStatus.SUBMITTED:
-                return "job not submitted"
+                return "job_market: job not submitted"
             if self.now > j.f["challenge_end"]:
-                return "challenge window over"
+                return "job_market: challenge window over"
             if self._drawn(j):
-                return "job drawn for audit"
+                return "job_market: job drawn for audit"
             p = self.m.params
             bond = max(p.min_dispute_bond, j.f["payment"] * p.dispute_bond_bps // MAX_BPS)
             j.dispute = (c, bond, self.now + p.audit_timeout)
@@ -1219,11 +1219,11 @@ class MarketMachine(RuleBasedStateMachine):
             if reason:
                 return reason
             if j.status != JobStatus.SUBMITTED:
-                return "job not submitted"
+                return "job_market: job not submitted"
             if self.now > j.f["challenge_end"]:
-                return "challenge window over"
+                return "job_market: challenge window over"
             if not self._drawn(j):
-                return "job not drawn for audit"
+                return "job_market: job not drawn for audit"
             # A sampled audit: no challenger, no bond.
             j.dispute = (ZERO, 0, self.now + self.m.params.audit_timeout)
             j.status = JobStatus.AUDIT
@@ -1249,10 +1249,10 @@ class MarketMachine(RuleBasedStateMachine):
             if reason:
                 return reason
             if j.status != JobStatus.AUDIT:
-                return "job not in audit"
+                return "job_market: job not in audit"
             challenger, bond, deadline = j.dispute
             if self.now > deadline:
-                return "audit deadline passed"
+                return "job_market: audit deadline passed"
             j.dispute = None
             prov, coll = j.f["provider"], j.f["collateral"]
             kind = "dispute" if challenger != ZERO else "sampled audit"
@@ -1302,7 +1302,7 @@ class MarketMachine(RuleBasedStateMachine):
             # JobMarket.finalize_many: each run of consecutive jobs of one provider (by the
             # struct passed) is settled when the next run starts, and the last one at the end.
             if not refs:
-                return "empty batch"
+                return "job_market: empty batch"
             payee, run = ZERO, []
             for jid, tup in refs:
                 if tup[1] != payee:
@@ -1334,12 +1334,12 @@ class MarketMachine(RuleBasedStateMachine):
                 return reason
             if j.status == JobStatus.OPEN:
                 if self.now <= j.f["accept_by"]:
-                    return "acceptance window open"
+                    return "job_market: acceptance window open"
                 j.status = JobStatus.CANCELLED
                 self._xfer(self.market, j.f["user"], j.f["payment"])
             elif j.status == JobStatus.RUNNING:
                 if self.now <= j.f["complete_by"]:
-                    return "job not overdue"
+                    return "job_market: job not overdue"
                 j.status = JobStatus.EXPIRED
                 self._xfer(self.market, j.f["user"], j.f["payment"])
                 self._unlock(j.f["provider"], j.f["collateral"])
@@ -1348,7 +1348,7 @@ class MarketMachine(RuleBasedStateMachine):
                 if penalty:
                     self._slash(j.f["provider"], penalty, j.f["user"])
             else:
-                return "job cannot expire"
+                return "job_market: job cannot expire"
             return None
 
         reason = self._atomic(sim)
@@ -1361,9 +1361,9 @@ class MarketMachine(RuleBasedStateMachine):
             if reason:
                 return reason
             if j.status != JobStatus.OPEN:
-                return "job not open"
+                return "job_market: job not open"
             if sender != j.f["user"]:
-                return "caller is not the user"
+                return "job_market: caller is not the user"
             j.status = JobStatus.CANCELLED
             self._xfer(self.market, j.f["user"], j.f["payment"])
             return None
@@ -2128,28 +2128,28 @@ class MarketMachine(RuleBasedStateMachine):
     def _params_reason(p: MarketParams) -> str | None:
         """JobMarket._set_params's checks, in its order."""
         checks = (
-            (p.fee_bps <= 2_000, "fee too high"),
-            (p.collateral_bps > 0, "collateral is zero"),
-            (p.collateral_bps <= 1_000_000, "collateral too high"),
-            (p.challenge_window >= 60, "challenge window too short"),
-            (p.challenge_window <= MAX_WINDOW, "challenge window too long"),
-            (p.audit_timeout >= 60, "audit timeout too short"),
-            (p.audit_timeout <= MAX_WINDOW, "audit timeout too long"),
-            (p.min_accept_window >= 60, "accept window bounds invalid"),
-            (p.min_accept_window <= p.max_accept_window, "accept window bounds invalid"),
-            (p.max_accept_window <= MAX_WINDOW, "accept window bounds invalid"),
-            (p.min_complete_within >= 60, "completion bounds invalid"),
-            (p.min_complete_within <= p.max_complete_within, "completion bounds invalid"),
-            (p.max_complete_within <= MAX_WINDOW, "completion bounds invalid"),
-            (p.dispute_bond_bps <= MAX_BPS, "dispute bond too high"),
-            (p.noshow_penalty_bps <= MAX_BPS, "no-show penalty too high"),
-            (p.user_compensation_bps + p.challenger_reward_bps <= MAX_BPS, "slash shares above 100%"),
-            (p.base_audit_bps <= MAX_BPS, "audit rate above 100%"),
-            (p.new_provider_audit_bps <= MAX_BPS, "audit rate above 100%"),
-            (p.bad_record_audit_bps <= MAX_BPS, "audit rate above 100%"),
-            (p.trusted_after_jobs <= MAX_TRUSTED_AFTER_JOBS, "trusted_after_jobs too high"),
-            (p.detection_bps >= MAX_BPS // 2, "detection rate below 50%"),
-            (p.detection_bps <= MAX_BPS, "detection rate above 100%"),
+            (p.fee_bps <= 2_000, "job_market: fee too high"),
+            (p.collateral_bps > 0, "job_market: collateral is zero"),
+            (p.collateral_bps <= 1_000_000, "job_market: collateral too high"),
+            (p.challenge_window >= 60, "job_market: challenge window too short"),
+            (p.challenge_window <= MAX_WINDOW, "job_market: challenge window too long"),
+            (p.audit_timeout >= 60, "job_market: audit timeout too short"),
+            (p.audit_timeout <= MAX_WINDOW, "job_market: audit timeout too long"),
+            (p.min_accept_window >= 60, "job_market: accept window bounds invalid"),
+            (p.min_accept_window <= p.max_accept_window, "job_market: accept window bounds invalid"),
+            (p.max_accept_window <= MAX_WINDOW, "job_market: accept window bounds invalid"),
+            (p.min_complete_within >= 60, "job_market: completion bounds invalid"),
+            (p.min_complete_within <= p.max_complete_within, "job_market: completion bounds invalid"),
+            (p.max_complete_within <= MAX_WINDOW, "job_market: completion bounds invalid"),
+            (p.dispute_bond_bps <= MAX_BPS, "job_market: dispute bond too high"),
+            (p.noshow_penalty_bps <= MAX_BPS, "job_market: no-show penalty too high"),
+            (p.user_compensation_bps + p.challenger_reward_bps <= MAX_BPS, "job_market: slash shares above 100%"),
+            (p.base_audit_bps <= MAX_BPS, "job_market: audit rate above 100%"),
+            (p.new_provider_audit_bps <= MAX_BPS, "job_market: audit rate above 100%"),
+            (p.bad_record_audit_bps <= MAX_BPS, "job_market: audit rate above 100%"),
+            (p.trusted_after_jobs <= MAX_TRUSTED_AFTER_JOBS, "job_market: trusted_after_jobs too high"),
+            (p.detection_bps >= MAX_BPS // 2, "job_market: detection rate below 50%"),
+            (p.detection_bps <= MAX_BPS, "job_market: detection rate above 100%"),
         )
         return next((reason for ok, reason in checks if not ok), None)
 
@@ -2322,7 +2322,7 @@ class MarketMachine(RuleBasedStateMachine):
                 reason = exit_fn(self._actor(choice), jid, tup)
                 if drawn and t > d:
                     # A drawn job waits for its audit; if nobody opens it, for its draw to lapse.
-                    assert reason == "job drawn for audit", f"job {jid}: drawn, finalize: {reason}"
+                    assert reason == "job_market: job drawn for audit", f"job {jid}: drawn, finalize: {reason}"
                     self._set_block(self.m.jobs[jid - 1].f["draw_block"] + DRAW_HORIZON + 1)
                     reason = exit_fn(self._actor(choice), jid, tup)
                 assert (reason is None) == (t > d), f"job {jid}: exit at deadline{'+1' if t > d else ''}: {reason}"
