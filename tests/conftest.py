@@ -94,11 +94,8 @@ def deployment(project, chain, accounts, deployer, params, provider, provider2, 
     return d
 
 
-def post_unit_price(project, d, chain, accounts, deployer, price=USD_PER_TOKEN):
-    """Points Settlement at its own real PriceFeed (same hub, default guards) holding one round at
-    `price`, posted by a one-operator quorum that is then removed. `deployment.price_feed` stays
-    without rounds for tests/test_price_feed.py; `settlement_feed` is the one jobs are priced on."""
-    feed = deployer.deploy(project.PriceFeed, d.hub.address, *PriceFeedParams().as_tuple())
+def staked_operator(d, accounts, deployer):
+    """A fresh account with gas money and OracleHub's minimum stake bonded, made an operator."""
     op = accounts.generate_test_account()
     stake = OracleParams().min_operator_stake
     deployer.transfer(op, 10**18)
@@ -106,6 +103,15 @@ def post_unit_price(project, d, chain, accounts, deployer, price=USD_PER_TOKEN):
     d.token.approve(d.hub, stake, sender=op)
     d.hub.stake(stake, sender=op)
     d.hub.add_operator(op, sender=deployer)
+    return op
+
+
+def post_unit_price(project, d, chain, accounts, deployer, price=USD_PER_TOKEN):
+    """Points Settlement at its own real PriceFeed (same hub, default guards) holding one round at
+    `price`, posted by a one-operator quorum that is then removed. `deployment.price_feed` stays
+    without rounds for tests/test_price_feed.py; `settlement_feed` is the one jobs are priced on."""
+    feed = deployer.deploy(project.PriceFeed, d.hub.address, *PriceFeedParams().as_tuple())
+    op = staked_operator(d, accounts, deployer)
     post_price(feed, chain.chain_id, [op], price, chain.blocks.head.timestamp, deployer)
     d.hub.remove_operator(op, sender=deployer)
     d.settlement.set_price_feed(feed, SETTLEMENT_MAX_AGE, sender=deployer)

@@ -11,11 +11,11 @@ the fee.
 
 import ape
 import pytest
-from conftest import CPU, PRICE, SETTLEMENT_MAX_AGE, UNITS, USD_PER_TOKEN, storage_roots
+from conftest import CPU, PRICE, SETTLEMENT_MAX_AGE, UNITS, USD_PER_TOKEN, staked_operator, storage_roots
 
 from offchain.chain.price import post_price
 from offchain.constants import ONE_TOKEN
-from offchain.params import OracleParams, PriceFeedParams
+from offchain.params import PriceFeedParams
 
 FEE_BPS = 500
 USD_VALUE = PRICE * UNITS  # $1.00 per job
@@ -34,14 +34,7 @@ def settle_feed(project, settlement):
 @pytest.fixture(scope="module")
 def quorum(accounts, deployment, deployer):
     """One staked hub operator: the whole operator set (threshold 1)."""
-    op = accounts.generate_test_account()
-    stake = OracleParams().min_operator_stake
-    deployer.transfer(op, 10**18)
-    deployment.token.mint(op, stake, sender=deployer)
-    deployment.token.approve(deployment.hub, stake, sender=op)
-    deployment.hub.stake(stake, sender=op)
-    deployment.hub.add_operator(op, sender=deployer)
-    return [op]
+    return [staked_operator(deployment, accounts, deployer)]
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,7 @@ from types import SimpleNamespace
 import boa
 import pytest
 from boa.interpret import set_cache_dir, set_search_paths
-from eth_account import Account
+from boa_deploy import deploy_quorum
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -50,7 +50,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from offchain.chain import reports as R
 from offchain.constants import MAX_BPS, ONE_TOKEN
 from offchain.economics import rewards as RW
-from offchain.params import UNBONDING_PERIOD_SECONDS, EmissionsParams, OracleParams, PriceFeedParams
+from offchain.params import EmissionsParams, PriceFeedParams
 
 REPO = Path(__file__).resolve().parents[2]
 CONTRACTS = Path(os.environ.get("FUZZ_CONTRACTS", REPO / "contracts")).resolve()
@@ -82,26 +82,8 @@ def world() -> SimpleNamespace:
     set_cache_dir(str(REPO / ".cache" / "titanoboa"))
     set_search_paths([str(CONTRACTS), str(REPO)] + [p for p in sys.path if p and os.path.isdir(p)])
     admin = str(boa.env.eoa)
-    tok = boa.load(str(CONTRACTS / "ComputeToken.vy"), "gpunet Compute", "GPU", "gpunet", "1")
-    reg = boa.load(str(CONTRACTS / "ProviderRegistry.vy"), tok.address, UNBONDING_PERIOD_SECONDS)
-    op_params = OracleParams()
-    hub = boa.load(
-        str(CONTRACTS / "OracleHub.vy"),
-        tok.address,
-        reg.address,
-        op_params.min_operator_stake,
-        op_params.hardware_slash_bps,
-        op_params.equivocation_slash_bps,
-    )
-    ops = sorted((Account.from_key(k) for k in OP_KEYS), key=lambda a: int(a.address, 16))
-    for op in ops:
-        tok.mint(op.address, op_params.min_operator_stake)
-        with boa.env.prank(op.address):
-            tok.approve(hub.address, op_params.min_operator_stake)
-            hub.stake(op_params.min_operator_stake)
-        hub.add_operator(op.address)
-    hub.set_threshold(2)
-    feed = boa.load(str(CONTRACTS / "PriceFeed.vy"), hub.address, *PF.as_tuple())
+    q = deploy_quorum(CONTRACTS, OP_KEYS, PF)
+    tok, hub, ops, feed = q.tok, q.hub, q.ops, q.feed
     # Settlement's job market is an account here: it burns escrow it holds and calls `settle`.
     settlement = boa.load(str(CONTRACTS / "Settlement.vy"), tok.address, feed.address, SETTLEMENT_MAX_AGE)
     market = str(boa.env.generate_address("market"))

@@ -94,6 +94,7 @@ import eth_abi
 import pytest
 from boa.contracts.base_evm_contract import BoaError
 from boa.interpret import set_cache_dir, set_search_paths
+from boa_deploy import deploy_quorum
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 from hypothesis import HealthCheck, Phase, settings
@@ -103,7 +104,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from offchain.chain import reports as R
 from offchain.chain.deploy import MARKET_DUST
 from offchain.constants import JOB_FIELDS, MAX_BPS, ONE_TOKEN, REPUTATION_FIELDS, JobStatus, MachineStatus
-from offchain.params import GPU_CLASSES, UNBONDING_PERIOD_SECONDS, MarketParams, OracleParams, PriceFeedParams
+from offchain.params import GPU_CLASSES, UNBONDING_PERIOD_SECONDS, MarketParams, PriceFeedParams
 
 REPO = Path(__file__).resolve().parents[2]
 # FUZZ_CONTRACTS points the fuzzer at another copy of contracts/ (e.g. a mutant, to check that it is caught).
@@ -322,27 +323,8 @@ def world() -> SimpleNamespace:
     set_cache_dir(str(REPO / ".cache" / "titanoboa"))
     set_search_paths([str(CONTRACTS), str(REPO)] + [p for p in sys.path if p and os.path.isdir(p)])
     admin = str(boa.env.eoa)
-    tok = boa.load(str(CONTRACTS / "ComputeToken.vy"), "gpunet Compute", "GPU", "gpunet", "1")
-    reg = boa.load(str(CONTRACTS / "ProviderRegistry.vy"), tok.address, UNBONDING_PERIOD_SECONDS)
-    # The price quorum: 3 staked OracleHub operators, threshold 2, and their PriceFeed.
-    op_params = OracleParams()
-    hub = boa.load(
-        str(CONTRACTS / "OracleHub.vy"),
-        tok.address,
-        reg.address,
-        op_params.min_operator_stake,
-        op_params.hardware_slash_bps,
-        op_params.equivocation_slash_bps,
-    )
-    ops = sorted((Account.from_key(k) for k in OP_KEYS), key=lambda a: int(a.address, 16))
-    for op in ops:
-        tok.mint(op.address, op_params.min_operator_stake)
-        with boa.env.prank(op.address):
-            tok.approve(hub.address, op_params.min_operator_stake)
-            hub.stake(op_params.min_operator_stake)
-        hub.add_operator(op.address)
-    hub.set_threshold(2)
-    feed = boa.load(str(CONTRACTS / "PriceFeed.vy"), hub.address, *PF.as_tuple())
+    q = deploy_quorum(CONTRACTS, OP_KEYS, PF)
+    tok, reg, hub, ops, feed = q.tok, q.reg, q.hub, q.ops, q.feed
     # As deploy_all: Settlement mints, JobMarket settles through it and holds MARKET_DUST.
     settlement = boa.load(str(CONTRACTS / "Settlement.vy"), tok.address, feed.address, SETTLEMENT_MAX_AGE)
     mk = boa.load(

@@ -1,0 +1,39 @@
+"""Deployment shared by the titanoboa fuzz machines: the token, the registry and a price quorum
+(OracleHub with three staked operators, threshold 2, and a PriceFeed on it). Each machine then
+adds what it exercises (JobMarket + Settlement, or Settlement + Emissions)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import boa
+from eth_account import Account
+
+from offchain.params import UNBONDING_PERIOD_SECONDS, OracleParams, PriceFeedParams
+
+
+def deploy_quorum(contracts: Path, op_keys: list[bytes], price_params: PriceFeedParams) -> SimpleNamespace:
+    """tok, reg, hub, ops (eth_account accounts sorted by address, each staked and an operator)
+    and feed, deployed from the current boa.env sender (which owns and administers them)."""
+    tok = boa.load(str(contracts / "ComputeToken.vy"), "gpunet Compute", "GPU", "gpunet", "1")
+    reg = boa.load(str(contracts / "ProviderRegistry.vy"), tok.address, UNBONDING_PERIOD_SECONDS)
+    op_params = OracleParams()
+    hub = boa.load(
+        str(contracts / "OracleHub.vy"),
+        tok.address,
+        reg.address,
+        op_params.min_operator_stake,
+        op_params.hardware_slash_bps,
+        op_params.equivocation_slash_bps,
+    )
+    ops = sorted((Account.from_key(k) for k in op_keys), key=lambda a: int(a.address, 16))
+    for op in ops:
+        tok.mint(op.address, op_params.min_operator_stake)
+        with boa.env.prank(op.address):
+            tok.approve(hub.address, op_params.min_operator_stake)
+            hub.stake(op_params.min_operator_stake)
+        hub.add_operator(op.address)
+    hub.set_threshold(2)
+    feed = boa.load(str(contracts / "PriceFeed.vy"), hub.address, *price_params.as_tuple())
+    return SimpleNamespace(tok=tok, reg=reg, hub=hub, ops=ops, feed=feed)
