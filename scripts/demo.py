@@ -391,7 +391,7 @@ def _run(workdir: Path, devnet) -> int:
             console.print(
                 f"anvil's clock moved {CHALLENGE_WINDOW + 1} s: challenge windows over, flaky's deadline passed"
             )
-            market.expire(flaky_job.job_id, as_tuple(job_from_chain(market, flaky_job.job_id)), sender=keeper)
+            sdk.expire(h, keeper, flaky_job.job_id)  # what `gpunet job expire ID` does; anyone may
             plans.append(flaky_job)
             _wait(lambda: all(JobStatus(market.job_status(j.job_id)) in TERMINAL for j in plans), 60)
 

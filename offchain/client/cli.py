@@ -1,4 +1,4 @@
-"""`gpunet job submit|status|result|dispute|cancel`: the user client's commands.
+"""`gpunet job submit|status|result|dispute|cancel|expire`: the user client's commands.
 
 Registered on the `gpunet job` group by `offchain/cli.py` (`add_job_commands`). Everything
 the commands do is in `offchain.client.sdk`; this module parses options, prints tables and
@@ -12,6 +12,7 @@ progress, and turns `ClientError` into a one-line message with exit status 1.
     gpunet job result ID -o DIR [--verify]
     gpunet job dispute ID (--test-account N | --account ALIAS)
     gpunet job cancel ID (--test-account N | --account ALIAS)
+    gpunet job expire ID (--test-account N | --account ALIAS)     # anyone, once a deadline passed
 
 Prices are in USD: offers and --max-price are USD per compute unit (e.g. 0.002). The job
 escrows the tokens its USD value buys at the on-chain token/USD price (Settlement.quote); the
@@ -293,6 +294,28 @@ def add_job_commands(job: click.Group, network_option: Callable) -> None:
             account = _account(test_account, alias)
             receipt = sdk.cancel(h, account, job_id)
         out.print(f"job {job_id} cancelled, payment refunded; tx {receipt.txn_hash}")
+
+    @job.command("expire")
+    @click.argument("job_id", type=int)
+    @_signer_options
+    @network_option
+    def job_expire(job_id: int, test_account, alias, network: str) -> None:
+        """End a job whose deadline passed (anyone may): refund, plus the no-show penalty if a
+        provider accepted it and never delivered."""
+        from offchain.client import sdk
+
+        with _session(network) as h:
+            account = _account(test_account, alias)
+            receipt = sdk.expire(h, account, job_id)
+            logs = receipt.decode_logs(h.market.JobExpired)
+        if logs:
+            a = logs[0].event_arguments
+            out.print(
+                f"job {job_id} expired: the user was refunded {sdk.tokens(int(a['refund']))} tokens plus a no-show "
+                f"penalty of {sdk.tokens(int(a['penalty']))}; tx {receipt.txn_hash}"
+            )
+        else:
+            out.print(f"job {job_id} was never accepted: cancelled, payment refunded; tx {receipt.txn_hash}")
 
 
 __all__ = ["add_job_commands"]

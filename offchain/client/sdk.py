@@ -821,6 +821,33 @@ def cancel(h: Any, account: Any, job_id: int) -> Any:
         raise ClientError(f"cancel reverted: {getattr(e, 'message', None) or e}") from None
 
 
+def expire(h: Any, account: Any, job_id: int) -> Any:
+    """Ends a job whose deadline passed; anyone may (`JobMarket.expire`): an Open job past its
+    acceptance window is Cancelled (the user refunded), a Running job past its completion
+    deadline is Expired (the user refunded plus the no-show penalty from the provider's
+    collateral). Says what is wrong instead of sending a transaction that would revert."""
+    _check_id(h, job_id)
+    m = h.market
+    job = _rebuild(h, job_id)
+    st = JobStatus(m.job_status(job_id))
+    now = _now(h)
+    if st == JobStatus.OPEN:
+        deadline, what = int(job["accept_by"]), "acceptance window"
+    elif st == JobStatus.RUNNING:
+        deadline, what = int(job["complete_by"]), "completion deadline"
+    else:
+        raise ClientError(
+            f"job {job_id} is {st.name}: only an Open job past its acceptance window or a Running job "
+            "past its completion deadline can expire"
+        )
+    if now <= deadline:
+        raise ClientError(f"job {job_id}: its {what} ends at {deadline} (unix time), {deadline - now + 1} s from now")
+    try:
+        return m.expire(job_id, as_tuple(job), sender=account)
+    except Exception as e:  # noqa: BLE001
+        raise ClientError(f"expire reverted: {getattr(e, 'message', None) or e}") from None
+
+
 __all__ = [
     "ClientError",
     "NoPrice",
@@ -834,6 +861,7 @@ __all__ = [
     "choose",
     "dispute",
     "download",
+    "expire",
     "fetch_result",
     "fmt_bps",
     "fmt_usd",
