@@ -174,12 +174,7 @@ def test_epoch_of__matches_contract_rule():
 def test_epoch_rewards__invalid_job_in_epoch__no_availability_share():
     """A provider with a job found invalid in the epoch keeps no availability share (its real,
     attested hardware earns nothing that epoch); its finalized work still counts."""
-    machines = [
-        E.MachineRecord(provider=A, machine_id=1, attested=True, uptime_bps=MAX_BPS, hardware_weight=100,
-                        required_stake=0),
-        E.MachineRecord(provider=B, machine_id=2, attested=True, uptime_bps=MAX_BPS, hardware_weight=100,
-                        required_stake=0),
-    ]  # fmt: skip
+    machines = [_machine(A, 1, uptime=MAX_BPS, stake=0), _machine(B, 2, uptime=MAX_BPS, stake=0)]
     jobs = [
         E.JobRecord(provider=A, epoch=3, status=int(JobStatus.FAILED), compute_units=1, fee=0),
         E.JobRecord(provider=A, epoch=3, status=int(JobStatus.FINALIZED), compute_units=1, fee=7),
@@ -193,12 +188,7 @@ def test_epoch_rewards__invalid_job_in_epoch__no_availability_share():
 def test_epoch_rewards__expired_job_in_epoch__no_availability_share():
     """A no-show (a job accepted and never delivered, Expired in the epoch) loses the epoch's
     availability share like a caught cheater; an expiry in another epoch does not count."""
-    machines = [
-        E.MachineRecord(provider=A, machine_id=1, attested=True, uptime_bps=MAX_BPS, hardware_weight=100,
-                        required_stake=0),
-        E.MachineRecord(provider=B, machine_id=2, attested=True, uptime_bps=MAX_BPS, hardware_weight=100,
-                        required_stake=0),
-    ]  # fmt: skip
+    machines = [_machine(A, 1, uptime=MAX_BPS, stake=0), _machine(B, 2, uptime=MAX_BPS, stake=0)]
     jobs = [
         E.JobRecord(provider=A, epoch=3, status=int(JobStatus.EXPIRED), compute_units=1, fee=0),
         E.JobRecord(provider=B, epoch=4, status=int(JobStatus.EXPIRED), compute_units=1, fee=0),  # other epoch

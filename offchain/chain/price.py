@@ -8,6 +8,7 @@ the benchmark and the simulation. It signs the same EIP-712 PriceObservation the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from offchain.chain import reports as R
@@ -17,17 +18,21 @@ PRICE_DECIMALS = 8
 ONE_USD = 10**PRICE_DECIMALS
 
 
-def post_price(feed: Any, chain_id: int, signers: list[Any], price: int, observed_at: int, sender: Any) -> Any:
-    """Submits round `latest_round + 1` of `feed` at `price` (8 decimals), one observation per
-    signer (ape accounts with `.private_key`, OracleHub operators), observed at `observed_at`
-    (a block time not after the submitting block). Returns the receipt."""
-    if price <= 0:
+def post_price(
+    feed: Any, chain_id: int, signers: list[Any], price: int | Sequence[int], observed_at: int, sender: Any
+) -> Any:
+    """Submits round `latest_round + 1` of `feed` at `price` (8 decimals; or each signer's own
+    observation, in the order of `signers`), one observation per signer (ape accounts with
+    `.private_key`, OracleHub operators), observed at `observed_at` (a block time not after the
+    submitting block). Returns the receipt."""
+    prices = list(price) if isinstance(price, Sequence) else [price] * len(signers)
+    if min(prices, default=1) <= 0:
         raise ValueError("price must be positive")
     round_id = feed.latest_round() + 1
-    ordered = sorted(signers, key=lambda a: int(a.address, 16))
+    ordered = sorted(zip(signers, prices, strict=True), key=lambda sp: int(sp[0].address, 16))
     observations, signatures = [], []
-    for signer in ordered:
-        obs = {"round_id": round_id, "price": price, "observed_at": observed_at}
+    for signer, p in ordered:
+        obs = {"round_id": round_id, "price": p, "observed_at": observed_at}
         typed = R.price_typed_data(feed.address, chain_id, obs)
         observations.append(R.report_tuple(R.PRICE_FIELDS, obs))
         signatures.append(R.sign_report(signer.private_key, typed))

@@ -55,6 +55,7 @@ import random
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import boa
 from boa.interpret import set_cache_dir, set_search_paths
@@ -63,6 +64,7 @@ from eth_utils import keccak
 
 from offchain.chain import reports as R
 from offchain.chain.deploy import MARKET_DUST
+from offchain.chain.price import post_price
 from offchain.constants import JOB_FIELDS, MAX_BPS, ONE_TOKEN, JobStatus
 from offchain.economics import rewards as E
 from offchain.oracle.pricing import to_answer
@@ -130,6 +132,13 @@ def _chunks(xs: list, n: int = MAX_BATCH):
 def _usd_wei(usd: float) -> int:
     """USD (float) to 18 decimals, through micro-USD (exact for the scenarios' prices)."""
     return round(usd * 10**6) * 10**12
+
+
+class Operator(NamedTuple):
+    """An oracle operator of the simulated quorum (a throwaway key on the in-process chain)."""
+
+    address: str
+    private_key: bytes
 
 
 @dataclass
@@ -271,9 +280,9 @@ class Simulation:
         reg.grantRole(reg.ATTESTER_ROLE(), hub.address)
         reg.grantRole(reg.SLASHER_ROLE(), hub.address)
         # Oracle operators: deterministic throwaway keys (they sign on this in-process chain only).
+        keys = [keccak(f"gpunet sim operator {i}".encode()) for i in range(N_OPERATORS)]
         self.operators = sorted(
-            (Account.from_key(keccak(f"gpunet sim operator {i}".encode())) for i in range(N_OPERATORS)),
-            key=lambda a: int(a.address, 16),
+            (Operator(Account.from_key(k).address, k) for k in keys), key=lambda a: int(a.address, 16)
         )
         for o in self.operators:
             tok.mint(o.address, op.min_operator_stake)
@@ -423,7 +432,7 @@ class Simulation:
         return _tok(self._holdings(a) - a.initial_tokens)
 
     def _sign(self, typed: dict, signers) -> list[bytes]:
-        return R.sort_signatures([(o.address, R.sign_report(o.key, typed)) for o in signers])
+        return R.sort_signatures([(o.address, R.sign_report(o.private_key, typed)) for o in signers])
 
     # ------------------------------------------------------------------ epoch steps
 
@@ -431,19 +440,13 @@ class Simulation:
         t = self.genesis + epoch * DAY + 60
         boa.env.timestamp = t
         spot = self.pool.price()
-        rid = int(self.feed.latest_round()) + 1
         signers = self.operators
-        if rid > 1:
+        if int(self.feed.latest_round()) > 0:
             last = int(self.feed.latestRoundData()[1]) / 10**8
             if abs(spot / last - 1) < 0.19:
                 signers = sorted(rng.sample(self.operators, N_OPERATORS - 1), key=lambda o: int(o.address, 16))
-        obs = []
-        sigs = []
-        for o in signers:
-            ob = {"round_id": rid, "price": to_answer(f"{spot * (1 + rng.gauss(0, 0.001)):.8f}"), "observed_at": t - 5}
-            obs.append(R.report_tuple(R.PRICE_FIELDS, ob))
-            sigs.append(R.sign_report(o.key, R.price_typed_data(self.feed.address, self.chain_id, ob)))
-        self.feed.submit_round(rid, obs, sigs)
+        observed = [to_answer(f"{spot * (1 + rng.gauss(0, 0.001)):.8f}") for _ in signers]
+        post_price(self.feed, self.chain_id, signers, observed, t - 5, self.admin)
         boa.env.timestamp = t + 60
         self._unit_tokens: dict[str, int] = {}
         # What Settlement prices jobs and settlements at (the round just posted).
@@ -767,10 +770,9 @@ class Simulation:
         typed = E.rewards_typed_data(em.address, self.chain_id, rw.report())
         signers = sorted(rng.sample(self.operators, THRESHOLD), key=lambda o: int(o.address, 16))
         em.submit_rewards(E.report_tuple(rw.report()), self._sign(typed, signers))
-        by_addr = {a.address: a for a in self.agents}
         for p in rw.leaves:
             amount = int(em.claim(*rw.claim_args(p)))
-            a = by_addr[p]
+            a = self.by_addr[p]
             a.epoch_emission += amount
             out["claimed"] += amount
             out["by_kind"][a.kind] = out["by_kind"].get(a.kind, 0) + amount
