@@ -18,7 +18,7 @@
         Running -completion deadline passes-> Expired (refund + no-show penalty)
 
         Storage holds one slot per job: the job's keccak256 commitment with its
-        status in the low byte. Callers pass the full `Job` struct (rebuilt from
+        status in the low byte. Callers pass the full `Job` struct (contracts/interfaces/IJobMarket.vyi; rebuilt from
         this contract's events, see offchain/chain/jobs.py) and the contract checks
         it against the commitment. This keeps a whole job lifecycle near 250k gas.
 
@@ -42,6 +42,7 @@
 
 from ethereum.ercs import IERC20
 from interfaces import IComputeToken
+from interfaces import IJobMarket
 from interfaces import IProviderRegistry
 from interfaces import ISettlement
 
@@ -132,38 +133,6 @@ _REASON_INVALID_RESULT: constant(bytes32) = keccak256("INVALID_RESULT")
 ################################################################
 #                           STRUCTS                            #
 ################################################################
-
-struct Job:
-    user: address
-    # Target provider, or empty for an open job until someone accepts it.
-    provider: address
-    # Set at acceptance (machine ids start at 1).
-    machine_id: uint256
-    class_id: uint16
-    # Content hash of the job spec (kind, parameters, seeds, input hashes).
-    spec_hash: bytes32
-    compute_units: uint256
-    # Tokens escrowed by the user: `usd_value` at the price when the job was funded.
-    payment: uint256
-    # The job's price in USD (18 decimals): the offer (USD per unit) * compute units.
-    usd_value: uint256
-    # Provider stake locked at acceptance, fixed at creation.
-    collateral: uint256
-    # Protocol fee on settlement (burned), fixed at creation.
-    fee_bps: uint256
-    # Last second at which the job may be accepted.
-    accept_by: uint256
-    # Seconds the provider has from acceptance to submit a result.
-    complete_within: uint256
-    # Set at acceptance: last second at which a result may be submitted.
-    complete_by: uint256
-    result_hash: bytes32
-    # Set at submission: last second at which the result may be disputed.
-    challenge_end: uint256
-    # Set at acceptance: probability (basis points) that the result is audited.
-    audit_bps: uint256
-    # Set at submission: the block whose hash draws the audit (the submission block).
-    draw_block: uint256
 
 struct Params:
     fee_bps: uint256
@@ -469,7 +438,7 @@ def create_jobs(
 
 
 @external
-def cancel(job_id: uint256, job: Job):
+def cancel(job_id: uint256, job: IJobMarket.Job):
     """
     @notice The user takes back an Open job's payment. Never paused.
     """
@@ -482,7 +451,7 @@ def cancel(job_id: uint256, job: Job):
 
 
 @external
-def dispute(job_id: uint256, job: Job):
+def dispute(job_id: uint256, job: IJobMarket.Job):
     """
     @notice Anyone may challenge a submitted result before its challenge window ends by
             posting a bond (see `dispute_bond`). The job waits in Audit for a verdict until
@@ -504,7 +473,7 @@ def dispute(job_id: uint256, job: Job):
 
 
 @external
-def open_audit(job_id: uint256, job: Job):
+def open_audit(job_id: uint256, job: IJobMarket.Job):
     """
     @notice Moves a Submitted job that the draw selected (`audit_drawn`) into Audit. Anyone
             may call (the oracle service does, for every selected job); until it is called a
@@ -525,7 +494,7 @@ def open_audit(job_id: uint256, job: Job):
 ################################################################
 
 @external
-def accept(job_id: uint256, job: Job, machine_id: uint256):
+def accept(job_id: uint256, job: IJobMarket.Job, machine_id: uint256):
     """
     @notice The caller takes the job on one of its Active machines of the job's class and
             locks `job.collateral` of its free stake.
@@ -537,7 +506,7 @@ def accept(job_id: uint256, job: Job, machine_id: uint256):
 
 
 @external
-def accept_jobs(job_ids: DynArray[uint256, MAX_BATCH], jobs: DynArray[Job, MAX_BATCH], machine_id: uint256):
+def accept_jobs(job_ids: DynArray[uint256, MAX_BATCH], jobs: DynArray[IJobMarket.Job, MAX_BATCH], machine_id: uint256):
     """
     @notice Batch form of `accept`, all on one machine; one collateral lock for the total.
     """
@@ -554,7 +523,7 @@ def accept_jobs(job_ids: DynArray[uint256, MAX_BATCH], jobs: DynArray[Job, MAX_B
 
 
 @external
-def submit_result(job_id: uint256, job: Job, result_hash: bytes32, result_uri: String[256]):
+def submit_result(job_id: uint256, job: IJobMarket.Job, result_hash: bytes32, result_uri: String[256]):
     """
     @notice The provider commits to the result (content hash) and says where it is served.
             Opens the challenge window. Never paused: a provider must always be able to deliver.
@@ -565,7 +534,7 @@ def submit_result(job_id: uint256, job: Job, result_hash: bytes32, result_uri: S
 @external
 def submit_results(
     job_ids: DynArray[uint256, MAX_BATCH],
-    jobs: DynArray[Job, MAX_BATCH],
+    jobs: DynArray[IJobMarket.Job, MAX_BATCH],
     result_hashes: DynArray[bytes32, MAX_BATCH],
     result_uris: DynArray[String[256], MAX_BATCH],
 ):
@@ -585,7 +554,7 @@ def submit_results(
 ################################################################
 
 @external
-def finalize(job_id: uint256, job: Job):
+def finalize(job_id: uint256, job: IJobMarket.Job):
     """
     @notice Settles a Submitted job whose challenge window is over, or an Audit whose
             deadline passed without a verdict (provider paid, challenger's bond returned).
@@ -594,7 +563,7 @@ def finalize(job_id: uint256, job: Job):
 
 
 @external
-def finalize_many(job_ids: DynArray[uint256, MAX_BATCH], jobs: DynArray[Job, MAX_BATCH]):
+def finalize_many(job_ids: DynArray[uint256, MAX_BATCH], jobs: DynArray[IJobMarket.Job, MAX_BATCH]):
     """
     @notice Batch form of `finalize`; reverts if any job is not ready. Each run of
             consecutive jobs of one provider is settled with one burn, one mint (the cap
@@ -630,7 +599,7 @@ def finalize_many(job_ids: DynArray[uint256, MAX_BATCH], jobs: DynArray[Job, MAX
 
 
 @external
-def expire(job_id: uint256, job: Job):
+def expire(job_id: uint256, job: IJobMarket.Job):
     """
     @notice Ends a job whose deadline passed: an Open job past `accept_by` is Cancelled
             (full refund); a Running job past `complete_by` is Expired (full refund, plus
@@ -677,7 +646,7 @@ def job_commitment(job_id: uint256) -> bytes32:
 
 @external
 @view
-def check_job(job_id: uint256, job: Job) -> bool:
+def check_job(job_id: uint256, job: IJobMarket.Job) -> bool:
     """
     @notice True when `job` is the current data of `job_id`.
     """
@@ -757,7 +726,7 @@ def required_collateral(payment: uint256, minimum: uint256, audit_bps: uint256) 
 
 @external
 @view
-def audit_drawn(job_id: uint256, job: Job) -> bool:
+def audit_drawn(job_id: uint256, job: IJobMarket.Job) -> bool:
     """
     @notice True when a Submitted job was selected for audit: `open_audit` may be called
             until `challenge_end`, and `dispute` and `finalize` refuse it. False while the
@@ -784,7 +753,7 @@ def quote(provider: address, class_id: uint16, compute_units: uint256) -> uint25
 ################################################################
 
 @external
-def post_verdict(job_id: uint256, job: Job, valid: bool):
+def post_verdict(job_id: uint256, job: IJobMarket.Job, valid: bool):
     """
     @notice Verifier only, while the job is in Audit and before its deadline.
             valid: provider paid, challenger's bond goes to the provider.
@@ -869,14 +838,14 @@ def unpause():
 
 @internal
 @pure
-def _commit(job: Job, status: uint8) -> uint256:
+def _commit(job: IJobMarket.Job, status: uint8) -> uint256:
     # 248 bits of keccak256 keep 124-bit collision resistance; the low byte holds the status.
     return ((convert(keccak256(abi_encode(job)), uint256) >> 8) << 8) | convert(status, uint256)
 
 
 @internal
 @view
-def _load(job_id: uint256, job: Job) -> uint8:
+def _load(job_id: uint256, job: IJobMarket.Job) -> uint8:
     stored: uint256 = self._jobs[job_id]
     assert stored != 0, "job_market: unknown job"
     assert (stored >> 8) == (self._commit(job, 0) >> 8), "job_market: job data mismatch"
@@ -884,7 +853,7 @@ def _load(job_id: uint256, job: Job) -> uint8:
 
 
 @internal
-def _store(job_id: uint256, job: Job, status: uint8):
+def _store(job_id: uint256, job: IJobMarket.Job, status: uint8):
     self._jobs[job_id] = self._commit(job, status)
 
 
@@ -944,7 +913,7 @@ def _required_collateral(payment: uint256, minimum: uint256, audit_bps: uint256)
 
 @internal
 @view
-def _drawn(job_id: uint256, job: Job) -> bool:
+def _drawn(job_id: uint256, job: IJobMarket.Job) -> bool:
     # The draw block's hash exists only once a later block is being executed, and only for
     # 256 blocks (after that the selection lapses; the oracle service opens audits at once).
     if block.number <= job.draw_block or block.number > job.draw_block + DRAW_HORIZON_BLOCKS:
@@ -1002,7 +971,7 @@ def _new_job(
     payment: uint256 = unit_tokens * compute_units
     # Rounded up: the collateral errs on the side of the user.
     collateral: uint256 = (payment * self._hot(_COLLATERAL_BPS_SHIFT, _MASK_24) + MAX_BPS - 1) // MAX_BPS
-    job: Job = Job(
+    job: IJobMarket.Job = IJobMarket.Job(
         user=msg.sender,
         provider=provider,
         machine_id=0,
@@ -1042,14 +1011,14 @@ def _new_job(
 
 
 @internal
-def _accept(job_id: uint256, job: Job, machine_id: uint256, audit_bps: uint256) -> uint256:
+def _accept(job_id: uint256, job: IJobMarket.Job, machine_id: uint256, audit_bps: uint256) -> uint256:
     # Returns the collateral to lock (the caller locks the total once).
     status: uint8 = self._load(job_id, job)
     assert status == STATUS_OPEN, "job_market: job not open"
     assert block.timestamp <= job.accept_by, "job_market: acceptance window over"
     if job.provider != empty(address):
         assert msg.sender == job.provider, "job_market: job is for another provider"
-    new_job: Job = job
+    new_job: IJobMarket.Job = job
     new_job.provider = msg.sender
     new_job.machine_id = machine_id
     new_job.complete_by = block.timestamp + job.complete_within
@@ -1068,13 +1037,13 @@ def _accept(job_id: uint256, job: Job, machine_id: uint256, audit_bps: uint256) 
 
 
 @internal
-def _submit(job_id: uint256, job: Job, result_hash: bytes32, result_uri: String[256]):
+def _submit(job_id: uint256, job: IJobMarket.Job, result_hash: bytes32, result_uri: String[256]):
     status: uint8 = self._load(job_id, job)
     assert status == STATUS_RUNNING, "job_market: job not running"
     assert msg.sender == job.provider, "job_market: caller is not the provider"
     assert block.timestamp <= job.complete_by, "job_market: completion deadline passed"
     assert result_hash != empty(bytes32), "job_market: result hash is empty"
-    new_job: Job = job
+    new_job: IJobMarket.Job = job
     new_job.result_hash = result_hash
     new_job.challenge_end = block.timestamp + self._hot(_CHALLENGE_WINDOW_SHIFT, _MASK_24)
     new_job.draw_block = block.number
@@ -1090,7 +1059,7 @@ def _submit(job_id: uint256, job: Job, result_hash: bytes32, result_uri: String[
 
 
 @internal
-def _finalize(job_id: uint256, job: Job):
+def _finalize(job_id: uint256, job: IJobMarket.Job):
     usd_net: uint256 = 0
     cap: uint256 = 0
     usd_net, cap = self._close_finalized(job_id, job)
@@ -1098,7 +1067,7 @@ def _finalize(job_id: uint256, job: Job):
 
 
 @internal
-def _close_finalized(job_id: uint256, job: Job) -> (uint256, uint256):
+def _close_finalized(job_id: uint256, job: IJobMarket.Job) -> (uint256, uint256):
     # Checks that a job may be finalized, marks it Finalized, returns a timed-out audit's bond
     # and settles it; the caller calls `_pay_out` (once per run of one provider's jobs in
     # `finalize_many`). Returns `_settle`'s (usd_net, cap).
@@ -1122,7 +1091,7 @@ def _close_finalized(job_id: uint256, job: Job) -> (uint256, uint256):
 
 
 @internal
-def _settle(job_id: uint256, job: Job, audit_timed_out: bool) -> (uint256, uint256):
+def _settle(job_id: uint256, job: IJobMarket.Job, audit_timed_out: bool) -> (uint256, uint256):
     # THE settlement rule, in one place (docs/ECONOMICS.md, "Settlement"): the whole escrow is
     # burned and the provider is minted the job's USD value minus the fee at the settlement
     # price, at most the escrow minus the fee (`Settlement.settle`). Returns (usd_net, cap) for

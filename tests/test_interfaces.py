@@ -1,7 +1,8 @@
-"""Copies of one struct that must stay identical: JobMarket's `Job`, the copy OracleHub compiles
-from contracts/interfaces/IJobMarket.vyi, and offchain JOB_FIELDS / JOB_ABI_TYPES. A field added
-to one and not the others would make OracleHub pass verdicts for the wrong data (and ape does
-not recompile OracleHub when only the .vyi changes: `ape compile --force`)."""
+"""One struct, three readers that must agree: `Job` is defined once in
+contracts/interfaces/IJobMarket.vyi and compiled into both JobMarket and OracleHub, and the
+off-chain code mirrors it (JOB_FIELDS / JOB_ABI_TYPES). ape does not recompile a contract when
+only a .vyi it imports changes (`ape compile --force`): a stale artifact of one of them would
+make OracleHub pass verdicts for the wrong data, which this test catches."""
 
 from offchain.chain.jobs import JOB_ABI_TYPES
 from offchain.constants import JOB_FIELDS
