@@ -8,6 +8,7 @@ Factories:
 - `make_provider(account, stake=..., class_id=..., price=...)` -> machine id, staked,
   registered, Active and offering.
 - `make_job(user, provider=..., units=...)` -> (job_id, job dict).
+- `set_price(price)`: a new round on the PriceFeed Settlement prices jobs with.
 - `jobs` keeps {job_id: job dict} current from receipts (see offchain/chain/jobs.py).
 """
 
@@ -106,16 +107,38 @@ def staked_operator(d, accounts, deployer):
     return op
 
 
+def post_as_sole_operator(d, feed, chain, accounts, deployer, price):
+    """Posts the next round of `feed` at `price` (USD per token, 8 decimals), signed by a fresh
+    staked operator that is then removed. With no other hub operator it is the whole quorum
+    (unanimous: PriceFeed's deviation bound does not apply). Returns the receipt."""
+    op = staked_operator(d, accounts, deployer)
+    receipt = post_price(feed, chain.chain_id, [op], price, chain.blocks.head.timestamp, deployer)
+    d.hub.remove_operator(op, sender=deployer)
+    return receipt
+
+
 def post_unit_price(project, d, chain, accounts, deployer, price=USD_PER_TOKEN):
     """Points Settlement at its own real PriceFeed (same hub, default guards) holding one round at
-    `price`, posted by a one-operator quorum that is then removed. `deployment.price_feed` stays
-    without rounds for tests/test_price_feed.py; `settlement_feed` is the one jobs are priced on."""
+    `price`. `deployment.price_feed` stays without rounds for tests/test_price_feed.py; the feed
+    Settlement reads (`settlement.price_feed()`) is the one jobs are priced on."""
     feed = deployer.deploy(project.PriceFeed, d.hub.address, *PriceFeedParams().as_tuple())
-    op = staked_operator(d, accounts, deployer)
-    post_price(feed, chain.chain_id, [op], price, chain.blocks.head.timestamp, deployer)
-    d.hub.remove_operator(op, sender=deployer)
+    post_as_sole_operator(d, feed, chain, accounts, deployer, price)
     d.settlement.set_price_feed(feed, SETTLEMENT_MAX_AGE, sender=deployer)
     return feed
+
+
+@pytest.fixture
+def set_price(project, deployment, chain, accounts, deployer):
+    """set_price(price): a new round at `price` (USD per token, 8 decimals) on the feed Settlement
+    reads, by `post_as_sole_operator` (so only while the hub has no other operators)."""
+
+    def _set(price):
+        feed = project.PriceFeed.at(deployment.settlement.price_feed())
+        receipt = post_as_sole_operator(deployment, feed, chain, accounts, deployer, price)
+        assert deployment.settlement.price() == price
+        return receipt
+
+    return _set
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
-from conftest import CPU, PRICE, SETTLEMENT_MAX_AGE, STAKE, USD_PER_TOKEN, post_unit_price
+from conftest import CPU, PRICE, SETTLEMENT_MAX_AGE, STAKE, USD_PER_TOKEN
 
 from offchain import workloads
 from offchain.client import sdk
@@ -56,15 +56,22 @@ def sink():
 
 @pytest.fixture
 def h(deployment, chain):
+    """The SDK's handles; event scans start at the test's first block (see tests/test_client_ranking.py)."""
     d = deployment
     return SimpleNamespace(
-        token=d.token, registry=d.registry, market=d.market, settlement=d.settlement, chain=chain, record={}
+        token=d.token,
+        registry=d.registry,
+        market=d.market,
+        settlement=d.settlement,
+        chain=chain,
+        record={"block": chain.blocks.height},
     )
 
 
 @pytest.fixture
-def offering(registry, deployer, provider, sink):
-    """`provider` staked, one Active CPU machine serving at `sink`, offering PRICE ($0.001/unit)."""
+def offering(h, registry, deployer, provider, sink):
+    """`provider` staked, one Active CPU machine serving at `sink`, offering PRICE ($0.001/unit).
+    After `h`, whose event scans start before these registrations."""
     registry.stake(STAKE, sender=provider)
     tx = registry.register(CPU, 1, 16_384, sink.url, sender=provider)
     registry.set_machine_status(tx.decode_logs(registry.MachineRegistered)[0].machine_id,
@@ -165,7 +172,7 @@ def test_submit__open_job__priced_at_max_price(h, offering, user):
 
 
 def test_submit__price_falls_after_the_quote__reverts_nothing_paid(
-    monkeypatch, project, h, deployment, chain, accounts, deployer, offering, user, token, market
+    monkeypatch, h, set_price, offering, user, token, market
 ):
     """A price round landing between the quote and the transaction (here: while the spec
     uploads) halves the token: the job would cost twice the quote, above the 1% bound."""
@@ -173,7 +180,7 @@ def test_submit__price_falls_after_the_quote__reverts_nothing_paid(
 
     def upload_then_price_round(endpoint, blobs, **kw):
         upload(endpoint, blobs, **kw)
-        post_unit_price(project, deployment, chain, accounts, deployer, price=USD_PER_TOKEN // 2)
+        set_price(USD_PER_TOKEN // 2)
 
     monkeypatch.setattr(sdk, "upload", upload_then_price_round)
     balance = token.balanceOf(user)
@@ -186,11 +193,9 @@ def test_submit__price_falls_after_the_quote__reverts_nothing_paid(
     assert sub.payment == 2 * sub.usd_value
 
 
-def test_submit__rounding_price__quote_matches_the_escrow_exactly(
-    project, h, deployment, chain, accounts, deployer, offering, user
-):
+def test_submit__rounding_price__quote_matches_the_escrow_exactly(h, set_price, offering, user):
     """At $3.00 per token a unit's tokens round up: the SDK's quote is JobMarket's escrow to the wei."""
-    post_unit_price(project, deployment, chain, accounts, deployer, price=3 * USD_PER_TOKEN)
+    set_price(3 * USD_PER_TOKEN)
     units = workloads.compute_units(MATMUL)
     quote = sdk.job_quote(h, PRICE, units)
     assert quote == -(-PRICE // 3) * units  # ceil(PRICE / 3) tokens per unit

@@ -27,9 +27,18 @@ def _wider_fixtures_first(hub, chain, deployment, registry, provider, provider2,
 
 @pytest.fixture
 def h(deployment, hub, chain):
+    """The SDK's handles. Event scans start at the test's first block, as they start at a
+    deployment record's `block` elsewhere: nothing before the test offers, registers or reports,
+    and eth-tester's log filter costs time in every block it walks."""
     d = deployment
     return SimpleNamespace(
-        token=d.token, registry=d.registry, market=d.market, settlement=d.settlement, hub=hub, chain=chain, record={}
+        token=d.token,
+        registry=d.registry,
+        market=d.market,
+        settlement=d.settlement,
+        hub=hub,
+        chain=chain,
+        record={"block": chain.blocks.height},
     )
 
 

@@ -406,13 +406,19 @@ def _permit_args(provider, max_tokens, permit_amount, deadline, v, r, s):
     )
 
 
+@pytest.fixture
+def payer(accounts, token, deployer):
+    """A fresh account holding gas money and exactly PAYMENT tokens, with no allowance set."""
+    a = accounts.generate_test_account()
+    deployer.transfer(a, 10**18)
+    token.mint(a, PAYMENT, sender=deployer)
+    return a
+
+
 def test_create_job_with_permit__no_allowance__one_transaction(
-    make_provider, market, token, jobs, chain, accounts, deployer, provider
+    make_provider, market, token, jobs, chain, payer, provider
 ):
     make_provider(provider)
-    payer = accounts.generate_test_account()
-    deployer.transfer(payer, 10**18)
-    token.mint(payer, PAYMENT, sender=deployer)
     assert token.allowance(payer, market) == 0
     deadline = chain.pending_timestamp + 600
     v, r, s = _permit(token, payer.private_key, payer.address, market.address, PAYMENT, deadline, chain)
@@ -424,12 +430,9 @@ def test_create_job_with_permit__no_allowance__one_transaction(
 
 
 def test_create_job_with_permit__payment_above_max_tokens__reverts_permit_unused(
-    make_provider, market, token, chain, accounts, deployer, provider
+    make_provider, market, token, chain, payer, provider
 ):
     make_provider(provider)
-    payer = accounts.generate_test_account()
-    deployer.transfer(payer, 10**18)
-    token.mint(payer, PAYMENT, sender=deployer)
     deadline = chain.pending_timestamp + 600
     v, r, s = _permit(token, payer.private_key, payer.address, market.address, PAYMENT, deadline, chain)
     max_tokens = PAYMENT - 1  # the price moved against the payer between its quote and its transaction
@@ -441,12 +444,9 @@ def test_create_job_with_permit__payment_above_max_tokens__reverts_permit_unused
 
 
 def test_create_job_with_permit__front_run_permit__still_succeeds(
-    make_provider, market, token, jobs, chain, accounts, deployer, attacker, provider
+    make_provider, market, token, jobs, chain, payer, attacker, provider
 ):
     make_provider(provider)
-    payer = accounts.generate_test_account()
-    deployer.transfer(payer, 10**18)
-    token.mint(payer, PAYMENT, sender=deployer)
     deadline = chain.pending_timestamp + 600
     v, r, s = _permit(token, payer.private_key, payer.address, market.address, PAYMENT, deadline, chain)
     token.permit(payer, market, PAYMENT, deadline, v, r, s, sender=attacker)  # copied from the mempool
@@ -455,13 +455,8 @@ def test_create_job_with_permit__front_run_permit__still_succeeds(
     assert token.balanceOf(payer) == 0
 
 
-def test_create_job_with_permit__bad_signature__transfer_fails(
-    make_provider, market, token, chain, accounts, deployer, provider
-):
+def test_create_job_with_permit__bad_signature__transfer_fails(make_provider, market, token, chain, payer, provider):
     make_provider(provider)
-    payer = accounts.generate_test_account()
-    deployer.transfer(payer, 10**18)
-    token.mint(payer, PAYMENT, sender=deployer)
     deadline = chain.pending_timestamp + 600
     v, r, s = _permit(token, payer.private_key, payer.address, market.address, PAYMENT - 1, deadline, chain)
     args = _permit_args(provider, PAYMENT, PAYMENT, deadline, v, r, s)

@@ -42,9 +42,9 @@ from market_helpers import (
 )
 
 from offchain.chain.jobs import JOB_ABI_TYPES, commitment
-from offchain.chain.price import ONE_USD, post_price
+from offchain.chain.price import ONE_USD
 from offchain.constants import JOB_FIELDS, MAX_BPS, ONE_TOKEN, JobStatus, MachineStatus
-from offchain.params import DAY, OracleParams
+from offchain.params import DAY
 
 # Fixtures shared by the market tests.
 snap = market_helpers.snap
@@ -842,28 +842,6 @@ USD_NET = USD_VALUE - USD_VALUE * P.fee_bps // MAX_BPS
 
 def _ceil_div(a, b):
     return -(-a // b)
-
-
-@pytest.fixture
-def set_price(project, deployment, settlement, chain, accounts, deployer):
-    """Posts a new round at `price` (USD per token, 8 decimals) on the feed Settlement reads,
-    signed by a one-operator quorum (unanimous: no deviation bound) that is then removed."""
-
-    def _set(price):
-        hub, token = deployment.hub, deployment.token
-        feed = project.PriceFeed.at(settlement.price_feed())
-        op = accounts.generate_test_account()
-        stake = OracleParams().min_operator_stake
-        deployer.transfer(op, 10**18)
-        token.mint(op, stake, sender=deployer)
-        token.approve(hub, stake, sender=op)
-        hub.stake(stake, sender=op)
-        hub.add_operator(op, sender=deployer)
-        post_price(feed, chain.chain_id, [op], price, chain.blocks.head.timestamp, deployer)
-        hub.remove_operator(op, sender=deployer)
-        assert settlement.price() == price
-
-    return _set
 
 
 def _submitted(market, jobs, make_job, machine_id, prov, user, units=UNITS, spec=SPEC):

@@ -1,8 +1,9 @@
 """Settlement: USD quotes at the PriceFeed answer, burn-and-mint pay for finalized jobs.
 
 Setup (module): the session deployment (Settlement priced on its own real PriceFeed at $1.00);
-`quorum` makes one staked account the hub's only operator, so it alone is the whole operator set
-and may move the price by any amount in one round (PriceFeed's unanimity escape). A second
+conftest's `set_price` posts a round signed by a fresh staked account as the hub's only operator,
+so it alone is the whole operator set and may move the price by any amount in one round
+(PriceFeed's unanimity escape). A second
 Settlement (`bare`) has a test account as its job market so `settle` can be called directly.
 Through JobMarket, the price moves between funding and finalization and the tests check the
 provider's mint: USD value minus the fee at the new price, never more than the escrow minus
@@ -11,9 +12,8 @@ the fee.
 
 import ape
 import pytest
-from conftest import CPU, PRICE, SETTLEMENT_MAX_AGE, UNITS, USD_PER_TOKEN, staked_operator, storage_roots
+from conftest import CPU, PRICE, SETTLEMENT_MAX_AGE, UNITS, USD_PER_TOKEN, storage_roots
 
-from offchain.chain.price import post_price
 from offchain.constants import ONE_TOKEN
 from offchain.params import PriceFeedParams
 
@@ -32,20 +32,6 @@ def settle_feed(project, settlement):
 
 
 @pytest.fixture(scope="module")
-def quorum(accounts, deployment, deployer):
-    """One staked hub operator: the whole operator set (threshold 1)."""
-    return [staked_operator(deployment, accounts, deployer)]
-
-
-@pytest.fixture(scope="module")
-def set_price(chain, settle_feed, quorum, deployer):
-    def _set(price, feed=None):
-        return post_price(feed or settle_feed, chain.chain_id, quorum, price, chain.blocks.head.timestamp, deployer)
-
-    return _set
-
-
-@pytest.fixture(scope="module")
 def bare(project, deployment, deployer, keeper, settle_feed):
     """A Settlement whose job market is `keeper`, minting on the same token."""
     s = deployer.deploy(project.Settlement, deployment.token.address, settle_feed.address, SETTLEMENT_MAX_AGE)
@@ -55,7 +41,7 @@ def bare(project, deployment, deployer, keeper, settle_feed):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _wider_fixtures_first(settlement, settle_feed, quorum, set_price, bare, chain, market, registry, token):
+def _wider_fixtures_first(settlement, settle_feed, bare, chain, market, registry, token):
     """Module fixtures set up before the first test (ape's snapshot isolation)."""
 
 
