@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from offchain.chain.anvil import free_ports  # noqa: F401 - re-exported for the demo and tests
+from offchain.chain.anvil import free_ports  # also re-exported for the demo and tests
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GPUNET = str(Path(sys.executable).with_name("gpunet"))
@@ -68,6 +68,27 @@ class Devnet:
         self._spawn(name, [*args, *extra])
         return f"http://127.0.0.1:{port}"
 
+    def start_oracles(
+        self,
+        test_accounts: Sequence[int],
+        addresses: Sequence[str],
+        db_dir: Path,
+        extra: Sequence[str] = (),
+        *,
+        ports: Sequence[int] | None = None,
+        each: Sequence[Sequence[str]] = (),
+    ) -> dict[str, str]:
+        """A quorum: `oracle-i` runs as test account `test_accounts[i]` (address `addresses[i]`) on
+        `ports[i]` (free ones by default), with the others as peers, its store at
+        db_dir/oracle-i.sqlite and `extra` (+ `each[i]`) on its command line. Returns {address: url}."""
+        ports = free_ports(len(addresses)) if ports is None else ports
+        urls = {addr: f"http://127.0.0.1:{port}" for addr, port in zip(addresses, ports, strict=True)}
+        for i, (index, addr) in enumerate(zip(test_accounts, addresses, strict=True)):
+            peers = {a: u for a, u in urls.items() if a != addr}
+            args = [*extra, *(each[i] if each else ())]
+            self.start_oracle(f"oracle-{i}", index, ports[i], peers, db_dir / f"oracle-{i}.sqlite", args)
+        return urls
+
     def wait_http(self, name: str, url: str, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -111,3 +132,12 @@ class Devnet:
     def stop_all(self) -> None:
         for name in list(self.procs):
             self.stop(name)
+
+
+def stake_operators(token, hub, admin, operators: Sequence, stake: int, mint: int | None = None) -> None:
+    """Mints each operator `mint` tokens (default: `stake`) from `admin` and stakes `stake` of
+    them in OracleHub (the approval is unlimited)."""
+    for o in operators:
+        token.mint(o, stake if mint is None else mint, sender=admin)
+        token.approve(hub, 2**256 - 1, sender=o)
+        hub.stake(stake, sender=o)

@@ -28,6 +28,7 @@ from offchain.chain import reports as R
 from offchain.chain.anvil import running_anvil
 from offchain.chain.deploy import _git_commit, deploy_all, role
 from offchain.constants import ONE_TOKEN, JobStatus
+from offchain.devnet import stake_operators
 from offchain.params import MarketParams, OracleParams
 from scripts._bench_lib import (
     CPU,
@@ -262,13 +263,10 @@ def setup_operators(drv: Driver, deployer) -> list:
     """Three staked OracleHub operators (test accounts 6-8, sorted by address), threshold 2."""
     from ape import accounts
 
-    hub, token = drv.d.hub, drv.d.token
+    hub = drv.d.hub
     ops = sorted(accounts.test_accounts[6:9], key=lambda a: int(a.address, 16))
-    stake = OracleParams().min_operator_stake
+    stake_operators(drv.d.token, hub, deployer, ops, OracleParams().min_operator_stake)
     for op in ops:
-        token.mint(op, stake, sender=deployer)
-        token.approve(hub, stake, sender=op)
-        hub.stake(stake, sender=op)
         hub.add_operator(op, sender=deployer)
     hub.set_threshold(2, sender=deployer)
     return ops
@@ -322,16 +320,11 @@ def measure_report_ops(drv: Driver, deployer, prov, keeper, ops) -> None:
     BenchmarkAttestation's first submission for a machine and its renewal, and an UptimeReport."""
     from ape import accounts, chain
 
-    hub, registry, token = drv.d.hub, drv.registry, drv.d.token
-    stake = OracleParams().min_operator_stake
-    extra = []
-    for _ in range(6):
-        a = accounts.test_accounts.generate_test_account()
+    hub, registry = drv.d.hub, drv.registry
+    extra = [accounts.test_accounts.generate_test_account() for _ in range(6)]
+    for a in extra:
         deployer.transfer(a, 10**18)
-        token.mint(a, stake, sender=deployer)
-        token.approve(hub, stake, sender=a)
-        hub.stake(stake, sender=a)
-        extra.append(a)
+    stake_operators(drv.d.token, hub, deployer, extra, OracleParams().min_operator_stake)
     pool = list(ops) + extra  # ops are operators already
     registry.stake(100 * ONE_TOKEN, sender=prov)
     for m in (2, 3, 5):

@@ -158,9 +158,9 @@ def _run(workdir: Path, devnet) -> int:
     from offchain.chain.anvil import running_anvil
     from offchain.chain.client import Handles
     from offchain.chain.deploy import deploy_all, deployment_path
-    from offchain.chain.jobs import as_tuple, drawn_for_audit, job_from_chain
+    from offchain.chain.jobs import as_tuple, audit_draw, job_from_chain
     from offchain.client import sdk
-    from offchain.devnet import free_ports
+    from offchain.devnet import free_ports, stake_operators
 
     with running_anvil(log_path=workdir / "anvil.log") as url:
         console.print(f"[bold]anvil[/] listening on {url}")
@@ -172,7 +172,8 @@ def _run(workdir: Path, devnet) -> int:
             # worker; the demo accepts the job with its key and then does nothing).
             flaky = acct.generate_test_account()
             test_index = {honest.address: 1, cheater.address: 2, liar.address: 6}
-            operators = [acct[7], acct[8], acct[9]]
+            operator_index = (7, 8, 9)
+            operators = [acct[i] for i in operator_index]
             names = {
                 **{o.address: f"operator-{i}" for i, o in enumerate(operators)},
                 honest.address: "honest",
@@ -202,10 +203,7 @@ def _run(workdir: Path, devnet) -> int:
                 f"demo params: challenge window {PARAMS.challenge_window} s, new providers audited on "
                 f"{PARAMS.new_provider_audit_bps / 100:.0f}% of their jobs"
             )
-            for o in operators:
-                token.mint(o, 1_000 * ONE_TOKEN, sender=deployer)
-                token.approve(hub, 2**256 - 1, sender=o)
-                hub.stake(1_000 * ONE_TOKEN, sender=o)
+            stake_operators(token, hub, deployer, operators, 1_000 * ONE_TOKEN)
             deployer.transfer(flaky, 10**18)  # gas money: generated accounts start empty
             for a in (honest, cheater, liar, flaky):
                 token.mint(a, 10_000 * ONE_TOKEN, sender=deployer)
@@ -233,10 +231,9 @@ def _run(workdir: Path, devnet) -> int:
                 endpoints[p.address] = devnet.start_agent(
                     name, p.address, claims[p.address][0], port, cheat, extra=AGENT_ARGS, **worker
                 )
-            urls = {o.address: f"http://127.0.0.1:{port}" for o, port in zip(operators, ports[:3], strict=True)}
-            for i, o in enumerate(operators):
-                peers = {a: u for a, u in urls.items() if a != o.address}
-                devnet.start_oracle(f"oracle-{i}", 7 + i, ports[i], peers, workdir / f"oracle-{i}.sqlite", ORACLE_ARGS)
+            urls = devnet.start_oracles(
+                operator_index, [o.address for o in operators], workdir, ORACLE_ARGS, ports=ports[:3]
+            )
             for p in agents:
                 devnet.wait_http(f"agent-{names[p.address]}", endpoints[p.address])
             for i, o in enumerate(operators):
@@ -328,8 +325,7 @@ def _run(workdir: Path, devnet) -> int:
                 # `audit_drawn` view runs *in* the head block on anvil and answers False there.
                 job = job_from_chain(market, j.job_id)
                 j.audit_bps = int(job["audit_bps"])
-                block_hash = bytes(chain.blocks[int(job["draw_block"])].hash)
-                return drawn_for_audit(j.job_id, j.audit_bps, block_hash)
+                return bool(audit_draw(chain, j.job_id, job))
 
             for j in plans:
                 submit(j)

@@ -36,7 +36,7 @@ from offchain.chain.deploy import deploy_all, deployment_path
 from offchain.chain.jobs import as_tuple, jobs_from_receipt, update_from_receipt
 from offchain.chain.price import ONE_USD, post_price
 from offchain.constants import MAX_BPS, ONE_TOKEN, JobStatus, MachineStatus
-from offchain.devnet import Devnet, free_ports
+from offchain.devnet import Devnet, stake_operators
 from offchain.params import MarketParams
 from offchain.workloads.base import canonical_json
 
@@ -102,19 +102,11 @@ def test_audits__quorum_opens_reexecutes_and_posts_verdicts(tmp_path):
             d = deploy_all(project, deployer, local=True, params=params, operators=[o.address for o in ops],
                            threshold=2, record_path=record, chain_id=chain.chain_id)  # fmt: skip
             token, registry, market, hub = d.token, d.registry, d.market, d.hub
-            for o in ops:
-                token.mint(o, 2_000 * ONE_TOKEN, sender=deployer)
-                token.approve(hub, 2**256 - 1, sender=o)
-                hub.stake(1_000 * ONE_TOKEN, sender=o)
+            stake_operators(token, hub, deployer, ops, 1_000 * ONE_TOKEN, mint=2_000 * ONE_TOKEN)
             # A $1.00 token price from the quorum: jobs are funded at Settlement.quote(usd).
             post_price(d.price_feed, chain.chain_id, ops, ONE_USD, chain.blocks.head.timestamp, deployer)
 
-            ports = free_ports(3)
-            urls = {o.address: f"http://127.0.0.1:{p}" for o, p in zip(ops, ports, strict=True)}
-            for i, o in enumerate(ops):
-                peers = {addr: url for addr, url in urls.items() if addr != o.address}
-                devnet.start_oracle(f"oracle-{i}", OPERATOR_ACCOUNTS[i], ports[i], peers,
-                                    tmp_path / f"oracle-{i}.sqlite", ORACLE_ARGS)  # fmt: skip
+            urls = devnet.start_oracles(OPERATOR_ACCOUNTS, [o.address for o in ops], tmp_path, ORACLE_ARGS)
 
             # Providers: staked, one Active CPU machine each (set by the deployer, who holds
             # ATTESTER_ROLE on a local deployment), offering PRICE per unit; blobs at `server`.

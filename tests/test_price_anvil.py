@@ -22,7 +22,7 @@ from offchain.chain.anvil import running_anvil
 from offchain.chain.client import DEPLOYMENT_ENV
 from offchain.chain.deploy import deploy_all
 from offchain.constants import ONE_TOKEN
-from offchain.devnet import GPUNET, REPO_ROOT, Devnet, free_ports
+from offchain.devnet import GPUNET, REPO_ROOT, Devnet, stake_operators
 from offchain.params import PriceFeedParams
 
 pytestmark = pytest.mark.anvil
@@ -92,18 +92,16 @@ def _run(tmp_path, devnet, usd_server, price_file, accounts, chain, project):
                    price_params=PriceFeedParams(max_age=300, max_deviation_bps=2_000, max_observation_age=60),
                    record_path=record, chain_id=chain.chain_id)  # fmt: skip
     token, hub, feed = d.token, d.hub, d.price_feed
-    for o in ops:
-        token.mint(o, 2_000 * ONE_TOKEN, sender=deployer)
-        token.approve(hub, 2**256 - 1, sender=o)
-        hub.stake(1_000 * ONE_TOKEN, sender=o)
+    stake_operators(token, hub, deployer, ops, 1_000 * ONE_TOKEN, mint=2_000 * ONE_TOKEN)
 
-    ports = free_ports(3)
-    urls = {o.address: f"http://127.0.0.1:{p}" for o, p in zip(ops, ports, strict=True)}
     sources = ["fixed:1.25", f"file:{price_file}", f"url:{usd_server.url}"]
-    for i, o in enumerate(ops):
-        peers = {addr: url for addr, url in urls.items() if addr != o.address}
-        devnet.start_oracle(f"oracle-{i}", OPERATOR_ACCOUNTS[i], ports[i], peers,
-                            tmp_path / f"oracle-{i}.sqlite", [*ORACLE_ARGS, "--price-source", sources[i]])  # fmt: skip
+    urls = devnet.start_oracles(
+        OPERATOR_ACCOUNTS,
+        [o.address for o in ops],
+        tmp_path,
+        ORACLE_ARGS,
+        each=[["--price-source", src] for src in sources],
+    )
     for i, o in enumerate(ops):
         devnet.wait_http(f"oracle-{i}", urls[o.address])
 

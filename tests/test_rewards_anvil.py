@@ -31,7 +31,7 @@ from offchain.chain.deploy import deploy_all
 from offchain.chain.jobs import as_tuple, jobs_from_receipt, update_from_receipt
 from offchain.chain.price import ONE_USD, post_price
 from offchain.constants import MAX_BPS, ONE_TOKEN, JobStatus, MachineStatus
-from offchain.devnet import GPUNET, REPO_ROOT, Devnet, free_ports
+from offchain.devnet import GPUNET, REPO_ROOT, Devnet, stake_operators
 from offchain.economics import rewards as E
 from offchain.params import EmissionsParams, MarketParams
 
@@ -108,17 +108,8 @@ def _run(tmp_path, devnet, health, accounts, chain, project):
     token, registry, market, hub, em = d.token, d.registry, d.market, d.hub, d.emissions
     genesis = int(em.GENESIS())
     end0 = genesis + EPOCH
-    for o in ops:
-        token.mint(o, 2_000 * ONE_TOKEN, sender=deployer)
-        token.approve(hub, 2**256 - 1, sender=o)
-        hub.stake(1_000 * ONE_TOKEN, sender=o)
-
-    ports = free_ports(3)
-    urls = {o.address: f"http://127.0.0.1:{p}" for o, p in zip(ops, ports, strict=True)}
-    for i, o in enumerate(ops):
-        peers = {addr: url for addr, url in urls.items() if addr != o.address}
-        devnet.start_oracle(f"oracle-{i}", OPERATOR_ACCOUNTS[i], ports[i], peers,
-                            tmp_path / f"oracle-{i}.sqlite", ORACLE_ARGS)  # fmt: skip
+    stake_operators(token, hub, deployer, ops, 1_000 * ONE_TOKEN, mint=2_000 * ONE_TOKEN)
+    urls = devnet.start_oracles(OPERATOR_ACCOUNTS, [o.address for o in ops], tmp_path, ORACLE_ARGS)
 
     # Providers: a CPU machine and a 2-GPU H100 machine, Active (the deployer attests), offering.
     machine, classes = {}, {providers[0].address: (CPU, 1), providers[1].address: (H100, 2)}

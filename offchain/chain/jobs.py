@@ -139,9 +139,10 @@ def drawn_for_audit(job_id: int, audit_bps: int, draw_block_hash: bytes) -> bool
 
 
 def audit_draw(chain: Any, job_id: int, job: dict) -> bool | None:
-    """Whether a submitted job was drawn for audit: True/False, or None while the draw block is
-    the head (its hash is known, but some nodes run calls inside it) or after the 256-block
-    window (the selection lapsed). `chain` is ape's chain manager."""
+    """Whether a submitted job was drawn for audit: True/False (computed from the draw block's
+    hash, so already while that block is the head: see `drawn_for_audit`), or None before the
+    job is submitted (no draw block) or after the 256-block window (the selection lapsed).
+    `chain` is ape's chain manager."""
     draw_block = int(job["draw_block"])
     head = int(chain.blocks.height)
     if draw_block == 0 or head > draw_block + DRAW_HORIZON_BLOCKS:

@@ -22,6 +22,7 @@ The client meets providers only through the chain and their agents' HTTP endpoin
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -328,11 +329,13 @@ def rank_offers(h: Any, class_id: int, now: int | None = None) -> list[Offer]:
     return sorted(offers, key=Offer.rank_key)
 
 
-def can_cover(h: Any, offer: Offer, payment: int) -> bool:
-    """Whether the provider's free stake covers the collateral it would lock for this payment."""
+def can_cover(h: Any, offer: Offer, payment: int, collateral_bps: int | None = None) -> bool:
+    """Whether the provider's free stake covers the collateral it would lock for this payment.
+    `collateral_bps`: JobMarket's `params().collateral_bps`, read here when not given."""
     m = h.market
-    params = m.params()
-    floor = (payment * int(params.collateral_bps) + MAX_BPS - 1) // MAX_BPS
+    if collateral_bps is None:
+        collateral_bps = int(m.params().collateral_bps)
+    floor = (payment * collateral_bps + MAX_BPS - 1) // MAX_BPS
     return offer.free_stake >= int(m.required_collateral(payment, floor, m.audit_rate(offer.provider)))
 
 
@@ -516,7 +519,10 @@ def choose(
             f"price above max: the cheapest offer for class {class_id} is {fmt_usd(offers[0].price)}/unit, "
             f"--max-price is {fmt_usd(max_price)}/unit"
         )
-    able = [o for o in affordable if can_cover(h, o, job_quote(h, o.price, units))] or affordable
+    # One params read and one quote per distinct price, not per offer.
+    bps = int(h.market.params().collateral_bps)
+    quote = functools.cache(lambda price: job_quote(h, price, units))
+    able = [o for o in affordable if can_cover(h, o, quote(o.price), bps)] or affordable
     if open_job:
         chosen = able[:OPEN_CANDIDATES]
         # An open job pays exactly the price it is funded at: enough for every candidate.
