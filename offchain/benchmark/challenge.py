@@ -21,16 +21,16 @@ chunk contents are cheap to regenerate, so this shows the device can allocate an
 working set, not that it holds all of it at once; the matmul challenge sized so that A, B and
 C fill a good part of VRAM is the stronger memory signal.
 
-Determinism: inputs come from a `torch.Generator` on the CPU (seeded from sha256 of the nonce)
-and are then moved to the device, so a GPU provider and a CPU oracle derive identical bits.
-torch does not promise the same stream across torch versions: oracle and provider must run
-the same torch major.minor (the demo pins torch==2.13.0). On a GPU, CPU generation costs
-roughly 0.1-0.3 s per 4096^2 matrix; at large n this belongs in `network_allowance_s`.
+Determinism: inputs are an integer hash of (nonce, index) computed on the provider's own device
+(`derive_inputs`), exact int64 arithmetic, so a GPU provider and a CPU oracle derive identical
+bits whatever their torch versions, and a GPU spends milliseconds on them: the timed round
+measures the product and the commitment, not the host CPU.
 """
 
 from __future__ import annotations
 
 import hashlib
+import contextlib
 import math
 import secrets
 import sys
@@ -94,29 +94,110 @@ def seed_from_nonce(nonce: bytes, domain: bytes = _INPUT_DOMAIN) -> int:
 # ----------------------------------------------------------------------------- matmul challenge
 
 
+# Inputs are generated in row blocks of this many elements (bounds the int64 temporaries).
+_DERIVE_BLOCK = 1 << 22
+_SEED_MASK = 0xFFFFFFFF
+
+
+def _input_seeds(nonce: bytes, which: bytes) -> tuple[int, int]:
+    """Two 32-bit keys for matrix `which` (b"A" or b"B"): the first 8 bytes of sha256(domain || nonce || which)."""
+    d = hashlib.sha256(_INPUT_DOMAIN + bytes(nonce) + which).digest()
+    return int.from_bytes(d[:4], "big"), int.from_bytes(d[4:8], "big")
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """In place on int64 values in [0, 2^32): the xorshift-multiply integer hash (a bijection of
+    32-bit words), in exact int64 arithmetic so CPU and GPU give the same bits."""
+    for _ in range(2):
+        x.bitwise_xor_(x >> 16)
+        x.mul_(_MIX).bitwise_and_(_MASK32)
+    return x.bitwise_xor_(x >> 16)
+
+
+def _derive_matrix(n: int, keys: tuple[int, int], tdt: torch.dtype, dev: torch.device) -> torch.Tensor:
+    out = torch.empty((n, n), dtype=tdt, device=dev)
+    flat = out.view(-1)
+    total = n * n
+    for start in range(0, total, _DERIVE_BLOCK):
+        stop = min(total, start + _DERIVE_BLOCK)
+        x = torch.arange(start, stop, dtype=torch.int64, device=dev)
+        _mix32(x.bitwise_xor_(keys[0]))
+        _mix32(x.bitwise_xor_(keys[1]))
+        # The top 24 bits as an integer k: k x 2^-23 - 1 is exact in fp32 and lies in [-1, 1);
+        # the cast to bf16/fp16 then rounds to nearest-even, the same on every device.
+        v = (x >> 8).to(torch.float32).mul_(2.0**-23).sub_(1.0)
+        flat[start:stop] = v.to(tdt)
+    return out
+
+
 def derive_inputs(
     nonce: bytes, n: int, dtype: str | torch.dtype = "bf16", device: str | torch.device | None = "cpu"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A, B (n x n, uniform in [-1, 1), cast to `dtype`) from a CPU torch.Generator seeded by the nonce.
+    """A, B (n x n, in [-1, 1), cast to `dtype`) from the nonce, generated on `device` itself.
 
-    Deterministic for a given (nonce, n, dtype) and torch version, whatever the device.
+    Entry (i, j) of A is k x 2^-23 - 1 for k the top 24 bits of h(h(i n + j xor a1) xor a2), h the
+    32-bit xorshift-multiply hash and (a1, a2) from sha256 of the nonce (B likewise with its own
+    keys). Integer arithmetic only, so the bits are identical on every device and torch
+    version, and a GPU derives its inputs in milliseconds on the GPU: the timed round then
+    measures the product, not the host CPU (the old torch.Generator inputs cost ~10-20 ns per
+    element on the host, an allowance that let a fast CPU pass for an H100).
     """
-    if n < 1:
-        raise ValueError("challenge: n must be >= 1")
+    if not 1 <= n < 1 << 16:
+        raise ValueError("challenge: n must be in 1..65535")
     tdt = CHALLENGE_DTYPES[dtype_name(dtype)]
-    g = torch.Generator(device="cpu").manual_seed(seed_from_nonce(nonce))
-    a = torch.rand((n, n), generator=g, dtype=torch.float32).mul_(2).sub_(1)
-    b = torch.rand((n, n), generator=g, dtype=torch.float32).mul_(2).sub_(1)
     dev = resolve_device(device)
-    return a.to(dtype=tdt).to(dev), b.to(dtype=tdt).to(dev)
+    return _derive_matrix(n, _input_seeds(nonce, b"A"), tdt, dev), _derive_matrix(n, _input_seeds(nonce, b"B"), tdt, dev)
 
 
-def compute_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """The provider's honest answer: A @ B in the inputs' dtype (TF32 off for fp32 on CUDA)."""
-    if a.device.type == "cuda" and a.dtype == torch.float32:
-        with tf32_mode(False):
+class DeadlineExceeded(Exception):
+    """The product would not be done by the deadline the verifier set: computing stopped early."""
+
+    def __init__(self, seconds: float, rows_done: int, rows: int):
+        super().__init__(f"stopped after {seconds:.3f}s with {rows_done} of {rows} rows done")
+        self.seconds, self.rows_done, self.rows = seconds, rows_done, rows
+
+
+# Row blocks of a deadline-bounded product: the first is small (it measures the device), the
+# next ones last about BLOCK_TARGET_S each, so a stop lands at most that long after the deadline.
+FIRST_BLOCK_ROWS = 8
+BLOCK_TARGET_S = 0.05
+
+
+def compute_product(a: torch.Tensor, b: torch.Tensor, deadline: float | None = None) -> torch.Tensor:
+    """The provider's honest answer: A @ B in the inputs' dtype (TF32 off for fp32 on CUDA).
+
+    `deadline` (a `time.perf_counter()` value): compute in row blocks and raise DeadlineExceeded
+    as soon as the product cannot be done by then -- the deadline passed, or the rows left, at
+    the speed measured so far, would end after it. A device far too slow for the challenge (a
+    CPU without native bf16 asked for a GPU-sized bf16 product) so stops after its first small
+    block instead of computing for minutes. A device that makes the deadline computes the same
+    product: each row of C still comes from the same row of A and all of B (the BLAS may round
+    a little differently per block shape, well inside Freivalds' tolerance).
+    """
+    ctx = tf32_mode(False) if a.device.type == "cuda" and a.dtype == torch.float32 else contextlib.nullcontext()
+    with ctx:
+        if deadline is None:
             return a @ b
-    return a @ b
+        n = a.shape[0]
+        start = time.perf_counter()
+        if start > deadline:  # deriving the inputs alone took too long
+            raise DeadlineExceeded(0.0, 0, n)
+        c = torch.empty((n, b.shape[1]), dtype=a.dtype, device=a.device)
+        done, rows = 0, min(n, FIRST_BLOCK_ROWS)
+        while done < n:
+            t0 = time.perf_counter()
+            torch.mm(a[done : done + rows], b, out=c[done : done + rows])
+            if a.device.type == "cuda":
+                torch.cuda.synchronize(a.device)
+            now = time.perf_counter()
+            done += rows
+            if done >= n:
+                break
+            per_row = max(now - t0, 1e-9) / rows
+            if now > deadline or now + per_row * (n - done) > deadline:
+                raise DeadlineExceeded(now - start, done, n)
+            rows = max(1, min(n - done, 4 * rows, int(BLOCK_TARGET_S / per_row)))
+        return c
 
 
 def commit(result: torch.Tensor) -> bytes:
@@ -136,7 +217,7 @@ def commit(result: torch.Tensor) -> bytes:
     for d in t.shape:
         h.update(int(d).to_bytes(8, "big"))
     if t.numel():
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))  # no copy of C
     return h.digest()
 
 
@@ -212,13 +293,18 @@ class ChallengeAnswer:
 
 
 def answer_challenge(
-    nonce: bytes, n: int, dtype: str | torch.dtype = "bf16", device: str | torch.device | None = None
+    nonce: bytes,
+    n: int,
+    dtype: str | torch.dtype = "bf16",
+    device: str | torch.device | None = None,
+    deadline_s: float | None = None,
 ) -> ChallengeAnswer:
-    """The provider side: derive inputs, multiply, commit. `seconds` is the provider's own clock."""
+    """The provider side: derive inputs, multiply, commit. `seconds` is the provider's own clock;
+    with `deadline_s` it raises DeadlineExceeded once the product cannot be done in that long."""
     dev = resolve_device(device)
     t0 = time.perf_counter()
     a, b = derive_inputs(nonce, n, dtype, dev)
-    c = compute_product(a, b)
+    c = compute_product(a, b, None if deadline_s is None else t0 + deadline_s)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     digest = commit(c)

@@ -6,13 +6,17 @@ Loop (every `poll_s`):
    (SQLite). Handlers are idempotent; the cursor is saved after each batch, so a restart
    re-reads at most one batch and converges to the same table.
 2. Attestation work: a machine that is Pending, or Active with an attestation that expires
-   within `renew_margin_s`, needs a BenchmarkAttestation. Its **leader** for the current nonce
-   is `operators[(machine_id + nonce + k) % N]` (operators sorted by address), where k grows
-   by one every `leader_timeout_s` the task stays open, so a dead leader is replaced.
-   The leader runs the hardware challenge against the machine's registered endpoint, builds the
-   report (its own measured figures, transcript hash, chain time, validity), asks every peer to
-   co-sign over HTTP (POST /sign/attestation), signs it itself last, and submits the report
-   with at least `threshold` signatures sorted by signer.
+   within min(`renew_margin_s`, TTL/4) (6 h of a 24 h TTL), needs a BenchmarkAttestation. Its
+   **leader** for the current nonce is `operators[(machine_id + nonce + k) % N]` (operators
+   sorted by address), where k grows by one every `leader_timeout_s` the task stays open, so a
+   dead leader is replaced. The leader runs the hardware challenge against the machine's
+   registered endpoint (the rule: `offchain/benchmark/decision.py`). INCONCLUSIVE (load, or the
+   agent busy with a job): no report, and this operator backs off (`hwschedule`, 30 s doubling
+   to 10 min). FAIL: it waits `confirm_delay_s` and challenges again; only a second FAIL in a
+   row is proposed (`fail_confirmations`). Then it builds the report (its own measured figures,
+   transcript hash, chain time, validity), asks every peer to co-sign over HTTP (POST
+   /sign/attestation), signs it itself last, and submits the report with at least `threshold`
+   signatures sorted by signer.
 3. Uptime: Active machines are probed (GET /health) at random moments of each epoch; when an
    epoch ends, the machine's leader proposes its counts as an UptimeReport and peers co-sign
    if their own ratio is within `uptime_tolerance_bps` of it.
@@ -39,7 +43,8 @@ Loop (every `poll_s`):
 
 Co-signing (peers): a peer signs a proposed attestation only if the report matches the chain
 (current nonce, provider, class), the validity is within the TTL, and **its own independent
-challenge** of the same machine reaches the same outcome. It signs at most one report per
+challenge** of the same machine reaches the same decisive outcome (an inconclusive one of its
+own refuses, for the leader to retry). It signs at most one report per
 (subject, nonce) (`Store.sign_once`): asked to sign a different one, it answers with the report
 it already signed, which the leader adopts if it agrees with it. That keeps every operator from
 ever equivocating while letting a replacement leader finish a round a dead leader started.
@@ -112,7 +117,8 @@ from offchain.chain.reports import (
 from offchain.constants import JobStatus, MachineStatus
 from offchain.economics import rewards as RW
 from offchain.oracle import epoch_rewards, jobwatch
-from offchain.oracle.challenger import run_hardware_challenge
+from offchain.oracle.challenger import INCONCLUSIVE, run_hardware_challenge
+from offchain.oracle.hwschedule import HardwareSchedule
 from offchain.oracle.pricing import PriceSourceError, parse_price_source, within_deviation
 from offchain.oracle.store import Store
 
@@ -154,13 +160,22 @@ class OracleConfig:
     db_path: str = "oracle.sqlite"
     poll_s: float = 1.0
     attestation_ttl_s: int = 24 * 3600
-    renew_margin_s: int = 3600
+    # Renewal starts min(renew_margin_s, TTL/4) before expiry: room for many back-offs while the
+    # machine is busy with jobs (running jobs are never interrupted by a challenge).
+    renew_margin_s: int = 6 * 3600
     leader_timeout_s: float = 30.0
     peer_timeout_s: float = 120.0
     epoch_seconds: int = 3600
     probes_per_epoch: int = 6
     uptime_tolerance_bps: int = 2_500
     challenge_kwargs: dict[str, Any] = field(default_factory=dict)
+    # A FAIL is proposed only after this many FAIL challenges in a row by the leader, each
+    # `confirm_delay_s` after the last (co-signers then need a FAIL of their own too).
+    fail_confirmations: int = 2
+    confirm_delay_s: float = 10.0
+    # Back-off after an inconclusive challenge: `hw_retry_s`, doubling up to `hw_max_backoff_s`.
+    hw_retry_s: float = 30.0
+    hw_max_backoff_s: float = 600.0
     # Matrix size for GPU-class challenges (None: the challenger's default, 8192).
     gpu_challenge_n: int | None = None
     max_cycles: int | None = None  # for tests: stop after this many loop cycles
@@ -282,7 +297,9 @@ class OracleService:
         self.store = Store(config.db_path)
         self.metrics = Metrics()
         self._chain_lock = threading.RLock()
-        self._own_outcomes: dict[tuple[int, int], str] = {}
+        self.hw = HardwareSchedule(retry_s=config.hw_retry_s, max_backoff_s=config.hw_max_backoff_s)
+        if config.fail_confirmations < 1 or config.confirm_delay_s < 0:
+            raise ValueError("oracle: fail_confirmations >= 1 and confirm_delay_s >= 0")
         # (subject, nonce) this operator is proposing right now: while in flight it co-signs no
         # other version, so two concurrent leaders cannot each sign the other's report and
         # leave every version one signature short (see `_gather`).
@@ -460,7 +477,7 @@ class OracleService:
         t0 = time.monotonic()
         outcome = run_hardware_challenge(m["endpoint"], m["class_id"], **kwargs)
         total_s = time.monotonic() - t0
-        self._own_outcomes[(m["machine_id"], nonce)] = outcome.outcome
+        backoff = self.hw.record(m["machine_id"], nonce, outcome.outcome)
         self.metrics.challenges.labels(outcome=outcome.outcome, role=role).inc()
         self.metrics.challenge_seconds.observe(total_s)
         log.info(
@@ -473,7 +490,9 @@ class OracleService:
                     "elapsed_s": outcome.elapsed_s,
                     "total_s": round(total_s, 3),
                     "allowance_s": outcome.allowance_s,
+                    "round_seconds": outcome.round_seconds,
                     "reasons": outcome.reasons,
+                    **({"retry_in_s": backoff} if backoff else {}),
                 }
             )
         )
@@ -493,7 +512,19 @@ class OracleService:
         if on_record is not None:
             report = on_record.report  # never sign a second version: finish the one we signed
         else:
+            if not self.hw.due(mid):  # backing off after an inconclusive challenge
+                return
+            self.hw.forget_before(mid, nonce)
             outcome = self._own_challenge(m, nonce, "leader")
+            confirmations = 1
+            while outcome.outcome not in ("pass", INCONCLUSIVE) and confirmations < self.cfg.fail_confirmations:
+                # One FAIL is not enough to jail: look again after a pause (load passes).
+                if self._stop.wait(self.cfg.confirm_delay_s):
+                    return
+                outcome = self._own_challenge(m, nonce, "leader-confirm")
+                confirmations += 1
+            if outcome.outcome == INCONCLUSIVE:
+                return
             tflops = outcome.effective_tflops or 0.0
             report = {
                 "machine_id": mid,
@@ -593,8 +624,8 @@ class OracleService:
 
     def _agrees_with(self, kind: str, report: dict) -> bool:
         if kind == "attestation":
-            mine = self._own_outcomes.get((report["machine_id"], report["nonce"]))
-            return mine is not None and OUTCOME_CODES[mine] == report["outcome"]
+            mine = self.hw.own(int(report["machine_id"]), int(report["nonce"]))
+            return mine in OUTCOME_CODES and OUTCOME_CODES[mine] == report["outcome"]
         if kind == "verdict":
             own = self.store.audit_for(int(report["job_id"]), _hex32(report["result_hash"]))
             return own is not None and own["valid"] == bool(report["valid"])
@@ -701,10 +732,13 @@ class OracleService:
         if existing is None and busy:
             self.metrics.signatures_refused.labels(kind="attestation", reason="proposing").inc()
             return 409, {"refused": "I am proposing my own version of this report right now"}
-        mine = self._own_outcomes.get((mid, nonce))
+        mine = self.hw.own(mid, nonce)
         if mine is None:
             m = {"machine_id": mid, "endpoint": info.endpoint, "class_id": info.class_id, "vram_mb": info.vram_mb}
             mine = self._own_challenge(m, nonce, "peer").outcome
+        if mine == INCONCLUSIVE:
+            self.metrics.signatures_refused.labels(kind="attestation", reason="inconclusive").inc()
+            return 409, {"refused": "my own challenge is inconclusive (load or busy): ask again later", "retry": True}
         if OUTCOME_CODES[mine] != outcome_code:
             self.metrics.signatures_refused.labels(kind="attestation", reason="disagree").inc()
             return 409, {"refused": f"my own challenge says {mine}"}

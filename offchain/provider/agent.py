@@ -9,11 +9,16 @@ anyone downloads them and job outputs, as blobs. Every JSON reply is an object, 
     GET  /health
          -> {"ok": true, "provider": addr, "claimed_class": id, "claimed_class_name": name,
              "device": "cpu" | "cuda:0", "version": AGENT_VERSION, "torch": torch version}
-    POST /challenge  {"nonce": hex (16-64 bytes), "n": int, "dtype": "fp32" | "bf16" | "fp16"}
+    POST /challenge  {"nonce": hex (16-64 bytes), "n": int, "dtype": "fp32" | "bf16" | "fp16",
+                      "deadline_s": number (optional)}
          -> {"challenge_id": hex, "commitment": hex32, "n", "dtype", "provider_seconds"}
          Derives A, B from the nonce, computes C = A @ B on the device, commits to C and only
          then replies: the oracle times this request on its own clock. C's bytes stay in a
          small in-memory cache (LRU of `cache_size` entries, each dropped after `cache_ttl_s`).
+         With `deadline_s` (the oracle's fail line for the round) the product is computed in row
+         blocks and abandoned as soon as it cannot be done within that many seconds of the
+         request: -> {"aborted": "deadline", "n", "dtype", "provider_seconds", "rows_done"}.
+         So a device far too slow for its claim is busy for about `deadline_s`, not minutes.
     GET  /challenge/<id>/result
          -> application/octet-stream: `offchain.benchmark.wire.canonical_bytes(C)`, the exact
             preimage `challenge.commit` hashes, so sha256(body) == commitment. 404 if the id
@@ -45,9 +50,12 @@ Status codes: 400 malformed request (the message says which field and what is ac
 422 cannot satisfy, 500 an internal error (logged here, reported as a one-line message).
 
 One challenge computes at a time (a lock), so concurrent challenges do not slow each other
-down unevenly; a busy agent answers 429 and the oracle retries untimed. The job worker
-(`offchain/provider/worker.py`) takes the same lock while it executes a job, so a challenge
-never shares the device with a job (it waits, up to the challenger's retry budget).
+down unevenly; a busy agent answers 429 {"error", "busy": "challenge" | "job", "retry_after_s"}
+and the oracle retries untimed. The job worker (`offchain/provider/worker.py`) takes the same
+lock while it executes a job, so a challenge never shares the device with a job. Busy is never
+a failure: an oracle that cannot get a turn within its wait calls the challenge INCONCLUSIVE and
+comes back later. To give it a turn, a challenge refused because of a job is remembered: before
+the worker starts its next job it waits (up to `challenge_gap_s`) until a challenge has run.
 
 Challenge state is only the short-lived caches: a restarted agent answers new challenges as
 before and 404s on ids it no longer has, which the oracle treats as a failed round. Blobs live
@@ -99,16 +107,21 @@ MAX_BODY_BYTES = 1 << 20
 # the 413 instead of a reset connection; larger ones are cut off.
 _DRAIN_BYTES = 16 << 20
 MAX_CHUNKS = 1 << 16
+MAX_DEADLINE_S = 3600.0
+# What a refused challenge is told to wait before asking again.
+_RETRY_AFTER_CHALLENGE_S = 1.0
+_RETRY_AFTER_JOB_S = 15.0
 _WRONG_ENTRIES = 8
 
 
 class RequestError(Exception):
-    """A client error: `status` and a message that says what to fix."""
+    """A client error: `status` and a message that says what to fix (`extra`: more reply fields)."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, extra: dict | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.extra = extra or {}
 
 
 @dataclass
@@ -128,6 +141,9 @@ class AgentConfig:
     # Where blobs live (None: a temporary directory removed when the process exits).
     blob_dir: str | None = None
     max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES
+    # How long the job worker holds its next job back for a challenge that was refused while a
+    # job ran (the oracle retries within ~30 s; see the module docstring).
+    challenge_gap_s: float = 90.0
     claimed_class_id: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -144,6 +160,8 @@ class AgentConfig:
             raise ValueError("agent: max_n, cache_size >= 1; cache_ttl_s > 0; slow_delay_s >= 0")
         if self.max_blob_bytes < 1:
             raise ValueError("agent: max_blob_bytes must be >= 1")
+        if self.challenge_gap_s < 0:
+            raise ValueError("agent: challenge_gap_s must be >= 0")
 
 
 class TtlLru:
@@ -182,7 +200,7 @@ class TtlLru:
 
 @dataclass(frozen=True)
 class _Challenge:
-    body: bytes
+    result: torch.Tensor  # on the host; `canonical_bytes(result)` hashes to `commitment`
     commitment: bytes
     n: int
     dtype: str
@@ -215,6 +233,15 @@ def _int_field(body: dict, name: str, lo: int, hi: int) -> int:
     return v
 
 
+def _deadline_field(body: dict) -> float | None:
+    v = body.get("deadline_s")
+    if v is None:
+        return None
+    if not isinstance(v, int | float) or isinstance(v, bool) or not 0 < v <= MAX_DEADLINE_S:
+        raise RequestError(400, f"'deadline_s' must be a number of seconds in (0, {MAX_DEADLINE_S:g}], got {v!r}")
+    return float(v)
+
+
 def _nonce_field(body: dict) -> bytes:
     try:
         return parse_hex(body.get("nonce"), min_bytes=16, max_bytes=64, what="'nonce'")
@@ -232,10 +259,19 @@ class ProviderAgent:
         self.challenges = TtlLru(config.cache_size, config.cache_ttl_s)
         self.memories = TtlLru(max(16, config.cache_size), config.cache_ttl_s)
         self._compute = threading.Lock()
+        # Who holds `_compute` ("challenge" or "job"), and the gap bookkeeping: when a challenge
+        # was last refused because of a job, and when a challenge last ran to its end.
+        self._holder: str | None = None
+        self._gap = threading.Condition()
+        self._wanted_at: float | None = None
+        self._challenged_at = 0.0
         self._tmp_blobs: str | None = None
         if config.blob_dir is None:
             self._tmp_blobs = tempfile.mkdtemp(prefix="gpunet-blobs-")
         self.blobs = BlobStore(config.blob_dir or self._tmp_blobs, config.max_blob_bytes)
+        # Warm the device up (thread pools, kernels, allocator) so the first timed round
+        # measures the product, not a cold start.
+        ch.compute_product(*ch.derive_inputs(bytes(32), 256, "fp32", self.device), time.perf_counter() + 60)
         if config.max_working_set_bytes is not None:
             self.max_working_set = int(config.max_working_set_bytes)
         elif self.device.type == "cuda":
@@ -247,20 +283,68 @@ class ProviderAgent:
     def _busy_guard(self):
         # One challenge computes at a time, and a second one is refused at once (HTTP 429) rather
         # than queued: the oracle times the exchange, so queueing behind another operator's
-        # challenge would make an honest device look slow. The oracle retries a 429 untimed.
+        # challenge (or a job) would make an honest device look slow. The oracle retries a 429
+        # untimed, and reads a long busy spell as INCONCLUSIVE, never as a failure.
         if not self._compute.acquire(blocking=False):
-            raise RequestError(429, "busy with another challenge: retry shortly")
+            holder = self._holder or "challenge"
+            if holder == "job":
+                with self._gap:
+                    self._wanted_at = time.monotonic()
+                raise RequestError(
+                    429,
+                    "busy running a job: the next job waits for this challenge; retry shortly",
+                    {"busy": "job", "retry_after_s": _RETRY_AFTER_JOB_S},
+                )
+            raise RequestError(
+                429,
+                "busy with another challenge: retry shortly",
+                {"busy": "challenge", "retry_after_s": _RETRY_AFTER_CHALLENGE_S},
+            )
+        self._holder = "challenge"
         try:
             yield
         finally:
+            self._holder = None
             self._compute.release()
+            with self._gap:
+                self._challenged_at = time.monotonic()
+                self._gap.notify_all()
+
+    def challenge_wanted(self) -> bool:
+        """A challenge was refused because of a job and none has run since (within the gap window)."""
+        with self._gap:
+            w = self._wanted_at
+            return w is not None and self._challenged_at < w and time.monotonic() - w < self.config.challenge_gap_s
+
+    def wait_for_challenge_gap(self, stop: threading.Event | None = None) -> float:
+        """Before a job: if a challenge was turned away for the previous one, wait until one has
+        run (or `challenge_gap_s` passed since it was turned away). Returns the seconds waited."""
+        t0 = time.monotonic()
+        with self._gap:
+            while self._wanted_at is not None and self._challenged_at < self._wanted_at:
+                left = self._wanted_at + self.config.challenge_gap_s - time.monotonic()
+                if left <= 0 or (stop is not None and stop.is_set()):
+                    break
+                self._gap.wait(min(left, 0.5))
+            self._wanted_at = None
+        waited = time.monotonic() - t0
+        if waited > 0.01:
+            log.info(json.dumps({"event": "challenge_gap", "waited_s": round(waited, 3)}))
+        return waited
 
     @contextlib.contextmanager
     def device_lock(self):
-        """Held by the job worker while it executes: a challenge arriving meanwhile gets 429 and
-        is retried by the oracle, rather than being timed while sharing the device with a job."""
+        """Held by the job worker while it executes: a challenge arriving meanwhile gets 429
+        (busy: job) and is retried by the oracle, rather than being timed while sharing the
+        device with a job. Before taking it, the worker leaves a gap for a challenge that was
+        turned away (`wait_for_challenge_gap`)."""
+        self.wait_for_challenge_gap()
         with self._compute:
-            yield
+            self._holder = "job"
+            try:
+                yield
+            finally:
+                self._holder = None
 
     def close(self) -> None:
         """Removes the temporary blob directory, if this agent made one."""
@@ -286,24 +370,35 @@ class ProviderAgent:
         dtype = body.get("dtype")
         if dtype not in ch.CHALLENGE_DTYPES:
             raise RequestError(400, f"'dtype' must be one of {', '.join(ch.CHALLENGE_DTYPES)}, got {dtype!r}")
+        deadline_s = _deadline_field(body)
         with self._busy_guard():
             t0 = time.perf_counter()
             try:
                 a, b = ch.derive_inputs(nonce, n, dtype, self.device)
-                c = ch.compute_product(a, b)
+                c = ch.compute_product(a, b, None if deadline_s is None else t0 + deadline_s)
             except (MemoryError, torch.OutOfMemoryError) as e:
                 raise RequestError(422, f"cannot hold an n={n} {dtype} challenge on {self.device}: {e}") from None
+            except ch.DeadlineExceeded as e:
+                log.info(json.dumps({"event": "challenge_aborted", "n": n, "dtype": dtype, "deadline_s": deadline_s,
+                                     "seconds": round(e.seconds, 3), "rows_done": e.rows_done}))  # fmt: skip
+                return {
+                    "aborted": "deadline",
+                    "n": n,
+                    "dtype": dtype,
+                    "deadline_s": deadline_s,
+                    "rows_done": e.rows_done,
+                    "provider_seconds": round(time.perf_counter() - t0, 6),
+                }
             del a, b
             if self.config.cheat == "wrong-challenge":
                 c = _corrupt(c, nonce)
-            data = canonical_bytes(c)  # moves C to the host (synchronises a GPU)
-            del c
-            commitment = hashlib.sha256(data).digest()
+            c = c.cpu()  # synchronises a GPU; the result download serialises it, untimed
+            commitment = ch.commit(c)
             seconds = time.perf_counter() - t0
             if self.config.cheat == "slow":
                 time.sleep(self.config.slow_delay_s)
         cid = secrets.token_hex(16)
-        self.challenges.put(cid, _Challenge(data, commitment, n, dtype))
+        self.challenges.put(cid, _Challenge(c, commitment, n, dtype))
         return {
             "challenge_id": cid,
             "commitment": commitment.hex(),
@@ -318,7 +413,7 @@ class ProviderAgent:
             raise RequestError(
                 404, f"no challenge {cid!r} here (unknown, or expired after {self.config.cache_ttl_s:g}s)"
             )
-        return entry.body
+        return canonical_bytes(entry.result)
 
     def memory(self, body: dict) -> dict:
         nonce = _nonce_field(body)
@@ -449,7 +544,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise RequestError(404, f"no such endpoint {method} {path}: a blob name is a lowercase sha256 hex")
             raise RequestError(404, f"no such endpoint {method} {path} ({_ENDPOINTS})")
         except RequestError as e:
-            self._json(e.status, {"error": e.message})
+            self._json(e.status, {"error": e.message, **e.extra})
         except (BrokenPipeError, ConnectionResetError):
             log.info("client went away during %s %s", method, path)
         except Exception as e:  # never a trace on the wire
