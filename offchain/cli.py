@@ -387,7 +387,16 @@ def _parse_peer(value: str) -> tuple[str, str]:
     type=float,
     help="Seconds allowed for the network round trip of a challenge.",
 )
-@click.option("--gpu-n", type=int, default=None, help="Matrix size of GPU-class challenges (default 8192).")
+@click.option(
+    "--gpu-n", type=int, default=None, help="Matrix size of GPU-class challenges (default: from the 4 s round budget)."
+)
+@click.option(
+    "--confirm-delay",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds between a FAIL challenge and the leader's confirming one (a FAIL is proposed only if both fail).",
+)
 @click.option(
     "--audit-device", default=None, help="Device that re-executes audited jobs (default: cuda when present, else cpu)."
 )
@@ -447,6 +456,7 @@ def oracle_run(
     memory_fraction,
     network_allowance,
     gpu_n,
+    confirm_delay,
     audit_device,
     audit_fetch_timeout,
     price_source,
@@ -488,6 +498,7 @@ def oracle_run(
         epoch_seconds=epoch_seconds,
         challenge_kwargs={"memory_fraction": memory_fraction, "network_allowance_s": network_allowance},
         gpu_challenge_n=gpu_n,
+        confirm_delay_s=confirm_delay,
         audit_device=audit_device,
         audit_fetch_timeout_s=audit_fetch_timeout,
         price_source=price_source,

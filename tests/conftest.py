@@ -12,6 +12,10 @@ Factories:
 - `jobs` keeps {job_id: job dict} current from receipts (see offchain/chain/jobs.py).
 """
 
+import os
+import subprocess
+import sys
+
 import pytest
 from eth_utils import to_canonical_address
 
@@ -35,6 +39,21 @@ COMPLETE_WITHIN = 3600
 USD_PER_TOKEN = 10**8
 SETTLEMENT_MAX_AGE = 7 * 86400
 UNIT_PARAMS = MarketParams(base_audit_bps=0, new_provider_audit_bps=0, bad_record_audit_bps=0)
+
+
+@pytest.fixture
+def busy_cpus():
+    """Every core kept busy by a `while True: pass` process for the test's duration: a provider's
+    machine is never idle, and the hardware rule must hold on a busy one (issue: busy honest
+    machines were jailed)."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        yield len(procs)
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
 
 
 @pytest.fixture(scope="session")

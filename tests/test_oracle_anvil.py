@@ -1,4 +1,5 @@
-"""Hardware verification end to end: anvil, 3 oracle operator processes (M = 2), provider agents.
+"""Hardware verification end to end: anvil, 3 oracle operator processes (M = 2), provider agents,
+the demo's hardware phase -- run while every core is kept busy by another process (`busy_cpus`):
 
 - a single operator cannot activate a machine alone (its peers are down: no quorum);
 - an honest CPU provider claiming the CPU class becomes Active (attested, with expiry);
@@ -28,8 +29,6 @@ ORACLE_ARGS = [
     "0.5",
     "--memory-fraction",
     "0.5",
-    "--gpu-n",
-    "4096",
     "--ttl",
     "3600",
     "--epoch-seconds",
@@ -48,7 +47,7 @@ def _wait_status(registry, machine_id, statuses, timeout, devnet):
     raise AssertionError(f"machine {machine_id} stuck in {MachineStatus(status).name}\n{logs}")
 
 
-def test_hardware_attestation__quorum_of_real_processes(tmp_path):
+def test_hardware_attestation__quorum_of_real_processes__on_a_busy_machine(tmp_path, busy_cpus):
     from ape import accounts, chain, networks, project
 
     record = deployment_path("ethereum", "local", "foundry")
@@ -154,7 +153,11 @@ def test_hardware_attestation__quorum_of_real_processes(tmp_path):
             accepted = list(hub.AttestationAccepted.range(0, chain.blocks.height + 1))
             by_machine = {log.machine_id: log for log in accepted}
             assert by_machine[honest_id].outcome == 0
-            assert by_machine[liar_id].outcome == 1
+            # The honest machine was never failed, and a FAIL was proposed only after the leader's
+            # confirming challenge (decision rule: docs/PROTOCOL.md "Hardware verification").
+            assert all(log.outcome == 0 for log in accepted if log.machine_id == honest_id)
+            logs = "\n".join(devnet.tail(n, 400) for n in list(devnet.procs) if n.startswith("oracle"))
+            assert '"role": "leader-confirm"' in logs            assert by_machine[liar_id].outcome == 1
             assert by_machine[wrong_id].outcome == 1
             assert all(log.signers >= 2 for log in accepted)
 
@@ -185,7 +188,7 @@ def test_hardware_attestation__quorum_of_real_processes(tmp_path):
             assert len(list(hub.AttestationAccepted.range(0, chain.blocks.height + 1))) == attestations_before
 
             # Scheduled renewal: once an Active machine's attestation is within the renewal margin
-            # (min(1 h, ttl / 4) = 15 min here) of expiring, the operators challenge it again and
+            # (min(6 h, ttl / 4) = 15 min here) of expiring, the operators challenge it again and
             # a quorum extends it under the next nonce, with no one asking.
             until = registry.attested_until(honest_id)
             nonce = hub.attestation_nonce(honest_id)

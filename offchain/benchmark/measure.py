@@ -2,14 +2,17 @@
 
 `measure()` picks CUDA when torch sees a GPU, else the CPU. What it does, per device type:
 
-- matmul: `torch.mm(A, B, out=C)` on n x n matrices for each size in `sizes`; the figure per
-  dtype is the best size's median of `repeats` timed samples (2 n^3 FLOP per product). Each
-  sample runs enough back-to-back products to last ~`target_s`, after one warm-up product and
-  one calibration sample. CUDA: fp32 (TF32 off), tf32 (TF32 on, via
-  `torch.backends.cuda.matmul.allow_tf32`), bf16 (compute capability >= 8.0), fp16; timed with
-  CUDA events. CPU: fp32 and bf16, timed with `time.perf_counter`.
+- matmul: `torch.mm(A, B, out=C)` on n x n matrices, 2 n^3 FLOP a product. `choose_size` climbs
+  the candidate sizes from the smallest, timing one product at each (after a warm-up), and stops
+  before one that would take over `max_product_s` (n^3 prediction, or timed). The figure is the
+  median of `repeats` samples of ~`target_s` of back-to-back products at the largest size that
+  fits (CUDA: best of all that fit); a smallest size already over budget is timed once. So a slow
+  dtype (bf16 on a CPU without native bf16, ~1 GFLOPS) costs about a second, at a small n, with
+  a note. CUDA: fp32 (TF32 off), tf32 (TF32 on, via `torch.backends.cuda.matmul.allow_tf32`),
+  bf16 (compute capability >= 8.0), fp16; n 4096, 8192; CUDA events. CPU: fp32 and bf16; n 256
+  to 4096; `time.perf_counter`. Defaults keep a 2-core CPU run to a few seconds.
 - bandwidth: `dst.copy_(src)` of a large tensor (CUDA: min(1 GiB, free/4); CPU: 256 MiB),
-  bytes moved = 2 x size (read + write), same timing rules.
+  bytes moved = 2 x size (read + write), same sampling rules.
 - memory: CUDA `torch.cuda.mem_get_info`; CPU `/proc/meminfo` (psutil is not a dependency).
 - fp32 error signature: an fp32 product against float64, to tell true fp32 from TF32/bf16
   running under the fp32 name (REFERENCES: ~2e-3 vs ~4e-5 in PyTorch's own example).
@@ -35,12 +38,16 @@ from offchain.benchmark.profile import Profile
 
 TORCH_DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-# Defaults keep a CPU run well under ~10 s on 2 cores, and a GPU run at sizes that reach
-# near-peak tensor-core throughput (8192^2 bf16 is ~80% of peak on H100, per REFERENCES).
-DEFAULT_SIZES = {"cuda": (4096, 8192), "cpu": (512, 1024)}
+# Candidate sizes: GPU sizes reach near-peak tensor-core throughput (8192^2 bf16 is ~80% of peak
+# on H100, per REFERENCES); a 2-core AVX-512 CPU fits n=2048 (~0.09 s an fp32 product).
+DEFAULT_SIZES = {"cuda": (4096, 8192), "cpu": (256, 512, 1024, 2048, 4096)}
 DEFAULT_REPEATS = {"cuda": 5, "cpu": 3}
 # Each timed sample lasts about this long (more back-to-back ops for fast devices).
-DEFAULT_TARGET_S = {"cuda": 0.05, "cpu": 0.05}
+DEFAULT_TARGET_S = {"cuda": 0.05, "cpu": 0.2}
+# The largest single product a chosen size may take: bounds a dtype's cost to ~2 s on CPU.
+DEFAULT_MAX_PRODUCT_S = {"cuda": 1.0, "cpu": 0.25}
+# CPU bf16 below this fraction of fp32 gets a note: the CPU likely lacks native bf16 matmul.
+SLOW_BF16_RATIO = 0.25
 DEFAULT_BANDWIDTH_BYTES = {"cuda": 1 << 30, "cpu": 256 << 20}
 MAX_ITERS_PER_SAMPLE = 1000
 ERROR_PROBE_N = 256
@@ -108,27 +115,69 @@ def _timed(fn: Callable[[], object], iters: int, dev: torch.device) -> float:
     return time.perf_counter() - t0
 
 
-def time_op(fn: Callable[[], object], dev: torch.device, repeats: int, target_s: float) -> float:
-    """Median seconds per call of `fn` over `repeats` samples, after a warm-up and a calibration."""
-    fn()  # warm-up: kernel selection, allocator, page faults
-    _sync(dev)
-    one = max(_timed(fn, 1, dev), 1e-9)
-    iters = max(1, min(MAX_ITERS_PER_SAMPLE, math.ceil(target_s / one)))
+def time_op(
+    fn: Callable[[], object], dev: torch.device, repeats: int, target_s: float, one: float | None = None
+) -> float:
+    """Median seconds per call of `fn` over `repeats` samples, after a warm-up and a calibration
+    (both skipped when `one`, the seconds of one warm call, is already known)."""
+    if one is None:
+        fn()  # warm-up: kernel selection, allocator, page faults
+        _sync(dev)
+        one = _timed(fn, 1, dev)
+    iters = max(1, min(MAX_ITERS_PER_SAMPLE, math.ceil(target_s / max(one, 1e-9))))
     samples = [_timed(fn, iters, dev) / iters for _ in range(max(1, repeats))]
     return statistics.median(samples)
 
 
-def matmul_tflops(dtype: str, n: int, dev: torch.device, repeats: int, target_s: float) -> float:
-    """Dense matmul throughput of one n x n product in `dtype`, TFLOPS."""
-    tdt = TORCH_DTYPES[dtype]
-    # Random normal operands made on the device (values matter for power draw, not their seed).
-    a = torch.randn((n, n), device=dev).to(tdt)
-    b = torch.randn((n, n), device=dev).to(tdt)
-    out = torch.empty((n, n), device=dev, dtype=tdt)
-    ctx = tf32_mode(dtype == "tf32") if dev.type == "cuda" else contextlib.nullcontext()
-    with ctx:
-        seconds = time_op(lambda: torch.mm(a, b, out=out), dev, repeats, target_s)
-    return 2 * n**3 / seconds / 1e12
+def choose_size(sizes: Sequence[int], time_one: Callable[[int], float], budget_s: float) -> list[tuple[int, float]]:
+    """Climb `sizes` from the smallest, timing one product at each with `time_one(n)` (seconds).
+
+    Stops before a size whose product would take over `budget_s`: predicted from the last
+    size by n^3 scaling (then not timed), or timed over it. Returns [(n, seconds)] of the sizes
+    that fit, smallest first; the smallest size is always there, alone if already over budget.
+    """
+    ladder = sorted(set(sizes))
+    fits = [(ladder[0], time_one(ladder[0]))]
+    for n in ladder[1:]:
+        last_n, last_t = fits[-1]
+        if last_t * (n / last_n) ** 3 > budget_s or (t := time_one(n)) > budget_s:
+            break
+        fits.append((n, t))
+    return fits
+
+
+def matmul_budgeted(
+    dtype: str, sizes: Sequence[int], dev: torch.device, repeats: int, target_s: float, max_product_s: float
+) -> tuple[float, int, str | None]:
+    """(TFLOPS, n, note) for `dtype` at the sizes `choose_size` allows (see the module docstring).
+
+    The note says what the next larger size would cost, or that n was timed once; None at the top.
+    """
+    tdt, fns, cuda = TORCH_DTYPES[dtype], {}, dev.type == "cuda"
+
+    def time_one(n: int) -> float:
+        for m in sorted(fns)[:-1] if not cuda else ():
+            del fns[m]  # CPU: keep only the largest size that fit so far
+        # Random normal operands made on the device (values matter for power draw, not their seed).
+        a, b = (torch.randn((n, n), device=dev).to(tdt) for _ in range(2))
+        out = torch.empty((n, n), device=dev, dtype=tdt)
+        fns[n] = fn = lambda: torch.mm(a, b, out=out)  # noqa: E731
+        fn()  # warm-up: kernel selection, allocator, page faults
+        _sync(dev)
+        return max(_timed(fn, 1, dev), 1e-9)
+
+    with tf32_mode(dtype == "tf32") if cuda else contextlib.nullcontext():
+        fits = choose_size(sizes, time_one, max_product_s)
+        n, one = fits[-1]
+        if one > max_product_s:  # the smallest size is already over budget: that product is the figure
+            note = f"{dtype} timed once at n={n}: took {one:.2g} s (budget {max_product_s:g} s)"
+            return 2 * n**3 / one / 1e12, n, note
+        # CUDA keeps the best of every size that fit (as ever); the CPU samples only the largest.
+        runs = fits if cuda else fits[-1:]
+        tflops, best_n = max((2 * m**3 / time_op(fns[m], dev, repeats, target_s, one=t) / 1e12, m) for m, t in runs)
+    nxt = min((m for m in sizes if m > n), default=0)
+    cost = f"n={nxt} would take ~{one * (nxt / n) ** 3:.2g} s a product (budget {max_product_s:g} s)"
+    return tflops, best_n, f"{dtype} measured at n={best_n}: {cost}" if nxt else None
 
 
 def copy_bandwidth_gbs(nbytes: int, dev: torch.device, repeats: int, target_s: float) -> float:
@@ -234,12 +283,15 @@ def measure(
     dtypes: Sequence[str] | None = None,
     bandwidth_bytes: int | None = None,
     target_s: float | None = None,
+    max_product_s: float | None = None,
 ) -> Profile:
     """Measure `device` (default: CUDA if present, else CPU) and return its Profile.
 
-    sizes: matrix sizes n to try (default 4096, 8192 on CUDA; 512, 1024 on CPU); the best per
-    dtype is kept. repeats: timed samples per figure, median taken (default 5 CUDA / 3 CPU).
-    dtypes: restrict to these (default: all the device supports, see the module docstring).
+    sizes: candidate matrix sizes n (default 4096, 8192 on CUDA; 256 to 4096 on CPU), climbed
+    under `max_product_s` seconds a product (default 1 CUDA / 0.25 CPU, see `choose_size`).
+    repeats: timed samples per figure, median taken (default 5 CUDA / 3 CPU); target_s: seconds
+    a sample lasts (default 0.05 CUDA / 0.2 CPU). dtypes: restrict to these (default: all the
+    device supports, see the module docstring).
     """
     t_start = time.perf_counter()
     dev = resolve_device(device)
@@ -247,6 +299,7 @@ def measure(
     sizes = tuple(sizes or DEFAULT_SIZES[kind])
     repeats = repeats or DEFAULT_REPEATS[kind]
     target_s = DEFAULT_TARGET_S[kind] if target_s is None else target_s
+    max_product_s = DEFAULT_MAX_PRODUCT_S[kind] if max_product_s is None else max_product_s
     notes: list[str] = []
 
     if kind == "cuda":
@@ -282,11 +335,16 @@ def measure(
 
     tflops: dict[str, float] = {}
     matmul_n: dict[str, int] = {}
+    size_notes: dict[str, str | None] = {}
     for d in wanted:
-        for n in sizes:
-            v = matmul_tflops(d, n, dev, repeats, target_s)
-            if v > tflops.get(d, 0.0):
-                tflops[d], matmul_n[d] = v, n
+        tflops[d], matmul_n[d], size_notes[d] = matmul_budgeted(d, sizes, dev, repeats, target_s, max_product_s)
+    fp32 = tflops.get("fp32")
+    for d, note in size_notes.items():  # a slow CPU bf16; a dtype below another's n, or timed once
+        if kind == "cpu" and d == "bf16" and fp32 and tflops[d] < SLOW_BF16_RATIO * fp32:
+            head = note or f"bf16 measured at n={matmul_n[d]}"
+            notes.append(f"{head}: {tflops[d] / fp32:.2g}x fp32, likely no native bf16 matmul on this CPU")
+        elif note and ("timed once" in note or matmul_n[d] < max(matmul_n.values())):
+            notes.append(note)
     bandwidth = copy_bandwidth_gbs(copy_bytes, dev, repeats, target_s)
     rel_err = fp32_relative_error(dev)
     if kind == "cuda":

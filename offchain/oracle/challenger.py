@@ -315,9 +315,12 @@ class _Ctx:
     timed_out: bool = False
 
 
-def _timed_round(ctx: _Ctx, index: int) -> tuple[dict[str, Any], float | None]:
-    """One matmul round: (its transcript entry, seconds or None when over the fail line)."""
-    rd: dict[str, Any] = {"index": index}
+def _timed_round(ctx: _Ctx, times: list[float | None], rounds_tx: list[dict[str, Any]]) -> None:
+    """One matmul round: appends its transcript entry to `rounds_tx` and its seconds (None when
+    over the fail line) to `times` -- before verifying the product, so a wrong answer's timing
+    is on record too."""
+    rd: dict[str, Any] = {"index": len(times)}
+    rounds_tx.append(rd)
     nonce = ctx.rng(32)
     rd["nonce"] = nonce.hex()
     body = {"nonce": nonce.hex(), "n": ctx.n, "dtype": ctx.dtype, "deadline_s": round(ctx.fail_line, 6)}
@@ -337,12 +340,15 @@ def _timed_round(ctx: _Ctx, index: int) -> tuple[dict[str, Any], float | None]:
     except requests.Timeout:
         ctx.timed_out = True
         rd["over"] = "no answer by the fail line"
-        return rd, None
+        times.append(None)
+        return
     except _Busy:
         if not ctx.timed_out:
+            rounds_tx.pop()
             raise
         rd["over"] = "still busy with the previous, timed-out round"
-        return rd, None
+        times.append(None)
+        return
     rd["elapsed_s"] = round(elapsed, 6)
     reply = _json_obj(r, "challenge", ("n", "dtype"))
     if reply.get("n") != ctx.n or reply.get("dtype") != ctx.dtype:
@@ -353,7 +359,8 @@ def _timed_round(ctx: _Ctx, index: int) -> tuple[dict[str, Any], float | None]:
     ctx.provider_seconds += _seconds(reply.get("provider_seconds"))
     if reply.get("aborted"):
         rd["over"] = f"aborted by the agent ({_plain(reply.get('aborted'))})"
-        return rd, None
+        times.append(None)
+        return
     reply = _json_obj(r, "challenge", ("challenge_id", "commitment"))
     cid = str(reply["challenge_id"])
     rd["challenge_id"] = cid
@@ -362,8 +369,8 @@ def _timed_round(ctx: _Ctx, index: int) -> tuple[dict[str, Any], float | None]:
     except ValueError as e:
         raise _Misreport(f"challenge: {e}") from None
     rd["commitment"] = commitment.hex()
+    times.append(None if elapsed > ctx.fail_line else elapsed)
     _verify_round(ctx, rd, nonce, cid, commitment)
-    return rd, (None if elapsed > ctx.fail_line else elapsed)
 
 
 def _verify_round(ctx: _Ctx, rd: dict[str, Any], nonce: bytes, cid: str, commitment: bytes) -> None:
@@ -557,9 +564,7 @@ def run_hardware_challenge(
         # 2-3. timed rounds, each answered one verified
         tx["rounds"] = []
         while dc.more_rounds_needed(times, allowance, rounds=rounds):
-            rd, t = _timed_round(ctx, len(times))
-            tx["rounds"].append(rd)
-            times.append(t)
+            _timed_round(ctx, times, tx["rounds"])
         verdict, why = dc.timing_verdict(times, allowance, rounds=rounds, fail_factor=fail_factor)
         if verdict == dc.FAIL:
             raise _Misreport(f"too slow for claimed class {cls.name}: {why} (n={n} {dtype})")

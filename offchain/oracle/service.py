@@ -176,7 +176,7 @@ class OracleConfig:
     # Back-off after an inconclusive challenge: `hw_retry_s`, doubling up to `hw_max_backoff_s`.
     hw_retry_s: float = 30.0
     hw_max_backoff_s: float = 600.0
-    # Matrix size for GPU-class challenges (None: the challenger's default, 8192).
+    # Matrix size for GPU-class challenges (None: from the time budget, `challenger.default_challenge`).
     gpu_challenge_n: int | None = None
     max_cycles: int | None = None  # for tests: stop after this many loop cycles
     # Job audits (see `offchain.oracle.auditor`): the re-execution device (None: CUDA when
