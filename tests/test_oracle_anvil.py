@@ -157,7 +157,8 @@ def test_hardware_attestation__quorum_of_real_processes__on_a_busy_machine(tmp_p
             # confirming challenge (decision rule: docs/PROTOCOL.md "Hardware verification").
             assert all(log.outcome == 0 for log in accepted if log.machine_id == honest_id)
             logs = "\n".join(devnet.tail(n, 400) for n in list(devnet.procs) if n.startswith("oracle"))
-            assert '"role": "leader-confirm"' in logs            assert by_machine[liar_id].outcome == 1
+            assert '"role": "leader-confirm"' in logs
+            assert by_machine[liar_id].outcome == 1
             assert by_machine[wrong_id].outcome == 1
             assert all(log.signers >= 2 for log in accepted)
 
