@@ -29,8 +29,8 @@ measures the product and the commitment, not the host CPU.
 
 from __future__ import annotations
 
-import hashlib
 import contextlib
+import hashlib
 import math
 import secrets
 import sys
@@ -114,11 +114,15 @@ def _mix32(x: torch.Tensor) -> torch.Tensor:
     return x.bitwise_xor_(x >> 16)
 
 
-def _derive_matrix(n: int, keys: tuple[int, int], tdt: torch.dtype, dev: torch.device) -> torch.Tensor:
+def _derive_matrix(
+    n: int, keys: tuple[int, int], tdt: torch.dtype, dev: torch.device, deadline: float | None = None
+) -> torch.Tensor:
     out = torch.empty((n, n), dtype=tdt, device=dev)
     flat = out.view(-1)
     total = n * n
     for start in range(0, total, _DERIVE_BLOCK):
+        if deadline is not None and time.perf_counter() > deadline:
+            raise DeadlineExceeded(0.0, 0, n)
         stop = min(total, start + _DERIVE_BLOCK)
         x = torch.arange(start, stop, dtype=torch.int64, device=dev)
         _mix32(x.bitwise_xor_(keys[0]))
@@ -131,7 +135,11 @@ def _derive_matrix(n: int, keys: tuple[int, int], tdt: torch.dtype, dev: torch.d
 
 
 def derive_inputs(
-    nonce: bytes, n: int, dtype: str | torch.dtype = "bf16", device: str | torch.device | None = "cpu"
+    nonce: bytes,
+    n: int,
+    dtype: str | torch.dtype = "bf16",
+    device: str | torch.device | None = "cpu",
+    deadline: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A, B (n x n, in [-1, 1), cast to `dtype`) from the nonce, generated on `device` itself.
 
@@ -140,13 +148,15 @@ def derive_inputs(
     keys). Integer arithmetic only, so the bits are identical on every device and torch
     version, and a GPU derives its inputs in milliseconds on the GPU: the timed round then
     measures the product, not the host CPU (the old torch.Generator inputs cost ~10-20 ns per
-    element on the host, an allowance that let a fast CPU pass for an H100).
+    element on the host, an allowance that let a fast CPU pass for an H100). `deadline` (a
+    `time.perf_counter()` value): DeadlineExceeded once it passes, checked every 4M elements.
     """
     if not 1 <= n < 1 << 16:
         raise ValueError("challenge: n must be in 1..65535")
     tdt = CHALLENGE_DTYPES[dtype_name(dtype)]
     dev = resolve_device(device)
-    return _derive_matrix(n, _input_seeds(nonce, b"A"), tdt, dev), _derive_matrix(n, _input_seeds(nonce, b"B"), tdt, dev)
+    a = _derive_matrix(n, _input_seeds(nonce, b"A"), tdt, dev, deadline)
+    return a, _derive_matrix(n, _input_seeds(nonce, b"B"), tdt, dev, deadline)
 
 
 class DeadlineExceeded(Exception):

@@ -401,9 +401,7 @@ def _verify_round(ctx: _Ctx, rd: dict[str, Any], nonce: bytes, cid: str, commitm
     ok = ch.freivalds_check(a, b, c, rounds=ctx.freivalds_rounds, seed=r_seed)
     rd["freivalds_ok"] = ok
     if not ok:
-        raise _Misreport(
-            f"wrong product: Freivalds' check failed for n={ctx.n} {ctx.dtype} (the result is not A @ B)"
-        )
+        raise _Misreport(f"wrong product: Freivalds' check failed for n={ctx.n} {ctx.dtype} (the result is not A @ B)")
 
 
 def _memory_round(

@@ -71,7 +71,6 @@ answers its hardware challenges honestly, so it becomes Active and then cheats o
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -374,8 +373,9 @@ class ProviderAgent:
         with self._busy_guard():
             t0 = time.perf_counter()
             try:
-                a, b = ch.derive_inputs(nonce, n, dtype, self.device)
-                c = ch.compute_product(a, b, None if deadline_s is None else t0 + deadline_s)
+                deadline = None if deadline_s is None else t0 + deadline_s
+                a, b = ch.derive_inputs(nonce, n, dtype, self.device, deadline)
+                c = ch.compute_product(a, b, deadline)
             except (MemoryError, torch.OutOfMemoryError) as e:
                 raise RequestError(422, f"cannot hold an n={n} {dtype} challenge on {self.device}: {e}") from None
             except ch.DeadlineExceeded as e:
