@@ -10,9 +10,9 @@
   dtype (bf16 on a CPU without native bf16, ~1 GFLOPS) costs about a second, at a small n, with
   a note. CUDA: fp32 (TF32 off), tf32 (TF32 on, via `torch.backends.cuda.matmul.allow_tf32`),
   bf16 (compute capability >= 8.0), fp16; n 4096, 8192; CUDA events. CPU: fp32 and bf16; n 256
-  to 4096; `time.perf_counter`. Defaults keep a 2-core CPU run to a few seconds.
+  to 2048; `time.perf_counter`. Defaults keep a 2-core CPU run to a few seconds.
 - bandwidth: `dst.copy_(src)` of a large tensor (CUDA: min(1 GiB, free/4); CPU: 256 MiB),
-  bytes moved = 2 x size (read + write), same sampling rules.
+  bytes moved = 2 x size (read + write), samples of at most `COPY_TARGET_S`.
 - memory: CUDA `torch.cuda.mem_get_info`; CPU `/proc/meminfo` (psutil is not a dependency).
 - fp32 error signature: an fp32 product against float64, to tell true fp32 from TF32/bf16
   running under the fp32 name (REFERENCES: ~2e-3 vs ~4e-5 in PyTorch's own example).
@@ -39,13 +39,16 @@ from offchain.benchmark.profile import Profile
 TORCH_DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 # Candidate sizes: GPU sizes reach near-peak tensor-core throughput (8192^2 bf16 is ~80% of peak
-# on H100, per REFERENCES); a 2-core AVX-512 CPU fits n=2048 (~0.09 s an fp32 product).
-DEFAULT_SIZES = {"cuda": (4096, 8192), "cpu": (256, 512, 1024, 2048, 4096)}
+# on H100, per REFERENCES); on a 2-core AVX-512 CPU n=2048 (~0.09 s an fp32 product) is within a
+# few % of a plain loop's figure, and 4096 would cost ~2 s more for bf16 with no gain.
+DEFAULT_SIZES = {"cuda": (4096, 8192), "cpu": (256, 512, 1024, 2048)}
 DEFAULT_REPEATS = {"cuda": 5, "cpu": 3}
-# Each timed sample lasts about this long (more back-to-back ops for fast devices).
+# Each timed sample lasts about this long (more back-to-back ops for fast devices); copies are
+# steady, so their samples last at most COPY_TARGET_S (a 256 MiB CPU copy takes ~15 ms).
 DEFAULT_TARGET_S = {"cuda": 0.05, "cpu": 0.2}
-# The largest single product a chosen size may take: bounds a dtype's cost to ~2 s on CPU.
-DEFAULT_MAX_PRODUCT_S = {"cuda": 1.0, "cpu": 0.25}
+COPY_TARGET_S = 0.05
+# The largest single product a chosen size may take: bounds a dtype's cost (~3 s at most on CPU).
+DEFAULT_MAX_PRODUCT_S = {"cuda": 1.0, "cpu": 0.5}
 # CPU bf16 below this fraction of fp32 gets a note: the CPU likely lacks native bf16 matmul.
 SLOW_BF16_RATIO = 0.25
 DEFAULT_BANDWIDTH_BYTES = {"cuda": 1 << 30, "cpu": 256 << 20}
@@ -287,8 +290,8 @@ def measure(
 ) -> Profile:
     """Measure `device` (default: CUDA if present, else CPU) and return its Profile.
 
-    sizes: candidate matrix sizes n (default 4096, 8192 on CUDA; 256 to 4096 on CPU), climbed
-    under `max_product_s` seconds a product (default 1 CUDA / 0.25 CPU, see `choose_size`).
+    sizes: candidate matrix sizes n (default 4096, 8192 on CUDA; 256 to 2048 on CPU), climbed
+    under `max_product_s` seconds a product (default 1 CUDA / 0.5 CPU, see `choose_size`).
     repeats: timed samples per figure, median taken (default 5 CUDA / 3 CPU); target_s: seconds
     a sample lasts (default 0.05 CUDA / 0.2 CPU). dtypes: restrict to these (default: all the
     device supports, see the module docstring).
@@ -345,7 +348,7 @@ def measure(
             notes.append(f"{head}: {tflops[d] / fp32:.2g}x fp32, likely no native bf16 matmul on this CPU")
         elif note and ("timed once" in note or matmul_n[d] < max(matmul_n.values())):
             notes.append(note)
-    bandwidth = copy_bandwidth_gbs(copy_bytes, dev, repeats, target_s)
+    bandwidth = copy_bandwidth_gbs(copy_bytes, dev, repeats, min(target_s, COPY_TARGET_S))
     rel_err = fp32_relative_error(dev)
     if kind == "cuda":
         torch.cuda.empty_cache()
