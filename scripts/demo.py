@@ -85,7 +85,7 @@ EMISSIONS = EmissionsParams(
 )
 USD_PRICE = "1.25"  # every operator's price source: `fixed:1.25`
 ORACLE_ARGS = ["--leader-timeout", "15", "--poll", "0.5", "--network-allowance", "0.5", "--memory-fraction", "0.5",
-               "--ttl", "3600", "--audit-fetch-timeout", "5", "--audit-device", "cpu",
+               "--confirm-delay", "1", "--ttl", "3600", "--audit-fetch-timeout", "5", "--audit-device", "cpu",
                "--price-source", f"fixed:{USD_PRICE}", "--emissions-epochs", "--probes-per-epoch", str(EPOCH_SECONDS),
                "--rewards-delay", "3"]  # fmt: skip
 AGENT_ARGS = ["--poll", "0.3"]

@@ -41,19 +41,30 @@ SETTLEMENT_MAX_AGE = 7 * 86400
 UNIT_PARAMS = MarketParams(base_audit_bps=0, new_provider_audit_bps=0, bad_record_audit_bps=0)
 
 
+class _BusyCpus:
+    """One `while True: pass` process per core; `stop()` ends them (also at the test's end)."""
+
+    def __init__(self) -> None:
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.kill()
+        for p in self.procs:
+            p.wait()
+        self.procs = []
+
+
 @pytest.fixture
 def busy_cpus():
-    """Every core kept busy by a `while True: pass` process for the test's duration: a provider's
-    machine is never idle, and the hardware rule must hold on a busy one (issue: busy honest
-    machines were jailed)."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    """Every core kept busy by another process while the test runs (or until `busy_cpus.stop()`):
+    a provider's machine is never idle, and the hardware rule must hold on a busy one (issue:
+    busy honest machines were jailed)."""
+    busy = _BusyCpus()
     try:
-        yield len(procs)
+        yield busy
     finally:
-        for p in procs:
-            p.kill()
-        for p in procs:
-            p.wait()
+        busy.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """Hardware verification end to end: anvil, 3 oracle operator processes (M = 2), provider agents,
-the demo's hardware phase -- run while every core is kept busy by another process (`busy_cpus`):
+the demo's hardware phase -- run while every core is kept busy by another process (`busy_cpus`,
+until the three machines are attested or jailed):
 
 - a single operator cannot activate a machine alone (its peers are down: no quorum);
 - an honest CPU provider claiming the CPU class becomes Active (attested, with expiry);
@@ -23,6 +24,8 @@ OPERATOR_ACCOUNTS = (7, 8, 9)
 ORACLE_ARGS = [
     "--leader-timeout",
     "15",
+    "--confirm-delay",
+    "1",
     "--poll",
     "0.5",
     "--network-allowance",
@@ -161,6 +164,7 @@ def test_hardware_attestation__quorum_of_real_processes__on_a_busy_machine(tmp_p
             assert by_machine[liar_id].outcome == 1
             assert by_machine[wrong_id].outcome == 1
             assert all(log.signers >= 2 for log in accepted)
+            busy_cpus.stop()  # the hardware phase is over; the rest need no load
 
             # Uptime: the operators probe Active machines at random moments; after an epoch ends,
             # its leader reports the counts with a quorum's signatures.
