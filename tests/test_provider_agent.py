@@ -467,10 +467,10 @@ def test_concurrent_operators__busy_agent_answers_429__both_pass_untimed_wait(ho
 def test_busy_agent__429_is_not_a_failure_by_itself(honest):
     import requests
 
-    from offchain.oracle import challenger
+    from offchain.oracle import agent_http
 
     # The helper retries on 429 until the agent is free; a free agent answers at once.
-    r, elapsed = challenger._request_when_free(
+    r, elapsed = agent_http.request_when_free(
         requests.Session(), "GET", honest.rstrip("/") + "/health", what="health", timeout=(2, 2), busy_wait_s=5
     )
     assert r.status_code == 200 and elapsed < 2

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import secrets
 import time
 from collections.abc import Callable
@@ -63,6 +62,8 @@ from offchain.benchmark import challenge as ch
 from offchain.benchmark import decision as dc
 from offchain.benchmark.gpu_classes import GpuClass, get_class
 from offchain.benchmark.wire import parse_canonical, parse_hex
+from offchain.oracle import agent_http as ah
+from offchain.oracle.agent_http import DEFAULT_CONNECT_TIMEOUT_S, base_url, probe_uptime
 
 TRANSCRIPT_VERSION = "gpunet/hw-challenge/v2"
 DEFAULT_NETWORK_ALLOWANCE_S = 0.25
@@ -78,7 +79,6 @@ DEFAULT_N_CPU = 1024
 GPU_SIZES = (1024, 2048, 4096, 8192)
 ROUND_BUDGET_S = 4.0
 DEFAULT_K_CHUNKS = 4
-DEFAULT_CONNECT_TIMEOUT_S = 5.0
 # The oracle waits this long past a round's fail line before it calls the round over.
 MIN_GRACE_S = 2.0
 # How long the oracle keeps asking an agent that answers 429 (busy) before it calls the whole
@@ -169,130 +169,8 @@ def default_challenge(
     return chosen, dtype
 
 
-def base_url(endpoint: str) -> str:
-    """'host:port' or 'http(s)://host:port[/prefix]' -> a base URL without a trailing slash."""
-    e = endpoint.strip()
-    if "://" not in e:
-        e = "http://" + e
-    return e.rstrip("/")
-
-
-class _Unreachable(Exception):
-    pass
-
-
-class _Busy(Exception):
-    """HTTP 429: the agent is computing another operator's challenge or a job; retry, untimed."""
-
-
-class _Misreport(Exception):
-    pass
-
-
 class _Inconclusive(Exception):
     pass
-
-
-class _Over(Exception):
-    """A timed round got no answer by its fail line (+ grace)."""
-
-
-def _error_text(r: requests.Response) -> str:
-    try:
-        msg = r.json().get("error")
-    except (ValueError, AttributeError):
-        msg = None
-    return str(msg) if msg else (r.text[:200] or r.reason or "")
-
-
-def _request(
-    session: requests.Session, method: str, url: str, *, what: str, timeout: tuple[float, float], **kw: Any
-) -> requests.Response:
-    """One HTTP call: network errors and 5xx -> _Unreachable, 429 -> _Busy, other non-200 -> _Misreport."""
-    try:
-        r = session.request(method, url, timeout=timeout, **kw)
-    except requests.Timeout as e:
-        raise _Unreachable(f"{what}: timed out ({type(e).__name__})") from None
-    except requests.RequestException as e:
-        raise _Unreachable(f"{what}: {type(e).__name__}: {str(e)[:200]}") from None
-    if r.status_code == 429:
-        raise _Busy(f"{what}: busy ({_error_text(r)})")
-    if r.status_code >= 500:
-        raise _Unreachable(f"{what}: HTTP {r.status_code}: {_error_text(r)}")
-    if r.status_code != 200:
-        raise _Misreport(f"{what}: provider refused (HTTP {r.status_code}): {_error_text(r)}")
-    return r
-
-
-def _request_when_free(
-    session: requests.Session,
-    method: str,
-    url: str,
-    *,
-    what: str,
-    timeout: tuple[float, float],
-    busy_wait_s: float,
-    **kw: Any,
-) -> tuple[requests.Response, float]:
-    """`_request`, retrying while the agent answers 429 (busy), with random back-off, for at most
-    `busy_wait_s`; then _Busy. Returns the response and the seconds the successful attempt took
-    (only that attempt is timed). A read timeout raises requests.Timeout to the caller."""
-    deadline = time.monotonic() + busy_wait_s
-    last = ""
-    while True:
-        t0 = time.monotonic()
-        try:
-            r = session.request(method, url, timeout=timeout, **kw)
-        except requests.ConnectTimeout as e:
-            raise _Unreachable(f"{what}: connect timed out ({type(e).__name__})") from None
-        except requests.Timeout:
-            raise
-        except requests.RequestException as e:
-            raise _Unreachable(f"{what}: {type(e).__name__}: {str(e)[:200]}") from None
-        elapsed = time.monotonic() - t0
-        if r.status_code != 429:
-            if r.status_code >= 500:
-                raise _Unreachable(f"{what}: HTTP {r.status_code}: {_error_text(r)}")
-            if r.status_code != 200:
-                raise _Misreport(f"{what}: provider refused (HTTP {r.status_code}): {_error_text(r)}")
-            return r, elapsed
-        last = _error_text(r)
-        if time.monotonic() > deadline:
-            raise _Busy(f"{what}: agent busy for {busy_wait_s:.0f}s ({last})")
-        time.sleep(random.uniform(0.2, 1.0))
-
-
-def _json_obj(r: requests.Response, what: str, keys: tuple[str, ...]) -> dict[str, Any]:
-    try:
-        body = r.json()
-    except ValueError:
-        raise _Misreport(f"{what}: reply is not JSON") from None
-    if not isinstance(body, dict) or any(k not in body for k in keys):
-        raise _Misreport(f"{what}: reply lacks {', '.join(keys)}")
-    return body
-
-
-def _plain(v: Any) -> str | int | float | bool | None:
-    """A provider-supplied scalar made safe for the canonical JSON (no NaN, no nesting)."""
-    if v is None or isinstance(v, bool | int | str):
-        return v if not isinstance(v, str) else v[:200]
-    if isinstance(v, float):
-        return v if v == v and abs(v) != float("inf") else None
-    return str(v)[:200]
-
-
-def _seconds(v: Any) -> float:
-    """A provider-reported duration as a sane float (0 when absent or nonsense)."""
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < 1e6 else 0.0
-
-
-def probe_uptime(endpoint: str, timeout: float = DEFAULT_CONNECT_TIMEOUT_S) -> bool:
-    """GET /health answers 200 with {"ok": true} within `timeout` seconds."""
-    try:
-        r = requests.get(base_url(endpoint) + "/health", timeout=timeout)
-        return r.status_code == 200 and r.json().get("ok") is True
-    except (requests.RequestException, ValueError, AttributeError):
-        return False
 
 
 @dataclass
@@ -328,7 +206,7 @@ def _timed_round(ctx: _Ctx, times: list[float | None], rounds_tx: list[dict[str,
     # so it waits only as long as a round may take instead of the full busy wait.
     busy_wait = min(ctx.busy_wait_s, ctx.fail_line + ctx.grace) if ctx.timed_out else ctx.busy_wait_s
     try:
-        r, elapsed = _request_when_free(
+        r, elapsed = ah.request_when_free(
             ctx.s,
             "POST",
             ctx.url + "/challenge",
@@ -337,12 +215,12 @@ def _timed_round(ctx: _Ctx, times: list[float | None], rounds_tx: list[dict[str,
             busy_wait_s=busy_wait,
             json=body,
         )
-    except requests.Timeout:
+    except requests.ReadTimeout:
         ctx.timed_out = True
         rd["over"] = "no answer by the fail line"
         times.append(None)
         return
-    except _Busy:
+    except ah.Busy:
         if not ctx.timed_out:
             rounds_tx.pop()
             raise
@@ -350,24 +228,24 @@ def _timed_round(ctx: _Ctx, times: list[float | None], rounds_tx: list[dict[str,
         times.append(None)
         return
     rd["elapsed_s"] = round(elapsed, 6)
-    reply = _json_obj(r, "challenge", ("n", "dtype"))
+    reply = ah.json_obj(r, "challenge", ("n", "dtype"))
     if reply.get("n") != ctx.n or reply.get("dtype") != ctx.dtype:
-        raise _Misreport(
+        raise ah.Misreport(
             f"challenge: reply is for n={reply.get('n')} {reply.get('dtype')}, asked n={ctx.n} {ctx.dtype}"
         )
-    rd["provider_seconds"] = _plain(reply.get("provider_seconds"))  # the provider's word, untrusted
-    ctx.provider_seconds += _seconds(reply.get("provider_seconds"))
+    rd["provider_seconds"] = ah.plain(reply.get("provider_seconds"))  # the provider's word, untrusted
+    ctx.provider_seconds += ah.seconds(reply.get("provider_seconds"))
     if reply.get("aborted"):
-        rd["over"] = f"aborted by the agent ({_plain(reply.get('aborted'))})"
+        rd["over"] = f"aborted by the agent ({ah.plain(reply.get('aborted'))})"
         times.append(None)
         return
-    reply = _json_obj(r, "challenge", ("challenge_id", "commitment"))
+    reply = ah.json_obj(r, "challenge", ("challenge_id", "commitment"))
     cid = str(reply["challenge_id"])
     rd["challenge_id"] = cid
     try:
         commitment = parse_hex(reply["commitment"], min_bytes=32, max_bytes=32, what="commitment")
     except ValueError as e:
-        raise _Misreport(f"challenge: {e}") from None
+        raise ah.Misreport(f"challenge: {e}") from None
     rd["commitment"] = commitment.hex()
     times.append(None if elapsed > ctx.fail_line else elapsed)
     _verify_round(ctx, rd, nonce, cid, commitment)
@@ -378,7 +256,7 @@ def _verify_round(ctx: _Ctx, rd: dict[str, Any], nonce: bytes, cid: str, commitm
     r_seed = ctx.rng(32)
     rd["r_seed"] = r_seed.hex()
     itemsize = 4 if ctx.dtype == "fp32" else 2
-    r = _request(
+    r = ah.request(
         ctx.s,
         "GET",
         f"{ctx.url}/challenge/{cid}/result",
@@ -390,18 +268,20 @@ def _verify_round(ctx: _Ctx, rd: dict[str, Any], nonce: bytes, cid: str, commitm
     rd["result_sha256"] = hashlib.sha256(data).hexdigest()
     rd["commitment_ok"] = rd["result_sha256"] == commitment.hex()
     if not rd["commitment_ok"]:
-        raise _Misreport("result: the downloaded bytes do not hash to the commitment")
+        raise ah.Misreport("result: the downloaded bytes do not hash to the commitment")
     try:
         c = parse_canonical(data, max_bytes=ctx.n * ctx.n * itemsize + 4096)
     except ValueError as e:
-        raise _Misreport(f"result: {e}") from None
+        raise ah.Misreport(f"result: {e}") from None
     if tuple(c.shape) != (ctx.n, ctx.n) or c.dtype != ch.CHALLENGE_DTYPES[ctx.dtype]:
-        raise _Misreport(f"result: got {tuple(c.shape)} {c.dtype}, expected ({ctx.n}, {ctx.n}) {ctx.dtype}")
+        raise ah.Misreport(f"result: got {tuple(c.shape)} {c.dtype}, expected ({ctx.n}, {ctx.n}) {ctx.dtype}")
     a, b = ch.derive_inputs(nonce, ctx.n, ctx.dtype, "cpu")
     ok = ch.freivalds_check(a, b, c, rounds=ctx.freivalds_rounds, seed=r_seed)
     rd["freivalds_ok"] = ok
     if not ok:
-        raise _Misreport(f"wrong product: Freivalds' check failed for n={ctx.n} {ctx.dtype} (the result is not A @ B)")
+        raise ah.Misreport(
+            f"wrong product: Freivalds' check failed for n={ctx.n} {ctx.dtype} (the result is not A @ B)"
+        )
 
 
 def _memory_round(
@@ -417,7 +297,7 @@ def _memory_round(
         k_chunks=k_chunks,
     )
     try:
-        r, mem_elapsed = _request_when_free(
+        r, mem_elapsed = ah.request_when_free(
             ctx.s,
             "POST",
             ctx.url + "/memory",
@@ -431,25 +311,25 @@ def _memory_round(
                 "chunk_bytes": memory_chunk_bytes,
             },
         )
-    except requests.Timeout as e:
-        raise _Unreachable(f"memory: timed out ({type(e).__name__})") from None
+    except requests.ReadTimeout as e:
+        raise ah.Unreachable(f"memory: timed out ({type(e).__name__})") from None
     mem["elapsed_s"] = round(mem_elapsed, 6)
-    reply = _json_obj(r, "memory", ("memory_id", "root", "n_chunks"))
-    ctx.provider_seconds += _seconds(reply.get("provider_seconds"))
+    reply = ah.json_obj(r, "memory", ("memory_id", "root", "n_chunks"))
+    ctx.provider_seconds += ah.seconds(reply.get("provider_seconds"))
     mid = str(reply["memory_id"])
     try:
         root = parse_hex(reply["root"], min_bytes=32, max_bytes=32, what="memory root")
     except ValueError as e:
-        raise _Misreport(f"memory: {e}") from None
+        raise ah.Misreport(f"memory: {e}") from None
     n_chunks = reply["n_chunks"]
     mem.update(memory_id=mid, root=root.hex(), n_chunks=n_chunks)
     want_chunks = ch.memory_chunks(mem_claim, memory_fraction, memory_chunk_bytes)
     if n_chunks != want_chunks:
-        raise _Misreport(f"memory: {n_chunks!r} chunks, the claim needs {want_chunks}")
+        raise ah.Misreport(f"memory: {n_chunks!r} chunks, the claim needs {want_chunks}")
     s_seed = ctx.rng(32)  # drawn only now that the root is in
     indices = ch.sample_chunk_indices(s_seed, want_chunks, k_chunks)
     mem.update(sample_seed=s_seed.hex(), indices=indices)
-    r = _request(
+    r = ah.request(
         ctx.s,
         "POST",
         f"{ctx.url}/memory/{mid}/open",
@@ -457,20 +337,20 @@ def _memory_round(
         timeout=(ctx.connect_timeout_s, TRANSFER_TIMEOUT_S),
         json={"indices": indices},
     )
-    reply = _json_obj(r, "memory open", ("digests",))
+    reply = ah.json_obj(r, "memory open", ("digests",))
     raw = reply["digests"]
     if not isinstance(raw, list) or len(raw) != want_chunks:
-        raise _Misreport(f"memory open: expected {want_chunks} digests")
+        raise ah.Misreport(f"memory open: expected {want_chunks} digests")
     try:
         digests = tuple(parse_hex(d, min_bytes=32, max_bytes=32, what="chunk digest") for d in raw)
     except ValueError as e:
-        raise _Misreport(f"memory open: {e}") from None
+        raise ah.Misreport(f"memory open: {e}") from None
     proof = ch.MemoryProof(memory_chunk_bytes, digests)
     mem["digests_sha256"] = hashlib.sha256(b"".join(digests)).hexdigest()
     ok = ch.verify_memory_proof(m_nonce, proof, root, indices, mem_claim, fraction=memory_fraction)
     mem["ok"] = ok
     if not ok:
-        raise _Misreport(
+        raise ah.Misreport(
             f"memory proof failed: the sampled chunks of a {proof.working_set_bytes}-byte working set "
             "do not match the root"
         )
@@ -550,14 +430,14 @@ def run_hardware_challenge(
     }
     try:
         # 1. health
-        r = _request(ctx.s, "GET", url + "/health", what="health", timeout=(connect_timeout_s, connect_timeout_s))
+        r = ah.request(ctx.s, "GET", url + "/health", what="health", timeout=(connect_timeout_s, connect_timeout_s))
         try:
             health = r.json()
         except ValueError:
             health = None
         if not isinstance(health, dict) or health.get("ok") is not True:
-            raise _Unreachable("health: the agent did not answer {'ok': true}")
-        tx["health"] = {k: _plain(health.get(k)) for k in ("provider", "claimed_class", "device", "version", "torch")}
+            raise ah.Unreachable("health: the agent did not answer {'ok': true}")
+        tx["health"] = {k: ah.plain(health.get(k)) for k in ("provider", "claimed_class", "device", "version", "torch")}
 
         # 2-3. timed rounds, each answered one verified
         tx["rounds"] = []
@@ -565,7 +445,7 @@ def run_hardware_challenge(
             _timed_round(ctx, times, tx["rounds"])
         verdict, why = dc.timing_verdict(times, allowance, rounds=rounds, fail_factor=fail_factor)
         if verdict == dc.FAIL:
-            raise _Misreport(f"too slow for claimed class {cls.name}: {why} (n={n} {dtype})")
+            raise ah.Misreport(f"too slow for claimed class {cls.name}: {why} (n={n} {dtype})")
         if verdict == dc.INCONCLUSIVE:
             raise _Inconclusive(f"timing inconclusive for claimed class {cls.name}: {why} (n={n} {dtype})")
 
@@ -573,13 +453,13 @@ def run_hardware_challenge(
         if check_memory:
             tx["memory"] = _memory_round(ctx, mem_claim, memory_fraction, memory_chunk_bytes, k_chunks)
         outcome = PASS
-    except _Unreachable as e:
+    except ah.Unreachable as e:
         outcome = FAIL_UNREACHABLE
         ctx.reasons.append(str(e))
-    except _Misreport as e:
+    except ah.Misreport as e:
         outcome = FAIL_MISREPORT
         ctx.reasons.append(str(e))
-    except (_Busy, _Inconclusive) as e:
+    except (ah.Busy, _Inconclusive) as e:
         outcome = INCONCLUSIVE
         ctx.reasons.append(str(e))
     finally:

@@ -765,7 +765,7 @@ class OracleService:
         return f"uptime:{report['epoch']}:{report['machine_id']}"
 
     def uptime_round(self, now: int) -> None:
-        from offchain.oracle.challenger import probe_uptime
+        from offchain.oracle.agent_http import probe_uptime
 
         epoch = self.epoch_of(now)
         for m in self.store.machines():
