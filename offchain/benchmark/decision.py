@@ -48,16 +48,11 @@ DEFAULT_ROUNDS = 3
 FAIL_FACTOR = 2.0
 
 
-@dataclass(frozen=True)
-class RoundTime:
-    """One timed round: `seconds` on the oracle's clock, or None when it never answered in time."""
-
-    seconds: float | None
-
-    def kind(self, allowance_s: float, fail_factor: float = FAIL_FACTOR) -> str:
-        if self.seconds is None or self.seconds > fail_factor * allowance_s:
-            return "over"
-        return "fast" if self.seconds <= allowance_s else "slow"
+def round_kind(seconds: float | None, allowance_s: float, fail_factor: float = FAIL_FACTOR) -> str:
+    """ "fast", "slow" or "over" for one round's seconds (None: no answer in time)."""
+    if seconds is None or seconds > fail_factor * allowance_s:
+        return "over"
+    return "fast" if seconds <= allowance_s else "slow"
 
 
 def best_seconds(times: Sequence[float | None]) -> float | None:
@@ -80,7 +75,7 @@ def timing_verdict(
     to go on)."""
     if allowance_s <= 0 or fail_factor <= 1 or rounds < 1:
         raise ValueError("decision: allowance > 0, fail_factor > 1 and rounds >= 1")
-    kinds = [RoundTime(t).kind(allowance_s, fail_factor) for t in times]
+    kinds = [round_kind(t, allowance_s, fail_factor) for t in times]
     best = best_seconds(times)
     shown = "no answer in time" if best is None else f"best {best:.3f}s"
     if "fast" in kinds:
@@ -163,9 +158,9 @@ __all__ = [
     "INCONCLUSIVE",
     "PASS",
     "ErrorRates",
-    "RoundTime",
     "best_seconds",
     "binomial_upper_95",
     "more_rounds_needed",
+    "round_kind",
     "timing_verdict",
 ]
