@@ -1,0 +1,267 @@
+"""Part of the oracle service (`offchain/oracle/service.py`, which documents the whole loop): Jobs:
+following JobMarket, opening drawn audits, running this operator's audits, and proposing and co-
+signing JobVerdicts.
+
+A mixin of `OracleService`: it uses the service's chain handles, store, metrics and signing.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import time
+
+from offchain.chain.jobs import DRAW_HORIZON_BLOCKS, as_tuple, drawn_for_audit
+from offchain.constants import JobStatus
+from offchain.oracle import jobwatch
+from offchain.oracle.common import (
+    _hex32,
+    log,
+)
+
+
+class VerdictsMixin:
+    def _verdict_subject(self, job_id: int) -> str:
+        return f"verdict:{job_id}"
+
+    def _follow_market(self, start: int, head: int) -> None:
+        """Applies JobMarket's events in [start, head] to the cached jobs (one log query)."""
+        block_ts: dict[int, int] = {}
+        for lg in jobwatch.market_logs(self.h.market, self.h.chain.provider, start, head):
+            b = int(lg.block_number)
+            if b not in block_ts:
+                block_ts[b] = int(self.h.chain.blocks[b].timestamp)
+            jobwatch.apply_market_log(self.store, lg, block_ts[b])
+            if lg.event_name == "ResultSubmitted":
+                row = self.store.job(int(lg.event_arguments["job_id"]))
+                if row is not None:
+                    self.metrics.submitted_job_units.inc(int(row["job"]["compute_units"]))
+            elif lg.event_name == "VerdictPosted":
+                valid = bool(lg.event_arguments["valid"])
+                self.metrics.verdicts.labels(valid=str(valid).lower()).inc()
+                log.info(json.dumps({"event": "verdict_posted", "job_id": int(lg.event_arguments["job_id"]),
+                                     "valid": valid}))  # fmt: skip
+
+    def jobs_round(self, now: int, clock: int) -> None:
+        """Draws, audit openings, own audits and verdicts for the jobs this operator follows."""
+        with self._chain_lock:
+            head = self.h.chain.blocks.height
+        for row in self.store.jobs_with_status(JobStatus.SUBMITTED):
+            self._check_draw(row, head, now, clock)
+        for row in self.store.jobs_with_status(JobStatus.AUDIT):
+            if now > row["audit_deadline"]:
+                continue  # too late for a verdict: anyone may finalize it now (provider paid)
+            if self.address in self._audit_committee(int(row["job_id"])):
+                own = self._own_audit(row)
+            else:  # audit only when asked to co-sign (or when leading after a timeout)
+                own = self.store.audit_for(int(row["job_id"]), _hex32(row["job"]["result_hash"]))
+            self._verdict_round(row, own, now, clock)
+
+    def _audit_committee(self, job_id: int) -> list[str]:
+        """The `threshold` operators that audit a job without being asked: its first leader
+        (`leader_for(job_id, 0, 0)`) and the next ones in rotation order."""
+        ops = self.operators()
+        m = max(1, min(len(ops), int(getattr(self, "threshold", 1) or 1)))
+        return [ops[(job_id + i) % len(ops)] for i in range(m)]
+
+    def _check_draw(self, row: dict, head: int, now: int, clock: int) -> None:
+        job_id, job = row["job_id"], row["job"]
+        draw_block = int(job["draw_block"])
+        if row["drawn"] is None:
+            if head > draw_block + DRAW_HORIZON_BLOCKS or head < draw_block:
+                self.store.set_job_fields(job_id, drawn=0)  # the selection lapsed (or a reorg)
+                return
+            with self._chain_lock:
+                block_hash = bytes(self.h.chain.blocks[draw_block].hash)
+            drawn = drawn_for_audit(job_id, int(job["audit_bps"]), block_hash)
+            self.store.set_job_fields(job_id, drawn=int(drawn))
+            row = dict(row, drawn=int(drawn))
+        if not row["drawn"] or now > int(job["challenge_end"]) or head >= draw_block + DRAW_HORIZON_BLOCKS:
+            return
+        if self.leader_for(job_id, 0, clock - row["submitted_at"]) != self.address:
+            return
+        with self._chain_lock:
+            try:
+                tx = self.h.market.open_audit(job_id, as_tuple(jobwatch.job_from_store(job)), sender=self.sender)
+            except Exception as e:  # noqa: BLE001 - most often: another operator opened it first
+                log.info(json.dumps({"event": "open_audit_reverted", "job_id": job_id, "error": str(e)[:200]}))
+                return
+        self.metrics.audits_opened.inc()
+        log.info(json.dumps({"event": "audit_opened", "job_id": job_id, "gas": tx.gas_used}))
+
+    def _own_audit(self, row: dict) -> dict | None:
+        """This operator's audit outcome for the job's current result, or None while it runs
+        (started here on the audit worker if it is not running yet)."""
+        job_id = int(row["job_id"])
+        key = (job_id, _hex32(row["job"]["result_hash"]))
+        with self._audit_lock:
+            done = self.store.audit_for(*key)
+            if done is not None:
+                return done
+            if key in self._audits_pending or time.monotonic() < self._audit_retry_at.get(key, 0.0):
+                return None
+            machine_id = int(row["job"]["machine_id"])
+            endpoint = next((m["endpoint"] for m in self.store.machines() if m["machine_id"] == machine_id), None)
+            urls = jobwatch.provider_urls(row["result_uri"], endpoint)
+            self._audits_pending.add(key)
+            self._audit_queue.put((key, row["job"], urls))
+            return None
+
+    def _audit_worker(self) -> None:
+        while not self._stop.is_set():
+            try:
+                key, job_data, urls = self._audit_queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                self._run_audit(key, job_data, urls)
+            finally:
+                with self._audit_lock:
+                    self._audits_pending.discard(key)
+
+    def _run_audit(self, key: tuple[int, str], job_data: dict, urls: list[str]) -> None:
+        from offchain.oracle.auditor import audit_job
+
+        job_id, result_hex = key
+        try:
+            out = audit_job(
+                jobwatch.job_from_store(job_data),
+                urls,
+                job_id=job_id,
+                device=self.cfg.audit_device,
+                fetch_timeout_s=self.cfg.audit_fetch_timeout_s,
+                retries=self.cfg.audit_retries,
+            )
+        except Exception as e:  # noqa: BLE001 - AuditUnavailable or a bug: sign nothing, retry later
+            self.metrics.audit_failures.inc()
+            self._audit_retry_at[key] = time.monotonic() + self.cfg.audit_retry_s
+            log.warning(json.dumps({"event": "audit_failed", "job_id": job_id, "error": f"{type(e).__name__}: {e}"}))
+            return
+        self.store.record_audit(
+            job_id, result_hex, out.valid, out.reason, "0x" + out.evidence_hash.hex(), out.evidence,
+            out.executed_units, out.seconds,
+        )  # fmt: skip
+        self.metrics.audits.labels(valid=str(out.valid).lower(), reason=out.reason).inc()
+        self.metrics.audit_seconds.observe(out.seconds)
+        self.metrics.audit_executed_units.inc(out.executed_units)
+        self.metrics.audited_job_units.inc(int(job_data["compute_units"]))
+        log.info(
+            json.dumps(
+                {
+                    "event": "audit",
+                    "job_id": job_id,
+                    "valid": out.valid,
+                    "reason": out.reason,
+                    "detail": out.detail[:300],
+                    "executions": len(out.executions),
+                    "executed_units": out.executed_units,
+                    "job_units": int(job_data["compute_units"]),
+                    "seconds": round(out.seconds, 3),
+                }
+            )
+        )
+
+    def _verdict_round(self, row: dict, own: dict | None, now: int, clock: int) -> None:
+        job_id = int(row["job_id"])
+        with self._chain_lock:
+            nonce = self.h.hub.verdict_nonce(job_id)
+        subject = self._verdict_subject(job_id)
+        if self.store.submitted(subject, nonce):
+            return
+        if self.leader_for(job_id, nonce, clock - row["audit_opened_at"]) != self.address:
+            return
+        on_record = self.store.signed_for(subject, nonce)
+        if on_record is not None:
+            report = on_record.report  # never sign a second version: finish the one we signed
+        elif own is None and self._own_audit(row) is None:
+            return  # our own audit is still running (started now if it was not)
+        else:
+            own = own or self._own_audit(row)
+            report = {
+                "job_id": job_id,
+                "result_hash": "0x" + _hex32(row["job"]["result_hash"]),
+                "valid": own["valid"],
+                "evidence_hash": own["evidence_hash"],
+                "nonce": nonce,
+            }
+        with self._proposing_lock:
+            self._proposing.add((subject, nonce))
+        committee = set(self._audit_committee(job_id))
+        waited = clock - row["audit_opened_at"]
+        peers = None if waited >= self.cfg.audit_committee_timeout_s else {
+            a: u for a, u in self.cfg.peers.items() if a in committee
+        }  # fmt: skip
+        try:
+            gathered = self._gather("verdict", report, peers)
+        finally:
+            with self._proposing_lock:
+                self._proposing.discard((subject, nonce))
+        if gathered is None:
+            return
+        with self._chain_lock:
+            late = self.h.chain.blocks.head.timestamp > row["audit_deadline"]
+        if late:
+            log.info(json.dumps({"event": "verdict_too_late", "job_id": job_id}))
+            return
+        self._submit("verdict", subject, *gathered, job=jobwatch.job_from_store(row["job"]))
+
+    def handle_sign_verdict(self, report: dict) -> tuple[int, dict]:
+        """A peer's proposed JobVerdict: signed when the job is in Audit on-chain for this result
+        and nonce, before its deadline, and this operator's own audit reached the same `valid`."""
+        try:
+            job_id, nonce = int(report["job_id"]), int(report["nonce"])
+            result_hex = _hex32(report["result_hash"])
+            _hex32(report["evidence_hash"])
+            if not isinstance(report["valid"], bool):
+                raise ValueError("valid must be true or false")
+        except (KeyError, TypeError, ValueError) as e:
+            return 400, {"error": f"malformed report: {e}"}
+        row = self.store.job(job_id)
+        if row is None:
+            return 409, {"refused": f"job {job_id} not followed yet", "retry": True}
+        with self._chain_lock:
+            onchain_nonce = self.h.hub.verdict_nonce(job_id)
+            status = self.h.market.job_status(job_id)
+            deadline = self.h.market.disputes(job_id).audit_deadline
+            now = self.h.chain.blocks.head.timestamp
+        reason = None
+        if nonce != onchain_nonce:
+            reason = f"nonce {nonce} is not the current {onchain_nonce}"
+        elif status != JobStatus.AUDIT:
+            reason = f"job {job_id} is not in Audit (status {JobStatus(status).name})"
+        elif result_hex != _hex32(row["job"]["result_hash"]):
+            reason = "result hash is not the job's"
+        elif now > deadline:
+            reason = "audit deadline passed"
+        if reason:
+            self.metrics.signatures_refused.labels(kind="verdict", reason="invalid").inc()
+            return 409, {"refused": reason}
+        subject = self._verdict_subject(job_id)
+        existing = self.store.signed_for(subject, nonce)
+        digest = self._digest_hex("verdict", report)
+        if existing is not None and existing.digest != digest:
+            return 200, {"conflict": True, "report": existing.report, "signature": existing.signature}
+        with self._proposing_lock:
+            busy = (subject, nonce) in self._proposing
+        if existing is None and busy:
+            self.metrics.signatures_refused.labels(kind="verdict", reason="proposing").inc()
+            return 409, {"refused": "I am proposing my own version of this verdict right now"}
+        own = self._own_audit(row)
+        if own is None:
+            self.metrics.signatures_refused.labels(kind="verdict", reason="auditing").inc()
+            return 409, {"refused": "my own audit of this job is still running", "retry": True}
+        if own["valid"] != report["valid"]:
+            self.metrics.signatures_refused.labels(kind="verdict", reason="disagree").inc()
+            return 409, {"refused": f"my own audit says valid={own['valid']} ({own['reason']})"}
+        sig = self._sign_report("verdict", report)
+        if sig is None:
+            return 409, {"refused": "already signed another version"}
+        self.metrics.signatures_given.labels(kind="verdict").inc()
+        return 200, {"signature": sig, "digest": digest, "operator": self.address}
+
+    def audit_record(self, job_id: int) -> dict | None:
+        """This operator's audit of the job's current result (GET /audits/<job_id>)."""
+        row = self.store.job(job_id)
+        if row is None:
+            return None
+        return self.store.audit_for(job_id, _hex32(row["job"]["result_hash"]))
