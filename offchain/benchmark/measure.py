@@ -60,7 +60,10 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """None -> the current CUDA device if torch sees one, else the CPU; "cuda" -> "cuda:<current>"."""
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"benchmark: unsupported device {device!r} (cpu, cuda or cuda:N)") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError("benchmark: CUDA device requested but torch sees no GPU")
