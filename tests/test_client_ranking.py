@@ -165,7 +165,7 @@ def test_rank_key__price_then_bad_record_then_uptime_then_completed():
 
 
 def test_offer_table__shows_uptime_column(h, make_provider, report_uptime, provider, provider2):
-    from offchain.client.cli import _offer_table
+    from offchain.cli.job import _offer_table
 
     m1 = make_provider(provider)
     make_provider(provider2)
@@ -180,15 +180,16 @@ def test_offer_table__shows_uptime_column(h, make_provider, report_uptime, provi
 def test_provider_show__prints_each_machines_latest_uptime(
     monkeypatch, h, make_provider, report_uptime, registry, provider
 ):
-    import offchain.cli as cli
+    import offchain.cli.provider as cli
+    from offchain.cli import cli as gpunet
 
     a = make_provider(provider)
     b = make_provider(provider, stake=0, price=0)
     report_uptime(a, 7, 6, 5)
     report_uptime(a, 8, 6, 4)
-    monkeypatch.setattr(cli, "_connect", lambda network: contextlib.nullcontext(h))
+    monkeypatch.setattr(cli, "session", lambda chain: contextlib.nullcontext(h))
     monkeypatch.setattr(cli, "console", Console(record=True, width=400))
-    res = CliRunner().invoke(cli.main, ["provider", "show", provider.address])
+    res = CliRunner().invoke(gpunet, ["provider", "show", provider.address])
     assert res.exit_code == 0, res.output
     rows = {line.split("│")[1].strip(): line for line in cli.console.export_text().splitlines() if line.count("│") > 3}
     assert "66.66% (epoch 8: 4/6 probes)" in rows[str(a)]

@@ -95,7 +95,7 @@ def test_cheat__deterministic_and_validates_first():
 
 
 def test_cli_cheat_list_matches_the_module():
-    from offchain import cli
+    from offchain.cli import provider as cli
 
     assert cli.JOB_CHEATS == JOB_CHEATS
 

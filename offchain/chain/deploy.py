@@ -7,6 +7,7 @@ deployment is wired the same way.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from offchain.params import (
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENTS_DIR = REPO_ROOT / "deployments"
+# Another directory for deployment records (documented in README "Deployments").
+DEPLOYMENTS_DIR_ENV = "GPUNET_DEPLOYMENTS_DIR"
 ZERO_ADDRESS = "0x" + "00" * 20
 # Token wei minted to JobMarket at deployment and never moved (see deploy_all).
 MARKET_DUST = 1
@@ -78,12 +81,37 @@ def _block_of(txn_hash) -> int | None:
         return None
 
 
-def deployment_path(ecosystem: str, network: str, provider: str | None = None) -> Path:
-    """deployments/<ecosystem>-<network>[-<provider>].json; local chains add the provider name."""
+def deployment_path(
+    ecosystem: str,
+    network: str,
+    provider: str | None = None,
+    *,
+    chain_id: int | None = None,
+    genesis_hash: str | None = None,
+    directory: Path | None = None,
+) -> Path:
+    """Where a deployment's record lives: <dir>/<ecosystem>-<network>.json for a public network.
+
+    A local node is keyed by its chain id and genesis block hash
+    (<ecosystem>-local-<chain id>-<genesis hash, 12 hex>.json), so two anvils, or one restarted,
+    never overwrite each other's record. <dir> is GPUNET_DEPLOYMENTS_DIR or the checkout's deployments/.
+    """
+    directory = directory or Path(os.environ.get(DEPLOYMENTS_DIR_ENV) or DEPLOYMENTS_DIR)
     name = f"{ecosystem}-{network}"
-    if network in LOCAL_NETWORKS and provider:
-        name += f"-{provider}"
-    return DEPLOYMENTS_DIR / f"{name}.json"
+    if network in LOCAL_NETWORKS:
+        if chain_id is None or not genesis_hash:
+            raise ValueError("a local node's deployment record is keyed by its chain id and genesis hash")
+        name += f"-{chain_id}-{genesis_hash.removeprefix('0x')[:12]}"
+    return directory / f"{name}.json"
+
+
+def connected_deployment_path(ecosystem: str, network: str) -> Path:
+    """deployment_path() for the chain ape is connected to now."""
+    from ape import chain
+
+    genesis = chain.blocks[0].hash
+    genesis_hex = genesis.hex() if isinstance(genesis, bytes) else str(genesis)
+    return deployment_path(ecosystem, network, chain_id=chain.chain_id, genesis_hash=genesis_hex)
 
 
 def load_record(path: Path) -> dict | None:

@@ -1,0 +1,67 @@
+"""`gpunet`: one command line for every role.
+
+    gpunet provider …   stake, register and serve machines, offer, status, jobs, earnings
+    gpunet job …        submit, list, show, logs, result, dispute, cancel, expire
+    gpunet oracle …     run an operator, stake, status
+    gpunet info | price | rewards | bench | devnet | sim
+
+One module per role (provider, job, oracle, market, bench, devnet); options, the config file
+and the account lookup they share are in `common`, error reporting in `errors`.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import click
+
+from offchain.cli.bench import bench
+from offchain.cli.devnet import devnet
+from offchain.cli.job import job
+from offchain.cli.market import info, price, rewards
+from offchain.cli.oracle import oracle
+from offchain.cli.provider import provider
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gpunet")
+@click.option("--debug", is_flag=True, help="Show tracebacks and ape's log (env GPUNET_DEBUG=1).")
+def cli(debug: bool) -> None:
+    """gpunet: an open, verifiable market for GPU compute.
+
+    Settings come from flags, then environment variables (GPUNET_NETWORK, GPUNET_RPC,
+    GPUNET_DEPLOYMENT, GPUNET_ACCOUNT), then ./gpunet.toml or ~/.config/gpunet/config.toml.
+    """
+    from offchain.cli.common import quiet_ape
+
+    quiet_ape()
+
+
+for _cmd in (provider, job, oracle, info, price, rewards, bench, devnet):
+    cli.add_command(_cmd)
+
+# `gpunet sim` (offchain/sim/): the token-economy simulation on the real contracts.
+from offchain.sim.cli import sim as _sim  # noqa: E402
+
+cli.add_command(_sim)
+
+
+def main(args: list[str] | None = None) -> int:
+    """The `gpunet` entry point: exit 0, 1 (runtime failure) or 2 (usage error); one line per error."""
+    from offchain.cli.common import load_config
+    from offchain.cli.errors import run
+
+    # Library warnings (pydantic, ape) are not for a user's console; --debug shows them.
+    if "--debug" not in (sys.argv if args is None else args):
+        warnings.filterwarnings("ignore")
+    try:
+        defaults = load_config(cli)
+    except click.UsageError as e:
+        click.echo(f"gpunet: {e.format_message()}", err=True)
+        sys.exit(2)
+    cli.context_settings["default_map"] = defaults
+    sys.exit(run(cli, args))
+
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,366 @@
+"""`gpunet oracle run|stake|unstake|withdraw|status`: an oracle operator's commands.
+
+Joining the quorum takes two steps: the operator bonds at least `min_operator_stake` with
+`gpunet oracle stake`, then governance (OracleHub's admin) adds its address with
+`add_operator`. Leaving: governance removes it, and the operator unbonds with
+`gpunet oracle unstake` and, after 14 days, `gpunet oracle withdraw`.
+"""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from offchain.chain.events import logs
+from offchain.cli.common import (
+    ADDRESS,
+    AmountType,
+    Chain,
+    Signer,
+    account,
+    chain_options,
+    confirm,
+    emit_json,
+    json_option,
+    send,
+    session,
+    short,
+    signer_options,
+    tokens,
+    yes_option,
+)
+from offchain.cli.common import out as console
+
+
+@click.group()
+def oracle() -> None:
+    """Oracle operator commands."""
+
+
+def _parse_peer(value: str) -> tuple[str, str]:
+    if "=" not in value:
+        raise click.BadParameter(f"{value!r}: expected ADDRESS=URL, e.g. 0xabc...=http://10.0.0.2:9700")
+    addr, url = value.split("=", 1)
+    if not (addr.startswith("0x") and len(addr) == 42):
+        raise click.BadParameter(f"{addr!r} is not a 0x-prefixed 20-byte address")
+    return addr, url.rstrip("/")
+
+
+@oracle.command("run")
+@chain_options
+@click.option(
+    "--key-env",
+    default="GPUNET_OPERATOR_KEY",
+    show_default=True,
+    help="Environment variable holding the operator's hex private key (signs reports).",
+)
+@signer_options
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=9700, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--peer",
+    "peers",
+    multiple=True,
+    callback=lambda c, p, v: [_parse_peer(x) for x in v],
+    help="Another operator, ADDRESS=URL (repeat for each).",
+)
+@click.option("--db", "db_path", default="oracle.sqlite", show_default=True, help="SQLite state file.")
+@click.option("--poll", "poll_s", default=1.0, show_default=True, type=float)
+@click.option("--ttl", "ttl_s", default=24 * 3600, show_default=True, type=int, help="Attestation validity (s).")
+@click.option("--leader-timeout", default=30.0, show_default=True, type=float)
+@click.option("--epoch-seconds", default=3600, show_default=True, type=int)
+@click.option(
+    "--memory-fraction",
+    default=0.85,
+    show_default=True,
+    type=float,
+    help="Share of the registered VRAM the memory proof fills.",
+)
+@click.option(
+    "--network-allowance",
+    default=0.25,
+    show_default=True,
+    type=float,
+    help="Seconds allowed for the network round trip of a challenge.",
+)
+@click.option(
+    "--gpu-n", type=int, default=None, help="Matrix size of GPU-class challenges (default: from the 4 s round budget)."
+)
+@click.option(
+    "--confirm-delay",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds between a FAIL challenge and the leader's confirming one (a FAIL is proposed only if both fail).",
+)
+@click.option(
+    "--audit-device", default=None, help="Device that re-executes audited jobs (default: cuda when present, else cpu)."
+)
+@click.option(
+    "--audit-fetch-timeout",
+    default=60.0,
+    show_default=True,
+    type=float,
+    help="Seconds a provider has to serve a job's blobs during an audit before they count as withheld.",
+)
+@click.option(
+    "--price-source",
+    default=None,
+    help="Token/USD source for PriceFeed rounds: fixed:1.25 | file:PATH (a number, re-read each time) | "
+    'url:http://... (JSON {"usd": x}). Without it this operator takes no part in price rounds.',
+)
+@click.option("--price-interval", "price_interval_s", default=60.0, show_default=True, type=float,
+              help="Seconds between price rounds.")  # fmt: skip
+@click.option(
+    "--emissions-epochs",
+    is_flag=True,
+    help="Uptime epochs are Emissions' epochs (GENESIS, EPOCH_SECONDS read from the contract; overrides "
+    "--epoch-seconds): needed for the availability part of the epoch rewards roots.",
+)
+@click.option(
+    "--probes-per-epoch", default=6, show_default=True, type=click.IntRange(1), help="Uptime probes per epoch."
+)
+@click.option(
+    "--rewards-delay",
+    "rewards_delay_s",
+    default=600.0,
+    show_default=True,
+    type=float,
+    help="Seconds after an Emissions epoch ends before its rewards root is proposed.",
+)
+@click.option(
+    "--price-deviation-bps",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Round early when the own source moved this much from the last answer.",
+)
+@click.option("-v", "--verbose", is_flag=True)
+def oracle_run(
+    chain: Chain,
+    key_env,
+    signer: Signer,
+    host,
+    port,
+    peers,
+    db_path,
+    poll_s,
+    ttl_s,
+    leader_timeout,
+    epoch_seconds,
+    memory_fraction,
+    network_allowance,
+    gpu_n,
+    confirm_delay,
+    audit_device,
+    audit_fetch_timeout,
+    price_source,
+    price_interval_s,
+    price_deviation_bps,
+    emissions_epochs,
+    probes_per_epoch,
+    rewards_delay_s,
+    verbose,
+) -> None:
+    """Run an oracle operator: challenge machines, audit jobs, co-sign with peers, submit reports."""
+    import logging
+    import os
+
+    from offchain.oracle.service import CircuitBreaker, OracleConfig, OracleService
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    logging.getLogger("gpunet.oracle").setLevel(logging.INFO)
+    sender = account(signer, chain, required=False)
+    chain.export()
+    if signer.test_account is not None:
+        key = sender.private_key
+    else:
+        key = os.environ.get(key_env)
+        if not key:
+            raise click.UsageError(
+                f"set ${key_env} to the operator's private key (it signs reports)"
+                + (", or pass --test-account N" if chain.local else "")
+            )
+    cfg = OracleConfig(
+        network=chain.network,
+        operator_key=key,
+        sender_index=signer.test_account,
+        sender_alias=signer.account,
+        host=host,
+        port=port,
+        peers=dict(peers),
+        db_path=db_path,
+        poll_s=poll_s,
+        attestation_ttl_s=ttl_s,
+        leader_timeout_s=leader_timeout,
+        epoch_seconds=epoch_seconds,
+        challenge_kwargs={"memory_fraction": memory_fraction, "network_allowance_s": network_allowance},
+        gpu_challenge_n=gpu_n,
+        confirm_delay_s=confirm_delay,
+        audit_device=audit_device,
+        audit_fetch_timeout_s=audit_fetch_timeout,
+        price_source=price_source,
+        price_interval_s=price_interval_s,
+        price_deviation_bps=price_deviation_bps,
+        emissions_epochs=emissions_epochs,
+        probes_per_epoch=probes_per_epoch,
+        rewards_delay_s=rewards_delay_s,
+    )
+    try:
+        service = OracleService(cfg)
+    except ValueError as e:  # a malformed --price-source
+        raise click.UsageError(str(e)) from e
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: service.stop())
+    try:
+        service.run()
+    except CircuitBreaker as e:
+        raise click.ClickException(f"circuit breaker: {e}") from e
+    except KeyboardInterrupt:
+        service.stop()
+
+
+def _balance_check(h, who: str, amount: int, spender: str) -> None:
+    bal = int(h.token.balanceOf(who))
+    if bal < amount:
+        raise click.ClickException(
+            f"{who} holds {tokens(bal)} GPU, {tokens(amount - bal)} short of {tokens(amount)}: get tokens first"
+        )
+
+
+def approve_and_call(h, acct, spender, amount: int, what: str, fn) -> list:
+    """approve (only if the allowance is short) then the bonding call: a clear two-step sequence."""
+    txs = []
+    if int(h.token.allowance(acct.address, spender.address)) < amount:
+        txs.append(send("approve", h.token.approve, spender.address, amount, sender=acct))
+    txs.append(send(what, fn, amount, sender=acct))
+    return txs
+
+
+@oracle.command("stake", context_settings={"ignore_unknown_options": True})
+@click.argument("amount", type=AmountType("tokens"))
+@signer_options
+@chain_options
+@yes_option
+def oracle_stake(amount: int, signer: Signer, chain: Chain, yes: bool) -> None:
+    """Bond AMOUNT tokens behind this operator's signatures (approve + OracleHub.stake)."""
+    acct = account(signer, chain)
+    with session(chain) as h:
+        _balance_check(h, acct.address, amount, h.hub.address)
+        confirm(yes, f"bond {tokens(amount)} GPU in OracleHub from {acct.address} (approve + stake)")
+        txs = approve_and_call(h, acct, h.hub, amount, "stake", h.hub.stake)
+        staked = int(h.hub.operator_stake(acct.address))
+        minimum = int(h.hub.min_operator_stake())
+        member = bool(h.hub.is_operator(acct.address))
+    console.print(f"staked {tokens(amount)} GPU; operator stake now {tokens(staked)} (minimum {tokens(minimum)}); "
+                  f"tx {txs[-1].txn_hash}")  # fmt: skip
+    if not member:
+        console.print(f"next: governance adds {acct.address} to the quorum (OracleHub.add_operator)")
+
+
+@oracle.command("unstake", context_settings={"ignore_unknown_options": True})
+@click.argument("amount", type=AmountType("tokens"))
+@signer_options
+@chain_options
+@yes_option
+def oracle_unstake(amount: int, signer: Signer, chain: Chain, yes: bool) -> None:
+    """Start unbonding AMOUNT of the operator's stake (slashable until released, 14 days)."""
+    acct = account(signer, chain)
+    with session(chain) as h:
+        have = int(h.hub.operator_stake(acct.address))
+        if amount > have:
+            raise click.ClickException(f"{acct.address} has {tokens(have)} GPU staked, less than {tokens(amount)}")
+        confirm(yes, f"unbond {tokens(amount)} GPU of {acct.address}'s operator stake")
+        tx = send("request_unstake", h.hub.request_unstake, amount, sender=acct)
+        release = int(h.hub.operator_unbonding_release(acct.address))
+    console.print(f"unbonding {tokens(amount)} GPU until {release} (unix); then `gpunet oracle withdraw`; "
+                  f"tx {tx.txn_hash}")  # fmt: skip
+
+
+@oracle.command("withdraw")
+@signer_options
+@chain_options
+@yes_option
+def oracle_withdraw(signer: Signer, chain: Chain, yes: bool) -> None:
+    """Pay out the operator's unbonded stake once its release time has passed."""
+    acct = account(signer, chain)
+    with session(chain) as h:
+        amount = int(h.hub.operator_unbonding(acct.address))
+        if not amount:
+            raise click.ClickException(f"{acct.address} has nothing unbonding: `gpunet oracle unstake AMOUNT` first")
+        release, now = int(h.hub.operator_unbonding_release(acct.address)), int(h.chain.blocks.head.timestamp)
+        if now < release:
+            raise click.ClickException(f"still unbonding: {tokens(amount)} GPU is released in {release - now} s")
+        confirm(yes, f"withdraw {tokens(amount)} GPU to {acct.address}")
+        tx = send("withdraw", h.hub.withdraw, sender=acct)
+    console.print(f"withdrew {tokens(amount)} GPU; tx {tx.txn_hash}")
+
+
+@oracle.command("status")
+@click.option("--address", type=ADDRESS, default=None, help="Operator address (default: the signer's).")
+@click.option("--url", default=None, help="The operator's service URL, for its /health (e.g. http://127.0.0.1:9700).")
+@signer_options
+@chain_options
+@json_option
+def oracle_status(address, url, signer: Signer, chain: Chain, as_json: bool) -> None:
+    """An operator's membership, stake and recent reports; the quorum's members; its service health."""
+    if address is None:
+        if not signer.given:
+            raise click.UsageError("give --address ADDR, or a signer (--account ALIAS / --test-account N)")
+        address = account(signer, chain).address
+    with session(chain) as h:
+        hub = h.hub
+        members = {}
+        for lg in logs(h, hub.OperatorAdded):
+            members[lg.operator] = True
+        for lg in logs(h, hub.OperatorRemoved):
+            members.pop(lg.operator, None)
+        att = logs(h, hub.AttestationAccepted)
+        verdicts = logs(h, hub.VerdictAccepted)
+        out = {
+            "operator": address,
+            "is_operator": bool(hub.is_operator(address)),
+            "stake": int(hub.operator_stake(address)),
+            "unbonding": int(hub.operator_unbonding(address)),
+            "unbonding_release": int(hub.operator_unbonding_release(address)),
+            "min_operator_stake": int(hub.min_operator_stake()),
+            "threshold": int(hub.threshold()),
+            "operators": [a for a in members if hub.is_operator(a)],
+            "attestations_total": len(att),
+            "verdicts_total": len(verdicts),
+            "last_attestation_block": att[-1].block_number if att else None,
+            "last_verdict_block": verdicts[-1].block_number if verdicts else None,
+        }
+    if url:
+        out["health"] = _health(url)
+        out["metrics_url"] = url.rstrip("/") + "/metrics"
+    if as_json:
+        emit_json(out)
+        return
+    t = Table(title=f"oracle operator {out['operator']}", show_header=False)
+    t.add_row("member of the quorum", "yes" if out["is_operator"] else "no (governance adds operators)")
+    t.add_row("stake", f"{tokens(out['stake'])} (minimum {tokens(out['min_operator_stake'])})")
+    if out["unbonding"]:
+        t.add_row("unbonding", f"{tokens(out['unbonding'])} until {out['unbonding_release']} (unix)")
+    t.add_row("quorum", f"{out['threshold']} of {len(out['operators'])}: "
+              + ", ".join(short(a) for a in out["operators"]))  # fmt: skip
+    t.add_row(
+        "attestations accepted (all)", f"{out['attestations_total']} (last in block {out['last_attestation_block']})"
+    )
+    t.add_row("verdicts accepted (all)", f"{out['verdicts_total']} (last in block {out['last_verdict_block']})")
+    if "health" in out:
+        t.add_row("service", str(out["health"]))
+        t.add_row("metrics", out["metrics_url"])
+    console.print(t)
+
+
+def _health(url: str) -> str:
+    import requests
+
+    try:
+        r = requests.get(url.rstrip("/") + "/health", timeout=3)
+        d = r.json()
+        return "healthy" if d.get("ok") else f"unhealthy: {d.get('last_error')}"
+    except (requests.RequestException, ValueError) as e:
+        return f"unreachable ({type(e).__name__})"

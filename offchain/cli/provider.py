@@ -1,0 +1,489 @@
+"""`gpunet provider …`: everything a provider does, from joining to getting paid.
+
+Joining, in order (each step one command; those that send transactions ask first, `--yes` for
+scripts):
+
+    gpunet bench                                   # measure this machine; register checks the claim
+    gpunet provider stake 100 --account ME         # approve + ProviderRegistry.stake
+    gpunet provider register CPU --gpus 1 --vram-mb 2048 --endpoint http://HOST:9650 --account ME
+    gpunet provider serve --claim CPU --state-dir ./state --account ME     # the agent + job worker
+    gpunet provider status --account ME            # wait for the machine to turn Active
+    gpunet provider offer CPU 0.002 --account ME   # USD per compute unit
+
+Daily: `status`, `jobs`, `earnings`, `reattest`; leaving: `exit-machine`, `unstake`, `withdraw`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.table import Table
+
+from offchain.chain.events import logs
+from offchain.cli.common import (
+    ADDRESS,
+    GPU_CLASS,
+    AmountType,
+    Chain,
+    Signer,
+    account,
+    chain_options,
+    confirm,
+    emit_json,
+    json_option,
+    send,
+    session,
+    signer_options,
+    tokens,
+    usd,
+    yes_option,
+)
+from offchain.cli.common import out as console
+from offchain.constants import MachineStatus
+
+# Lets a negative amount reach its check ("must be positive") instead of reading as an option.
+NUMBER_ARGS = {"ignore_unknown_options": True}
+# Job cheat modes (offchain/provider/cheats.py); spelled out here so `--help` needs no torch import.
+JOB_CHEATS = ("wrong-output", "skip-work", "cheaper-model")
+
+
+@click.group()
+def provider() -> None:
+    """Provider commands: stake, register and serve machines, offer, see jobs and earnings."""
+
+
+def _who(address: str | None, signer: Signer, chain: Chain) -> str:
+    if address:
+        return address
+    if not signer.given:
+        raise click.UsageError("give the provider's ADDRESS, or a signer (--account ALIAS / --test-account N)")
+    return account(signer, chain).address
+
+
+def machines_of(h, provider_addr: str) -> list[int]:
+    return [int(lg.machine_id) for lg in logs(h, h.registry.MachineRegistered, provider=provider_addr)]
+
+
+def _offers(h, address: str) -> list[tuple[int, str, int]]:
+    """(class id, name, USD per unit) of the provider's current offers."""
+    from offchain.params import GPU_CLASSES
+
+    out = []
+    for c in GPU_CLASSES:
+        price = int(h.registry.offers(address, c.class_id))
+        if price:
+            out.append((c.class_id, c.name, price))
+    return out
+
+
+@provider.command("status")
+@click.argument("address", type=ADDRESS, required=False)
+@signer_options
+@chain_options
+@json_option
+def provider_status(address: str | None, signer: Signer, chain: Chain, as_json: bool) -> None:
+    """A provider's stake, machines (attestation state and expiry, uptime), offers, reputation
+    and audit rate. ADDRESS defaults to the signer's."""
+    from offchain.client.sdk import fmt_bps, latest_uptime, reputation
+
+    who = _who(address, signer, chain)
+    with session(chain) as h:
+        s = h.registry.stakes(who)
+        now = int(h.chain.blocks.head.timestamp)
+        mids = machines_of(h, who)
+        uptime = latest_uptime(h, mids)
+        machines = []
+        for mid in mids:
+            m = h.registry.machines(mid)
+            u = uptime.get(mid)
+            machines.append({
+                "id": mid, "class_id": int(m.class_id), "gpu_count": int(m.gpu_count), "vram_mb": int(m.vram_mb),
+                "status": MachineStatus(m.status).name, "attested_until": int(m.attested_until),
+                "expires_in_s": int(m.attested_until) - now if int(m.attested_until) else None,
+                "endpoint": m.endpoint,
+                "uptime": None if u is None else {"bps": u.bps, "epoch": u.epoch, "probes": u.probes,
+                                                  "successes": u.successes},
+            })  # fmt: skip
+        rep = reputation(h, who)
+        out = {
+            "provider": who,
+            "staked": int(s.staked),
+            "locked": int(s.locked),
+            "unbonding": int(s.unbonding),
+            "unbonding_release": int(s.unbonding_release),
+            "required_stake": int(h.registry.required_stake(who)),
+            "balance": int(h.token.balanceOf(who)),
+            "machines": machines,
+            "offers": [{"class_id": c, "class": n, "usd_per_unit": p} for c, n, p in _offers(h, who)],
+            "reputation": rep,
+            "audit_bps": int(h.market.audit_rate(who)),
+        }
+    if as_json:
+        emit_json(out)
+        return
+    t = Table(title=f"provider {who}", show_header=False)
+    t.add_row("wallet balance", f"{tokens(out['balance'])} GPU")
+    t.add_row("staked / required", f"{tokens(out['staked'])} / {tokens(out['required_stake'])} GPU")
+    t.add_row("locked (job collateral)", tokens(out["locked"]))
+    if out["unbonding"]:
+        t.add_row("unbonding", f"{tokens(out['unbonding'])} until {out['unbonding_release']} (unix)")
+    for o in out["offers"]:
+        t.add_row(f"offer: {o['class']}", f"{usd(o['usd_per_unit'])} per compute unit")
+    if not out["offers"]:
+        t.add_row("offers", "none (gpunet provider offer CLASS USD)")
+    t.add_row("reputation", ", ".join(f"{k} {v}" for k, v in rep.items()))
+    t.add_row("audit rate", f"{out['audit_bps'] / 100:g}% of jobs")
+    console.print(t)
+    m = Table(title="machines")
+    for col in ("id", "class", "gpus", "VRAM MB", "status", "attested for", "uptime", "endpoint"):
+        m.add_column(col)
+    for x in machines:
+        exp = x["expires_in_s"]
+        left = "-" if exp is None else ("expired" if exp <= 0 else f"{exp // 3600} h {exp % 3600 // 60} min")
+        u = x["uptime"]
+        m.add_row(str(x["id"]), str(x["class_id"]), str(x["gpu_count"]), str(x["vram_mb"]), x["status"],
+                  left if x["status"] == "ACTIVE" else "-",
+                  f"{fmt_bps(u['bps'])} (epoch {u['epoch']})" if u else "no report yet", x["endpoint"])  # fmt: skip
+    if machines:
+        console.print(m)
+    else:
+        console.print("no machines: gpunet provider register CLASS --gpus N --vram-mb MB --endpoint URL")
+
+
+# `show` was this command's name before `status`; kept so scripts keep working.
+provider.add_command(provider_status, "show")
+
+
+@provider.command("stake", context_settings=NUMBER_ARGS)
+@click.argument("amount", type=AmountType("tokens"))
+@signer_options
+@chain_options
+@yes_option
+def provider_stake(amount: int, signer: Signer, chain: Chain, yes: bool) -> None:
+    """Bond AMOUNT tokens (a decimal, e.g. 100) as stake: approve + ProviderRegistry.stake."""
+    from offchain.cli.oracle import _balance_check, approve_and_call
+
+    acct = account(signer, chain)
+    with session(chain) as h:
+        _balance_check(h, acct.address, amount, h.registry.address)
+        confirm(yes, f"stake {tokens(amount)} GPU from {acct.address} (approve + stake)")
+        txs = approve_and_call(h, acct, h.registry, amount, "stake", h.registry.stake)
+        s = h.registry.stakes(acct.address)
+        need = int(h.registry.required_stake(acct.address))
+    console.print(f"staked {tokens(amount)} GPU: {tokens(int(s.staked))} staked, {tokens(need)} required by your "
+                  f"machines; tx {txs[-1].txn_hash}")  # fmt: skip
+
+
+def _bench_warning(class_id: int) -> str | None:
+    """Why the claimed class looks too big for this machine, from `gpunet bench`'s saved profile."""
+    from offchain.benchmark.classify import check_claim
+    from offchain.cli.bench import load_saved_profile
+
+    profile = load_saved_profile()
+    if profile is None:
+        return "no `gpunet bench` result on this machine to check the claim against: run `gpunet bench` first"
+    res = check_claim(profile, class_id)
+    if res.passed:
+        return None
+    return f"this machine's `gpunet bench` does not support the claim: {'; '.join(res.reasons)}"
+
+
+@provider.command("register")
+@click.argument("class_id", metavar="CLASS", type=GPU_CLASS)
+@click.option("--gpus", "gpu_count", type=click.IntRange(1, 64), default=1, show_default=True, help="GPUs in it.")
+@click.option("--vram-mb", type=click.IntRange(1, 2**24 - 1), default=None,
+              help="Memory per machine in MB the memory proof may fill (default: the class's).")  # fmt: skip
+@click.option("--endpoint", required=True, help="URL where the agent (`gpunet provider serve`) is reached.")
+@signer_options
+@chain_options
+@yes_option
+def provider_register(class_id: int, gpu_count: int, vram_mb: int | None, endpoint: str, signer: Signer,
+                      chain: Chain, yes: bool) -> None:  # fmt: skip
+    """Register a machine of GPU class CLASS (id or name). It starts Pending; the oracle quorum
+    challenges its agent and attests it Active (or jails it)."""
+    from urllib.parse import urlparse
+
+    from offchain.benchmark.gpu_classes import get_class
+
+    cls = get_class(class_id)
+    u = urlparse(endpoint)
+    if u.scheme not in ("http", "https") or not u.netloc:
+        raise click.BadParameter(f"{endpoint!r} is not an http(s) URL, e.g. http://203.0.113.7:9650",
+                                 param_hint="--endpoint")  # fmt: skip
+    if len(endpoint) > 256:
+        raise click.BadParameter("longer than 256 characters", param_hint="--endpoint")
+    vram_mb = vram_mb or int(cls.vram_gib * 1024)
+    acct = account(signer, chain)
+    warning = _bench_warning(class_id)
+    with session(chain) as h:
+        gc = h.registry.gpu_classes(class_id)
+        if not gc.enabled:
+            raise click.ClickException(f"class {class_id} ({cls.name}) is not enabled on this deployment")
+        need = int(h.registry.required_stake(acct.address)) + int(gc.min_stake_per_gpu) * gpu_count
+        staked = int(h.registry.stakes(acct.address).staked)
+        if staked < need:
+            raise click.ClickException(
+                f"{acct.address} has {tokens(staked)} GPU staked; with this machine it needs {tokens(need)}: "
+                f"`gpunet provider stake {(need - staked) / 10**18:g}` first"
+            )
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
+        confirm(yes, f"register a {cls.name} machine ({gpu_count} GPU, {vram_mb} MB) at {endpoint}")
+        tx = send("register", h.registry.register, class_id, gpu_count, vram_mb, endpoint, sender=acct)
+        mid = int(tx.decode_logs(h.registry.MachineRegistered)[0].machine_id)
+    console.print(f"machine {mid} registered (Pending); tx {tx.txn_hash}")
+    console.print(f"next: run its agent (gpunet provider serve --claim {class_id} ...) and wait for "
+                  "`gpunet provider status` to show it ACTIVE")  # fmt: skip
+
+
+def _own_machine(h, acct, machine_id: int):
+    if machine_id < 1 or machine_id > int(h.registry.machine_count()):
+        raise click.ClickException(
+            f"machine {machine_id} does not exist (machines 1..{int(h.registry.machine_count())})"
+        )
+    m = h.registry.machines(machine_id)
+    if m.provider.lower() != acct.address.lower():
+        raise click.ClickException(f"machine {machine_id} belongs to {m.provider}, not {acct.address}")
+    return m
+
+
+@provider.command("exit-machine")
+@click.argument("machine_id", type=click.IntRange(1))
+@signer_options
+@chain_options
+@yes_option
+def provider_exit_machine(machine_id: int, signer: Signer, chain: Chain, yes: bool) -> None:
+    """Retire a machine for good; its stake requirement is released (accepted jobs keep theirs)."""
+    acct = account(signer, chain)
+    with session(chain) as h:
+        m = _own_machine(h, acct, machine_id)
+        if MachineStatus(m.status) == MachineStatus.EXITED:
+            raise click.ClickException(f"machine {machine_id} has already exited")
+        confirm(yes, f"retire machine {machine_id} for good")
+        tx = send("exit_machine", h.registry.exit_machine, machine_id, sender=acct)
+    console.print(f"machine {machine_id} exited; tx {tx.txn_hash}")
+
+
+@provider.command("reattest")
+@click.argument("machine_id", type=click.IntRange(1))
+@signer_options
+@chain_options
+@yes_option
+def provider_reattest(machine_id: int, signer: Signer, chain: Chain, yes: bool) -> None:
+    """Ask the quorum to challenge an Active or Jailed machine again (after a hardware change, or
+    to leave jail). It takes no new jobs until attested; a second failure is slashed again."""
+    acct = account(signer, chain)
+    with session(chain) as h:
+        m = _own_machine(h, acct, machine_id)
+        st = MachineStatus(m.status)
+        if st not in (MachineStatus.ACTIVE, MachineStatus.JAILED):
+            raise click.ClickException(
+                f"machine {machine_id} is {st.name}: only an ACTIVE or JAILED machine can ask for re-attestation"
+            )
+        confirm(yes, f"put machine {machine_id} ({st.name}) back to Pending for a new challenge")
+        tx = send("request_attestation", h.registry.request_attestation, machine_id, sender=acct)
+    console.print(f"machine {machine_id} is Pending a new challenge; tx {tx.txn_hash}")
+
+
+@provider.command("unstake", context_settings=NUMBER_ARGS)
+@click.argument("amount", type=AmountType("tokens"))
+@signer_options
+@chain_options
+@yes_option
+def provider_unstake(amount: int, signer: Signer, chain: Chain, yes: bool) -> None:
+    """Start unbonding AMOUNT of free stake (staked minus locked minus what machines require)."""
+    acct = account(signer, chain)
+    with session(chain) as h:
+        s = h.registry.stakes(acct.address)
+        free = int(s.staked) - int(s.locked)
+        if amount > free:
+            raise click.ClickException(
+                f"only {tokens(max(free, 0))} GPU of {acct.address}'s stake is free ({tokens(int(s.locked))} locked "
+                "as job collateral)"
+            )
+        period = int(h.registry.unbonding_period())
+        confirm(yes, f"unbond {tokens(amount)} GPU (released after {period} s)")
+        tx = send("request_unstake", h.registry.request_unstake, amount, sender=acct)
+        release = int(h.registry.unbonding_release(acct.address))
+    console.print(f"unbonding {tokens(amount)} GPU until {release} (unix), then `gpunet provider withdraw`; "
+                  f"tx {tx.txn_hash}")  # fmt: skip
+
+
+@provider.command("withdraw")
+@signer_options
+@chain_options
+@yes_option
+def provider_withdraw(signer: Signer, chain: Chain, yes: bool) -> None:
+    """Pay out unbonded stake once its release time has passed."""
+    acct = account(signer, chain)
+    with session(chain) as h:
+        amount = int(h.registry.unbonding(acct.address))
+        if not amount:
+            raise click.ClickException(f"{acct.address} has nothing unbonding: `gpunet provider unstake AMOUNT` first")
+        release, now = int(h.registry.unbonding_release(acct.address)), int(h.chain.blocks.head.timestamp)
+        if now < release:
+            raise click.ClickException(f"still unbonding: {tokens(amount)} GPU is released in {release - now} s")
+        confirm(yes, f"withdraw {tokens(amount)} GPU to {acct.address}")
+        tx = send("withdraw", h.registry.withdraw, sender=acct)
+    console.print(f"withdrew {tokens(amount)} GPU; tx {tx.txn_hash}")
+
+
+@provider.command("offer", context_settings=NUMBER_ARGS)
+@click.argument("class_id", metavar="CLASS", type=GPU_CLASS)
+@click.argument("usd_per_unit", metavar="USD_PER_UNIT", type=AmountType("USD", allow_zero=True))
+@signer_options
+@chain_options
+@yes_option
+def provider_offer(class_id: int, usd_per_unit: int, signer: Signer, chain: Chain, yes: bool) -> None:
+    """Offer GPU class CLASS at USD_PER_UNIT US dollars per compute unit (e.g. 0.002); 0 withdraws
+    the offer. Jobs escrow the tokens this USD value buys at the on-chain token/USD price."""
+    acct = account(signer, chain)
+    with session(chain) as h:
+        if usd_per_unit:
+            s = h.registry.stakes(acct.address)
+            if int(s.staked) == 0:
+                raise click.ClickException(f"{acct.address} has no stake: `gpunet provider stake AMOUNT` first")
+            active = [m for m in machines_of(h, acct.address)
+                      if int(h.registry.machines(m).class_id) == class_id
+                      and MachineStatus(h.registry.machines(m).status) == MachineStatus.ACTIVE]  # fmt: skip
+            if not active:
+                raise click.ClickException(
+                    f"{acct.address} has no ACTIVE machine of class {class_id}: register one and wait for its "
+                    "attestation (`gpunet provider status`)"
+                )
+        confirm(yes, f"{'offer' if usd_per_unit else 'withdraw the offer for'} class {class_id}"
+                + (f" at {usd(usd_per_unit)} per compute unit" if usd_per_unit else ""))  # fmt: skip
+        tx = send("set_offer", h.registry.set_offer, class_id, usd_per_unit, sender=acct)
+    what = f"{usd(usd_per_unit)} per compute unit" if usd_per_unit else "withdrawn"
+    click.echo(f"offer for class {class_id} by {acct.address}: {what}; tx {tx.txn_hash}")
+
+
+@provider.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all).")
+@click.option("--port", default=9650, show_default=True, type=click.IntRange(0, 65535), help="0: any free port.")
+@click.option(
+    "--provider-address",
+    default=None,
+    type=ADDRESS,
+    help="The provider's account address (reported on /health); defaults to the signer's.",
+)
+@click.option(
+    "--claim", required=True, type=GPU_CLASS, help="Claimed GPU class, id or name (e.g. 1, CPU, 10, 'H100 SXM5')."
+)
+@click.option(
+    "--cheat",
+    type=click.Choice(["wrong-challenge", "slow", *JOB_CHEATS]),
+    default=None,
+    help="Misbehave on purpose (demos/tests). Hardware challenges: wrong-challenge (corrupt the product), "
+    "slow (answer late). Jobs (needs the job worker): wrong-output (perturb outputs), skip-work (return "
+    "noise), cheaper-model (less precise/smaller computation).",
+)
+@click.option(
+    "--slow-delay", default=2.0, show_default=True, type=click.FloatRange(0), help="Seconds --cheat slow sleeps."
+)
+@click.option("--device", default=None, help="torch device, e.g. cuda:0 or cpu (default: cuda if present).")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Directory for blobs and the job worker's SQLite state (default: blobs in a temporary directory).",
+)
+@click.option("--max-blob-mb", default=64, show_default=True, type=click.IntRange(1), help="Largest blob accepted.")
+@signer_options
+@chain_options
+@click.option(
+    "--public-url",
+    default=None,
+    help="Base URL put in result URIs (default: the machine's registered endpoint).",
+)
+@click.option(
+    "--poll",
+    "poll_s",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.05),
+    help="Job worker poll interval (s).",
+)
+def provider_serve(
+    host: str,
+    port: int,
+    provider_address: str | None,
+    claim: int,
+    cheat: str | None,
+    slow_delay: float,
+    device: str | None,
+    state_dir: str | None,
+    max_blob_mb: int,
+    signer: Signer,
+    chain: Chain,
+    public_url: str | None,
+    poll_s: float,
+) -> None:
+    """Run the provider agent until Ctrl-C / SIGTERM: hardware challenges and blobs over HTTP,
+    plus, with a signer and --state-dir, the job worker (accepts, runs and submits jobs)."""
+    import logging
+    from pathlib import Path
+
+    from offchain.provider.agent import AgentConfig, run_forever
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if signer.given and state_dir is None:
+        raise click.UsageError("the job worker needs --state-dir DIR (its SQLite state and blobs live there)")
+    if cheat in JOB_CHEATS and not signer.given:
+        raise click.UsageError(
+            f"--cheat {cheat} cheats on jobs: run the job worker (--test-account N or --account ALIAS)"
+        )
+    job_worker = None
+    if signer.given:
+        from offchain.provider.worker import WorkerConfig, run_worker
+
+        signer_address = account(signer, chain).address
+        chain.export()
+        if provider_address and provider_address.lower() != signer_address.lower():
+            raise click.UsageError(
+                f"--provider-address {provider_address} is not the signer's address {signer_address}"
+            )
+        provider_address = signer_address
+        try:
+            wcfg = WorkerConfig(
+                network=chain.network,
+                state_dir=state_dir,
+                sender_index=signer.test_account,
+                sender_alias=signer.account,
+                public_url=public_url,
+                cheat=cheat if cheat in JOB_CHEATS else None,
+                poll_s=poll_s,
+            )
+        except ValueError as e:
+            raise click.ClickException(str(e)) from e
+
+        def job_worker(agent, url, stop) -> None:
+            run_worker(wcfg, agent, url, stop)
+
+    if not provider_address:
+        raise click.UsageError("give --provider-address ADDR (or a signer: --test-account N / --account ALIAS)")
+    try:
+        config = AgentConfig(
+            provider=provider_address,
+            claimed_class=claim,
+            host=host,
+            port=port,
+            device=device,
+            cheat=cheat if cheat not in JOB_CHEATS else None,
+            slow_delay_s=slow_delay,
+            blob_dir=str(Path(state_dir) / "blobs") if state_dir else None,
+            max_blob_bytes=max_blob_mb << 20,
+        )
+
+        def ready(server) -> None:
+            worker = f", job worker as {provider_address}" if job_worker else ""
+            click.echo(f"gpunet agent serving on {server.url} (claim {claim}, cheat {cheat or 'none'}{worker})")
+            sys.stdout.flush()
+
+        run_forever(config, on_ready=ready, job_worker=job_worker)
+    except KeyError as e:
+        raise click.ClickException(str(e.args[0])) from e
+    except (ValueError, RuntimeError, OSError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo("gpunet agent stopped")
