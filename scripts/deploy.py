@@ -2,7 +2,8 @@
 
 Deploys ComputeToken, ProviderRegistry, OracleHub, PriceFeed, Settlement, JobMarket and
 Emissions (plus a governance Timelock outside local networks), wires the roles and writes
-deployments/<network>.json. Running it again reuses a recorded deployment whose contracts
+deployments/<ecosystem>-<network>.json (a local node:
+...-local-<chain id>-<genesis>.json). Running it again reuses a recorded deployment whose contracts
 still exist on that chain, unless --redeploy.
 Outside local networks the signer comes from `--account ALIAS` (ape accounts), never a key in code.
 """
@@ -13,7 +14,7 @@ import click
 from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand
 
-from offchain.chain.deploy import LOCAL_NETWORKS, deploy_all, deployment_path, load_record, record_is_live
+from offchain.chain.deploy import LOCAL_NETWORKS, connected_deployment_path, deploy_all, load_record, record_is_live
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Deploy the gpunet contracts")
@@ -29,7 +30,8 @@ from offchain.chain.deploy import LOCAL_NETWORKS, deploy_all, deployment_path, l
 )
 def cli(ecosystem, network, provider, redeploy, alias, guardian, price_max_age):
     local = network.name in LOCAL_NETWORKS
-    path = deployment_path(ecosystem.name, network.name, provider.name)
+    # A local node's record is keyed by its chain id and genesis hash: two anvils never share one.
+    path = connected_deployment_path(ecosystem.name, network.name)
     record = load_record(path)
     if record and not redeploy and record_is_live(record, chain.chain_id, lambda a: provider.get_code(a)):
         click.echo(f"Already deployed on chain {record['chain_id']} (see {path}); pass --redeploy to deploy again.")

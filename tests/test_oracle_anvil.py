@@ -14,7 +14,8 @@ import pytest
 import requests
 
 from offchain.chain.anvil import running_anvil
-from offchain.chain.deploy import deploy_all, deployment_path
+from offchain.chain.client import DEPLOYMENT_ENV
+from offchain.chain.deploy import deploy_all
 from offchain.constants import ONE_TOKEN, MachineStatus
 from offchain.devnet import Devnet, free_ports
 
@@ -50,11 +51,12 @@ def _wait_status(registry, machine_id, statuses, timeout, devnet):
     raise AssertionError(f"machine {machine_id} stuck in {MachineStatus(status).name}\n{logs}")
 
 
-def test_hardware_attestation__quorum_of_real_processes__on_a_busy_machine(tmp_path, busy_cpus):
+def test_hardware_attestation__quorum_of_real_processes__on_a_busy_machine(tmp_path, busy_cpus, monkeypatch):
     from ape import accounts, chain, networks, project
 
-    record = deployment_path("ethereum", "local", "foundry")
-    backup = record.read_bytes() if record.exists() else None
+    # The record lives in tmp_path: the child processes find it through GPUNET_DEPLOYMENT.
+    record = tmp_path / "deployment.json"
+    monkeypatch.setenv(DEPLOYMENT_ENV, str(record))
     devnet = Devnet(tmp_path)
     try:
         with running_anvil(log_path=tmp_path / "anvil.log"), networks.parse_network_choice("ethereum:local:foundry"):
@@ -210,5 +212,3 @@ def test_hardware_attestation__quorum_of_real_processes__on_a_busy_machine(tmp_p
             assert registry.machine_status(honest_id) == MachineStatus.ACTIVE
     finally:
         devnet.stop_all()
-        if backup is not None:
-            record.write_bytes(backup)

@@ -32,7 +32,8 @@ import requests
 
 from offchain import workloads as W
 from offchain.chain.anvil import running_anvil
-from offchain.chain.deploy import deploy_all, deployment_path
+from offchain.chain.client import DEPLOYMENT_ENV
+from offchain.chain.deploy import deploy_all
 from offchain.chain.jobs import as_tuple, jobs_from_receipt, update_from_receipt
 from offchain.chain.price import ONE_USD, post_price
 from offchain.constants import MAX_BPS, ONE_TOKEN, JobStatus, MachineStatus
@@ -85,11 +86,12 @@ def _metric(text: str, name: str) -> float:
                ln.startswith(name + "{"))  # fmt: skip
 
 
-def test_audits__quorum_opens_reexecutes_and_posts_verdicts(tmp_path):
+def test_audits__quorum_opens_reexecutes_and_posts_verdicts(tmp_path, monkeypatch):
     from ape import accounts, chain, networks, project
 
-    record = deployment_path("ethereum", "local", "foundry")
-    backup = record.read_bytes() if record.exists() else None
+    # The record lives in tmp_path: the child processes find it through GPUNET_DEPLOYMENT.
+    record = tmp_path / "deployment.json"
+    monkeypatch.setenv(DEPLOYMENT_ENV, str(record))
     devnet = Devnet(tmp_path)
     server = BlobServer()
     t0 = time.monotonic()
@@ -252,5 +254,3 @@ def test_audits__quorum_opens_reexecutes_and_posts_verdicts(tmp_path):
         devnet.stop_all()
         server.httpd.shutdown()
         server.httpd.server_close()
-        if backup is not None:
-            record.write_bytes(backup)

@@ -125,14 +125,14 @@ class Net:
         t.mint(p, 2 * stake, sender=self.deployer)
         t.approve(r, 2**256 - 1, sender=p)
         r.stake(stake, sender=p)
-        if offer_via_cli:
-            out = _gpunet("provider", "offer", "CPU", PRICE_USD, "--test-account", str(index))
+        mid = r.register(CPU, 1, 256, f"http://127.0.0.1:{port}", sender=p).decode_logs(r.MachineRegistered)[0]
+        r.set_machine_status(mid.machine_id, MachineStatus.ACTIVE, sender=self.deployer)
+        if offer_via_cli:  # `provider offer` refuses without an ACTIVE machine of the class
+            out = _gpunet("provider", "offer", "CPU", PRICE_USD, "--test-account", str(index), "--yes")
             assert out.returncode == 0 and "$0.001 per compute unit" in out.stdout, out.stdout + out.stderr
         else:
             r.set_offer(CPU, PRICE, sender=p)
         assert r.offers(p, CPU) == PRICE
-        mid = r.register(CPU, 1, 256, f"http://127.0.0.1:{port}", sender=p).decode_logs(r.MachineRegistered)[0]
-        r.set_machine_status(mid.machine_id, MachineStatus.ACTIVE, sender=self.deployer)
         return p, int(mid.machine_id)
 
     def user(self, index: int) -> Any:
@@ -226,7 +226,7 @@ def test_honest_agent__every_kind__results_match_and_worker_finalizes_and_is_pai
         with pytest.raises(sdk.NoPrice, match="no fresh token/USD price on-chain"):
             sdk.submit(net.h, user, MATMUL, class_id=CPU)
         r = _gpunet("job", "submit", str(tmp_path / "ts_spec.json"), "--blob", str(model_path), "--blob",
-                    str(input_path), "--test-account", "4", "--no-wait")  # fmt: skip
+                    str(input_path), "--test-account", "4", "--no-wait", "--yes")  # fmt: skip
         assert r.returncode == 1 and "Traceback" not in r.stderr, r.stdout + r.stderr
         assert "no fresh token/USD price on-chain" in r.stderr and "gpunet oracle run --price-source" in r.stderr
         net.post_price()
@@ -252,7 +252,7 @@ def test_honest_agent__every_kind__results_match_and_worker_finalizes_and_is_pai
         cli = subprocess.Popen(
             [GPUNET, "job", "submit", str(tmp_path / "ts_spec.json"), "--blob", str(model_path), "--blob",
              str(input_path), "--test-account", "4", "--json", "--timeout", "60", "--max-price", PRICE_USD,
-             "--max-slippage-bps", "200"],
+             "--max-slippage-bps", "200", "--yes"],
             cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         # The other kinds through the SDK, one targeted (best offer) and one open.
@@ -421,11 +421,11 @@ def test_wrong_output_agent__result_differs_from_honest_and_user_disputes(tmp_pa
         assert r.returncode == 2 and "MISMATCH" in r.stdout, r.stdout + r.stderr
         bond = net.h.market.dispute_bond(sub.payment)
         before = net.h.token.balanceOf(user)
-        r = _gpunet("job", "dispute", str(sub.job_id), "--test-account", "6")
+        r = _gpunet("job", "dispute", str(sub.job_id), "--test-account", "6", "--yes")
         assert r.returncode == 0, r.stdout + r.stderr
         assert net.h.market.job_status(sub.job_id) == JobStatus.AUDIT
         assert net.h.market.disputes(sub.job_id).challenger == user.address
         assert before - net.h.token.balanceOf(user) == bond
-        r = _gpunet("job", "dispute", str(sub.job_id), "--test-account", "6")
+        r = _gpunet("job", "dispute", str(sub.job_id), "--test-account", "6", "--yes")
         assert r.returncode != 0 and "only a Submitted result can be disputed" in r.stderr
     assert time.monotonic() - t0 < 90

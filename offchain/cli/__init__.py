@@ -16,12 +16,14 @@ import warnings
 
 import click
 
-from offchain.cli.bench import bench
-from offchain.cli.devnet import devnet
-from offchain.cli.job import job
-from offchain.cli.market import info, price, rewards
-from offchain.cli.oracle import oracle
-from offchain.cli.provider import provider
+# Modules, not their click objects: `offchain.cli.provider` stays the module (the group is
+# `offchain.cli.provider.provider`).
+from offchain.cli import bench as _bench
+from offchain.cli import devnet as _devnet
+from offchain.cli import job as _job
+from offchain.cli import market as _market
+from offchain.cli import oracle as _oracle
+from offchain.cli import provider as _provider
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,7 +40,10 @@ def cli(debug: bool) -> None:
     quiet_ape()
 
 
-for _cmd in (provider, job, oracle, info, price, rewards, bench, devnet):
+for _cmd in (
+    _provider.provider, _job.job, _oracle.oracle, _market.info, _market.price, _market.rewards, _bench.bench,
+    _devnet.devnet,
+):  # fmt: skip
     cli.add_command(_cmd)
 
 # `gpunet sim` (offchain/sim/): the token-economy simulation on the real contracts.

@@ -19,9 +19,13 @@ from offchain.cli.common import AmountType, emit_json, json_option, out, tokens
               help="Tokens minted to each of test accounts 1-9.")  # fmt: skip
 @click.option("--block-time", type=click.FloatRange(0), default=None,
               help="Seconds per block (default: a block per transaction).")  # fmt: skip
+@click.option("--challenge-window", type=click.IntRange(1), default=None,
+              help="Seconds a user has to dispute a result (default: the protocol's, one hour).")  # fmt: skip
 @click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None, help="anvil's log file.")
 @json_option
-def devnet(port: int, mint: int, block_time: float | None, log_path: str | None, as_json: bool) -> None:
+def devnet(
+    port: int, mint: int, block_time: float | None, challenge_window: int | None, log_path: str | None, as_json: bool
+) -> None:
     """Start a local chain with gpunet deployed and funded test accounts; Ctrl-C stops it."""
     import os
     import signal
@@ -32,6 +36,7 @@ def devnet(port: int, mint: int, block_time: float | None, log_path: str | None,
     from offchain.chain.client import NodeUnreachable, probe_rpc
     from offchain.chain.deploy import connected_deployment_path, deploy_all
     from offchain.chain.project import use_gpunet_project
+    from offchain.params import MarketParams
 
     url = f"http://127.0.0.1:{port}"
     try:
@@ -54,7 +59,10 @@ def devnet(port: int, mint: int, block_time: float | None, log_path: str | None,
             if status:
                 status.start()
             try:
-                d = deploy_all(project, deployer, local=True, record_path=path, chain_id=chain.chain_id)
+                params = MarketParams(challenge_window=challenge_window) if challenge_window else None
+                d = deploy_all(
+                    project, deployer, local=True, params=params, record_path=path, chain_id=chain.chain_id
+                )
                 if mint:
                     for i in range(1, 10):
                         d.token.mint(accounts.test_accounts[i].address, mint, sender=deployer)

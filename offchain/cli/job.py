@@ -248,14 +248,16 @@ def job_result(job_id: int, out_dir: str, verify: bool, device: str | None, chai
 
 @job.command("dispute")
 @click.argument("job_id", type=click.IntRange(1))
+@yes_option
 @signer_options
 @chain_options
-def job_dispute(job_id: int, signer: Signer, chain: Chain) -> None:
+def job_dispute(job_id: int, yes: bool, signer: Signer, chain: Chain) -> None:
     """Dispute a submitted result (posts the bond; the oracle quorum re-executes the job)."""
     from offchain.client import sdk
 
     acct = account(signer, chain)
     with session(chain) as h:
+        confirm(yes, f"dispute job {job_id}, posting a bond (returned with a reward if the result is wrong)")
         receipt = sdk.dispute(h, acct, job_id)
         d = h.market.disputes(job_id)
     out.print(

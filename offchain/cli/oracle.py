@@ -364,3 +364,42 @@ def _health(url: str) -> str:
         return "healthy" if d.get("ok") else f"unhealthy: {d.get('last_error')}"
     except (requests.RequestException, ValueError) as e:
         return f"unreachable ({type(e).__name__})"
+
+
+@oracle.command("admit")
+@click.argument("operator", type=ADDRESS)
+@click.option("--threshold", type=click.IntRange(1, 32), default=None,
+              help="Signatures a report needs afterwards (default: a strict majority of the operators).")  # fmt: skip
+@signer_options
+@chain_options
+@yes_option
+def oracle_admit(operator: str, threshold: int | None, signer: Signer, chain: Chain, yes: bool) -> None:
+    """Governance: add OPERATOR to the quorum (OracleHub.add_operator; the signer needs OracleHub's
+    admin role: the deployer on a local chain, the Timelock on a public one) and keep the
+    threshold a strict majority."""
+    acct = account(signer, chain)
+    with session(chain) as h:
+        hub = h.hub
+        admin_role = b"\x00" * 32
+        if not hub.hasRole(admin_role, acct.address):
+            raise click.ClickException(
+                f"{acct.address} lacks OracleHub's admin role: operators are admitted by governance "
+                "(on a public network, a Timelock proposal calling OracleHub.add_operator)"
+            )
+        if hub.is_operator(operator):
+            raise click.ClickException(f"{operator} is already an operator")
+        stake, minimum = int(hub.operator_stake(operator)), int(hub.min_operator_stake())
+        if stake < minimum:
+            raise click.ClickException(
+                f"{operator} has {tokens(stake)} GPU bonded, below the {tokens(minimum)} minimum: "
+                "it runs `gpunet oracle stake AMOUNT` first"
+            )
+        n = int(hub.operator_count()) + 1
+        m = threshold or n // 2 + 1
+        if m * 2 <= n:
+            raise click.UsageError(f"--threshold {m} of {n} operators is not a strict majority")
+        confirm(yes, f"admit {operator} to the quorum ({m} of {n} signatures per report)")
+        tx = send("add_operator", hub.add_operator, operator, sender=acct)
+        if int(hub.threshold()) != m:
+            send("set_threshold", hub.set_threshold, m, sender=acct)
+    console.print(f"{operator} admitted: the quorum is {m} of {n}; tx {tx.txn_hash}")
