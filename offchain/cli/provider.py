@@ -44,6 +44,8 @@ from offchain.constants import MachineStatus
 
 # Lets a negative amount reach its check ("must be positive") instead of reading as an option.
 NUMBER_ARGS = {"ignore_unknown_options": True}
+# ProviderRegistry.NO_EXPIRY: a machine activated by hand (governance), never re-attested.
+NO_EXPIRY = 2**32 - 1
 # Job cheat modes (offchain/provider/cheats.py); spelled out here so `--help` needs no torch import.
 JOB_CHEATS = ("wrong-output", "skip-work", "cheaper-model")
 
@@ -85,7 +87,7 @@ def _offers(h, address: str) -> list[tuple[int, str, int]]:
 def provider_status(address: str | None, signer: Signer, chain: Chain, as_json: bool) -> None:
     """A provider's stake, machines (attestation state and expiry, uptime), offers, reputation
     and audit rate. ADDRESS defaults to the signer's."""
-    from offchain.client.sdk import fmt_bps, latest_uptime, reputation
+    from offchain.client.sdk import latest_uptime, reputation
 
     who = _who(address, signer, chain)
     with session(chain) as h:
@@ -139,16 +141,28 @@ def provider_status(address: str | None, signer: Signer, chain: Chain, as_json: 
     for col in ("id", "class", "gpus", "VRAM MB", "status", "attested for", "uptime", "endpoint"):
         m.add_column(col)
     for x in machines:
-        exp = x["expires_in_s"]
-        left = "-" if exp is None else ("expired" if exp <= 0 else f"{exp // 3600} h {exp % 3600 // 60} min")
-        u = x["uptime"]
         m.add_row(str(x["id"]), str(x["class_id"]), str(x["gpu_count"]), str(x["vram_mb"]), x["status"],
-                  left if x["status"] == "ACTIVE" else "-",
-                  f"{fmt_bps(u['bps'])} (epoch {u['epoch']})" if u else "no report yet", x["endpoint"])  # fmt: skip
+                  _attested_for(x) if x["status"] == "ACTIVE" else "-", _uptime_text(x["uptime"]),
+                  x["endpoint"])  # fmt: skip
     if machines:
         console.print(m)
     else:
         console.print("no machines: gpunet provider register CLASS --gpus N --vram-mb MB --endpoint URL")
+
+
+def _attested_for(machine: dict) -> str:
+    if machine["attested_until"] >= NO_EXPIRY:
+        return "no expiry"
+    left = machine["expires_in_s"]
+    return "expired" if left is None or left <= 0 else f"{left // 3600} h {left % 3600 // 60} min"
+
+
+def _uptime_text(u: dict | None) -> str:
+    from offchain.client.sdk import fmt_bps
+
+    if u is None:
+        return "no report yet"
+    return f"{fmt_bps(u['bps'])} (epoch {u['epoch']}: {u['successes']}/{u['probes']} probes)"
 
 
 # `show` was this command's name before `status`; kept so scripts keep working.
