@@ -45,6 +45,7 @@ for _cmd in (
     _devnet.devnet,
 ):  # fmt: skip
     cli.add_command(_cmd)
+import offchain.cli.reports  # noqa: E402, F401 - adds job list/logs, provider jobs/earnings to their groups
 
 # `gpunet sim` (offchain/sim/): the token-economy simulation on the real contracts.
 from offchain.sim.cli import sim as _sim  # noqa: E402
