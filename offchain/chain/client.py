@@ -30,6 +30,11 @@ class DeploymentNotFound(RuntimeError):
     pass
 
 
+class BadDeploymentFile(DeploymentNotFound):
+    """The record named by --deployment / $GPUNET_DEPLOYMENT is missing or is not a record: a usage
+    error, found before any node is asked."""
+
+
 class NodeUnreachable(RuntimeError):
     pass
 
@@ -87,15 +92,21 @@ def record_path(network_choice: str, deployment: str | Path | None = None) -> Pa
     return Path(explicit).expanduser() if explicit else None
 
 
-def _load(path: Path, hint: str) -> dict:
+def _load(path: Path, hint: str, error: type[DeploymentNotFound] = DeploymentNotFound) -> dict:
     try:
         record = load_record(path)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DeploymentNotFound(f"{path} is not a deployment record (bad JSON: {e})") from None
+        raise error(f"{path} is not a deployment record (bad JSON: {e})") from None
+    except OSError as e:  # no permission, a special file
+        raise error(f"{path}: cannot read it ({e.strerror or type(e).__name__}): {hint}") from None
     if record is None:
-        raise DeploymentNotFound(f"no deployment recorded at {path}: {hint}")
+        if path.is_dir():
+            raise error(f"{path} is a directory, not a deployment record: {hint}")
+        if error is BadDeploymentFile:
+            raise error(f"{path}: no such file ({hint})")
+        raise error(f"no deployment recorded at {path}: {hint}")
     if not isinstance(record, dict) or "contracts" not in record or "chain_id" not in record:
-        raise DeploymentNotFound(f"{path} is not a deployment record (no contracts/chain_id)")
+        raise error(f"{path} is not a deployment record (no contracts/chain_id)")
     return record
 
 
@@ -107,7 +118,7 @@ def connect(network_choice: str, *, deployment: str | Path | None = None, rpc: s
     ecosystem, network, _ = parse_network(network_choice)
     explicit = record_path(network_choice, deployment)
     if explicit is not None:  # checked before connecting: no node needed to see a missing file
-        record = _load(explicit, f"check --deployment / ${DEPLOYMENT_ENV}")
+        record = _load(explicit, f"check --deployment / ${DEPLOYMENT_ENV}", BadDeploymentFile)
     if network in LOCAL_NETWORKS:
         url = local_rpc(rpc)
         probe_rpc(url)
@@ -149,4 +160,12 @@ def connect(network_choice: str, *, deployment: str | Path | None = None, rpc: s
         )
 
 
-__all__ = ["DEPLOYMENTS_DIR", "DEPLOYMENT_ENV", "DeploymentNotFound", "Handles", "NodeUnreachable", "connect"]
+__all__ = [
+    "DEPLOYMENTS_DIR",
+    "DEPLOYMENT_ENV",
+    "BadDeploymentFile",
+    "DeploymentNotFound",
+    "Handles",
+    "NodeUnreachable",
+    "connect",
+]

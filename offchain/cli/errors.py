@@ -14,12 +14,26 @@ def _first_line(text: str) -> str:
     return lines[0] if lines else ""
 
 
+def _with_options(text: str, limit: int = 8) -> str:
+    """ape's "No network in 'ethereum' named 'x'. Options:" plus one option a line, as one line."""
+    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    head, options = lines[0], lines[1:]
+    if not head.endswith("Options:") or not options:
+        return head
+    more = f", and {len(options) - limit} more" if len(options) > limit else ""
+    return f"{head.removesuffix('Options:').rstrip().rstrip('.')} (options: {', '.join(options[:limit])}{more})"
+
+
 def describe(e: BaseException) -> tuple[str, int]:
     """(one-line message, exit code) for an exception a command let through."""
-    from offchain.chain.client import DeploymentNotFound, NodeUnreachable
+    from offchain.chain.client import BadDeploymentFile, DeploymentNotFound, NodeUnreachable
     from offchain.chain.project import ProjectNotFound
     from offchain.client.sdk import ClientError
 
+    if isinstance(e, BadDeploymentFile):  # --deployment FILE: the user named a wrong file
+        return _first_line(str(e)), 2
     if isinstance(e, (DeploymentNotFound, NodeUnreachable, ClientError)):
         return _first_line(str(e)), 1
     if isinstance(e, ProjectNotFound):
@@ -43,7 +57,7 @@ def describe(e: BaseException) -> tuple[str, int]:
     if ConversionError and isinstance(e, ConversionError):
         return f"cannot convert a value: {_first_line(str(e))}", 1
     if NetworkError and isinstance(e, NetworkError):
-        return f"network: {_first_line(str(e))} (see `ape networks list`)", 2
+        return f"network: {_with_options(str(e))} (see `ape networks list`)", 2
     if ProviderNotConnectedError and isinstance(e, ProviderNotConnectedError):
         return "not connected to a node: check --network and --rpc", 1
     if SignatureError and isinstance(e, SignatureError):

@@ -151,8 +151,8 @@ def job_submit(
         blobs = sdk.read_blob_files(blob_files)
         units = sdk.check_spec(spec, blobs)
         class_id = sdk.spec_class(spec, class_opt)
-    except sdk.ClientError as e:
-        raise click.ClickException(str(e)) from None
+    except sdk.ClientError as e:  # a file the user named is wrong: a usage error (exit 2)
+        raise click.UsageError(str(e)) from None
     acct = account(signer, chain)
     with session(chain) as h:
 

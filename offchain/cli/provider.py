@@ -241,9 +241,12 @@ def provider_register(class_id: int, gpu_count: int, vram_mb: int | None, endpoi
                 f"{acct.address} has {tokens(staked)} GPU staked; with this machine it needs {tokens(need)}: "
                 f"`gpunet provider stake {(need - staked) / 10**18:g}` first"
             )
-        if warning:
+        what = f"register a {cls.name} machine ({gpu_count} GPU, {vram_mb} MB) at {endpoint}"
+        if warning and not yes:  # part of the question (or of the one error line without a terminal)
+            what += f" (warning: {warning})"
+        elif warning:
             click.echo(f"warning: {warning}", err=True)
-        confirm(yes, f"register a {cls.name} machine ({gpu_count} GPU, {vram_mb} MB) at {endpoint}")
+        confirm(yes, what)
         tx = send("register", h.registry.register, class_id, gpu_count, vram_mb, endpoint, sender=acct)
         mid = int(tx.decode_logs(h.registry.MachineRegistered)[0].machine_id)
     console.print(f"machine {mid} registered (Pending); tx {tx.txn_hash}")
@@ -252,9 +255,10 @@ def provider_register(class_id: int, gpu_count: int, vram_mb: int | None, endpoi
 
 
 def _own_machine(h, acct, machine_id: int):
-    if machine_id < 1 or machine_id > int(h.registry.machine_count()):
+    count = int(h.registry.machine_count())
+    if machine_id < 1 or machine_id > count:
         raise click.ClickException(
-            f"machine {machine_id} does not exist (machines 1..{int(h.registry.machine_count())})"
+            f"machine {machine_id} does not exist ({f'machines 1..{count}' if count else 'no machines yet'})"
         )
     m = h.registry.machines(machine_id)
     if m.provider.lower() != acct.address.lower():

@@ -636,7 +636,7 @@ def submit(
 def _check_id(h: Any, job_id: int) -> None:
     count = int(h.market.job_count())
     if not 1 <= job_id <= count:
-        raise ClientError(f"job {job_id} does not exist (jobs 1..{count})")
+        raise ClientError(f"job {job_id} does not exist ({f'jobs 1..{count}' if count else 'no jobs yet'})")
 
 
 def result_event(h: Any, job_id: int) -> Any | None:
