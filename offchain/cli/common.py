@@ -355,12 +355,13 @@ def confirm(yes: bool, what: str) -> None:
 
 
 def quiet_ape() -> None:
-    """ape's INFO lines ('Submitted …', 'Confirmed …') stay off the console; --debug shows them."""
+    """ape's log ('Submitted …', 'Confirmed …', a failed transaction's calldata) stays off the
+    console: every error reaches the user as gpunet's one line. --debug shows it."""
     if os.environ.get("GPUNET_DEBUG"):
         return
-    from ape.logging import LogLevel, logger
+    from ape.logging import logger
 
-    logger.set_level(LogLevel.ERROR)
+    logger.disable()
 
 
 # ---------------------------------------------------------------------------- output

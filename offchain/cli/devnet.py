@@ -17,17 +17,12 @@ from offchain.cli.common import AmountType, emit_json, json_option, out, tokens
 @click.option("--port", default=8545, show_default=True, type=click.IntRange(1, 65535), help="anvil's port.")
 @click.option("--mint", default="10000", show_default=True, type=AmountType("tokens", allow_zero=True),
               help="Tokens minted to each of test accounts 1-9.")  # fmt: skip
-@click.option("--block-time", type=click.FloatRange(0), default=None,
-              help="Seconds per block (default: a block per transaction).")  # fmt: skip
-@click.option("--challenge-window", type=click.IntRange(1), default=None,
+@click.option("--challenge-window", type=click.IntRange(60), default=None,
               help="Seconds a user has to dispute a result (default: the protocol's, one hour).")  # fmt: skip
 @click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None, help="anvil's log file.")
 @json_option
-def devnet(
-    port: int, mint: int, block_time: float | None, challenge_window: int | None, log_path: str | None, as_json: bool
-) -> None:
+def devnet(port: int, mint: int, challenge_window: int | None, log_path: str | None, as_json: bool) -> None:
     """Start a local chain with gpunet deployed and funded test accounts; Ctrl-C stops it."""
-    import os
     import signal
     import threading
     from pathlib import Path
@@ -44,8 +39,6 @@ def devnet(
         raise click.ClickException(f"a node already answers at {url}: stop it, or pass --port N")
     except NodeUnreachable:
         pass
-    if block_time:
-        os.environ["GPUNET_ANVIL_ARGS"] = os.environ.get("GPUNET_ANVIL_ARGS", "") + f" --block-time {block_time}"
     use_gpunet_project()
     from ape import accounts, chain, networks, project
 
@@ -60,9 +53,7 @@ def devnet(
                 status.start()
             try:
                 params = MarketParams(challenge_window=challenge_window) if challenge_window else None
-                d = deploy_all(
-                    project, deployer, local=True, params=params, record_path=path, chain_id=chain.chain_id
-                )
+                d = deploy_all(project, deployer, local=True, params=params, record_path=path, chain_id=chain.chain_id)
                 if mint:
                     for i in range(1, 10):
                         d.token.mint(accounts.test_accounts[i].address, mint, sender=deployer)

@@ -5,8 +5,8 @@ scripts):
 
     gpunet bench                                   # measure this machine; register checks the claim
     gpunet provider stake 100 --account ME         # approve + ProviderRegistry.stake
+    gpunet provider serve --claim CPU --state-dir ./state --account ME     # the agent + job worker (keep running)
     gpunet provider register CPU --gpus 1 --vram-mb 2048 --endpoint http://HOST:9650 --account ME
-    gpunet provider serve --claim CPU --state-dir ./state --account ME     # the agent + job worker
     gpunet provider status --account ME            # wait for the machine to turn Active
     gpunet provider offer CPU 0.002 --account ME   # USD per compute unit
 
@@ -209,11 +209,13 @@ def _bench_warning(class_id: int) -> str | None:
 @click.option("--vram-mb", type=click.IntRange(1, 2**24 - 1), default=None,
               help="Memory per machine in MB the memory proof may fill (default: the class's).")  # fmt: skip
 @click.option("--endpoint", required=True, help="URL where the agent (`gpunet provider serve`) is reached.")
+@click.option("--skip-agent-check", is_flag=True,
+              help="Register without asking the agent at --endpoint first (it must be up within seconds).")  # fmt: skip
 @signer_options
 @chain_options
 @yes_option
-def provider_register(class_id: int, gpu_count: int, vram_mb: int | None, endpoint: str, signer: Signer,
-                      chain: Chain, yes: bool) -> None:  # fmt: skip
+def provider_register(class_id: int, gpu_count: int, vram_mb: int | None, endpoint: str, skip_agent_check: bool,
+                      signer: Signer, chain: Chain, yes: bool) -> None:  # fmt: skip
     """Register a machine of GPU class CLASS (id or name). It starts Pending; the oracle quorum
     challenges its agent and attests it Active (or jails it)."""
     from urllib.parse import urlparse
@@ -229,6 +231,8 @@ def provider_register(class_id: int, gpu_count: int, vram_mb: int | None, endpoi
         raise click.BadParameter("longer than 256 characters", param_hint="--endpoint")
     vram_mb = vram_mb or int(cls.vram_gib * 1024)
     acct = account(signer, chain)
+    if not skip_agent_check:
+        _check_agent(endpoint, acct.address, class_id)
     warning = _bench_warning(class_id)
     with session(chain) as h:
         gc = h.registry.gpu_classes(class_id)
@@ -252,6 +256,29 @@ def provider_register(class_id: int, gpu_count: int, vram_mb: int | None, endpoi
     console.print(f"machine {mid} registered (Pending); tx {tx.txn_hash}")
     console.print(f"next: run its agent (gpunet provider serve --claim {class_id} ...) and wait for "
                   "`gpunet provider status` to show it ACTIVE")  # fmt: skip
+
+
+def _check_agent(endpoint: str, provider_addr: str, class_id: int) -> None:
+    """The quorum challenges a new machine at once and jails one that does not answer: the agent
+    must already serve this provider and this class at the endpoint."""
+    import requests
+
+    url = endpoint.rstrip("/") + "/health"
+    try:
+        health = requests.get(url, timeout=5).json()
+    except (requests.RequestException, ValueError):
+        raise click.ClickException(
+            f"no gpunet agent answers at {url}: start `gpunet provider serve --claim {class_id} ...` there first "
+            "(the oracle quorum challenges a new machine at once and jails one that does not answer)"
+        ) from None
+    served = str(health.get("provider") or "")
+    if served.lower() != provider_addr.lower():
+        raise click.ClickException(f"the agent at {endpoint} serves provider {served or '?'}, not {provider_addr}")
+    if int(health.get("claimed_class") or 0) != class_id:
+        raise click.ClickException(
+            f"the agent at {endpoint} claims class {health.get('claimed_class')}, not {class_id}: "
+            "restart it with the same --claim"
+        )
 
 
 def _own_machine(h, acct, machine_id: int):

@@ -31,14 +31,18 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
-from offchain import workloads
 from offchain.chain.jobs import ZERO_ADDRESS, as_tuple, audit_draw, job_from_chain, jobs_from_receipt
 from offchain.constants import MAX_BPS, REPUTATION_FIELDS, TERMINAL_JOB_STATUSES, JobStatus, MachineStatus
-from offchain.workloads.base import canonical_json
+
+if TYPE_CHECKING:
+    from offchain import workloads
+
+# `offchain.workloads` imports torch (seconds): imported where a spec or an output is handled,
+# so reading commands (`gpunet job show`, `provider status`) start fast.
 
 DEFAULT_ACCEPT_WINDOW = 600
 DEFAULT_COMPLETE_WITHIN = 3600
@@ -176,6 +180,8 @@ def read_blob_files(paths: Iterable[str | Path]) -> dict[str, bytes]:
 
 def check_spec(spec: dict, blobs: Mapping[str, bytes]) -> int:
     """Validates the spec with its input blobs and returns its compute units."""
+    from offchain import workloads
+
     try:
         workloads.validate(spec)
     except workloads.SpecError as e:
@@ -556,6 +562,8 @@ def submit(
         raise ClientError("give either --provider ADDR or --open, not both")
     blobs = dict(blobs or {})
     units = check_spec(spec, blobs)
+    from offchain.workloads.base import canonical_json
+
     spec_bytes = canonical_json(spec)
     spec_hex = hashlib.sha256(spec_bytes).hexdigest()
     accept_window, complete_within = _windows(h, accept_window, complete_within)
@@ -734,6 +742,8 @@ def fetch_result(h: Any, job_id: int, out_dir: str | Path | None = None) -> Resu
     """Downloads the job's output from its result URI, checks sha256 == the on-chain result hash,
     and (with `out_dir`) writes output.bin (the canonical bytes), output.pt (a dict of tensors +
     kind and meta, `torch.load`-able) and output.json (the same as JSON)."""
+    from offchain import workloads
+
     _check_id(h, job_id)
     ev = result_event(h, job_id)
     if ev is None:
@@ -771,6 +781,8 @@ def write_output(out: workloads.Output, data: bytes, out_dir: Path) -> dict[str,
 def verify_locally(h: Any, job_id: int, result: Result, device: str | None = None) -> workloads.CompareResult:
     """Re-executes the job here (spec and inputs fetched from the provider that served the
     result, by hash) and compares with the provider's output; a mismatch is grounds to dispute."""
+    from offchain import workloads
+
     job = _rebuild(h, job_id)
     base = result.uri.rsplit("/blobs/", 1)[0]
     spec_hex = bytes(job["spec_hash"]).hex()
