@@ -9,10 +9,16 @@ from pathlib import Path
 import pytest
 
 from offchain.chain.anvil import running_anvil
-from offchain.chain.deploy import REPO_ROOT
+from offchain.chain.deploy import DEPLOYMENTS_DIR_ENV, REPO_ROOT
 
 pytestmark = pytest.mark.anvil
-DEPLOYMENT = REPO_ROOT / "deployments" / "ethereum-local-foundry.json"
+
+
+def _record(directory: Path) -> Path:
+    """The one record in `directory` (local records are keyed by chain id and genesis hash)."""
+    found = list(directory.glob("ethereum-local-31337-*.json"))
+    assert len(found) == 1, found
+    return found[0]
 
 
 def _deploy(*extra: str) -> subprocess.CompletedProcess:
@@ -34,52 +40,57 @@ def _gpunet(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_ape_run_deploy__records_and_does_not_redeploy(tmp_path):
-    backup = DEPLOYMENT.read_bytes() if DEPLOYMENT.exists() else None
-    try:
-        DEPLOYMENT.unlink(missing_ok=True)
-        with running_anvil(log_path=tmp_path / "anvil.log"):
-            first = _deploy()
-            assert first.returncode == 0, first.stdout + first.stderr
-            record = json.loads(DEPLOYMENT.read_text())
-            assert record["chain_id"] == 31337
-            assert set(record["contracts"]) == {
-                "ComputeToken",
-                "ProviderRegistry",
-                "JobMarket",
-                "OracleHub",
-                "PriceFeed",
-                "Settlement",
-                "Emissions",
-            }
-            assert record["vyper_version"] == "0.4.3"
-            assert record["block"] >= 1
-            assert set(record["tx"]) == set(record["contracts"])
-            assert record["git_commit"]
+def test_ape_run_deploy__records_and_does_not_redeploy__one_record_per_node(tmp_path, monkeypatch):
+    monkeypatch.setenv(DEPLOYMENTS_DIR_ENV, str(tmp_path / "deployments"))
+    monkeypatch.delenv("GPUNET_DEPLOYMENT", raising=False)
+    with running_anvil(log_path=tmp_path / "anvil.log"):
+        first = _deploy()
+        assert first.returncode == 0, first.stdout + first.stderr
+        path = _record(tmp_path / "deployments")
+        record = json.loads(path.read_text())
+        assert record["chain_id"] == 31337
+        assert set(record["contracts"]) == {
+            "ComputeToken",
+            "ProviderRegistry",
+            "JobMarket",
+            "OracleHub",
+            "PriceFeed",
+            "Settlement",
+            "Emissions",
+        }
+        assert record["vyper_version"] == "0.4.3"
+        assert record["block"] >= 1
+        assert set(record["tx"]) == set(record["contracts"])
+        assert record["git_commit"]
 
-            cli = _gpunet("info", "--json")
-            assert cli.returncode == 0, cli.stdout + cli.stderr
-            info = json.loads(cli.stdout)
-            assert info["contracts"] == record["contracts"]
-            assert info["params"]["fee_bps"] == 500
-            assert info["job_count"] == 0
-            assert info["settlement_burned"] == 0 and "fees_accrued" not in info
-            missing = _gpunet("job", "show", "1")
-            assert missing.returncode == 1
-            assert "job 1 does not exist" in missing.stderr
+        cli = _gpunet("info", "--json")
+        assert cli.returncode == 0, cli.stdout + cli.stderr
+        info = json.loads(cli.stdout)
+        assert info["contracts"] == record["contracts"]
+        assert info["params"]["fee_bps"] == 500
+        assert info["job_count"] == 0
+        assert info["settlement_burned"] == 0 and "fees_accrued" not in info
+        missing = _gpunet("job", "show", "1")
+        assert missing.returncode == 1
+        assert "job 1 does not exist" in missing.stderr
 
-            again = _deploy()
-            assert again.returncode == 0, again.stdout + again.stderr
-            assert "Already deployed" in again.stdout
-            assert json.loads(DEPLOYMENT.read_text())["contracts"] == record["contracts"]
+        again = _deploy()
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "Already deployed" in again.stdout
+        assert json.loads(path.read_text())["contracts"] == record["contracts"]
 
-            forced = _deploy("--redeploy")
-            assert forced.returncode == 0, forced.stdout + forced.stderr
-            new = json.loads(DEPLOYMENT.read_text())
-            assert new["contracts"]["JobMarket"] != record["contracts"]["JobMarket"]
-    finally:
-        if backup is not None:
-            DEPLOYMENT.write_bytes(backup)
+        forced = _deploy("--redeploy")
+        assert forced.returncode == 0, forced.stdout + forced.stderr
+        new = json.loads(path.read_text())
+        assert new["contracts"]["JobMarket"] != record["contracts"]["JobMarket"]
+
+    # A second node (another genesis) gets its own record; the first one's is untouched.
+    with running_anvil(log_path=tmp_path / "anvil2.log"):
+        other = _deploy()
+        assert other.returncode == 0, other.stdout + other.stderr
+        records = sorted((tmp_path / "deployments").glob("ethereum-local-31337-*.json"))
+        assert len(records) == 2 and path in records
+        assert json.loads(path.read_text()) == new
 
 
 def test_gpunet_info__no_deployment__says_how_to_deploy(tmp_path):

@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from offchain.chain.deploy import DEPLOYMENTS_DIR, LOCAL_NETWORKS, connected_deployment_path, load_record
+from offchain.chain.deploy import (
+    DEPLOYMENTS_DIR,
+    LOCAL_NETWORKS,
+    connected_deployment_path,
+    deployment_path,
+    load_record,
+)
 
 DEPLOYMENT_ENV = "GPUNET_DEPLOYMENT"
 DEFAULT_LOCAL_RPC = "http://127.0.0.1:8545"
@@ -119,6 +125,9 @@ def connect(network_choice: str, *, deployment: str | Path | None = None, rpc: s
     explicit = record_path(network_choice, deployment)
     if explicit is not None:  # checked before connecting: no node needed to see a missing file
         record = _load(explicit, f"check --deployment / ${DEPLOYMENT_ENV}", BadDeploymentFile)
+    elif network not in LOCAL_NETWORKS:  # a public network's record is named by the network: no node needed
+        explicit = deployment_path(ecosystem, network)
+        record = _load(explicit, f"deploy with `ape run deploy --network {network_choice} --account ALIAS`")
     if network in LOCAL_NETWORKS:
         url = local_rpc(rpc)
         probe_rpc(url)

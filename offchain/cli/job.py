@@ -257,6 +257,9 @@ def job_dispute(job_id: int, yes: bool, signer: Signer, chain: Chain) -> None:
 
     acct = account(signer, chain)
     with session(chain) as h:
+        st = sdk.status(h, job_id)["status"]  # the state is checked before asking
+        if st != "SUBMITTED":
+            raise click.ClickException(f"job {job_id} is {st}: only a Submitted result can be disputed")
         confirm(yes, f"dispute job {job_id}, posting a bond (returned with a reward if the result is wrong)")
         receipt = sdk.dispute(h, acct, job_id)
         d = h.market.disputes(job_id)
