@@ -28,11 +28,17 @@ class Devnet:
     log_dir: Path
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
+    def log_path(self, name: str) -> Path:
+        """Where process `name` writes its stdout and stderr."""
+        return self.log_dir / f"{name}.log"
+
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
-        log = open(self.log_dir / f"{name}.log", "w")  # noqa: SIM115 - owned by the process entry
+        # The child's environment is this process's: GPUNET_DEPLOYMENT, APE_FOUNDRY_HOST and the
+        # like set in os.environ before the call reach it.
         env = dict(os.environ)
         env.setdefault("GPUNET_NETWORK", "ethereum:local:foundry")
-        p = subprocess.Popen([GPUNET, *args], cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+        with open(self.log_path(name), "w") as log:  # the child holds its own copy of the descriptor
+            p = subprocess.Popen([GPUNET, *args], cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
         self.procs[name] = p
         return p
 
@@ -90,18 +96,26 @@ class Devnet:
         return urls
 
     def wait_http(self, name: str, url: str, timeout: float = 90.0) -> None:
+        """Waits for `url`/health to answer. On failure the error's first line says what happened
+        and where the log is; the lines after it are the log's last lines."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             p = self.procs[name]
             if p.poll() is not None:
-                raise RuntimeError(f"{name} exited with {p.returncode}:\n{self.tail(name)}")
+                raise RuntimeError(
+                    f"{name} exited with code {p.returncode} before answering (log: {self.log_path(name)})\n"
+                    + self.tail(name)
+                )
             try:
                 if requests.get(f"{url}/health", timeout=1).status_code < 500:
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.25)
-        raise TimeoutError(f"{name} did not answer on {url}/health within {timeout}s:\n{self.tail(name)}")
+        raise TimeoutError(
+            f"{name} did not answer on {url}/health within {timeout:.0f} s (log: {self.log_path(name)})\n"
+            + self.tail(name)
+        )
 
     def wait_for(self, cond, timeout: float, what: str, poll: float = 0.5) -> None:
         """Polls `cond()` until it is true; on timeout raises AssertionError with every process's
@@ -115,7 +129,7 @@ class Devnet:
         raise AssertionError(f"timed out waiting for {what}\n{logs}")
 
     def tail(self, name: str, lines: int = 30) -> str:
-        path = self.log_dir / f"{name}.log"
+        path = self.log_path(name)
         return "\n".join(path.read_text().splitlines()[-lines:]) if path.exists() else ""
 
     def stop(self, name: str) -> None:

@@ -1,0 +1,365 @@
+"""Phases 5 to 7 of `make demo` (scripts/demo.py), as a mixin of its `Demo`: the jobs, how
+each is checked (the on-chain audit draw, the users' own re-runs, disputes, the oracles'
+verdicts) and their settlement (finalized, failed or expired; burn-and-mint checked to the wei)."""
+
+from __future__ import annotations
+
+import requests
+
+from offchain.constants import ONE_TOKEN, JobStatus
+from scripts import _demo_report as R
+from scripts._demo_params import (
+    CHALLENGE_WINDOW,
+    CPU_CLASS,
+    FLAKY_COMPLETE_WITHIN,
+    TERMINAL,
+    USD,
+    matmul,
+    mlp,
+    toploc,
+)
+from scripts._demo_report import Job, busy, gpu, wait
+
+
+class JobPhases:
+    def submit(self, j: Job, **kw) -> Job:
+        from offchain.client import sdk
+
+        user = {"alice": self.alice, "bob": self.bob}[j.user]
+        sub = sdk.submit(self.h, user, j.spec, class_id=CPU_CLASS, provider=self.by_name[j.provider], **kw)
+        j.job_id, j.payment, j.units = sub.job_id, sub.payment, sub.units
+        return j
+
+    def wait_submitted(self, js: list[Job], what: str) -> bool:
+        done_states = {JobStatus.SUBMITTED, JobStatus.AUDIT, *TERMINAL}
+        n = [0]
+
+        def done() -> bool:
+            n[0] = sum(self.job_status(j.job_id) in done_states for j in js)
+            return n[0] == len(js)
+
+        ok, _ = wait(self.console, what, done, 90, detail=lambda: f" ({n[0]} of {len(js)} in)")
+        return ok
+
+    def jobs(self) -> None:
+        from offchain.chain.jobs import as_tuple, job_from_chain
+
+        self.intro(
+            5,
+            "Jobs",
+            "alice and bob send six small jobs to honest and to cheater (real hardware, fake "
+            "results), each paying the job's USD price into escrow in GPU; alice also hires flaky, which "
+            "accepts and then goes silent.",
+        )
+        market = self.market
+        self.before = {p.address: (self.token.balanceOf(p), self.registry.slashable(p)) for p in self.agents}
+        self.plans = [
+            Job("alice", "honest", matmul(1)),
+            Job("alice", "cheater", mlp(2)),
+            Job("alice", "honest", toploc(3)),
+            Job("bob", "cheater", matmul(4)),
+            Job("bob", "honest", mlp(5)),
+            Job("bob", "cheater", toploc(6)),
+        ]
+        with busy(self.console, "submitting 7 jobs (quote, upload, permit)"):
+            for j in self.plans:
+                self.submit(j)
+            # Alice also hires flaky, which accepts (locking audit-sized collateral) and vanishes.
+            self.flaky_job = self.submit(Job("alice", "flaky", matmul(7)), complete_within=FLAKY_COMPLETE_WITHIN)
+            fj = job_from_chain(market, self.flaky_job.job_id)
+            market.accept(self.flaky_job.job_id, as_tuple(fj), self.machines[self.flaky.address], sender=self.flaky)
+            self.flaky_job.audit_bps = int(job_from_chain(market, self.flaky_job.job_id)["audit_bps"])
+        self.note(
+            f"jobs {R.ids(self.plans)} submitted; flaky accepted job {self.flaky_job.job_id} (deliver within "
+            f"{FLAKY_COMPLETE_WITHIN} s) and went silent"
+        )
+        ok = self.wait_submitted(self.plans, "waiting for the workers to run the jobs and submit the results")
+        self.checks.require(
+            ok,
+            "the workers to submit all six results within 90 s",
+            lambda: (
+                "still waiting for "
+                + ", ".join(
+                    f"job {j.job_id} ({self.job_status(j.job_id).name})"
+                    for j in self.plans
+                    if self.job_status(j.job_id) not in {JobStatus.SUBMITTED, JobStatus.AUDIT, *TERMINAL}
+                )
+            ),
+        )
+        self.note("every result is in: its hash is on-chain, the output is served by the provider")
+
+    def drawn(self, j: Job) -> bool:
+        from offchain.chain.jobs import audit_draw, job_from_chain
+
+        # The on-chain draw, computed as the oracles do (offchain.oracle.jobwatch): the
+        # `audit_drawn` view runs *in* the head block on anvil and answers False there.
+        job = job_from_chain(self.market, j.job_id)
+        j.audit_bps = int(job["audit_bps"])
+        return bool(audit_draw(self.chain, j.job_id, job))
+
+    def checking(self) -> None:
+        from offchain.client import sdk
+
+        self.intro(
+            6,
+            "Checking",
+            "The chain draws about half the jobs for an oracle audit; the users re-run the "
+            "others themselves and dispute a mismatch, and bob disputes one honest job by mistake.",
+        )
+        plans = self.plans
+        for j in plans:
+            j.drawn = self.drawn(j)
+        # Bob's false dispute needs an honest result the draw missed (a drawn one is already
+        # being audited); each extra job is one more coin flip.
+        seed = 100
+        while not any(j.provider == "honest" and not j.drawn for j in plans) and seed < 106:
+            self.note("the draw took every honest job: bob submits one more")
+            with busy(self.console, "submitting one more job to honest"):
+                extra = self.submit(Job("bob", "honest", matmul(seed)))
+            seed += 1
+            if not self.wait_submitted([extra], f"waiting for honest to run job {extra.job_id}"):
+                break
+            extra.drawn = self.drawn(extra)
+            plans.append(extra)
+        drawn = [j for j in plans if j.drawn]
+        self.note(f"drawn for audit: {'jobs ' + R.ids(drawn) if drawn else 'none'}")
+        for j in plans:
+            if j.drawn:
+                continue
+            user = {"alice": self.alice, "bob": self.bob}[j.user]
+            with busy(self.console, f"{j.user} downloads job {j.job_id}'s result and re-runs it"):
+                res = sdk.fetch_result(self.h, j.job_id, self.log_dir / f"result-{j.job_id}")
+                match = sdk.verify_locally(self.h, j.job_id, res)
+                j.check = "match" if match else "mismatch"
+                if not match:
+                    sdk.dispute(self.h, user, j.job_id)
+                    j.disputed, j.disputer = "mismatch", j.user
+            self.note(
+                f"{j.user} re-ran job {j.job_id} ({j.provider}): "
+                + ("same output" if match else "[red]different output[/]: disputed (bond posted)")
+            )
+        target = next((j for j in plans if j.provider == "honest" and not j.drawn), None)
+        if self.checks.expect(
+            target is not None,
+            "an undrawn honest job for bob's false dispute",
+            "the draw took every honest job, six times",
+        ):
+            sdk.dispute(self.h, self.bob, target.job_id)
+            target.disputed, target.disputer = "false", "bob"
+            self.note(f"bob disputes job {target.job_id} (honest) anyway: he is wrong")
+        self.audited = [j for j in plans if j.drawn or j.disputed]
+        n = [0]
+
+        def decided() -> bool:
+            n[0] = sum(self.job_status(j.job_id) in TERMINAL for j in self.audited)
+            return n[0] == len(self.audited)
+
+        ok, secs = wait(
+            self.console,
+            f"waiting for the oracles to re-run and sign verdicts on jobs {R.ids(self.audited)}",
+            decided,
+            120,
+            detail=lambda: f" ({n[0]} decided)",
+        )
+        self.checks.expect(
+            ok,
+            "a verdict on every drawn or disputed job within 120 s",
+            lambda: f"{n[0]} of {len(self.audited)} were decided (see oracle-*.log)",
+        )
+        self.verdicts = {lg.job_id: lg for lg in self.hub.VerdictAccepted.range(0, self.chain.blocks.height + 1)}
+        self.console.print(self.verdict_table(secs))
+
+    def verdict_table(self, secs: float):
+        t = R.table(
+            f"audit verdicts (JobVerdict via OracleHub, quorum 2 of 3; {secs:.0f} s)",
+            "job",
+            "provider",
+            "why audited",
+            "verdict",
+            "signers",
+            "operator-0",
+            "operator-1",
+            "operator-2",
+            right=(0, 4),
+        )
+        for j in self.audited:
+            v = self.verdicts.get(j.job_id)
+            own = []
+            for o in self.operators:  # each operator's own finding (quorum reached without it: "-")
+                try:
+                    r = requests.get(f"{self.urls[o.address]}/audits/{j.job_id}", timeout=5)
+                    rec = r.json() if r.status_code == 200 else {}
+                except (requests.RequestException, ValueError):
+                    rec = {}
+                own.append(f"[{'green' if rec['valid'] else 'red'}]{rec.get('reason')}[/]" if "valid" in rec else "-")
+            verdict = "-" if v is None else ("valid" if v.valid else "[red]invalid[/]")
+            t.add_row(
+                str(j.job_id),
+                j.provider,
+                "drawn" if j.drawn else f"disputed by {j.disputer}",
+                verdict,
+                "-" if v is None else str(v.signers),
+                *own,
+            )
+        return t
+
+    def settlement(self) -> None:
+        from offchain.client import sdk
+
+        self.intro(
+            7,
+            "Settlement",
+            f"anvil's clock jumps past the {CHALLENGE_WINDOW} s challenge window: the "
+            "unchallenged jobs finalize (escrow burned, provider minted its USD pay) and anyone may "
+            "expire flaky's overdue job.",
+        )
+        chain, market, plans = self.chain, self.market, self.plans
+        chain.provider.make_request("evm_increaseTime", [CHALLENGE_WINDOW + 1])
+        chain.mine()
+        with busy(self.console, f"the keeper expires job {self.flaky_job.job_id}"):
+            sdk.expire(self.h, self.keeper, self.flaky_job.job_id)  # what `gpunet job expire ID` does; anyone may
+        plans.append(self.flaky_job)
+        wait(
+            self.console,
+            "waiting for honest's worker to finalize its jobs",
+            lambda: all(self.job_status(j.job_id) in TERMINAL for j in plans),
+            60,
+        )
+
+        height = chain.blocks.height + 1
+        fin = {lg.job_id: lg for lg in market.JobFinalized.range(0, height)}
+        failed = {lg.job_id: lg for lg in market.JobFailed.range(0, height)}
+        expired = {lg.job_id: lg for lg in market.JobExpired.range(0, height)}
+        disputes = {lg.job_id: lg for lg in market.JobDisputed.range(0, height)}
+        self.settled = [lg.event_arguments for lg in self.d.settlement.Settled.range(0, height)]
+        self.fin = fin
+        minted_by_job = self.job_mints(fin)
+        for j in plans:
+            j.status = self.job_status(j.job_id)
+            if j.job_id in fin:
+                j.bond = int(disputes[j.job_id].bond) if j.disputed == "false" and j.job_id in disputes else 0
+                j.provider_gets = minted_by_job.get(j.job_id, 0) + j.bond
+            elif j.job_id in failed:
+                f = failed[j.job_id]
+                j.provider_gets = -int(f.user_compensation + f.challenger_reward + f.burned)
+                j.user_back = int(f.refund + f.user_compensation)
+            elif j.job_id in expired:
+                j.provider_gets, j.user_back = -int(expired[j.job_id].penalty), int(expired[j.job_id].refund)
+            why = f"it is {j.status.name}"
+            if j.disputed == "false":
+                valid = j.job_id in self.verdicts and bool(self.verdicts[j.job_id].valid)
+                self.checks.expect(
+                    valid,
+                    f"bob's false dispute of job {j.job_id} to end in a valid verdict",
+                    "the oracles found the honest result invalid",
+                )
+            self.checks.expect(j.status == j.expected, f"job {j.job_id} ({j.provider}) to end {j.expected.name}", why)
+        self.console.print(R.jobs_table(plans))
+        fe = expired.get(self.flaky_job.job_id)
+        self.checks.expect(
+            fe is not None and int(fe.refund) == self.flaky_job.payment and int(fe.penalty) > 0,
+            "alice to get flaky's job's escrow back plus a no-show penalty",
+            f"the expiry refunded {fe.refund if fe else 0} wei of {self.flaky_job.payment}",
+        )
+        self.settlement_table(fin)
+        self.reputation()
+
+    def job_mints(self, fin: dict) -> dict[int, int]:
+        """Each finalized job's share of its `Settled` mint (one per run of a provider's jobs
+        finalized in one transaction): the run's mint split by escrow, the remainder to the last."""
+        runs: dict[tuple[str, str], list] = {}
+        for lg in fin.values():
+            runs.setdefault((str(lg.transaction_hash), str(lg.provider)), []).append(lg)
+        out: dict[int, int] = {}
+        for lg in self.d.settlement.Settled.range(0, self.chain.blocks.height + 1):
+            js = runs.get((str(lg.transaction_hash), str(lg.provider)), [])
+            burned, left = sum(int(f.burned) for f in js) or 1, int(lg.minted)
+            for i, f in enumerate(js):
+                out[f.job_id] = left if i == len(js) - 1 else int(lg.minted) * int(f.burned) // burned
+                left -= out[f.job_id]
+        return out
+
+    def settlement_table(self, fin: dict) -> None:
+        # Burn-and-mint settlement: each mint must be min(usd_net / price, escrow - fee) to the wei.
+        t = R.table(
+            "settlement (each Settlement.Settled: escrow burned, provider minted its USD pay)",
+            "provider",
+            "escrow burned",
+            "USD net of fee",
+            "cap (escrow - fee)",
+            "price",
+            "minted",
+            "formula holds",
+            right=(1, 2, 3, 4, 5),
+        )
+        for a in self.settled:
+            price = int(a["price"])
+            want = min(int(a["usd_net"]) * 10**8 // price, int(a["cap"])) if price else int(a["cap"])
+            good = self.checks.expect(
+                int(a["minted"]) == want,
+                "each settlement mint to be min(usd_net / price, cap)",
+                f"{a['minted']} wei were minted, the formula gives {want}",
+            )
+            t.add_row(
+                self.names.get(a["provider"], R.short(a["provider"])),
+                f"{int(a['burned']) / ONE_TOKEN:.4f}",
+                f"${int(a['usd_net']) / USD:.4f}",
+                f"{int(a['cap']) / ONE_TOKEN:.4f}",
+                f"${price / 1e8:.2f}" if price else "stale: cap",
+                f"{int(a['minted']) / ONE_TOKEN:.4f}",
+                f"[{'green' if good else 'red'}]{'yes' if good else 'NO'}[/]",
+            )
+        self.console.print(t)
+        burned, escrow = sum(int(a["burned"]) for a in self.settled), sum(int(f.burned) for f in fin.values())
+        self.checks.expect(
+            burned == escrow,
+            "settlement to burn every finalized job's escrow exactly once",
+            f"it burned {burned} wei, the finalized jobs escrowed {escrow}",
+        )
+
+    def reputation(self) -> None:
+        token, registry, market = self.token, self.registry, self.market
+        t = R.table(
+            "reputation after the jobs (JobMarket.reputation) and the audit rate it implies",
+            "provider",
+            "completed",
+            "failed",
+            "expired",
+            "audits ok",
+            "disputes won",
+            "lost",
+            "audit rate",
+            right=(1, 2, 3, 4, 5, 6, 7),
+        )
+        net = {}
+        for p in (self.honest, self.cheater, self.flaky):
+            b0, s0 = self.before[p.address]
+            net[p.address] = token.balanceOf(p) - b0 + registry.slashable(p) - s0
+            t.add_row(
+                self.names[p.address],
+                *(str(x) for x in tuple(market.reputation(p))),
+                f"{market.audit_rate(p) / 100:.0f}%",
+            )
+        self.console.print(t)
+        hn, cn, fn = net[self.honest.address], net[self.cheater.address], net[self.flaky.address]
+        gain = token.balanceOf(self.honest) - self.before[self.honest.address][0]
+        paid = sum(j.provider_gets for j in self.plans if j.provider == "honest")
+        self.checks.expect(
+            gain == paid,
+            "honest's balance to grow by exactly what Settlement minted it plus bonds won",
+            f"it grew by {gain} wei, expected {paid}",
+        )
+        self.checks.expect(
+            hn > 0 > cn and fn < 0,
+            "honest to gain and cheater and flaky to lose in the job phase",
+            f"honest {gpu(hn, True)}, cheater {gpu(cn, True)}, flaky {gpu(fn, True)} GPU",
+        )
+        self.checks.expect(
+            registry.locked(self.honest) == 0 and registry.locked(self.flaky) == 0,
+            "no collateral left locked after every job ended",
+            "some is still locked",
+        )
+        self.note(
+            f"job phase: honest {gpu(hn, True)} GPU, cheater {gpu(cn, True)}, flaky {gpu(fn, True)}: "
+            + ("honest ends richer than cheater" if hn > cn else "[red]cheating paid[/]")
+        )
