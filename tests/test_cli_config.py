@@ -38,3 +38,13 @@ def test_user_config_file__used_outside_a_project_and_named_by_env(tmp_path):
     other = tmp_path / "other.toml"
     other.write_text('network = "ethereum:holesky"\n')
     assert "ethereum-holesky.json" in _run(tmp_path, "info", GPUNET_CONFIG=str(other))
+
+
+def test_config_keys_never_meet_commands_of_the_same_name(tmp_path):
+    """An option named like a command (`job submit --provider`, `provider serve --claim`) gets its own
+    default, not a table: a config holding only `rpc` leaves them alone."""
+    (tmp_path / "gpunet.toml").write_text('rpc = "http://127.0.0.1:1"\n')
+    spec = tmp_path / "spec.json"
+    spec.write_text('{"kind": "matmul_chain", "params": {"n": 8, "k": 2}, "seed": 1}')
+    err = _run(tmp_path, "job", "submit", str(spec), "--test-account", "3", "--yes")
+    assert "no node answers at http://127.0.0.1:1" in err

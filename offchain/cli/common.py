@@ -49,26 +49,20 @@ def config_paths() -> list[Path]:
     return [Path("gpunet.toml"), xdg / "gpunet" / "config.toml"]
 
 
-class ConfigDefaults(dict):
-    """click's default_map for the whole command tree from one TOML file.
+def _defaults_for(command: click.Command, values: dict, sections: dict[str, dict], top: bool = True) -> dict:
+    """click's default_map for `command` and, nested by name, its sub-commands.
 
-    click looks up `default_map.get(param_name)` for an option and `default_map.get(command)`
-    for a sub-command's map; top-level keys apply everywhere, a table to its group only.
+    A group's map holds only its sub-commands' maps and a command's map only its own options, so
+    an option never meets a command of the same name (`--provider` vs `gpunet provider`).
     """
-
-    def __init__(self, values: dict, commands: set[str], sections: dict[str, dict]):
-        super().__init__(values)
-        self.commands = commands
-        self.sections = sections
-
-    def get(self, key, default=None):  # noqa: D102 - click's lookup
-        if key in self.commands:
-            return ConfigDefaults({**self, **self.sections.get(key, {})}, self.commands, {})
-        return super().get(key, default)
+    out = {p.name: values[p.name] for p in command.params if isinstance(p, click.Option) and p.name in values}
+    for name, sub in getattr(command, "commands", {}).items():
+        scoped = {**values, **sections.get(name, {})} if top else values
+        out[name] = _defaults_for(sub, scoped, sections, top=False)
+    return out
 
 
-def load_config(group: click.Group) -> ConfigDefaults | None:
-    commands = _command_names(group)
+def load_config(group: click.Group) -> dict | None:
     for path in config_paths():
         if not path.is_file():
             if os.environ.get(CONFIG_ENV):
@@ -81,7 +75,7 @@ def load_config(group: click.Group) -> ConfigDefaults | None:
         top = {k: v for k, v in data.items() if not isinstance(v, dict)}
         sections = {k: v for k, v in data.items() if isinstance(v, dict)}
         for name in sections:
-            if name not in commands:
+            if name not in group.commands:
                 raise click.UsageError(f"{path}: unknown table [{name}] (tables: {', '.join(sorted(group.commands))})")
         known = _option_names(group)
         for key in [*top, *(k for s in sections.values() for k in s)]:
@@ -89,7 +83,7 @@ def load_config(group: click.Group) -> ConfigDefaults | None:
                 raise click.UsageError(f"{path}: unknown key {key!r} (known: {', '.join(sorted(known))})")
         norm = {k.replace("-", "_"): v for k, v in top.items()}
         secs = {n: {k.replace("-", "_"): v for k, v in s.items()} for n, s in sections.items()}
-        return ConfigDefaults(norm, commands, secs)
+        return _defaults_for(group, norm, secs)
     return None
 
 
@@ -97,10 +91,6 @@ def _walk(group: click.Command) -> Iterator[click.Command]:
     yield group
     for sub in getattr(group, "commands", {}).values():
         yield from _walk(sub)
-
-
-def _command_names(group: click.Group) -> set[str]:
-    return {c.name for c in _walk(group) if c is not group}
 
 
 def _option_names(group: click.Group) -> set[str]:

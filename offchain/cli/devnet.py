@@ -43,7 +43,9 @@ def devnet(port: int, mint: int, challenge_window: int | None, log_path: str | N
     from ape import accounts, chain, networks, project
 
     stop = threading.Event()
+    # Both end the wait below (ape's own SIGINT handler would exit before the record is removed).
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     with running_anvil(port=port, log_path=Path(log_path) if log_path else None) as rpc:
         with networks.parse_network_choice("ethereum:local:foundry"):
             deployer = accounts.test_accounts[0]

@@ -84,7 +84,9 @@ def run(group: click.Group, args: list[str] | None = None) -> int:
     import sys
 
     argv = list(sys.argv[1:] if args is None else args)
+    # --debug anywhere on the line (`gpunet job show 3 --debug` too), not only before the command.
     debug = "--debug" in argv or bool(os.environ.get("GPUNET_DEBUG"))
+    argv = [a for a in argv if a != "--debug"]
     if debug:
         os.environ["GPUNET_DEBUG"] = "1"
     try:

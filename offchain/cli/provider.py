@@ -254,8 +254,8 @@ def provider_register(class_id: int, gpu_count: int, vram_mb: int | None, endpoi
         tx = send("register", h.registry.register, class_id, gpu_count, vram_mb, endpoint, sender=acct)
         mid = int(tx.decode_logs(h.registry.MachineRegistered)[0].machine_id)
     console.print(f"machine {mid} registered (Pending); tx {tx.txn_hash}")
-    console.print(f"next: run its agent (gpunet provider serve --claim {class_id} ...) and wait for "
-                  "`gpunet provider status` to show it ACTIVE")  # fmt: skip
+    console.print("next: the oracle quorum challenges its agent; `gpunet provider status` shows it ACTIVE once "
+                  "attested, then `gpunet provider offer`")  # fmt: skip
 
 
 def _check_agent(endpoint: str, provider_addr: str, class_id: int) -> None:
