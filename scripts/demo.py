@@ -1,7 +1,7 @@
 """`make demo`: a whole gpunet compute market on a local anvil chain, three providers cheating.
 
-The demo runs nine phases; each is introduced on the console by one sentence, and README
-"The demo" shows a run:
+Eight phases, each introduced on the console by one sentence, then a summary (README "The
+demo" shows one):
 
 1. chain: anvil starts; the contracts are deployed with demo parameters (120 s challenge
    window, new providers audited on 50% of their jobs, a 900 s Emissions epoch scheduling 100
@@ -28,9 +28,9 @@ The demo runs nine phases; each is introduced on the console by one sentence, an
 8. rewards: anvil's clock passes the end of Emissions epoch 0; the oracles post uptime,
    finalize the epoch and post its rewards root; every provider with a leaf is claimed for
    through `gpunet rewards claim`, each claim checked against its proof and the pools;
-9. summary: who cheated and how each was caught, who earned what, how the supply changed.
+then the summary: who cheated and how each was caught, who earned what, how the supply changed.
 
-The exit code is 0 only if every expectation (`checks.expect` / `checks.require` below) holds;
+The exit code is 0 only if every expectation (each `checks.expect` / `checks.require`) holds;
 otherwise one paragraph says which failed and why, and where the logs are. Nothing but the
 demo's own lines reaches the console: ape's logger and every warning go to demo.log. Every
 process and anvil are stopped on the way out, whatever happens.
