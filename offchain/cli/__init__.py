@@ -46,6 +46,7 @@ for _cmd in (
 ):  # fmt: skip
     cli.add_command(_cmd)
 import offchain.cli.reports  # noqa: E402, F401 - adds job list/logs, provider jobs/earnings to their groups
+import offchain.cli.serve  # noqa: E402, F401 - adds provider serve
 
 # `gpunet sim` (offchain/sim/): the token-economy simulation on the real contracts.
 from offchain.sim.cli import sim as _sim  # noqa: E402

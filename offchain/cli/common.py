@@ -279,7 +279,7 @@ def yes_option(f: Callable) -> Callable:
 # ---------------------------------------------------------------------------- accounts
 
 
-def account(signer: Signer, chain: Chain, *, required: bool = True) -> Any:
+def account(signer: Signer, chain: Chain, *, required: bool = True, sign: bool = True) -> Any:
     """The one account lookup: ape test account N (local networks only) or an ape account alias.
 
     Runs before connecting, so a missing or unknown signer costs no node round trip.
@@ -310,7 +310,7 @@ def account(signer: Signer, chain: Chain, *, required: bool = True) -> Any:
             f"or `ape accounts import {signer.account}`"
         )
     acct = accounts.load(signer.account)
-    if hasattr(acct, "set_autosign"):
+    if sign and hasattr(acct, "set_autosign"):
         try:  # one passphrase prompt for a permit signature and its transaction
             acct.set_autosign(True)
         except Exception:  # noqa: BLE001 - hardware wallets cannot autosign; they prompt on the device
@@ -319,7 +319,8 @@ def account(signer: Signer, chain: Chain, *, required: bool = True) -> Any:
 
 
 def address_of(signer: Signer, chain: Chain) -> str:
-    return account(signer, chain).address
+    """The signer's address, for reading commands: no passphrase asked."""
+    return account(signer, chain, sign=False).address
 
 
 # ---------------------------------------------------------------------------- session

@@ -308,7 +308,7 @@ def oracle_status(address, url, signer: Signer, chain: Chain, as_json: bool) -> 
     if address is None:
         if not signer.given:
             raise click.UsageError("give --address ADDR, or a signer (--account ALIAS / --test-account N)")
-        address = account(signer, chain).address
+        address = account(signer, chain, sign=False).address
     with session(chain) as h:
         hub = h.hub
         members = {}

@@ -15,8 +15,6 @@ Daily: `status`, `jobs`, `earnings`, `reattest`; leaving: `exit-machine`, `unsta
 
 from __future__ import annotations
 
-import sys
-
 import click
 from rich.table import Table
 
@@ -60,7 +58,7 @@ def _who(address: str | None, signer: Signer, chain: Chain) -> str:
         return address
     if not signer.given:
         raise click.UsageError("give the provider's ADDRESS, or a signer (--account ALIAS / --test-account N)")
-    return account(signer, chain).address
+    return account(signer, chain, sign=False).address
 
 
 def machines_of(h, provider_addr: str) -> list[int]:
@@ -175,7 +173,7 @@ provider.add_command(provider_status, "show")
 @chain_options
 @yes_option
 def provider_stake(amount: int, signer: Signer, chain: Chain, yes: bool) -> None:
-    """Bond AMOUNT tokens (a decimal, e.g. 100) as stake: approve + ProviderRegistry.stake."""
+    """Bond AMOUNT tokens as stake, a decimal such as 100 (approve + ProviderRegistry.stake)."""
     from offchain.cli.oracle import _balance_check, approve_and_call
 
     acct = account(signer, chain)
@@ -402,133 +400,3 @@ def provider_offer(class_id: int, usd_per_unit: int, signer: Signer, chain: Chai
         tx = send("set_offer", h.registry.set_offer, class_id, usd_per_unit, sender=acct)
     what = f"{usd(usd_per_unit)} per compute unit" if usd_per_unit else "withdrawn"
     click.echo(f"offer for class {class_id} by {acct.address}: {what}; tx {tx.txn_hash}")
-
-
-@provider.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all).")
-@click.option("--port", default=9650, show_default=True, type=click.IntRange(0, 65535), help="0: any free port.")
-@click.option(
-    "--provider-address",
-    default=None,
-    type=ADDRESS,
-    help="The provider's account address (reported on /health); defaults to the signer's.",
-)
-@click.option(
-    "--claim", required=True, type=GPU_CLASS, help="Claimed GPU class, id or name (e.g. 1, CPU, 10, 'H100 SXM5')."
-)
-@click.option(
-    "--cheat",
-    type=click.Choice(["wrong-challenge", "slow", *JOB_CHEATS]),
-    default=None,
-    help="Misbehave on purpose (demos/tests). Hardware challenges: wrong-challenge (corrupt the product), "
-    "slow (answer late). Jobs (needs the job worker): wrong-output (perturb outputs), skip-work (return "
-    "noise), cheaper-model (less precise/smaller computation).",
-)
-@click.option(
-    "--slow-delay", default=2.0, show_default=True, type=click.FloatRange(0), help="Seconds --cheat slow sleeps."
-)
-@click.option("--device", default=None, help="torch device, e.g. cuda:0 or cpu (default: cuda if present).")
-@click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Directory for blobs and the job worker's SQLite state (default: blobs in a temporary directory).",
-)
-@click.option("--max-blob-mb", default=64, show_default=True, type=click.IntRange(1), help="Largest blob accepted.")
-@signer_options
-@chain_options
-@click.option(
-    "--public-url",
-    default=None,
-    help="Base URL put in result URIs (default: the machine's registered endpoint).",
-)
-@click.option(
-    "--poll",
-    "poll_s",
-    default=1.0,
-    show_default=True,
-    type=click.FloatRange(0.05),
-    help="Job worker poll interval (s).",
-)
-def provider_serve(
-    host: str,
-    port: int,
-    provider_address: str | None,
-    claim: int,
-    cheat: str | None,
-    slow_delay: float,
-    device: str | None,
-    state_dir: str | None,
-    max_blob_mb: int,
-    signer: Signer,
-    chain: Chain,
-    public_url: str | None,
-    poll_s: float,
-) -> None:
-    """Run the provider agent until Ctrl-C / SIGTERM: hardware challenges and blobs over HTTP,
-    plus, with a signer and --state-dir, the job worker (accepts, runs and submits jobs)."""
-    import logging
-    from pathlib import Path
-
-    from offchain.provider.agent import AgentConfig, run_forever
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    if signer.given and state_dir is None:
-        raise click.UsageError("the job worker needs --state-dir DIR (its SQLite state and blobs live there)")
-    if cheat in JOB_CHEATS and not signer.given:
-        raise click.UsageError(
-            f"--cheat {cheat} cheats on jobs: run the job worker (--test-account N or --account ALIAS)"
-        )
-    job_worker = None
-    if signer.given:
-        from offchain.provider.worker import WorkerConfig, run_worker
-
-        signer_address = account(signer, chain).address
-        chain.export()
-        if provider_address and provider_address.lower() != signer_address.lower():
-            raise click.UsageError(
-                f"--provider-address {provider_address} is not the signer's address {signer_address}"
-            )
-        provider_address = signer_address
-        try:
-            wcfg = WorkerConfig(
-                network=chain.network,
-                state_dir=state_dir,
-                sender_index=signer.test_account,
-                sender_alias=signer.account,
-                public_url=public_url,
-                cheat=cheat if cheat in JOB_CHEATS else None,
-                poll_s=poll_s,
-            )
-        except ValueError as e:
-            raise click.ClickException(str(e)) from e
-
-        def job_worker(agent, url, stop) -> None:
-            run_worker(wcfg, agent, url, stop)
-
-    if not provider_address:
-        raise click.UsageError("give --provider-address ADDR (or a signer: --test-account N / --account ALIAS)")
-    try:
-        config = AgentConfig(
-            provider=provider_address,
-            claimed_class=claim,
-            host=host,
-            port=port,
-            device=device,
-            cheat=cheat if cheat not in JOB_CHEATS else None,
-            slow_delay_s=slow_delay,
-            blob_dir=str(Path(state_dir) / "blobs") if state_dir else None,
-            max_blob_bytes=max_blob_mb << 20,
-        )
-
-        def ready(server) -> None:
-            worker = f", job worker as {provider_address}" if job_worker else ""
-            click.echo(f"gpunet agent serving on {server.url} (claim {claim}, cheat {cheat or 'none'}{worker})")
-            sys.stdout.flush()
-
-        run_forever(config, on_ready=ready, job_worker=job_worker)
-    except KeyError as e:
-        raise click.ClickException(str(e.args[0])) from e
-    except (ValueError, RuntimeError, OSError) as e:
-        raise click.ClickException(str(e)) from e
-    click.echo("gpunet agent stopped")
