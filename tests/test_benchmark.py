@@ -397,7 +397,7 @@ def test_tf32_mode__restores_setting():
     assert torch.backends.cuda.matmul.allow_tf32 == before
 
 
-def test_cli_bench__json(monkeypatch):
+def test_cli_bench__json(monkeypatch, tmp_path):
     from click.testing import CliRunner
 
     from offchain import cli
@@ -409,8 +409,10 @@ def test_cli_bench__json(monkeypatch):
         "measure",
         lambda device=None: real(device, sizes=(128,), repeats=1, bandwidth_bytes=4 << 20, target_s=0.005),
     )
-    res = CliRunner().invoke(cli.main, ["bench", "--json", "--device", "cpu", "--claim", "H100 SXM5"])
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # where bench saves the profile `register` checks
+    res = CliRunner().invoke(cli.cli, ["bench", "--json", "--device", "cpu", "--claim", "H100 SXM5"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out["profile"]["device_type"] == "cpu" and out["profile"]["tflops"]["fp32"] > 0
+    assert json.loads((tmp_path / "gpunet" / "bench.json").read_text())["device_type"] == "cpu"
     assert out["claim"]["passed"] is False and out["claim"]["reasons"]

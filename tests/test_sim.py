@@ -170,7 +170,7 @@ def test_outputs_written(run):
 
 
 def test_cli_sim(tmp_path):
-    from offchain.cli import main
+    from offchain.cli import cli as main
 
     res = CliRunner().invoke(main, ["sim", "--epochs", "2", "--seed", "3", "--out", str(tmp_path), "--no-plots"])
     assert res.exit_code == 0, res.output

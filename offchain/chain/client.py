@@ -92,6 +92,13 @@ def probe_rpc(url: str, timeout: float = PROBE_TIMEOUT_S) -> int:
         raise NodeUnreachable(f"{url} is not an Ethereum JSON-RPC node (no eth_chainId answer)") from None
 
 
+def check_network(ecosystem: str, network: str) -> None:
+    """ape's NetworkError (one line, with the options) for an ecosystem or network ape does not know."""
+    from ape import networks
+
+    networks.get_ecosystem(ecosystem).get_network(network)
+
+
 def record_path(network_choice: str, deployment: str | Path | None = None) -> Path | None:
     """The explicit record file (argument or $GPUNET_DEPLOYMENT), or None: found after connecting."""
     explicit = deployment or os.environ.get(DEPLOYMENT_ENV)
@@ -126,6 +133,7 @@ def connect(network_choice: str, *, deployment: str | Path | None = None, rpc: s
     if explicit is not None:  # checked before connecting: no node needed to see a missing file
         record = _load(explicit, f"check --deployment / ${DEPLOYMENT_ENV}", BadDeploymentFile)
     elif network not in LOCAL_NETWORKS:  # a public network's record is named by the network: no node needed
+        check_network(ecosystem, network)
         explicit = deployment_path(ecosystem, network)
         record = _load(explicit, f"deploy with `ape run deploy --network {network_choice} --account ALIAS`")
     if network in LOCAL_NETWORKS:
