@@ -27,7 +27,7 @@ $(ANVIL): package.json package-lock.json
 
 test: install
 	ape compile
-	ape test tests -q -p no:cacheprovider --ignore=tests/fuzz
+	ape test tests -q -p no:cacheprovider --ignore=tests/fuzz --durations=20
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/python -m pytest tests/fuzz -q -p no:cacheprovider -p no:ape_test
 
 fuzz: install
