@@ -24,22 +24,50 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
 
-from offchain.chain.jobs import ZERO_ADDRESS, as_tuple, audit_draw, job_from_chain, jobs_from_receipt
-from offchain.constants import MAX_BPS, REPUTATION_FIELDS, TERMINAL_JOB_STATUSES, JobStatus, MachineStatus
-
-if TYPE_CHECKING:
-    from offchain import workloads
+from offchain.chain.events import start_block as _start_block
+from offchain.chain.jobs import ZERO_ADDRESS, job_from_chain, jobs_from_receipt
+from offchain.client.money import (  # noqa: F401 - re-exported: sdk is the client's one entry point
+    _NO_PRICE_REASONS,
+    DEFAULT_MAX_SLIPPAGE_BPS,
+    NO_PRICE_HELP,
+    TOKEN,
+    USD,
+    ClientError,
+    NoPrice,
+    _no_price,
+    _revert_reason,
+    fmt_price,
+    fmt_usd,
+    job_quote,
+    parse_tokens,
+    parse_usd,
+    slippage_bound,
+    token_price,
+    token_quote,
+    tokens,
+)
+from offchain.client.offers import (  # noqa: F401 - re-exported
+    UNKNOWN_UPTIME_RANK_BPS,
+    Offer,
+    Uptime,
+    _now,
+    _stop,
+    can_cover,
+    fmt_bps,
+    latest_uptime,
+    rank_offers,
+    reputation,
+)
+from offchain.constants import TERMINAL_JOB_STATUSES, JobStatus
 
 # `offchain.workloads` imports torch (seconds): imported where a spec or an output is handled,
 # so reading commands (`gpunet job show`, `provider status`) start fast.
@@ -52,90 +80,6 @@ HTTP_TIMEOUT = (5.0, 120.0)
 MAX_RESULT_BYTES = 1 << 30
 # Statuses after which `submit` stops waiting: the result is on-chain, or the job ended.
 RESULT_STATUSES = frozenset({JobStatus.SUBMITTED, JobStatus.AUDIT}) | TERMINAL_JOB_STATUSES
-# USD amounts (offers, max price, a job's value) and token amounts both have 18 decimals.
-USD = 10**18
-TOKEN = 10**18
-# Slippage allowed between the client's quote and the funding transaction, in basis points.
-DEFAULT_MAX_SLIPPAGE_BPS = 100
-# Revert reasons of Settlement.quote / PriceFeed.latestRoundData that mean "no usable price".
-_NO_PRICE_REASONS = ("no price", "stale price", "price from the future")
-NO_PRICE_HELP = (
-    "the oracle operators post PriceFeed rounds (`gpunet oracle run --price-source ...`); "
-    "see `gpunet price show`, and try again later"
-)
-
-
-class ClientError(RuntimeError):
-    """Something the user can fix; the message says what."""
-
-
-class NoPrice(ClientError):
-    """There is no fresh token/USD price on-chain, so no job can be funded now."""
-
-
-@dataclass(frozen=True)
-class Uptime:
-    """A machine's uptime as the oracle quorum reported it (OracleHub `UptimeRecorded`) for
-    `epoch`: the share of the operators' random probes (GET /health) it answered."""
-
-    machine_id: int
-    epoch: int
-    bps: int  # successes x 10_000 // probes, as OracleHub.uptime_bps stores it
-    probes: int
-    successes: int
-
-
-# How an offer whose machines have no uptime report yet ranks: as if its uptime were this. After
-# every provider whose machines answered at least half the probes, before those that answered
-# fewer (a new machine is unknown, not bad); at equal uptime a known one ranks first.
-UNKNOWN_UPTIME_RANK_BPS = 5_000
-
-
-@dataclass
-class Offer:
-    """A provider able to take a job of a class now: it offers the class and has an Active machine of it."""
-
-    provider: str
-    class_id: int
-    price: int  # USD per compute unit, 18 decimals
-    machine_ids: list[int]
-    endpoint: str
-    reputation: dict[str, int]
-    free_stake: int
-    # Latest reported uptime of each of `machine_ids` that has a report (`latest_uptime`).
-    uptime: dict[int, Uptime] = field(default_factory=dict)
-
-    @property
-    def bad_record(self) -> int:
-        return self.reputation["failed"] + self.reputation["expired"]
-
-    @property
-    def uptime_bps(self) -> int | None:
-        """Mean latest reported uptime of the offer's Active machines of the class that have a
-        report, in basis points; None (unknown) when none has one yet. The mean, not the best
-        machine: the provider, not the client, picks the machine that runs the job."""
-        known = [self.uptime[m].bps for m in self.machine_ids if m in self.uptime]
-        return sum(known) // len(known) if known else None
-
-    def uptime_text(self) -> str:
-        """e.g. "83.33% (epoch 12)", "91.66% (epochs 11-12, 1/2 machines)" or "unknown"."""
-        bps = self.uptime_bps
-        if bps is None:
-            return "unknown"
-        reports = [self.uptime[m] for m in self.machine_ids if m in self.uptime]
-        lo, hi = min(u.epoch for u in reports), max(u.epoch for u in reports)
-        where = [f"epoch {hi}" if lo == hi else f"epochs {lo}-{hi}"]
-        if len(reports) < len(self.machine_ids):
-            where.append(f"{len(reports)}/{len(self.machine_ids)} machines")
-        return f"{fmt_bps(bps)} ({', '.join(where)})"
-
-    def rank_key(self) -> tuple:
-        """Cheapest first; at equal price fewer failures+expiries, then higher uptime
-        (`uptime_bps`; unknown ranks as `UNKNOWN_UPTIME_RANK_BPS`, after a known equal one),
-        then more completed jobs, then the address (a stable order)."""
-        bps = self.uptime_bps
-        uptime = (-bps, 0) if bps is not None else (-UNKNOWN_UPTIME_RANK_BPS, 1)
-        return (self.price, self.bad_record, uptime, -self.reputation["completed"], self.provider.lower())
 
 
 @dataclass
@@ -248,207 +192,9 @@ def _error_text(r: requests.Response) -> str:
 # ---------------------------------------------------------------------------- offers
 
 
-def _now(h: Any) -> int:
-    return max(int(h.chain.blocks.head.timestamp), int(time.time()))
-
-
-def _start_block(h: Any) -> int:
-    return int((getattr(h, "record", None) or {}).get("block") or 0)
-
-
-def _stop(h: Any) -> int:
-    # An explicit stop block: ape's `range(start, None)` means `range(0, start)` (like Python's range(stop)).
-    return int(h.chain.blocks.height) + 1
-
-
 def _rebuild(h: Any, job_id: int) -> dict:
     """The job's current struct, rebuilt from its events and checked against the chain."""
     return job_from_chain(h.market, job_id, _start_block(h), _stop(h))
-
-
-def reputation(h: Any, provider: str) -> dict[str, int]:
-    return dict(zip(REPUTATION_FIELDS, (int(x) for x in h.market.reputation(provider)), strict=True))
-
-
-def latest_uptime(h: Any, machine_ids: Iterable[int] | None = None) -> dict[int, Uptime]:
-    """{machine id: its uptime in the latest epoch that has a report for it}, from OracleHub's
-    `UptimeRecorded` events (of `machine_ids`, or of every machine); machines without a report
-    are absent. Epochs are numbered by the oracle operators: Emissions' epochs under
-    `gpunet oracle run --emissions-epochs`, else (unix time // --epoch-seconds); either way a
-    higher number is a later epoch, and an epoch's report lands after the epoch ends, so the
-    latest report is at most about one epoch old while the quorum probes the machine. A report
-    submitted again for the same epoch (a later nonce) replaces the earlier one, as in
-    OracleHub.uptime_bps. Empty when `h` has no hub."""
-    hub = getattr(h, "hub", None)
-    if hub is None:
-        return {}
-    wanted = None if machine_ids is None else {int(m) for m in machine_ids}
-    out: dict[int, Uptime] = {}
-    for lg in hub.UptimeRecorded.range(_start_block(h), _stop(h)):
-        a = lg.event_arguments
-        mid, epoch = int(a["machine_id"]), int(a["epoch"])
-        if wanted is not None and mid not in wanted:
-            continue
-        if mid in out and out[mid].epoch > epoch:
-            continue
-        out[mid] = Uptime(mid, epoch, int(a["uptime_bps"]), int(a["probes"]), int(a["successes"]))
-    return out
-
-
-def fmt_bps(bps: int) -> str:
-    """Basis points as a percentage with two decimals, e.g. 8333 -> "83.33%"."""
-    return f"{bps // 100}.{bps % 100:02d}%"
-
-
-def rank_offers(h: Any, class_id: int, now: int | None = None) -> list[Offer]:
-    """Every provider with a current offer for `class_id` and an Active, attested machine of it,
-    best first (`Offer.rank_key`): by price, then failed+expired jobs, then the mean latest
-    reported uptime of its Active machines of the class (`latest_uptime`; a provider none of
-    whose machines has a report yet is unknown: ranked after known-good ones, never excluded),
-    then completed jobs."""
-    reg = h.registry
-    now = _now(h) if now is None else now
-    start = _start_block(h)
-    providers = {lg.event_arguments["provider"] for lg in reg.OfferSet.range(start, _stop(h))}
-    machines: dict[str, list[int]] = {}
-    for lg in reg.MachineRegistered.range(start, _stop(h)):
-        a = lg.event_arguments
-        if int(a["class_id"]) == class_id:
-            machines.setdefault(a["provider"], []).append(int(a["machine_id"]))
-    offers = []
-    for p in sorted(providers):
-        price = int(reg.offers(p, class_id))
-        if price == 0 or p not in machines:
-            continue
-        active = []
-        endpoint = ""
-        for mid in sorted(machines[p]):
-            info = reg.machines(mid)
-            if info.status == MachineStatus.ACTIVE and now <= int(info.attested_until):
-                active.append(mid)
-                endpoint = endpoint or info.endpoint
-        if active:
-            offers.append(Offer(p, class_id, price, active, endpoint, reputation(h, p), int(reg.free_stake(p))))
-    uptime = latest_uptime(h, [m for o in offers for m in o.machine_ids]) if offers else {}
-    for o in offers:
-        o.uptime = {m: uptime[m] for m in o.machine_ids if m in uptime}
-    return sorted(offers, key=Offer.rank_key)
-
-
-def can_cover(h: Any, offer: Offer, payment: int, collateral_bps: int | None = None) -> bool:
-    """Whether the provider's free stake covers the collateral it would lock for this payment.
-    `collateral_bps`: JobMarket's `params().collateral_bps`, read here when not given."""
-    m = h.market
-    if collateral_bps is None:
-        collateral_bps = int(m.params().collateral_bps)
-    floor = (payment * collateral_bps + MAX_BPS - 1) // MAX_BPS
-    return offer.free_stake >= int(m.required_collateral(payment, floor, m.audit_rate(offer.provider)))
-
-
-# ---------------------------------------------------------------------------- USD and tokens
-
-
-def _decimal_units(text: str | int | float | Decimal, what: str) -> int:
-    try:
-        d = Decimal(str(text).strip().lstrip("$"))
-    except InvalidOperation:
-        raise ClientError(f"{what} {text!r} is not a number (a decimal, e.g. 0.002)") from None
-    if not d.is_finite() or d <= 0:
-        raise ClientError(f"{what} must be a positive number, got {text!r}")
-    scaled = d * 10**18
-    if scaled != scaled.to_integral_value():
-        raise ClientError(f"{what} {text!r} has more than 18 decimals")
-    return int(scaled)
-
-
-def parse_usd(text: str | int | float | Decimal, what: str = "USD amount") -> int:
-    """A decimal USD string ("0.002", "$1.5") as an 18-decimal integer."""
-    return _decimal_units(text, what)
-
-
-def parse_tokens(text: str | int | float | Decimal, what: str = "token amount") -> int:
-    """A decimal token amount ("12.5") in wei (18 decimals)."""
-    return _decimal_units(text, what)
-
-
-def _fmt18(v: int, min_places: int) -> str:
-    d = (Decimal(int(v)) / 10**18).normalize()
-    text = f"{d:f}"
-    whole, _, frac = text.partition(".")
-    frac = frac.ljust(min_places, "0")
-    return f"{int(whole):,}" + (f".{frac}" if frac else "")
-
-
-def fmt_usd(v: int) -> str:
-    """An 18-decimal USD amount, exactly, e.g. "$0.001" or "$1,250.00"."""
-    return "$" + _fmt18(v, 2)
-
-
-def tokens(wei: int) -> str:
-    return f"{wei / TOKEN:,.6f}"
-
-
-def fmt_price(usd_per_unit: int) -> str:
-    return f"{fmt_usd(usd_per_unit)}/unit ({fmt_usd(usd_per_unit * 1000)} per 1000 units)"
-
-
-def _revert_reason(e: Exception) -> str:
-    return str(getattr(e, "message", None) or e)
-
-
-def _no_price(reason: str) -> NoPrice:
-    return NoPrice(f"no fresh token/USD price on-chain ({reason}): {NO_PRICE_HELP}")
-
-
-def _settlement(h: Any) -> Any:
-    s = getattr(h, "settlement", None)
-    if s is None:
-        raise ClientError(
-            "this deployment has no Settlement contract (jobs are priced in USD through it): "
-            "redeploy with `ape run deploy --redeploy`"
-        )
-    return s
-
-
-def token_quote(h: Any, usd_value: int) -> int:
-    """Tokens (wei) a job worth `usd_value` (18 decimals) escrows now: `Settlement.quote`.
-    Raises `NoPrice` when the chain has no fresh token/USD price."""
-    try:
-        # skip_trace: a revert is expected when there is no price; ape would print its call trace.
-        return int(_settlement(h).quote(usd_value, skip_trace=True))
-    except ClientError:
-        raise
-    except Exception as e:  # noqa: BLE001 - a revert of the view call
-        reason = _revert_reason(e)
-        if any(r in reason for r in _NO_PRICE_REASONS):
-            raise _no_price(reason) from None
-        raise ClientError(f"Settlement.quote({usd_value}) failed: {reason}") from None
-
-
-def token_price(h: Any) -> int:
-    """The token/USD price jobs are funded at now, in the feed's decimals (`Settlement.price`)."""
-    try:
-        return int(_settlement(h).price(skip_trace=True))
-    except ClientError:
-        raise
-    except Exception as e:  # noqa: BLE001
-        reason = _revert_reason(e)
-        if any(r in reason for r in _NO_PRICE_REASONS):
-            raise _no_price(reason) from None
-        raise ClientError(f"Settlement.price() failed: {reason}") from None
-
-
-def job_quote(h: Any, usd_per_unit: int, units: int) -> int:
-    """Tokens (wei) JobMarket escrows for `units` compute units at `usd_per_unit` now: the tokens
-    of one unit (`Settlement.quote`, rounded up) times the units, as `create_job` computes them."""
-    return token_quote(h, usd_per_unit) * units
-
-
-def slippage_bound(quote: int, max_slippage_bps: int) -> int:
-    """The most tokens to escrow for a quote of `quote`: quote x (1 + slippage), rounded down."""
-    if not 0 <= max_slippage_bps <= MAX_BPS:
-        raise ClientError(f"--max-slippage-bps must be within 0..{MAX_BPS}, got {max_slippage_bps}")
-    return quote * (MAX_BPS + max_slippage_bps) // MAX_BPS
 
 
 # ---------------------------------------------------------------------------- funding
@@ -702,170 +448,6 @@ def wait(
         time.sleep(poll_s)
 
 
-# ---------------------------------------------------------------------------- results
-
-
-@dataclass
-class Result:
-    job_id: int
-    result_hash: str
-    uri: str
-    output: workloads.Output
-    data: bytes
-    files: dict[str, Path] = field(default_factory=dict)
-
-
-def download(uri: str, expected_hex: str, max_bytes: int = MAX_RESULT_BYTES) -> bytes:
-    """GET `uri`, refusing anything that does not hash to `expected_hex`."""
-    try:
-        with requests.get(uri, timeout=HTTP_TIMEOUT, stream=True) as r:
-            if r.status_code != 200:
-                raise ClientError(f"result not served at {uri}: HTTP {r.status_code}: {_error_text(r)}")
-            buf = io.BytesIO()
-            for chunk in r.iter_content(1 << 20):
-                buf.write(chunk)
-                if buf.tell() > max_bytes:
-                    raise ClientError(f"result at {uri} is over {max_bytes} bytes")
-    except requests.RequestException as e:
-        raise ClientError(f"provider unreachable at {uri} ({type(e).__name__}); retry later") from None
-    data = buf.getvalue()
-    got = hashlib.sha256(data).hexdigest()
-    if got != expected_hex:
-        raise ClientError(
-            f"the bytes served at {uri} hash to {got}, not the on-chain result hash {expected_hex}: "
-            "the provider is serving something else (withheld output); consider `gpunet job dispute`"
-        )
-    return data
-
-
-def fetch_result(h: Any, job_id: int, out_dir: str | Path | None = None) -> Result:
-    """Downloads the job's output from its result URI, checks sha256 == the on-chain result hash,
-    and (with `out_dir`) writes output.bin (the canonical bytes), output.pt (a dict of tensors +
-    kind and meta, `torch.load`-able) and output.json (the same as JSON)."""
-    from offchain import workloads
-
-    _check_id(h, job_id)
-    ev = result_event(h, job_id)
-    if ev is None:
-        st = JobStatus(h.market.job_status(job_id))
-        raise ClientError(f"job {job_id} has no result yet (status {st.name}); wait with `gpunet job status {job_id}`")
-    args = ev.event_arguments
-    expected = bytes(args["result_hash"]).hex()
-    data = download(args["result_uri"], expected)
-    try:
-        out = workloads.output_from_bytes(data)
-    except workloads.WorkloadError as e:
-        raise ClientError(f"the result matches its hash but is not a workload output: {e}") from None
-    res = Result(int(job_id), expected, args["result_uri"], out, data)
-    if out_dir is not None:
-        res.files = write_output(out, data, Path(out_dir))
-    return res
-
-
-def write_output(out: workloads.Output, data: bytes, out_dir: Path) -> dict[str, Path]:
-    import torch
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = {"bin": out_dir / "output.bin", "pt": out_dir / "output.pt", "json": out_dir / "output.json"}
-    files["bin"].write_bytes(data)
-    torch.save({"kind": out.kind, "meta": out.meta, "tensors": out.tensors}, files["pt"])
-    tensors = {}
-    for name, t in sorted(out.tensors.items()):
-        as_py = t.to(torch.float64) if t.dtype in (torch.bfloat16, torch.float16) else t
-        tensors[name] = {"dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape), "values": as_py.tolist()}
-    doc = {"kind": out.kind, "meta": out.meta, "sha256": hashlib.sha256(data).hexdigest(), "tensors": tensors}
-    files["json"].write_text(json.dumps(doc, allow_nan=True))
-    return files
-
-
-def verify_locally(h: Any, job_id: int, result: Result, device: str | None = None) -> workloads.CompareResult:
-    """Re-executes the job here (spec and inputs fetched from the provider that served the
-    result, by hash) and compares with the provider's output; a mismatch is grounds to dispute."""
-    from offchain import workloads
-
-    job = _rebuild(h, job_id)
-    base = result.uri.rsplit("/blobs/", 1)[0]
-    spec_hex = bytes(job["spec_hash"]).hex()
-    spec = json.loads(download(f"{base}/blobs/{spec_hex}", spec_hex, 16 << 20))
-    blobs = {hx: download(f"{base}/blobs/{hx}", hx) for hx in spec.get("inputs", {}).values()}
-    reference = workloads.execute(spec, device or "cpu", blobs)
-    return workloads.compare(result.output, reference)
-
-
-# ---------------------------------------------------------------------------- disputes
-
-
-def dispute(h: Any, account: Any, job_id: int) -> Any:
-    """Disputes a submitted result before its challenge window ends, posting the bond
-    (`dispute_bond(payment)`; approved first if the allowance is short). Returns the receipt."""
-    _check_id(h, job_id)
-    m, token = h.market, h.token
-    job = _rebuild(h, job_id)
-    st = JobStatus(m.job_status(job_id))
-    if st != JobStatus.SUBMITTED:
-        raise ClientError(f"job {job_id} is {st.name}: only a Submitted result can be disputed")
-    if _now(h) > job["challenge_end"]:
-        raise ClientError(f"job {job_id}: its challenge window ended at {job['challenge_end']} (unix time)")
-    if audit_draw(h.chain, job_id, job):
-        raise ClientError(
-            f"job {job_id} was drawn for audit: the oracle quorum re-executes it anyway, so a dispute "
-            "is neither needed nor accepted; follow it with `gpunet job status`"
-        )
-    bond = int(m.dispute_bond(job["payment"]))
-    if int(token.balanceOf(account.address)) < bond:
-        raise ClientError(f"the dispute bond is {tokens(bond)} tokens, more than {account.address}'s balance")
-    if int(token.allowance(account.address, m.address)) < bond:
-        token.approve(m.address, bond, sender=account)
-    try:
-        return m.dispute(job_id, as_tuple(job), sender=account)
-    except Exception as e:  # noqa: BLE001
-        raise ClientError(f"dispute reverted: {getattr(e, 'message', None) or e}") from None
-
-
-def cancel(h: Any, account: Any, job_id: int) -> Any:
-    """Takes back the payment of one's own job that no provider accepted (`cancel` while Open;
-    anyone's `expire` does the same once the acceptance window passed). Returns the receipt."""
-    _check_id(h, job_id)
-    m = h.market
-    job = _rebuild(h, job_id)
-    st = JobStatus(m.job_status(job_id))
-    if st != JobStatus.OPEN:
-        raise ClientError(f"job {job_id} is {st.name}: only an Open job (not accepted yet) can be cancelled")
-    if job["user"].lower() != account.address.lower():
-        raise ClientError(f"job {job_id} belongs to {job['user']}, not {account.address}")
-    try:
-        return m.cancel(job_id, as_tuple(job), sender=account)
-    except Exception as e:  # noqa: BLE001
-        raise ClientError(f"cancel reverted: {getattr(e, 'message', None) or e}") from None
-
-
-def expire(h: Any, account: Any, job_id: int) -> Any:
-    """Ends a job whose deadline passed; anyone may (`JobMarket.expire`): an Open job past its
-    acceptance window is Cancelled (the user refunded), a Running job past its completion
-    deadline is Expired (the user refunded plus the no-show penalty from the provider's
-    collateral). Says what is wrong instead of sending a transaction that would revert."""
-    _check_id(h, job_id)
-    m = h.market
-    job = _rebuild(h, job_id)
-    st = JobStatus(m.job_status(job_id))
-    now = _now(h)
-    if st == JobStatus.OPEN:
-        deadline, what = int(job["accept_by"]), "acceptance window"
-    elif st == JobStatus.RUNNING:
-        deadline, what = int(job["complete_by"]), "completion deadline"
-    else:
-        raise ClientError(
-            f"job {job_id} is {st.name}: only an Open job past its acceptance window or a Running job "
-            "past its completion deadline can expire"
-        )
-    if now <= deadline:
-        raise ClientError(f"job {job_id}: its {what} ends at {deadline} (unix time), {deadline - now + 1} s from now")
-    try:
-        return m.expire(job_id, as_tuple(job), sender=account)
-    except Exception as e:  # noqa: BLE001
-        raise ClientError(f"expire reverted: {getattr(e, 'message', None) or e}") from None
-
-
 __all__ = [
     "ClientError",
     "NoPrice",
@@ -901,3 +483,9 @@ __all__ = [
     "verify_locally",
     "wait",
 ]
+
+
+# Results live in their own module; `sdk.fetch_result(...)` and friends keep working.
+# Disputes, cancellations and expiries: the user's actions on a job that went wrong.
+from offchain.client.actions import cancel, dispute, expire  # noqa: E402, F401
+from offchain.client.results import Result, download, fetch_result, verify_locally, write_output  # noqa: E402, F401

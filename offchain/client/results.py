@@ -1,0 +1,107 @@
+"""A job's result for its user: download it, check it against the on-chain hash, write it out
+and re-execute it locally (grounds for a dispute). Re-exported by `offchain.client.sdk`."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from offchain.client.money import ClientError
+from offchain.client.sdk import HTTP_TIMEOUT, MAX_RESULT_BYTES, _check_id, _error_text, _rebuild, result_event
+from offchain.constants import JobStatus
+
+if TYPE_CHECKING:
+    from offchain import workloads
+
+
+@dataclass
+class Result:
+    job_id: int
+    result_hash: str
+    uri: str
+    output: workloads.Output
+    data: bytes
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def download(uri: str, expected_hex: str, max_bytes: int = MAX_RESULT_BYTES) -> bytes:
+    """GET `uri`, refusing anything that does not hash to `expected_hex`."""
+    try:
+        with requests.get(uri, timeout=HTTP_TIMEOUT, stream=True) as r:
+            if r.status_code != 200:
+                raise ClientError(f"result not served at {uri}: HTTP {r.status_code}: {_error_text(r)}")
+            buf = io.BytesIO()
+            for chunk in r.iter_content(1 << 20):
+                buf.write(chunk)
+                if buf.tell() > max_bytes:
+                    raise ClientError(f"result at {uri} is over {max_bytes} bytes")
+    except requests.RequestException as e:
+        raise ClientError(f"provider unreachable at {uri} ({type(e).__name__}); retry later") from None
+    data = buf.getvalue()
+    got = hashlib.sha256(data).hexdigest()
+    if got != expected_hex:
+        raise ClientError(
+            f"the bytes served at {uri} hash to {got}, not the on-chain result hash {expected_hex}: "
+            "the provider is serving something else (withheld output); consider `gpunet job dispute`"
+        )
+    return data
+
+
+def fetch_result(h: Any, job_id: int, out_dir: str | Path | None = None) -> Result:
+    """Downloads the job's output from its result URI, checks sha256 == the on-chain result hash,
+    and (with `out_dir`) writes output.bin (the canonical bytes), output.pt (a dict of tensors +
+    kind and meta, `torch.load`-able) and output.json (the same as JSON)."""
+    from offchain import workloads
+
+    _check_id(h, job_id)
+    ev = result_event(h, job_id)
+    if ev is None:
+        st = JobStatus(h.market.job_status(job_id))
+        raise ClientError(f"job {job_id} has no result yet (status {st.name}); wait with `gpunet job status {job_id}`")
+    args = ev.event_arguments
+    expected = bytes(args["result_hash"]).hex()
+    data = download(args["result_uri"], expected)
+    try:
+        out = workloads.output_from_bytes(data)
+    except workloads.WorkloadError as e:
+        raise ClientError(f"the result matches its hash but is not a workload output: {e}") from None
+    res = Result(int(job_id), expected, args["result_uri"], out, data)
+    if out_dir is not None:
+        res.files = write_output(out, data, Path(out_dir))
+    return res
+
+
+def write_output(out: workloads.Output, data: bytes, out_dir: Path) -> dict[str, Path]:
+    import torch
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {"bin": out_dir / "output.bin", "pt": out_dir / "output.pt", "json": out_dir / "output.json"}
+    files["bin"].write_bytes(data)
+    torch.save({"kind": out.kind, "meta": out.meta, "tensors": out.tensors}, files["pt"])
+    tensors = {}
+    for name, t in sorted(out.tensors.items()):
+        as_py = t.to(torch.float64) if t.dtype in (torch.bfloat16, torch.float16) else t
+        tensors[name] = {"dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape), "values": as_py.tolist()}
+    doc = {"kind": out.kind, "meta": out.meta, "sha256": hashlib.sha256(data).hexdigest(), "tensors": tensors}
+    files["json"].write_text(json.dumps(doc, allow_nan=True))
+    return files
+
+
+def verify_locally(h: Any, job_id: int, result: Result, device: str | None = None) -> workloads.CompareResult:
+    """Re-executes the job here (spec and inputs fetched from the provider that served the
+    result, by hash) and compares with the provider's output; a mismatch is grounds to dispute."""
+    from offchain import workloads
+
+    job = _rebuild(h, job_id)
+    base = result.uri.rsplit("/blobs/", 1)[0]
+    spec_hex = bytes(job["spec_hash"]).hex()
+    spec = json.loads(download(f"{base}/blobs/{spec_hex}", spec_hex, 16 << 20))
+    blobs = {hx: download(f"{base}/blobs/{hx}", hx) for hx in spec.get("inputs", {}).values()}
+    reference = workloads.execute(spec, device or "cpu", blobs)
+    return workloads.compare(result.output, reference)
