@@ -12,6 +12,7 @@ import click
 from rich.table import Table
 
 from offchain.chain.events import logs
+from offchain.cli.bonding import approve_and_stake, check_balance, withdraw_unbonded
 from offchain.cli.common import (
     ADDRESS,
     AmountType,
@@ -221,23 +222,6 @@ def oracle_run(
         service.stop()
 
 
-def _balance_check(h, who: str, amount: int, spender: str) -> None:
-    bal = int(h.token.balanceOf(who))
-    if bal < amount:
-        raise click.ClickException(
-            f"{who} holds {tokens(bal)} GPU, {tokens(amount - bal)} short of {tokens(amount)}: get tokens first"
-        )
-
-
-def approve_and_call(h, acct, spender, amount: int, what: str, fn) -> list:
-    """approve (only if the allowance is short) then the bonding call: a clear two-step sequence."""
-    txs = []
-    if int(h.token.allowance(acct.address, spender.address)) < amount:
-        txs.append(send("approve", h.token.approve, spender.address, amount, sender=acct))
-    txs.append(send(what, fn, amount, sender=acct))
-    return txs
-
-
 @oracle.command("stake", context_settings={"ignore_unknown_options": True})
 @click.argument("amount", type=AmountType("tokens"))
 @signer_options
@@ -247,14 +231,14 @@ def oracle_stake(amount: int, signer: Signer, chain: Chain, yes: bool) -> None:
     """Bond AMOUNT tokens behind this operator's signatures (approve + OracleHub.stake)."""
     acct = account(signer, chain)
     with session(chain) as h:
-        _balance_check(h, acct.address, amount, h.hub.address)
+        check_balance(h, acct.address, amount)
         confirm(yes, f"bond {tokens(amount)} GPU in OracleHub from {acct.address} (approve + stake)")
-        txs = approve_and_call(h, acct, h.hub, amount, "stake", h.hub.stake)
+        tx = approve_and_stake(h, acct, h.hub, amount)
         staked = int(h.hub.operator_stake(acct.address))
         minimum = int(h.hub.min_operator_stake())
         member = bool(h.hub.is_operator(acct.address))
     console.print(f"staked {tokens(amount)} GPU; operator stake now {tokens(staked)} (minimum {tokens(minimum)}); "
-                  f"tx {txs[-1].txn_hash}")  # fmt: skip
+                  f"tx {tx.txn_hash}")  # fmt: skip
     if not member:
         console.print(f"next: governance adds {acct.address} to the quorum (OracleHub.add_operator)")
 
@@ -287,13 +271,8 @@ def oracle_withdraw(signer: Signer, chain: Chain, yes: bool) -> None:
     acct = account(signer, chain)
     with session(chain) as h:
         amount = int(h.hub.operator_unbonding(acct.address))
-        if not amount:
-            raise click.ClickException(f"{acct.address} has nothing unbonding: `gpunet oracle unstake AMOUNT` first")
-        release, now = int(h.hub.operator_unbonding_release(acct.address)), int(h.chain.blocks.head.timestamp)
-        if now < release:
-            raise click.ClickException(f"still unbonding: {tokens(amount)} GPU is released in {release - now} s")
-        confirm(yes, f"withdraw {tokens(amount)} GPU to {acct.address}")
-        tx = send("withdraw", h.hub.withdraw, sender=acct)
+        release = int(h.hub.operator_unbonding_release(acct.address))
+        tx = withdraw_unbonded(h, acct, yes, amount=amount, release=release, withdraw=h.hub.withdraw, group="oracle")
     console.print(f"withdrew {tokens(amount)} GPU; tx {tx.txn_hash}")
 
 

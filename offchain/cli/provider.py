@@ -19,6 +19,7 @@ import click
 from rich.table import Table
 
 from offchain.chain.events import logs
+from offchain.cli.bonding import approve_and_stake, check_balance, withdraw_unbonded
 from offchain.cli.common import (
     ADDRESS,
     GPU_CLASS,
@@ -174,17 +175,15 @@ provider.add_command(provider_status, "show")
 @yes_option
 def provider_stake(amount: int, signer: Signer, chain: Chain, yes: bool) -> None:
     """Bond AMOUNT tokens as stake, a decimal such as 100 (approve + ProviderRegistry.stake)."""
-    from offchain.cli.oracle import _balance_check, approve_and_call
-
     acct = account(signer, chain)
     with session(chain) as h:
-        _balance_check(h, acct.address, amount, h.registry.address)
+        check_balance(h, acct.address, amount)
         confirm(yes, f"stake {tokens(amount)} GPU from {acct.address} (approve + stake)")
-        txs = approve_and_call(h, acct, h.registry, amount, "stake", h.registry.stake)
+        tx = approve_and_stake(h, acct, h.registry, amount)
         s = h.registry.stakes(acct.address)
         need = int(h.registry.required_stake(acct.address))
     console.print(f"staked {tokens(amount)} GPU: {tokens(int(s.staked))} staked, {tokens(need)} required by your "
-                  f"machines; tx {txs[-1].txn_hash}")  # fmt: skip
+                  f"machines; tx {tx.txn_hash}")  # fmt: skip
 
 
 def _bench_warning(class_id: int) -> str | None:
@@ -362,13 +361,9 @@ def provider_withdraw(signer: Signer, chain: Chain, yes: bool) -> None:
     acct = account(signer, chain)
     with session(chain) as h:
         amount = int(h.registry.unbonding(acct.address))
-        if not amount:
-            raise click.ClickException(f"{acct.address} has nothing unbonding: `gpunet provider unstake AMOUNT` first")
-        release, now = int(h.registry.unbonding_release(acct.address)), int(h.chain.blocks.head.timestamp)
-        if now < release:
-            raise click.ClickException(f"still unbonding: {tokens(amount)} GPU is released in {release - now} s")
-        confirm(yes, f"withdraw {tokens(amount)} GPU to {acct.address}")
-        tx = send("withdraw", h.registry.withdraw, sender=acct)
+        release = int(h.registry.unbonding_release(acct.address))
+        tx = withdraw_unbonded(h, acct, yes, amount=amount, release=release, withdraw=h.registry.withdraw,
+                               group="provider")  # fmt: skip
     console.print(f"withdrew {tokens(amount)} GPU; tx {tx.txn_hash}")
 
 
