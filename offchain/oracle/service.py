@@ -92,17 +92,15 @@ from __future__ import annotations
 
 import json
 import queue
-import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import requests
 from eth_account import Account
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from offchain.chain.jobs import as_tuple
 from offchain.chain.reports import (
@@ -115,7 +113,6 @@ from offchain.chain.reports import (
     uptime_typed_data,
     verdict_typed_data,
 )
-from offchain.constants import MachineStatus
 from offchain.economics import rewards as RW
 from offchain.oracle.attestations import AttestationsMixin
 from offchain.oracle.common import (  # noqa: F401 - PRICE_CLOCK_SLACK_S is re-exported (tests)
@@ -125,11 +122,14 @@ from offchain.oracle.common import (  # noqa: F401 - PRICE_CLOCK_SLACK_S is re-e
     _hex32,
     log,
 )
+from offchain.oracle.http_api import start_http
 from offchain.oracle.hwschedule import HardwareSchedule
+from offchain.oracle.metrics import Metrics
 from offchain.oracle.price_rounds import PriceRoundsMixin
 from offchain.oracle.pricing import parse_price_source
 from offchain.oracle.rewards_rounds import RewardsRoundsMixin
 from offchain.oracle.store import Store
+from offchain.oracle.uptime_rounds import UptimeRoundsMixin
 from offchain.oracle.verdicts import VerdictsMixin
 
 
@@ -192,89 +192,7 @@ class OracleConfig:
     rewards_delay_s: float = 600.0
 
 
-class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.cycles = Counter("gpunet_oracle_cycles", "Loop cycles", registry=self.registry)
-        self.rpc_errors = Counter("gpunet_oracle_rpc_errors", "RPC errors (retried)", registry=self.registry)
-        self.challenges = Counter(
-            "gpunet_oracle_challenges", "Hardware challenges run", ["outcome", "role"], registry=self.registry
-        )
-        self.reports_submitted = Counter(
-            "gpunet_oracle_reports_submitted", "Reports submitted on-chain", ["kind"], registry=self.registry
-        )
-        self.signatures_given = Counter(
-            "gpunet_oracle_signatures_given", "Reports co-signed for peers", ["kind"], registry=self.registry
-        )
-        self.signatures_refused = Counter(
-            "gpunet_oracle_signatures_refused", "Co-sign requests refused", ["kind", "reason"], registry=self.registry
-        )
-        self.last_block = Gauge("gpunet_oracle_last_block", "Last processed block", registry=self.registry)
-        self.machines = Gauge("gpunet_oracle_machines", "Machines known", ["status"], registry=self.registry)
-        self.audits_opened = Counter(
-            "gpunet_oracle_audits_opened", "Drawn jobs this operator moved into Audit", registry=self.registry
-        )
-        self.audits = Counter(
-            "gpunet_oracle_audits", "Own job audits completed", ["valid", "reason"], registry=self.registry
-        )
-        self.audit_failures = Counter(
-            "gpunet_oracle_audit_failures", "Audits the oracle could not finish (retried)", registry=self.registry
-        )
-        self.audit_seconds = Histogram(
-            "gpunet_oracle_audit_seconds",
-            "Wall time of own audits (fetch + re-execution)",
-            buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 1800, float("inf")),
-            registry=self.registry,
-        )
-        self.challenge_seconds = Histogram(
-            "gpunet_oracle_challenge_seconds",
-            "Wall time of own hardware challenges, leader and peer, whole (matmul round, memory proof, transfers)",
-            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, float("inf")),
-            registry=self.registry,
-        )
-        self.audit_executed_units = Counter(
-            "gpunet_oracle_audit_executed_units",
-            "Compute units re-executed by own audits (verification overhead numerator)",
-            registry=self.registry,
-        )
-        self.audited_job_units = Counter(
-            "gpunet_oracle_audited_job_units", "Compute units of the jobs this operator audited", registry=self.registry
-        )
-        self.submitted_job_units = Counter(
-            "gpunet_oracle_submitted_job_units",
-            "Compute units of all jobs whose results were submitted (overhead denominator)",
-            registry=self.registry,
-        )
-        self.verdicts = Counter(
-            "gpunet_oracle_verdicts", "Verdicts posted on-chain (by any operator)", ["valid"], registry=self.registry
-        )
-        self.price_last = Gauge(
-            "gpunet_oracle_price_usd", "Latest PriceFeed answer (USD per token)", registry=self.registry
-        )
-        self.price_round = Gauge("gpunet_oracle_price_round", "Latest PriceFeed round", registry=self.registry)
-        self.price_rounds_submitted = Counter(
-            "gpunet_oracle_price_rounds_submitted", "PriceFeed rounds this operator submitted", registry=self.registry
-        )
-        self.price_observations = Counter(
-            "gpunet_oracle_price_observations_signed", "Own price observations signed", registry=self.registry
-        )
-        self.price_source_errors = Counter(
-            "gpunet_oracle_price_source_errors", "Price source reads that failed", registry=self.registry
-        )
-        self.emission_epochs_finalized = Counter(
-            "gpunet_oracle_emission_epochs_finalized",
-            "Emissions epochs this operator finalized",
-            registry=self.registry,
-        )
-        self.rewards_epoch = Gauge(
-            "gpunet_oracle_rewards_epoch", "Latest Emissions epoch whose rewards root is posted", registry=self.registry
-        )
-        self.rewards_built = Counter(
-            "gpunet_oracle_rewards_built", "Epoch rewards trees built from the chain", registry=self.registry
-        )
-
-
-class OracleService(AttestationsMixin, VerdictsMixin, PriceRoundsMixin, RewardsRoundsMixin):
+class OracleService(AttestationsMixin, VerdictsMixin, PriceRoundsMixin, RewardsRoundsMixin, UptimeRoundsMixin):
     def __init__(self, config: OracleConfig):
         self.cfg = config
         self.account = Account.from_key(config.operator_key)
@@ -354,7 +272,8 @@ class OracleService(AttestationsMixin, VerdictsMixin, PriceRoundsMixin, RewardsR
                 self.cfg.epoch_seconds = int(h.emissions.EPOCH_SECONDS())
             self.sender = self._sender()
             threading.Thread(target=self._audit_worker, name="audit", daemon=True).start()
-            self._start_http()
+            self.server = start_http(self)
+            self.port = self.server.server_address[1]
             log.info(
                 json.dumps(
                     {"event": "started", "operator": self.address, "port": self.port, "threshold": self.threshold}
@@ -581,10 +500,7 @@ class OracleService(AttestationsMixin, VerdictsMixin, PriceRoundsMixin, RewardsR
             )
         )
 
-    # ------------------------------------------------------------------ uptime
-    def epoch_of(self, now: int) -> int:
-        return (now - self.cfg.epoch_genesis) // self.cfg.epoch_seconds
-
+    # ------------------------------------------------------------------ report subjects
     def _subject_of(self, kind: str, report: dict) -> str:
         if kind == "attestation":
             return self._subject(report["machine_id"])
@@ -593,148 +509,3 @@ class OracleService(AttestationsMixin, VerdictsMixin, PriceRoundsMixin, RewardsR
         if kind == "rewards":
             return self._rewards_subject(int(report["epoch"]))
         return self._uptime_subject(report)
-
-    def _uptime_subject(self, report: dict) -> str:
-        return f"uptime:{report['epoch']}:{report['machine_id']}"
-
-    def uptime_round(self, now: int) -> None:
-        from offchain.oracle.agent_http import probe_uptime
-
-        epoch = self.epoch_of(now)
-        for m in self.store.machines():
-            if m["status"] != MachineStatus.ACTIVE:
-                continue
-            # Probe at random moments: on average `probes_per_epoch` times per epoch.
-            p = self.cfg.poll_s * self.cfg.probes_per_epoch / self.cfg.epoch_seconds
-            if random.random() < p:
-                self.store.record_probe(epoch, m["machine_id"], probe_uptime(m["endpoint"], timeout=5.0))
-            self._report_uptime(epoch - 1, m)
-
-    def _report_uptime(self, epoch: int, m: dict) -> None:
-        probes, successes = self.store.probe_counts(epoch, m["machine_id"])
-        if probes == 0:
-            return
-        report = {"epoch": epoch, "machine_id": m["machine_id"], "probes": probes, "successes": successes, "nonce": 0}
-        subject = self._uptime_subject(report)
-        if self.store.submitted(subject, 0):
-            return
-        with self._chain_lock:
-            if self.h.hub.uptime_nonce(epoch, m["machine_id"]) != 0:
-                self.store.mark_submitted(subject, 0, "by-peer")
-                return
-        if self.leader_for(m["machine_id"], epoch, 0) != self.address:
-            return
-        gathered = self._gather("uptime", report)
-        if gathered is not None:
-            self._submit("uptime", subject, *gathered)
-
-    def handle_sign_uptime(self, report: dict) -> tuple[int, dict]:
-        try:
-            epoch, mid = int(report["epoch"]), int(report["machine_id"])
-            probes, successes = int(report["probes"]), int(report["successes"])
-        except (KeyError, TypeError, ValueError) as e:
-            return 400, {"error": f"malformed report: {e}"}
-        if report.get("nonce") != 0 or probes <= 0 or successes > probes:
-            return 409, {"refused": "invalid counts or nonce"}
-        mine_p, mine_s = self.store.probe_counts(epoch, mid)
-        if mine_p == 0:
-            return 409, {"refused": "I have no probes of this machine in that epoch"}
-        diff = abs(successes * 10_000 // probes - mine_s * 10_000 // mine_p)
-        if diff > self.cfg.uptime_tolerance_bps:
-            return 409, {"refused": f"my uptime differs by {diff} bps"}
-        existing = self.store.signed_for(self._uptime_subject(report), 0)
-        digest = self._digest_hex("uptime", report)
-        if existing is not None and existing.digest != digest:
-            return 200, {"conflict": True, "report": existing.report, "signature": existing.signature}
-        sig = self._sign_report("uptime", report)
-        if sig is None:
-            return 409, {"refused": "already signed another version"}
-        self.metrics.signatures_given.labels(kind="uptime").inc()
-        return 200, {"signature": sig, "digest": digest, "operator": self.address}
-
-    # ------------------------------------------------------------------ HTTP
-    def _start_http(self) -> None:
-        service = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # structured logs only
-                return
-
-            def _send(self, code: int, body: bytes, ctype: str = "application/json") -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self):
-                if self.path == "/health":
-                    ok = service.healthy and not service._stop.is_set()
-                    body = {"ok": ok, "operator": service.address, "last_error": service.last_error}
-                    self._send(200 if ok else 503, json.dumps(body).encode())
-                elif self.path == "/metrics":
-                    self._send(200, generate_latest(service.metrics.registry), "text/plain; version=0.0.4")
-                elif self.path.startswith("/audits/") and self.path.removeprefix("/audits/").isdigit():
-                    rec = service.audit_record(int(self.path.removeprefix("/audits/")))
-                    if rec is None:
-                        self._send(404, b'{"error": "no audit of this job by this operator"}')
-                    else:
-                        self._send(200, json.dumps(rec).encode())
-                elif self.path.startswith("/rewards/"):
-                    parts = self.path.removeprefix("/rewards/").split("/")
-                    if not parts[0].isdigit() or len(parts) > 2:
-                        self._send(404, b'{"error": "try /rewards/<epoch> or /rewards/<epoch>/<provider>"}')
-                        return
-                    try:
-                        with service._chain_lock:
-                            out = (service.rewards_record(int(parts[0])) if len(parts) == 1
-                                   else service.rewards_proof(int(parts[0]), parts[1]))  # fmt: skip
-                    except Exception as e:  # noqa: BLE001 - a bad address, an RPC error
-                        self._send(400, json.dumps({"error": str(e)[:200]}).encode())
-                        return
-                    if out is None:
-                        self._send(404, b'{"error": "no rewards (or no leaf) for this epoch at this operator"}')
-                    else:
-                        self._send(200, json.dumps(out).encode())
-                else:
-                    self._send(
-                        404, b'{"error": "unknown path: try /health, /metrics, /audits/<job_id>, /rewards/<epoch>"}'
-                    )
-
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                if self.path == "/sign/price":
-                    try:
-                        body = json.loads(self.rfile.read(length) or b"{}")
-                    except ValueError:
-                        body = None
-                    if not isinstance(body, dict):
-                        self._send(400, b'{"error": "body must be JSON {\\"round_id\\": N}"}')
-                        return
-                    code, out = service.handle_sign_price(body)
-                    self._send(code, json.dumps(out).encode())
-                    return
-                try:
-                    body = json.loads(self.rfile.read(length) or b"{}")
-                    report = body["report"]
-                except (ValueError, KeyError):
-                    self._send(400, b'{"error": "body must be JSON {\\"report\\": {...}}"}')
-                    return
-                if self.path == "/sign/attestation":
-                    code, out = service.handle_sign_attestation(report)
-                elif self.path == "/sign/uptime":
-                    code, out = service.handle_sign_uptime(report)
-                elif self.path == "/sign/verdict":
-                    code, out = service.handle_sign_verdict(report)
-                elif self.path == "/sign/rewards":
-                    code, out = service.handle_sign_rewards(report)
-                else:
-                    code, out = (
-                        404,
-                        {"error": "unknown path: POST /sign/<attestation|uptime|verdict|rewards|price>"},
-                    )
-                self._send(code, json.dumps(out).encode())
-
-        self.server = ThreadingHTTPServer((self.cfg.host, self.cfg.port), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
