@@ -376,15 +376,11 @@ def emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, default=str))
 
 
-def revert_reason(e: Exception) -> str:
-    """The contract's revert string, not ape's wrapper text."""
-    msg = getattr(e, "revert_message", None) or getattr(e, "message", None) or str(e)
-    return str(msg).strip().splitlines()[0] if str(msg).strip() else type(e).__name__
-
-
 def send(what: str, fn: Callable, *args, **kwargs) -> Any:
     """A transaction; a revert becomes one line with the contract's reason."""
     from ape.exceptions import ContractLogicError
+
+    from offchain.client.money import revert_reason
 
     try:
         return fn(*args, **kwargs)

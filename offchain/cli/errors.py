@@ -51,7 +51,7 @@ def describe(e: BaseException) -> tuple[str, int]:
         ApeException = ContractLogicError = ConversionError = NetworkError = ()  # noqa: N806
         ProviderNotConnectedError = SignatureError = ()  # noqa: N806
     if ContractLogicError and isinstance(e, ContractLogicError):
-        from offchain.cli.common import revert_reason
+        from offchain.client.money import revert_reason
 
         return f"the transaction reverted: {revert_reason(e)}", 1
     if ConversionError and isinstance(e, ConversionError):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from offchain.chain.jobs import as_tuple, audit_draw
-from offchain.client.money import ClientError, tokens
+from offchain.client.money import ClientError, revert_reason, tokens
 from offchain.client.sdk import _check_id, _now, _rebuild
 from offchain.constants import JobStatus
 
@@ -36,7 +36,7 @@ def dispute(h: Any, account: Any, job_id: int) -> Any:
     try:
         return m.dispute(job_id, as_tuple(job), sender=account)
     except Exception as e:  # noqa: BLE001
-        raise ClientError(f"dispute reverted: {getattr(e, 'message', None) or e}") from None
+        raise ClientError(f"dispute reverted: {revert_reason(e)}") from None
 
 
 def cancel(h: Any, account: Any, job_id: int) -> Any:
@@ -53,7 +53,7 @@ def cancel(h: Any, account: Any, job_id: int) -> Any:
     try:
         return m.cancel(job_id, as_tuple(job), sender=account)
     except Exception as e:  # noqa: BLE001
-        raise ClientError(f"cancel reverted: {getattr(e, 'message', None) or e}") from None
+        raise ClientError(f"cancel reverted: {revert_reason(e)}") from None
 
 
 def expire(h: Any, account: Any, job_id: int) -> Any:
@@ -80,4 +80,4 @@ def expire(h: Any, account: Any, job_id: int) -> Any:
     try:
         return m.expire(job_id, as_tuple(job), sender=account)
     except Exception as e:  # noqa: BLE001
-        raise ClientError(f"expire reverted: {getattr(e, 'message', None) or e}") from None
+        raise ClientError(f"expire reverted: {revert_reason(e)}") from None

@@ -77,8 +77,10 @@ def fmt_price(usd_per_unit: int) -> str:
     return f"{fmt_usd(usd_per_unit)}/unit ({fmt_usd(usd_per_unit * 1000)} per 1000 units)"
 
 
-def _revert_reason(e: Exception) -> str:
-    return str(getattr(e, "message", None) or e)
+def revert_reason(e: Exception) -> str:
+    """The contract's revert string (the first line), not ape's wrapper text."""
+    msg = str(getattr(e, "revert_message", None) or getattr(e, "message", None) or e).strip()
+    return msg.splitlines()[0] if msg else type(e).__name__
 
 
 def _no_price(reason: str) -> NoPrice:
@@ -104,7 +106,7 @@ def token_quote(h: Any, usd_value: int) -> int:
     except ClientError:
         raise
     except Exception as e:  # noqa: BLE001 - a revert of the view call
-        reason = _revert_reason(e)
+        reason = revert_reason(e)
         if any(r in reason for r in _NO_PRICE_REASONS):
             raise _no_price(reason) from None
         raise ClientError(f"Settlement.quote({usd_value}) failed: {reason}") from None
@@ -117,7 +119,7 @@ def token_price(h: Any) -> int:
     except ClientError:
         raise
     except Exception as e:  # noqa: BLE001
-        reason = _revert_reason(e)
+        reason = revert_reason(e)
         if any(r in reason for r in _NO_PRICE_REASONS):
             raise _no_price(reason) from None
         raise ClientError(f"Settlement.price() failed: {reason}") from None

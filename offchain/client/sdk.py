@@ -44,12 +44,12 @@ from offchain.client.money import (  # noqa: F401 - re-exported: sdk is the clie
     ClientError,
     NoPrice,
     _no_price,
-    _revert_reason,
     fmt_price,
     fmt_usd,
     job_quote,
     parse_tokens,
     parse_usd,
+    revert_reason,
     slippage_bound,
     token_price,
     token_quote,
@@ -354,7 +354,7 @@ def submit(
             max_tokens, max_tokens, deadline, v, r, s, sender=account,
         )  # fmt: skip
     except Exception as e:  # noqa: BLE001 - a revert: show the contract's reason
-        reason = _revert_reason(e)
+        reason = revert_reason(e)
         if any(x in reason for x in _NO_PRICE_REASONS):
             raise _no_price(reason) from None
         if "payment above max tokens" in reason:
