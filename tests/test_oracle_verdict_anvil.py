@@ -202,7 +202,7 @@ def test_audits__quorum_opens_reexecutes_and_posts_verdicts(tmp_path, monkeypatc
             assert token.balanceOf(challenger) == bond_before - bond
             assert registry.slashable(honest) == before[honest.address][1]
             # completed, failed, expired, audits passed, disputes won, disputes lost
-            assert tuple(market.reputation(honest)) == (2, 0, 0, 2, 1, 0)
+            assert tuple(registry.reputation(honest)) == (2, 0, 0, 2, 1, 0)
 
             # Cheat and withholder: invalid, Failed, the collateral slashed, failed = 1.
             for p in (cheat, withholder):
@@ -211,7 +211,7 @@ def test_audits__quorum_opens_reexecutes_and_posts_verdicts(tmp_path, monkeypatc
                 (failed,) = [lg for lg in market.JobFailed.range(0, height) if lg.job_id == j]
                 assert failed.user_compensation + failed.burned == jobs[j]["collateral"] > 0
                 assert registry.slashable(p) == before[p.address][1] - jobs[j]["collateral"]
-                assert tuple(market.reputation(p))[:2] == (0, 1)
+                assert tuple(registry.reputation(p))[:2] == (0, 1)
 
             # Each job is audited by its committee (threshold = 2 operators), not by all three;
             # each auditor serves its own evidence at GET /audits/<job_id>.

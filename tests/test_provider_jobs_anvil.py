@@ -351,7 +351,7 @@ def test_honest_agent__every_kind__results_match_and_worker_finalizes_and_is_pai
         assert minted == sum(lg.burned - lg.fee for lg in paid)
         assert net.h.token.balanceOf(provider) - balance == minted > 0
         assert net.h.registry.locked(provider) == 0
-        assert net.h.market.reputation(provider).completed == 4
+        assert net.h.registry.reputation(provider).completed == 4
         agent_log = net.devnet.tail("agent", 400)
         assert "finalized by us" in agent_log
         # The worker logs what Settlement minted it (its Settled events), summing to its income.
