@@ -34,6 +34,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,20 @@ MIN_PRICE_AGE, MAX_PRICE_AGE = 60, 7 * 86400
 STATS: Counter = Counter()
 
 
+def _step(fn):
+    """Counts the rules run (and their time) for the step count conftest.py prints."""
+
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kwargs):
+        t0 = time.perf_counter()
+        fn(self, *args, **kwargs)
+        STATS["_seconds"] += time.perf_counter() - t0
+        STATS["_rules"] += 1
+        STATS[f"~rule {fn.__name__}"] += 1
+
+    return wrapper
+
+
 @functools.cache
 def world() -> SimpleNamespace:
     """Deploys and wires the contracts once; every example runs in a snapshot of it."""
@@ -91,6 +106,9 @@ def world() -> SimpleNamespace:
     tok.set_minter(settlement.address, True)
     em = boa.load(str(CONTRACTS / "Emissions.vy"), *EM.constructor_args(tok.address, hub.address, settlement.address))
     tok.set_minter(em.address, True)
+    # The minter set is final from here, as deploy_all leaves it: Settlement, Emissions and (a
+    # local deployment's faucet) the deployer, which the `mint` rule uses.
+    tok.seal_minters()
     holders = [str(boa.env.generate_address(f"holder{i}")) for i in range(3)]
     providers = [str(boa.env.generate_address(f"provider{i}")) for i in range(4)]
     outsider = str(boa.env.generate_address("outsider"))
@@ -153,6 +171,7 @@ class Economy(RuleBasedStateMachine):
         self.price_updated = 0
         self.genesis = int(w.em.GENESIS())
         self._rule = "?"
+        STATS["_examples"] += 1
 
     def teardown(self):
         snap = getattr(self, "_snap", None)
@@ -181,11 +200,13 @@ class Economy(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ token
     @rule(who=st.integers(0, 2), amount=st.integers(1, 3_000 * ONE_TOKEN))
+    @_step
     def mint(self, who, amount):
         self.w.tok.mint(self.w.holders[who], amount)
         self.minted += amount
 
     @rule(who=st.integers(0, 2), frac=st.integers(1, 100))
+    @_step
     def burn(self, who, frac):
         holder = self.w.holders[who]
         amount = int(self.w.tok.balanceOf(holder)) * frac // 100
@@ -200,12 +221,14 @@ class Economy(RuleBasedStateMachine):
         seconds=st.sampled_from([1, 60, EPOCH // 2, EPOCH - 1, EPOCH, EPOCH + 1, 2 * EPOCH, 3 * EPOCH]),
         value=st.sampled_from([10**15, 10**18, 1, 0]),
     )
+    @_step
     def advance(self, seconds, value):
         boa.env.timestamp = self.now + seconds
         self._check_quote(value)
 
     # ------------------------------------------------------------------ emissions
     @rule(offset=st.sampled_from([0, 0, 0, -1, 1]), jump=st.booleans())
+    @_step
     def finalize_epoch(self, offset, jump):
         self._rule = "finalize_epoch"
         e = self.next_epoch + offset
@@ -241,6 +264,7 @@ class Economy(RuleBasedStateMachine):
         avail=st.lists(st.integers(0, 500), min_size=4, max_size=4),
         signers=st.sampled_from([1, 2, 2, 3]),
     )
+    @_step
     def submit_rewards(self, pick, work, avail, signers):
         self._rule = "submit_rewards"
         # Mostly a finalized epoch without a root; else an unfinalized or an already posted one.
@@ -279,6 +303,7 @@ class Economy(RuleBasedStateMachine):
         m.rewards, m.work_pool, m.availability_pool = rewards, work_pool, availability_pool
 
     @rule(pick=st.integers(0, 7), who=st.integers(0, 3), tamper=st.sampled_from([False, False, False, True]))
+    @_step
     def claim(self, pick, who, tamper):
         self._rule = "claim"
         posted = [e for e, m in sorted(self.epochs.items()) if m.rewards is not None]
@@ -326,6 +351,7 @@ class Economy(RuleBasedStateMachine):
         caller=st.sampled_from(["market"] * 6 + ["outsider"]),
         bad_cap=st.sampled_from([False] * 9 + [True]),
     )
+    @_step
     def settle(self, who, frac, provider, fee_bps, funded_at, caller, bad_cap):
         """A run of jobs finalized: the holder (a user) paid `escrow` into the market at a price of
         `funded_at`% of today's answer (None: at the start price), the market burns it whole and
@@ -397,6 +423,7 @@ class Economy(RuleBasedStateMachine):
         max_age=st.sampled_from([MIN_PRICE_AGE, EPOCH, 2 * EPOCH, MAX_PRICE_AGE, MIN_PRICE_AGE - 1, MAX_PRICE_AGE + 1]),
         admin=st.sampled_from([True, True, True, False]),
     )
+    @_step
     def set_max_age(self, max_age, admin):
         """Governance re-points Settlement at the same feed with another max_age (within its bounds)."""
         self._rule = "set_price_feed"
@@ -421,6 +448,7 @@ class Economy(RuleBasedStateMachine):
         wrong_round=st.sampled_from([False, False, False, True]),
         value=st.sampled_from([10**15, 10**18, 1, 0]),
     )
+    @_step
     def price_round(self, move_bps, signers, spread, wrong_round, value):
         self._rule = "price_round"
         base = self.price or START_PRICE
@@ -450,6 +478,41 @@ class Economy(RuleBasedStateMachine):
         if reason is None:
             self.round, self.price, self.price_updated = r, answer, now
         self._check_quote(value)
+
+    # ------------------------------------------------------------------ minters
+    @rule(
+        call=st.sampled_from(["set_minter", "unset_minter", "seal", "transfer_ownership"]),
+        owner=st.sampled_from([True, True, False]),
+        who=st.integers(0, 2),
+    )
+    @_step
+    def minters(self, call, owner, who):
+        """The minter set is sealed: the owner can neither add nor remove a minter nor seal again;
+        anyone else is refused as not the owner. Handing ownership over (on a throwaway branch)
+        makes the new owner no minter and drops the old owner's flag."""
+        self._rule = "minters"
+        tok, holder = self.w.tok, self.w.holders[who]
+        sender = self.w.admin if owner else self.w.outsider
+        reason = "compute_token: minters sealed" if owner else "ownable: caller is not the owner"
+        if call == "set_minter":
+            self.expect(reason, tok.set_minter, holder, True, sender=sender)
+        elif call == "unset_minter":
+            self.expect(reason, tok.set_minter, self.w.settlement.address, False, sender=sender)
+        elif call == "seal":
+            self.expect(reason, tok.seal_minters, sender=sender)
+        elif owner:
+            with boa.env.anchor():
+                self.expect(None, tok.transfer_ownership, holder, sender=sender)
+                assert tok.owner() == holder and not tok.is_minter(holder) and not tok.is_minter(self.w.admin)
+                assert tok.minters_sealed()
+                with boa.env.prank(holder), boa.reverts("compute_token: minters sealed"):
+                    tok.set_minter(holder, True)
+        else:
+            self.expect("ownable: caller is not the owner", tok.transfer_ownership, holder, sender=sender)
+        assert tok.minters_sealed() and tok.owner() == self.w.admin
+        for m in (self.w.settlement.address, self.w.em.address, self.w.admin):
+            assert tok.is_minter(m), f"minter {m} lost its role"
+        assert not tok.is_minter(holder)
 
     # ------------------------------------------------------------------ invariants
     @invariant()

@@ -1,7 +1,9 @@
 """Stateful fuzz of ComputeToken + ProviderRegistry + JobMarket + Settlement (+ PriceFeed) through titanoboa.
 
 A hypothesis RuleBasedStateMachine drives the real contracts, wired as deploy_all wires them
-(Settlement mints, JobMarket holds MARKET_DUST). Actors: three providers (five
+(JobMarketParams checks JobMarket's parameters, Settlement mints and the token's minter set is
+sealed, JobMarket is the registry's set-once `job_market` (locks, unlocks and slashes
+collateral and writes the providers' reputation there), JobMarket holds MARKET_DUST). Actors: three providers (five
 machines of two GPU classes), three users, an outsider (no role: challenges, keeps, tries what
 it should not), an external slasher (SLASHER_ROLE on the registry, as OracleHub), the admin
 (pauser, attester, verifier; it never approved the market, so its bonds fail on allowance) and
@@ -12,10 +14,14 @@ A Python model predicts every call: each rule asserts that the call succeeds whe
 it should, and otherwise reverts with exactly the reason (and in the order of checks) the model
 expects, then applies the model's effects. Rules: stake, request_unstake (relative to free
 stake), withdraw, offers, machine status, attestations (with expiry) and exit, create_job(s)
-(targeted / open, sized relative to the creator's balance, overflowing sizes too), accept(_jobs),
+(targeted / open, sized relative to the creator's balance, overflowing sizes too, and "dust" jobs
+one unit below min_reputation_usd or exactly at it), accept(_jobs),
 create_job_with_permit (valid, replayed, expired, wrong-amount signatures), submit_result,
-open_audit, dispute, post_verdict (valid / invalid, on disputes and sampled audits),
-finalize(_many), expire, cancel, external slashes, pause / unpause, parameter presets,
+open_audit, dispute (by the job's user; anyone else is refused), post_verdict (valid /
+invalid, on disputes and sampled audits), finalize(_many), expire, cancel, external slashes,
+`registry_guards` (nobody but the market locks / unlocks collateral or writes reputation, the
+market cannot be set again), pause / unpause, parameter presets (min_reputation_usd 0, $1,
+$5 and its $1,000,000 bound; one above it is refused),
 `advance` (a job's natural next steps), `batch_lifecycle` (one provider's batch from create_jobs
 to finalize_many: runs of one provider's jobs are settled and counted at once), `price_round`
 (a PriceFeed round of 2 or 3 of the 3 operators' signed observations moving the price within the
@@ -56,9 +62,15 @@ After every step (invariants):
   provider's live jobs (as raised at acceptance for its audit rate), even after a slash left
   `staked` below it (the registry then frees nothing until the provider restakes above it);
 - totalSupply == minted - burned (slashes to nobody burn);
-- every provider's reputation counters (completed, failed, expired, audits_passed,
-  disputes_won, disputes_lost) equal the model's (its audit rate and so every job's audit_bps
-  and collateral follow from them);
+- every provider's reputation counters in ProviderRegistry (completed, failed, expired,
+  audits_passed, disputes_won, disputes_lost) equal the model's (its audit rate and so every
+  job's audit_bps and collateral follow from them); `completed` == the provider's Finalized jobs
+  that were worth at least min_reputation_usd when settled (dust does not end probation);
+- invalid work is never paid: no Failed job is in a settled run, an invalid verdict settles
+  nothing, and the user gets back its payment, its bond (it is the only possible challenger)
+  and what the slash pays it (compensation, challenger's reward);
+- no slash exceeds the stake: after every verdict, expiry and external slash, the Slashed events
+  take from each provider at most its staked + unbonding before the call;
 - every live job has an exit: a deadline at most the longest window away, after which anyone
   can expire or finalize it (a Submitted job drawn for audit: once its draw lapses, 256 blocks
   after its submission block, if nobody opened the audit).
@@ -115,7 +127,8 @@ MAX_UINT = 2**256 - 1
 MAX_WINDOW = 30 * 86400  # JobMarket.MAX_WINDOW_SECONDS
 NO_EXPIRY = 2**32 - 1  # ProviderRegistry.NO_EXPIRY: attestation of a machine set Active by hand
 DRAW_HORIZON = 256  # JobMarket.DRAW_HORIZON_BLOCKS: the EVM's BLOCKHASH window
-MAX_TRUSTED_AFTER_JOBS = 65_535  # JobMarket.MAX_TRUSTED_AFTER_JOBS
+MAX_TRUSTED_AFTER_JOBS = 65_535  # JobMarketParams.MAX_TRUSTED_AFTER_JOBS
+MAX_REPUTATION_USD = 10**24  # JobMarketParams.MAX_REPUTATION_USD
 REP = {name: i for i, name in enumerate(REPUTATION_FIELDS)}
 # The permit signer's key (a throwaway key: it signs EIP-2612 permits on the test chain only).
 SIGNER_KEY = keccak(b"gpunet stateful fuzz permit signer")
@@ -149,7 +162,7 @@ USER_MINT = 1_000 * ONE_TOKEN
 LIVE = (JobStatus.OPEN, JobStatus.RUNNING, JobStatus.SUBMITTED, JobStatus.AUDIT)
 TERMINAL = (JobStatus.FINALIZED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED)
 
-# Parameter sets `set_params` switches between (the first three valid). All keep audits on for
+# Parameter sets `set_params` switches between (0-2 and the last valid, 3-7 invalid). All keep audits on for
 # some providers, so draws happen: the default (new providers 30%, established 10%, +20% per bad
 # job, 90% detection: collateral 2.7x / 10.1x the payment), and the two below.
 PARAM_PRESETS = (
@@ -177,6 +190,7 @@ PARAM_PRESETS = (
         trusted_after_jobs=1,
         bad_record_audit_bps=5_000,
         detection_bps=MAX_BPS,
+        min_reputation_usd=0,  # every finalized job counts, dust included
     ),
     # No fee, 3x collateral, long windows, all of a slash burned. No new-provider phase
     # (trusted_after_jobs 0): 25% at the lowest detection (50%), collateral 7x the payment; one
@@ -200,11 +214,15 @@ PARAM_PRESETS = (
         trusted_after_jobs=0,
         bad_record_audit_bps=MAX_BPS,
         detection_bps=MAX_BPS // 2,
+        min_reputation_usd=5 * 10**18,  # only jobs worth $5 or more count
     ),
     MarketParams(fee_bps=2_001),  # "job_market: fee too high"
     MarketParams(new_provider_audit_bps=MAX_BPS + 1),  # "job_market: audit rate above 100%"
     MarketParams(trusted_after_jobs=MAX_TRUSTED_AFTER_JOBS + 1),  # "job_market: trusted_after_jobs too high"
     MarketParams(detection_bps=MAX_BPS // 2 - 1),  # "job_market: detection rate below 50%"
+    MarketParams(min_reputation_usd=MAX_REPUTATION_USD + 1),  # "job_market: reputation threshold too high"
+    # Valid: the threshold at its bound ($1,000,000 a job: no job here counts; probation never ends).
+    MarketParams(min_reputation_usd=MAX_REPUTATION_USD),
 )
 
 STEPS = int(os.environ.get("FUZZ_STEPS", "50"))
@@ -296,8 +314,8 @@ class RawState:
         return self._get(self.reg, self._key(self.s_reg["required_stake"], p))
 
     def reputation(self, p) -> tuple:
-        """JobMarket.reputation: six 40-bit counters packed low to high in REPUTATION_FIELDS order."""
-        w = self._get(self.mk, self._key(self.s_mk["_reputation"], p))
+        """ProviderRegistry.reputation: six 40-bit counters packed low to high in REPUTATION_FIELDS order."""
+        w = self._get(self.reg, self._key(self.s_reg["_reputation"], p))
         return tuple((w >> (40 * i)) & (2**40 - 1) for i in range(len(REPUTATION_FIELDS)))
 
     def allowance(self, owner, spender) -> int:
@@ -327,11 +345,20 @@ def world() -> SimpleNamespace:
     tok, reg, hub, ops, feed = q.tok, q.reg, q.hub, q.ops, q.feed
     # As deploy_all: Settlement mints, JobMarket settles through it and holds MARKET_DUST.
     settlement = boa.load(str(CONTRACTS / "Settlement.vy"), tok.address, feed.address, SETTLEMENT_MAX_AGE)
+    # Parameter bounds live in a pure checker contract (JobMarketParams), passed to JobMarket.
+    params_check = boa.load(str(CONTRACTS / "JobMarketParams.vy"))
     mk = boa.load(
-        str(CONTRACTS / "JobMarket.vy"), tok.address, reg.address, settlement.address, MarketParams().as_tuple()
+        str(CONTRACTS / "JobMarket.vy"),
+        tok.address,
+        reg.address,
+        settlement.address,
+        params_check.address,
+        MarketParams().as_tuple(),
     )
     settlement.set_job_market(mk.address)
     tok.set_minter(settlement.address, True)
+    # The minter set is final, as deploy_all leaves it (the deployer stays a minter: a local faucet).
+    tok.seal_minters()
     tok.mint(mk.address, MARKET_DUST)
     # A bystander: receives external slashes, holds nothing else.
     bystander = str(boa.env.generate_address("bystander"))
@@ -342,8 +369,11 @@ def world() -> SimpleNamespace:
     slasher = str(boa.env.generate_address("slasher"))
     signer = Account.from_key(SIGNER_KEY).address
 
-    reg.grantRole(reg.COLLATERAL_ROLE(), mk.address)
-    reg.grantRole(reg.SLASHER_ROLE(), mk.address)
+    # Set once, not a role: the market alone locks / unlocks collateral and records reputation,
+    # and slashes without SLASHER_ROLE (which OracleHub, here `slasher`, still needs).
+    reg.set_job_market(mk.address)
+    assert reg.job_market() == mk.address and not reg.hasRole(reg.SLASHER_ROLE(), mk.address)
+    assert not hasattr(reg, "COLLATERAL_ROLE")
     reg.grantRole(reg.SLASHER_ROLE(), slasher)
     reg.grantRole(reg.ATTESTER_ROLE(), admin)
     mk.grantRole(mk.PAUSER_ROLE(), admin)
@@ -371,7 +401,7 @@ def world() -> SimpleNamespace:
     for p in providers:
         with boa.env.prank(p):
             reg.stake(PROVIDER_STAKE)
-    for c in (tok, reg, mk, settlement, feed, hub):
+    for c in (tok, reg, mk, settlement, feed, hub, params_check):
         # titanoboa puts repr(contract), with a dump of all its storage, in every revert, at a few
         # ms each; half of the calls here revert on purpose. Failure messages lose the dump only.
         c._storage = _NoStorageDump()
@@ -380,6 +410,7 @@ def world() -> SimpleNamespace:
         reg=reg,
         mk=mk,
         settlement=settlement,
+        params_check=params_check,
         feed=feed,
         hub=hub,
         ops=ops,
@@ -418,6 +449,8 @@ class MJob:
     status: JobStatus
     # (challenger, bond, audit_deadline) while in Audit.
     dispute: tuple | None = None
+    # Finalized and worth at least min_reputation_usd then: counted in the provider's `completed`.
+    counted: bool = False
 
     def tup(self) -> tuple:
         return tuple(self.f[k] for k in JOB_FIELDS)
@@ -568,8 +601,13 @@ PROVIDER = st.integers(0, 2)
 USER = st.integers(0, 2)
 CREATOR = st.integers(0, 4)  # users 0-2, providers 0-1 (a provider may buy compute, even from itself)
 # Job size in basis points of the creator's balance; "overflow": price * units > 2**256 - 1,
-# "huge": the payment fits but the collateral computation overflows (or the balance is short).
-SIZE_BPS = st.sampled_from([100, 500, 1_000, 2_000, 50, 10, 1, 3_000, 5_000, 10_000, 0, 10_100, "overflow", "huge"])
+# "huge": the payment fits but the collateral computation overflows (or the balance is short);
+# "dust": one unit below min_reputation_usd (finalized, it does not count as completed),
+# "threshold": the fewest units worth min_reputation_usd (it counts).
+SIZE_BPS = st.sampled_from(
+    [100, 500, 1_000, 2_000, 50, 10, 1, 3_000, 5_000, 10_000, 0, 10_100]
+    + ["overflow", "huge", "dust", "dust", "threshold"]
+)
 CLASS = st.sampled_from([CPU, H100, CPU, H100, CPU, H100, UNKNOWN_CLASS])
 WINDOW = st.sampled_from(["hour", "hour", "day", "min", "day", "min+1", "max", "hour", "min-1", "max+1"])
 HASH = st.sampled_from([1, 2, 3, 0])  # 0: empty hash
@@ -588,6 +626,7 @@ class MarketMachine(RuleBasedStateMachine):
         self.tok, self.reg, self.mk = w.tok, w.reg, w.mk
         self._anchor = boa.env.anchor()
         self._anchor.__enter__()
+        STATS["_examples"] += 1
         self._busy = False
         self._rules_run = 0
         self._drained = False
@@ -601,8 +640,9 @@ class MarketMachine(RuleBasedStateMachine):
         assert w.feed.latest_round() == 0 and w.settlement.total_burned() == 0
         self.chain_seed = 0
         self._rep_seen: dict = {}
+        self._user_gain: int | None = None
         for a in self.actors:
-            m.rep[a] = list(self.mk.reputation(a))
+            m.rep[a] = list(self.reg.reputation(a))
             assert m.rep[a] == [0] * len(REPUTATION_FIELDS)
         assert self.tok.allowance(w.signer, self.mk.address) == 0 == self.tok.nonces(w.signer)
         for p in w.providers:
@@ -796,6 +836,22 @@ class MarketMachine(RuleBasedStateMachine):
                 self._xfer(self.registry, beneficiary, slashed)
         return slashed
 
+    def _slashable(self) -> dict:
+        """Each provider's stake a slash can reach (staked + unbonding), read from the chain."""
+        return {p: self.w.raw.stakes(p)[0] + self.w.raw.stakes(p)[2] for p in self.w.providers}
+
+    def _check_slashes(self, contract, before: dict):
+        """No slash exceeds the stake: the Slashed events of the last call to `contract` take from
+        each provider, in all, at most what it had staked and unbonding before the call."""
+        taken: Counter = Counter()
+        for e in contract.get_logs():
+            if type(e).__name__ == "Slashed":
+                taken[str(e.provider)] += int(e.amount)
+        for p, amount in taken.items():
+            assert amount <= before.get(p, 0), f"slashed {amount} from {p}, which had {before.get(p, 0)} at stake"
+            how = "nothing (no stake)" if not amount else "the whole stake" if amount == before[p] else "part"
+            STATS[f"~slash took {how}"] += 1
+
     # ------------------------------------------------------------------ price and settlement
 
     def _fresh(self) -> bool:
@@ -834,15 +890,21 @@ class MarketMachine(RuleBasedStateMachine):
         return fee, f["usd_value"] - f["usd_value"] * f["fee_bps"] // MAX_BPS, f["payment"] - fee
 
     def _pay_out(self, q: str, jobs: list) -> str | None:
-        """JobMarket._pay_out for a run of q's jobs just marked Finalized: counted as completed, the
-        whole escrow burned, Settlement mints q min(usd_net * 10^8 // answer, cap) (the cap, escrow
-        less fees, when the answer is missing or stale) and counts the burn, the collateral is released."""
+        """JobMarket._pay_out for a run of q's jobs just marked Finalized: those worth at least
+        min_reputation_usd counted as completed (in the registry's record), the whole escrow
+        burned, Settlement mints q min(usd_net * 10^8 // answer, cap) (the cap, escrow less fees,
+        when the answer is missing or stale) and counts the burn, the collateral is released."""
         if not jobs:
             return None
         burned = sum(j.f["payment"] for j in jobs)
         usd_net = sum(self._terms(j)[1] for j in jobs)
         cap = sum(self._terms(j)[2] for j in jobs)
-        self._bump(q, "completed", len(jobs))
+        # Only jobs worth at least min_reputation_usd count as completed (dust cannot end probation).
+        counted = [j for j in jobs if j.f["usd_value"] >= self.m.params.min_reputation_usd]
+        for j in counted:
+            j.counted = True
+        self._bump(q, "completed", len(counted))
+        STATS[f"~finalized: {len(counted)} counted, {len(jobs) - len(counted)} below min_reputation_usd"] += 1
         self.m.bal[self.market] -= burned
         self.m.burned += burned
         price, minted = 0, cap
@@ -1183,6 +1245,8 @@ class MarketMachine(RuleBasedStateMachine):
                 return "job_market: job not submitted"
             if self.now > j.f["challenge_end"]:
                 return "job_market: challenge window over"
+            if c != j.f["user"]:
+                return "job_market: caller is not the user"
             if self._drawn(j):
                 return "job_market: job drawn for audit"
             p = self.m.params
@@ -1239,6 +1303,7 @@ class MarketMachine(RuleBasedStateMachine):
             prov, coll = j.f["provider"], j.f["collateral"]
             kind = "dispute" if challenger != ZERO else "sampled audit"
             STATS[f"~verdict {valid} on a {kind}"] += 1
+            self._user_gain = None
             if valid:
                 j.status = JobStatus.FINALIZED
                 self._bump(prov, "audits_passed")
@@ -1259,16 +1324,28 @@ class MarketMachine(RuleBasedStateMachine):
             # A sampled audit has no challenger to reward: its share is burned.
             reward = coll * p.challenger_reward_bps // MAX_BPS if challenger != ZERO else 0
             burn = coll - compensation - reward
+            # The user's refund, its bond back when it disputed, and what the slash pays it.
+            gain = j.f["payment"] + (bond if challenger == j.f["user"] else 0)
             for amount, beneficiary in ((compensation, j.f["user"]), (reward, challenger), (burn, ZERO)):
                 if amount:
-                    self._slash(prov, amount, beneficiary)
+                    got = self._slash(prov, amount, beneficiary)
+                    if beneficiary == j.f["user"]:
+                        gain += got
+            self._user_gain = gain
             return None
 
         n0 = len(self.m.runs)
+        user = tup[0]
+        before, user_before = self._slashable(), self.w.raw.balance(user)
         reason = self._atomic(sim)
         self._exec(f"post_verdict({valid})", sender, reason, self.mk.post_verdict, jid, tup, valid)
         if reason is None:
-            self._check_settled(n0)
+            self._check_settled(n0)  # an invalid verdict settles nothing: invalid work is never paid
+            self._check_slashes(self.mk, before)
+            if not valid:
+                # The user's refund, and as the challenger its bond back and the challenger's
+                # reward, on top of its compensation (each as far as the provider's stake went).
+                assert self.w.raw.balance(user) - user_before == self._user_gain, "user's gain on an invalid verdict"
         return reason
 
     def act_finalize(self, k, jid, tup):
@@ -1333,8 +1410,11 @@ class MarketMachine(RuleBasedStateMachine):
                 return "job_market: job cannot expire"
             return None
 
+        before = self._slashable()
         reason = self._atomic(sim)
         self._exec("expire", k, reason, self.mk.expire, jid, tup)
+        if reason is None:
+            self._check_slashes(self.mk, before)
         return reason
 
     def act_cancel(self, sender, jid, tup):
@@ -1407,7 +1487,7 @@ class MarketMachine(RuleBasedStateMachine):
         u=USER,
         to=st.integers(0, 3),
         cls=st.sampled_from([CPU, H100]),
-        size=st.sampled_from([50, 100, 200, 500]),
+        size=st.sampled_from([50, 100, 200, 500, "dust"]),
         stage=st.integers(0, 4),
         choice=st.integers(0, 63),
         chain_seed=st.integers(0, 2**64),
@@ -1437,7 +1517,10 @@ class MarketMachine(RuleBasedStateMachine):
             provider = ZERO if to == 3 else self.w.providers[to if cls == CPU else to % 2]
             price = self.m.offers.get((provider, cls), 2 * 10**15)
             user = self.w.users[(u + i) % 3]
-            units = self.m.bal[user] * size // MAX_BPS // self._est_unit_tokens(price)
+            if size == "dust" and i % 2 == 0:  # below min_reputation_usd: it will not count as completed
+                units = self._reputation_units(price, True)
+            else:
+                units = self.m.bal[user] * (size if size != "dust" else 100) // MAX_BPS // self._est_unit_tokens(price)
             self.act_create(user, provider, cls, bytes([i + 1]) * 32, units, price, 3600 * (i + 1), 3600)
         for i, jid in enumerate([j.id for j in self._live()]):
             for k in range((stage + i) % 5):
@@ -1517,10 +1600,16 @@ class MarketMachine(RuleBasedStateMachine):
         passed=st.sampled_from([True, True, False]),
         until=st.sampled_from(["hour", "now+1", "day", "now", "max-1", "max"]),
         attester=st.sampled_from([True, True, True, False]),
+        exited=st.sampled_from([False, False, False, True]),
     )
     @_step
-    def record_attestation(self, mid, right_class, passed, until, attester):
-        """The oracle quorum's benchmark attestation: Active until a deadline, or Jailed."""
+    def record_attestation(self, mid, right_class, passed, until, attester, exited):
+        """The oracle quorum's benchmark attestation: Active until a deadline, or Jailed; on an
+        exited machine (picked when `exited` and there is one) a failure is recorded and changes
+        nothing, a pass reverts."""
+        gone = sorted(i for i, mm in self.m.machines.items() if mm.status == MachineStatus.EXITED)
+        if exited and gone:
+            mid = gone[mid % len(gone)]
         sender = self.w.admin if attester else self.w.outsider
         m = self.m.machines.get(mid)
         cls = (m.cls if m else CPU) if right_class else UNKNOWN_CLASS
@@ -1538,6 +1627,11 @@ class MarketMachine(RuleBasedStateMachine):
             reason = "registry: unknown machine"
         elif m.cls != cls:
             reason = "registry: class mismatch"
+        elif not passed and m.status == MachineStatus.EXITED:
+            # A failed attestation of an exited machine is recorded (AttestationRecorded) and
+            # leaves it Exited; a pass still reverts "registry: machine exited" (in _attest).
+            reason = None
+            STATS["~failed attestation of an exited machine"] += 1
         elif passed and valid_until <= self.now:
             reason = "registry: attestation already expired"
         elif passed and valid_until >= NO_EXPIRY:
@@ -1548,6 +1642,10 @@ class MarketMachine(RuleBasedStateMachine):
             )
         self._exec("record_attestation", sender, reason, self.reg.record_attestation, mid, cls, passed, valid_until)
         if reason is None:
+            logs = [e for e in self.reg.get_logs() if type(e).__name__ == "AttestationRecorded"]
+            # On an exited machine the event reports attested_until 0 (the stored value stays).
+            want = (mid, int(m.status), 0 if m.status == MachineStatus.EXITED else m.attested_until)
+            assert [(int(e.machine_id), int(e.status), int(e.attested_until)) for e in logs] == [want], logs
             self._probe_attestation(mid, mid)
 
     # Exits are for good: mostly try someone else's machine, so machines do not all vanish.
@@ -1567,6 +1665,12 @@ class MarketMachine(RuleBasedStateMachine):
             m.status = MachineStatus.EXITED
             self.m.required[sender] -= CLASS_MIN_STAKE[m.cls] * m.gpus  # what registering added
         self._exec("exit_machine", sender, reason, self.reg.exit_machine, mid)
+        if reason is None:
+            # The oracle's report on the machine comes in after the exit: a failure is recorded
+            # and leaves it Exited (it must not revert: the hardware slash rides on it), a pass
+            # reverts "registry: machine exited".
+            for passed in (False, True):
+                self.record_attestation.__wrapped__(self, mid, True, passed, "hour", True, True)
 
     @rule(
         pi=PROVIDER,
@@ -1596,6 +1700,7 @@ class MarketMachine(RuleBasedStateMachine):
         beneficiary = (ZERO, self.w.users[0], self.w.outsider, self.w.bystander)[ben]
         sender = self.w.slasher if authorized else self.w.outsider
         saved = copy.deepcopy(self.m)
+        before = self._slashable()
         if not authorized:
             reason = "access_control: account is missing role"
         elif amount == 0:
@@ -1606,8 +1711,35 @@ class MarketMachine(RuleBasedStateMachine):
         out = self._exec("slash(external)", sender, reason, self.reg.slash, p, amount, b"\x01" * 32, beneficiary)
         if reason is None:
             assert out == slashed
+            self._check_slashes(self.reg, before)
         else:
             self.m = saved
+
+    @rule(
+        call=st.sampled_from(["lock", "unlock", "unlock_record", "set_job_market", "set_job_market_zero"]),
+        actor=ACTOR,
+        pi=PROVIDER,
+    )
+    @_step
+    def registry_guards(self, call, actor, pi):
+        """Only the job market (set once) locks and unlocks collateral and writes reputation; the
+        admin cannot set another market: every attempt reverts and changes nothing."""
+        sender, p = self._actor(actor), self.w.providers[pi]
+        mid = self._machine_for(p, CPU)
+        if call in ("lock", "unlock", "unlock_record"):
+            reason = "registry: caller is not the job market"
+            if call == "lock":
+                self._exec("lock_collateral", sender, reason, self.reg.lock_collateral, p, mid, CPU, 1)
+            else:
+                record = (1 << 0) | (1 << 120) if call == "unlock_record" else 0
+                self._exec("unlock_collateral", sender, reason, self.reg.unlock_collateral, p, 1, record)
+            return
+        target = ZERO if call == "set_job_market_zero" else self.w.outsider
+        if sender != self.w.admin:
+            reason = "access_control: account is missing role"
+        else:
+            reason = "registry: job market already set"
+        self._exec("set_job_market", sender, reason, self.reg.set_job_market, target)
 
     # ------------------------------------------------------------------ job rules
 
@@ -1625,9 +1757,19 @@ class MarketMachine(RuleBasedStateMachine):
             units = min(MAX_UINT // max(price, 1) + 1, MAX_UINT)
         elif size == "huge":
             units = MAX_UINT // max(price, 1)
+        elif size in ("dust", "threshold"):
+            units = self._reputation_units(price, size == "dust")
         else:
             units = self.m.bal[user] * size // MAX_BPS // self._est_unit_tokens(price) if price else 1000
         return user, provider, max_price, units, price
+
+    def _reputation_units(self, price: int, dust: bool) -> int:
+        """Compute units at `price` around min_reputation_usd: the fewest worth it, or one fewer
+        (`dust`: worth less; 1 unit when even that is worth it, e.g. a threshold of 0)."""
+        if not price:
+            return 1000
+        at = -(-self.m.params.min_reputation_usd // price)
+        return max(at - 1 if dust else at, 1)
 
     def _max_tokens(self, slip: str, price: int, units: list) -> int:
         """The slippage bound a creator passes: what the job(s) escrow now, one wei less, more, or anything."""
@@ -1832,11 +1974,12 @@ class MarketMachine(RuleBasedStateMachine):
         results = [ZERO32 if i == empty_at else bytes([i + 1]) * 32 for i in range(len(batch) - (1 if short else 0))]
         self.act_submit_many(q, batch, results)
 
-    @rule(ref=JOB_REF, actor=ACTOR)
+    @rule(ref=JOB_REF, actor=ACTOR, by_user=st.sampled_from([True, True, True, False]))
     @_step
-    def dispute(self, ref, actor):
+    def dispute(self, ref, actor, by_user):
+        """The job's user disputes (mostly); anyone else is refused after the status and window checks."""
         jid, _, tup = self._pick(ref, (JobStatus.SUBMITTED,))
-        self.act_dispute(self._actor(actor), jid, tup)
+        self.act_dispute(tup[0] if by_user else self._actor(actor), jid, tup)
 
     @rule(ref=JOB_REF, actor=ACTOR)
     @_step
@@ -1923,9 +2066,10 @@ class MarketMachine(RuleBasedStateMachine):
         u=USER,
         choice=st.integers(0, 63),
         move_bps=st.sampled_from([0, 1_000, -1_000, 1_900, -1_900, 500, -500, None]),
+        dust=st.sampled_from([False, False, True]),
     )
     @_step
-    def batch_lifecycle(self, pi, cls, k, u, choice, move_bps):
+    def batch_lifecycle(self, pi, cls, k, u, choice, move_bps, dust):
         """One provider's batch end to end (few runs otherwise hold several of one provider's jobs
         in Submitted at once): create_jobs targeted at it, accept_jobs, submit_results, then
         finalize_many once the window is over and the draws lapsed (or not: it reverts), maybe
@@ -1933,13 +2077,17 @@ class MarketMachine(RuleBasedStateMachine):
         settled with one burn and one mint (the cap on the run's sums) and counted in its
         reputation at once. Before the settlement the price moves by `move_bps` (a fresh round:
         the provider is minted its USD value at the new price, at most the escrow less the fee),
-        or nobody posts a round (None: the answer may be stale by then and the cap is paid)."""
+        or nobody posts a round (None: the answer may be stale by then and the cap is paid).
+        With `dust`, every job is worth one unit less than min_reputation_usd: the run is paid
+        and its collateral released, but the provider's `completed` does not move."""
         q, user, p = self.w.providers[pi], self.w.users[u], self.m.params
         offer = self.m.offers.get((q, cls), 0)
         if not offer:
             return
         self._ensure_price()
         units = max(self.m.bal[user] // 200 // self._est_unit_tokens(offer), 1)  # 0.5% of the user's balance each
+        if dust:
+            units = self._reputation_units(offer, True)
         n0 = len(self.m.jobs)
         specs = [bytes([0x20 + i]) * 32 for i in range(k)]
         aw = self._window("hour", p.min_accept_window, p.max_accept_window)
@@ -2037,8 +2185,8 @@ class MarketMachine(RuleBasedStateMachine):
                 if choice % 8 == 5:  # at the last block the draw can be read
                     self._set_block(f["draw_block"] + DRAW_HORIZON)
                 return self.act_open_audit(keeper, jid, tup)
-            if in_window and choice % 2 == 0:
-                return self.act_dispute(self._actor(choice // 3), jid, tup)
+            if in_window and choice % 2 == 0:  # the user disputes (someone else now and then: refused)
+                return self.act_dispute(f["user"] if choice % 6 else self._actor(choice // 3), jid, tup)
             if in_window:
                 boa.env.timestamp = f["challenge_end"] + 1
             if self._drawn(j) and choice % 3 == 0:  # nobody opened the audit: the draw lapses
@@ -2108,7 +2256,7 @@ class MarketMachine(RuleBasedStateMachine):
 
     @staticmethod
     def _params_reason(p: MarketParams) -> str | None:
-        """JobMarket._set_params's checks, in its order."""
+        """JobMarketParams.check (called by JobMarket's set_params), in its order."""
         checks = (
             (p.fee_bps <= 2_000, "job_market: fee too high"),
             (p.collateral_bps > 0, "job_market: collateral is zero"),
@@ -2132,11 +2280,14 @@ class MarketMachine(RuleBasedStateMachine):
             (p.trusted_after_jobs <= MAX_TRUSTED_AFTER_JOBS, "job_market: trusted_after_jobs too high"),
             (p.detection_bps >= MAX_BPS // 2, "job_market: detection rate below 50%"),
             (p.detection_bps <= MAX_BPS, "job_market: detection rate above 100%"),
+            (p.min_reputation_usd <= MAX_REPUTATION_USD, "job_market: reputation threshold too high"),
         )
         return next((reason for ok, reason in checks if not ok), None)
 
-    # The three valid presets twice as often as each invalid one.
-    @rule(preset=st.sampled_from([0, 0, 1, 1, 2, 2, 3, 4, 5, 6]), admin=st.sampled_from([True, True, True, False]))
+    # The three main valid presets twice as often as each invalid one (and the threshold at its bound).
+    @rule(
+        preset=st.sampled_from([0, 0, 1, 1, 2, 2, 3, 4, 5, 6, 7, 8]), admin=st.sampled_from([True, True, True, False])
+    )
     @_step
     def set_params(self, preset, admin):
         new = PARAM_PRESETS[preset]
@@ -2284,7 +2435,7 @@ class MarketMachine(RuleBasedStateMachine):
         if j.status == JobStatus.SUBMITTED:
             if self._drawn(j) and choice % 2:
                 return self.act_open_audit(self._actor(choice), jid, tup)
-            return self.act_dispute(self._actor(choice), jid, tup)
+            return self.act_dispute(f["user"], jid, tup)
         return self.act_verdict(self.w.admin, jid, tup, choice % 2 == 0)
 
     def _probe_job(self, jid: int, choice: int):
@@ -2451,6 +2602,13 @@ class MarketMachine(RuleBasedStateMachine):
         finalized = {j.id for j in m.jobs if j.status == JobStatus.FINALIZED}
         settled = [jid for r in m.runs for jid in r.job_ids]
         assert len(settled) == len(set(settled)) and set(settled) == finalized, "settled runs != Finalized jobs"
+        failed = {j.id for j in m.jobs if j.status == JobStatus.FAILED}
+        assert not failed & set(settled), "invalid work paid: a Failed job in a settled run"
+        # `completed` counts exactly the Finalized jobs that reached min_reputation_usd when settled.
+        for a, r in m.rep.items():
+            counted = [j for j in m.jobs if j.counted and j.f["provider"] == a]
+            assert all(j.status == JobStatus.FINALIZED for j in counted)
+            assert r[REP["completed"]] == len(counted), f"completed of {a} != its counted Finalized jobs"
         for r in m.runs:
             jobs = [m.jobs[jid - 1] for jid in r.job_ids]
             assert all(j.f["provider"] == r.provider for j in jobs)
@@ -2506,7 +2664,7 @@ class MarketMachine(RuleBasedStateMachine):
             assert tuple(reg.stakes(p)) == (s.staked, s.locked, s.unbonding, s.release)
             assert reg.required_stake(p) == m.required.get(p, 0)
         for a in self.actors:
-            assert list(mk.reputation(a)) == self._rep(a), f"reputation({a})"
+            assert list(reg.reputation(a)) == self._rep(a), f"reputation({a})"
             assert mk.audit_rate(a) == self._audit_rate(a), f"audit_rate({a})"
         for j in m.jobs:
             self.check_drawn_view(j.id, j.tup())
@@ -2532,7 +2690,7 @@ class MarketMachine(RuleBasedStateMachine):
         for p in self.w.providers:
             r = tuple(self._rep(p))
             if self._rep_seen.get(p) != r:
-                assert tuple(self.mk.reputation(p)) == r, f"reputation({p}) differs from the model's"
+                assert tuple(self.reg.reputation(p)) == r, f"reputation({p}) differs from the model's"
                 self._rep_seen[p] = r
 
     @invariant()
