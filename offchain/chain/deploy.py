@@ -224,6 +224,8 @@ def deploy_all(
     )
     txs["Emissions"] = emissions.txn_hash
     token.set_minter(emissions.address, True, **sender)
+    # Equivocation proofs for EpochRewards and PriceObservation ask these two for their digests.
+    hub.set_report_contracts(emissions.address, price_feed.address, **sender)
 
     timelock = None
     if not local:
