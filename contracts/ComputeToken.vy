@@ -11,14 +11,16 @@
         deployment, so `totalSupply == total_minted - total_burned` holds
         and can be checked on-chain; Emissions reads `total_burned` to taper
         its schedule as customer burns grow (docs/ECONOMICS.md).
-@custom:security Only addresses in `is_minter` may mint. The owner (the
-        governance timelock outside local networks) grants and revokes the
-        minter role with `set_minter`; at deployment only the deployer is a
-        minter and ownership transfer drops it (snekmate behaviour). No fee
-        on transfer, no rebasing, no blocklist: the other contracts rely on
-        transfers moving exactly the amount asked. `mint`, `burn` and
-        `burn_from` are snekmate's with a checked counter added: same ABI,
-        same access rule, same revert reasons.
+@custom:security Only addresses in `is_minter` may mint. The owner sets minters
+        with `set_minter` until it calls `seal_minters`; after that the minter set
+        can never change again (docs/SECURITY.md, finding 6): no governance action
+        can revoke Settlement's or Emissions' right to mint (which would strand
+        finished jobs) or add a minter. `transfer_ownership` never makes the new
+        owner a minter (snekmate's does): the owner that leaves loses its own
+        minter flag, as in snekmate. No fee on transfer, no rebasing, no
+        blocklist: the other contracts rely on transfers moving exactly the
+        amount asked. `mint`, `burn` and `burn_from` are snekmate's with a
+        checked counter added: same ABI, same access rule, same revert reasons.
 """
 
 from ethereum.ercs import IERC20
@@ -48,10 +50,8 @@ exports: (
     erc20.transfer,
     erc20.approve,
     erc20.transferFrom,
-    erc20.set_minter,
     erc20.permit,
     erc20.DOMAIN_SEPARATOR,
-    erc20.transfer_ownership,
     erc20.renounce_ownership,
 )
 
@@ -63,11 +63,55 @@ exports: (
 _totals: uint256
 _HALF: constant(uint256) = 2**128
 
+# True once the owner fixed the minter set for good (`seal_minters`).
+minters_sealed: public(bool)
+
+event MintersSealed:
+    owner: indexed(address)
+
 
 @deploy
 def __init__(name_: String[25], symbol_: String[5], name_eip712_: String[50], version_eip712_: String[20]):
     ownable.__init__()
     erc20.__init__(name_, symbol_, 18, name_eip712_, version_eip712_)
+
+
+@external
+def set_minter(minter: address, status: bool):
+    """
+    @notice Owner only, until `seal_minters`: adds or removes a minter (snekmate's rules).
+    """
+    # snekmate's `set_minter` checks, repeated here (an exported external cannot be wrapped).
+    ownable._check_owner()
+    assert not self.minters_sealed, "compute_token: minters sealed"
+    assert minter != empty(address), "erc20: minter is the zero address"
+    assert minter != msg.sender, "erc20: minter is owner address"
+    erc20.is_minter[minter] = status
+    log erc20.RoleMinterChanged(minter=minter, status=status)
+
+
+@external
+def seal_minters():
+    """
+    @notice Owner only, once: fixes the minter set forever.
+    """
+    ownable._check_owner()
+    assert not self.minters_sealed, "compute_token: minters sealed"
+    self.minters_sealed = True
+    log MintersSealed(owner=msg.sender)
+
+
+@external
+def transfer_ownership(new_owner: address):
+    """
+    @notice Owner only: hands ownership over. Unlike snekmate's, the new owner does not
+            become a minter; the leaving owner loses its minter flag (as in snekmate).
+    """
+    ownable._check_owner()
+    assert new_owner != empty(address), "ownable: new owner is the zero address"
+    erc20.is_minter[msg.sender] = False
+    log erc20.RoleMinterChanged(minter=msg.sender, status=False)
+    ownable._transfer_ownership(new_owner)
 
 
 @external

@@ -36,13 +36,18 @@
         Refunds, submit, dispute, verdicts, finalize, expire, cancel and fee sweeps
         are never paused, and every waiting state has a deadline after which
         anyone can move the job on: no funds can be stuck.
-        Needs COLLATERAL_ROLE and SLASHER_ROLE on ProviderRegistry. Assumes the
-        token moves exact amounts (no fee, no rebase).
+        Is ProviderRegistry's `job_market` (set once, not a revocable role): it
+        locks, releases and slashes collateral and records job outcomes in the
+        provider's reputation there. Parameter bounds are checked by
+        JobMarketParams (a pure contract, reverts with this contract's reasons) to
+        keep this one under 20,000 bytes. Assumes the token moves exact amounts
+        (no fee, no rebase).
 """
 
 from ethereum.ercs import IERC20
 from interfaces import IComputeToken
 from interfaces import IJobMarket
+from interfaces import IJobMarketParams
 from interfaces import IProviderRegistry
 from interfaces import ISettlement
 
@@ -86,17 +91,11 @@ STATUS_EXPIRED: public(constant(uint8)) = 8
 
 # Basis-point denominator.
 MAX_BPS: public(constant(uint256)) = 10_000
-# Hard cap on the protocol fee (20%) so governance cannot confiscate payments.
-MAX_FEE_BPS: public(constant(uint256)) = 2_000
-# Collateral can be up to 100x the payment (issue 4 sizes it from the audit rate).
-MAX_COLLATERAL_BPS: public(constant(uint256)) = 1_000_000
 # Bounds on every window: long enough for a block or two, short enough that nothing waits forever.
 MIN_WINDOW_SECONDS: public(constant(uint256)) = 60
 MAX_WINDOW_SECONDS: public(constant(uint256)) = 30 * 86400
 # Largest batch in the *_many / *_jobs forms (a batch of 100 stays far below the block gas limit).
 MAX_BATCH: public(constant(uint256)) = 100
-# Bounds on `trusted_after_jobs` (it is packed in 16 bits).
-MAX_TRUSTED_AFTER_JOBS: constant(uint256) = 65_535
 # The EVM keeps the last 256 block hashes: a job's audit draw can be read for that long.
 DRAW_HORIZON_BLOCKS: constant(uint256) = 256
 
@@ -117,7 +116,8 @@ _DETECTION_SHIFT: constant(uint256) = 224
 _MASK_16: constant(uint256) = 2**16 - 1
 _MASK_24: constant(uint256) = 2**24 - 1
 
-# Reputation counters, 40 bits each, packed in one word per provider (see `Reputation`).
+# Reputation counters, 40 bits each, packed in one word per provider in ProviderRegistry
+# (`ProviderRegistry.Reputation`); the market sends `n << offset` increments.
 _REP_COMPLETED: constant(uint256) = 0
 _REP_FAILED: constant(uint256) = 40
 _REP_EXPIRED: constant(uint256) = 80
@@ -133,49 +133,6 @@ _REASON_INVALID_RESULT: constant(bytes32) = keccak256("INVALID_RESULT")
 ################################################################
 #                           STRUCTS                            #
 ################################################################
-
-struct Params:
-    fee_bps: uint256
-    # Collateral locked per job, in basis points of its payment.
-    collateral_bps: uint256
-    # Seconds after submission during which anyone may dispute.
-    challenge_window: uint256
-    # Seconds the verifier has to post a verdict once a dispute opens.
-    audit_timeout: uint256
-    min_accept_window: uint256
-    max_accept_window: uint256
-    min_complete_within: uint256
-    max_complete_within: uint256
-    # Dispute bond: max(min_dispute_bond, payment * dispute_bond_bps / MAX_BPS).
-    dispute_bond_bps: uint256
-    min_dispute_bond: uint256
-    # Share of collateral slashed to the user when a provider misses its deadline.
-    noshow_penalty_bps: uint256
-    # On an invalid verdict: shares of the collateral to the user and the challenger; the rest is burned.
-    user_compensation_bps: uint256
-    challenger_reward_bps: uint256
-    # Audit rate of an established provider with a clean record.
-    base_audit_bps: uint256
-    # Audit rate while a provider has completed fewer than `trusted_after_jobs` jobs.
-    new_provider_audit_bps: uint256
-    trusted_after_jobs: uint256
-    # Added to the audit rate for every failed (invalid) or expired job on record.
-    bad_record_audit_bps: uint256
-    # Assumed probability that an audit detects a wrong result (sizes the collateral).
-    detection_bps: uint256
-
-struct Reputation:
-    # Jobs finalized (paid), audited or not.
-    completed: uint256
-    # Jobs found invalid by an audit or dispute.
-    failed: uint256
-    # Jobs accepted and never delivered.
-    expired: uint256
-    # Audits and disputes that found the result valid.
-    audits_passed: uint256
-    # Users' disputes against the provider that it won / lost.
-    disputes_won: uint256
-    disputes_lost: uint256
 
 struct Dispute:
     challenger: address
@@ -202,9 +159,6 @@ job_count: public(uint256)
 # Open disputes and audits, by job id (a sampled audit has no challenger and no bond).
 disputes: public(HashMap[uint256, Dispute])
 
-# Per provider: the `Reputation` counters packed 40 bits each; read with `reputation()`.
-_reputation: HashMap[address, uint256]
-
 # Current protocol parameters (governance); `params()` returns them as a struct.
 # The seven that every job reads (fee, collateral, challenge window, window bounds) are
 # packed 32 bits each into one word, so creating or submitting a job reads one slot, not
@@ -216,6 +170,12 @@ _min_dispute_bond: uint256
 _noshow_penalty_bps: uint256
 _user_compensation_bps: uint256
 _challenger_reward_bps: uint256
+# Smallest USD value (18 decimals) of a finalized job that counts toward the provider's
+# `completed` record (finding 5: dust jobs must not end probation).
+_min_reputation_usd: uint256
+
+# Checks parameter sets (bounds and reasons) for `set_params`.
+PARAMS_CHECK: public(immutable(address))
 
 
 ################################################################
@@ -318,10 +278,13 @@ event ParamsSet:
     trusted_after_jobs: uint256
     bad_record_audit_bps: uint256
     detection_bps: uint256
+    min_reputation_usd: uint256
 
 
 @deploy
-def __init__(token: address, registry: address, settlement: address, initial_params: Params):
+def __init__(
+    token: address, registry: address, settlement: address, params_check: address, initial_params: IJobMarketParams.Params
+):
     assert token != empty(address), "job_market: token is the zero address"
     assert registry != empty(address), "job_market: registry is the zero address"
     assert settlement != empty(address), "job_market: settlement is the zero address"
@@ -330,6 +293,7 @@ def __init__(token: address, registry: address, settlement: address, initial_par
     TOKEN = token
     REGISTRY = registry
     SETTLEMENT = settlement
+    PARAMS_CHECK = params_check
     self._set_params(initial_params)
 
 
@@ -418,8 +382,7 @@ def create_jobs(
     @return The new job ids, in order.
     """
     pausable._require_not_paused()
-    assert len(spec_hashes) > 0, "job_market: empty batch"
-    assert len(spec_hashes) == len(compute_units), "job_market: length mismatch"
+    self._check_batch(len(spec_hashes), len(compute_units))
     price: uint256 = self._price(provider, class_id, max_price_per_unit, accept_window, complete_within)
     unit_tokens: uint256 = staticcall ISettlement(SETTLEMENT).quote(price)
     ids: DynArray[uint256, MAX_BATCH] = []
@@ -453,16 +416,16 @@ def cancel(job_id: uint256, job: IJobMarket.Job):
 @external
 def dispute(job_id: uint256, job: IJobMarket.Job):
     """
-    @notice Anyone may challenge a submitted result before its challenge window ends by
-            posting a bond (see `dispute_bond`). The job waits in Audit for a verdict until
+    @notice The job's user may challenge a submitted result before its challenge window ends
+            by posting a bond (see `dispute_bond`). The job waits in Audit for a verdict until
             `audit_deadline`; after that anyone may `finalize` it (provider paid, bond returned).
+            Only the user: the party the result was owed to is the only one with standing, and
+            a provider watching the mempool cannot dispute first from a second address to
+            collect the challenger's share of its own slash (docs/SECURITY.md, finding 4).
     """
-    status: uint8 = self._load(job_id, job)
-    assert status == STATUS_SUBMITTED, "job_market: job not submitted"
-    assert block.timestamp <= job.challenge_end, "job_market: challenge window over"
-    # A drawn job is audited anyway (open_audit). Refusing disputes on it stops a provider that
-    # sees its own job drawn from disputing it from a second address to collect the
-    # challenger's share of its own slash, which would break the collateral sizing.
+    self._check_challengeable(job_id, job)
+    assert msg.sender == job.user, "job_market: caller is not the user"
+    # A drawn job is audited anyway (open_audit), with no bond and no challenger's share.
     assert not self._drawn(job_id, job), "job_market: job drawn for audit"
     bond: uint256 = self._dispute_bond(job.payment)
     audit_deadline: uint256 = block.timestamp + self._audit_timeout
@@ -479,9 +442,7 @@ def open_audit(job_id: uint256, job: IJobMarket.Job):
             may call (the oracle service does, for every selected job); until it is called a
             selected job cannot be finalized. No bond: a sampled audit has no challenger.
     """
-    status: uint8 = self._load(job_id, job)
-    assert status == STATUS_SUBMITTED, "job_market: job not submitted"
-    assert block.timestamp <= job.challenge_end, "job_market: challenge window over"
+    self._check_challengeable(job_id, job)
     assert self._drawn(job_id, job), "job_market: job not drawn for audit"
     audit_deadline: uint256 = block.timestamp + self._audit_timeout
     self.disputes[job_id] = Dispute(challenger=empty(address), bond=0, audit_deadline=audit_deadline)
@@ -511,8 +472,7 @@ def accept_jobs(job_ids: DynArray[uint256, MAX_BATCH], jobs: DynArray[IJobMarket
     @notice Batch form of `accept`, all on one machine; one collateral lock for the total.
     """
     pausable._require_not_paused()
-    assert len(job_ids) > 0, "job_market: empty batch"
-    assert len(job_ids) == len(jobs), "job_market: length mismatch"
+    self._check_batch(len(job_ids), len(jobs))
     total: uint256 = 0
     class_id: uint16 = jobs[0].class_id
     audit_bps: uint256 = self._audit_rate(msg.sender)
@@ -541,10 +501,9 @@ def submit_results(
     """
     @notice Batch form of `submit_result`.
     """
-    assert len(job_ids) > 0, "job_market: empty batch"
-    assert len(job_ids) == len(jobs), "job_market: length mismatch"
-    assert len(job_ids) == len(result_hashes), "job_market: length mismatch"
-    assert len(job_ids) == len(result_uris), "job_market: length mismatch"
+    self._check_batch(len(job_ids), len(jobs))
+    self._check_batch(len(job_ids), len(result_hashes))
+    self._check_batch(len(job_ids), len(result_uris))
     for i: uint256 in range(len(job_ids), bound=MAX_BATCH):
         self._submit(job_ids[i], jobs[i], result_hashes[i], result_uris[i])
 
@@ -570,8 +529,7 @@ def finalize_many(job_ids: DynArray[uint256, MAX_BATCH], jobs: DynArray[IJobMark
             applies to the run's sums) and one collateral unlock (JobFinalized is still
             logged per job).
     """
-    assert len(job_ids) > 0, "job_market: empty batch"
-    assert len(job_ids) == len(jobs), "job_market: length mismatch"
+    self._check_batch(len(job_ids), len(jobs))
     payee: address = empty(address)
     burned: uint256 = 0
     usd_net: uint256 = 0
@@ -594,7 +552,7 @@ def finalize_many(job_ids: DynArray[uint256, MAX_BATCH], jobs: DynArray[IJobMark
         usd_net += job_usd
         cap += job_cap
         unlock += jobs[i].collateral
-        count += 1
+        count += self._counts(jobs[i].usd_value)
     self._pay_out(payee, burned, usd_net, cap, unlock, count)
 
 
@@ -615,8 +573,7 @@ def expire(job_id: uint256, job: IJobMarket.Job):
         assert block.timestamp > job.complete_by, "job_market: job not overdue"
         self._store(job_id, job, STATUS_EXPIRED)
         self._push(job.user, job.payment)
-        extcall IProviderRegistry(REGISTRY).unlock_collateral(job.provider, job.collateral)
-        self._bump(job.provider, _REP_EXPIRED, 1)
+        extcall IProviderRegistry(REGISTRY).unlock_collateral(job.provider, job.collateral, 1 << _REP_EXPIRED)
         penalty: uint256 = job.collateral * self._noshow_penalty_bps // MAX_BPS
         if penalty > 0:
             penalty = extcall IProviderRegistry(REGISTRY).slash(job.provider, penalty, _REASON_NO_SHOW, job.user)
@@ -656,11 +613,11 @@ def check_job(job_id: uint256, job: IJobMarket.Job) -> bool:
 
 @external
 @view
-def params() -> Params:
+def params() -> IJobMarketParams.Params:
     """
     @notice The current protocol parameters.
     """
-    return Params(
+    return IJobMarketParams.Params(
         fee_bps=self._hot(_FEE_BPS_SHIFT, _MASK_16),
         collateral_bps=self._hot(_COLLATERAL_BPS_SHIFT, _MASK_24),
         challenge_window=self._hot(_CHALLENGE_WINDOW_SHIFT, _MASK_24),
@@ -679,6 +636,7 @@ def params() -> Params:
         trusted_after_jobs=self._hot(_TRUSTED_AFTER_SHIFT, _MASK_16),
         bad_record_audit_bps=self._hot(_BAD_RECORD_AUDIT_SHIFT, _MASK_16),
         detection_bps=self._hot(_DETECTION_SHIFT, _MASK_16),
+        min_reputation_usd=self._min_reputation_usd,
     )
 
 
@@ -686,23 +644,6 @@ def params() -> Params:
 @view
 def dispute_bond(payment: uint256) -> uint256:
     return self._dispute_bond(payment)
-
-
-@external
-@view
-def reputation(provider: address) -> Reputation:
-    """
-    @notice The provider's on-chain record (drives its audit rate and clients' ranking).
-    """
-    w: uint256 = self._reputation[provider]
-    return Reputation(
-        completed=(w >> _REP_COMPLETED) & _MASK_40,
-        failed=(w >> _REP_FAILED) & _MASK_40,
-        expired=(w >> _REP_EXPIRED) & _MASK_40,
-        audits_passed=(w >> _REP_AUDITS_PASSED) & _MASK_40,
-        disputes_won=(w >> _REP_DISPUTES_WON) & _MASK_40,
-        disputes_lost=(w >> _REP_DISPUTES_LOST) & _MASK_40,
-    )
 
 
 @external
@@ -772,22 +713,22 @@ def post_verdict(job_id: uint256, job: IJobMarket.Job, valid: bool):
         usd_net: uint256 = 0
         cap: uint256 = 0
         usd_net, cap = self._settle(job_id, job, False)
-        self._bump(job.provider, _REP_AUDITS_PASSED, 1)
+        record: uint256 = (1 << _REP_AUDITS_PASSED) + self._counts(job.usd_value)
         if d.challenger != empty(address):
-            self._bump(job.provider, _REP_DISPUTES_WON, 1)
+            record += 1 << _REP_DISPUTES_WON
             # The challenger's bond goes to the provider it wrongly accused.
             self._push(job.provider, d.bond)
-        self._pay_out(job.provider, job.payment, usd_net, cap, job.collateral, 1)
+        self._pay_out(job.provider, job.payment, usd_net, cap, job.collateral, record)
         return
 
     self._store(job_id, job, STATUS_FAILED)
-    self._bump(job.provider, _REP_FAILED, 1)
+    record: uint256 = 1 << _REP_FAILED
     if d.challenger != empty(address):
-        self._bump(job.provider, _REP_DISPUTES_LOST, 1)
+        record += 1 << _REP_DISPUTES_LOST
     self._push(job.user, job.payment)
     if d.bond > 0:
         self._push(d.challenger, d.bond)
-    extcall IProviderRegistry(REGISTRY).unlock_collateral(job.provider, job.collateral)
+    extcall IProviderRegistry(REGISTRY).unlock_collateral(job.provider, job.collateral, record)
     compensation: uint256 = job.collateral * self._user_compensation_bps // MAX_BPS
     reward: uint256 = 0
     # Audits opened by sampling (the job-verification issue) have no challenger to reward.
@@ -815,7 +756,7 @@ def post_verdict(job_id: uint256, job: IJobMarket.Job, valid: bool):
 
 
 @external
-def set_params(new_params: Params):
+def set_params(new_params: IJobMarketParams.Params):
     access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
     self._set_params(new_params)
 
@@ -887,7 +828,7 @@ def _audit_rate(provider: address) -> uint256:
     # Base rate; at least the new-provider rate until `trusted_after_jobs` completions; plus
     # `bad_record_audit_bps` per failed or expired job on record; at most 100%.
     # The packed parameters are read once (one SLOAD) for the four fields used here.
-    w: uint256 = self._reputation[provider]
+    w: uint256 = staticcall IProviderRegistry(REGISTRY).reputation_word(provider)
     hot: uint256 = self._hot_params
     p: uint256 = (hot >> _BASE_AUDIT_SHIFT) & _MASK_16
     if (w >> _REP_COMPLETED) & _MASK_40 < (hot >> _TRUSTED_AFTER_SHIFT) & _MASK_16:
@@ -920,16 +861,6 @@ def _drawn(job_id: uint256, job: IJobMarket.Job) -> bool:
         return False
     seed: bytes32 = keccak256(abi_encode(blockhash(job.draw_block), job_id))
     return convert(seed, uint256) % MAX_BPS < job.audit_bps
-
-
-@internal
-def _bump(provider: address, offset: uint256, n: uint256):
-    # Counters are 40 bits (10^12 jobs); an increment that would overflow is skipped rather
-    # than carried into the next field.
-    w: uint256 = self._reputation[provider]
-    c: uint256 = (w >> offset) & _MASK_40
-    if c + n <= _MASK_40:
-        self._reputation[provider] = w + (n << offset)
 
 
 @internal
@@ -1063,7 +994,7 @@ def _finalize(job_id: uint256, job: IJobMarket.Job):
     usd_net: uint256 = 0
     cap: uint256 = 0
     usd_net, cap = self._close_finalized(job_id, job)
-    self._pay_out(job.provider, job.payment, usd_net, cap, job.collateral, 1)
+    self._pay_out(job.provider, job.payment, usd_net, cap, job.collateral, self._counts(job.usd_value))
 
 
 @internal
@@ -1110,17 +1041,40 @@ def _settle(job_id: uint256, job: IJobMarket.Job, audit_timed_out: bool) -> (uin
 
 
 @internal
-def _pay_out(provider: address, burned: uint256, usd_net: uint256, cap: uint256, collateral: uint256, completed: uint256):
+def _pay_out(provider: address, burned: uint256, usd_net: uint256, cap: uint256, collateral: uint256, record: uint256):
     # Settles what `_settle` gave a provider (summed over a run of `completed` jobs in
-    # `finalize_many`): burns the escrow, has Settlement mint the provider's pay, records the
-    # jobs in its reputation and releases the collateral; nothing for the empty provider
-    # before the first run of a batch.
+    # `finalize_many`): burns the escrow, has Settlement mint the provider's pay, releases the
+    # collateral and adds `record` (packed reputation increments) to the provider's record;
+    # nothing for the empty provider before the first run of a batch.
     if provider == empty(address):
         return
-    self._bump(provider, _REP_COMPLETED, completed)
     extcall IComputeToken(TOKEN).burn(burned)
     extcall ISettlement(SETTLEMENT).settle(provider, burned, usd_net, cap)
-    extcall IProviderRegistry(REGISTRY).unlock_collateral(provider, collateral)
+    extcall IProviderRegistry(REGISTRY).unlock_collateral(provider, collateral, record)
+
+
+@internal
+@view
+def _check_challengeable(job_id: uint256, job: IJobMarket.Job):
+    # A Submitted job inside its challenge window (dispute and open_audit).
+    assert self._load(job_id, job) == STATUS_SUBMITTED, "job_market: job not submitted"
+    assert block.timestamp <= job.challenge_end, "job_market: challenge window over"
+
+
+@internal
+@pure
+def _check_batch(n: uint256, m: uint256):
+    assert n > 0, "job_market: empty batch"
+    assert n == m, "job_market: length mismatch"
+
+
+@internal
+@view
+def _counts(usd_value: uint256) -> uint256:
+    # 1 when a finalized job of `usd_value` counts as `completed` (the reputation increment).
+    if usd_value >= self._min_reputation_usd:
+        return 1
+    return 0
 
 
 @internal
@@ -1150,30 +1104,9 @@ def _push(to: address, amount: uint256):
 
 
 @internal
-def _set_params(p: Params):
-    assert p.fee_bps <= MAX_FEE_BPS, "job_market: fee too high"
-    assert p.collateral_bps > 0, "job_market: collateral is zero"
-    assert p.collateral_bps <= MAX_COLLATERAL_BPS, "job_market: collateral too high"
-    assert p.challenge_window >= MIN_WINDOW_SECONDS, "job_market: challenge window too short"
-    assert p.challenge_window <= MAX_WINDOW_SECONDS, "job_market: challenge window too long"
-    assert p.audit_timeout >= MIN_WINDOW_SECONDS, "job_market: audit timeout too short"
-    assert p.audit_timeout <= MAX_WINDOW_SECONDS, "job_market: audit timeout too long"
-    assert p.min_accept_window >= MIN_WINDOW_SECONDS, "job_market: accept window bounds invalid"
-    assert p.min_accept_window <= p.max_accept_window, "job_market: accept window bounds invalid"
-    assert p.max_accept_window <= MAX_WINDOW_SECONDS, "job_market: accept window bounds invalid"
-    assert p.min_complete_within >= MIN_WINDOW_SECONDS, "job_market: completion bounds invalid"
-    assert p.min_complete_within <= p.max_complete_within, "job_market: completion bounds invalid"
-    assert p.max_complete_within <= MAX_WINDOW_SECONDS, "job_market: completion bounds invalid"
-    assert p.dispute_bond_bps <= MAX_BPS, "job_market: dispute bond too high"
-    assert p.noshow_penalty_bps <= MAX_BPS, "job_market: no-show penalty too high"
-    assert p.user_compensation_bps + p.challenger_reward_bps <= MAX_BPS, "job_market: slash shares above 100%"
-    assert p.base_audit_bps <= MAX_BPS, "job_market: audit rate above 100%"
-    assert p.new_provider_audit_bps <= MAX_BPS, "job_market: audit rate above 100%"
-    assert p.bad_record_audit_bps <= MAX_BPS, "job_market: audit rate above 100%"
-    assert p.trusted_after_jobs <= MAX_TRUSTED_AFTER_JOBS, "job_market: trusted_after_jobs too high"
-    # A detection rate near zero would demand unbounded collateral.
-    assert p.detection_bps >= MAX_BPS // 2, "job_market: detection rate below 50%"
-    assert p.detection_bps <= MAX_BPS, "job_market: detection rate above 100%"
+def _set_params(p: IJobMarketParams.Params):
+    # Bounds and reasons: JobMarketParams.check (reverts with "job_market: ..." reasons).
+    assert staticcall IJobMarketParams(PARAMS_CHECK).check(p)
     self._hot_params = (
         (p.fee_bps << _FEE_BPS_SHIFT)
         | (p.collateral_bps << _COLLATERAL_BPS_SHIFT)
@@ -1194,6 +1127,7 @@ def _set_params(p: Params):
     self._noshow_penalty_bps = p.noshow_penalty_bps
     self._user_compensation_bps = p.user_compensation_bps
     self._challenger_reward_bps = p.challenger_reward_bps
+    self._min_reputation_usd = p.min_reputation_usd
     log ParamsSet(
         fee_bps=p.fee_bps,
         collateral_bps=p.collateral_bps,
@@ -1213,4 +1147,5 @@ def _set_params(p: Params):
         trusted_after_jobs=p.trusted_after_jobs,
         bad_record_audit_bps=p.bad_record_audit_bps,
         detection_bps=p.detection_bps,
+        min_reputation_usd=p.min_reputation_usd,
     )

@@ -22,9 +22,13 @@
         timelock outside local networks):
         - DEFAULT_ADMIN_ROLE: GPU class table, unbonding period, role grants.
         - ATTESTER_ROLE: machine status Pending/Active/Jailed.
-        - COLLATERAL_ROLE (JobMarket): lock and unlock per-job collateral.
-        - SLASHER_ROLE (JobMarket, later OracleHub): slash stake, never more
-          than the provider has (staked + unbonding).
+        - The job market (`job_market`, set once, not a role): locks and
+          releases per-job collateral, records job outcomes in the
+          provider's reputation, slashes. Set once and never revocable, so
+          governance cannot strand a job's escrow or collateral
+          (docs/SECURITY.md, finding 6).
+        - SLASHER_ROLE (OracleHub): slash stake, never more than the
+          provider has (staked + unbonding).
         - PAUSER_ROLE (guardian): pauses machine registration only (new
           jobs are paused in JobMarket); stake, unstake, withdraw, unlock
           and slash always work, so no exit is ever blocked by a pause.
@@ -60,9 +64,7 @@ exports: (
 
 # Sets Pending/Active/Jailed on machines: held by the oracle quorum (OracleHub).
 ATTESTER_ROLE: public(constant(bytes32)) = keccak256("ATTESTER_ROLE")
-# Locks and unlocks per-job collateral: held by JobMarket.
-COLLATERAL_ROLE: public(constant(bytes32)) = keccak256("COLLATERAL_ROLE")
-# Takes stake away: held by JobMarket and OracleHub.
+# Takes stake away: held by OracleHub (the job market slashes by its set-once address).
 SLASHER_ROLE: public(constant(bytes32)) = keccak256("SLASHER_ROLE")
 # Pauses new registrations and new jobs, nothing else.
 PAUSER_ROLE: public(constant(bytes32)) = keccak256("PAUSER_ROLE")
@@ -84,6 +86,16 @@ _MASK_24: constant(uint256) = 2**24 - 1
 _MASK_32: constant(uint256) = 2**32 - 1
 # `attested_until` of a machine activated by hand (set_machine_status): no expiry.
 NO_EXPIRY: public(constant(uint256)) = 2**32 - 1
+
+# Reputation counters, 40 bits each, packed in one word per provider (see `Reputation`);
+# JobMarket adds `n << offset` increments (offsets mirrored in JobMarket.vy).
+_REP_COMPLETED: constant(uint256) = 0
+_REP_FAILED: constant(uint256) = 40
+_REP_EXPIRED: constant(uint256) = 80
+_REP_AUDITS_PASSED: constant(uint256) = 120
+_REP_DISPUTES_WON: constant(uint256) = 160
+_REP_DISPUTES_LOST: constant(uint256) = 200
+_MASK_40: constant(uint256) = 2**40 - 1
 
 # Every stake amount fits in 128 bits (the token's whole supply is far below 2**128 wei).
 _MAX_AMOUNT: constant(uint256) = 2**128 - 1
@@ -123,6 +135,19 @@ struct Machine:
     endpoint: String[256]
     # Last second at which the machine's attestation lets it take jobs (0 if none).
     attested_until: uint256
+
+struct Reputation:
+    # Jobs finalized (paid) whose USD value reached the market's `min_reputation_usd`.
+    completed: uint256
+    # Jobs found invalid by an audit or dispute.
+    failed: uint256
+    # Jobs accepted and never delivered.
+    expired: uint256
+    # Audits and disputes that found the result valid.
+    audits_passed: uint256
+    # Users' disputes against the provider that it won / lost.
+    disputes_won: uint256
+    disputes_lost: uint256
 
 ################################################################
 #                            STATE                             #
@@ -170,6 +195,14 @@ offers: public(HashMap[address, HashMap[uint16, uint256]])
 
 # Seconds between request_unstake and withdraw.
 unbonding_period: public(uint256)
+
+# The JobMarket that locks, releases and slashes collateral (set once by governance; no role
+# can take this away, so open jobs can always settle or refund).
+job_market: public(address)
+
+# Per provider: the `Reputation` counters packed 40 bits each, written by the job market with
+# each job's outcome; read with `reputation()` (and `reputation_word()` by the market).
+_reputation: HashMap[address, uint256]
 
 ################################################################
 #                            EVENTS                            #
@@ -237,6 +270,9 @@ event CollateralUnlocked:
     provider: indexed(address)
     amount: uint256
     locked: uint256
+
+event JobMarketSet:
+    job_market: indexed(address)
 
 event Slashed:
     provider: indexed(address)
@@ -524,6 +560,32 @@ def machine_endpoint(machine_id: uint256) -> String[256]:
     return self._machine_endpoint[machine_id]
 
 
+@external
+@view
+def reputation(provider: address) -> Reputation:
+    """
+    @notice The provider's on-chain record (drives its audit rate and clients' ranking).
+    """
+    w: uint256 = self._reputation[provider]
+    return Reputation(
+        completed=(w >> _REP_COMPLETED) & _MASK_40,
+        failed=(w >> _REP_FAILED) & _MASK_40,
+        expired=(w >> _REP_EXPIRED) & _MASK_40,
+        audits_passed=(w >> _REP_AUDITS_PASSED) & _MASK_40,
+        disputes_won=(w >> _REP_DISPUTES_WON) & _MASK_40,
+        disputes_lost=(w >> _REP_DISPUTES_LOST) & _MASK_40,
+    )
+
+
+@external
+@view
+def reputation_word(provider: address) -> uint256:
+    """
+    @notice The packed reputation counters (40 bits each, `Reputation`'s order from bit 0).
+    """
+    return self._reputation[provider]
+
+
 ################################################################
 #                        ROLE-GATED                            #
 ################################################################
@@ -540,6 +602,18 @@ def set_gpu_class(class_id: uint16, name: String[32], min_stake_per_gpu: uint256
     self._class_min_stake[class_id] = min_stake_per_gpu
     self._class_enabled[class_id] = enabled
     log GpuClassSet(class_id=class_id, name=name, min_stake_per_gpu=min_stake_per_gpu, enabled=enabled)
+
+
+@external
+def set_job_market(market: address):
+    """
+    @notice Once: the JobMarket allowed to lock, release and slash collateral.
+    """
+    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    assert self.job_market == empty(address), "registry: job market already set"
+    assert market != empty(address), "registry: job market is the zero address"
+    self.job_market = market
+    log JobMarketSet(job_market=market)
 
 
 @external
@@ -569,12 +643,17 @@ def record_attestation(machine_id: uint256, class_id: uint16, passed: bool, vali
     """
     @notice Attester only (OracleHub): a benchmark attestation for the machine's claimed class.
             Passed: Active until `valid_until` (then it takes no new jobs until renewed).
-            Failed: Jailed.
+            Failed: Jailed. A failed attestation of a machine its provider has exited since
+            is recorded and leaves it Exited: exiting must not make the report (and the
+            hardware slash that comes with it) revert (docs/SECURITY.md, finding 2).
     """
     access_control._check_role(ATTESTER_ROLE, msg.sender)
     core: uint256 = self._machine_core[machine_id]
     assert self._m_status(core) != STATUS_NONE, "registry: unknown machine"
     assert self._m_class(core) == class_id, "registry: class mismatch"
+    if not passed and self._m_status(core) == STATUS_EXITED:
+        log AttestationRecorded(machine_id=machine_id, status=STATUS_EXITED, attested_until=0)
+        return
     if passed:
         assert valid_until > block.timestamp, "registry: attestation already expired"
         assert valid_until < NO_EXPIRY, "registry: attestation too long"
@@ -590,7 +669,7 @@ def lock_collateral(provider: address, machine_id: uint256, class_id: uint16, am
             Checks that the machine is the provider's, Active, of the job's class, and that
             the provider's stake covers its machines' minimum. JobMarket only (which pauses it).
     """
-    access_control._check_role(COLLATERAL_ROLE, msg.sender)
+    assert msg.sender == self.job_market, "registry: caller is not the job market"
     core: uint256 = self._machine_core[machine_id]
     assert self._m_provider(core) == provider, "registry: not the provider's machine"
     assert self._m_status(core) == STATUS_ACTIVE, "registry: machine not active"
@@ -607,11 +686,19 @@ def lock_collateral(provider: address, machine_id: uint256, class_id: uint16, am
 
 
 @external
-def unlock_collateral(provider: address, amount: uint256):
+def unlock_collateral(provider: address, amount: uint256, record: uint256):
     """
-    @notice Releases collateral of a job that ended. JobMarket only; never paused.
+    @notice Releases collateral of jobs that ended and adds their outcome to the provider's
+            reputation (`record`: packed counter increments, `Reputation`'s layout). JobMarket
+            only; never paused.
     """
-    access_control._check_role(COLLATERAL_ROLE, msg.sender)
+    assert msg.sender == self.job_market, "registry: caller is not the job market"
+    if record != 0:
+        # Each increment is at most a batch (100) and a 40-bit counter would need 10^12 jobs:
+        # no field can carry into the next.
+        self._reputation[provider] += record
+    if amount == 0:
+        return
     staked: uint256 = 0
     locked: uint256 = 0
     staked, locked = self._get_bond(provider)
@@ -627,10 +714,12 @@ def slash(provider: address, amount: uint256, reason: bytes32, beneficiary: addr
     """
     @notice Takes up to `amount` from the provider's bonded stake, then from its unbonding
             entry (so unstaking does not escape a slash). The tokens go to `beneficiary`,
-            or are burned when it is the zero address. Slasher roles only; never paused.
+            or are burned when it is the zero address. The job market and SLASHER_ROLE
+            (OracleHub) only; never paused.
     @return The amount actually slashed (less than `amount` if the provider has less).
     """
-    access_control._check_role(SLASHER_ROLE, msg.sender)
+    if msg.sender != self.job_market:
+        access_control._check_role(SLASHER_ROLE, msg.sender)
     assert amount > 0, "registry: amount is zero"
     staked: uint256 = 0
     locked: uint256 = 0

@@ -71,7 +71,8 @@ PARAM_FIELDS = (
     "trusted_after_jobs",
     "bad_record_audit_bps",
     "detection_bps",
+    "min_reputation_usd",
 )
 
-# JobMarket.Reputation field order.
+# ProviderRegistry.Reputation field order.
 REPUTATION_FIELDS = ("completed", "failed", "expired", "audits_passed", "disputes_won", "disputes_lost")

@@ -50,6 +50,9 @@ class MarketParams:
     # an honest run on part of the output. Collateral >= payment * (1/(p*d) - 1):
     # 10.1x the payment at p = 10%, 2.7x at p = 30%.
     detection_bps: int = 9_000
+    # A finalized job counts toward `completed` (and so toward leaving probation) only when it
+    # is worth at least $1: twenty dust jobs cannot buy a lower audit rate (SECURITY.md, finding 5).
+    min_reputation_usd: int = 10**18
 
     def as_tuple(self) -> tuple[int, ...]:
         return tuple(asdict(self).values())

@@ -112,8 +112,8 @@ class JobPhases:
         # Bob's false dispute needs an honest result the draw missed (a drawn one is already
         # being audited); each extra job is one more coin flip.
         seed = 100
-        while not any(j.provider == "honest" and not j.drawn for j in plans) and seed < 106:
-            self.note("the draw took every honest job: bob submits one more")
+        while not any(j.provider == "honest" and not j.drawn and j.user == "bob" for j in plans) and seed < 106:
+            self.note("the draw took every honest job of bob's: bob submits one more")
             with busy(self.console, "submitting one more job to honest"):
                 extra = self.submit(Job("bob", "honest", matmul(seed)))
             seed += 1
@@ -138,11 +138,12 @@ class JobPhases:
                 f"{j.user} re-ran job {j.job_id} ({j.provider}): "
                 + ("same output" if match else "[red]different output[/]: disputed (bond posted)")
             )
-        target = next((j for j in plans if j.provider == "honest" and not j.drawn), None)
+        # Only a job's user may dispute it (docs/SECURITY.md, finding 4): one of bob's own jobs.
+        target = next((j for j in plans if j.provider == "honest" and not j.drawn and j.user == "bob"), None)
         if self.checks.expect(
             target is not None,
             "an undrawn honest job for bob's false dispute",
-            "the draw took every honest job, six times",
+            "the draw took every honest job of bob's, six times",
         ):
             sdk.dispute(self.h, self.bob, target.job_id)
             target.disputed, target.disputer = "false", "bob"
@@ -337,7 +338,7 @@ class JobPhases:
             net[p.address] = token.balanceOf(p) - b0 + registry.slashable(p) - s0
             t.add_row(
                 self.names[p.address],
-                *(str(x) for x in tuple(market.reputation(p))),
+                *(str(x) for x in tuple(registry.reputation(p))),
                 f"{market.audit_rate(p) / 100:.0f}%",
             )
         self.console.print(t)

@@ -212,17 +212,17 @@ def measure_other_ops(drv: Driver, deployer, prov, prov2, user, user2, keeper, m
     # Disputes and verdicts.
     for n in range(2):
         job_id = submitted(21_000 + n)
-        drv.record("dispute", m.dispute(job_id, drv.t(job_id), sender=keeper))
+        drv.record("dispute", m.dispute(job_id, drv.t(job_id), sender=user))
         drv.record("post_verdict_valid", m.post_verdict(job_id, drv.t(job_id), True, sender=deployer))
         assert drv.status(job_id) == JobStatus.FINALIZED
     for n in range(2):
         # Invalid result: user refunded, collateral slashed to user, challenger and burn.
         job_id = submitted(22_000 + n, prov2, machine2)
-        drv.record(None, m.dispute(job_id, drv.t(job_id), sender=keeper))
+        drv.record(None, m.dispute(job_id, drv.t(job_id), sender=user))
         drv.record("post_verdict_invalid_slash", m.post_verdict(job_id, drv.t(job_id), False, sender=deployer))
         assert drv.status(job_id) == JobStatus.FAILED
     job_id = submitted(23_000)
-    drv.record(None, m.dispute(job_id, drv.t(job_id), sender=keeper))
+    drv.record(None, m.dispute(job_id, drv.t(job_id), sender=user))
     d = m.disputes(job_id)
     drv.warp_to(d.audit_deadline + 1)
     drv.record("finalize_audit_timeout", m.finalize(job_id, drv.t(job_id), sender=keeper))
@@ -386,9 +386,7 @@ def run_profile(web3, d, console, single: dict, batch: dict, actors: dict, max_j
         + [(n, bytes(12) + bytes.fromhex(c.address[2:])) for n, c in contracts.items()],
         "uint256": [(str(i), i.to_bytes(32, "big")) for i in range(0, max_job_id + 1)],
         "uint16": [(str(i), i.to_bytes(32, "big")) for i in range(0, 12)],
-        "bytes32": [
-            (r, role(r)) for r in ("ATTESTER_ROLE", "COLLATERAL_ROLE", "SLASHER_ROLE", "PAUSER_ROLE", "VERIFIER_ROLE")
-        ]
+        "bytes32": [(r, role(r)) for r in ("ATTESTER_ROLE", "SLASHER_ROLE", "PAUSER_ROLE", "VERIFIER_ROLE")]
         + [("DEFAULT_ADMIN_ROLE", bytes(32))],
     }
     labels: dict[str, dict[str, str]] = {}

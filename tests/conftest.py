@@ -115,8 +115,13 @@ def params():
 @pytest.fixture(scope="session")
 def deployment(project, chain, accounts, deployer, params, provider, provider2, user, user2, attacker):
     # Settlement accepts a week-old price (its maximum) so that tests that move time by days can
-    # still fund jobs; tests/test_settlement.py covers staleness.
-    d = deploy_all(project, deployer, local=True, params=params, settlement_max_age=SETTLEMENT_MAX_AGE)
+    # still fund jobs; tests/test_settlement.py covers staleness. The token's minters are left
+    # unsealed so that unit tests can make minters of their own (a bare Settlement, a fresh
+    # Emissions); tests/test_attacks_v2.py seals them and tests/test_deploy.py checks that every
+    # real deployment does.
+    d = deploy_all(
+        project, deployer, local=True, params=params, settlement_max_age=SETTLEMENT_MAX_AGE, seal_minters=False
+    )
     post_unit_price(project, d, chain, accounts, deployer)
     for a in (provider, provider2, user, user2, attacker):
         d.token.mint(a, 100_000 * ONE_TOKEN, sender=deployer)

@@ -1,19 +1,40 @@
 """Deployment wiring: the local layout (deployer holds the roles) and the production layout
-(a Timelock holds the admin role and the token's ownership; the deployer keeps nothing)."""
+(a Timelock holds the admin role and the token's ownership; the deployer keeps nothing).
+JobMarketParams is deployed before JobMarket and passed to it; the registry's set-once
+`job_market` is the market (no collateral or slasher role for it); the token's minter set is
+sealed unless a local deployment asks otherwise (the session deployment in conftest does)."""
+
+import ape
+import pytest
 
 from offchain.chain.deploy import DEFAULT_ADMIN_ROLE, deploy_all, role
-from offchain.params import GPU_CLASSES
+from offchain.params import GPU_CLASSES, MarketParams
 
 
-def test_deploy__local__deployer_holds_operational_roles(deployment, deployer, registry, market, token):
+def test_deploy__local__deployer_holds_operational_roles(deployment, deployer, registry, market, token, params):
     for contract in (registry, market):
         assert contract.hasRole(DEFAULT_ADMIN_ROLE, deployer)
         assert contract.hasRole(role("PAUSER_ROLE"), deployer)
     assert registry.hasRole(role("ATTESTER_ROLE"), deployer)
     assert market.hasRole(role("VERIFIER_ROLE"), deployer)
-    assert registry.hasRole(role("COLLATERAL_ROLE"), market)
-    assert registry.hasRole(role("SLASHER_ROLE"), market)
+    # The market is the registry's set-once job market; it holds no collateral or slasher role.
+    assert registry.job_market() == market.address
+    assert not hasattr(registry, "COLLATERAL_ROLE")
+    assert not registry.hasRole(role("COLLATERAL_ROLE"), market)
+    assert not registry.hasRole(role("SLASHER_ROLE"), market)
     assert token.owner() == deployer
+    # conftest deploys with seal_minters=False (unit tests add minters of their own).
+    assert not token.minters_sealed()
+    params_check = deployment.record["contracts"]["JobMarketParams"]
+    assert market.PARAMS_CHECK() == params_check
+    assert deployment.record["constructor_args"]["JobMarketParams"] == []
+    assert deployment.record["constructor_args"]["JobMarket"][:4] == [
+        token.address,
+        registry.address,
+        deployment.settlement.address,
+        params_check,
+    ]
+    assert deployment.record["constructor_args"]["JobMarket"][4] == params.as_dict()
     hub = deployment.hub
     assert registry.hasRole(role("ATTESTER_ROLE"), hub)
     assert registry.hasRole(role("SLASHER_ROLE"), hub)
@@ -72,18 +93,28 @@ def test_deploy__production__timelock_holds_admin_and_deployer_keeps_nothing(pro
     assert d.settlement.hasRole(DEFAULT_ADMIN_ROLE, timelock)
     assert not d.settlement.hasRole(DEFAULT_ADMIN_ROLE, deployer)
     assert d.record["contracts"]["Settlement"] == d.settlement.address
+    # The market's collateral rights are the registry's set-once address, out of the timelock's
+    # reach: no role to revoke, and set_job_market cannot be called again.
+    assert d.registry.job_market() == d.market.address
+    assert not d.registry.hasRole(role("SLASHER_ROLE"), d.market)
+    assert d.registry.hasRole(role("SLASHER_ROLE"), d.hub)
+    assert d.market.PARAMS_CHECK() == d.record["contracts"]["JobMarketParams"]
+    assert d.token.minters_sealed()
 
 
-def test_deploy__production__settlement_and_emissions_stay_the_only_minters_besides_the_timelock(project, accounts):
-    """Settlement and Emissions are made minters before the token's ownership moves to the
-    timelock, and the move keeps them (snekmate drops only the old owner's minter role).
-    Emissions has no admin role; Settlement's admin is the timelock."""
+def test_deploy__production__settlement_and_emissions_are_the_only_minters_and_sealed(project, accounts):
+    """Settlement and Emissions are made minters, the minter set is sealed, and then the token's
+    ownership moves to the timelock: the move drops the deployer's minter flag and does not make
+    the timelock a minter; sealed, the set can no longer change under the timelock. Emissions has no admin role;
+    Settlement's admin is the timelock."""
     deployer = accounts[8]
     d = deploy_all(project, deployer, local=False)
     assert d.token.is_minter(d.settlement)
     assert d.token.is_minter(d.emissions)
-    assert d.token.is_minter(d.timelock)
+    assert not d.token.is_minter(d.timelock)
     assert not d.token.is_minter(deployer)
+    assert d.token.owner() == d.timelock.address
+    assert d.token.minters_sealed()
     assert d.emissions.HUB() == d.hub.address
     assert d.emissions.TOKEN() == d.token.address
     assert d.emissions.BURNS() == d.settlement.address
@@ -97,5 +128,39 @@ def test_deploy__production__settlement_and_emissions_stay_the_only_minters_besi
     assert d.record["contracts"]["Settlement"] == d.settlement.address
     assert d.record["constructor_args"]["Settlement"] == [d.token.address, d.price_feed.address, 3600]
     assert d.record["constructor_args"]["JobMarket"][2] == d.settlement.address
+    assert d.record["constructor_args"]["JobMarket"][3] == d.record["contracts"]["JobMarketParams"]
     assert d.record["constructor_args"]["Emissions"][2] == d.settlement.address
     assert d.record["roles"]["minters"] == [d.settlement.address, d.emissions.address]
+
+
+def test_deploy__local_default__seals_minters_and_wires_params_check(project, chain, accounts):
+    """deploy_all seals the token's minters by default, on local networks too; the deployer
+    stays a minter there (the local faucet) but no one can be added or removed."""
+    deployer = accounts[8]
+    d = deploy_all(project, deployer, local=True)
+    assert d.token.minters_sealed()
+    assert d.token.is_minter(deployer)
+    assert d.token.is_minter(d.settlement) and d.token.is_minter(d.emissions)
+    for minter, status in ((accounts[9], True), (d.settlement, False)):
+        with ape.reverts("compute_token: minters sealed"):
+            d.token.set_minter(minter, status, sender=deployer)
+    assert d.token.is_minter(d.settlement) and not d.token.is_minter(accounts[9])
+    # JobMarketParams is deployed before JobMarket and is the market's checker.
+    blocks = {k: chain.provider.get_receipt(d.record["tx"][k]).block_number for k in ("JobMarketParams", "JobMarket")}
+    assert blocks["JobMarketParams"] < blocks["JobMarket"]
+    params_check = project.JobMarketParams.at(d.record["contracts"]["JobMarketParams"])
+    assert d.market.PARAMS_CHECK() == params_check.address
+    assert params_check.MAX_FEE_BPS() == 2_000
+    assert params_check.check(MarketParams().as_tuple()) is True
+    assert tuple(d.market.params()) == MarketParams().as_tuple()
+    assert d.record["constructor_args"]["JobMarket"][3:] == [params_check.address, MarketParams().as_dict()]
+    # The registry's job market is the market, set once.
+    assert d.registry.job_market() == d.market.address
+    with ape.reverts("registry: job market already set"):
+        d.registry.set_job_market(accounts[9], sender=deployer)
+    assert not d.registry.hasRole(role("SLASHER_ROLE"), d.market)
+
+
+def test_deploy__unsealed_minters_outside_local__refused(project, accounts):
+    with pytest.raises(ValueError, match="always sealed outside local networks"):
+        deploy_all(project, accounts[8], local=False, seal_minters=False)

@@ -2,12 +2,14 @@
 one unlock.
 
 The end state must equal finalizing the same jobs one by one: provider balances, locked
-collateral, the supply and the token's and Settlement's burn/mint counters (the fees burned),
-challenger bonds, job statuses; JobFinalized is still per job.
+collateral, the providers' reputation in ProviderRegistry, the supply and the token's and
+Settlement's burn/mint counters (the fees burned), the disputing user's bond, job statuses;
+JobFinalized is still per job.
 """
 
 import ape
 import pytest
+from conftest import UNIT_PARAMS
 
 from offchain.constants import JobStatus
 
@@ -15,9 +17,9 @@ RESULT = b"\x22" * 32
 
 
 @pytest.fixture
-def mixed_batch(make_provider, make_job, market, jobs, chain, provider, provider2, user, user2):
+def mixed_batch(make_provider, make_job, market, jobs, chain, provider, provider2, user):
     """Submitted jobs of provider, provider, provider2, provider (two runs of provider), and the
-    last of them disputed and past its audit deadline: ids in that order."""
+    last of them disputed by its user and past its audit deadline: ids in that order."""
     m1 = make_provider(provider)
     m2 = make_provider(provider2)
     plan = [(provider, m1), (provider, m1), (provider2, m2), (provider, m1)]
@@ -27,7 +29,7 @@ def mixed_batch(make_provider, make_job, market, jobs, chain, provider, provider
         jobs.track(market.accept(job_id, jobs.t(job_id), machine, sender=prov))
         jobs.track(market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=prov))
         ids.append(job_id)
-    market.dispute(ids[-1], jobs.t(ids[-1]), sender=user2)
+    market.dispute(ids[-1], jobs.t(ids[-1]), sender=user)
     deadline = market.disputes(ids[-1]).audit_deadline
     chain.mine(timestamp=max(deadline, max(jobs[i]["challenge_end"] for i in ids)) + 1)
     return ids
@@ -38,6 +40,7 @@ def _state(registry, token, settlement, accounts_):
         "balances": [token.balanceOf(a) for a in accounts_],
         "locked": [registry.locked(a) for a in accounts_],
         "staked": [registry.staked(a) for a in accounts_],
+        "reputation": [tuple(registry.reputation(a)) for a in accounts_],
         "supply": token.totalSupply(),
         "minted_burned": (token.total_minted(), token.total_burned()),
         "settled": settlement.total_burned(),
@@ -66,6 +69,10 @@ def test_finalize_many__mixed_providers_and_audit_timeout__same_end_state_as_one
     assert one_by_one["settled"] == before["settled"] + sum(payments)
     assert [market.job_status(i) for i in ids] == [JobStatus.FINALIZED] * len(ids)
     assert registry.locked(provider) == 0 and registry.locked(provider2) == 0
+    # Every job is worth at least $1 (1,000+ units at PRICE): each counts once, in either form.
+    assert all(jobs[i]["usd_value"] >= UNIT_PARAMS.min_reputation_usd for i in ids)
+    assert tuple(registry.reputation(provider)) == (3, 0, 0, 0, 0, 0)
+    assert tuple(registry.reputation(provider2)) == (1, 0, 0, 0, 0, 0)
 
     finalized = [dict(log.event_arguments) for log in tx.decode_logs(market.JobFinalized)]
     assert [e["job_id"] for e in finalized] == ids

@@ -1,6 +1,7 @@
-"""JobMarket governance and guardian functions: params / set_params (every bound), the fee
-(burned at settlement: there is no treasury and nothing to sweep), pause / unpause (what a
-pause stops and what it must never stop), roles and the constructor checks.
+"""JobMarket governance and guardian functions: params / set_params (every bound, checked by
+the pure JobMarketParams contract with JobMarket's own reasons), the fee (burned at settlement:
+there is no treasury and nothing to sweep), pause / unpause (what a pause stops and what it must
+never stop), roles and the constructor checks.
 """
 
 import ape
@@ -35,6 +36,14 @@ FEE = PAYMENT * P.fee_bps // MAX_BPS
 MAX_WINDOW = 30 * DAY
 PAUSED = "pausable: contract is paused"
 MISSING_ROLE = "access_control: account is missing role"
+# JobMarketParams: a job counts toward reputation only above this USD value, at most $1,000,000.
+MAX_REPUTATION_USD = 10**24
+
+
+@pytest.fixture(scope="module")
+def params_check(project, deployment):
+    """The JobMarketParams deploy_all deployed (the session market checks its parameters with it)."""
+    return project.JobMarketParams.at(deployment.record["contracts"]["JobMarketParams"])
 
 
 def _ts(chain, tx):
@@ -52,22 +61,30 @@ def _params(**changes):
 ################################################################
 
 
-def test_constants__match_offchain_and_deployment(market, token, registry, settlement, params):
+def test_constants__match_offchain_and_deployment(market, token, registry, settlement, params_check, params):
     assert market.MAX_BPS() == MAX_BPS
     assert market.MAX_BATCH() == MAX_BATCH
-    assert market.MAX_FEE_BPS() == 2_000
-    assert market.MAX_COLLATERAL_BPS() == 1_000_000
     assert (market.MIN_WINDOW_SECONDS(), market.MAX_WINDOW_SECONDS()) == (60, MAX_WINDOW)
+    # The parameter bounds moved to JobMarketParams with the checks.
+    assert params_check.MAX_BPS() == MAX_BPS
+    assert params_check.MAX_FEE_BPS() == 2_000
+    assert params_check.MAX_COLLATERAL_BPS() == 1_000_000
+    assert (params_check.MIN_WINDOW_SECONDS(), params_check.MAX_WINDOW_SECONDS()) == (60, MAX_WINDOW)
+    assert market.PARAMS_CHECK() == params_check.address
     assert market.TOKEN() == token.address
     assert market.REGISTRY() == registry.address
     assert market.SETTLEMENT() == settlement.address
     assert settlement.job_market() == market.address and settlement.TOKEN() == token.address
     assert token.is_minter(settlement)  # it mints providers' pay
+    assert len(PARAM_FIELDS) == 19 and PARAM_FIELDS[-1] == "min_reputation_usd"
     assert tuple(market.params()) == params.as_tuple()
+    assert market.params().min_reputation_usd == params.min_reputation_usd == 10**18
     assert market.job_count() == 0 and not market.paused()
-    # The treasury and fee sweep are gone: the fee is burned at settlement.
-    for gone in ("treasury", "fees_accrued", "sweep_fees", "set_treasury"):
+    # The treasury and fee sweep are gone: the fee is burned at settlement. The bounds constants
+    # and the reputation record moved out (to JobMarketParams and ProviderRegistry).
+    for gone in ("treasury", "fees_accrued", "sweep_fees", "set_treasury", "MAX_FEE_BPS", "MAX_COLLATERAL_BPS"):
         assert not hasattr(market, gone), gone
+    assert not hasattr(market, "reputation") and hasattr(registry, "reputation")
 
 
 def test_roles__local_deployment_wiring(market, registry, deployer, attacker, roles):
@@ -77,8 +94,11 @@ def test_roles__local_deployment_wiring(market, registry, deployer, attacker, ro
         assert market.hasRole(roles[role_name], deployer)
         assert not market.hasRole(roles[role_name], attacker)
     assert market.hasRole(market.DEFAULT_ADMIN_ROLE(), deployer)
-    assert registry.hasRole(roles["COLLATERAL_ROLE"], market)
-    assert registry.hasRole(roles["SLASHER_ROLE"], market)
+    # The market is the registry's set-once job market, not a holder of revocable roles.
+    assert registry.job_market() == market.address
+    assert not hasattr(registry, "COLLATERAL_ROLE")
+    assert not registry.hasRole(roles["COLLATERAL_ROLE"], market)
+    assert not registry.hasRole(roles["SLASHER_ROLE"], market)
 
 
 @pytest.mark.parametrize(
@@ -88,18 +108,40 @@ def test_roles__local_deployment_wiring(market, registry, deployer, attacker, ro
         ("registry", "job_market: registry is the zero address"),
         ("settlement", "job_market: settlement is the zero address"),
         ("params", "job_market: fee too high"),
+        ("reputation", "job_market: reputation threshold too high"),
     ],
 )
-def test_constructor__invalid_argument__reverts(project, deployer, token, registry, settlement, which, message):
+def test_constructor__invalid_argument__reverts(
+    project, deployer, token, registry, settlement, params_check, which, message
+):
     args = {
         "token": token.address,
         "registry": registry.address,
         "settlement": settlement.address,
         "params": _params(),
     }
-    args[which] = _params(fee_bps=2_001) if which == "params" else ZERO_ADDRESS
+    if which == "params":
+        args["params"] = _params(fee_bps=2_001)
+    elif which == "reputation":
+        args["params"] = _params(min_reputation_usd=MAX_REPUTATION_USD + 1)
+    else:
+        args[which] = ZERO_ADDRESS
     with ape.reverts(message):
-        deployer.deploy(project.JobMarket, args["token"], args["registry"], args["settlement"], args["params"])
+        deployer.deploy(
+            project.JobMarket,
+            args["token"],
+            args["registry"],
+            args["settlement"],
+            params_check.address,
+            args["params"],
+        )
+
+
+def test_constructor__valid__stores_checker_and_params(project, deployer, token, registry, settlement, params_check):
+    p = _params(min_reputation_usd=MAX_REPUTATION_USD)
+    m = deployer.deploy(project.JobMarket, token.address, registry.address, settlement.address, params_check.address, p)
+    assert m.PARAMS_CHECK() == params_check.address
+    assert tuple(m.params()) == p
 
 
 ################################################################
@@ -127,6 +169,7 @@ def test_set_params__admin__stores_and_logs(market, deployer):
         65_535,
         1_501,
         9_999,
+        7 * 10**17,
     )
     new = dict(zip(PARAM_FIELDS, values, strict=True))
     tx = market.set_params(tuple(new.values()), sender=deployer)
@@ -167,6 +210,7 @@ def test_set_params__not_admin__reverts(market, attacker, keeper, snap):
         ({"trusted_after_jobs": 65_536}, "job_market: trusted_after_jobs too high"),
         ({"detection_bps": 4_999}, "job_market: detection rate below 50%"),
         ({"detection_bps": MAX_BPS + 1}, "job_market: detection rate above 100%"),
+        ({"min_reputation_usd": MAX_REPUTATION_USD + 1}, "job_market: reputation threshold too high"),
     ],
     ids=[
         "fee_high",
@@ -192,9 +236,13 @@ def test_set_params__not_admin__reverts(market, attacker, keeper, snap):
         "trusted_after_high",
         "detection_low",
         "detection_high",
+        "reputation_usd_high",
     ],
 )
-def test_set_params__out_of_bounds__reverts(market, deployer, snap, changes, message):
+def test_set_params__out_of_bounds__reverts(market, params_check, deployer, snap, changes, message):
+    # JobMarketParams.check reverts with the reason, and set_params passes it through unchanged.
+    with ape.reverts(message):
+        params_check.check(_params(**changes))
     with no_change(snap), ape.reverts(message):
         market.set_params(_params(**changes), sender=deployer)
 
@@ -220,6 +268,7 @@ def test_set_params__out_of_bounds__reverts(market, deployer, snap, changes, mes
             trusted_after_jobs=65_535,
             bad_record_audit_bps=MAX_BPS,
             detection_bps=MAX_BPS,
+            min_reputation_usd=MAX_REPUTATION_USD,
         ),
         dict(
             fee_bps=0,
@@ -240,17 +289,19 @@ def test_set_params__out_of_bounds__reverts(market, deployer, snap, changes, mes
             trusted_after_jobs=0,
             bad_record_audit_bps=0,
             detection_bps=5_000,
+            min_reputation_usd=0,
         ),
     ],
     ids=["upper_bounds", "lower_bounds"],
 )
-def test_set_params__at_bounds__accepted(market, deployer, changes):
+def test_set_params__at_bounds__accepted(market, params_check, deployer, changes):
+    assert params_check.check(_params(**changes)) is True
     market.set_params(_params(**changes), sender=deployer)
     assert tuple(market.params()) == _params(**changes)
 
 
 def test_set_params__new_windows_apply_to_later_calls(
-    running_job, market, jobs, chain, deployer, provider, user, user2, params
+    running_job, market, jobs, chain, deployer, provider, user, params
 ):
     set_params(
         market,
@@ -264,7 +315,7 @@ def test_set_params__new_windows_apply_to_later_calls(
     job_id, _ = running_job
     tx = jobs.track(market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=provider))
     assert jobs[job_id]["challenge_end"] == _ts(chain, tx) + 600
-    tx = market.dispute(job_id, jobs.t(job_id), sender=user2)
+    tx = market.dispute(job_id, jobs.t(job_id), sender=user)
     assert market.disputes(job_id).audit_deadline == _ts(chain, tx) + 120
     with ape.reverts("job_market: accept window too short"):
         market.create_job(ZERO_ADDRESS, CPU, SPEC, UNITS, PRICE, 119, 60, MAX_TOKENS, sender=user)
@@ -318,9 +369,22 @@ def test_fee__zero_fee_job__provider_minted_whole_escrow_supply_unchanged(
 
 
 def test_fee__max_fee__provider_minted_escrow_minus_fifth(
-    make_provider, make_job, market, token, settlement, jobs, chain, deployer, provider, user, keeper, params, ledger
+    make_provider,
+    make_job,
+    market,
+    token,
+    settlement,
+    params_check,
+    jobs,
+    chain,
+    deployer,
+    provider,
+    user,
+    keeper,
+    params,
+    ledger,
 ):
-    set_params(market, deployer, params, fee_bps=market.MAX_FEE_BPS())
+    set_params(market, deployer, params, fee_bps=params_check.MAX_FEE_BPS())
     machine_id = make_provider(provider)
     job_id, job = make_job(user)
     jobs.track(market.accept(job_id, jobs.t(job_id), machine_id, sender=provider))
@@ -401,7 +465,7 @@ def test_paused__submit_and_submit_results__still_work(make_provider, make_job, 
 
 
 def test_paused__dispute_and_post_verdict__still_work(
-    make_provider, make_job, market, token, jobs, deployer, provider, user, user2
+    make_provider, make_job, market, token, jobs, deployer, provider, user
 ):
     machine_id = make_provider(provider)
     ids = [make_job(user)[0] for _ in range(2)]
@@ -409,7 +473,7 @@ def test_paused__dispute_and_post_verdict__still_work(
     jobs.track(market.submit_results(ids, [jobs.t(i) for i in ids], [RESULT] * 2, ["r"] * 2, sender=provider))
     market.pause(sender=deployer)
     for job_id in ids:
-        market.dispute(job_id, jobs.t(job_id), sender=user2)
+        market.dispute(job_id, jobs.t(job_id), sender=user)
         assert market.job_status(job_id) == JobStatus.AUDIT
     market.post_verdict(ids[0], jobs.t(ids[0]), True, sender=deployer)
     market.post_verdict(ids[1], jobs.t(ids[1]), False, sender=deployer)
@@ -419,13 +483,13 @@ def test_paused__dispute_and_post_verdict__still_work(
 
 
 def test_paused__finalize_finalize_many_and_audit_timeout__still_work_and_settle(
-    make_provider, make_job, market, token, jobs, chain, deployer, provider, user, user2, keeper, ledger
+    make_provider, make_job, market, token, jobs, chain, deployer, provider, user, keeper, ledger
 ):
     machine_id = make_provider(provider)
     ids = [make_job(user)[0] for _ in range(4)]
     jobs.track(market.accept_jobs(ids, [jobs.t(i) for i in ids], machine_id, sender=provider))
     jobs.track(market.submit_results(ids, [jobs.t(i) for i in ids], [RESULT] * 4, ["r"] * 4, sender=provider))
-    market.dispute(ids[3], jobs.t(ids[3]), sender=user2)
+    market.dispute(ids[3], jobs.t(ids[3]), sender=user)
     market.pause(sender=deployer)
     chain.pending_timestamp = market.disputes(ids[3]).audit_deadline + 1
     ledger.mark()
@@ -439,7 +503,7 @@ def test_paused__finalize_finalize_many_and_audit_timeout__still_work_and_settle
     bond = market.dispute_bond(PAYMENT)
     ledger.expect(
         provider=4 * (PAYMENT - FEE),
-        user2=bond,
+        user=bond,
         market=-(4 * PAYMENT + bond),
         supply=-4 * FEE,
         settled=4 * PAYMENT,

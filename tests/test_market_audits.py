@@ -1,9 +1,14 @@
-"""JobMarket sampled audits, collateral sized from the audit rate, on-chain reputation, verdicts
-through the OracleHub quorum, and funding with a permit.
+"""JobMarket sampled audits, collateral sized from the audit rate, on-chain reputation (kept in
+ProviderRegistry, written by the market), verdicts through the OracleHub quorum, and funding
+with a permit.
 
 The session deployment runs with audits off (conftest.UNIT_PARAMS); this module turns them on
 with `set_params` (module fixture `audit_params`): new providers are audited on 100% of their
 jobs unless a test lowers it, so a draw is certain where a test needs one.
+
+A finalized job adds to `completed` only when its USD value reaches `min_reputation_usd` ($1
+by default; conftest's jobs are exactly $1): dust jobs cannot buy a provider out of probation.
+Audits passed, failures and expiries count whatever the job's size.
 """
 
 from dataclasses import replace
@@ -11,7 +16,7 @@ from dataclasses import replace
 import ape
 import pytest
 from conftest import ACCEPT_WINDOW, COMPLETE_WITHIN, CPU, PRICE, STAKE, UNITS
-from market_helpers import ev
+from market_helpers import ev, evs
 
 from offchain.chain import reports as R
 from offchain.chain.permit import sign_permit
@@ -29,6 +34,9 @@ AUDITS = MarketParams(
     bad_record_audit_bps=2_000,
     detection_bps=9_000,
 )
+# $0.999, one unit short of AUDITS.min_reputation_usd ($1): a job just below the threshold.
+DUST_UNITS = UNITS - 1
+assert PRICE * DUST_UNITS < AUDITS.min_reputation_usd == PRICE * UNITS
 
 
 def required(payment, floor, p, d=AUDITS.detection_bps):
@@ -76,9 +84,14 @@ def set_rates(market, deployer):
     return _set
 
 
-def rep(market, who):
+def rep(registry, who):
     return dict(zip(("completed", "failed", "expired", "audits_passed", "disputes_won", "disputes_lost"),
-                    market.reputation(who), strict=True))  # fmt: skip
+                    registry.reputation(who), strict=True))  # fmt: skip
+
+
+def record(completed=0, failed=0, expired=0, audits_passed=0, disputes_won=0, disputes_lost=0):
+    return dict(completed=completed, failed=failed, expired=expired, audits_passed=audits_passed,
+                disputes_won=disputes_won, disputes_lost=disputes_lost)  # fmt: skip
 
 
 def verdict(hub, chain, ops, job_id, job, valid, signers=2, **fields):
@@ -95,8 +108,8 @@ def verdict(hub, chain, ops, job_id, job, valid, signers=2, **fields):
     return R.report_tuple(R.VERDICT_FIELDS, report), R.sort_signatures(sigs)
 
 
-def run_to_submitted(market, jobs, make_job, machine_id, provider, user, result=RESULT):
-    job_id, _ = make_job(user)
+def run_to_submitted(market, jobs, make_job, machine_id, provider, user, result=RESULT, units=UNITS):
+    job_id, _ = make_job(user, units=units)
     jobs.track(market.accept(job_id, jobs.t(job_id), machine_id, sender=provider))
     jobs.track(market.submit_result(job_id, jobs.t(job_id), result, "http://p/blobs/r", sender=provider))
     return job_id
@@ -252,7 +265,7 @@ def test_open_audit__after_challenge_window__reverts(
 
 
 def test_verdict_valid__sampled__provider_paid_reputation_counts(
-    make_provider, make_job, market, hub, jobs, chain, token, pool, keeper, provider, user
+    make_provider, make_job, market, hub, registry, jobs, chain, token, pool, keeper, provider, user
 ):
     machine_id = make_provider(provider)
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
@@ -269,9 +282,7 @@ def test_verdict_valid__sampled__provider_paid_reputation_counts(
     # Escrow burned, the provider minted its pay (no bond: a sampled audit has no challenger).
     assert token.balanceOf(provider) - before == PAYMENT - fee
     assert supply - token.totalSupply() == fee
-    assert rep(market, provider) == dict(
-        completed=1, failed=0, expired=0, audits_passed=1, disputes_won=0, disputes_lost=0
-    )
+    assert rep(registry, provider) == record(completed=1, audits_passed=1)
 
 
 def test_verdict_invalid__sampled__user_refunded_collateral_slashed_rate_rises(
@@ -290,28 +301,26 @@ def test_verdict_invalid__sampled__user_refunded_collateral_slashed_rate_rises(
     assert e["burned"] == collateral - e["user_compensation"]
     assert token.balanceOf(user) - user_before == PAYMENT + e["user_compensation"]
     assert market.job_status(job_id) == JobStatus.FAILED
-    assert rep(market, provider)["failed"] == 1
+    assert rep(registry, provider) == record(failed=1)
     # New provider (100%) plus one failure: capped at 100%; as an established provider it
     # would be base + bad_record.
     assert market.audit_rate(provider) == MAX_BPS
 
 
 def test_verdict__dispute__reputation_records_dispute_outcome(
-    make_provider, make_job, market, hub, jobs, chain, pool, set_rates, keeper, provider, user, user2
+    make_provider, make_job, market, hub, registry, jobs, chain, pool, set_rates, keeper, provider, user
 ):
     set_rates(new_provider_audit_bps=0, base_audit_bps=0)
     machine_id = make_provider(provider)
     a = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
     b = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
-    market.dispute(a, jobs.t(a), sender=user2)
-    market.dispute(b, jobs.t(b), sender=user2)
+    market.dispute(a, jobs.t(a), sender=user)
+    market.dispute(b, jobs.t(b), sender=user)
     report, sigs = verdict(hub, chain, pool, a, jobs[a], True)
     hub.submit_verdict(report, jobs.t(a), sigs, sender=keeper)
     report, sigs = verdict(hub, chain, pool, b, jobs[b], False)
     hub.submit_verdict(report, jobs.t(b), sigs, sender=keeper)
-    assert rep(market, provider) == dict(
-        completed=1, failed=1, expired=0, audits_passed=1, disputes_won=1, disputes_lost=1
-    )
+    assert rep(registry, provider) == record(completed=1, failed=1, audits_passed=1, disputes_won=1, disputes_lost=1)
 
 
 @pytest.mark.parametrize(
@@ -368,13 +377,172 @@ def test_set_job_market__once_and_admin_only(hub, market, deployer, attacker):
         hub.set_job_market(attacker, sender=attacker)
 
 
-def test_reputation__expired_job_counts(make_provider, make_job, market, jobs, chain, keeper, provider, user):
+def test_reputation__expired_job_counts(make_provider, make_job, market, registry, jobs, chain, keeper, provider, user):
     machine_id = make_provider(provider)
     job_id, _ = make_job(user)
     jobs.track(market.accept(job_id, jobs.t(job_id), machine_id, sender=provider))
     chain.pending_timestamp += COMPLETE_WITHIN + 1
     market.expire(job_id, jobs.t(job_id), sender=keeper)
-    assert rep(market, provider)["expired"] == 1
+    assert rep(registry, provider) == record(expired=1)
+
+
+def test_reputation__kept_by_the_registry_not_the_market(market, registry, provider):
+    # The market writes each outcome there (through unlock_collateral) and reads it back for
+    # the audit rate; it keeps no copy of its own.
+    assert registry.job_market() == market.address
+    assert registry.reputation(provider) == (0, 0, 0, 0, 0, 0)
+    assert registry.reputation_word(provider) == 0
+    assert not hasattr(market, "reputation")
+
+
+################################################################
+#             reputation: jobs below min_reputation_usd        #
+################################################################
+
+
+def _finalize_after_window(market, jobs, chain, keeper, ids):
+    chain.pending_timestamp = max(jobs[i]["challenge_end"] for i in ids) + 1
+    for job_id in ids:
+        market.finalize(job_id, jobs.t(job_id), sender=keeper)
+        assert market.job_status(job_id) == JobStatus.FINALIZED
+
+
+def test_reputation__dust_jobs_finalized_one_by_one__not_completed_rate_stays(
+    make_provider, make_job, market, registry, token, jobs, chain, set_rates, keeper, provider, user
+):
+    # Audits off while the jobs run (nothing drawn, every job finalizes); the rates that matter
+    # are set back before reading the audit rate: new 30%, base 10%, trusted after 2 jobs.
+    set_rates(new_provider_audit_bps=0, base_audit_bps=0)
+    machine_id = make_provider(provider)
+    dust = [run_to_submitted(market, jobs, make_job, machine_id, provider, user, units=DUST_UNITS) for _ in range(3)]
+    assert all(jobs[i]["usd_value"] == AUDITS.min_reputation_usd - PRICE for i in dust)
+    before = token.balanceOf(provider)
+    _finalize_after_window(market, jobs, chain, keeper, dust)
+    assert token.balanceOf(provider) > before  # paid as usual, only not counted
+    # Three dust jobs (more than trusted_after_jobs): still nothing on record, still on probation.
+    assert rep(registry, provider) == record()
+    set_rates(new_provider_audit_bps=3_000)
+    assert market.audit_rate(provider) == 3_000
+
+    # At the threshold ($1 exactly) and above ($2) a job counts.
+    set_rates(new_provider_audit_bps=0, base_audit_bps=0)
+    at = run_to_submitted(market, jobs, make_job, machine_id, provider, user, units=UNITS)
+    above = run_to_submitted(market, jobs, make_job, machine_id, provider, user, units=2 * UNITS)
+    assert jobs[at]["usd_value"] == AUDITS.min_reputation_usd
+    _finalize_after_window(market, jobs, chain, keeper, [at])
+    assert rep(registry, provider) == record(completed=1)
+    set_rates(new_provider_audit_bps=3_000)
+    assert market.audit_rate(provider) == 3_000  # one of two: still new
+    _finalize_after_window(market, jobs, chain, keeper, [above])
+    assert rep(registry, provider) == record(completed=2)
+    assert market.audit_rate(provider) == AUDITS.base_audit_bps  # trusted after 2 counted jobs
+
+
+def test_reputation__dust_jobs_in_finalize_many__not_completed_rate_stays(
+    make_provider, market, registry, jobs, chain, set_rates, keeper, provider, user
+):
+    set_rates(new_provider_audit_bps=0, base_audit_bps=0)
+    machine_id = make_provider(provider)
+    units = [DUST_UNITS, DUST_UNITS, DUST_UNITS, DUST_UNITS, UNITS, DUST_UNITS, 3 * UNITS]
+    n = len(units)
+    tx = jobs.track(market.create_jobs(
+        provider, CPU, [bytes([i + 1]) * 32 for i in range(n)], units, PRICE, ACCEPT_WINDOW, COMPLETE_WITHIN,
+        MAX_TOKENS, sender=user,
+    ))  # fmt: skip
+    ids = [e["job_id"] for e in evs(tx, market.JobCreated)]
+    jobs.track(market.accept_jobs(ids, [jobs.t(i) for i in ids], machine_id, sender=provider))
+    jobs.track(market.submit_results(ids, [jobs.t(i) for i in ids], [RESULT] * n, ["r"] * n, sender=provider))
+    chain.pending_timestamp = max(jobs[i]["challenge_end"] for i in ids) + 1
+    set_rates(new_provider_audit_bps=3_000)
+
+    # A batch of dust only (more jobs than trusted_after_jobs): nothing counts.
+    dust_only = ids[:3]
+    tx = market.finalize_many(dust_only, [jobs.t(i) for i in dust_only], sender=keeper)
+    assert [e["job_id"] for e in evs(tx, market.JobFinalized)] == dust_only
+    assert rep(registry, provider) == record()
+    assert market.audit_rate(provider) == 3_000
+
+    # A mixed batch: only the $1 and $3 jobs count.
+    mixed = ids[3:]
+    market.finalize_many(mixed, [jobs.t(i) for i in mixed], sender=keeper)
+    assert [market.job_status(i) for i in ids] == [JobStatus.FINALIZED] * n
+    assert rep(registry, provider) == record(completed=2)
+    assert market.audit_rate(provider) == AUDITS.base_audit_bps
+
+
+@pytest.mark.parametrize(
+    "threshold, units, counts",
+    [
+        (0, 1, True),  # no threshold: even a one-unit job counts
+        (2 * 10**18, UNITS, False),  # $1 below a $2 threshold
+        (2 * 10**18, 2 * UNITS, True),  # exactly at it
+    ],
+)
+def test_reputation__threshold_is_the_param_at_finalize(
+    make_provider, make_job, market, registry, jobs, chain, set_rates, keeper, provider, user, threshold, units, counts
+):
+    set_rates(new_provider_audit_bps=0, base_audit_bps=0)
+    machine_id = make_provider(provider)
+    job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user, units=units)
+    # Set after the job was created and accepted: the value at finalize decides.
+    set_rates(new_provider_audit_bps=0, base_audit_bps=0, min_reputation_usd=threshold)
+    assert market.params().min_reputation_usd == threshold
+    _finalize_after_window(market, jobs, chain, keeper, [job_id])
+    assert rep(registry, provider) == record(completed=int(counts))
+
+
+def test_reputation__dust_jobs__audits_failures_disputes_and_expiries_still_count(
+    make_provider, make_job, market, hub, registry, token, jobs, chain, pool, set_rates, keeper, provider, user
+):
+    # New providers are audited on 100% here: every dust job is drawn.
+    machine_id = make_provider(provider)
+
+    # A sampled audit that passes: paid and an audit passed, but not a completed job.
+    passed = run_to_submitted(market, jobs, make_job, machine_id, provider, user, units=DUST_UNITS)
+    market.open_audit(passed, jobs.t(passed), sender=keeper)
+    report, sigs = verdict(hub, chain, pool, passed, jobs[passed], True)
+    tx = hub.submit_verdict(report, jobs.t(passed), sigs, sender=keeper)
+    assert ev(tx, market.JobFinalized)["usd_value"] == PRICE * DUST_UNITS
+    assert rep(registry, provider) == record(audits_passed=1)
+
+    # A sampled audit that fails: a failure, whatever the size.
+    failed = run_to_submitted(market, jobs, make_job, machine_id, provider, user, units=DUST_UNITS)
+    market.open_audit(failed, jobs.t(failed), sender=keeper)
+    report, sigs = verdict(hub, chain, pool, failed, jobs[failed], False)
+    hub.submit_verdict(report, jobs.t(failed), sigs, sender=keeper)
+    assert market.job_status(failed) == JobStatus.FAILED
+    assert rep(registry, provider) == record(failed=1, audits_passed=1)
+
+    # The user's disputes of dust jobs (audits off, the bad-record surcharge too, so that they
+    # are not drawn): won and lost.
+    set_rates(new_provider_audit_bps=0, base_audit_bps=0, bad_record_audit_bps=0)
+    won = run_to_submitted(market, jobs, make_job, machine_id, provider, user, units=DUST_UNITS)
+    lost = run_to_submitted(market, jobs, make_job, machine_id, provider, user, units=DUST_UNITS)
+    timed_out = run_to_submitted(market, jobs, make_job, machine_id, provider, user, units=DUST_UNITS)
+    for job_id in (won, lost, timed_out):
+        market.dispute(job_id, jobs.t(job_id), sender=user)
+    report, sigs = verdict(hub, chain, pool, won, jobs[won], True)
+    hub.submit_verdict(report, jobs.t(won), sigs, sender=keeper)
+    report, sigs = verdict(hub, chain, pool, lost, jobs[lost], False)
+    hub.submit_verdict(report, jobs.t(lost), sigs, sender=keeper)
+    want = record(failed=2, audits_passed=2, disputes_won=1, disputes_lost=1)
+    assert rep(registry, provider) == want
+    # No verdict in time: paid, the bond back to the user, but neither counted nor an audit passed.
+    chain.pending_timestamp = market.disputes(timed_out).audit_deadline + 1
+    market.finalize(timed_out, jobs.t(timed_out), sender=keeper)
+    assert market.job_status(timed_out) == JobStatus.FINALIZED
+    assert rep(registry, provider) == want
+
+    # Accepted and never delivered: an expiry.
+    expired, _ = make_job(user, units=DUST_UNITS)
+    jobs.track(market.accept(expired, jobs.t(expired), machine_id, sender=provider))
+    chain.pending_timestamp = jobs[expired]["complete_by"] + 1
+    market.expire(expired, jobs.t(expired), sender=keeper)
+    assert rep(registry, provider) == record(failed=2, expired=1, audits_passed=2, disputes_won=1, disputes_lost=1)
+    assert rep(registry, provider)["completed"] == 0
+    # Two failures and an expiry on record, nothing completed: the audit rate rises, never falls.
+    set_rates(new_provider_audit_bps=3_000)
+    assert market.audit_rate(provider) == min(MAX_BPS, 3_000 + 3 * AUDITS.bad_record_audit_bps)
 
 
 ################################################################
@@ -474,14 +642,21 @@ def test_stake_required_for_default_rates_is_documented():
 
 
 def test_dispute__drawn_job__refused_so_a_provider_cannot_self_dispute(
-    make_provider, make_job, market, jobs, chain, attacker, keeper, provider, user
+    make_provider, make_job, market, token, jobs, chain, attacker, keeper, provider, user
 ):
     # The fuzz found it: a provider seeing its job drawn could dispute it from a second address
-    # and collect the challenger's share of its own slash. A drawn job goes through open_audit.
+    # and collect the challenger's share of its own slash. Only the user may dispute now, and
+    # not a drawn job either: a drawn job goes through open_audit (no bond, no challenger).
     machine_id = make_provider(provider)
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
     chain.mine(1)
+    assert market.audit_drawn(job_id, jobs.t(job_id))
+    before = token.balanceOf(user)
     with ape.reverts("job_market: job drawn for audit"):
-        market.dispute(job_id, jobs.t(job_id), sender=attacker)
+        market.dispute(job_id, jobs.t(job_id), sender=user)
+    for caller in (attacker, provider):
+        with ape.reverts("job_market: caller is not the user"):
+            market.dispute(job_id, jobs.t(job_id), sender=caller)
+    assert market.job_status(job_id) == JobStatus.SUBMITTED and token.balanceOf(user) == before
     market.open_audit(job_id, jobs.t(job_id), sender=keeper)
     assert tuple(market.disputes(job_id))[:2] == (ZERO, 0)

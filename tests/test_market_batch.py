@@ -364,10 +364,10 @@ def test_submit_results__one_bad_job__reverts_whole_batch(running_batch, make_jo
 
 
 def test_finalize_many__submitted_and_timed_out_audit__settles_each(
-    submitted_batch, market, registry, token, settlement, jobs, chain, provider, user2, keeper, ledger
+    submitted_batch, market, registry, token, settlement, jobs, chain, provider, user, keeper, ledger
 ):
     ids, _ = submitted_batch
-    market.dispute(ids[1], jobs.t(ids[1]), sender=user2)
+    market.dispute(ids[1], jobs.t(ids[1]), sender=user)
     bond = market.disputes(ids[1]).bond
     chain.pending_timestamp = market.disputes(ids[1]).audit_deadline + 1
     ledger.mark()
@@ -392,8 +392,11 @@ def test_finalize_many__submitted_and_timed_out_audit__settles_each(
     assert [(e["provider"], e["burned"], e["minted"]) for e in evs(tx, settlement.Settled)] == [
         (provider.address, sum(payments), paid)
     ]
-    ledger.expect(provider=paid, user2=bond, market=-(sum(payments) + bond), supply=-sum(fees), settled=sum(payments))
+    # The user's bond comes back with the timed-out audit.
+    ledger.expect(provider=paid, user=bond, market=-(sum(payments) + bond), supply=-sum(fees), settled=sum(payments))
     assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
+    # All three jobs ($1, $2, $3) count as completed; the timed-out audit is no audit passed.
+    assert tuple(registry.reputation(provider)) == (3, 0, 0, 0, 0, 0)
     assert_books(market, token, jobs)
 
 
@@ -408,14 +411,14 @@ def test_finalize_many__empty_or_length_mismatch__reverts(submitted_batch, marke
 
 
 def test_finalize_many__one_not_ready__reverts_whole_batch(
-    submitted_batch, make_job, market, jobs, chain, provider, user, user2, keeper, snap
+    submitted_batch, make_job, market, jobs, chain, provider, user, keeper, snap
 ):
     ids, machine_id = submitted_batch
     late, _ = make_job(user)
     chain.pending_timestamp = jobs[ids[0]]["challenge_end"] - 10
     jobs.track(market.accept(late, jobs.t(late), machine_id, sender=provider))
     jobs.track(market.submit_result(late, jobs.t(late), RESULT, "late", sender=provider))
-    market.dispute(ids[2], jobs.t(ids[2]), sender=user2)
+    market.dispute(ids[2], jobs.t(ids[2]), sender=user)
     chain.pending_timestamp = jobs[ids[0]]["challenge_end"] + 1
     a, b, audited = ids
     with no_change(snap):

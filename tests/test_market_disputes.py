@@ -1,11 +1,15 @@
 """JobMarket disputes and audits: dispute, dispute_bond, post_verdict and the audit timeout
 through finalize.
 
+Only the job's user may dispute (a third party or the provider from a second address may not:
+docs/SECURITY.md, finding 4), so the user is also the challenger: on an invalid verdict it gets
+the refund, the user compensation, the challenger reward and its bond back.
+
 Submitted -> Audit -> Finalized (valid: the escrow is burned and the provider minted its pay,
                                  the bond goes to the provider)
-Submitted -> Audit -> Failed (invalid: user refunded and compensated from the collateral,
-                              challenger rewarded and bond returned, the rest burned)
-Submitted -> Audit -> audit deadline passes -> finalize (provider paid, bond returned)
+Submitted -> Audit -> Failed (invalid: user refunded, compensated and rewarded as the challenger
+                              from the collateral, bond returned, the rest burned)
+Submitted -> Audit -> audit deadline passes -> finalize (provider paid, bond returned to the user)
 
 Defaults: payment 1 token ($1 at conftest's price), collateral 1.5 tokens, fee 0.05 (burned),
 bond max(1 token, 10%) = 1 token, compensation 50% / reward 25% / burn 25% of the collateral.
@@ -49,11 +53,17 @@ def _ts(chain, tx):
     return chain.blocks[tx.block_number].timestamp
 
 
+def _rep(registry, who):
+    """The provider's record in ProviderRegistry (completed, failed, expired, audits_passed,
+    disputes_won, disputes_lost)."""
+    return tuple(registry.reputation(who))
+
+
 @pytest.fixture
-def disputed_job(submitted_job, market, jobs, user2):
-    """`submitted_job` disputed by `user2` (a third party): (job_id, machine_id)."""
+def disputed_job(submitted_job, market, jobs, user):
+    """`submitted_job` disputed by its `user` (the only one who may): (job_id, machine_id)."""
     job_id, machine_id = submitted_job
-    market.dispute(job_id, jobs.t(job_id), sender=user2)
+    market.dispute(job_id, jobs.t(job_id), sender=user)
     return job_id, machine_id
 
 
@@ -62,34 +72,39 @@ def disputed_job(submitted_job, market, jobs, user2):
 ################################################################
 
 
-def test_dispute__submitted__takes_bond_and_opens_audit(submitted_job, market, token, jobs, chain, user2, ledger):
+def test_dispute__submitted__takes_bond_and_opens_audit(submitted_job, market, token, jobs, chain, user, ledger):
     job_id, _ = submitted_job
     ledger.mark()
-    tx = market.dispute(job_id, jobs.t(job_id), sender=user2)
+    tx = market.dispute(job_id, jobs.t(job_id), sender=user)
     deadline = _ts(chain, tx) + P.audit_timeout
     assert BOND == ONE_TOKEN
     assert ev(tx, market.JobDisputed) == {
         "job_id": job_id,
-        "challenger": user2.address,
+        "challenger": user.address,
         "bond": BOND,
         "audit_deadline": deadline,
     }
-    assert tuple(market.disputes(job_id)) == (user2.address, BOND, deadline)
+    assert tuple(market.disputes(job_id)) == (user.address, BOND, deadline)
     assert_job(market, jobs, job_id, JobStatus.AUDIT)
-    ledger.expect(user2=-BOND, market=BOND)
+    ledger.expect(user=-BOND, market=BOND)
     assert_books(market, token, jobs)
 
 
-def test_dispute__at_challenge_end__works__one_second_after__reverts(submitted_job, market, jobs, chain, user2, snap):
+def test_dispute__at_challenge_end__works__one_second_after__reverts(
+    submitted_job, market, jobs, chain, user, user2, snap
+):
     job_id, _ = submitted_job
     challenge_end = jobs[job_id]["challenge_end"]
     with isolated(chain):
         chain.pending_timestamp = challenge_end
-        market.dispute(job_id, jobs.t(job_id), sender=user2)
+        market.dispute(job_id, jobs.t(job_id), sender=user)
         assert market.job_status(job_id) == JobStatus.AUDIT
     chain.pending_timestamp = challenge_end + 1
-    with no_change(snap), ape.reverts("job_market: challenge window over"):
-        market.dispute(job_id, jobs.t(job_id), sender=user2)
+    with no_change(snap):
+        # The window is checked before the caller: a third party is told the window is over too.
+        for caller in (user, user2):
+            with ape.reverts("job_market: challenge window over"):
+                market.dispute(job_id, jobs.t(job_id), sender=caller)
 
 
 def test_dispute__not_submitted__reverts(
@@ -102,27 +117,56 @@ def test_dispute__not_submitted__reverts(
     for job_id in (audit_id, finalized_id):
         jobs.track(market.accept(job_id, jobs.t(job_id), machine_id, sender=provider))
         jobs.track(market.submit_result(job_id, jobs.t(job_id), b"\x22" * 32, "r", sender=provider))
-    market.dispute(audit_id, jobs.t(audit_id), sender=user2)
+    market.dispute(audit_id, jobs.t(audit_id), sender=user)
     chain.pending_timestamp = jobs[finalized_id]["challenge_end"] + 1
     market.finalize(finalized_id, jobs.t(finalized_id), sender=keeper)
     with no_change(snap):
         for job_id in (open_id, running_id, audit_id, finalized_id):
-            with ape.reverts("job_market: job not submitted"):
-                market.dispute(job_id, jobs.t(job_id), sender=user2)
+            # The status is checked before the caller: the same reason for the user and others.
+            for caller in (user, user2):
+                with ape.reverts("job_market: job not submitted"):
+                    market.dispute(job_id, jobs.t(job_id), sender=caller)
 
 
-def test_dispute__no_allowance__reverts(submitted_job, market, jobs, keeper, snap):
+def test_dispute__no_allowance__reverts(submitted_job, market, token, jobs, user, snap):
     job_id, _ = submitted_job
+    token.approve(market, 0, sender=user)
     with no_change(snap), ape.reverts("erc20: insufficient allowance"):
-        market.dispute(job_id, jobs.t(job_id), sender=keeper)
+        market.dispute(job_id, jobs.t(job_id), sender=user)
 
 
-def test_dispute__tampered_job__reverts(submitted_job, market, jobs, user2, snap):
+def test_dispute__not_the_user__reverts(submitted_job, market, token, jobs, provider, user2, keeper, attacker, snap):
+    # Third parties (even ones holding tokens and an allowance, like user2 and attacker) and the
+    # provider itself may not dispute: only the user the result was owed to has standing.
+    job_id, _ = submitted_job
+    assert token.allowance(user2, market) > 0 and token.balanceOf(user2) > BOND
+    with no_change(snap):
+        for caller in (user2, provider, attacker, keeper):
+            with ape.reverts("job_market: caller is not the user"):
+                market.dispute(job_id, jobs.t(job_id), sender=caller)
+    assert market.job_status(job_id) == JobStatus.SUBMITTED
+    assert tuple(market.disputes(job_id)) == (ZERO_ADDRESS, 0, 0)
+
+
+def test_dispute__user_of_another_job__reverts(submitted_job, make_job, market, jobs, provider, user2, snap):
+    # user2 has a job of its own with the same provider: that gives it no standing on user's job.
+    job_id, machine_id = submitted_job
+    own_id, _ = make_job(user2)
+    jobs.track(market.accept(own_id, jobs.t(own_id), machine_id, sender=provider))
+    jobs.track(market.submit_result(own_id, jobs.t(own_id), b"\x22" * 32, "r", sender=provider))
+    with no_change(snap), ape.reverts("job_market: caller is not the user"):
+        market.dispute(job_id, jobs.t(job_id), sender=user2)
+    market.dispute(own_id, jobs.t(own_id), sender=user2)
+    assert market.job_status(own_id) == JobStatus.AUDIT
+    assert market.job_status(job_id) == JobStatus.SUBMITTED
+
+
+def test_dispute__tampered_job__reverts(submitted_job, market, jobs, user, snap):
     job_id, _ = submitted_job
     with no_change(snap):
         for field in ("challenge_end", "payment", "result_hash"):
             with ape.reverts("job_market: job data mismatch"):
-                market.dispute(job_id, tampered(jobs, job_id, field), sender=user2)
+                market.dispute(job_id, tampered(jobs, job_id, field), sender=user)
 
 
 def test_dispute_bond__max_of_minimum_and_share(market, deployer, params):
@@ -137,16 +181,16 @@ def test_dispute_bond__max_of_minimum_and_share(market, deployer, params):
 
 
 def test_dispute__large_job__bond_is_share_of_payment(
-    make_provider, make_job, market, token, jobs, provider, user, user2, ledger
+    make_provider, make_job, market, token, jobs, provider, user, ledger
 ):
     machine_id = make_provider(provider)
     job_id, job = make_job(user, units=100 * UNITS)  # 100 tokens
     jobs.track(market.accept(job_id, jobs.t(job_id), machine_id, sender=provider))
     jobs.track(market.submit_result(job_id, jobs.t(job_id), b"\x22" * 32, "r", sender=provider))
     ledger.mark()
-    tx = market.dispute(job_id, jobs.t(job_id), sender=user2)
+    tx = market.dispute(job_id, jobs.t(job_id), sender=user)
     assert ev(tx, market.JobDisputed)["bond"] == 10 * ONE_TOKEN
-    ledger.expect(user2=-10 * ONE_TOKEN, market=10 * ONE_TOKEN)
+    ledger.expect(user=-10 * ONE_TOKEN, market=10 * ONE_TOKEN)
     assert_books(market, token, jobs)
 
 
@@ -174,10 +218,12 @@ def test_post_verdict__valid__pays_provider_and_bond_to_provider(
     assert (e["provider"], e["burned"], e["minted"]) == (provider.address, PAYMENT, PAYMENT - FEE)
     assert_job(market, jobs, job_id, JobStatus.FINALIZED)
     assert tuple(market.disputes(job_id)) == (ZERO_ADDRESS, 0, 0)
-    # The escrow is burned and the provider minted its pay; the bond is transferred to it.
+    # The escrow is burned and the provider minted its pay; the user's bond is transferred to it.
     ledger.expect(provider=PAYMENT - FEE + BOND, market=-(PAYMENT + BOND), supply=-FEE, settled=PAYMENT)
     assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
     assert evs(tx, registry.Slashed) == []
+    # A $1 job counts as completed; the provider passed the audit and won the dispute.
+    assert _rep(registry, provider) == (1, 0, 0, 1, 1, 0)
     assert_books(market, token, jobs)
 
 
@@ -203,7 +249,7 @@ def test_post_verdict__at_audit_deadline__works__one_second_after__reverts(
 
 
 def test_post_verdict__invalid__refunds_user_compensates_rewards_and_burns(
-    disputed_job, market, registry, token, jobs, deployer, provider, user, user2, ledger
+    disputed_job, market, registry, token, jobs, deployer, provider, user, ledger
 ):
     job_id, _ = disputed_job
     compensation = COLLATERAL * P.user_compensation_bps // MAX_BPS
@@ -233,7 +279,7 @@ def test_post_verdict__invalid__refunds_user_compensates_rewards_and_burns(
             "provider": provider.address,
             "amount": reward,
             "reason": INVALID_RESULT,
-            "beneficiary": user2.address,
+            "beneficiary": user.address,  # the user is the challenger
             "slasher": market.address,
         },
         {
@@ -247,19 +293,20 @@ def test_post_verdict__invalid__refunds_user_compensates_rewards_and_burns(
     assert evs(tx, market.JobFinalized) == []
     assert_job(market, jobs, job_id, JobStatus.FAILED)
     assert tuple(market.disputes(job_id)) == (ZERO_ADDRESS, 0, 0)
+    # The user (the challenger): refund, compensation, challenger reward and its bond back.
     ledger.expect(
-        user=PAYMENT + compensation,
-        user2=BOND + reward,
+        user=PAYMENT + compensation + reward + BOND,
         market=-(PAYMENT + BOND),
         registry=-COLLATERAL,
         supply=-burned,
     )
     assert tuple(registry.stakes(provider)) == (STAKE - COLLATERAL, 0, 0, 0)
+    assert _rep(registry, provider) == (0, 1, 0, 0, 0, 1)  # failed, dispute lost
     assert_books(market, token, jobs)
 
 
 def test_post_verdict__invalid__stake_already_slashed_elsewhere__pays_what_is_left(
-    disputed_job, market, registry, token, jobs, deployer, provider, user, user2, roles, ledger
+    disputed_job, market, registry, token, jobs, deployer, provider, user, roles, ledger
 ):
     # Another slasher (e.g. the oracle hub) took all but 1 token: the job's collateral is gone too.
     job_id, _ = disputed_job
@@ -277,44 +324,67 @@ def test_post_verdict__invalid__stake_already_slashed_elsewhere__pays_what_is_le
         reward,
         0,
     )
-    ledger.expect(user=PAYMENT + compensation, user2=BOND + reward, market=-(PAYMENT + BOND), registry=-ONE_TOKEN)
+    ledger.expect(user=PAYMENT + compensation + reward + BOND, market=-(PAYMENT + BOND), registry=-ONE_TOKEN)
     assert tuple(registry.stakes(provider)) == (0, 0, 0, 0)
     assert_job(market, jobs, job_id, JobStatus.FAILED)
     assert_books(market, token, jobs)
 
 
-def test_post_verdict__invalid__user_is_challenger__gets_refund_compensation_reward_and_bond(
-    submitted_job, market, jobs, deployer, user, ledger
+def test_dispute_then_invalid__user_nets_refund_compensation_and_reward__bond_back(
+    submitted_job, market, token, jobs, deployer, user, ledger
 ):
+    # Over the whole dispute (bond paid, then returned) the wronged user gains exactly the
+    # refund, the compensation and the challenger reward; nobody else receives anything.
     job_id, _ = submitted_job
-    market.dispute(job_id, jobs.t(job_id), sender=user)
     ledger.mark()
+    market.dispute(job_id, jobs.t(job_id), sender=user)
     market.post_verdict(job_id, jobs.t(job_id), False, sender=deployer)
     compensation = COLLATERAL * P.user_compensation_bps // MAX_BPS
     reward = COLLATERAL * P.challenger_reward_bps // MAX_BPS
     ledger.expect(
-        user=PAYMENT + compensation + reward + BOND,
-        market=-(PAYMENT + BOND),
+        user=PAYMENT + compensation + reward,
+        market=-PAYMENT,
         registry=-COLLATERAL,
         supply=-(COLLATERAL - compensation - reward),
     )
+    assert_books(market, token, jobs)
 
 
-def test_dispute__zero_bond_params__anyone_may_dispute_for_free(
-    submitted_job, market, registry, token, jobs, deployer, provider, keeper, params, ledger
+def test_dispute_then_valid__user_loses_bond_to_provider(
+    submitted_job, market, registry, token, jobs, deployer, provider, user, ledger
+):
+    # A wrong accusation: the user's bond goes to the provider, which is also paid in full.
+    job_id, _ = submitted_job
+    ledger.mark()
+    market.dispute(job_id, jobs.t(job_id), sender=user)
+    market.post_verdict(job_id, jobs.t(job_id), True, sender=deployer)
+    ledger.expect(user=-BOND, provider=PAYMENT - FEE + BOND, market=-PAYMENT, supply=-FEE, settled=PAYMENT)
+    assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
+    assert_books(market, token, jobs)
+
+
+def test_dispute__zero_bond_params__user_may_dispute_for_free(
+    submitted_job, market, registry, token, jobs, deployer, provider, user, user2, params, ledger, snap
 ):
     set_params(market, deployer, params, min_dispute_bond=0, dispute_bond_bps=0)
     job_id, _ = submitted_job
+    # The user holds and approved nothing (its tokens went to the deployer, outside the ledger).
+    token.approve(market, 0, sender=user)
+    token.transfer(deployer, token.balanceOf(user), sender=user)
+    assert token.balanceOf(user) == 0 and token.allowance(user, market) == 0
+    # A free dispute is still the user's alone.
+    with no_change(snap), ape.reverts("job_market: caller is not the user"):
+        market.dispute(job_id, jobs.t(job_id), sender=user2)
     ledger.mark()
-    tx = market.dispute(job_id, jobs.t(job_id), sender=keeper)  # keeper holds and approved nothing
+    tx = market.dispute(job_id, jobs.t(job_id), sender=user)
     assert ev(tx, market.JobDisputed)["bond"] == 0
+    assert tuple(market.disputes(job_id))[:2] == (user.address, 0)
     tx = market.post_verdict(job_id, jobs.t(job_id), False, sender=deployer)
     reward = COLLATERAL * P.challenger_reward_bps // MAX_BPS
     assert ev(tx, market.JobFailed)["challenger_reward"] == reward
     compensation = COLLATERAL * P.user_compensation_bps // MAX_BPS
     ledger.expect(
-        user=PAYMENT + compensation,
-        keeper=reward,
+        user=PAYMENT + compensation + reward,
         market=-PAYMENT,
         registry=-COLLATERAL,
         supply=-(COLLATERAL - compensation - reward),
@@ -381,7 +451,7 @@ def test_post_verdict__tampered_job__reverts(disputed_job, market, jobs, deploye
 
 
 def test_finalize__audit__at_deadline_reverts__after_pays_provider_and_returns_bond(
-    disputed_job, market, registry, token, jobs, chain, provider, keeper, deployer, ledger, snap
+    disputed_job, market, registry, token, jobs, chain, provider, user, keeper, deployer, ledger, snap
 ):
     job_id, _ = disputed_job
     deadline = market.disputes(job_id).audit_deadline
@@ -401,8 +471,11 @@ def test_finalize__audit__at_deadline_reverts__after_pays_provider_and_returns_b
     }
     assert_job(market, jobs, job_id, JobStatus.FINALIZED)
     assert tuple(market.disputes(job_id)) == (ZERO_ADDRESS, 0, 0)
-    ledger.expect(provider=PAYMENT - FEE, user2=BOND, market=-(PAYMENT + BOND), supply=-FEE, settled=PAYMENT)
+    # No verdict in time: the provider is paid and the user's bond comes back.
+    ledger.expect(provider=PAYMENT - FEE, user=BOND, market=-(PAYMENT + BOND), supply=-FEE, settled=PAYMENT)
     assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
+    # Paid without a verdict: completed, but neither an audit passed nor a dispute won.
+    assert _rep(registry, provider) == (1, 0, 0, 0, 0, 0)
     assert_books(market, token, jobs)
     # The verdict comes too late for the finalized job.
     with no_change(snap), ape.reverts("job_market: job not in audit"):

@@ -650,15 +650,6 @@ def test_submit_attestation__class_mismatch__registry_reverts(reverts, hub, keep
         hub.submit_attestation(A(report), sign(report, ops[:2]), sender=keeper)
 
 
-def test_submit_attestation__exited_machine__registry_reverts(
-    reverts, hub, keeper, ops, machine, new_report, sign, provider, registry
-):
-    registry.exit_machine(machine, sender=provider)
-    report = new_report(machine, outcome=MISREPORT)
-    with reverts("registry: machine exited"):
-        hub.submit_attestation(A(report), sign(report, ops[:2]), sender=keeper)
-
-
 def test_submit_attestation__measured_in_future__reverts(reverts, hub, chain, keeper, ops, machine, new_report, sign):
     report = new_report(machine, measured_at=chain.pending_timestamp + 60)
     with reverts("oracle_hub: measured in the future"):

@@ -126,20 +126,20 @@ def test_audits__quorum_opens_reexecutes_and_posts_verdicts(tmp_path, monkeypatc
             token.approve(market, 2**256 - 1, sender=user)
 
             challenger = a[5]
-            token.mint(challenger, 10 * ONE_TOKEN, sender=deployer)
+            token.mint(challenger, 1_000 * ONE_TOKEN, sender=deployer)
             token.approve(market, 2**256 - 1, sender=challenger)
             before = {p.address: (token.balanceOf(p), registry.slashable(p)) for p in (honest, cheat, withholder)}
             bond_before = token.balanceOf(challenger)
 
             jobs: dict[int, dict] = {}
 
-            def run_job(p, seed: int) -> int:
+            def run_job(p, seed: int, by=user) -> int:
                 """The provider's side of one job: accept, execute, store blobs, submit."""
                 spec = {"kind": "matmul_chain", "params": {"n": 64, "k": 4}, "seed": seed}
                 server.put(canonical_json(spec))
                 units = W.compute_units(spec)
                 tx = market.create_job(p, CPU, bytes.fromhex(W.spec_hash(spec)), units, PRICE, 600, 600,
-                                       PRICE * units, sender=user)  # fmt: skip
+                                       PRICE * units, sender=by)  # fmt: skip
                 ((job_id, job),) = jobs_from_receipt(market, tx)
                 assert job["usd_value"] == job["payment"] == PRICE * units  # $1.00 per token
                 jobs[job_id] = job
@@ -159,7 +159,8 @@ def test_audits__quorum_opens_reexecutes_and_posts_verdicts(tmp_path, monkeypatc
             # A false dispute: audits off for the next acceptance, an honest result, disputed
             # with a bond -> the same audit path; the provider wins the challenger's bond.
             market.set_params(replace(params, new_provider_audit_bps=0, base_audit_bps=0).as_tuple(), sender=deployer)
-            disputed = run_job(honest, 200)
+            # Only a job's user may dispute it: the challenger disputes a job of its own.
+            disputed = run_job(honest, 200, by=challenger)
             assert jobs[disputed]["audit_bps"] == 0
             bond = market.dispute_bond(jobs[disputed]["payment"])
             market.dispute(disputed, as_tuple(jobs[disputed]), sender=challenger)
@@ -199,10 +200,12 @@ def test_audits__quorum_opens_reexecutes_and_posts_verdicts(tmp_path, monkeypatc
             assert bool(verdicts[disputed].valid) is True and market.job_status(disputed) == JobStatus.FINALIZED
             assert token.balanceOf(honest) == before[honest.address][0] + minted(h) + minted(disputed) + bond
             assert len(settled) == 2  # invalid verdicts refund the user: nothing burned, nothing minted
-            assert token.balanceOf(challenger) == bond_before - bond
+            assert token.balanceOf(challenger) == bond_before - jobs[disputed]["payment"] - bond
             assert registry.slashable(honest) == before[honest.address][1]
             # completed, failed, expired, audits passed, disputes won, disputes lost
-            assert tuple(market.reputation(honest)) == (2, 0, 0, 2, 1, 0)
+            # Both jobs are worth less than `min_reputation_usd` ($1): paid, but not `completed`.
+            assert all(jobs[j]["usd_value"] < params.min_reputation_usd for j in (h, disputed))
+            assert tuple(registry.reputation(honest)) == (0, 0, 0, 2, 1, 0)
 
             # Cheat and withholder: invalid, Failed, the collateral slashed, failed = 1.
             for p in (cheat, withholder):
@@ -211,7 +214,7 @@ def test_audits__quorum_opens_reexecutes_and_posts_verdicts(tmp_path, monkeypatc
                 (failed,) = [lg for lg in market.JobFailed.range(0, height) if lg.job_id == j]
                 assert failed.user_compensation + failed.burned == jobs[j]["collateral"] > 0
                 assert registry.slashable(p) == before[p.address][1] - jobs[j]["collateral"]
-                assert tuple(market.reputation(p))[:2] == (0, 1)
+                assert tuple(registry.reputation(p))[:2] == (0, 1)
 
             # Each job is audited by its committee (threshold = 2 operators), not by all three;
             # each auditor serves its own evidence at GET /audits/<job_id>.

@@ -1,9 +1,16 @@
-"""ProviderRegistry: GPU classes, machines, staking/unbonding, offers, collateral, slashing, pause.
+"""ProviderRegistry: GPU classes, machines, staking/unbonding, offers, collateral, reputation,
+slashing, pause.
 
 Every external function gets a positive test (state + decoded events) and negative tests with
 the exact revert string and a check that nothing changed (the `reverts` fixture compares the
-storage roots of registry, token and market before and after). COLLATERAL_ROLE and SLASHER_ROLE are
-granted to plain test accounts (`locker`, `slasher`) so the registry is tested on its own.
+storage roots of registry, token and market before and after).
+
+The registry is tested on its own: this module overrides the `registry` fixture with a fresh
+ProviderRegistry (on the session token, wired as deploy_all wires its own) whose set-once job
+market is a plain test account (`locker`), and SLASHER_ROLE goes to another (`slasher`).
+conftest's `make_provider` and the other fixtures then use that registry. The session
+deployment's registry (`deployment.registry`, whose job market is the real JobMarket) is only
+read for its wiring.
 """
 
 from contextlib import contextmanager
@@ -12,7 +19,7 @@ import ape
 import pytest
 from conftest import storage_roots
 
-from offchain.chain.deploy import DEFAULT_ADMIN_ROLE
+from offchain.chain.deploy import DEFAULT_ADMIN_ROLE, role
 from offchain.constants import MAX_BATCH, MAX_BPS, ONE_TOKEN, JobStatus, MachineStatus
 from offchain.params import GPU_CLASSES, UNBONDING_PERIOD_SECONDS
 
@@ -34,6 +41,17 @@ JAILED = int(MachineStatus.JAILED)
 EXITED = int(MachineStatus.EXITED)
 NO_EXPIRY = 2**32 - 1  # attested_until of a machine activated by hand
 VRAM_MAX = 2**24 - 1  # vram_mb is packed in 24 bits
+NOT_MARKET = "registry: caller is not the job market"
+MISSING_ROLE = "access_control: account is missing role"
+# Reputation counters: 40 bits each, packed in `Reputation`'s field order from bit 0.
+REP_FIELDS = ("completed", "failed", "expired", "audits_passed", "disputes_won", "disputes_lost")
+REP_SHIFT = dict(zip(REP_FIELDS, range(0, 240, 40), strict=True))
+MAX_UINT = 2**256 - 1
+
+
+def _record(**counts):
+    """Packed reputation increments, as JobMarket sends them to unlock_collateral."""
+    return sum(n << REP_SHIFT[name] for name, n in counts.items())
 
 
 def _args(log):
@@ -62,19 +80,56 @@ def reverts(chain, registry, token, market):
 
 
 @pytest.fixture(scope="module")
-def locker(accounts, registry, roles, deployer):
-    """A plain account holding COLLATERAL_ROLE (JobMarket's role)."""
-    a = accounts[8]
-    registry.grantRole(roles["COLLATERAL_ROLE"], a, sender=deployer)
-    return a
+def locker(accounts):
+    """A plain account: the fresh registry's job market (what JobMarket is in a deployment)."""
+    return accounts[8]
 
 
 @pytest.fixture(scope="module")
-def slasher(accounts, registry, roles, deployer):
-    """A plain account holding SLASHER_ROLE."""
-    a = accounts[9]
-    registry.grantRole(roles["SLASHER_ROLE"], a, sender=deployer)
-    return a
+def slasher(accounts):
+    """A plain account holding SLASHER_ROLE on the fresh registry (what OracleHub holds)."""
+    return accounts[9]
+
+
+def _fresh_registry(project, token, deployer, job_market=None):
+    """A ProviderRegistry on the session token with deploy_all's GPU classes, PAUSER_ROLE and
+    ATTESTER_ROLE for the deployer, and `job_market` set (unless None)."""
+    r = deployer.deploy(project.ProviderRegistry, token.address, PERIOD)
+    for c in GPU_CLASSES:
+        r.set_gpu_class(c.class_id, c.name, c.min_stake_tokens * ONE_TOKEN, True, sender=deployer)
+    r.grantRole(role("PAUSER_ROLE"), deployer, sender=deployer)
+    r.grantRole(role("ATTESTER_ROLE"), deployer, sender=deployer)
+    if job_market is not None:
+        r.set_job_market(job_market, sender=deployer)
+    return r
+
+
+@pytest.fixture(scope="module")
+def registry(
+    project,
+    deployment,
+    token,
+    deployer,
+    locker,
+    slasher,
+    provider,
+    provider2,
+    user,
+    user2,
+    attacker,
+    keeper,
+    treasury,
+    roles,
+):
+    """Overrides conftest's: a fresh registry whose job market is `locker`, SLASHER_ROLE held by
+    `slasher`, and the funded accounts' allowances set as conftest sets them for the session one.
+    (`keeper`, `treasury` and `roles` are requested here only so that these session fixtures are
+    set up before the first test: ape's chain isolation expects wider scopes first.)"""
+    r = _fresh_registry(project, token, deployer, job_market=locker)
+    r.grantRole(role("SLASHER_ROLE"), slasher, sender=deployer)
+    for a in (provider, provider2, user, user2, attacker):
+        token.approve(r, MAX_UINT, sender=a)
+    return r
 
 
 @pytest.fixture
@@ -143,8 +198,10 @@ def test_constants__max_bps_and_batch__match_python_mirror(market):
 
 
 def test_constants__roles_and_bounds(registry, roles):
-    for name in ("ATTESTER_ROLE", "COLLATERAL_ROLE", "SLASHER_ROLE", "PAUSER_ROLE"):
+    for name in ("ATTESTER_ROLE", "SLASHER_ROLE", "PAUSER_ROLE"):
         assert bytes(getattr(registry, name)()) == roles[name]
+    # The job market's rights are a set-once address, not a role.
+    assert not hasattr(registry, "COLLATERAL_ROLE")
     assert bytes(registry.DEFAULT_ADMIN_ROLE()) == DEFAULT_ADMIN_ROLE
     assert registry.MAX_GPUS_PER_MACHINE() == 64
     assert registry.NO_EXPIRY() == NO_EXPIRY
@@ -152,19 +209,39 @@ def test_constants__roles_and_bounds(registry, roles):
     assert registry.MAX_UNBONDING_SECONDS() == MAX_PERIOD
 
 
-def test_deployment__local__wired_as_documented(registry, token, market, deployer, roles):
+def test_deployment__local__wired_as_documented(deployment, token, market, deployer, roles):
+    registry = deployment.registry
     assert registry.TOKEN() == token.address
     assert registry.unbonding_period() == PERIOD
     assert registry.machine_count() == 0
     assert not registry.paused()
     for c in GPU_CLASSES:
         assert tuple(registry.gpu_classes(c.class_id)) == (c.name, c.min_stake_tokens * ONE_TOKEN, True)
-    assert registry.hasRole(roles["COLLATERAL_ROLE"], market)
-    assert registry.hasRole(roles["SLASHER_ROLE"], market)
+    # The market is the set-once job market; it holds no role (slashing included).
+    assert registry.job_market() == market.address
+    assert market.REGISTRY() == registry.address
+    assert not registry.hasRole(roles["COLLATERAL_ROLE"], market)
+    assert not registry.hasRole(roles["SLASHER_ROLE"], market)
+    assert registry.hasRole(roles["SLASHER_ROLE"], deployment.hub)
     for r in (DEFAULT_ADMIN_ROLE, roles["PAUSER_ROLE"], roles["ATTESTER_ROLE"]):
         assert registry.hasRole(r, deployer)
-    assert not registry.hasRole(roles["COLLATERAL_ROLE"], deployer)
     assert not registry.hasRole(roles["SLASHER_ROLE"], deployer)
+
+
+def test_fixture_registry__wired_like_the_deployment_but_locker_is_the_market(
+    registry, deployment, token, deployer, locker, slasher, roles
+):
+    session = deployment.registry
+    assert registry.address != session.address
+    assert registry.TOKEN() == token.address
+    assert registry.unbonding_period() == session.unbonding_period()
+    for c in GPU_CLASSES:
+        assert tuple(registry.gpu_classes(c.class_id)) == tuple(session.gpu_classes(c.class_id))
+    assert registry.job_market() == locker.address
+    assert registry.hasRole(roles["SLASHER_ROLE"], slasher)
+    assert not registry.hasRole(roles["SLASHER_ROLE"], locker)
+    for r in (DEFAULT_ADMIN_ROLE, roles["PAUSER_ROLE"], roles["ATTESTER_ROLE"]):
+        assert registry.hasRole(r, deployer)
 
 
 def test_constructor__zero_token__reverts(reverts, project, deployer):
@@ -185,6 +262,67 @@ def test_grant_role__not_admin__reverts(reverts, registry, roles, attacker):
     with reverts("access_control: account is missing role"):
         registry.grantRole(roles["SLASHER_ROLE"], attacker, sender=attacker)
     assert not registry.hasRole(roles["SLASHER_ROLE"], attacker)
+
+
+################################################################
+#                          set_job_market                      #
+################################################################
+
+
+def test_set_job_market__admin__sets_once_with_event(project, token, deployer, locker):
+    r = _fresh_registry(project, token, deployer)
+    assert r.job_market() == ZERO
+    tx = r.set_job_market(locker, sender=deployer)
+    assert _one(tx, r.JobMarketSet) == {"job_market": locker.address}
+    assert r.job_market() == locker.address
+
+
+def test_set_job_market__already_set__reverts(chain, registry, token, deployment, deployer, locker, attacker, market):
+    # Neither the fixture registry nor the deployed one can have its market replaced, not even by
+    # the admin and not even with the same address or the zero address.
+    contracts = (registry, deployment.registry, token, market)
+    before = storage_roots(chain, contracts)
+    for r, current in ((registry, locker.address), (deployment.registry, market.address)):
+        for new in (attacker.address, current, ZERO):
+            with ape.reverts("registry: job market already set"):
+                r.set_job_market(new, sender=deployer)
+        assert r.job_market() == current
+    assert storage_roots(chain, contracts) == before
+
+
+def test_set_job_market__zero_address__reverts(project, chain, token, deployer, locker):
+    r = _fresh_registry(project, token, deployer)
+    before = storage_roots(chain, (r, token))
+    with ape.reverts("registry: job market is the zero address"):
+        r.set_job_market(ZERO, sender=deployer)
+    assert storage_roots(chain, (r, token)) == before
+    assert r.job_market() == ZERO
+    r.set_job_market(locker, sender=deployer)  # still settable afterwards
+    assert r.job_market() == locker.address
+
+
+@pytest.mark.parametrize("who", ["attacker", "locker", "slasher", "provider"])
+def test_set_job_market__not_admin__reverts(project, chain, token, deployer, actors, who):
+    r = _fresh_registry(project, token, deployer)
+    r.grantRole(role("SLASHER_ROLE"), actors["slasher"], sender=deployer)
+    caller = actors[who]
+    before = storage_roots(chain, (r, token))
+    with ape.reverts(MISSING_ROLE):
+        r.set_job_market(caller, sender=caller)
+    assert storage_roots(chain, (r, token)) == before
+    assert r.job_market() == ZERO
+
+
+def test_set_job_market__admin_renounced__market_keeps_its_rights(registry, deployer, provider, locker, active_machine):
+    """Set once, not a role: no admin action (not even giving up the admin role) takes it back."""
+    registry.renounceRole(DEFAULT_ADMIN_ROLE, deployer, sender=deployer)
+    with ape.reverts(MISSING_ROLE):
+        registry.set_job_market(deployer, sender=deployer)
+    assert registry.job_market() == locker.address
+    registry.lock_collateral(provider, active_machine, CPU, 1, sender=locker)
+    registry.unlock_collateral(provider, 1, _record(completed=1), sender=locker)
+    assert registry.locked(provider) == 0
+    assert registry.reputation(provider).completed == 1
 
 
 ################################################################
@@ -951,12 +1089,56 @@ def test_record_attestation__unknown_machine__reverts(
         registry.record_attestation(machine_id, CPU, passed, chain.pending_timestamp + 100, sender=deployer)
 
 
-@pytest.mark.parametrize("passed", [True, False])
-def test_record_attestation__exited_machine__reverts(reverts, registry, chain, deployer, provider, register, passed):
+@pytest.mark.parametrize("start", [PENDING, ACTIVE, JAILED])
+def test_record_attestation__pass_on_exited_machine__reverts(
+    reverts, registry, chain, deployer, provider, register, start
+):
     mid = register(provider)
+    if start != PENDING:
+        registry.set_machine_status(mid, start, sender=deployer)
     registry.exit_machine(mid, sender=provider)
     with reverts("registry: machine exited"):
-        registry.record_attestation(mid, CPU, passed, chain.pending_timestamp + 100, sender=deployer)
+        registry.record_attestation(mid, CPU, True, chain.pending_timestamp + 100, sender=deployer)
+    assert registry.machine_status(mid) == EXITED
+
+
+@pytest.mark.parametrize("start", [PENDING, ACTIVE, JAILED])
+@pytest.mark.parametrize("valid_until", [0, "later", 2**256 - 1])
+def test_record_attestation__fail_on_exited_machine__logged_and_stays_exited(
+    registry, token, market, chain, deployer, provider, register, start, valid_until
+):
+    """A failed attestation of a machine its provider exited since does not revert (the report,
+    and the hardware slash that comes with it, must go through): it is logged with status
+    Exited and changes no storage at all."""
+    mid = register(provider, CPU, 2, 24_000)
+    if start == ACTIVE:
+        registry.record_attestation(mid, CPU, True, chain.pending_timestamp + 3600, sender=deployer)
+    elif start == JAILED:
+        registry.set_machine_status(mid, JAILED, sender=deployer)
+    registry.exit_machine(mid, sender=provider)
+    machine = tuple(registry.machines(mid))
+    assert machine[4] == EXITED
+    before = storage_roots(chain, (registry, token, market))
+    until = chain.pending_timestamp + 100 if valid_until == "later" else valid_until
+    tx = registry.record_attestation(mid, CPU, False, until, sender=deployer)
+    assert _one(tx, registry.AttestationRecorded) == {"machine_id": mid, "status": EXITED, "attested_until": 0}
+    assert not tx.decode_logs(registry.MachineStatusChanged)
+    assert storage_roots(chain, (registry, token, market)) == before
+    assert tuple(registry.machines(mid)) == machine
+    assert registry.required_stake(provider) == 0
+
+
+@pytest.mark.parametrize("passed", [True, False])
+def test_record_attestation__exited_machine_missing_role_or_wrong_class__reverts(
+    reverts, registry, chain, actors, deployer, provider, register, passed
+):
+    """The exited shortcut comes after the role and class checks."""
+    mid = register(provider, CPU)
+    registry.exit_machine(mid, sender=provider)
+    with reverts(MISSING_ROLE):
+        registry.record_attestation(mid, CPU, passed, chain.pending_timestamp + 100, sender=actors["attacker"])
+    with reverts("registry: class mismatch"):
+        registry.record_attestation(mid, H100, passed, chain.pending_timestamp + 100, sender=deployer)
     assert registry.machine_status(mid) == EXITED
 
 
@@ -1021,11 +1203,31 @@ def test_lock_collateral__stake_exactly_required__works(registry, make_provider,
     assert registry.locked(provider) == 8 * H100_MIN
 
 
-@pytest.mark.parametrize("who", ["attacker", "slasher", "deployer"])
-def test_lock_collateral__missing_role__reverts(reverts, registry, actors, provider, active_machine, who):
+@pytest.mark.parametrize("who", ["attacker", "slasher", "deployer", "provider"])
+def test_lock_collateral__not_job_market__reverts(reverts, registry, actors, provider, active_machine, who):
+    """Only the job market: not the admin, not a slasher, not the provider itself."""
     caller = actors[who]
-    with reverts("access_control: account is missing role"):
+    with reverts(NOT_MARKET):
         registry.lock_collateral(provider, active_machine, CPU, 1, sender=caller)
+    assert registry.locked(provider) == 0
+
+
+def test_lock_and_unlock__old_collateral_role_granted_then_revoked__cannot(
+    reverts, registry, roles, deployer, provider, keeper, locker, active_machine
+):
+    """Holding the bytes32 of the former COLLATERAL_ROLE (grantRole accepts any role id) gives
+    nothing, neither while granted nor after it is revoked."""
+    registry.lock_collateral(provider, active_machine, CPU, 5, sender=locker)
+    registry.grantRole(roles["COLLATERAL_ROLE"], keeper, sender=deployer)
+    assert registry.hasRole(roles["COLLATERAL_ROLE"], keeper)
+    for _ in range(2):
+        with reverts(NOT_MARKET):
+            registry.lock_collateral(provider, active_machine, CPU, 1, sender=keeper)
+        with reverts(NOT_MARKET):
+            registry.unlock_collateral(provider, 5, _record(completed=1), sender=keeper)
+        registry.revokeRole(roles["COLLATERAL_ROLE"], keeper, sender=deployer)
+    assert registry.locked(provider) == 5
+    assert registry.reputation_word(provider) == 0
 
 
 def test_lock_collateral__other_providers_machine__reverts(
@@ -1070,7 +1272,7 @@ def test_lock_collateral__attestation_expiry__enforced(
         registry.lock_collateral(provider, active_machine, CPU, 1, sender=locker)
     # Still Active, just stale; unlocking is unaffected; a renewal makes it usable again.
     assert registry.machine_status(active_machine) == ACTIVE
-    registry.unlock_collateral(provider, 1, sender=locker)
+    registry.unlock_collateral(provider, 1, 0, sender=locker)
     assert registry.locked(provider) == 0
     registry.record_attestation(active_machine, CPU, True, valid_until + 1000, sender=deployer)
     registry.lock_collateral(provider, active_machine, CPU, 5, sender=locker)
@@ -1117,7 +1319,7 @@ def test_lock_collateral__not_enough_free_stake__reverts(reverts, registry, prov
 
 def test_unlock_collateral__locked__releases(registry, provider, locker, active_machine):
     registry.lock_collateral(provider, active_machine, CPU, 500 * ONE_TOKEN, sender=locker)
-    tx = registry.unlock_collateral(provider, 200 * ONE_TOKEN, sender=locker)
+    tx = registry.unlock_collateral(provider, 200 * ONE_TOKEN, 0, sender=locker)
     assert _one(tx, registry.CollateralUnlocked) == {
         "provider": provider.address,
         "amount": 200 * ONE_TOKEN,
@@ -1125,21 +1327,105 @@ def test_unlock_collateral__locked__releases(registry, provider, locker, active_
     }
     assert tuple(registry.stakes(provider)) == (STAKE, 300 * ONE_TOKEN, 0, 0)
     assert registry.free_stake(provider) == 700 * ONE_TOKEN
+    # No record: the reputation is untouched.
+    assert registry.reputation_word(provider) == 0
+    assert tuple(registry.reputation(provider)) == (0,) * 6
 
 
 def test_unlock_collateral__more_than_locked__floors_at_zero(registry, provider, locker, active_machine):
     registry.lock_collateral(provider, active_machine, CPU, 5, sender=locker)
-    tx = registry.unlock_collateral(provider, 9, sender=locker)
+    tx = registry.unlock_collateral(provider, 9, 0, sender=locker)
     assert _one(tx, registry.CollateralUnlocked)["locked"] == 0
     assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
 
 
-@pytest.mark.parametrize("who", ["attacker", "slasher", "provider"])
-def test_unlock_collateral__missing_role__reverts(reverts, registry, actors, provider, locker, active_machine, who):
+@pytest.mark.parametrize("who", ["attacker", "slasher", "provider", "deployer"])
+@pytest.mark.parametrize("amount,record", [(5, 0), (0, 1), (5, 1 << 40)], ids=["amount", "record", "both"])
+def test_unlock_collateral__not_job_market__reverts(
+    reverts, registry, actors, provider, locker, active_machine, who, amount, record
+):
     registry.lock_collateral(provider, active_machine, CPU, 5, sender=locker)
     caller = actors[who]
-    with reverts("access_control: account is missing role"):
-        registry.unlock_collateral(provider, 5, sender=caller)
+    with reverts(NOT_MARKET):
+        registry.unlock_collateral(provider, amount, record, sender=caller)
+    assert registry.locked(provider) == 5
+    assert registry.reputation_word(provider) == 0
+
+
+def test_unlock_collateral__with_record__releases_and_adds_to_reputation(registry, provider, locker, active_machine):
+    registry.lock_collateral(provider, active_machine, CPU, 500 * ONE_TOKEN, sender=locker)
+    record = _record(completed=3, audits_passed=1, disputes_won=1)
+    tx = registry.unlock_collateral(provider, 200 * ONE_TOKEN, record, sender=locker)
+    assert _one(tx, registry.CollateralUnlocked)["locked"] == 300 * ONE_TOKEN
+    assert registry.reputation_word(provider) == record
+    rep = registry.reputation(provider)
+    assert {f: getattr(rep, f) for f in REP_FIELDS} == {
+        "completed": 3,
+        "failed": 0,
+        "expired": 0,
+        "audits_passed": 1,
+        "disputes_won": 1,
+        "disputes_lost": 0,
+    }
+
+
+def test_unlock_collateral__zero_amount__record_only_no_unlock_event(
+    registry, provider, provider2, locker, active_machine
+):
+    """Amount 0 is allowed: only the record is added (no CollateralUnlocked, stakes unchanged);
+    the provider need not have anything locked, or even be staked."""
+    registry.lock_collateral(provider, active_machine, CPU, 7, sender=locker)
+    stakes = tuple(registry.stakes(provider))
+    tx = registry.unlock_collateral(provider, 0, _record(failed=1, disputes_lost=1), sender=locker)
+    assert not tx.decode_logs(registry.CollateralUnlocked)
+    assert tuple(registry.stakes(provider)) == stakes
+    assert tuple(registry.reputation(provider)) == (0, 1, 0, 0, 0, 1)
+    registry.unlock_collateral(provider2, 0, _record(expired=2), sender=locker)
+    assert tuple(registry.reputation(provider2)) == (0, 0, 2, 0, 0, 0)
+    assert tuple(registry.stakes(provider2)) == (0, 0, 0, 0)
+
+
+def test_unlock_collateral__zero_amount_zero_record__changes_nothing(
+    chain, registry, token, market, provider, locker, active_machine
+):
+    registry.lock_collateral(provider, active_machine, CPU, 7, sender=locker)
+    before = storage_roots(chain, (registry, token, market))
+    tx = registry.unlock_collateral(provider, 0, 0, sender=locker)
+    assert not tx.decode_logs(registry.CollateralUnlocked)
+    assert storage_roots(chain, (registry, token, market)) == before
+
+
+@pytest.mark.parametrize("field", REP_FIELDS)
+def test_unlock_collateral__each_counter__at_its_40_bit_offset(registry, provider, locker, field):
+    registry.unlock_collateral(provider, 0, 1 << REP_SHIFT[field], sender=locker)
+    registry.unlock_collateral(provider, 0, 99 << REP_SHIFT[field], sender=locker)
+    rep = registry.reputation(provider)
+    assert {f: getattr(rep, f) for f in REP_FIELDS} == {f: (100 if f == field else 0) for f in REP_FIELDS}
+    assert registry.reputation_word(provider) == 100 << REP_SHIFT[field]
+
+
+def test_unlock_collateral__records_accumulate_per_provider(registry, provider, provider2, locker):
+    all_six = _record(**{f: i + 1 for i, f in enumerate(REP_FIELDS)})
+    for _ in range(3):
+        registry.unlock_collateral(provider, 0, all_six, sender=locker)
+    assert tuple(registry.reputation(provider)) == (3, 6, 9, 12, 15, 18)
+    assert registry.reputation_word(provider) == 3 * all_six
+    # Another provider's record is its own.
+    assert tuple(registry.reputation(provider2)) == (0,) * 6
+    assert registry.reputation_word(provider2) == 0
+
+
+def test_unlock_collateral__largest_counters__decoded_in_their_own_fields(registry, provider, locker):
+    """Every counter at its 40-bit maximum: the views split the word without carries."""
+    full = _record(**{f: 2**40 - 1 for f in REP_FIELDS})
+    registry.unlock_collateral(provider, 0, full, sender=locker)
+    assert registry.reputation_word(provider) == 2**240 - 1
+    assert tuple(registry.reputation(provider)) == (2**40 - 1,) * 6
+
+
+def test_reputation__unknown_provider__all_zero(registry, attacker):
+    assert tuple(registry.reputation(attacker)) == (0,) * 6
+    assert registry.reputation_word(attacker) == 0
 
 
 ################################################################
@@ -1255,7 +1541,7 @@ def test_slash__below_locked__locked_stays_and_restake_cannot_escape_open_jobs(
     with reverts("registry: not enough free stake"):
         registry.lock_collateral(provider, active_machine, CPU, 100 * ONE_TOKEN + 1, sender=locker)
     # The job that locked 800 ends: everything is free again.
-    tx = registry.unlock_collateral(provider, 800 * ONE_TOKEN, sender=locker)
+    tx = registry.unlock_collateral(provider, 800 * ONE_TOKEN, 0, sender=locker)
     assert _one(tx, registry.CollateralUnlocked)["locked"] == 0
     assert tuple(registry.stakes(provider)) == (900 * ONE_TOKEN, 0, 0, 0)
     assert registry.free_stake(provider) == 900 * ONE_TOKEN
@@ -1267,12 +1553,47 @@ def test_slash__within_free_stake__locked_unchanged(registry, provider, locker, 
     assert tuple(registry.stakes(provider)) == (800 * ONE_TOKEN, 300 * ONE_TOKEN, 0, 0)
 
 
-@pytest.mark.parametrize("who", ["attacker", "locker", "deployer", "provider"])
+@pytest.mark.parametrize("who", ["attacker", "deployer", "provider"])
 def test_slash__missing_role__reverts(reverts, registry, actors, provider, who):
     registry.stake(STAKE, sender=provider)
     caller = actors[who]
-    with reverts("access_control: account is missing role"):
+    with reverts(MISSING_ROLE):
         registry.slash(provider, ONE_TOKEN, REASON, caller, sender=caller)
+
+
+def test_slash__job_market__allowed_without_slasher_role(registry, token, roles, provider, locker, treasury):
+    """The job market slashes no-shows and invalid results by its set-once address."""
+    registry.stake(STAKE, sender=provider)
+    assert not registry.hasRole(roles["SLASHER_ROLE"], locker)
+    bal = token.balanceOf(treasury)
+    assert registry.slash.call(provider, 10 * ONE_TOKEN, REASON, treasury, sender=locker) == 10 * ONE_TOKEN
+    tx = registry.slash(provider, 10 * ONE_TOKEN, REASON, treasury, sender=locker)
+    assert _one(tx, registry.Slashed) == {
+        "provider": provider.address,
+        "amount": 10 * ONE_TOKEN,
+        "reason": REASON,
+        "beneficiary": treasury.address,
+        "slasher": locker.address,
+    }
+    assert registry.staked(provider) == STAKE - 10 * ONE_TOKEN
+    assert token.balanceOf(treasury) == bal + 10 * ONE_TOKEN
+    with ape.reverts("registry: amount is zero"):
+        registry.slash(provider, 0, REASON, treasury, sender=locker)
+
+
+def test_slash__revoked_slasher__reverts(reverts, registry, roles, deployer, provider, slasher, treasury):
+    registry.stake(STAKE, sender=provider)
+    registry.revokeRole(roles["SLASHER_ROLE"], slasher, sender=deployer)
+    with reverts(MISSING_ROLE):
+        registry.slash(provider, ONE_TOKEN, REASON, treasury, sender=slasher)
+    assert registry.staked(provider) == STAKE
+
+
+def test_slash__granted_slasher__works(registry, roles, deployer, provider, keeper, treasury):
+    registry.stake(STAKE, sender=provider)
+    registry.grantRole(roles["SLASHER_ROLE"], keeper, sender=deployer)
+    registry.slash(provider, ONE_TOKEN, REASON, treasury, sender=keeper)
+    assert registry.staked(provider) == STAKE - ONE_TOKEN
 
 
 def test_slash__zero_amount__reverts(reverts, registry, provider, slasher, treasury):
@@ -1342,8 +1663,9 @@ def test_pause__blocks_register_only(
     assert registry.staked(provider) == STAKE + ONE_TOKEN
     release = registry.request_unstake(50 * ONE_TOKEN, sender=provider).timestamp + PERIOD
     assert registry.unbonding(provider) == 50 * ONE_TOKEN
-    registry.unlock_collateral(provider, 40 * ONE_TOKEN, sender=locker)
+    registry.unlock_collateral(provider, 40 * ONE_TOKEN, _record(completed=1), sender=locker)
     assert registry.locked(provider) == 60 * ONE_TOKEN
+    assert registry.reputation(provider).completed == 1
     registry.lock_collateral(provider, active_machine, CPU, 10 * ONE_TOKEN, sender=locker)
     assert registry.locked(provider) == 70 * ONE_TOKEN
     registry.slash(provider, ONE_TOKEN, REASON, treasury, sender=slasher)
@@ -1379,7 +1701,7 @@ def test_accounting__registry_balance_equals_staked_plus_unbonding(
     registry.slash(provider, 800 * ONE_TOKEN, REASON, ZERO, sender=slasher)
     registry.slash(provider2, 100 * ONE_TOKEN, REASON, treasury, sender=slasher)
     release = registry.request_unstake(ONE_TOKEN, sender=provider2).timestamp + PERIOD
-    registry.unlock_collateral(provider, 400 * ONE_TOKEN, sender=locker)
+    registry.unlock_collateral(provider, 400 * ONE_TOKEN, _record(failed=1), sender=locker)
     chain.pending_timestamp = release
     registry.withdraw(sender=provider)
     registry.withdraw(sender=provider2)

@@ -1,5 +1,8 @@
-"""ComputeToken: snekmate ERC-20 + EIP-2612 permit, owner-managed minters, burn / burn_from,
-and the total_minted / total_burned counters (supply == minted - burned).
+"""ComputeToken: snekmate ERC-20 + EIP-2612 permit, owner-managed minters (until the owner
+seals the minter set for good), burn / burn_from, and the total_minted / total_burned counters
+(supply == minted - burned). The session deployment leaves the minters unsealed
+(conftest: `seal_minters=False`) so that minters can be added here; tests/test_deploy.py checks
+that deploy_all seals them by default.
 
 Every state-changing call is checked for its state and its decoded events; every revert for
 its exact message and for leaving balances, supply, allowances and roles untouched.
@@ -27,6 +30,7 @@ def _state(token, *accounts):
     return {
         "supply": token.totalSupply(),
         "owner": token.owner(),
+        "sealed": token.minters_sealed(),
         "balances": [token.balanceOf(a) for a in addrs],
         "minters": [token.is_minter(a) for a in addrs],
         "nonces": [token.nonces(a) for a in addrs],
@@ -89,6 +93,7 @@ def test_deployment__deployer__is_owner_and_only_minter(token, deployer, provide
     assert token.is_minter(deployer)
     for a in (provider, user, attacker):
         assert not token.is_minter(a)
+    assert not token.minters_sealed()  # conftest deploys with seal_minters=False
 
 
 def test_domain_separator__computed__matches_eip712(token, chain):
@@ -180,14 +185,89 @@ def test_set_minter__minter_but_not_owner__reverts(token, deployer, keeper, atta
 
 
 def test_set_minter__zero_address__reverts(token, deployer):
-    with ape.reverts("erc20: minter is the zero address"):
-        token.set_minter(ZERO, True, sender=deployer)
+    before = _state(token, deployer)
+    for status in (True, False):
+        with ape.reverts("erc20: minter is the zero address"):
+            token.set_minter(ZERO, status, sender=deployer)
+    assert _state(token, deployer) == before
+    assert not token.is_minter(ZERO)
 
 
 def test_set_minter__owner_itself__reverts(token, deployer):
+    before = _state(token, deployer)
     with ape.reverts("erc20: minter is owner address"):
         token.set_minter(deployer, False, sender=deployer)
     assert token.is_minter(deployer)
+    assert _state(token, deployer) == before
+
+
+################################################################
+#                         seal_minters                         #
+################################################################
+
+
+def test_seal_minters__owner__seals_with_event(token, deployer, keeper):
+    token.set_minter(keeper, True, sender=deployer)
+    assert not token.minters_sealed()
+    tx = token.seal_minters(sender=deployer)
+    assert token.minters_sealed()
+    (log,) = tx.decode_logs(token.MintersSealed)
+    assert _args(log) == {"owner": deployer.address}
+    assert not tx.decode_logs(token.RoleMinterChanged)
+    # Sealing changes nobody's flag, and the minters keep minting.
+    assert token.is_minter(keeper) and token.is_minter(deployer)
+    token.mint(keeper, 3, sender=keeper)
+    assert token.balanceOf(keeper) == 3
+
+
+def test_seal_minters__then_set_minter__grant_and_revoke_revert(token, deployer, keeper, attacker, holder):
+    token.set_minter(keeper, True, sender=deployer)
+    token.seal_minters(sender=deployer)
+    before = _state(token, deployer, keeper, attacker)
+    with ape.reverts("compute_token: minters sealed"):
+        token.set_minter(attacker, True, sender=deployer)  # grant
+    with ape.reverts("compute_token: minters sealed"):
+        token.set_minter(keeper, False, sender=deployer)  # revoke
+    assert _state(token, deployer, keeper, attacker) == before
+    assert token.is_minter(keeper) and not token.is_minter(attacker)
+    # The ownership checks still come first: a stranger gets the owner reason.
+    with ape.reverts("ownable: caller is not the owner"):
+        token.set_minter(attacker, True, sender=attacker)
+    token.mint(holder, 1, sender=keeper)  # the sealed minter still mints
+    assert token.balanceOf(holder) == 1
+
+
+def test_seal_minters__twice__reverts(token, deployer):
+    token.seal_minters(sender=deployer)
+    before = _state(token, deployer)
+    with ape.reverts("compute_token: minters sealed"):
+        token.seal_minters(sender=deployer)
+    assert _state(token, deployer) == before
+    assert token.minters_sealed()
+
+
+@pytest.mark.parametrize("who", ["attacker", "keeper"])
+def test_seal_minters__not_owner__reverts(token, request, deployer, who):
+    caller = request.getfixturevalue(who)
+    if who == "keeper":
+        token.set_minter(caller, True, sender=deployer)  # a minter is not the owner either
+    before = _state(token, caller, deployer)
+    with ape.reverts("ownable: caller is not the owner"):
+        token.seal_minters(sender=caller)
+    assert _state(token, caller, deployer) == before
+    assert not token.minters_sealed()
+    # The owner can still add minters.
+    token.set_minter(caller, True, sender=deployer)
+    assert token.is_minter(caller)
+
+
+def test_seal_minters__after_transfer_ownership__only_new_owner_seals(token, deployer, keeper):
+    token.transfer_ownership(keeper, sender=deployer)
+    with ape.reverts("ownable: caller is not the owner"):
+        token.seal_minters(sender=deployer)
+    assert not token.minters_sealed()
+    token.seal_minters(sender=keeper)
+    assert token.minters_sealed()
 
 
 ################################################################
@@ -350,27 +430,49 @@ def test_permit__tampered_amount__reverts(token, chain, provider, keeper):
 ################################################################
 
 
-def test_transfer_ownership__owner__hands_over_owner_and_minter(token, deployer, keeper, holder):
+def test_transfer_ownership__owner__hands_over_owner_but_not_minter(token, deployer, keeper, holder):
     tx = token.transfer_ownership(keeper, sender=deployer)
     assert token.owner() == keeper.address
-    assert token.is_minter(keeper)
+    # Unlike snekmate, the new owner does not become a minter; the old owner still loses its flag.
+    assert not token.is_minter(keeper)
     assert not token.is_minter(deployer)
     (own,) = tx.decode_logs(token.OwnershipTransferred)
     assert _args(own) == {"previous_owner": deployer.address, "new_owner": keeper.address}
     minter_logs = [_args(log) for log in tx.decode_logs(token.RoleMinterChanged)]
-    assert minter_logs == [
-        {"minter": deployer.address, "status": False},
-        {"minter": keeper.address, "status": True},
-    ]
-    # The new owner mints and manages minters; the old one can do neither.
-    token.mint(holder, 1, sender=keeper)
-    assert token.balanceOf(holder) == 1
+    assert minter_logs == [{"minter": deployer.address, "status": False}]
+    # Neither the new owner nor the old one can mint; only the new owner manages minters.
+    supply = token.totalSupply()
+    with ape.reverts("erc20: access is denied"):
+        token.mint(holder, 1, sender=keeper)
     with ape.reverts("erc20: access is denied"):
         token.mint(holder, 1, sender=deployer)
+    assert token.totalSupply() == supply and token.balanceOf(holder) == 0
     with ape.reverts("ownable: caller is not the owner"):
         token.set_minter(deployer, True, sender=deployer)
     token.set_minter(deployer, True, sender=keeper)
     assert token.is_minter(deployer)
+    token.mint(holder, 1, sender=deployer)
+    assert token.balanceOf(holder) == 1
+
+
+def test_transfer_ownership__other_minters__keep_their_flag(token, deployer, keeper, user, holder):
+    token.set_minter(user, True, sender=deployer)
+    token.transfer_ownership(keeper, sender=deployer)
+    assert token.is_minter(user)
+    token.mint(holder, 2, sender=user)
+    assert token.balanceOf(holder) == 2
+
+
+def test_transfer_ownership__after_seal__new_owner_still_not_minter(token, deployer, keeper):
+    """Sealed minters: the handover cannot be used to mint a new minter in, and the leaving
+    owner's flag is dropped even though the set is sealed."""
+    token.seal_minters(sender=deployer)
+    token.transfer_ownership(keeper, sender=deployer)
+    assert token.owner() == keeper.address
+    assert not token.is_minter(keeper)
+    assert not token.is_minter(deployer)
+    with ape.reverts("compute_token: minters sealed"):
+        token.set_minter(deployer, True, sender=keeper)
 
 
 def test_transfer_ownership__not_owner__reverts(token, attacker, deployer):
@@ -381,8 +483,10 @@ def test_transfer_ownership__not_owner__reverts(token, attacker, deployer):
 
 
 def test_transfer_ownership__zero_address__reverts(token, deployer):
-    with ape.reverts("erc20: new owner is the zero address"):
+    before = _state(token, deployer)
+    with ape.reverts("ownable: new owner is the zero address"):
         token.transfer_ownership(ZERO, sender=deployer)
+    assert _state(token, deployer) == before
     assert token.owner() == deployer.address
     assert token.is_minter(deployer)
 

@@ -147,6 +147,7 @@ def deploy_all(
     record_path: Path | None = None,
     chain_id: int | None = None,
     emissions_params: EmissionsParams | None = None,
+    seal_minters: bool = True,
 ) -> Deployment:
     """Deploys ComputeToken, ProviderRegistry, OracleHub, PriceFeed, Settlement, JobMarket and
     Emissions and wires their roles.
@@ -156,8 +157,13 @@ def deploy_all(
     Local networks: the deployer keeps the admin role and, unless others are given, is
     guardian, attester and verifier (the oracle quorum takes the last two over later).
     Other networks: a Timelock is deployed and made admin of everything, the deployer
-    renounces its admin roles and hands the token's ownership (the minter registry) over.
+    renounces its admin roles and hands the token's ownership over.
+
+    `seal_minters`: fix the token's minter set for good (always, outside tests that deploy an
+    extra minter of their own on a local chain; refused on other networks).
     """
+    if not seal_minters and not local:
+        raise ValueError("the token's minters are always sealed outside local networks")
     params = params or MarketParams()
     oracle_params = oracle_params or OracleParams()
     price_params = price_params or PriceFeedParams()
@@ -189,7 +195,12 @@ def deploy_all(
     # Burn-and-mint: Settlement prices jobs at the PriceFeed answer and mints providers' pay.
     settlement = deployer.deploy(project.Settlement, token.address, price_feed.address, settlement_max_age)
     txs["Settlement"] = settlement.txn_hash
-    market = deployer.deploy(project.JobMarket, token.address, registry.address, settlement.address, params.as_tuple())
+    # Parameter bounds live in a pure checker contract (keeps JobMarket under 20,000 bytes).
+    params_check = deployer.deploy(project.JobMarketParams)
+    txs["JobMarketParams"] = params_check.txn_hash
+    market = deployer.deploy(
+        project.JobMarket, token.address, registry.address, settlement.address, params_check.address, params.as_tuple()
+    )
     txs["JobMarket"] = market.txn_hash
     settlement.set_job_market(market.address, **sender)
     token.set_minter(settlement.address, True, **sender)
@@ -203,8 +214,8 @@ def deploy_all(
     hub.set_job_market(market.address, **sender)
     market.grantRole(role("VERIFIER_ROLE"), hub.address, **sender)
 
-    registry.grantRole(role("COLLATERAL_ROLE"), market.address, **sender)
-    registry.grantRole(role("SLASHER_ROLE"), market.address, **sender)
+    # Set once, not a role: governance can never take the market's collateral rights away.
+    registry.set_job_market(market.address, **sender)
     for c in GPU_CLASSES:
         registry.set_gpu_class(c.class_id, c.name, c.min_stake_tokens * ONE_TOKEN, True, **sender)
 
@@ -226,6 +237,10 @@ def deploy_all(
     token.set_minter(emissions.address, True, **sender)
     # Equivocation proofs for EpochRewards and PriceObservation ask these two for their digests.
     hub.set_report_contracts(emissions.address, price_feed.address, **sender)
+    # The minter set is final from here on (Settlement, Emissions, and on local networks the
+    # deployer as a faucet): no governance action can revoke Settlement's right to mint.
+    if seal_minters:
+        token.seal_minters(**sender)
 
     timelock = None
     if not local:
@@ -246,6 +261,7 @@ def deploy_all(
         "OracleHub": hub.address,
         "PriceFeed": price_feed.address,
         "Settlement": settlement.address,
+        "JobMarketParams": params_check.address,
     }
     if timelock is not None:
         contracts["Timelock"] = timelock.address
@@ -257,7 +273,8 @@ def deploy_all(
         "constructor_args": {
             "ComputeToken": ["gpunet Compute", "GPU", "gpunet", "1"],
             "ProviderRegistry": [token.address, unbonding_period],
-            "JobMarket": [token.address, registry.address, settlement.address, params.as_dict()],
+            "JobMarketParams": [],
+            "JobMarket": [token.address, registry.address, settlement.address, params_check.address, params.as_dict()],
             "OracleHub": [
                 token.address,
                 registry.address,

@@ -257,9 +257,13 @@ def job_dispute(job_id: int, yes: bool, signer: Signer, chain: Chain) -> None:
 
     acct = account(signer, chain)
     with session(chain) as h:
-        st = sdk.status(h, job_id)["status"]  # the state is checked before asking
+        info = sdk.status(h, job_id)  # the state and the owner are checked before asking
+        st = info["status"]
         if st != "SUBMITTED":
             raise click.ClickException(f"job {job_id} is {st}: only a Submitted result can be disputed")
+        user = str(info.get("user", acct.address))
+        if user.lower() != acct.address.lower():
+            raise click.ClickException(f"job {job_id} belongs to {user}: only a job's user may dispute it")
         confirm(yes, f"dispute job {job_id}, posting a bond (returned with a reward if the result is wrong)")
         receipt = sdk.dispute(h, acct, job_id)
         d = h.market.disputes(job_id)

@@ -13,7 +13,7 @@ from offchain.constants import JobStatus
 
 
 def dispute(h: Any, account: Any, job_id: int) -> Any:
-    """Disputes a submitted result before its challenge window ends, posting the bond
+    """Disputes one's own submitted result before its challenge window ends, posting the bond
     (`dispute_bond(payment)`; approved first if the allowance is short). Returns the receipt."""
     _check_id(h, job_id)
     m, token = h.market, h.token
@@ -23,6 +23,10 @@ def dispute(h: Any, account: Any, job_id: int) -> Any:
         raise ClientError(f"job {job_id} is {st.name}: only a Submitted result can be disputed")
     if _now(h) > job["challenge_end"]:
         raise ClientError(f"job {job_id}: its challenge window ended at {job['challenge_end']} (unix time)")
+    if job["user"].lower() != account.address.lower():
+        raise ClientError(
+            f"job {job_id} belongs to {job['user']}: only a job's user may dispute it, not {account.address}"
+        )
     if audit_draw(h.chain, job_id, job):
         raise ClientError(
             f"job {job_id} was drawn for audit: the oracle quorum re-executes it anyway, so a dispute "

@@ -88,7 +88,7 @@ class Offer:
 
 
 def reputation(h: Any, provider: str) -> dict[str, int]:
-    return dict(zip(REPUTATION_FIELDS, (int(x) for x in h.market.reputation(provider)), strict=True))
+    return dict(zip(REPUTATION_FIELDS, (int(x) for x in h.registry.reputation(provider)), strict=True))
 
 
 def latest_uptime(h: Any, machine_ids: Iterable[int] | None = None) -> dict[int, Uptime]:

@@ -294,11 +294,13 @@ class Simulation:
         self.feed = _load(CONTRACTS / "PriceFeed.vy", hub.address, *PriceFeedParams().as_tuple())
         settlement_src = CONTRACTS / "Settlement.vy" if self.variant == "bme" else RENDER_SETTLEMENT
         self.settlement = _load(settlement_src, tok.address, self.feed.address, SETTLEMENT_MAX_AGE)
+        params_check = _load(CONTRACTS / "JobMarketParams.vy")
         mk = self.market = _load(
             CONTRACTS / "JobMarket.vy",
             tok.address,
             reg.address,
             self.settlement.address,
+            params_check.address,
             self.market_params.as_tuple(),
         )
         self.settlement.set_job_market(mk.address)
@@ -306,8 +308,7 @@ class Simulation:
         tok.mint(mk.address, MARKET_DUST)
         hub.set_job_market(mk.address)
         mk.grantRole(mk.VERIFIER_ROLE(), hub.address)
-        reg.grantRole(reg.COLLATERAL_ROLE(), mk.address)
-        reg.grantRole(reg.SLASHER_ROLE(), mk.address)
+        reg.set_job_market(mk.address)
         for c in sc.classes.values():
             reg.set_gpu_class(c.class_id, c.name, c.min_stake_tokens * ONE_TOKEN, True)
         reg.grantRole(reg.PAUSER_ROLE(), self.admin)
