@@ -32,7 +32,10 @@
         the epoch. Reports: domain "gpunet Emissions", version "1", chain id and this contract;
         signers strictly increasing, each an OracleHub operator with at least the hub's
         `min_operator_stake`, at least the hub's `threshold` of them, with 2 * threshold >
-        operator count. One report per epoch (nonce 0). Needs the minter role on ComputeToken.
+        operator count. One report per epoch, nonce 0 (`rewards_nonce` is 1 once posted); an
+        operator signing two differing reports for one epoch is slashed through OracleHub
+        (`prove_rewards_equivocation`, which asks `rewards_digest`). Needs the minter role on
+        ComputeToken.
 """
 
 from interfaces import IOracleOperators
@@ -250,17 +253,19 @@ def finalize_epoch(epoch: uint256) -> uint256:
 @external
 def submit_rewards(report: EpochRewards, signatures: DynArray[Bytes[65], MAX_SIGNATURES]):
     """
-    @notice Posts a finalized epoch's rewards root signed by a quorum of OracleHub operators.
+    @notice Posts a finalized epoch's rewards root signed by a quorum of OracleHub operators:
+            one report per epoch, ever, with nonce 0 (two differing reports an operator signed
+            for one epoch are equivocation: OracleHub.prove_rewards_equivocation).
     """
     assert report.epoch < self.next_epoch, "emissions: epoch not finalized"
     # One root per epoch: claims may start as soon as it is posted, so it can never change.
     assert self.epochs[report.epoch].root == empty(bytes32), "emissions: rewards already posted"
-    assert report.nonce == self.rewards_nonce[report.epoch], "emissions: wrong nonce"
+    assert report.nonce == 0, "emissions: wrong nonce"
     assert report.root != empty(bytes32), "emissions: empty root"
     signers: uint256 = self._check_quorum(
         eip712_domain_separator._hash_typed_data_v4(self._rewards_struct_hash(report)), signatures
     )
-    self.rewards_nonce[report.epoch] = report.nonce + 1
+    self.rewards_nonce[report.epoch] = 1
 
     budget: uint256 = self.epochs[report.epoch].budget
     work_share: uint256 = budget * WORK_SHARE_BPS // MAX_BPS

@@ -15,12 +15,18 @@
           availability rewards.
         - JobVerdict (job, result hash, valid, evidence hash): the quorum's verdict on a job
           in Audit (sampled or disputed), forwarded to JobMarket.post_verdict.
-        Each report names a subject (the machine, or epoch + machine) and carries that
-        subject's current nonce, which then increments: no report can be replayed.
-        Two reports signed by one operator for the same subject and nonce that differ are
-        proof of equivocation: anyone submits both, the operator loses
-        `equivocation_slash_bps` of its stake (half to the reporter, half burned) and is
-        removed from the operator set.
+        Each report names a subject and carries that subject's current nonce, which then
+        increments: no report can be replayed. Attestation: per machine, nonces 0, 1, 2, ...
+        (one per renewal). Verdict: per job, nonces 0, 1, ... (one per audit of the job).
+        Uptime: per (epoch, machine), nonce 0 only: one report, ever.
+        Two differing reports signed by one operator for the same subject and nonce are proof
+        of equivocation, for every kind of report the operators sign: attestations, uptime,
+        verdicts here, and Emissions' EpochRewards (same epoch and nonce) and PriceFeed's
+        PriceObservation (same round), whose digests come from those contracts (set once,
+        `set_report_contracts`). Anyone submits both: the operator loses
+        `equivocation_slash_bps` of its stake, burned in full (no bounty: the equivocator
+        submitting its own proof would get part of it back), and is removed from the operator
+        set. One offence (signer, subject, nonce), one slash.
 @custom:security Domain: name "gpunet OracleHub", version "1", chain id and this contract
         (snekmate eip712_domain_separator recomputes it if the chain id changes, so a fork
         cannot replay). Signatures: 65 bytes, low-s (snekmate ecdsa), signers strictly
@@ -35,6 +41,7 @@ from ethereum.ercs import IERC20
 from interfaces import IComputeToken
 from interfaces import IAttestedRegistry
 from interfaces import IJobMarket
+from interfaces import IReportDigests
 
 from snekmate.auth import access_control
 # Governance manages the operator set and parameters.
@@ -87,6 +94,14 @@ UPTIME_TYPEHASH: public(constant(bytes32)) = keccak256(
 )
 VERDICT_TYPEHASH: public(constant(bytes32)) = keccak256(
     "JobVerdict(uint256 job_id,bytes32 result_hash,bool valid,bytes32 evidence_hash,uint256 nonce)"
+)
+
+# Typehashes of the reports signed under Emissions' and PriceFeed's domains (their subjects here).
+_REWARDS_TYPEHASH: constant(bytes32) = keccak256(
+    "EpochRewards(uint256 epoch,bytes32 root,uint256 total_work,uint256 total_availability,uint256 nonce)"
+)
+_OBSERVATION_TYPEHASH: constant(bytes32) = keccak256(
+    "PriceObservation(uint256 round_id,uint256 price,uint256 observed_at)"
 )
 
 _REASON_HARDWARE: constant(bytes32) = keccak256("HARDWARE_MISREPORT")
@@ -151,7 +166,7 @@ min_operator_stake: public(uint256)
 # Share of a provider's slashable stake burned for a hardware misreport.
 hardware_slash_bps: public(uint256)
 
-# Share of an equivocating operator's stake slashed (half to the reporter, half burned).
+# Share of an equivocating operator's stake slashed (all of it burned).
 equivocation_slash_bps: public(uint256)
 
 # Next nonce per report subject.
@@ -159,6 +174,11 @@ nonces: public(HashMap[bytes32, uint256])
 
 # The JobMarket whose audits this quorum decides (set once by governance; needs VERIFIER_ROLE there).
 job_market: public(address)
+
+# Emissions and PriceFeed, whose EpochRewards and PriceObservation digests equivocation proofs
+# ask for (set once by governance).
+emissions: public(address)
+price_feed: public(address)
 
 # Last accepted attestation per machine (its EIP-712 struct hash) and when it expires.
 attestation_hash: public(HashMap[uint256, bytes32])
@@ -232,6 +252,10 @@ event VerdictAccepted:
 event JobMarketSet:
     job_market: indexed(address)
 
+event ReportContractsSet:
+    emissions: indexed(address)
+    price_feed: indexed(address)
+
 event EquivocationProven:
     operator: indexed(address)
     reporter: indexed(address)
@@ -265,7 +289,8 @@ def __init__(
 @external
 def submit_attestation(report: BenchmarkAttestation, signatures: DynArray[Bytes[65], MAX_OPERATORS]):
     """
-    @notice Applies a benchmark attestation signed by a quorum of operators.
+    @notice Applies a benchmark attestation signed by a quorum of operators; `report.nonce` is
+            the machine's current attestation nonce (0, then one more per attestation).
     """
     subject: bytes32 = self._attestation_subject(report.machine_id)
     assert report.nonce == self.nonces[subject], "oracle_hub: wrong nonce"
@@ -308,10 +333,12 @@ def submit_attestation(report: BenchmarkAttestation, signatures: DynArray[Bytes[
 @external
 def submit_uptime(report: UptimeReport, signatures: DynArray[Bytes[65], MAX_OPERATORS]):
     """
-    @notice Records one machine's uptime for one epoch (once: the nonce must be 0).
+    @notice Records one machine's uptime for one epoch, once: the nonce must be 0 and no report
+            for (epoch, machine) accepted before.
     """
     subject: bytes32 = self._uptime_subject(report.epoch, report.machine_id)
-    assert report.nonce == self.nonces[subject], "oracle_hub: wrong nonce"
+    assert self.nonces[subject] == 0, "oracle_hub: uptime already reported"
+    assert report.nonce == 0, "oracle_hub: wrong nonce"
     assert report.probes > 0, "oracle_hub: no probes"
     assert report.successes <= report.probes, "oracle_hub: more successes than probes"
     assert staticcall IAttestedRegistry(REGISTRY).machine_provider(report.machine_id) != empty(address), \
@@ -329,7 +356,8 @@ def submit_uptime(report: UptimeReport, signatures: DynArray[Bytes[65], MAX_OPER
 def submit_verdict(report: JobVerdict, job: IJobMarket.Job, signatures: DynArray[Bytes[65], MAX_OPERATORS]):
     """
     @notice Applies the quorum's verdict on a job in Audit: JobMarket checks `job` against
-            its commitment and that the job is in Audit before its deadline.
+            its commitment and that the job is in Audit before its deadline. `report.nonce`
+            is the job's current verdict nonce (0, then one more per verdict).
     """
     market: address = self.job_market
     assert market != empty(address), "oracle_hub: job market not set"
@@ -358,9 +386,9 @@ def prove_verdict_equivocation(a: JobVerdict, sig_a: Bytes[65], b: JobVerdict, s
     """
     assert a.job_id == b.job_id, "oracle_hub: different subjects"
     assert a.nonce == b.nonce, "oracle_hub: different nonces"
-    ha: bytes32 = self._verdict_struct_hash(a)
-    hb: bytes32 = self._verdict_struct_hash(b)
-    return self._equivocation(self._verdict_subject(a.job_id), a.nonce, ha, sig_a, hb, sig_b)
+    da: bytes32 = eip712_domain_separator._hash_typed_data_v4(self._verdict_struct_hash(a))
+    db: bytes32 = eip712_domain_separator._hash_typed_data_v4(self._verdict_struct_hash(b))
+    return self._equivocation(self._verdict_subject(a.job_id), a.nonce, da, sig_a, db, sig_b)
 
 
 @external
@@ -373,9 +401,9 @@ def prove_attestation_equivocation(
     """
     assert a.machine_id == b.machine_id, "oracle_hub: different subjects"
     assert a.nonce == b.nonce, "oracle_hub: different nonces"
-    ha: bytes32 = self._attestation_struct_hash(a)
-    hb: bytes32 = self._attestation_struct_hash(b)
-    return self._equivocation(self._attestation_subject(a.machine_id), a.nonce, ha, sig_a, hb, sig_b)
+    da: bytes32 = eip712_domain_separator._hash_typed_data_v4(self._attestation_struct_hash(a))
+    db: bytes32 = eip712_domain_separator._hash_typed_data_v4(self._attestation_struct_hash(b))
+    return self._equivocation(self._attestation_subject(a.machine_id), a.nonce, da, sig_a, db, sig_b)
 
 
 @external
@@ -386,9 +414,46 @@ def prove_uptime_equivocation(a: UptimeReport, sig_a: Bytes[65], b: UptimeReport
     """
     assert a.epoch == b.epoch and a.machine_id == b.machine_id, "oracle_hub: different subjects"
     assert a.nonce == b.nonce, "oracle_hub: different nonces"
-    ha: bytes32 = self._uptime_struct_hash(a)
-    hb: bytes32 = self._uptime_struct_hash(b)
-    return self._equivocation(self._uptime_subject(a.epoch, a.machine_id), a.nonce, ha, sig_a, hb, sig_b)
+    da: bytes32 = eip712_domain_separator._hash_typed_data_v4(self._uptime_struct_hash(a))
+    db: bytes32 = eip712_domain_separator._hash_typed_data_v4(self._uptime_struct_hash(b))
+    return self._equivocation(self._uptime_subject(a.epoch, a.machine_id), a.nonce, da, sig_a, db, sig_b)
+
+
+@external
+def prove_rewards_equivocation(
+    a: IReportDigests.EpochRewards, sig_a: Bytes[65], b: IReportDigests.EpochRewards, sig_b: Bytes[65]
+) -> uint256:
+    """
+    @notice Two differing Emissions EpochRewards reports for the same epoch and nonce, signed by
+            one operator (under Emissions' EIP-712 domain).
+    @return The amount slashed.
+    """
+    em: address = self.emissions
+    assert em != empty(address), "oracle_hub: report contracts not set"
+    assert a.epoch == b.epoch, "oracle_hub: different subjects"
+    assert a.nonce == b.nonce, "oracle_hub: different nonces"
+    da: bytes32 = staticcall IReportDigests(em).rewards_digest(a)
+    db: bytes32 = staticcall IReportDigests(em).rewards_digest(b)
+    return self._equivocation(keccak256(abi_encode(_REWARDS_TYPEHASH, a.epoch)), a.nonce, da, sig_a, db, sig_b)
+
+
+@external
+def prove_observation_equivocation(
+    a: IReportDigests.PriceObservation, sig_a: Bytes[65], b: IReportDigests.PriceObservation, sig_b: Bytes[65]
+) -> uint256:
+    """
+    @notice Two differing PriceFeed observations for the same round id, signed by one operator
+            (under PriceFeed's EIP-712 domain): an operator signs one observation per round.
+    @return The amount slashed.
+    """
+    feed: address = self.price_feed
+    assert feed != empty(address), "oracle_hub: report contracts not set"
+    assert a.round_id == b.round_id, "oracle_hub: different subjects"
+    da: bytes32 = staticcall IReportDigests(feed).observation_digest(a)
+    db: bytes32 = staticcall IReportDigests(feed).observation_digest(b)
+    return self._equivocation(
+        keccak256(abi_encode(_OBSERVATION_TYPEHASH, a.round_id)), a.round_id, da, sig_a, db, sig_b
+    )
 
 
 ################################################################
@@ -517,6 +582,20 @@ def set_job_market(market: address):
 
 
 @external
+def set_report_contracts(emissions_: address, price_feed_: address):
+    """
+    @notice Once: the Emissions and PriceFeed whose reports' equivocation this hub slashes.
+    """
+    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    assert emissions_ != empty(address) and price_feed_ != empty(address), \
+        "oracle_hub: report contract is the zero address"
+    assert self.emissions == empty(address), "oracle_hub: report contracts already set"
+    self.emissions = emissions_
+    self.price_feed = price_feed_
+    log ReportContractsSet(emissions=emissions_, price_feed=price_feed_)
+
+
+@external
 def set_threshold(threshold_: uint256):
     access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
     assert threshold_ > 0, "oracle_hub: threshold is zero"
@@ -614,13 +693,13 @@ def _check_quorum(digest: bytes32, signatures: DynArray[Bytes[65], MAX_OPERATORS
 
 @internal
 def _equivocation(
-    subject: bytes32, nonce: uint256, ha: bytes32, sig_a: Bytes[65], hb: bytes32, sig_b: Bytes[65]
+    subject: bytes32, nonce: uint256, da: bytes32, sig_a: Bytes[65], db: bytes32, sig_b: Bytes[65]
 ) -> uint256:
-    # Livepeer's 2019 lesson: the two statements must really differ.
-    assert ha != hb, "oracle_hub: reports are identical"
-    signer: address = self._recover(eip712_domain_separator._hash_typed_data_v4(ha), sig_a)
-    assert signer == self._recover(eip712_domain_separator._hash_typed_data_v4(hb), sig_b), \
-        "oracle_hub: different signers"
+    # Livepeer's 2019 lesson: the two statements must really differ (same domain and type:
+    # different digests are different reports).
+    assert da != db, "oracle_hub: reports are identical"
+    signer: address = self._recover(da, sig_a)
+    assert signer == self._recover(db, sig_b), "oracle_hub: different signers"
     total: uint256 = self.operator_stake[signer] + self.operator_unbonding[signer]
     assert self.is_operator[signer] or total > 0, "oracle_hub: signer is not an operator"
     offence: bytes32 = keccak256(abi_encode(signer, subject, nonce))
@@ -632,12 +711,10 @@ def _equivocation(
     self.operator_unbonding[signer] -= amount - from_stake
     if self.is_operator[signer]:
         self._remove_operator(signer)
-    reward: uint256 = amount // 2  # rounds down: the burn gets the odd wei
-    if reward > 0:
-        assert extcall IERC20(TOKEN).transfer(msg.sender, reward, default_return_value=True), \
-            "oracle_hub: transfer failed"
-    if amount - reward > 0:
-        extcall IComputeToken(TOKEN).burn(amount - reward)
+    # All of it burned: a bounty to the submitter would let the equivocator (or a second address
+    # of it) prove its own offence and recover part of the slash.
+    if amount > 0:
+        extcall IComputeToken(TOKEN).burn(amount)
     log EquivocationProven(operator=signer, reporter=msg.sender, subject=subject, nonce=nonce, slashed=amount)
     return amount
 

@@ -5,9 +5,12 @@
 @custom:contract-name PriceFeed
 @license AGPL-3.0-only
 @notice USD per 1 token, 8 decimals, as the median of OracleHub operators' own observations.
-        Each operator signs its OWN `PriceObservation {round_id, price, observed_at}`; anyone
-        submits round `latest_round + 1` with at least `threshold` observations of distinct
-        operators, and the round's answer is the lower median of their prices. Read through
+        Each operator signs its OWN `PriceObservation {round_id, price, observed_at}`, at most
+        one per round id; anyone submits a round `round_id > latest_round` with at least
+        `threshold` observations of distinct operators, and the round's answer is the lower
+        median of their prices. Round ids may skip (a round whose observations expired or
+        disagreed is abandoned, and its operators observe again for a later id: re-signing the
+        same id would be equivocation, slashed through OracleHub.prove_observation_equivocation). Read through
         Chainlink's AggregatorV3Interface (`latestRoundData`, `getRoundData`, `decimals`,
         `description`, `version`), so a consumer can be pointed at a real Chainlink feed by
         configuration; contracts of this protocol call `latest_price()`, which refuses a stale
@@ -15,23 +18,30 @@
         Guards:
         - every observation is for this round, priced > 0, observed within
           `max_observation_age` before the block and not after it;
+        - the observations agree: highest <= lowest * (1 + `max_spread_bps`). Fewer than
+          `threshold` operators can never fill a round alone, so every round holds at least one
+          honest observation, and the answer (lying between lowest and highest) stays within
+          `max_spread_bps` of it: a minority of liars cannot move the price beyond that band,
+          in one round or over many;
+        - at least `min_round_interval` seconds since the previous round (never two in a block);
         - the median may move at most `max_deviation_bps` from the previous answer, unless the
           previous answer is stale (older than `max_age`: the feed restarts from whatever a
           quorum reports) or EVERY operator signed the round (the escape hatch for a genuine
           jump: a move that large needs the whole operator set, not just a quorum).
-@custom:security Trust: the answer is right while at most a minority of the signers of a round
-        lie (the median ignores up to ceil(n/2) - 1 outliers of n observations); a colluding
-        quorum sets any price within the deviation band per round, and rounds are not
-        rate-limited (the whole set: any price at once). The guard stops a bad round, not
+@custom:security Trust: while fewer than `threshold` operators lie, the answer is within
+        `max_spread_bps` of an honest observation (the spread guard), whatever they sign and
+        however many rounds they chain. A colluding quorum sets any price within the deviation
+        band once per `min_round_interval` (the whole set: any price). The guard stops a bad round, not
         collusion: bound what a price can cost where it is used.
         Operators, their stake and the threshold are OracleHub's, read at submission: removing
         an operator there removes it here. Domain: name "gpunet PriceFeed", version "1", chain
         id and this contract (snekmate eip712_domain_separator; recomputed on a fork).
         Signatures: 65 bytes, low-s (snekmate ecdsa), signers strictly increasing (distinct),
         each an operator with at least `min_operator_stake` bonded. A round id is a nonce:
-        a signed observation is good for one round only.
-        Roles: DEFAULT_ADMIN_ROLE (governance timelock) sets `max_age`, `max_deviation_bps` and
-        `max_observation_age` within the bounds below.
+        a signed observation is good for one round only, and ids only increase (by at most
+        MAX_ROUND_GAP per round, so they stay far below 2**80).
+        Roles: DEFAULT_ADMIN_ROLE (governance timelock) sets `max_age`, `max_deviation_bps`,
+        `max_observation_age`, `max_spread_bps` and `min_round_interval` within the bounds below.
 """
 
 from interfaces import IAggregatorV3
@@ -92,6 +102,15 @@ MAX_DEVIATION_BPS: public(constant(uint256)) = 10_000
 # above max_age.
 MIN_OBSERVATION_AGE: public(constant(uint256)) = 30
 MAX_OBSERVATION_AGE: public(constant(uint256)) = 3600
+# max_spread_bps: 0.1% (sources of one market rarely agree closer) to 20% (the band a minority
+# of liars can push the answer within must stay small).
+MIN_SPREAD_BPS: public(constant(uint256)) = 10
+MAX_SPREAD_BPS: public(constant(uint256)) = 2_000
+# min_round_interval: 1 s (never two rounds in one block) to 1 hour; never above max_age.
+MIN_ROUND_INTERVAL: public(constant(uint256)) = 1
+MAX_ROUND_INTERVAL: public(constant(uint256)) = 3600
+# Largest step of the round id per round (abandoned ids skipped): keeps ids far below 2**80.
+MAX_ROUND_GAP: public(constant(uint256)) = 2**32
 
 OBSERVATION_TYPEHASH: public(constant(bytes32)) = keccak256(
     "PriceObservation(uint256 round_id,uint256 price,uint256 observed_at)"
@@ -130,6 +149,12 @@ max_deviation_bps: public(uint256)
 # Oldest observation a round may include, in seconds before the block.
 max_observation_age: public(uint256)
 
+# Widest spread of a round's observations: highest - lowest <= lowest * max_spread_bps / MAX_BPS.
+max_spread_bps: public(uint256)
+
+# Seconds between two rounds (their block times).
+min_round_interval: public(uint256)
+
 ################################################################
 #                            EVENTS                            #
 ################################################################
@@ -155,15 +180,24 @@ event PriceFeedParamsSet:
     max_age: uint256
     max_deviation_bps: uint256
     max_observation_age: uint256
+    max_spread_bps: uint256
+    min_round_interval: uint256
 
 
 @deploy
-def __init__(hub: address, max_age_: uint256, max_deviation_bps_: uint256, max_observation_age_: uint256):
+def __init__(
+    hub: address,
+    max_age_: uint256,
+    max_deviation_bps_: uint256,
+    max_observation_age_: uint256,
+    max_spread_bps_: uint256,
+    min_round_interval_: uint256,
+):
     assert hub != empty(address), "price_feed: hub is the zero address"
     access_control.__init__()
     eip712_domain_separator.__init__("gpunet PriceFeed", "1")
     HUB = hub
-    self._set_params(max_age_, max_deviation_bps_, max_observation_age_)
+    self._set_params(max_age_, max_deviation_bps_, max_observation_age_, max_spread_bps_, min_round_interval_)
 
 
 ################################################################
@@ -177,12 +211,19 @@ def submit_round(
     signatures: DynArray[Bytes[65], MAX_OBSERVATIONS],
 ) -> uint256:
     """
-    @notice Accepts round `round_id` (= latest_round + 1): the lower median of the operators'
-            signed observations, `signatures[i]` by the signer of `observations[i]`, ordered
-            by signer address ascending.
+    @notice Accepts round `round_id` (latest_round < round_id <= latest_round + MAX_ROUND_GAP):
+            the lower median of the operators' signed observations, `signatures[i]` by the
+            signer of `observations[i]`, ordered by signer address ascending. Reverts when the
+            observations spread wider than `max_spread_bps` or the previous round is less than
+            `min_round_interval` old.
     @return The round's answer.
     """
-    assert round_id == self.latest_round + 1, "price_feed: wrong round"
+    latest: uint256 = self.latest_round
+    assert round_id > latest and round_id - latest <= MAX_ROUND_GAP, "price_feed: wrong round"
+    prev: uint256 = 0
+    if latest > 0:
+        prev = self._rounds[latest]
+        assert block.timestamp >= (prev >> 192) + self.min_round_interval, "price_feed: too soon after the last round"
     n: uint256 = len(observations)
     assert len(signatures) == n, "price_feed: one signature per observation"
     m: uint256 = staticcall IOracleOperators(HUB).threshold()
@@ -225,12 +266,15 @@ def submit_round(
             prices[j] = tmp
             j -= 1
 
+    # The observations must agree: with at least one honest observation among them (fewer than
+    # `threshold` liars cannot fill a round), the answer stays within the spread of it.
+    assert (prices[n - 1] - prices[0]) * MAX_BPS <= prices[0] * self.max_spread_bps, \
+        "price_feed: observations disagree"
     # Lower median: the answer is always one operator's observation.
     answer: uint256 = prices[(n - 1) // 2]
     # Every operator signed (signers are distinct operators, so n <= count).
     unanimous: bool = n == count
-    if round_id > 1 and not unanimous:
-        prev: uint256 = self._rounds[round_id - 1]
+    if latest > 0 and not unanimous:
         prev_answer: uint256 = prev & MAX_PRICE
         if block.timestamp <= (prev >> 192) + self.max_age:
             # The previous answer is fresh: the move is bounded.
@@ -289,10 +333,10 @@ def latestRoundData() -> (uint80, int256, uint256, uint256, uint80):
 def getRoundData(_roundId: uint80) -> (uint80, int256, uint256, uint256, uint80):
     """
     @notice A past round, as latestRoundData; reverts "price_feed: no such round" for a round
-            that was never accepted.
+            that was never accepted (round ids may skip).
     """
     r: uint256 = convert(_roundId, uint256)
-    assert r > 0 and r <= self.latest_round, "price_feed: no such round"
+    assert r > 0 and r <= self.latest_round and self._rounds[r] != 0, "price_feed: no such round"
     return self._round_data(r)
 
 
@@ -346,9 +390,18 @@ def DOMAIN_SEPARATOR() -> bytes32:
 ################################################################
 
 @external
-def set_params(max_age_: uint256, max_deviation_bps_: uint256, max_observation_age_: uint256):
+def set_params(
+    max_age_: uint256,
+    max_deviation_bps_: uint256,
+    max_observation_age_: uint256,
+    max_spread_bps_: uint256,
+    min_round_interval_: uint256,
+):
+    """
+    @notice Sets the guards (DEFAULT_ADMIN_ROLE), each within its bounds.
+    """
     access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
-    self._set_params(max_age_, max_deviation_bps_, max_observation_age_)
+    self._set_params(max_age_, max_deviation_bps_, max_observation_age_, max_spread_bps_, min_round_interval_)
 
 
 ################################################################
@@ -384,16 +437,33 @@ def _round_data(r: uint256) -> (uint80, int256, uint256, uint256, uint80):
 
 
 @internal
-def _set_params(max_age_: uint256, max_deviation_bps_: uint256, max_observation_age_: uint256):
+def _set_params(
+    max_age_: uint256,
+    max_deviation_bps_: uint256,
+    max_observation_age_: uint256,
+    max_spread_bps_: uint256,
+    min_round_interval_: uint256,
+):
     assert max_age_ >= MIN_MAX_AGE and max_age_ <= MAX_MAX_AGE, "price_feed: max age out of bounds"
     assert max_deviation_bps_ >= MIN_DEVIATION_BPS and max_deviation_bps_ <= MAX_DEVIATION_BPS, \
         "price_feed: max deviation out of bounds"
     assert max_observation_age_ >= MIN_OBSERVATION_AGE and max_observation_age_ <= MAX_OBSERVATION_AGE, \
         "price_feed: max observation age out of bounds"
     assert max_observation_age_ <= max_age_, "price_feed: observation age above max age"
+    assert max_spread_bps_ >= MIN_SPREAD_BPS and max_spread_bps_ <= MAX_SPREAD_BPS, \
+        "price_feed: max spread out of bounds"
+    assert min_round_interval_ >= MIN_ROUND_INTERVAL and min_round_interval_ <= MAX_ROUND_INTERVAL, \
+        "price_feed: min round interval out of bounds"
+    assert min_round_interval_ <= max_age_, "price_feed: round interval above max age"
     self.max_age = max_age_
     self.max_deviation_bps = max_deviation_bps_
     self.max_observation_age = max_observation_age_
+    self.max_spread_bps = max_spread_bps_
+    self.min_round_interval = min_round_interval_
     log PriceFeedParamsSet(
-        max_age=max_age_, max_deviation_bps=max_deviation_bps_, max_observation_age=max_observation_age_
+        max_age=max_age_,
+        max_deviation_bps=max_deviation_bps_,
+        max_observation_age=max_observation_age_,
+        max_spread_bps=max_spread_bps_,
+        min_round_interval=min_round_interval_,
     )

@@ -102,8 +102,10 @@ class OracleParams:
     # 10% per failed attestation keeps an honest misconfiguration survivable while making a
     # repeated lie ruinous (and the machine is jailed at once).
     hardware_slash_bps: int = 1_000
-    # Equivocation costs half the operator's stake (half of that to the reporter): signing two
-    # versions of one report is never an accident.
+    # Equivocation costs half the operator's stake, all of it burned (no bounty: the equivocator
+    # could submit its own proof and recover part of it): signing two versions of one report
+    # (any kind: attestation, uptime, verdict, epoch rewards, price observation) is never an
+    # accident.
     equivocation_slash_bps: int = 5_000
     # Attestations are valid for a day; the service renews them ahead of expiry (io.net
     # re-checks hourly, Aethir every 15 minutes for liveness, which our uptime probes cover).
@@ -122,15 +124,31 @@ class PriceFeedParams:
     # signs: one bad round (a broken source shared by a quorum) cannot move the price far, while
     # honest operators follow any real move (a 20% move within a minute is rare even for small
     # tokens, and a larger one only needs the whole set, or waits until the old answer is stale).
-    # Rounds are not rate-limited, so this does not stop a colluding quorum (docs/SECURITY.md).
+    # It does not stop a colluding quorum (docs/SECURITY.md); `min_round_interval` paces it.
     max_deviation_bps: int = 2_000
     # Observations older than 10 minutes are refused: long enough for the leader to gather
     # signatures and get a transaction mined on a congested chain, short enough that a
     # submitter cannot hold observations back and publish an old price later.
     max_observation_age: int = 10 * 60
+    # A round's observations may spread at most 5% (highest vs lowest): honest sources of one
+    # token agree far closer, and since every round holds at least one honest observation (fewer
+    # than `threshold` operators cannot fill one), operators below the threshold can never move
+    # the answer more than 5% from an honest price, in one round or over many (docs/SECURITY.md,
+    # "Oracle findings (contracts v2)").
+    max_spread_bps: int = 500
+    # At most one round per 30 s (the service reports every minute, earlier only on a >1% move):
+    # rounds can never be chained within a block.
+    min_round_interval: int = 30
 
-    def as_tuple(self) -> tuple[int, int, int]:
-        return (self.max_age, self.max_deviation_bps, self.max_observation_age)
+    def as_tuple(self) -> tuple[int, int, int, int, int]:
+        """PriceFeed.__init__ / set_params arguments after the hub, in order."""
+        return (
+            self.max_age,
+            self.max_deviation_bps,
+            self.max_observation_age,
+            self.max_spread_bps,
+            self.min_round_interval,
+        )
 
 
 @dataclass(frozen=True)

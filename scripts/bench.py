@@ -273,11 +273,17 @@ def setup_operators(drv: Driver, deployer) -> list:
 
 
 def post_round(drv: Driver, ops, keeper, name: str | None, price: int = 125_000_000) -> None:
-    """One PriceFeed round ($1.25 by default) signed by two operators, recorded as `name`."""
+    """One PriceFeed round ($1.25 by default) signed by two operators, recorded as `name`; first
+    waits out the feed's `min_round_interval` since its last round."""
     from ape import chain
 
     from offchain.chain.price import post_price
 
+    feed = drv.d.price_feed
+    if feed.latest_round():
+        due = int(feed.latestRoundData()[3]) + int(feed.min_round_interval())
+        if drv.now() < due:
+            drv.warp_to(due)
     drv.record(name, post_price(drv.d.price_feed, chain.chain_id, ops[:2], price, drv.now(), keeper))
 
 

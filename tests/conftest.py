@@ -142,11 +142,22 @@ def staked_operator(d, accounts, deployer):
     return op
 
 
+def wait_round_interval(chain, feed):
+    """Mines up to the time `feed` takes its next round (`min_round_interval` after the last)."""
+    if feed.latest_round() == 0:
+        return
+    interval = feed.min_round_interval() if hasattr(feed, "min_round_interval") else 0
+    due = feed.latestRoundData()[3] + interval
+    if chain.blocks.head.timestamp < due:
+        chain.mine(timestamp=due)
+
+
 def post_as_sole_operator(d, feed, chain, accounts, deployer, price):
     """Posts the next round of `feed` at `price` (USD per token, 8 decimals), signed by a fresh
     staked operator that is then removed. With no other hub operator it is the whole quorum
     (unanimous: PriceFeed's deviation bound does not apply). Returns the receipt."""
     op = staked_operator(d, accounts, deployer)
+    wait_round_interval(chain, feed)
     receipt = post_price(feed, chain.chain_id, [op], price, chain.blocks.head.timestamp, deployer)
     d.hub.remove_operator(op, sender=deployer)
     return receipt

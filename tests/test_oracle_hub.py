@@ -21,6 +21,7 @@ from offchain.chain import reports as R
 from offchain.chain.deploy import DEFAULT_ADMIN_ROLE, role
 from offchain.chain.jobs import JOB_ABI_TYPES
 from offchain.constants import MAX_BPS, ONE_TOKEN, MachineStatus
+from offchain.economics import rewards as RW
 from offchain.params import OracleParams
 
 ZERO = "0x" + "00" * 20
@@ -703,13 +704,9 @@ def test_submit_uptime__once_per_epoch__second_reverts(reverts, hub, keeper, ops
     first = new_uptime(machine)
     hub.submit_uptime(U(first), sign(first, ops[:2], "uptime"), sender=keeper)
     again = new_uptime(machine, successes=9, nonce=0)
-    with reverts("oracle_hub: wrong nonce"):
+    with reverts("oracle_hub: uptime already reported"):
         hub.submit_uptime(U(again), sign(again, ops, "uptime"), sender=keeper)
-    # A later nonce is not a way around it: the service proposes nonce 0 only.
-    later = new_uptime(machine, successes=9)
-    assert later["nonce"] == 1
-    hub.submit_uptime(U(later), sign(later, ops[:2], "uptime"), sender=keeper)
-    assert hub.uptime_bps(7, machine) == MAX_BPS
+    assert hub.uptime_bps(7, machine) == 7_777
     # Other epochs and machines are separate subjects.
     other = new_uptime(machine, epoch=8)
     hub.submit_uptime(U(other), sign(other, ops[:2], "uptime"), sender=keeper)
@@ -780,8 +777,9 @@ def test_prove_attestation_equivocation__slashes_stake_and_unbonding_removes_ope
     assert (hub.operator_stake(op), hub.operator_unbonding(op)) == (0, MIN_STAKE - amount)
     assert not hub.is_operator(op)
     assert hub.operator_count() == 2
-    assert token.balanceOf(keeper) == bal + amount // 2
-    assert token.totalSupply() == supply - (amount - amount // 2)
+    # All of it burned: no bounty to the submitter.
+    assert token.balanceOf(keeper) == bal
+    assert token.totalSupply() == supply - amount
     assert token.balanceOf(hub) == hub_bal - amount
 
 
@@ -884,7 +882,7 @@ def test_prove_uptime_equivocation__slashes_and_removes(hub, token, keeper, ops,
     }
     assert hub.operator_stake(op) == MIN_STAKE - amount
     assert not hub.is_operator(op)
-    assert token.totalSupply() == supply - amount // 2
+    assert token.totalSupply() == supply - amount
 
 
 def test_prove_uptime_equivocation__invalid_pairs__revert(reverts, hub, keeper, ops, machine, new_uptime, sig1):
@@ -902,9 +900,9 @@ def test_prove_uptime_equivocation__invalid_pairs__revert(reverts, hub, keeper, 
             hub.prove_uptime_equivocation(U(a), sa, U(b), sig1(b, signer, "uptime"), sender=keeper)
 
 
-def test_prove_verdict_equivocation__slashes_rewards_reporter_and_removes(hub, token, keeper, ops, new_verdict, sig1):
+def test_prove_verdict_equivocation__slashes_burns_all_and_removes(hub, token, keeper, ops, new_verdict, sig1):
     """One operator signs "valid" and "invalid" for the same job and nonce: it loses
-    `equivocation_slash_bps` of its stake, half to the reporter, half burned, and leaves the set."""
+    `equivocation_slash_bps` of its stake, all burned (no bounty), and leaves the set."""
     op = ops[2]
     a = new_verdict(valid=True)
     b = new_verdict(valid=False)
@@ -925,8 +923,9 @@ def test_prove_verdict_equivocation__slashes_rewards_reporter_and_removes(hub, t
     assert (hub.operator_stake(op), hub.operator_unbonding(op)) == (MIN_STAKE - amount, 0)
     assert not hub.is_operator(op)
     assert hub.operator_count() == 2
-    assert token.balanceOf(keeper) == bal + amount // 2
-    assert token.totalSupply() == supply - (amount - amount // 2)
+    # All of it burned: no bounty to the submitter.
+    assert token.balanceOf(keeper) == bal
+    assert token.totalSupply() == supply - amount
     assert token.balanceOf(hub) == hub_bal - amount
     # A proof is not a report: the verdict nonce does not move.
     assert hub.verdict_nonce(JOB) == 0
@@ -980,6 +979,169 @@ def test_prove_verdict_equivocation__same_operator_other_job__separate_offence(h
     assert hub.operator_count() == 2
 
 
+################################################################
+#     attacks: oracle findings (docs/SECURITY.md, contracts v2)  #
+################################################################
+
+
+def _wealth(token, hub, *accounts):
+    """Tokens held plus tokens bonded or unbonding in the hub."""
+    return sum(token.balanceOf(a) + hub.operator_stake(a) + hub.operator_unbonding(a) for a in accounts)
+
+
+def test_attack_equivocator_reports_itself(hub, token, ops, pool, new_verdict, new_uptime, machine, sig1):
+    """Finding 2: the proof's submitter used to get half of the slash, so an equivocator that
+    submitted its own proof (or through a second address) lost 25% of its stake, not the 50%
+    documented. Now the slash is burned in full: it loses exactly `equivocation_slash_bps`,
+    whoever submits."""
+    op, second = ops[0], pool[5]
+    amount = MIN_STAKE * OP.equivocation_slash_bps // MAX_BPS
+    a, b = new_verdict(valid=True), new_verdict(valid=False)
+    before = _wealth(token, hub, op, second)
+    hub.prove_verdict_equivocation(V(a), sig1(a, op, "verdict"), V(b), sig1(b, op, "verdict"), sender=second)
+    assert before - _wealth(token, hub, op, second) == amount
+    # Its own address as the submitter: the same loss, on its remaining stake.
+    a, b = new_uptime(machine, successes=1), new_uptime(machine, successes=2)
+    left = hub.operator_stake(op)
+    before = _wealth(token, hub, op)
+    hub.prove_uptime_equivocation(U(a), sig1(a, op, "uptime"), U(b), sig1(b, op, "uptime"), sender=op)
+    assert before - _wealth(token, hub, op) == left * OP.equivocation_slash_bps // MAX_BPS
+
+
+def _rewards(epoch=3, root=b"\x11" * 32, total_work=1_000, total_availability=500, nonce=0):
+    return {"epoch": epoch, "root": root, "total_work": total_work, "total_availability": total_availability,
+            "nonce": nonce}  # fmt: skip
+
+
+def test_attack_equivocate_on_epoch_rewards(hub, deployment, token, chain, keeper, ops, reverts):
+    """Finding 3: an operator signing two different rewards roots for one epoch (the report that
+    mints emissions) was not slashable: only verdicts, attestations and uptime were. Now the two
+    signatures, under Emissions' domain, slash it like any other equivocation, once."""
+    em = deployment.emissions
+    assert (hub.emissions(), hub.price_feed()) == (em.address, deployment.price_feed.address)
+    op = ops[1]
+
+    def sig(r, signer=op, where=em.address):
+        return R.sign_report(signer.private_key, RW.rewards_typed_data(where, chain.chain_id, r))
+
+    a, b = _rewards(), _rewards(root=b"\x22" * 32)
+    assert bytes(em.rewards_digest(RW.report_tuple(a))) == R.typed_data_digest(
+        RW.rewards_typed_data(em.address, chain.chain_id, a)
+    )
+    amount = MIN_STAKE * OP.equivocation_slash_bps // MAX_BPS
+    supply = token.totalSupply()
+    tx = hub.prove_rewards_equivocation(RW.report_tuple(a), sig(a), RW.report_tuple(b), sig(b), sender=keeper)
+    assert _one(tx, hub.EquivocationProven) == {
+        "operator": op.address,
+        "reporter": keeper.address,
+        "subject": keccak(encode(["bytes32", "uint256"], [RW.REWARDS_TYPEHASH, 3])),
+        "nonce": 0,
+        "slashed": amount,
+    }
+    assert not hub.is_operator(op) and hub.operator_stake(op) == MIN_STAKE - amount
+    assert token.totalSupply() == supply - amount
+    c = _rewards(total_work=1)
+    with reverts("oracle_hub: equivocation already proven"):
+        hub.prove_rewards_equivocation(RW.report_tuple(a), sig(a), RW.report_tuple(c), sig(c), sender=keeper)
+
+
+def test_prove_rewards_equivocation__invalid_pairs__revert(hub, deployment, chain, keeper, ops, reverts):
+    em = deployment.emissions
+
+    def sig(r, signer=ops[0], where=em.address):
+        return R.sign_report(signer.private_key, RW.rewards_typed_data(where, chain.chain_id, r))
+
+    a = _rewards()
+    cases = [
+        (_rewards(epoch=4, root=b"\x22" * 32), sig, "oracle_hub: different subjects"),
+        (_rewards(nonce=1, root=b"\x22" * 32), sig, "oracle_hub: different nonces"),
+        (a, sig, "oracle_hub: reports are identical"),
+        (_rewards(root=b"\x22" * 32), lambda r: sig(r, ops[1]), "oracle_hub: different signers"),
+        # Signed under another domain (the hub's): recovers to some other address.
+        (_rewards(root=b"\x22" * 32), lambda r: sig(r, where=hub.address), "oracle_hub: different signers"),
+    ]
+    for b, signer, message in cases:
+        with reverts(message):
+            hub.prove_rewards_equivocation(RW.report_tuple(a), sig(a), RW.report_tuple(b), signer(b), sender=keeper)
+
+
+def test_attack_equivocate_on_price_observation(hub, deployment, token, chain, keeper, ops, reverts):
+    """Finding 3: an operator signing two different observations for one price round (a leader
+    could pick whichever suits it) was not slashable. Now it is, under PriceFeed's domain; the
+    oracle service signs one observation per round id, ever (abandoned ids are skipped)."""
+    feed = deployment.price_feed
+    op = ops[2]
+    t = chain.blocks.head.timestamp
+
+    def sig(o, signer=op):
+        return R.sign_report(signer.private_key, R.price_typed_data(feed.address, chain.chain_id, o))
+
+    def P(o):
+        return R.report_tuple(R.PRICE_FIELDS, o)
+
+    a = {"round_id": 5, "price": 10**8, "observed_at": t}
+    b = {"round_id": 5, "price": 10**8, "observed_at": t + 1}  # any differing field
+    amount = MIN_STAKE * OP.equivocation_slash_bps // MAX_BPS
+    supply = token.totalSupply()
+    tx = hub.prove_observation_equivocation(P(a), sig(a), P(b), sig(b), sender=keeper)
+    assert _one(tx, hub.EquivocationProven) == {
+        "operator": op.address,
+        "reporter": keeper.address,
+        "subject": keccak(encode(["bytes32", "uint256"], [R.PRICE_TYPEHASH, 5])),
+        "nonce": 5,
+        "slashed": amount,
+    }
+    assert not hub.is_operator(op) and token.totalSupply() == supply - amount
+    other = {"round_id": 6, "price": 2 * 10**8, "observed_at": t}
+    with reverts("oracle_hub: different subjects"):
+        hub.prove_observation_equivocation(P(a), sig(a, ops[0]), P(other), sig(other, ops[0]), sender=keeper)
+    with reverts("oracle_hub: reports are identical"):
+        hub.prove_observation_equivocation(P(a), sig(a, ops[0]), P(a), sig(a, ops[0]), sender=keeper)
+    with reverts("oracle_hub: equivocation already proven"):
+        c = {"round_id": 5, "price": 3 * 10**8, "observed_at": t}
+        hub.prove_observation_equivocation(P(a), sig(a), P(c), sig(c), sender=keeper)
+
+
+def test_set_report_contracts__once_admin_only(project, hub, deployment, token, registry, deployer, attacker, keeper):
+    with ape.reverts("oracle_hub: report contracts already set"):
+        hub.set_report_contracts(attacker, attacker, sender=deployer)
+    fresh = deployer.deploy(project.OracleHub, token, registry, MIN_STAKE, 0, OP.equivocation_slash_bps)
+    obs = (1, 1, 1)
+    with ape.reverts("oracle_hub: report contracts not set"):
+        fresh.prove_observation_equivocation(obs, b"", obs, b"", sender=keeper)
+    with ape.reverts("oracle_hub: report contracts not set"):
+        fresh.prove_rewards_equivocation(
+            (0, b"\x00" * 32, 0, 0, 0), b"", (0, b"\x00" * 32, 0, 0, 0), b"", sender=keeper
+        )
+    with ape.reverts("access_control: account is missing role"):
+        fresh.set_report_contracts(deployment.emissions, deployment.price_feed, sender=attacker)
+    with ape.reverts("oracle_hub: report contract is the zero address"):
+        fresh.set_report_contracts(ZERO, deployment.price_feed, sender=deployer)
+    tx = fresh.set_report_contracts(deployment.emissions, deployment.price_feed, sender=deployer)
+    assert _one(tx, fresh.ReportContractsSet) == {
+        "emissions": deployment.emissions.address,
+        "price_feed": deployment.price_feed.address,
+    }
+    assert (fresh.emissions(), fresh.price_feed()) == (deployment.emissions.address, deployment.price_feed.address)
+
+
+def test_attack_second_uptime_report_with_a_later_nonce(reverts, hub, keeper, ops, machine, new_uptime, sign):
+    """Finding 4: submit_uptime's docstring said one report per (epoch, machine), nonce 0, but a
+    quorum could overwrite the epoch's uptime with nonce 1, 2, ... (availability rewards read
+    it). Now the nonce must be 0 and a second report is refused."""
+    first = new_uptime(machine, successes=2)
+    hub.submit_uptime(U(first), sign(first, ops[:2], "uptime"), sender=keeper)
+    later = new_uptime(machine, successes=9)
+    assert later["nonce"] == 1  # uptime_nonce: 1 once reported
+    with reverts("oracle_hub: uptime already reported"):
+        hub.submit_uptime(U(later), sign(later, ops[:2], "uptime"), sender=keeper)
+    assert hub.uptime_bps(7, machine) == 2 * MAX_BPS // 9
+    # A fresh (epoch, machine) takes nonce 0 only.
+    other = new_uptime(machine, epoch=8, nonce=1)
+    with reverts("oracle_hub: wrong nonce"):
+        hub.submit_uptime(U(other), sign(other, ops[:2], "uptime"), sender=keeper)
+
+
 def test_prove_verdict_equivocation__invalid_pairs__revert(reverts, hub, keeper, ops, new_verdict, sig1):
     a = new_verdict()
     sa = sig1(a, ops[0], "verdict")
@@ -1025,7 +1187,7 @@ def test_prove_verdict_equivocation__staked_non_operator__slashed_not_removed(
     assert not tx.decode_logs(hub.OperatorRemoved)
     assert hub.operator_stake(outsider) == MIN_STAKE - amount
     assert hub.operator_count() == 3
-    assert token.totalSupply() == supply - (amount - amount // 2)
+    assert token.totalSupply() == supply - amount  # burned in full
 
 
 @pytest.mark.parametrize("kind", ["zeros", "v_29", "empty", "compact", "high_s"])

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import ape
 import pytest
-from conftest import storage_roots
+from conftest import storage_roots, wait_round_interval
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 
@@ -28,7 +28,7 @@ SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 # Gas ceilings for submit_round, ~5% above what the in-process EVM measured (see
 # test_gas__submit_round): {observations: (first round, later round)}.
-GAS_CEILING = {2: (116_000, 105_500), 3: (130_000, 112_000)}
+GAS_CEILING = {2: (119_000, 110_500), 3: (132_500, 119_000)}
 
 
 ################################################################
@@ -107,10 +107,12 @@ def _args(observed):
 
 
 @pytest.fixture
-def submit_with(observe, keeper):
-    """Submits the next round of `feed` with (signer, price) pairs, sorted by signer address."""
+def submit_with(observe, keeper, chain):
+    """Submits the next round of `feed` with (signer, price) pairs, sorted by signer address,
+    once `min_round_interval` has passed since its last round."""
 
     def _submit(feed, *pairs, round_id=None, **kw):
+        wait_round_interval(chain, feed)
         rid = feed.latest_round() + 1 if round_id is None else round_id
         ordered = sorted(pairs, key=lambda ap: int(ap[0].address, 16))
         signed = [observe(a, p, round_id=rid, feed_address=feed.address, **kw) for a, p in ordered]
@@ -186,35 +188,35 @@ def test_observation__signed_for_another_domain__not_accepted(feed, hub, ops, ob
 def test_round__three_observations__median_and_views(feed, ops, observe, keeper, chain):
     t = chain.blocks.head.timestamp
     signed = [
-        observe(ops[0], 130 * USD // 100, observed_at=t - 5),
+        observe(ops[0], 103 * USD // 100, observed_at=t - 5),
         observe(ops[1], USD),
-        observe(ops[2], 120 * USD // 100),
+        observe(ops[2], 102 * USD // 100),
     ]
     tx = feed.submit_round(1, *_args(signed), sender=keeper)
-    assert answer_of(tx) == 120 * USD // 100
+    assert answer_of(tx) == 102 * USD // 100
     assert feed.latest_round() == 1
-    assert feed.latest_price() == 120 * USD // 100
+    assert feed.latest_price() == 102 * USD // 100
     rid, answer, started, updated, answered = feed.latestRoundData()
     block_ts = chain.blocks[tx.block_number].timestamp
-    assert (rid, answer, started, updated, answered) == (1, 120 * USD // 100, t - 5, block_ts, 1)
+    assert (rid, answer, started, updated, answered) == (1, 102 * USD // 100, t - 5, block_ts, 1)
     assert feed.getRoundData(1) == feed.latestRoundData()
     ev = dict(_round_event(tx))
     ev["unanimous"] = bool(ev["unanimous"])
     assert ev == {
         "round_id": 1,
-        "answer": 120 * USD // 100,
+        "answer": 102 * USD // 100,
         "low": USD,
-        "high": 130 * USD // 100,
+        "high": 103 * USD // 100,
         "started_at": t - 5,
         "signers": 3,
         "unanimous": True,
     }
     au = tx.decode_logs(feed.AnswerUpdated)[0].event_arguments
-    assert (au["current"], au["roundId"], au["updatedAt"]) == (120 * USD // 100, 1, block_ts)
+    assert (au["current"], au["roundId"], au["updatedAt"]) == (102 * USD // 100, 1, block_ts)
 
 
 def test_round__two_observations__lower_median(feed, ops, submit_by):
-    tx = submit_by((ops[0], 150 * USD // 100), (ops[2], 140 * USD // 100))
+    tx = submit_by((ops[0], 143 * USD // 100), (ops[2], 140 * USD // 100))
     assert answer_of(tx) == 140 * USD // 100
     assert not _round_event(tx)["unanimous"]
 
@@ -233,14 +235,19 @@ def test_round__five_operators__median(feed, hub, pool, deployer, submit_by, pri
     for a in pool[3:5]:
         hub.add_operator(a, sender=deployer)
     hub.set_threshold(3, sender=deployer)
-    tx = submit_by(*zip(pool[: len(prices)], [p * USD for p in prices], strict=True))
-    assert answer_of(tx) == median * USD
-    assert feed.latest_price() == median * USD
+    # 2.01 .. 2.09 USD: within the 5% spread.
+    tx = submit_by(*zip(pool[: len(prices)], [(200 + p) * USD // 100 for p in prices], strict=True))
+    assert answer_of(tx) == (200 + median) * USD // 100
+    assert feed.latest_price() == (200 + median) * USD // 100
 
 
-def test_round__one_outlier__does_not_move_the_median(feed, ops, submit_by):
-    """A single lying operator (here: 1000x) cannot move the answer of a 3-observation round."""
-    submit_by((ops[0], USD), (ops[1], 10**3 * USD), (ops[2], 101 * USD // 100))
+def test_round__one_outlier__refused_or_outvoted(feed, ops, observe, keeper, submit_by, reverts):
+    """A single lying operator: far off (1000x), the round is refused (observations disagree);
+    within the spread, the median of 3 ignores it."""
+    signed = [observe(ops[0], USD), observe(ops[1], 10**3 * USD), observe(ops[2], 101 * USD // 100)]
+    with reverts("price_feed: observations disagree"):
+        feed.submit_round(1, *_args(signed), sender=keeper)
+    submit_by((ops[0], USD), (ops[1], 104 * USD // 100), (ops[2], 101 * USD // 100))
     assert feed.latest_price() == 101 * USD // 100
 
 
@@ -320,19 +327,36 @@ def test_round__high_s_signature__reverts(feed, ops, observe, keeper, reverts):
 ################################################################
 
 
-def test_round__wrong_round__reverts(feed, ops, observe, keeper, submit_by, reverts):
+def test_round__wrong_round__reverts(feed, ops, observe, keeper, chain, submit_by, reverts):
     with reverts("price_feed: wrong round"):
         feed.submit_round(0, *_args([observe(op, USD, round_id=0) for op in ops[:2]]), sender=keeper)
+    far = feed.MAX_ROUND_GAP() + 1
     with reverts("price_feed: wrong round"):
-        feed.submit_round(2, *_args([observe(op, USD, round_id=2) for op in ops[:2]]), sender=keeper)
+        feed.submit_round(far, *_args([observe(op, USD, round_id=far) for op in ops[:2]]), sender=keeper)
     signed = [observe(op, USD, round_id=1) for op in ops[:2]]
     feed.submit_round(1, *_args(signed), sender=keeper)
+    wait_round_interval(chain, feed)
     # Replaying round 1's observations: neither as round 1 nor as round 2.
     with reverts("price_feed: wrong round"):
         feed.submit_round(1, *_args(signed), sender=keeper)
     with reverts("price_feed: observation for another round"):
         feed.submit_round(2, *_args(signed), sender=keeper)
     assert feed.latest_round() == 1
+
+
+def test_round__abandoned_ids_skipped__no_such_round(feed, ops, submit_by, chain):
+    """A round id whose observations expired or disagreed is abandoned: the next round may skip
+    it (operators never sign a second observation for an id), and it never has data."""
+    submit_by((ops[0], USD), (ops[1], USD))
+    submit_by((ops[0], USD), (ops[1], USD), round_id=4)
+    assert feed.latest_round() == 4
+    assert feed.getRoundData(4)[0] == 4 and feed.getRoundData(4)[1] == USD
+    for skipped in (2, 3):
+        with ape.reverts("price_feed: no such round"):
+            feed.getRoundData(skipped)
+    # Ids below the latest are gone for good.
+    with ape.reverts("price_feed: wrong round"):
+        submit_by((ops[0], USD), (ops[1], USD), round_id=3)
 
 
 def test_round__observation_for_another_round__reverts(feed, ops, observe, keeper, reverts):
@@ -403,6 +427,71 @@ def test_deviation__bounded_unless_unanimous_or_stale(feed, ops, submit_by, chai
     assert feed.latest_round() == 4
 
 
+################################################################
+#          attacks: operators below the threshold             #
+################################################################
+
+
+def _walk_down(feed, chain, keeper, observe, honest, liar, step_bps, rounds):
+    """Each round: the liar observes `step_bps` below the current answer, the honest operator
+    the true price (USD). A refused round leaves the answer as it was. Returns the answers."""
+    answers = []
+    for _ in range(rounds):
+        wait_round_interval(chain, feed)
+        rid = feed.latest_round() + 1
+        lie = feed.latest_price() * (10_000 - step_bps) // 10_000
+        pairs = sorted([(honest, USD), (liar, lie)], key=lambda ap: int(ap[0].address, 16))
+        try:
+            feed.submit_round(rid, *_args([observe(a, p, round_id=rid) for a, p in pairs]), sender=keeper)
+        except ape.exceptions.ContractLogicError as e:
+            assert "observations disagree" in str(e), e
+        answers.append(feed.latest_price())
+    return answers
+
+
+def test_attack_one_operator_walks_price_down(feed, ops, observe, keeper, chain, submit_by):
+    """Finding 1: threshold 2, so the lower median of a 2-observation round is its minimum. One
+    lying operator with any one honest observation used to walk the answer down 20% (the
+    deviation bound) per round, to 0.5% of the honest price in 25 rounds, all in one block's
+    worth of time. Now a round whose observations spread wider than `max_spread_bps` is refused:
+    the answer stays within the band of the honest observation every round includes."""
+    spread = getattr(PP, "max_spread_bps", 500)
+    submit_by((ops[0], USD), (ops[1], USD))
+    answers = _walk_down(feed, chain, keeper, observe, ops[0], ops[1], 1_999, 25)
+    for a in answers:
+        assert (USD - a) * 10_000 <= USD * spread, answers
+
+
+def test_attack_one_operator_walks_price_down_within_the_spread(feed, ops, observe, keeper, chain, submit_by):
+    """Finding 1, patient variant: the liar steps 4% (inside the 5% spread) per round. Each
+    round is measured against the honest observation, not the previous answer, so the steps
+    never add up: the answer never leaves the band around the honest price."""
+    spread = getattr(PP, "max_spread_bps", 500)
+    submit_by((ops[0], USD), (ops[1], USD))
+    answers = _walk_down(feed, chain, keeper, observe, ops[0], ops[1], 400, 10)
+    assert answers[0] == USD * 96 // 100  # one step is within the band: accepted
+    for a in answers:
+        assert (USD - a) * 10_000 <= USD * spread, answers
+
+
+def test_attack_rounds_chained_in_one_block(feed, ops, observe, keeper, chain, submit_by, reverts):
+    """Finding 1, pacing: rounds used to be accepted back to back (a quorum walked the price
+    max_deviation_bps per round as fast as it could send transactions). Now a round needs
+    `min_round_interval` since the last one."""
+    tx = submit_by((ops[0], USD), (ops[1], USD))
+    updated = chain.blocks[tx.block_number].timestamp
+    signed = [observe(op, 110 * USD // 100, round_id=2) for op in ops[:2]]
+    assert chain.pending_timestamp < updated + PP.as_tuple()[-1]
+    with reverts("price_feed: too soon after the last round"):
+        feed.submit_round(2, *_args(signed), sender=keeper)
+    chain.mine(timestamp=updated + feed.min_round_interval() - 1)
+    signed = [observe(op, 110 * USD // 100, round_id=2) for op in ops[:2]]
+    chain.pending_timestamp = updated + feed.min_round_interval()
+    tx = feed.submit_round(2, *_args(signed), sender=keeper)  # exactly min_round_interval later
+    assert chain.blocks[tx.block_number].timestamp == updated + feed.min_round_interval()
+    assert feed.latest_price() == 110 * USD // 100
+
+
 def test_deviation__first_round__any_price(feed, ops, submit_by):
     submit_by((ops[0], 12_345 * USD), (ops[1], 12_345 * USD))
     assert feed.latest_price() == 12_345 * USD
@@ -451,34 +540,52 @@ def test_aggregator_v3__views_and_history(feed, ops, submit_by, chain):
 
 
 def test_params__defaults_and_bounds(feed, deployer, attacker, hub):
-    assert (feed.max_age(), feed.max_deviation_bps(), feed.max_observation_age()) == PP.as_tuple()
+    def current():
+        return (
+            feed.max_age(),
+            feed.max_deviation_bps(),
+            feed.max_observation_age(),
+            feed.max_spread_bps(),
+            feed.min_round_interval(),
+        )
+
+    assert current() == PP.as_tuple()
     assert feed.HUB() == hub.address
-    lo = (feed.MIN_MAX_AGE(), feed.MIN_DEVIATION_BPS(), feed.MIN_OBSERVATION_AGE())
-    hi = (feed.MAX_MAX_AGE(), feed.MAX_DEVIATION_BPS(), feed.MAX_OBSERVATION_AGE())
-    assert lo == (300, 100, 30) and hi == (86400, 10_000, 3600)
+    lo = (feed.MIN_MAX_AGE(), feed.MIN_DEVIATION_BPS(), feed.MIN_OBSERVATION_AGE(), feed.MIN_SPREAD_BPS(),
+          feed.MIN_ROUND_INTERVAL())  # fmt: skip
+    hi = (feed.MAX_MAX_AGE(), feed.MAX_DEVIATION_BPS(), feed.MAX_OBSERVATION_AGE(), feed.MAX_SPREAD_BPS(),
+          feed.MAX_ROUND_INTERVAL())  # fmt: skip
+    assert lo == (300, 100, 30, 10, 1) and hi == (86400, 10_000, 3600, 2_000, 3600)
     tx = feed.set_params(*lo, sender=deployer)
     assert tx.decode_logs(feed.PriceFeedParamsSet)[0].event_arguments == {
         "max_age": 300,
         "max_deviation_bps": 100,
         "max_observation_age": 30,
+        "max_spread_bps": 10,
+        "min_round_interval": 1,
     }
     feed.set_params(*hi, sender=deployer)
-    assert (feed.max_age(), feed.max_deviation_bps(), feed.max_observation_age()) == hi
+    assert current() == hi
     bad = [
-        ((299, 2_000, 60), "price_feed: max age out of bounds"),
-        ((86_401, 2_000, 60), "price_feed: max age out of bounds"),
-        ((3600, 99, 60), "price_feed: max deviation out of bounds"),
-        ((3600, 10_001, 60), "price_feed: max deviation out of bounds"),
-        ((3600, 2_000, 29), "price_feed: max observation age out of bounds"),
-        ((3600, 2_000, 3601), "price_feed: max observation age out of bounds"),
-        ((300, 2_000, 301), "price_feed: observation age above max age"),
+        ((299, 2_000, 60, 500, 30), "price_feed: max age out of bounds"),
+        ((86_401, 2_000, 60, 500, 30), "price_feed: max age out of bounds"),
+        ((3600, 99, 60, 500, 30), "price_feed: max deviation out of bounds"),
+        ((3600, 10_001, 60, 500, 30), "price_feed: max deviation out of bounds"),
+        ((3600, 2_000, 29, 500, 30), "price_feed: max observation age out of bounds"),
+        ((3600, 2_000, 3601, 500, 30), "price_feed: max observation age out of bounds"),
+        ((300, 2_000, 301, 500, 30), "price_feed: observation age above max age"),
+        ((3600, 2_000, 60, 9, 30), "price_feed: max spread out of bounds"),
+        ((3600, 2_000, 60, 2_001, 30), "price_feed: max spread out of bounds"),
+        ((3600, 2_000, 60, 500, 0), "price_feed: min round interval out of bounds"),
+        ((86_400, 2_000, 60, 500, 3601), "price_feed: min round interval out of bounds"),
+        ((300, 2_000, 60, 500, 301), "price_feed: round interval above max age"),
     ]
     for args, msg in bad:
         with ape.reverts(msg):
             feed.set_params(*args, sender=deployer)
     with ape.reverts("access_control: account is missing role"):
         feed.set_params(*PP.as_tuple(), sender=attacker)
-    assert (feed.max_age(), feed.max_deviation_bps(), feed.max_observation_age()) == hi
+    assert current() == hi
 
 
 def test_params__admin_role_is_transferable(feed, deployer, attacker):
@@ -493,7 +600,7 @@ def test_constructor__zero_hub__reverts(project, deployer):
     with ape.reverts("price_feed: hub is the zero address"):
         deployer.deploy(project.PriceFeed, "0x" + "00" * 20, *PP.as_tuple())
     with ape.reverts("price_feed: max deviation out of bounds"):
-        deployer.deploy(project.PriceFeed, deployer.address, 3600, 0, 600)
+        deployer.deploy(project.PriceFeed, deployer.address, 3600, 0, 600, 500, 30)
 
 
 ################################################################

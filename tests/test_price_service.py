@@ -1,5 +1,5 @@
 """The oracle service's price side, in-process: sources, arithmetic, and an operator's own
-observations (one usable observation per round, the /sign/price answer) against the real
+observations (one observation per round id, ever, the /sign/price answer) against the real
 PriceFeed on ape's in-process chain. The whole loop with real processes runs in
 tests/test_price_anvil.py.
 """
@@ -149,12 +149,15 @@ def _service(tmp_path, deployment, chain, operator, keeper, source="fixed:1.25",
     return svc
 
 
-def test_sign_price__next_round_only_and_one_usable_observation(tmp_path, deployment, chain, operators, keeper):
+def test_sign_price__one_observation_per_round_id_ever(tmp_path, deployment, chain, operators, keeper):
+    """At most one observation per round id (a second, different one would be equivocation,
+    slashable through OracleHub.prove_observation_equivocation): asked again it is the same
+    one; once expired the id is refused ({"expired": true}), never re-signed."""
     feed = deployment.price_feed
     svc = _service(tmp_path, deployment, chain, operators[0], keeper)
     assert svc.handle_sign_price({})[0] == 400
-    code, out = svc.handle_sign_price({"round_id": 2})
-    assert code == 409 and "not the next round" in out["refused"]
+    code, out = svc.handle_sign_price({"round_id": 0})
+    assert code == 409 and "not after the latest round" in out["refused"]
 
     code, first = svc.handle_sign_price({"round_id": 1})
     assert code == 200 and first["operator"] == operators[0].address
@@ -169,13 +172,36 @@ def test_sign_price__next_round_only_and_one_usable_observation(tmp_path, deploy
     code, again = svc.handle_sign_price({"round_id": 1})
     assert (code, again) == (200, first)
 
-    # Once it is older than max_observation_age on the chain, it can never be submitted: a new
-    # observation (attempt 1) is signed, with the current price.
+    # Once it is older than max_observation_age on the chain it can never be submitted, and the
+    # id is abandoned: refused, nothing new signed for it. A later id gets a fresh observation.
     chain.mine(timestamp=max(chain.blocks.head.timestamp, obs["observed_at"]) + feed.max_observation_age() + 1)
-    code, fresh = svc.handle_sign_price({"round_id": 1})
-    assert code == 200 and fresh["observation"]["price"] == 9 * USD
+    code, out = svc.handle_sign_price({"round_id": 1})
+    assert code == 409 and out["expired"] is True
+    assert svc.store.signed_for("price:1", 1) is None
+    code, fresh = svc.handle_sign_price({"round_id": 2})
+    assert code == 200 and fresh["observation"]["price"] == 9 * USD and fresh["observation"]["round_id"] == 2
     assert fresh["observation"]["observed_at"] > obs["observed_at"] + feed.max_observation_age()
-    assert svc.store.signed_for("price:1", 0).digest != svc.store.signed_for("price:1", 1).digest
+
+
+def test_lead_round__disagreeing_observations__id_abandoned_then_next_id(
+    tmp_path, deployment, chain, operators, keeper
+):
+    """The leader never submits a round the feed would refuse as `observations disagree`: it
+    abandons the id (its peers' observations for it cannot be replaced) and leads the next."""
+    feed = deployment.price_feed
+    a = _service(tmp_path, deployment, chain, operators[0], keeper, "fixed:1.25", "a")
+    b = _service(tmp_path, deployment, chain, operators[1], keeper, "fixed:1.40", "b")  # 12% apart
+    a._ask_peers = lambda path, body: [(b.address, b.handle_sign_price(body)[1])]
+    st = a._price_state()
+    assert a._next_price_round(st) == 1
+    a._lead_price_round(1, st, st["head"])
+    assert feed.latest_round() == 0 and a._next_price_round(a._price_state()) == 2
+    b._price_source = parse_price_source("fixed:1.26")  # within the 5% spread
+    st = a._price_state()
+    a._lead_price_round(a._next_price_round(st), st, st["head"])
+    assert feed.latest_round() == 2 and feed.latest_price() == 125 * USD // 100
+    with pytest.raises(Exception, match="no such round"):
+        feed.getRoundData(1)
 
 
 def test_sign_price__source_down__refuses_and_counts(tmp_path, deployment, chain, operators, keeper):
@@ -189,7 +215,7 @@ def test_observations_of_two_services__submit_a_round(tmp_path, deployment, chai
     """What a leader submits from its own and a peer's /sign/price answers is accepted."""
     feed = deployment.price_feed
     a = _service(tmp_path, deployment, chain, operators[0], keeper, "fixed:1.25", "a")
-    b = _service(tmp_path, deployment, chain, operators[1], keeper, "fixed:1.35", "b")
+    b = _service(tmp_path, deployment, chain, operators[1], keeper, "fixed:1.30", "b")
     answers = [s.handle_sign_price({"round_id": 1})[1] for s in (a, b)]
     answers = json.loads(json.dumps(answers))  # as they travel over HTTP
     ordered = sorted(answers, key=lambda x: int(x["operator"], 16))
@@ -199,7 +225,7 @@ def test_observations_of_two_services__submit_a_round(tmp_path, deployment, chai
         [bytes.fromhex(x["signature"][2:]) for x in ordered],
         sender=keeper,
     )
-    assert feed.latest_price() == 125 * USD // 100  # lower median of 1.25 and 1.35
+    assert feed.latest_price() == 125 * USD // 100  # lower median of 1.25 and 1.30
     # Observations are stamped no later than the chain allows and within the slack of the wall clock.
     assert all(x["observation"]["observed_at"] <= chain.blocks.head.timestamp for x in answers)
     assert PRICE_CLOCK_SLACK_S == 30

@@ -235,6 +235,8 @@ def deploy_all(
     )
     txs["Emissions"] = emissions.txn_hash
     token.set_minter(emissions.address, True, **sender)
+    # Equivocation proofs for EpochRewards and PriceObservation ask these two for their digests.
+    hub.set_report_contracts(emissions.address, price_feed.address, **sender)
     # The minter set is final from here on (Settlement, Emissions, and on local networks the
     # deployer as a faucet): no governance action can revoke Settlement's right to mint.
     if seal_minters:

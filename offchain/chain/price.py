@@ -24,7 +24,9 @@ def post_price(
     """Submits round `latest_round + 1` of `feed` at `price` (8 decimals; or each signer's own
     observation, in the order of `signers`), one observation per signer (ape accounts with
     `.private_key`, OracleHub operators), observed at `observed_at` (a block time not after the
-    submitting block). Returns the receipt."""
+    submitting block). The feed refuses a round less than its `min_round_interval` after the
+    last one and observations spread wider than `max_spread_bps`: callers on a dev chain wait
+    the interval out first (tests/conftest.py `wait_round_interval`). Returns the receipt."""
     prices = list(price) if isinstance(price, Sequence) else [price] * len(signers)
     if min(prices, default=1) <= 0:
         raise ValueError("price must be positive")

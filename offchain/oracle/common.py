@@ -16,6 +16,8 @@ PRICE_CLOCK_SLACK_S = 30
 PRICE_SUBMIT_MARGIN_S = 15
 # How often a non-due round re-reads the source to look for a large move.
 PRICE_CHECK_S = 10.0
+# Highest round id above the chain's latest a peer observes for (PriceFeed.MAX_ROUND_GAP).
+PRICE_MAX_ROUNDS_AHEAD = 2**32
 
 
 def _hex32(value: bytes | str) -> str:

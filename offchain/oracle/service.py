@@ -55,16 +55,18 @@ transaction per report (~84k gas with 2 signatures, ~10k per extra signature) in
 
 5. Price (PriceFeed, when the deployment has one and `--price-source` is given): every
    `price_interval_s` after the last answer (or earlier, when this operator's own source moved
-   more than `price_deviation_bps` from it) the leader of round r = latest_round + 1
-   (`leader_for(r, 0, seconds since the round fell due)`) signs its own PriceObservation
+   more than `price_deviation_bps` from it), and never before the feed's `min_round_interval`,
+   the leader of the next round (`leader_for(latest_round + 1, 0, seconds since it fell due)`)
+   picks a round id r > latest_round it has not abandoned, signs its own PriceObservation
    {r, price, observed_at}, asks every peer for theirs (POST /sign/price {"round_id": r} ->
    {observation, signature}), checks each signature and freshness, and submits every valid
-   observation with `submit_round` (the contract takes the lower median). A peer signs its own
-   observation for the round only when r is the next round on-chain, and at most one that can
-   still be accepted: it signs again for the same round only after its earlier observation is
-   older than the feed's `max_observation_age` (it can no longer be submitted), so a stalled
-   round never locks the feed and no submitter ever has two usable observations of one operator
-   to choose from.
+   observation with `submit_round` (the contract takes the lower median) unless they spread
+   wider than the feed's `max_spread_bps`. An operator signs at most ONE observation per round
+   id, ever (a second would be equivocation, slashed through OracleHub): once its observation
+   for r is older than `max_observation_age` (it can no longer be submitted), or the round's
+   observations disagree, r is abandoned and the next attempt uses r + 1 (PriceFeed accepts ids
+   with gaps), so a stalled round never locks the feed and no submitter ever has two
+   observations of one operator for one round to choose from.
 
 6. Epoch rewards (Emissions, when the deployment has one): the leader of an ended epoch calls
    `finalize_epoch` (a revert because someone else did is fine). `rewards_delay_s` after the
@@ -218,6 +220,7 @@ class OracleService(AttestationsMixin, VerdictsMixin, PriceRoundsMixin, RewardsR
         self._price_source = parse_price_source(config.price_source) if config.price_source else None
         self._price_lock = threading.Lock()  # own observations: the loop and HTTP handlers sign them
         self._price_checked_at = 0.0
+        self._price_floor = 0  # lowest round id this operator may still lead (abandoned ids below)
         # (epoch, snapshot block) -> own rewards built there (None: no leaves).
         self._rewards_cache: dict[tuple[int, int], RW.EpochRewards | None] = {}
         self._rewards_tried: dict[int, float] = {}  # epoch -> monotonic time of the last proposal

@@ -16,7 +16,9 @@ A hypothesis RuleBasedStateMachine drives the real contracts; a Python model pre
   no leaf can claim released back under the cap), `claim` (valid, repeated and tampered
   proofs);
 - PriceFeed: rounds of 2 or 3 signed observations whose median moves the price by a random
-  amount (the deviation guard, the unanimity escape and the stale-previous escape).
+  amount (the deviation guard, the unanimity escape and the stale-previous escape), with an
+  outlier within or beyond the spread guard, round ids that skip or repeat, and rounds too
+  soon after the last one (the interval guard).
 
 After every step (invariants):
 - totalSupply == total_minted - total_burned == the model's minted - burned;
@@ -444,20 +446,21 @@ class Economy(RuleBasedStateMachine):
     @rule(
         move_bps=st.sampled_from([0, 100, -100, 1_999, 2_000, 2_001, -2_000, -2_001, 5_000, -5_000]),
         signers=st.sampled_from([1, 2, 2, 3]),
-        spread=st.booleans(),
-        wrong_round=st.sampled_from([False, False, False, True]),
+        spread=st.sampled_from([0, 0, 300, 5_000]),
+        step=st.sampled_from([1, 1, 1, 2, 0]),
         value=st.sampled_from([10**15, 10**18, 1, 0]),
     )
     @_step
-    def price_round(self, move_bps, signers, spread, wrong_round, value):
+    def price_round(self, move_bps, signers, spread, step, value):
         self._rule = "price_round"
         base = self.price or START_PRICE
         target = max(1, base * (MAX_BPS + move_bps) // MAX_BPS)
-        r = self.round + (2 if wrong_round else 1)
+        r = self.round + step  # 2: an abandoned id skipped; 0: a replayed id
         now = self.now
         prices = [target] * signers
         if spread and signers >= 2:
-            prices[0] = max(1, target // 2)  # an outlier: the lower median ignores it with 3 signers
+            # An outlier below the others: within the spread guard (3%) or far beyond it (50%).
+            prices[0] = max(1, target * (MAX_BPS - spread) // MAX_BPS)
         obs, sigs = [], []
         for op, price in zip(self.w.ops[:signers], prices, strict=True):
             o = {"round_id": r, "price": price, "observed_at": now}
@@ -466,10 +469,15 @@ class Economy(RuleBasedStateMachine):
             sigs.append(R.sign_report(op.key, typed))
         answer = sorted(prices)[(signers - 1) // 2]
         reason = None
-        if r != self.round + 1:
+        lo, hi = min(prices), max(prices)
+        if r <= self.round:
             reason = "price_feed: wrong round"
+        elif self.round > 0 and now < self.price_updated + PF.min_round_interval:
+            reason = "price_feed: too soon after the last round"
         elif signers < 2:
             reason = "price_feed: not enough observations"
+        elif (hi - lo) * MAX_BPS > lo * PF.max_spread_bps:
+            reason = "price_feed: observations disagree"
         elif self.round > 0 and signers < 3 and now <= self.price_updated + PF.max_age:
             diff = abs(answer - self.price)
             if diff * MAX_BPS > self.price * PF.max_deviation_bps:

@@ -2303,11 +2303,12 @@ class MarketMachine(RuleBasedStateMachine):
 
     def _price_round(self, target: int, signers: int, spread: bool = False, wrong_round: bool = False) -> str | None:
         """PriceFeed.submit_round by an outsider: `signers` of the 3 operators observe `target` now
-        (with `spread`, the first observes half of it: the lower median takes it with 2 signers,
-        ignores it with 3). Refused for a wrong round, fewer than 2 signers, or a move above the
-        deviation guard from a fresh previous answer unless all three signed."""
+        (with `spread`, the first observes half of it: beyond the spread guard). Refused for a
+        replayed round id, a round within `min_round_interval` of the last, fewer than 2 signers,
+        observations that disagree, or a move above the deviation guard from a fresh previous
+        answer unless all three signed."""
         w, m = self.w, self.m
-        r = m.round + (2 if wrong_round else 1)
+        r = m.round + (0 if wrong_round else 1)
         prices = [target] * signers
         if spread and signers >= 2:
             prices[0] = max(1, target // 2)
@@ -2317,10 +2318,15 @@ class MarketMachine(RuleBasedStateMachine):
             obs.append(R.report_tuple(R.PRICE_FIELDS, o))
             sigs.append(_sign_price(op.key, str(w.feed.address), w.chain_id, r, price, self.now))
         answer = sorted(prices)[(signers - 1) // 2]
-        if r != m.round + 1:
+        lo, hi = min(prices), max(prices)
+        if r <= m.round:
             reason = "price_feed: wrong round"
+        elif m.round > 0 and self.now < m.updated + PF.min_round_interval:
+            reason = "price_feed: too soon after the last round"
         elif signers < 2:
             reason = "price_feed: not enough observations"
+        elif (hi - lo) * MAX_BPS > lo * PF.max_spread_bps:
+            reason = "price_feed: observations disagree"
         elif (
             m.round > 0
             and signers < len(w.ops)
