@@ -395,8 +395,7 @@ def create_jobs(
         )
         ids.append(job_id)
         total += payment
-    assert total <= max_tokens, "job_market: payment above max tokens"
-    self._pull(msg.sender, total)
+    self._collect(total, max_tokens)
     return ids
 
 
@@ -405,9 +404,8 @@ def cancel(job_id: uint256, job: IJobMarket.Job):
     """
     @notice The user takes back an Open job's payment. Never paused.
     """
-    status: uint8 = self._load(job_id, job)
-    assert status == STATUS_OPEN, "job_market: job not open"
-    assert msg.sender == job.user, "job_market: caller is not the user"
+    self._check_open(job_id, job)
+    self._check_user(job)
     self._store(job_id, job, STATUS_CANCELLED)
     self._push(job.user, job.payment)
     log JobCancelled(job_id=job_id, user=job.user, refund=job.payment)
@@ -424,9 +422,9 @@ def dispute(job_id: uint256, job: IJobMarket.Job):
             collect the challenger's share of its own slash (docs/SECURITY.md, finding 4).
     """
     self._check_challengeable(job_id, job)
-    assert msg.sender == job.user, "job_market: caller is not the user"
+    self._check_user(job)
     # A drawn job is audited anyway (open_audit), with no bond and no challenger's share.
-    assert not self._drawn(job_id, job), "job_market: job drawn for audit"
+    self._check_undrawn(job_id, job)
     bond: uint256 = self._dispute_bond(job.payment)
     audit_deadline: uint256 = block.timestamp + self._audit_timeout
     self.disputes[job_id] = Dispute(challenger=msg.sender, bond=bond, audit_deadline=audit_deadline)
@@ -817,8 +815,7 @@ def _create(
     job_id, payment = self._new_job(
         provider, class_id, spec_hash, compute_units, price, unit_tokens, accept_window, complete_within
     )
-    assert payment <= max_tokens, "job_market: payment above max tokens"
-    self._pull(msg.sender, payment)
+    self._collect(payment, max_tokens)
     return job_id
 
 
@@ -944,8 +941,7 @@ def _new_job(
 @internal
 def _accept(job_id: uint256, job: IJobMarket.Job, machine_id: uint256, audit_bps: uint256) -> uint256:
     # Returns the collateral to lock (the caller locks the total once).
-    status: uint8 = self._load(job_id, job)
-    assert status == STATUS_OPEN, "job_market: job not open"
+    self._check_open(job_id, job)
     assert block.timestamp <= job.accept_by, "job_market: acceptance window over"
     if job.provider != empty(address):
         assert msg.sender == job.provider, "job_market: job is for another provider"
@@ -1006,7 +1002,7 @@ def _close_finalized(job_id: uint256, job: IJobMarket.Job) -> (uint256, uint256)
     d: Dispute = empty(Dispute)
     if status == STATUS_SUBMITTED:
         assert block.timestamp > job.challenge_end, "job_market: challenge window open"
-        assert not self._drawn(job_id, job), "job_market: job drawn for audit"
+        self._check_undrawn(job_id, job)
     elif status == STATUS_AUDIT:
         d = self.disputes[job_id]
         assert block.timestamp > d.audit_deadline, "job_market: audit in progress"
@@ -1059,6 +1055,31 @@ def _check_challengeable(job_id: uint256, job: IJobMarket.Job):
     # A Submitted job inside its challenge window (dispute and open_audit).
     assert self._load(job_id, job) == STATUS_SUBMITTED, "job_market: job not submitted"
     assert block.timestamp <= job.challenge_end, "job_market: challenge window over"
+
+
+@internal
+@view
+def _check_open(job_id: uint256, job: IJobMarket.Job):
+    assert self._load(job_id, job) == STATUS_OPEN, "job_market: job not open"
+
+
+@internal
+@view
+def _check_user(job: IJobMarket.Job):
+    assert msg.sender == job.user, "job_market: caller is not the user"
+
+
+@internal
+@view
+def _check_undrawn(job_id: uint256, job: IJobMarket.Job):
+    assert not self._drawn(job_id, job), "job_market: job drawn for audit"
+
+
+@internal
+def _collect(amount: uint256, max_tokens: uint256):
+    # The caller's escrow for what it creates, bounded by its slippage limit.
+    assert amount <= max_tokens, "job_market: payment above max tokens"
+    self._pull(msg.sender, amount)
 
 
 @internal

@@ -384,8 +384,7 @@ def prove_verdict_equivocation(a: JobVerdict, sig_a: Bytes[65], b: JobVerdict, s
     @notice Two differing verdicts for the same job and nonce, signed by one operator.
     @return The amount slashed.
     """
-    assert a.job_id == b.job_id, "oracle_hub: different subjects"
-    assert a.nonce == b.nonce, "oracle_hub: different nonces"
+    self._check_pair(a.job_id == b.job_id, a.nonce, b.nonce)
     da: bytes32 = eip712_domain_separator._hash_typed_data_v4(self._verdict_struct_hash(a))
     db: bytes32 = eip712_domain_separator._hash_typed_data_v4(self._verdict_struct_hash(b))
     return self._equivocation(self._verdict_subject(a.job_id), a.nonce, da, sig_a, db, sig_b)
@@ -399,8 +398,7 @@ def prove_attestation_equivocation(
     @notice Two differing attestations for the same machine and nonce, signed by one operator.
     @return The amount slashed.
     """
-    assert a.machine_id == b.machine_id, "oracle_hub: different subjects"
-    assert a.nonce == b.nonce, "oracle_hub: different nonces"
+    self._check_pair(a.machine_id == b.machine_id, a.nonce, b.nonce)
     da: bytes32 = eip712_domain_separator._hash_typed_data_v4(self._attestation_struct_hash(a))
     db: bytes32 = eip712_domain_separator._hash_typed_data_v4(self._attestation_struct_hash(b))
     return self._equivocation(self._attestation_subject(a.machine_id), a.nonce, da, sig_a, db, sig_b)
@@ -412,8 +410,7 @@ def prove_uptime_equivocation(a: UptimeReport, sig_a: Bytes[65], b: UptimeReport
     @notice Two differing uptime reports for the same epoch, machine and nonce, signed by one operator.
     @return The amount slashed.
     """
-    assert a.epoch == b.epoch and a.machine_id == b.machine_id, "oracle_hub: different subjects"
-    assert a.nonce == b.nonce, "oracle_hub: different nonces"
+    self._check_pair(a.epoch == b.epoch and a.machine_id == b.machine_id, a.nonce, b.nonce)
     da: bytes32 = eip712_domain_separator._hash_typed_data_v4(self._uptime_struct_hash(a))
     db: bytes32 = eip712_domain_separator._hash_typed_data_v4(self._uptime_struct_hash(b))
     return self._equivocation(self._uptime_subject(a.epoch, a.machine_id), a.nonce, da, sig_a, db, sig_b)
@@ -428,10 +425,8 @@ def prove_rewards_equivocation(
             one operator (under Emissions' EIP-712 domain).
     @return The amount slashed.
     """
-    em: address = self.emissions
-    assert em != empty(address), "oracle_hub: report contracts not set"
-    assert a.epoch == b.epoch, "oracle_hub: different subjects"
-    assert a.nonce == b.nonce, "oracle_hub: different nonces"
+    em: address = self._report_contract(self.emissions)
+    self._check_pair(a.epoch == b.epoch, a.nonce, b.nonce)
     da: bytes32 = staticcall IReportDigests(em).rewards_digest(a)
     db: bytes32 = staticcall IReportDigests(em).rewards_digest(b)
     return self._equivocation(keccak256(abi_encode(_REWARDS_TYPEHASH, a.epoch)), a.nonce, da, sig_a, db, sig_b)
@@ -446,9 +441,9 @@ def prove_observation_equivocation(
             (under PriceFeed's EIP-712 domain): an operator signs one observation per round.
     @return The amount slashed.
     """
-    feed: address = self.price_feed
-    assert feed != empty(address), "oracle_hub: report contracts not set"
-    assert a.round_id == b.round_id, "oracle_hub: different subjects"
+    feed: address = self._report_contract(self.price_feed)
+    # The round id is the observation's nonce.
+    self._check_pair(a.round_id == b.round_id, a.round_id, b.round_id)
     da: bytes32 = staticcall IReportDigests(feed).observation_digest(a)
     db: bytes32 = staticcall IReportDigests(feed).observation_digest(b)
     return self._equivocation(
@@ -613,6 +608,22 @@ def set_params(min_operator_stake_: uint256, hardware_slash_bps_: uint256, equiv
 ################################################################
 #                          INTERNAL                            #
 ################################################################
+
+@internal
+@pure
+def _check_pair(same_subject: bool, nonce_a: uint256, nonce_b: uint256):
+    # The two reports of an equivocation proof: one subject, one nonce (one place, one revert
+    # site each: five proofs share it).
+    assert same_subject, "oracle_hub: different subjects"
+    assert nonce_a == nonce_b, "oracle_hub: different nonces"
+
+
+@internal
+@pure
+def _report_contract(addr: address) -> address:
+    assert addr != empty(address), "oracle_hub: report contracts not set"
+    return addr
+
 
 @internal
 @pure
