@@ -261,7 +261,7 @@ def job_dispute(job_id: int, yes: bool, signer: Signer, chain: Chain) -> None:
         st = info["status"]
         if st != "SUBMITTED":
             raise click.ClickException(f"job {job_id} is {st}: only a Submitted result can be disputed")
-        user = str(info.get("user", acct.address))
+        user = str(info["user"])
         if user.lower() != acct.address.lower():
             raise click.ClickException(f"job {job_id} belongs to {user}: only a job's user may dispute it")
         confirm(yes, f"dispute job {job_id}, posting a bond (returned with a reward if the result is wrong)")
