@@ -25,9 +25,10 @@
         Sampled audits: at acceptance the provider's audit rate `audit_bps` (from its
         on-chain reputation) is fixed in the job, and its collateral is raised so that
         cheating never pays: audit_bps * detection_bps * (payment + collateral) >= payment.
-        The draw uses the hash of the block that includes `submit_result`, which no
-        transaction inside that block (so no provider contract) can read: the provider
-        cannot know whether it will be audited when it commits its result.
+        The draw reads AuditBeacon's seed for the round after the submission's, a
+        commit-reveal among the oracle operators that nobody can know or bias before the
+        result is committed; a round the operators did not fully reveal is degraded and
+        every job drawn from it is audited (docs/SECURITY.md, "The audit draw").
 @custom:security Roles (snekmate access_control, admin = governance timelock
         outside local networks):
         - DEFAULT_ADMIN_ROLE: protocol parameters, role grants.
@@ -45,6 +46,7 @@
 """
 
 from ethereum.ercs import IERC20
+from interfaces import IAuditBeacon
 from interfaces import IComputeToken
 from interfaces import IJobMarket
 from interfaces import IJobMarketParams
@@ -96,8 +98,9 @@ MIN_WINDOW_SECONDS: public(constant(uint256)) = 60
 MAX_WINDOW_SECONDS: public(constant(uint256)) = 30 * 86400
 # Largest batch in the *_many / *_jobs forms (a batch of 100 stays far below the block gas limit).
 MAX_BATCH: public(constant(uint256)) = 100
-# The EVM keeps the last 256 block hashes: a job's audit draw can be read for that long.
-DRAW_HORIZON_BLOCKS: constant(uint256) = 256
+# AuditBeacon.draw_seed round states.
+_ROUND_READY: constant(uint8) = 1
+_ROUND_DEGRADED: constant(uint8) = 2
 
 # Bit offsets of the packed parameters in `_hot_params`: basis points and job counts take
 # 16 bits, windows and collateral_bps 24 bits (each bounded below that by `_set_params`).
@@ -176,6 +179,13 @@ _min_reputation_usd: uint256
 
 # Checks parameter sets (bounds and reasons) for `set_params`.
 PARAMS_CHECK: public(immutable(address))
+# The audit draw's randomness, and its round length (a result submitted at T is drawn from
+# round T // DRAW_ROUND_SECONDS + 1).
+BEACON: public(immutable(address))
+DRAW_ROUND_SECONDS: public(immutable(uint256))
+# A round's seed is final this many seconds after the submission at the latest (one round
+# plus the beacon's reveal window): the challenge window must be longer.
+_DRAW_LATENCY: immutable(uint256)
 
 
 ################################################################
@@ -211,7 +221,7 @@ event ResultSubmitted:
     result_hash: bytes32
     result_uri: String[256]
     challenge_end: uint256
-    draw_block: uint256
+    draw_round: uint256
 
 event AuditOpened:
     job_id: indexed(uint256)
@@ -283,7 +293,12 @@ event ParamsSet:
 
 @deploy
 def __init__(
-    token: address, registry: address, settlement: address, params_check: address, initial_params: IJobMarketParams.Params
+    token: address,
+    registry: address,
+    settlement: address,
+    params_check: address,
+    beacon: address,
+    initial_params: IJobMarketParams.Params,
 ):
     assert token != empty(address), "job_market: token is the zero address"
     assert registry != empty(address), "job_market: registry is the zero address"
@@ -294,6 +309,9 @@ def __init__(
     REGISTRY = registry
     SETTLEMENT = settlement
     PARAMS_CHECK = params_check
+    BEACON = beacon
+    DRAW_ROUND_SECONDS = staticcall IAuditBeacon(beacon).ROUND_SECONDS()
+    _DRAW_LATENCY = DRAW_ROUND_SECONDS + staticcall IAuditBeacon(beacon).REVEAL_WINDOW()
     self._set_params(initial_params)
 
 
@@ -668,9 +686,9 @@ def required_collateral(payment: uint256, minimum: uint256, audit_bps: uint256) 
 def audit_drawn(job_id: uint256, job: IJobMarket.Job) -> bool:
     """
     @notice True when a Submitted job was selected for audit: `open_audit` may be called
-            until `challenge_end`, and `dispute` and `finalize` refuse it. False while the
-            draw block's hash is not yet known or after it left the EVM's 256-block window
-            (the selection lapsed: the job finalizes normally).
+            until `challenge_end`, and `dispute` and `finalize` refuse it. False while its
+            beacon round is pending (not fully revealed, reveal window open); True for every
+            job of a degraded round (not fully revealed in time) with a non-zero audit rate.
     """
     if self._load(job_id, job) != STATUS_SUBMITTED:
         return False
@@ -852,12 +870,20 @@ def _required_collateral(payment: uint256, minimum: uint256, audit_bps: uint256)
 @internal
 @view
 def _drawn(job_id: uint256, job: IJobMarket.Job) -> bool:
-    # The draw block's hash exists only once a later block is being executed, and only for
-    # 256 blocks (after that the selection lapses; the oracle service opens audits at once).
-    if block.number <= job.draw_block or block.number > job.draw_block + DRAW_HORIZON_BLOCKS:
+    # AuditBeacon's seed for the job's round, unknown to everyone when the result was committed.
+    # A degraded round (not fully revealed in time) audits every job drawn from it, so a silent,
+    # bribed or censored operator can only add audits. Pending rounds draw nothing yet; the
+    # challenge window outlasts them (`_set_params`), so `finalize` never sees one.
+    if job.audit_bps == 0:
         return False
-    seed: bytes32 = keccak256(abi_encode(blockhash(job.draw_block), job_id))
-    return convert(seed, uint256) % MAX_BPS < job.audit_bps
+    state: uint8 = 0
+    seed: bytes32 = empty(bytes32)
+    state, seed = staticcall IAuditBeacon(BEACON).draw_seed(job.draw_round)
+    if state == _ROUND_DEGRADED:
+        return True
+    if state != _ROUND_READY:
+        return False
+    return convert(keccak256(abi_encode(seed, job_id)), uint256) % MAX_BPS < job.audit_bps
 
 
 @internal
@@ -916,7 +942,7 @@ def _new_job(
         result_hash=empty(bytes32),
         challenge_end=0,
         audit_bps=0,
-        draw_block=0,
+        draw_round=0,
     )
     job_id: uint256 = self.job_count + 1
     self.job_count = job_id
@@ -973,7 +999,7 @@ def _submit(job_id: uint256, job: IJobMarket.Job, result_hash: bytes32, result_u
     new_job: IJobMarket.Job = job
     new_job.result_hash = result_hash
     new_job.challenge_end = block.timestamp + self._hot(_CHALLENGE_WINDOW_SHIFT, _MASK_24)
-    new_job.draw_block = block.number
+    new_job.draw_round = block.timestamp // DRAW_ROUND_SECONDS + 1
     self._store(job_id, new_job, STATUS_SUBMITTED)
     log ResultSubmitted(
         job_id=job_id,
@@ -981,7 +1007,7 @@ def _submit(job_id: uint256, job: IJobMarket.Job, result_hash: bytes32, result_u
         result_hash=result_hash,
         result_uri=result_uri,
         challenge_end=new_job.challenge_end,
-        draw_block=new_job.draw_block,
+        draw_round=new_job.draw_round,
     )
 
 
@@ -1128,6 +1154,7 @@ def _push(to: address, amount: uint256):
 def _set_params(p: IJobMarketParams.Params):
     # Bounds and reasons: JobMarketParams.check (reverts with "job_market: ..." reasons).
     assert staticcall IJobMarketParams(PARAMS_CHECK).check(p)
+    assert p.challenge_window > _DRAW_LATENCY, "job_market: challenge window ends before the audit draw"
     self._hot_params = (
         (p.fee_bps << _FEE_BPS_SHIFT)
         | (p.collateral_bps << _COLLATERAL_BPS_SHIFT)

@@ -48,7 +48,7 @@ JOB_FIELDS = (
     "result_hash",
     "challenge_end",
     "audit_bps",
-    "draw_block",
+    "draw_round",
 )
 
 # JobMarket.Params field order (must match contracts/JobMarket.vy `struct Params`).

@@ -113,6 +113,23 @@ class OracleParams:
 
 
 @dataclass(frozen=True)
+class BeaconParams:
+    """AuditBeacon's rounds (docs/SECURITY.md, "The audit draw"): a result submitted at T is drawn
+    from round T // round_seconds + 1; its seed is final once every member revealed, at most
+    round_seconds + reveal_window after T, which JobMarket requires the challenge window to
+    exceed (so both fit inside the 60 s minimum challenge window)."""
+
+    # Operators reveal once per round that has jobs: three transactions a minute each at most.
+    round_seconds: int = 20
+    # Half a minute to get a reveal included (15 blocks at 2 s); a round revealed late is
+    # degraded and all its jobs are audited, so a short window costs audits, never safety.
+    reveal_window: int = 30
+
+    def as_tuple(self) -> tuple[int, int]:
+        return (self.round_seconds, self.reveal_window)
+
+
+@dataclass(frozen=True)
 class PriceFeedParams:
     """PriceFeed's guards (docs/PROTOCOL.md, "PriceFeed"); bounds are enforced on-chain."""
 

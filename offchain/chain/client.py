@@ -59,6 +59,8 @@ class Handles:
     emissions: Any = None
     # Burn-and-mint settlement (prices jobs in USD); None for a deployment recorded before it.
     settlement: Any = None
+    # The audit draw's commit-reveal beacon (AuditBeacon).
+    beacon: Any = None
 
 
 def parse_network(choice: str) -> tuple[str, str, str | None]:
@@ -174,6 +176,7 @@ def connect(network_choice: str, *, deployment: str | Path | None = None, rpc: s
             price_feed=project.PriceFeed.at(c["PriceFeed"]) if "PriceFeed" in c else None,
             emissions=project.Emissions.at(c["Emissions"]) if "Emissions" in c else None,
             settlement=project.Settlement.at(c["Settlement"]) if "Settlement" in c else None,
+            beacon=project.AuditBeacon.at(c["AuditBeacon"]) if "AuditBeacon" in c else None,
         )
 
 

@@ -21,6 +21,7 @@ from offchain.params import (
     GPU_CLASSES,
     HOUR,
     UNBONDING_PERIOD_SECONDS,
+    BeaconParams,
     EmissionsParams,
     MarketParams,
     OracleParams,
@@ -57,6 +58,7 @@ class Deployment:
     price_feed: Any = None
     emissions: Any = None
     settlement: Any = None
+    beacon: Any = None
 
 
 def _git_commit() -> str:
@@ -148,6 +150,7 @@ def deploy_all(
     chain_id: int | None = None,
     emissions_params: EmissionsParams | None = None,
     seal_minters: bool = True,
+    beacon_params: BeaconParams | None = None,
 ) -> Deployment:
     """Deploys ComputeToken, ProviderRegistry, OracleHub, PriceFeed, Settlement, JobMarket and
     Emissions and wires their roles.
@@ -158,6 +161,9 @@ def deploy_all(
     guardian, attester and verifier (the oracle quorum takes the last two over later).
     Other networks: a Timelock is deployed and made admin of everything, the deployer
     renounces its admin roles and hands the token's ownership over.
+
+    `operators` are made OracleHub operators and AuditBeacon members (each must `commit` its hash
+    chain before its first round: the oracle service does at start).
 
     `seal_minters`: fix the token's minter set for good (always, outside tests that deploy an
     extra minter of their own on a local chain; refused on other networks).
@@ -198,8 +204,20 @@ def deploy_all(
     # Parameter bounds live in a pure checker contract (keeps JobMarket under 20,000 bytes).
     params_check = deployer.deploy(project.JobMarketParams)
     txs["JobMarketParams"] = params_check.txn_hash
+    # The audit draw's randomness: a commit-reveal among the same operators.
+    beacon_params = beacon_params or BeaconParams()
+    beacon = deployer.deploy(project.AuditBeacon, *beacon_params.as_tuple())
+    txs["AuditBeacon"] = beacon.txn_hash
+    for op in operators or []:
+        beacon.add_member(op, **sender)
     market = deployer.deploy(
-        project.JobMarket, token.address, registry.address, settlement.address, params_check.address, params.as_tuple()
+        project.JobMarket,
+        token.address,
+        registry.address,
+        settlement.address,
+        params_check.address,
+        beacon.address,
+        params.as_tuple(),
     )
     txs["JobMarket"] = market.txn_hash
     settlement.set_job_market(market.address, **sender)
@@ -247,7 +265,7 @@ def deploy_all(
         proposers = proposers or [deployer.address]
         timelock = deployer.deploy(project.Timelock, timelock_delay, proposers, proposers, ZERO_ADDRESS)
         txs["Timelock"] = timelock.txn_hash
-        for c in (registry, market, hub, settlement):
+        for c in (registry, market, hub, settlement, beacon):
             c.grantRole(DEFAULT_ADMIN_ROLE, timelock.address, **sender)
             c.renounceRole(DEFAULT_ADMIN_ROLE, deployer.address, **sender)
         token.transfer_ownership(timelock.address, **sender)
@@ -262,6 +280,7 @@ def deploy_all(
         "PriceFeed": price_feed.address,
         "Settlement": settlement.address,
         "JobMarketParams": params_check.address,
+        "AuditBeacon": beacon.address,
     }
     if timelock is not None:
         contracts["Timelock"] = timelock.address
@@ -274,7 +293,15 @@ def deploy_all(
             "ComputeToken": ["gpunet Compute", "GPU", "gpunet", "1"],
             "ProviderRegistry": [token.address, unbonding_period],
             "JobMarketParams": [],
-            "JobMarket": [token.address, registry.address, settlement.address, params_check.address, params.as_dict()],
+            "AuditBeacon": list(beacon_params.as_tuple()),
+            "JobMarket": [
+                token.address,
+                registry.address,
+                settlement.address,
+                params_check.address,
+                beacon.address,
+                params.as_dict(),
+            ],
             "OracleHub": [
                 token.address,
                 registry.address,
@@ -317,4 +344,5 @@ def deploy_all(
         price_feed=price_feed,
         emissions=emissions,
         settlement=settlement,
+        beacon=beacon,
     )

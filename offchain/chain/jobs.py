@@ -9,14 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from eth_abi import encode as _abi_encode
-from eth_utils import keccak as _keccak
-
-from offchain.constants import JOB_FIELDS, MAX_BPS
+from offchain.constants import JOB_FIELDS
 
 ZERO_ADDRESS = "0x" + "00" * 20
-# JobMarket.DRAW_HORIZON_BLOCKS: the EVM keeps the last 256 block hashes.
-DRAW_HORIZON_BLOCKS = 256
 ZERO_BYTES32 = b"\x00" * 32
 
 
@@ -47,7 +42,7 @@ def job_from_created(log: Any) -> dict:
         "result_hash": ZERO_BYTES32,
         "challenge_end": 0,
         "audit_bps": 0,
-        "draw_block": 0,
+        "draw_round": 0,
     }
 
 
@@ -63,7 +58,7 @@ def apply_event(job: dict, event_name: str, log: Any) -> dict:
     elif event_name == "ResultSubmitted":
         job["result_hash"] = _get(log, "result_hash")
         job["challenge_end"] = _get(log, "challenge_end")
-        job["draw_block"] = _get(log, "draw_block")
+        job["draw_round"] = _get(log, "draw_round")
     return job
 
 
@@ -123,28 +118,3 @@ def update_from_receipt(market: Any, jobs: dict[int, dict], receipt: Any) -> Non
         for log in receipt.decode_logs(getattr(market, name)):
             if log.job_id in jobs:
                 jobs[log.job_id] = apply_event(jobs[log.job_id], name, log)
-
-
-def drawn_for_audit(job_id: int, audit_bps: int, draw_block_hash: bytes) -> bool:
-    """Mirror of JobMarket._drawn: keccak256(abi_encode(blockhash(draw_block), job_id)) % 10^4 < audit_bps.
-
-    Computed locally from the draw block's header rather than with the `audit_drawn` view:
-    the hash is known as soon as the block exists, while an `eth_call` at the head executes
-    *in* the draw block on nodes that run calls at the latest block's number (the view answers
-    False there), and a dev chain that mines only on transactions may not add another block for
-    a long time. The `open_audit` transaction itself lands in a later block, where the
-    contract's own check agrees."""
-    seed = _keccak(_abi_encode(["bytes32", "uint256"], [bytes(draw_block_hash), int(job_id)]))
-    return int.from_bytes(seed, "big") % MAX_BPS < int(audit_bps)
-
-
-def audit_draw(chain: Any, job_id: int, job: dict) -> bool | None:
-    """Whether a submitted job was drawn for audit: True/False (computed from the draw block's
-    hash, so already while that block is the head: see `drawn_for_audit`), or None before the
-    job is submitted (no draw block) or after the 256-block window (the selection lapsed).
-    `chain` is ape's chain manager."""
-    draw_block = int(job["draw_block"])
-    head = int(chain.blocks.height)
-    if draw_block == 0 or head > draw_block + DRAW_HORIZON_BLOCKS:
-        return None
-    return drawn_for_audit(job_id, int(job["audit_bps"]), bytes(chain.blocks[draw_block].hash))
