@@ -455,10 +455,12 @@ def dispute(job_id: uint256, job: IJobMarket.Job):
 def open_audit(job_id: uint256, job: IJobMarket.Job):
     """
     @notice Moves a Submitted job that the draw selected (`audit_drawn`) into Audit. Anyone
-            may call (the oracle service does, for every selected job); until it is called a
-            selected job cannot be finalized. No bond: a sampled audit has no challenger.
+            may call (the oracle service does, for every selected job), also after the
+            challenge window: a selected job cannot be finalized before its audit opens, and
+            an audit that gets no verdict times out into a normal finalize, so the job always
+            has an exit. No bond: a sampled audit has no challenger.
     """
-    self._check_challengeable(job_id, job)
+    self._check_submitted(job_id, job)
     assert self._drawn(job_id, job), "job_market: job not drawn for audit"
     audit_deadline: uint256 = block.timestamp + self._audit_timeout
     self.disputes[job_id] = Dispute(challenger=empty(address), bond=0, audit_deadline=audit_deadline)
@@ -685,8 +687,8 @@ def required_collateral(payment: uint256, minimum: uint256, audit_bps: uint256) 
 @view
 def audit_drawn(job_id: uint256, job: IJobMarket.Job) -> bool:
     """
-    @notice True when a Submitted job was selected for audit: `open_audit` may be called
-            until `challenge_end`, and `dispute` and `finalize` refuse it. False while its
+    @notice True when a Submitted job was selected for audit: `open_audit` may be called,
+            and `dispute` and `finalize` refuse it. False while its
             beacon round is pending (not fully revealed, reveal window open); True for every
             job of a degraded round (not fully revealed in time) with a non-zero audit rate.
     """
@@ -1078,9 +1080,15 @@ def _pay_out(provider: address, burned: uint256, usd_net: uint256, cap: uint256,
 @internal
 @view
 def _check_challengeable(job_id: uint256, job: IJobMarket.Job):
-    # A Submitted job inside its challenge window (dispute and open_audit).
-    assert self._load(job_id, job) == STATUS_SUBMITTED, "job_market: job not submitted"
+    # A Submitted job inside its challenge window (dispute).
+    self._check_submitted(job_id, job)
     assert block.timestamp <= job.challenge_end, "job_market: challenge window over"
+
+
+@internal
+@view
+def _check_submitted(job_id: uint256, job: IJobMarket.Job):
+    assert self._load(job_id, job) == STATUS_SUBMITTED, "job_market: job not submitted"
 
 
 @internal
