@@ -37,6 +37,7 @@
 
 from ethereum.ercs import IERC20
 from interfaces import IComputeToken
+from modules import reputation as rep_layout
 
 from snekmate.auth import access_control
 # Role-based access for governance, attesters, the job market and slashers.
@@ -87,15 +88,8 @@ _MASK_32: constant(uint256) = 2**32 - 1
 # `attested_until` of a machine activated by hand (set_machine_status): no expiry.
 NO_EXPIRY: public(constant(uint256)) = 2**32 - 1
 
-# Reputation counters, 40 bits each, packed in one word per provider (see `Reputation`);
-# JobMarket adds `n << offset` increments (offsets mirrored in JobMarket.vy).
-_REP_COMPLETED: constant(uint256) = 0
-_REP_FAILED: constant(uint256) = 40
-_REP_EXPIRED: constant(uint256) = 80
-_REP_AUDITS_PASSED: constant(uint256) = 120
-_REP_DISPUTES_WON: constant(uint256) = 160
-_REP_DISPUTES_LOST: constant(uint256) = 200
-_MASK_40: constant(uint256) = 2**40 - 1
+# Reputation counters: 40 bits each, packed in one word per provider (see `Reputation`), at
+# the offsets of modules/reputation.vy; JobMarket adds `n << offset` increments.
 
 # Every stake amount fits in 128 bits (the token's whole supply is far below 2**128 wei).
 _MAX_AMOUNT: constant(uint256) = 2**128 - 1
@@ -568,12 +562,12 @@ def reputation(provider: address) -> Reputation:
     """
     w: uint256 = self._reputation[provider]
     return Reputation(
-        completed=(w >> _REP_COMPLETED) & _MASK_40,
-        failed=(w >> _REP_FAILED) & _MASK_40,
-        expired=(w >> _REP_EXPIRED) & _MASK_40,
-        audits_passed=(w >> _REP_AUDITS_PASSED) & _MASK_40,
-        disputes_won=(w >> _REP_DISPUTES_WON) & _MASK_40,
-        disputes_lost=(w >> _REP_DISPUTES_LOST) & _MASK_40,
+        completed=(w >> rep_layout.COMPLETED) & rep_layout.MASK,
+        failed=(w >> rep_layout.FAILED) & rep_layout.MASK,
+        expired=(w >> rep_layout.EXPIRED) & rep_layout.MASK,
+        audits_passed=(w >> rep_layout.AUDITS_PASSED) & rep_layout.MASK,
+        disputes_won=(w >> rep_layout.DISPUTES_WON) & rep_layout.MASK,
+        disputes_lost=(w >> rep_layout.DISPUTES_LOST) & rep_layout.MASK,
     )
 
 

@@ -1,0 +1,97 @@
+# pragma version ~=0.4.3
+# pragma nonreentrancy on
+"""
+@title JobMarket's money paths: escrow in and out, and burn-and-mint settlement
+@custom:contract-name market_funds
+@license AGPL-3.0-only
+@notice Every token JobMarket moves goes through `_pull` / `_push`; every finalized job is
+        settled by `_settle` (the rule) and `_pay_out` (the calls). Assumes the token moves
+        exact amounts (no fee, no rebase).
+"""
+
+from ethereum.ercs import IERC20
+from interfaces import IComputeToken
+from interfaces import IJobMarket
+from interfaces import IProviderRegistry
+from interfaces import ISettlement
+from modules import market_params
+
+# The payment token (ComputeToken).
+TOKEN: public(immutable(address))
+# Prices jobs in tokens and mints providers' pay (burn-and-mint, docs/ECONOMICS.md).
+SETTLEMENT: public(immutable(address))
+# Where stake and collateral live.
+REGISTRY: public(immutable(address))
+
+
+event JobFinalized:
+    job_id: indexed(uint256)
+    provider: indexed(address)
+    # The job's USD value and its escrow, all of it burned (Settlement mints the provider's pay).
+    usd_value: uint256
+    burned: uint256
+    # The fee's share of the escrow (tokens): the provider is minted at most `burned - fee`.
+    fee: uint256
+    # True when an audit ran out of time without a verdict.
+    audit_timed_out: bool
+
+
+@deploy
+def __init__(token: address, registry: address, settlement: address):
+    assert token != empty(address), "job_market: token is the zero address"
+    assert registry != empty(address), "job_market: registry is the zero address"
+    assert settlement != empty(address), "job_market: settlement is the zero address"
+    TOKEN = token
+    REGISTRY = registry
+    SETTLEMENT = settlement
+
+
+@internal
+def _settle(job_id: uint256, job: IJobMarket.Job, audit_timed_out: bool) -> (uint256, uint256):
+    # THE settlement rule, in one place (docs/ECONOMICS.md, "Settlement"): the whole escrow is
+    # burned and the provider is minted the job's USD value minus the fee at the settlement
+    # price, at most the escrow minus the fee (`Settlement.settle`). Returns (usd_net, cap) for
+    # `_pay_out`, which may sum them over a run of one provider's jobs. Rounds down: the fee
+    # errs in the provider's favour.
+    fee: uint256 = job.payment * job.fee_bps // market_params.MAX_BPS
+    log JobFinalized(
+        job_id=job_id,
+        provider=job.provider,
+        usd_value=job.usd_value,
+        burned=job.payment,
+        fee=fee,
+        audit_timed_out=audit_timed_out,
+    )
+    return job.usd_value - job.usd_value * job.fee_bps // market_params.MAX_BPS, job.payment - fee
+
+
+@internal
+def _pay_out(provider: address, burned: uint256, usd_net: uint256, cap: uint256, collateral: uint256, record: uint256):
+    # Settles what `_settle` gave a provider (summed over a run of `completed` jobs in
+    # `finalize_many`): burns the escrow, has Settlement mint the provider's pay, releases the
+    # collateral and adds `record` (packed reputation increments) to the provider's record;
+    # nothing for the empty provider before the first run of a batch.
+    if provider == empty(address):
+        return
+    extcall IComputeToken(TOKEN).burn(burned)
+    extcall ISettlement(SETTLEMENT).settle(provider, burned, usd_net, cap)
+    extcall IProviderRegistry(REGISTRY).unlock_collateral(provider, collateral, record)
+
+
+@internal
+def _collect(amount: uint256, max_tokens: uint256):
+    # The caller's escrow for what it creates, bounded by its slippage limit.
+    assert amount <= max_tokens, "job_market: payment above max tokens"
+    self._pull(msg.sender, amount)
+
+
+@internal
+def _pull(owner: address, amount: uint256):
+    assert extcall IERC20(TOKEN).transferFrom(owner, self, amount, default_return_value=True), \
+        "job_market: transfer failed"
+
+
+@internal
+def _push(to: address, amount: uint256):
+    if amount > 0:
+        assert extcall IERC20(TOKEN).transfer(to, amount, default_return_value=True), "job_market: transfer failed"

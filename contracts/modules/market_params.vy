@@ -1,0 +1,245 @@
+# pragma version ~=0.4.3
+# pragma nonreentrancy on
+"""
+@title JobMarket's protocol parameters: storage, packing and the rules derived from them
+@custom:contract-name market_params
+@license AGPL-3.0-only
+@notice Bounds and reasons are checked by JobMarketParams (a pure contract that reverts with
+        JobMarket's "job_market: ..." reasons). The values every job reads are packed in one
+        word (`_hot_params`), so creating or submitting a job reads one slot, not twelve.
+"""
+
+from interfaces import IJobMarketParams
+from modules import reputation
+
+# Basis-point denominator.
+MAX_BPS: public(constant(uint256)) = 10_000
+
+# Bit offsets of the packed parameters in `_hot_params`: basis points and job counts take
+# 16 bits, windows and collateral_bps 24 bits (each bounded below that by JobMarketParams).
+_FEE_BPS_SHIFT: constant(uint256) = 0
+_COLLATERAL_BPS_SHIFT: constant(uint256) = 16
+_CHALLENGE_WINDOW_SHIFT: constant(uint256) = 40
+_MIN_ACCEPT_WINDOW_SHIFT: constant(uint256) = 64
+_MAX_ACCEPT_WINDOW_SHIFT: constant(uint256) = 88
+_MIN_COMPLETE_WITHIN_SHIFT: constant(uint256) = 112
+_MAX_COMPLETE_WITHIN_SHIFT: constant(uint256) = 136
+_BASE_AUDIT_SHIFT: constant(uint256) = 160
+_NEW_AUDIT_SHIFT: constant(uint256) = 176
+_TRUSTED_AFTER_SHIFT: constant(uint256) = 192
+_BAD_RECORD_AUDIT_SHIFT: constant(uint256) = 208
+_DETECTION_SHIFT: constant(uint256) = 224
+_MASK_16: constant(uint256) = 2**16 - 1
+_MASK_24: constant(uint256) = 2**24 - 1
+
+# Checks parameter sets (bounds and reasons) for `set_params`.
+PARAMS_CHECK: public(immutable(address))
+
+_hot_params: uint256
+_audit_timeout: uint256
+_dispute_bond_bps: uint256
+_min_dispute_bond: uint256
+_noshow_penalty_bps: uint256
+_user_compensation_bps: uint256
+_challenger_reward_bps: uint256
+# Smallest USD value (18 decimals) of a finalized job that counts toward the provider's
+# `completed` record (finding 5: dust jobs must not end probation).
+_min_reputation_usd: uint256
+
+
+event ParamsSet:
+    fee_bps: uint256
+    collateral_bps: uint256
+    challenge_window: uint256
+    audit_timeout: uint256
+    min_accept_window: uint256
+    max_accept_window: uint256
+    min_complete_within: uint256
+    max_complete_within: uint256
+    dispute_bond_bps: uint256
+    min_dispute_bond: uint256
+    noshow_penalty_bps: uint256
+    user_compensation_bps: uint256
+    challenger_reward_bps: uint256
+    base_audit_bps: uint256
+    new_provider_audit_bps: uint256
+    trusted_after_jobs: uint256
+    bad_record_audit_bps: uint256
+    detection_bps: uint256
+    min_reputation_usd: uint256
+
+
+@deploy
+def __init__(params_check: address):
+    PARAMS_CHECK = params_check
+
+
+@external
+@view
+def params() -> IJobMarketParams.Params:
+    """
+    @notice The current protocol parameters.
+    """
+    return IJobMarketParams.Params(
+        fee_bps=self._hot(_FEE_BPS_SHIFT, _MASK_16),
+        collateral_bps=self._hot(_COLLATERAL_BPS_SHIFT, _MASK_24),
+        challenge_window=self._hot(_CHALLENGE_WINDOW_SHIFT, _MASK_24),
+        audit_timeout=self._audit_timeout,
+        min_accept_window=self._hot(_MIN_ACCEPT_WINDOW_SHIFT, _MASK_24),
+        max_accept_window=self._hot(_MAX_ACCEPT_WINDOW_SHIFT, _MASK_24),
+        min_complete_within=self._hot(_MIN_COMPLETE_WITHIN_SHIFT, _MASK_24),
+        max_complete_within=self._hot(_MAX_COMPLETE_WITHIN_SHIFT, _MASK_24),
+        dispute_bond_bps=self._dispute_bond_bps,
+        min_dispute_bond=self._min_dispute_bond,
+        noshow_penalty_bps=self._noshow_penalty_bps,
+        user_compensation_bps=self._user_compensation_bps,
+        challenger_reward_bps=self._challenger_reward_bps,
+        base_audit_bps=self._hot(_BASE_AUDIT_SHIFT, _MASK_16),
+        new_provider_audit_bps=self._hot(_NEW_AUDIT_SHIFT, _MASK_16),
+        trusted_after_jobs=self._hot(_TRUSTED_AFTER_SHIFT, _MASK_16),
+        bad_record_audit_bps=self._hot(_BAD_RECORD_AUDIT_SHIFT, _MASK_16),
+        detection_bps=self._hot(_DETECTION_SHIFT, _MASK_16),
+        min_reputation_usd=self._min_reputation_usd,
+    )
+
+
+@external
+@view
+def dispute_bond(payment: uint256) -> uint256:
+    return self._dispute_bond(payment)
+
+
+@external
+@view
+def required_collateral(payment: uint256, minimum: uint256, audit_bps: uint256) -> uint256:
+    """
+    @notice Collateral locked at acceptance for a job of `payment` whose creation-time
+            collateral is `minimum`, at audit rate `audit_bps`.
+    """
+    return self._required_collateral(payment, minimum, audit_bps)
+
+
+@internal
+@view
+def _audit_rate_for(w: uint256) -> uint256:
+    # The audit rate of a provider whose reputation word is `w`: the base rate; at least the
+    # new-provider rate until `trusted_after_jobs` completions; plus `bad_record_audit_bps`
+    # per failed or expired job on record; at most 100%. One SLOAD for the four fields.
+    hot: uint256 = self._hot_params
+    p: uint256 = (hot >> _BASE_AUDIT_SHIFT) & _MASK_16
+    if (w >> reputation.COMPLETED) & reputation.MASK < (hot >> _TRUSTED_AFTER_SHIFT) & _MASK_16:
+        p = max(p, (hot >> _NEW_AUDIT_SHIFT) & _MASK_16)
+    bad: uint256 = ((w >> reputation.FAILED) & reputation.MASK) + ((w >> reputation.EXPIRED) & reputation.MASK)
+    return min(MAX_BPS, p + bad * ((hot >> _BAD_RECORD_AUDIT_SHIFT) & _MASK_16))
+
+
+@internal
+@view
+def _required_collateral(payment: uint256, minimum: uint256, audit_bps: uint256) -> uint256:
+    # Cheating must never pay (docs/ECONOMICS.md): with audit rate p, detection d, payment R
+    # forfeited and collateral S slashed when caught, and gain G <= R from skipping the work,
+    # p*d*(R + S) >= R  <=>  S >= R * (1/(p*d) - 1). In basis points, rounded up (the user's side).
+    # With p = 0 only disputes protect the user and the creation-time floor applies.
+    if audit_bps == 0:
+        return minimum
+    pd: uint256 = audit_bps * self._hot(_DETECTION_SHIFT, _MASK_16)
+    # MAX_BPS**2 / pd >= 1 since both factors are <= MAX_BPS; the subtraction cannot underflow.
+    needed: uint256 = (payment * (MAX_BPS * MAX_BPS) + pd - 1) // pd - payment
+    return max(minimum, needed)
+
+
+@internal
+@view
+def _collateral_floor(payment: uint256) -> uint256:
+    # The creation-time collateral, rounded up: it errs on the side of the user.
+    return (payment * self._hot(_COLLATERAL_BPS_SHIFT, _MASK_24) + MAX_BPS - 1) // MAX_BPS
+
+
+@internal
+@view
+def _fee_bps() -> uint256:
+    return self._hot(_FEE_BPS_SHIFT, _MASK_16)
+
+
+@internal
+@view
+def _challenge_window() -> uint256:
+    return self._hot(_CHALLENGE_WINDOW_SHIFT, _MASK_24)
+
+
+@internal
+@view
+def _check_windows(accept_window: uint256, complete_within: uint256):
+    assert accept_window >= self._hot(_MIN_ACCEPT_WINDOW_SHIFT, _MASK_24), "job_market: accept window too short"
+    assert accept_window <= self._hot(_MAX_ACCEPT_WINDOW_SHIFT, _MASK_24), "job_market: accept window too long"
+    assert complete_within >= self._hot(_MIN_COMPLETE_WITHIN_SHIFT, _MASK_24), "job_market: completion time too short"
+    assert complete_within <= self._hot(_MAX_COMPLETE_WITHIN_SHIFT, _MASK_24), "job_market: completion time too long"
+
+
+@internal
+@view
+def _counts(usd_value: uint256) -> uint256:
+    # 1 when a finalized job of `usd_value` counts as `completed` (the reputation increment).
+    if usd_value >= self._min_reputation_usd:
+        return 1
+    return 0
+
+
+@internal
+@view
+def _hot(offset: uint256, mask: uint256) -> uint256:
+    return (self._hot_params >> offset) & mask
+
+
+@internal
+@view
+def _dispute_bond(payment: uint256) -> uint256:
+    return max(self._min_dispute_bond, payment * self._dispute_bond_bps // MAX_BPS)
+
+
+@internal
+def _set(p: IJobMarketParams.Params):
+    # Bounds and reasons: JobMarketParams.check (reverts with "job_market: ..." reasons).
+    assert staticcall IJobMarketParams(PARAMS_CHECK).check(p)
+    self._hot_params = (
+        (p.fee_bps << _FEE_BPS_SHIFT)
+        | (p.collateral_bps << _COLLATERAL_BPS_SHIFT)
+        | (p.challenge_window << _CHALLENGE_WINDOW_SHIFT)
+        | (p.min_accept_window << _MIN_ACCEPT_WINDOW_SHIFT)
+        | (p.max_accept_window << _MAX_ACCEPT_WINDOW_SHIFT)
+        | (p.min_complete_within << _MIN_COMPLETE_WITHIN_SHIFT)
+        | (p.max_complete_within << _MAX_COMPLETE_WITHIN_SHIFT)
+        | (p.base_audit_bps << _BASE_AUDIT_SHIFT)
+        | (p.new_provider_audit_bps << _NEW_AUDIT_SHIFT)
+        | (p.trusted_after_jobs << _TRUSTED_AFTER_SHIFT)
+        | (p.bad_record_audit_bps << _BAD_RECORD_AUDIT_SHIFT)
+        | (p.detection_bps << _DETECTION_SHIFT)
+    )
+    self._audit_timeout = p.audit_timeout
+    self._dispute_bond_bps = p.dispute_bond_bps
+    self._min_dispute_bond = p.min_dispute_bond
+    self._noshow_penalty_bps = p.noshow_penalty_bps
+    self._user_compensation_bps = p.user_compensation_bps
+    self._challenger_reward_bps = p.challenger_reward_bps
+    self._min_reputation_usd = p.min_reputation_usd
+    log ParamsSet(
+        fee_bps=p.fee_bps,
+        collateral_bps=p.collateral_bps,
+        challenge_window=p.challenge_window,
+        audit_timeout=p.audit_timeout,
+        min_accept_window=p.min_accept_window,
+        max_accept_window=p.max_accept_window,
+        min_complete_within=p.min_complete_within,
+        max_complete_within=p.max_complete_within,
+        dispute_bond_bps=p.dispute_bond_bps,
+        min_dispute_bond=p.min_dispute_bond,
+        noshow_penalty_bps=p.noshow_penalty_bps,
+        user_compensation_bps=p.user_compensation_bps,
+        challenger_reward_bps=p.challenger_reward_bps,
+        base_audit_bps=p.base_audit_bps,
+        new_provider_audit_bps=p.new_provider_audit_bps,
+        trusted_after_jobs=p.trusted_after_jobs,
+        bad_record_audit_bps=p.bad_record_audit_bps,
+        detection_bps=p.detection_bps,
+        min_reputation_usd=p.min_reputation_usd,
+    )
