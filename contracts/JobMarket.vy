@@ -272,6 +272,26 @@ def submit_results(
         self._submit(job_ids[i], jobs[i], result_hashes[i], result_uris[i])
 
 
+@external
+def accept_and_submit(
+    job_id: uint256, job: IJobMarket.Job, machine_id: uint256, result_hash: bytes32, result_uri: String[256]
+):
+    """
+    @notice `accept` and `submit_result` in one transaction, for short jobs the provider has
+            already run from the spec (if another provider takes an open job first, or the
+            user cancels, it loses only that work). Locks the collateral, fixes the audit rate
+            and opens the challenge window at once; the audit is drawn as for any submission.
+            Paused with `accept`.
+    """
+    pausable._require_not_paused()
+    running: IJobMarket.Job = self._accepted(job_id, job, machine_id, self._audit_rate(msg.sender))
+    submitted: IJobMarket.Job = self._submitted(job_id, running, result_hash, result_uri)
+    job_store._store(job_id, submitted, job_store.STATUS_SUBMITTED)
+    extcall IProviderRegistry(market_funds.REGISTRY).lock_collateral(
+        msg.sender, machine_id, job.class_id, submitted.collateral
+    )
+
+
 ################################################################
 #                    KEEPER (anyone) ACTIONS                   #
 ################################################################
@@ -338,7 +358,7 @@ def expire(job_id: uint256, job: IJobMarket.Job):
         job_store._store(job_id, job, job_store.STATUS_EXPIRED)
         market_funds._push(job.user, job.payment)
         extcall IProviderRegistry(market_funds.REGISTRY).unlock_collateral(job.provider, job.collateral, 1 << reputation.EXPIRED)
-        penalty: uint256 = job.collateral * market_params._noshow_penalty_bps // market_params.MAX_BPS
+        penalty: uint256 = job.collateral * market_params._p.noshow_penalty_bps // market_params.MAX_BPS
         if penalty > 0:
             penalty = extcall IProviderRegistry(market_funds.REGISTRY).slash(job.provider, penalty, _REASON_NO_SHOW, job.user)
         log JobExpired(job_id=job_id, provider=job.provider, refund=job.payment, penalty=penalty)
@@ -397,6 +417,14 @@ def _audit_rate(provider: address) -> uint256:
 @internal
 def _accept(job_id: uint256, job: IJobMarket.Job, machine_id: uint256, audit_bps: uint256) -> uint256:
     # Returns the collateral to lock (the caller locks the total once).
+    new_job: IJobMarket.Job = self._accepted(job_id, job, machine_id, audit_bps)
+    job_store._store(job_id, new_job, job_store.STATUS_RUNNING)
+    return new_job.collateral
+
+
+@internal
+def _accepted(job_id: uint256, job: IJobMarket.Job, machine_id: uint256, audit_bps: uint256) -> IJobMarket.Job:
+    # Checks that the caller may take the Open job and returns it Running (the caller stores it).
     job_store._check_open(job_id, job)
     assert block.timestamp <= job.accept_by, "job_market: acceptance window over"
     if job.provider != empty(address):
@@ -407,7 +435,6 @@ def _accept(job_id: uint256, job: IJobMarket.Job, machine_id: uint256, audit_bps
     new_job.complete_by = block.timestamp + job.complete_within
     new_job.audit_bps = audit_bps
     new_job.collateral = market_params._required_collateral(job.payment, job.collateral, audit_bps)
-    job_store._store(job_id, new_job, job_store.STATUS_RUNNING)
     log JobAccepted(
         job_id=job_id,
         provider=msg.sender,
@@ -416,13 +443,18 @@ def _accept(job_id: uint256, job: IJobMarket.Job, machine_id: uint256, audit_bps
         collateral=new_job.collateral,
         audit_bps=audit_bps,
     )
-    return new_job.collateral
+    return new_job
 
 
 @internal
 def _submit(job_id: uint256, job: IJobMarket.Job, result_hash: bytes32, result_uri: String[256]):
-    status: uint8 = job_store._load(job_id, job)
-    assert status == job_store.STATUS_RUNNING, "job_market: job not running"
+    assert job_store._load(job_id, job) == job_store.STATUS_RUNNING, "job_market: job not running"
+    job_store._store(job_id, self._submitted(job_id, job, result_hash, result_uri), job_store.STATUS_SUBMITTED)
+
+
+@internal
+def _submitted(job_id: uint256, job: IJobMarket.Job, result_hash: bytes32, result_uri: String[256]) -> IJobMarket.Job:
+    # Checks the caller's result for the Running `job` and returns it Submitted (the caller stores it).
     assert msg.sender == job.provider, "job_market: caller is not the provider"
     assert block.timestamp <= job.complete_by, "job_market: completion deadline passed"
     assert result_hash != empty(bytes32), "job_market: result hash is empty"
@@ -430,7 +462,6 @@ def _submit(job_id: uint256, job: IJobMarket.Job, result_hash: bytes32, result_u
     new_job.result_hash = result_hash
     new_job.challenge_end = block.timestamp + market_params._challenge_window()
     new_job.draw_round = audit_draw._draw_round()
-    job_store._store(job_id, new_job, job_store.STATUS_SUBMITTED)
     log ResultSubmitted(
         job_id=job_id,
         provider=msg.sender,
@@ -439,6 +470,7 @@ def _submit(job_id: uint256, job: IJobMarket.Job, result_hash: bytes32, result_u
         challenge_end=new_job.challenge_end,
         draw_round=new_job.draw_round,
     )
+    return new_job
 
 
 @internal

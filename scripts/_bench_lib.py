@@ -72,6 +72,7 @@ class Driver:
         self.gas = gas or GasLog()
         self.jobs: dict[int, dict] = {}
         self.last: Any = None  # the last receipt recorded
+        self.chains: dict[str, Any] = {}  # AuditBeacon members' hash chains, by address
 
     # --- bookkeeping -------------------------------------------------------------------
     def track(self, receipt: Any) -> Any:
@@ -149,6 +150,14 @@ class Driver:
         return self.record(
             name,
             self.market.submit_result(job_id, self.t(job_id), result_hash(job_id), RESULT_URI, sender=provider),
+        )
+
+    def accept_and_submit(self, job_id: int, provider: Any, machine_id: int, name: str | None = None) -> Any:
+        return self.record(
+            name,
+            self.market.accept_and_submit(
+                job_id, self.t(job_id), machine_id, result_hash(job_id), RESULT_URI, sender=provider
+            ),
         )
 
     def finalize(self, job_id: int, keeper: Any, name: str | None = "finalize") -> Any:

@@ -82,7 +82,7 @@ def dispute(job_id: uint256, job: IJobMarket.Job):
     # A drawn job is audited anyway (open_audit), with no bond and no challenger's share.
     self._check_undrawn(job_id, job)
     bond: uint256 = market_params._dispute_bond(job.payment)
-    audit_deadline: uint256 = block.timestamp + market_params._audit_timeout
+    audit_deadline: uint256 = block.timestamp + market_params._p.audit_timeout
     self.disputes[job_id] = Dispute(challenger=msg.sender, bond=bond, audit_deadline=audit_deadline)
     job_store._store(job_id, job, job_store.STATUS_AUDIT)
     market_funds._pull(msg.sender, bond)
@@ -100,7 +100,7 @@ def open_audit(job_id: uint256, job: IJobMarket.Job):
     """
     job_store._check_submitted(job_id, job)
     assert audit_draw._drawn(job_id, job), "job_market: job not drawn for audit"
-    audit_deadline: uint256 = block.timestamp + market_params._audit_timeout
+    audit_deadline: uint256 = block.timestamp + market_params._p.audit_timeout
     self.disputes[job_id] = Dispute(challenger=empty(address), bond=0, audit_deadline=audit_deadline)
     job_store._store(job_id, job, job_store.STATUS_AUDIT)
     log AuditOpened(job_id=job_id, provider=job.provider, audit_deadline=audit_deadline)
@@ -142,11 +142,11 @@ def post_verdict(job_id: uint256, job: IJobMarket.Job, valid: bool):
     if d.bond > 0:
         market_funds._push(d.challenger, d.bond)
     extcall IProviderRegistry(market_funds.REGISTRY).unlock_collateral(job.provider, job.collateral, record)
-    compensation: uint256 = job.collateral * market_params._user_compensation_bps // market_params.MAX_BPS
+    compensation: uint256 = job.collateral * market_params._p.user_compensation_bps // market_params.MAX_BPS
     reward: uint256 = 0
     # Audits opened by sampling (the job-verification issue) have no challenger to reward.
     if d.challenger != empty(address):
-        reward = job.collateral * market_params._challenger_reward_bps // market_params.MAX_BPS
+        reward = job.collateral * market_params._p.challenger_reward_bps // market_params.MAX_BPS
     burn: uint256 = job.collateral - compensation - reward
     if compensation > 0:
         compensation = extcall IProviderRegistry(market_funds.REGISTRY).slash(

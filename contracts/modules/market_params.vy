@@ -35,17 +35,10 @@ _MASK_24: constant(uint256) = 2**24 - 1
 # Checks parameter sets (bounds and reasons) for `set_params`.
 PARAMS_CHECK: public(immutable(address))
 
+# The seven values every job reads, packed into one word (one SLOAD per job, not seven).
 _hot_params: uint256
-_audit_timeout: uint256
-_dispute_bond_bps: uint256
-_min_dispute_bond: uint256
-_noshow_penalty_bps: uint256
-_user_compensation_bps: uint256
-_challenger_reward_bps: uint256
-# Smallest USD value (18 decimals) of a finalized job that counts toward the provider's
-# `completed` record (finding 5: dust jobs must not end probation).
-_min_reputation_usd: uint256
-
+# Every parameter as set (the cold ones are read from here; `params()` returns it whole).
+_p: IJobMarketParams.Params
 
 event ParamsSet:
     fee_bps: uint256
@@ -80,27 +73,7 @@ def params() -> IJobMarketParams.Params:
     """
     @notice The current protocol parameters.
     """
-    return IJobMarketParams.Params(
-        fee_bps=self._hot(_FEE_BPS_SHIFT, _MASK_16),
-        collateral_bps=self._hot(_COLLATERAL_BPS_SHIFT, _MASK_24),
-        challenge_window=self._hot(_CHALLENGE_WINDOW_SHIFT, _MASK_24),
-        audit_timeout=self._audit_timeout,
-        min_accept_window=self._hot(_MIN_ACCEPT_WINDOW_SHIFT, _MASK_24),
-        max_accept_window=self._hot(_MAX_ACCEPT_WINDOW_SHIFT, _MASK_24),
-        min_complete_within=self._hot(_MIN_COMPLETE_WITHIN_SHIFT, _MASK_24),
-        max_complete_within=self._hot(_MAX_COMPLETE_WITHIN_SHIFT, _MASK_24),
-        dispute_bond_bps=self._dispute_bond_bps,
-        min_dispute_bond=self._min_dispute_bond,
-        noshow_penalty_bps=self._noshow_penalty_bps,
-        user_compensation_bps=self._user_compensation_bps,
-        challenger_reward_bps=self._challenger_reward_bps,
-        base_audit_bps=self._hot(_BASE_AUDIT_SHIFT, _MASK_16),
-        new_provider_audit_bps=self._hot(_NEW_AUDIT_SHIFT, _MASK_16),
-        trusted_after_jobs=self._hot(_TRUSTED_AFTER_SHIFT, _MASK_16),
-        bad_record_audit_bps=self._hot(_BAD_RECORD_AUDIT_SHIFT, _MASK_16),
-        detection_bps=self._hot(_DETECTION_SHIFT, _MASK_16),
-        min_reputation_usd=self._min_reputation_usd,
-    )
+    return self._p
 
 
 @external
@@ -180,7 +153,7 @@ def _check_windows(accept_window: uint256, complete_within: uint256):
 @view
 def _counts(usd_value: uint256) -> uint256:
     # 1 when a finalized job of `usd_value` counts as `completed` (the reputation increment).
-    if usd_value >= self._min_reputation_usd:
+    if usd_value >= self._p.min_reputation_usd:
         return 1
     return 0
 
@@ -194,7 +167,7 @@ def _hot(offset: uint256, mask: uint256) -> uint256:
 @internal
 @view
 def _dispute_bond(payment: uint256) -> uint256:
-    return max(self._min_dispute_bond, payment * self._dispute_bond_bps // MAX_BPS)
+    return max(self._p.min_dispute_bond, payment * self._p.dispute_bond_bps // MAX_BPS)
 
 
 @internal
@@ -215,13 +188,7 @@ def _set(p: IJobMarketParams.Params):
         | (p.bad_record_audit_bps << _BAD_RECORD_AUDIT_SHIFT)
         | (p.detection_bps << _DETECTION_SHIFT)
     )
-    self._audit_timeout = p.audit_timeout
-    self._dispute_bond_bps = p.dispute_bond_bps
-    self._min_dispute_bond = p.min_dispute_bond
-    self._noshow_penalty_bps = p.noshow_penalty_bps
-    self._user_compensation_bps = p.user_compensation_bps
-    self._challenger_reward_bps = p.challenger_reward_bps
-    self._min_reputation_usd = p.min_reputation_usd
+    self._p = p
     log ParamsSet(
         fee_bps=p.fee_bps,
         collateral_bps=p.collateral_bps,
