@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 from offchain.chain import reports as R
-from offchain.chain.beacon import HashChain
 from offchain.chain.anvil import running_anvil
+from offchain.chain.beacon import HashChain
 from offchain.chain.deploy import _git_commit, deploy_all, role
 from offchain.constants import ONE_TOKEN, JobStatus
 from offchain.devnet import stake_operators

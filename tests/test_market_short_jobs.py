@@ -97,17 +97,13 @@ def test_accept_and_submit__keeps_every_check(
             market.accept_and_submit(job_id, jobs.t(job_id), machine_id, b"\x00" * 32, URI, sender=provider)
         tampered = dict(job, payment=job["payment"] - 1)
         with ape.reverts("job_market: job data mismatch"):
-            market.accept_and_submit(
-                job_id, as_tuple(tampered), machine_id, RESULT, URI, sender=provider
-            )
+            market.accept_and_submit(job_id, as_tuple(tampered), machine_id, RESULT, URI, sender=provider)
     chain.pending_timestamp = job["accept_by"] + 1
     with no_change(snap), ape.reverts("job_market: acceptance window over"):
         market.accept_and_submit(job_id, jobs.t(job_id), machine_id, RESULT, URI, sender=provider)
 
 
-def test_accept_and_submit__twice_or_after_accept__reverts(
-    make_provider, make_job, market, jobs, provider, user, snap
-):
+def test_accept_and_submit__twice_or_after_accept__reverts(make_provider, make_job, market, jobs, provider, user, snap):
     machine_id = make_provider(provider)
     job_id, _ = make_job(user)
     jobs.track(market.accept(job_id, jobs.t(job_id), machine_id, sender=provider))
