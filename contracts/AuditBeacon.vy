@@ -272,12 +272,19 @@ def required_members(round: uint256) -> uint256:
 @external
 @view
 def current_round() -> uint256:
+    """
+    @notice The round the chain is in now (block.timestamp // ROUND_SECONDS); a result
+            submitted now is drawn from the next one.
+    """
     return self._current_round()
 
 
 @external
 @view
 def member_count() -> uint256:
+    """
+    @notice Length of `member_list` (everyone ever added, removed members included).
+    """
     return len(self.member_list)
 
 
