@@ -15,7 +15,8 @@
         v_n -> keccak(v_n) = v_(n-1) -> ... -> v_0, commits v_0, and reveals
         the next value of its chain for a round: keccak(reveal) must equal its
         last revealed value. A reveal is accepted from the round's start
-        to REVEAL_WINDOW seconds after it. So:
+        to REVEAL_WINDOW seconds after it, and REVEAL_WINDOW < ROUND_SECONDS: the
+        windows of two rounds never overlap. So:
         - every value a member can ever reveal is fixed by its commitment, made
           at least one full round before the rounds it applies to; its only
           choice is to reveal the next value or stay silent;
@@ -96,7 +97,7 @@ ROUND_SECONDS: public(immutable(uint256))
 REVEAL_WINDOW: public(immutable(uint256))
 
 members: public(HashMap[address, Member])
-# Everyone ever added (a removed member stays listed with its window closed).
+# The members, and removed ones until a new member takes their slot (their window closed).
 member_list: public(DynArray[address, MAX_MEMBERS])
 
 # round -> XOR of the reveals so far.
@@ -132,6 +133,10 @@ event Revealed:
 def __init__(round_seconds: uint256, reveal_window: uint256):
     assert round_seconds > 0, "audit_beacon: round length is zero"
     assert reveal_window > 0, "audit_beacon: reveal window is zero"
+    # Windows must not overlap: once anyone has revealed for round r, no earlier round can take
+    # a reveal, or the last revealer of r could spend its next chain value on r - 1 and so
+    # choose between two values for r (a chain value is used per reveal, not per round).
+    assert reveal_window < round_seconds, "audit_beacon: reveal window not shorter than a round"
     access_control.__init__()
     ROUND_SECONDS = round_seconds
     REVEAL_WINDOW = reveal_window
@@ -153,8 +158,7 @@ def add_member(member: address):
     start: uint256 = self._current_round() + ACTIVATION_DELAY_ROUNDS
     m: Member = self.members[member]
     if m.active_until == 0:
-        assert len(self.member_list) < MAX_MEMBERS, "audit_beacon: too many members"
-        self.member_list.append(member)
+        self._list_member(member)
     else:
         assert m.active_until <= start, "audit_beacon: already a member"
     m.active_from = start
@@ -283,7 +287,7 @@ def current_round() -> uint256:
 @view
 def member_count() -> uint256:
     """
-    @notice Length of `member_list` (everyone ever added, removed members included).
+    @notice Length of `member_list` (members, and removed ones whose slot was not yet reused).
     """
     return len(self.member_list)
 
@@ -292,6 +296,22 @@ def member_count() -> uint256:
 @view
 def _current_round() -> uint256:
     return block.timestamp // ROUND_SECONDS
+
+
+@internal
+def _list_member(member: address):
+    # Appends `member`, or when the list is full takes the slot of a member whose window closed
+    # before the current round: every round it belonged to is past its reveal window, so its
+    # required count is either frozen (it had a reveal) or no longer read (degraded for good).
+    if len(self.member_list) < MAX_MEMBERS:
+        self.member_list.append(member)
+        return
+    now: uint256 = self._current_round()
+    for i: uint256 in range(MAX_MEMBERS):
+        if self.members[self.member_list[i]].active_until <= now:
+            self.member_list[i] = member
+            return
+    raise "audit_beacon: too many members"
 
 
 @internal

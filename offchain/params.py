@@ -119,11 +119,13 @@ class BeaconParams:
     round_seconds + reveal_window after T, which JobMarket requires the challenge window to
     exceed (so both fit inside the 60 s minimum challenge window)."""
 
-    # Operators reveal once per round that has jobs: three transactions a minute each at most.
-    round_seconds: int = 20
-    # Half a minute to get a reveal included (15 blocks at 2 s); a round revealed late is
-    # degraded and all its jobs are audited, so a short window costs audits, never safety.
-    reveal_window: int = 30
+    # Operators reveal once per round that has jobs: two transactions a minute each at most.
+    round_seconds: int = 30
+    # 20 s to get a reveal included (10 blocks at 2 s). Shorter than a round, so the windows of
+    # two rounds never overlap (a member could otherwise pick between two values for a round). A
+    # round revealed late is degraded and all its jobs are audited: a short window costs
+    # audits, never safety. On a chain with slower blocks, deploy with longer rounds.
+    reveal_window: int = 20
 
     def as_tuple(self) -> tuple[int, int]:
         return (self.round_seconds, self.reveal_window)

@@ -14,6 +14,12 @@
   (`supply`) and Settlement's `total_burned` (`settled`) since the last mark.
 - `isolated(chain)`: try something and roll it back (use it, not `chain.isolate()`).
 - `tampered(job, field)`: a copy of the struct tuple with one field altered.
+- AuditBeacon draws (the session deployment's beacon has no members, so an audited job's round
+  degrades once its reveal window closes and the job is drawn):
+  `beacon_members(beacon, accounts, deployer, chain, n)` -> [(account, HashChain)], members
+  active from the current round with committed chains; `reveal_round(chain, beacon, members,
+  round_)` moves time into the round and has each member reveal (returns the XOR of the reveals);
+  `past_reveal_window(chain, beacon, round_)` mines the first block after the round's window.
 """
 
 from contextlib import contextmanager
@@ -21,6 +27,7 @@ from contextlib import contextmanager
 import pytest
 from eth_utils import to_canonical_address
 
+from offchain.chain.beacon import HashChain
 from offchain.chain.deploy import MARKET_DUST
 from offchain.chain.jobs import commitment
 from offchain.constants import JOB_FIELDS, JobStatus
@@ -191,3 +198,66 @@ def ledger(token, market, registry, settlement, user, user2, provider, provider2
         market=market,
         registry=registry,
     )
+
+
+################################################################
+#                      AuditBeacon draws                       #
+################################################################
+
+# Reveals a test member can make before it must commit a new chain (HashChain.derive is cheap).
+TEST_CHAIN_LENGTH = 32
+
+
+def to_round(chain, beacon, round_, offset=0):
+    """The next transaction lands `offset` seconds into `round_` (time never moves back)."""
+    t = round_ * beacon.ROUND_SECONDS() + offset
+    if chain.pending_timestamp < t:
+        chain.pending_timestamp = t
+
+
+def past_reveal_window(chain, beacon, round_):
+    """Mines the first block after `round_`'s reveal window: from it on the round is ready or
+    degraded (views read the head block's time)."""
+    deadline = round_ * beacon.ROUND_SECONDS() + beacon.REVEAL_WINDOW()
+    if chain.blocks.head.timestamp <= deadline:
+        chain.mine(timestamp=deadline + 1)
+
+
+def new_chain(member, generation=b"0"):
+    return HashChain.derive(bytes.fromhex(member.address[2:]), generation, length=TEST_CHAIN_LENGTH)
+
+
+def beacon_members(beacon, accounts, deployer, chain, n):
+    """`n` fresh funded accounts made members of `beacon` (by `deployer`, its admin), each with
+    a committed hash chain; time moves to the first round in which all are active and their
+    chains apply. Returns [(account, HashChain)] for `reveal_round`."""
+    members = []
+    for _ in range(n):
+        a = accounts.generate_test_account()
+        deployer.transfer(a, 10**18)
+        beacon.add_member(a, sender=deployer)
+        hc = new_chain(a)
+        beacon.commit(hc.commitment, sender=a)
+        members.append((a, hc))
+    to_round(chain, beacon, max(beacon.members(a).pending_from for a, _ in members))
+    return members
+
+
+def next_secret(beacon, member, hc, round_):
+    """The value `member` must reveal for `round_` from its chain `hc` (its pending chain's first
+    value once that applies)."""
+    m = beacon.members(member)
+    tip = m.pending_tip if m.pending_from != 0 and round_ >= m.pending_from else m.tip
+    return hc.next_after(tip)
+
+
+def reveal_round(chain, beacon, members, round_):
+    """Moves time into `round_` (when not there yet) and has each (account, HashChain) of
+    `members` reveal its next value, in order. Returns the XOR of the reveals (bytes32)."""
+    to_round(chain, beacon, round_)
+    xor = 0
+    for a, hc in members:
+        secret = next_secret(beacon, a, hc, round_)
+        beacon.reveal(round_, secret, sender=a)
+        xor ^= int.from_bytes(secret, "big")
+    return xor.to_bytes(32, "big")

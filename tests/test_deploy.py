@@ -8,7 +8,7 @@ import ape
 import pytest
 
 from offchain.chain.deploy import DEFAULT_ADMIN_ROLE, deploy_all, role
-from offchain.params import GPU_CLASSES, MarketParams
+from offchain.params import GPU_CLASSES, BeaconParams, MarketParams
 
 
 def test_deploy__local__deployer_holds_operational_roles(deployment, deployer, registry, market, token, params):
@@ -28,13 +28,22 @@ def test_deploy__local__deployer_holds_operational_roles(deployment, deployer, r
     params_check = deployment.record["contracts"]["JobMarketParams"]
     assert market.PARAMS_CHECK() == params_check
     assert deployment.record["constructor_args"]["JobMarketParams"] == []
-    assert deployment.record["constructor_args"]["JobMarket"][:4] == [
+    beacon = deployment.beacon
+    assert deployment.record["constructor_args"]["JobMarket"][:5] == [
         token.address,
         registry.address,
         deployment.settlement.address,
         params_check,
+        beacon.address,
     ]
-    assert deployment.record["constructor_args"]["JobMarket"][4] == params.as_dict()
+    assert deployment.record["constructor_args"]["JobMarket"][5] == params.as_dict()
+    # The audit draw: AuditBeacon with the default rounds, admin the deployer, no members (the
+    # session deployment has no oracle operators: every audited job's round degrades).
+    assert deployment.record["contracts"]["AuditBeacon"] == beacon.address == market.BEACON()
+    assert deployment.record["constructor_args"]["AuditBeacon"] == list(BeaconParams().as_tuple())
+    assert (beacon.ROUND_SECONDS(), beacon.REVEAL_WINDOW()) == BeaconParams().as_tuple()
+    assert beacon.hasRole(DEFAULT_ADMIN_ROLE, deployer)
+    assert beacon.member_count() == 0
     hub = deployment.hub
     assert registry.hasRole(role("ATTESTER_ROLE"), hub)
     assert registry.hasRole(role("SLASHER_ROLE"), hub)
@@ -59,7 +68,7 @@ def test_deploy__local__deployer_holds_operational_roles(deployment, deployer, r
         assert registry.class_exists(c.class_id)
 
 
-def test_deploy__production__timelock_holds_admin_and_deployer_keeps_nothing(project, accounts):
+def test_deploy__production__timelock_holds_admin_and_deployer_keeps_nothing(project, chain, accounts):
     deployer, guardian, oracle = accounts[8], accounts[9], accounts[7]
     d = deploy_all(
         project,
@@ -100,6 +109,19 @@ def test_deploy__production__timelock_holds_admin_and_deployer_keeps_nothing(pro
     assert d.registry.hasRole(role("SLASHER_ROLE"), d.hub)
     assert d.market.PARAMS_CHECK() == d.record["contracts"]["JobMarketParams"]
     assert d.token.minters_sealed()
+    # The oracle operators are the audit beacon's members (each commits its chain itself),
+    # active two rounds after deployment; the timelock alone may change the member set.
+    beacon = d.beacon
+    assert d.record["contracts"]["AuditBeacon"] == beacon.address == d.market.BEACON()
+    operators = [a.address for a in accounts[1:4]]
+    assert [beacon.member_list(i) for i in range(beacon.member_count())] == operators
+    added = chain.blocks[chain.provider.get_receipt(d.record["tx"]["AuditBeacon"]).block_number].timestamp
+    for op in operators:
+        m = beacon.members(op)
+        assert m.active_until == 2**256 - 1 and m.tip == b"\x00" * 32
+        assert added // beacon.ROUND_SECONDS() + 2 <= m.active_from <= beacon.current_round() + 2
+    assert beacon.hasRole(DEFAULT_ADMIN_ROLE, timelock)
+    assert not beacon.hasRole(DEFAULT_ADMIN_ROLE, deployer)
 
 
 def test_deploy__production__settlement_and_emissions_are_the_only_minters_and_sealed(project, accounts):
@@ -153,7 +175,11 @@ def test_deploy__local_default__seals_minters_and_wires_params_check(project, ch
     assert params_check.MAX_FEE_BPS() == 2_000
     assert params_check.check(MarketParams().as_tuple()) is True
     assert tuple(d.market.params()) == MarketParams().as_tuple()
-    assert d.record["constructor_args"]["JobMarket"][3:] == [params_check.address, MarketParams().as_dict()]
+    assert d.record["constructor_args"]["JobMarket"][3:] == [
+        params_check.address,
+        d.beacon.address,
+        MarketParams().as_dict(),
+    ]
     # The registry's job market is the market, set once.
     assert d.registry.job_market() == d.market.address
     with ape.reverts("registry: job market already set"):

@@ -21,7 +21,7 @@ from market_helpers import (
 )
 
 from offchain.constants import MAX_BATCH, MAX_BPS, PARAM_FIELDS, JobStatus
-from offchain.params import DAY
+from offchain.params import DAY, BeaconParams
 
 # Fixtures shared by the market tests.
 snap = market_helpers.snap
@@ -46,6 +46,11 @@ def params_check(project, deployment):
     return project.JobMarketParams.at(deployment.record["contracts"]["JobMarketParams"])
 
 
+@pytest.fixture(scope="module")
+def beacon(deployment):
+    return deployment.beacon
+
+
 def _ts(chain, tx):
     return chain.blocks[tx.block_number].timestamp
 
@@ -61,7 +66,7 @@ def _params(**changes):
 ################################################################
 
 
-def test_constants__match_offchain_and_deployment(market, token, registry, settlement, params_check, params):
+def test_constants__match_offchain_and_deployment(market, token, registry, settlement, params_check, beacon, params):
     assert market.MAX_BPS() == MAX_BPS
     assert market.MAX_BATCH() == MAX_BATCH
     assert (market.MIN_WINDOW_SECONDS(), market.MAX_WINDOW_SECONDS()) == (60, MAX_WINDOW)
@@ -74,6 +79,9 @@ def test_constants__match_offchain_and_deployment(market, token, registry, settl
     assert market.TOKEN() == token.address
     assert market.REGISTRY() == registry.address
     assert market.SETTLEMENT() == settlement.address
+    # The audit draw: AuditBeacon's rounds (a result submitted at T is drawn from T // 20 + 1).
+    assert market.BEACON() == beacon.address
+    assert market.DRAW_ROUND_SECONDS() == beacon.ROUND_SECONDS() == BeaconParams().round_seconds
     assert settlement.job_market() == market.address and settlement.TOKEN() == token.address
     assert token.is_minter(settlement)  # it mints providers' pay
     assert len(PARAM_FIELDS) == 19 and PARAM_FIELDS[-1] == "min_reputation_usd"
@@ -112,7 +120,7 @@ def test_roles__local_deployment_wiring(market, registry, deployer, attacker, ro
     ],
 )
 def test_constructor__invalid_argument__reverts(
-    project, deployer, token, registry, settlement, params_check, which, message
+    project, deployer, token, registry, settlement, params_check, beacon, which, message
 ):
     args = {
         "token": token.address,
@@ -133,15 +141,22 @@ def test_constructor__invalid_argument__reverts(
             args["registry"],
             args["settlement"],
             params_check.address,
+            beacon.address,
             args["params"],
         )
 
 
-def test_constructor__valid__stores_checker_and_params(project, deployer, token, registry, settlement, params_check):
+def test_constructor__valid__stores_checker_beacon_and_params(
+    project, deployer, token, registry, settlement, params_check, beacon
+):
     p = _params(min_reputation_usd=MAX_REPUTATION_USD)
-    m = deployer.deploy(project.JobMarket, token.address, registry.address, settlement.address, params_check.address, p)
+    m = deployer.deploy(project.JobMarket, token, registry, settlement, params_check, beacon, p)
     assert m.PARAMS_CHECK() == params_check.address
+    assert (m.BEACON(), m.DRAW_ROUND_SECONDS()) == (beacon.address, beacon.ROUND_SECONDS())
     assert tuple(m.params()) == p
+    # Without a beacon there is no draw.
+    with ape.reverts("job_market: beacon is the zero address"):
+        deployer.deploy(project.JobMarket, token, registry, settlement, params_check, ZERO_ADDRESS, p)
 
 
 ################################################################
@@ -298,6 +313,33 @@ def test_set_params__at_bounds__accepted(market, params_check, deployer, changes
     assert params_check.check(_params(**changes)) is True
     market.set_params(_params(**changes), sender=deployer)
     assert tuple(market.params()) == _params(**changes)
+
+
+def test_set_params__challenge_window_must_outlast_the_audit_draw(
+    project, deployer, token, registry, settlement, params_check
+):
+    # A job's draw is decided at most ROUND_SECONDS + REVEAL_WINDOW after its submission; the
+    # challenge window must end later. The deployed beacon's 50 s is below the 60 s minimum
+    # window, so a beacon with 40 s rounds (70 s) shows the market's own bound.
+    slow = deployer.deploy(project.AuditBeacon, 40, 30)
+    latency = 70
+    reason = "job_market: challenge window ends before the audit draw"
+    assert params_check.check(_params(challenge_window=latency)) is True  # the checker's bounds pass
+
+    def deploy(window):
+        return deployer.deploy(
+            project.JobMarket, token, registry, settlement, params_check, slow, _params(challenge_window=window)
+        )
+
+    with ape.reverts(reason):
+        deploy(latency)
+    m = deploy(latency + 1)
+    for window in (60, latency):
+        with ape.reverts(reason):
+            m.set_params(_params(challenge_window=window), sender=deployer)
+    assert m.params().challenge_window == latency + 1
+    m.set_params(_params(challenge_window=latency + 2), sender=deployer)
+    assert m.params().challenge_window == latency + 2
 
 
 def test_set_params__new_windows_apply_to_later_calls(

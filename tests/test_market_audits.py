@@ -6,6 +6,11 @@ The session deployment runs with audits off (conftest.UNIT_PARAMS); this module 
 with `set_params` (module fixture `audit_params`): new providers are audited on 100% of their
 jobs unless a test lowers it, so a draw is certain where a test needs one.
 
+The draw comes from AuditBeacon (tests/test_audit_beacon.py): a job submitted during round c is
+drawn from round c + 1, which is pending until its members revealed or its reveal window closed.
+The session beacon has no members, so a round degrades once its window closes and every job with
+a non-zero audit rate is drawn (`past_reveal_window`); the ready-round test adds members.
+
 A finalized job adds to `completed` only when its USD value reaches `min_reputation_usd` ($1
 by default; conftest's jobs are exactly $1): dust jobs cannot buy a provider out of probation.
 Audits passed, failures and expiries count whatever the job's size.
@@ -16,9 +21,10 @@ from dataclasses import replace
 import ape
 import pytest
 from conftest import ACCEPT_WINDOW, COMPLETE_WITHIN, CPU, PRICE, STAKE, UNITS
-from market_helpers import ev, evs
+from market_helpers import beacon_members, ev, evs, past_reveal_window, reveal_round
 
 from offchain.chain import reports as R
+from offchain.chain.beacon import ROUND_DEGRADED, ROUND_PENDING, ROUND_READY, drawn_from_seed, round_seed
 from offchain.chain.permit import sign_permit
 from offchain.constants import MAX_BPS, ONE_TOKEN, JobStatus
 from offchain.params import MarketParams, OracleParams
@@ -70,6 +76,11 @@ def hub(deployment):
     return deployment.hub
 
 
+@pytest.fixture(scope="module")
+def beacon(deployment):
+    return deployment.beacon
+
+
 @pytest.fixture(scope="module", autouse=True)
 def audit_params(hub, deployment, deployer, pool, chain, project, registry, token, market, keeper, provider, user):
     market.set_params(AUDITS.as_tuple(), sender=deployer)
@@ -113,6 +124,12 @@ def run_to_submitted(market, jobs, make_job, machine_id, provider, user, result=
     jobs.track(market.accept(job_id, jobs.t(job_id), machine_id, sender=provider))
     jobs.track(market.submit_result(job_id, jobs.t(job_id), result, "http://p/blobs/r", sender=provider))
     return job_id
+
+
+def decide_draw(chain, beacon, jobs, job_id):
+    """Mines past the reveal window of the job's round: unrevealed (no members here), it is
+    degraded, and the job is drawn if its audit rate is not zero."""
+    past_reveal_window(chain, beacon, jobs[job_id]["draw_round"])
 
 
 ################################################################
@@ -174,70 +191,112 @@ def test_accept__collateral_above_free_stake__reverts(make_provider, make_job, m
 ################################################################
 
 
-def test_draw__certain__finalize_refused_until_audited(
-    make_provider, make_job, market, jobs, chain, keeper, provider, user
+def test_draw__certain__pending_then_degraded_and_finalize_refused_until_audited(
+    make_provider, make_job, market, beacon, jobs, chain, keeper, provider, user
 ):
     machine_id = make_provider(provider)
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
     assert jobs[job_id]["audit_bps"] == MAX_BPS
-    chain.mine(1)
+    r = jobs[job_id]["draw_round"]
+    # Its round has not started: nobody knows the draw yet, no audit can open.
+    assert tuple(beacon.draw_seed(r))[0] == ROUND_PENDING
+    assert not market.audit_drawn(job_id, jobs.t(job_id))
+    with ape.reverts("job_market: job not drawn for audit"):
+        market.open_audit(job_id, jobs.t(job_id), sender=keeper)
+    # Nobody revealed by the deadline: degraded, every audited job of the round is drawn.
+    decide_draw(chain, beacon, jobs, job_id)
+    assert tuple(beacon.draw_seed(r))[0] == ROUND_DEGRADED
     assert market.audit_drawn(job_id, jobs.t(job_id))
-    chain.pending_timestamp += AUDITS.challenge_window + 1
+    chain.pending_timestamp = jobs[job_id]["challenge_end"] + 1
     with ape.reverts("job_market: job drawn for audit"):
         market.finalize(job_id, jobs.t(job_id), sender=keeper)
 
 
 def test_draw__zero_rate__never_drawn_and_finalizes(
-    make_provider, make_job, market, jobs, chain, set_rates, keeper, provider, user
+    make_provider, make_job, market, beacon, jobs, chain, set_rates, keeper, provider, user
 ):
     set_rates(new_provider_audit_bps=0, base_audit_bps=0)
     machine_id = make_provider(provider)
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
-    chain.mine(1)
+    decide_draw(chain, beacon, jobs, job_id)  # degraded, yet p = 0 draws nothing
+    assert tuple(beacon.draw_seed(jobs[job_id]["draw_round"]))[0] == ROUND_DEGRADED
     assert not market.audit_drawn(job_id, jobs.t(job_id))
     with ape.reverts("job_market: job not drawn for audit"):
         market.open_audit(job_id, jobs.t(job_id), sender=keeper)
-    chain.pending_timestamp += AUDITS.challenge_window + 1
+    chain.pending_timestamp = jobs[job_id]["challenge_end"] + 1
     market.finalize(job_id, jobs.t(job_id), sender=keeper)
     assert market.job_status(job_id) == JobStatus.FINALIZED
 
 
-def test_draw__half_rate__about_half_of_jobs_drawn(make_provider, market, jobs, chain, set_rates, provider, user):
+def test_draw__ready_round__drawn_iff_the_seed_says_so(
+    make_provider, market, beacon, jobs, chain, accounts, deployer, set_rates, keeper, provider, user
+):
     set_rates(new_provider_audit_bps=5_000, base_audit_bps=5_000)
+    members = beacon_members(beacon, accounts, deployer, chain, 2)
     machine_id = make_provider(provider, stake=100_000 * ONE_TOKEN // 2)
     n = 40
-    tx = market.create_jobs(
+    tx = jobs.track(market.create_jobs(
         provider, CPU, [bytes([i + 1]) * 32 for i in range(n)], [UNITS] * n, PRICE, ACCEPT_WINDOW, COMPLETE_WITHIN,
         MAX_TOKENS, sender=user,
-    )  # fmt: skip
-    jobs.track(tx)
-    ids = sorted(jobs)[-n:]
+    ))  # fmt: skip
+    ids = [e["job_id"] for e in evs(tx, market.JobCreated)]
     jobs.track(market.accept_jobs(ids, [jobs.t(i) for i in ids], machine_id, sender=provider))
-    for i in ids:  # one submission per block: independent block hashes
-        jobs.track(market.submit_result(i, jobs.t(i), RESULT, "r", sender=provider))
-    chain.mine(1)
-    drawn = sum(market.audit_drawn(i, jobs.t(i)) for i in ids)
+    jobs.track(market.submit_results(ids, [jobs.t(i) for i in ids], [RESULT] * n, ["r"] * n, sender=provider))
+    r = jobs[ids[0]]["draw_round"]
+    assert {jobs[i]["draw_round"] for i in ids} == {r}
+    assert not any(market.audit_drawn(i, jobs.t(i)) for i in ids)  # pending
+    xor = reveal_round(chain, beacon, members, r)
+    seed = round_seed(xor, r)
+    assert tuple(beacon.draw_seed(r)) == (ROUND_READY, seed)
+    # One seed for the round, a draw per job: keccak(seed, job_id) % 10^4 < audit_bps.
+    want = [drawn_from_seed(seed, i, 5_000) for i in ids]
+    assert [market.audit_drawn(i, jobs.t(i)) for i in ids] == want
     # Binomial(40, 0.5): P(outside 8..32) < 1e-4.
-    assert 8 <= drawn <= 32, drawn
+    assert 8 <= sum(want) <= 32, sum(want)
+    drawn = [i for i, w in zip(ids, want, strict=True) if w]
+    spared = [i for i, w in zip(ids, want, strict=True) if not w]
+    with ape.reverts("job_market: job not drawn for audit"):
+        market.open_audit(spared[0], jobs.t(spared[0]), sender=keeper)
+    market.open_audit(drawn[0], jobs.t(drawn[0]), sender=keeper)
+    chain.pending_timestamp = jobs[ids[0]]["challenge_end"] + 1
+    with ape.reverts("job_market: job drawn for audit"):
+        market.finalize(drawn[1], jobs.t(drawn[1]), sender=keeper)
+    market.finalize_many(spared, [jobs.t(i) for i in spared], sender=keeper)
+    assert [market.job_status(i) for i in ids] == [
+        JobStatus.AUDIT if i == drawn[0] else JobStatus.SUBMITTED if w else JobStatus.FINALIZED
+        for i, w in zip(ids, want, strict=True)
+    ]
 
 
-def test_draw__lapses_after_256_blocks(make_provider, make_job, market, jobs, chain, keeper, provider, user):
+def test_draw__degraded_round__stays_drawn__audit_opens_after_the_window_and_times_out(
+    make_provider, make_job, market, beacon, jobs, chain, keeper, provider, user
+):
+    # A drawn job always has an exit: nobody opened its audit in the challenge window, the draw
+    # does not lapse (finalize keeps refusing it), and open_audit still works; without a verdict
+    # the audit times out into a normal finalize.
     machine_id = make_provider(provider)
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
-    chain.mine(1)
-    assert market.audit_drawn(job_id, jobs.t(job_id))
+    decide_draw(chain, beacon, jobs, job_id)
+    chain.mine(timestamp=jobs[job_id]["challenge_end"] + AUDITS.audit_timeout)
     chain.mine(256)
-    assert not market.audit_drawn(job_id, jobs.t(job_id))
-    chain.pending_timestamp += AUDITS.challenge_window + 1
+    assert market.audit_drawn(job_id, jobs.t(job_id))
+    with ape.reverts("job_market: job drawn for audit"):
+        market.finalize(job_id, jobs.t(job_id), sender=keeper)
+    with ape.reverts("job_market: challenge window over"):
+        market.dispute(job_id, jobs.t(job_id), sender=user)
+    tx = market.open_audit(job_id, jobs.t(job_id), sender=keeper)
+    assert ev(tx, market.AuditOpened)["audit_deadline"] == chain.blocks.head.timestamp + AUDITS.audit_timeout
+    chain.pending_timestamp = market.disputes(job_id).audit_deadline + 1
     market.finalize(job_id, jobs.t(job_id), sender=keeper)
     assert market.job_status(job_id) == JobStatus.FINALIZED
 
 
 def test_open_audit__drawn__anyone_opens_without_bond(
-    make_provider, make_job, market, jobs, chain, token, keeper, provider, user
+    make_provider, make_job, market, beacon, jobs, chain, token, keeper, provider, user
 ):
     machine_id = make_provider(provider)
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
+    decide_draw(chain, beacon, jobs, job_id)
     before = token.balanceOf(keeper)
     tx = market.open_audit(job_id, jobs.t(job_id), sender=keeper)
     e = ev(tx, market.AuditOpened)
@@ -249,26 +308,17 @@ def test_open_audit__drawn__anyone_opens_without_bond(
         market.open_audit(job_id, jobs.t(job_id), sender=keeper)
 
 
-def test_open_audit__after_challenge_window__reverts(
-    make_provider, make_job, market, jobs, chain, keeper, provider, user
-):
-    machine_id = make_provider(provider)
-    job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
-    chain.pending_timestamp += AUDITS.challenge_window + 1
-    with ape.reverts("job_market: challenge window over"):
-        market.open_audit(job_id, jobs.t(job_id), sender=keeper)
-
-
 ################################################################
 #                  verdicts through the quorum                 #
 ################################################################
 
 
 def test_verdict_valid__sampled__provider_paid_reputation_counts(
-    make_provider, make_job, market, hub, registry, jobs, chain, token, pool, keeper, provider, user
+    make_provider, make_job, market, hub, beacon, registry, jobs, chain, token, pool, keeper, provider, user
 ):
     machine_id = make_provider(provider)
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
+    decide_draw(chain, beacon, jobs, job_id)
     market.open_audit(job_id, jobs.t(job_id), sender=keeper)
     before, supply = token.balanceOf(provider), token.totalSupply()
     report, sigs = verdict(hub, chain, pool, job_id, jobs[job_id], True)
@@ -286,10 +336,11 @@ def test_verdict_valid__sampled__provider_paid_reputation_counts(
 
 
 def test_verdict_invalid__sampled__user_refunded_collateral_slashed_rate_rises(
-    make_provider, make_job, market, hub, registry, jobs, chain, token, pool, keeper, provider, user
+    make_provider, make_job, market, hub, beacon, registry, jobs, chain, token, pool, keeper, provider, user
 ):
     machine_id = make_provider(provider)
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
+    decide_draw(chain, beacon, jobs, job_id)
     market.open_audit(job_id, jobs.t(job_id), sender=keeper)
     collateral = jobs[job_id]["collateral"]
     user_before = token.balanceOf(user)
@@ -333,10 +384,11 @@ def test_verdict__dispute__reputation_records_dispute_outcome(
     ],
 )
 def test_submit_verdict__bad_report__reverts_nothing_changes(
-    make_provider, make_job, market, hub, jobs, chain, pool, keeper, provider, user, case, message
+    make_provider, make_job, market, hub, beacon, jobs, chain, pool, keeper, provider, user, case, message
 ):
     machine_id = make_provider(provider)
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
+    decide_draw(chain, beacon, jobs, job_id)
     if case != "not_in_audit":
         market.open_audit(job_id, jobs.t(job_id), sender=keeper)
     fields = {"other_result": {"result_hash": b"\x33" * 32}, "wrong_nonce": {"nonce": 1}}.get(case, {})
@@ -350,10 +402,11 @@ def test_submit_verdict__bad_report__reverts_nothing_changes(
 
 
 def test_submit_verdict__replayed__reverts(
-    make_provider, make_job, market, hub, jobs, chain, pool, keeper, provider, user
+    make_provider, make_job, market, hub, beacon, jobs, chain, pool, keeper, provider, user
 ):
     machine_id = make_provider(provider)
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
+    decide_draw(chain, beacon, jobs, job_id)
     market.open_audit(job_id, jobs.t(job_id), sender=keeper)
     report, sigs = verdict(hub, chain, pool, job_id, jobs[job_id], True)
     hub.submit_verdict(report, jobs.t(job_id), sigs, sender=keeper)
@@ -361,9 +414,12 @@ def test_submit_verdict__replayed__reverts(
         hub.submit_verdict(report, jobs.t(job_id), sigs, sender=keeper)
 
 
-def test_post_verdict__only_verifier_role(make_provider, make_job, market, jobs, keeper, attacker, provider, user):
+def test_post_verdict__only_verifier_role(
+    make_provider, make_job, market, beacon, jobs, chain, keeper, attacker, provider, user
+):
     machine_id = make_provider(provider)
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
+    decide_draw(chain, beacon, jobs, job_id)
     market.open_audit(job_id, jobs.t(job_id), sender=keeper)
     with ape.reverts():
         market.post_verdict(job_id, jobs.t(job_id), False, sender=attacker)
@@ -492,13 +548,14 @@ def test_reputation__threshold_is_the_param_at_finalize(
 
 
 def test_reputation__dust_jobs__audits_failures_disputes_and_expiries_still_count(
-    make_provider, make_job, market, hub, registry, token, jobs, chain, pool, set_rates, keeper, provider, user
+    make_provider, make_job, market, hub, beacon, registry, token, jobs, chain, pool, set_rates, keeper, provider, user
 ):
-    # New providers are audited on 100% here: every dust job is drawn.
+    # New providers are audited on 100% here: every dust job is drawn (its round degrades).
     machine_id = make_provider(provider)
 
     # A sampled audit that passes: paid and an audit passed, but not a completed job.
     passed = run_to_submitted(market, jobs, make_job, machine_id, provider, user, units=DUST_UNITS)
+    decide_draw(chain, beacon, jobs, passed)
     market.open_audit(passed, jobs.t(passed), sender=keeper)
     report, sigs = verdict(hub, chain, pool, passed, jobs[passed], True)
     tx = hub.submit_verdict(report, jobs.t(passed), sigs, sender=keeper)
@@ -507,6 +564,7 @@ def test_reputation__dust_jobs__audits_failures_disputes_and_expiries_still_coun
 
     # A sampled audit that fails: a failure, whatever the size.
     failed = run_to_submitted(market, jobs, make_job, machine_id, provider, user, units=DUST_UNITS)
+    decide_draw(chain, beacon, jobs, failed)
     market.open_audit(failed, jobs.t(failed), sender=keeper)
     report, sigs = verdict(hub, chain, pool, failed, jobs[failed], False)
     hub.submit_verdict(report, jobs.t(failed), sigs, sender=keeper)
@@ -642,14 +700,14 @@ def test_stake_required_for_default_rates_is_documented():
 
 
 def test_dispute__drawn_job__refused_so_a_provider_cannot_self_dispute(
-    make_provider, make_job, market, token, jobs, chain, attacker, keeper, provider, user
+    make_provider, make_job, market, beacon, token, jobs, chain, attacker, keeper, provider, user
 ):
     # The fuzz found it: a provider seeing its job drawn could dispute it from a second address
     # and collect the challenger's share of its own slash. Only the user may dispute now, and
     # not a drawn job either: a drawn job goes through open_audit (no bond, no challenger).
     machine_id = make_provider(provider)
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
-    chain.mine(1)
+    decide_draw(chain, beacon, jobs, job_id)
     assert market.audit_drawn(job_id, jobs.t(job_id))
     before = token.balanceOf(user)
     with ape.reverts("job_market: job drawn for audit"):

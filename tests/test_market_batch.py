@@ -21,6 +21,7 @@ from market_helpers import (
 )
 
 from offchain.constants import MAX_BATCH, MAX_BPS, ONE_TOKEN, JobStatus
+from offchain.params import BeaconParams
 
 # Fixtures shared by the market tests.
 snap = market_helpers.snap
@@ -28,6 +29,8 @@ ledger = market_helpers.ledger
 settlement = market_helpers.settlement
 
 P = UNIT_PARAMS
+# AuditBeacon's round length: a result submitted at T is drawn from round T // ROUND + 1.
+ROUND = BeaconParams().round_seconds
 T4 = 2
 MAX_TOKENS = 2**256 - 1
 # At conftest's $1 per token a job escrows its USD value in tokens.
@@ -316,7 +319,7 @@ def test_submit_results__three__submits_each(running_batch, market, token, jobs,
             "result_hash": h,
             "result_uri": uri,
             "challenge_end": challenge_end,
-            "draw_block": tx.block_number,
+            "draw_round": _ts(chain, tx) // ROUND + 1,
         }
         for i, h, uri in zip(ids, hashes, ["a", "b", "c"], strict=True)
     ]

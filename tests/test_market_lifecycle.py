@@ -44,7 +44,7 @@ from market_helpers import (
 from offchain.chain.jobs import JOB_ABI_TYPES, commitment
 from offchain.chain.price import ONE_USD
 from offchain.constants import JOB_FIELDS, MAX_BPS, ONE_TOKEN, JobStatus, MachineStatus
-from offchain.params import DAY
+from offchain.params import DAY, BeaconParams
 
 # Fixtures shared by the market tests.
 snap = market_helpers.snap
@@ -52,6 +52,8 @@ ledger = market_helpers.ledger
 settlement = market_helpers.settlement
 
 P = UNIT_PARAMS
+# AuditBeacon's round length: a result submitted at T is drawn from round T // ROUND + 1.
+ROUND = BeaconParams().round_seconds
 T4 = 2
 MAX_TOKENS = 2**256 - 1
 # The job's USD value (18 decimals); at $1 per token it escrows as many tokens.
@@ -531,7 +533,7 @@ def test_submit_result__running__records_result_and_opens_challenge_window(
         "result_hash": RESULT,
         "result_uri": "http://p/result",
         "challenge_end": challenge_end,
-        "draw_block": tx.block_number,
+        "draw_round": _ts(chain, tx) // ROUND + 1,
     }
     assert jobs[job_id]["result_hash"] == RESULT and jobs[job_id]["challenge_end"] == challenge_end
     assert_job(market, jobs, job_id, JobStatus.SUBMITTED)

@@ -3,6 +3,7 @@
 import pytest
 from conftest import PRICE, UNITS
 
+from offchain.chain.beacon import ROUND_DEGRADED, audit_draw, draw_round
 from offchain.chain.jobs import as_tuple, commitment, job_from_chain
 
 
@@ -28,13 +29,23 @@ def test_job_from_chain__unknown_job__raises_lookup_error(market):
         job_from_chain(market, 999)
 
 
-def test_audit_draw__none_before_submission_and_after_the_window(submitted_job, market, jobs, chain):
-    from offchain.chain.jobs import audit_draw
-
+def test_audit_draw__mirrors_the_market_on_the_beacon(submitted_job, market, deployment, jobs, chain):
+    """offchain.chain.beacon.audit_draw: None before submission and while the job's round is
+    pending, False at p = 0, True for an audited job of a degraded round (the session beacon has
+    no members, so every round degrades), also from `now` before a block exists past the window."""
+    beacon = deployment.beacon
     job_id, _ = submitted_job
     job = jobs[job_id]
-    chain.mine(1)
-    assert audit_draw(chain, job_id, job) is market.audit_drawn(job_id, jobs.t(job_id)) is False  # p = 0 here
-    assert audit_draw(chain, job_id, dict(job, draw_block=0)) is None
-    chain.mine(256)
-    assert audit_draw(chain, job_id, job) is None
+    r = job["draw_round"]
+    assert r == draw_round(chain.blocks.head.timestamp, beacon.ROUND_SECONDS())
+    audited = dict(job, audit_bps=5_000)  # as the job of a provider with a 50% audit rate
+    deadline = r * beacon.ROUND_SECONDS() + beacon.REVEAL_WINDOW()
+    assert audit_draw(beacon, job_id, dict(job, draw_round=0)) is None
+    assert audit_draw(beacon, job_id, audited) is None
+    assert audit_draw(beacon, job_id, audited, now=deadline) is None
+    assert audit_draw(beacon, job_id, audited, now=deadline + 1) is True
+    assert audit_draw(beacon, job_id, job) is market.audit_drawn(job_id, jobs.t(job_id)) is False  # p = 0 here
+    chain.mine(timestamp=deadline + 1)
+    assert tuple(beacon.draw_seed(r))[0] == ROUND_DEGRADED
+    assert audit_draw(beacon, job_id, audited) is True
+    assert audit_draw(beacon, job_id, job) is market.audit_drawn(job_id, jobs.t(job_id)) is False

@@ -26,6 +26,7 @@ _DRAW_LATENCY: immutable(uint256)
 
 @deploy
 def __init__(beacon: address):
+    assert beacon != empty(address), "job_market: beacon is the zero address"
     BEACON = beacon
     DRAW_ROUND_SECONDS = staticcall IAuditBeacon(beacon).ROUND_SECONDS()
     _DRAW_LATENCY = DRAW_ROUND_SECONDS + staticcall IAuditBeacon(beacon).REVEAL_WINDOW()
