@@ -88,14 +88,43 @@ class JobPhases:
         )
         self.note("every result is in: its hash is on-chain, the output is served by the provider")
 
-    def drawn(self, j: Job) -> bool:
-        from offchain.chain.jobs import audit_draw, job_from_chain
+    def draw_of(self, j: Job) -> bool | None:
+        """The job's audit draw, as the oracles and JobMarket read it: AuditBeacon's seed for the
+        job's round (`offchain.chain.beacon.audit_draw`); None while that round is pending."""
+        from offchain.chain.beacon import audit_draw
+        from offchain.chain.jobs import job_from_chain
 
-        # The on-chain draw, computed as the oracles do (offchain.oracle.jobwatch): the
-        # `audit_drawn` view runs *in* the head block on anvil and answers False there.
         job = job_from_chain(self.market, j.job_id)
         j.audit_bps = int(job["audit_bps"])
-        return bool(audit_draw(self.chain, j.job_id, job))
+        self.draw_rounds[j.job_id] = int(job["draw_round"])
+        # The next block's time: anvil's head is as old as the last transaction.
+        t = max(int(self.chain.blocks.head.timestamp), int(self.chain.pending_timestamp))
+        return audit_draw(self.d.beacon, j.job_id, job, t)
+
+    def wait_drawn(self, js: list[Job]) -> None:
+        """Waits for the beacon rounds of `js` (the operators reveal once each round starts, at
+        most ROUND_SECONDS after the submission) and sets each job's `drawn`."""
+        draws: dict[int, bool | None] = {}
+        self.draw_rounds = getattr(self, "draw_rounds", {})
+
+        def known() -> bool:
+            for j in js:
+                if draws.get(j.job_id) is None:
+                    draws[j.job_id] = self.draw_of(j)
+            return all(draws[j.job_id] is not None for j in js)
+
+        ok, _ = wait(self.console, "waiting for the operators to reveal the audit draw (AuditBeacon)", known, 90,
+                     detail=lambda: f" ({sum(v is not None for v in draws.values())} of {len(js)} known)")  # fmt: skip
+        self.checks.require(ok, "the audit draw of every job within 90 s", "some beacon rounds stayed pending")
+        for j in js:
+            j.drawn = bool(draws[j.job_id])
+        states = []
+        for r in sorted({self.draw_rounds[j.job_id] for j in js}):
+            revealed, required = (int(x) for x in self.d.beacon.round_counts(r))
+            state = "ready" if required and revealed == required else "degraded: all its jobs audited"
+            required = required or int(self.d.beacon.required_members(r))
+            states.append(f"round {r} {state} ({revealed} of {required} reveals)")
+        self.note("audit beacon: " + "; ".join(states))
 
     def checking(self) -> None:
         from offchain.client import sdk
@@ -103,12 +132,12 @@ class JobPhases:
         self.intro(
             6,
             "Checking",
-            "The chain draws about half the jobs for an oracle audit; the users re-run the "
+            "The oracle operators' commit-reveal beacon draws about half the jobs for an oracle audit "
+            "(a round after each result, so nobody knew the draw when committing); the users re-run the "
             "others themselves and dispute a mismatch, and bob disputes one honest job by mistake.",
         )
         plans = self.plans
-        for j in plans:
-            j.drawn = self.drawn(j)
+        self.wait_drawn(plans)
         # Bob's false dispute needs an honest result the draw missed (a drawn one is already
         # being audited); each extra job is one more coin flip.
         seed = 100
@@ -119,7 +148,7 @@ class JobPhases:
             seed += 1
             if not self.wait_submitted([extra], f"waiting for honest to run job {extra.job_id}"):
                 break
-            extra.drawn = self.drawn(extra)
+            self.wait_drawn([extra])
             plans.append(extra)
         drawn = [j for j in plans if j.drawn]
         self.note(f"drawn for audit: {'jobs ' + R.ids(drawn) if drawn else 'none'}")

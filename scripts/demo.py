@@ -8,8 +8,9 @@ demo" shows one):
    GPU). The deployment record goes into the run's own directory (build/demo/<time>/), and the
    child processes get it through GPUNET_DEPLOYMENT: the shared deployments/ is never touched;
 2. processes: three oracle operators (`gpunet oracle run`, quorum 2 of 3, each reporting the
-   price `fixed:1.25`) and four provider agents (`gpunet provider serve`; "honest" and
-   "cheater" also run the job worker, "cheater" with `--cheat wrong-output`);
+   price `fixed:1.25` and revealing its AuditBeacon chain for the audit draw) and four provider
+   agents (`gpunet provider serve`; "honest" and "cheater" also run the job worker, "cheater"
+   with `--cheat wrong-output`);
 3. hardware: every provider stakes and registers one machine; the operators challenge them
    (torch matmul checked with Freivalds, timed by the oracle's clock, memory proof): "liar" (a
    CPU claiming an H100) must be jailed, the three CPU machines made Active;
@@ -17,7 +18,8 @@ demo" shows one):
 5. jobs: alice and bob submit six jobs of three kinds through the client SDK (permit funding,
    spec uploaded to the provider), three to honest and three to cheater; "flaky" accepts a
    seventh and never delivers;
-6. checking: the on-chain draw picks about half the jobs for audit; the users download every
+6. checking: the audit draw (AuditBeacon: a commit-reveal among the three operators, the round
+   after each result's) picks about half the jobs for audit; the users download every
    other result, re-execute it and dispute a mismatch; bob also disputes one honest result he
    wrongly suspects (if the draw took all three, he submits one more); the oracles re-execute
    every drawn or disputed job and post JobVerdicts through OracleHub;
@@ -174,6 +176,7 @@ class Demo(JobPhases):
                 price_feed=d.price_feed,
                 emissions=d.emissions,
                 settlement=d.settlement,
+                beacon=d.beacon,
             )
             stake_operators(d.token, d.hub, self.deployer, self.operators, 1_000 * ONE_TOKEN)
             self.deployer.transfer(self.flaky, 10**18)  # gas money: generated accounts start empty

@@ -3,13 +3,14 @@ happened, on anvil with the real contracts.
 
 One module-wide story (test accounts: 0 deployer = attester and verifier, 1 provider P,
 2 provider P2, 3 user U, 9 the one-operator oracle quorum that signs prices and rewards):
-- job 1 (P, its first job: new providers are audited on 100%): drawn, audit opened, verdict
+- job 1 (P, its first job: new providers are audited on 100%): drawn (its AuditBeacon round
+  revealed by the one operator, whose `BeaconDuty` runs in the test), audit opened, verdict
   valid, finalized and settled;
 - job 2 (P, now trusted: 0%): not drawn, finalized after the challenge window;
 - job 3 (P): disputed by U, verdict invalid -> failed, P slashed (INVALID_RESULT);
 - job 4 (P): accepted, never delivered, expired -> P slashed (NO_SHOW);
 - Emissions epoch 0 ends, is finalized, its rewards root posted, P claims (in epoch 1);
-- job 5: an open job nobody accepted; job 6 (P): running; job 7 (P2): submitted, in its
+- job 5: an open job nobody accepted; job 6 (P): running; job 7 (P2): submitted, drawn, in its
   challenge window.
 The commands run in-process through click's CliRunner with `session` yielding these handles.
 """
@@ -34,6 +35,8 @@ from offchain.chain.deploy import deploy_all
 from offchain.chain.price import ONE_USD, post_price
 from offchain.constants import ONE_TOKEN, JobStatus, MachineStatus
 from offchain.economics import rewards as E
+from offchain.oracle.beacon_duty import BeaconDuty
+from offchain.oracle.store import Store
 from offchain.params import EmissionsParams, MarketParams, OracleParams
 
 pytestmark = pytest.mark.anvil
@@ -66,6 +69,17 @@ class Story:
     claimed: int
     genesis: int
     machine: int
+    duty: Any = None  # the operator's AuditBeacon reveals
+
+    def reveal_draw(self, jid: int) -> None:
+        """Mines to the start of the job's beacon round and has the operator reveal for it."""
+        r = int(self.jobs[jid]["draw_round"])
+        start = r * int(self.h.beacon.ROUND_SECONDS())
+        head = int(self.chain.blocks.head.timestamp)
+        if head < start:
+            self.warp(start - head)
+        self.duty.tick()
+        assert int(self.h.beacon.draw_seed(r)[0]) == 1, f"round {r} not revealed"
 
     def track(self, receipt):
         for jid, job in J.jobs_from_receipt(self.h.market, receipt):
@@ -130,6 +144,7 @@ def _play(s: Story) -> None:
     # 1: drawn (P's first job, 100%), audited, valid.
     j1 = _create(s, p_addr)
     _accept_submit(s, j1, P, s.machine)
+    s.reveal_draw(j1)
     s.track(m.open_audit(j1, s.t(j1), sender=d))
     s.track(m.post_verdict(j1, s.t(j1), True, sender=d))
     # 2: not drawn (P is trusted now), finalized after the challenge window.
@@ -155,6 +170,7 @@ def _play(s: Story) -> None:
     _accept_submit(s, j6, P, s.machine, submit=False)
     j7 = _create(s, s.a[P2].address)
     _accept_submit(s, j7, P2, m2)
+    s.reveal_draw(j7)
     assert [JobStatus(m.job_status(j)).name for j in range(1, 8)] == [
         "FINALIZED", "FINALIZED", "FAILED", "EXPIRED", "OPEN", "RUNNING", "SUBMITTED",
     ]  # fmt: skip
@@ -180,11 +196,19 @@ def story(tmp_path_factory):
             d.token.approve(d.hub, stake, sender=op)
             d.hub.stake(stake, sender=op)
             h = Handles(record=d.record, token=d.token, registry=d.registry, market=d.market, hub=d.hub, chain=chain,
-                        price_feed=d.price_feed, emissions=d.emissions, settlement=d.settlement)  # fmt: skip
+                        price_feed=d.price_feed, emissions=d.emissions, settlement=d.settlement,
+                        beacon=d.beacon)  # fmt: skip
             post_price(h.price_feed, chain.chain_id, [op], ONE_USD // 2, chain.blocks.head.timestamp, op)
             h.token.mint(a[U], 1_000 * ONE_TOKEN, sender=a[0])
             h.token.approve(h.market, 2**256 - 1, sender=a[U])
             s = Story(h, a, chain, {}, [], [], 0, int(d.emissions.GENESIS()), 0)
+            # The operator commits its hash chain; it is a member, and its chain applies, two
+            # rounds from now.
+            s.duty = BeaconDuty(beacon=d.beacon, market=d.market, chain=chain, store=Store(tmp / "op.sqlite"),
+                                key=op.private_key, address=op.address, sender=op, dev_chain=True,
+                                chain_length=64, refresh_below=1)  # fmt: skip
+            s.duty.tick()
+            s.warp(3 * int(d.beacon.ROUND_SECONDS()))
             s.machine = _provider(s, P)
             _play(s)
             yield s
@@ -264,7 +288,11 @@ def test_job_logs__audited_job__draw_audit_verdict_settlement(story, gpunet):
     assert _steps(tl) == ["created", "accepted", "submitted", "audit draw", "audit opened", "verdict", "finalized"]
     assert [s["time"] for s in tl["steps"]] == sorted(s["time"] for s in tl["steps"])
     draw = tl["steps"][3]["data"]
-    assert draw["drawn"] is True and draw["lapsed"] is False and draw["audit_bps"] == 10_000
+    assert draw["drawn"] is True and draw["audit_bps"] == 10_000
+    assert (draw["round"], draw["state"], draw["revealed"], draw["required"]) == (
+        story.jobs[1]["draw_round"], "ready", 1, 1,
+    )  # fmt: skip
+    assert f"beacon round {draw['round']}" in tl["steps"][3]["text"]
     acc = tl["steps"][1]["data"]["machine"]
     assert acc == {"machine_id": story.machine, "class_id": CPU, "class": "CPU", "gpu_count": 1, "vram_mb": 256}
     verdict = tl["steps"][5]

@@ -1,34 +1,11 @@
-"""The oracle's job following: the local audit-draw mirror agrees with JobMarket, cached job
-structs round-trip through SQLite, result URIs give the provider's base URL."""
+"""The oracle's job following: cached job structs round-trip through SQLite, result URIs give
+the provider's base URL. (The audit draw the service reads from AuditBeacon, and its agreement
+with JobMarket: tests/test_oracle_beacon_duty.py.)"""
 
-from dataclasses import replace
-
-from offchain.chain.jobs import as_tuple, drawn_for_audit
+from offchain.chain.jobs import as_tuple
 from offchain.constants import JobStatus
 from offchain.oracle.jobwatch import job_from_store, job_to_store, provider_urls
 from offchain.oracle.store import Store
-
-
-def test_drawn_for_audit__agrees_with_the_contract(
-    chain, market, deployer, params, make_provider, make_job, jobs, provider, user
-):
-    market.set_params(replace(params, new_provider_audit_bps=5_000).as_tuple(), sender=deployer)
-    machine = make_provider(provider)
-    ids = []
-    for _ in range(16):
-        job_id, _ = make_job(user)
-        jobs.track(market.accept(job_id, jobs.t(job_id), machine, sender=provider))
-        jobs.track(market.submit_result(job_id, jobs.t(job_id), b"\x22" * 32, "http://p/r", sender=provider))
-        ids.append(job_id)
-    chain.mine(1)  # the last draw block's hash is known only from the next block on
-    local = []
-    for job_id in ids:
-        job = jobs[job_id]
-        assert job["audit_bps"] == 5_000
-        mine = drawn_for_audit(job_id, job["audit_bps"], bytes(chain.blocks[job["draw_block"]].hash))
-        assert mine == market.audit_drawn(job_id, jobs.t(job_id)), job_id
-        local.append(mine)
-    assert any(local) and not all(local)  # 16 draws at 50%: both outcomes (all equal: p = 2^-15)
 
 
 def test_job_store__round_trip_and_status_queries(tmp_path):
@@ -49,7 +26,7 @@ def test_job_store__round_trip_and_status_queries(tmp_path):
         "result_hash": b"\x22" * 32,
         "challenge_end": 200,
         "audit_bps": 3_000,
-        "draw_block": 42,
+        "draw_round": 42,
     }
     store = Store(tmp_path / "o.sqlite")
     store.upsert_job(5, job_to_store(job), JobStatus.SUBMITTED, result_uri="http://h:1/blobs/" + "22" * 32)

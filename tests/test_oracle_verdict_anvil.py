@@ -1,6 +1,8 @@
 """Job audits end to end: anvil, 3 real `gpunet oracle run` processes (quorum 2 of 3).
 
-Every job is drawn (new providers audited at 100%). The providers' side runs in the test: each
+Every job is drawn (new providers audited at 100%) from AuditBeacon rounds that the three oracle
+services reveal (each commits its hash chain at start; the jobs are submitted once every
+commitment applies, so no round degrades). The providers' side runs in the test: each
 accepts its job, executes it with `offchain.workloads`, submits the result hash and serves the
 spec and output from a small HTTP blob server (the routes of the provider agent,
 `GET /blobs/<sha256 hex>`), registered as the machine's endpoint. The oracles must open the
@@ -32,6 +34,7 @@ import requests
 
 from offchain import workloads as W
 from offchain.chain.anvil import running_anvil
+from offchain.chain.beacon import ROUND_READY
 from offchain.chain.client import DEPLOYMENT_ENV
 from offchain.chain.deploy import deploy_all
 from offchain.chain.jobs import as_tuple, jobs_from_receipt, update_from_receipt
@@ -86,6 +89,23 @@ def _metric(text: str, name: str) -> float:
                ln.startswith(name + "{"))  # fmt: skip
 
 
+def _beacon_committed(beacon, chain, ops, devnet) -> int:
+    """Waits for every operator's service to commit its AuditBeacon chain, then moves anvil's
+    clock to the first round in which every membership and commitment applies; returns it."""
+
+    def committed() -> bool:
+        return all(int(beacon.members(o.address).pending_from) != 0 for o in ops)
+
+    devnet.wait_for(committed, 60, "every operator's AuditBeacon commitment")
+    members = [beacon.members(o.address) for o in ops]
+    first = max(max(int(m.pending_from), int(m.active_from)) for m in members)
+    behind = first * int(beacon.ROUND_SECONDS()) - int(chain.pending_timestamp)
+    if behind > 0:
+        chain.provider.make_request("evm_increaseTime", [behind])
+        chain.mine()
+    return first
+
+
 def test_audits__quorum_opens_reexecutes_and_posts_verdicts(tmp_path, monkeypatch):
     from ape import accounts, chain, networks, project
 
@@ -124,6 +144,9 @@ def test_audits__quorum_opens_reexecutes_and_posts_verdicts(tmp_path, monkeypatc
                 registry.set_offer(CPU, PRICE, sender=p)
             token.mint(user, 1_000 * ONE_TOKEN, sender=deployer)
             token.approve(market, 2**256 - 1, sender=user)
+            for i, o in enumerate(ops):
+                devnet.wait_http(f"oracle-{i}", urls[o.address])
+            first_round = _beacon_committed(d.beacon, chain, ops, devnet)
 
             challenger = a[5]
             token.mint(challenger, 1_000 * ONE_TOKEN, sender=deployer)
@@ -164,8 +187,6 @@ def test_audits__quorum_opens_reexecutes_and_posts_verdicts(tmp_path, monkeypatc
             assert jobs[disputed]["audit_bps"] == 0
             bond = market.dispute_bond(jobs[disputed]["payment"])
             market.dispute(disputed, as_tuple(jobs[disputed]), sender=challenger)
-            for i, o in enumerate(ops):
-                devnet.wait_http(f"oracle-{i}", urls[o.address])
 
             terminal = {JobStatus.FINALIZED, JobStatus.FAILED}
             deadline = time.monotonic() + 90
@@ -178,6 +199,16 @@ def test_audits__quorum_opens_reexecutes_and_posts_verdicts(tmp_path, monkeypatc
             height = chain.blocks.height + 1
             opened = {lg.job_id for lg in market.AuditOpened.range(0, height)}
             assert opened == set(jobs) - {disputed}, logs
+            # Drawn from rounds every operator revealed in (none degraded), each once the round
+            # had started: the reveal's block is never older than the round.
+            rounds = {int(jobs[j]["draw_round"]) for j in opened}
+            assert min(rounds) > first_round
+            assert all(int(d.beacon.draw_seed(r)[0]) == ROUND_READY for r in rounds), logs
+            reveals = list(d.beacon.Revealed.range(0, height))
+            for r in rounds:
+                assert {lg.member for lg in reveals if int(lg.round) == r} == {o.address for o in ops}
+            seconds = int(d.beacon.ROUND_SECONDS())
+            assert all(chain.blocks[lg.block_number].timestamp >= int(lg.round) * seconds for lg in reveals)
             verdicts = {lg.job_id: lg for lg in hub.VerdictAccepted.range(0, height)}
             assert set(verdicts) == set(jobs)
             assert all(v.signers >= 2 for v in verdicts.values())
@@ -238,6 +269,8 @@ def test_audits__quorum_opens_reexecutes_and_posts_verdicts(tmp_path, monkeypatc
                         "submitted_job_units": _metric(m, "gpunet_oracle_submitted_job_units_total"),
                         "audit_seconds_sum": _metric(m, "gpunet_oracle_audit_seconds_sum"),
                         "audits": _metric(m, "gpunet_oracle_audits_total"),
+                        "beacon_reveals": _metric(m, "gpunet_oracle_beacon_reveals_total"),
+                        "beacon_missed": _metric(m, "gpunet_oracle_beacon_rounds_missed_total"),
                     }
                 )
             for j, recs in records.items():
@@ -253,6 +286,7 @@ def test_audits__quorum_opens_reexecutes_and_posts_verdicts(tmp_path, monkeypatc
             assert 2 * len(jobs) <= total_audits < 3 * len(jobs), total_audits  # committee, not everyone
             for fig in overhead:
                 assert fig["submitted_job_units"] == sum(j["compute_units"] for j in jobs.values())
+                assert fig["beacon_reveals"] >= len(rounds) and fig["beacon_missed"] == 0
     finally:
         devnet.stop_all()
         server.httpd.shutdown()

@@ -192,7 +192,8 @@ def local_net(tmp_path: Path) -> Iterator[Net]:
             d.token.approve(d.hub, stake, sender=op)
             d.hub.stake(stake, sender=op)
             h = Handles(record=d.record, token=d.token, registry=d.registry, market=d.market, hub=d.hub, chain=chain,
-                        price_feed=d.price_feed, emissions=d.emissions, settlement=d.settlement)  # fmt: skip
+                        price_feed=d.price_feed, emissions=d.emissions, settlement=d.settlement,
+                        beacon=d.beacon)  # fmt: skip
             yield Net(tmp_path, h, a, a[0], devnet, chain)
     finally:
         devnet.stop_all()

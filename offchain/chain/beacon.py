@@ -95,6 +95,10 @@ class HashChain:
             return None
         return self.values[index + 1]
 
+    def __contains__(self, value: object) -> bool:
+        """Whether `value` (a member's on-chain tip) is one of this chain's values."""
+        return isinstance(value, (bytes, bytearray)) and bytes(value) in self._index()
+
     def remaining_after(self, tip: bytes) -> int:
         index = self._index().get(bytes(tip))
         return 0 if index is None else len(self.values) - 1 - index

@@ -311,6 +311,12 @@ def oracle_status(address, url, signer: Signer, chain: Chain, as_json: bool) -> 
             "last_attestation_block": att[-1].block_number if att else None,
             "last_verdict_block": verdicts[-1].block_number if verdicts else None,
         }
+        beacon = getattr(h, "beacon", None)
+        if beacon is not None:  # the audit draw: this operator must reveal in every drawn round
+            m = beacon.members(address)
+            out["beacon_member"] = int(m.active_until) > int(beacon.current_round())
+            out["beacon_committed"] = bytes(m.tip) != b"\x00" * 32 or int(m.pending_from) != 0
+            out["beacon_last_round"] = int(m.last_round)
     if url:
         out["health"] = _health(url)
         out["metrics_url"] = url.rstrip("/") + "/metrics"
@@ -328,6 +334,11 @@ def oracle_status(address, url, signer: Signer, chain: Chain, as_json: bool) -> 
         "attestations accepted (all)", f"{out['attestations_total']} (last in block {out['last_attestation_block']})"
     )
     t.add_row("verdicts accepted (all)", f"{out['verdicts_total']} (last in block {out['last_verdict_block']})")
+    if "beacon_member" in out:
+        state = ("no (governance adds members: AuditBeacon.add_member)" if not out["beacon_member"] else
+                 "yes, " + ("chain committed" if out["beacon_committed"] else "no chain committed yet (`oracle run` "
+                            "commits at start)") + f", last reveal in round {out['beacon_last_round']}")  # fmt: skip
+        t.add_row("audit beacon member", state)
     if "health" in out:
         t.add_row("service", str(out["health"]))
         t.add_row("metrics", out["metrics_url"])
@@ -354,8 +365,8 @@ def _health(url: str) -> str:
 @yes_option
 def oracle_admit(operator: str, threshold: int | None, signer: Signer, chain: Chain, yes: bool) -> None:
     """Governance: add OPERATOR to the quorum (OracleHub.add_operator; the signer needs OracleHub's
-    admin role: the deployer on a local chain, the Timelock on a public one) and keep the
-    threshold a strict majority."""
+    admin role: the deployer on a local chain, the Timelock on a public one), keep the threshold
+    a strict majority, and make it an AuditBeacon member (it reveals for the audit draw)."""
     acct = account(signer, chain)
     with session(chain) as h:
         hub = h.hub
@@ -381,4 +392,19 @@ def oracle_admit(operator: str, threshold: int | None, signer: Signer, chain: Ch
         tx = send("add_operator", hub.add_operator, operator, sender=acct)
         if int(hub.threshold()) != m:
             send("set_threshold", hub.set_threshold, m, sender=acct)
-    console.print(f"{operator} admitted: the quorum is {m} of {n}; tx {tx.txn_hash}")
+        beacon_note = _admit_to_beacon(h, operator, acct)
+    console.print(f"{operator} admitted: the quorum is {m} of {n}; tx {tx.txn_hash}{beacon_note}")
+
+
+def _admit_to_beacon(h, operator: str, acct) -> str:
+    """Makes the new operator an AuditBeacon member too (it reveals for the audit draw; its
+    `oracle run` commits its hash chain at start). Returns a note for the admit line."""
+    beacon = getattr(h, "beacon", None)
+    if beacon is None:
+        return ""
+    if int(beacon.members(operator).active_until) > int(beacon.current_round()):
+        return "; already an AuditBeacon member"
+    if not beacon.hasRole(b"\x00" * 32, acct.address):
+        return f"; {acct.address} lacks AuditBeacon's admin role: governance adds it there (add_member)"
+    send("add_member", beacon.add_member, operator, sender=acct)
+    return "; AuditBeacon member two rounds from now (its `oracle run` commits a hash chain at start)"

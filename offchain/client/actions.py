@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from offchain.chain.jobs import as_tuple, audit_draw
+from offchain.chain.beacon import audit_draw
+from offchain.chain.jobs import as_tuple
 from offchain.client.money import ClientError, revert_reason, tokens
 from offchain.client.sdk import _check_id, _now, _rebuild
 from offchain.constants import JobStatus
@@ -27,7 +28,7 @@ def dispute(h: Any, account: Any, job_id: int) -> Any:
         raise ClientError(
             f"job {job_id} belongs to {job['user']}: only a job's user may dispute it, not {account.address}"
         )
-    if audit_draw(h.chain, job_id, job):
+    if getattr(h, "beacon", None) is not None and audit_draw(h.beacon, job_id, job, _now(h)):
         raise ClientError(
             f"job {job_id} was drawn for audit: the oracle quorum re-executes it anyway, so a dispute "
             "is neither needed nor accepted; follow it with `gpunet job status`"

@@ -14,8 +14,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from offchain.chain.beacon import ROUND_DEGRADED, ROUND_READY, audit_draw
 from offchain.chain.events import logs
-from offchain.chain.jobs import DRAW_HORIZON_BLOCKS, apply_event, as_tuple, drawn_for_audit, job_from_created
+from offchain.chain.jobs import apply_event, as_tuple, job_from_created
 from offchain.client.sdk import ClientError, fmt_usd, tokens
 from offchain.constants import TERMINAL_JOB_STATUSES, JobStatus
 
@@ -250,33 +251,63 @@ def _step(h: Any, lg: Any, times: BlockTimes, t_now: int) -> dict:
             "tx": _hex(lg.transaction_hash), "text": text, "data": a}  # fmt: skip
 
 
-def audit_draw_state(h: Any, job_id: int, job: dict, opened: bool) -> dict:
-    """Whether the submitted job was drawn for audit, from its draw block's hash (readable from
-    the node for any past block): drawn, not drawn, or drawn but the 256-block window lapsed
-    with no audit opened (the job then finalizes as usual)."""
-    draw_block, bps, head = int(job["draw_block"]), int(job["audit_bps"]), int(h.chain.blocks.height)
-    drawn = bps > 0 and drawn_for_audit(job_id, bps, bytes(h.chain.blocks[draw_block].hash))
-    lapsed = drawn and not opened and head > draw_block + DRAW_HORIZON_BLOCKS
-    if not drawn:
-        text = f"not drawn for audit (audit rate {bps / 100:g}%)"
-    elif lapsed:
-        text = (f"drawn for audit, but the draw window lapsed (no audit opened by block "
-                f"{draw_block + DRAW_HORIZON_BLOCKS}): the job finalizes as usual")  # fmt: skip
-    elif opened:
-        text = f"drawn for audit (audit rate {bps / 100:g}%)"
+def audit_draw_state(h: Any, job_id: int, job: dict, opened: bool, t_now: int | None = None) -> dict:
+    """The submitted job's audit draw, from AuditBeacon's round `draw_round`: the round's state
+    ("ready": every member revealed, the seed is known; "degraded": the reveal window closed
+    first, so every job drawn from it is audited; "pending": reveals still due), its reveals so
+    far and the members required, its reveal deadline, and whether the job was drawn (None while
+    pending; False at an audit rate of 0 whatever the round)."""
+    t_now = now(h) if t_now is None else t_now
+    round_, bps = int(job["draw_round"]), int(job["audit_bps"])
+    beacon = getattr(h, "beacon", None)
+    d: dict[str, Any] = {"round": round_, "audit_bps": bps, "state": None, "revealed": None, "required": None,
+                         "reveal_deadline": None, "drawn": False if bps == 0 else None}  # fmt: skip
+    if beacon is not None:
+        state, _ = beacon.draw_seed(round_)
+        revealed, required = (int(x) for x in beacon.round_counts(round_))
+        deadline = round_ * int(beacon.ROUND_SECONDS()) + int(beacon.REVEAL_WINDOW())
+        name = {ROUND_READY: "ready", ROUND_DEGRADED: "degraded"}.get(int(state), "pending")
+        if name == "pending" and t_now > deadline:
+            name = "degraded"  # no block since the window closed (a dev chain mines on transactions)
+        d.update(state=name, revealed=revealed, required=required or int(beacon.required_members(round_)),
+                 reveal_deadline=deadline)  # fmt: skip
+        if bps:
+            d["drawn"] = audit_draw(beacon, job_id, job, t_now)
+    rate, r = f"audit rate {bps / 100:g}%", f"beacon round {round_}"
+    if d["drawn"] is None and d["state"] == "pending":
+        text = (f"audit draw pending ({rate}): {r} has {d['revealed']} of {d['required']} reveals, due by "
+                f"{when(d['reveal_deadline'], t_now)}")  # fmt: skip
+    elif d["drawn"] is None:
+        text = f"audit draw unknown ({rate}): the deployment record has no AuditBeacon"
+    elif not d["drawn"]:
+        text = f"not drawn for audit ({rate}, {r})"
+    elif d["state"] == "degraded":
+        text = (f"drawn for audit ({rate}): {r} was not fully revealed by {fmt_time(d['reveal_deadline'])} "
+                f"({d['revealed']} of {d['required']} reveals), so every job drawn from it is audited")  # fmt: skip
     else:
-        text = (f"drawn for audit (audit rate {bps / 100:g}%): an oracle operator opens it before the challenge "
-                "window ends")  # fmt: skip
-    return {"drawn": drawn, "lapsed": lapsed, "draw_block": draw_block, "audit_bps": bps,
-            "horizon_block": draw_block + DRAW_HORIZON_BLOCKS, "text": text}  # fmt: skip
+        text = f"drawn for audit ({rate}, {r})"
+    if d["drawn"] and not opened:
+        text += "; an oracle operator opens the audit"
+    d["text"] = text
+    return d
 
 
-def _draw_step(h: Any, job_id: int, job: dict, found: list[Any], times: BlockTimes) -> dict:
+def _draw_step(h: Any, job_id: int, job: dict, found: list[Any], times: BlockTimes, t_now: int) -> dict:
+    """The draw as a step: when its round's last reveal landed (ready), when its reveal window
+    closed (degraded), else (pending, or no audit) with the submission."""
     opened = any(lg.event_name == "AuditOpened" for lg in found)
-    d = audit_draw_state(h, job_id, job, opened)
+    d = audit_draw_state(h, job_id, job, opened, t_now)
     sub = next(lg for lg in found if lg.event_name == "ResultSubmitted")
-    return {"event": "audit draw", "block": d["draw_block"], "time": times[d["draw_block"]],
-            "tx": _hex(sub.transaction_hash), "text": d.pop("text"), "data": d}  # fmt: skip
+    block, tx = int(sub.block_number), _hex(sub.transaction_hash)
+    at = times[block]
+    if d["state"] == "ready":
+        reveals = logs(h, h.beacon.Revealed, round=d["round"])
+        if reveals:
+            block, tx = int(reveals[-1].block_number), _hex(reveals[-1].transaction_hash)
+            at = times[block]
+    elif d["state"] == "degraded":
+        at = max(at, int(d["reveal_deadline"]))
+    return {"event": "audit draw", "block": block, "time": at, "tx": tx, "text": d.pop("text"), "data": d}
 
 
 def rebuild(h: Any, job_id: int, found: list[Any]) -> dict:
@@ -300,8 +331,8 @@ def timeline(h: Any, job_id: int) -> dict:
     times, t_now = BlockTimes(h), now(h)
     steps = [_step(h, lg, times, t_now) for lg in found]
     draw = None
-    if int(job["draw_block"]):
-        draw = _draw_step(h, job_id, job, found, times)
+    if int(job["draw_round"]):
+        draw = _draw_step(h, job_id, job, found, times, t_now)
         at = next(i for i, s in enumerate(steps) if s["event"] == "submitted")
         steps.insert(at + 1, draw)
     plain_job = {k: _plain(v) for k, v in job.items()}
@@ -347,10 +378,13 @@ def _wait_running(h: Any, job_id: int, job: dict, draw: dict | None, t_now: int)
 
 def _wait_submitted(h: Any, job_id: int, job: dict, draw: dict | None, t_now: int) -> tuple[int, str]:
     end = int(job["challenge_end"])
-    if draw and draw["drawn"] and not draw["lapsed"]:
-        return end, (f"drawn for audit: waiting for an oracle operator to open the audit, until {when(end, t_now)}; "
-                     f"the job cannot be finalized before the draw lapses at block {draw['horizon_block']} (now "
-                     f"{int(h.chain.blocks.height)})")  # fmt: skip
+    if draw and draw["drawn"]:
+        return end, (f"drawn for audit: waiting for an oracle operator to open the audit (challenge window "
+                     f"until {when(end, t_now)}); the job cannot be finalized until its audit ends")  # fmt: skip
+    if draw and draw["drawn"] is None and draw["state"] == "pending":
+        return end, (f"audit draw pending: beacon round {draw['round']} is revealed by "
+                     f"{when(draw['reveal_deadline'], t_now)} (or every job of it is audited); challenge window "
+                     f"until {when(end, t_now)}: anyone may `gpunet job dispute {job_id}`")  # fmt: skip
     if t_now <= end:
         return end, (f"challenge window until {when(end, t_now)}: anyone may `gpunet job dispute {job_id}`; then "
                      "anyone may finalize (the provider's agent does)")  # fmt: skip

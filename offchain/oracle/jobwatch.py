@@ -38,11 +38,14 @@ TERMINAL_EVENTS = {
 _BLOB_URI = re.compile(r"^(https?://.+?)/blobs/[0-9a-fA-F]{64}/?$")
 
 
-def market_logs(market: Any, provider: Any, start: int, stop: int) -> list[Any]:
-    """Every MARKET_EVENTS log of `market` in blocks [start, stop], in chain order, from one query."""
+def market_logs(
+    market: Any, provider: Any, start: int, stop: int, events: tuple[str, ...] = MARKET_EVENTS
+) -> list[Any]:
+    """Every `events` log (default: MARKET_EVENTS) of `market` in blocks [start, stop], in chain
+    order, from one query."""
     from ape.types import LogFilter
 
-    abis = [getattr(market, name).abi for name in MARKET_EVENTS]
+    abis = [getattr(market, name).abi for name in events]
     selectors = [encode_hex(keccak(text=abi.selector)) for abi in abis]
     flt = LogFilter(
         addresses=[market.address], events=abis, topic_filter=[selectors], start_block=start, stop_block=stop

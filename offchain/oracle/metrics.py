@@ -85,3 +85,19 @@ class Metrics:
         self.rewards_built = Counter(
             "gpunet_oracle_rewards_built", "Epoch rewards trees built from the chain", registry=self.registry
         )
+        self.beacon_reveals = Counter(
+            "gpunet_oracle_beacon_reveals", "AuditBeacon reveals this operator sent", registry=self.registry
+        )
+        self.beacon_rounds_missed = Counter(
+            "gpunet_oracle_beacon_rounds_missed",
+            "AuditBeacon rounds with drawn jobs this operator could not reveal in (degraded: all audited)",
+            registry=self.registry,
+        )
+        self.beacon_commits = Counter(
+            "gpunet_oracle_beacon_commits", "AuditBeacon hash chains this operator committed", registry=self.registry
+        )
+        self.beacon_chain_left = Gauge(
+            "gpunet_oracle_beacon_chain_left",
+            "Values left on the operator's committed hash chain",
+            registry=self.registry,
+        )

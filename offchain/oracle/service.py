@@ -23,9 +23,10 @@ Loop (every `poll_s`):
 
 4. Jobs (JobMarket events, followed in the same loop with a cursor of their own, one
    `eth_getLogs` per batch, job structs cached in SQLite, see `jobwatch`): a Submitted job
-   that the draw selected (`offchain.chain.jobs.drawn_for_audit`, the contract's rule computed from the
-   draw block's hash) is moved into Audit by its leader
-   (`open_audit`; a revert because another operator was first is harmless). The job's
+   that the draw selected (AuditBeacon's seed for the job's `draw_round`, or every job of a
+   round degraded for want of reveals: `offchain.chain.beacon`) is moved into Audit by its
+   leader (`open_audit`; a revert because another operator was first is harmless). The
+   reveals themselves (7.) run on their own thread: `beacon_duty`. The job's
    **audit committee** -- `threshold` operators in rotation order from the job's first leader --
    audits it at once on a background thread with `auditor.audit_job` (fetch spec/inputs/output
    from the provider, re-execute, compare, escalate to a third execution before "invalid") and
@@ -80,10 +81,15 @@ transaction per report (~84k gas with 2 signatures, ~10k per extra signature) in
    GET /rewards/<epoch>/<provider> (leaf fields and Merkle proof). Uptime epochs must be
    Emissions' epochs for the availability part: `emissions_epochs` (`--emissions-epochs`).
 
+7. Audit beacon (AuditBeacon, `beacon_duty`): the operator commits a hash chain derived from its
+   key and reveals its next value for every round that submitted jobs are drawn from, once the
+   round has started on-chain and within the reveal window.
+
 Where the parts live: this module holds the loop, configuration, metrics, the chain following,
 uptime, the shared co-signing machinery (`_gather`, `_sign_report`, `_submit`) and the HTTP
 server; `attestations` (2), `verdicts` (4), `price_rounds` (5) and `rewards_rounds` (6) are
-mixins of `OracleService`, constants and helpers they share are in `common`.
+mixins of `OracleService`, `beacon_duty` (7) runs beside it on a thread, constants and helpers
+they share are in `common`.
 
 Metrics (Prometheus text format) at GET /metrics; GET /health answers {"ok": ...}. A circuit
 breaker stops the service when an invariant it relies on breaks (the chain id or the hub
@@ -116,6 +122,7 @@ from offchain.chain.reports import (
     verdict_typed_data,
 )
 from offchain.economics import rewards as RW
+from offchain.oracle import beacon_duty
 from offchain.oracle.attestations import AttestationsMixin
 from offchain.oracle.common import (  # noqa: F401 - PRICE_CLOCK_SLACK_S is re-exported (tests)
     OUTCOME_CODES,
@@ -275,6 +282,7 @@ class OracleService(AttestationsMixin, VerdictsMixin, PriceRoundsMixin, RewardsR
                 self.cfg.epoch_seconds = int(h.emissions.EPOCH_SECONDS())
             self.sender = self._sender()
             threading.Thread(target=self._audit_worker, name="audit", daemon=True).start()
+            self.beacon_duty = beacon_duty.start_for_service(self)  # reveals on a thread of their own
             self.server = start_http(self)
             self.port = self.server.server_address[1]
             log.info(

@@ -11,7 +11,8 @@ import json
 import queue
 import time
 
-from offchain.chain.jobs import DRAW_HORIZON_BLOCKS, as_tuple, drawn_for_audit
+from offchain.chain.beacon import ROUND_DEGRADED, ROUND_READY, drawn_from_seed
+from offchain.chain.jobs import as_tuple
 from offchain.constants import JobStatus
 from offchain.oracle import jobwatch
 from offchain.oracle.common import (
@@ -44,10 +45,8 @@ class VerdictsMixin:
 
     def jobs_round(self, now: int, clock: int) -> None:
         """Draws, audit openings, own audits and verdicts for the jobs this operator follows."""
-        with self._chain_lock:
-            head = self.h.chain.blocks.height
         for row in self.store.jobs_with_status(JobStatus.SUBMITTED):
-            self._check_draw(row, head, now, clock)
+            self._check_draw(row, clock)
         for row in self.store.jobs_with_status(JobStatus.AUDIT):
             if now > row["audit_deadline"]:
                 continue  # too late for a verdict: anyone may finalize it now (provider paid)
@@ -64,21 +63,51 @@ class VerdictsMixin:
         m = max(1, min(len(ops), int(getattr(self, "threshold", 1) or 1)))
         return [ops[(job_id + i) % len(ops)] for i in range(m)]
 
-    def _check_draw(self, row: dict, head: int, now: int, clock: int) -> None:
-        job_id, job = row["job_id"], row["job"]
-        draw_block = int(job["draw_block"])
-        if row["drawn"] is None:
-            if head > draw_block + DRAW_HORIZON_BLOCKS or head < draw_block:
-                self.store.set_job_fields(job_id, drawn=0)  # the selection lapsed (or a reorg)
-                return
+    def _draw_timing(self) -> tuple[int, int]:
+        """AuditBeacon's (ROUND_SECONDS, REVEAL_WINDOW), read once."""
+        if getattr(self, "_beacon_timing", None) is None:
             with self._chain_lock:
-                block_hash = bytes(self.h.chain.blocks[draw_block].hash)
-            drawn = drawn_for_audit(job_id, int(job["audit_bps"]), block_hash)
-            self.store.set_job_fields(job_id, drawn=int(drawn))
-            row = dict(row, drawn=int(drawn))
-        if not row["drawn"] or now > int(job["challenge_end"]) or head >= draw_block + DRAW_HORIZON_BLOCKS:
-            return
-        if self.leader_for(job_id, 0, clock - row["submitted_at"]) != self.address:
+                self._beacon_timing = (int(self.h.beacon.ROUND_SECONDS()), int(self.h.beacon.REVEAL_WINDOW()))
+        return self._beacon_timing
+
+    def _draw(self, job_id: int, job: dict, clock: int) -> bool | None:
+        """Whether the job was drawn for audit, from AuditBeacon's seed for its round: True/False
+        once the round is ready or degraded on-chain (then stored: it never changes), True while
+        the head still says pending but `clock` is past the reveal window (a dev chain's head
+        lags: the `open_audit` transaction's block sees the round degraded), else None (pending:
+        asked again next cycle)."""
+        if int(job["audit_bps"]) == 0:
+            self.store.set_job_fields(job_id, drawn=0)
+            return False
+        if getattr(self.h, "beacon", None) is None:
+            return None
+        round_ = int(job["draw_round"])
+        with self._chain_lock:
+            state, seed = self.h.beacon.draw_seed(round_)
+        if int(state) == ROUND_READY:
+            drawn = drawn_from_seed(bytes(seed), job_id, int(job["audit_bps"]))
+        elif int(state) == ROUND_DEGRADED:
+            drawn = True
+        else:
+            seconds, window = self._draw_timing()
+            return True if clock > round_ * seconds + window else None
+        self.store.set_job_fields(job_id, drawn=int(drawn))
+        log.info(json.dumps({"event": "audit_draw", "job_id": job_id, "round": round_, "drawn": drawn,
+                             "degraded": int(state) == ROUND_DEGRADED}))  # fmt: skip
+        return drawn
+
+    def _check_draw(self, row: dict, clock: int) -> None:
+        """Opens the audit of a drawn Submitted job when this operator leads it (JobMarket accepts
+        `open_audit` also after the challenge window: a drawn job has no other exit)."""
+        job_id, job = row["job_id"], row["job"]
+        drawn = row["drawn"]
+        if drawn is None:
+            drawn = self._draw(job_id, job, clock)
+        if not drawn:
+            return  # not drawn, or its round still pending (asked again next cycle)
+        # The draw is known from the round's start at the earliest: leaders rotate from there.
+        round_start = int(job["draw_round"]) * self._draw_timing()[0]
+        if self.leader_for(job_id, 0, clock - max(int(row["submitted_at"]), round_start)) != self.address:
             return
         with self._chain_lock:
             try:

@@ -27,10 +27,11 @@ challenges on its own threads):
    store `output_bytes(out)` in the blob store, and `submit_result(job_id, job, sha256,
    "<url>/blobs/<hex>")`, where <url> is `--public-url` or the machine's registered endpoint.
 4. Finalize its own jobs once the challenge window is over (status still Submitted, not drawn
-   for audit) or an audit's deadline passed without a verdict: `finalize_many` for several,
-   so the provider is paid without waiting for a keeper. The escrow is burned and Settlement
-   mints the pay (the job's USD value minus the fee at the settlement price, at most the
-   escrow minus the fee); the `paid` log line reports what its `Settled` events minted.
+   for audit: AuditBeacon's round is final by then; never while it is pending) or an audit's
+   deadline passed without a verdict: `finalize_many` for several, so the provider is paid
+   without waiting for a keeper. The escrow is burned and Settlement mints the pay (the job's
+   USD value minus the fee at the settlement price, at most the escrow minus the fee); the
+   `paid` log line reports what its `Settled` events minted.
 
 Deadlines use max(chain time, wall clock): a dev chain mines only on transactions, so its
 head's timestamp lags while it idles; a new block is never older than the wall clock.
@@ -63,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 from offchain import workloads
+from offchain.chain.beacon import audit_draw
 from offchain.chain.jobs import ZERO_ADDRESS, apply_event, as_tuple, job_from_chain, job_from_created
 from offchain.constants import MAX_BATCH, JobStatus, MachineStatus
 from offchain.provider.blobs import BlobStore
@@ -496,7 +498,7 @@ class JobWorker:
                 job = self.jobs[jid] = self._rebuild(jid)
             status = JobStatus(m.job_status(jid))
             if status == JobStatus.SUBMITTED:
-                if now > job["challenge_end"] and not m.audit_drawn(jid, as_tuple(job)):
+                if now > job["challenge_end"] and self._draw(jid, job, now) is False:
                     ready.append(jid)
             elif status == JobStatus.AUDIT:
                 if now > int(m.disputes(jid).audit_deadline):
@@ -523,6 +525,15 @@ class JobWorker:
                     continue
                 self._log_paid([jid], receipt)
                 self._done(jid, "finalized by us")
+
+    def _draw(self, jid: int, job: dict, now: int) -> bool | None:
+        """The job's audit draw from AuditBeacon (`offchain.chain.beacon.audit_draw`): None while
+        its round is pending (no finalize is tried then: the chain would refuse it as soon as the
+        round turned out drawn or degraded), True when drawn (the oracles audit it)."""
+        beacon = getattr(self.h, "beacon", None)
+        if beacon is None:  # a deployment record from before the beacon
+            return bool(self.h.market.audit_drawn(jid, as_tuple(job)))
+        return audit_draw(beacon, jid, job, now)
 
     def _log_paid(self, job_ids: list[int], receipt: Any) -> None:
         """Logs what Settlement minted this provider in a finalize transaction (its `Settled`
