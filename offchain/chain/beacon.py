@@ -23,7 +23,7 @@ ROUND_PENDING = 0
 ROUND_READY = 1
 ROUND_DEGRADED = 2
 # How many reveals one hash chain serves before the member commits a new one. At one reveal per
-# 20 s round that has jobs, 2**16 lasts 15 days of continuous load; the chain is rebuilt from the
+# 30 s round that has jobs, 2**16 lasts 22 days of continuous load; the chain is rebuilt from the
 # operator's key in about a tenth of a second.
 CHAIN_LENGTH = 2**16
 
