@@ -20,7 +20,7 @@
         - every value a member can ever reveal is fixed by its commitment, made
           at least one full round before the rounds it applies to; its only
           choice is to reveal the next value or stay silent;
-        - the round's seed is keccak(XOR of all members' reveals, round): no one
+        - the round's seed is keccak(XOR of keccak(member, reveal), round): no one
           knows it until the last member has revealed, which happens after
           every result drawn from that round was committed;
         - a round that is not fully revealed by its deadline is degraded and
@@ -100,7 +100,7 @@ members: public(HashMap[address, Member])
 # The members, and removed ones until a new member takes their slot (their window closed).
 member_list: public(DynArray[address, MAX_MEMBERS])
 
-# round -> XOR of the reveals so far.
+# round -> XOR of keccak256(abi_encode(member, reveal)) over the reveals so far.
 round_xor: public(HashMap[uint256, bytes32])
 # round -> reveals so far (low 128 bits) | members required (high 128 bits), the latter
 # fixed at the round's first reveal.
@@ -155,12 +155,15 @@ def add_member(member: address):
     """
     access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
     assert member != empty(address), "audit_beacon: member is the zero address"
-    start: uint256 = self._current_round() + ACTIVATION_DELAY_ROUNDS
+    now: uint256 = self._current_round()
+    start: uint256 = now + ACTIVATION_DELAY_ROUNDS
     m: Member = self.members[member]
     if m.active_until == 0:
         self._list_member(member)
     else:
-        assert m.active_until <= start, "audit_beacon: already a member"
+        # Only once its last window has closed (or if it never opened): re-adding it earlier
+        # would move `active_from` and drop it from rounds whose jobs may already be submitted.
+        assert m.active_until <= now or m.active_from == m.active_until, "audit_beacon: already a member"
     m.active_from = start
     m.active_until = _OPEN_ENDED
     self.members[member] = m
@@ -230,7 +233,9 @@ def reveal(round: uint256, secret: bytes32):
     if counts == 0:
         counts = self._required(round) << 128
     self._round_counts[round] = counts + 1
-    self.round_xor[round] = self.round_xor[round] ^ secret
+    # Each reveal enters bound to its member: a member that copied another's (public)
+    # commitment and reveals the same values cannot cancel them out of the XOR.
+    self.round_xor[round] = self.round_xor[round] ^ keccak256(abi_encode(msg.sender, secret))
     log Revealed(round=round, member=msg.sender, secret=secret)
 
 
@@ -242,7 +247,7 @@ def reveal(round: uint256, secret: bytes32):
 @view
 def draw_seed(round: uint256) -> (uint8, bytes32):
     """
-    @notice The round's state and seed: (ROUND_READY, keccak256(abi_encode(XOR of reveals,
+    @notice The round's state and seed: (ROUND_READY, keccak256(abi_encode(round_xor(round),
             round))) once every member revealed; (ROUND_DEGRADED, 0) when the reveal window
             closed first (every job drawn from it is audited); else (ROUND_PENDING, 0).
     """
@@ -308,7 +313,10 @@ def _list_member(member: address):
         return
     now: uint256 = self._current_round()
     for i: uint256 in range(MAX_MEMBERS):
-        if self.members[self.member_list[i]].active_until <= now:
+        old: address = self.member_list[i]
+        if self.members[old].active_until <= now:
+            # The evicted member is forgotten: if it is ever added again it is listed again.
+            self.members[old] = empty(Member)
             self.member_list[i] = member
             return
     raise "audit_beacon: too many members"

@@ -253,11 +253,14 @@ def next_secret(beacon, member, hc, round_):
 
 def reveal_round(chain, beacon, members, round_):
     """Moves time into `round_` (when not there yet) and has each (account, HashChain) of
-    `members` reveal its next value, in order. Returns the XOR of the reveals (bytes32)."""
+    `members` reveal its next value, in order. Returns the XOR of their `reveal_share`s (bytes32),
+    which is the round's `round_xor` when they are all its reveals."""
+    from offchain.chain.beacon import reveal_share
+
     to_round(chain, beacon, round_)
     xor = 0
     for a, hc in members:
         secret = next_secret(beacon, a, hc, round_)
         beacon.reveal(round_, secret, sender=a)
-        xor ^= int.from_bytes(secret, "big")
+        xor ^= int.from_bytes(reveal_share(a.address, secret), "big")
     return xor.to_bytes(32, "big")

@@ -33,6 +33,7 @@ from offchain.chain.beacon import (
     ROUND_READY,
     draw_round,
     drawn_from_seed,
+    reveal_share,
     round_seed,
 )
 from offchain.chain.deploy import DEFAULT_ADMIN_ROLE
@@ -167,22 +168,29 @@ def test_add_member__at_most_max_members__a_closed_slot_is_reused(project, deplo
         fresh.add_member(a, sender=deployer)
     with ape.reverts("audit_beacon: too many members"):
         fresh.add_member(f"0x{17:040x}", sender=deployer)
+    chain.pending_timestamp += 3 * R  # their windows are open
     # A removed member keeps its slot while its window may still matter (its last round c + 1
-    # can still take reveals); re-adding it takes no other slot.
+    # can still take reveals), and cannot be re-added before the removal took effect (that would
+    # move its `active_from` and drop it from rounds whose jobs may already be submitted).
     fresh.remove_member(addresses[0], sender=deployer)
     with ape.reverts("audit_beacon: too many members"):
         fresh.add_member(f"0x{17:040x}", sender=deployer)
-    fresh.add_member(addresses[0], sender=deployer)
+    with ape.reverts("audit_beacon: already a member"):
+        fresh.add_member(addresses[0], sender=deployer)
     assert fresh.member_count() == 16
-    assert fresh.members(addresses[0]).active_until == OPEN_ENDED
     # Once its window has closed, a newcomer takes its slot: the list never fills up for good.
     tx = fresh.remove_member(addresses[1], sender=deployer)
     until = fresh.members(addresses[1]).active_until
     chain.pending_timestamp = until * R
     fresh.add_member(f"0x{17:040x}", sender=deployer)
     assert fresh.member_count() == 16
-    assert fresh.member_list(1) == f"0x{17:040x}"
+    assert fresh.member_list(0) == f"0x{17:040x}"  # addresses[0]'s window closed first
     assert fresh.members(f"0x{17:040x}").active_from > _round_of(chain, tx)
+    # The evicted member is forgotten; added again, it is listed again (and counted).
+    assert fresh.members(addresses[0]).active_until == 0
+    fresh.add_member(addresses[0], sender=deployer)
+    assert fresh.member_list(1) == addresses[0]  # addresses[1]'s closed slot
+    assert fresh.required_members(fresh.members(addresses[0]).active_from) == 16
 
 
 def test_remove_member__self_or_admin__applies_two_rounds_later(beacon, chain, deployer, attacker, trio):
@@ -247,7 +255,7 @@ def test_commit__applies_two_rounds_later_replaced_within_the_round(beacon, chai
     m = beacon.members(a)
     assert (m.tip, m.pending_tip, m.pending_from) == (hc.commitment, c3.commitment, c + 2)
     # Round c + 1 from the current chain, c + 2 from the new one.
-    assert reveal_round(chain, beacon, [(a, hc)], c + 1) == hc.values[1]
+    assert reveal_round(chain, beacon, [(a, hc)], c + 1) == reveal_share(a.address, hc.values[1])
     reveal_round(chain, beacon, [(a, c3)], c + 2)
     m = beacon.members(a)
     assert (m.tip, m.pending_tip, m.pending_from, m.last_round) == (c3.values[1], ZERO32, 0, c + 2)
@@ -278,7 +286,7 @@ def test_reveal__every_member__ready_seed_matches_offchain(beacon, chain, trio):
         assert tuple(beacon.round_counts(r)) == (i + 1, 3)
         m = beacon.members(a)
         assert (m.tip, m.last_round) == (secret, r)
-        xor ^= int.from_bytes(secret, "big")
+        xor ^= int.from_bytes(reveal_share(a.address, secret), "big")
     xor = xor.to_bytes(32, "big")
     assert bytes(beacon.round_xor(r)) == xor
     assert seed_of(beacon, r) == (ROUND_READY, round_seed(xor, r))
@@ -447,7 +455,7 @@ def test_attack_withhold_reveal_to_escape_an_audit__round_degrades_and_every_job
     (a, hc), *honest = trio
     others = reveal_round(chain, beacon, honest, r)
     mine = next_secret(beacon, a, hc, r)
-    xor = (int.from_bytes(others, "big") ^ int.from_bytes(mine, "big")).to_bytes(32, "big")
+    xor = (int.from_bytes(others, "big") ^ int.from_bytes(reveal_share(a.address, mine), "big")).to_bytes(32, "big")
     seed = round_seed(xor, r)
     would_draw = [drawn_from_seed(seed, i, AUDIT_BPS) for i in ids]
     with isolated(chain):  # revealing: exactly the jobs the seed draws
@@ -486,7 +494,8 @@ def test_attack_add_or_remove_member_mid_round__required_count_unchanged(beacon,
             beacon.reveal(r, b"\x01" * 32, sender=newcomer)
     assert seed_of(beacon, r)[0] == ROUND_PENDING
     xor = reveal_round(chain, beacon, [trio[0], trio[2]], r)
-    xor = (int.from_bytes(xor, "big") ^ int.from_bytes(beacon.members(trio[1][0]).tip, "big")).to_bytes(32, "big")
+    share = reveal_share(trio[1][0].address, beacon.members(trio[1][0]).tip)
+    xor = (int.from_bytes(xor, "big") ^ int.from_bytes(share, "big")).to_bytes(32, "big")
     assert tuple(beacon.round_counts(r)) == (3, 3)
     assert seed_of(beacon, r) == (ROUND_READY, round_seed(xor, r))
 

@@ -2,7 +2,8 @@
 draw rule mirrored off-chain (docs/SECURITY.md, "The audit draw").
 
 A result submitted at time T is drawn from beacon round T // round_seconds + 1. The round's
-seed is keccak256(abi_encode(XOR of every member's reveal, round)) once all members revealed;
+seed is keccak256(abi_encode(XOR of keccak256(abi_encode(member, reveal)), round)) once all
+members revealed;
 a job is drawn when keccak256(abi_encode(seed, job_id)) % 10^4 < audit_bps. A round not fully
 revealed by round * round_seconds + reveal_window is degraded: every job drawn from it (with a
 non-zero audit rate) is audited.
@@ -33,8 +34,15 @@ def draw_round(timestamp: int, round_seconds: int) -> int:
     return int(timestamp) // int(round_seconds) + 1
 
 
+def reveal_share(member: str, secret: bytes) -> bytes:
+    """What a member's reveal adds (XOR) to its round: keccak256(abi_encode(member, secret)). Bound
+    to the member, so a member that copied another's commitment cannot cancel its reveals."""
+    return _keccak(_abi_encode(["address", "bytes32"], [member, bytes(secret)]))
+
+
 def round_seed(xor: bytes, round_: int) -> bytes:
-    """AuditBeacon.draw_seed's seed of a fully revealed round."""
+    """AuditBeacon.draw_seed's seed of a fully revealed round, from its `round_xor` (the XOR of
+    every reveal's `reveal_share`)."""
     return _keccak(_abi_encode(["bytes32", "uint256"], [bytes(xor), int(round_)]))
 
 
