@@ -113,6 +113,20 @@ def test_emissions_never_above_the_schedule(run, scenario, variant):
         assert all(r["budget"] < r["scheduled"] for r in rows if r["burned"] > 0)
 
 
+@pytest.mark.parametrize("variant", ["bme", "render"])
+def test_audit_draw_from_the_beacon(run, variant):
+    """Every epoch's results are drawn from one AuditBeacon round, fully revealed by the five
+    operators (the default scenario has no silent operator); every drawn job was audited."""
+    rows = _rows(run, variant)
+    for r in rows:
+        assert (r["draw_rounds_ready"], r["draw_rounds_degraded"]) == (1, 0), r["epoch"]
+        assert r["jobs_audited"] == r["jobs_drawn"] <= r["jobs"] + 1, r["epoch"]
+        assert r["draw_escaped"] == 0, r["epoch"]
+    # Audits are sampled, not everything: at the 10-30% audit rates, some jobs but far from all.
+    drawn, jobs = sum(r["jobs_drawn"] for r in rows), sum(r["jobs"] for r in rows)
+    assert 0.05 * jobs < drawn < 0.5 * jobs
+
+
 def test_wash_trader_never_ahead(run):
     for r in _rows(run, "bme"):
         assert r["profit_usd:wash-trader"] <= 0, r["epoch"]
@@ -212,6 +226,26 @@ name = "h"
 kind = "honest"
 machines = [["H100 SXM5", 2]]
 """
+
+
+def test_silent_operator_degrades_the_round(tmp_path):
+    """One operator withholds its reveal in epoch 1: that round is degraded once its reveal window
+    closes and JobMarket draws every job of it (none finalizes without an audit); epoch 0's round
+    is fully revealed and only sampled."""
+    from offchain.sim.engine import Simulation
+
+    p = tmp_path / "s.toml"
+    p.write_text(TOML_SCENARIO + '[beacon.silent]\n"1" = 1\n')
+    sc = load_scenario(p)
+    assert sc.beacon == {"silent": {"1": 1}}
+    sim = Simulation(sc, "bme")
+    r0, r1 = sim.run()
+    assert (r0["draw_rounds_ready"], r0["draw_rounds_degraded"]) == (1, 0)
+    assert r0["jobs_drawn"] < r0["jobs"]
+    assert (r1["draw_rounds_ready"], r1["draw_rounds_degraded"]) == (0, 1)
+    assert r1["jobs"] > 0 and r1["jobs_drawn"] == r1["jobs_audited"] == r1["jobs"]
+    assert r0["draw_escaped"] == r1["draw_escaped"] == 0
+    assert r1["minted_for_invalid"] == 0 and r1["settled_mismatch"] == 0
 
 
 def test_toml_scenario(tmp_path):

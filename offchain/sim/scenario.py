@@ -10,7 +10,9 @@ fixed_cost_usd (per GPU and epoch, running or not), units_per_gpu (per epoch)}},
 linear), spikes {epoch: multiplier}, noise (lognormal sigma), job_units}, agents [{name, kind
 (honest | idle | sybil | wash | cheater), machines [[class, gpus], ...], fixed_cost_usd
 (override per GPU), wash_usd (wash trader: fake job value per epoch), extra_stake (tokens above
-the machines' required stake)}].
+the machines' required stake)}], beacon {silent {epoch: how many of the 5 oracle operators
+withhold their AuditBeacon reveal that epoch (its draw round is degraded: every job audited)}}
+(optional).
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class Scenario:
     demand: dict[str, Any]
     agents: list[AgentSpec]
     description: str = ""
+    # The audit draw's beacon: {"silent": {epoch (str): operators withholding their reveal}}.
+    beacon: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
 
     def demand_multiplier(self, epoch: int) -> float:
@@ -118,6 +122,11 @@ def _from_dict(d: dict[str, Any]) -> Scenario:
                 extra_stake=int(a.get("extra_stake", 0)),
             )
         )
+    beacon = dict(d.get("beacon", {}))
+    silent = {str(int(e)): int(n) for e, n in beacon.get("silent", {}).items()}
+    if any(n < 0 for n in silent.values()):
+        raise ValueError("beacon.silent: operator counts must be >= 0")
+    beacon["silent"] = silent
     return Scenario(
         name=d.get("name", "scenario"),
         description=d.get("description", ""),
@@ -130,6 +139,7 @@ def _from_dict(d: dict[str, Any]) -> Scenario:
         classes=classes,
         demand=d["demand"],
         agents=agents,
+        beacon=beacon,
         raw=d,
     )
 

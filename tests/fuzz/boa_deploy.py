@@ -1,6 +1,7 @@
 """Deployment shared by the titanoboa fuzz machines: the token, the registry and a price quorum
-(OracleHub with three staked operators, threshold 2, and a PriceFeed on it). Each machine then
-adds what it exercises (JobMarket + Settlement, or Settlement + Emissions)."""
+(OracleHub with three staked operators, threshold 2, and a PriceFeed on it), and the audit
+draw's beacon with members that committed their hash chains. Each machine then adds what it
+exercises (AuditBeacon + JobMarket + Settlement, or Settlement + Emissions)."""
 
 from __future__ import annotations
 
@@ -37,3 +38,15 @@ def deploy_quorum(contracts: Path, op_keys: list[bytes], price_params: PriceFeed
     hub.set_threshold(2)
     feed = boa.load(str(contracts / "PriceFeed.vy"), hub.address, *price_params.as_tuple())
     return SimpleNamespace(tok=tok, reg=reg, hub=hub, ops=ops, feed=feed)
+
+
+def deploy_beacon(contracts: Path, round_seconds: int, reveal_window: int, commitments: dict[str, bytes]):
+    """AuditBeacon, administered by the current boa.env sender, as deploy_all deploys it: every
+    address of `commitments` is added as a member and commits its chain's v_0 (both apply two
+    rounds on: the caller moves time on before jobs are drawn from the members' rounds)."""
+    beacon = boa.load(str(contracts / "AuditBeacon.vy"), round_seconds, reveal_window)
+    for member, commitment in commitments.items():
+        beacon.add_member(member)
+        with boa.env.prank(member):
+            beacon.commit(commitment)
+    return beacon

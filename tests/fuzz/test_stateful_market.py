@@ -1,10 +1,11 @@
-"""Stateful fuzz of ComputeToken + ProviderRegistry + JobMarket + Settlement (+ PriceFeed) through titanoboa.
+"""Stateful fuzz of ComputeToken + ProviderRegistry + JobMarket + Settlement (+ PriceFeed, AuditBeacon) in titanoboa.
 
 A hypothesis RuleBasedStateMachine drives the real contracts, wired as deploy_all wires them
 (JobMarketParams checks JobMarket's parameters, Settlement mints and the token's minter set is
 sealed, JobMarket is the registry's set-once `job_market` (locks, unlocks and slashes
-collateral and writes the providers' reputation there), JobMarket holds MARKET_DUST). Actors: three providers (five
-machines of two GPU classes), three users, an outsider (no role: challenges, keeps, tries what
+collateral and writes the providers' reputation there), JobMarket holds MARKET_DUST, JobMarket
+draws its audits from AuditBeacon, whose members are the price operators). Actors: three
+providers (five machines of two GPU classes), three users, an outsider (no role: challenges, keeps, tries what
 it should not), an external slasher (SLASHER_ROLE on the registry, as OracleHub), the admin
 (pauser, attester, verifier; it never approved the market, so its bonds fail on allowance) and
 a permit signer (a user with a private key that never approved the market: it pays through
@@ -15,13 +16,14 @@ it should, and otherwise reverts with exactly the reason (and in the order of ch
 expects, then applies the model's effects. Rules: stake, request_unstake (relative to free
 stake), withdraw, offers, machine status, attestations (with expiry) and exit, create_job(s)
 (targeted / open, sized relative to the creator's balance, overflowing sizes too, and "dust" jobs
-one unit below min_reputation_usd or exactly at it), accept(_jobs),
+one unit below min_reputation_usd or exactly at it), accept(_jobs), accept_and_submit,
 create_job_with_permit (valid, replayed, expired, wrong-amount signatures), submit_result,
 open_audit, dispute (by the job's user; anyone else is refused), post_verdict (valid /
 invalid, on disputes and sampled audits), finalize(_many), expire, cancel, external slashes,
 `registry_guards` (nobody but the market locks / unlocks collateral or writes reputation, the
 market cannot be set again), pause / unpause, parameter presets (min_reputation_usd 0, $1,
-$5 and its $1,000,000 bound; one above it is refused),
+$5 and its $1,000,000 bound; one above it is refused; a challenge window that ends before the
+audit draw is final is refused),
 `advance` (a job's natural next steps), `batch_lifecycle` (one provider's batch from create_jobs
 to finalize_many: runs of one provider's jobs are settled and counted at once), `price_round`
 (a PriceFeed round of 2 or 3 of the 3 operators' signed observations moving the price within the
@@ -29,9 +31,16 @@ feed's 20% deviation guard, sometimes beyond it: refused unless all three sign) 
 `price_goes_stale` (time moves onto Settlement's max_age after the last round, or one second
 past it: jobs cannot be created on a stale price and settle at their cap), time jumps onto,
 one second before and one after every live deadline (accept_by, complete_by, challenge_end,
-audit_deadline, unbonding release, attestation expiry) and block jumps (`mine`, onto a draw's
-256-block horizon). Arguments also come malformed: unknown job ids, structs with one field
-changed, wrong callers, machines, classes and windows, `max_tokens` one below the escrow.
+audit_deadline, unbonding release, attestation expiry), and the beacon: `reveal_round` (the
+members' services reveal for a round jobs are drawn from, at its start, at the last second of
+its window or one second late, sometimes with one member silent), `reveal` (one reveal: the
+next chain value, the last one again, one too far or junk, for a jobs' round, the current,
+next, last revealed or an old round, early, on time or late), `beacon_commit` (a new chain, or
+an empty commitment, also by non-members), `beacon_membership` (add / remove by governance,
+leave by the member, refused for an outsider) and `warp_to_round` (onto a round's start, the
+last second of its reveal window and one second past it). Arguments also come malformed:
+unknown job ids, structs with one field changed, wrong callers, machines, classes and windows,
+`max_tokens` one below the escrow.
 
 Jobs are priced in USD: offers and open prices are USD per compute unit (18 decimals); the
 model mirrors Settlement.quote (tokens per unit = ceil(price * 10^8 / answer), times the units)
@@ -40,16 +49,21 @@ escrow is burned and the provider minted min(usd_net * 10^8 // answer, escrow - 
 escrow - fee when the answer is stale or missing.
 
 Sampled audits: the model mirrors `audit_rate` (from its own reputation counters) and
-`required_collateral` in integer math, and draws audits itself. titanoboa mines no blocks, so
-the model owns the chain's block number and the EVM's 256 previous block hashes
-(`_set_block`: block n's hash is keccak(seed, n), `seed` drawn per run); the draw is
-keccak256(abi_encode(blockhash(draw_block), job_id)) % 10000 < audit_bps, readable while
-draw_block < block.number <= draw_block + 256. The `audit_drawn` view is only compared with
-the model's draw, never used to decide it.
+`required_collateral` in integer math, and draws audits itself from its own AuditBeacon: the
+members (each with its own state: tip, pending chain, window, last round), the member list, and
+per revealed round the XOR of the reveals and the members required. Every member keeps a
+hash chain per commitment (offchain/chain/beacon.py HashChain); a result submitted at T is
+drawn from round T // ROUND_SECONDS + 1; a round is ready once every member required revealed
+(seed keccak256(abi_encode(XOR, round)), a job drawn when keccak256(abi_encode(seed, id)) %
+10000 < audit_bps), degraded when its reveal window closed first (every job with a non-zero
+audit rate drawn), pending before. The `audit_drawn` and `draw_seed` views are only compared
+with the model's draw, never used to decide it. Each run starts up to 11.6 days later than the
+last (`seed_jobs`' offset), so its rounds, and their seeds, differ.
 
 After every step (invariants):
-- every token balance, totalSupply, stakes, machine states, live job commitments and disputes
-  equal the model's (read from storage, see RawState; the views are compared at teardown);
+- every token balance, totalSupply, stakes, machine states, live job commitments, disputes and
+  beacon members equal the model's (read from storage, see RawState; a round's reveals after
+  each reveal; the views are compared at teardown);
 - JobMarket's token balance == payments of live jobs + bonds of open disputes + MARKET_DUST;
 - ComputeToken: totalSupply == total_minted - total_burned == the model's, and every mint after
   deployment is a settlement (the model's runs): nothing is minted for a Failed, Cancelled or
@@ -72,13 +86,17 @@ After every step (invariants):
 - no slash exceeds the stake: after every verdict, expiry and external slash, the Slashed events
   take from each provider at most its staked + unbonding before the call;
 - every live job has an exit: a deadline at most the longest window away, after which anyone
-  can expire or finalize it (a Submitted job drawn for audit: once its draw lapses, 256 blocks
-  after its submission block, if nobody opened the audit).
+  can expire or finalize it; a Submitted job's draw round closes its reveal window before its
+  challenge window ends, so from then on a drawn job's audit can be opened by anyone (and ends
+  by the audit deadline), an undrawn job finalized;
+- the draw cannot be escaped by withholding: a Finalized job with a non-zero audit rate whose
+  round AuditBeacon holds degraded (or ready with a seed that selects it) went through Audit.
 `probe_deadline` checks the exits at the exact boundaries on throwaway branches: at a deadline
 the action it closes (accept / submit / dispute or open_audit / verdict / withdraw at release)
-still works and the exit reverts; one second later the reverse (finalize of a drawn job reverts
-until its draw lapses), and the exit ends the job even while paused; and a draw's horizon (the
-audit can be opened at draw_block + 256, not at + 257).
+still works and the exit reverts; one second later the reverse (finalize of a drawn job reverts:
+its audit opens and times out, then it finalizes), and the exit ends the job even while paused;
+and a draw round's edges (reveals refused one second before its start and one second after its
+window: pending, then degraded; accepted at its start and at the window's last second).
 `drain` (a rule, and again at teardown) jumps past every deadline, ends every job, unstakes and
 withdraws all stake: the registry must then hold exactly zero tokens and JobMarket its dust.
 
@@ -106,7 +124,7 @@ import eth_abi
 import pytest
 from boa.contracts.base_evm_contract import BoaError
 from boa.interpret import set_cache_dir, set_search_paths
-from boa_deploy import deploy_quorum
+from boa_deploy import deploy_beacon, deploy_quorum
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 from hypothesis import HealthCheck, Phase, settings
@@ -114,6 +132,15 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from offchain.chain import reports as R
+from offchain.chain.beacon import (
+    ROUND_DEGRADED,
+    ROUND_PENDING,
+    ROUND_READY,
+    HashChain,
+    drawn_from_seed,
+    reveal_share,
+    round_seed,
+)
 from offchain.chain.deploy import MARKET_DUST
 from offchain.constants import JOB_FIELDS, MAX_BPS, ONE_TOKEN, REPUTATION_FIELDS, JobStatus, MachineStatus
 from offchain.params import GPU_CLASSES, UNBONDING_PERIOD_SECONDS, MarketParams, PriceFeedParams
@@ -126,7 +153,6 @@ ZERO32 = b"\x00" * 32
 MAX_UINT = 2**256 - 1
 MAX_WINDOW = 30 * 86400  # JobMarket.MAX_WINDOW_SECONDS
 NO_EXPIRY = 2**32 - 1  # ProviderRegistry.NO_EXPIRY: attestation of a machine set Active by hand
-DRAW_HORIZON = 256  # JobMarket.DRAW_HORIZON_BLOCKS: the EVM's BLOCKHASH window
 MAX_TRUSTED_AFTER_JOBS = 65_535  # JobMarketParams.MAX_TRUSTED_AFTER_JOBS
 MAX_REPUTATION_USD = 10**24  # JobMarketParams.MAX_REPUTATION_USD
 REP = {name: i for i, name in enumerate(REPUTATION_FIELDS)}
@@ -151,6 +177,17 @@ START_PRICE = 125_000_000  # 1.25 USD
 # Rounds keep the answer within these bounds (jobs stay sized in a sane range of tokens).
 MIN_ANSWER, MAX_ANSWER = 10**6, 10**11
 
+# The audit draw: AuditBeacon rounds of 40 s, reveals accepted for 20 s from a round's start (so
+# a draw is final 60 s after a submission at the latest: JobMarket refuses a challenge window of
+# 60 s, its minimum, and takes 61). The three price operators are its members, each with a hash
+# chain per commitment; a fourth candidate (`spare`) joins and leaves through the membership rules.
+ROUND_SECONDS, REVEAL_WINDOW = 40, 20
+MAX_MEMBERS = 16  # AuditBeacon.MAX_MEMBERS
+CHAIN_LENGTH = 256  # reveals per commitment (an example makes far fewer)
+OPEN_ENDED = MAX_UINT  # AuditBeacon._OPEN_ENDED: a member's window with no end
+SPARE_KEY = keccak(b"gpunet market fuzz spare beacon member")
+ROUND_NAMES = {ROUND_PENDING: "pending", ROUND_READY: "ready", ROUND_DEGRADED: "degraded"}
+
 # (provider index, class, gpu count): P0 and P1 run both classes, P2 only CPU.
 MACHINES = ((0, CPU, 1), (0, H100, 1), (1, CPU, 2), (1, H100, 1), (2, CPU, 1))
 # USD per compute unit (18 decimals).
@@ -162,7 +199,7 @@ USER_MINT = 1_000 * ONE_TOKEN
 LIVE = (JobStatus.OPEN, JobStatus.RUNNING, JobStatus.SUBMITTED, JobStatus.AUDIT)
 TERMINAL = (JobStatus.FINALIZED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED)
 
-# Parameter sets `set_params` switches between (0-2 and the last valid, 3-7 invalid). All keep audits on for
+# Parameter sets `set_params` switches between (0-2 and 8 valid, 3-7 and 9 invalid). All keep audits on for
 # some providers, so draws happen: the default (new providers 30%, established 10%, +20% per bad
 # job, 90% detection: collateral 2.7x / 10.1x the payment), and the two below.
 PARAM_PRESETS = (
@@ -174,7 +211,7 @@ PARAM_PRESETS = (
     MarketParams(
         fee_bps=2_000,
         collateral_bps=1,
-        challenge_window=60,
+        challenge_window=ROUND_SECONDS + REVEAL_WINDOW + 1,  # the shortest that outlasts the draw
         audit_timeout=60,
         min_accept_window=60,
         max_accept_window=MAX_WINDOW,
@@ -223,6 +260,8 @@ PARAM_PRESETS = (
     MarketParams(min_reputation_usd=MAX_REPUTATION_USD + 1),  # "job_market: reputation threshold too high"
     # Valid: the threshold at its bound ($1,000,000 a job: no job here counts; probation never ends).
     MarketParams(min_reputation_usd=MAX_REPUTATION_USD),
+    # JobMarketParams takes it, JobMarket does not: "job_market: challenge window ends before the audit draw".
+    MarketParams(challenge_window=ROUND_SECONDS + REVEAL_WINDOW),
 )
 
 STEPS = int(os.environ.get("FUZZ_STEPS", "50"))
@@ -245,8 +284,10 @@ class RawState:
     bit 224; job slot = commitment with the status in the low byte). The teardown compares the same values through the
     contracts' own view functions (`_check_views`), so a layout change fails loudly."""
 
-    def __init__(self, tok, reg, mk, settlement):
-        self.tok, self.reg, self.mk, self.st = (bytes.fromhex(str(c.address)[2:]) for c in (tok, reg, mk, settlement))
+    def __init__(self, tok, reg, mk, settlement, beacon):
+        self.tok, self.reg, self.mk, self.st, self.bc = (
+            bytes.fromhex(str(c.address)[2:]) for c in (tok, reg, mk, settlement, beacon)
+        )
 
         def slots(c):
             out = {}
@@ -262,6 +303,7 @@ class RawState:
             return out
 
         self.s_tok, self.s_reg, self.s_mk, self.s_st = slots(tok), slots(reg), slots(mk), slots(settlement)
+        self.s_bc = slots(beacon)
 
     @staticmethod
     def _key(slot: int, key) -> int:
@@ -324,6 +366,18 @@ class RawState:
     def nonce(self, owner) -> int:
         return self._get(self.tok, self._key(self.s_tok["nonces"], owner))
 
+    def member(self, a) -> tuple:
+        """AuditBeacon.members(a): (tip, pending_tip, pending_from, active_from, active_until, last_round)."""
+        base = self._key(self.s_bc["members"], a)
+        words = [self._get(self.bc, base + i) for i in range(6)]
+        return (words[0].to_bytes(32, "big"), words[1].to_bytes(32, "big"), *words[2:])
+
+    def beacon_round(self, r: int) -> tuple[bytes, int, int]:
+        """AuditBeacon's (round_xor, reveals, required) of round r (required is 0 before its first reveal)."""
+        counts = self._get(self.bc, self._key(self.s_bc["_round_counts"], r))
+        xor = self._get(self.bc, self._key(self.s_bc["round_xor"], r)).to_bytes(32, "big")
+        return xor, counts % 2**128, counts >> 128
+
     def machine(self, mid: int) -> tuple[int, int]:
         """(status, attested_until) from the packed machine word."""
         core = self._get(self.reg, self._key(self.s_reg["_machine_core"], mid))
@@ -347,12 +401,18 @@ def world() -> SimpleNamespace:
     settlement = boa.load(str(CONTRACTS / "Settlement.vy"), tok.address, feed.address, SETTLEMENT_MAX_AGE)
     # Parameter bounds live in a pure checker contract (JobMarketParams), passed to JobMarket.
     params_check = boa.load(str(CONTRACTS / "JobMarketParams.vy"))
+    # The audit draw (as deploy_all: the operators are its members, each commits its first chain).
+    commitments = {op.address: member_chain(op.key, 0).commitment for op in ops}
+    beacon = deploy_beacon(CONTRACTS, ROUND_SECONDS, REVEAL_WINDOW, commitments)
+    spare = Account.from_key(SPARE_KEY).address
+    member_keys = {op.address: op.key for op in ops} | {spare: SPARE_KEY}
     mk = boa.load(
         str(CONTRACTS / "JobMarket.vy"),
         tok.address,
         reg.address,
         settlement.address,
         params_check.address,
+        beacon.address,
         MarketParams().as_tuple(),
     )
     settlement.set_job_market(mk.address)
@@ -401,21 +461,27 @@ def world() -> SimpleNamespace:
     for p in providers:
         with boa.env.prank(p):
             reg.stake(PROVIDER_STAKE)
-    for c in (tok, reg, mk, settlement, feed, hub, params_check):
+    for c in (tok, reg, mk, settlement, feed, hub, params_check, beacon):
         # titanoboa puts repr(contract), with a dump of all its storage, in every revert, at a few
         # ms each; half of the calls here revert on purpose. Failure messages lose the dump only.
         c._storage = _NoStorageDump()
+    # Examples start at the first round the members' commitments apply to (jobs submitted from
+    # here on are drawn from rounds they all must reveal in).
+    boa.env.timestamp = max(boa.env.timestamp, (beacon.current_round() + 2) * ROUND_SECONDS)
     return SimpleNamespace(
         tok=tok,
         reg=reg,
         mk=mk,
         settlement=settlement,
         params_check=params_check,
+        beacon=beacon,
+        candidates=[op.address for op in ops] + [spare],
+        member_keys=member_keys,
         feed=feed,
         hub=hub,
         ops=ops,
         chain_id=int(feed.eip712Domain()[3]),
-        raw=RawState(tok, reg, mk, settlement),
+        raw=RawState(tok, reg, mk, settlement, beacon),
         admin=admin,
         bystander=bystander,
         providers=providers,
@@ -451,6 +517,8 @@ class MJob:
     dispute: tuple | None = None
     # Finalized and worth at least min_reputation_usd then: counted in the provider's `completed`.
     counted: bool = False
+    # Went through Audit (a sampled audit or a dispute).
+    audited: bool = False
 
     def tup(self) -> tuple:
         return tuple(self.f[k] for k in JOB_FIELDS)
@@ -473,6 +541,21 @@ class MMachine:
     status: MachineStatus
     # Last second the attestation lets it take jobs (set_machine_status(Active): NO_EXPIRY).
     attested_until: int
+
+
+@dataclass
+class MMember:
+    """AuditBeacon.Member."""
+
+    tip: bytes = ZERO32
+    pending_tip: bytes = ZERO32
+    pending_from: int = 0
+    active_from: int = 0
+    active_until: int = 0
+    last_round: int = 0
+
+    def tup(self) -> tuple:
+        return (self.tip, self.pending_tip, self.pending_from, self.active_from, self.active_until, self.last_round)
 
 
 @dataclass
@@ -509,6 +592,13 @@ class Model:
     # The permit signer's allowance for JobMarket and its EIP-2612 nonce.
     signer_allowance: int = 0
     signer_nonce: int = 0
+    # AuditBeacon: members by address, the member list (everyone ever added, in order), and per
+    # revealed round [XOR of the reveals, reveals, members required]; per candidate, how many
+    # chains it committed (its chain g is member_chain(key, g)).
+    members: dict = field(default_factory=dict)
+    member_list: list = field(default_factory=list)
+    rounds: dict = field(default_factory=dict)
+    commits: dict = field(default_factory=dict)
 
 
 class Reverted:
@@ -547,16 +637,21 @@ def job_commitment(tup: tuple) -> bytes:
     return ((h >> 8) << 8).to_bytes(32, "big")
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def block_hash(seed: int, n: int) -> bytes:
-    """The hash of block n on this run's chain (see `MarketMachine._set_block`)."""
-    return keccak(seed.to_bytes(32, "big") + n.to_bytes(32, "big"))
+@functools.lru_cache(maxsize=64)
+def member_chain(key: bytes, generation: int) -> HashChain:
+    """A beacon member's hash chain number `generation` (its first commitment is chain 0)."""
+    return HashChain.derive(bytes(key), f"generation {generation}".encode(), CHAIN_LENGTH)
 
 
 @functools.lru_cache(maxsize=4096)
-def draw_hits(bhash: bytes, job_id: int, audit_bps: int) -> bool:
-    """JobMarket._drawn once the draw block's hash is known: keccak256(abi_encode(hash, job_id)) % 10000 < audit_bps."""
-    return int.from_bytes(keccak(bhash + job_id.to_bytes(32, "big")), "big") % MAX_BPS < audit_bps
+def draw_hits(seed: bytes, job_id: int, audit_bps: int) -> bool:
+    """JobMarket._drawn for a ready round: keccak256(abi_encode(seed, job_id)) % 10000 < audit_bps."""
+    return drawn_from_seed(seed, job_id, audit_bps)
+
+
+@functools.lru_cache(maxsize=4096)
+def seed_of(xor: bytes, r: int) -> bytes:
+    return round_seed(xor, r)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -638,7 +733,14 @@ class MarketMachine(RuleBasedStateMachine):
         self.totals0 = w.raw.token_totals()
         assert self.totals0[0] - self.totals0[1] == m.minted and self.totals0[1] == 0
         assert w.feed.latest_round() == 0 and w.settlement.total_burned() == 0
-        self.chain_seed = 0
+        self.bc = w.beacon
+        for a in w.candidates:
+            m.members[a] = MMember(*w.raw.member(a))
+            m.commits[a] = 1 if m.members[a].active_until else 0
+        m.member_list = [str(self.bc.member_list(i)) for i in range(self.bc.member_count())]
+        assert m.member_list == w.candidates[:3] and not m.members[w.candidates[3]].active_until
+        # Finalized jobs whose draw the invariant already confirmed was not escaped.
+        self._draw_checked: set = set()
         self._rep_seen: dict = {}
         self._user_gain: int | None = None
         for a in self.actors:
@@ -671,32 +773,52 @@ class MarketMachine(RuleBasedStateMachine):
     def now(self) -> int:
         return boa.env.timestamp
 
-    @property
-    def block(self) -> int:
-        return boa.env.evm.patch.block_number
+    def _warp(self, t: int):
+        """Time moves on to `t` (never back)."""
+        boa.env.timestamp = max(self.now, t)
 
-    def _set_block(self, n: int):
-        """Moves the chain to block n (titanoboa mines no blocks): block.number = n and the EVM's
-        BLOCKHASH window holds the 256 previous blocks' hashes, block k's being
-        block_hash(seed, k). py-evm reads blockhash(k) as prev_hashes[n - k - 1]."""
-        assert n >= self.block
-        patch = boa.env.evm.patch
-        patch.block_number = n
-        patch.prev_hashes = [block_hash(self.chain_seed, k) for k in range(n - 1, max(n - 1 - DRAW_HORIZON, -1), -1)]
+    # ------------------------------------------------------------------ the audit draw (AuditBeacon)
 
-    def _mine(self, blocks: int = 1):
-        self._set_block(self.block + blocks)
+    def _round_now(self) -> int:
+        return self.now // ROUND_SECONDS
+
+    def _round_state(self, r: int) -> tuple[int, bytes]:
+        """AuditBeacon.draw_seed(r): ready (and the seed) once every member required revealed,
+        degraded once its reveal window closed first, pending before."""
+        x = self.m.rounds.get(r)
+        if x is not None and x[1] == x[2]:
+            return ROUND_READY, seed_of(x[0], r)
+        if self.now > r * ROUND_SECONDS + REVEAL_WINDOW:
+            return ROUND_DEGRADED, ZERO32
+        return ROUND_PENDING, ZERO32
 
     def _drawn(self, j: MJob) -> bool:
-        """JobMarket._drawn, computed from the model's own block hashes."""
-        b, db = self.block, j.f["draw_block"]
-        if b <= db or b > db + DRAW_HORIZON:
+        """JobMarket._drawn from the model's beacon: never at audit rate 0, every job of a degraded
+        round, none of a pending one, and in a ready round keccak(seed, id) % 10000 < audit_bps."""
+        if j.f["audit_bps"] == 0:
             return False
-        return draw_hits(block_hash(self.chain_seed, db), j.id, j.f["audit_bps"])
+        state, seed = self._round_state(j.f["draw_round"])
+        if state == ROUND_READY:
+            return draw_hits(seed, j.id, j.f["audit_bps"])
+        return state == ROUND_DEGRADED
 
-    def _will_draw(self, j: MJob) -> bool:
-        """Whether the job is drawn once its draw block's hash is known (whatever the block now)."""
-        return draw_hits(block_hash(self.chain_seed, j.f["draw_block"]), j.id, j.f["audit_bps"])
+    def _required(self, r: int) -> int:
+        """AuditBeacon._required: the listed members whose window holds round r."""
+        return sum(1 for a in self.m.member_list if self.m.members[a].active_from <= r < self.m.members[a].active_until)
+
+    def _secret(self, a: str, r: int) -> bytes | None:
+        """The chain value member `a` reveals next for round r (from its pending chain once r
+        reaches it), or None when it has none (never committed, or its chain is used up)."""
+        mm = self.m.members.get(a, MMember())
+        tip = mm.pending_tip if mm.pending_from and r >= mm.pending_from else mm.tip
+        key = self.w.member_keys.get(a)
+        if key is None or tip == ZERO32:
+            return None
+        for g in range(self.m.commits.get(a, 0)):
+            nxt = member_chain(key, g).next_after(tip)
+            if nxt is not None:
+                return nxt
+        return None
 
     def _rep(self, a: str) -> list:
         return self.m.rep.setdefault(a, [0] * len(REPUTATION_FIELDS))
@@ -951,7 +1073,7 @@ class MarketMachine(RuleBasedStateMachine):
             result_hash=ZERO32,
             challenge_end=0,
             audit_bps=0,
-            draw_block=0,
+            draw_round=0,
         )
         self.m.jobs.append(MJob(len(self.m.jobs) + 1, f, JobStatus.OPEN))
         return None
@@ -1046,9 +1168,19 @@ class MarketMachine(RuleBasedStateMachine):
             return "job_market: caller is not the provider"
         if self.now > j.f["complete_by"]:
             return "job_market: completion deadline passed"
+        return self._submitted(j, result)
+
+    def _submitted(self, j: MJob, result: bytes) -> str | None:
+        """JobMarket._submitted's last check and effects: the result committed, the challenge
+        window opened, the draw round fixed (the one after the current round: nobody knows its
+        seed yet)."""
         if result == ZERO32:
             return "job_market: result hash is empty"
-        j.f.update(result_hash=result, challenge_end=self.now + self.m.params.challenge_window, draw_block=self.block)
+        j.f.update(
+            result_hash=result,
+            challenge_end=self.now + self.m.params.challenge_window,
+            draw_round=self._round_now() + 1,
+        )
         j.status = JobStatus.SUBMITTED
         return None
 
@@ -1213,6 +1345,23 @@ class MarketMachine(RuleBasedStateMachine):
         self._exec("accept_jobs", q, reason, self.mk.accept_jobs, [r[0] for r in refs], [r[1] for r in refs], mid)
         return reason
 
+    def act_accept_and_submit(self, q, jid, tup, mid, result):
+        """JobMarket.accept_and_submit: accept's checks and effects, then submit's (the caller is the
+        provider now, and complete_by is in the future), then the collateral lock."""
+
+        def sim():
+            if self.m.paused:
+                return "pausable: contract is paused"
+            reason = self._accept_core(q, jid, tup, mid)
+            if reason:
+                return reason
+            j = self.m.jobs[jid - 1]
+            return self._submitted(j, result) or self._lock(q, mid, j.f["class_id"], j.f["collateral"])
+
+        reason = self._atomic(sim)
+        self._exec("accept_and_submit", q, reason, self.mk.accept_and_submit, jid, tup, mid, result, "ipfs://r")
+        return reason
+
     def act_submit(self, q, jid, tup, result):
         reason = self._atomic(lambda: self._submit_core(q, jid, tup, result))
         self._exec("submit_result", q, reason, self.mk.submit_result, jid, tup, result, "ipfs://result")
@@ -1252,7 +1401,7 @@ class MarketMachine(RuleBasedStateMachine):
             p = self.m.params
             bond = max(p.min_dispute_bond, j.f["payment"] * p.dispute_bond_bps // MAX_BPS)
             j.dispute = (c, bond, self.now + p.audit_timeout)
-            j.status = JobStatus.AUDIT
+            j.status, j.audited = JobStatus.AUDIT, True
             return self._pull(c, bond)
 
         reason = self._atomic(sim)
@@ -1266,13 +1415,13 @@ class MarketMachine(RuleBasedStateMachine):
                 return reason
             if j.status != JobStatus.SUBMITTED:
                 return "job_market: job not submitted"
-            if self.now > j.f["challenge_end"]:
-                return "job_market: challenge window over"
+            # Also after the challenge window: a drawn job cannot be finalized until audited.
             if not self._drawn(j):
                 return "job_market: job not drawn for audit"
             # A sampled audit: no challenger, no bond.
             j.dispute = (ZERO, 0, self.now + self.m.params.audit_timeout)
-            j.status = JobStatus.AUDIT
+            j.status, j.audited = JobStatus.AUDIT, True
+            STATS[f"~audit opened ({'in' if self.now <= j.f['challenge_end'] else 'after'} the challenge window)"] += 1
             return None
 
         reason = self._atomic(sim)
@@ -1280,12 +1429,19 @@ class MarketMachine(RuleBasedStateMachine):
         return reason
 
     def check_drawn_view(self, jid, tup):
-        """The `audit_drawn` view against the model's own draw (True only for a Submitted job)."""
+        """The `audit_drawn` view against the model's own draw (True only for a Submitted job), and
+        AuditBeacon.draw_seed of the job's round against the model's round."""
         reason, j = self._load(jid, tup)
         out = self._exec("audit_drawn(view)", self.w.outsider, reason, self.mk.audit_drawn, jid, tup)
         if reason is None:
             want = j.status == JobStatus.SUBMITTED and self._drawn(j)
-            assert out == want, f"job {jid}: audit_drawn {out}, model {want} (block {self.block})"
+            r = j.f["draw_round"]
+            state = self._round_state(r)
+            got = self.bc.draw_seed(r)
+            assert (int(got[0]), bytes(got[1])) == state, f"round {r}: draw_seed {got}, model {state} (t {self.now})"
+            assert out == want, f"job {jid}: audit_drawn {out}, model {want} (round {r} {ROUND_NAMES[state[0]]})"
+            if j.status == JobStatus.SUBMITTED:
+                STATS[f"~draw view: round {ROUND_NAMES[state[0]]}, {'drawn' if want else 'not drawn'}"] += 1
 
     def act_verdict(self, sender, jid, tup, valid):
         def sim():
@@ -1480,6 +1636,133 @@ class MarketMachine(RuleBasedStateMachine):
             assert out == amount
         return reason
 
+    # ------------------------------------------------------------------ beacon actions (model + call)
+
+    def _check_member(self, a: str, r: int | None = None):
+        """A member's stored state (and a round's XOR and counts) equal the model's."""
+        assert self.w.raw.member(a) == self.m.members.get(a, MMember()).tup(), f"beacon member {a}"
+        if r is not None:
+            xor, n, req = self.m.rounds.get(r, (ZERO32, 0, 0))
+            assert self.w.raw.beacon_round(r) == (xor, n, req), f"beacon round {r}"
+
+    def act_reveal(self, a: str, r: int, secret: bytes | None = None, why: str = "") -> str | None:
+        """AuditBeacon.reveal(r, secret) by `a`: its next chain value unless `secret` is given."""
+        secret = self._secret(a, r) if secret is None else secret
+        secret = secret or keccak(b"no chain value")
+
+        def sim():
+            mm = self.m.members.setdefault(a, MMember())
+            if not mm.active_from <= r < mm.active_until:
+                return "audit_beacon: not a member for this round"
+            start = r * ROUND_SECONDS
+            if self.now < start:
+                return "audit_beacon: round not started"
+            if self.now > start + REVEAL_WINDOW:
+                return "audit_beacon: reveal window over"
+            if r <= mm.last_round:
+                return "audit_beacon: round already revealed"
+            if mm.pending_from and r >= mm.pending_from:
+                mm.tip, mm.pending_tip, mm.pending_from = mm.pending_tip, ZERO32, 0
+            if mm.tip == ZERO32 or keccak(secret) != mm.tip:
+                return "audit_beacon: reveal does not match the commitment"
+            mm.tip, mm.last_round = secret, r
+            x = self.m.rounds.setdefault(r, [ZERO32, 0, self._required(r)])
+            # Bound to its member: keccak256(abi_encode(member, secret)).
+            x[0] = bytes(p ^ q for p, q in zip(x[0], reveal_share(a, secret), strict=True))
+            x[1] += 1
+            return None
+
+        reason = self._atomic(sim)
+        self._exec(f"reveal{why}", a, reason, self.bc.reveal, r, secret)
+        if reason is None:
+            self._check_member(a, r)
+            STATS[f"~reveal {self.m.rounds[r][1]} of {self.m.rounds[r][2]}"] += 1
+        return reason
+
+    def act_commit(self, a: str, fresh: bool = True) -> str | None:
+        """AuditBeacon.commit by `a`: the commitment of its next chain (or an empty one)."""
+        key = self.w.member_keys.get(a, SPARE_KEY)
+        commitment = member_chain(key, self.m.commits.get(a, 0)).commitment if fresh else ZERO32
+
+        def sim():
+            mm = self.m.members.setdefault(a, MMember())
+            now = self._round_now()
+            if not mm.active_until > now:
+                return "audit_beacon: not a member"
+            if commitment == ZERO32:
+                return "audit_beacon: commitment is empty"
+            if mm.pending_from and mm.pending_from <= now + 1:
+                # The pending chain already applies to rounds whose jobs may be submitted.
+                mm.tip, mm.last_round = mm.pending_tip, max(mm.last_round, mm.pending_from - 1)
+                STATS["~commit over a pending chain that applies already"] += 1
+            mm.pending_tip, mm.pending_from = commitment, now + 2
+            self.m.commits[a] = self.m.commits.get(a, 0) + 1
+            return None
+
+        reason = self._atomic(sim)
+        self._exec("commit", a, reason, self.bc.commit, commitment)
+        if reason is None:
+            self._check_member(a)
+        return reason
+
+    def act_membership(self, sender: str, a: str, add: bool) -> str | None:
+        """AuditBeacon.add_member (admin) or remove_member (admin or the member itself)."""
+
+        def sim():
+            if (add or sender != a) and sender != self.w.admin:
+                return "access_control: account is missing role"
+            mm = self.m.members.setdefault(a, MMember())
+            now = self._round_now()
+            edge = now + 2
+            if add:
+                if a == ZERO:
+                    return "audit_beacon: member is the zero address"
+                if mm.active_until == 0:
+                    # AuditBeacon._list_member: appended, or when the list is full in the slot of a
+                    # member whose window closed, which is forgotten (never here: 4 candidates).
+                    lst = self.m.member_list
+                    if len(lst) < MAX_MEMBERS:
+                        lst.append(a)
+                    else:
+                        i = next((i for i, b in enumerate(lst) if self.m.members[b].active_until <= now), None)
+                        if i is None:
+                            return "audit_beacon: too many members"
+                        self.m.members[lst[i]] = MMember()
+                        lst[i] = a
+                elif not (mm.active_until <= now or mm.active_from == mm.active_until):
+                    # Re-added only once its last window closed (or if it never opened).
+                    return "audit_beacon: already a member"
+                mm.active_from, mm.active_until = edge, OPEN_ENDED
+                return None
+            if not mm.active_until > edge:
+                return "audit_beacon: not a member"
+            mm.active_until = max(edge, mm.active_from)
+            return None
+
+        reason = self._atomic(sim)
+        call = self.bc.add_member if add else self.bc.remove_member
+        self._exec("add_member" if add else "remove_member", sender, reason, call, a)
+        if reason is None:
+            self._check_member(a)
+        return reason
+
+    def _oracle_reveal(self, r: int, silent: int | None = None, when: str = "start"):
+        """What the operators' services do for a round that jobs are drawn from: each member of the
+        round reveals its next value, at the round's start (`when` = "start"), at the last second
+        of its window ("end"), one second late ("late": refused) or now ("now"); member number
+        `silent` (mod their count) stays silent."""
+        start = r * ROUND_SECONDS
+        edges = {"now": self.now, "start": start, "end": start + REVEAL_WINDOW, "late": start + REVEAL_WINDOW + 1}
+        self._warp(edges[when])
+        members = [a for a in self.m.member_list if self.m.members[a].active_from <= r < self.m.members[a].active_until]
+        silent = members[silent % len(members)] if members and silent is not None else None
+        for a in members:
+            if a != silent:
+                self.act_reveal(a, r, why=f" ({when})")
+        STATS[
+            f"~oracle reveal ({when}{', one silent' if silent else ''}): round {ROUND_NAMES[self._round_state(r)[0]]}"
+        ] += 1
+
     # ------------------------------------------------------------------ setup
 
     @initialize(
@@ -1490,22 +1773,22 @@ class MarketMachine(RuleBasedStateMachine):
         size=st.sampled_from([50, 100, 200, 500, "dust"]),
         stage=st.integers(0, 4),
         choice=st.integers(0, 63),
-        chain_seed=st.integers(0, 2**64),
+        offset=st.integers(0, 10**6),
         preset=st.sampled_from([0, 0, 1, 2]),
         start_price=st.sampled_from([START_PRICE, START_PRICE, 10**8, 3 * 10**7, 4 * 10**8, 0]),
     )
     @_step
-    def seed_jobs(self, n, u, to, cls, size, stage, choice, chain_seed, preset, start_price):
+    def seed_jobs(self, n, u, to, cls, size, stage, choice, offset, preset, start_price):
         """A few well-formed jobs, of both classes in turn (targeted at a provider with a machine of
         the class, or open), moved on by 0-4 natural steps each, so every run starts with jobs at
         different stages (Open, Running, Submitted, Audit, settled). Sizes stay within what a new
         provider's stake covers at its audit rate (collateral 2.7x the payment by default).
-        `chain_seed` picks this run's block hashes (so its audit draws); half the runs start
+        `offset` moves the run's start up to 11.6 days on (the beacon rounds, so every seed and
+        draw differ: a round's seed hashes its number); half the runs start
         with another valid parameter preset (so with other audit rates). The first price round
         sets the token's price (USD per token); a few runs start with none (no job can be funded
         until a round is posted)."""
-        self.chain_seed = chain_seed
-        self._set_block(self.block)
+        self._warp(self.now + offset)
         if preset:
             self._exec("set_params", self.w.admin, None, self.mk.set_params, PARAM_PRESETS[preset].as_tuple())
             self.m.params = PARAM_PRESETS[preset]
@@ -1915,6 +2198,25 @@ class MarketMachine(RuleBasedStateMachine):
         self.act_accept(q, jid, tup, mid)
 
     @rule(
+        ref=JOB_REF,
+        qi=st.integers(0, 3),
+        well_formed=st.booleans(),
+        mid=st.integers(0, len(MACHINES) + 1),
+        result=HASH,
+    )
+    @_step
+    def accept_and_submit(self, ref, qi, well_formed, mid, result):
+        """A provider takes an Open job and delivers its result in one transaction (or tries to:
+        someone else's job, the wrong machine, an empty result hash, a closed job)."""
+        jid, j, tup = self._pick(ref, (JobStatus.OPEN,))
+        q = (self.w.providers + [self.w.users[0]])[qi]
+        if well_formed:
+            if j is not None and j.f["provider"] in self.w.providers:
+                q = j.f["provider"]
+            mid = self._machine_for(q, tup[3])
+        self.act_accept_and_submit(q, jid, tup, mid, result.to_bytes(32, "big"))
+
+    @rule(
         qi=PROVIDER,
         cls=st.sampled_from([CPU, H100]),
         n=st.sampled_from([2, 3, 1, 0]),
@@ -1994,22 +2296,122 @@ class MarketMachine(RuleBasedStateMachine):
         self.check_drawn_view(jid, tup)
         self.act_open_audit(self._actor(actor), jid, tup)
 
-    @rule(blocks=st.sampled_from([1, 1, 1, 2, 10, DRAW_HORIZON - 1, DRAW_HORIZON, DRAW_HORIZON + 1]))
-    @_step
-    def mine(self, blocks):
-        """Blocks pass (no time needed: the contract reads them independently)."""
-        self._mine(blocks)
+    # ------------------------------------------------------------------ beacon rules
 
-    @rule(pick=st.integers(0, 2**16), offset=st.sampled_from([1, 1, DRAW_HORIZON, DRAW_HORIZON + 1, 2]))
+    def _draw_rounds(self) -> list[int]:
+        """The rounds Submitted jobs are drawn from, pending ones first."""
+        rounds = {j.f["draw_round"] for j in self.m.jobs if j.status == JobStatus.SUBMITTED}
+        return sorted(rounds, key=lambda r: (self._round_state(r)[0] != ROUND_PENDING, r))
+
+    @rule(
+        pick=st.integers(0, 2**16),
+        when=st.sampled_from(["start", "start", "start", "end", "late"]),
+        choice=st.integers(0, 63),
+    )
     @_step
-    def mine_to_draw(self, pick, offset):
-        """Jumps to a Submitted job's draw block + 1 (its draw becomes known), + 256 (the last block
-        it can be read) or + 257 (it lapsed)."""
-        jobs = sorted((j for j in self.m.jobs if j.status == JobStatus.SUBMITTED), key=lambda j: j.f["draw_block"])
-        if jobs and jobs[pick % len(jobs)].f["draw_block"] + offset > self.block:
-            j = jobs[pick % len(jobs)]
-            self._set_block(j.f["draw_block"] + offset)
-            self.check_drawn_view(j.id, j.tup())
+    def reveal_round(self, pick, when, choice):
+        """The members' services reveal for a round that Submitted jobs are drawn from (a pending
+        one when there is one): at its start, at the last second of its window or one second late
+        (refused: the round degrades), sometimes with one member silent (it degrades too)."""
+        rounds = self._draw_rounds()
+        r = rounds[pick % len(rounds)] if rounds and pick % 5 else self._round_now() + 1
+        self._oracle_reveal(r, choice if choice % 4 == 3 else None, when)
+        for j in self.m.jobs:
+            if j.status == JobStatus.SUBMITTED and j.f["draw_round"] == r:
+                self.check_drawn_view(j.id, j.tup())
+                break
+
+    @rule(
+        mi=st.integers(0, 4),
+        which=st.sampled_from(["job", "job", "current", "next", "last", "old"]),
+        secret=st.sampled_from(["next", "next", "next", "tip", "skip", "junk"]),
+        when=st.sampled_from(["now", "start", "start", "end", "late", "early"]),
+        pick=st.integers(0, 2**16),
+    )
+    @_step
+    def reveal(self, mi, which, secret, when, pick):
+        """One reveal, well-formed or not: a candidate (or the outsider, mi = 4) reveals for a jobs'
+        round, the current or next round, its last revealed round or an old one, with its next
+        chain value, its last one again, one value too far or junk, now, at the round's start, at
+        the last second of its window, one second late or one second early (on a branch)."""
+        a = (self.w.candidates + [self.w.outsider])[mi]
+        mm = self.m.members.get(a, MMember())
+        rounds = self._draw_rounds()
+        r = {
+            "job": rounds[pick % len(rounds)] if rounds else self._round_now(),
+            "current": self._round_now(),
+            "next": self._round_now() + 1,
+            "last": mm.last_round,
+            "old": max(self._round_now() - 3, 0),
+        }[which]
+        nxt = self._secret(a, r)
+        value = {
+            "next": nxt,
+            "tip": mm.tip if mm.tip != ZERO32 else None,
+            "skip": self._secret_after(a, nxt) if nxt else None,
+            "junk": keccak(pick.to_bytes(32, "big")),
+        }[secret]
+        if value is None and secret != "next":
+            value = keccak(b"no such chain value")
+        start = r * ROUND_SECONDS
+        if when == "early":
+            if start - 1 >= self.now:
+                with self._what_if():
+                    self._warp(start - 1)
+                    assert self.act_reveal(a, r, value, " (early)") is not None
+            return
+        if when != "now":
+            self._warp({"start": start, "end": start + REVEAL_WINDOW, "late": start + REVEAL_WINDOW + 1}[when])
+        self.act_reveal(a, r, value, f" ({when})")
+
+    def _secret_after(self, a: str, value: bytes) -> bytes | None:
+        """The chain value after `value` on `a`'s chains (a reveal one step too far)."""
+        key = self.w.member_keys.get(a)
+        for g in range(self.m.commits.get(a, 0) if key else 0):
+            nxt = member_chain(key, g).next_after(value)
+            if nxt is not None:
+                return nxt
+        return None
+
+    @rule(mi=st.integers(0, 4), fresh=st.sampled_from([True, True, True, False]))
+    @_step
+    def beacon_commit(self, mi, fresh):
+        """A candidate (or the outsider) commits its next chain (or an empty commitment): it applies
+        two rounds on; a commit while a pending chain already applies makes that one current."""
+        self.act_commit((self.w.candidates + [self.w.outsider])[mi], fresh)
+
+    @rule(
+        mi=st.integers(0, 4),
+        add=st.booleans(),
+        by=st.sampled_from(["admin", "admin", "self", "outsider"]),
+        commit=st.sampled_from([True, True, False]),
+    )
+    @_step
+    def beacon_membership(self, mi, add, by, commit):
+        """Governance adds or removes a member (or the member leaves by itself, or an outsider
+        tries): effective two rounds on. An added member mostly commits its chain at once (else its
+        rounds degrade until it does). mi = 4: the zero address."""
+        a = (self.w.candidates + [ZERO])[mi]
+        sender = {"admin": self.w.admin, "self": a, "outsider": self.w.outsider}[by]
+        if a == ZERO and by == "self":
+            return
+        if self.act_membership(sender, a, add) is None and add and commit:
+            self.act_commit(a)
+
+    @rule(pick=st.integers(0, 2**16), edge=st.sampled_from([0, 1, REVEAL_WINDOW, REVEAL_WINDOW + 1, -1]))
+    @_step
+    def warp_to_round(self, pick, edge):
+        """Jumps onto a jobs' round edge: one second before it starts (-1), its start (0), a second
+        later (1), the last second of its reveal window (REVEAL_WINDOW) or one after (a round not
+        fully revealed by then is degraded)."""
+        rounds = self._draw_rounds()
+        if rounds:
+            r = rounds[pick % len(rounds)]
+            self._warp(r * ROUND_SECONDS + edge)
+            for j in self.m.jobs:
+                if j.status == JobStatus.SUBMITTED and j.f["draw_round"] == r:
+                    self.check_drawn_view(j.id, j.tup())
+                    break
 
     @rule(ref=JOB_REF, valid=st.booleans(), verifier=st.sampled_from([True, True, True, False]))
     @_step
@@ -2040,19 +2442,21 @@ class MarketMachine(RuleBasedStateMachine):
     )
     @_step
     def finalize_many(self, n, start, wait, extra, ref, actor, by_provider):
-        """A batch of Submitted / Audit jobs (after waiting out their windows, and the draws of
-        those drawn for audit, if `wait`), maybe grouped by provider (the contract pays each run
-        of one provider's jobs at once, and counts them in its reputation at once), maybe with
-        one job picked at random inserted."""
+        """A batch of Submitted / Audit jobs (after waiting out their windows if `wait`: the audits
+        of those drawn for audit are opened then, and time moves past their deadlines too), maybe
+        grouped by provider (the contract pays each run of one provider's jobs at once, and counts
+        them in its reputation at once), maybe with one job picked at random inserted."""
         ok = [j for j in self.m.jobs if j.status in (JobStatus.SUBMITTED, JobStatus.AUDIT)]
         chosen = (ok[start % len(ok) :] + ok[: start % len(ok)])[:n] if ok else []
         if by_provider:
             chosen.sort(key=lambda j: j.f["provider"])
         if wait and chosen:
-            boa.env.timestamp = max(self.now, max(j.deadline() for j in chosen) + 1)
-            drawn = [j.f["draw_block"] for j in chosen if j.status == JobStatus.SUBMITTED and self._drawn(j)]
+            self._warp(max(j.deadline() for j in chosen) + 1)
+            drawn = [j for j in chosen if j.status == JobStatus.SUBMITTED and self._drawn(j)]
+            for j in drawn:  # what the oracle service does (no verdict comes: the audits time out)
+                assert self.act_open_audit(self._actor(actor), j.id, j.tup()) is None
             if drawn:
-                self._set_block(max(drawn) + DRAW_HORIZON + 1)
+                self._warp(max(j.deadline() for j in drawn) + 1)
         batch = [(j.id, j.tup()) for j in chosen]
         if extra:
             jid, _, tup = self._pick(ref, (JobStatus.SUBMITTED, JobStatus.AUDIT))
@@ -2071,8 +2475,10 @@ class MarketMachine(RuleBasedStateMachine):
     @_step
     def batch_lifecycle(self, pi, cls, k, u, choice, move_bps, dust):
         """One provider's batch end to end (few runs otherwise hold several of one provider's jobs
-        in Submitted at once): create_jobs targeted at it, accept_jobs, submit_results, then
-        finalize_many once the window is over and the draws lapsed (or not: it reverts), maybe
+        in Submitted at once): create_jobs targeted at it, accept_jobs, submit_results, the
+        members reveal the round they are drawn from (one of them silent now and then: all are
+        drawn), then finalize_many once the window is over, of the jobs not drawn (the drawn ones
+        are audited and pass first), or of all of them (it reverts when one is drawn), maybe
         with another provider's job in the middle (two runs). Each run of one provider's jobs is
         settled with one burn and one mint (the cap on the run's sums) and counted in its
         reputation at once. Before the settlement the price moves by `move_bps` (a fresh round:
@@ -2109,15 +2515,18 @@ class MarketMachine(RuleBasedStateMachine):
             self.act_stake(q, need)
         if self.act_accept_many(q, [(i, self.m.jobs[i - 1].tup()) for i in ids], mid):
             return
-        self._mine(choice % 2)
         results = [bytes([i % 250 + 1]) * 32 for i in ids]
         if self.act_submit_many(q, [(i, self.m.jobs[i - 1].tup()) for i in ids], results):
             return
+        self._oracle_reveal(self.m.jobs[ids[0] - 1].f["draw_round"], choice if choice % 8 == 7 else None)
+        self._warp(max(self.m.jobs[i - 1].f["challenge_end"] for i in ids) + 1)
+        if choice % 4:
+            for i in ids:  # the oracle service audits the drawn jobs, the verifier passes them
+                if self._drawn(self.m.jobs[i - 1]):
+                    assert self.act_open_audit(self._actor(choice), i, self.m.jobs[i - 1].tup()) is None
+                    assert self.act_verdict(self.w.admin, i, self.m.jobs[i - 1].tup(), True) is None
+            ids = [i for i in ids if self.m.jobs[i - 1].status == JobStatus.SUBMITTED] or ids
         jobs = [self.m.jobs[i - 1] for i in ids]
-        boa.env.timestamp = max(j.f["challenge_end"] for j in jobs) + 1
-        self._mine()
-        if choice % 4 and any(self._drawn(j) for j in jobs):
-            self._set_block(jobs[0].f["draw_block"] + DRAW_HORIZON + 1)
         if move_bps is not None:
             target = min(max(self.m.answer * (MAX_BPS + move_bps) // MAX_BPS, MIN_ANSWER), MAX_ANSWER)
             self._price_round(target, 2)  # within the deviation guard
@@ -2168,29 +2577,35 @@ class MarketMachine(RuleBasedStateMachine):
                 q = able[choice % len(able)]
             if choice % 5 == 4:  # the batch form, for one job
                 return self.act_accept_many(q, [(jid, tup)], self._machine_for(q, f["class_id"]))
+            if choice % 5 == 3:  # a short job, run before taking it: accepted and delivered at once
+                result = bytes([choice % 250 + 1]) * 32
+                return self.act_accept_and_submit(q, jid, tup, self._machine_for(q, f["class_id"]), result)
             return self.act_accept(q, jid, tup, self._machine_for(q, f["class_id"]))
         if j.status == JobStatus.RUNNING:
             if self.now > f["complete_by"]:
                 return self.act_expire(keeper, jid, tup)
             result = bytes([choice % 250 + 1]) * 32
-            self._mine(choice % 3)  # the submission block decides the draw
+            if choice % 3 == 2:  # the submission's time decides the draw round
+                self._warp(self.now + ROUND_SECONDS)
             if choice % 5 == 4:
                 return self.act_submit_many(f["provider"], [(jid, tup)], [result])
             return self.act_submit(f["provider"], jid, tup, result)
         if j.status == JobStatus.SUBMITTED:
-            if self.block == f["draw_block"] and choice % 4 != 3:
-                self._mine()  # the draw is known from the next block on
+            if self._round_state(f["draw_round"])[0] == ROUND_PENDING and choice % 4 != 3:
+                # The members reveal the job's round (one of them silent now and then: degraded).
+                self._oracle_reveal(f["draw_round"], choice // 7 if choice % 7 == 6 else None)
+                j = self.m.jobs[jid - 1]
             in_window = self.now <= f["challenge_end"]
             if in_window and self._drawn(j) and choice % 8 < 6:  # what the oracle service does
-                if choice % 8 == 5:  # at the last block the draw can be read
-                    self._set_block(f["draw_block"] + DRAW_HORIZON)
                 return self.act_open_audit(keeper, jid, tup)
             if in_window and choice % 2 == 0:  # the user disputes (someone else now and then: refused)
                 return self.act_dispute(f["user"] if choice % 6 else self._actor(choice // 3), jid, tup)
             if in_window:
                 boa.env.timestamp = f["challenge_end"] + 1
-            if self._drawn(j) and choice % 3 == 0:  # nobody opened the audit: the draw lapses
-                self._set_block(f["draw_block"] + DRAW_HORIZON + 1)
+            # The draw is final now: a drawn job's audit opens (late: after the window), mostly;
+            # otherwise finalize, which refuses a drawn job.
+            if self._drawn(j) and choice % 3:
+                return self.act_open_audit(keeper, jid, tup)
             if choice % 5 == 4:
                 return self.act_finalize_many(keeper, [(jid, tup)])
             return self.act_finalize(keeper, jid, tup)
@@ -2281,12 +2696,18 @@ class MarketMachine(RuleBasedStateMachine):
             (p.detection_bps >= MAX_BPS // 2, "job_market: detection rate below 50%"),
             (p.detection_bps <= MAX_BPS, "job_market: detection rate above 100%"),
             (p.min_reputation_usd <= MAX_REPUTATION_USD, "job_market: reputation threshold too high"),
+            # JobMarket._set_params, after the checker: the draw is final before the window ends.
+            (
+                p.challenge_window > ROUND_SECONDS + REVEAL_WINDOW,
+                "job_market: challenge window ends before the audit draw",
+            ),
         )
         return next((reason for ok, reason in checks if not ok), None)
 
     # The three main valid presets twice as often as each invalid one (and the threshold at its bound).
     @rule(
-        preset=st.sampled_from([0, 0, 1, 1, 2, 2, 3, 4, 5, 6, 7, 8]), admin=st.sampled_from([True, True, True, False])
+        preset=st.sampled_from([0, 0, 1, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9]),
+        admin=st.sampled_from([True, True, True, False]),
     )
     @_step
     def set_params(self, preset, admin):
@@ -2378,7 +2799,6 @@ class MarketMachine(RuleBasedStateMachine):
             t = self.m.updated + SETTLEMENT_MAX_AGE + edge
             if t > self.now:
                 boa.env.timestamp = t
-                self._mine()
         self._check_quote()
 
     # ------------------------------------------------------------------ time
@@ -2399,14 +2819,12 @@ class MarketMachine(RuleBasedStateMachine):
     @rule(pick=st.integers(0, 2**16), delta=st.sampled_from([0, 1, -1]))
     @_step
     def warp_to_deadline(self, pick, delta):
-        """Jumps to a live deadline (last allowed second), one before it or one after it (in the
-        next block: time and block numbers are independent to the contracts)."""
+        """Jumps to a live deadline (last allowed second), one before it or one after it."""
         deadlines = self._deadlines(attestations=True)
         if deadlines:
             target = deadlines[pick % len(deadlines)] + delta
             if target > self.now:
                 boa.env.timestamp = target
-                self._mine()
 
     @rule(
         seconds=st.sampled_from([1, 59, 60, 61, 600, 3600, 3600, 6 * 3600, 86400, UNBONDING_PERIOD_SECONDS, MAX_WINDOW])
@@ -2414,7 +2832,6 @@ class MarketMachine(RuleBasedStateMachine):
     @_step
     def warp(self, seconds):
         boa.env.timestamp = self.now + seconds
-        self._mine()
 
     # ------------------------------------------------------------------ liveness
 
@@ -2460,9 +2877,11 @@ class MarketMachine(RuleBasedStateMachine):
                 drawn = status == JobStatus.SUBMITTED and self._drawn(self.m.jobs[jid - 1])
                 reason = exit_fn(self._actor(choice), jid, tup)
                 if drawn and t > d:
-                    # A drawn job waits for its audit; if nobody opens it, for its draw to lapse.
+                    # A drawn job is not finalized before its audit; anyone opens that (also after
+                    # the window), and the audit ends by its deadline (here: it times out).
                     assert reason == "job_market: job drawn for audit", f"job {jid}: drawn, finalize: {reason}"
-                    self._set_block(self.m.jobs[jid - 1].f["draw_block"] + DRAW_HORIZON + 1)
+                    assert self.act_open_audit(self._actor(choice), jid, tup) is None
+                    boa.env.timestamp = self.m.jobs[jid - 1].deadline() + 1
                     reason = exit_fn(self._actor(choice), jid, tup)
                 assert (reason is None) == (t > d), f"job {jid}: exit at deadline{'+1' if t > d else ''}: {reason}"
                 if reason is None:
@@ -2470,17 +2889,24 @@ class MarketMachine(RuleBasedStateMachine):
                     self._check_all()
 
     def _probe_draw(self, jid: int, choice: int):
-        """A Submitted job's draw at its edges, on throwaway branches: unknown in its own block,
-        known from the next, still readable at draw_block + 256 and lapsed at + 257 (the view and
-        open_audit agree with the model at each)."""
+        """A Submitted job's draw round at its edges, on throwaway branches: one second before it
+        starts (reveals refused: pending), at its start and at the last second of its reveal
+        window (the members reveal, one of them silent with an odd `choice`: ready, or still
+        pending), and one second after (reveals refused: a round not fully revealed is degraded
+        and the job drawn). The views and open_audit agree with the model at each."""
         j = self.m.jobs[jid - 1]
-        db, tup = j.f["draw_block"], j.tup()
-        for b in (db, db + 1, db + DRAW_HORIZON, db + DRAW_HORIZON + 1):
-            if b < self.block:
+        r, tup = j.f["draw_round"], j.tup()
+        start = r * ROUND_SECONDS
+        for t in (start - 1, start, start + REVEAL_WINDOW, start + REVEAL_WINDOW + 1):
+            if t < self.now:
                 continue
             with self._what_if():
-                self._set_block(b)
-                STATS[f"~probe draw at +{b - db}: {'drawn' if self._drawn(self.m.jobs[jid - 1]) else 'not drawn'}"] += 1
+                boa.env.timestamp = t
+                self.check_drawn_view(jid, tup)
+                self._oracle_reveal(r, choice if choice % 2 else None, "now")
+                state = ROUND_NAMES[self._round_state(r)[0]]
+                drawn = "drawn" if self._drawn(self.m.jobs[jid - 1]) else "not drawn"
+                STATS[f"~probe draw at start{t - start:+d}: {state}, {drawn}"] += 1
                 self.check_drawn_view(jid, tup)
                 self.act_open_audit(self._actor(choice), jid, tup)
 
@@ -2497,9 +2923,9 @@ class MarketMachine(RuleBasedStateMachine):
             _, j, _ = self._pick(("fit", ref[1]), (status,))
             if j is not None and j.status == status:  # None: no job yet
                 self._probe_job(j.id, choice)
-        # A draw's edges, on a drawn job when there is one (drawn jobs leave Submitted fast).
+        # A draw round's edges, on a job whose round is still pending when there is one.
         submitted = [j for j in self.m.jobs if j.status == JobStatus.SUBMITTED]
-        pool = [j for j in submitted if self._will_draw(j)] or submitted
+        pool = [j for j in submitted if self._round_state(j.f["draw_round"])[0] == ROUND_PENDING] or submitted
         if pool:
             self._probe_draw(pool[ref[1] % len(pool)].id, choice)
         p = self.w.providers[choice % 3]
@@ -2548,13 +2974,15 @@ class MarketMachine(RuleBasedStateMachine):
 
     def _drain(self):
         """Ends every live job after its deadline and takes out every stake: the registry must then
-        hold nothing and JobMarket only its dust. Exits work while paused, so the pause stays. Jobs
-        drawn for audit whose audit nobody opened wait for their draw to lapse (257 blocks); the
-        price is stale by then, so every settlement here pays its cap."""
+        hold nothing and JobMarket only its dust. Exits work while paused, so the pause stays. Past
+        their challenge windows every draw is final: the audits of drawn jobs are opened (anyone
+        may) and time out; the price is stale by then, so every settlement here pays its cap."""
         boa.env.timestamp = max([self.now] + self._deadlines()) + 1
-        lapse = [j.f["draw_block"] + DRAW_HORIZON + 1 for j in self._live() if j.status == JobStatus.SUBMITTED]
-        if any(self._drawn(j) for j in self._live() if j.status == JobStatus.SUBMITTED):
-            self._set_block(max(lapse))
+        drawn = [j for j in self._live() if j.status == JobStatus.SUBMITTED and self._drawn(j)]
+        for j in drawn:
+            assert self.act_open_audit(self.w.outsider, j.id, j.tup()) is None
+        if drawn:
+            boa.env.timestamp = max(self._deadlines()) + 1
         for j in self._live():
             if j.status in (JobStatus.OPEN, JobStatus.RUNNING):
                 assert self.act_expire(self.w.outsider, j.id, j.tup()) is None
@@ -2647,6 +3075,13 @@ class MarketMachine(RuleBasedStateMachine):
         assert m.bal[self.registry] == bonded, "ProviderRegistry balance != staked + unbonding"
         for mid, mm in m.machines.items():
             assert raw.machine(mid) == (mm.status, mm.attested_until), f"machine {mid} status, attestation"
+        # AuditBeacon: every candidate's member state (a round's reveals are compared after each
+        # reveal, and all of them here at teardown).
+        for a in self.w.candidates:
+            assert raw.member(a) == m.members[a].tup(), f"beacon member {a}"
+        if all_jobs:
+            for r, x in m.rounds.items():
+                assert raw.beacon_round(r) == tuple(x), f"beacon round {r}"
 
     def _check_views(self):
         """The same comparison through the contracts' view functions (validates RawState too)."""
@@ -2681,6 +3116,25 @@ class MarketMachine(RuleBasedStateMachine):
         assert tok.nonces(self.w.signer) == m.signer_nonce
         for mid, mm in m.machines.items():
             assert (reg.machine_status(mid), reg.attested_until(mid)) == (mm.status, mm.attested_until)
+        bc = self.bc
+        assert bc.member_count() == len(m.member_list) and bc.current_round() == self._round_now()
+        for i, a in enumerate(m.member_list):
+            assert str(bc.member_list(i)) == a
+        for a in self.w.candidates:
+            got = bc.members(a)
+            assert (bytes(got[0]), bytes(got[1]), *got[2:]) == m.members[a].tup(), f"members({a})"
+        for r, (xor, n, req) in m.rounds.items():
+            assert (tuple(bc.round_counts(r)), bytes(bc.round_xor(r))) == ((n, req), xor), f"round {r}"
+            assert bc.required_members(r) == self._required(r), f"required_members({r})"
+            if self.now <= r * ROUND_SECONDS + REVEAL_WINDOW:
+                # A round's member set never changes while it takes reveals.
+                assert req == self._required(r), f"round {r}: members required changed in its window"
+            elif req != self._required(r):
+                # A member re-added after its window closed counts from its new start only (the
+                # view of a closed round moves; its stored count, which the draw uses, does not).
+                STATS["~closed round's member view moved (member re-added)"] += 1
+            got = bc.draw_seed(r)
+            assert (int(got[0]), bytes(got[1])) == self._round_state(r), f"draw_seed({r})"
 
     @invariant()
     @_step
@@ -2701,14 +3155,37 @@ class MarketMachine(RuleBasedStateMachine):
 
     @invariant()
     @_step
+    def inv_draw_never_escaped(self):
+        # No job escapes its draw by a withheld reveal: a Finalized job with a non-zero audit rate
+        # whose round AuditBeacon holds degraded (not fully revealed in its window: a member
+        # silent, late or never committed), or ready with a seed that selects it, went through
+        # Audit (a sampled audit or a dispute). The round's state and seed are read from the chain.
+        for j in self.m.jobs:
+            if j.status != JobStatus.FINALIZED or j.id in self._draw_checked or j.f["audit_bps"] == 0:
+                continue
+            state, seed = self.bc.draw_seed(j.f["draw_round"])
+            if state == ROUND_PENDING:
+                continue  # passed a dispute's audit before its round was final: checked later
+            selected = state == ROUND_DEGRADED or drawn_from_seed(bytes(seed), j.id, j.f["audit_bps"])
+            assert j.audited or not selected, f"job {j.id}: finalized without its audit (round {ROUND_NAMES[state]})"
+            kind = "audited" if j.audited else "not audited"
+            STATS[f"~finalized from a {ROUND_NAMES[state]} round, {'drawn' if selected else 'not drawn'}, {kind}"] += 1
+            self._draw_checked.add(j.id)
+
+    @invariant()
+    @_step
     def inv_live_jobs_have_an_exit(self):
         # Each waiting state ends at a deadline set from a bounded window, after which
         # expire (Open, Running) or finalize (Submitted, Audit) is open to anyone.
         for j in self._live():
             d = j.deadline()
             assert 0 < d <= self.now + MAX_WINDOW, f"job {j.id} has no bounded deadline"
-            if j.status == JobStatus.SUBMITTED:  # its draw, if any, lapses 257 blocks after this
-                assert 0 < j.f["draw_block"] <= self.block
+            if j.status == JobStatus.SUBMITTED:
+                # Its draw round is past (or in) its reveal window before the challenge window
+                # ends: from then on either finalize (not drawn) or open_audit (drawn) is open.
+                r = j.f["draw_round"]
+                assert 0 < r <= self._round_now() + 1, f"job {j.id}: draw round {r} not the next one"
+                assert r * ROUND_SECONDS + REVEAL_WINDOW < j.f["challenge_end"], f"job {j.id}: draw after its window"
         for s in self.m.stakes.values():
             assert s.unbonding == 0 or s.release <= self.now + UNBONDING_PERIOD_SECONDS
 
