@@ -273,8 +273,12 @@ def round_counts(round: uint256) -> (uint256, uint256):
 @view
 def required_members(round: uint256) -> uint256:
     """
-    @notice How many members must reveal in `round` (as far as known now).
+    @notice How many members must reveal in `round`: the count frozen at its first reveal, or
+            before that the members whose window contains it (as far as known now).
     """
+    counts: uint256 = self._round_counts[round]
+    if counts != 0:
+        return counts >> 128
     return self._required(round)
 
 
