@@ -12,7 +12,6 @@ non-zero audit rate) is audited.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 from eth_abi import encode as _abi_encode
@@ -69,23 +68,9 @@ def audit_draw(beacon: Any, job_id: int, job: dict, now: int | None = None) -> b
         return drawn_from_seed(bytes(seed), job_id, int(job["audit_bps"]))
     if int(state) == ROUND_DEGRADED:
         return True
-    if now is not None:
-        round_seconds, reveal_window = beacon_timing(beacon)
-        if int(now) > round_ * round_seconds + reveal_window:
-            return True
+    if now is not None and int(now) > round_ * int(beacon.ROUND_SECONDS()) + int(beacon.REVEAL_WINDOW()):
+        return True
     return None
-
-
-# AuditBeacon address -> (ROUND_SECONDS, REVEAL_WINDOW): both immutable, read once per process.
-_TIMING: dict[str, tuple[int, int]] = {}
-
-
-def beacon_timing(beacon: Any) -> tuple[int, int]:
-    """(ROUND_SECONDS, REVEAL_WINDOW) of `beacon`, read from the chain once (they never change)."""
-    key = str(beacon.address)
-    if key not in _TIMING:
-        _TIMING[key] = (int(beacon.ROUND_SECONDS()), int(beacon.REVEAL_WINDOW()))
-    return _TIMING[key]
 
 
 @dataclass
@@ -126,9 +111,7 @@ class HashChain:
         index = self._index().get(bytes(tip))
         return 0 if index is None else len(self.values) - 1 - index
 
-    @cached_property
-    def _positions(self) -> dict[bytes, int]:
-        return {v: i for i, v in enumerate(self.values)}
-
     def _index(self) -> dict[bytes, int]:
-        return self._positions
+        if not hasattr(self, "_idx"):
+            self._idx = {v: i for i, v in enumerate(self.values)}
+        return self._idx

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from offchain.chain.beacon import ROUND_DEGRADED, ROUND_READY, audit_draw, beacon_timing
+from offchain.chain.beacon import ROUND_DEGRADED, ROUND_READY, audit_draw
 from offchain.chain.events import logs
 from offchain.chain.jobs import apply_event, as_tuple, job_from_created
 from offchain.client.sdk import ClientError, fmt_usd, tokens
@@ -265,8 +265,7 @@ def audit_draw_state(h: Any, job_id: int, job: dict, opened: bool, t_now: int | 
     if beacon is not None:
         state, _ = beacon.draw_seed(round_)
         revealed, required = (int(x) for x in beacon.round_counts(round_))
-        round_seconds, reveal_window = beacon_timing(beacon)
-        deadline = round_ * round_seconds + reveal_window
+        deadline = round_ * int(beacon.ROUND_SECONDS()) + int(beacon.REVEAL_WINDOW())
         name = {ROUND_READY: "ready", ROUND_DEGRADED: "degraded"}.get(int(state), "pending")
         if name == "pending" and t_now > deadline:
             name = "degraded"  # no block since the window closed (a dev chain mines on transactions)

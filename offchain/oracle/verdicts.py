@@ -11,7 +11,7 @@ import json
 import queue
 import time
 
-from offchain.chain.beacon import ROUND_DEGRADED, ROUND_READY, beacon_timing, drawn_from_seed
+from offchain.chain.beacon import ROUND_DEGRADED, ROUND_READY, drawn_from_seed
 from offchain.chain.jobs import as_tuple
 from offchain.constants import JobStatus
 from offchain.oracle import jobwatch
@@ -67,7 +67,7 @@ class VerdictsMixin:
         """AuditBeacon's (ROUND_SECONDS, REVEAL_WINDOW), read once."""
         if getattr(self, "_beacon_timing", None) is None:
             with self._chain_lock:
-                self._beacon_timing = beacon_timing(self.h.beacon)
+                self._beacon_timing = (int(self.h.beacon.ROUND_SECONDS()), int(self.h.beacon.REVEAL_WINDOW()))
         return self._beacon_timing
 
     def _draw(self, job_id: int, job: dict, clock: int) -> bool | None:
