@@ -100,15 +100,6 @@ exports: (
     access_control.renounceRole,
     access_control.DEFAULT_ADMIN_ROLE,
     pausable.paused,
-    job_store.STATUS_NONE,
-    job_store.STATUS_OPEN,
-    job_store.STATUS_RUNNING,
-    job_store.STATUS_SUBMITTED,
-    job_store.STATUS_AUDIT,
-    job_store.STATUS_FINALIZED,
-    job_store.STATUS_FAILED,
-    job_store.STATUS_CANCELLED,
-    job_store.STATUS_EXPIRED,
     job_store.job_count,
     job_store.job_status,
     job_store.job_commitment,
@@ -123,6 +114,8 @@ exports: (
     market_funds.TOKEN,
     market_funds.SETTLEMENT,
     market_funds.REGISTRY,
+    market_funds.claim,
+    market_funds.accrued,
     job_store.MAX_BATCH,
     job_intake.create_job,
     job_intake.create_job_with_permit,
@@ -142,10 +135,6 @@ exports: (
 
 # Pauses new jobs, nothing else.
 PAUSER_ROLE: public(constant(bytes32)) = keccak256("PAUSER_ROLE")
-
-# Bounds on every window: long enough for a block or two, short enough that nothing waits forever.
-MIN_WINDOW_SECONDS: public(constant(uint256)) = 60
-MAX_WINDOW_SECONDS: public(constant(uint256)) = 30 * 86400
 
 _REASON_NO_SHOW: constant(bytes32) = keccak256("NO_SHOW")
 
@@ -209,9 +198,7 @@ def cancel(job_id: uint256, job: IJobMarket.Job):
     """
     job_store._check_open(job_id, job)
     job_store._check_user(job)
-    job_store._store(job_id, job, job_store.STATUS_CANCELLED)
-    market_funds._push(job.user, job.payment)
-    log JobCancelled(job_id=job_id, user=job.user, refund=job.payment)
+    self._cancel(job_id, job)
 
 
 ################################################################
@@ -226,8 +213,7 @@ def accept(job_id: uint256, job: IJobMarket.Job, machine_id: uint256):
     """
     pausable._require_not_paused()
     audit_bps: uint256 = self._audit_rate(msg.sender)
-    collateral: uint256 = self._accept(job_id, job, machine_id, audit_bps)
-    extcall IProviderRegistry(market_funds.REGISTRY).lock_collateral(msg.sender, machine_id, job.class_id, collateral)
+    self._lock(machine_id, job.class_id, self._accept(job_id, job, machine_id, audit_bps))
 
 
 @external
@@ -243,7 +229,7 @@ def accept_jobs(job_ids: DynArray[uint256, job_store.MAX_BATCH], jobs: DynArray[
     for i: uint256 in range(len(job_ids), bound=job_store.MAX_BATCH):
         assert jobs[i].class_id == class_id, "job_market: class mismatch in batch"
         total += self._accept(job_ids[i], jobs[i], machine_id, audit_bps)
-    extcall IProviderRegistry(market_funds.REGISTRY).lock_collateral(msg.sender, machine_id, class_id, total)
+    self._lock(machine_id, class_id, total)
 
 
 @external
@@ -287,9 +273,7 @@ def accept_and_submit(
     running: IJobMarket.Job = self._accepted(job_id, job, machine_id, self._audit_rate(msg.sender))
     submitted: IJobMarket.Job = self._submitted(job_id, running, result_hash, result_uri)
     job_store._store(job_id, submitted, job_store.STATUS_SUBMITTED)
-    extcall IProviderRegistry(market_funds.REGISTRY).lock_collateral(
-        msg.sender, machine_id, job.class_id, submitted.collateral
-    )
+    self._lock(machine_id, job.class_id, submitted.collateral)
 
 
 ################################################################
@@ -350,9 +334,7 @@ def expire(job_id: uint256, job: IJobMarket.Job):
     status: uint8 = job_store._load(job_id, job)
     if status == job_store.STATUS_OPEN:
         assert block.timestamp > job.accept_by, "job_market: acceptance window open"
-        job_store._store(job_id, job, job_store.STATUS_CANCELLED)
-        market_funds._push(job.user, job.payment)
-        log JobCancelled(job_id=job_id, user=job.user, refund=job.payment)
+        self._cancel(job_id, job)
     elif status == job_store.STATUS_RUNNING:
         assert block.timestamp > job.complete_by, "job_market: job not overdue"
         job_store._store(job_id, job, job_store.STATUS_EXPIRED)
@@ -412,6 +394,20 @@ def _audit_rate(provider: address) -> uint256:
     return market_params._audit_rate_for(
         staticcall IProviderRegistry(market_funds.REGISTRY).reputation_word(provider)
     )
+
+
+@internal
+def _cancel(job_id: uint256, job: IJobMarket.Job):
+    # An Open job's refund (the user cancels it, or its acceptance window passed).
+    job_store._store(job_id, job, job_store.STATUS_CANCELLED)
+    market_funds._push(job.user, job.payment)
+    log JobCancelled(job_id=job_id, user=job.user, refund=job.payment)
+
+
+@internal
+def _lock(machine_id: uint256, class_id: uint16, collateral: uint256):
+    # The caller's collateral for what it accepts, on one of its machines of the class.
+    extcall IProviderRegistry(market_funds.REGISTRY).lock_collateral(msg.sender, machine_id, class_id, collateral)
 
 
 @internal

@@ -203,6 +203,12 @@ def market(deployment):
 
 
 @pytest.fixture(scope="session")
+def params_check(project, deployment):
+    """The JobMarketParams deploy_all deployed (the session market checks its parameters with it)."""
+    return project.JobMarketParams.at(deployment.record["contracts"]["JobMarketParams"])
+
+
+@pytest.fixture(scope="session")
 def roles():
     return {
         name: role(name)

@@ -57,8 +57,11 @@ def assert_job(market, jobs, job_id, status):
 
 def assert_books(market, token, jobs):
     """token.balanceOf(market) == escrowed payments of unfinished jobs + held dispute bonds +
-    the permanent wei deploy_all leaves in the market (MARKET_DUST)."""
+    the escrow of finalized jobs not yet claimed (Σ `accrued(provider)[0]`) + the permanent
+    wei deploy_all leaves in the market (MARKET_DUST)."""
     held = 0
+    providers = {job["provider"] for job in jobs.values() if int(job["provider"], 16)}
+    held += sum(market.accrued(p)[0] for p in providers)
     for job_id in range(1, market.job_count() + 1):
         status = market.job_status(job_id)
         if status in ESCROWED:

@@ -56,7 +56,7 @@ def beacon(deployment):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def duo(beacon, market, registry, accounts, deployer, chain, keeper, provider, user, attacker):
+def duo(beacon, market, registry, accounts, deployer, chain, keeper, provider, user, attacker, params_check):
     """Two honest members with committed chains, active from the current round on; audits on at
     50% for every provider. (Session fixtures are requested here first: ape's snapshots.)"""
     _audits_on(market, deployer)
@@ -350,12 +350,12 @@ def test_attack_provider_picks_its_round_by_timing_accept_and_submit_or_a_batch_
 
 
 def test_attack_finalize_before_the_round_is_decided_with_the_shortest_window__refused_and_no_stuck_job(
-    beacon, market, jobs, chain, deployer, make_provider, keeper, provider, user
+    beacon, market, jobs, chain, deployer, make_provider, keeper, provider, user, params_check
 ):
     # Governance sets the shortest challenge window allowed (MIN_WINDOW_SECONDS); a window no
     # longer than a round plus the reveal window is refused (it is below the minimum here).
-    _audits_on(market, deployer, challenge_window=market.MIN_WINDOW_SECONDS())
-    assert market.MIN_WINDOW_SECONDS() > R + D
+    _audits_on(market, deployer, challenge_window=params_check.MIN_WINDOW_SECONDS())
+    assert params_check.MIN_WINDOW_SECONDS() > R + D
     machine_id = make_provider(provider)
     c = _next_round(chain, beacon)
     ids = _submit_jobs(market, jobs, machine_id, provider, user, 2)
@@ -382,14 +382,14 @@ def test_attack_finalize_before_the_round_is_decided_with_the_shortest_window__r
 
 
 def test_attack_set_params_shortens_the_challenge_window_after_submission__job_keeps_its_own(
-    beacon, market, jobs, chain, deployer, make_provider, keeper, provider, user
+    beacon, market, jobs, chain, deployer, make_provider, keeper, provider, user, params_check
 ):
     machine_id = make_provider(provider)
     c = _next_round(chain, beacon)
     (i,) = _submit_jobs(market, jobs, machine_id, provider, user, 1)
-    _audits_on(market, deployer, challenge_window=market.MIN_WINDOW_SECONDS())
+    _audits_on(market, deployer, challenge_window=params_check.MIN_WINDOW_SECONDS())
     # The job's challenge_end is in its struct (fixed at submission): the new minimum is no way out.
-    chain.mine(timestamp=(c + 1) * R + market.MIN_WINDOW_SECONDS() + 1)
+    chain.mine(timestamp=(c + 1) * R + params_check.MIN_WINDOW_SECONDS() + 1)
     with ape.reverts("job_market: challenge window open"):
         market.finalize(i, jobs.t(i), sender=keeper)
 

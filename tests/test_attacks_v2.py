@@ -3,15 +3,21 @@
 contracts before the fix (the attack succeeded) and must pass now (the attack is refused or
 no longer pays). The oracle findings (price walk, self-reported equivocation) are in
 tests/test_price_feed.py and tests/test_oracle_hub.py.
+
+The last section attacks the settlement accruals: a finalized job only credits its provider,
+and `market.claim(provider)` later burns the credited escrow and mints the pay (the claim's
+own paths are in tests/test_market_claim.py). What a provider can claim must be the pay of
+its finalized jobs and nothing else, whatever else happens to its jobs and stake.
 """
 
 from dataclasses import replace
 
 import ape
 import pytest
+from market_helpers import ZERO_ADDRESS, assert_books, ev
 
 from offchain.chain import reports as R
-from offchain.chain.deploy import role
+from offchain.chain.deploy import MARKET_DUST, role
 from offchain.constants import MAX_BPS, ONE_TOKEN, JobStatus, MachineStatus
 from offchain.params import MarketParams, OracleParams
 
@@ -23,7 +29,7 @@ N_POOL = 3
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _wider_fixtures_first(hub, chain, registry, token, market, keeper, provider, user, user2, attacker):
+def _wider_fixtures_first(hub, chain, registry, token, market, keeper, provider, user, user2, attacker, roles):
     """Module fixtures first (ape's snapshot isolation)."""
 
 
@@ -188,3 +194,136 @@ def test_attack_timelock_owner_becomes_minter(token, deployer, keeper, user):
         token.mint(keeper, ONE_TOKEN, sender=keeper)
     with ape.reverts("compute_token: minters sealed"):
         token.set_minter(user, True, sender=keeper)
+
+
+################################################################
+#  Settlement accruals: only finalized jobs' pay is claimable  #
+################################################################
+
+
+def _job(market, jobs, make_job, machine, provider, payer, submit=True):
+    """A job of `provider` paid by `payer`, accepted on `machine` and (with `submit`) submitted."""
+    job_id, _ = make_job(payer, target=provider)
+    jobs.track(market.accept(job_id, jobs.t(job_id), machine, sender=provider))
+    if submit:
+        jobs.track(market.submit_result(job_id, jobs.t(job_id), b"\x22" * 32, "http://p/r", sender=provider))
+    return job_id
+
+
+def _credit(market, job):
+    """What finalizing `job` credits its provider: (escrow, USD value - fee, escrow - fee)."""
+    fee_bps = market.params().fee_bps
+    usd, payment = job["usd_value"], job["payment"]
+    return payment, usd - usd * fee_bps // MAX_BPS, payment - payment * fee_bps // MAX_BPS
+
+
+def test_attack_claim_while_a_job_is_in_audit__pays_only_the_finalized_job__failed_escrow_still_refunded(
+    make_provider, make_job, chain, market, jobs, token, deployment, deployer, keeper, provider, user, attacker
+):
+    """The provider claims while one of its jobs is disputed and another is overdue, hoping the
+    claim sweeps their escrow too (or leaves the market short of the refunds). It is paid for
+    the finalized job only; the disputed job fails and the overdue one expires afterwards, both
+    refunded in full from escrow the claim did not touch; then there is nothing left to claim."""
+    machine = make_provider(provider)
+    done = _job(market, jobs, make_job, machine, provider, user)
+    bad = _job(market, jobs, make_job, machine, provider, user)
+    gone = _job(market, jobs, make_job, machine, provider, user, submit=False)
+    jobs.track(market.dispute(bad, jobs.t(bad), sender=user))
+    chain.pending_timestamp = jobs[done]["challenge_end"] + 1
+    jobs.track(market.finalize(done, jobs.t(done), sender=keeper))
+    with ape.reverts("job_market: audit in progress"):
+        market.finalize(bad, jobs.t(bad), sender=keeper)
+    burned, usd_net, cap = _credit(market, jobs[done])
+    assert tuple(market.accrued(provider)) == (burned, usd_net, cap)
+
+    tx = market.claim(provider, sender=provider)
+    e = ev(tx, deployment.settlement.Settled)
+    assert (e["provider"], e["burned"], e["minted"]) == (provider.address, burned, cap)  # $1 a token
+    assert tuple(market.accrued(provider)) == (0, 0, 0)
+    assert_books(market, token, jobs)
+
+    before = token.balanceOf(user)
+    bond = market.disputes(bad).bond
+    failed = ev(jobs.track(market.post_verdict(bad, jobs.t(bad), False, sender=deployer)), market.JobFailed)
+    assert token.balanceOf(user) - before == (
+        jobs[bad]["payment"] + failed["user_compensation"] + failed["challenger_reward"] + bond
+    )
+    chain.pending_timestamp = jobs[gone]["complete_by"] + 1
+    before = token.balanceOf(user)
+    expired = ev(jobs.track(market.expire(gone, jobs.t(gone), sender=keeper)), market.JobExpired)
+    assert expired["penalty"] > 0
+    assert token.balanceOf(user) - before == jobs[gone]["payment"] + expired["penalty"]
+    # Neither the failed nor the expired job credited anything.
+    assert tuple(market.accrued(provider)) == (0, 0, 0)
+    for who in (provider, attacker):
+        with ape.reverts("job_market: nothing to claim"):
+            market.claim(provider, sender=who)
+    assert_books(market, token, jobs)
+    assert token.balanceOf(market) == MARKET_DUST
+
+
+def test_attack_slashed_provider__keeps_only_the_pay_of_its_finalized_jobs(
+    make_provider, make_job, chain, market, jobs, registry, token, deployer, keeper, provider, user, roles
+):
+    """Slashes (an invalid result, a no-show, then the rest of the stake) take the stake, not
+    the pay already credited for finalized work; and a slashed or exited provider gains no
+    credit from its failed and expired jobs. The claim after all that pays exactly the
+    finalized job."""
+    machine = make_provider(provider)
+    done = _job(market, jobs, make_job, machine, provider, user)
+    bad = _job(market, jobs, make_job, machine, provider, user)
+    gone = _job(market, jobs, make_job, machine, provider, user, submit=False)
+    jobs.track(market.dispute(bad, jobs.t(bad), sender=user))
+    chain.pending_timestamp = jobs[done]["challenge_end"] + 1
+    jobs.track(market.finalize(done, jobs.t(done), sender=keeper))
+    credit = _credit(market, jobs[done])
+    assert tuple(market.accrued(provider)) == credit
+
+    jobs.track(market.post_verdict(bad, jobs.t(bad), False, sender=deployer))
+    chain.pending_timestamp = jobs[gone]["complete_by"] + 1
+    jobs.track(market.expire(gone, jobs.t(gone), sender=keeper))
+    registry.grantRole(roles["SLASHER_ROLE"], deployer, sender=deployer)
+    registry.slash(provider, registry.slashable(provider), b"\x01" * 32, ZERO_ADDRESS, sender=deployer)
+    registry.exit_machine(machine, sender=provider)
+    assert registry.slashable(provider) == 0
+    assert tuple(market.accrued(provider)) == credit
+
+    before = token.balanceOf(provider)
+    market.claim(provider, sender=keeper)
+    assert token.balanceOf(provider) - before == credit[2]  # minted at $1 a token: the cap
+    assert_books(market, token, jobs)
+    assert token.balanceOf(market) == MARKET_DUST
+
+
+@pytest.mark.parametrize("valid", [False, True])
+def test_attack_provider_self_disputes_from_a_second_address__loses_the_burn_share_or_the_fee(
+    make_provider, make_job, market, jobs, registry, token, deployer, provider, attacker, valid
+):
+    """The provider pays for a job on its own machine from a second address (`attacker`, the
+    job's user, so allowed to dispute) and disputes it, hoping to collect the user compensation
+    and the challenger reward of its own slash, or the bond, or pay credited twice. Counting both
+    addresses' tokens, the stake and the credited pay: an invalid verdict costs the burned share
+    of the collateral (25%), a valid one the fee (after the claim), and no verdict credits more
+    than the job's own pay."""
+
+    def wealth():
+        return (token.balanceOf(provider) + token.balanceOf(attacker) + registry.slashable(provider)
+                + market.accrued(provider)[2])  # fmt: skip
+
+    machine = make_provider(provider)
+    w0 = wealth()
+    job_id = _job(market, jobs, make_job, machine, provider, attacker)
+    jobs.track(market.dispute(job_id, jobs.t(job_id), sender=attacker))
+    tx = jobs.track(market.post_verdict(job_id, jobs.t(job_id), valid, sender=deployer))
+    job, p = jobs[job_id], market.params()
+    if valid:
+        assert tuple(market.accrued(provider)) == _credit(market, job)
+        market.claim(provider, sender=attacker)
+        assert w0 - wealth() == job["payment"] * p.fee_bps // MAX_BPS > 0
+    else:
+        assert tuple(market.accrued(provider)) == (0, 0, 0)
+        with ape.reverts("job_market: nothing to claim"):
+            market.claim(provider, sender=attacker)
+        burned = ev(tx, market.JobFailed)["burned"]
+        assert w0 - wealth() == burned >= job["collateral"] * 2_500 // MAX_BPS > 0
+    assert_books(market, token, jobs)

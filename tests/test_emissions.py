@@ -6,9 +6,10 @@ built with offchain/economics/rewards.py (what the oracle service will use) and 
 operators' keys; anyone submits and claims. Schedule tests deploy their own Emissions with small
 numbers; the rewards tests use the deployment's.
 
-The taper counts settlement burns only (`Settlement.total_burned`: escrow JobMarket burns when it
-finalizes a job). Taper tests produce them by finalizing real jobs (`ready_jobs`); the property
-test counts them on a Settlement whose job market is a test account (`direct_settlement`).
+The taper counts settlement burns only (`Settlement.total_burned`: escrow JobMarket burns when a
+provider's finalized jobs are claimed, `market.claim`; finalizing only credits the provider).
+Taper tests produce them by finalizing real jobs (`ready_jobs`) and claiming (`settle_job`); the
+property test counts them on a Settlement whose job market is a test account (`direct_settlement`).
 """
 
 from contextlib import contextmanager
@@ -115,7 +116,7 @@ def direct_settlement(project, deployer, token, deployment):
 def ready_jobs(make_provider, make_job, market, jobs, provider, user, goto, chain):
     """Jobs of `provider` paid by `user`, one per amount in `payments` (tokens: a job's escrow at
     $1.00 a token), accepted and submitted. With `wait`, their challenge window is then over,
-    so `finalize` burns their escrow through Settlement. Returns their ids."""
+    so they may be finalized. Returns their ids."""
 
     def _ready(*payments, wait=True):
         machine_id = make_provider(provider, stake=STAKE + 2 * sum(payments))
@@ -136,6 +137,22 @@ def ready_jobs(make_provider, make_job, market, jobs, provider, user, goto, chai
 @pytest.fixture
 def finalize_job(market, jobs, keeper):
     return lambda job_id: jobs.track(market.finalize(job_id, jobs.t(job_id), sender=keeper))
+
+
+@pytest.fixture
+def settle_job(market, jobs, keeper, provider, settlement, finalize_job):
+    """Finalizes the job, which only credits its provider (no settlement burn), then claims for
+    the provider: the claim burns the job's escrow through Settlement."""
+
+    def _settle(job_id):
+        settled = settlement.total_burned()
+        finalize_job(job_id)
+        assert settlement.total_burned() == settled
+        assert market.accrued(provider)[0] == jobs[job_id]["payment"]
+        market.claim(provider, sender=keeper)
+        assert settlement.total_burned() == settled + jobs[job_id]["payment"]
+
+    return _settle
 
 
 @pytest.fixture
@@ -319,26 +336,43 @@ def test_schedule__cap__last_epochs_get_what_remains(make_emissions, finalize_th
 
 
 def test_taper__burns_in_epoch__shrink_its_budget(
-    make_emissions, finalize_through, keeper, settlement, ready_jobs, finalize_job
+    make_emissions, finalize_through, keeper, settlement, ready_jobs, settle_job
 ):
     # Jobs are made finalizable first (the challenge window is longer than an epoch here).
     small, big = ready_jobs(100 * ONE_TOKEN, 900 * ONE_TOKEN)
     em_, params = make_emissions(epoch_seconds=1_000, taper_reference=100 * ONE_TOKEN)
-    finalize_job(small)  # epoch 0 burns exactly the reference: half
+    settle_job(small)  # epoch 0 burns exactly the reference: half
     (b0,) = finalize_through(em_, 0, keeper)
     assert b0 == params.initial_epoch_emission // 2
     assert em_.epochs(0).burned == 100 * ONE_TOKEN
-    finalize_job(big)  # epoch 1 burns 9x the reference: 1/10
+    settle_job(big)  # epoch 1 burns 9x the reference: 1/10
     (b1,) = finalize_through(em_, 1, keeper)
     scheduled1 = params.initial_epoch_emission * (MAX_BPS - params.decay_bps) // MAX_BPS
     assert b1 == scheduled1 * 100 // 1_000
     assert em_.burn_checkpoint() == settlement.total_burned()
 
 
-def test_taper__late_catch_up__spreads_burns_evenly(make_emissions, keeper, settlement, goto, ready_jobs, finalize_job):
-    (job_id,) = ready_jobs(300 * ONE_TOKEN)
+def test_taper__finalized_in_one_epoch_claimed_in_the_next__counts_at_the_claim(
+    make_emissions, finalize_through, keeper, market, provider, settlement, ready_jobs, finalize_job
+):
+    # The escrow is burned at the claim: a job finalized in epoch 0 and claimed in epoch 1 leaves
+    # epoch 0 whole and tapers epoch 1.
+    (job_id,) = ready_jobs(100 * ONE_TOKEN)
     em_, params = make_emissions(epoch_seconds=1_000, taper_reference=100 * ONE_TOKEN)
     finalize_job(job_id)
+    (b0,) = finalize_through(em_, 0, keeper)
+    assert (b0, em_.epochs(0).burned) == (params.initial_epoch_emission, 0)
+    market.claim(provider, sender=keeper)
+    (b1,) = finalize_through(em_, 1, keeper)
+    scheduled1 = params.initial_epoch_emission * (MAX_BPS - params.decay_bps) // MAX_BPS
+    assert (b1, em_.epochs(1).burned) == (scheduled1 // 2, 100 * ONE_TOKEN)
+    assert em_.burn_checkpoint() == settlement.total_burned()
+
+
+def test_taper__late_catch_up__spreads_burns_evenly(make_emissions, keeper, settlement, goto, ready_jobs, settle_job):
+    (job_id,) = ready_jobs(300 * ONE_TOKEN)
+    em_, params = make_emissions(epoch_seconds=1_000, taper_reference=100 * ONE_TOKEN)
+    settle_job(job_id)
     goto(em_.epoch_start(3))  # epochs 0, 1 and 2 are over, none finalized
     burned = [_one(em_.finalize_epoch(e, sender=keeper), em_.EpochFinalized)["burned"] for e in range(3)]
     assert burned == [100 * ONE_TOKEN] * 3
@@ -358,7 +392,7 @@ def test_taper__slashing_and_plain_burns__do_not_count__settlement_burns_do(
     jobs,
     settlement,
     ready_jobs,
-    finalize_job,
+    settle_job,
 ):
     """Only escrow burned by job settlement is customer revenue: a burn of one's own tokens and
     the burned share of a slash (an invalid verdict) leave the schedule whole."""
@@ -379,8 +413,8 @@ def test_taper__slashing_and_plain_burns__do_not_count__settlement_burns_do(
     assert b0 == params.initial_epoch_emission
     assert em_.epochs(0).burned == 0
 
-    # Epoch 1: a finalized job burns its escrow (the reference) through Settlement: half.
-    finalize_job(good)
+    # Epoch 1: a finalized and claimed job burns its escrow (the reference) through Settlement: half.
+    settle_job(good)
     assert settlement.total_burned() == settled + 100 * ONE_TOKEN
     (b1,) = finalize_through(em_, 1, keeper)
     scheduled1 = params.initial_epoch_emission * (MAX_BPS - params.decay_bps) // MAX_BPS

@@ -41,12 +41,6 @@ MAX_REPUTATION_USD = 10**24
 
 
 @pytest.fixture(scope="module")
-def params_check(project, deployment):
-    """The JobMarketParams deploy_all deployed (the session market checks its parameters with it)."""
-    return project.JobMarketParams.at(deployment.record["contracts"]["JobMarketParams"])
-
-
-@pytest.fixture(scope="module")
 def beacon(deployment):
     return deployment.beacon
 
@@ -69,7 +63,6 @@ def _params(**changes):
 def test_constants__match_offchain_and_deployment(market, token, registry, settlement, params_check, beacon, params):
     assert market.MAX_BPS() == MAX_BPS
     assert market.MAX_BATCH() == MAX_BATCH
-    assert (market.MIN_WINDOW_SECONDS(), market.MAX_WINDOW_SECONDS()) == (60, MAX_WINDOW)
     # The parameter bounds moved to JobMarketParams with the checks.
     assert params_check.MAX_BPS() == MAX_BPS
     assert params_check.MAX_FEE_BPS() == 2_000

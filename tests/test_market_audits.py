@@ -320,7 +320,7 @@ def test_verdict_valid__sampled__provider_paid_reputation_counts(
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
     decide_draw(chain, beacon, jobs, job_id)
     market.open_audit(job_id, jobs.t(job_id), sender=keeper)
-    before, supply = token.balanceOf(provider), token.totalSupply()
+    before, supply, held = token.balanceOf(provider), token.totalSupply(), token.balanceOf(market)
     report, sigs = verdict(hub, chain, pool, job_id, jobs[job_id], True)
     tx = hub.submit_verdict(report, jobs.t(job_id), sigs, sender=keeper)
     assert ev(tx, hub.VerdictAccepted)["signers"] == 2
@@ -329,10 +329,18 @@ def test_verdict_valid__sampled__provider_paid_reputation_counts(
     fee = PAYMENT * AUDITS.fee_bps // MAX_BPS
     e = ev(tx, market.JobFinalized)
     assert (e["burned"], e["fee"]) == (PAYMENT, fee)
-    # Escrow burned, the provider minted its pay (no bond: a sampled audit has no challenger).
+    assert rep(registry, provider) == record(completed=1, audits_passed=1)
+    # The verdict credits the provider (no bond: a sampled audit has no challenger); no token moves.
+    usd = jobs[job_id]["usd_value"]
+    usd_net = usd - usd * AUDITS.fee_bps // MAX_BPS
+    assert tuple(market.accrued(provider)) == (PAYMENT, usd_net, PAYMENT - fee)
+    assert (token.balanceOf(provider), token.totalSupply(), token.balanceOf(market)) == (before, supply, held)
+    # The claim burns the escrow and mints the provider its pay.
+    market.claim(provider, sender=keeper)
     assert token.balanceOf(provider) - before == PAYMENT - fee
     assert supply - token.totalSupply() == fee
-    assert rep(registry, provider) == record(completed=1, audits_passed=1)
+    assert held - token.balanceOf(market) == PAYMENT
+    assert tuple(market.accrued(provider)) == (0, 0, 0)
 
 
 def test_verdict_invalid__sampled__user_refunded_collateral_slashed_rate_rises(
@@ -474,7 +482,10 @@ def test_reputation__dust_jobs_finalized_one_by_one__not_completed_rate_stays(
     assert all(jobs[i]["usd_value"] == AUDITS.min_reputation_usd - PRICE for i in dust)
     before = token.balanceOf(provider)
     _finalize_after_window(market, jobs, chain, keeper, dust)
-    assert token.balanceOf(provider) > before  # paid as usual, only not counted
+    # Paid as usual, only not counted: credited, then the claim mints the pay.
+    assert market.accrued(provider)[0] == sum(jobs[i]["payment"] for i in dust)
+    market.claim(provider, sender=keeper)
+    assert token.balanceOf(provider) > before
     # Three dust jobs (more than trusted_after_jobs): still nothing on record, still on probation.
     assert rep(registry, provider) == record()
     set_rates(new_provider_audit_bps=3_000)

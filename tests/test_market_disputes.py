@@ -5,11 +5,14 @@ Only the job's user may dispute (a third party or the provider from a second add
 docs/SECURITY.md, finding 4), so the user is also the challenger: on an invalid verdict it gets
 the refund, the user compensation, the challenger reward and its bond back.
 
-Submitted -> Audit -> Finalized (valid: the escrow is burned and the provider minted its pay,
-                                 the bond goes to the provider)
+Submitted -> Audit -> Finalized (valid: the provider is credited its pay, the bond goes to
+                                 the provider)
 Submitted -> Audit -> Failed (invalid: user refunded, compensated and rewarded as the challenger
                               from the collateral, bond returned, the rest burned)
-Submitted -> Audit -> audit deadline passes -> finalize (provider paid, bond returned to the user)
+Submitted -> Audit -> audit deadline passes -> finalize (provider credited, bond returned to the
+                                                         user)
+A finalized job's escrow stays in the market until `claim(provider)` burns it and Settlement
+mints the provider its pay (`_claim_pays`).
 
 Defaults: payment 1 token ($1 at conftest's price), collateral 1.5 tokens, fee 0.05 (burned),
 bond max(1 token, 10%) = 1 token, compensation 50% / reward 25% / burn 25% of the collateral.
@@ -45,12 +48,32 @@ USD_VALUE = PRICE * UNITS
 PAYMENT = USD_VALUE  # $1 per token
 COLLATERAL = PAYMENT * P.collateral_bps // MAX_BPS
 FEE = PAYMENT * P.fee_bps // MAX_BPS
+USD_NET = USD_VALUE - USD_VALUE * P.fee_bps // MAX_BPS
 BOND = max(P.min_dispute_bond, PAYMENT * P.dispute_bond_bps // MAX_BPS)
 INVALID_RESULT = keccak(text="INVALID_RESULT")
 
 
 def _ts(chain, tx):
     return chain.blocks[tx.block_number].timestamp
+
+
+def _claim_pays(market, token, settlement, jobs, provider, claimer, ledger):
+    """The provider was credited exactly one $1 job (and no token moved since `ledger`'s last
+    mark, checked by the caller); `claimer`'s claim burns its escrow and mints the provider
+    its pay at $1, whoever calls."""
+    assert tuple(market.accrued(provider)) == (PAYMENT, USD_NET, PAYMENT - FEE)
+    tx = market.claim(provider, sender=claimer)
+    e = ev(tx, settlement.Settled)
+    assert (e["provider"], e["burned"], e["usd_net"], e["cap"], e["minted"]) == (
+        provider.address,
+        PAYMENT,
+        USD_NET,
+        PAYMENT - FEE,
+        PAYMENT - FEE,
+    )
+    ledger.expect(provider=PAYMENT - FEE, market=-PAYMENT, supply=-FEE, settled=PAYMENT)
+    assert tuple(market.accrued(provider)) == (0, 0, 0)
+    assert_books(market, token, jobs)
 
 
 def _rep(registry, who):
@@ -199,8 +222,8 @@ def test_dispute__large_job__bond_is_share_of_payment(
 ################################################################
 
 
-def test_post_verdict__valid__pays_provider_and_bond_to_provider(
-    disputed_job, market, registry, token, settlement, jobs, deployer, provider, ledger
+def test_post_verdict__valid__credits_provider_bond_to_provider__claim_pays(
+    disputed_job, market, registry, token, settlement, jobs, deployer, provider, keeper, ledger
 ):
     job_id, _ = disputed_job
     ledger.mark()
@@ -214,17 +237,18 @@ def test_post_verdict__valid__pays_provider_and_bond_to_provider(
         "fee": FEE,
         "audit_timed_out": False,
     }
-    e = ev(tx, settlement.Settled)
-    assert (e["provider"], e["burned"], e["minted"]) == (provider.address, PAYMENT, PAYMENT - FEE)
+    assert evs(tx, settlement.Settled) == []
     assert_job(market, jobs, job_id, JobStatus.FINALIZED)
     assert tuple(market.disputes(job_id)) == (ZERO_ADDRESS, 0, 0)
-    # The escrow is burned and the provider minted its pay; the user's bond is transferred to it.
-    ledger.expect(provider=PAYMENT - FEE + BOND, market=-(PAYMENT + BOND), supply=-FEE, settled=PAYMENT)
+    # The user's bond is transferred to the provider; its pay is credited, the escrow stays.
+    ledger.expect(provider=BOND, market=-BOND)
     assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
     assert evs(tx, registry.Slashed) == []
     # A $1 job counts as completed; the provider passed the audit and won the dispute.
     assert _rep(registry, provider) == (1, 0, 0, 1, 1, 0)
     assert_books(market, token, jobs)
+    # The claim burns the escrow and the provider is minted its pay.
+    _claim_pays(market, token, settlement, jobs, provider, keeper, ledger)
 
 
 def test_post_verdict__at_audit_deadline__works__one_second_after__reverts(
@@ -351,16 +375,18 @@ def test_dispute_then_invalid__user_nets_refund_compensation_and_reward__bond_ba
 
 
 def test_dispute_then_valid__user_loses_bond_to_provider(
-    submitted_job, market, registry, token, jobs, deployer, provider, user, ledger
+    submitted_job, market, registry, token, settlement, jobs, deployer, provider, user, ledger
 ):
-    # A wrong accusation: the user's bond goes to the provider, which is also paid in full.
+    # A wrong accusation: the user's bond goes to the provider, which is also paid in full (at
+    # its claim, here by the provider itself).
     job_id, _ = submitted_job
     ledger.mark()
     market.dispute(job_id, jobs.t(job_id), sender=user)
     market.post_verdict(job_id, jobs.t(job_id), True, sender=deployer)
-    ledger.expect(user=-BOND, provider=PAYMENT - FEE + BOND, market=-PAYMENT, supply=-FEE, settled=PAYMENT)
+    ledger.expect(user=-BOND, provider=BOND)
     assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
     assert_books(market, token, jobs)
+    _claim_pays(market, token, settlement, jobs, provider, provider, ledger)
 
 
 def test_dispute__zero_bond_params__user_may_dispute_for_free(
@@ -450,8 +476,8 @@ def test_post_verdict__tampered_job__reverts(disputed_job, market, jobs, deploye
 ################################################################
 
 
-def test_finalize__audit__at_deadline_reverts__after_pays_provider_and_returns_bond(
-    disputed_job, market, registry, token, jobs, chain, provider, user, keeper, deployer, ledger, snap
+def test_finalize__audit__at_deadline_reverts__after_credits_provider_and_returns_bond(
+    disputed_job, market, registry, token, settlement, jobs, chain, provider, user, keeper, deployer, ledger, snap
 ):
     job_id, _ = disputed_job
     deadline = market.disputes(job_id).audit_deadline
@@ -471,8 +497,8 @@ def test_finalize__audit__at_deadline_reverts__after_pays_provider_and_returns_b
     }
     assert_job(market, jobs, job_id, JobStatus.FINALIZED)
     assert tuple(market.disputes(job_id)) == (ZERO_ADDRESS, 0, 0)
-    # No verdict in time: the provider is paid and the user's bond comes back.
-    ledger.expect(provider=PAYMENT - FEE, user=BOND, market=-(PAYMENT + BOND), supply=-FEE, settled=PAYMENT)
+    # No verdict in time: the provider is credited its pay and the user's bond comes back.
+    ledger.expect(user=BOND, market=-BOND)
     assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
     # Paid without a verdict: completed, but neither an audit passed nor a dispute won.
     assert _rep(registry, provider) == (1, 0, 0, 0, 0, 0)
@@ -480,6 +506,7 @@ def test_finalize__audit__at_deadline_reverts__after_pays_provider_and_returns_b
     # The verdict comes too late for the finalized job.
     with no_change(snap), ape.reverts("job_market: job not in audit"):
         market.post_verdict(job_id, jobs.t(job_id), False, sender=deployer)
+    _claim_pays(market, token, settlement, jobs, provider, user, ledger)
 
 
 def test_finalize__audit_twice__reverts(disputed_job, market, jobs, chain, keeper, snap):

@@ -11,6 +11,9 @@ burn-and-mint rules at the JobMarket level: the slippage bound `max_tokens`, the
 the quote at another price, and the burn and mint of finalize and finalize_many.
 """
 
+import re
+from pathlib import Path
+
 import ape
 import market_helpers
 import pytest
@@ -314,18 +317,11 @@ def test_quote__usd_value_offer_times_units_or_zero(make_provider, market, settl
     assert market.quote(provider2, CPU, UNITS) == 0
 
 
-def test_status_constants__match_offchain(market):
-    assert [
-        market.STATUS_NONE(),
-        market.STATUS_OPEN(),
-        market.STATUS_RUNNING(),
-        market.STATUS_SUBMITTED(),
-        market.STATUS_AUDIT(),
-        market.STATUS_FINALIZED(),
-        market.STATUS_FAILED(),
-        market.STATUS_CANCELLED(),
-        market.STATUS_EXPIRED(),
-    ] == [int(s) for s in JobStatus]
+def test_status_constants__match_offchain():
+    # JobMarket does not export the constants (bytes kept for code); its job store declares them.
+    source = (Path(__file__).resolve().parents[1] / "contracts/modules/job_store.vy").read_text()
+    declared = dict(re.findall(r"^STATUS_([A-Z]+): public\(constant\(uint8\)\) = (\d+)$", source, re.M))
+    assert {name: int(v) for name, v in declared.items()} == {s.name: int(s) for s in JobStatus}
 
 
 ################################################################

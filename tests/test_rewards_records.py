@@ -40,7 +40,7 @@ def operator(accounts, deployment, deployer):
 
 def _finalized_job(market, jobs, user, provider, machine_id, chain, units=UNITS, class_id=CPU):
     """create -> accept -> submit -> (challenge window) -> finalize; returns the JobFinalized fee
-    (tokens: the fee's share of the escrow, burned with it)."""
+    (tokens: the fee's share of the escrow, burned with it at the provider's claim)."""
     payment = units * PRICE  # at $1.00 a token: escrow at most the USD value
     tx = jobs.track(
         market.create_job(provider.address, class_id, b"\x11" * 32, units, PRICE, WINDOW, WINDOW, payment, sender=user)

@@ -1,9 +1,10 @@
 """`gpunet sim` on the small scenario (offchain/sim/scenarios/small.json): the issue's properties.
 
 One run of each variant (BME design and Render-style) on the real contracts in titanoboa's
-in-process EVM (every job through JobMarket and Settlement; ~45 s of CPU for both); every check
-reads values the engine read from the chain each epoch (ComputeToken totals, JobMarket's job
-statuses, Settlement's Settled events and total_burned, Emissions' budgets and claims). Runs
+in-process EVM (every job through JobMarket, every provider's pay through JobMarket.claim and
+Settlement; ~45 s of CPU for both); every check reads values the engine read from the chain each
+epoch (ComputeToken totals and JobMarket's balance, JobMarket's job statuses and accruals,
+Settlement's Settled events and total_burned, Emissions' budgets and claims). Runs
 without ape's chain:
     .venv/bin/python -m pytest tests/test_sim.py -q -p no:cacheprovider -p no:ape_test
 """
@@ -79,9 +80,9 @@ def test_nothing_minted_for_unfinalized_or_invalid_work(run, variant):
 
 @pytest.mark.parametrize("variant", ["bme", "render"])
 def test_settlement_burns_the_escrow_and_mints_at_most_escrow_minus_fee(run, variant):
-    """Per Settled event (a run of one provider's finalized jobs): burned == the jobs' escrow,
-    cap == escrow - fees, minted <= cap; Settlement.total_burned grows by exactly the escrow of
-    the jobs JobMarket holds Finalized, each settled once."""
+    """Per claim (JobMarket.claim's Settled: the provider's jobs finalized since its last claim):
+    burned == the jobs' escrow, cap == escrow - fees, minted <= cap; Settlement.total_burned
+    grows by exactly the escrow of the jobs claimed, each Finalized and claimed once."""
     rows = _rows(run, variant)
     for r in rows:
         assert r["settled_mismatch"] == 0, r["epoch"]
@@ -95,6 +96,44 @@ def test_settlement_burns_the_escrow_and_mints_at_most_escrow_minus_fee(run, var
         # The provider is paid ~ the USD value minus the 5% fee (the price barely moves within a day).
         minted, burned = sum(r["minted_settlement"] for r in rows), sum(r["burned_escrow"] for r in rows)
         assert 0.9 * burned < minted < 0.96 * burned
+
+
+@pytest.mark.parametrize("variant", ["bme", "render"])
+def test_market_holds_what_it_owes_and_daily_claims_close_the_books(run, variant):
+    """Every epoch: JobMarket's balance == escrow of unfinished jobs + bonds + Σ accrued + dust,
+    and Settlement.total_burned == escrow of every finalized job - what is still accrued. Under
+    the default policy every provider with pay claims each epoch, so nothing stays accrued, and
+    at the end total_burned == the escrow of every job finalized."""
+    sim = run[0][variant]
+    assert sim.sc.claim == {"every_epochs": 1, "min_usd": 0.0}
+    for r in _rows(run, variant):
+        assert r["market_books"] == 0, r["epoch"]
+        assert r["escrow_unclaimed_mismatch"] == 0, r["epoch"]
+        assert r["accrued_unclaimed"] == 0, r["epoch"]
+        # Honest x3, the cheater (some jobs pass) and the wash trader each claim.
+        assert r["claims"] >= 4, r["epoch"]
+    assert sim.finalized_escrow > 0
+    assert sum(r.burned for r in sim.claim_log) == sim.finalized_escrow
+    assert all(not a.unclaimed for a in sim.agents)
+    assert run[1][variant]["checks"]["accrued_unclaimed_at_end"] == 0
+
+
+@pytest.mark.parametrize("variant", ["bme", "render"])
+def test_each_claim_mint_is_attributed_to_the_jobs_it_covers(run, variant):
+    """A claim covers exactly its provider's jobs finalized since its previous claim (each job in
+    one claim); its mint is split over them to the wei."""
+    sim = run[0][variant]
+    seen: set[int] = set()
+    for c in sim.claim_log:
+        ids = [j.job_id for j in c.jobs]
+        assert c.jobs and not seen & set(ids)
+        seen |= set(ids)
+        assert all(j.provider is c.provider and j.epoch <= c.epoch for j in c.jobs)
+        assert sum(j.minted for j in c.jobs) == c.minted
+        assert c.burned == sum(j.f["payment"] for j in c.jobs)
+    for a in sim.agents:
+        assert a.claims == sum(c.provider is a for c in sim.claim_log)
+        assert a.settle_total == sum(c.minted for c in sim.claim_log if c.provider is a)
 
 
 @pytest.mark.parametrize("variant", ["bme", "render"])
@@ -248,6 +287,53 @@ def test_silent_operator_degrades_the_round(tmp_path):
     assert r1["minted_for_invalid"] == 0 and r1["settled_mismatch"] == 0
 
 
+def test_delayed_claims_keep_escrow_in_the_market_until_claimed(tmp_path):
+    """Claiming every 2 epochs: nothing is burned or minted by settlement in epoch 0 (the escrow
+    stays credited in JobMarket, whose books still balance, and Emissions sees no burn), epoch 1's
+    claim covers both epochs' jobs at once, and the run's end claims what epoch 2 credited."""
+    from offchain.sim.engine import Simulation
+
+    p = tmp_path / "s.toml"
+    p.write_text(TOML_SCENARIO.replace("epochs = 2", "epochs = 3") + "[claim]\nevery_epochs = 2\n")
+    sc = load_scenario(p)
+    assert sc.claim == {"every_epochs": 2, "min_usd": 0.0}
+    sim = Simulation(sc, "bme")
+    r0, r1, r2 = sim.run()
+    for r in (r0, r1, r2):
+        assert r["jobs"] > 0 and r["market_books"] == 0 and r["escrow_unclaimed_mismatch"] == 0
+        assert r["settled_mismatch"] == 0 and not r["settled_jobs_unmatched"]
+        assert r["minted_unbacked"] == pytest.approx(0, abs=EPS)
+    assert r0["claims"] == 0 and r0["accrued_unclaimed"] > 0
+    assert r0["burned_escrow"] == r0["minted_settlement"] == r0["burned"] == 0
+    assert r0["budget"] == r0["scheduled"]  # no customer burn counted yet: no taper
+    assert r1["claims"] == 1 and r1["accrued_unclaimed"] == 0
+    assert r1["burned_escrow"] == pytest.approx(
+        r0["accrued_unclaimed"] + sum(j.f["payment"] for j in sim.claim_log[0].jobs if j.epoch == 1) / ONE_TOKEN,
+        abs=EPS,
+    )
+    assert {j.epoch for j in sim.claim_log[0].jobs} == {0, 1}
+    # Epoch 2's jobs are only one epoch old: claimed because the run ends.
+    assert r2["claims"] == 1 and r2["accrued_unclaimed"] == 0
+    assert {j.epoch for j in sim.claim_log[1].jobs} == {2}
+    assert sum(c.burned for c in sim.claim_log) == sim.finalized_escrow
+    # Income is attributed to the epoch the work was done in, not the claim's.
+    a = sim.agents[0]
+    assert [e for e, *_ in a.series] == [0, 1, 2] and all(inc > 0 for _, inc, _, _ in a.series)
+
+
+@pytest.mark.parametrize(("min_usd", "claims"), [(1.0, [1, 1]), (10**9, [0, 1])])
+def test_claim_threshold_claims_early_once_accrued_usd_reaches_it(tmp_path, min_usd, claims):
+    """With a claim every 99 epochs, a provider whose accrued USD value minus fees reaches
+    `min_usd` claims at once; below it, only the run's end claims."""
+    from offchain.sim.engine import Simulation
+
+    p = tmp_path / "s.toml"
+    p.write_text(TOML_SCENARIO + f"[claim]\nevery_epochs = 99\nmin_usd = {min_usd}\n")
+    rows = Simulation(load_scenario(p), "bme").run()
+    assert [r["claims"] for r in rows] == claims
+    assert rows[-1]["accrued_unclaimed"] == 0 and all(r["market_books"] == 0 for r in rows)
+
+
 def test_toml_scenario(tmp_path):
     p = tmp_path / "s.toml"
     p.write_text(TOML_SCENARIO)
@@ -259,3 +345,7 @@ def test_toml_scenario(tmp_path):
     bad.write_text(TOML_SCENARIO.replace('kind = "honest"', 'kind = "whale"'))
     with pytest.raises(ValueError, match="kind must be one of"):
         load_scenario(bad)
+    for claim, match in (("every_epochs = 0", "every_epochs must be >= 1"), ("often = 1", "unknown keys")):
+        bad.write_text(TOML_SCENARIO + f"[claim]\n{claim}\n")
+        with pytest.raises(ValueError, match=match):
+            load_scenario(bad)

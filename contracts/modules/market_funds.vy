@@ -5,8 +5,10 @@
 @custom:contract-name market_funds
 @license AGPL-3.0-only
 @notice Every token JobMarket moves goes through `_pull` / `_push`; every finalized job is
-        settled by `_settle` (the rule) and `_pay_out` (the calls). Assumes the token moves
-        exact amounts (no fee, no rebase).
+        settled by `_settle` (the rule) and credited to its provider by `_pay_out`; `claim`
+        burns a provider's credited escrow and has Settlement mint its pay, once for all
+        the jobs finalized since its last claim (docs/ECONOMICS.md, "Settlement"). Assumes
+        the token moves exact amounts (no fee, no rebase).
 """
 
 from ethereum.ercs import IERC20
@@ -22,6 +24,15 @@ TOKEN: public(immutable(address))
 SETTLEMENT: public(immutable(address))
 # Where stake and collateral live.
 REGISTRY: public(immutable(address))
+
+
+# provider -> (USD value minus fees, 18 decimals) << 128 | (escrow minus fees, tokens) of its
+# jobs finalized since its last claim: the arguments `Settlement.settle` gets at the claim.
+_accrued: HashMap[address, uint256]
+# provider -> escrow (fees included) of those jobs: held here until the claim burns it.
+_accrued_burn: HashMap[address, uint256]
+
+_MASK_128: constant(uint256) = 2**128 - 1
 
 
 event JobFinalized:
@@ -65,16 +76,49 @@ def _settle(job_id: uint256, job: IJobMarket.Job, audit_timed_out: bool) -> (uin
     return job.usd_value - job.usd_value * job.fee_bps // market_params.MAX_BPS, job.payment - fee
 
 
+@external
+def claim(provider: address) -> uint256:
+    """
+    @notice Anyone: burns the escrow of `provider`'s jobs finalized since its last claim and
+            has Settlement mint the provider its pay for them, `min(usd_net / price, cap)`
+            over their sums at the price now (paid to `provider`, whoever calls; Settlement
+            logs `Settled`). Never paused.
+    @return The tokens minted.
+    """
+    burned: uint256 = self._accrued_burn[provider]
+    assert burned > 0, "job_market: nothing to claim"
+    acc: uint256 = self._accrued[provider]
+    self._accrued_burn[provider] = 0
+    self._accrued[provider] = 0
+    extcall IComputeToken(TOKEN).burn(burned)
+    return extcall ISettlement(SETTLEMENT).settle(provider, burned, acc >> 128, acc & _MASK_128)
+
+
+@external
+@view
+def accrued(provider: address) -> (uint256, uint256, uint256):
+    """
+    @notice What `claim(provider)` would settle now: (escrow to burn, USD value minus fees,
+            escrow minus fees = the most it can mint).
+    """
+    acc: uint256 = self._accrued[provider]
+    return self._accrued_burn[provider], acc >> 128, acc & _MASK_128
+
+
 @internal
 def _pay_out(provider: address, burned: uint256, usd_net: uint256, cap: uint256, collateral: uint256, record: uint256):
     # Settles what `_settle` gave a provider (summed over a run of `completed` jobs in
-    # `finalize_many`): burns the escrow, has Settlement mint the provider's pay, releases the
-    # collateral and adds `record` (packed reputation increments) to the provider's record;
-    # nothing for the empty provider before the first run of a batch.
+    # `finalize_many`): credits the escrow to burn and the pay to mint to the provider's next
+    # `claim`, releases the collateral and adds `record` (packed reputation increments) to
+    # the provider's record; nothing for the empty provider before the first run of a batch.
     if provider == empty(address):
         return
-    extcall IComputeToken(TOKEN).burn(burned)
-    extcall ISettlement(SETTLEMENT).settle(provider, burned, usd_net, cap)
+    acc: uint256 = self._accrued[provider]
+    # convert() reverts past 2**128 - 1 (3.4e20 tokens or USD): never reached by real jobs.
+    self._accrued[provider] = (
+        convert(convert((acc >> 128) + usd_net, uint128), uint256) << 128
+    ) | convert(convert((acc & _MASK_128) + cap, uint128), uint256)
+    self._accrued_burn[provider] += burned
     extcall IProviderRegistry(REGISTRY).unlock_collateral(provider, collateral, record)
 
 

@@ -24,10 +24,14 @@ wires a local deployment (offchain/sim/contracts.py), and plays `epochs` daily e
    and every job is drawn). Drawn jobs go to open_audit and the verifier posts the verdict (a
    cheater's result is found invalid with the market's 90% detection rate: escrow refunded,
    collateral slashed by JobMarket; every other result is valid), the rest are finalized with
-   finalize_many once the challenge window is over. Finalization burns the whole escrow and
-   Settlement mints the provider min(USD value minus fee at the current price, escrow minus
-   fee): the engine reads what was minted and burned from the Settled and JobFinalized events,
-   never from a formula;
+   finalize_many once the challenge window is over. Finalization credits the job to its
+   provider (JobMarket.accrued; no token moves). At the end of the epoch each provider whose
+   claim policy says so (scenario `claim`: by default every epoch it has pay accrued; everything
+   outstanding at the end of the run, so the books close) calls JobMarket.claim: the credited
+   escrow is burned whole and Settlement mints the provider min(Σ USD value minus fee at the
+   claim's price, Σ escrow minus fee). The engine reads what was credited, minted and burned from
+   JobMarket.accrued and the JobFinalized and Settled events, never from a formula, and
+   attributes each claim's mint to the jobs it covers;
 4. emissions (offchain/sim/quorum.py): after the epoch, anyone finalizes it
    (Emissions.finalize_epoch), the quorum signs the rewards root built by
    offchain/economics/rewards.py from the finalized jobs (their fees from JobFinalized) and the
@@ -71,6 +75,7 @@ from offchain.sim.model import (
     VARIANTS,
     Agent,
     Machine,
+    Run,
     tok,
 )
 from offchain.sim.quorum import QuorumSteps
@@ -106,6 +111,10 @@ class Simulation(JobFlow, QuorumSteps):
         self.beacon_params = BeaconParams()
         self.rows: list[dict] = []
         self.violations: list[str] = []
+        # Escrow of every job finalized so far (JobFinalized), claimed or not.
+        self.finalized_escrow = 0
+        # Every claim of the run (offchain/sim/model.py Run), in order.
+        self.claim_log: list[Run] = []
 
     # ------------------------------------------------------------------ setup
 
@@ -120,6 +129,7 @@ class Simulation(JobFlow, QuorumSteps):
         self.token, self.registry, self.hub, self.feed = c.token, c.registry, c.hub, c.feed
         self.settlement, self.beacon, self.market, self.emissions = c.settlement, c.beacon, c.market, c.emissions
         self.operators, self.chain_id = c.operators, c.chain_id
+        self.settle_burned_genesis = int(self.settlement.total_burned())
         # The operators commit their hash chains (one value per epoch's draw round); the first
         # round they apply to is long before the first job's.
         self.beacon_members = BeaconMembers(self.beacon, self.market, self.operators, self.seed, self.epochs)
@@ -249,6 +259,8 @@ class Simulation(JobFlow, QuorumSteps):
         sc, tk = self.sc, self.token
         minted0, burned0 = int(tk.total_minted()), int(tk.total_burned())
         settle_burned0 = int(self.settlement.total_burned())
+        # Jobs finalized in earlier epochs and not claimed yet.
+        self.pending0 = {j.job_id for a in self.agents for j in a.unclaimed}
         for a in self.agents:
             a.epoch_settle = a.epoch_emission = 0
             a.epoch_units = 0.0
@@ -267,6 +279,8 @@ class Simulation(JobFlow, QuorumSteps):
         wash_jobs = self._wash_jobs()
         all_jobs = jobs + wash_jobs
         st = self._run_jobs(epoch, all_jobs, rng)
+        # Providers claim what their policy says (at this epoch's price), before the epoch is over.
+        self._claims(epoch, price, st, final=epoch == self.epochs - 1)
         em = self._emissions(epoch, all_jobs, rng)
 
         # Providers sell part of their income and pay their costs.
@@ -275,6 +289,7 @@ class Simulation(JobFlow, QuorumSteps):
             income = tok(got) * price
             a.income_usd += income
             a.emission_usd += tok(a.epoch_emission) * price
+            a.income_by_epoch[epoch] = a.income_by_epoch.get(epoch, 0.0) + tok(a.epoch_emission) * price
             a.settle_total += a.epoch_settle
             a.emission_total += a.epoch_emission
             share = 1.0 if a.kind in ("wash", "sybil") else sc.sell_share
@@ -296,7 +311,7 @@ class Simulation(JobFlow, QuorumSteps):
             if a.epoch_units > 0:
                 a.units += a.epoch_units
                 cls = next(j.cls for j in jobs if j.provider is a)
-                a.series.append((epoch, income, a.epoch_units, cls))
+                a.units_by_epoch[epoch] = (a.epoch_units, cls)
 
         self.rows.append(
             epoch_row(self, epoch, price, demand, served, jobs, wash_jobs, st, em, minted0, burned0, settle_burned0)

@@ -8,7 +8,12 @@ accept_jobs and submit_results; the operators reveal the beacon round the result
 (offchain/sim/beacon.py; a silent operator degrades it and every job is audited); drawn jobs go
 to open_audit and the verifier's verdict (a cheater's result is found invalid with the market's
 detection rate), the rest are finalized with finalize_many once the challenge window is over.
-Minted, burned, refunded and slashed amounts are read from the events, never from a formula."""
+Finalizing only credits the provider (JobMarket.accrued); at the end of the epoch each provider
+whose claim policy says so (scenario `claim`: by default every epoch it has pay accrued, and
+everything at the end of a run) calls JobMarket.claim, which burns the credited escrow and has
+Settlement mint its pay; the claim's mint is attributed to the jobs it covers (the provider's
+jobs finalized since its previous claim) pro rata to their USD value minus fee. Minted, burned,
+refunded and slashed amounts are read from the events, never from a formula."""
 
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ from offchain.sim.model import (
 
 
 class JobFlow:
-    """Job creation, funding, execution, the audit draw and settlement for one epoch."""
+    """Job creation, funding, execution, the audit draw, finalization and claims for one epoch."""
 
     def _wash_class(self):
         return max(self.sc.classes.values(), key=lambda c: c.price_usd)
@@ -138,7 +143,10 @@ class JobFlow:
             "failed": 0,
             "slashed": 0,
             "minted_over_cap": 0,
+            # Claims whose Settled (or whose accrual before it) disagrees with the jobs it covers,
+            # and finalizations that settled anything themselves.
             "cap_mismatch": 0,
+            # One Run per claim this epoch.
             "runs": [],
             # The audit draw: beacon rounds by final state, jobs drawn, jobs whose audit opened.
             "rounds": {},
@@ -173,6 +181,7 @@ class JobFlow:
                 assert [int(e.job_id) for e in created] == list(ids)
                 for j, e in zip(chunk, created, strict=True):
                     j.job_id = int(e.job_id)
+                    j.epoch = epoch
                     j.f = {
                         "user": str(e.user),
                         "provider": str(e.provider),
@@ -284,9 +293,8 @@ class JobFlow:
         return st
 
     def _settled(self, events: list, by_id: dict[int, Job], st: dict) -> None:
-        """Applies a settlement call's events: JobFinalized (per job) then Settled (per run of one
-        provider's jobs, what Settlement minted), or JobFailed (refund and slash)."""
-        pending: list[Job] = []
+        """Applies a finalization call's events: JobFinalized (the job is credited to its provider's
+        next claim: no token moves, no Settled) or JobFailed (refund and slash)."""
         for e in events:
             name = type(e).__name__
             if name == "JobFinalized":
@@ -294,24 +302,11 @@ class JobFlow:
                 j.status = int(JobStatus.FINALIZED)
                 j.fee = int(e.fee)
                 assert int(e.burned) == j.f["payment"] and int(e.usd_value) == j.f["usd_value"]
-                pending.append(j)
+                j.provider.unclaimed.append(j)
+                self.finalized_escrow += j.f["payment"]
             elif name == "Settled":
-                a = self.by_addr[str(e.provider)]
-                burned, cap, minted = int(e.burned), int(e.cap), int(e.minted)
-                run = Run(a, pending, burned, cap, minted, int(e.price))
-                pending = []
-                # The run is the provider's finalized jobs: escrow burned whole, mint <= escrow - fee.
-                escrow = sum(j.f["payment"] for j in run.jobs)
-                fees = sum(j.fee for j in run.jobs)
-                if any(j.provider is not a for j in run.jobs) or burned != escrow or cap != escrow - fees:
-                    st["cap_mismatch"] += 1
-                st["minted_over_cap"] += max(0, minted - (escrow - fees))
-                st["burned_escrow"] += burned
-                st["minted_settlement"] += minted
-                st["runs"].append(run)
-                a.epoch_settle += minted
-                if a.kind == "wash":
-                    a.wash_burned += burned
+                # Finalizing settles nothing: only a claim burns and mints.
+                st["cap_mismatch"] += 1
             elif name == "JobFailed":
                 j = by_id[int(e.job_id)]
                 j.status = int(JobStatus.FAILED)
@@ -320,4 +315,64 @@ class JobFlow:
                 st["failed"] += 1
                 st["refunded"] += int(e.refund)
                 st["slashed"] += int(e.user_compensation) + int(e.challenger_reward) + int(e.burned)
-        assert not pending, "JobFinalized without Settled"
+
+    def _wants_claim(self, a, epoch: int, usd_net: int, final: bool) -> bool:
+        """The scenario's claim policy (offchain/sim/scenario.py, `claim`)."""
+        if final:
+            return True
+        policy = self.sc.claim
+        if epoch - a.unclaimed[0].epoch + 1 >= policy["every_epochs"]:
+            return True
+        return policy["min_usd"] > 0 and usd_net >= usd_wei(policy["min_usd"])
+
+    def _claims(self, epoch: int, price: float, st: dict, final: bool = False) -> None:
+        """End of the epoch: every provider whose policy says so claims (JobMarket.claim, from its
+        own address) what JobMarket credited it. Before each claim the on-chain accrual is checked
+        against the jobs the provider finalized since its last claim; the Settled event gives what
+        was burned and minted, and the mint is attributed to those jobs."""
+        mk, env = self.market, boa.env
+        for a in self.agents:
+            burned0, usd0, cap0 = (int(x) for x in mk.accrued(a.address))
+            escrow = sum(j.f["payment"] for j in a.unclaimed)
+            fees = sum(j.fee for j in a.unclaimed)
+            usd_net = sum(j.usd_net for j in a.unclaimed)
+            if (burned0, usd0, cap0) != (escrow, usd_net, escrow - fees):
+                st["cap_mismatch"] += 1
+            if not a.unclaimed or not self._wants_claim(a, epoch, usd0, final):
+                continue
+            with env.prank(a.address):
+                minted = int(mk.claim(a.address))
+            settled = [e for e in self._events(mk) if type(e).__name__ == "Settled"]
+            assert len(settled) == 1 and str(settled[0].provider) == a.address, settled
+            e = settled[0]
+            run = Run(epoch, a, a.unclaimed, int(e.burned), int(e.usd_net), int(e.cap), int(e.minted), int(e.price))
+            a.unclaimed = []
+            a.claims += 1
+            # The claim is the provider's jobs since its last one: escrow burned whole, the USD and
+            # the cap summed, mint <= escrow - fees; the accrual is gone.
+            if (run.burned, run.usd_net, run.cap) != (escrow, usd_net, escrow - fees) or run.minted != minted:
+                st["cap_mismatch"] += 1
+            if tuple(int(x) for x in mk.accrued(a.address)) != (0, 0, 0):
+                st["cap_mismatch"] += 1
+            st["minted_over_cap"] += max(0, run.minted - (escrow - fees))
+            st["burned_escrow"] += run.burned
+            st["minted_settlement"] += run.minted
+            st["runs"].append(run)
+            self.claim_log.append(run)
+            a.epoch_settle += run.minted
+            if a.kind == "wash":
+                a.wash_burned += run.burned
+            self._attribute(run, price)
+
+    @staticmethod
+    def _attribute(run: Run, price: float) -> None:
+        """Splits the claim's mint over its jobs pro rata to their USD value minus fee (the last
+        takes the rounding), and adds each share, at the claim's price, to its provider's income
+        for the epoch the job was done in."""
+        left = run.minted
+        a = run.provider
+        for i, j in enumerate(run.jobs):
+            share = left if i == len(run.jobs) - 1 else run.minted * j.usd_net // run.usd_net if run.usd_net else 0
+            left -= share
+            j.minted = share
+            a.income_by_epoch[j.epoch] = a.income_by_epoch.get(j.epoch, 0.0) + share / ONE_TOKEN * price

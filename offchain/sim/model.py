@@ -1,4 +1,4 @@
-"""The simulation's actors and records (agents, machines, jobs, settled runs) and its constants.
+"""The simulation's actors and records (agents, machines, jobs, claims) and its constants.
 
 Everything here is plain Python state: the contracts hold the truth, and the engine keeps these
 records in step with them from their events (offchain/sim/jobs.py)."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from offchain.constants import JOB_FIELDS, ONE_TOKEN, JobStatus
+from offchain.constants import JOB_FIELDS, MAX_BPS, ONE_TOKEN, JobStatus
 from offchain.sim.scenario import AgentSpec
 
 DAY = 86400
@@ -81,7 +81,10 @@ class Agent:
     failed: int = 0
     caught: int = 0
     units: float = 0.0
-    # Wei received this epoch (settlement, emissions), reset each epoch.
+    # Jobs finalized since its last claim (what JobMarket.accrued holds for it), oldest first.
+    unclaimed: list[Job] = field(default_factory=list)
+    claims: int = 0
+    # Wei received this epoch (settlement claims, emissions), reset each epoch.
     epoch_settle: int = 0
     epoch_emission: int = 0
     epoch_units: float = 0.0
@@ -93,8 +96,16 @@ class Agent:
     emission_usd: float = 0.0
     # Wash trader: escrow burned settling the jobs it paid itself (wei, cumulative, Settled events).
     wash_burned: int = 0
-    # (epoch, income USD, units, class) per epoch worked.
-    series: list[tuple[int, float, float, str]] = field(default_factory=list)
+    # Income (USD) by the epoch the work was done in: each claim's mint attributed to the jobs it
+    # covers (at the claim's price), plus the epoch's emissions (at its price); and the units and
+    # class worked per epoch. `series` pairs them.
+    income_by_epoch: dict[int, float] = field(default_factory=dict)
+    units_by_epoch: dict[int, tuple[float, str]] = field(default_factory=dict)
+
+    @property
+    def series(self) -> list[tuple[int, float, float, str]]:
+        """(epoch, income USD, units, class) per epoch worked."""
+        return [(e, self.income_by_epoch.get(e, 0.0), u, c) for e, (u, c) in sorted(self.units_by_epoch.items())]
 
     @property
     def kind(self) -> str:
@@ -126,20 +137,32 @@ class Job:
     status: int = int(JobStatus.OPEN)
     # Network fee (tokens) from JobFinalized; 0 unless finalized.
     fee: int = 0
+    # The epoch it was funded, run and finalized in.
+    epoch: int = 0
+    # Its share of the claim that settled it (wei, pro rata to USD value minus fee).
+    minted: int = 0
     # Selected by JobMarket's audit draw (read once the job's beacon round is final).
     drawn: bool = False
 
     def tup(self) -> tuple:
         return tuple(self.f[k] for k in JOB_FIELDS)
 
+    @property
+    def usd_net(self) -> int:
+        """USD value minus the fee (18 decimals): what JobMarket credits toward the claim's mint."""
+        return self.f["usd_value"] - self.f["usd_value"] * self.f["fee_bps"] // MAX_BPS
+
 
 @dataclass
 class Run:
-    """One Settled event: a run of one provider's jobs settled at once (finalize_many or a verdict)."""
+    """One claim (JobMarket.claim, its Settled event): the provider's jobs finalized since its
+    previous claim, settled at once at the claim's price."""
 
+    epoch: int
     provider: Agent
     jobs: list[Job]
     burned: int
+    usd_net: int
     cap: int
     minted: int
     price: int

@@ -63,6 +63,9 @@ def summarize(sim: Simulation) -> dict:
         "emission_shares": {k: round(v, 4) for k, v in shares.items()},
         "profit_usd": profits,
         "jobs_failed": sum(r["jobs_failed"] for r in rows),
+        # Providers' claims (JobMarket.claim) under the scenario's claim policy.
+        "claims": sum(r["claims"] for r in rows),
+        "claim_policy": dict(sim.sc.claim),
         "checks": {
             "supply_identity_every_epoch": all(r["supply_identity"] for r in rows),
             "minted_unbacked": round(sum(abs(r["minted_unbacked"]) for r in rows), 6),
@@ -71,6 +74,10 @@ def summarize(sim: Simulation) -> dict:
             "escrow_burned_unbacked": round(sum(abs(r["escrow_burned_unbacked"]) for r in rows), 6),
             "settled_mismatch": sum(r["settled_mismatch"] + int(r["settled_jobs_unmatched"]) for r in rows),
             "over_schedule": round(sum(r["over_schedule"] for r in rows), 6),
+            "escrow_unclaimed_mismatch": round(sum(abs(r["escrow_unclaimed_mismatch"]) for r in rows), 6),
+            "market_books": round(sum(abs(r["market_books"]) for r in rows), 6),
+            # After the run's final claims nothing is left credited (the books close).
+            "accrued_unclaimed_at_end": last["accrued_unclaimed"],
             "emitted_under_cap": last["total_emitted"] <= last["emission_cap"],
         },
     }

@@ -12,7 +12,10 @@ linear), spikes {epoch: multiplier}, noise (lognormal sigma), job_units}, agents
 (override per GPU), wash_usd (wash trader: fake job value per epoch), extra_stake (tokens above
 the machines' required stake)}], beacon {silent {epoch: how many of the 5 oracle operators
 withhold their AuditBeacon reveal that epoch (its draw round is degraded: every job audited)}}
-(optional).
+(optional), claim {every_epochs (a provider claims its pay, JobMarket.claim, at the end of the
+epoch its oldest unclaimed job is that many epochs old; default 1: daily), min_usd (or as soon as
+its accrued USD value minus fees reaches this; default 0: no threshold)} (optional; everything
+is claimed at the end of a run whatever the policy).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from offchain.params import CLASS_BY_NAME
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 DEFAULT_SCENARIO = SCENARIOS / "small.json"
 KINDS = ("honest", "idle", "sybil", "wash", "cheater")
+# Providers' claim policy by default: each claims at the end of every epoch it has pay accrued.
+CLAIM_DEFAULTS = {"every_epochs": 1, "min_usd": 0.0}
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,8 @@ class Scenario:
     description: str = ""
     # The audit draw's beacon: {"silent": {epoch (str): operators withholding their reveal}}.
     beacon: dict[str, Any] = field(default_factory=dict)
+    # Providers' claim policy: {"every_epochs": int >= 1, "min_usd": float >= 0} (see the module doc).
+    claim: dict[str, Any] = field(default_factory=lambda: dict(CLAIM_DEFAULTS))
     raw: dict[str, Any] = field(default_factory=dict)
 
     def demand_multiplier(self, epoch: int) -> float:
@@ -127,6 +134,13 @@ def _from_dict(d: dict[str, Any]) -> Scenario:
     if any(n < 0 for n in silent.values()):
         raise ValueError("beacon.silent: operator counts must be >= 0")
     beacon["silent"] = silent
+    c = d.get("claim", {})
+    unknown = set(c) - set(CLAIM_DEFAULTS)
+    if unknown:
+        raise ValueError(f"claim: unknown keys {sorted(unknown)} (every_epochs, min_usd)")
+    claim = {k: type(v)(c.get(k, v)) for k, v in CLAIM_DEFAULTS.items()}
+    if claim["every_epochs"] < 1 or claim["min_usd"] < 0:
+        raise ValueError("claim: every_epochs must be >= 1 and min_usd >= 0")
     return Scenario(
         name=d.get("name", "scenario"),
         description=d.get("description", ""),
@@ -140,6 +154,7 @@ def _from_dict(d: dict[str, Any]) -> Scenario:
         demand=d["demand"],
         agents=agents,
         beacon=beacon,
+        claim=claim,
         raw=d,
     )
 

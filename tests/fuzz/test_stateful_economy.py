@@ -4,8 +4,8 @@ OracleHub's operator set) through titanoboa.
 A hypothesis RuleBasedStateMachine drives the real contracts; a Python model predicts each call
 (success, or the exact revert reason) and its effects:
 - token: mints by a minter, burns by holders (burns outside settlement: not customer revenue);
-- Settlement: `settle` by the job market (an account here, as JobMarket after it burned a run's
-  escrow): mints min(usd_net * 10^8 // answer, cap), the cap when the answer is missing or
+- Settlement: `settle` by the job market (an account here, as JobMarket's `claim` after it
+  burned a provider's credited escrow): mints min(usd_net * 10^8 // answer, cap), the cap when the answer is missing or
   older than Settlement's max_age, and counts the burn; refused for anyone else or a cap above
   the burn; `quote` against the model; `set_price_feed` (max_age within its bounds, by the admin);
 - time: jumps of up to three epochs (epochs may be finalized late, in a catch-up);
@@ -355,10 +355,10 @@ class Economy(RuleBasedStateMachine):
     )
     @_step
     def settle(self, who, frac, provider, fee_bps, funded_at, caller, bad_cap):
-        """A run of jobs finalized: the holder (a user) paid `escrow` into the market at a price of
-        `funded_at`% of today's answer (None: at the start price), the market burns it whole and
-        asks Settlement to mint the provider the jobs' USD value less the fee, capped at the escrow
-        less the fee."""
+        """A provider's claim of its finalized jobs: the holder (a user) paid `escrow` into the
+        market at a price of `funded_at`% of today's answer (None: at the start price), the
+        market burns it whole and asks Settlement to mint the provider the jobs' USD value less
+        the fee at today's answer, capped at the escrow less the fee."""
         self._rule = "settle"
         w = self.w
         holder, p = w.holders[who], w.providers[provider]

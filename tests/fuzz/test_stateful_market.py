@@ -19,17 +19,17 @@ stake), withdraw, offers, machine status, attestations (with expiry) and exit, c
 one unit below min_reputation_usd or exactly at it), accept(_jobs), accept_and_submit,
 create_job_with_permit (valid, replayed, expired, wrong-amount signatures), submit_result,
 open_audit, dispute (by the job's user; anyone else is refused), post_verdict (valid /
-invalid, on disputes and sampled audits), finalize(_many), expire, cancel, external slashes,
-`registry_guards` (nobody but the market locks / unlocks collateral or writes reputation, the
-market cannot be set again), pause / unpause, parameter presets (min_reputation_usd 0, $1,
-$5 and its $1,000,000 bound; one above it is refused; a challenge window that ends before the
+invalid, on disputes and sampled audits), finalize(_many), claim (by anyone, for anyone), expire,
+cancel, external slashes, `registry_guards` (nobody but the market locks / unlocks collateral
+or writes reputation, the market cannot be set again), pause / unpause, parameter presets
+(min_reputation_usd 0, $1, $5 and its $1,000,000 bound; one above it is refused; a challenge window that ends before the
 audit draw is final is refused),
 `advance` (a job's natural next steps), `batch_lifecycle` (one provider's batch from create_jobs
-to finalize_many: runs of one provider's jobs are settled and counted at once), `price_round`
-(a PriceFeed round of 2 or 3 of the 3 operators' signed observations moving the price within the
-feed's 20% deviation guard, sometimes beyond it: refused unless all three sign) and
+to finalize_many and a claim: runs of one provider's jobs are credited and counted at once),
+`price_round` (a PriceFeed round of 2 or 3 of the 3 operators' signed observations moving the
+price within the feed's 20% deviation guard, sometimes beyond it: refused unless all three sign) and
 `price_goes_stale` (time moves onto Settlement's max_age after the last round, or one second
-past it: jobs cannot be created on a stale price and settle at their cap), time jumps onto,
+past it: jobs cannot be created on a stale price and claims settle at their cap), time jumps onto,
 one second before and one after every live deadline (accept_by, complete_by, challenge_end,
 audit_deadline, unbonding release, attestation expiry), and the beacon: `reveal_round` (the
 members' services reveal for a round jobs are drawn from, at its start, at the last second of
@@ -44,9 +44,10 @@ unknown job ids, structs with one field changed, wrong callers, machines, classe
 
 Jobs are priced in USD: offers and open prices are USD per compute unit (18 decimals); the
 model mirrors Settlement.quote (tokens per unit = ceil(price * 10^8 / answer), times the units)
-and its refusals (no round, stale answer), and Settlement.settle at finalization: the whole
-escrow is burned and the provider minted min(usd_net * 10^8 // answer, escrow - fee), or
-escrow - fee when the answer is stale or missing.
+and its refusals (no round, stale answer). Finalization moves no token: it credits the provider
+(escrow, USD value - fee, escrow - fee); `claim` (anyone, for any provider, also while paused:
+"nothing to claim" when nothing is credited) burns the credited escrow and Settlement mints the
+provider min(usd_net * 10^8 // answer, cap) at the answer then (the cap when stale or missing).
 
 Sampled audits: the model mirrors `audit_rate` (from its own reputation counters) and
 `required_collateral` in integer math, and draws audits itself from its own AuditBeacon: the
@@ -64,14 +65,15 @@ After every step (invariants):
 - every token balance, totalSupply, stakes, machine states, live job commitments, disputes and
   beacon members equal the model's (read from storage, see RawState; a round's reveals after
   each reveal; the views are compared at teardown);
-- JobMarket's token balance == payments of live jobs + bonds of open disputes + MARKET_DUST;
+- JobMarket's token balance == payments of live jobs + bonds of open disputes + the credited
+  escrow not yet claimed + MARKET_DUST; every provider's `accrued` equals the model's credit;
 - ComputeToken: totalSupply == total_minted - total_burned == the model's, and every mint after
-  deployment is a settlement (the model's runs): nothing is minted for a Failed, Cancelled or
-  Expired job;
-- every run JobMarket settled (one Settled event per run of one provider's jobs, compared with
-  the model's after each call) holds Finalized jobs only, each job in exactly one run, with
-  burned == the jobs' escrow and minted <= cap == escrow - fees;
-- Settlement.total_burned == the escrow of every Finalized job;
+  deployment is a claim's settlement (the model's runs): nothing is minted for a Failed, Cancelled
+  or Expired job;
+- every Finalized job is in exactly one provider's credit or one claim (one Settled event per
+  claim, compared with the model's after each call; finalization logs none), never a Failed
+  one; each claim burned its jobs' escrow and minted <= cap == escrow - fees;
+- Settlement.total_burned == the escrow of every claimed job;
 - ProviderRegistry's token balance == sum of staked + unbonding; locked == the collateral of the
   provider's live jobs (as raised at acceptance for its audit rate), even after a slash left
   `staked` below it (the registry then frees nothing until the provider restakes above it);
@@ -80,7 +82,7 @@ After every step (invariants):
   audits_passed, disputes_won, disputes_lost) equal the model's (its audit rate and so every
   job's audit_bps and collateral follow from them); `completed` == the provider's Finalized jobs
   that were worth at least min_reputation_usd when settled (dust does not end probation);
-- invalid work is never paid: no Failed job is in a settled run, an invalid verdict settles
+- invalid work is never paid: no Failed job is credited or claimed, an invalid verdict credits
   nothing, and the user gets back its payment, its bond (it is the only possible challenger)
   and what the slash pays it (compensation, challenger's reward);
 - no slash exceeds the stake: after every verdict, expiry and external slash, the Slashed events
@@ -98,7 +100,8 @@ its audit opens and times out, then it finalizes), and the exit ends the job eve
 and a draw round's edges (reveals refused one second before its start and one second after its
 window: pending, then degraded; accepted at its start and at the window's last second).
 `drain` (a rule, and again at teardown) jumps past every deadline, ends every job, unstakes and
-withdraws all stake: the registry must then hold exactly zero tokens and JobMarket its dust.
+withdraws all stake, and claims every credit: the registry must then hold exactly zero tokens
+and JobMarket its dust.
 
 Run: FUZZ_EXAMPLES=40 .venv/bin/python -m pytest tests/fuzz -q -p no:cacheprovider -p no:ape_test
 FUZZ_STEPS: steps per example (50); FUZZ_STATS=1: outcome counts and rules/s; FUZZ_SHRINK=0: no
@@ -330,6 +333,11 @@ class RawState:
     def market(self, name: str) -> int:
         return self._get(self.mk, self.s_mk[name])
 
+    def accrued(self, p) -> tuple[int, int, int]:
+        """JobMarket.accrued(p): (_accrued_burn, usd_net, cap); _accrued = usd_net << 128 | cap."""
+        w = self._get(self.mk, self._key(self.s_mk["_accrued"], p))
+        return self._get(self.mk, self._key(self.s_mk["_accrued_burn"], p)), w >> 128, w & (2**128 - 1)
+
     def job(self, job_id: int) -> tuple[int, bytes]:
         word = self._get(self.mk, self._key(self.s_mk["_jobs"], job_id))
         return word & 255, ((word >> 8) << 8).to_bytes(32, "big")
@@ -427,6 +435,7 @@ def world() -> SimpleNamespace:
     users = [str(boa.env.generate_address(f"user{i}")) for i in range(3)]
     outsider = str(boa.env.generate_address("outsider"))
     slasher = str(boa.env.generate_address("slasher"))
+    second = str(boa.env.generate_address("provider0 second"))  # provider 0's other address: no role, no tokens
     signer = Account.from_key(SIGNER_KEY).address
 
     # Set once, not a role: the market alone locks / unlocks collateral and records reputation,
@@ -488,6 +497,7 @@ def world() -> SimpleNamespace:
         users=users,
         outsider=outsider,
         slasher=slasher,
+        second=second,
         signer=signer,
         permit_domain=bytes(tok.DOMAIN_SEPARATOR()),
         machines=machines,
@@ -583,10 +593,12 @@ class Model:
     round: int = 0
     answer: int = 0
     updated: int = 0
-    # Settlement.total_burned, what Settlement minted, and the runs it settled (one per Settled).
+    # Settlement.total_burned, what Settlement minted, and the claims it settled (one per Settled).
     settle_burned: int = 0
     settle_minted: int = 0
     runs: list = field(default_factory=list)
+    # provider -> MRun of its jobs finalized since its last claim (minted, price 0): JobMarket.accrued.
+    accrued: dict = field(default_factory=dict)
     # address -> JobMarket.reputation counters (list in REPUTATION_FIELDS order).
     rep: dict = field(default_factory=dict)
     # The permit signer's allowance for JobMarket and its EIP-2612 nonce.
@@ -618,7 +630,8 @@ JOB_ABI = (
 
 @dataclass(frozen=True)
 class MRun:
-    """One Settled event as the model predicts it: a run of one provider's Finalized jobs."""
+    """One claim's Settled event as the model predicts it (the provider's Finalized jobs since its
+    last claim), or, with minted and price 0, a provider's credit not yet claimed."""
 
     provider: str
     job_ids: tuple
@@ -726,7 +739,8 @@ class MarketMachine(RuleBasedStateMachine):
         self._rules_run = 0
         self._drained = False
         self.actors = w.users + w.providers + [w.outsider, w.admin]
-        self.tracked = self.actors + [w.signer, w.bystander, w.slasher, str(self.mk.address), str(self.reg.address)]
+        self.tracked = self.actors + [w.signer, w.bystander, w.slasher, w.second, str(self.mk.address)]
+        self.tracked.append(str(self.reg.address))
         self.tracked.append(str(w.hub.address))  # the operators' stake: constant here
         m = self.m = Model(bal={a: self.tok.balanceOf(a) for a in self.tracked}, minted=self.tok.totalSupply())
         # Token counters at the start: every later mint is a settlement.
@@ -1013,37 +1027,72 @@ class MarketMachine(RuleBasedStateMachine):
 
     def _pay_out(self, q: str, jobs: list) -> str | None:
         """JobMarket._pay_out for a run of q's jobs just marked Finalized: those worth at least
-        min_reputation_usd counted as completed (in the registry's record), the whole escrow
-        burned, Settlement mints q min(usd_net * 10^8 // answer, cap) (the cap, escrow less fees,
-        when the answer is missing or stale) and counts the burn, the collateral is released."""
+        min_reputation_usd counted as completed (in the registry's record), the collateral
+        released, and the run's escrow, USD value less fees and escrow less fees (the cap) added
+        to q's credit (usd_net and cap packed in 128 bits each: past that it reverts). No token
+        moves: `_claim` burns and mints."""
         if not jobs:
             return None
-        burned = sum(j.f["payment"] for j in jobs)
-        usd_net = sum(self._terms(j)[1] for j in jobs)
-        cap = sum(self._terms(j)[2] for j in jobs)
+        a = self.m.accrued.get(q) or MRun(q, (), 0, 0, 0, 0, 0)
+        a = MRun(
+            q,
+            a.job_ids + tuple(j.id for j in jobs),
+            a.burned + sum(j.f["payment"] for j in jobs),
+            a.usd_net + sum(self._terms(j)[1] for j in jobs),
+            a.cap + sum(self._terms(j)[2] for j in jobs),
+            0,
+            0,
+        )
+        if max(a.usd_net, a.cap) >= 2**128:
+            return OVERFLOW
+        STATS[f"~credited {len(jobs)} job(s){' on top of a credit' if q in self.m.accrued else ''}"] += 1
+        self.m.accrued[q] = a
         # Only jobs worth at least min_reputation_usd count as completed (dust cannot end probation).
         counted = [j for j in jobs if j.f["usd_value"] >= self.m.params.min_reputation_usd]
         for j in counted:
             j.counted = True
         self._bump(q, "completed", len(counted))
         STATS[f"~finalized: {len(counted)} counted, {len(jobs) - len(counted)} below min_reputation_usd"] += 1
-        self.m.bal[self.market] -= burned
-        self.m.burned += burned
-        price, minted = 0, cap
-        if self._fresh():
-            if usd_net * 10**PRICE_DECIMALS > MAX_UINT:
-                return OVERFLOW
-            price = self.m.answer
-            minted = min(usd_net * 10**PRICE_DECIMALS // price, cap)
-        self.m.settle_burned += burned
+        self._unlock(q, sum(j.f["collateral"] for j in jobs))
+        return None
+
+    def _claim(self, p: str) -> tuple[str | None, int]:
+        """JobMarket.claim(p) (anyone, never paused): p's credit zeroed, its escrow burned, and
+        Settlement mints p min(usd_net * 10^8 // answer, cap) at the answer now (the cap when it
+        is stale or missing; usd_net < 2**128 cannot overflow) and counts the burn."""
+        a = self.m.accrued.pop(p, None)
+        if a is None:
+            return "job_market: nothing to claim", 0
+        price = self.m.answer if self._fresh() else 0
+        minted = min(a.usd_net * 10**PRICE_DECIMALS // price, a.cap) if price else a.cap
+        self.m.bal[self.market] -= a.burned
+        self.m.burned += a.burned
+        self.m.settle_burned += a.burned
         self.m.settle_minted += minted
         self.m.minted += minted
-        self.m.bal[q] = self.m.bal.get(q, 0) + minted
-        self._unlock(q, sum(j.f["collateral"] for j in jobs))
-        self.m.runs.append(MRun(q, tuple(j.id for j in jobs), burned, usd_net, cap, minted, price))
-        how = "no fresh price: the cap" if not price else "below the cap" if minted < cap else "at the cap"
-        STATS[f"~settled {len(jobs)} job(s): {how}"] += 1
-        return None
+        self.m.bal[p] = self.m.bal.get(p, 0) + minted
+        self.m.runs.append(MRun(p, a.job_ids, a.burned, a.usd_net, a.cap, minted, price))
+        how = "no fresh price: the cap" if not price else "below the cap" if minted < a.cap else "at the cap"
+        STATS[f"~claimed {min(len(a.job_ids), 4)}{'+' * (len(a.job_ids) > 3)} job(s): {how}"] += 1
+        return None, minted
+
+    def act_claim(self, sender: str, p: str) -> str | None:
+        """claim(p) by `sender`: the mint goes to p whoever calls (the balances say so), and the
+        Settled event is the model's."""
+        n0, minted = len(self.m.runs), 0
+
+        def sim():
+            nonlocal minted
+            reason, minted = self._claim(p)
+            return reason
+
+        reason = self._atomic(sim)
+        how = f"claim ({'own' if sender == p else 'other'}{', paused' if self.m.paused else ''})"
+        out = self._exec(how, sender, reason, self.mk.claim, p)
+        if reason is None:
+            assert out == minted, f"claim({p}) returned {out}, model {minted}"
+            self._check_settled(n0)
+        return reason
 
     def _new_job(self, user, provider, cls, spec, units, price, unit_tokens, aw, cw) -> str | None:
         if spec == ZERO32:
@@ -1210,7 +1259,8 @@ class MarketMachine(RuleBasedStateMachine):
         return reason or self._pay_out(j.f["provider"], [j])
 
     def _check_settled(self, n0: int):
-        """The Settled events of the last JobMarket call are the model's runs since `n0`, in order."""
+        """The Settled events of the last JobMarket call are the model's claims since `n0`, in
+        order (none after a finalization: it only credits)."""
         want = [(r.provider, r.burned, r.usd_net, r.cap, r.minted, r.price) for r in self.m.runs[n0:]]
         got = [
             (str(e.provider), int(e.burned), int(e.usd_net), int(e.cap), int(e.minted), int(e.price))
@@ -1496,7 +1546,7 @@ class MarketMachine(RuleBasedStateMachine):
         reason = self._atomic(sim)
         self._exec(f"post_verdict({valid})", sender, reason, self.mk.post_verdict, jid, tup, valid)
         if reason is None:
-            self._check_settled(n0)  # an invalid verdict settles nothing: invalid work is never paid
+            self._check_settled(n0)  # a verdict settles nothing (a valid one credits)
             self._check_slashes(self.mk, before)
             if not valid:
                 # The user's refund, and as the challenger its bond back and the challenger's
@@ -1515,7 +1565,7 @@ class MarketMachine(RuleBasedStateMachine):
     def act_finalize_many(self, k, refs):
         def sim():
             # JobMarket.finalize_many: each run of consecutive jobs of one provider (by the
-            # struct passed) is settled when the next run starts, and the last one at the end.
+            # struct passed) is credited when the next run starts, and the last one at the end.
             if not refs:
                 return "job_market: empty batch"
             payee, run = ZERO, []
@@ -1536,7 +1586,7 @@ class MarketMachine(RuleBasedStateMachine):
         self._exec("finalize_many", k, reason, self.mk.finalize_many, [r[0] for r in refs], [r[1] for r in refs])
         if reason is None:
             self._check_settled(n0)
-            # The longest run of one provider's jobs (settled and counted at once).
+            # The longest run of one provider's jobs (credited and counted at once).
             providers = [tup[1] for _, tup in refs]
             run = max(len(list(g)) for _, g in itertools.groupby(providers))
             STATS[f"~finalize_many: {len(refs)} jobs, longest run of one provider {run}"] += 1
@@ -2463,6 +2513,15 @@ class MarketMachine(RuleBasedStateMachine):
             batch.insert(start % (len(batch) + 1), (jid, tup))
         self.act_finalize_many(self._actor(actor), batch)
 
+    @rule(by=st.integers(0, 10), to=st.integers(0, 8))
+    @_step
+    def claim(self, by, to):
+        """Anyone claims for anyone: a provider for itself or another, provider 0's second address,
+        a user, the outsider, the admin, the permit signer, the bystander; for a provider (credited
+        or not), provider 0's second address, a user or the zero address (nothing to claim)."""
+        sender = (self.actors + [self.w.second, self.w.signer, self.w.bystander])[by]
+        self.act_claim(sender, (self.w.providers * 2 + [self.w.second, self.w.users[0], ZERO])[to])
+
     @rule(
         pi=st.integers(0, 1),
         cls=st.sampled_from([CPU, H100]),
@@ -2480,10 +2539,10 @@ class MarketMachine(RuleBasedStateMachine):
         drawn), then finalize_many once the window is over, of the jobs not drawn (the drawn ones
         are audited and pass first), or of all of them (it reverts when one is drawn), maybe
         with another provider's job in the middle (two runs). Each run of one provider's jobs is
-        settled with one burn and one mint (the cap on the run's sums) and counted in its
-        reputation at once. Before the settlement the price moves by `move_bps` (a fresh round:
-        the provider is minted its USD value at the new price, at most the escrow less the fee),
-        or nobody posts a round (None: the answer may be stale by then and the cap is paid).
+        credited and counted in its reputation at once. Before that the price moves by `move_bps`
+        (a fresh round) or nobody posts one (None: the answer may be stale by then); with an
+        odd `choice` the provider, or anyone, then claims in the same block (one burn, one mint
+        of the USD value at that price, at most the escrow less the fee; the cap when stale).
         With `dust`, every job is worth one unit less than min_reputation_usd: the run is paid
         and its collateral released, but the provider's `completed` does not move."""
         q, user, p = self.w.providers[pi], self.w.users[u], self.m.params
@@ -2535,6 +2594,8 @@ class MarketMachine(RuleBasedStateMachine):
         if other and choice % 3 == 0:
             refs.insert(1, (other[0].id, other[0].tup()))
         self.act_finalize_many(self._actor(choice), refs)
+        if choice % 2:  # the provider, or anyone, claims in the same block
+            self.act_claim(q if choice % 4 == 1 else self._actor(choice // 4), q)
 
     @rule(ref=JOB_REF, actor=ACTOR)
     @_step
@@ -2974,9 +3035,9 @@ class MarketMachine(RuleBasedStateMachine):
 
     def _drain(self):
         """Ends every live job after its deadline and takes out every stake: the registry must then
-        hold nothing and JobMarket only its dust. Exits work while paused, so the pause stays. Past
-        their challenge windows every draw is final: the audits of drawn jobs are opened (anyone
-        may) and time out; the price is stale by then, so every settlement here pays its cap."""
+        hold nothing and JobMarket only its dust. Exits and claims work while paused, so the pause
+        stays. Past their challenge windows every draw is final: the audits of drawn jobs are
+        opened (anyone may) and time out; every credit is then claimed (by the outsider)."""
         boa.env.timestamp = max([self.now] + self._deadlines()) + 1
         drawn = [j for j in self._live() if j.status == JobStatus.SUBMITTED and self._drawn(j)]
         for j in drawn:
@@ -2989,6 +3050,8 @@ class MarketMachine(RuleBasedStateMachine):
             else:
                 assert self.act_finalize(self.w.outsider, j.id, j.tup()) is None
         assert not self._live()
+        for p in list(self.m.accrued):  # credits never expire: anyone claims them, also while paused
+            assert self.act_claim(self.w.outsider, p) is None
         for p, s in self.m.stakes.items():
             assert self.reg.locked(p) == 0 == s.locked, f"collateral still locked for {p} with no live job"
             if s.staked:
@@ -3026,32 +3089,38 @@ class MarketMachine(RuleBasedStateMachine):
         assert raw.market("paused") == m.paused
         assert raw.market("job_count") == len(m.jobs)
 
-        # Supply: every mint since deployment is a settlement; every burn a settlement or a slash.
+        # Supply: every mint since deployment is a claim's settlement; every burn a claim or a slash.
         minted, burned = raw.token_totals()
         assert raw.total_supply() == minted - burned, "totalSupply != total_minted - total_burned"
         assert minted == self.totals0[0] + m.settle_minted, "a mint that is not a settlement's"
         assert burned == m.burned, "total_burned"
-        # Settlement: one run per Settled event, Finalized jobs only, each job settled once, the whole
-        # escrow burned and at most escrow - fees minted; total_burned == the escrow of Finalized jobs.
+        # Every Finalized job is in exactly one credit or one claim (one per Settled event), and no
+        # other job is: the whole escrow burned and at most escrow - fees minted; total_burned == the
+        # escrow of the claimed jobs. Each provider's credit is JobMarket.accrued's (from storage).
         finalized = {j.id for j in m.jobs if j.status == JobStatus.FINALIZED}
         settled = [jid for r in m.runs for jid in r.job_ids]
-        assert len(settled) == len(set(settled)) and set(settled) == finalized, "settled runs != Finalized jobs"
+        paid = settled + [jid for a in m.accrued.values() for jid in a.job_ids]
+        assert len(paid) == len(set(paid)) and set(paid) == finalized, "claimed + credited jobs != Finalized jobs"
         failed = {j.id for j in m.jobs if j.status == JobStatus.FAILED}
-        assert not failed & set(settled), "invalid work paid: a Failed job in a settled run"
+        assert not failed & set(paid), "invalid work paid: a Failed job credited or claimed"
+        for a in self.tracked + [ZERO]:
+            c = m.accrued.get(a) or MRun(a, (), 0, 0, 0, 0, 0)
+            assert raw.accrued(a) == (c.burned, c.usd_net, c.cap), f"accrued({a}): chain {raw.accrued(a)}, model {c}"
         # `completed` counts exactly the Finalized jobs that reached min_reputation_usd when settled.
         for a, r in m.rep.items():
             counted = [j for j in m.jobs if j.counted and j.f["provider"] == a]
             assert all(j.status == JobStatus.FINALIZED for j in counted)
             assert r[REP["completed"]] == len(counted), f"completed of {a} != its counted Finalized jobs"
-        for r in m.runs:
+        for r in m.runs + list(m.accrued.values()):
             jobs = [m.jobs[jid - 1] for jid in r.job_ids]
-            assert all(j.f["provider"] == r.provider for j in jobs)
+            assert all(j.f["provider"] == r.provider for j in jobs) and jobs
             assert r.burned == sum(j.f["payment"] for j in jobs)
+            assert r.usd_net == sum(self._terms(j)[1] for j in jobs)
             assert r.cap == sum(self._terms(j)[2] for j in jobs) and r.minted <= r.cap, "minted above escrow - fee"
-        assert raw.settlement_burned() == m.settle_burned == sum(m.jobs[jid - 1].f["payment"] for jid in finalized)
+        assert raw.settlement_burned() == m.settle_burned == sum(m.jobs[jid - 1].f["payment"] for jid in settled)
         assert m.settle_minted == sum(r.minted for r in m.runs)
 
-        escrow = MARKET_DUST
+        escrow = MARKET_DUST + sum(a.burned for a in m.accrued.values())
         for j in m.jobs if all_jobs else self._live():
             status, commitment = raw.job(j.id)
             assert status == j.status, f"job {j.id}: chain status {status}, model {j.status!r}"
@@ -3063,7 +3132,7 @@ class MarketMachine(RuleBasedStateMachine):
                 escrow += j.dispute[1]
             elif all_jobs:
                 assert raw.dispute(j.id) == (ZERO, 0, 0), f"job {j.id}: dispute left behind"
-        assert m.bal[self.market] == escrow, "JobMarket balance != live payments + open bonds + MARKET_DUST"
+        assert m.bal[self.market] == escrow, "JobMarket balance != live payments + open bonds + credits + MARKET_DUST"
 
         bonded = 0
         for p, s in m.stakes.items():
@@ -3095,6 +3164,9 @@ class MarketMachine(RuleBasedStateMachine):
         assert self.w.settlement.total_burned() == m.settle_burned
         assert self.w.feed.latest_round() == m.round
         assert (mk.paused(), mk.job_count()) == (m.paused, len(m.jobs))
+        for a in self.tracked + [ZERO]:
+            c = m.accrued.get(a) or MRun(a, (), 0, 0, 0, 0, 0)
+            assert tuple(mk.accrued(a)) == (c.burned, c.usd_net, c.cap), f"accrued({a})"
         for j in m.jobs:
             assert mk.job_status(j.id) == j.status
             assert mk.check_job(j.id, j.tup())
@@ -3125,14 +3197,15 @@ class MarketMachine(RuleBasedStateMachine):
             assert (bytes(got[0]), bytes(got[1]), *got[2:]) == m.members[a].tup(), f"members({a})"
         for r, (xor, n, req) in m.rounds.items():
             assert (tuple(bc.round_counts(r)), bytes(bc.round_xor(r))) == ((n, req), xor), f"round {r}"
-            assert bc.required_members(r) == self._required(r), f"required_members({r})"
+            # The count frozen at the round's first reveal (every round here has one).
+            assert bc.required_members(r) == req, f"required_members({r})"
             if self.now <= r * ROUND_SECONDS + REVEAL_WINDOW:
                 # A round's member set never changes while it takes reveals.
                 assert req == self._required(r), f"round {r}: members required changed in its window"
             elif req != self._required(r):
-                # A member re-added after its window closed counts from its new start only (the
-                # view of a closed round moves; its stored count, which the draw uses, does not).
-                STATS["~closed round's member view moved (member re-added)"] += 1
+                # Membership changed after its window closed (a member removed, or re-added and
+                # counted from its new start only): the round's count, which the draw uses, stays.
+                STATS["~closed round's member set moved (count frozen)"] += 1
             got = bc.draw_seed(r)
             assert (int(got[0]), bytes(got[1])) == self._round_state(r), f"draw_seed({r})"
 
