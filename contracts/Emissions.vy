@@ -8,8 +8,9 @@
         finalizes it (epochs in order) and its budget is fixed:
             scheduled(e) = scheduled(e-1) * (MAX_BPS - DECAY_BPS) // MAX_BPS,  scheduled(0) = INITIAL
             budget(e)    = min(scheduled(e) * TAPER_REF // (TAPER_REF + burned(e)), CAP - allocated)
-        where burned(e) is what Settlement.total_burned (escrow burned by job settlement: customer
-        revenue, not slashing) grew by since the previous finalization
+        where burned(e) is what JobMarket.total_burned (the escrow of every finalized job, which
+        its provider's claim burns; customer revenue, not slashing; counted at finalization so
+        that it does not depend on when providers claim) grew by since the previous finalization
         (spread evenly over the epochs being caught up when finalization is late) and
         `allocated` is every budget so far less what no one could ever claim. The oracle quorum
         (OracleHub's operators, M-of-N EIP-712) then posts the epoch's rewards: a Merkle root over
@@ -108,7 +109,7 @@ struct Epoch:
 
 TOKEN: public(immutable(address))
 HUB: public(immutable(address))
-# Counts customer burns (Settlement): the taper's input.
+# Counts customer burns (JobMarket.total_burned in deployments): the taper's input.
 BURNS: public(immutable(address))
 GENESIS: public(immutable(uint256))
 EPOCH_SECONDS: public(immutable(uint256))

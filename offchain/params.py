@@ -204,8 +204,8 @@ class EmissionsParams:
     extra_machine_decay_bps: int = 5_000
 
     def constructor_args(self, token: str, hub: str, burns: str, genesis: int = 0) -> tuple:
-        """Emissions.__init__ arguments, in order (burns: Settlement, whose `total_burned` tapers the
-        schedule; genesis 0: the deployment block's time)."""
+        """Emissions.__init__ arguments, in order (burns: JobMarket, whose `total_burned` (escrow of
+        finalized jobs, burned at claims) tapers the schedule; genesis 0: the deployment block's time)."""
         return (
             token,
             hub,

@@ -5,8 +5,8 @@
 - `assert_job(market, jobs, job_id, status)`: the stored status and commitment match the
   tracked struct.
 - `assert_books(market, token, jobs)`: the market holds exactly the escrowed payments of
-  unfinished jobs, the bonds of open disputes and the deployment's MARKET_DUST (fees are
-  burned at settlement, nothing accrues).
+  unfinished jobs, the bonds of open disputes, the escrow of finalized jobs not yet claimed
+  (`accrued`) and the deployment's MARKET_DUST (fees are burned at the claims).
 - `snap` fixture + `no_change(snap)`: JobMarket, ComputeToken, ProviderRegistry and Settlement
   state (job slots, disputes, counters, params, balances, supply, stakes, pause flag,
   settlement burns) is unchanged across a reverted call.
@@ -29,7 +29,7 @@ from eth_utils import to_canonical_address
 
 from offchain.chain.beacon import HashChain
 from offchain.chain.deploy import MARKET_DUST
-from offchain.chain.jobs import commitment
+from offchain.chain.jobs import check_job, commitment
 from offchain.constants import JOB_FIELDS, JobStatus
 
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -51,7 +51,7 @@ def evs(receipt, event):
 
 def assert_job(market, jobs, job_id, status):
     assert market.job_status(job_id) == status
-    assert market.check_job(job_id, jobs.t(job_id))
+    assert check_job(market, job_id, jobs.t(job_id))
     assert market.job_commitment(job_id) == commitment(jobs[job_id])
 
 
@@ -153,9 +153,9 @@ class Ledger:
     """Token balances of named accounts, the total supply (`supply`) and, with a Settlement,
     the escrow burned by settlements (`settled`), and their change since the last mark.
 
-    Settlement at $1 (conftest's price): the market burns a job's whole escrow and the provider
-    is minted the escrow minus the fee, so a finalize reads
-    `provider=payment - fee, market=-payment, supply=-fee, settled=payment`."""
+    Settlement at $1 (conftest's price): finalizing moves nothing; the provider's claim burns
+    the job's whole escrow and the provider is minted the escrow minus the fee, so a finalize
+    then claim reads `provider=payment - fee, market=-payment, supply=-fee, settled=payment`."""
 
     def __init__(self, token, settlement=None, **accounts):
         self.token = token

@@ -6,10 +6,11 @@ built with offchain/economics/rewards.py (what the oracle service will use) and 
 operators' keys; anyone submits and claims. Schedule tests deploy their own Emissions with small
 numbers; the rewards tests use the deployment's.
 
-The taper counts settlement burns only (`Settlement.total_burned`: escrow JobMarket burns when a
-provider's finalized jobs are claimed, `market.claim`; finalizing only credits the provider).
-Taper tests produce them by finalizing real jobs (`ready_jobs`) and claiming (`settle_job`); the
-property test counts them on a Settlement whose job market is a test account (`direct_settlement`).
+The taper counts settlement burns only (`JobMarket.total_burned`: the escrow of every finalized
+job, counted when the job is finalized although the provider's `claim` burns it later, so that
+the taper does not depend on when providers claim). Taper tests produce them by finalizing real
+jobs (`ready_jobs`, `settle_job`); the property test counts them on a Settlement whose job market
+is a test account (`direct_settlement`: any contract with `total_burned()` can be the counter).
 """
 
 from contextlib import contextmanager
@@ -89,13 +90,13 @@ def settlement(deployment):
 
 
 @pytest.fixture
-def make_emissions(project, deployer, token, hub, settlement):
+def make_emissions(project, deployer, token, hub, market):
     """A fresh Emissions with `P` overridden by `fields`, made a minter, tapering on `burns`
-    (default: the deployment's Settlement)."""
+    (default: the deployment's JobMarket, as deploy_all wires it)."""
 
     def _make(burns=None, **fields):
         params = replace(P, **fields)
-        burns = settlement if burns is None else burns
+        burns = market if burns is None else burns
         e = deployer.deploy(project.Emissions, *params.constructor_args(token.address, hub.address, burns.address))
         token.set_minter(e.address, True, sender=deployer)
         return e, params
@@ -141,16 +142,18 @@ def finalize_job(market, jobs, keeper):
 
 @pytest.fixture
 def settle_job(market, jobs, keeper, provider, settlement, finalize_job):
-    """Finalizes the job, which only credits its provider (no settlement burn), then claims for
-    the provider: the claim burns the job's escrow through Settlement."""
+    """Finalizes the job, which credits its provider and counts its escrow in the market's
+    `total_burned` (the taper's input) at once, then claims for the provider: the claim burns the
+    escrow through Settlement and counts nothing more for the taper."""
 
     def _settle(job_id):
-        settled = settlement.total_burned()
+        counted, settled = market.total_burned(), settlement.total_burned()
+        payment = jobs[job_id]["payment"]
         finalize_job(job_id)
-        assert settlement.total_burned() == settled
-        assert market.accrued(provider)[0] == jobs[job_id]["payment"]
+        assert (market.total_burned(), settlement.total_burned()) == (counted + payment, settled)
+        assert market.accrued(provider)[0] == payment
         market.claim(provider, sender=keeper)
-        assert settlement.total_burned() == settled + jobs[job_id]["payment"]
+        assert (market.total_burned(), settlement.total_burned()) == (counted + payment, settled + payment)
 
     return _settle
 
@@ -233,10 +236,10 @@ def posted(em, ops, sign, keeper, rewards0, finalize_through):
 ################################################################
 
 
-def test_deploy__wires_params_and_minter(em, deployment, token, hub, settlement):
+def test_deploy__wires_params_and_minter(em, deployment, token, hub, market):
     assert em.TOKEN() == token.address
     assert em.HUB() == hub.address
-    assert em.BURNS() == settlement.address
+    assert em.BURNS() == market.address
     assert em.EPOCH_SECONDS() == P.epoch_seconds
     assert em.INITIAL_EPOCH_EMISSION() == P.initial_epoch_emission
     assert em.DECAY_BPS() == P.decay_bps
@@ -249,7 +252,7 @@ def test_deploy__wires_params_and_minter(em, deployment, token, hub, settlement)
     assert em.scheduled_emission() == P.initial_epoch_emission
     assert em.allocated() == em.total_emitted() == 0
     assert deployment.record["contracts"]["Emissions"] == em.address
-    assert deployment.record["constructor_args"]["Emissions"][2] == settlement.address
+    assert deployment.record["constructor_args"]["Emissions"][2] == market.address
     assert deployment.record["constructor_args"]["Emissions"][3] == em.GENESIS()
     assert bytes(em.REWARDS_TYPEHASH()) == E.REWARDS_TYPEHASH
 
@@ -336,7 +339,7 @@ def test_schedule__cap__last_epochs_get_what_remains(make_emissions, finalize_th
 
 
 def test_taper__burns_in_epoch__shrink_its_budget(
-    make_emissions, finalize_through, keeper, settlement, ready_jobs, settle_job
+    make_emissions, finalize_through, keeper, market, ready_jobs, settle_job
 ):
     # Jobs are made finalizable first (the challenge window is longer than an epoch here).
     small, big = ready_jobs(100 * ONE_TOKEN, 900 * ONE_TOKEN)
@@ -349,34 +352,37 @@ def test_taper__burns_in_epoch__shrink_its_budget(
     (b1,) = finalize_through(em_, 1, keeper)
     scheduled1 = params.initial_epoch_emission * (MAX_BPS - params.decay_bps) // MAX_BPS
     assert b1 == scheduled1 * 100 // 1_000
-    assert em_.burn_checkpoint() == settlement.total_burned()
+    assert em_.burn_checkpoint() == market.total_burned()
 
 
-def test_taper__finalized_in_one_epoch_claimed_in_the_next__counts_at_the_claim(
+def test_attack_claims_delayed_to_a_later_epoch__taper_counts_the_burn_at_finalization(
     make_emissions, finalize_through, keeper, market, provider, settlement, ready_jobs, finalize_job
 ):
-    # The escrow is burned at the claim: a job finalized in epoch 0 and claimed in epoch 1 leaves
-    # epoch 0 whole and tapers epoch 1.
+    # The taper is convex in the burns: providers that held their claims back to bunch the burns
+    # into fewer epochs would raise the total emitted. The burn counts when the job is finalized:
+    # finalized in epoch 0, claimed in epoch 1, it tapers epoch 0 and leaves epoch 1 whole.
     (job_id,) = ready_jobs(100 * ONE_TOKEN)
     em_, params = make_emissions(epoch_seconds=1_000, taper_reference=100 * ONE_TOKEN)
     finalize_job(job_id)
     (b0,) = finalize_through(em_, 0, keeper)
-    assert (b0, em_.epochs(0).burned) == (params.initial_epoch_emission, 0)
+    assert (b0, em_.epochs(0).burned) == (params.initial_epoch_emission // 2, 100 * ONE_TOKEN)
+    settled = settlement.total_burned()
     market.claim(provider, sender=keeper)
+    assert settlement.total_burned() == settled + 100 * ONE_TOKEN
     (b1,) = finalize_through(em_, 1, keeper)
     scheduled1 = params.initial_epoch_emission * (MAX_BPS - params.decay_bps) // MAX_BPS
-    assert (b1, em_.epochs(1).burned) == (scheduled1 // 2, 100 * ONE_TOKEN)
-    assert em_.burn_checkpoint() == settlement.total_burned()
+    assert (b1, em_.epochs(1).burned) == (scheduled1, 0)
+    assert em_.burn_checkpoint() == market.total_burned()
 
 
-def test_taper__late_catch_up__spreads_burns_evenly(make_emissions, keeper, settlement, goto, ready_jobs, settle_job):
+def test_taper__late_catch_up__spreads_burns_evenly(make_emissions, keeper, market, goto, ready_jobs, settle_job):
     (job_id,) = ready_jobs(300 * ONE_TOKEN)
     em_, params = make_emissions(epoch_seconds=1_000, taper_reference=100 * ONE_TOKEN)
     settle_job(job_id)
     goto(em_.epoch_start(3))  # epochs 0, 1 and 2 are over, none finalized
     burned = [_one(em_.finalize_epoch(e, sender=keeper), em_.EpochFinalized)["burned"] for e in range(3)]
     assert burned == [100 * ONE_TOKEN] * 3
-    assert em_.burn_checkpoint() == settlement.total_burned()
+    assert em_.burn_checkpoint() == market.total_burned()
 
 
 def test_taper__slashing_and_plain_burns__do_not_count__settlement_burns_do(
@@ -400,7 +406,7 @@ def test_taper__slashing_and_plain_burns__do_not_count__settlement_burns_do(
     jobs.track(market.dispute(bad, jobs.t(bad), sender=user))
     goto(chain.blocks.head.timestamp + CHALLENGE_WINDOW + 1)  # `good` may be finalized
     em_, params = make_emissions(epoch_seconds=1_000, taper_reference=100 * ONE_TOKEN)
-    token_burned, settled = token.total_burned(), settlement.total_burned()
+    token_burned, counted = token.total_burned(), market.total_burned()
 
     # Epoch 0: a plain burn (5x the taper reference) and the burned share of a slash.
     token.burn(500 * ONE_TOKEN, sender=user)
@@ -408,19 +414,19 @@ def test_taper__slashing_and_plain_burns__do_not_count__settlement_burns_do(
     slash_burn = _one(tx, market.JobFailed)["burned"]
     assert slash_burn > 0
     assert token.total_burned() == token_burned + 500 * ONE_TOKEN + slash_burn
-    assert settlement.total_burned() == settled
+    assert market.total_burned() == counted
     (b0,) = finalize_through(em_, 0, keeper)
     assert b0 == params.initial_epoch_emission
     assert em_.epochs(0).burned == 0
 
-    # Epoch 1: a finalized and claimed job burns its escrow (the reference) through Settlement: half.
+    # Epoch 1: a finalized job's escrow (the reference; burned at its claim) counts: half.
     settle_job(good)
-    assert settlement.total_burned() == settled + 100 * ONE_TOKEN
+    assert market.total_burned() == counted + 100 * ONE_TOKEN
     (b1,) = finalize_through(em_, 1, keeper)
     scheduled1 = params.initial_epoch_emission * (MAX_BPS - params.decay_bps) // MAX_BPS
     assert em_.epochs(1).burned == 100 * ONE_TOKEN
     assert b1 == scheduled1 // 2
-    assert em_.burn_checkpoint() == settlement.total_burned()
+    assert em_.burn_checkpoint() == market.total_burned()
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))

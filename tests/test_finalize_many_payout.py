@@ -1,10 +1,11 @@
-"""finalize_many settles each run of one provider's jobs with one burn, one Settlement mint and
-one unlock.
+"""finalize_many credits each run of one provider's jobs with one accrual and one unlock; each
+provider's claim then burns and mints once for all its runs.
 
-The end state must equal finalizing the same jobs one by one: provider balances, locked
-collateral, the providers' reputation in ProviderRegistry, the supply and the token's and
-Settlement's burn/mint counters (the fees burned), the disputing user's bond, job statuses;
-JobFinalized is still per job.
+The end state must equal finalizing the same jobs one by one: the credits (`accrued`), locked
+collateral, the providers' reputation in ProviderRegistry, the market's `total_burned`, the
+disputing user's bond, job statuses; and after both providers claim, their balances, the supply
+and the token's and Settlement's burn/mint counters (the fees burned). JobFinalized is still per
+job.
 """
 
 import ape
@@ -35,8 +36,10 @@ def mixed_batch(make_provider, make_job, market, jobs, chain, provider, provider
     return ids
 
 
-def _state(registry, token, settlement, accounts_):
+def _state(registry, token, settlement, accounts_, market=None):
     return {
+        "accrued": [tuple(market.accrued(a)) for a in accounts_] if market else None,
+        "counted": market.total_burned() if market else None,
         "balances": [token.balanceOf(a) for a in accounts_],
         "locked": [registry.locked(a) for a in accounts_],
         "staked": [registry.staked(a) for a in accounts_],
@@ -57,11 +60,19 @@ def test_finalize_many__mixed_providers_and_audit_timeout__same_end_state_as_one
     snapshot = chain.snapshot()
     for job_id in ids:
         market.finalize(job_id, jobs.t(job_id), sender=keeper)
-    one_by_one = _state(registry, token, settlement, who)
+    credited = _state(registry, token, settlement, who, market)
+    claims_one_by_one = [market.claim(p, sender=keeper) for p in (provider, provider2)]
+    one_by_one = _state(registry, token, settlement, who, market)
     chain.restore(snapshot)
 
     tx = market.finalize_many(ids, [jobs.t(i) for i in ids], sender=keeper)
-    assert _state(registry, token, settlement, who) == one_by_one
+    assert _state(registry, token, settlement, who, market) == credited
+    assert tx.decode_logs(settlement.Settled) == []
+    claims = [market.claim(p, sender=keeper) for p in (provider, provider2)]
+    assert _state(registry, token, settlement, who, market) == one_by_one
+    assert [dict(c.decode_logs(settlement.Settled)[0].event_arguments) for c in claims] == [
+        dict(c.decode_logs(settlement.Settled)[0].event_arguments) for c in claims_one_by_one
+    ]
     # At $1 the whole escrow is burned and the supply falls by exactly the fees.
     payments = [jobs[i]["payment"] for i in ids]
     fees = [p * jobs[i]["fee_bps"] // 10_000 for i, p in zip(ids, payments, strict=True)]
@@ -86,17 +97,16 @@ def test_finalize_many__mixed_providers_and_audit_timeout__same_end_state_as_one
             fee,
         )
         assert e["audit_timed_out"] == (job_id == ids[-1])
-    # Runs: [provider, provider], [provider2], [provider] -> three settlements, each minting its
-    # run's escrow minus fees (at $1), not four.
-    runs = [ids[:2], ids[2:3], ids[3:]]
-    settled = [dict(log.event_arguments) for log in tx.decode_logs(settlement.Settled)]
+    # One claim per provider, each minting all its jobs' escrow minus fees (at $1).
+    per_provider = [ids[:2] + ids[3:], ids[2:3]]
+    settled = [dict(c.decode_logs(settlement.Settled)[0].event_arguments) for c in claims]
     assert [(s["provider"], s["burned"], s["minted"]) for s in settled] == [
         (
-            jobs[run[0]]["provider"],
-            sum(payments[ids.index(i)] for i in run),
-            sum(payments[ids.index(i)] - fees[ids.index(i)] for i in run),
+            jobs[own[0]]["provider"],
+            sum(payments[ids.index(i)] for i in own),
+            sum(payments[ids.index(i)] - fees[ids.index(i)] for i in own),
         )
-        for run in runs
+        for own in per_provider
     ]
     # Runs: [provider, provider], [provider2], [provider] -> three unlocks, not four.
     unlocks = [dict(log.event_arguments) for log in tx.decode_logs(registry.CollateralUnlocked)]

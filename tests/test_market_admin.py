@@ -376,7 +376,8 @@ def test_fee__burned_at_settlement__market_keeps_nothing(
         jobs.track(market.submit_result(job_id, jobs.t(job_id), RESULT, "r", sender=provider))
     chain.pending_timestamp = jobs[ids[-1]]["challenge_end"] + 1
     ledger.mark()
-    tx = market.finalize_many(ids, [jobs.t(i) for i in ids], sender=attacker)
+    market.finalize_many(ids, [jobs.t(i) for i in ids], sender=attacker)
+    tx = market.claim(provider, sender=attacker)
     e = ev(tx, settlement.Settled)
     assert (e["burned"], e["cap"], e["minted"]) == (2 * PAYMENT, 2 * (PAYMENT - FEE), 2 * (PAYMENT - FEE))
     ledger.expect(provider=2 * (PAYMENT - FEE), market=-2 * PAYMENT, supply=-2 * FEE, settled=2 * PAYMENT)
@@ -397,7 +398,7 @@ def test_fee__zero_fee_job__provider_minted_whole_escrow_supply_unchanged(
     tx = market.finalize(job_id, jobs.t(job_id), sender=keeper)
     e = ev(tx, market.JobFinalized)
     assert (e["fee"], e["burned"]) == (0, PAYMENT)
-    assert ev(tx, settlement.Settled)["minted"] == PAYMENT
+    assert ev(market.claim(provider, sender=keeper), settlement.Settled)["minted"] == PAYMENT
     # Burned and minted again in full: the supply does not move, the settlement burn counts.
     ledger.expect(provider=PAYMENT, market=-PAYMENT, settled=PAYMENT)
     assert_books(market, token, jobs)
@@ -429,7 +430,7 @@ def test_fee__max_fee__provider_minted_escrow_minus_fifth(
     tx = market.finalize(job_id, jobs.t(job_id), sender=keeper)
     fee = PAYMENT // 5
     assert ev(tx, market.JobFinalized)["fee"] == fee
-    assert ev(tx, settlement.Settled)["minted"] == PAYMENT - fee
+    assert ev(market.claim(provider, sender=keeper), settlement.Settled)["minted"] == PAYMENT - fee
     ledger.expect(provider=PAYMENT - fee, market=-PAYMENT, supply=-fee, settled=PAYMENT)
 
 
@@ -534,7 +535,8 @@ def test_paused__finalize_finalize_many_and_audit_timeout__still_work_and_settle
     assert ev(tx, market.JobFinalized)["audit_timed_out"]
     for job_id in ids:
         assert_job(market, jobs, job_id, JobStatus.FINALIZED)
-    # Burn and mint are not paused either: every escrow burned, the provider minted, bond back.
+    # The claim (burn and mint) is not paused either: every escrow burned, the provider minted, bond back.
+    market.claim(provider, sender=keeper)
     bond = market.dispute_bond(PAYMENT)
     ledger.expect(
         provider=4 * (PAYMENT - FEE),

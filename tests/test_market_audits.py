@@ -25,6 +25,7 @@ from market_helpers import beacon_members, ev, evs, past_reveal_window, reveal_r
 
 from offchain.chain import reports as R
 from offchain.chain.beacon import ROUND_DEGRADED, ROUND_PENDING, ROUND_READY, drawn_from_seed, round_seed
+from offchain.chain.jobs import check_job
 from offchain.chain.permit import sign_permit
 from offchain.constants import MAX_BPS, ONE_TOKEN, JobStatus
 from offchain.params import MarketParams, OracleParams
@@ -173,7 +174,7 @@ def test_accept__new_provider__locks_collateral_for_its_audit_rate(
     e = ev(tx, market.JobAccepted)
     assert (e["collateral"], e["audit_bps"]) == (want, 3_000)
     assert ev(tx, registry.CollateralLocked)["amount"] == want
-    assert jobs[job_id]["collateral"] == want and market.check_job(job_id, jobs.t(job_id))
+    assert jobs[job_id]["collateral"] == want and check_job(market, job_id, jobs[job_id])
 
 
 def test_accept__collateral_above_free_stake__reverts(make_provider, make_job, market, jobs, set_rates, provider, user):

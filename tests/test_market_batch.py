@@ -366,7 +366,7 @@ def test_submit_results__one_bad_job__reverts_whole_batch(running_batch, make_jo
 ################################################################
 
 
-def test_finalize_many__submitted_and_timed_out_audit__settles_each(
+def test_finalize_many__submitted_and_timed_out_audit__credits_each__one_claim_settles(
     submitted_batch, market, registry, token, settlement, jobs, chain, provider, user, keeper, ledger
 ):
     ids, _ = submitted_batch
@@ -390,13 +390,17 @@ def test_finalize_many__submitted_and_timed_out_audit__settles_each(
     ]
     for job_id in ids:
         assert_job(market, jobs, job_id, JobStatus.FINALIZED)
-    # One run of one provider: one burn of every escrow, one mint of the sum minus the fees.
+    # One run of one provider: one credit; the user's bond comes back with the timed-out audit.
     paid = sum(payments) - sum(fees)
-    assert [(e["provider"], e["burned"], e["minted"]) for e in evs(tx, settlement.Settled)] == [
+    assert evs(tx, settlement.Settled) == []
+    ledger.expect(user=bond, market=-bond)
+    assert market.accrued(provider)[::2] == (sum(payments), paid)
+    # The claim: one burn of every escrow, one mint of the sum minus the fees.
+    claim = market.claim(provider, sender=keeper)
+    assert [(e["provider"], e["burned"], e["minted"]) for e in evs(claim, settlement.Settled)] == [
         (provider.address, sum(payments), paid)
     ]
-    # The user's bond comes back with the timed-out audit.
-    ledger.expect(provider=paid, user=bond, market=-(sum(payments) + bond), supply=-sum(fees), settled=sum(payments))
+    ledger.expect(provider=paid, market=-sum(payments), supply=-sum(fees), settled=sum(payments))
     assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
     # All three jobs ($1, $2, $3) count as completed; the timed-out audit is no audit passed.
     assert tuple(registry.reputation(provider)) == (3, 0, 0, 0, 0, 0)

@@ -1,5 +1,6 @@
 """JobMarket single-job lifecycle: create_job, accept, submit_result, finalize, cancel, expire,
-the job views (job_status, job_commitment, check_job, quote), the happy path
+the job views (job_status, job_commitment, quote; `offchain.chain.jobs.check_job` compares a
+struct with the commitment), the happy path
 Open -> Running -> Submitted -> Finalized and the timeout paths Open -> Cancelled and
 Running -> Expired, with both sides of every deadline.
 
@@ -44,7 +45,7 @@ from market_helpers import (
     tampered,
 )
 
-from offchain.chain.jobs import JOB_ABI_TYPES, commitment
+from offchain.chain.jobs import JOB_ABI_TYPES, check_job, commitment
 from offchain.chain.price import ONE_USD
 from offchain.constants import JOB_FIELDS, MAX_BPS, ONE_TOKEN, JobStatus, MachineStatus
 from offchain.params import DAY, BeaconParams
@@ -258,7 +259,8 @@ def test_settlement__params_changed_after_create__job_keeps_fee_and_collateral(
     ledger.mark()
     tx = market.finalize(old_id, jobs.t(old_id), sender=keeper)
     assert ev(tx, market.JobFinalized)["fee"] == FEE
-    # The fee is burned: the escrow goes, the provider is minted the escrow minus the fee.
+    # The fee is burned at the claim: the escrow goes, the provider is minted the escrow minus the fee.
+    market.claim(provider, sender=keeper)
     ledger.expect(provider=PAYMENT - FEE, market=-PAYMENT, supply=-FEE, settled=PAYMENT)
     assert registry.locked(provider) == 3 * PAYMENT
 
@@ -266,6 +268,7 @@ def test_settlement__params_changed_after_create__job_keeps_fee_and_collateral(
     new_fee = PAYMENT * 2_000 // MAX_BPS
     tx = market.finalize(new_id, jobs.t(new_id), sender=keeper)
     assert ev(tx, market.JobFinalized)["fee"] == new_fee
+    market.claim(provider, sender=keeper)
     ledger.expect(provider=PAYMENT - new_fee, market=-PAYMENT, supply=-new_fee, settled=PAYMENT)
     assert registry.locked(provider) == 0
     assert_books(market, token, jobs)
@@ -281,8 +284,8 @@ def test_views__unknown_job__empty(market, jobs, make_job, user):
     unknown = job_id + 1
     assert market.job_status(unknown) == JobStatus.NONE
     assert market.job_commitment(unknown) == ZERO32
-    assert not market.check_job(unknown, jobs.t(job_id))
-    assert not market.check_job(0, jobs.t(job_id))
+    assert not check_job(market, unknown, jobs.t(job_id))
+    assert not check_job(market, 0, jobs.t(job_id))
 
 
 def test_job_commitment__is_keccak_of_abi_encoded_struct_with_status_byte_cleared(make_job, market, jobs, user):
@@ -291,19 +294,19 @@ def test_job_commitment__is_keccak_of_abi_encoded_struct_with_status_byte_cleare
     expected = keccak(encode([JOB_ABI], [t]))[:31] + b"\x00"
     assert commitment(jobs[job_id]) == expected
     assert market.job_commitment(job_id) == expected
-    assert market.check_job(job_id, t)
+    assert check_job(market, job_id, t)
     for field in JOB_FIELDS:
         bad = tampered(jobs, job_id, field)
         assert keccak(encode([JOB_ABI], [bad]))[:31] + b"\x00" != expected, field
-        assert not market.check_job(job_id, bad), field
+        assert not check_job(market, job_id, bad), field
 
 
 def test_check_job__after_transition__only_new_struct_matches(running_job, market, jobs, provider):
     job_id, _ = running_job
     old = jobs.t(job_id)
     jobs.track(market.submit_result(job_id, old, RESULT, "r", sender=provider))
-    assert not market.check_job(job_id, old)
-    assert market.check_job(job_id, jobs.t(job_id))
+    assert not check_job(market, job_id, old)
+    assert check_job(market, job_id, jobs.t(job_id))
 
 
 def test_quote__usd_value_offer_times_units_or_zero(make_provider, market, settlement, provider, provider2):
@@ -592,7 +595,7 @@ def test_submit_result__tampered_job__reverts_for_every_field(running_job, marke
 ################################################################
 
 
-def test_lifecycle__open_running_submitted_finalized__pays_provider(
+def test_lifecycle__open_running_submitted_finalized_claimed__pays_provider(
     make_provider, market, registry, token, jobs, chain, provider, user, keeper, ledger
 ):
     machine_id = make_provider(provider)
@@ -626,8 +629,15 @@ def test_lifecycle__open_running_submitted_finalized__pays_provider(
     }
     assert ev(tx, registry.CollateralUnlocked) == {"provider": provider.address, "amount": COLLATERAL, "locked": 0}
     assert_job(market, jobs, job_id, JobStatus.FINALIZED)
-    ledger.expect(provider=PAYMENT - FEE, market=-PAYMENT, supply=-FEE, settled=PAYMENT)
+    # Finalizing credits the provider; no token moves until its claim.
+    ledger.expect()
+    assert market.accrued(provider) == (PAYMENT, USD_NET, PAYMENT - FEE)
     assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
+    assert_books(market, token, jobs)
+
+    market.claim(provider, sender=keeper)
+    ledger.expect(provider=PAYMENT - FEE, market=-PAYMENT, supply=-FEE, settled=PAYMENT)
+    assert market.accrued(provider) == (0, 0, 0)
     assert_books(market, token, jobs)
 
 
@@ -923,12 +933,12 @@ def test_create_job__at_one_dollar__payment_is_settlement_quote_of_usd_value(mak
     assert_job(market, jobs, job_id, JobStatus.OPEN)
 
 
-def test_finalize__burns_escrow__mints_provider__supply_falls_by_fee(
+def test_finalize_then_claim__burns_escrow__mints_provider__supply_falls_by_fee(
     submitted_job, market, token, settlement, jobs, chain, keeper, provider, ledger
 ):
     job_id, _ = submitted_job
     chain.pending_timestamp = jobs[job_id]["challenge_end"] + 1
-    minted, burned = token.total_minted(), token.total_burned()
+    minted, burned, counted = token.total_minted(), token.total_burned(), market.total_burned()
     ledger.mark()
     tx = market.finalize(job_id, jobs.t(job_id), sender=keeper)
     assert ev(tx, market.JobFinalized) == {
@@ -939,6 +949,11 @@ def test_finalize__burns_escrow__mints_provider__supply_falls_by_fee(
         "fee": FEE,
         "audit_timed_out": False,
     }
+    # Finalizing moves no token and settles nothing yet; it counts the escrow for the taper.
+    assert evs(tx, settlement.Settled) == [] and evs(tx, token.Transfer) == []
+    ledger.expect()
+    assert market.total_burned() == counted + PAYMENT
+    tx = market.claim(provider, sender=keeper)
     assert ev(tx, settlement.Settled) == {
         "provider": provider.address,
         "burned": PAYMENT,
@@ -956,9 +971,10 @@ def test_finalize__burns_escrow__mints_provider__supply_falls_by_fee(
     assert token.total_burned() == burned + PAYMENT
     assert token.total_minted() == minted + PAYMENT - FEE
     assert token.totalSupply() == token.total_minted() - token.total_burned()
+    assert market.total_burned() == counted + PAYMENT  # counted once, at finalization
 
 
-def test_finalize__price_moved_since_funding__provider_minted_usd_net_at_new_price_capped_by_escrow(
+def test_claim__price_moved_since_funding__provider_minted_usd_net_at_claim_price_capped_by_escrow(
     make_provider, make_job, set_price, market, token, settlement, jobs, chain, keeper, provider, user, ledger
 ):
     machine_id = make_provider(provider)
@@ -970,7 +986,8 @@ def test_finalize__price_moved_since_funding__provider_minted_usd_net_at_new_pri
     # The token doubled: the provider's pay is fixed in USD, so it is minted half the tokens.
     set_price(2 * ONE_USD)
     ledger.mark()
-    tx = market.finalize(up, jobs.t(up), sender=keeper)
+    market.finalize(up, jobs.t(up), sender=keeper)
+    tx = market.claim(provider, sender=keeper)
     paid = USD_NET * ONE_USD // (2 * ONE_USD)
     assert paid < PAYMENT - FEE
     e = ev(tx, settlement.Settled)
@@ -980,7 +997,8 @@ def test_finalize__price_moved_since_funding__provider_minted_usd_net_at_new_pri
     # The token halved: the USD value would mint 1.9 tokens; the cap (escrow minus fee) applies.
     set_price(ONE_USD // 2)
     ledger.mark()  # posting the price minted the operator's stake
-    tx = market.finalize(down, jobs.t(down), sender=keeper)
+    market.finalize(down, jobs.t(down), sender=keeper)
+    tx = market.claim(provider, sender=keeper)
     assert USD_NET * ONE_USD // (ONE_USD // 2) > PAYMENT - FEE
     e = ev(tx, settlement.Settled)
     assert (e["minted"], e["price"]) == (PAYMENT - FEE, ONE_USD // 2)
@@ -988,7 +1006,7 @@ def test_finalize__price_moved_since_funding__provider_minted_usd_net_at_new_pri
     assert_books(market, token, jobs)
 
 
-def test_finalize__stale_price__still_settles_at_cap__new_jobs_refused(
+def test_claim__stale_price__still_settles_at_cap__new_jobs_refused(
     submitted_job, market, token, settlement, jobs, chain, keeper, provider, user, ledger, snap
 ):
     job_id, _ = submitted_job
@@ -997,7 +1015,8 @@ def test_finalize__stale_price__still_settles_at_cap__new_jobs_refused(
     with no_change(snap), ape.reverts("settlement: stale price"):
         _create(market, user, provider)
     ledger.mark()
-    tx = market.finalize(job_id, jobs.t(job_id), sender=keeper)
+    market.finalize(job_id, jobs.t(job_id), sender=keeper)
+    tx = market.claim(provider, sender=keeper)
     e = ev(tx, settlement.Settled)
     assert (e["minted"], e["price"]) == (PAYMENT - FEE, 0)
     assert_job(market, jobs, job_id, JobStatus.FINALIZED)
@@ -1005,7 +1024,7 @@ def test_finalize__stale_price__still_settles_at_cap__new_jobs_refused(
     assert_books(market, token, jobs)
 
 
-def test_finalize_many__two_providers__each_minted_its_own_runs_sum(
+def test_finalize_many__two_providers__each_credited_its_own_runs_sum__claims_mint_them(
     make_provider, make_job, market, registry, token, settlement, jobs, chain, keeper, provider, provider2, user,
     ledger,
 ):  # fmt: skip
@@ -1027,13 +1046,15 @@ def test_finalize_many__two_providers__each_minted_its_own_runs_sum(
     ]
     run1 = sum(payments[:2]) - sum(fees[:2])
     run2 = sum(payments[2:]) - sum(fees[2:])
-    settled = evs(tx, settlement.Settled)
+    assert evs(tx, settlement.Settled) == [] and evs(tx, token.Transfer) == []
+    ledger.expect()
+    assert market.accrued(provider)[::2] == (sum(payments[:2]), run1)
+    assert market.accrued(provider2)[::2] == (sum(payments[2:]), run2)
+    settled = [ev(market.claim(p, sender=keeper), settlement.Settled) for p in (provider, provider2)]
     assert [(e["provider"], e["burned"], e["cap"], e["minted"]) for e in settled] == [
         (provider.address, sum(payments[:2]), run1, run1),
         (provider2.address, sum(payments[2:]), run2, run2),
     ]
-    mints = [e for e in evs(tx, token.Transfer) if e["sender"] == ZERO]
-    assert [(e["receiver"], e["value"]) for e in mints] == [(provider.address, run1), (provider2.address, run2)]
     ledger.expect(provider=run1, provider2=run2, market=-sum(payments), supply=-sum(fees), settled=sum(payments))
     assert registry.locked(provider) == 0 and registry.locked(provider2) == 0
     assert_books(market, token, jobs)

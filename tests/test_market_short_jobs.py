@@ -56,7 +56,7 @@ def test_accept_and_submit__targeted__same_state_as_accept_then_submit(
     assert_books(market, token, jobs)
 
 
-def test_accept_and_submit__then_finalize__pays_like_two_step(
+def test_accept_and_submit__then_finalize_and_claim__pays_like_two_step(
     make_provider, make_job, market, registry, token, jobs, chain, provider, user, keeper
 ):
     machine_id = make_provider(provider)
@@ -67,6 +67,7 @@ def test_accept_and_submit__then_finalize__pays_like_two_step(
     tx = jobs.track(market.finalize(job_id, jobs.t(job_id), sender=keeper))
     fin = ev(tx, market.JobFinalized)
     assert fin["burned"] == jobs[job_id]["payment"]
+    market.claim(provider, sender=keeper)
     assert token.balanceOf(provider) - before == fin["burned"] - fin["fee"]  # $1 per token in conftest
     assert registry.locked(provider) == 0
     assert_job(market, jobs, job_id, JobStatus.FINALIZED)

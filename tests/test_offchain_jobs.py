@@ -4,7 +4,7 @@ import pytest
 from conftest import PRICE, UNITS
 
 from offchain.chain.beacon import ROUND_DEGRADED, audit_draw, draw_round
-from offchain.chain.jobs import as_tuple, commitment, job_from_chain
+from offchain.chain.jobs import as_tuple, check_job, commitment, job_from_chain
 
 
 def test_job_from_chain__submitted_job__matches_commitment(submitted_job, market, jobs):
@@ -13,7 +13,7 @@ def test_job_from_chain__submitted_job__matches_commitment(submitted_job, market
     assert rebuilt == jobs[job_id]
     # The job's USD value (offer x units) and its escrow at $1.00 a token (conftest).
     assert rebuilt["usd_value"] == rebuilt["payment"] == UNITS * PRICE
-    assert market.check_job(job_id, as_tuple(rebuilt))
+    assert check_job(market, job_id, as_tuple(rebuilt))
     assert commitment(rebuilt) == market.job_commitment(job_id)
 
 
@@ -21,7 +21,7 @@ def test_job_from_chain__submitted_job__matches_commitment(submitted_job, market
 def test_job_from_chain__tampered_struct__fails_check(submitted_job, market, jobs, field):
     job_id, _ = submitted_job
     tampered = dict(jobs[job_id], **{field: jobs[job_id][field] + 1})
-    assert not market.check_job(job_id, as_tuple(tampered))
+    assert not check_job(market, job_id, as_tuple(tampered))
 
 
 def test_job_from_chain__unknown_job__raises_lookup_error(market):

@@ -5,9 +5,9 @@ conftest's `set_price` posts a round signed by a fresh staked account as the hub
 so it alone is the whole operator set and may move the price by any amount in one round
 (PriceFeed's unanimity escape). A second
 Settlement (`bare`) has a test account as its job market so `settle` can be called directly.
-Through JobMarket, the price moves between funding and finalization and the tests check the
-provider's mint: USD value minus the fee at the new price, never more than the escrow minus
-the fee.
+Through JobMarket, the price moves between funding and the provider's claim and the tests check
+the provider's mint: USD value minus the fee at the claim's price, never more than the escrow
+minus the fee.
 """
 
 import ape
@@ -231,9 +231,11 @@ def test_constructor__zero_token__reverts(project, deployer, settle_feed):
 
 
 def _finish(chain, market, jobs, job_id, provider, keeper):
+    """Submits, finalizes (which only credits the provider) and claims: returns the claim."""
     jobs.track(market.submit_result(job_id, jobs.t(job_id), b"\x22" * 32, "http://p/r", sender=provider))
     chain.pending_timestamp += 3601
-    return jobs.track(market.finalize(job_id, jobs.t(job_id), sender=keeper))
+    jobs.track(market.finalize(job_id, jobs.t(job_id), sender=keeper))
+    return market.claim(provider, sender=keeper)
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,11 @@ _accrued: HashMap[address, uint256]
 # provider -> escrow (fees included) of those jobs: held here until the claim burns it.
 _accrued_burn: HashMap[address, uint256]
 
+# Escrow (fees included) of every job finalized: what the claims burn, counted when the job is
+# credited. Emissions tapers on it (the "customer burns"), so the taper does not depend on when
+# providers claim (delaying burns into fewer epochs would raise the convex taper's budget).
+total_burned: public(uint256)
+
 _MASK_128: constant(uint256) = 2**128 - 1
 
 
@@ -119,6 +124,7 @@ def _pay_out(provider: address, burned: uint256, usd_net: uint256, cap: uint256,
         convert(convert((acc >> 128) + usd_net, uint128), uint256) << 128
     ) | convert(convert((acc & _MASK_128) + cap, uint128), uint256)
     self._accrued_burn[provider] += burned
+    self.total_burned += burned
     extcall IProviderRegistry(REGISTRY).unlock_collateral(provider, collateral, record)
 
 

@@ -249,7 +249,7 @@ def deploy_all(
     # made a minter while the deployer still owns the token.
     emissions_params = emissions_params or EmissionsParams()
     emissions = deployer.deploy(
-        project.Emissions, *emissions_params.constructor_args(token.address, hub.address, settlement.address)
+        project.Emissions, *emissions_params.constructor_args(token.address, hub.address, market.address)
     )
     txs["Emissions"] = emissions.txn_hash
     token.set_minter(emissions.address, True, **sender)
@@ -328,7 +328,7 @@ def deploy_all(
     }
     contracts["Emissions"] = emissions.address
     record["constructor_args"]["Emissions"] = list(
-        emissions_params.constructor_args(token.address, hub.address, settlement.address, emissions.GENESIS())
+        emissions_params.constructor_args(token.address, hub.address, market.address, emissions.GENESIS())
     )
     record["roles"]["minters"] = [settlement.address, emissions.address] + ([deployer.address] if local else [])
     if record_path is not None:

@@ -2,7 +2,7 @@
 
 JobMarket stores only a commitment (hash + status) per job; every call that moves a job
 takes the full struct. Its events carry every field, so anyone (user, provider, keeper,
-oracle) can rebuild the current struct from logs and `check_job` it against the chain.
+oracle) can rebuild the current struct from logs and `check_job` it against the chain's commitment.
 """
 
 from __future__ import annotations
@@ -74,16 +74,23 @@ JOB_ABI_TYPES = (
 )  # fmt: skip
 
 
-def commitment(job: dict) -> bytes:
+def commitment(job: dict | tuple) -> bytes:
     """What JobMarket stores for a job (`job_commitment`): keccak256(abi_encode(job)), low byte cleared.
 
-    Computed here rather than by a contract view, which JobMarket cannot afford under EIP-170.
+    Computed here rather than by a contract view, which JobMarket cannot afford in its code size.
     """
     from eth_abi import encode
     from eth_utils import keccak
 
-    digest = keccak(encode(["(" + ",".join(JOB_ABI_TYPES) + ")"], [as_tuple(job)]))
+    values = job if isinstance(job, tuple) else as_tuple(job)
+    digest = keccak(encode(["(" + ",".join(JOB_ABI_TYPES) + ")"], [values]))
     return digest[:31] + b"\x00"
+
+
+def check_job(market: Any, job_id: int, job: dict | tuple) -> bool:
+    """True when `job` (a dict or `as_tuple`'s tuple) is `job_id`'s current data: its commitment is
+    what JobMarket stores (`job_commitment`; an unknown id's is zero, which no job hashes to)."""
+    return bytes(market.job_commitment(job_id)) == commitment(job)
 
 
 def job_from_chain(market: Any, job_id: int, start_block: int = 0, stop_block: int | None = None) -> dict:
@@ -102,7 +109,7 @@ def job_from_chain(market: Any, job_id: int, start_block: int = 0, stop_block: i
             events.append((log.block_number, log.log_index, name, log))
     for _, _, name, log in sorted(events, key=lambda e: (e[0], e[1])):
         job = apply_event(job, name, log)
-    if not market.check_job(job_id, as_tuple(job)):
+    if not check_job(market, job_id, job):
         raise RuntimeError(f"job {job_id}: rebuilt data does not match the on-chain commitment")
     return job
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from offchain.chain.beacon import ROUND_DEGRADED, ROUND_READY, audit_draw
 from offchain.chain.events import logs
-from offchain.chain.jobs import apply_event, as_tuple, job_from_created
+from offchain.chain.jobs import apply_event, check_job, job_from_created
 from offchain.client.sdk import ClientError, fmt_usd, tokens
 from offchain.constants import TERMINAL_JOB_STATUSES, JobStatus
 
@@ -315,7 +315,7 @@ def rebuild(h: Any, job_id: int, found: list[Any]) -> dict:
     job = job_from_created(found[0])
     for lg in found:
         job = apply_event(job, lg.event_name, lg)
-    if not h.market.check_job(job_id, as_tuple(job)):
+    if not check_job(h.market, job_id, job):
         raise ClientError(f"job {job_id}: its events do not match the on-chain commitment (wrong start block?)")
     return job
 

@@ -4,8 +4,8 @@
 operators, threshold THRESHOLD), PriceFeed, Settlement (or the Render-style
 RenderSettlement.vy), AuditBeacon, JobMarket and Emissions as offchain/chain/deploy.py
 `deploy_all(local=True)` wires a local deployment: Settlement is a token minter and JobMarket's
-settler, Emissions tapers on Settlement.total_burned, the oracle operators are AuditBeacon's
-members (each commits its hash chain: offchain/sim/beacon.py), and the deployer keeps the
+settler, Emissions tapers on JobMarket.total_burned (the escrow of finalized jobs), the oracle
+operators are AuditBeacon's members (each commits its hash chain: offchain/sim/beacon.py), and the deployer keeps the
 attester and verifier roles (the quorum's stand-in)."""
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def deploy_contracts(
     mk.grantRole(mk.VERIFIER_ROLE(), admin)
     em = load(
         CONTRACTS / "Emissions.vy",
-        *emissions.constructor_args(tok.address, hub.address, settlement.address, genesis),
+        *emissions.constructor_args(tok.address, hub.address, mk.address, genesis),
     )
     tok.set_minter(em.address, True)
     return Contracts(

@@ -145,6 +145,7 @@ from offchain.chain.beacon import (
     round_seed,
 )
 from offchain.chain.deploy import MARKET_DUST
+from offchain.chain.jobs import check_job
 from offchain.constants import JOB_FIELDS, MAX_BPS, ONE_TOKEN, REPUTATION_FIELDS, JobStatus, MachineStatus
 from offchain.params import GPU_CLASSES, UNBONDING_PERIOD_SECONDS, MarketParams, PriceFeedParams
 
@@ -3169,7 +3170,7 @@ class MarketMachine(RuleBasedStateMachine):
             assert tuple(mk.accrued(a)) == (c.burned, c.usd_net, c.cap), f"accrued({a})"
         for j in m.jobs:
             assert mk.job_status(j.id) == j.status
-            assert mk.check_job(j.id, j.tup())
+            assert check_job(mk, j.id, j.tup())
             assert mk.job_commitment(j.id) == job_commitment(j.tup())
             d = mk.disputes(j.id)
             assert (str(d[0]), d[1], d[2]) == (j.dispute or (ZERO, 0, 0))
