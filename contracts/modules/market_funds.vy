@@ -26,11 +26,16 @@ SETTLEMENT: public(immutable(address))
 REGISTRY: public(immutable(address))
 
 
-# provider -> (USD value minus fees, 18 decimals) << 128 | (escrow minus fees, tokens) of its
-# jobs finalized since its last claim: the arguments `Settlement.settle` gets at the claim.
-_accrued: HashMap[address, uint256]
-# provider -> escrow (fees included) of those jobs: held here until the claim burns it.
-_accrued_burn: HashMap[address, uint256]
+# provider -> (USD value minus fees, 18 decimals) << 128 | (escrow minus fees, tokens) summed over
+# every job of the provider ever finalized, and the escrow (fees included) of those jobs; then the
+# same two words as they stood at the provider's last claim. A claim settles the difference (the
+# jobs finalized since its last claim; their escrow is held here until then). Cumulative, so that
+# no word returns to zero between claims: a zero -> non-zero write would cost the next finalize
+# 20,000 gas more.
+_credited: HashMap[address, uint256]
+_credited_burn: HashMap[address, uint256]
+_claimed: HashMap[address, uint256]
+_claimed_burn: HashMap[address, uint256]
 
 # Escrow (fees included) of every job finalized: what the claims burn, counted when the job is
 # credited. Emissions tapers on it (the "customer burns"), so the taper does not depend on when
@@ -90,13 +95,15 @@ def claim(provider: address) -> uint256:
             logs `Settled`). Never paused.
     @return The tokens minted.
     """
-    burned: uint256 = self._accrued_burn[provider]
+    burned: uint256 = 0
+    usd_net: uint256 = 0
+    cap: uint256 = 0
+    burned, usd_net, cap = self._unclaimed(provider)
     assert burned > 0, "job_market: nothing to claim"
-    acc: uint256 = self._accrued[provider]
-    self._accrued_burn[provider] = 0
-    self._accrued[provider] = 0
+    self._claimed_burn[provider] = self._credited_burn[provider]
+    self._claimed[provider] = self._credited[provider]
     extcall IComputeToken(TOKEN).burn(burned)
-    return extcall ISettlement(SETTLEMENT).settle(provider, burned, acc >> 128, acc & _MASK_128)
+    return extcall ISettlement(SETTLEMENT).settle(provider, burned, usd_net, cap)
 
 
 @external
@@ -106,8 +113,21 @@ def accrued(provider: address) -> (uint256, uint256, uint256):
     @notice What `claim(provider)` would settle now: (escrow to burn, USD value minus fees,
             escrow minus fees = the most it can mint).
     """
-    acc: uint256 = self._accrued[provider]
-    return self._accrued_burn[provider], acc >> 128, acc & _MASK_128
+    return self._unclaimed(provider)
+
+
+@internal
+@view
+def _unclaimed(provider: address) -> (uint256, uint256, uint256):
+    # (escrow, USD net, cap) credited since the last claim. The cumulative words never fall
+    # below their values at the last claim, so unsafe_sub cannot wrap.
+    credited: uint256 = self._credited[provider]
+    done: uint256 = self._claimed[provider]
+    return (
+        unsafe_sub(self._credited_burn[provider], self._claimed_burn[provider]),
+        unsafe_sub(credited >> 128, done >> 128),
+        unsafe_sub(credited & _MASK_128, done & _MASK_128),
+    )
 
 
 @internal
@@ -118,12 +138,13 @@ def _pay_out(provider: address, burned: uint256, usd_net: uint256, cap: uint256,
     # the provider's record; nothing for the empty provider before the first run of a batch.
     if provider == empty(address):
         return
-    acc: uint256 = self._accrued[provider]
-    # convert() reverts past 2**128 - 1 (3.4e20 tokens or USD): never reached by real jobs.
-    self._accrued[provider] = (
+    acc: uint256 = self._credited[provider]
+    # convert() reverts past 2**128 - 1 (3.4e20 tokens or USD over a provider's lifetime): never
+    # reached by real jobs.
+    self._credited[provider] = (
         convert(convert((acc >> 128) + usd_net, uint128), uint256) << 128
     ) | convert(convert((acc & _MASK_128) + cap, uint128), uint256)
-    self._accrued_burn[provider] += burned
+    self._credited_burn[provider] += burned
     self.total_burned += burned
     extcall IProviderRegistry(REGISTRY).unlock_collateral(provider, collateral, record)
 

@@ -335,9 +335,18 @@ class RawState:
         return self._get(self.mk, self.s_mk[name])
 
     def accrued(self, p) -> tuple[int, int, int]:
-        """JobMarket.accrued(p): (_accrued_burn, usd_net, cap); _accrued = usd_net << 128 | cap."""
-        w = self._get(self.mk, self._key(self.s_mk["_accrued"], p))
-        return self._get(self.mk, self._key(self.s_mk["_accrued_burn"], p)), w >> 128, w & (2**128 - 1)
+        """JobMarket.accrued(p) from storage: the cumulative credits (`_credited_burn`, `_credited` =
+        usd_net << 128 | cap) less the same words at the last claim (`_claimed_burn`, `_claimed`)."""
+
+        def word(name):
+            return self._get(self.mk, self._key(self.s_mk[name], p))
+
+        cred, done, m = word("_credited"), word("_claimed"), 2**128 - 1
+        return (
+            word("_credited_burn") - word("_claimed_burn"),
+            (cred >> 128) - (done >> 128),
+            (cred & m) - (done & m),
+        )
 
     def job(self, job_id: int) -> tuple[int, bytes]:
         word = self._get(self.mk, self._key(self.s_mk["_jobs"], job_id))
