@@ -3,9 +3,11 @@
 Deploys everything with the same helper as the demo and tests, sets up a provider with a
 CPU machine and users with tokens, then measures `gas_used` of:
 - single jobs (create_job, accept, submit_result, finalize), one by one: the very first job
-  of the deployment separately, and the median of the later (steady-state) ones;
-- batches of 1, 10 and 50 (create_jobs, accept_jobs, submit_results, finalize_many): gas
-  per transaction and amortized per job;
+  of the deployment separately, and the median of the later (steady-state) ones; short jobs
+  (create_job, accept_and_submit, finalize); the provider's claim (the burn and the mint of
+  every job finalized since its last claim) after many jobs and after every job;
+- batches of 1, 10 and 50 (create_jobs, accept_jobs, submit_results, finalize_many, one
+  claim): gas per transaction and amortized per job;
 - every other state-changing operation once or a few times (stake, register, offers,
   unstake/withdraw, dispute, verdicts incl. the slash, expiry, cancel, fee sweep).
 
@@ -55,7 +57,7 @@ LIFECYCLE = ("create_job", "accept", "submit_result", "finalize")
 # A short job the provider has already run: accepted and delivered in one transaction.
 SHORT_LIFECYCLE = ("create_job", "accept_and_submit", "finalize")
 NO_AUDITS = MarketParams(base_audit_bps=0, new_provider_audit_bps=0, bad_record_audit_bps=0)
-BATCH_OPS = ("create_jobs", "accept_jobs", "submit_results", "finalize_many")
+BATCH_OPS = ("create_jobs", "accept_jobs", "submit_results", "finalize_many", "claim")
 STAKE = 1_000 * ONE_TOKEN
 
 
@@ -134,6 +136,18 @@ def run_bench(args: argparse.Namespace, console) -> dict:
             short.append({k: int(tx.gas_used) for k, tx in txs.items()})
         gas.ops["accept_and_submit"] = [j["accept_and_submit"] for j in short]
         lifecycle_short = median([sum(j.values()) for j in short])
+        # The provider claims what the loops above credited (many jobs in one claim), then a
+        # provider that claims after every single job (the worst case for the claim).
+        drv.record("claim_after_many_jobs", drv.market.claim(prov, sender=keeper))
+        with_claim: list[int] = []
+        for n in range(args.jobs - 1):
+            job_id = drv.create(user, prov, 7_000 + n, name=None)
+            gas_used = int(drv.last.gas_used)
+            gas_used += int(drv.accept_and_submit(job_id, prov, machine, name=None).gas_used)
+            gas_used += int(drv.finalize(job_id, keeper, name=None).gas_used)
+            gas_used += int(drv.record("claim_after_1_job", drv.market.claim(prov, sender=keeper)).gas_used)
+            with_claim.append(gas_used)
+        lifecycle_with_claim = median(with_claim)
 
         # --- batches -------------------------------------------------------------------------
         batches: dict[int, dict[str, int]] = {}
@@ -147,6 +161,8 @@ def run_bench(args: argparse.Namespace, console) -> dict:
                 "accept_jobs": drv.accept_batch(ids, prov, machine),
                 "submit_results": drv.submit_batch(ids, prov),
                 "finalize_many": drv.finalize_batch(ids, keeper),
+                # One claim for the batch's jobs (the provider's pay: the burn and the mint).
+                "claim": drv.record(None, drv.market.claim(prov, sender=keeper)),
             }
             assert all(drv.status(i) == JobStatus.FINALIZED for i in ids), f"batch {size} not finalized"
             row = {k: int(tx.gas_used) for k, tx in txs.items()}
@@ -181,7 +197,12 @@ def run_bench(args: argparse.Namespace, console) -> dict:
     result = {
         # The cheapest complete lifecycle with the same guarantees: create, accept_and_submit,
         # finalize (a short job); the two-step path (accept, then submit) is reported beside it.
+        # The provider's claim (burn and mint) is not in it: one claim settles every job since the
+        # provider's last one; `_claim_per_50` adds a claim of 50 jobs' share, `_with_claim` a
+        # claim after every job (the worst case).
         "job_lifecycle_gas": lifecycle_short,
+        "job_lifecycle_gas_claim_per_50": lifecycle_short + batches[50]["claim"] // 50,
+        "job_lifecycle_gas_with_claim": lifecycle_with_claim,
         "job_lifecycle_gas_two_step": lifecycle_steady,
         "job_lifecycle_gas_first": lifecycle_first,
         **{f"amortized_gas_batch_{s}": batches[s]["per_job"] for s in BATCH_SIZES},
@@ -492,10 +513,13 @@ def render(result: dict, console) -> list[str]:
     for op in LIFECYCLE:
         t.add_row(f"  {op}", f"{ops[op]:,}", "", "")
     target = result["targets"]["job_lifecycle_gas"]
-    t.add_row("[bold]single job, short (median)", f"{result['job_lifecycle_gas']:,}", "", f"≤ {target:,}")
+    lifecycle = f"{result['job_lifecycle_gas']:,}"
+    t.add_row("[bold]single job, short (median; claim excluded)", lifecycle, "", f"≤ {target:,}")
     short = result["short_jobs"]
     for op in SHORT_LIFECYCLE:
         t.add_row(f"  {op}", f"{median([j[op] for j in short]):,}", "", "")
+    t.add_row("  + a claim of 50 jobs' share", f"{result['job_lifecycle_gas_claim_per_50']:,}", "", "")
+    t.add_row("  + a claim after every job", f"{result['job_lifecycle_gas_with_claim']:,}", "", "")
     for size, row in result["batches"].items():
         t.add_section()
         key = f"amortized_gas_batch_{size}"
