@@ -5,8 +5,9 @@
 @title Job escrow and settlement
 @custom:contract-name JobMarket
 @license AGPL-3.0-only
-@notice Holds users' payments for compute jobs until they are final, locks the
-        provider's collateral (in ProviderRegistry) while a job runs, and runs the
+@notice Holds users' payments for compute jobs until they are final (and a finalized job's
+        escrow until its provider's `claim` burns it and has Settlement mint the pay), locks
+        the provider's collateral (in ProviderRegistry) while a job runs, and runs the
         job state machine of docs/PROTOCOL.md:
 
         Open -accept-> Running -submit_result-> Submitted -window passes-> Finalized

@@ -8,10 +8,11 @@
         - `quote(usd)`: the tokens a job of `usd` (18 decimals) escrows at the current price,
           rounded up; reverts on a missing, non-positive, future or stale price, so no job
           is funded on an old answer. JobMarket calls it in `create_job`.
-        - `settle(provider, burned, usd_net, cap)`: called by JobMarket once a run of one
-          provider's jobs is Finalized and JobMarket has burned their whole escrow (`burned`,
-          fee included). Mints the provider `min(usd_net / price_now, cap)`, where `usd_net`
-          is the jobs' USD value minus the fee and `cap` their escrow minus the fee in tokens.
+        - `settle(provider, burned, usd_net, cap)`: called by JobMarket's `claim(provider)`,
+          which has just burned the whole escrow (`burned`, fee included) of the provider's
+          jobs finalized since its last claim. Mints the provider `min(usd_net / price_now,
+          cap)`, where `usd_net` is the jobs' USD value minus the fee and `cap` their escrow
+          minus the fee in tokens.
           The provider's income is fixed in USD at funding, except that it never exceeds what
           the user burned minus the fee: without the cap a provider paying itself could create
           a job, wait, and finalize only if the token fell by more than the fee in between (a
@@ -21,10 +22,11 @@
           dead feed cannot strand a finished job or its collateral.
         The price is read through Chainlink's AggregatorV3Interface (`latestRoundData`), so
         PriceFeed can be replaced by a real Chainlink feed by configuration (`set_price_feed`).
-        `total_burned` counts settlement burns only (escrow burned at finalization): Emissions
-        tapers its schedule on it, so slashing burns do not count as customer revenue.
+        `total_burned` counts settlement burns only (escrow burned at claims). Emissions tapers
+        on JobMarket's `total_burned` instead, the same escrow counted when the jobs are
+        finalized, so that the taper does not depend on when providers claim.
 @custom:security Needs ComputeToken's minter role. Only JobMarket (set once) may call
-        `settle`; it mints nothing for a job that JobMarket did not just finalize. Roles
+        `settle`, from a claim; it mints nothing for a job that JobMarket did not finalize. Roles
         (snekmate access_control; admin = governance timelock outside local networks):
         DEFAULT_ADMIN_ROLE sets the job market once and the price feed and its `max_age`.
         All arithmetic is checked (Vyper reverts on overflow).
@@ -63,7 +65,8 @@ job_market: public(address)
 # The price feed (AggregatorV3Interface), its maximum answer age and its decimals, packed in
 # one slot so a quote or a settlement reads one word of configuration.
 _feed_config: uint256
-# Escrow burned by settlements (fees included): the "customer burns" Emissions tapers on.
+# Escrow burned by settlements (fees included), at the providers' claims. (Emissions tapers on
+# JobMarket.total_burned, the same escrow counted at finalization.)
 total_burned: public(uint256)
 
 _ADDRESS_MASK: constant(uint256) = 2**160 - 1
