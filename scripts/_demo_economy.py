@@ -148,10 +148,10 @@ def rewards_phase(demo) -> None:
     t = R.table("economy: token (GPU)", "", "", right=(1,), header=False)
     for label, v in (
         ("minted at setup (stakes, providers' and users' funds)", setup),
-        ("minted by settlement (providers' job pay)", settle_minted),
+        ("minted by providers' claims (job pay)", settle_minted),
         ("minted by Emissions claims", emitted),
         ("total_minted", minted_all),
-        ("burned by settlement (users' escrow)", settle_burned),
+        ("burned by providers' claims (users' escrow)", settle_burned),
         ("burned by slashing", slash_burn),
         ("burned otherwise", burned_all - slash_burn - settle_burned),
         ("total_burned", burned_all),
@@ -165,8 +165,8 @@ def rewards_phase(demo) -> None:
         "", "", right=(1,), header=False,
     )  # fmt: skip
     for label, v in (
-        ("budget (the schedule, tapered by the epoch's settlement burns)", gpu(int(ep.budget))),
-        ("settlement burns in the epoch", gpu(int(ep.burned))),
+        ("budget (the schedule, tapered by the epoch's burns)", gpu(int(ep.budget))),
+        ("escrow of the jobs finalized in the epoch (burned)", gpu(int(ep.burned))),
         ("total work (fees of finalized jobs)", gpu(int(ep.total_work))),
         ("work pool", gpu(int(ep.work_pool))),
         ("total availability (uptime weight)", str(int(ep.total_availability))),

@@ -23,10 +23,11 @@ demo" shows one):
    other result, re-execute it and dispute a mismatch; bob also disputes one honest result he
    wrongly suspects (if the draw took all three, he submits one more); the oracles re-execute
    every drawn or disputed job and post JobVerdicts through OracleHub;
-7. settlement: anvil's clock passes the challenge windows; honest's worker finalizes its jobs
-   (escrow burned, Settlement mints the provider its USD value net of the 5% fee, each mint
-   checked against `min(usd_net / price, escrow - fee)`), anyone expires flaky's job (alice
-   refunded plus the no-show penalty);
+7. settlement: anvil's clock passes the challenge windows; honest's worker finalizes its jobs,
+   which credits it, and claims (JobMarket burns the credited escrow, Settlement mints the
+   provider its USD value net of the 5% fee; each claim's mint checked against
+   `min(Σ usd_net / price, Σ (escrow - fee))` over the jobs it paid), anyone expires flaky's job
+   (alice refunded plus the no-show penalty);
 8. rewards: anvil's clock passes the end of Emissions epoch 0; the oracles post uptime,
    finalize the epoch and post its rewards root; every provider with a leaf is claimed for
    through `gpunet rewards claim`, each claim checked against its proof and the pools;

@@ -7,6 +7,7 @@
 - `assert_books(market, token, jobs)`: the market holds exactly the escrowed payments of
   unfinished jobs, the bonds of open disputes, the escrow of finalized jobs not yet claimed
   (`accrued`) and the deployment's MARKET_DUST (fees are burned at the claims).
+- `credit(jobs, ids)`: what finalizing the jobs `ids` adds to their provider's `accrued`.
 - `snap` fixture + `no_change(snap)`: JobMarket, ComputeToken, ProviderRegistry and Settlement
   state (job slots, disputes, counters, params, balances, supply, stakes, pause flag,
   settlement burns) is unchanged across a reverted call.
@@ -30,7 +31,7 @@ from eth_utils import to_canonical_address
 from offchain.chain.beacon import HashChain
 from offchain.chain.deploy import MARKET_DUST
 from offchain.chain.jobs import check_job, commitment
-from offchain.constants import JOB_FIELDS, JobStatus
+from offchain.constants import JOB_FIELDS, MAX_BPS, JobStatus
 
 ZERO_ADDRESS = "0x" + "00" * 20
 ZERO32 = b"\x00" * 32
@@ -73,6 +74,19 @@ def assert_books(market, token, jobs):
             assert bond == 0, f"job {job_id}: dispute record left behind"
     balance = token.balanceOf(market)
     assert balance == held + MARKET_DUST, f"market holds {balance}, escrow + bonds + dust = {held + MARKET_DUST}"
+
+
+def credit(jobs, ids):
+    """What finalizing the jobs `ids` (of one provider) credits it, as `market.accrued` reads it:
+    (escrow, USD value minus fees, escrow minus fees), each fee rounded down per job as
+    JobMarket does, then summed."""
+    burned = usd_net = cap = 0
+    for job_id in ids:
+        job = jobs[job_id]
+        burned += job["payment"]
+        usd_net += job["usd_value"] - job["usd_value"] * job["fee_bps"] // MAX_BPS
+        cap += job["payment"] - job["payment"] * job["fee_bps"] // MAX_BPS
+    return burned, usd_net, cap
 
 
 def tampered(jobs, job_id, field):

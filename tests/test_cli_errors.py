@@ -10,7 +10,7 @@ alone, so their wall time is not another case's CPU.
 One anvil with one deployment serves the cases that need a chain (set up in-process with the
 deployer's roles; see `net`): test accounts
 - 1, 2: 10,000 tokens each, no stake;
-- 3: a provider: staked, one ACTIVE CPU machine (1), offering CPU;
+- 3: a provider: staked, one ACTIVE CPU machine (1), offering CPU; job 1's pay credited, not claimed;
 - 4: a user, owner of job 1 (FINALIZED), job 2 (OPEN, for provider 3) and job 3 (RUNNING on machine 1);
 - 5: staked, one PENDING CPU machine (2);
 - 6: staked, one ACTIVE T4 machine (3); the T4 class is then disabled by governance, so
@@ -85,6 +85,8 @@ CASES = [
     C("address/job-submit", "job submit spec.json --provider 0x123 --test-account 4", 2, "'0x123' is not an address",
       files={"spec.json": SPEC}),
     C("address/rewards-show", "rewards show --provider xyz", 2, "'xyz' is not an address"),
+    C("address/provider-claim-for", "provider claim --for 0x123 --test-account 1 --yes", 2,
+      "'0x123' is not an address"),
     C("amount/offer-negative", "provider offer CPU -0.5 --test-account 3", 2, "-0.5 must be zero or positive"),
     C("amount/offer-not-a-number", "provider offer CPU abc --test-account 3", 2, "'abc' is not a number (e.g. 12.5)"),
     C("amount/stake-zero", "provider stake 0 --test-account 1", 2, "0 must be positive"),
@@ -117,6 +119,8 @@ CASES = [
     C("signer/test-account-public-network", "provider stake 5 --test-account 1 --network ethereum:sepolia", 2,
       "--test-account is for local networks only, not ethereum:sepolia: use --account ALIAS"),
     C("signer/test-account-42", "provider stake 5 --test-account 42", 2, "42 is not in the range 0<=x<=9"),
+    C("range/serve-claim-every-negative", "provider serve --claim-every -1 --test-account 1 --state-dir s", 2,
+      "Invalid value for '--claim-every': -1.0 is not in the range x>=0"),
     # ------------------------------------------------------------ config file, command line
     C("config/invalid-toml", "info", 2, "gpunet.toml: not valid TOML", files={"gpunet.toml": "network = \n"}),
     C("config/unknown-key", "info", 2, "gpunet.toml: unknown key 'colour'", files={"gpunet.toml": 'colour = "red"\n'}),
@@ -151,6 +155,10 @@ CASES = [
       "has no ACTIVE machine of class 1", chain=True),
     C("stake/unstake-more-than-free", "provider unstake 5000 --test-account 3 --yes", 1,
       "GPU of {a3}'s stake is free", chain=True),
+    C("confirm/claim-without-yes", "provider claim --test-account 3", 2,
+      "confirm with --yes (no terminal to ask on)", chain=True),
+    C("claim/nothing-credited", "provider claim --for {a5} --test-account 2 --yes", 1,
+      "nothing to claim for {a5}: none of its jobs finalized since its last claim", chain=True),
     C("stake/withdraw-nothing-unbonding", "provider withdraw --test-account 2 --yes", 1,
       "has nothing unbonding: `gpunet provider unstake AMOUNT` first", chain=True),
     C("machine/exit-not-owned", "provider exit-machine 1 --test-account 2 --yes", 1,

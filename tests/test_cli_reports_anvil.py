@@ -5,8 +5,10 @@ One module-wide story (test accounts: 0 deployer = attester and verifier, 1 prov
 2 provider P2, 3 user U, 9 the one-operator oracle quorum that signs prices and rewards):
 - job 1 (P, its first job: new providers are audited on 100%): drawn (its AuditBeacon round
   revealed by the one operator, whose `BeaconDuty` runs in the test), audit opened, verdict
-  valid, finalized and settled;
-- job 2 (P, now trusted: 0%): not drawn, finalized after the challenge window;
+  valid, finalized (P credited), then claimed for P by the deployer with `gpunet provider claim
+  --for P` (anyone may; the tokens go to P);
+- job 2 (P, now trusted: 0%): not drawn, finalized after the challenge window; P's
+  `gpunet provider status` shows the credit, and P claims it with `gpunet provider claim`;
 - job 3 (P): disputed by U, verdict invalid -> failed, P slashed (INVALID_RESULT);
 - job 4 (P): accepted, never delivered, expired -> P slashed (NO_SHOW);
 - Emissions epoch 0 ends, is finalized, its rewards root posted, P claims (in epoch 1);
@@ -20,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -33,7 +35,7 @@ from offchain.chain.anvil import running_anvil
 from offchain.chain.client import DEPLOYMENT_ENV, Handles
 from offchain.chain.deploy import deploy_all
 from offchain.chain.price import ONE_USD, post_price
-from offchain.constants import ONE_TOKEN, JobStatus, MachineStatus
+from offchain.constants import MAX_BPS, ONE_TOKEN, JobStatus, MachineStatus
 from offchain.economics import rewards as E
 from offchain.oracle.beacon_duty import BeaconDuty
 from offchain.oracle.store import Store
@@ -70,6 +72,7 @@ class Story:
     genesis: int
     machine: int
     duty: Any = None  # the operator's AuditBeacon reveals
+    cli: dict = field(default_factory=dict)  # `gpunet provider status/claim` runs during the story
 
     def reveal_draw(self, jid: int) -> None:
         """Mines to the start of the job's beacon round and has the operator reveal for it."""
@@ -137,6 +140,22 @@ def _claim_epoch0(s: Story) -> int:
     return int(tx.decode_logs(em.Claimed)[0].amount)
 
 
+def _cli(s: Story, name: str, *args: str) -> None:
+    """Runs `gpunet *args` on the story's handles now; keeps (exit code, output, P's balance
+    and accrued credit after it, the Settled events it logged) in s.cli[name]."""
+    import offchain.cli.provider as provider_cli
+    from offchain.cli import cli
+
+    b0 = int(s.chain.blocks.height) + 1
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(provider_cli, "session", lambda chain: contextlib.nullcontext(s.h))
+        res = CliRunner().invoke(cli, list(args))
+    settled = [dict(x.event_arguments) for x in s.h.settlement.Settled.range(b0, int(s.chain.blocks.height) + 1)]
+    s.settled += settled
+    p = s.a[P].address
+    s.cli[name] = (res.exit_code, res.output, int(s.h.token.balanceOf(p)), tuple(s.h.market.accrued(p)), settled)
+
+
 def _play(s: Story) -> None:
     m, d, u = s.h.market, s.a[0], s.a[U]
     p_addr = s.a[P].address
@@ -147,11 +166,15 @@ def _play(s: Story) -> None:
     s.reveal_draw(j1)
     s.track(m.open_audit(j1, s.t(j1), sender=d))
     s.track(m.post_verdict(j1, s.t(j1), True, sender=d))
+    s.cli["before_claim_1"] = int(s.h.token.balanceOf(p_addr))
+    _cli(s, "claim_1", "provider", "claim", "--for", p_addr.lower(), "--test-account", "0", "--yes", "--json")
     # 2: not drawn (P is trusted now), finalized after the challenge window.
     j2 = _create(s, p_addr)
     _accept_submit(s, j2, P, s.machine)
     s.warp(WINDOW + 1)
     s.track(m.finalize(j2, s.t(j2), sender=d))
+    _cli(s, "status", "provider", "status", "--test-account", str(P), "--json")
+    _cli(s, "claim_2", "provider", "claim", "--test-account", str(P), "--yes")
     # 3: disputed by the user, invalid.
     j3 = _create(s, p_addr)
     _accept_submit(s, j3, P, s.machine)
@@ -384,3 +407,58 @@ def test_provider_earnings__last_epoch_and_text(story, gpunet):
     assert "not both" in res.output
     nothing = gpunet("provider", "earnings", story.a[U].address).output
     assert "nothing earned" in nothing
+
+
+# ---------------------------------------------------------------------------- provider claim
+
+
+def test_provider_claim__for_another_pays_the_provider_what_settlement_minted(story):
+    code, out, balance, accrued, settled = story.cli["claim_1"]
+    assert code == 0, out
+    c = json.loads(out)
+    (fin,) = [x for x in story.h.market.JobFinalized.range(0, story.chain.blocks.height + 1) if x.job_id == 1]
+    # The deployer signed; the provider was paid: job 1's escrow burned once, its pay minted at $0.50.
+    assert c["provider"] == story.a[P].address and settled == [story.settled[0]]
+    assert c["burned"] == settled[0]["burned"] == fin.burned > 0
+    assert c["minted"] == settled[0]["minted"] == fin.burned - fin.fee == balance - story.cli["before_claim_1"]
+    assert (c["price"], c["price_decimals"]) == (ONE_USD // 2, 8)
+    assert accrued == (0, 0, 0)
+
+
+def test_provider_status_then_claim__shows_the_credit_and_claims_it_in_one_line(story):
+    code, out, balance_before, credit, _ = story.cli["status"]
+    assert code == 0, out
+    (fin,) = [x for x in story.h.market.JobFinalized.range(0, story.chain.blocks.height + 1) if x.job_id == 2]
+    claimable = json.loads(out)["claimable"]
+    assert (claimable["escrow"], claimable["usd_net"], claimable["max_mint"]) == credit
+    assert claimable["escrow"] == fin.burned and claimable["max_mint"] == fin.burned - fin.fee
+    assert claimable["usd_net"] == fin.usd_value - fin.usd_value * PARAMS.fee_bps // MAX_BPS
+    code, out, balance, accrued, settled = story.cli["claim_2"]
+    assert code == 0, out
+    (a,) = settled
+    assert (a["burned"], a["usd_net"], a["cap"]) == credit and a["minted"] == balance - balance_before > 0
+    (line,) = out.strip().splitlines()
+    assert line.startswith(
+        f"claimed for {story.a[P].address}: burned {fin.burned / ONE_TOKEN:,.6f} GPU of escrow, minted "
+        f"{a['minted'] / ONE_TOKEN:,.6f} GPU at 0.5 USD per GPU; tx 0x"
+    ), line
+    assert accrued == (0, 0, 0)
+
+
+def test_provider_claim__nothing_to_claim__one_line_exit_1(story, gpunet, monkeypatch):
+    import offchain.cli.provider as provider_cli
+
+    monkeypatch.setattr(provider_cli, "session", lambda chain: contextlib.nullcontext(story.h))
+    for args in (["--test-account", str(P)], ["--for", story.a[P2].address, "--test-account", str(U)]):
+        res = gpunet("provider", "claim", *args, "--yes", code=1)
+        who = story.a[P].address if "--for" not in args else story.a[P2].address
+        assert res.output.strip().splitlines() == [
+            f"Error: nothing to claim for {who}: none of its jobs finalized since its last claim"
+        ]
+    status = _json(gpunet("provider", "status", "--test-account", str(P), "--json"))
+    assert status["claimable"] == {"escrow": 0, "usd_net": 0, "max_mint": 0}
+
+
+def test_provider_claim__bad_address__usage_error(gpunet):
+    res = gpunet("provider", "claim", "--for", "0x1234", "--test-account", str(P), "--yes", code=2)
+    assert "'0x1234' is not an address" in res.output

@@ -1,7 +1,8 @@
 """`make demo` runs green: a real anvil, 3 oracle operators (quorum 2 of 3), four provider agents
 (one lying about its hardware, one returning wrong job results, one taking a job and never
 delivering it), two users submitting jobs of three kinds, priced in USD and settled by
-burn-and-mint; drawn and disputed jobs get JobVerdicts from the oracle processes; then the economy:
+burn-and-mint at each provider's claim (its worker claims what finalization credited it); drawn
+and disputed jobs get JobVerdicts from the oracle processes; then the economy:
 PriceFeed rounds, Emissions epoch 0 finalized, its rewards root posted and claimed, supply checked.
 
 And it reads well: nothing on the console but the demo's own lines (no ape log line, no library
@@ -64,7 +65,10 @@ def test_demo__runs_and_every_outcome_is_the_expected_one(tmp_path):
         assert table in text
     assert "no-show penalty" in text and "was posted" in text
     assert "settlement (each Settlement.Settled" in text
-    assert "NO" not in text.split("settlement (each Settlement.Settled")[1].split("reputation after the jobs")[0]
+    settlement = text.split("settlement (each Settlement.Settled")[1].split("reputation after the jobs")[0]
+    assert "NO" not in settlement and "claim by" in settlement
+    # honest's worker claimed (one row per claim, each naming the finalized jobs it paid).
+    assert any(ln.split()[:1] == ["honest"] and "yes" in ln for ln in settlement.splitlines())
     assert "totalSupply (== total_minted - total_burned: yes)" in text
 
     # The summary: who cheated and how each was caught, who earned what, the supply change.

@@ -71,7 +71,7 @@ def test_ape_run_deploy__records_and_does_not_redeploy__one_record_per_node(tmp_
         assert info["contracts"] == record["contracts"]
         assert info["params"]["fee_bps"] == 500
         assert info["job_count"] == 0
-        assert info["settlement_burned"] == 0 and "fees_accrued" not in info
+        assert info["settlement_burned"] == info["finalized_escrow"] == 0 and "fees_accrued" not in info
         missing = _gpunet("job", "show", "1")
         assert missing.returncode == 1
         assert "job 1 does not exist" in missing.stderr

@@ -1,7 +1,7 @@
 """JobMarket governance and guardian functions: params / set_params (every bound, checked by
-the pure JobMarketParams contract with JobMarket's own reasons), the fee (burned at settlement:
-there is no treasury and nothing to sweep), pause / unpause (what a pause stops and what it must
-never stop), roles and the constructor checks.
+the pure JobMarketParams contract with JobMarket's own reasons), the fee (burned at the provider's
+claim: there is no treasury and nothing to sweep), pause / unpause (what a pause stops and what it
+must never stop: finalizing, verdicts and claims), roles and the constructor checks.
 """
 
 import ape
@@ -15,6 +15,7 @@ from market_helpers import (
     ZERO_ADDRESS,
     assert_books,
     assert_job,
+    credit,
     ev,
     no_change,
     set_params,
@@ -364,11 +365,12 @@ def test_set_params__new_windows_apply_to_later_calls(
 ################################################################
 
 
-def test_fee__burned_at_settlement__market_keeps_nothing(
+def test_fee__burned_at_the_claim__market_keeps_nothing(
     make_provider, make_job, market, token, settlement, jobs, chain, provider, user, attacker, ledger
 ):
-    # Replaces the treasury sweep: the fees of finalized jobs are burned with their escrow, so
-    # the market holds nothing for anyone and the supply falls by exactly the fees.
+    # Replaces the treasury sweep: the fees of finalized jobs are burned with their escrow at the
+    # provider's claim, so the market then holds nothing for anyone and the supply falls by
+    # exactly the fees.
     machine_id = make_provider(provider)
     ids = [make_job(user)[0] for _ in range(2)]
     for job_id in ids:
@@ -377,6 +379,9 @@ def test_fee__burned_at_settlement__market_keeps_nothing(
     chain.pending_timestamp = jobs[ids[-1]]["challenge_end"] + 1
     ledger.mark()
     market.finalize_many(ids, [jobs.t(i) for i in ids], sender=attacker)
+    # Finalizing credits the provider (fees included in the escrow to burn) and moves nothing.
+    assert tuple(market.accrued(provider)) == credit(jobs, ids)
+    ledger.expect()
     tx = market.claim(provider, sender=attacker)
     e = ev(tx, settlement.Settled)
     assert (e["burned"], e["cap"], e["minted"]) == (2 * PAYMENT, 2 * (PAYMENT - FEE), 2 * (PAYMENT - FEE))
@@ -398,6 +403,8 @@ def test_fee__zero_fee_job__provider_minted_whole_escrow_supply_unchanged(
     tx = market.finalize(job_id, jobs.t(job_id), sender=keeper)
     e = ev(tx, market.JobFinalized)
     assert (e["fee"], e["burned"]) == (0, PAYMENT)
+    assert tuple(market.accrued(provider)) == (PAYMENT, job["usd_value"], PAYMENT)
+    ledger.expect()
     assert ev(market.claim(provider, sender=keeper), settlement.Settled)["minted"] == PAYMENT
     # Burned and minted again in full: the supply does not move, the settlement burn counts.
     ledger.expect(provider=PAYMENT, market=-PAYMENT, settled=PAYMENT)
@@ -430,6 +437,9 @@ def test_fee__max_fee__provider_minted_escrow_minus_fifth(
     tx = market.finalize(job_id, jobs.t(job_id), sender=keeper)
     fee = PAYMENT // 5
     assert ev(tx, market.JobFinalized)["fee"] == fee
+    assert tuple(market.accrued(provider)) == credit(jobs, [job_id])
+    assert market.accrued(provider)[2] == PAYMENT - fee
+    ledger.expect()
     assert ev(market.claim(provider, sender=keeper), settlement.Settled)["minted"] == PAYMENT - fee
     ledger.expect(provider=PAYMENT - fee, market=-PAYMENT, supply=-fee, settled=PAYMENT)
 
@@ -500,7 +510,7 @@ def test_paused__submit_and_submit_results__still_work(make_provider, make_job, 
         assert_job(market, jobs, job_id, JobStatus.SUBMITTED)
 
 
-def test_paused__dispute_and_post_verdict__still_work(
+def test_paused__dispute_post_verdict_and_claim__still_work(
     make_provider, make_job, market, token, jobs, deployer, provider, user
 ):
     machine_id = make_provider(provider)
@@ -515,10 +525,15 @@ def test_paused__dispute_and_post_verdict__still_work(
     market.post_verdict(ids[1], jobs.t(ids[1]), False, sender=deployer)
     assert_job(market, jobs, ids[0], JobStatus.FINALIZED)
     assert_job(market, jobs, ids[1], JobStatus.FAILED)
+    # The valid verdict credited the provider for the valid job only; its claim works paused.
+    assert tuple(market.accrued(provider)) == credit(jobs, ids[:1])
+    assert_books(market, token, jobs)
+    market.claim(provider, sender=user)
+    assert tuple(market.accrued(provider)) == (0, 0, 0)
     assert_books(market, token, jobs)
 
 
-def test_paused__finalize_finalize_many_and_audit_timeout__still_work_and_settle(
+def test_paused__finalize_finalize_many_and_audit_timeout__still_credit__claim_settles(
     make_provider, make_job, market, token, jobs, chain, deployer, provider, user, keeper, ledger
 ):
     machine_id = make_provider(provider)
@@ -535,16 +550,13 @@ def test_paused__finalize_finalize_many_and_audit_timeout__still_work_and_settle
     assert ev(tx, market.JobFinalized)["audit_timed_out"]
     for job_id in ids:
         assert_job(market, jobs, job_id, JobStatus.FINALIZED)
-    # The claim (burn and mint) is not paused either: every escrow burned, the provider minted, bond back.
-    market.claim(provider, sender=keeper)
+    # All four credited; only the timed-out audit's bond moved (back to the user).
+    assert tuple(market.accrued(provider)) == credit(jobs, ids)
     bond = market.dispute_bond(PAYMENT)
-    ledger.expect(
-        provider=4 * (PAYMENT - FEE),
-        user=bond,
-        market=-(4 * PAYMENT + bond),
-        supply=-4 * FEE,
-        settled=4 * PAYMENT,
-    )
+    ledger.expect(user=bond, market=-bond)
+    # The claim (burn and mint) is not paused either: every escrow burned, the provider minted.
+    market.claim(provider, sender=keeper)
+    ledger.expect(provider=4 * (PAYMENT - FEE), market=-4 * PAYMENT, supply=-4 * FEE, settled=4 * PAYMENT)
     assert_books(market, token, jobs)
 
 

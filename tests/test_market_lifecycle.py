@@ -6,10 +6,13 @@ Running -> Expired, with both sides of every deadline.
 
 Amounts use the conftest defaults: price $0.001 per unit x 1,000 units = $1 = 1 token of
 escrow at conftest's $1.00 per token, collateral 150% = 1.5 tokens, fee 5% = 0.05 token.
-Settlement (burn-and-mint): finalizing burns the whole escrow and Settlement mints the provider
-the escrow minus the fee at $1, so the supply falls by the fee. The last section covers the
-burn-and-mint rules at the JobMarket level: the slippage bound `max_tokens`, the job's USD value,
-the quote at another price, and the burn and mint of finalize and finalize_many.
+Settlement (burn-and-mint, in two steps): finalizing credits the provider (`accrued`: the escrow,
+the USD value minus the fee, the escrow minus the fee) and moves no token; the provider's claim
+(anyone's `claim(provider)`) burns the whole escrow and Settlement mints the provider the escrow
+minus the fee at $1, so the supply falls by the fee. The last section covers the burn-and-mint
+rules at the JobMarket level: the slippage bound `max_tokens`, the job's USD value, the quote at
+another price, the credit of finalize and finalize_many and the burn and mint of the claims
+(tests/test_market_claim.py attacks the claim itself).
 """
 
 import re
@@ -259,6 +262,8 @@ def test_settlement__params_changed_after_create__job_keeps_fee_and_collateral(
     ledger.mark()
     tx = market.finalize(old_id, jobs.t(old_id), sender=keeper)
     assert ev(tx, market.JobFinalized)["fee"] == FEE
+    assert market.accrued(provider) == (PAYMENT, USD_NET, PAYMENT - FEE)
+    ledger.expect()
     # The fee is burned at the claim: the escrow goes, the provider is minted the escrow minus the fee.
     market.claim(provider, sender=keeper)
     ledger.expect(provider=PAYMENT - FEE, market=-PAYMENT, supply=-FEE, settled=PAYMENT)
@@ -268,6 +273,8 @@ def test_settlement__params_changed_after_create__job_keeps_fee_and_collateral(
     new_fee = PAYMENT * 2_000 // MAX_BPS
     tx = market.finalize(new_id, jobs.t(new_id), sender=keeper)
     assert ev(tx, market.JobFinalized)["fee"] == new_fee
+    assert market.accrued(provider) == (PAYMENT, USD_VALUE - USD_VALUE * 2_000 // MAX_BPS, PAYMENT - new_fee)
+    ledger.expect()
     market.claim(provider, sender=keeper)
     ledger.expect(provider=PAYMENT - new_fee, market=-PAYMENT, supply=-new_fee, settled=PAYMENT)
     assert registry.locked(provider) == 0

@@ -7,7 +7,7 @@ paused with `accept`.
 import ape
 import market_helpers
 from conftest import COMPLETE_WITHIN, UNIT_PARAMS
-from market_helpers import RESULT, assert_books, assert_job, ev, no_change
+from market_helpers import RESULT, assert_books, assert_job, credit, ev, no_change
 
 from offchain.chain.jobs import as_tuple
 from offchain.constants import MAX_BPS, JobStatus
@@ -67,6 +67,8 @@ def test_accept_and_submit__then_finalize_and_claim__pays_like_two_step(
     tx = jobs.track(market.finalize(job_id, jobs.t(job_id), sender=keeper))
     fin = ev(tx, market.JobFinalized)
     assert fin["burned"] == jobs[job_id]["payment"]
+    assert tuple(market.accrued(provider)) == credit(jobs, [job_id])
+    assert token.balanceOf(provider) == before  # credited; paid at the claim
     market.claim(provider, sender=keeper)
     assert token.balanceOf(provider) - before == fin["burned"] - fin["fee"]  # $1 per token in conftest
     assert registry.locked(provider) == 0

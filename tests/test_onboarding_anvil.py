@@ -101,8 +101,9 @@ class Shell:
                 p.kill()
 
 
-def _view(rpc: str, to: str, signature: str, *args: int) -> int:
-    """One uint256 view by raw eth_call: the test's cheap way to wait (the steps are `gpunet` commands)."""
+def _view(rpc: str, to: str, signature: str, *args: int | str) -> int:
+    """A view by raw eth_call, its return words read as one number (0 when all are zero): the
+    test's cheap way to wait (the steps are `gpunet` commands)."""
     import requests
     from eth_abi import encode
     from eth_utils import keccak
@@ -213,6 +214,9 @@ def test_onboarding__every_role_with_gpunet_commands_only__from_outside_the_chec
         for step in ("created", "accepted", "submitted", "finalized"):
             assert step in logs.lower(), logs
 
+        # Finalizing credited the provider; its worker claims it (the escrow burned, its pay minted).
+        sh.wait(lambda: _view(rpc, c["JobMarket"], "accrued(address)", addr[PROVIDER]) == 0, 60,
+                "the provider's worker to claim its pay")  # fmt: skip
         # The provider's income, as `earnings` reports it.
         earned = sh.json("provider", "earnings", "--test-account", str(PROVIDER))
         assert int(earned["total"]["job_income"]) > 0, earned

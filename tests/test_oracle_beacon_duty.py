@@ -277,9 +277,11 @@ def test_draw__silent_member__round_degraded__every_job_audited(
 def test_worker__finalizes_only_undrawn_jobs_of_a_decided_round(
     deployment, chain, members, tmp_path, market, jobs, make_provider, provider, make_job, user
 ):
-    """The provider's worker (offchain/provider/worker.py `finalize_ready`) after the challenge
+    """The provider's worker (offchain/provider/payout.py `finalize_ready`) after the challenge
     window: a job its ready round did not draw is finalized; a drawn one, and every job of a
-    round degraded by a silent member, is left to the oracles' audit (no finalize is tried)."""
+    round degraded by a silent member, is left to the oracles' audit (no finalize is tried).
+    Its claim then settles exactly the finalized jobs' credit."""
+    from offchain.provider.payout import Payout
     from offchain.provider.store import WorkerStore
     from offchain.provider.worker import JobWorker
 
@@ -303,7 +305,7 @@ def test_worker__finalizes_only_undrawn_jobs_of_a_decided_round(
     w = JobWorker.__new__(JobWorker)
     w.cfg = SimpleNamespace(tx_retry_s=5.0)
     w.store = WorkerStore(tmp_path / "worker.sqlite")
-    w.h = SimpleNamespace(market=market, beacon=beacon, chain=chain, settlement=None)
+    w.h = SimpleNamespace(market=market, beacon=beacon, chain=chain, settlement=deployment.settlement)
     w.account, w.address, w.jobs, w._retry_at = provider, provider.address, {}, {}
     for i in ready + degraded:
         w.store.add_candidate(i)
@@ -312,8 +314,14 @@ def test_worker__finalizes_only_undrawn_jobs_of_a_decided_round(
     end = max(int(jobs[i]["challenge_end"]) for i in ready + degraded)
     _warp(chain, end + 1)
     assert beacon.draw_seed(r)[0] == ROUND_READY and beacon.draw_seed(r2)[0] == ROUND_DEGRADED
-    w.finalize_ready(int(chain.blocks.head.timestamp))
+    pay = Payout(w)
+    assert pay.finalize_ready(int(chain.blocks.head.timestamp)) == len(undrawn)
     for i in ready + degraded:
         want = JobStatus.FINALIZED if i in undrawn else JobStatus.SUBMITTED
         assert market.job_status(i) == want, (i, drawn.get(i))
     assert w._retry_at == {}  # no finalize was tried and refused
+    # Finalizing credited the provider the undrawn jobs' escrow; one claim burns exactly that.
+    escrow = sum(int(jobs[i]["payment"]) for i in undrawn)
+    assert int(market.accrued(provider)[0]) == escrow and sorted(pay.unclaimed_jobs) == sorted(undrawn)
+    assert pay.claim_if_due() is not None and int(market.accrued(provider)[0]) == 0
+    assert pay.unclaimed_jobs == [] and pay.claim_if_due() is None  # nothing left: no second claim

@@ -8,8 +8,8 @@ spec and output from a small HTTP blob server (the routes of the provider agent,
 `GET /blobs/<sha256 hex>`), registered as the machine's endpoint. The oracles must open the
 audits, re-execute, agree and post verdicts:
 
-- honest output -> valid: Finalized, the escrow burned and the provider minted its pay
-  (Settlement's `Settled`), audits_passed = 1;
+- honest output -> valid: Finalized, the provider credited (JobMarket.accrued); a claim (by
+  anyone) burns the escrow and Settlement mints the pay (`Settled`), audits_passed = 1;
 - corrupted output -> invalid (after escalation): Failed, collateral slashed, failed = 1;
 - output never served -> invalid ("output withheld");
 - a user's dispute (bond) of an honest, undrawn result -> the same audit -> valid: the
@@ -214,23 +214,32 @@ def test_audits__quorum_opens_reexecutes_and_posts_verdicts(tmp_path, monkeypatc
             assert all(v.signers >= 2 for v in verdicts.values())
             assert all(hub.verdict_nonce(j) == 1 for j in jobs)
 
-            # Honest: valid, Finalized, the escrow burned, minted payment - fee, collateral released.
-            settled = {str(lg.transaction_hash): lg for lg in d.settlement.Settled.range(0, height)}
-
-            def minted(job_id: int) -> int:
-                (fin,) = [lg for lg in market.JobFinalized.range(0, height) if lg.job_id == job_id]
-                assert fin.burned == jobs[job_id]["payment"] and fin.usd_value == jobs[job_id]["usd_value"]
-                assert fin.fee == fin.burned * params.fee_bps // MAX_BPS
-                s = settled[str(fin.transaction_hash)]  # the verdict's transaction settles the job
-                assert s.event_arguments["provider"] == honest.address and s.price == ONE_USD
-                assert s.minted == fin.burned - fin.fee > 0
-                return int(s.minted)
-
+            # Honest: valid, Finalized: the verdicts credit the provider (escrow, USD net, cap)
+            # and release its collateral; nothing is burned or minted until a claim.
+            fins = {lg.job_id: lg for lg in market.JobFinalized.range(0, height)}
             h = ids[honest.address]
             assert bool(verdicts[h].valid) is True and market.job_status(h) == JobStatus.FINALIZED
             assert bool(verdicts[disputed].valid) is True and market.job_status(disputed) == JobStatus.FINALIZED
-            assert token.balanceOf(honest) == before[honest.address][0] + minted(h) + minted(disputed) + bond
-            assert len(settled) == 2  # invalid verdicts refund the user: nothing burned, nothing minted
+            assert set(fins) == {h, disputed}  # invalid verdicts refund the user: nothing credited
+            for j, fin in fins.items():
+                assert fin.burned == jobs[j]["payment"] and fin.usd_value == jobs[j]["usd_value"]
+                assert fin.fee == fin.burned * params.fee_bps // MAX_BPS
+            escrow = sum(f.burned for f in fins.values())
+            usd_net = sum(f.usd_value - f.usd_value * params.fee_bps // MAX_BPS for f in fins.values())
+            cap = sum(f.burned - f.fee for f in fins.values())
+            assert tuple(market.accrued(honest)) == (escrow, usd_net, cap) and escrow > 0
+            assert list(d.settlement.Settled.range(0, height)) == []
+            assert token.balanceOf(honest) == before[honest.address][0] + bond  # the bond is paid at once
+            # Anyone claims for it (here the challenger): one burn of both escrows, one mint to
+            # honest of their USD value net of fees at $1.00 = their escrow minus fees.
+            supply = token.totalSupply()
+            tx = market.claim(honest, sender=challenger)
+            (s,) = tx.decode_logs(d.settlement.Settled)
+            assert s.event_arguments["provider"] == honest.address and s.price == ONE_USD
+            assert (s.burned, s.usd_net, s.cap) == (escrow, usd_net, cap) and s.minted == cap > 0
+            assert token.totalSupply() == supply - escrow + cap
+            assert tuple(market.accrued(honest)) == (0, 0, 0)
+            assert token.balanceOf(honest) == before[honest.address][0] + s.minted + bond
             assert token.balanceOf(challenger) == bond_before - jobs[disputed]["payment"] - bond
             assert registry.slashable(honest) == before[honest.address][1]
             # completed, failed, expired, audits passed, disputes won, disputes lost

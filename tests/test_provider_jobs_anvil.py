@@ -12,8 +12,8 @@ SDK and the `gpunet job ...` CLI.
 Prices are in USD: the provider offers $0.001 per compute unit (`gpunet provider offer`), the
 token is worth $0.50 on-chain (a PriceFeed round signed by a one-operator quorum, test account
 9), so a job escrows twice its USD value in tokens (`Settlement.quote`); before the first round
-nothing can be funded and the client says why. At finalization the escrow is burned and
-Settlement mints the provider its pay (`Settled`).
+nothing can be funded and the client says why. Finalization credits the provider; the worker
+then claims: the escrow is burned and Settlement mints the provider its pay (`Settled`).
 
 Sampled audits are off (p = 0) and windows are at their 60 s minimum so a random draw never
 blocks `finalize`; machines are made Active by the deployer (ATTESTER_ROLE on a local chain)
@@ -331,12 +331,18 @@ def test_honest_agent__every_kind__results_match_and_worker_finalizes_and_is_pai
             sdk.cancel(net.h, user, created[name])
             assert m.job_status(created[name]) == JobStatus.CANCELLED
 
-        # After the challenge window the worker finalizes its own jobs (no keeper) and is paid.
+        # After the challenge window the worker finalizes its own jobs (no keeper), which only
+        # credits it (JobMarket.accrued), then claims: JobMarket burns the credited escrow and
+        # Settlement mints the pay.
         balance = net.h.token.balanceOf(provider)
         assert net.h.registry.locked(provider) > 0
         net.warp(PARAMS.challenge_window + 1)
         for jid in ids.values():
             net.wait_status(jid, {JobStatus.FINALIZED})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and int(m.accrued(provider)[0]) > 0:
+            time.sleep(0.3)
+        assert tuple(m.accrued(provider)) == (0, 0, 0), net.devnet.tail("agent", 40)
         height = net.chain.blocks.height + 1
         paid = [lg for lg in net.h.market.JobFinalized.range(0, height) if lg.job_id in ids.values()]
         assert len(paid) == 4 and all(lg.event_arguments["provider"] == provider.address for lg in paid)
@@ -346,7 +352,9 @@ def test_honest_agent__every_kind__results_match_and_worker_finalizes_and_is_pai
         assert all(lg.fee == lg.burned * PARAMS.fee_bps // MAX_BPS for lg in paid)
         settled = [lg for lg in net.h.settlement.Settled.range(0, height)
                    if lg.event_arguments["provider"] == provider.address]  # fmt: skip
-        assert {str(lg.transaction_hash) for lg in settled} == {str(lg.transaction_hash) for lg in paid}
+        # Settled at the claims, never in a finalize transaction; every finalized escrow burned once.
+        assert settled and not {str(lg.transaction_hash) for lg in settled} & {str(lg.transaction_hash) for lg in paid}
+        assert sum(lg.burned for lg in settled) == sum(lg.burned for lg in paid)
         assert all(lg.price == USD_PER_TOKEN for lg in settled)
         minted = sum(lg.minted for lg in settled)
         assert minted == sum(lg.burned - lg.fee for lg in paid)
@@ -358,9 +366,12 @@ def test_honest_agent__every_kind__results_match_and_worker_finalizes_and_is_pai
         assert net.h.registry.reputation(provider).completed == 0
         agent_log = net.devnet.tail("agent", 400)
         assert "finalized by us" in agent_log
-        # The worker logs what Settlement minted it (its Settled events), summing to its income.
+        # The worker logs what each of its claims minted (the claim's Settled), summing to its
+        # income, with the jobs it finalized since its previous claim: each job once.
         paid_logs = [json.loads(ln[ln.index("{") :]) for ln in agent_log.splitlines() if '"event": "paid"' in ln]
         assert sum(e["minted"] for e in paid_logs) == minted
+        assert len(paid_logs) == len(settled)
+        assert sorted(j for e in paid_logs for j in e["job_ids"]) == sorted(ids.values())
     # Two CLI runs more than the other tests (`provider offer`, a refused `job submit`): ~10 s on a busy box.
     assert time.monotonic() - t0 < 120
 

@@ -13,6 +13,7 @@ minus the fee.
 import ape
 import pytest
 from conftest import CPU, PRICE, SETTLEMENT_MAX_AGE, UNITS, USD_PER_TOKEN, storage_roots
+from market_helpers import credit
 
 from offchain.constants import ONE_TOKEN
 from offchain.params import PriceFeedParams
@@ -230,16 +231,19 @@ def test_constructor__zero_token__reverts(project, deployer, settle_feed):
 ################################################################
 
 
-def _finish(chain, market, jobs, job_id, provider, keeper):
-    """Submits, finalizes (which only credits the provider) and claims: returns the claim."""
+def _finish(chain, market, token, settlement, jobs, job_id, provider, keeper):
+    """Submits, finalizes (which only credits the provider: no settlement, no token moved) and
+    claims: returns the claim."""
     jobs.track(market.submit_result(job_id, jobs.t(job_id), b"\x22" * 32, "http://p/r", sender=provider))
     chain.pending_timestamp += 3601
-    jobs.track(market.finalize(job_id, jobs.t(job_id), sender=keeper))
+    tx = jobs.track(market.finalize(job_id, jobs.t(job_id), sender=keeper))
+    assert tx.decode_logs(settlement.Settled) == [] and tx.decode_logs(token.Transfer) == []
+    assert tuple(market.accrued(provider)) == credit(jobs, [job_id])
     return market.claim(provider, sender=keeper)
 
 
 @pytest.mark.parametrize(
-    ("price_at_finalize", "minted"),
+    ("price_at_claim", "minted"),
     [
         # Token doubled while the job ran: the provider still gets $0.95, now 0.475 tokens.
         (2 * USD_PER_TOKEN, 475 * 10**15),
@@ -247,15 +251,15 @@ def _finish(chain, market, jobs, job_id, provider, keeper):
         (USD_PER_TOKEN // 2, 95 * 10**16),
     ],
 )
-def test_finalize__price_moved__provider_minted_usd_capped(
-    chain, market, token, settlement, jobs, running_job, set_price, provider, keeper, price_at_finalize, minted
+def test_claim__price_moved_since_funding__provider_minted_usd_net_at_claim_price_capped(
+    chain, market, token, settlement, jobs, running_job, set_price, provider, keeper, price_at_claim, minted
 ):
     job_id, _ = running_job
     payment = jobs[job_id]["payment"]
     assert payment == 10**18
-    set_price(price_at_finalize)
+    set_price(price_at_claim)
     supply, burned, balance = token.totalSupply(), settlement.total_burned(), token.balanceOf(provider)
-    tx = _finish(chain, market, jobs, job_id, provider, keeper)
+    tx = _finish(chain, market, token, settlement, jobs, job_id, provider, keeper)
     ev = settled(tx, settlement)
     assert ev["minted"] == minted and ev["burned"] == payment and ev["cap"] == payment * 95 // 100
     assert ev["usd_net"] == USD_VALUE * 95 // 100
@@ -275,7 +279,7 @@ def test_wash_trade__never_gains_tokens_whatever_the_price(
     job_id, _ = make_job(provider)  # the provider is its own user
     jobs.track(market.accept(job_id, jobs.t(job_id), machine, sender=provider))
     set_price(USD_PER_TOKEN // 10)  # token crashed 90% mid-job
-    _finish(chain, market, jobs, job_id, provider, keeper)
+    _finish(chain, market, token, settlement, jobs, job_id, provider, keeper)
     lost = start - token.balanceOf(provider)
     assert lost == jobs[job_id]["payment"] * FEE_BPS // 10_000  # exactly the fee, nothing gained
 

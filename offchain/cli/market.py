@@ -39,8 +39,11 @@ def info(chain: Chain, as_json: bool) -> None:
             "job_count": h.market.job_count(),
             "machine_count": h.registry.machine_count(),
             "token_supply": h.token.totalSupply(),
-            # Escrow burned by job settlement (fees included); providers are minted their pay.
+            # Escrow burned by job settlement (fees included) at the providers' claims; providers
+            # are minted their pay. `finalized_escrow`: the escrow of every job finalized, the part
+            # not burned yet is credited to providers who have not claimed.
             "settlement_burned": h.settlement.total_burned() if h.settlement is not None else None,
+            "finalized_escrow": int(h.market.total_burned()),
             "paused": {"JobMarket": h.market.paused(), "ProviderRegistry": h.registry.paused()},
         }
     if as_json:
@@ -56,6 +59,8 @@ def info(chain: Chain, as_json: bool) -> None:
     t.add_row("token supply", tokens(out["token_supply"]))
     if out["settlement_burned"] is not None:
         t.add_row("burned by job settlement", tokens(out["settlement_burned"]))
+        unclaimed = out["finalized_escrow"] - int(out["settlement_burned"])
+        t.add_row("finalized jobs' escrow not claimed yet", tokens(unclaimed))
     t.add_row("paused", json.dumps(out["paused"]))
     console.print(t)
 

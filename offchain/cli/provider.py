@@ -10,7 +10,8 @@ scripts):
     gpunet provider status --account ME            # wait for the machine to turn Active
     gpunet provider offer CPU 0.002 --account ME   # USD per compute unit
 
-Daily: `status`, `jobs`, `earnings`, `reattest`; leaving: `exit-machine`, `unstake`, `withdraw`.
+Daily: `status`, `jobs`, `earnings`, `claim` (the agent claims by itself), `reattest`; leaving:
+`exit-machine`, `unstake`, `withdraw`.
 """
 
 from __future__ import annotations
@@ -84,8 +85,8 @@ def _offers(h, address: str) -> list[tuple[int, str, int]]:
 @chain_options
 @json_option
 def provider_status(address: str | None, signer: Signer, chain: Chain, as_json: bool) -> None:
-    """A provider's stake, machines (attestation state and expiry, uptime), offers, reputation
-    and audit rate. ADDRESS defaults to the signer's."""
+    """A provider's stake, claimable job pay, machines (attestation state and expiry, uptime),
+    offers, reputation and audit rate. ADDRESS defaults to the signer's."""
     from offchain.client.sdk import latest_uptime, reputation
 
     who = _who(address, signer, chain)
@@ -107,6 +108,7 @@ def provider_status(address: str | None, signer: Signer, chain: Chain, as_json: 
                                                   "successes": u.successes},
             })  # fmt: skip
         rep = reputation(h, who)
+        burned, usd_net, cap = (int(x) for x in h.market.accrued(who))
         out = {
             "provider": who,
             "staked": int(s.staked),
@@ -119,6 +121,9 @@ def provider_status(address: str | None, signer: Signer, chain: Chain, as_json: 
             "offers": [{"class_id": c, "class": n, "usd_per_unit": p} for c, n, p in _offers(h, who)],
             "reputation": rep,
             "audit_bps": int(h.market.audit_rate(who)),
+            # Job pay credited and not claimed yet (`gpunet provider claim`): the escrow a claim
+            # burns, its USD value net of fees, and the most it can mint (escrow minus fees).
+            "claimable": {"escrow": burned, "usd_net": usd_net, "max_mint": cap},
         }
     if as_json:
         emit_json(out)
@@ -127,6 +132,9 @@ def provider_status(address: str | None, signer: Signer, chain: Chain, as_json: 
     t.add_row("wallet balance", f"{tokens(out['balance'])} GPU")
     t.add_row("staked / required", f"{tokens(out['staked'])} / {tokens(out['required_stake'])} GPU")
     t.add_row("locked (job collateral)", tokens(out["locked"]))
+    c = out["claimable"]
+    t.add_row("claimable job pay", f"{usd(c['usd_net'])} net of fees, at most {tokens(c['max_mint'])} GPU "
+              f"(escrow {tokens(c['escrow'])})" if c["escrow"] else "none")  # fmt: skip
     if out["unbonding"]:
         t.add_row("unbonding", f"{tokens(out['unbonding'])} until {out['unbonding_release']} (unix)")
     for o in out["offers"]:
@@ -395,3 +403,36 @@ def provider_offer(class_id: int, usd_per_unit: int, signer: Signer, chain: Chai
         tx = send("set_offer", h.registry.set_offer, class_id, usd_per_unit, sender=acct)
     what = f"{usd(usd_per_unit)} per compute unit" if usd_per_unit else "withdrawn"
     click.echo(f"offer for class {class_id} by {acct.address}: {what}; tx {tx.txn_hash}")
+
+
+@provider.command("claim")
+@click.option("--for", "for_address", type=ADDRESS, default=None, metavar="ADDRESS",
+              help="The provider to claim for (anyone may; the tokens go to it). Default: the signer.")  # fmt: skip
+@signer_options
+@chain_options
+@yes_option
+@json_option
+def provider_claim(for_address: str | None, signer: Signer, chain: Chain, yes: bool, as_json: bool) -> None:
+    """Claim a provider's job pay: its jobs finalized since its last claim are credited in
+    JobMarket; the claim burns their escrow and Settlement mints the provider their USD value net
+    of fees at the current price (at most the escrow minus fees). The agent claims by itself."""
+    acct = account(signer, chain)
+    who = for_address or acct.address
+    with session(chain) as h:
+        burned, usd_net, cap = (int(x) for x in h.market.accrued(who))
+        if burned == 0:
+            raise click.ClickException(f"nothing to claim for {who}: none of its jobs finalized since its last claim")
+        confirm(yes, f"claim {who}'s job pay: burn {tokens(burned)} GPU of escrow, mint {usd(usd_net)} worth "
+                f"(at most {tokens(cap)} GPU)")  # fmt: skip
+        tx = send("claim", h.market.claim, who, sender=acct)
+        (a,) = [lg.event_arguments for lg in tx.decode_logs(h.settlement.Settled)]
+        dec = int(h.settlement.feed_decimals())
+        out = {"provider": who, "burned": int(a["burned"]), "usd_net": int(a["usd_net"]), "cap": int(a["cap"]),
+               "minted": int(a["minted"]), "price": int(a["price"]), "price_decimals": dec,
+               "tx": str(tx.txn_hash), "gas": int(tx.gas_used)}  # fmt: skip
+    if as_json:
+        emit_json(out)
+        return
+    price = f"{out['price'] / 10**dec:g} USD per GPU" if out["price"] else "no fresh price: the cap"
+    click.echo(f"claimed for {who}: burned {tokens(out['burned'])} GPU of escrow, minted {tokens(out['minted'])} "
+               f"GPU at {price}; tx {out['tx']}")  # fmt: skip

@@ -57,6 +57,15 @@ from offchain.cli.provider import JOB_CHEATS, provider
     type=click.FloatRange(0.05),
     help="Job worker poll interval (s).",
 )
+@click.option(
+    "--claim-every",
+    "claim_every_s",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Claim credited job pay at most this often (s); 0: at every cycle with credit. One claim "
+    "(~93k gas) pays every job finalized since the last one.",
+)
 def provider_serve(
     host: str,
     port: int,
@@ -71,6 +80,7 @@ def provider_serve(
     chain: Chain,
     public_url: str | None,
     poll_s: float,
+    claim_every_s: float,
 ) -> None:
     """Run the provider agent until Ctrl-C / SIGTERM: hardware challenges and blobs over HTTP,
     plus, with a signer and --state-dir, the job worker (accepts, runs and submits jobs)."""
@@ -106,6 +116,7 @@ def provider_serve(
                 public_url=public_url,
                 cheat=cheat if cheat in JOB_CHEATS else None,
                 poll_s=poll_s,
+                claim_every_s=claim_every_s,
             )
         except ValueError as e:
             raise click.ClickException(str(e)) from e

@@ -2,7 +2,8 @@
 SDK's handles.
 
 Per epoch (GENESIS + k * EPOCH_SECONDS, by the block time of each log) and over the period:
-- job income: tokens Settlement minted the provider (`Settled.minted`), worth `Settled.usd_net`;
+- job income: tokens Settlement minted the provider (`Settled.minted`), worth `Settled.usd_net`,
+  counted at its claims (`JobMarket.claim`; credit not claimed yet is in `gpunet provider status`);
 - emissions: tokens claimed from Emissions (`Claimed.amount`);
 - slashed: stake taken by ProviderRegistry (`Slashed.amount`), by reason;
 - fees: the protocol fee of its finalized jobs (`JobFinalized.fee`; already kept out of the

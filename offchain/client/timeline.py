@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from offchain.chain.beacon import ROUND_DEGRADED, ROUND_READY, audit_draw
-from offchain.chain.events import logs
+from offchain.chain.events import logs, start_block
 from offchain.chain.jobs import apply_event, check_job, job_from_created
 from offchain.client.sdk import ClientError, fmt_usd, tokens
 from offchain.constants import TERMINAL_JOB_STATUSES, JobStatus
@@ -127,22 +127,28 @@ def _same_tx(found: Iterable[Any], tx: str) -> list[Any]:
 
 
 def settlement_of(h: Any, fin: Any) -> dict | None:
-    """Settlement.Settled for a JobFinalized log: the one logged after it in the same transaction.
-    In `finalize_many` one Settled pays a run of one provider's jobs; `jobs` counts that run."""
+    """Settlement.Settled for a JobFinalized log: finalizing only credits the provider; its next
+    claim (`JobMarket.claim`, the first Settled for that provider after the job's finalization)
+    burns the escrow and mints the pay for every job of its finalized since its previous claim;
+    `jobs` counts them. None while the job's pay is still credited, not claimed."""
     if getattr(h, "settlement", None) is None:
         return None
-    b, tx, who = int(fin.block_number), _hex(fin.transaction_hash), _args(fin)["provider"]
-    settled = _same_tx(h.settlement.Settled.range(b, b + 1, search_topics={"provider": who}), tx)
-    after = [s for s in settled if s.log_index > fin.log_index]
+    who = _args(fin)["provider"]
+    at = (int(fin.block_number), int(fin.log_index))
+    settled = logs(h, h.settlement.Settled, provider=who)
+    after = [x for x in settled if (int(x.block_number), int(x.log_index)) > at]
     if not after:
         return None
     s = after[0]
-    prev = max((x.log_index for x in settled if x.log_index < s.log_index), default=-1)
-    fins = _same_tx(h.market.JobFinalized.range(b, b + 1, search_topics={"provider": who}), tx)
+    before = [x for x in settled if (int(x.block_number), int(x.log_index)) < at]
+    lo = (int(before[-1].block_number), int(before[-1].log_index)) if before else (-1, -1)
+    hi = (int(s.block_number), int(s.log_index))
+    fins = h.market.JobFinalized.range(lo[0] if before else start_block(h), hi[0] + 1,
+                                       search_topics={"provider": who})  # fmt: skip
     a = _args(s)
     return {"burned": int(a["burned"]), "usd_net": int(a["usd_net"]), "cap": int(a["cap"]),
-            "minted": int(a["minted"]), "price": int(a["price"]),
-            "jobs": sum(1 for f in fins if prev < f.log_index < s.log_index)}  # fmt: skip
+            "minted": int(a["minted"]), "price": int(a["price"]), "tx": _hex(s.transaction_hash),
+            "jobs": sum(1 for f in fins if lo < (int(f.block_number), int(f.log_index)) < hi)}  # fmt: skip
 
 
 def _quorum_signers(h: Any, lg: Any) -> int | None:
@@ -192,14 +198,14 @@ def _verdict(h: Any, a: dict, t_now: int) -> str:
 
 def _finalized(h: Any, a: dict, t_now: int) -> str:
     s = a.get("settled")
-    text = f"finalized: escrow {tokens(a['burned'])} tokens burned, fee {tokens(a['fee'])} tokens"
+    text = f"finalized: escrow {tokens(a['burned'])} tokens (burned at the claim), fee {tokens(a['fee'])} tokens"
     if a["audit_timed_out"]:
         text += " (the audit timed out: the result stands)"
     if s is None:
-        return text
+        return text + "; credited to the provider, not claimed yet (`gpunet provider claim`)"
     if s["jobs"] == 1:
-        return text + f"; provider minted {tokens(s['minted'])} tokens for {fmt_usd(s['usd_net'])}"
-    return text + (f"; settled in a batch of {s['jobs']} jobs: provider minted {tokens(s['minted'])} tokens "
+        return text + f"; claimed: provider minted {tokens(s['minted'])} tokens for {fmt_usd(s['usd_net'])}"
+    return text + (f"; claimed with {s['jobs']} jobs: provider minted {tokens(s['minted'])} tokens "
                    f"for {fmt_usd(s['usd_net'])} in all")  # fmt: skip
 
 

@@ -26,12 +26,12 @@ challenges on its own threads):
    then waits, see agent.py): execute with torch on the agent's device (CUDA when present),
    store `output_bytes(out)` in the blob store, and `submit_result(job_id, job, sha256,
    "<url>/blobs/<hex>")`, where <url> is `--public-url` or the machine's registered endpoint.
-4. Finalize its own jobs once the challenge window is over (status still Submitted, not drawn
-   for audit: AuditBeacon's round is final by then; never while it is pending) or an audit's
-   deadline passed without a verdict: `finalize_many` for several, so the provider is paid
-   without waiting for a keeper. The escrow is burned and Settlement mints the pay (the job's
-   USD value minus the fee at the settlement price, at most the escrow minus the fee); the
-   `paid` log line reports what its `Settled` events minted.
+4. Get paid (`offchain/provider/payout.py`): finalize its own jobs once the challenge window is
+   over (not drawn for audit) or an audit's deadline passed without a verdict (`finalize_many`
+   for several), which credits the provider; then, whenever `market.accrued` shows credit
+   (at most every `--claim-every` seconds), `market.claim(provider)`: the credited escrow is
+   burned and Settlement mints the pay (the jobs' USD value minus fees at the claim's price, at
+   most their escrow minus fees); the `paid` log line reports the claim's `Settled` event.
 
 Deadlines use max(chain time, wall clock): a dev chain mines only on transactions, so its
 head's timestamp lags while it idles; a new block is never older than the wall clock.
@@ -64,11 +64,11 @@ from pathlib import Path
 from typing import Any
 
 from offchain import workloads
-from offchain.chain.beacon import audit_draw
 from offchain.chain.jobs import ZERO_ADDRESS, apply_event, as_tuple, job_from_chain, job_from_created
-from offchain.constants import MAX_BATCH, JobStatus, MachineStatus
+from offchain.constants import JobStatus, MachineStatus
 from offchain.provider.blobs import BlobStore
 from offchain.provider.cheats import JOB_CHEATS, execute_cheating
+from offchain.provider.payout import Payout
 from offchain.provider.store import OPEN_STATES, WorkerStore
 from offchain.workloads.base import canonical_json
 
@@ -103,6 +103,7 @@ class WorkerConfig:
     max_pending: int = 4  # accepted jobs not yet submitted
     accept_margin_s: int = 5  # leave a job whose acceptance window closes sooner than this
     tx_retry_s: float = 5.0  # after a failed transaction for a job, wait this long before retrying
+    claim_every_s: float = 0.0  # claim credited pay at most this often; 0: every cycle with credit
     crash_at: str | None = field(default_factory=lambda: os.environ.get(CRASH_ENV) or None)
 
     def __post_init__(self) -> None:
@@ -114,8 +115,8 @@ class WorkerConfig:
             raise ValueError("worker: a signer is needed: --test-account N (local chains) or --account ALIAS")
         if self.crash_at is not None and self.crash_at not in CRASH_POINTS:
             raise ValueError(f"{CRASH_ENV} must be one of {', '.join(CRASH_POINTS)}, not {self.crash_at!r}")
-        if self.poll_s <= 0 or self.max_pending < 1 or self.accept_margin_s < 0:
-            raise ValueError("worker: poll_s > 0, max_pending >= 1, accept_margin_s >= 0")
+        if self.poll_s <= 0 or self.max_pending < 1 or self.accept_margin_s < 0 or self.claim_every_s < 0:
+            raise ValueError("worker: poll_s > 0, max_pending >= 1, accept_margin_s >= 0, claim_every_s >= 0")
 
 
 class _Skip(Exception):  # noqa: N818 - control flow: not now, maybe later
@@ -141,6 +142,7 @@ class JobWorker:
         self.machines: dict[int, Any] = {}  # machine id -> registry.machines() of ours, refreshed each cycle
         self._retry_at: dict[int, float] = {}
         self._waiting_logged: set[tuple[int, str]] = set()
+        self.payout = Payout(self)  # step 4: finalize and claim
 
     # ------------------------------------------------------------------ chain plumbing
     def _sender(self) -> Any:
@@ -232,7 +234,7 @@ class JobWorker:
             if stop is not None and stop.is_set():
                 return
             self.work(row)
-        self.finalize_ready(self.clock())
+        self.payout.cycle(self.clock())
 
     def follow_chain(self) -> None:
         m = self.h.market
@@ -484,75 +486,6 @@ class JobWorker:
                 self.jobs[jid] = apply_event(job, "ResultSubmitted", lg)
         self.store.set_state(jid, "submitted")
         _event(event="submitted", job_id=jid, result=result_hex, uri=uri)
-
-    # ------------------------------------------------------------------ getting paid
-    def finalize_ready(self, now: int) -> None:
-        m = self.h.market
-        ready: list[int] = []
-        for row in self.store.jobs_in("submitted"):
-            jid = row["job_id"]
-            if self._retry_at.get(jid, 0) > time.monotonic():
-                continue
-            job = self.jobs.get(jid)
-            if job is None:
-                job = self.jobs[jid] = self._rebuild(jid)
-            status = JobStatus(m.job_status(jid))
-            if status == JobStatus.SUBMITTED:
-                if now > job["challenge_end"] and self._draw(jid, job, now) is False:
-                    ready.append(jid)
-            elif status == JobStatus.AUDIT:
-                if now > int(m.disputes(jid).audit_deadline):
-                    ready.append(jid)
-            else:
-                self._done(jid, f"final ({status.name})")
-        for i in range(0, len(ready), MAX_BATCH):
-            batch = ready[i : i + MAX_BATCH]
-            if len(batch) > 1:
-                try:
-                    receipt = m.finalize_many(batch, [as_tuple(self.jobs[j]) for j in batch], sender=self.account)
-                except Exception as e:  # noqa: BLE001 - one job not ready reverts all: finalize one by one
-                    log.info(json.dumps({"event": "finalize_many_failed", "jobs": batch, "error": str(e)}))
-                else:
-                    self._log_paid(batch, receipt)
-                    for jid in batch:
-                        self._done(jid, "finalized by us")
-                    continue
-            for jid in batch:
-                try:
-                    receipt = m.finalize(jid, as_tuple(self.jobs[jid]), sender=self.account)
-                except Exception as e:  # noqa: BLE001 - e.g. the chain's clock is a second behind ours
-                    self._tx_failed(jid, "finalize", e)
-                    continue
-                self._log_paid([jid], receipt)
-                self._done(jid, "finalized by us")
-
-    def _draw(self, jid: int, job: dict, now: int) -> bool | None:
-        """The job's audit draw from AuditBeacon (`offchain.chain.beacon.audit_draw`): None while
-        its round is pending (no finalize is tried then: the chain would refuse it as soon as the
-        round turned out drawn or degraded), True when drawn (the oracles audit it)."""
-        beacon = getattr(self.h, "beacon", None)
-        if beacon is None:  # a deployment record from before the beacon
-            return bool(self.h.market.audit_drawn(jid, as_tuple(job)))
-        return audit_draw(beacon, jid, job, now)
-
-    def _log_paid(self, job_ids: list[int], receipt: Any) -> None:
-        """Logs what Settlement minted this provider in a finalize transaction (its `Settled`
-        events): the provider's pay under burn-and-mint."""
-        settlement = getattr(self.h, "settlement", None)
-        if settlement is None:
-            return
-        try:
-            logs = receipt.decode_logs(settlement.Settled)
-        except Exception:  # noqa: BLE001 - logging only
-            return
-        mine = [lg for lg in logs if str(lg.event_arguments["provider"]).lower() == self.address.lower()]
-        _event(
-            event="paid",
-            job_ids=job_ids,
-            minted=sum(int(lg.minted) for lg in mine),
-            burned=sum(int(lg.burned) for lg in mine),
-            price=[int(lg.price) for lg in mine],
-        )
 
 
 def run_worker(config: WorkerConfig, agent: Any, server_url: str, stop: threading.Event) -> None:

@@ -1,0 +1,163 @@
+"""The job worker's getting-paid duty (`offchain/provider/worker.py`, step 4).
+
+1. Finalize the provider's own jobs once the challenge window is over (status still Submitted,
+   not drawn for audit: AuditBeacon's round is final by then; never while it is pending) or an
+   audit's deadline passed without a verdict: `finalize_many` for several (one by one when a
+   batch reverts), so the provider is paid without waiting for a keeper. Finalizing only credits
+   the provider (`JobMarket.accrued`): no token moves yet.
+2. Claim: at the end of every cycle in which `market.accrued(provider)` shows credited escrow
+   (this cycle's finalizations, a verdict someone else posted, a keeper's finalize), and at
+   least `claim_every_s` after its previous claim (0 by default: `--claim-every` trades the
+   claim's gas, the same for one job or fifty, against waiting for the pay), call
+   `market.claim(provider)` once: JobMarket burns the credited escrow and Settlement mints the
+   pay (the jobs' USD value minus fees at the claim's price, at most their escrow minus fees).
+   The `paid` log line reports that claim's `Settled` event (minted, burned, USD net, cap,
+   price) and the ids of its jobs the worker saw finalized since its previous claim. A failed
+   claim is logged and tried again after `tx_retry_s`; it never stops the worker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from offchain.chain.beacon import audit_draw
+from offchain.chain.jobs import as_tuple
+from offchain.constants import MAX_BATCH, JobStatus
+
+log = logging.getLogger("gpunet.provider.worker")
+
+
+def _event(**kw: Any) -> None:
+    log.info(json.dumps(kw, default=str))
+
+
+class Payout:
+    """Finalizes a worker's ready jobs and claims its credited pay. `worker` is the `JobWorker`
+    (its chain handle `h`, `cfg`, `account`, `address`, `store`, `jobs`, `_rebuild`, `_done`,
+    `_tx_failed`, `_retry_at`)."""
+
+    def __init__(self, worker: Any):
+        self.w = worker
+        # Our jobs seen finalized (by us, a verdict or a keeper) since the last claim; in memory
+        # only: after a restart the first claim still pays everything credited, its log names fewer.
+        self.unclaimed_jobs: list[int] = []
+        self._claim_retry_at = 0.0  # after a failed claim, or claim_every_s after the last one (time.monotonic())
+
+    def cycle(self, now: int) -> None:
+        self.finalize_ready(now)
+        self.claim_if_due()
+
+    # ------------------------------------------------------------------ finalizing
+    def finalize_ready(self, now: int) -> int:
+        """Finalizes the jobs that are ready; returns how many were finalized."""
+        w, m = self.w, self.w.h.market
+        ready: list[int] = []
+        for row in w.store.jobs_in("submitted"):
+            jid = row["job_id"]
+            if w._retry_at.get(jid, 0) > time.monotonic():
+                continue
+            job = w.jobs.get(jid)
+            if job is None:
+                job = w.jobs[jid] = w._rebuild(jid)
+            status = JobStatus(m.job_status(jid))
+            if status == JobStatus.SUBMITTED:
+                if now > job["challenge_end"] and self._draw(jid, job, now) is False:
+                    ready.append(jid)
+            elif status == JobStatus.AUDIT:
+                if now > int(m.disputes(jid).audit_deadline):
+                    ready.append(jid)
+            else:
+                if status == JobStatus.FINALIZED:  # by a verdict or a keeper: credited to us all the same
+                    self.unclaimed_jobs.append(jid)
+                w._done(jid, f"final ({status.name})")
+        done = 0
+        for i in range(0, len(ready), MAX_BATCH):
+            batch = ready[i : i + MAX_BATCH]
+            if len(batch) > 1:
+                try:
+                    m.finalize_many(batch, [as_tuple(w.jobs[j]) for j in batch], sender=w.account)
+                except Exception as e:  # noqa: BLE001 - one job not ready reverts all: finalize one by one
+                    log.info(json.dumps({"event": "finalize_many_failed", "jobs": batch, "error": str(e)}))
+                else:
+                    self._finalized(batch)
+                    done += len(batch)
+                    continue
+            for jid in batch:
+                try:
+                    m.finalize(jid, as_tuple(w.jobs[jid]), sender=w.account)
+                except Exception as e:  # noqa: BLE001 - e.g. the chain's clock is a second behind ours
+                    w._tx_failed(jid, "finalize", e)
+                    continue
+                self._finalized([jid])
+                done += 1
+        return done
+
+    def _finalized(self, job_ids: list[int]) -> None:
+        self.unclaimed_jobs.extend(job_ids)
+        for jid in job_ids:
+            self.w._done(jid, "finalized by us")
+
+    def _draw(self, jid: int, job: dict, now: int) -> bool | None:
+        """The job's audit draw from AuditBeacon (`offchain.chain.beacon.audit_draw`): None while
+        its round is pending (no finalize is tried then: the chain would refuse it as soon as the
+        round turned out drawn or degraded), True when drawn (the oracles audit it)."""
+        beacon = getattr(self.w.h, "beacon", None)
+        if beacon is None:  # a deployment record from before the beacon
+            return bool(self.w.h.market.audit_drawn(jid, as_tuple(job)))
+        return audit_draw(beacon, jid, job, now)
+
+    # ------------------------------------------------------------------ claiming
+    def claim_if_due(self) -> int | None:
+        """Claims when `market.accrued` shows credited escrow (after this worker finalized jobs,
+        or a verdict or a keeper's finalize credited it); returns the tokens minted, None when no
+        claim was made."""
+        w, m = self.w, self.w.h.market
+        if time.monotonic() < self._claim_retry_at:
+            return None
+        try:
+            if int(m.accrued(w.address)[0]) == 0:
+                if self.unclaimed_jobs:  # anyone may claim for anyone: someone claimed for us
+                    _event(event="claimed_by_another", job_ids=self.unclaimed_jobs)
+                    self.unclaimed_jobs = []
+                return None
+            receipt = m.claim(w.address, sender=w.account)
+        except Exception as e:  # noqa: BLE001 - RPC error or a revert: logged, tried again after tx_retry_s
+            self._claim_retry_at = time.monotonic() + float(getattr(w.cfg, "tx_retry_s", 5.0))
+            log.warning(json.dumps({"event": "claim_failed", "job_ids": self.unclaimed_jobs,
+                                    "error": f"{type(e).__name__}: {e}"}))  # fmt: skip
+            return None
+        self._claim_retry_at = time.monotonic() + float(getattr(w.cfg, "claim_every_s", 0.0))
+        minted = self._log_paid(receipt)
+        self.unclaimed_jobs = []
+        return minted
+
+    def _log_paid(self, receipt: Any) -> int | None:
+        """Logs the claim's `Settled` event: the provider's pay under burn-and-mint."""
+        settlement = getattr(self.w.h, "settlement", None)
+        if settlement is None:
+            return None
+        try:
+            logs = receipt.decode_logs(settlement.Settled)
+        except Exception:  # noqa: BLE001 - logging only
+            return None
+        mine = [lg for lg in logs if str(lg.event_arguments["provider"]).lower() == self.w.address.lower()]
+        if not mine:
+            return None
+        a = mine[0].event_arguments
+        _event(
+            event="paid",
+            job_ids=self.unclaimed_jobs,
+            minted=int(a["minted"]),
+            burned=int(a["burned"]),
+            usd_net=int(a["usd_net"]),
+            cap=int(a["cap"]),
+            price=int(a["price"]),
+            tx=str(receipt.txn_hash),
+        )
+        return int(a["minted"])
+
+
+__all__ = ["Payout"]
