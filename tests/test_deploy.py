@@ -62,7 +62,7 @@ def test_deploy__local__deployer_holds_operational_roles(deployment, deployer, r
     assert settlement.job_market() == market.address
     assert market.SETTLEMENT() == settlement.address
     assert token.is_minter(settlement)
-    assert deployment.emissions.BURNS() == settlement.address
+    assert deployment.emissions.BURNS() == market.address  # the taper counts finalized escrow
     for c in GPU_CLASSES:
         assert registry.gpu_classes(c.class_id).name == c.name
         assert registry.class_exists(c.class_id)
@@ -139,7 +139,7 @@ def test_deploy__production__settlement_and_emissions_are_the_only_minters_and_s
     assert d.token.minters_sealed()
     assert d.emissions.HUB() == d.hub.address
     assert d.emissions.TOKEN() == d.token.address
-    assert d.emissions.BURNS() == d.settlement.address
+    assert d.emissions.BURNS() == d.market.address
     assert d.market.SETTLEMENT() == d.settlement.address
     assert d.settlement.job_market() == d.market.address
     assert d.settlement.price_feed() == d.price_feed.address
@@ -151,7 +151,7 @@ def test_deploy__production__settlement_and_emissions_are_the_only_minters_and_s
     assert d.record["constructor_args"]["Settlement"] == [d.token.address, d.price_feed.address, 3600]
     assert d.record["constructor_args"]["JobMarket"][2] == d.settlement.address
     assert d.record["constructor_args"]["JobMarket"][3] == d.record["contracts"]["JobMarketParams"]
-    assert d.record["constructor_args"]["Emissions"][2] == d.settlement.address
+    assert d.record["constructor_args"]["Emissions"][2] == d.market.address
     assert d.record["roles"]["minters"] == [d.settlement.address, d.emissions.address]
 
 
