@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import ape
 import pytest
-from market_helpers import ZERO_ADDRESS, assert_books, ev
+from market_helpers import ZERO_ADDRESS, assert_books, credit, ev
 
 from offchain.chain import reports as R
 from offchain.chain.deploy import MARKET_DUST, role
@@ -210,11 +210,17 @@ def _job(market, jobs, make_job, machine, provider, payer, submit=True):
     return job_id
 
 
-def _credit(market, job):
-    """What finalizing `job` credits its provider: (escrow, USD value - fee, escrow - fee)."""
-    fee_bps = market.params().fee_bps
-    usd, payment = job["usd_value"], job["payment"]
-    return payment, usd - usd * fee_bps // MAX_BPS, payment - payment * fee_bps // MAX_BPS
+def _done_bad_gone(make_provider, make_job, chain, market, jobs, keeper, provider, user):
+    """Three jobs of `provider`: `done` finalized (credited), `bad` disputed by its user, `gone`
+    accepted but never submitted. Returns (done, bad, gone)."""
+    machine = make_provider(provider)
+    done = _job(market, jobs, make_job, machine, provider, user)
+    bad = _job(market, jobs, make_job, machine, provider, user)
+    gone = _job(market, jobs, make_job, machine, provider, user, submit=False)
+    jobs.track(market.dispute(bad, jobs.t(bad), sender=user))
+    chain.pending_timestamp = jobs[done]["challenge_end"] + 1
+    jobs.track(market.finalize(done, jobs.t(done), sender=keeper))
+    return done, bad, gone
 
 
 def test_attack_claim_while_a_job_is_in_audit__pays_only_the_finalized_job__failed_escrow_still_refunded(
@@ -224,16 +230,10 @@ def test_attack_claim_while_a_job_is_in_audit__pays_only_the_finalized_job__fail
     claim sweeps their escrow too (or leaves the market short of the refunds). It is paid for
     the finalized job only; the disputed job fails and the overdue one expires afterwards, both
     refunded in full from escrow the claim did not touch; then there is nothing left to claim."""
-    machine = make_provider(provider)
-    done = _job(market, jobs, make_job, machine, provider, user)
-    bad = _job(market, jobs, make_job, machine, provider, user)
-    gone = _job(market, jobs, make_job, machine, provider, user, submit=False)
-    jobs.track(market.dispute(bad, jobs.t(bad), sender=user))
-    chain.pending_timestamp = jobs[done]["challenge_end"] + 1
-    jobs.track(market.finalize(done, jobs.t(done), sender=keeper))
+    done, bad, gone = _done_bad_gone(make_provider, make_job, chain, market, jobs, keeper, provider, user)
     with ape.reverts("job_market: audit in progress"):
         market.finalize(bad, jobs.t(bad), sender=keeper)
-    burned, usd_net, cap = _credit(market, jobs[done])
+    burned, usd_net, cap = credit(jobs, [done])
     assert tuple(market.accrued(provider)) == (burned, usd_net, cap)
 
     tx = market.claim(provider, sender=provider)
@@ -269,28 +269,22 @@ def test_attack_slashed_provider__keeps_only_the_pay_of_its_finalized_jobs(
     the pay already credited for finalized work; and a slashed or exited provider gains no
     credit from its failed and expired jobs. The claim after all that pays exactly the
     finalized job."""
-    machine = make_provider(provider)
-    done = _job(market, jobs, make_job, machine, provider, user)
-    bad = _job(market, jobs, make_job, machine, provider, user)
-    gone = _job(market, jobs, make_job, machine, provider, user, submit=False)
-    jobs.track(market.dispute(bad, jobs.t(bad), sender=user))
-    chain.pending_timestamp = jobs[done]["challenge_end"] + 1
-    jobs.track(market.finalize(done, jobs.t(done), sender=keeper))
-    credit = _credit(market, jobs[done])
-    assert tuple(market.accrued(provider)) == credit
+    done, bad, gone = _done_bad_gone(make_provider, make_job, chain, market, jobs, keeper, provider, user)
+    credited = credit(jobs, [done])
+    assert tuple(market.accrued(provider)) == credited
 
     jobs.track(market.post_verdict(bad, jobs.t(bad), False, sender=deployer))
     chain.pending_timestamp = jobs[gone]["complete_by"] + 1
     jobs.track(market.expire(gone, jobs.t(gone), sender=keeper))
     registry.grantRole(roles["SLASHER_ROLE"], deployer, sender=deployer)
     registry.slash(provider, registry.slashable(provider), b"\x01" * 32, ZERO_ADDRESS, sender=deployer)
-    registry.exit_machine(machine, sender=provider)
+    registry.exit_machine(jobs[done]["machine_id"], sender=provider)
     assert registry.slashable(provider) == 0
-    assert tuple(market.accrued(provider)) == credit
+    assert tuple(market.accrued(provider)) == credited
 
     before = token.balanceOf(provider)
     market.claim(provider, sender=keeper)
-    assert token.balanceOf(provider) - before == credit[2]  # minted at $1 a token: the cap
+    assert token.balanceOf(provider) - before == credited[2]  # minted at $1 a token: the cap
     assert_books(market, token, jobs)
     assert token.balanceOf(market) == MARKET_DUST
 
@@ -317,7 +311,7 @@ def test_attack_provider_self_disputes_from_a_second_address__loses_the_burn_sha
     tx = jobs.track(market.post_verdict(job_id, jobs.t(job_id), valid, sender=deployer))
     job, p = jobs[job_id], market.params()
     if valid:
-        assert tuple(market.accrued(provider)) == _credit(market, job)
+        assert tuple(market.accrued(provider)) == credit(jobs, [job_id])
         market.claim(provider, sender=attacker)
         assert w0 - wealth() == job["payment"] * p.fee_bps // MAX_BPS > 0
     else:
