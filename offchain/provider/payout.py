@@ -5,8 +5,9 @@
    audit's deadline passed without a verdict: `finalize_many` for several (one by one when a
    batch reverts), so the provider is paid without waiting for a keeper. Finalizing only credits
    the provider (`JobMarket.accrued`): no token moves yet.
-2. Claim: at the end of every cycle in which `market.accrued(provider)` shows credited escrow
-   (this cycle's finalizations, a verdict someone else posted, a keeper's finalize), and at
+2. Claim: at the end of a cycle after which the worker has seen its jobs finalized (by itself, a
+   verdict someone else posted, a keeper's finalize; `market.accrued` is read only then, and
+   once at start for credit from before a restart) and it shows credited escrow, and at
    least `claim_every_s` after its previous claim (0 by default: `--claim-every` trades the
    claim's gas, the same for one job or fifty, against waiting for the pay), call
    `market.claim(provider)` once: JobMarket burns the credited escrow and Settlement mints the
@@ -45,6 +46,9 @@ class Payout:
         # only: after a restart the first claim still pays everything credited, its log names fewer.
         self.unclaimed_jobs: list[int] = []
         self._claim_retry_at = 0.0  # after a failed claim, or claim_every_s after the last one (time.monotonic())
+        # Credit this worker has not seen finalized (from before a restart) is looked for once;
+        # after that `accrued` is read only while `unclaimed_jobs` is not empty: no RPC per idle cycle.
+        self._look_for_credit = True
 
     def cycle(self, now: int) -> None:
         self.finalize_ready(now)
@@ -115,9 +119,10 @@ class Payout:
         or a verdict or a keeper's finalize credited it); returns the tokens minted, None when no
         claim was made."""
         w, m = self.w, self.w.h.market
-        if time.monotonic() < self._claim_retry_at:
+        if time.monotonic() < self._claim_retry_at or not (self.unclaimed_jobs or self._look_for_credit):
             return None
         try:
+            self._look_for_credit = False
             if int(m.accrued(w.address)[0]) == 0:
                 if self.unclaimed_jobs:  # anyone may claim for anyone: someone claimed for us
                     _event(event="claimed_by_another", job_ids=self.unclaimed_jobs)
@@ -125,6 +130,7 @@ class Payout:
                 return None
             receipt = m.claim(w.address, sender=w.account)
         except Exception as e:  # noqa: BLE001 - RPC error or a revert: logged, tried again after tx_retry_s
+            self._look_for_credit = True
             self._claim_retry_at = time.monotonic() + float(getattr(w.cfg, "tx_retry_s", 5.0))
             log.warning(json.dumps({"event": "claim_failed", "job_ids": self.unclaimed_jobs,
                                     "error": f"{type(e).__name__}: {e}"}))  # fmt: skip
