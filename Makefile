@@ -11,7 +11,7 @@ export APE_DATA_FOLDER ?= $(CURDIR)/.cache/ape
 # Unit tests and fuzz: how many hypothesis examples (CI keeps it short; `make fuzz` goes long).
 FUZZ_EXAMPLES ?= 40
 
-.PHONY: install test unit fuzz demo bench figures clean lint
+.PHONY: install test unit fuzz demo bench load figures clean lint
 
 install: $(STAMP) $(ANVIL)
 
@@ -38,6 +38,11 @@ demo: install
 
 bench: install
 	$(VENV)/bin/python -m scripts.bench
+
+# The network under a stream of jobs for 3 minutes -> build/load/summary.json (~8 min).
+load: install
+	ape compile
+	$(VENV)/bin/python -m scripts.load
 
 # Hardware decision rule error rates under 0/50/100% background load -> build/figures/hardware.json (~10 min).
 figures: install

@@ -76,7 +76,7 @@ def running_anvil(port: int | None = None, log_path: Path | None = None, timeout
             "--hardfork",
             "cancun",
             "--accounts",
-            "10",
+            "20",
             "--balance",
             "10000",
             "--gas-price",
@@ -98,6 +98,9 @@ def running_anvil(port: int | None = None, log_path: Path | None = None, timeout
                 raise TimeoutError(f"anvil did not answer on {url} within {timeout}s")
             time.sleep(0.1)
         os.environ["APE_FOUNDRY_HOST"] = url
+        from offchain.chain.ape_compat import receipts_wait_for_blocks
+
+        receipts_wait_for_blocks()
         yield url
     finally:
         if old_host is None:

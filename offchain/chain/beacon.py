@@ -54,16 +54,23 @@ def drawn_from_seed(seed: bytes, job_id: int, audit_bps: int) -> bool:
     return int.from_bytes(h, "big") % MAX_BPS < int(audit_bps)
 
 
-def audit_draw(beacon: Any, job_id: int, job: dict, now: int | None = None) -> bool | None:
+def audit_draw(beacon: Any, job_id: int, job: dict, now: int | None = None, seeds: dict | None = None) -> bool | None:
     """Whether a submitted job was drawn for audit: True/False, or None before it is submitted
     or while its round is pending. `now` (chain time) lets a caller see a round degrade before a
-    new block exists (a dev chain may mine only on transactions); JobMarket agrees once one does."""
+    new block exists (a dev chain may mine only on transactions); JobMarket agrees once one does.
+    `seeds`: a caller's {round: (state, seed)} cache of final rounds (Ready and Degraded never
+    change), so many jobs of one round cost one `draw_seed` read."""
     round_ = int(job.get("draw_round", 0))
     if round_ == 0:
         return None
     if int(job["audit_bps"]) == 0:
         return False
-    state, seed = beacon.draw_seed(round_)
+    if seeds is not None and round_ in seeds:
+        state, seed = seeds[round_]
+    else:
+        state, seed = beacon.draw_seed(round_)
+        if seeds is not None and int(state) in (ROUND_READY, ROUND_DEGRADED):
+            seeds[round_] = (state, seed)
     if int(state) == ROUND_READY:
         return drawn_from_seed(bytes(seed), job_id, int(job["audit_bps"]))
     if int(state) == ROUND_DEGRADED:

@@ -143,6 +143,9 @@ def connect(network_choice: str, *, deployment: str | Path | None = None, rpc: s
         probe_rpc(url)
         # ape-foundry connects here instead of starting an anvil of its own.
         os.environ["APE_FOUNDRY_HOST"] = url
+        from offchain.chain.ape_compat import receipts_wait_for_blocks
+
+        receipts_wait_for_blocks()
     use_gpunet_project()
     from ape import chain, networks, project
 
@@ -166,6 +169,9 @@ def connect(network_choice: str, *, deployment: str | Path | None = None, rpc: s
         for name, addr in c.items():
             if not chain.provider.get_code(addr):
                 raise DeploymentNotFound(f"{name} at {addr} ({path.name}) has no code on this chain: redeploy")
+        from offchain.chain.ape_compat import skip_code_checks_for
+
+        skip_code_checks_for(c.values())
         yield Handles(
             record=record,
             token=project.ComputeToken.at(c["ComputeToken"]),

@@ -58,6 +58,14 @@ from offchain.cli.provider import JOB_CHEATS, provider
     help="Job worker poll interval (s).",
 )
 @click.option(
+    "--max-pending",
+    default=16,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="Most accepted jobs not yet delivered; the worker accepts up to this many at once (one "
+    "accept_jobs transaction) and delivers them together (one submit_results).",
+)
+@click.option(
     "--claim-every",
     "claim_every_s",
     default=0.0,
@@ -80,6 +88,7 @@ def provider_serve(
     chain: Chain,
     public_url: str | None,
     poll_s: float,
+    max_pending: int,
     claim_every_s: float,
 ) -> None:
     """Run the provider agent until Ctrl-C / SIGTERM: hardware challenges and blobs over HTTP,
@@ -116,6 +125,7 @@ def provider_serve(
                 public_url=public_url,
                 cheat=cheat if cheat in JOB_CHEATS else None,
                 poll_s=poll_s,
+                max_pending=max_pending,
                 claim_every_s=claim_every_s,
             )
         except ValueError as e:

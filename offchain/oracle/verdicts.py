@@ -45,6 +45,7 @@ class VerdictsMixin:
 
     def jobs_round(self, now: int, clock: int) -> None:
         """Draws, audit openings, own audits and verdicts for the jobs this operator follows."""
+        self._round_states: dict[int, tuple] = {}  # beacon rounds read this cycle: one read per round
         for row in self.store.jobs_with_status(JobStatus.SUBMITTED):
             self._check_draw(row, clock)
         for row in self.store.jobs_with_status(JobStatus.AUDIT):
@@ -82,14 +83,21 @@ class VerdictsMixin:
         if getattr(self.h, "beacon", None) is None:
             return None
         round_ = int(job["draw_round"])
-        with self._chain_lock:
-            state, seed = self.h.beacon.draw_seed(round_)
+        seconds, window = self._draw_timing()
+        if clock < round_ * seconds:  # the round has not begun: its seed cannot be known yet
+            return None
+        cache = getattr(self, "_round_states", None)
+        if cache is None or round_ not in cache:
+            with self._chain_lock:
+                state_seed = self.h.beacon.draw_seed(round_)
+            if cache is not None:
+                cache[round_] = state_seed
+        state, seed = cache[round_] if cache is not None else state_seed
         if int(state) == ROUND_READY:
             drawn = drawn_from_seed(bytes(seed), job_id, int(job["audit_bps"]))
         elif int(state) == ROUND_DEGRADED:
             drawn = True
         else:
-            seconds, window = self._draw_timing()
             return True if clock > round_ * seconds + window else None
         self.store.set_job_fields(job_id, drawn=int(drawn))
         log.info(json.dumps({"event": "audit_draw", "job_id": job_id, "round": round_, "drawn": drawn,

@@ -29,6 +29,8 @@ from offchain.chain.jobs import as_tuple
 from offchain.constants import MAX_BATCH, JobStatus
 
 log = logging.getLogger("gpunet.provider.worker")
+# How often (s of chain time) a job under audit has its status read for a verdict.
+AUDIT_LOOK_S = 10
 
 
 def _event(**kw: Any) -> None:
@@ -49,6 +51,9 @@ class Payout:
         # Credit this worker has not seen finalized (from before a restart) is looked for once;
         # after that `accrued` is read only while `unclaimed_jobs` is not empty: no RPC per idle cycle.
         self._look_for_credit = True
+        # job id -> chain time before which its status is not read again (no RPC per job per cycle).
+        self._next_look: dict[int, int] = {}
+        self._seeds: dict[int, tuple] = {}  # final beacon rounds, for `audit_draw`
 
     def cycle(self, now: int) -> None:
         self.finalize_ready(now)
@@ -66,14 +71,22 @@ class Payout:
             job = w.jobs.get(jid)
             if job is None:
                 job = w.jobs[jid] = w._rebuild(jid)
+            # Nothing can finalize a job before its challenge window ends (a verdict needs a drawn
+            # or disputed job, which waits for its audit): no status read until then.
+            if now <= max(int(job["challenge_end"]), self._next_look.get(jid, 0)):
+                continue
             status = JobStatus(m.job_status(jid))
             if status == JobStatus.SUBMITTED:
-                if now > job["challenge_end"] and self._draw(jid, job, now) is False:
+                if self._draw(jid, job, now) is False:
                     ready.append(jid)
             elif status == JobStatus.AUDIT:
-                if now > int(m.disputes(jid).audit_deadline):
+                deadline = int(m.disputes(jid).audit_deadline)
+                if now > deadline:
                     ready.append(jid)
+                else:  # a verdict may come any time; look again in a while, or at the deadline
+                    self._next_look[jid] = min(deadline, now + AUDIT_LOOK_S)
             else:
+                self._next_look.pop(jid, None)
                 if status == JobStatus.FINALIZED:  # by a verdict or a keeper: credited to us all the same
                     self.unclaimed_jobs.append(jid)
                 w._done(jid, f"final ({status.name})")
@@ -102,6 +115,7 @@ class Payout:
     def _finalized(self, job_ids: list[int]) -> None:
         self.unclaimed_jobs.extend(job_ids)
         for jid in job_ids:
+            self._next_look.pop(jid, None)
             self.w._done(jid, "finalized by us")
 
     def _draw(self, jid: int, job: dict, now: int) -> bool | None:
@@ -111,7 +125,7 @@ class Payout:
         beacon = getattr(self.w.h, "beacon", None)
         if beacon is None:  # a deployment record from before the beacon
             return bool(self.w.h.market.audit_drawn(jid, as_tuple(job)))
-        return audit_draw(beacon, jid, job, now)
+        return audit_draw(beacon, jid, job, now, self._seeds)
 
     # ------------------------------------------------------------------ claiming
     def claim_if_due(self) -> int | None:

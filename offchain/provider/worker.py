@@ -8,8 +8,10 @@ challenges on its own threads):
 1. Follow the chain from the stored cursor: JobCreated aimed at this provider, or open
    (provider 0x0), becomes a *candidate*; JobAccepted / ResultSubmitted keep the rebuilt job
    structs current (`offchain.chain.jobs`); MachineRegistered adds this provider's machines.
-2. Consider candidates. A job is accepted only when all of these hold:
-   - it is still Open and its acceptance window has `accept_margin_s` left;
+2. Consider candidates (`offchain/provider/intake.py`, against one snapshot of the provider's
+   stake, offers and audit rate read per cycle). A job is accepted only when all of these hold:
+   - its acceptance window has `accept_margin_s` left (and it is still Open: the chain checks,
+     and a batch that reverts is retried job by job after a status read);
    - one of this provider's machines of the job's class is Active (and attested now);
    - this provider offers the class and the job is worth at least that offer per unit, in USD
      (`usd_value >= registry.offers(provider, class_id) * compute_units`; offers are USD per
@@ -20,12 +22,15 @@ challenges on its own threads):
    - the spec validates (`offchain.workloads.validate`) and `compute_units(spec)` equals the
      job's `compute_units`: the provider is paid per unit, so it refuses a job whose units
      do not match the work (refused permanently, with the reason in the state file);
-   - the free stake covers `required_collateral(payment, collateral, audit_rate(self))`, and
-     fewer than `max_pending` accepted jobs are waiting to run.
+   - the free stake covers `required_collateral(payment, collateral, audit_rate(self))` of this
+     job and of the ones picked before it this cycle, and fewer than `max_pending` accepted jobs
+     are waiting to run.
+   The jobs picked in a cycle are taken with one `accept_jobs` transaction per machine.
 3. Run accepted jobs, one at a time, holding the agent's device lock (a hardware challenge
    then waits, see agent.py): execute with torch on the agent's device (CUDA when present),
-   store `output_bytes(out)` in the blob store, and `submit_result(job_id, job, sha256,
-   "<url>/blobs/<hex>")`, where <url> is `--public-url` or the machine's registered endpoint.
+   store `output_bytes(out)` in the blob store; then submit every result of the cycle with one
+   `submit_results(ids, jobs, sha256s, "<url>/blobs/<hex>"...)` (`submit_result` for one; job by
+   job if the batch reverts), where <url> is `--public-url` or the machine's registered endpoint.
 4. Get paid (`offchain/provider/payout.py`): finalize its own jobs once the challenge window is
    over (not drawn for audit) or an audit's deadline passed without a verdict (`finalize_many`
    for several), which credits the provider; then, whenever `market.accrued` shows credit
@@ -68,9 +73,9 @@ from offchain.chain.jobs import ZERO_ADDRESS, apply_event, as_tuple, job_from_ch
 from offchain.constants import JobStatus, MachineStatus
 from offchain.provider.blobs import BlobStore
 from offchain.provider.cheats import JOB_CHEATS, execute_cheating
+from offchain.provider.intake import Intake, Refuse, Skip
 from offchain.provider.payout import Payout
 from offchain.provider.store import OPEN_STATES, WorkerStore
-from offchain.workloads.base import canonical_json
 
 log = logging.getLogger("gpunet.provider.worker")
 
@@ -100,7 +105,7 @@ class WorkerConfig:
     public_url: str | None = None  # base URL in result_uri (default: the machine's registered endpoint)
     cheat: str | None = None  # None or one of cheats.JOB_CHEATS
     poll_s: float = 1.0
-    max_pending: int = 4  # accepted jobs not yet submitted
+    max_pending: int = 16  # accepted jobs not yet submitted (also the largest accept batch)
     accept_margin_s: int = 5  # leave a job whose acceptance window closes sooner than this
     tx_retry_s: float = 5.0  # after a failed transaction for a job, wait this long before retrying
     claim_every_s: float = 0.0  # claim credited pay at most this often; 0: every cycle with credit
@@ -119,14 +124,6 @@ class WorkerConfig:
             raise ValueError("worker: poll_s > 0, max_pending >= 1, accept_margin_s >= 0, claim_every_s >= 0")
 
 
-class _Skip(Exception):  # noqa: N818 - control flow: not now, maybe later
-    """Not acceptable now but maybe later (blobs not uploaded yet, no free stake, ...)."""
-
-
-class _Refuse(Exception):  # noqa: N818 - control flow: never
-    """Never acceptable (invalid spec, compute units that do not match it, ...)."""
-
-
 class JobWorker:
     """One provider's job loop. `agent` supplies the blob store, the torch device and the device
     lock (a `ProviderAgent`, or anything with `.blobs`, `.device`, `.device_lock()`)."""
@@ -142,7 +139,11 @@ class JobWorker:
         self.machines: dict[int, Any] = {}  # machine id -> registry.machines() of ours, refreshed each cycle
         self._retry_at: dict[int, float] = {}
         self._waiting_logged: set[tuple[int, str]] = set()
+        self.intake = Intake(self)  # step 2: take jobs, in batches
         self.payout = Payout(self)  # step 4: finalize and claim
+        # Jobs whose on-chain state this process has seen (accepted them, or looked them up once
+        # after a restart): their delivery needs no status read.
+        self.checked: set[int] = set()
 
     # ------------------------------------------------------------------ chain plumbing
     def _sender(self) -> Any:
@@ -156,7 +157,18 @@ class JobWorker:
 
     def _stop_block(self) -> int:
         # An explicit stop: ape's `range(start, None)` means `range(0, start)` (Python's range(stop)).
+        # A fresh read, not the cycle's head: a rebuild after a transaction needs its block.
         return int(self.h.chain.blocks.height) + 1
+
+    def _read_head(self) -> None:
+        """One read of the chain head per cycle (its number and time serve the whole cycle)."""
+        head = self.h.chain.blocks.head
+        self._head = (int(head.number), int(head.timestamp))
+
+    def _head_number(self) -> int:
+        if getattr(self, "_head", None) is None:
+            self._read_head()
+        return self._head[0]
 
     def _rebuild(self, jid: int) -> dict:
         """The job's current struct from its events (checked against the on-chain commitment)."""
@@ -164,7 +176,9 @@ class JobWorker:
 
     def clock(self) -> int:
         """max(chain time, wall clock): see the module docstring."""
-        return max(int(self.h.chain.blocks.head.timestamp), int(time.time()))
+        if getattr(self, "_head", None) is None:
+            self._read_head()
+        return max(self._head[1], int(time.time()))
 
     def run(self, stop: threading.Event) -> None:
         """Follows the chain and works until `stop` is set (the agent's SIGTERM handler sets it)."""
@@ -223,22 +237,16 @@ class JobWorker:
 
     # ------------------------------------------------------------------ one cycle
     def cycle(self, stop: threading.Event | None = None) -> None:
+        self._read_head()
         self.follow_chain()
         self.refresh_machines()
-        now = self.clock()
-        for row in self.store.jobs_in("candidate"):
-            if stop is not None and stop.is_set():
-                return
-            self.consider(row["job_id"], now)
-        for row in self.store.jobs_in("running", "executed"):
-            if stop is not None and stop.is_set():
-                return
-            self.work(row)
+        self.intake.cycle(self.clock(), stop)
+        self.deliver(stop)
         self.payout.cycle(self.clock())
 
     def follow_chain(self) -> None:
         m = self.h.market
-        head = int(self.h.chain.blocks.height)
+        head = self._head_number()
         start = int(self.store.get_meta("cursor", str(self.start_block - 1)) or -1) + 1
         me = self.address.lower()
         while start <= head:
@@ -297,108 +305,7 @@ class JobWorker:
         self.jobs.pop(jid, None)
         _event(event="job_done", job_id=jid, reason=reason)
 
-    # ------------------------------------------------------------------ accepting
-    def consider(self, jid: int, now: int) -> None:
-        if self._retry_at.get(jid, 0) > time.monotonic():
-            return
-        job = self.jobs.get(jid)
-        if job is None:
-            try:
-                job = self.jobs[jid] = self._rebuild(jid)
-            except (LookupError, RuntimeError) as e:
-                self._done(jid, f"cannot rebuild from the chain: {e}")
-                return
-        if now + self.cfg.accept_margin_s > job["accept_by"]:
-            self._done(jid, "acceptance window over")
-            return
-        if not self._active_machines(job["class_id"], now):  # checked before any RPC: open jobs of other classes
-            self._waiting(jid, f"no Active machine of class {job['class_id']}")
-            return
-        status = JobStatus(self.h.market.job_status(jid))
-        if status != JobStatus.OPEN:
-            self._done(jid, f"no longer open ({status.name})")
-            return
-        try:
-            spec, machine_id = self._check(jid, job, now)
-        except _Skip as e:
-            self._waiting(jid, str(e))
-            return
-        except _Refuse as e:
-            self.store.set_state(jid, "refused", reason=str(e))
-            self.jobs.pop(jid, None)
-            _event(event="job_refused", job_id=jid, reason=str(e))
-            return
-        self._accept(jid, job, machine_id, spec)
-
-    def _load_spec(self, job: dict) -> dict:
-        """The spec blob named by the job's spec_hash, parsed and validated with its inputs."""
-        spec_hex = _hex32(job["spec_hash"])
-        raw = self.blobs.get(spec_hex)
-        if raw is None:
-            raise _Skip(f"spec blob {spec_hex} not uploaded yet (PUT /blobs/{spec_hex})")
-        try:
-            spec = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise _Refuse("spec blob is not JSON") from None
-        try:
-            if canonical_json(spec) != raw:
-                raise _Refuse("spec blob is not canonical JSON (upload workloads.base.canonical_json(spec))")
-            workloads.validate(spec)
-        except workloads.SpecError as e:
-            raise _Refuse(f"invalid spec: {e}") from None
-        except (TypeError, ValueError) as e:
-            raise _Refuse(f"invalid spec: {e}") from None
-        missing = sorted(h for h in spec.get("inputs", {}).values() if not self.blobs.has(h))
-        if missing:
-            raise _Skip(f"input blobs not uploaded yet: {missing}")
-        try:
-            workloads.validate(spec, self.blobs.mapping())
-        except workloads.SpecError as e:
-            raise _Refuse(f"invalid spec with its inputs: {e}") from None
-        return spec
-
-    def _check(self, jid: int, job: dict, now: int) -> tuple[dict, int]:
-        """(spec, machine id) if the job is acceptable now; _Skip or _Refuse otherwise."""
-        machines = self._active_machines(job["class_id"], now)
-        if not machines:
-            raise _Skip(f"no Active machine of class {job['class_id']}")
-        offer = int(self.h.registry.offers(self.address, job["class_id"]))
-        if offer == 0:
-            raise _Skip(f"no offer posted for class {job['class_id']}")
-        if job["usd_value"] < offer * job["compute_units"]:
-            per_unit = job["usd_value"] // max(1, job["compute_units"])
-            raise _Skip(f"pays {per_unit} USD-wei per unit, below the offer {offer} (USD per unit, 18 decimals)")
-        spec = self._load_spec(job)
-        units = workloads.compute_units(spec)
-        if units != job["compute_units"]:
-            raise _Refuse(f"compute units mismatch: the spec is {units} units, the job pays for {job['compute_units']}")
-        pending = len(self.store.jobs_in("accepting", "running", "executed"))
-        if pending >= self.cfg.max_pending:
-            raise _Skip(f"{pending} accepted jobs still to run (max_pending {self.cfg.max_pending})")
-        m, r = self.h.market, self.h.registry
-        need = int(m.required_collateral(job["payment"], job["collateral"], m.audit_rate(self.address)))
-        free = int(r.free_stake(self.address))
-        if need > free:
-            raise _Skip(f"collateral {need} is more than the free stake {free}: stake more or wait for jobs to end")
-        if int(r.staked(self.address)) < int(r.required_stake(self.address)):
-            raise _Skip("stake below the machines' required minimum: stake more")
-        return spec, machines[0]
-
-    def _accept(self, jid: int, job: dict, machine_id: int, spec: dict) -> None:
-        self.store.set_state(jid, "accepting", machine_id=machine_id)
-        try:
-            receipt = self.h.market.accept(jid, as_tuple(job), machine_id, sender=self.account)
-        except Exception as e:  # noqa: BLE001 - a revert (someone was faster) or an RPC error
-            self._tx_failed(jid, "accept", e)
-            self._resolve_after_failure(jid)
-            return
-        self._crash_point("accepted", jid)
-        for lg in receipt.decode_logs(self.h.market.JobAccepted):
-            if int(lg.job_id) == jid:
-                self.jobs[jid] = apply_event(job, "JobAccepted", lg)
-        self.store.set_state(jid, "running", machine_id=machine_id)
-        _event(event="accepted", job_id=jid, machine_id=machine_id, kind=spec["kind"], units=job["compute_units"])
-
+    # ------------------------------------------------------------------ accepting (offchain/provider/intake.py)
     def _resolve_after_failure(self, jid: int) -> None:
         try:
             self.jobs[jid] = self._rebuild(jid)
@@ -437,55 +344,88 @@ class JobWorker:
                 out = workloads.execute(spec, self.agent.device, blobs)
         return workloads.output_bytes(out)
 
-    def work(self, row: dict) -> None:
+    def deliver(self, stop: threading.Event | None = None) -> None:
+        """Runs every accepted job not run yet, then submits all the results at once."""
+        ready = []
+        for row in self.store.jobs_in("running", "executed"):
+            if stop is not None and stop.is_set():
+                break
+            item = self.work(row)
+            if item is not None:
+                ready.append(item)
+        if ready:
+            self.submit(ready)
+
+    def work(self, row: dict) -> tuple[int, dict, str, str] | None:
+        """Runs one accepted job (or finds its stored output); (id, job, result hex, uri) to submit."""
         jid = row["job_id"]
         if self._retry_at.get(jid, 0) > time.monotonic():
-            return
+            return None
         job = self.jobs.get(jid)
         if job is None:
             job = self.jobs[jid] = self._rebuild(jid)
-        status = JobStatus(self.h.market.job_status(jid))
-        if status != JobStatus.RUNNING or job["provider"].lower() != self.address.lower():
-            if status in (JobStatus.SUBMITTED, JobStatus.AUDIT):  # submitted before a crash
-                self.store.set_state(jid, "submitted")
-            else:
-                self._done(jid, f"not running for us ({status.name})")
-            return
+        if jid not in self.checked:  # after a restart: it may have been submitted before the crash
+            status = JobStatus(self.h.market.job_status(jid))
+            if status != JobStatus.RUNNING or job["provider"].lower() != self.address.lower():
+                if status in (JobStatus.SUBMITTED, JobStatus.AUDIT):
+                    self.store.set_state(jid, "submitted")
+                else:
+                    self._done(jid, f"not running for us ({status.name})")
+                return None
+            self.checked.add(jid)
         if self.clock() > job["complete_by"]:
             self._done(jid, "completion deadline passed before the result was submitted")
-            return
+            return None
         result_hex = row["result_hex"]
         if not (result_hex and self.blobs.has(result_hex)):
             try:
-                spec = self._load_spec(job)
-            except (_Skip, _Refuse) as e:  # blobs vanished from the store after acceptance
+                spec = self.intake.load_spec(job)
+            except (Skip, Refuse) as e:  # blobs vanished from the store after acceptance
                 self._done(jid, f"cannot run: {e}")
-                return
+                return None
             t0 = time.perf_counter()
             try:
                 data = self.execute(spec)
             except (workloads.WorkloadError, workloads.SpecError) as e:
                 # The job cannot be done (a bad model blob, ...): it will expire on-chain.
                 self._done(jid, f"execution failed: {e}")
-                return
+                return None
             result_hex = self.blobs.put(data)
             self.store.set_state(jid, "executed", result_hex=result_hex)
             _event(event="executed", job_id=jid, kind=spec["kind"], result=result_hex,
                    seconds=round(time.perf_counter() - t0, 3), cheat=self.cfg.cheat)  # fmt: skip
             self._crash_point("executed", jid)
-        uri = self._result_url(row["machine_id"] or int(job["machine_id"]), result_hex)
+        return jid, job, result_hex, self._result_url(row["machine_id"] or int(job["machine_id"]), result_hex)
+
+    def submit(self, ready: list[tuple[int, dict, str, str]]) -> None:
+        """One `submit_results` for the batch (`submit_result` for one); one by one if it reverts."""
+        m = self.h.market
         try:
-            receipt = self.h.market.submit_result(
-                jid, as_tuple(job), bytes.fromhex(result_hex), uri, sender=self.account
-            )
-        except Exception as e:  # noqa: BLE001
-            self._tx_failed(jid, "submit_result", e)
+            if len(ready) == 1:
+                jid, job, result_hex, uri = ready[0]
+                receipt = m.submit_result(jid, as_tuple(job), bytes.fromhex(result_hex), uri, sender=self.account)
+            else:
+                receipt = m.submit_results(
+                    [r[0] for r in ready], [as_tuple(r[1]) for r in ready],
+                    [bytes.fromhex(r[2]) for r in ready], [r[3] for r in ready], sender=self.account,
+                )  # fmt: skip
+        except Exception as e:  # noqa: BLE001 - a revert (a deadline passed meanwhile) or an RPC error
+            if len(ready) > 1:
+                log.warning(json.dumps({"event": "tx_failed", "tx": "submit_results", "job_ids": [r[0] for r in ready],
+                                        "error": f"{type(e).__name__}: {e}"}))  # fmt: skip
+                for item in ready:
+                    self.checked.discard(item[0])  # look its state up before trying it alone
+                    self.submit([item])
+            else:
+                self.checked.discard(ready[0][0])
+                self._tx_failed(ready[0][0], "submit_result", e)
             return
-        for lg in receipt.decode_logs(self.h.market.ResultSubmitted):
-            if int(lg.job_id) == jid:
-                self.jobs[jid] = apply_event(job, "ResultSubmitted", lg)
-        self.store.set_state(jid, "submitted")
-        _event(event="submitted", job_id=jid, result=result_hex, uri=uri)
+        for lg in receipt.decode_logs(m.ResultSubmitted):
+            if int(lg.job_id) in self.jobs:
+                self.jobs[int(lg.job_id)] = apply_event(self.jobs[int(lg.job_id)], "ResultSubmitted", lg)
+        for jid, _, result_hex, uri in ready:
+            self.store.set_state(jid, "submitted")
+            _event(event="submitted", job_id=jid, result=result_hex, uri=uri, batch=len(ready))
 
 
 def run_worker(config: WorkerConfig, agent: Any, server_url: str, stop: threading.Event) -> None:

@@ -1,0 +1,59 @@
+"""Two adjustments to ape for gpunet's processes, each where ape has no setting for it.
+
+- `receipts_wait_for_blocks`: on an anvil node that mines on an interval, wait for receipts.
+- `skip_code_checks_for`: no `eth_getCode` before every call to a contract whose code was
+  checked when the process connected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+# Addresses (lowercase) whose code `connect` checked: ape's per-call check is skipped for them.
+_VERIFIED: set[str] = set()
+
+
+def receipts_wait_for_blocks() -> None:
+    """Makes ape wait for every transaction's receipt on an anvil node that mines on an interval.
+
+    ape decides whether a sent transaction will be mined from ape-foundry's `auto_mine`, which is
+    anvil's `anvil_getAutomine`. Under interval mining (`anvil --block-time N`, as `make load`
+    runs it) that answers false, and ape then hands back a receipt "not in a block" at once
+    (no logs, no contract address) as if the node mined only on demand. gpunet never runs a
+    node that mines only on demand (`--no-mining`), so in its processes every transaction is
+    one that a block will include: the receipt is waited for. A patch of the class property,
+    since ape-foundry has no setting for it (its `block_time` applies to nodes ape starts).
+    """
+    from ape_foundry.provider import FoundryProvider
+
+    if getattr(FoundryProvider, "_gpunet_waits_for_blocks", False):
+        return
+    FoundryProvider.auto_mine = property(lambda self: True, FoundryProvider.auto_mine.fset)
+    FoundryProvider._gpunet_waits_for_blocks = True
+
+
+def skip_code_checks_for(addresses: Iterable[str]) -> None:
+    """No `eth_getCode` before each call or transaction to these contracts.
+
+    ape checks that a contract has code before every call and transaction it sends to it; on a
+    development network (a local anvil) it never caches that answer, so every view costs two
+    RPC calls (issue "The network at load and under faults" measured 977 such calls in one
+    worker profile). `connect` checks the code of every contract of the deployment once, and
+    gpunet's contracts cannot lose their code (no SELFDESTRUCT, no proxies), so the check is
+    skipped for them; any other address is still checked by ape. A patch of ape's method
+    (`ContractMethodHandler._validate_is_contract`), since ape has no setting for it.
+    """
+    from ape.contracts.base import ContractMethodHandler
+
+    _VERIFIED.update(a.lower() for a in addresses)
+    if getattr(ContractMethodHandler, "_gpunet_skips_verified", False):
+        return
+    original = ContractMethodHandler._validate_is_contract
+
+    def _validate_is_contract(self) -> None:
+        if str(self.contract.address).lower() in _VERIFIED:
+            return
+        original(self)
+
+    ContractMethodHandler._validate_is_contract = _validate_is_contract
+    ContractMethodHandler._gpunet_skips_verified = True
