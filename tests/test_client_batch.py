@@ -30,7 +30,8 @@ def test_submit_batch__one_transaction_escrows_every_quote_within_the_bound(h, o
     assert [s.spec_hash for s in subs] == [workloads.spec_hash(s) for s in jobs]
     assert all(workloads.spec_hash(s) in sink.blobs for s in jobs)
     assert [(s.provider, s.price, s.units, s.payment) for s in subs] == [
-        (offering.address, PRICE, u, PRICE * u) for u in units  # $1.00 per token: tokens == USD
+        (offering.address, PRICE, u, PRICE * u)
+        for u in units  # $1.00 per token: tokens == USD
     ]
     total = sum(s.payment for s in subs)
     assert balance - token.balanceOf(user) == total
