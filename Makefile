@@ -11,7 +11,7 @@ export APE_DATA_FOLDER ?= $(CURDIR)/.cache/ape
 # Unit tests and fuzz: how many hypothesis examples (CI keeps it short; `make fuzz` goes long).
 FUZZ_EXAMPLES ?= 40
 
-.PHONY: install test unit fuzz demo bench load figures clean lint
+.PHONY: install test unit fuzz demo bench load faults figures clean lint
 
 install: $(STAMP) $(ANVIL)
 
@@ -43,6 +43,11 @@ bench: install
 load: install
 	ape compile
 	$(VENV)/bin/python -m scripts.load
+
+# Workers, a client and an operator killed mid-job, then restarted -> build/faults/summary.json (~8 min).
+faults: install
+	ape compile
+	$(VENV)/bin/python -m scripts.faults
 
 # Hardware decision rule error rates under 0/50/100% background load -> build/figures/hardware.json (~10 min).
 figures: install

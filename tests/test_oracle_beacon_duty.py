@@ -307,6 +307,7 @@ def test_worker__finalizes_only_undrawn_jobs_of_a_decided_round(
     w.store = WorkerStore(tmp_path / "worker.sqlite")
     w.h = SimpleNamespace(market=market, beacon=beacon, chain=chain, settlement=deployment.settlement)
     w.account, w.address, w.jobs, w._retry_at = provider, provider.address, {}, {}
+    w.onchain, w.specs = {}, {}  # no audit or verdict events seen: every job still Submitted
     for i in ready + degraded:
         w.store.add_candidate(i)
         w.store.set_state(i, "submitted")

@@ -253,6 +253,16 @@ class Store:
         )
         return [self._job_row(r) for r in cur.fetchall()]
 
+    def jobs_to_draw(self, status: int) -> list[dict[str, Any]]:
+        """Jobs in `status` whose draw is unknown or drawn: the ones not drawn need nothing more
+        from the oracle (they end by a finalize), so they are not read every cycle."""
+        cur = self._db.execute(
+            f"SELECT {', '.join(self._JOB_COLS)} FROM jobs WHERE status = ? AND (drawn IS NULL OR drawn != 0) "
+            "ORDER BY job_id",
+            (int(status),),
+        )
+        return [self._job_row(r) for r in cur.fetchall()]
+
     # own audit outcomes -------------------------------------------------------------------
     def record_audit(
         self,

@@ -46,7 +46,7 @@ class VerdictsMixin:
     def jobs_round(self, now: int, clock: int) -> None:
         """Draws, audit openings, own audits and verdicts for the jobs this operator follows."""
         self._round_states: dict[int, tuple] = {}  # beacon rounds read this cycle: one read per round
-        for row in self.store.jobs_with_status(JobStatus.SUBMITTED):
+        for row in self.store.jobs_to_draw(JobStatus.SUBMITTED):
             self._check_draw(row, clock)
         for row in self.store.jobs_with_status(JobStatus.AUDIT):
             if now > row["audit_deadline"]:

@@ -98,6 +98,8 @@ class Intake:
         for row in rows:
             if stop is not None and stop.is_set():
                 return
+            if snap.pending >= w.cfg.max_pending:  # full: the rest wait for the next cycle, unread
+                break
             self.consider(row["job_id"], now, snap)
         for machine_id, items in snap.picked.items():
             self.accept(machine_id, items)
@@ -220,6 +222,7 @@ class Intake:
         for jid, job, spec in items:
             w.store.set_state(jid, "running", machine_id=machine_id)
             w.checked.add(jid)
+            w.specs[jid] = spec  # checked above: the run needs no second read
             _event(event="accepted", job_id=jid, machine_id=machine_id, kind=spec["kind"], units=job["compute_units"],
                    batch=len(items))  # fmt: skip
 

@@ -29,8 +29,6 @@ from offchain.chain.jobs import as_tuple
 from offchain.constants import MAX_BATCH, JobStatus
 
 log = logging.getLogger("gpunet.provider.worker")
-# How often (s of chain time) a job under audit has its status read for a verdict.
-AUDIT_LOOK_S = 10
 
 
 def _event(**kw: Any) -> None:
@@ -51,8 +49,6 @@ class Payout:
         # Credit this worker has not seen finalized (from before a restart) is looked for once;
         # after that `accrued` is read only while `unclaimed_jobs` is not empty: no RPC per idle cycle.
         self._look_for_credit = True
-        # job id -> chain time before which its status is not read again (no RPC per job per cycle).
-        self._next_look: dict[int, int] = {}
         self._seeds: dict[int, tuple] = {}  # final beacon rounds, for `audit_draw`
 
     def cycle(self, now: int) -> None:
@@ -62,7 +58,7 @@ class Payout:
     # ------------------------------------------------------------------ finalizing
     def finalize_ready(self, now: int) -> int:
         """Finalizes the jobs that are ready; returns how many were finalized."""
-        w, m = self.w, self.w.h.market
+        w = self.w
         ready: list[int] = []
         for row in w.store.jobs_in("submitted"):
             jid = row["job_id"]
@@ -73,49 +69,73 @@ class Payout:
                 job = w.jobs[jid] = w._rebuild(jid)
             # Nothing can finalize a job before its challenge window ends (a verdict needs a drawn
             # or disputed job, which waits for its audit): no status read until then.
-            if now <= max(int(job["challenge_end"]), self._next_look.get(jid, 0)):
+            if now <= int(job["challenge_end"]):
                 continue
-            status = JobStatus(m.job_status(jid))
+            # The job's state from the events the worker follows (no read per job and cycle).
+            status, deadline = w.onchain.get(jid, (JobStatus.SUBMITTED, 0))
             if status == JobStatus.SUBMITTED:
                 if self._draw(jid, job, now) is False:
                     ready.append(jid)
             elif status == JobStatus.AUDIT:
-                deadline = int(m.disputes(jid).audit_deadline)
                 if now > deadline:
                     ready.append(jid)
-                else:  # a verdict may come any time; look again in a while, or at the deadline
-                    self._next_look[jid] = min(deadline, now + AUDIT_LOOK_S)
             else:
-                self._next_look.pop(jid, None)
                 if status == JobStatus.FINALIZED:  # by a verdict or a keeper: credited to us all the same
                     self.unclaimed_jobs.append(jid)
                 w._done(jid, f"final ({status.name})")
         done = 0
         for i in range(0, len(ready), MAX_BATCH):
-            batch = ready[i : i + MAX_BATCH]
-            if len(batch) > 1:
-                try:
-                    m.finalize_many(batch, [as_tuple(w.jobs[j]) for j in batch], sender=w.account)
-                except Exception as e:  # noqa: BLE001 - one job not ready reverts all: finalize one by one
-                    log.info(json.dumps({"event": "finalize_many_failed", "jobs": batch, "error": str(e)}))
-                else:
-                    self._finalized(batch)
-                    done += len(batch)
-                    continue
-            for jid in batch:
-                try:
-                    m.finalize(jid, as_tuple(w.jobs[jid]), sender=w.account)
-                except Exception as e:  # noqa: BLE001 - e.g. the chain's clock is a second behind ours
-                    w._tx_failed(jid, "finalize", e)
-                    continue
-                self._finalized([jid])
-                done += 1
+            done += self._finalize_batch(ready[i : i + MAX_BATCH])
         return done
+
+    def _finalize_batch(self, batch: list[int]) -> int:
+        """`finalize_many` for the batch. If it reverts (a job moved on meanwhile: a verdict, a
+        dispute), the batch's states are read, the jobs still Submitted are tried once more
+        together, and only if that fails too one by one."""
+        w, m = self.w, self.w.h.market
+        for attempt in (0, 1):
+            if len(batch) < 2:
+                break
+            try:
+                m.finalize_many(batch, [as_tuple(w.jobs[j]) for j in batch], sender=w.account)
+            except Exception as e:  # noqa: BLE001 - one job not ready reverts all
+                log.info(json.dumps({"event": "finalize_many_failed", "jobs": batch, "error": str(e)[:300]}))
+                if attempt == 0:
+                    for jid in batch:
+                        self.refresh(jid)
+                    batch = [j for j in batch if j not in w.onchain]
+                continue
+            self._finalized(batch)
+            return len(batch)
+        done = 0
+        for jid in batch:
+            try:
+                m.finalize(jid, as_tuple(w.jobs[jid]), sender=w.account)
+            except Exception as e:  # noqa: BLE001 - e.g. the chain's clock is a second behind ours
+                w._tx_failed(jid, "finalize", e)
+                self.refresh(jid)  # an event missed (a restart): read its state once
+                continue
+            self._finalized([jid])
+            done += 1
+        return done
+
+    def refresh(self, jid: int) -> None:
+        """Reads a submitted job's on-chain state once (after a restart, or a finalize that failed)."""
+        w, m = self.w, self.w.h.market
+        try:
+            status = JobStatus(m.job_status(jid))
+            deadline = int(m.disputes(jid).audit_deadline) if status == JobStatus.AUDIT else 0
+        except Exception as e:  # noqa: BLE001 - an RPC error: the next failure reads again
+            log.warning(json.dumps({"event": "status_read_failed", "job_id": jid, "error": str(e)[:200]}))
+            return
+        if status == JobStatus.SUBMITTED:
+            w.onchain.pop(jid, None)
+        else:
+            w.onchain[jid] = (status, deadline)
 
     def _finalized(self, job_ids: list[int]) -> None:
         self.unclaimed_jobs.extend(job_ids)
         for jid in job_ids:
-            self._next_look.pop(jid, None)
             self.w._done(jid, "finalized by us")
 
     def _draw(self, jid: int, job: dict, now: int) -> bool | None:

@@ -144,6 +144,10 @@ class JobWorker:
         # Jobs whose on-chain state this process has seen (accepted them, or looked them up once
         # after a restart): their delivery needs no status read.
         self.checked: set[int] = set()
+        self.specs: dict[int, dict] = {}  # accepted jobs' checked specs, until they run
+        # Submitted jobs whose on-chain state moved on: (status, audit deadline), from events
+        # (`_follow_outcomes`) or a status read after a failed finalize; absent: still Submitted.
+        self.onchain: dict[int, tuple[JobStatus, int]] = {}
 
     # ------------------------------------------------------------------ chain plumbing
     def _sender(self) -> Any:
@@ -223,6 +227,8 @@ class JobWorker:
                 continue
             if row["state"] == "accepting":
                 self._resolve_accepting(jid)
+            elif row["state"] == "submitted":  # events before the cursor are not read again
+                self.payout.refresh(jid)
 
     def _resolve_accepting(self, jid: int) -> None:
         job = self.jobs[jid]
@@ -259,6 +265,7 @@ class JobWorker:
                 start, stop + 1, search_topics={"provider": self.address}
             ):
                 self.store.add_machine(int(lg.event_arguments["machine_id"]))
+            self._follow_outcomes(start, stop)
             for _, _, name, lg in sorted(events, key=lambda e: (e[0], e[1])):
                 args = lg.event_arguments
                 jid = int(args["job_id"])
@@ -280,6 +287,25 @@ class JobWorker:
                         self.jobs.pop(jid, None)
             self.store.set_meta("cursor", str(stop))
             start = stop + 1
+
+    def _follow_outcomes(self, start: int, stop: int) -> None:
+        """What happened to our submitted jobs (audit opened, disputed, finalized, failed), from
+        events: the payout step then needs no status read per job and cycle."""
+        m, mine = self.h.market, {"provider": self.address}
+        outcomes = []
+        for name, topics in (("AuditOpened", mine), ("JobDisputed", None), ("JobFinalized", mine), ("JobFailed", mine)):
+            ev = getattr(m, name)
+            for lg in ev.range(start, stop + 1, search_topics=topics) if topics else ev.range(start, stop + 1):
+                outcomes.append((int(lg.block_number), int(lg.log_index), name, lg))
+        for _, _, name, lg in sorted(outcomes, key=lambda e: (e[0], e[1])):
+            args = lg.event_arguments
+            jid = int(args["job_id"])
+            if jid not in self.jobs:
+                continue
+            if name in ("AuditOpened", "JobDisputed"):
+                self.onchain[jid] = (JobStatus.AUDIT, int(args["audit_deadline"]))
+            else:
+                self.onchain[jid] = (JobStatus.FINALIZED if name == "JobFinalized" else JobStatus.FAILED, 0)
 
     def refresh_machines(self) -> None:
         reg = self.h.registry
@@ -303,6 +329,8 @@ class JobWorker:
     def _done(self, jid: int, reason: str) -> None:
         self.store.set_state(jid, "done", reason=reason)
         self.jobs.pop(jid, None)
+        self.specs.pop(jid, None)
+        self.onchain.pop(jid, None)
         _event(event="job_done", job_id=jid, reason=reason)
 
     # ------------------------------------------------------------------ accepting (offchain/provider/intake.py)
@@ -379,7 +407,7 @@ class JobWorker:
         result_hex = row["result_hex"]
         if not (result_hex and self.blobs.has(result_hex)):
             try:
-                spec = self.intake.load_spec(job)
+                spec = self.specs.pop(jid, None) or self.intake.load_spec(job)
             except (Skip, Refuse) as e:  # blobs vanished from the store after acceptance
                 self._done(jid, f"cannot run: {e}")
                 return None
