@@ -115,7 +115,9 @@ class Faults(Load):
                 "client_killed_mid_submit": c_jobs, "operator_killed": d_jobs}  # fmt: skip
         every = [j for js in jobs.values() for j in js]
         self.say(f"waiting up to {self.args.timeout:.0f} s for the {len(every)} jobs to end")
+        t_wait = time.monotonic()
         self.wait_for(lambda: all(self.end_or_expire(j) in FINAL for j in every), self.args.timeout, every=5)
+        ended_s = round(time.monotonic() - t_wait)
         self.devnet.stop_all()
         head = int(self.chain.blocks.height)
         finals: dict[int, int] = {}
@@ -124,6 +126,7 @@ class Faults(Load):
         accepts: dict[int, int] = {}
         for lg in d.market.JobAccepted.range(block0, head + 1):
             accepts[int(lg.job_id)] = accepts.get(int(lg.job_id), 0) + 1
+        audited = {int(lg.job_id) for lg in d.market.VerdictPosted.range(block0, head + 1)}
         for name, js in jobs.items():
             states = {j: self.status(j) for j in js}
             lost = [j for j, s in states.items() if s not in FINAL]
@@ -134,12 +137,14 @@ class Faults(Load):
                 "jobs_lost": len(lost),
                 "paid_twice": len(twice),
                 "accepted_twice": sum(1 for j in js if accepts.get(j, 0) > 1),
+                "audited": sum(1 for j in js if j in audited),  # drawn (or degraded round): a verdict
                 "states": {s: sum(1 for v in states.values() if v == s) for s in set(states.values())},
             }
         results["worker_killed_after_accept"]["crash_injected"] = crashed
         results["worker_killed_after_submit"]["results_submitted_before_kill"] = submitted
         books = self.books()
-        return {"scenarios": results, "escrow_mismatch_wei": books, "log_dir": str(self.log_dir)}
+        return {"scenarios": results, "escrow_mismatch_wei": books, "seconds_until_all_ended": ended_s,
+                "log_dir": str(self.log_dir)}  # fmt: skip
 
     # ------------------------------------------------------------------ helpers
     def status(self, job_id: int) -> str:
