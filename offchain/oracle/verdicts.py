@@ -20,6 +20,9 @@ from offchain.oracle.common import (
     log,
 )
 
+# `open_audit` transactions an operator sends per cycle at most (see `jobs_round`).
+OPENS_PER_CYCLE = 10
+
 
 class VerdictsMixin:
     def _verdict_subject(self, job_id: int) -> str:
@@ -46,8 +49,10 @@ class VerdictsMixin:
     def jobs_round(self, now: int, clock: int) -> None:
         """Draws, audit openings, own audits and verdicts for the jobs this operator follows."""
         self._round_states: dict[int, tuple] = {}  # beacon rounds read this cycle: one read per round
-        for row in self.store.jobs_to_draw(JobStatus.SUBMITTED):
-            self._check_draw(row, clock)
+        # Audits already open go first (own audits queued, verdicts gathered and posted), then at
+        # most OPENS_PER_CYCLE new ones are opened: under a backlog of drawn jobs, one transaction
+        # per opening would otherwise take whole cycles and no verdict would ever be posted.
+        self._opens_left = OPENS_PER_CYCLE
         for row in self.store.jobs_with_status(JobStatus.AUDIT):
             if now > row["audit_deadline"]:
                 continue  # too late for a verdict: anyone may finalize it now (provider paid)
@@ -56,6 +61,10 @@ class VerdictsMixin:
             else:  # audit only when asked to co-sign (or when leading after a timeout)
                 own = self.store.audit_for(int(row["job_id"]), _hex32(row["job"]["result_hash"]))
             self._verdict_round(row, own, now, clock)
+        for row in self.store.jobs_to_draw(JobStatus.SUBMITTED):
+            if self._opens_left <= 0:
+                break
+            self._check_draw(row, clock)
 
     def _audit_committee(self, job_id: int) -> list[str]:
         """The `threshold` operators that audit a job without being asked: its first leader
@@ -117,6 +126,7 @@ class VerdictsMixin:
         round_start = int(job["draw_round"]) * self._draw_timing()[0]
         if self.leader_for(job_id, 0, clock - max(int(row["submitted_at"]), round_start)) != self.address:
             return
+        self._opens_left = getattr(self, "_opens_left", OPENS_PER_CYCLE) - 1
         with self._chain_lock:
             try:
                 tx = self.h.market.open_audit(job_id, as_tuple(jobwatch.job_from_store(job)), sender=self.sender)
