@@ -39,12 +39,12 @@ demo: install
 bench: install
 	$(VENV)/bin/python -m scripts.bench
 
-# The network under a stream of jobs for 3 minutes -> build/load/summary.json (~8 min).
+# The network under a stream of jobs for 3 minutes -> build/load/summary.json (~10 min).
 load: install
 	ape compile
 	$(VENV)/bin/python -m scripts.load
 
-# Workers, a client and an operator killed mid-job, then restarted -> build/faults/summary.json (~8 min).
+# Workers, a client and an operator killed mid-job, then restarted -> build/faults/summary.json (~5 min).
 faults: install
 	ape compile
 	$(VENV)/bin/python -m scripts.faults

@@ -59,11 +59,12 @@ from offchain.cli.provider import JOB_CHEATS, provider
 )
 @click.option(
     "--max-pending",
-    default=16,
+    default=4,
     show_default=True,
     type=click.IntRange(1, 100),
     help="Most accepted jobs not yet delivered; the worker accepts up to this many at once (one "
-    "accept_jobs transaction) and delivers them together (one submit_results).",
+    "accept_jobs transaction) and delivers them together (one submit_results). Jobs run one "
+    "after another: raise it only as far as their completion deadlines allow.",
 )
 @click.option(
     "--claim-every",

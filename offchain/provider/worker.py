@@ -105,7 +105,9 @@ class WorkerConfig:
     public_url: str | None = None  # base URL in result_uri (default: the machine's registered endpoint)
     cheat: str | None = None  # None or one of cheats.JOB_CHEATS
     poll_s: float = 1.0
-    max_pending: int = 16  # accepted jobs not yet submitted (also the largest accept batch)
+    # Accepted jobs not yet submitted (also the largest accept batch). They run one after another,
+    # so a large value risks completion deadlines (and the no-show penalty) on long jobs.
+    max_pending: int = 4
     accept_margin_s: int = 5  # leave a job whose acceptance window closes sooner than this
     tx_retry_s: float = 5.0  # after a failed transaction for a job, wait this long before retrying
     claim_every_s: float = 0.0  # claim credited pay at most this often; 0: every cycle with credit
