@@ -25,7 +25,6 @@ and JobMarket's books balance to the wei. Writes build/faults/summary.json: per 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -34,7 +33,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from scripts.load import CLIENT_ACCOUNTS, FINAL, PROVIDER_ACCOUNTS, REPO_ROOT, Load
+from scripts.load import CLIENT_ACCOUNTS, FINAL, PROVIDER_ACCOUNTS, REPO_ROOT, Load, write_summary
 
 OUT = REPO_ROOT / "build" / "faults" / "summary.json"
 
@@ -189,22 +188,6 @@ class Faults(Load):
         with open(self.log_dir / f"client-{i}.log", "w") as log:
             return subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
 
-    def books(self) -> int:
-        """JobMarket's balance minus unfinished escrow, open bonds, unclaimed credit and 1 wei."""
-        from offchain.chain.deploy import MARKET_DUST
-
-        m = self.market
-        head = int(self.chain.blocks.height)
-        payment = {int(lg.job_id): int(lg.payment) for lg in m.JobCreated.range(0, head + 1)}
-        held = sum(int(m.accrued(p)[0]) for p in self.providers)
-        for jid in range(1, int(m.job_count()) + 1):
-            s = int(m.job_status(jid))
-            if s in (1, 2, 3, 4):
-                held += payment[jid]
-            if s == 4:
-                held += int(m.disputes(jid).bond)
-        return int(self.token.balanceOf(m)) - held - MARKET_DUST
-
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
@@ -214,10 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, TimeoutError) as e:
         print(f"faults: {e}", file=sys.stderr)
         return 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
-    print(f"wrote {args.out}")
+    write_summary(args.out, summary)
     ok = all(r["recovered"] for r in summary["scenarios"].values()) and summary["escrow_mismatch_wei"] == 0
     return 0 if ok else 1
 

@@ -293,10 +293,26 @@ class Load:
                 return status
             time.sleep(10)
 
-    def summary(self, submitted, errors, status, block0, t_start, t_submit_end, t_end,
-                cpu0, cpu1, client_cpu, anvil_cpu, rpc) -> dict:  # fmt: skip
+    def books(self) -> int:
+        """JobMarket's token balance minus what its books say it must hold: the escrow of every
+        unfinished job (fixed at creation), open dispute bonds, finalized escrow not claimed yet
+        and the permanent wei (as scripts/_demo_jobs.py `market_books`, over every job)."""
         from offchain.chain.deploy import MARKET_DUST
 
+        m = self.market
+        head = int(self.chain.blocks.height)
+        payment = {int(lg.job_id): int(lg.payment) for lg in m.JobCreated.range(0, head + 1)}
+        held = sum(int(m.accrued(p)[0]) for p in self.providers)
+        for jid in range(1, int(m.job_count()) + 1):
+            s = int(m.job_status(jid))
+            if s in (1, 2, 3, 4):  # Open, Running, Submitted, Audit
+                held += payment[jid]
+            if s == 4:
+                held += int(m.disputes(jid).bond)
+        return int(self.token.balanceOf(m)) - held - MARKET_DUST
+
+    def summary(self, submitted, errors, status, block0, t_start, t_submit_end, t_end,
+                cpu0, cpu1, client_cpu, anvil_cpu, rpc) -> dict:  # fmt: skip
         market, chain = self.market, self.chain
         head = int(chain.blocks.height)
         finalized_at: dict[int, list[int]] = {}
@@ -316,16 +332,7 @@ class Load:
         by_state: dict[str, int] = {}
         for s in status.values():
             by_state[s] = by_state.get(s, 0) + 1
-        # The books: what JobMarket must hold (scripts/_demo_jobs.py market_books, over every job).
-        held = sum(int(market.accrued(p)[0]) for p in self.providers)
-        payment = {int(lg.job_id): int(lg.payment) for lg in market.JobCreated.range(0, head + 1)}
-        for jid in range(1, int(market.job_count()) + 1):
-            s = int(market.job_status(jid))
-            if s in (1, 2, 3, 4):  # Open, Running, Submitted, Audit: the escrow is fixed at creation
-                held += payment[jid]
-            if s == 4:
-                held += int(market.disputes(jid).bond)
-        mismatch = int(self.token.balanceOf(market)) - held - MARKET_DUST
+        mismatch = self.books()
         cpu = {
             role: round(sum(cpu1.get(n, 0.0) - cpu0.get(n, 0.0) for n in cpu1 if n.startswith(prefix)), 2)
             for role, prefix in (("oracles", "oracle-"), ("agents", "agent-"))
@@ -376,6 +383,13 @@ class Load:
         }
 
 
+def write_summary(out: Path, summary: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    print(f"wrote {out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -383,10 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, TimeoutError) as e:
         print(f"load: {e}", file=sys.stderr)
         return 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
-    print(f"wrote {args.out}")
+    write_summary(args.out, summary)
     bad = summary["jobs_lost"] or summary["paid_twice"] or summary["escrow_mismatch_wei"]
     return 1 if bad else 0
 

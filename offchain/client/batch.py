@@ -17,18 +17,8 @@ from typing import Any
 import requests
 
 from offchain.chain.jobs import jobs_from_receipt
-from offchain.client.money import (
-    _NO_PRICE_REASONS,
-    DEFAULT_MAX_SLIPPAGE_BPS,
-    ClientError,
-    _no_price,
-    fmt_usd,
-    revert_reason,
-    slippage_bound,
-    token_quote,
-    tokens,
-)
-from offchain.client.sdk import Submission, _windows, check_spec, choose, upload
+from offchain.client.money import DEFAULT_MAX_SLIPPAGE_BPS, ClientError, fmt_usd, slippage_bound, token_quote, tokens
+from offchain.client.sdk import Submission, _windows, check_spec, choose, funding_error, upload
 from offchain.constants import MAX_BATCH
 
 
@@ -86,16 +76,7 @@ def submit_batch(
             accept_window, complete_within, max_tokens, sender=account,
         )  # fmt: skip
     except Exception as e:  # noqa: BLE001 - a revert: show the contract's reason
-        reason = revert_reason(e)
-        if any(x in reason for x in _NO_PRICE_REASONS):
-            raise _no_price(reason) from None
-        if "payment above max tokens" in reason:
-            raise ClientError(
-                f"the token price rose between the quote ({tokens(quote)} tokens) and the transaction: the batch "
-                f"now costs more than the {tokens(max_tokens)} tokens allowed; nothing was paid. Submit again, "
-                "or allow more with max_slippage_bps"
-            ) from None
-        raise ClientError(f"create_jobs reverted: {reason}") from None
+        raise funding_error(e, "create_jobs", "the batch", quote, max_tokens, "max_slippage_bps") from None
     created = jobs_from_receipt(h.market, receipt)
     if len(created) != len(specs):
         raise ClientError(f"the funding transaction created {len(created)} jobs, not {len(specs)}")

@@ -354,16 +354,8 @@ def submit(
             max_tokens, max_tokens, deadline, v, r, s, sender=account,
         )  # fmt: skip
     except Exception as e:  # noqa: BLE001 - a revert: show the contract's reason
-        reason = revert_reason(e)
-        if any(x in reason for x in _NO_PRICE_REASONS):
-            raise _no_price(reason) from None
-        if "payment above max tokens" in reason:
-            raise ClientError(
-                f"the token price fell between the quote ({tokens(quote)} tokens) and the transaction: the job "
-                f"now costs more than the {tokens(max_tokens)} tokens allowed; nothing was paid. Submit again, "
-                "or allow more with --max-slippage-bps / --max-tokens"
-            ) from None
-        raise ClientError(f"create_job_with_permit reverted: {reason}") from None
+        raise funding_error(e, "create_job_with_permit", "the job", quote, max_tokens,
+                            "--max-slippage-bps / --max-tokens") from None  # fmt: skip
     created = jobs_from_receipt(h.market, receipt)
     if not created:
         raise ClientError("the funding transaction created no job (no JobCreated event)")
@@ -382,6 +374,21 @@ def submit(
         offers=offers,
         tx_hash=str(receipt.txn_hash),
     )
+
+
+def funding_error(e: Exception, call: str, what: str, quote: int, max_tokens: int, allow: str) -> ClientError:
+    """The user's one line for a funding transaction that reverted: no fresh price, a price that
+    rose past the slippage bound between the quote and the transaction, or the contract's reason."""
+    reason = revert_reason(e)
+    if any(x in reason for x in _NO_PRICE_REASONS):
+        return _no_price(reason)
+    if "payment above max tokens" in reason:
+        return ClientError(
+            f"the token price fell between the quote ({tokens(quote)} tokens) and the transaction: {what} "
+            f"now costs more than the {tokens(max_tokens)} tokens allowed; nothing was paid. Submit again, "
+            f"or allow more with {allow}"
+        )
+    return ClientError(f"{call} reverted: {reason}")
 
 
 # ---------------------------------------------------------------------------- following a job

@@ -209,7 +209,7 @@ class Intake:
             for jid in ids:
                 w._resolve_after_failure(jid)
             if len(items) > 1:
-                still = [it for it in items if w.store.job(it[0]) and w.store.job(it[0])["state"] == "candidate"]
+                still = [it for it in items if (w.store.job(it[0]) or {}).get("state") == "candidate"]
                 for it in still:
                     self.accept(machine_id, [it])
             else:

@@ -147,6 +147,7 @@ class JobWorker:
         # after a restart): their delivery needs no status read.
         self.checked: set[int] = set()
         self.specs: dict[int, dict] = {}  # accepted jobs' checked specs, until they run
+        self._head: tuple[int, int] | None = None  # (number, timestamp), read once per cycle
         # Submitted jobs whose on-chain state moved on: (status, audit deadline), from events
         # (`_follow_outcomes`) or a status read after a failed finalize; absent: still Submitted.
         self.onchain: dict[int, tuple[JobStatus, int]] = {}
@@ -172,7 +173,7 @@ class JobWorker:
         self._head = (int(head.number), int(head.timestamp))
 
     def _head_number(self) -> int:
-        if getattr(self, "_head", None) is None:
+        if self._head is None:
             self._read_head()
         return self._head[0]
 
@@ -182,7 +183,7 @@ class JobWorker:
 
     def clock(self) -> int:
         """max(chain time, wall clock): see the module docstring."""
-        if getattr(self, "_head", None) is None:
+        if self._head is None:
             self._read_head()
         return max(self._head[1], int(time.time()))
 
