@@ -27,6 +27,7 @@ GPUNET = str(Path(sys.executable).with_name("gpunet"))
 class Devnet:
     log_dir: Path
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    commands: dict[str, list[str]] = field(default_factory=dict)  # name -> its last `gpunet` arguments
 
     def log_path(self, name: str) -> Path:
         """Where process `name` writes its stdout and stderr."""
@@ -39,7 +40,7 @@ class Devnet:
         env.setdefault("GPUNET_NETWORK", "ethereum:local:foundry")
         with open(self.log_path(name), "w") as log:  # the child holds its own copy of the descriptor
             p = subprocess.Popen([GPUNET, *args], cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-        self.procs[name] = p
+        self.procs[name], self.commands[name] = p, list(args)
         return p
 
     def start_agent(
@@ -142,6 +143,17 @@ class Devnet:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+    def restart(self, name: str) -> subprocess.Popen:
+        """Starts process `name` again with the arguments it last ran with, once it has exited, was
+        killed or stopped (its previous log is kept as `<name>.log.1`)."""
+        old = self.procs.get(name)
+        if old is not None and old.poll() is None:
+            raise RuntimeError(f"{name} is still running (pid {old.pid}): stop or kill it first")
+        log = self.log_path(name)
+        if log.exists():
+            log.replace(log.with_name(log.name + ".1"))
+        return self._spawn(name, self.commands[name])
 
     def stop_all(self) -> None:
         for name in list(self.procs):

@@ -11,7 +11,7 @@ import json
 import threading
 from collections import Counter
 
-from aiohttp import ClientSession, ClientTimeout, web
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from offchain.chain.anvil import free_ports
 
@@ -80,9 +80,13 @@ class RpcCounter:
             async def handle(request: web.Request) -> web.Response:
                 body = await request.read()
                 self._count(role, body)
-                async with session.post(self.upstream, data=body, headers={"Content-Type": "application/json"}) as r:
-                    data = await r.read()
-                    return web.Response(body=data, status=r.status, content_type="application/json")
+                headers = {"Content-Type": "application/json"}
+                try:
+                    async with session.post(self.upstream, data=body, headers=headers) as r:
+                        data = await r.read()
+                        return web.Response(body=data, status=r.status, content_type="application/json")
+                except (ClientError, TimeoutError) as e:  # the node is down (make faults restarts it)
+                    return web.Response(status=502, text=f"node unreachable: {type(e).__name__}")
 
             return handle
 

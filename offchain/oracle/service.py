@@ -99,6 +99,7 @@ address changes under the same database, or the operator is no longer registered
 from __future__ import annotations
 
 import json
+import os
 import queue
 import threading
 import time
@@ -140,6 +141,9 @@ from offchain.oracle.rewards_rounds import RewardsRoundsMixin
 from offchain.oracle.store import Store
 from offchain.oracle.uptime_rounds import UptimeRoundsMixin
 from offchain.oracle.verdicts import VerdictsMixin
+
+CRASH_ENV = "GPUNET_ORACLE_CRASH_AT"
+CRASH_EXIT_CODE = 75
 
 
 @dataclass
@@ -199,6 +203,14 @@ class OracleConfig:
     # ended (time for the last uptime reports and finalizations to land), or up to 3x longer
     # while uptime reports of machines it probed are still missing on-chain.
     rewards_delay_s: float = 600.0
+    # Test hook (`make faults`): GPUNET_ORACLE_CRASH_AT=quorum:<kind> exits at once (status 75, no
+    # cleanup) when this operator has gathered a quorum for a <kind> report and not submitted it.
+    crash_at: str | None = field(default_factory=lambda: os.environ.get(CRASH_ENV) or None)
+
+    def __post_init__(self) -> None:
+        kinds = ("attestation", "uptime", "verdict", "rewards")
+        if self.crash_at is not None and self.crash_at not in [f"quorum:{k}" for k in kinds]:
+            raise ValueError(f"{CRASH_ENV} must be quorum:<{'|'.join(kinds)}>, not {self.crash_at!r}")
 
 
 class OracleService(AttestationsMixin, VerdictsMixin, PriceRoundsMixin, RewardsRoundsMixin, UptimeRoundsMixin):
@@ -287,7 +299,15 @@ class OracleService(AttestationsMixin, VerdictsMixin, PriceRoundsMixin, RewardsR
             self.port = self.server.server_address[1]
             log.info(
                 json.dumps(
-                    {"event": "started", "operator": self.address, "port": self.port, "threshold": self.threshold}
+                    {
+                        "event": "started",
+                        "operator": self.address,
+                        "port": self.port,
+                        "threshold": self.threshold,
+                        # where it resumes: the blocks its stored cursors say were processed (-1: none)
+                        "cursor": int(self.store.get_meta("cursor", "-1")),
+                        "market_cursor": int(self.store.get_meta("market_cursor", "-1")),
+                    }  # fmt: skip
                 )
             )
             cycles = 0
@@ -478,6 +498,9 @@ class OracleService(AttestationsMixin, VerdictsMixin, PriceRoundsMixin, RewardsR
     def _submit(
         self, kind: str, subject: str, report: dict, sigs: list[tuple[str, str]], job: dict | None = None
     ) -> None:
+        if self.cfg.crash_at == f"quorum:{kind}":  # the test hook above: the worst moment to die
+            log.warning(json.dumps({"event": "crash_injected", "at": self.cfg.crash_at, "subject": subject}))
+            os._exit(CRASH_EXIT_CODE)
         sig_bytes = [bytes.fromhex(s.removeprefix("0x")) for _, s in sigs]
         with self._chain_lock:
             try:
