@@ -55,6 +55,13 @@ class _BusyCpus:
         self.procs = []
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _client_index_in_tmp(tmp_path_factory):
+    """The client's market index (offchain/client/index.py) under the session's temporary
+    directory, for this process and every process a test starts, not in the user's cache."""
+    os.environ["GPUNET_INDEX_DIR"] = str(tmp_path_factory.mktemp("client-index"))
+
+
 @pytest.fixture
 def busy_cpus():
     """Every core kept busy by another process while the test runs (or until `busy_cpus.stop()`):

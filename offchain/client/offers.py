@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from offchain.chain.events import start_block as _start_block
+from offchain.client.index import index_for
 from offchain.constants import MAX_BPS, REPUTATION_FIELDS, MachineStatus
 
 
@@ -93,27 +93,20 @@ def reputation(h: Any, provider: str) -> dict[str, int]:
 
 def latest_uptime(h: Any, machine_ids: Iterable[int] | None = None) -> dict[int, Uptime]:
     """{machine id: its uptime in the latest epoch that has a report for it}, from OracleHub's
-    `UptimeRecorded` events (of `machine_ids`, or of every machine); machines without a report
-    are absent. Epochs are numbered by the oracle operators: Emissions' epochs under
-    `gpunet oracle run --emissions-epochs`, else (unix time // --epoch-seconds); either way a
-    higher number is a later epoch, and an epoch's report lands after the epoch ends, so the
-    latest report is at most about one epoch old while the quorum probes the machine. A report
-    submitted again for the same epoch (a later nonce) replaces the earlier one, as in
-    OracleHub.uptime_bps. Empty when `h` has no hub."""
-    hub = getattr(h, "hub", None)
-    if hub is None:
+    `UptimeRecorded` events (of `machine_ids`, or of every machine) as the local index holds them
+    (`offchain.client.index`, synced first); machines without a report are absent. Epochs are
+    numbered by the oracle operators: Emissions' epochs under `gpunet oracle run
+    --emissions-epochs`, else (unix time // --epoch-seconds); either way a higher number is a
+    later epoch, and an epoch's report lands after the epoch ends, so the latest report is at
+    most about one epoch old while the quorum probes the machine. A report submitted again for
+    the same epoch (a later nonce) replaces the earlier one, as in OracleHub.uptime_bps. Empty
+    when `h` has no hub."""
+    if getattr(h, "hub", None) is None:
         return {}
-    wanted = None if machine_ids is None else {int(m) for m in machine_ids}
-    out: dict[int, Uptime] = {}
-    for lg in hub.UptimeRecorded.range(_start_block(h), _stop(h)):
-        a = lg.event_arguments
-        mid, epoch = int(a["machine_id"]), int(a["epoch"])
-        if wanted is not None and mid not in wanted:
-            continue
-        if mid in out and out[mid].epoch > epoch:
-            continue
-        out[mid] = Uptime(mid, epoch, int(a["uptime_bps"]), int(a["probes"]), int(a["successes"]))
-    return out
+    idx = index_for(h)
+    if machine_ids is None:
+        machine_ids = [r[0] for r in idx.db.execute("SELECT machine_id FROM uptime").fetchall()]
+    return {m: Uptime(m, *row) for m, row in idx.uptime([int(x) for x in machine_ids]).items()}
 
 
 def fmt_bps(bps: int) -> str:
@@ -126,28 +119,18 @@ def rank_offers(h: Any, class_id: int, now: int | None = None) -> list[Offer]:
     best first (`Offer.rank_key`): by price, then failed+expired jobs, then the mean latest
     reported uptime of its Active machines of the class (`latest_uptime`; a provider none of
     whose machines has a report yet is unknown: ranked after known-good ones, never excluded),
-    then completed jobs."""
+    then completed jobs. Offers, machines and uptime come from the local index (synced from the
+    events since its cursor); reputation and free stake are read live for the candidates."""
     reg = h.registry
     now = _now(h) if now is None else now
-    start = _start_block(h)
-    providers = {lg.event_arguments["provider"] for lg in reg.OfferSet.range(start, _stop(h))}
-    machines: dict[str, list[int]] = {}
-    for lg in reg.MachineRegistered.range(start, _stop(h)):
-        a = lg.event_arguments
-        if int(a["class_id"]) == class_id:
-            machines.setdefault(a["provider"], []).append(int(a["machine_id"]))
+    idx = index_for(h)
     offers = []
-    for p in sorted(providers):
-        price = int(reg.offers(p, class_id))
-        if price == 0 or p not in machines:
-            continue
-        active = []
-        endpoint = ""
-        for mid in sorted(machines[p]):
-            info = reg.machines(mid)
-            if info.status == MachineStatus.ACTIVE and now <= int(info.attested_until):
+    for p, price in sorted(idx.offers(class_id)):
+        active, endpoint = [], ""
+        for mid, status, attested_until, url in idx.machines(p, class_id):
+            if status == MachineStatus.ACTIVE and now <= attested_until:
                 active.append(mid)
-                endpoint = endpoint or info.endpoint
+                endpoint = endpoint or url
         if active:
             offers.append(Offer(p, class_id, price, active, endpoint, reputation(h, p), int(reg.free_stake(p))))
     uptime = latest_uptime(h, [m for o in offers for m in o.machine_ids]) if offers else {}
