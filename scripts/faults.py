@@ -93,9 +93,9 @@ def tiny(seed: int) -> dict:
 
 
 def stored_cursors(db: Path) -> dict[str, int]:
-    """The block cursors a stopped oracle operator left in its SQLite store (table meta)."""
+    """The block cursor a stopped oracle operator left in its SQLite store (meta events_cursor)."""
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-        rows = con.execute("SELECT key, value FROM meta WHERE key IN ('cursor', 'market_cursor')").fetchall()
+        rows = con.execute("SELECT key, value FROM meta WHERE key = 'events_cursor'").fetchall()
     return {k: int(v) for k, v in rows}
 
 

@@ -30,7 +30,7 @@ def test_faults__leader_killed_mid_quorum_and_anvil_restarted__every_job_ends_bo
         assert sc["recovered"] and sc["jobs"] == 2 and sc["jobs_lost"] == 0 and sc["paid_twice"] == 0
         assert sc["accepted_twice"] == 0 and set(sc["states"]) <= {"FINALIZED", "FAILED", "CANCELLED", "EXPIRED"}
     assert leader["ok_crashed_holding_quorum"] and leader["ok_verdict_posted"]
-    assert leader["resumed_from"] == leader["stored_cursors"] and leader["stored_cursors"]["market_cursor"] > 0
+    assert leader["resumed_from"] == leader["stored_cursors"] and leader["stored_cursors"]["events_cursor"] > 0
     assert anvil["ok_state_written"] and anvil["ok_restarted_at_or_past_height"]
     logs = tmp_path / "logs"
     assert "Traceback" not in "".join(p.read_text() for p in logs.glob("oracle-*.log*"))

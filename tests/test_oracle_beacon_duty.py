@@ -207,9 +207,9 @@ def _service(tmp_path, deployment, chain, operator, name="svc"):
 def _check_draws(svc, chain) -> None:
     """One pass of the service's job loop over its Submitted jobs (events followed first)."""
     head = chain.blocks.height
-    start = int(svc.store.get_meta("market_cursor", "-1")) + 1
+    start = int(svc.store.get_meta("test_cursor", "-1")) + 1
     svc._follow_market(start, head)
-    svc.store.set_meta("market_cursor", str(head))
+    svc.store.set_meta("test_cursor", str(head))
     now = int(chain.blocks.head.timestamp)
     for row in svc.store.jobs_with_status(JobStatus.SUBMITTED):
         svc._check_draw(row, now)

@@ -28,6 +28,13 @@ from typing import Any, Protocol
 from eth_utils import encode_hex, keccak
 
 CHUNK_BLOCKS = 5_000
+LOCAL_CHAIN_IDS = (1337, 31337)  # anvil and other dev nodes: no reorganisations of their own
+PUBLIC_REORG_DEPTH = 12
+
+
+def default_reorg_depth(chain_id: int) -> int:
+    """0 on a local dev chain (no check, one block read less per cycle), else PUBLIC_REORG_DEPTH."""
+    return 0 if int(chain_id) in LOCAL_CHAIN_IDS else PUBLIC_REORG_DEPTH
 
 
 class CursorStore(Protocol):

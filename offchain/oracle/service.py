@@ -132,6 +132,7 @@ from offchain.oracle.common import (  # noqa: F401 - PRICE_CLOCK_SLACK_S is re-e
     _hex32,
     log,
 )
+from offchain.oracle.following import CURSOR, FollowingMixin
 from offchain.oracle.http_api import start_http
 from offchain.oracle.hwschedule import HardwareSchedule
 from offchain.oracle.metrics import Metrics
@@ -203,6 +204,8 @@ class OracleConfig:
     # ended (time for the last uptime reports and finalizations to land), or up to 3x longer
     # while uptime reports of machines it probed are still missing on-chain.
     rewards_delay_s: float = 600.0
+    # Blocks a reorganisation may replace (offchain.chain.follow); None: 0 on a local dev chain, else 12.
+    reorg_depth: int | None = None
     # Test hook (`make faults`): GPUNET_ORACLE_CRASH_AT=quorum:<kind> exits at once (status 75, no
     # cleanup) when this operator has gathered a quorum for a <kind> report and not submitted it.
     crash_at: str | None = field(default_factory=lambda: os.environ.get(CRASH_ENV) or None)
@@ -213,7 +216,9 @@ class OracleConfig:
             raise ValueError(f"{CRASH_ENV} must be quorum:<{'|'.join(kinds)}>, not {self.crash_at!r}")
 
 
-class OracleService(AttestationsMixin, VerdictsMixin, PriceRoundsMixin, RewardsRoundsMixin, UptimeRoundsMixin):
+class OracleService(
+    FollowingMixin, AttestationsMixin, VerdictsMixin, PriceRoundsMixin, RewardsRoundsMixin, UptimeRoundsMixin
+):
     def __init__(self, config: OracleConfig):
         self.cfg = config
         self.account = Account.from_key(config.operator_key)
@@ -305,8 +310,7 @@ class OracleService(AttestationsMixin, VerdictsMixin, PriceRoundsMixin, RewardsR
                         "port": self.port,
                         "threshold": self.threshold,
                         # where it resumes: the blocks its stored cursors say were processed (-1: none)
-                        "cursor": int(self.store.get_meta("cursor", "-1")),
-                        "market_cursor": int(self.store.get_meta("market_cursor", "-1")),
+                        CURSOR: int(self.store.get_meta(CURSOR, "-1")),
                     }  # fmt: skip
                 )
             )
@@ -354,37 +358,6 @@ class OracleService(AttestationsMixin, VerdictsMixin, PriceRoundsMixin, RewardsR
         self.uptime_round(clock)
         self.price_round(clock)
         self.rewards_round(clock)
-
-    def follow_chain(self) -> None:
-        reg = self.h.registry
-        head = self.h.chain.blocks.height
-        # JobMarket has its own cursor: a database from before the service followed jobs starts
-        # them at block 0 while the registry resumes where it was.
-        market_start = int(self.store.get_meta("market_cursor", "-1")) + 1
-        if market_start <= head:
-            self._follow_market(market_start, head)
-            self.store.set_meta("market_cursor", str(head))
-        start = int(self.store.get_meta("cursor", "-1")) + 1
-        if start > head:
-            # Nothing new (e.g. restarted on a database that is already up to date): the gauge
-            # still reports the block processed so far.
-            self.metrics.last_block.set(start - 1)
-            return
-        # machine id -> block of its latest event in this batch: every operator derives the same
-        # "first seen" chain time from it, so they agree on who leads (see `leader_for`).
-        touched: dict[int, int] = {}
-        for ev in ("MachineRegistered", "MachineStatusChanged", "AttestationRecorded", "EndpointUpdated"):
-            for lg in getattr(reg, ev).range(start, head + 1):
-                mid = int(lg.event_arguments["machine_id"])
-                touched[mid] = max(touched.get(mid, 0), int(lg.block_number))
-        for mid, block in sorted(touched.items()):
-            info = reg.machines(mid)
-            seen = self.h.chain.blocks[block].timestamp
-            self.store.upsert_machine(
-                mid, info.provider, info.class_id, info.vram_mb, info.endpoint, info.status, info.attested_until, seen
-            )
-        self.store.set_meta("cursor", str(head))
-        self.metrics.last_block.set(head)
 
     def _ask_peers(self, path: str, body: dict, peers: dict[str, str] | None = None) -> list[tuple[str, dict | None]]:
         """POSTs `body` to `<peer url>/<path>` of every peer (or of `peers`) at once; returns

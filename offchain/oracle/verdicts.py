@@ -28,24 +28,6 @@ class VerdictsMixin:
     def _verdict_subject(self, job_id: int) -> str:
         return f"verdict:{job_id}"
 
-    def _follow_market(self, start: int, head: int) -> None:
-        """Applies JobMarket's events in [start, head] to the cached jobs (one log query)."""
-        block_ts: dict[int, int] = {}
-        for lg in jobwatch.market_logs(self.h.market, self.h.chain.provider, start, head):
-            b = int(lg.block_number)
-            if b not in block_ts:
-                block_ts[b] = int(self.h.chain.blocks[b].timestamp)
-            jobwatch.apply_market_log(self.store, lg, block_ts[b])
-            if lg.event_name == "ResultSubmitted":
-                row = self.store.job(int(lg.event_arguments["job_id"]))
-                if row is not None:
-                    self.metrics.submitted_job_units.inc(int(row["job"]["compute_units"]))
-            elif lg.event_name == "VerdictPosted":
-                valid = bool(lg.event_arguments["valid"])
-                self.metrics.verdicts.labels(valid=str(valid).lower()).inc()
-                log.info(json.dumps({"event": "verdict_posted", "job_id": int(lg.event_arguments["job_id"]),
-                                     "valid": valid}))  # fmt: skip
-
     def jobs_round(self, now: int, clock: int) -> None:
         """Draws, audit openings, own audits and verdicts for the jobs this operator follows."""
         self._round_states: dict[int, tuple] = {}  # beacon rounds read this cycle: one read per round
