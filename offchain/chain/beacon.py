@@ -71,11 +71,29 @@ def audit_draw(beacon: Any, job_id: int, job: dict, now: int | None = None, seed
         state, seed = beacon.draw_seed(round_)
         if seeds is not None and int(state) in (ROUND_READY, ROUND_DEGRADED):
             seeds[round_] = (state, seed)
+    if now is not None and int(state) not in (ROUND_READY, ROUND_DEGRADED):
+        return draw_outcome(state, seed, job_id, int(job["audit_bps"]), now, round_, *_timing(beacon))
+    return draw_outcome(state, seed, job_id, int(job["audit_bps"]))
+
+
+def _timing(beacon: Any) -> tuple[int, int]:
+    return int(beacon.ROUND_SECONDS()), int(beacon.REVEAL_WINDOW())
+
+
+def draw_outcome(
+    state: int, seed: bytes, job_id: int, audit_bps: int, now: int | None = None, round_: int = 0,
+    round_seconds: int = 0, reveal_window: int = 0,
+) -> bool | None:  # fmt: skip
+    """The draw of a job from its round's (state, seed) as AuditBeacon.draw_seed returns them: the
+    seed decides once the round is Ready, every job of a Degraded round is drawn, and a round
+    still pending at chain time `now` past its reveal window (round_ * round_seconds +
+    reveal_window) will degrade, so its jobs count as drawn; else None (not known yet). The one
+    rule the client (`audit_draw`) and the oracle (its per-cycle cache of rounds) both apply."""
     if int(state) == ROUND_READY:
-        return drawn_from_seed(bytes(seed), job_id, int(job["audit_bps"]))
+        return drawn_from_seed(bytes(seed), job_id, audit_bps)
     if int(state) == ROUND_DEGRADED:
         return True
-    if now is not None and int(now) > round_ * int(beacon.ROUND_SECONDS()) + int(beacon.REVEAL_WINDOW()):
+    if now is not None and int(now) > round_ * round_seconds + reveal_window:
         return True
     return None
 

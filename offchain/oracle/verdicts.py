@@ -11,7 +11,7 @@ import json
 import queue
 import time
 
-from offchain.chain.beacon import ROUND_DEGRADED, ROUND_READY, drawn_from_seed
+from offchain.chain.beacon import ROUND_DEGRADED, ROUND_READY, draw_outcome
 from offchain.chain.jobs import as_tuple
 from offchain.constants import JobStatus
 from offchain.oracle import jobwatch
@@ -84,12 +84,9 @@ class VerdictsMixin:
             if cache is not None:
                 cache[round_] = state_seed
         state, seed = cache[round_] if cache is not None else state_seed
-        if int(state) == ROUND_READY:
-            drawn = drawn_from_seed(bytes(seed), job_id, int(job["audit_bps"]))
-        elif int(state) == ROUND_DEGRADED:
-            drawn = True
-        else:
-            return True if clock > round_ * seconds + window else None
+        drawn = draw_outcome(state, seed, job_id, int(job["audit_bps"]), clock, round_, seconds, window)
+        if int(state) not in (ROUND_READY, ROUND_DEGRADED):
+            return drawn  # pending: True once past the reveal window (not stored: the chain decides)
         self.store.set_job_fields(job_id, drawn=int(drawn))
         log.info(json.dumps({"event": "audit_draw", "job_id": job_id, "round": round_, "drawn": drawn,
                              "degraded": int(state) == ROUND_DEGRADED}))  # fmt: skip
