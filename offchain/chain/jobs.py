@@ -87,10 +87,13 @@ def commitment(job: dict | tuple) -> bytes:
     return digest[:31] + b"\x00"
 
 
-def check_job(market: Any, job_id: int, job: dict | tuple) -> bool:
-    """True when `job` (a dict or `as_tuple`'s tuple) is `job_id`'s current data: its commitment is
-    what JobMarket stores (`job_commitment`; an unknown id's is zero, which no job hashes to)."""
-    return bytes(market.job_commitment(job_id)) == commitment(job)
+def check_job(market: Any, job_id: int, job: dict | tuple, block: int | None = None) -> bool:
+    """True when `job` (a dict or `as_tuple`'s tuple) is `job_id`'s current data (as of `block`,
+    default the head): its commitment is what JobMarket stores (`job_commitment`; an unknown id's
+    is zero, which no job hashes to)."""
+    if block is None:
+        return bytes(market.job_commitment(job_id)) == commitment(job)
+    return bytes(market.job_commitment(job_id, block_id=block)) == commitment(job)
 
 
 def job_from_chain(market: Any, job_id: int, start_block: int = 0, stop_block: int | None = None) -> dict:
@@ -109,7 +112,9 @@ def job_from_chain(market: Any, job_id: int, start_block: int = 0, stop_block: i
             events.append((log.block_number, log.log_index, name, log))
     for _, _, name, log in sorted(events, key=lambda e: (e[0], e[1])):
         job = apply_event(job, name, log)
-    if not check_job(market, job_id, job):
+    # Checked at the last block the logs were read from: a provider's accept mined in between
+    # would otherwise make a correct rebuild look wrong.
+    if not check_job(market, job_id, job, stop_block - 1):
         raise RuntimeError(f"job {job_id}: rebuilt data does not match the on-chain commitment")
     return job
 

@@ -105,7 +105,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from typing import Any
 
 import requests
@@ -123,6 +122,7 @@ from offchain.chain.reports import (
     verdict_typed_data,
 )
 from offchain.economics import rewards as RW
+from offchain.http_server import HttpServer
 from offchain.oracle import beacon_duty
 from offchain.oracle.attestations import AttestationsMixin
 from offchain.oracle.common import (  # noqa: F401 - PRICE_CLOCK_SLACK_S is re-exported (tests)
@@ -251,7 +251,7 @@ class OracleService(
         self._stop = threading.Event()
         self.healthy = True
         self.last_error: str | None = None
-        self.server: ThreadingHTTPServer | None = None
+        self.server: HttpServer | None = None
 
     # ------------------------------------------------------------------ chain helpers
     def _connect(self):

@@ -1,5 +1,5 @@
-"""The provider agent's HTTP server: hardware challenges and content-addressed blobs
-(stdlib ThreadingHTTPServer).
+"""The provider agent's HTTP server: hardware challenges and content-addressed blobs, on aiohttp
+(`offchain/http_server.py`: its own event loop in a daemon thread).
 
 The oracle drives one challenge over these endpoints (see `offchain/oracle/challenger.py` and
 `offchain/benchmark/challenge.py` for the protocol); users upload job specs and inputs, and
@@ -8,7 +8,11 @@ anyone downloads them and job outputs, as blobs. Every JSON reply is an object, 
 
     GET  /health
          -> {"ok": true, "provider": addr, "claimed_class": id, "claimed_class_name": name,
-             "device": "cpu" | "cuda:0", "version": AGENT_VERSION, "torch": torch version}
+             "device": "cpu" | "cuda:0", "version": AGENT_VERSION, "torch": torch version,
+             "max_blob_bytes": int}
+    GET  /metrics
+         -> Prometheus text (`text/plain; version=0.0.4`) from the agent's metrics registry;
+            404 if this agent keeps no metrics.
     POST /challenge  {"nonce": hex (16-64 bytes), "n": int, "dtype": "fp32" | "bf16" | "fp16",
                       "deadline_s": number (optional)}
          -> {"challenge_id": hex, "commitment": hex32, "n", "dtype", "provider_seconds"}
@@ -36,18 +40,29 @@ anyone downloads them and job outputs, as blobs. Every JSON reply is an object, 
          verifier recomputes the sampled chunks from the nonce (`verify_memory_proof`).
     PUT  /blobs/<sha256 hex>  body: the blob's bytes (Content-Length required)
          -> 201 {"hash": hex, "size": int} (200 if it was already here: PUT is idempotent).
-         400 if sha256(body) != hex, 413 over the agent's cap (`max_blob_bytes`, default
-         64 MiB). Job specs (`workloads.base.canonical_json(spec)`, named by the on-chain
-         spec_hash) and the inputs a spec names by hash are uploaded here by the user before
-         the job is funded; the job worker stores outputs here too.
+         400 if sha256(body) != hex, 411 without a Content-Length (a chunked upload), 413 over
+         the agent's cap (`max_blob_bytes`, default 64 MiB): a body up to 16 MiB over the cap is
+         read and discarded first, so the client sees the 413; a larger one is cut off (the
+         connection is closed). The body streams to disk, never held whole in memory.
+         Job specs (`workloads.base.canonical_json(spec)`, named by the on-chain spec_hash) and
+         the inputs a spec names by hash are uploaded here by the user before the job is
+         funded; the job worker stores outputs here too.
     GET  /blobs/<sha256 hex>  (HEAD: the same headers, no body)
          -> application/octet-stream: the blob (sha256(body) == hex). 404 if unknown.
          A job's `result_uri` on-chain is `<agent url>/blobs/<result hash hex>`; blobs stay
          served after the job is final (see `offchain/provider/blobs.py`).
 
 Status codes: 400 malformed request (the message says which field and what is accepted),
-404 unknown path or id, 405 wrong method, 411 no Content-Length, 413 body too large,
+404 unknown path or id, 405 wrong method, 411 no Content-Length, 413 body too large (JSON
+bodies: over `MAX_BODY_BYTES`, 1 MiB, the app's `client_max_size`; blobs: over the cap),
 422 cannot satisfy, 500 an internal error (logged here, reported as a one-line message).
+A request aiohttp cannot parse (bad request line, header or Content-Length) gets its plain-text
+400. A client that disconnects mid-request or mid-response is logged as one line, no traceback.
+
+The event loop only moves bytes: the challenge and memory proof (torch), result serialisation
+and blob disk IO run on the server's worker threads (`_WORKERS`), so /health, /metrics and blob
+transfers keep answering while a long challenge computes. POST /challenge replies as soon as the
+commitment exists (one hop from the worker thread back to the loop).
 
 One challenge computes at a time (a lock), so concurrent challenges do not slow each other
 down unevenly; a busy agent answers 429 {"error", "busy": "challenge" | "job", "retry_after_s"}
@@ -70,17 +85,20 @@ answers its hardware challenges honestly, so it becomes Active and then cheats o
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import re
-import shutil
 import signal
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, BinaryIO
 
+from aiohttp import web
+from prometheus_client import generate_latest
+
+from offchain.http_server import HttpServer, blocking, client_gone
 from offchain.provider.agent_core import (  # re-exported: the agent's public names
     AGENT_VERSION,
     CHEAT_MODES,
@@ -98,11 +116,18 @@ MAX_BODY_BYTES = 1 << 20
 # A refused (413) upload up to this much over the cap is read and discarded so the client sees
 # the 413 instead of a reset connection; larger ones are cut off.
 _DRAIN_BYTES = 16 << 20
+# Worker threads for blocking work: one challenge computes at a time; the rest serve blob
+# transfers (an upload holds one for as long as its body takes to arrive) and quick refusals.
+_WORKERS = 32
+# An upload whose body stops arriving for this long is abandoned.
+_BODY_STALL_S = 120.0
+_CHUNK = 1 << 20
 
 _ID = r"([0-9a-f]{32})"
 _HASH = r"([0-9a-f]{64})"
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"/health"), "health"),
+    ("GET", re.compile(r"/metrics"), "metrics"),
     ("POST", re.compile(r"/challenge"), "challenge"),
     ("GET", re.compile(rf"/challenge/{_ID}/result"), "result"),
     ("POST", re.compile(r"/memory"), "memory"),
@@ -111,164 +136,183 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(rf"/blobs/{_HASH}"), "blob_get"),
 ]
 _ENDPOINTS = (
-    "GET /health, POST /challenge, GET /challenge/<id>/result, POST /memory, POST /memory/<id>/open, "
+    "GET /health, GET /metrics, POST /challenge, GET /challenge/<id>/result, POST /memory, POST /memory/<id>/open, "
     "PUT /blobs/<sha256 hex>, GET /blobs/<sha256 hex>"
 )
+_NO_STORE = {"Cache-Control": "no-store"}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server_version = AGENT_VERSION
-    server: _AgentServer
+def _json(status: int, obj: dict) -> web.Response:
+    return web.Response(status=status, body=json.dumps(obj).encode(), content_type="application/json",
+                        headers=_NO_STORE)  # fmt: skip
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
-        log.debug("%s %s", self.address_string(), format % args)
 
-    def _send(self, status: int, body: bytes, ctype: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+async def _body(request: web.Request) -> dict:
+    """The request's JSON object body (at most MAX_BODY_BYTES)."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise RequestError(413, f"request body over {MAX_BODY_BYTES} bytes")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:  # a chunked body past client_max_size
+        raise RequestError(413, f"request body over {MAX_BODY_BYTES} bytes") from None
+    try:
+        body = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise RequestError(400, "the body must be a JSON object (Content-Type: application/json)") from None
+    if not isinstance(body, dict):
+        raise RequestError(400, "the body must be a JSON object (Content-Type: application/json)")
+    return body
 
-    def _json(self, status: int, obj: dict) -> None:
-        self._send(status, json.dumps(obj).encode(), "application/json")
 
-    def _body(self) -> dict:
+class _BodyReader:
+    """A blocking `read(n)` over an aiohttp request body, for `BlobStore.put_stream` on a worker
+    thread: each read is handed to the event loop and waited for."""
+
+    def __init__(self, request: web.Request, loop: asyncio.AbstractEventLoop):
+        self._content = request.content
+        self._loop = loop
+
+    def read(self, n: int) -> bytes:
+        fut = asyncio.run_coroutine_threadsafe(self._content.read(n), self._loop)
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            raise RequestError(400, "bad Content-Length header") from None
-        if length > MAX_BODY_BYTES:
-            raise RequestError(413, f"request body over {MAX_BODY_BYTES} bytes")
-        raw = self.rfile.read(length) if length > 0 else b""
-        try:
-            body = json.loads(raw or b"null")
-        except (ValueError, UnicodeDecodeError):
-            raise RequestError(400, "the body must be a JSON object (Content-Type: application/json)") from None
-        if not isinstance(body, dict):
-            raise RequestError(400, "the body must be a JSON object (Content-Type: application/json)")
-        return body
+            return fut.result(_BODY_STALL_S)
+        except TimeoutError:
+            fut.cancel()
+            raise RequestError(400, f"the body stalled: no bytes for {_BODY_STALL_S:g}s") from None
 
-    def _dispatch(self, method: str) -> None:
-        path = self.path.split("?", 1)[0].rstrip("/") or "/"
-        try:
-            for m, pattern, name in _ROUTES:
-                match = pattern.fullmatch(path)
-                if not match:
-                    continue
-                if m != method and not (method == "HEAD" and m == "GET"):
-                    continue
-                self._route(name, match.groups())
-                return
-            if any(p.fullmatch(path) for _, p, _ in _ROUTES):
-                raise RequestError(405, f"{method} not allowed on {path} ({_ENDPOINTS})")
-            if path.startswith("/blobs/"):
-                raise RequestError(404, f"no such endpoint {method} {path}: a blob name is a lowercase sha256 hex")
-            raise RequestError(404, f"no such endpoint {method} {path} ({_ENDPOINTS})")
-        except RequestError as e:
-            self._json(e.status, {"error": e.message, **e.extra})
-        except (BrokenPipeError, ConnectionResetError):
-            log.info("client went away during %s %s", method, path)
-        except Exception as e:  # never a trace on the wire
-            log.exception("agent: internal error on %s %s", method, path)
-            try:
-                self._json(500, {"error": f"internal error ({type(e).__name__}); see the agent's log"})
-            except OSError:
+
+async def _dispatch(request: web.Request) -> web.StreamResponse:
+    method = request.method
+    path = request.path.rstrip("/") or "/"
+    for m, pattern, name in _ROUTES:
+        match = pattern.fullmatch(path)
+        if not match:
+            continue
+        if m != method and not (method == "HEAD" and m == "GET"):
+            continue
+        return await _route(request, name, match.groups())
+    if any(p.fullmatch(path) for _, p, _ in _ROUTES):
+        raise RequestError(405, f"{method} not allowed on {path} ({_ENDPOINTS})")
+    if path.startswith("/blobs/"):
+        raise RequestError(404, f"no such endpoint {method} {path}: a blob name is a lowercase sha256 hex")
+    raise RequestError(404, f"no such endpoint {method} {path} ({_ENDPOINTS})")
+
+
+async def _route(request: web.Request, name: str, groups: tuple[str, ...]) -> web.StreamResponse:
+    agent: ProviderAgent = request.app[_AGENT]
+    if name == "health":
+        return _json(200, agent.health())
+    if name == "metrics":
+        metrics = getattr(agent, "metrics", None)
+        if metrics is None:
+            raise RequestError(404, "metrics are not enabled on this agent")
+        text = await blocking(request, generate_latest, metrics.registry)
+        return web.Response(body=text, headers={"Content-Type": "text/plain; version=0.0.4", **_NO_STORE})
+    if name == "challenge":
+        body = await _body(request)
+        return _json(200, await blocking(request, agent.challenge, body))
+    if name == "result":
+        data = await blocking(request, agent.result, groups[0])
+        return web.Response(body=data, content_type="application/octet-stream", headers=_NO_STORE)
+    if name == "memory":
+        body = await _body(request)
+        return _json(200, await blocking(request, agent.memory, body))
+    if name == "memory_open":
+        body = await _body(request)
+        return _json(200, await blocking(request, agent.memory_open, groups[0], body))
+    if name == "blob_put":
+        return await _blob_put(request, agent.blobs, groups[0])
+    if name == "blob_get":
+        return await _blob_get(request, agent.blobs, groups[0])
+    raise RequestError(404, f"no route {name}")  # pragma: no cover - routes and names are in sync
+
+
+async def _blob_put(request: web.Request, store: BlobStore, h: str) -> web.StreamResponse:
+    raw = request.headers.get("Content-Length")
+    if raw is None:
+        raise RequestError(411, "PUT /blobs/<hash> needs a Content-Length header (send the body in one piece)")
+    try:
+        length = int(raw)
+    except ValueError:
+        raise RequestError(400, "bad Content-Length header") from None
+    if length < 0:
+        raise RequestError(400, "bad Content-Length header")
+    if length > store.max_bytes:
+        resp = _json(413, {"error": f"blob of {length} bytes is over this agent's cap of {store.max_bytes} bytes"})
+        if length - store.max_bytes <= _DRAIN_BYTES:
+            while await request.content.readany():
                 pass
-
-    def _route(self, name: str, groups: tuple[str, ...]) -> None:
-        agent = self.server.agent
-        if name == "health":
-            self._json(200, agent.health())
-        elif name == "challenge":
-            self._json(200, agent.challenge(self._body()))
-        elif name == "result":
-            self._send(200, agent.result(groups[0]), "application/octet-stream")
-        elif name == "memory":
-            self._json(200, agent.memory(self._body()))
-        elif name == "memory_open":
-            self._json(200, agent.memory_open(groups[0], self._body()))
-        elif name == "blob_put":
-            self._blob_put(agent.blobs, groups[0])
-        elif name == "blob_get":
-            self._blob_get(agent.blobs, groups[0])
-        else:  # pragma: no cover - routes and names are in sync
-            raise RequestError(404, f"no route {name}")
-
-    def _blob_put(self, store: BlobStore, h: str) -> None:
-        raw = self.headers.get("Content-Length")
-        if raw is None:
-            raise RequestError(411, "PUT /blobs/<hash> needs a Content-Length header (send the body in one piece)")
-        try:
-            length = int(raw)
-        except ValueError:
-            raise RequestError(400, "bad Content-Length header") from None
-        if length < 0:
-            raise RequestError(400, "bad Content-Length header")
-        if length > store.max_bytes:
-            if length - store.max_bytes <= _DRAIN_BYTES:
-                left = length
-                while left > 0 and (chunk := self.rfile.read(min(1 << 20, left))):
-                    left -= len(chunk)
-            else:
-                self.close_connection = True
-            raise RequestError(413, f"blob of {length} bytes is over this agent's cap of {store.max_bytes} bytes")
-        existed = store.has(h)
-        try:
-            store.put_stream(self.rfile, length, h)
-        except BlobError as e:
-            raise RequestError(e.status, str(e)) from None
-        self._json(200 if existed else 201, {"hash": h, "size": length})
-
-    def _blob_get(self, store: BlobStore, h: str) -> None:
-        f = store.open(h)
-        if f is None:
-            raise RequestError(404, f"no blob {h} here (upload it with PUT /blobs/{h})")
-        with f:
-            size = os.fstat(f.fileno()).st_size
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(size))
-            # Content-addressed: the bytes behind a name never change.
-            self.send_header("Cache-Control", "public, max-age=31536000, immutable")
-            self.end_headers()
-            if self.command != "HEAD":
-                shutil.copyfileobj(f, self.wfile, 1 << 20)
-
-    def do_GET(self) -> None:  # noqa: N802 (stdlib naming)
-        self._dispatch("GET")
-
-    def do_HEAD(self) -> None:  # noqa: N802
-        self._dispatch("HEAD")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:  # noqa: N802
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._dispatch("DELETE")
+            return resp
+        # Cut off: reply, then close the connection instead of reading the rest.
+        resp.force_close()
+        await resp.prepare(request)
+        await resp.write_eof()
+        request.protocol.force_close()
+        return resp
+    existed = await blocking(request, store.has, h)
+    try:
+        await blocking(request, store.put_stream, _BodyReader(request, asyncio.get_running_loop()), length, h)
+    except BlobError as e:
+        raise RequestError(e.status, str(e)) from None
+    return _json(200 if existed else 201, {"hash": h, "size": length})
 
 
-class _AgentServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+async def _blob_get(request: web.Request, store: BlobStore, h: str) -> web.StreamResponse:
+    f: BinaryIO | None = await blocking(request, store.open, h)
+    if f is None:
+        raise RequestError(404, f"no blob {h} here (upload it with PUT /blobs/{h})")
+    try:
+        # Content-addressed: the bytes behind a name never change.
+        immutable = {"Cache-Control": "public, max-age=31536000, immutable"}
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/octet-stream", **immutable})
+        resp.content_length = os.fstat(f.fileno()).st_size
+        await resp.prepare(request)
+        if request.method != "HEAD":
+            while chunk := await blocking(request, f.read, _CHUNK):
+                await resp.write(chunk)
+        await resp.write_eof()
+        return resp
+    finally:
+        f.close()
+
+
+@web.middleware
+async def _errors(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except RequestError as e:
+        return _json(e.status, {"error": e.message, **e.extra})
+    except Exception as e:  # never a trace on the wire
+        if isinstance(e, ConnectionError) and client_gone(request):
+            log.info("client went away during %s %s", request.method, request.path)
+            return web.Response(status=499)  # nobody reads it
+        log.exception("agent: internal error on %s %s", request.method, request.path)
+        return _json(500, {"error": f"internal error ({type(e).__name__}); see the agent's log"})
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = AGENT_VERSION
+
+
+_AGENT: web.AppKey[ProviderAgent] = web.AppKey("agent", ProviderAgent)
+
+
+def _build_app(agent: ProviderAgent) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_errors])
+    app[_AGENT] = agent
+    app.on_response_prepare.append(_server_header)
+    app.router.add_route("*", "/{tail:.*}", _dispatch)
+    return app
+
+
+class _AgentServer(HttpServer):
+    """The agent's server handle: `url`, `server_address`, `agent`, `shutdown()`, `server_close()`
+    (which also removes the agent's temporary blob directory)."""
 
     def __init__(self, address: tuple[str, int], agent: ProviderAgent):
-        super().__init__(address, _Handler)
         self.agent = agent
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def server_close(self) -> None:
-        super().server_close()
-        self.agent.close()
+        super().__init__(_build_app(agent), address[0], int(address[1]), name="gpunet-agent", max_workers=_WORKERS)
+        self.on_close.append(agent.close)
 
 
 def serve(config: AgentConfig) -> tuple[_AgentServer, threading.Thread]:
@@ -278,13 +322,16 @@ def serve(config: AgentConfig) -> tuple[_AgentServer, threading.Thread]:
     server.server_close()`.
     """
     agent = ProviderAgent(config)
-    server = _AgentServer((config.host, int(config.port)), agent)
-    thread = threading.Thread(target=server.serve_forever, name=f"gpunet-agent:{server.url}", daemon=True)
-    thread.start()
+    try:
+        server = _AgentServer((config.host, int(config.port)), agent)
+    except BaseException:
+        agent.close()
+        raise
+    server.thread.name = f"gpunet-agent:{server.url}"
     log.info(
         "agent %s serving %s (class %s, device %s)", AGENT_VERSION, server.url, agent.claimed_class.name, agent.device
     )
-    return server, thread
+    return server, server.thread
 
 
 def run_forever(
