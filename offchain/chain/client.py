@@ -30,6 +30,9 @@ from offchain.chain.deploy import (
 DEPLOYMENT_ENV = "GPUNET_DEPLOYMENT"
 DEFAULT_LOCAL_RPC = "http://127.0.0.1:8545"
 PROBE_TIMEOUT_S = 3.0
+# How often a process asks for a sent transaction's receipt (ape's own default is 0.1 s: about ten
+# calls per transaction on 1 s blocks). The first ask is immediate either way.
+RECEIPT_POLL_S = float(os.environ.get("GPUNET_RECEIPT_POLL_S") or 0.5)
 
 
 class DeploymentNotFound(RuntimeError):
@@ -169,9 +172,10 @@ def connect(network_choice: str, *, deployment: str | Path | None = None, rpc: s
         for name, addr in c.items():
             if not chain.provider.get_code(addr):
                 raise DeploymentNotFound(f"{name} at {addr} ({path.name}) has no code on this chain: redeploy")
-        from offchain.chain.ape_compat import skip_code_checks_for
+        from offchain.chain.ape_compat import poll_receipts_every, skip_code_checks_for
 
         skip_code_checks_for(c.values())
+        poll_receipts_every(chain.provider.web3, RECEIPT_POLL_S)
         yield Handles(
             record=record,
             token=project.ComputeToken.at(c["ComputeToken"]),
