@@ -11,8 +11,9 @@ export APE_DATA_FOLDER ?= $(CURDIR)/.cache/ape
 # Unit tests and fuzz: how many hypothesis examples (CI keeps it short; `make fuzz` goes long).
 FUZZ_EXAMPLES ?= 40
 # The suite runs in TEST_WORKERS pytest-xdist processes, a test file per worker at a time (module
-# fixtures are built once). Half the suite waits on anvil blocks and child processes, so two
-# workers take it from ~16 to ~10 minutes on 2 cores. TEST_WORKERS=0 runs it in one process.
+# fixtures are built once), the tests that run whole networks of processes one after another on
+# one worker (tests/conftest.py, HEAVY_MODULES). Half the suite waits on anvil blocks and child
+# processes, so two workers take it from ~19 to ~12 minutes on 2 cores. TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
 
 .PHONY: install test unit fuzz demo bench load faults figures clean lint
@@ -31,7 +32,7 @@ $(ANVIL): package.json package-lock.json
 
 test: install
 	ape compile
-	ape test tests -q -p no:cacheprovider --ignore=tests/fuzz --durations=20 -n $(TEST_WORKERS) --dist loadfile
+	ape test tests -q -p no:cacheprovider --ignore=tests/fuzz --durations=20 -n $(TEST_WORKERS) --dist loadgroup
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/python -m pytest tests/fuzz -q -p no:cacheprovider -p no:ape_test
 
 fuzz: install

@@ -55,6 +55,21 @@ class _BusyCpus:
         self.procs = []
 
 
+# Tests that run a whole network of processes (several oracles and agents, or the busy-CPU
+# loops): under `make test`'s two xdist workers they run one after another on the same worker,
+# so two of them never load the machine at once (the busy-machine attestation is about a
+# machine kept busy by its own work, not by a second network).
+HEAVY_MODULES = {"test_demo_anvil", "test_oracle_anvil", "test_load_anvil", "test_faults_anvil"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """`--dist loadgroup`: a group per test file (its module fixtures are built once, as with
+    loadfile), and one group for all of HEAVY_MODULES."""
+    for item in items:
+        module = item.path.stem
+        item.add_marker(pytest.mark.xdist_group("heavy" if module in HEAVY_MODULES else module))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _client_index_in_tmp(tmp_path_factory):
     """The client's market index (offchain/client/index.py) under the session's temporary

@@ -11,6 +11,7 @@ import json
 import time
 from typing import Any
 
+from offchain.chain.reports import ATTESTATION_FIELDS, attestation_typed_data, report_tuple
 from offchain.constants import MachineStatus
 from offchain.oracle.challenger import INCONCLUSIVE, run_hardware_challenge
 from offchain.oracle.common import (
@@ -18,6 +19,25 @@ from offchain.oracle.common import (
     NO_EXPIRY,
     OUTCOME_CODES,
     log,
+)
+from offchain.oracle.quorum import Duty
+
+
+def _attestation_agrees(svc: Any, report: dict) -> bool:
+    mine = svc.hw.own(int(report["machine_id"]), int(report["nonce"]))
+    return mine in OUTCOME_CODES and OUTCOME_CODES[mine] == report["outcome"]
+
+
+# Attestations: one per machine and nonce; a peer agrees when its own challenge of the machine
+# reached the same decisive outcome.
+ATTESTATION = Duty(
+    kind="attestation",
+    subject=lambda svc, r: svc._subject(r["machine_id"]),
+    typed_data=lambda svc, r: attestation_typed_data(svc.h.hub.address, svc.chain_id, r),
+    agrees=_attestation_agrees,
+    submit=lambda svc, r, sigs, job: svc.h.hub.submit_attestation(
+        report_tuple(ATTESTATION_FIELDS, r), sigs, sender=svc.sender
+    ),
 )
 
 

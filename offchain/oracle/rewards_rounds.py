@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import requests
 from eth_utils import to_checksum_address
@@ -18,6 +19,26 @@ from offchain.oracle import epoch_rewards
 from offchain.oracle.common import (
     _hex32,
     log,
+)
+from offchain.oracle.quorum import Duty
+
+
+def _rewards_agree(svc: Any, report: dict) -> bool:
+    try:
+        return svc._rewards_match(report) is None
+    except Exception:  # noqa: BLE001 - unreadable snapshot: no agreement
+        return False
+
+
+# Epoch rewards: one root per epoch, signed under Emissions' own EIP-712 domain; a peer agrees
+# when its own rebuild at the same snapshot block gives the same root.
+REWARDS = Duty(
+    kind="rewards",
+    subject=lambda svc, r: svc._rewards_subject(int(r["epoch"])),
+    typed_data=lambda svc, r: RW.rewards_typed_data(svc.h.emissions.address, svc.chain_id, r),
+    agrees=_rewards_agree,
+    submit=lambda svc, r, sigs, job: svc.h.emissions.submit_rewards(RW.report_tuple(r), sigs, sender=svc.sender),
+    taken=("wrong nonce", "rewards already posted"),
 )
 
 

@@ -85,11 +85,14 @@ transaction per report (~84k gas with 2 signatures, ~10k per extra signature) in
    key and reveals its next value for every round that submitted jobs are drawn from, once the
    round has started on-chain and within the reveal window.
 
-Where the parts live: this module holds the loop, configuration, metrics, the chain following,
-uptime, the shared co-signing machinery (`_gather`, `_sign_report`, `_submit`) and the HTTP
-server; `attestations` (2), `verdicts` (4), `price_rounds` (5) and `rewards_rounds` (6) are
-mixins of `OracleService`, `beacon_duty` (7) runs beside it on a thread, constants and helpers
-they share are in `common`.
+Where the parts live: this module holds the loop, the configuration and the start-up checks.
+Each duty is a module of its own, a mixin of `OracleService` with its rounds, its co-signing
+handler and its `Duty` (subject, signed data, agreement rule, submission): `attestations` (2),
+`uptime_rounds` (3), `verdicts` (4), `rewards_rounds` (6); `price_rounds` (5) gathers signed
+observations instead of reports. They share one quorum core, `quorum` (asking the peers,
+tallying versions, signing at most one version, submitting), and one view of the chain,
+`following` (1 and 4's events through `offchain.chain.follow`). `beacon_duty` (7) runs beside
+them on a thread; the HTTP API is `http_api` (on aiohttp); shared constants are in `common`.
 
 Metrics (Prometheus text format) at GET /metrics; GET /health answers {"ok": ...}. A circuit
 breaker stops the service when an invariant it relies on breaks (the chain id or the hub
@@ -103,28 +106,15 @@ import os
 import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
 from eth_account import Account
 
-from offchain.chain.jobs import as_tuple
-from offchain.chain.reports import (
-    ATTESTATION_FIELDS,
-    UPTIME_FIELDS,
-    VERDICT_FIELDS,
-    attestation_typed_data,
-    report_tuple,
-    typed_data_digest,
-    uptime_typed_data,
-    verdict_typed_data,
-)
 from offchain.economics import rewards as RW
 from offchain.http_server import HttpServer
 from offchain.oracle import beacon_duty
-from offchain.oracle.attestations import AttestationsMixin
+from offchain.oracle.attestations import ATTESTATION, AttestationsMixin
 from offchain.oracle.common import (  # noqa: F401 - PRICE_CLOCK_SLACK_S is re-exported (tests)
     OUTCOME_CODES,
     PRICE_CLOCK_SLACK_S,
@@ -138,13 +128,11 @@ from offchain.oracle.hwschedule import HardwareSchedule
 from offchain.oracle.metrics import Metrics
 from offchain.oracle.price_rounds import PriceRoundsMixin
 from offchain.oracle.pricing import parse_price_source
-from offchain.oracle.rewards_rounds import RewardsRoundsMixin
+from offchain.oracle.quorum import CRASH_ENV, CRASH_EXIT_CODE, QuorumMixin  # noqa: F401 - re-exported
+from offchain.oracle.rewards_rounds import REWARDS, RewardsRoundsMixin
 from offchain.oracle.store import Store
-from offchain.oracle.uptime_rounds import UptimeRoundsMixin
-from offchain.oracle.verdicts import VerdictsMixin
-
-CRASH_ENV = "GPUNET_ORACLE_CRASH_AT"
-CRASH_EXIT_CODE = 75
+from offchain.oracle.uptime_rounds import UPTIME, UptimeRoundsMixin
+from offchain.oracle.verdicts import VERDICT, VerdictsMixin
 
 
 @dataclass
@@ -217,8 +205,17 @@ class OracleConfig:
 
 
 class OracleService(
-    FollowingMixin, AttestationsMixin, VerdictsMixin, PriceRoundsMixin, RewardsRoundsMixin, UptimeRoundsMixin
+    FollowingMixin,
+    QuorumMixin,
+    AttestationsMixin,
+    VerdictsMixin,
+    PriceRoundsMixin,
+    RewardsRoundsMixin,
+    UptimeRoundsMixin,
 ):
+    # The report duties over the one quorum core (offchain/oracle/quorum.py).
+    DUTIES = {d.kind: d for d in (ATTESTATION, UPTIME, VERDICT, REWARDS)}
+
     def __init__(self, config: OracleConfig):
         self.cfg = config
         self.account = Account.from_key(config.operator_key)
@@ -358,161 +355,3 @@ class OracleService(
         self.uptime_round(clock)
         self.price_round(clock)
         self.rewards_round(clock)
-
-    def _ask_peers(self, path: str, body: dict, peers: dict[str, str] | None = None) -> list[tuple[str, dict | None]]:
-        """POSTs `body` to `<peer url>/<path>` of every peer (or of `peers`) at once; returns
-        (peer, JSON answer or None when unreachable or not JSON) in peer order."""
-
-        def ask(peer: str, url: str) -> tuple[str, dict | None]:
-            try:
-                r = requests.post(f"{url}/{path}", json=body, timeout=self.cfg.peer_timeout_s)
-                return peer, r.json() if r.headers.get("content-type", "").startswith("application/json") else None
-            except (requests.RequestException, ValueError) as e:
-                log.info(json.dumps({"event": "peer_unreachable", "peer": peer, "error": str(e)}))
-                return peer, None
-
-        asked = self.cfg.peers if peers is None else peers
-        with ThreadPoolExecutor(max_workers=max(1, len(asked))) as pool:
-            return list(pool.map(lambda kv: ask(*kv), asked.items()))
-
-    def _gather(
-        self, kind: str, report: dict, peers: dict[str, str] | None = None
-    ) -> tuple[dict, list[tuple[str, str]]] | None:
-        """Collects signatures per report version; returns a version that reaches the threshold.
-
-        Peers that already signed another version of this subject and nonce return it with
-        their signature: every version seen is tallied (signatures checked), our own signature
-        goes to our proposal unless we signed something else before, and whichever version
-        reaches `threshold` is submitted. So concurrent leaders converge instead of deadlocking.
-        """
-        versions: dict[str, tuple[dict, dict[str, str]]] = {}
-
-        def add(rep: dict, signer: str, sig: str) -> None:
-            digest = self._digest(kind, rep)
-            recovered = Account._recover_hash(digest, signature=bytes.fromhex(sig.removeprefix("0x")))
-            if recovered.lower() != signer.lower():
-                log.warning(json.dumps({"event": "bad_peer_signature", "peer": signer}))
-                return
-            versions.setdefault("0x" + digest.hex(), (rep, {}))[1][signer] = sig
-
-        answers = self._ask_peers(f"sign/{kind}", {"report": report}, peers)
-        for peer, ans in answers:
-            if ans and ans.get("signature") and not ans.get("conflict"):
-                add(report, peer, ans["signature"])
-            elif ans and ans.get("conflict") and ans.get("report") and ans.get("signature"):
-                add(ans["report"], peer, ans["signature"])
-            else:
-                log.info(json.dumps({"event": "peer_refused", "peer": peer, "answer": ans}))
-        # Our own signature: the version we signed before, else our proposal if enough agree,
-        # else the best-supported version we agree with.
-        mine = self.store.signed_for(
-            self._subject_of(kind, report),
-            report["nonce"],
-        )
-        if mine is not None:
-            versions.setdefault(mine.digest, (mine.report, {}))[1][self.address] = mine.signature
-        else:
-            ranked = sorted(versions.items(), key=lambda kv: len(kv[1][1]), reverse=True)
-            candidates = [v for v in ranked if v[1][0] == report or self._agrees_with(kind, v[1][0])]
-            target = candidates[0][1][0] if candidates else report
-            if len(versions.get(self._digest_hex(kind, target), (None, {}))[1]) + 1 >= self.threshold:
-                own = self._sign_report(kind, target)
-                if own is not None:
-                    versions.setdefault(self._digest_hex(kind, target), (target, {}))[1][self.address] = own
-        for rep, sigs in versions.values():
-            if len(sigs) >= self.threshold:
-                ordered = sorted(sigs.items(), key=lambda kv: int(kv[0], 16))
-                return rep, ordered
-        log.info(
-            json.dumps(
-                {"event": "no_quorum_yet", "kind": kind, "versions": {d: len(v[1]) for d, v in versions.items()}}
-            )
-        )
-        return None
-
-    def _agrees_with(self, kind: str, report: dict) -> bool:
-        if kind == "attestation":
-            mine = self.hw.own(int(report["machine_id"]), int(report["nonce"]))
-            return mine in OUTCOME_CODES and OUTCOME_CODES[mine] == report["outcome"]
-        if kind == "verdict":
-            own = self.store.audit_for(int(report["job_id"]), _hex32(report["result_hash"]))
-            return own is not None and own["valid"] == bool(report["valid"])
-        if kind == "rewards":
-            try:
-                return self._rewards_match(report) is None
-            except Exception:  # noqa: BLE001 - unreadable snapshot: no agreement
-                return False
-        return False
-
-    def _digest(self, kind: str, report: dict) -> bytes:
-        # Computed locally from the report: never trust an RPC to tell us what we sign.
-        if kind == "attestation":
-            return typed_data_digest(attestation_typed_data(self.h.hub.address, self.chain_id, report))
-        if kind == "verdict":
-            return typed_data_digest(verdict_typed_data(self.h.hub.address, self.chain_id, report))
-        if kind == "rewards":  # Emissions' own domain
-            return typed_data_digest(RW.rewards_typed_data(self.h.emissions.address, self.chain_id, report))
-        return typed_data_digest(uptime_typed_data(self.h.hub.address, self.chain_id, report))
-
-    def _digest_hex(self, kind: str, report: dict) -> str:
-        return "0x" + self._digest(kind, report).hex()
-
-    def _sign_report(self, kind: str, report: dict) -> str | None:
-        subject = self._subject_of(kind, report)
-        digest = self._digest_hex(kind, report)
-        rec = self.store.sign_once(
-            subject, report["nonce"], digest, report, lambda d: self.sign_digest(bytes.fromhex(d[2:]))
-        )
-        if rec.digest != digest:
-            log.warning(json.dumps({"event": "refused_second_version", "subject": subject}))
-            return None
-        return rec.signature
-
-    def _submit(
-        self, kind: str, subject: str, report: dict, sigs: list[tuple[str, str]], job: dict | None = None
-    ) -> None:
-        if self.cfg.crash_at == f"quorum:{kind}":  # the test hook above: the worst moment to die
-            log.warning(json.dumps({"event": "crash_injected", "at": self.cfg.crash_at, "subject": subject}))
-            os._exit(CRASH_EXIT_CODE)
-        sig_bytes = [bytes.fromhex(s.removeprefix("0x")) for _, s in sigs]
-        with self._chain_lock:
-            try:
-                if kind == "attestation":
-                    tx = self.h.hub.submit_attestation(
-                        report_tuple(ATTESTATION_FIELDS, report), sig_bytes, sender=self.sender
-                    )
-                elif kind == "verdict":
-                    tx = self.h.hub.submit_verdict(
-                        report_tuple(VERDICT_FIELDS, report), as_tuple(job), sig_bytes, sender=self.sender
-                    )
-                elif kind == "rewards":
-                    tx = self.h.emissions.submit_rewards(RW.report_tuple(report), sig_bytes, sender=self.sender)
-                else:
-                    tx = self.h.hub.submit_uptime(report_tuple(UPTIME_FIELDS, report), sig_bytes, sender=self.sender)
-            except Exception as e:  # noqa: BLE001
-                if "wrong nonce" in str(e) or "rewards already posted" in str(e):  # another leader was first
-                    self.store.mark_submitted(subject, report["nonce"], "by-peer")
-                    return
-                if kind == "verdict" and ("not in audit" in str(e) or "deadline passed" in str(e)):
-                    # Settled meanwhile (another verdict, or finalized after the deadline).
-                    log.info(json.dumps({"event": "verdict_too_late", "subject": subject, "error": str(e)[:200]}))
-                    self.store.mark_submitted(subject, report["nonce"], "gone")
-                    return
-                raise
-        self.store.mark_submitted(subject, report["nonce"], str(tx.txn_hash))
-        self.metrics.reports_submitted.labels(kind=kind).inc()
-        log.info(
-            json.dumps(
-                {"event": "submitted", "kind": kind, "subject": subject, "gas": tx.gas_used, "signers": len(sigs)}
-            )
-        )
-
-    # ------------------------------------------------------------------ report subjects
-    def _subject_of(self, kind: str, report: dict) -> str:
-        if kind == "attestation":
-            return self._subject(report["machine_id"])
-        if kind == "verdict":
-            return self._verdict_subject(int(report["job_id"]))
-        if kind == "rewards":
-            return self._rewards_subject(int(report["epoch"]))
-        return self._uptime_subject(report)

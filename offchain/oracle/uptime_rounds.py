@@ -9,7 +9,19 @@ from __future__ import annotations
 
 import random
 
+from offchain.chain.reports import UPTIME_FIELDS, report_tuple, uptime_typed_data
 from offchain.constants import MachineStatus
+from offchain.oracle.quorum import Duty
+
+# Uptime: one report per (epoch, machine) and nonce; a peer signs (`handle_sign_uptime`) when its
+# own probes' ratio is within the tolerance, which a leader's tally of versions cannot re-check.
+UPTIME = Duty(
+    kind="uptime",
+    subject=lambda svc, r: svc._uptime_subject(r),
+    typed_data=lambda svc, r: uptime_typed_data(svc.h.hub.address, svc.chain_id, r),
+    agrees=lambda svc, r: False,
+    submit=lambda svc, r, sigs, job: svc.h.hub.submit_uptime(report_tuple(UPTIME_FIELDS, r), sigs, sender=svc.sender),
+)
 
 
 class UptimeRoundsMixin:

@@ -10,18 +10,41 @@ from __future__ import annotations
 import json
 import queue
 import time
+from typing import Any
 
 from offchain.chain.beacon import ROUND_DEGRADED, ROUND_READY, draw_outcome
 from offchain.chain.jobs import as_tuple
+from offchain.chain.reports import VERDICT_FIELDS, report_tuple, verdict_typed_data
 from offchain.constants import JobStatus
 from offchain.oracle import jobwatch
 from offchain.oracle.common import (
     _hex32,
     log,
 )
+from offchain.oracle.quorum import Duty
 
 # `open_audit` transactions an operator sends per cycle at most (see `jobs_round`).
 OPENS_PER_CYCLE = 10
+
+
+def _verdict_agrees(svc: Any, report: dict) -> bool:
+    own = svc.store.audit_for(int(report["job_id"]), _hex32(report["result_hash"]))
+    return own is not None and own["valid"] == bool(report["valid"])
+
+
+# Job verdicts: one per job and nonce; a peer agrees when its own audit reached the same `valid`
+# (the evidence hash is the leader's transcript). A job settled meanwhile (another verdict, or
+# finalized after the deadline) leaves nothing to submit.
+VERDICT = Duty(
+    kind="verdict",
+    subject=lambda svc, r: svc._verdict_subject(int(r["job_id"])),
+    typed_data=lambda svc, r: verdict_typed_data(svc.h.hub.address, svc.chain_id, r),
+    agrees=_verdict_agrees,
+    submit=lambda svc, r, sigs, job: svc.h.hub.submit_verdict(
+        report_tuple(VERDICT_FIELDS, r), as_tuple(job), sigs, sender=svc.sender
+    ),
+    gone=("not in audit", "deadline passed"),
+)
 
 
 class VerdictsMixin:
