@@ -62,6 +62,7 @@ class _BusyCpus:
 HEAVY_MODULES = {"test_demo_anvil", "test_oracle_anvil", "test_load_anvil", "test_faults_anvil"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the marks into the node ids
 def pytest_collection_modifyitems(config, items):
     """`--dist loadgroup`: a group per test file (its module fixtures are built once, as with
     loadfile), and one group for all of HEAVY_MODULES."""
