@@ -50,7 +50,6 @@ from scripts.load import (
     FINAL,
     OPERATORS,
     ORACLE_ARGS,
-    PROVIDER_ACCOUNTS,
     REPO_ROOT,
     Load,
     pid_of_anvil,
@@ -132,19 +131,7 @@ class Faults(Load):
             self.oracle_urls[op.address] = self.devnet.start_oracle(
                 names[i], index, ports[i], peers, self.log_dir / f"{names[i]}.sqlite", ORACLE_ARGS
             )
-        os.environ["APE_FOUNDRY_HOST"] = self.proxy["agents"]
-        self.endpoints = {}
-        for i, p in enumerate(self.providers):
-            name = f"agent-{i}"
-            self.endpoints[name] = self.devnet.start_agent(
-                name, p.address, "CPU", ports[len(OPERATORS) + i], test_account=PROVIDER_ACCOUNTS[i],
-                state_dir=self.log_dir / name, extra=self.args.agent_arg,
-            )  # fmt: skip
-        os.environ["APE_FOUNDRY_HOST"] = self.anvil_url
-        for i, url in enumerate(self.oracle_urls.values()):
-            self.devnet.wait_http(f"oracle-{i}", url, timeout=180)
-        for name, url in self.endpoints.items():
-            self.devnet.wait_http(name, url, timeout=180)
+        self.start_agents_and_wait(ports[len(OPERATORS) :])
 
     def measure(self) -> dict:  # called by Load.run once the network is ready
         d = self.d

@@ -199,12 +199,16 @@ class Load:
         self.oracle_urls = self.devnet.start_oracles(
             OPERATORS, [o.address for o in self.operators], self.log_dir, ORACLE_ARGS, ports=ports[: len(OPERATORS)]
         )
+        self.start_agents_and_wait(ports[len(OPERATORS) :])
+
+    def start_agents_and_wait(self, ports: list[int]) -> None:
+        """The provider agents (with their workers) on `ports`, then every process answering."""
         os.environ["APE_FOUNDRY_HOST"] = self.proxy["agents"]
         self.endpoints = {}
         for i, p in enumerate(self.providers):
             name = f"agent-{i}"
             self.endpoints[name] = self.devnet.start_agent(
-                name, p.address, "CPU", ports[len(OPERATORS) + i], test_account=PROVIDER_ACCOUNTS[i],
+                name, p.address, "CPU", ports[i], test_account=PROVIDER_ACCOUNTS[i],
                 state_dir=self.log_dir / name, extra=self.args.agent_arg,
             )  # fmt: skip
         os.environ["APE_FOUNDRY_HOST"] = self.anvil_url
