@@ -10,20 +10,20 @@ The `signed` table is the equivocation guard: an operator signs at most one repo
 (subject, nonce). Signing a second, different report for the same subject and nonce is
 exactly what OracleHub slashes, so `sign_once` refuses it and returns the report already
 signed instead (the leader can then adopt it). Everything else here can be rebuilt from the
-chain; `signed` cannot, so keep the database file with the key.
+chain; `signed` cannot, so keep the database file with the key. The SQLite machinery
+(connection, `meta`, lock, transactions) is `offchain/sqlite_store.py`'s, at `synchronous=FULL`.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from offchain.sqlite_store import SqliteStore
+
+# (and `meta`, from SqliteStore)
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS machines (
     machine_id INTEGER PRIMARY KEY,
     provider TEXT NOT NULL,
@@ -99,23 +99,12 @@ class SignedReport:
     signature: str
 
 
-class Store:
-    def __init__(self, path: str | Path):
-        self.path = str(path)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
+class Store(SqliteStore):
+    SCHEMA = SCHEMA
+    # Full sync: a signature given must never be forgotten (docs/SECURITY.md, "Assumptions").
+    SYNCHRONOUS = "FULL"
 
-    # meta -----------------------------------------------------------------------------
-    def get_meta(self, key: str, default: str | None = None) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else default
-
-    def set_meta(self, key: str, value: str) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
-
+    # meta (get_meta / set_meta: SqliteStore) ------------------------------------------------
     def check_binding(self, chain_id: int, hub: str, operator: str, deploy_block_hash: str = "") -> None:
         """The database belongs to one operator on one deployment: refuse to mix them up.
 
@@ -146,32 +135,32 @@ class Store:
         attested_until: int,
         now: float,
     ) -> None:
-        with self._lock:
-            self._db.execute(
-                """INSERT INTO machines (machine_id, provider, class_id, vram_mb, endpoint, status, attested_until,
-                   first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT(machine_id) DO UPDATE SET provider=excluded.provider, class_id=excluded.class_id,
-                   vram_mb=excluded.vram_mb, endpoint=excluded.endpoint,
-                   first_seen=CASE WHEN machines.status != excluded.status
-                                     OR machines.attested_until != excluded.attested_until
-                                   THEN excluded.first_seen ELSE machines.first_seen END,
-                   status=excluded.status, attested_until=excluded.attested_until""",
-                (machine_id, provider, class_id, vram_mb, endpoint, status, attested_until, now),
-            )
+        self.write(
+            """INSERT INTO machines (machine_id, provider, class_id, vram_mb, endpoint, status, attested_until,
+               first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT(machine_id) DO UPDATE SET provider=excluded.provider, class_id=excluded.class_id,
+               vram_mb=excluded.vram_mb, endpoint=excluded.endpoint,
+               first_seen=CASE WHEN machines.status != excluded.status
+                                 OR machines.attested_until != excluded.attested_until
+                               THEN excluded.first_seen ELSE machines.first_seen END,
+               status=excluded.status, attested_until=excluded.attested_until""",
+            (machine_id, provider, class_id, vram_mb, endpoint, status, attested_until, now),
+        )
+
+    _MACHINE_COLS = (
+        "machine_id", "provider", "class_id", "vram_mb", "endpoint", "status", "attested_until", "first_seen",
+    )  # fmt: skip
 
     def machines(self) -> list[dict[str, Any]]:
-        cur = self._db.execute(
-            "SELECT machine_id, provider, class_id, vram_mb, endpoint, status, attested_until, first_seen FROM machines"
-        )
-        cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+        rows = self.read(f"SELECT {', '.join(self._MACHINE_COLS)} FROM machines")
+        return [dict(zip(self._MACHINE_COLS, row, strict=True)) for row in rows]
 
     # signed reports (equivocation guard) ---------------------------------------------------
     def signed_for(self, subject: str, nonce: int) -> SignedReport | None:
-        row = self._db.execute(
+        row = self.read_one(
             "SELECT subject, nonce, digest, report, signature FROM signed WHERE subject = ? AND nonce = ?",
             (subject, nonce),
-        ).fetchone()
+        )
         if row is None:
             return None
         return SignedReport(row[0], row[1], row[2], json.loads(row[3]), row[4])
@@ -182,28 +171,25 @@ class Store:
         Returns what is on record for (subject, nonce): the new signature, or the earlier
         report and signature (compare `.digest` with the one asked for).
         """
-        with self._lock:
+        with self.transaction():  # the check and the insert: no other thread in between
             existing = self.signed_for(subject, nonce)
             if existing is not None:
                 return existing
             signature = sign(digest)
-            self._db.execute(
+            self.write(
                 "INSERT INTO signed (subject, nonce, digest, report, signature, created) "
                 "VALUES (?, ?, ?, ?, ?, julianday('now'))",
                 (subject, nonce, digest, json.dumps(report, sort_keys=True), signature),
             )
-            return SignedReport(subject, nonce, digest, report, signature)
+        return SignedReport(subject, nonce, digest, report, signature)
 
     def mark_submitted(self, subject: str, nonce: int, tx_hash: str) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO submitted (subject, nonce, tx_hash) VALUES (?, ?, ?)", (subject, nonce, tx_hash)
-            )
+        self.write(
+            "INSERT OR REPLACE INTO submitted (subject, nonce, tx_hash) VALUES (?, ?, ?)", (subject, nonce, tx_hash)
+        )
 
     def submitted(self, subject: str, nonce: int) -> str | None:
-        row = self._db.execute(
-            "SELECT tx_hash FROM submitted WHERE subject = ? AND nonce = ?", (subject, nonce)
-        ).fetchone()
+        row = self.read_one("SELECT tx_hash FROM submitted WHERE subject = ? AND nonce = ?", (subject, nonce))
         return row[0] if row else None
 
     # jobs -------------------------------------------------------------------------------
@@ -215,26 +201,28 @@ class Store:
 
     def upsert_job(self, job_id: int, job: dict[str, Any], status: int, **fields: Any) -> None:
         """Stores the job's struct (JSON-able, see `jobwatch.job_to_store`) and status, plus any
-        other columns given."""
-        with self._lock:
-            self._db.execute(
+        other columns given (in the same commit)."""
+        bad = set(fields) - self._JOB_SETTABLE
+        if bad:
+            raise ValueError(f"unknown job columns {sorted(bad)}")
+        with self.transaction():
+            self.write(
                 """INSERT INTO jobs (job_id, job, status) VALUES (?, ?, ?)
                    ON CONFLICT(job_id) DO UPDATE SET job=excluded.job, status=excluded.status""",
                 (job_id, json.dumps(job, sort_keys=True), int(status)),
             )
-        if fields:
-            self.set_job_fields(job_id, **fields)
+            if fields:
+                self.set_job_fields(job_id, **fields)
 
     def set_job_fields(self, job_id: int, **fields: Any) -> None:
         bad = set(fields) - self._JOB_SETTABLE
         if bad:
             raise ValueError(f"unknown job columns {sorted(bad)}")
         cols = sorted(fields)
-        with self._lock:
-            self._db.execute(
-                f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in cols)} WHERE job_id = ?",  # noqa: S608 - fixed names
-                (*(fields[c] for c in cols), job_id),
-            )
+        self.write(
+            f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in cols)} WHERE job_id = ?",  # noqa: S608 - fixed names
+            (*(fields[c] for c in cols), job_id),
+        )
 
     def _job_row(self, row: tuple) -> dict[str, Any]:
         d = dict(zip(self._JOB_COLS, row, strict=True))
@@ -242,26 +230,26 @@ class Store:
         return d
 
     def job(self, job_id: int) -> dict[str, Any] | None:
-        row = self._db.execute(f"SELECT {', '.join(self._JOB_COLS)} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        row = self.read_one(f"SELECT {', '.join(self._JOB_COLS)} FROM jobs WHERE job_id = ?", (job_id,))
         return self._job_row(row) if row else None
 
     def jobs_with_status(self, *statuses: int) -> list[dict[str, Any]]:
         marks = ", ".join("?" for _ in statuses)
-        cur = self._db.execute(
+        rows = self.read(
             f"SELECT {', '.join(self._JOB_COLS)} FROM jobs WHERE status IN ({marks}) ORDER BY job_id",
-            tuple(int(s) for s in statuses),
+            (int(s) for s in statuses),
         )
-        return [self._job_row(r) for r in cur.fetchall()]
+        return [self._job_row(r) for r in rows]
 
     def jobs_to_draw(self, status: int) -> list[dict[str, Any]]:
         """Jobs in `status` whose draw is unknown or drawn: the ones not drawn need nothing more
         from the oracle (they end by a finalize), so they are not read every cycle."""
-        cur = self._db.execute(
+        rows = self.read(
             f"SELECT {', '.join(self._JOB_COLS)} FROM jobs WHERE status = ? AND (drawn IS NULL OR drawn != 0) "
             "ORDER BY job_id",
             (int(status),),
         )
-        return [self._job_row(r) for r in cur.fetchall()]
+        return [self._job_row(r) for r in rows]
 
     # own audit outcomes -------------------------------------------------------------------
     def record_audit(
@@ -275,20 +263,19 @@ class Store:
         executed_units: float,
         seconds: float,
     ) -> None:
-        with self._lock:
-            self._db.execute(
-                """INSERT OR REPLACE INTO audits (job_id, result_hash, valid, reason, evidence_hash, evidence,
-                   executed_units, seconds, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, julianday('now'))""",
-                (job_id, result_hash, int(valid), reason, evidence_hash, json.dumps(evidence, sort_keys=True),
-                 executed_units, seconds),
-            )  # fmt: skip
+        self.write(
+            """INSERT OR REPLACE INTO audits (job_id, result_hash, valid, reason, evidence_hash, evidence,
+               executed_units, seconds, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, julianday('now'))""",
+            (job_id, result_hash, int(valid), reason, evidence_hash, json.dumps(evidence, sort_keys=True),
+             executed_units, seconds),
+        )  # fmt: skip
 
     def audit_for(self, job_id: int, result_hash: str) -> dict[str, Any] | None:
-        row = self._db.execute(
+        row = self.read_one(
             "SELECT valid, reason, evidence_hash, evidence, executed_units, seconds FROM audits "
             "WHERE job_id = ? AND result_hash = ?",
             (job_id, result_hash),
-        ).fetchone()
+        )
         if row is None:
             return None
         return {
@@ -302,29 +289,27 @@ class Store:
 
     # uptime probes ----------------------------------------------------------------------
     def record_probe(self, epoch: int, machine_id: int, ok: bool) -> None:
-        with self._lock:
-            self._db.execute(
-                """INSERT INTO probes (epoch, machine_id, probes, successes) VALUES (?, ?, 1, ?)
-                   ON CONFLICT(epoch, machine_id) DO UPDATE SET probes = probes + 1,
-                   successes = successes + excluded.successes""",
-                (epoch, machine_id, 1 if ok else 0),
-            )
+        self.write(
+            """INSERT INTO probes (epoch, machine_id, probes, successes) VALUES (?, ?, 1, ?)
+               ON CONFLICT(epoch, machine_id) DO UPDATE SET probes = probes + 1,
+               successes = successes + excluded.successes""",
+            (epoch, machine_id, 1 if ok else 0),
+        )
 
     def probe_counts(self, epoch: int, machine_id: int) -> tuple[int, int]:
-        row = self._db.execute(
+        row = self.read_one(
             "SELECT probes, successes FROM probes WHERE epoch = ? AND machine_id = ?", (epoch, machine_id)
-        ).fetchone()
+        )
         return (row[0], row[1]) if row else (0, 0)
 
     # epoch rewards (Emissions) -----------------------------------------------------------
     def record_rewards(self, epoch: int, block: int, root: str, data: dict[str, Any]) -> None:
         """This operator's own rewards tree for `epoch` built at snapshot `block` (leaves and
         totals as JSON; proofs are rebuilt from the leaves when served)."""
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO rewards (epoch, block, root, data) VALUES (?, ?, ?, ?)",
-                (epoch, block, root, json.dumps(data, sort_keys=True)),
-            )
+        self.write(
+            "INSERT OR REPLACE INTO rewards (epoch, block, root, data) VALUES (?, ?, ?, ?)",
+            (epoch, block, root, json.dumps(data, sort_keys=True)),
+        )
 
     def rewards_for(self, epoch: int, block: int | None = None, root: str | None = None) -> dict[str, Any] | None:
         """The stored rewards of `epoch` at `block`, or with `root`, or else the latest built."""
@@ -333,8 +318,5 @@ class Store:
             q, args = q + " AND block = ?", [*args, block]
         if root is not None:
             q, args = q + " AND root = ?", [*args, root.lower()]
-        row = self._db.execute(q + " ORDER BY block DESC LIMIT 1", tuple(args)).fetchone()
+        row = self.read_one(q + " ORDER BY block DESC LIMIT 1", args)
         return json.loads(row[0]) if row else None
-
-    def close(self) -> None:
-        self._db.close()

@@ -1,7 +1,8 @@
 """The provider agent's logic behind its HTTP endpoints (`offchain/provider/agent.py` documents
 the wire API): configuration, the hardware challenge and memory proof on the device, the
 short-lived caches of their results, and the challenge cheat modes for demos and tests.
-Usable without a server; the device is shared with the job worker through `device_gate`.
+Usable without a server; the device is shared with the job worker through `device_gate`, and
+so are the Prometheus metrics (`metrics`, an `offchain/provider/metrics.py` `AgentMetrics`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from offchain.benchmark.measure import resolve_device
 from offchain.benchmark.wire import canonical_bytes, parse_hex
 from offchain.provider.blobs import DEFAULT_MAX_BLOB_BYTES, BlobStore
 from offchain.provider.device_gate import DeviceBusy, DeviceGate
+from offchain.provider.metrics import AgentMetrics
 
 log = logging.getLogger("gpunet.provider.agent")
 
@@ -183,6 +185,9 @@ class ProviderAgent:
         self.config = config
         self.device = resolve_device(config.device)
         self.claimed_class = get_class(config.claimed_class_id)
+        # Shared with the job worker of this process (`JobWorker.metrics`); served at GET /metrics.
+        self.metrics = AgentMetrics()
+        self.metrics.set_info(config.provider, self.claimed_class.name, str(self.device), AGENT_VERSION)
         self.challenges = TtlLru(config.cache_size, config.cache_ttl_s)
         self.memories = TtlLru(max(16, config.cache_size), config.cache_ttl_s)
         self.gate = DeviceGate(config.challenge_gap_s)
@@ -249,6 +254,10 @@ class ProviderAgent:
         }
 
     def challenge(self, body: dict) -> dict:
+        """A matmul challenge (counted in `metrics.challenges` by outcome)."""
+        return self.metrics.serve_challenge("matmul", lambda: self._challenge(body))
+
+    def _challenge(self, body: dict) -> dict:
         nonce = _nonce_field(body)
         n = _int_field(body, "n", 1, self.config.max_n)
         dtype = body.get("dtype")
@@ -301,6 +310,10 @@ class ProviderAgent:
         return canonical_bytes(entry.result)
 
     def memory(self, body: dict) -> dict:
+        """A memory proof (counted in `metrics.challenges` by outcome)."""
+        return self.metrics.serve_challenge("memory", lambda: self._memory(body))
+
+    def _memory(self, body: dict) -> dict:
         nonce = _nonce_field(body)
         claimed = _int_field(body, "claimed_bytes", 1, 1 << 50)
         chunk = _int_field(body, "chunk_bytes", 1024, 1 << 32)

@@ -22,6 +22,7 @@ from typing import Any
 
 from offchain import workloads
 from offchain.chain.jobs import apply_event, as_tuple
+from offchain.provider.metrics import metrics_of
 from offchain.workloads.base import canonical_json
 
 log = logging.getLogger("gpunet.provider.worker")
@@ -76,6 +77,7 @@ class Intake:
 
     def __init__(self, worker: Any):
         self.w = worker
+        self.metrics = metrics_of(worker)  # failed accepts: errors{where="accept"}
 
     def _snapshot(self) -> _Cycle:
         w = self.w
@@ -204,6 +206,7 @@ class Intake:
                 jobs = [as_tuple(job) for _, job, _ in items]
                 receipt = w.h.market.accept_jobs(ids, jobs, machine_id, sender=w.account)
         except Exception as e:  # noqa: BLE001 - a revert (a job taken or cancelled meanwhile) or an RPC error
+            self.metrics.error("accept")
             log.warning(json.dumps({"event": "tx_failed", "tx": "accept_jobs" if len(items) > 1 else "accept",
                                     "job_ids": ids, "error": f"{type(e).__name__}: {e}"}))  # fmt: skip
             for jid in ids:

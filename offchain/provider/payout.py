@@ -15,6 +15,11 @@
    The `paid` log line reports that claim's `Settled` event (minted, burned, USD net, cap,
    price) and the ids of its jobs the worker saw finalized since its previous claim. A failed
    claim is logged and tried again after `tx_retry_s`; it never stops the worker.
+
+Metrics (the agent's `AgentMetrics`): `credited_wei` grows by each own job's escrow minus fee
+when the worker sees it finalized (by itself, a verdict or a keeper: what JobMarket credited, the
+most its claim can mint), `claimed_wei` by the tokens each own claim minted (`Settled.minted`);
+failed finalize and claim transactions count in `errors`.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from typing import Any
 
 from offchain.chain.beacon import audit_draw
 from offchain.chain.jobs import as_tuple
-from offchain.constants import MAX_BATCH, JobStatus
+from offchain.constants import MAX_BATCH, MAX_BPS, JobStatus
+from offchain.provider.metrics import metrics_of
 
 log = logging.getLogger("gpunet.provider.worker")
 
@@ -42,6 +48,7 @@ class Payout:
 
     def __init__(self, worker: Any):
         self.w = worker
+        self.metrics = metrics_of(worker)
         # Our jobs seen finalized (by us, a verdict or a keeper) since the last claim; in memory
         # only: after a restart the first claim still pays everything credited, its log names fewer.
         self.unclaimed_jobs: list[int] = []
@@ -82,6 +89,7 @@ class Payout:
             else:
                 if status == JobStatus.FINALIZED:  # by a verdict or a keeper: credited to us all the same
                     self.unclaimed_jobs.append(jid)
+                    self._credited(job)
                 w._done(jid, f"final ({status.name})")
         done = 0
         for i in range(0, len(ready), MAX_BATCH):
@@ -99,6 +107,7 @@ class Payout:
             try:
                 m.finalize_many(batch, [as_tuple(w.jobs[j]) for j in batch], sender=w.account)
             except Exception as e:  # noqa: BLE001 - one job not ready reverts all
+                self.metrics.error("finalize")
                 log.info(json.dumps({"event": "finalize_many_failed", "jobs": batch, "error": str(e)[:300]}))
                 if attempt == 0:
                     for jid in batch:
@@ -112,6 +121,7 @@ class Payout:
             try:
                 m.finalize(jid, as_tuple(w.jobs[jid]), sender=w.account)
             except Exception as e:  # noqa: BLE001 - e.g. the chain's clock is a second behind ours
+                self.metrics.error("finalize")
                 w._tx_failed(jid, "finalize", e)
                 self.refresh(jid)  # an event missed (a restart): read its state once
                 continue
@@ -136,7 +146,19 @@ class Payout:
     def _finalized(self, job_ids: list[int]) -> None:
         self.unclaimed_jobs.extend(job_ids)
         for jid in job_ids:
+            self._credited(self.w.jobs.get(jid))
             self.w._done(jid, "finalized by us")
+
+    def _credited(self, job: dict | None) -> None:
+        """Counts what JobMarket credited for a finalized job: its escrow minus the fee (wei)."""
+        if job is None:
+            return
+        try:
+            payment = int(job["payment"])
+            fee = payment * int(job.get("fee_bps", 0)) // MAX_BPS
+        except (KeyError, TypeError, ValueError):
+            return
+        self.metrics.credited.inc(payment - fee)
 
     def _draw(self, jid: int, job: dict, now: int) -> bool | None:
         """The job's audit draw from AuditBeacon (`offchain.chain.beacon.audit_draw`): None while
@@ -164,6 +186,7 @@ class Payout:
                 return None
             receipt = m.claim(w.address, sender=w.account)
         except Exception as e:  # noqa: BLE001 - RPC error or a revert: logged, tried again after tx_retry_s
+            self.metrics.error("claim")
             self._look_for_credit = True
             self._claim_retry_at = time.monotonic() + float(getattr(w.cfg, "tx_retry_s", 5.0))
             log.warning(json.dumps({"event": "claim_failed", "job_ids": self.unclaimed_jobs,
@@ -171,6 +194,9 @@ class Payout:
             return None
         self._claim_retry_at = time.monotonic() + float(getattr(w.cfg, "claim_every_s", 0.0))
         minted = self._log_paid(receipt)
+        self.metrics.claims.inc()
+        if minted:
+            self.metrics.claimed.inc(minted)
         self.unclaimed_jobs = []
         return minted
 

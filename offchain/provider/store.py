@@ -13,17 +13,19 @@ Job states::
     candidate -> accepting -> running -> executed -> submitted -> done
          \\-> refused (permanently: invalid spec, wrong compute units)   \\-> done
     any -> done (final on-chain, taken by another provider, or its window passed)
+
+The SQLite machinery (connection, `meta`, lock, transactions) is `offchain/sqlite_store.py`'s,
+at `synchronous=NORMAL` (docs/SECURITY.md, "Assumptions").
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
-from pathlib import Path
 
+from offchain.sqlite_store import SqliteStore
+
+# (and `meta`, from SqliteStore)
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS machines (machine_id INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS jobs (
     job_id INTEGER PRIMARY KEY,
@@ -45,29 +47,13 @@ class StateMismatch(RuntimeError):
     """The state directory belongs to another chain, deployment or provider."""
 
 
-class WorkerStore:
-    def __init__(self, path: str | Path):
-        self.path = str(path)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # Every commit survives the process being killed (kill -9) without an fsync per commit;
-        # a power loss may drop the last few, and the chain decides those on restart.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+class WorkerStore(SqliteStore):
+    SCHEMA = SCHEMA
+    # Every commit survives the process being killed (kill -9) without an fsync per commit;
+    # a power loss may drop the last few, and the chain decides those on restart.
+    SYNCHRONOUS = "NORMAL"
 
-    def close(self) -> None:
-        self._db.close()
-
-    # meta ----------------------------------------------------------------------------
-    def get_meta(self, key: str, default: str | None = None) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else default
-
-    def set_meta(self, key: str, value: str) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
-
+    # meta (get_meta / set_meta: SqliteStore) ------------------------------------------------
     def check_binding(self, chain_id: int, market: str, provider: str, deploy_block_hash: str = "") -> None:
         """Binds the state dir to one (chain, JobMarket, provider) on first use; refuses another
         later: its cursor and job ids would mean nothing there. `deploy_block_hash` tells apart
@@ -81,8 +67,7 @@ class WorkerStore:
         }
         have = {k: self.get_meta(k) for k in want}
         if all(v is None for v in have.values()):
-            for k, v in want.items():
-                self.set_meta(k, v)
+            self.set_metas(want)
             return
         if have != want:
             raise StateMismatch(
@@ -94,20 +79,20 @@ class WorkerStore:
 
     # machines --------------------------------------------------------------------------
     def add_machine(self, machine_id: int) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR IGNORE INTO machines (machine_id) VALUES (?)", (machine_id,))
+        self.write("INSERT OR IGNORE INTO machines (machine_id) VALUES (?)", (machine_id,))
 
     def machines(self) -> list[int]:
-        return [r[0] for r in self._db.execute("SELECT machine_id FROM machines ORDER BY machine_id")]
+        return [r[0] for r in self.read("SELECT machine_id FROM machines ORDER BY machine_id")]
 
     # jobs ------------------------------------------------------------------------------
+    _COLS = ("job_id", "state", "machine_id", "result_hex", "reason")
+
     def add_candidate(self, job_id: int) -> bool:
         """Records a job seen on-chain; False if it was already known (in any state)."""
-        with self._lock:
-            cur = self._db.execute(
-                "INSERT OR IGNORE INTO jobs (job_id, state, updated) VALUES (?, 'candidate', ?)", (job_id, time.time())
-            )
-            return cur.rowcount == 1
+        added = self.write(
+            "INSERT OR IGNORE INTO jobs (job_id, state, updated) VALUES (?, 'candidate', ?)", (job_id, time.time())
+        )
+        return added == 1
 
     def set_state(
         self,
@@ -120,32 +105,27 @@ class WorkerStore:
     ) -> None:
         if state not in STATES:
             raise ValueError(f"unknown job state {state!r}")
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO jobs (job_id, state, machine_id, result_hex, reason, updated) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (job_id) DO UPDATE SET state = excluded.state, "
-                "machine_id = COALESCE(excluded.machine_id, jobs.machine_id), "
-                "result_hex = COALESCE(excluded.result_hex, jobs.result_hex), "
-                "reason = COALESCE(excluded.reason, jobs.reason), updated = excluded.updated",
-                (job_id, state, machine_id, result_hex, reason, time.time()),
-            )
+        self.write(
+            "INSERT INTO jobs (job_id, state, machine_id, result_hex, reason, updated) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (job_id) DO UPDATE SET state = excluded.state, "
+            "machine_id = COALESCE(excluded.machine_id, jobs.machine_id), "
+            "result_hex = COALESCE(excluded.result_hex, jobs.result_hex), "
+            "reason = COALESCE(excluded.reason, jobs.reason), updated = excluded.updated",
+            (job_id, state, machine_id, result_hex, reason, time.time()),
+        )
 
     def job(self, job_id: int) -> dict | None:
-        row = self._db.execute(
-            "SELECT job_id, state, machine_id, result_hex, reason FROM jobs WHERE job_id = ?", (job_id,)
-        ).fetchone()
-        return dict(zip(("job_id", "state", "machine_id", "result_hex", "reason"), row, strict=True)) if row else None
+        row = self.read_one(f"SELECT {', '.join(self._COLS)} FROM jobs WHERE job_id = ?", (job_id,))
+        return dict(zip(self._COLS, row, strict=True)) if row else None
 
     def jobs_in(self, *states: str) -> list[dict]:
         marks = ",".join("?" for _ in states)
-        rows = self._db.execute(
-            f"SELECT job_id, state, machine_id, result_hex, reason FROM jobs WHERE state IN ({marks}) ORDER BY job_id",
-            states,
-        ).fetchall()
-        return [dict(zip(("job_id", "state", "machine_id", "result_hex", "reason"), r, strict=True)) for r in rows]
+        rows = self.read(f"SELECT {', '.join(self._COLS)} FROM jobs WHERE state IN ({marks}) ORDER BY job_id", states)
+        return [dict(zip(self._COLS, r, strict=True)) for r in rows]
 
     def counts(self) -> dict[str, int]:
-        return dict(self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
+        """Jobs per state (states with none left out)."""
+        return dict(self.read("SELECT state, COUNT(*) FROM jobs GROUP BY state"))
 
 
 __all__ = ["OPEN_STATES", "STATES", "StateMismatch", "WorkerStore"]

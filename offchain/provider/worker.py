@@ -51,6 +51,10 @@ Blobs are kept after jobs finish (garbage collection is left for later).
 Cheats (`--cheat`, `offchain/provider/cheats.py`): "wrong-output", "skip-work",
 "cheaper-model" replace step 3's execution; everything else is as honest.
 
+Metrics: the worker records into its agent's `AgentMetrics` (`offchain/provider/metrics.py`,
+served by the agent at GET /metrics): jobs by state from the state file and the time of the
+last good cycle (both every cycle), executions, failed transactions, credit and claims.
+
 Test hook: the environment variable GPUNET_AGENT_CRASH_AT=accepted|executed makes the process
 exit at once (status 75, no cleanup) right after the accept transaction is mined (before it is
 recorded) or after the output is stored (before it is submitted): crash injection for the
@@ -74,6 +78,7 @@ from offchain.constants import JobStatus, MachineStatus
 from offchain.provider.blobs import BlobStore
 from offchain.provider.cheats import JOB_CHEATS, execute_cheating
 from offchain.provider.intake import Intake, Refuse, Skip
+from offchain.provider.metrics import metrics_of
 from offchain.provider.payout import Payout
 from offchain.provider.store import OPEN_STATES, WorkerStore
 
@@ -137,6 +142,7 @@ class JobWorker:
         self.server_url = server_url.rstrip("/")
         Path(config.state_dir).mkdir(parents=True, exist_ok=True)
         self.store = WorkerStore(Path(config.state_dir) / "worker.sqlite")
+        self.metrics = metrics_of(agent)  # the agent's: one /metrics for both
         self.jobs: dict[int, dict] = {}  # job id -> current struct, for jobs in OPEN_STATES
         self.machines: dict[int, Any] = {}  # machine id -> registry.machines() of ours, refreshed each cycle
         self._retry_at: dict[int, float] = {}
@@ -201,6 +207,7 @@ class JobWorker:
             self._load_machines()
             self._restore()
             _event(event="worker_started", provider=self.address, cheat=self.cfg.cheat, state=self.store.counts())
+            self.observe_store()
             backoff = self.cfg.poll_s
             while not stop.is_set():
                 try:
@@ -208,6 +215,8 @@ class JobWorker:
                     backoff = self.cfg.poll_s
                 except Exception as e:  # noqa: BLE001 - RPC hiccups and the like: log, back off, retry
                     log.warning(json.dumps({"event": "cycle_error", "error": f"{type(e).__name__}: {e}"}))
+                    self.metrics.error("cycle")
+                    self.observe_store()
                     backoff = min(backoff * 2, 30.0)
                 stop.wait(backoff)
         _event(event="worker_stopped", provider=self.address)
@@ -252,6 +261,16 @@ class JobWorker:
         self.intake.cycle(self.clock(), stop)
         self.deliver(stop)
         self.payout.cycle(self.clock())
+        self.observe_store()
+        self.metrics.cycles.inc()
+        self.metrics.last_cycle.set_to_current_time()
+
+    def observe_store(self) -> None:
+        """Jobs by state, from the state file, into the metrics."""
+        try:
+            self.metrics.set_job_counts(self.store.counts())
+        except Exception as e:  # noqa: BLE001 - metrics only: never stop the worker for them
+            log.warning(json.dumps({"event": "metrics_error", "error": f"{type(e).__name__}: {e}"}))
 
     def follow_chain(self) -> None:
         m = self.h.market
@@ -421,10 +440,13 @@ class JobWorker:
                 # The job cannot be done (a bad model blob, ...): it will expire on-chain.
                 self._done(jid, f"execution failed: {e}")
                 return None
+            seconds = time.perf_counter() - t0
             result_hex = self.blobs.put(data)
             self.store.set_state(jid, "executed", result_hex=result_hex)
+            self.metrics.jobs_executed.labels(str(spec["kind"])).inc()
+            self.metrics.job_seconds.observe(seconds)
             _event(event="executed", job_id=jid, kind=spec["kind"], result=result_hex,
-                   seconds=round(time.perf_counter() - t0, 3), cheat=self.cfg.cheat)  # fmt: skip
+                   seconds=round(seconds, 3), cheat=self.cfg.cheat)  # fmt: skip
             self._crash_point("executed", jid)
         return jid, job, result_hex, self._result_url(row["machine_id"] or int(job["machine_id"]), result_hex)
 
@@ -441,6 +463,7 @@ class JobWorker:
                     [bytes.fromhex(r[2]) for r in ready], [r[3] for r in ready], sender=self.account,
                 )  # fmt: skip
         except Exception as e:  # noqa: BLE001 - a revert (a deadline passed meanwhile) or an RPC error
+            self.metrics.error("submit")
             if len(ready) > 1:
                 log.warning(json.dumps({"event": "tx_failed", "tx": "submit_results", "job_ids": [r[0] for r in ready],
                                         "error": f"{type(e).__name__}: {e}"}))  # fmt: skip
