@@ -11,7 +11,9 @@
         job state machine of docs/PROTOCOL.md:
 
         Open -accept-> Running -submit_result-> Submitted -window passes-> Finalized
-        Submitted -drawn for audit (probability audit_bps) -open_audit-> Audit
+        Submitted, drawn for audit (probability audit_bps) -verdict valid-> Finalized
+                                                           -verdict invalid-> Failed
+                                                           -audit timeout-> Finalized
         Submitted -dispute (bond)-> Audit -verdict valid-> Finalized
                                    Audit -verdict invalid-> Failed
                                    Audit -audit timeout-> Finalized (bond returned)
@@ -125,7 +127,6 @@ exports: (
     market_audits.VERIFIER_ROLE,
     market_audits.disputes,
     market_audits.dispute,
-    market_audits.open_audit,
     market_audits.post_verdict,
     market_audits.audit_drawn,
 )
@@ -485,17 +486,21 @@ def _close_finalized(job_id: uint256, job: IJobMarket.Job) -> (uint256, uint256)
     # `finalize_many`). Returns `_settle`'s (usd_net, cap).
     status: uint8 = job_store._load(job_id, job)
     d: market_audits.Dispute = empty(market_audits.Dispute)
+    timed_out: bool = False
     if status == job_store.STATUS_SUBMITTED:
         assert block.timestamp > job.challenge_end, "job_market: challenge window open"
-        market_audits._check_undrawn(job_id, job)
+        if audit_draw._drawn(job_id, job):
+            assert block.timestamp > market_audits._sampled_deadline(job), "job_market: job drawn for audit"
+            timed_out = True
     elif status == job_store.STATUS_AUDIT:
         d = market_audits._close_timed_out(job_id)
+        timed_out = True
     else:
         raise "job_market: job not finalizable"
     job_store._store(job_id, job, job_store.STATUS_FINALIZED)
     if d.bond > 0:
         market_funds._push(d.challenger, d.bond)
-    return market_funds._settle(job_id, job, status == job_store.STATUS_AUDIT)
+    return market_funds._settle(job_id, job, timed_out)
 
 
 @internal

@@ -72,6 +72,8 @@ exports: (
 
 # Upper bound on the operator set (and so on signatures per report).
 MAX_OPERATORS: public(constant(uint256)) = 32
+# Largest batch of `submit_verdicts`.
+MAX_VERDICT_BATCH: public(constant(uint256)) = 20
 
 MAX_BPS: public(constant(uint256)) = 10_000
 
@@ -355,10 +357,32 @@ def submit_uptime(report: UptimeReport, signatures: DynArray[Bytes[65], MAX_OPER
 @external
 def submit_verdict(report: JobVerdict, job: IJobMarket.Job, signatures: DynArray[Bytes[65], MAX_OPERATORS]):
     """
-    @notice Applies the quorum's verdict on a job in Audit: JobMarket checks `job` against
-            its commitment and that the job is in Audit before its deadline. `report.nonce`
-            is the job's current verdict nonce (0, then one more per verdict).
+    @notice Applies the quorum's verdict on a job in audit (drawn, or disputed): JobMarket
+            checks `job` against its commitment and that the job is in audit before its
+            deadline. `report.nonce` is the job's current verdict nonce (0, then one more per
+            verdict).
     """
+    self._submit_verdict(report, job, signatures)
+
+
+@external
+def submit_verdicts(
+    reports: DynArray[JobVerdict, MAX_VERDICT_BATCH],
+    jobs: DynArray[IJobMarket.Job, MAX_VERDICT_BATCH],
+    signatures: DynArray[DynArray[Bytes[65], MAX_OPERATORS], MAX_VERDICT_BATCH],
+):
+    """
+    @notice Batch form of `submit_verdict`, all or nothing: one report that would revert alone
+            reverts the batch (the caller then submits them one by one).
+    """
+    assert len(reports) > 0, "oracle_hub: empty batch"
+    assert len(reports) == len(jobs) and len(reports) == len(signatures), "oracle_hub: length mismatch"
+    for i: uint256 in range(len(reports), bound=MAX_VERDICT_BATCH):
+        self._submit_verdict(reports[i], jobs[i], signatures[i])
+
+
+@internal
+def _submit_verdict(report: JobVerdict, job: IJobMarket.Job, signatures: DynArray[Bytes[65], MAX_OPERATORS]):
     market: address = self.job_market
     assert market != empty(address), "oracle_hub: job market not set"
     subject: bytes32 = self._verdict_subject(report.job_id)

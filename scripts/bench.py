@@ -350,7 +350,8 @@ def post_round(drv: Driver, ops, keeper, name: str | None, price: int = 125_000_
 
 
 def measure_audit_ops(drv: Driver, deployer, prov, user, keeper, machine, ops) -> None:
-    """Sampled audits: open_audit and the quorum's verdict through OracleHub (2 of 3 operators)."""
+    """Sampled audits (a drawn job needs no opening transaction): the quorum's verdict through
+    OracleHub (2 of 3 operators)."""
     from ape import chain
 
     m, hub = drv.market, drv.d.hub
@@ -375,11 +376,26 @@ def measure_audit_ops(drv: Driver, deployer, prov, user, keeper, machine, ops) -
         drv.submit(job_id, prov, name=None)
         # The job's beacon round: every member reveals (audit rate 100%: the job is drawn).
         reveal_round(drv, ops, int(drv.jobs[job_id]["draw_round"]), "beacon_reveal_first", "beacon_reveal")
-        drv.record("open_audit", m.open_audit(job_id, drv.t(job_id), sender=keeper))
         report, sigs = verdict(job_id, valid)
         name = "submit_verdict_valid_m2" if valid else "submit_verdict_invalid_slash_m2"
         drv.record(name, hub.submit_verdict(report, drv.t(job_id), sigs, sender=keeper))
         assert drv.status(job_id) == (JobStatus.FINALIZED if valid else JobStatus.FAILED)
+
+    # The oracle posts a cycle's verdicts in one `submit_verdicts` (OracleHub.MAX_VERDICT_BATCH).
+    batch = []
+    for n in range(10):
+        job_id = drv.create(user, prov, 27_100 + n, name=None)
+        drv.accept(job_id, prov, machine, name=None)
+        drv.submit(job_id, prov, name=None)
+        batch.append(job_id)
+    for r in sorted({int(drv.jobs[j]["draw_round"]) for j in batch}):
+        reveal_round(drv, ops, r, None, None)
+    assert all(m.audit_drawn(j, drv.t(j)) for j in batch)
+    pairs = [verdict(j, True) for j in batch]
+    tx = drv.record("submit_verdicts_batch_10_m2", hub.submit_verdicts(
+        [p[0] for p in pairs], [drv.t(j) for j in batch], [p[1] for p in pairs], sender=keeper))  # fmt: skip
+    drv.gas.ops["submit_verdicts_batch_10_m2_per_verdict"].append(int(tx.gas_used) // len(batch))
+    assert all(drv.status(j) == JobStatus.FINALIZED for j in batch)
 
     measure_economy_ops(drv, ops, prov, keeper)
     measure_report_ops(drv, deployer, prov, keeper, ops)

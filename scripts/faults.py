@@ -13,8 +13,8 @@ through a link the harness can cut (scripts/_partition.py). Scenarios, each on i
 - client_killed_mid_submit: a user client (scripts/_load_client.py, batches of 10) is killed
   with SIGKILL while it submits, 10 s after it starts; whatever it funded must still end.
 - leader_killed_mid_quorum: one job goes to Audit (the user disputes it, or the beacon drew
-  it); its verdict leader (`leader_for(job, nonce)`, as the service computes it) is killed with
-  SIGKILL as soon as its own audit is done (it proposes the verdict and gathers co-signatures
+  it); its verdict leader (the first of its audit committee, as the service computes it) is
+  killed with SIGKILL as soon as its own audit is done (it proposes the verdict and gathers co-signatures
   next), and restarted 5 s later on its database: it must resume from the cursors it had
   stored, and a replacement leader must post the verdict before the audit deadline.
 - operator_partitioned: oracle-2 is cut off from both peers (its links dropped both ways, its
@@ -225,7 +225,7 @@ class Faults(Load):
         js = self.submit(0, 200)
         self.wait_for(lambda: self.status(js[0]) in ("SUBMITTED", "AUDIT"), 120)
         job = js[0]
-        # Its verdict leader (`leader_for(job, nonce)`, as the service computes it) is restarted
+        # Its verdict leader (its committee's first member, as the service computes it) is restarted
         # with the crash hook: it dies once it holds a quorum of signatures, before submitting.
         ops = sorted((o.address for o in self.operators), key=lambda a: int(a, 16))
         leader = ops[(job + int(self.d.hub.verdict_nonce(job))) % len(ops)]

@@ -297,6 +297,38 @@ class Load:
                 return status
             time.sleep(10)
 
+    def audit_counts(self) -> dict:
+        """What the operators' logs say about audits: jobs drawn (each operator marks the same
+        jobs), re-executions per operator, verdicts posted and in how many transactions, and the
+        beacon rounds an operator missed (every job of a missed round is drawn)."""
+        out: dict = {"drawn": 0, "executions": {}, "verdict_txs": 0, "verdicts_posted": 0, "rounds_missed": 0}
+        for i in range(len(OPERATORS)):
+            path = self.log_dir / f"oracle-{i}.log"
+            if not path.exists():
+                continue
+            drawn = execs = 0
+            for line in path.read_text(errors="replace").splitlines():
+                k = line.find("{")
+                if k < 0:
+                    continue
+                try:
+                    e = json.loads(line[k:])
+                except ValueError:
+                    continue
+                ev = e.get("event")
+                if ev == "audit_drawn":
+                    drawn += 1
+                elif ev == "audit":
+                    execs += 1
+                elif ev == "submitted" and e.get("kind") == "verdict":
+                    out["verdict_txs"] += 1
+                    out["verdicts_posted"] += int(e.get("batch", 1))
+                elif ev == "beacon_round_missed":
+                    out["rounds_missed"] += 1
+            out["drawn"] = max(out["drawn"], drawn)
+            out["executions"][f"oracle-{i}"] = execs
+        return out
+
     def books(self) -> int:
         """JobMarket's token balance minus what its books say it must hold: the escrow of every
         unfinished job (fixed at creation), open dispute bonds, finalized escrow not claimed yet
@@ -368,6 +400,10 @@ class Load:
             else None,
             "rpc_by_role": calls,
             "rpc_top_methods": dict(sorted(methods.items(), key=lambda kv: -kv[1])[:10]),
+            "rpc_top_methods_by_role": {
+                role: dict(sorted(c.items(), key=lambda kv: -kv[1])[:6]) for role, c in rpc.items()
+            },
+            "audits": self.audit_counts(),
             "cpu_s_by_role": cpu,
             "anvil_cpu_s": round(anvil_cpu, 2) if self.anvil_pid else None,
             "run_s": round(t_submit_end - t_start, 1),

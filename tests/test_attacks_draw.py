@@ -341,9 +341,6 @@ def test_attack_provider_picks_its_round_by_timing_accept_and_submit_or_a_batch_
         beacon.reveal(r, next_secret(beacon, b, hb, r), sender=b)
     assert _seed(beacon, r) == (ROUND_PENDING, ZERO32) and tuple(beacon.round_counts(r)) == (0, 0)
     assert not any(market.audit_drawn(i, jobs.t(i)) for i in ids)
-    for i in ids:
-        with ape.reverts("job_market: job not drawn for audit"):
-            market.open_audit(i, jobs.t(i), sender=provider)
     xor = reveal_round(chain, beacon, duo, r)
     seed = round_seed(xor, r)
     assert [market.audit_drawn(i, jobs.t(i)) for i in ids] == [drawn_from_seed(seed, i, AUDIT_BPS) for i in ids]
@@ -373,9 +370,7 @@ def test_attack_finalize_before_the_round_is_decided_with_the_shortest_window__r
         market.finalize_many(ids, [jobs.t(i) for i in ids], sender=keeper)
     with ape.reverts("job_market: job drawn for audit"):
         market.finalize(ids[1], jobs.t(ids[1]), sender=keeper)
-    # The drawn jobs have an exit: open_audit (anyone), then the audit times out into finalize.
-    for i in ids:
-        jobs.track(market.open_audit(i, jobs.t(i), sender=keeper))
+    # The drawn jobs have an exit with no transaction: the audit times out into finalize.
     chain.pending_timestamp += MarketParams().audit_timeout + 1
     jobs.track(market.finalize_many(ids, [jobs.t(i) for i in ids], sender=keeper))
     assert all(market.job_status(i) == JobStatus.FINALIZED for i in ids)

@@ -435,8 +435,6 @@ def test_attack_provider_computes_its_draw_at_submission__seed_unknown(
     assert seed_of(beacon, r) == (ROUND_PENDING, ZERO32)
     assert tuple(beacon.round_counts(r)) == (0, 0)
     assert not market.audit_drawn(job_id, jobs.t(job_id))
-    with ape.reverts("job_market: job not drawn for audit"):
-        market.open_audit(job_id, jobs.t(job_id), sender=provider)
     # The seed exists once the members reveal, all after the submission.
     xor = reveal_round(chain, beacon, trio, r)
     seed = round_seed(xor, r)
@@ -470,8 +468,7 @@ def test_attack_withhold_reveal_to_escape_an_audit__round_degrades_and_every_job
     for i in ids:
         with ape.reverts("job_market: job drawn for audit"):
             market.finalize(i, jobs.t(i), sender=keeper)
-        market.open_audit(i, jobs.t(i), sender=keeper)
-        assert market.job_status(i) == JobStatus.AUDIT
+        assert market.job_status(i) == JobStatus.SUBMITTED  # in audit: awaits a verdict
 
 
 def test_attack_add_or_remove_member_mid_round__required_count_unchanged(beacon, chain, deployer, accounts, trio):

@@ -4,7 +4,7 @@ happened, on anvil with the real contracts.
 One module-wide story (test accounts: 0 deployer = attester and verifier, 1 provider P,
 2 provider P2, 3 user U, 9 the one-operator oracle quorum that signs prices and rewards):
 - job 1 (P, its first job: new providers are audited on 100%): drawn (its AuditBeacon round
-  revealed by the one operator, whose `BeaconDuty` runs in the test), audit opened, verdict
+  revealed by the one operator, whose `BeaconDuty` runs in the test), verdict
   valid, finalized (P credited), then claimed for P by the deployer with `gpunet provider claim
   --for P` (anyone may; the tokens go to P);
 - job 2 (P, now trusted: 0%): not drawn, finalized after the challenge window; P's
@@ -164,7 +164,6 @@ def _play(s: Story) -> None:
     j1 = _create(s, p_addr)
     _accept_submit(s, j1, P, s.machine)
     s.reveal_draw(j1)
-    s.track(m.open_audit(j1, s.t(j1), sender=d))
     s.track(m.post_verdict(j1, s.t(j1), True, sender=d))
     s.cli["before_claim_1"] = int(s.h.token.balanceOf(p_addr))
     _cli(s, "claim_1", "provider", "claim", "--for", p_addr.lower(), "--test-account", "0", "--yes", "--json")
@@ -187,7 +186,7 @@ def _play(s: Story) -> None:
     s.track(m.expire(j4, s.t(j4), sender=d))
     # Emissions epoch 0 -> claimed in epoch 1.
     s.claimed = _claim_epoch0(s)
-    # 5 open, 6 running, 7 submitted (P2's first job: drawn, no audit opened yet).
+    # 5 open, 6 running, 7 submitted (P2's first job: drawn, no verdict yet).
     _create(s, "0x" + "00" * 20)
     j6 = _create(s, p_addr)
     _accept_submit(s, j6, P, s.machine, submit=False)
@@ -308,7 +307,7 @@ def _steps(tl: dict) -> list[str]:
 
 def test_job_logs__audited_job__draw_audit_verdict_settlement(story, gpunet):
     tl = _json(gpunet("job", "logs", "1", "--json"))
-    assert _steps(tl) == ["created", "accepted", "submitted", "audit draw", "audit opened", "verdict", "finalized"]
+    assert _steps(tl) == ["created", "accepted", "submitted", "audit draw", "verdict", "finalized"]
     assert [s["time"] for s in tl["steps"]] == sorted(s["time"] for s in tl["steps"])
     draw = tl["steps"][3]["data"]
     assert draw["drawn"] is True and draw["audit_bps"] == 10_000
@@ -318,9 +317,10 @@ def test_job_logs__audited_job__draw_audit_verdict_settlement(story, gpunet):
     assert f"beacon round {draw['round']}" in tl["steps"][3]["text"]
     acc = tl["steps"][1]["data"]["machine"]
     assert acc == {"machine_id": story.machine, "class_id": CPU, "class": "CPU", "gpu_count": 1, "vram_mb": 256}
-    verdict = tl["steps"][5]
+    assert "re-executes it, no transaction needed" in tl["steps"][3]["text"]
+    verdict = tl["steps"][4]
     assert verdict["data"]["valid"] is True and story.a[0].address in verdict["text"]
-    fin = tl["steps"][6]["data"]
+    fin = tl["steps"][5]["data"]
     assert fin["settled"]["minted"] == story.settled[0]["minted"] and fin["settled"]["jobs"] == 1
     assert tl["waiting"] == {"status": "FINALIZED", "until": None, "text": "ended: FINALIZED"}
 
@@ -357,8 +357,8 @@ def test_job_logs__waiting_lines(story, gpunet):
     assert w["until"] == j6["complete_by"] and f"running it on machine {story.machine}, result due by" in w["text"]
     tl = _json(gpunet("job", "logs", "7", "--json"))
     assert tl["steps"][-1]["event"] == "audit draw" and tl["steps"][-1]["data"]["drawn"] is True
-    assert tl["waiting"]["until"] == j7["challenge_end"]
-    assert tl["waiting"]["text"].startswith("drawn for audit: waiting for an oracle operator to open the audit")
+    assert tl["waiting"]["until"] == j7["challenge_end"] + story.h.market.params().audit_timeout
+    assert tl["waiting"]["text"].startswith("drawn for audit: the oracle quorum re-executes it, verdict due by")
 
 
 def test_job_logs__unknown_job__one_line_with_the_range(gpunet):

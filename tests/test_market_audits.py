@@ -202,8 +202,6 @@ def test_draw__certain__pending_then_degraded_and_finalize_refused_until_audited
     # Its round has not started: nobody knows the draw yet, no audit can open.
     assert tuple(beacon.draw_seed(r))[0] == ROUND_PENDING
     assert not market.audit_drawn(job_id, jobs.t(job_id))
-    with ape.reverts("job_market: job not drawn for audit"):
-        market.open_audit(job_id, jobs.t(job_id), sender=keeper)
     # Nobody revealed by the deadline: degraded, every audited job of the round is drawn.
     decide_draw(chain, beacon, jobs, job_id)
     assert tuple(beacon.draw_seed(r))[0] == ROUND_DEGRADED
@@ -222,8 +220,6 @@ def test_draw__zero_rate__never_drawn_and_finalizes(
     decide_draw(chain, beacon, jobs, job_id)  # degraded, yet p = 0 draws nothing
     assert tuple(beacon.draw_seed(jobs[job_id]["draw_round"]))[0] == ROUND_DEGRADED
     assert not market.audit_drawn(job_id, jobs.t(job_id))
-    with ape.reverts("job_market: job not drawn for audit"):
-        market.open_audit(job_id, jobs.t(job_id), sender=keeper)
     chain.pending_timestamp = jobs[job_id]["challenge_end"] + 1
     market.finalize(job_id, jobs.t(job_id), sender=keeper)
     assert market.job_status(job_id) == JobStatus.FINALIZED
@@ -256,57 +252,66 @@ def test_draw__ready_round__drawn_iff_the_seed_says_so(
     assert 8 <= sum(want) <= 32, sum(want)
     drawn = [i for i, w in zip(ids, want, strict=True) if w]
     spared = [i for i, w in zip(ids, want, strict=True) if not w]
-    with ape.reverts("job_market: job not drawn for audit"):
-        market.open_audit(spared[0], jobs.t(spared[0]), sender=keeper)
-    market.open_audit(drawn[0], jobs.t(drawn[0]), sender=keeper)
     chain.pending_timestamp = jobs[ids[0]]["challenge_end"] + 1
     with ape.reverts("job_market: job drawn for audit"):
         market.finalize(drawn[1], jobs.t(drawn[1]), sender=keeper)
     market.finalize_many(spared, [jobs.t(i) for i in spared], sender=keeper)
-    assert [market.job_status(i) for i in ids] == [
-        JobStatus.AUDIT if i == drawn[0] else JobStatus.SUBMITTED if w else JobStatus.FINALIZED
-        for i, w in zip(ids, want, strict=True)
-    ]
+    # A drawn job stays Submitted (in audit with no transaction) until a verdict or its timeout.
+    assert [market.job_status(i) for i in ids] == [JobStatus.SUBMITTED if w else JobStatus.FINALIZED for w in want]
 
 
-def test_draw__degraded_round__stays_drawn__audit_opens_after_the_window_and_times_out(
-    make_provider, make_job, market, beacon, jobs, chain, keeper, provider, user
+def test_draw__degraded_round__stays_drawn_and_times_out_into_finalize(
+    make_provider, make_job, market, beacon, jobs, chain, token, keeper, provider, user
 ):
-    # A drawn job always has an exit: nobody opened its audit in the challenge window, the draw
-    # does not lapse (finalize keeps refusing it), and open_audit still works; without a verdict
-    # the audit times out into a normal finalize.
+    # A drawn job always has an exit with no transaction to open its audit: the draw does not
+    # lapse (finalize refuses it, the user cannot dispute it), and without a verdict by
+    # challenge_end + audit_timeout anyone finalizes it as a timed-out audit (provider paid).
     machine_id = make_provider(provider)
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
     decide_draw(chain, beacon, jobs, job_id)
-    chain.mine(timestamp=jobs[job_id]["challenge_end"] + AUDITS.audit_timeout)
+    deadline = jobs[job_id]["challenge_end"] + AUDITS.audit_timeout
     chain.mine(256)
+    chain.mine(timestamp=deadline - 3)
     assert market.audit_drawn(job_id, jobs.t(job_id))
+    assert market.job_status(job_id) == JobStatus.SUBMITTED
+    assert tuple(market.disputes(job_id)) == (ZERO, 0, 0)  # nothing stored for a sampled audit
     with ape.reverts("job_market: job drawn for audit"):
         market.finalize(job_id, jobs.t(job_id), sender=keeper)
     with ape.reverts("job_market: challenge window over"):
         market.dispute(job_id, jobs.t(job_id), sender=user)
-    tx = market.open_audit(job_id, jobs.t(job_id), sender=keeper)
-    assert ev(tx, market.AuditOpened)["audit_deadline"] == chain.blocks.head.timestamp + AUDITS.audit_timeout
-    chain.pending_timestamp = market.disputes(job_id).audit_deadline + 1
-    market.finalize(job_id, jobs.t(job_id), sender=keeper)
+    assert chain.blocks.head.timestamp <= deadline  # both refused before the deadline
+    before = token.balanceOf(keeper)
+    chain.pending_timestamp = max(chain.pending_timestamp, deadline + 1)
+    tx = market.finalize(job_id, jobs.t(job_id), sender=keeper)
+    assert ev(tx, market.JobFinalized)["audit_timed_out"]
     assert market.job_status(job_id) == JobStatus.FINALIZED
+    assert token.balanceOf(keeper) == before
 
 
-def test_open_audit__drawn__anyone_opens_without_bond(
-    make_provider, make_job, market, beacon, jobs, chain, token, keeper, provider, user
+def test_sampled_audit__verdict_until_challenge_end_plus_timeout__then_refused(
+    make_provider, make_job, market, hub, beacon, jobs, chain, pool, keeper, provider, user
 ):
     machine_id = make_provider(provider)
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
     decide_draw(chain, beacon, jobs, job_id)
-    before = token.balanceOf(keeper)
-    tx = market.open_audit(job_id, jobs.t(job_id), sender=keeper)
-    e = ev(tx, market.AuditOpened)
-    assert e["job_id"] == job_id and e["audit_deadline"] == chain.blocks.head.timestamp + AUDITS.audit_timeout
-    assert market.job_status(job_id) == JobStatus.AUDIT
-    assert tuple(market.disputes(job_id))[:2] == (ZERO, 0)
-    assert token.balanceOf(keeper) == before
-    with ape.reverts("job_market: job not submitted"):
-        market.open_audit(job_id, jobs.t(job_id), sender=keeper)
+    report, sigs = verdict(hub, chain, pool, job_id, jobs[job_id], True)
+    chain.pending_timestamp = jobs[job_id]["challenge_end"] + AUDITS.audit_timeout + 1
+    with ape.reverts("job_market: audit deadline passed"):
+        hub.submit_verdict(report, jobs.t(job_id), sigs, sender=keeper)
+    assert market.job_status(job_id) == JobStatus.SUBMITTED
+
+
+def test_sampled_audit__verdict_on_a_job_not_drawn__refused(
+    make_provider, make_job, market, hub, beacon, jobs, chain, pool, set_rates, keeper, provider, user
+):
+    set_rates(new_provider_audit_bps=0, base_audit_bps=0)
+    machine_id = make_provider(provider)
+    job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
+    decide_draw(chain, beacon, jobs, job_id)
+    report, sigs = verdict(hub, chain, pool, job_id, jobs[job_id], False)
+    with ape.reverts("job_market: job not in audit"):
+        hub.submit_verdict(report, jobs.t(job_id), sigs, sender=keeper)
+    assert market.job_status(job_id) == JobStatus.SUBMITTED
 
 
 ################################################################
@@ -320,7 +325,6 @@ def test_verdict_valid__sampled__provider_paid_reputation_counts(
     machine_id = make_provider(provider)
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
     decide_draw(chain, beacon, jobs, job_id)
-    market.open_audit(job_id, jobs.t(job_id), sender=keeper)
     before, supply, held = token.balanceOf(provider), token.totalSupply(), token.balanceOf(market)
     report, sigs = verdict(hub, chain, pool, job_id, jobs[job_id], True)
     tx = hub.submit_verdict(report, jobs.t(job_id), sigs, sender=keeper)
@@ -350,7 +354,6 @@ def test_verdict_invalid__sampled__user_refunded_collateral_slashed_rate_rises(
     machine_id = make_provider(provider)
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
     decide_draw(chain, beacon, jobs, job_id)
-    market.open_audit(job_id, jobs.t(job_id), sender=keeper)
     collateral = jobs[job_id]["collateral"]
     user_before = token.balanceOf(user)
     report, sigs = verdict(hub, chain, pool, job_id, jobs[job_id], False)
@@ -397,9 +400,8 @@ def test_submit_verdict__bad_report__reverts_nothing_changes(
 ):
     machine_id = make_provider(provider)
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
-    decide_draw(chain, beacon, jobs, job_id)
-    if case != "not_in_audit":
-        market.open_audit(job_id, jobs.t(job_id), sender=keeper)
+    if case != "not_in_audit":  # a job not drawn (its round still pending) is not in audit
+        decide_draw(chain, beacon, jobs, job_id)
     fields = {"other_result": {"result_hash": b"\x33" * 32}, "wrong_nonce": {"nonce": 1}}.get(case, {})
     report, sigs = verdict(hub, chain, pool, job_id, jobs[job_id], True, signers=1 if case == "one_signer" else 2,
                            **fields)  # fmt: skip
@@ -416,11 +418,59 @@ def test_submit_verdict__replayed__reverts(
     machine_id = make_provider(provider)
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
     decide_draw(chain, beacon, jobs, job_id)
-    market.open_audit(job_id, jobs.t(job_id), sender=keeper)
     report, sigs = verdict(hub, chain, pool, job_id, jobs[job_id], True)
     hub.submit_verdict(report, jobs.t(job_id), sigs, sender=keeper)
     with ape.reverts("oracle_hub: wrong nonce"):
         hub.submit_verdict(report, jobs.t(job_id), sigs, sender=keeper)
+
+
+def test_submit_verdicts__batch__each_job_settled_like_alone(
+    make_provider, make_job, market, hub, beacon, registry, jobs, chain, pool, keeper, provider, user
+):
+    machine_id = make_provider(provider)
+    ids = [run_to_submitted(market, jobs, make_job, machine_id, provider, user) for _ in range(3)]
+    for i in ids:
+        decide_draw(chain, beacon, jobs, i)
+    valid = [True, False, True]
+    reports, sigs = zip(*(verdict(hub, chain, pool, i, jobs[i], v) for i, v in zip(ids, valid, strict=True)),
+                        strict=True)  # fmt: skip
+    tx = hub.submit_verdicts(list(reports), [jobs.t(i) for i in ids], list(sigs), sender=keeper)
+    assert [e["job_id"] for e in evs(tx, hub.VerdictAccepted)] == ids
+    assert [market.job_status(i) for i in ids] == [JobStatus.FINALIZED, JobStatus.FAILED, JobStatus.FINALIZED]
+    assert [hub.verdict_nonce(i) for i in ids] == [1, 1, 1]
+    assert rep(registry, provider) == record(completed=2, failed=1, audits_passed=2)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("one_replayed", "oracle_hub: wrong nonce"),
+    ("one_not_drawn", "job_market: job not in audit"),
+    ("length_mismatch", "oracle_hub: length mismatch"),
+    ("empty", "oracle_hub: empty batch"),
+])  # fmt: skip
+def test_submit_verdicts__one_bad_report__whole_batch_reverts(
+    make_provider, make_job, market, hub, beacon, jobs, chain, pool, set_rates, keeper, provider, user, case, message
+):
+    machine_id = make_provider(provider)
+    ids = [run_to_submitted(market, jobs, make_job, machine_id, provider, user) for _ in range(2)]
+    for i in ids:
+        decide_draw(chain, beacon, jobs, i)
+    if case == "one_not_drawn":  # a third job at audit rate 0: never drawn, not in audit
+        set_rates(new_provider_audit_bps=0, base_audit_bps=0)
+        ids.append(run_to_submitted(market, jobs, make_job, machine_id, provider, user))
+        decide_draw(chain, beacon, jobs, ids[-1])
+    pairs = [verdict(hub, chain, pool, i, jobs[i], True) for i in ids]
+    if case == "one_replayed":
+        hub.submit_verdict(pairs[1][0], jobs.t(ids[1]), pairs[1][1], sender=keeper)
+    reports, sigs, tups = [p[0] for p in pairs], [p[1] for p in pairs], [jobs.t(i) for i in ids]
+    if case == "length_mismatch":
+        tups = tups[:1]
+    if case == "empty":
+        reports, sigs, tups = [], [], []
+    before = [market.job_status(i) for i in ids]
+    with ape.reverts(message):
+        hub.submit_verdicts(reports, tups, sigs, sender=keeper)
+    assert [market.job_status(i) for i in ids] == before
+    assert hub.verdict_nonce(ids[0]) == 0
 
 
 def test_post_verdict__only_verifier_role(
@@ -429,7 +479,6 @@ def test_post_verdict__only_verifier_role(
     machine_id = make_provider(provider)
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
     decide_draw(chain, beacon, jobs, job_id)
-    market.open_audit(job_id, jobs.t(job_id), sender=keeper)
     with ape.reverts():
         market.post_verdict(job_id, jobs.t(job_id), False, sender=attacker)
 
@@ -568,7 +617,6 @@ def test_reputation__dust_jobs__audits_failures_disputes_and_expiries_still_coun
     # A sampled audit that passes: paid and an audit passed, but not a completed job.
     passed = run_to_submitted(market, jobs, make_job, machine_id, provider, user, units=DUST_UNITS)
     decide_draw(chain, beacon, jobs, passed)
-    market.open_audit(passed, jobs.t(passed), sender=keeper)
     report, sigs = verdict(hub, chain, pool, passed, jobs[passed], True)
     tx = hub.submit_verdict(report, jobs.t(passed), sigs, sender=keeper)
     assert ev(tx, market.JobFinalized)["usd_value"] == PRICE * DUST_UNITS
@@ -577,7 +625,6 @@ def test_reputation__dust_jobs__audits_failures_disputes_and_expiries_still_coun
     # A sampled audit that fails: a failure, whatever the size.
     failed = run_to_submitted(market, jobs, make_job, machine_id, provider, user, units=DUST_UNITS)
     decide_draw(chain, beacon, jobs, failed)
-    market.open_audit(failed, jobs.t(failed), sender=keeper)
     report, sigs = verdict(hub, chain, pool, failed, jobs[failed], False)
     hub.submit_verdict(report, jobs.t(failed), sigs, sender=keeper)
     assert market.job_status(failed) == JobStatus.FAILED
@@ -716,7 +763,7 @@ def test_dispute__drawn_job__refused_so_a_provider_cannot_self_dispute(
 ):
     # The fuzz found it: a provider seeing its job drawn could dispute it from a second address
     # and collect the challenger's share of its own slash. Only the user may dispute now, and
-    # not a drawn job either: a drawn job goes through open_audit (no bond, no challenger).
+    # not a drawn job either: a drawn job is audited anyway (no bond, no challenger).
     machine_id = make_provider(provider)
     job_id = run_to_submitted(market, jobs, make_job, machine_id, provider, user)
     decide_draw(chain, beacon, jobs, job_id)
@@ -728,5 +775,42 @@ def test_dispute__drawn_job__refused_so_a_provider_cannot_self_dispute(
         with ape.reverts("job_market: caller is not the user"):
             market.dispute(job_id, jobs.t(job_id), sender=caller)
     assert market.job_status(job_id) == JobStatus.SUBMITTED and token.balanceOf(user) == before
-    market.open_audit(job_id, jobs.t(job_id), sender=keeper)
     assert tuple(market.disputes(job_id))[:2] == (ZERO, 0)
+
+
+def test_oracle_submit_verdicts__batch_then_one_by_one_after_a_peer_was_first(
+    tmp_path, deployment, make_provider, make_job, market, hub, beacon, jobs, chain, pool, keeper, provider, user
+):
+    """The oracle service's `_submit_verdicts` (offchain/oracle/verdicts.py): the cycle's
+    verdicts go in one `submit_verdicts`; when another operator already posted one of them, the
+    batch reverts and each is submitted alone (that one recorded as posted by a peer)."""
+    from types import SimpleNamespace
+
+    from offchain.oracle.service import OracleConfig, OracleService
+
+    svc = OracleService(OracleConfig(network="ethereum:local:test", operator_key=pool[0].private_key,
+                                     db_path=str(tmp_path / "svc.sqlite")))  # fmt: skip
+    svc.h = SimpleNamespace(market=market, beacon=beacon, hub=hub, chain=chain, record={})
+    svc.chain_id, svc.sender, svc.threshold = chain.chain_id, pool[0], 2
+    machine_id = make_provider(provider)
+    ids = [run_to_submitted(market, jobs, make_job, machine_id, provider, user) for _ in range(5)]
+    for i in ids:
+        decide_draw(chain, beacon, jobs, i)
+
+    def item(i):
+        report = {"job_id": i, "result_hash": jobs[i]["result_hash"], "valid": True, "evidence_hash": b"\x5e" * 32,
+                  "nonce": hub.verdict_nonce(i)}  # fmt: skip
+        typed = R.verdict_typed_data(hub.address, chain.chain_id, report)
+        sigs = R.sort_signatures([(op.address, R.sign_report(op.private_key, typed)) for op in pool[:2]])
+        return f"verdict:{i}", report, [(a, "0x" + bytes(s).hex()) for a, s in zip(sorted(
+            (op.address for op in pool[:2]), key=lambda a: int(a, 16)), sigs, strict=True)], jobs[i]  # fmt: skip
+
+    svc._submit_verdicts([item(i) for i in ids[:2]])
+    assert [market.job_status(i) for i in ids[:2]] == [JobStatus.FINALIZED] * 2
+    assert all(svc.store.submitted(f"verdict:{i}", 0) for i in ids[:2])
+    batch = [item(i) for i in ids[2:]]
+    r, s = verdict(hub, chain, pool, ids[3], jobs[ids[3]], True)
+    hub.submit_verdict(r, jobs.t(ids[3]), s, sender=keeper)  # another operator was first
+    svc._submit_verdicts(batch)
+    assert [market.job_status(i) for i in ids] == [JobStatus.FINALIZED] * 5
+    assert all(svc.store.submitted(f"verdict:{i}", 0) for i in ids[2:])

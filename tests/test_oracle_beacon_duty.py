@@ -10,8 +10,8 @@ chain (`dev_chain`: the next block's time is the head's + 1 here).
   database it commits a new chain (the rounds before that one applies are missed), and it
   commits a new generation when its chain runs low;
 - both reveal: the round is ready, the service's draw agrees with JobMarket's `audit_drawn`;
-- B silent: the round degrades (`gpunet job logs` says so), the service opens an audit for
-  every job of it;
+- B silent: the round degrades (`gpunet job logs` says so), the service audits every job of
+  it (no transaction opens an audit);
 - the provider's worker finalizes, after the challenge window, only the jobs a ready round did
   not draw.
 """
@@ -238,7 +238,13 @@ def test_draw__both_reveal__ready__service_agrees_with_the_contract(
     _check_draws(svc, chain)
     for i in ids:
         assert svc.store.job(i)["drawn"] == int(expected[i])
-        assert market.job_status(i) == (JobStatus.AUDIT if expected[i] else JobStatus.SUBMITTED)
+        # A drawn job is in audit with no transaction: Submitted on-chain, Audit in the service's
+        # store, with the deadline JobMarket derives (challenge_end + audit_timeout).
+        assert market.job_status(i) == JobStatus.SUBMITTED
+        row = svc.store.job(i)
+        assert row["status"] == (JobStatus.AUDIT if expected[i] else JobStatus.SUBMITTED)
+        if expected[i]:
+            assert row["audit_deadline"] == jobs[i]["challenge_end"] + market.params().audit_timeout
 
 
 def test_draw__silent_member__round_degraded__every_job_audited(
@@ -257,18 +263,18 @@ def test_draw__silent_member__round_degraded__every_job_audited(
     _check_draws(svc, chain)
     assert all(market.job_status(i) == JobStatus.SUBMITTED for i in ids)  # pending until the window closes
     h = SimpleNamespace(beacon=beacon, chain=chain)
-    d = audit_draw_state(h, ids[0], jobs[ids[0]], opened=False, t_now=int(chain.blocks.head.timestamp))
+    d = audit_draw_state(h, ids[0], jobs[ids[0]], t_now=int(chain.blocks.head.timestamp))
     assert (d["state"], d["drawn"], d["revealed"], d["required"], d["reveal_deadline"]) == (
         "pending", None, 1, 2, r * R + W,
     )  # fmt: skip
     assert d["text"].startswith(f"audit draw pending (audit rate 50%): beacon round {r} has 1 of 2 reveals")
     # The window closed: `gpunet job logs` says so before any block (a dev chain mines on transactions).
-    d = audit_draw_state(h, ids[0], jobs[ids[0]], opened=False, t_now=r * R + W + 1)
+    d = audit_draw_state(h, ids[0], jobs[ids[0]], t_now=r * R + W + 1)
     assert (d["state"], d["drawn"]) == ("degraded", True) and "was not fully revealed by" in d["text"]
     _warp(chain, r * R + W + 1)
     assert beacon.draw_seed(r)[0] == ROUND_DEGRADED
     _check_draws(svc, chain)
-    assert [market.job_status(i) for i in ids] == [JobStatus.AUDIT] * len(ids)
+    assert [svc.store.job(i)["status"] for i in ids] == [JobStatus.AUDIT] * len(ids)
     assert all(svc.store.job(i)["drawn"] == 1 for i in ids)
     b.tick()  # too late for B: the round is dropped, nothing sent
     assert [rr for rr, _ in _reveal_times(deployment, chain)] == [r]  # A's reveal only

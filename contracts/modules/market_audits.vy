@@ -4,9 +4,11 @@
 @title JobMarket's audits: user disputes, sampled audits and the verifier's verdicts
 @custom:contract-name market_audits
 @license AGPL-3.0-only
-@notice Submitted -drawn for audit -open_audit (anyone)-> Audit
-        Submitted -dispute (the job's user, bond)-> Audit
-        Audit -post_verdict valid-> Finalized; invalid-> Failed (refund, collateral slashed)
+@notice Submitted and drawn for audit (AuditBeacon's seed for its round): the job is in audit
+        with no transaction; `post_verdict` until `challenge_end + audit_timeout`, after
+        which `finalize` pays the provider (the audit timed out).
+        Submitted -dispute (the job's user, bond)-> Audit, until its stored `audit_deadline`.
+        post_verdict valid-> Finalized; invalid-> Failed (refund, collateral slashed).
         Audit -audit_deadline passes-> finalize (in JobMarket): provider paid, bond returned.
 """
 
@@ -37,14 +39,9 @@ struct Dispute:
     audit_deadline: uint256
 
 
-# Open disputes and audits, by job id (a sampled audit has no challenger and no bond).
+# Open disputes, by job id (a sampled audit has no entry: its deadline is derived from the job).
 disputes: public(HashMap[uint256, Dispute])
 
-
-event AuditOpened:
-    job_id: indexed(uint256)
-    provider: indexed(address)
-    audit_deadline: uint256
 
 event JobDisputed:
     job_id: indexed(uint256)
@@ -79,7 +76,7 @@ def dispute(job_id: uint256, job: IJobMarket.Job):
     job_store._check_submitted(job_id, job)
     assert block.timestamp <= job.challenge_end, "job_market: challenge window over"
     job_store._check_user(job)
-    # A drawn job is audited anyway (open_audit), with no bond and no challenger's share.
+    # A drawn job is audited anyway, with no bond and no challenger's share.
     self._check_undrawn(job_id, job)
     bond: uint256 = market_params._dispute_bond(job.payment)
     audit_deadline: uint256 = block.timestamp + market_params._p.audit_timeout
@@ -90,36 +87,25 @@ def dispute(job_id: uint256, job: IJobMarket.Job):
 
 
 @external
-def open_audit(job_id: uint256, job: IJobMarket.Job):
-    """
-    @notice Moves a Submitted job that the draw selected (`audit_drawn`) into Audit. Anyone
-            may call (the oracle service does, for every selected job), also after the
-            challenge window: a selected job cannot be finalized before its audit opens, and
-            an audit that gets no verdict times out into a normal finalize, so the job always
-            has an exit. No bond: a sampled audit has no challenger.
-    """
-    job_store._check_submitted(job_id, job)
-    assert audit_draw._drawn(job_id, job), "job_market: job not drawn for audit"
-    audit_deadline: uint256 = block.timestamp + market_params._p.audit_timeout
-    self.disputes[job_id] = Dispute(challenger=empty(address), bond=0, audit_deadline=audit_deadline)
-    job_store._store(job_id, job, job_store.STATUS_AUDIT)
-    log AuditOpened(job_id=job_id, provider=job.provider, audit_deadline=audit_deadline)
-
-
-@external
 def post_verdict(job_id: uint256, job: IJobMarket.Job, valid: bool):
     """
-    @notice Verifier only, while the job is in Audit and before its deadline.
+    @notice Verifier only: a disputed job (Audit) before its `audit_deadline`, or a Submitted
+            job drawn for audit before `challenge_end + audit_timeout`.
             valid: provider paid, challenger's bond goes to the provider.
             invalid: user refunded; collateral slashed (user compensation, challenger
             reward, rest burned); challenger's bond returned.
     """
     access_control._check_role(VERIFIER_ROLE, msg.sender)
     status: uint8 = job_store._load(job_id, job)
-    assert status == job_store.STATUS_AUDIT, "job_market: job not in audit"
-    d: Dispute = self.disputes[job_id]
-    assert block.timestamp <= d.audit_deadline, "job_market: audit deadline passed"
-    self.disputes[job_id] = empty(Dispute)
+    d: Dispute = empty(Dispute)
+    if status == job_store.STATUS_AUDIT:
+        d = self.disputes[job_id]
+        assert block.timestamp <= d.audit_deadline, "job_market: audit deadline passed"
+        self.disputes[job_id] = empty(Dispute)
+    else:
+        # A sampled audit needs no opening: the draw itself puts a Submitted job in audit.
+        assert status == job_store.STATUS_SUBMITTED and audit_draw._drawn(job_id, job), "job_market: job not in audit"
+        assert block.timestamp <= self._sampled_deadline(job), "job_market: audit deadline passed"
     log VerdictPosted(job_id=job_id, valid=valid, verifier=msg.sender)
     if valid:
         job_store._store(job_id, job, job_store.STATUS_FINALIZED)
@@ -174,8 +160,9 @@ def post_verdict(job_id: uint256, job: IJobMarket.Job, valid: bool):
 @view
 def audit_drawn(job_id: uint256, job: IJobMarket.Job) -> bool:
     """
-    @notice True when a Submitted job was selected for audit: `open_audit` may be called,
-            and `dispute` and `finalize` refuse it. False while its beacon round is pending
+    @notice True when a Submitted job was selected for audit: it awaits a verdict until
+            `challenge_end + audit_timeout` (after that it stays True, but `post_verdict`
+            refuses it and `finalize` pays it as a timed-out audit), and `dispute` refuses it. False while its beacon round is pending
             (not fully revealed, reveal window open); True for every job of a degraded round
             (not fully revealed in time) with a non-zero audit rate.
     """
@@ -188,6 +175,16 @@ def audit_drawn(job_id: uint256, job: IJobMarket.Job) -> bool:
 @view
 def _check_undrawn(job_id: uint256, job: IJobMarket.Job):
     assert not audit_draw._drawn(job_id, job), "job_market: job drawn for audit"
+
+
+@internal
+@view
+def _sampled_deadline(job: IJobMarket.Job) -> uint256:
+    # A drawn job's audit ends audit_timeout after its challenge window: the draw is known
+    # before the window ends (audit_draw._check_latency), so auditors get at least the
+    # audit_timeout in force. Not stored: a (timelocked) set_params changing audit_timeout
+    # moves the deadline of the drawn jobs in flight (docs/SECURITY.md).
+    return job.challenge_end + market_params._p.audit_timeout
 
 
 @internal

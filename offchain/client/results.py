@@ -15,6 +15,7 @@ import requests
 from offchain.client.money import ClientError
 from offchain.client.sdk import HTTP_TIMEOUT, MAX_RESULT_BYTES, _check_id, _error_text, _rebuild, result_event
 from offchain.constants import JobStatus
+from offchain.http_retry import retrying_session
 
 if TYPE_CHECKING:
     from offchain import workloads
@@ -33,7 +34,7 @@ class Result:
 def download(uri: str, expected_hex: str, max_bytes: int = MAX_RESULT_BYTES) -> bytes:
     """GET `uri`, refusing anything that does not hash to `expected_hex`."""
     try:
-        with requests.get(uri, timeout=HTTP_TIMEOUT, stream=True) as r:
+        with retrying_session().get(uri, timeout=HTTP_TIMEOUT, stream=True) as r:
             if r.status_code != 200:
                 raise ClientError(f"result not served at {uri}: HTTP {r.status_code}: {_error_text(r)}")
             buf = io.BytesIO()

@@ -68,6 +68,7 @@ from offchain.client.offers import (  # noqa: F401 - re-exported
     reputation,
 )
 from offchain.constants import TERMINAL_JOB_STATUSES, JobStatus
+from offchain.http_retry import retrying_session
 
 # `offchain.workloads` imports torch (seconds): imported where a spec or an output is handled,
 # so reading commands (`gpunet job show`, `provider status`) start fast.
@@ -165,8 +166,9 @@ def _base(endpoint: str) -> str:
 
 
 def upload(endpoint: str, blobs: Mapping[str, bytes], *, session: requests.Session | None = None) -> None:
-    """PUT every blob to a provider's agent (idempotent: blobs it has are simply stored again)."""
-    s = session or requests.Session()
+    """PUT every blob to a provider's agent (idempotent: blobs it has are simply stored again;
+    connection failures and 502/503/504 are retried, see `offchain.http_retry`)."""
+    s = session or retrying_session()
     base = _base(endpoint)
     for h, data in blobs.items():
         try:

@@ -3,7 +3,7 @@
 `h.registry`, `h.settlement`, `h.hub`, `h.chain`, `h.record`).
 
 Each step of a timeline is a dict: `event` (created, accepted, submitted, audit draw,
-audit opened, disputed, verdict, finalized, failed, cancelled, expired), `block`, `time` (the
+disputed, verdict, finalized, failed, cancelled, expired), `block`, `time` (the
 block's unix time), `tx`, `text` (one line for people) and `data` (the numbers behind it).
 `waiting` says why the job waits now and until when, or that it has ended.
 """
@@ -21,7 +21,7 @@ from offchain.client.sdk import ClientError, fmt_usd, tokens
 from offchain.constants import TERMINAL_JOB_STATUSES, JobStatus
 
 MARKET_EVENTS = (
-    "JobCreated", "JobAccepted", "ResultSubmitted", "AuditOpened", "JobDisputed", "VerdictPosted", "JobFinalized",
+    "JobCreated", "JobAccepted", "ResultSubmitted", "JobDisputed", "VerdictPosted", "JobFinalized",
     "JobFailed", "JobCancelled", "JobExpired",
 )  # fmt: skip
 
@@ -180,11 +180,6 @@ def _submitted(h: Any, a: dict, t_now: int) -> str:
             f"{fmt_time(a['challenge_end'])}")  # fmt: skip
 
 
-def _audit_opened(h: Any, a: dict, t_now: int) -> str:
-    due = fmt_time(a["audit_deadline"])
-    return f"sampled audit opened: the oracle quorum re-executes the job; verdict due by {due}"
-
-
 def _disputed(h: Any, a: dict, t_now: int) -> str:
     return (f"disputed by {a['challenger']} (bond {tokens(a['bond'])} tokens); verdict due by "
             f"{fmt_time(a['audit_deadline'])}")  # fmt: skip
@@ -226,7 +221,7 @@ def _expired(h: Any, a: dict, t_now: int) -> str:
 
 STEPS = {
     "JobCreated": ("created", _created), "JobAccepted": ("accepted", _accepted),
-    "ResultSubmitted": ("submitted", _submitted), "AuditOpened": ("audit opened", _audit_opened),
+    "ResultSubmitted": ("submitted", _submitted),
     "JobDisputed": ("disputed", _disputed), "VerdictPosted": ("verdict", _verdict),
     "JobFinalized": ("finalized", _finalized), "JobFailed": ("failed", _failed),
     "JobCancelled": ("cancelled", _cancelled), "JobExpired": ("expired", _expired),
@@ -257,7 +252,7 @@ def _step(h: Any, lg: Any, times: BlockTimes, t_now: int) -> dict:
             "tx": _hex(lg.transaction_hash), "text": text, "data": a}  # fmt: skip
 
 
-def audit_draw_state(h: Any, job_id: int, job: dict, opened: bool, t_now: int | None = None) -> dict:
+def audit_draw_state(h: Any, job_id: int, job: dict, t_now: int | None = None) -> dict:
     """The submitted job's audit draw, from AuditBeacon's round `draw_round`: the round's state
     ("ready": every member revealed, the seed is known; "degraded": the reveal window closed
     first, so every job drawn from it is audited; "pending": reveals still due), its reveals so
@@ -292,8 +287,8 @@ def audit_draw_state(h: Any, job_id: int, job: dict, opened: bool, t_now: int | 
                 f"({d['revealed']} of {d['required']} reveals), so every job drawn from it is audited")  # fmt: skip
     else:
         text = f"drawn for audit ({rate}, {r})"
-    if d["drawn"] and not opened:
-        text += "; an oracle operator opens the audit"
+    if d["drawn"]:
+        text += "; the oracle quorum re-executes it, no transaction needed"
     d["text"] = text
     return d
 
@@ -301,8 +296,7 @@ def audit_draw_state(h: Any, job_id: int, job: dict, opened: bool, t_now: int | 
 def _draw_step(h: Any, job_id: int, job: dict, found: list[Any], times: BlockTimes, t_now: int) -> dict:
     """The draw as a step: when its round's last reveal landed (ready), when its reveal window
     closed (degraded), else (pending, or no audit) with the submission."""
-    opened = any(lg.event_name == "AuditOpened" for lg in found)
-    d = audit_draw_state(h, job_id, job, opened, t_now)
+    d = audit_draw_state(h, job_id, job, t_now)
     sub = next(lg for lg in found if lg.event_name == "ResultSubmitted")
     block, tx = int(sub.block_number), _hex(sub.transaction_hash)
     at = times[block]
@@ -385,8 +379,13 @@ def _wait_running(h: Any, job_id: int, job: dict, draw: dict | None, t_now: int)
 def _wait_submitted(h: Any, job_id: int, job: dict, draw: dict | None, t_now: int) -> tuple[int, str]:
     end = int(job["challenge_end"])
     if draw and draw["drawn"]:
-        return end, (f"drawn for audit: waiting for an oracle operator to open the audit (challenge window "
-                     f"until {when(end, t_now)}); the job cannot be finalized until its audit ends")  # fmt: skip
+        until = end + int(h.market.params().audit_timeout)
+        if t_now <= until:
+            return until, (f"drawn for audit: the oracle quorum re-executes it, verdict due by {when(until, t_now)} "
+                           "(challenge window end + audit timeout); after that anyone may finalize and the result "
+                           "stands")  # fmt: skip
+        return until, (f"drawn for audit, no verdict by {when(until, t_now)}: anyone may finalize (the result "
+                       "stands)")  # fmt: skip
     if draw and draw["drawn"] is None and draw["state"] == "pending":
         return end, (f"audit draw pending: beacon round {draw['round']} is revealed by "
                      f"{when(draw['reveal_deadline'], t_now)} (or every job of it is audited); challenge window "

@@ -180,7 +180,11 @@ def fetch_blob(
     max_bytes: int,
 ) -> _Fetched:
     """GET `<url>/blobs/<hexhash>` from each base URL in turn, `retries` rounds spread over
-    `timeout_s`; returns the first body that hashes to `hexhash`."""
+    `timeout_s`; returns the first body that hashes to `hexhash`.
+
+    Its own loop rather than urllib3's Retry (`offchain.http_retry`): every attempt (URL, time,
+    status, bytes, hash) goes into the audit's evidence, which is what lets peers and the
+    provider check a "withheld" finding, and the rounds alternate between candidate URLs."""
     attempts: list[dict[str, Any]] = []
     t0 = time.monotonic()
     rounds = max(1, retries)

@@ -20,7 +20,6 @@ MARKET_EVENTS = (
     "JobCreated",
     "JobAccepted",
     "ResultSubmitted",
-    "AuditOpened",
     "JobDisputed",
     "VerdictPosted",
     "JobFinalized",
@@ -98,13 +97,14 @@ def apply_market_log(store: Any, log: Any, block_ts: int) -> None:
             result_uri=str(args["result_uri"]),
             submitted_at=block_ts,
         )
-    elif name in ("AuditOpened", "JobDisputed"):
+    elif name == "JobDisputed":
+        # A sampled audit has no event: the oracle's draw marks it (verdicts.VerdictsMixin._check_draw).
         store.set_job_fields(
             job_id,
             status=int(JobStatus.AUDIT),
             audit_opened_at=block_ts,
             audit_deadline=int(args["audit_deadline"]),
-            challenger=str(args["challenger"]) if name == "JobDisputed" else "",
+            challenger=str(args["challenger"]),
         )
     elif name in TERMINAL_EVENTS:
         store.set_job_fields(job_id, status=int(TERMINAL_EVENTS[name]))

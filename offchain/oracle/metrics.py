@@ -25,7 +25,9 @@ class Metrics:
         self.last_block = Gauge("gpunet_oracle_last_block", "Last processed block", registry=self.registry)
         self.machines = Gauge("gpunet_oracle_machines", "Machines known", ["status"], registry=self.registry)
         self.audits_opened = Counter(
-            "gpunet_oracle_audits_opened", "Drawn jobs this operator moved into Audit", registry=self.registry
+            "gpunet_oracle_audits_opened",
+            "Drawn jobs this operator began auditing (a sampled audit needs no transaction)",
+            registry=self.registry,
         )
         self.audits = Counter(
             "gpunet_oracle_audits", "Own job audits completed", ["valid", "reason"], registry=self.registry

@@ -23,6 +23,7 @@ import requests
 from eth_account import Account
 
 from offchain.chain.reports import typed_data_digest
+from offchain.http_retry import retrying_session
 from offchain.oracle.common import log
 
 CRASH_ENV = "GPUNET_ORACLE_CRASH_AT"
@@ -52,8 +53,8 @@ class QuorumMixin:
         (peer, JSON answer or None when unreachable or not JSON) in peer order."""
 
         def ask(peer: str, url: str) -> tuple[str, dict | None]:
-            try:
-                r = requests.post(f"{url}/{path}", json=body, timeout=self.cfg.peer_timeout_s)
+            try:  # a peer restarting is retried briefly (`offchain.http_retry`; signing is idempotent)
+                r = retrying_session(retries=2).post(f"{url}/{path}", json=body, timeout=self.cfg.peer_timeout_s)
                 return peer, r.json() if r.headers.get("content-type", "").startswith("application/json") else None
             except (requests.RequestException, ValueError) as e:
                 log.info(json.dumps({"event": "peer_unreachable", "peer": peer, "error": str(e)}))
@@ -142,9 +143,7 @@ class QuorumMixin:
     def _submit(
         self, kind: str, subject: str, report: dict, sigs: list[tuple[str, str]], job: dict | None = None
     ) -> None:
-        if self.cfg.crash_at == f"quorum:{kind}":  # the test hook above: the worst moment to die
-            log.warning(json.dumps({"event": "crash_injected", "at": self.cfg.crash_at, "subject": subject}))
-            os._exit(CRASH_EXIT_CODE)
+        self._crash_point(kind, subject)
         duty = self.DUTIES[kind]
         sig_bytes = [bytes.fromhex(s.removeprefix("0x")) for _, s in sigs]
         with self._chain_lock:
@@ -166,6 +165,12 @@ class QuorumMixin:
                 {"event": "submitted", "kind": kind, "subject": subject, "gas": tx.gas_used, "signers": len(sigs)}
             )
         )
+
+    def _crash_point(self, kind: str, subject: str) -> None:
+        """The test hook above: exits holding a quorum not yet submitted, the worst moment to die."""
+        if self.cfg.crash_at == f"quorum:{kind}":
+            log.warning(json.dumps({"event": "crash_injected", "at": self.cfg.crash_at, "subject": subject}))
+            os._exit(CRASH_EXIT_CODE)
 
     def _subject_of(self, kind: str, report: dict) -> str:
         return self.DUTIES[kind].subject(self, report)

@@ -24,19 +24,20 @@ Loop (every `poll_s`):
 4. Jobs (JobMarket events, followed in the same loop with a cursor of their own, one
    `eth_getLogs` per batch, job structs cached in SQLite, see `jobwatch`): a Submitted job
    that the draw selected (AuditBeacon's seed for the job's `draw_round`, or every job of a
-   round degraded for want of reveals: `offchain.chain.beacon`) is moved into Audit by its
-   leader (`open_audit`; a revert because another operator was first is harmless). The
+   round degraded for want of reveals: `offchain.chain.beacon`) is in audit with no
+   transaction: JobMarket takes a verdict on it until `challenge_end + audit_timeout`. The
    reveals themselves (7.) run on their own thread: `beacon_duty`. The job's
    **audit committee** -- `threshold` operators in rotation order from the job's first leader --
    audits it at once on a background thread with `auditor.audit_job` (fetch spec/inputs/output
    from the provider, re-execute, compare, escalate to a third execution before "invalid") and
-   keeps the outcome per (job, result hash). The leader asks only the committee to co-sign for
-   `audit_committee_timeout_s`; after that it asks every peer, and a peer asked to co-sign runs
-   its own audit first. So a job is re-executed `threshold` times, not once per operator,
-   unless a committee member is down or disagrees. The job's leader proposes a JobVerdict
-   {job_id, result_hash, valid, evidence_hash of its own evidence, nonce =
-   hub.verdict_nonce(job_id)}, gathers co-signatures (POST /sign/verdict) and calls
-   `hub.submit_verdict` before the job's `audit_deadline`.
+   keeps the outcome per (job, result hash). The verdict's leader is a committee member (the
+   members in turn, one more every `leader_timeout_s`); it asks only the committee to co-sign
+   for `audit_committee_timeout_s` from its first ask; after that it asks every peer, and a
+   peer asked to co-sign runs its own audit first. So a job is re-executed `threshold` times,
+   not once per operator, unless a committee member is down or disagrees. The leader proposes
+   a JobVerdict {job_id, result_hash, valid, evidence_hash of its own evidence, nonce = 0: a
+   verdict ends the job}, gathers co-signatures (POST /sign/verdict) and posts the cycle's
+   verdicts with one `hub.submit_verdicts` before their audit deadlines.
    A peer signs a verdict when **its own audit reaches the same `valid`**; the evidence hash
    is the leader's transcript (timings and URLs differ per operator, so the peers could never
    agree on one byte for byte), and each operator serves its own evidence at GET
@@ -119,6 +120,7 @@ from offchain.oracle.common import (  # noqa: F401 - PRICE_CLOCK_SLACK_S is re-e
     OUTCOME_CODES,
     PRICE_CLOCK_SLACK_S,
     CircuitBreaker,
+    FairRLock,
     _hex32,
     log,
 )
@@ -222,7 +224,7 @@ class OracleService(
         self.address = self.account.address
         self.store = Store(config.db_path)
         self.metrics = Metrics()
-        self._chain_lock = threading.RLock()
+        self._chain_lock = FairRLock()  # FIFO: the beacon duty's reveals must not starve
         self.hw = HardwareSchedule(retry_s=config.hw_retry_s, max_backoff_s=config.hw_max_backoff_s)
         if config.fail_confirmations < 1 or config.confirm_delay_s < 0:
             raise ValueError("oracle: fail_confirmations >= 1 and confirm_delay_s >= 0")
@@ -230,6 +232,7 @@ class OracleService(
         # other version, so two concurrent leaders cannot each sign the other's report and
         # leave every version one signature short (see `_gather`).
         self._proposing: set[tuple[str, int]] = set()
+        self._first_asked: dict[str, int] = {}  # verdict subject -> when this leader first asked its committee
         self._proposing_lock = threading.Lock()
         # Own audits run one at a time on a daemon worker thread, off the main loop (attestations
         # and uptime go on meanwhile; a stop does not wait for a long re-execution), keyed by

@@ -1,6 +1,6 @@
 """Part of the oracle service (`offchain/oracle/service.py`, which documents the whole loop): Jobs:
-following JobMarket, opening drawn audits, running this operator's audits, and proposing and co-
-signing JobVerdicts.
+following JobMarket, drawing submitted jobs for audit (a drawn job is in audit with no
+transaction), running this operator's audits, and proposing and co-signing JobVerdicts.
 
 A mixin of `OracleService`: it uses the service's chain handles, store, metrics and signing.
 """
@@ -23,8 +23,10 @@ from offchain.oracle.common import (
 )
 from offchain.oracle.quorum import Duty
 
-# `open_audit` transactions an operator sends per cycle at most (see `jobs_round`).
-OPENS_PER_CYCLE = 10
+# Verdicts posted per `submit_verdicts` transaction at most (OracleHub.MAX_VERDICT_BATCH).
+VERDICT_BATCH = 20
+# How often JobMarket's `audit_timeout` is read again (seconds).
+AUDIT_TIMEOUT_READ_S = 300.0
 
 
 def _verdict_agrees(svc: Any, report: dict) -> bool:
@@ -52,24 +54,69 @@ class VerdictsMixin:
         return f"verdict:{job_id}"
 
     def jobs_round(self, now: int, clock: int) -> None:
-        """Draws, audit openings, own audits and verdicts for the jobs this operator follows."""
+        """Draws, own audits and verdicts for the jobs this operator follows."""
         self._round_states: dict[int, tuple] = {}  # beacon rounds read this cycle: one read per round
-        # Audits already open go first (own audits queued, verdicts gathered and posted), then at
-        # most OPENS_PER_CYCLE new ones are opened: under a backlog of drawn jobs, one transaction
-        # per opening would otherwise take whole cycles and no verdict would ever be posted.
-        self._opens_left = OPENS_PER_CYCLE
-        for row in self.store.jobs_with_status(JobStatus.AUDIT):
+        # A Submitted job drawn for audit is in audit with no transaction (JobMarket derives its
+        # deadline, challenge_end + audit_timeout): marked here, it joins the disputed ones.
+        for row in self.store.jobs_to_draw(JobStatus.SUBMITTED):
+            self._check_draw(row, clock)
+        ready: list[tuple[str, dict, list[tuple[str, str]], dict]] = []  # verdicts holding a quorum
+        in_audit = self.store.jobs_with_status(JobStatus.AUDIT)
+        subjects = {self._verdict_subject(int(row["job_id"])) for row in in_audit}
+        self._first_asked = {k: v for k, v in self._first_asked.items() if k in subjects}
+        for row in in_audit:
             if now > row["audit_deadline"]:
                 continue  # too late for a verdict: anyone may finalize it now (provider paid)
             if self.address in self._audit_committee(int(row["job_id"])):
                 own = self._own_audit(row)
             else:  # audit only when asked to co-sign (or when leading after a timeout)
                 own = self.store.audit_for(int(row["job_id"]), _hex32(row["job"]["result_hash"]))
-            self._verdict_round(row, own, now, clock)
-        for row in self.store.jobs_to_draw(JobStatus.SUBMITTED):
-            if self._opens_left <= 0:
-                break
-            self._check_draw(row, clock)
+            item = self._verdict_round(row, own, now, clock)
+            if item is not None:
+                ready.append(item)
+        for i in range(0, len(ready), VERDICT_BATCH):
+            self._submit_verdicts(ready[i : i + VERDICT_BATCH])
+
+    def _submit_verdicts(self, batch: list[tuple[str, dict, list[tuple[str, str]], dict]]) -> None:
+        """The cycle's verdicts in one `hub.submit_verdicts` transaction; if it reverts (another
+        operator posted one first, a deadline passed), one by one, where the quorum core sorts
+        out which reverts are harmless."""
+        if len(batch) > 1:
+            for subject, _, _, _ in batch:
+                self._crash_point("verdict", subject)
+            with self._chain_lock:
+                try:
+                    tx = self.h.hub.submit_verdicts(
+                        [report_tuple(VERDICT_FIELDS, r) for _, r, _, _ in batch],
+                        [as_tuple(job) for _, _, _, job in batch],
+                        [[bytes.fromhex(s.removeprefix("0x")) for _, s in sigs] for _, _, sigs, _ in batch],
+                        sender=self.sender,
+                    )
+                except Exception as e:  # noqa: BLE001 - one report reverts the batch: go one by one
+                    ids = [r["job_id"] for _, r, _, _ in batch]
+                    log.info(json.dumps({"event": "verdict_batch_reverted", "jobs": ids, "error": str(e)[:200]}))
+                    tx = None
+            if tx is not None:
+                for subject, report, _, _ in batch:
+                    self.store.mark_submitted(subject, report["nonce"], str(tx.txn_hash))
+                self.metrics.reports_submitted.labels(kind="verdict").inc(len(batch))
+                log.info(json.dumps({"event": "submitted", "kind": "verdict", "batch": len(batch), "gas": tx.gas_used,
+                                     "jobs": [r["job_id"] for _, r, _, _ in batch]}))  # fmt: skip
+                return
+        for subject, report, sigs, job in batch:
+            try:
+                self._submit("verdict", subject, report, sigs, job=job)
+            except Exception as e:  # noqa: BLE001 - an RPC error: this verdict is proposed again next cycle
+                log.warning(json.dumps({"event": "verdict_submit_failed", "subject": subject, "error": str(e)[:200]}))
+
+    def _verdict_leader(self, job_id: int, waited_s: float) -> str:
+        """The job's verdict leader: its audit committee's members in turn, one more every
+        `leader_timeout_s`. Never an operator outside the committee: it would have to re-execute
+        the job too, and since the quorum is a majority, a job whose whole committee is down
+        could not reach one anyway (the others still co-sign once asked, see `_verdict_round`)."""
+        committee = self._audit_committee(job_id)
+        k = int(waited_s // self.cfg.leader_timeout_s) if self.cfg.leader_timeout_s > 0 else 0
+        return committee[k % len(committee)]
 
     def _audit_committee(self, job_id: int) -> list[str]:
         """The `threshold` operators that audit a job without being asked: its first leader
@@ -89,7 +136,7 @@ class VerdictsMixin:
         """Whether the job was drawn for audit, from AuditBeacon's seed for its round: True/False
         once the round is ready or degraded on-chain (then stored: it never changes), True while
         the head still says pending but `clock` is past the reveal window (a dev chain's head
-        lags: the `open_audit` transaction's block sees the round degraded), else None (pending:
+        lags: the verdict transaction's block sees the round degraded), else None (pending:
         asked again next cycle)."""
         if int(job["audit_bps"]) == 0:
             self.store.set_job_fields(job_id, drawn=0)
@@ -115,28 +162,40 @@ class VerdictsMixin:
                              "degraded": int(state) == ROUND_DEGRADED}))  # fmt: skip
         return drawn
 
+    def _audit_timeout(self) -> int:
+        """JobMarket's `audit_timeout`, read at most every AUDIT_TIMEOUT_READ_S (governance
+        changes it rarely, behind the timelock's delay)."""
+        cached = getattr(self, "_audit_timeout_read", None)
+        if cached is None or time.monotonic() - cached[1] > AUDIT_TIMEOUT_READ_S:
+            with self._chain_lock:
+                cached = (int(self.h.market.params().audit_timeout), time.monotonic())
+            self._audit_timeout_read = cached
+        return cached[0]
+
+    def _sampled_deadline(self, job: dict) -> int:
+        """A drawn job's audit deadline, as JobMarket derives it: challenge_end + audit_timeout."""
+        return int(job["challenge_end"]) + self._audit_timeout()
+
     def _check_draw(self, row: dict, clock: int) -> None:
-        """Opens the audit of a drawn Submitted job when this operator leads it (JobMarket accepts
-        `open_audit` also after the challenge window: a drawn job has no other exit)."""
+        """Draws a Submitted job; a drawn one is in audit from now (locally: status Audit, its
+        deadline derived as on-chain). Its leader rotation starts at the round's start, the
+        earliest the draw can be known, the same on every operator."""
         job_id, job = row["job_id"], row["job"]
         drawn = row["drawn"]
         if drawn is None:
             drawn = self._draw(job_id, job, clock)
         if not drawn:
             return  # not drawn, or its round still pending (asked again next cycle)
-        # The draw is known from the round's start at the earliest: leaders rotate from there.
         round_start = int(job["draw_round"]) * self._draw_timing()[0]
-        if self.leader_for(job_id, 0, clock - max(int(row["submitted_at"]), round_start)) != self.address:
-            return
-        self._opens_left = getattr(self, "_opens_left", OPENS_PER_CYCLE) - 1
-        with self._chain_lock:
-            try:
-                tx = self.h.market.open_audit(job_id, as_tuple(jobwatch.job_from_store(job)), sender=self.sender)
-            except Exception as e:  # noqa: BLE001 - most often: another operator opened it first
-                log.info(json.dumps({"event": "open_audit_reverted", "job_id": job_id, "error": str(e)[:200]}))
-                return
+        self.store.set_job_fields(
+            job_id,
+            status=int(JobStatus.AUDIT),
+            audit_opened_at=max(int(row["submitted_at"]), round_start),
+            audit_deadline=self._sampled_deadline(job),
+            challenger="",
+        )
         self.metrics.audits_opened.inc()
-        log.info(json.dumps({"event": "audit_opened", "job_id": job_id, "gas": tx.gas_used}))
+        log.info(json.dumps({"event": "audit_drawn", "job_id": job_id, "deadline": self._sampled_deadline(job)}))
 
     def _own_audit(self, row: dict) -> dict | None:
         """This operator's audit outcome for the job's current result, or None while it runs
@@ -210,20 +269,26 @@ class VerdictsMixin:
             )
         )
 
-    def _verdict_round(self, row: dict, own: dict | None, now: int, clock: int) -> None:
+    def _verdict_round(
+        self, row: dict, own: dict | None, now: int, clock: int
+    ) -> tuple[str, dict, list[tuple[str, str]], dict] | None:
+        """Leads the job's verdict when it is this operator's turn; returns (subject, report,
+        signatures, job) once it holds a quorum, for `_submit_verdicts`."""
         job_id = int(row["job_id"])
-        with self._chain_lock:
-            nonce = self.h.hub.verdict_nonce(job_id)
+        # A verdict ends the job (Finalized or Failed), so a job still in audit has had none: its
+        # verdict nonce is 0, with no read per job and cycle (a peer checks it on-chain, and a
+        # wrong one only makes the submission revert "wrong nonce").
+        nonce = 0
         subject = self._verdict_subject(job_id)
         if self.store.submitted(subject, nonce):
-            return
-        if self.leader_for(job_id, nonce, clock - row["audit_opened_at"]) != self.address:
-            return
+            return None
+        if self._verdict_leader(job_id, clock - row["audit_opened_at"]) != self.address:
+            return None
         on_record = self.store.signed_for(subject, nonce)
         if on_record is not None:
             report = on_record.report  # never sign a second version: finish the one we signed
         elif own is None and self._own_audit(row) is None:
-            return  # our own audit is still running (started now if it was not)
+            return None  # our own audit is still running (started now if it was not)
         else:
             own = own or self._own_audit(row)
             report = {
@@ -236,8 +301,11 @@ class VerdictsMixin:
         with self._proposing_lock:
             self._proposing.add((subject, nonce))
         committee = set(self._audit_committee(job_id))
-        waited = clock - row["audit_opened_at"]
-        peers = None if waited >= self.cfg.audit_committee_timeout_s else {
+        # The committee alone is asked until it has had `audit_committee_timeout_s` since this
+        # operator first asked it (not since the draw: under a backlog of audits that time is
+        # spent in the queues, and asking everyone then made every operator re-execute the job).
+        asked_at = self._first_asked.setdefault(subject, clock)
+        peers = None if clock - asked_at >= self.cfg.audit_committee_timeout_s else {
             a: u for a, u in self.cfg.peers.items() if a in committee
         }  # fmt: skip
         try:
@@ -246,17 +314,17 @@ class VerdictsMixin:
             with self._proposing_lock:
                 self._proposing.discard((subject, nonce))
         if gathered is None:
-            return
-        with self._chain_lock:
-            late = self.h.chain.blocks.head.timestamp > row["audit_deadline"]
-        if late:
+            return None
+        self._first_asked.pop(subject, None)
+        if max(now, int(time.time())) > row["audit_deadline"]:  # no head read: the clock is ahead of it
             log.info(json.dumps({"event": "verdict_too_late", "job_id": job_id}))
-            return
-        self._submit("verdict", subject, *gathered, job=jobwatch.job_from_store(row["job"]))
+            return None
+        return subject, gathered[0], gathered[1], jobwatch.job_from_store(row["job"])
 
     def handle_sign_verdict(self, report: dict) -> tuple[int, dict]:
-        """A peer's proposed JobVerdict: signed when the job is in Audit on-chain for this result
-        and nonce, before its deadline, and this operator's own audit reached the same `valid`."""
+        """A peer's proposed JobVerdict: signed when the job is in audit (disputed, or Submitted
+        and drawn by this operator's own reading of the beacon) for this result and nonce,
+        before its deadline, and this operator's own audit reached the same `valid`."""
         try:
             job_id, nonce = int(report["job_id"]), int(report["nonce"])
             result_hex = _hex32(report["result_hash"])
@@ -271,13 +339,15 @@ class VerdictsMixin:
         with self._chain_lock:
             onchain_nonce = self.h.hub.verdict_nonce(job_id)
             status = self.h.market.job_status(job_id)
-            deadline = self.h.market.disputes(job_id).audit_deadline
+            deadline = self.h.market.disputes(job_id).audit_deadline if status == JobStatus.AUDIT else 0
             now = self.h.chain.blocks.head.timestamp
+        if status == JobStatus.SUBMITTED and self._draw(job_id, row["job"], max(int(now), int(time.time()))):
+            status, deadline = JobStatus.AUDIT, self._sampled_deadline(row["job"])  # drawn: in audit
         reason = None
         if nonce != onchain_nonce:
             reason = f"nonce {nonce} is not the current {onchain_nonce}"
         elif status != JobStatus.AUDIT:
-            reason = f"job {job_id} is not in Audit (status {JobStatus(status).name})"
+            reason = f"job {job_id} is not in audit (status {JobStatus(status).name}, not drawn)"
         elif result_hex != _hex32(row["job"]["result_hash"]):
             reason = "result hash is not the job's"
         elif now > deadline:

@@ -1,8 +1,9 @@
 """The job worker's getting-paid duty (`offchain/provider/worker.py`, step 4).
 
 1. Finalize the provider's own jobs once the challenge window is over (status still Submitted,
-   not drawn for audit: AuditBeacon's round is final by then; never while it is pending) or an
-   audit's deadline passed without a verdict: `finalize_many` for several (one by one when a
+   not drawn for audit: AuditBeacon's round is final by then; never while it is pending), or
+   once an audit got no verdict in time (a drawn job: `challenge_end + audit_timeout`; a
+   disputed one: its `audit_deadline`): `finalize_many` for several (one by one when a
    batch reverts), so the provider is paid without waiting for a keeper. Finalizing only credits
    the provider (`JobMarket.accrued`): no token moves yet.
 2. Claim: at the end of a cycle after which the worker has seen its jobs finalized (by itself, a
@@ -35,6 +36,7 @@ from offchain.constants import MAX_BATCH, MAX_BPS, JobStatus
 from offchain.provider.metrics import metrics_of
 
 log = logging.getLogger("gpunet.provider.worker")
+AUDIT_TIMEOUT_READ_S = 300.0
 
 
 def _event(**kw: Any) -> None:
@@ -57,6 +59,7 @@ class Payout:
         # after that `accrued` is read only while `unclaimed_jobs` is not empty: no RPC per idle cycle.
         self._look_for_credit = True
         self._seeds: dict[int, tuple] = {}  # final beacon rounds, for `audit_draw`
+        self._timeout: tuple[int, float] | None = None  # (audit_timeout, when read)
 
     def cycle(self, now: int) -> None:
         self.finalize_ready(now)
@@ -81,7 +84,10 @@ class Payout:
             # The job's state from the events the worker follows (no read per job and cycle).
             status, deadline = w.onchain.get(jid, (JobStatus.SUBMITTED, 0))
             if status == JobStatus.SUBMITTED:
-                if self._draw(jid, job, now) is False:
+                drawn = self._draw(jid, job, now)
+                # Drawn: the oracles audit it with no transaction; without a verdict by
+                # challenge_end + audit_timeout it is paid as a timed-out audit.
+                if drawn is False or (drawn and now > int(job["challenge_end"]) + self._audit_timeout()):
                     ready.append(jid)
             elif status == JobStatus.AUDIT:
                 if now > deadline:
@@ -159,6 +165,13 @@ class Payout:
         except (KeyError, TypeError, ValueError):
             return
         self.metrics.credited.inc(payment - fee)
+
+    def _audit_timeout(self) -> int:
+        """JobMarket's `audit_timeout` (a drawn job's audit ends that long after its challenge
+        window), read at most every AUDIT_TIMEOUT_READ_S: governance changes it rarely."""
+        if self._timeout is None or time.monotonic() - self._timeout[1] > AUDIT_TIMEOUT_READ_S:
+            self._timeout = (int(self.w.h.market.params().audit_timeout), time.monotonic())
+        return self._timeout[0]
 
     def _draw(self, jid: int, job: dict, now: int) -> bool | None:
         """The job's audit draw from AuditBeacon (`offchain.chain.beacon.audit_draw`): None while

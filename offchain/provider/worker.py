@@ -5,9 +5,12 @@ signer (`--test-account N` / `--account ALIAS`) and a `--state-dir`.
 Loop (every `poll_s`, on the agent's main thread; the HTTP server keeps serving blobs and
 challenges on its own threads):
 
-1. Follow the chain from the stored cursor: JobCreated aimed at this provider, or open
-   (provider 0x0), becomes a *candidate*; JobAccepted / ResultSubmitted keep the rebuilt job
-   structs current (`offchain.chain.jobs`); MachineRegistered adds this provider's machines.
+1. Follow the chain from the stored cursor (`offchain.chain.follow`: one `eth_getLogs` per
+   cycle for every event below, reorgs within `reorg_depth` replayed): JobCreated aimed at
+   this provider, or open (provider 0x0), becomes a *candidate*; JobAccepted / ResultSubmitted
+   keep the rebuilt job structs current (`offchain.chain.jobs`); JobDisputed / JobFinalized /
+   JobFailed tell the payout step what happened to its jobs; MachineRegistered adds this
+   provider's machines.
 2. Consider candidates (`offchain/provider/intake.py`, against one snapshot of the provider's
    stake, offers and audit rate read per cycle). A job is accepted only when all of these hold:
    - its acceptance window has `accept_margin_s` left (and it is still Open: the chain checks,
@@ -73,6 +76,7 @@ from pathlib import Path
 from typing import Any
 
 from offchain import workloads
+from offchain.chain.follow import Follower, Source, default_reorg_depth
 from offchain.chain.jobs import ZERO_ADDRESS, apply_event, as_tuple, job_from_chain, job_from_created
 from offchain.constants import JobStatus, MachineStatus
 from offchain.provider.blobs import BlobStore
@@ -87,7 +91,9 @@ log = logging.getLogger("gpunet.provider.worker")
 CRASH_ENV = "GPUNET_AGENT_CRASH_AT"
 CRASH_POINTS = ("accepted", "executed")
 CRASH_EXIT_CODE = 75
-SCAN_CHUNK_BLOCKS = 5_000
+# JobMarket events the worker follows: jobs offered to it, their moves, and its jobs' outcomes.
+OUTCOME_EVENTS = ("JobDisputed", "JobFinalized", "JobFailed")
+MARKET_EVENTS = ("JobCreated", "JobAccepted", "ResultSubmitted", *OUTCOME_EVENTS)
 
 
 def _hex32(v: Any) -> str:
@@ -157,6 +163,7 @@ class JobWorker:
         # Submitted jobs whose on-chain state moved on: (status, audit deadline), from events
         # (`_follow_outcomes`) or a status read after a failed finalize; absent: still Submitted.
         self.onchain: dict[int, tuple[JobStatus, int]] = {}
+        self._follow: Follower | None = None
 
     # ------------------------------------------------------------------ chain plumbing
     def _sender(self) -> Any:
@@ -272,62 +279,60 @@ class JobWorker:
         except Exception as e:  # noqa: BLE001 - metrics only: never stop the worker for them
             log.warning(json.dumps({"event": "metrics_error", "error": f"{type(e).__name__}: {e}"}))
 
-    def follow_chain(self) -> None:
-        m = self.h.market
-        head = self._head_number()
-        start = int(self.store.get_meta("cursor", str(self.start_block - 1)) or -1) + 1
-        me = self.address.lower()
-        while start <= head:
-            stop = min(head, start + SCAN_CHUNK_BLOCKS - 1)
-            events: list[tuple[int, int, str, Any]] = []
-            for name in ("JobCreated", "JobAccepted", "ResultSubmitted"):
-                for lg in getattr(m, name).range(start, stop + 1):
-                    events.append((int(lg.block_number), int(lg.log_index), name, lg))
-            for lg in self.h.registry.MachineRegistered.range(
-                start, stop + 1, search_topics={"provider": self.address}
-            ):
-                self.store.add_machine(int(lg.event_arguments["machine_id"]))
-            self._follow_outcomes(start, stop)
-            for _, _, name, lg in sorted(events, key=lambda e: (e[0], e[1])):
-                args = lg.event_arguments
-                jid = int(args["job_id"])
-                if name == "JobCreated":
-                    if args["provider"].lower() in (me, ZERO_ADDRESS) and self.store.add_candidate(jid):
-                        self.jobs[jid] = job_from_created(lg)
-                        _event(event="job_seen", job_id=jid, targeted=args["provider"].lower() == me)
-                    continue
-                if jid not in self.jobs:
-                    continue
-                self.jobs[jid] = apply_event(self.jobs[jid], name, lg)
-                if name == "JobAccepted":
-                    row = self.store.job(jid)
-                    if args["provider"].lower() == me:
-                        if row and row["state"] in ("candidate", "accepting", "refused"):
-                            self.store.set_state(jid, "running", machine_id=int(args["machine_id"]))
-                    elif row and row["state"] in ("candidate", "accepting"):
-                        self.store.set_state(jid, "done", reason="accepted by another provider")
-                        self.jobs.pop(jid, None)
-            self.store.set_meta("cursor", str(stop))
-            start = stop + 1
+    def _follower(self) -> Follower:
+        if self._follow is None:
+            self._follow = Follower(
+                self.h.chain,
+                [Source(self.h.market, MARKET_EVENTS), Source(self.h.registry, ("MachineRegistered",))],
+                self.store,
+                "cursor",
+                start_block=self.start_block,
+                reorg_depth=default_reorg_depth(self.h.chain.chain_id),
+            )
+        return self._follow
 
-    def _follow_outcomes(self, start: int, stop: int) -> None:
-        """What happened to our submitted jobs (audit opened, disputed, finalized, failed), from
-        events: the payout step then needs no status read per job and cycle."""
-        m, mine = self.h.market, {"provider": self.address}
-        outcomes = []
-        for name, topics in (("AuditOpened", mine), ("JobDisputed", None), ("JobFinalized", mine), ("JobFailed", mine)):
-            ev = getattr(m, name)
-            for lg in ev.range(start, stop + 1, search_topics=topics) if topics else ev.range(start, stop + 1):
-                outcomes.append((int(lg.block_number), int(lg.log_index), name, lg))
-        for _, _, name, lg in sorted(outcomes, key=lambda e: (e[0], e[1])):
-            args = lg.event_arguments
+    def follow_chain(self) -> None:
+        """Every event the worker needs since its cursor, from one `eth_getLogs` per chunk
+        (`offchain.chain.follow`), handled in chain order."""
+        self._follower().follow(self._head_number(), self._handle_logs)
+
+    def _handle_logs(self, logs: list[Any], start: int, stop: int) -> None:
+        me = self.address.lower()
+        for lg in logs:
+            name, args = lg.event_name, lg.event_arguments
+            if name == "MachineRegistered":
+                if str(args["provider"]).lower() == me:
+                    self.store.add_machine(int(args["machine_id"]))
+                continue
             jid = int(args["job_id"])
+            if name == "JobCreated":
+                if args["provider"].lower() in (me, ZERO_ADDRESS) and self.store.add_candidate(jid):
+                    self.jobs[jid] = job_from_created(lg)
+                    _event(event="job_seen", job_id=jid, targeted=args["provider"].lower() == me)
+                continue
             if jid not in self.jobs:
                 continue
-            if name in ("AuditOpened", "JobDisputed"):
-                self.onchain[jid] = (JobStatus.AUDIT, int(args["audit_deadline"]))
-            else:
-                self.onchain[jid] = (JobStatus.FINALIZED if name == "JobFinalized" else JobStatus.FAILED, 0)
+            if name in OUTCOME_EVENTS:
+                self._outcome(jid, name, args)
+                continue
+            self.jobs[jid] = apply_event(self.jobs[jid], name, lg)
+            if name == "JobAccepted":
+                row = self.store.job(jid)
+                if args["provider"].lower() == me:
+                    if row and row["state"] in ("candidate", "accepting", "refused"):
+                        self.store.set_state(jid, "running", machine_id=int(args["machine_id"]))
+                elif row and row["state"] in ("candidate", "accepting"):
+                    self.store.set_state(jid, "done", reason="accepted by another provider")
+                    self.jobs.pop(jid, None)
+
+    def _outcome(self, jid: int, name: str, args: Any) -> None:
+        """What happened to one of our submitted jobs (disputed, finalized, failed): the payout
+        step then needs no status read per job and cycle (a sampled audit has no event: the
+        payout step draws it from the beacon)."""
+        if name == "JobDisputed":
+            self.onchain[jid] = (JobStatus.AUDIT, int(args["audit_deadline"]))
+        else:
+            self.onchain[jid] = (JobStatus.FINALIZED if name == "JobFinalized" else JobStatus.FAILED, 0)
 
     def refresh_machines(self) -> None:
         reg = self.h.registry

@@ -21,7 +21,7 @@ wires a local deployment (offchain/sim/contracts.py), and plays `epochs` daily e
    ProviderRegistry), submit_results, then JobMarket's own audit draw: the operators reveal
    their hash chains' next values for the AuditBeacon round the results are drawn from
    (offchain/sim/beacon.py; a scenario's silent operators withhold theirs, the round degrades
-   and every job is drawn). Drawn jobs go to open_audit and the verifier posts the verdict (a
+   and every job is drawn). Drawn jobs are audited with no opening transaction: the verifier posts the verdict (a
    cheater's result is found invalid with the market's 90% detection rate: escrow refunded,
    collateral slashed by JobMarket; every other result is valid), the rest are finalized with
    finalize_many once the challenge window is over. Finalization credits the job to its

@@ -6,7 +6,7 @@ stake covers the job's collateral (JobMarket.required_collateral at its on-chain
 Users buy what the jobs escrow from the pool and fund them with create_jobs; providers
 accept_jobs and submit_results; the operators reveal the beacon round the results are drawn from
 (offchain/sim/beacon.py; a silent operator degrades it and every job is audited); drawn jobs go
-to open_audit and the verifier's verdict (a cheater's result is found invalid with the market's
+to the verifier's verdict (a cheater's result is found invalid with the market's
 detection rate), the rest are finalized with finalize_many once the challenge window is over.
 Finalizing only credits the provider (JobMarket.accrued); at the end of the epoch each provider
 whose claim policy says so (scenario `claim`: by default every epoch it has pay accrued, and
@@ -148,7 +148,7 @@ class JobFlow:
             "cap_mismatch": 0,
             # One Run per claim this epoch.
             "runs": [],
-            # The audit draw: beacon rounds by final state, jobs drawn, jobs whose audit opened.
+            # The audit draw: beacon rounds by final state, jobs drawn, jobs audited.
             "rounds": {},
             "drawn": 0,
             "audited": set(),
@@ -269,13 +269,11 @@ class JobFlow:
         self._fund(jobs)
         self._create(epoch, jobs, by_id)
         self._execute(jobs, by_id)
-        # The beacon round decides the draw: drawn jobs are audited (the oracle service opens the
-        # audit; the verifier posts the verdict), the rest finalize.
+        # The beacon round decides the draw: drawn jobs are audited (no transaction opens it; the
+        # verifier posts the verdict), the rest finalize.
         self._draw(epoch, jobs, st)
         for j in (j for j in jobs if j.drawn):
-            mk.open_audit(j.job_id, j.tup())
             st["audited"].add(j.job_id)
-            j.status = int(JobStatus.AUDIT)
             valid = not (j.provider.kind == "cheater" and rng.random() * MAX_BPS < self.detection_bps)
             mk.post_verdict(j.job_id, j.tup(), valid)
             self._settled(self._events(mk), by_id, st)

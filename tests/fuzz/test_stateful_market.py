@@ -18,8 +18,9 @@ stake), withdraw, offers, machine status, attestations (with expiry) and exit, c
 (targeted / open, sized relative to the creator's balance, overflowing sizes too, and "dust" jobs
 one unit below min_reputation_usd or exactly at it), accept(_jobs), accept_and_submit,
 create_job_with_permit (valid, replayed, expired, wrong-amount signatures), submit_result,
-open_audit, dispute (by the job's user; anyone else is refused), post_verdict (valid /
-invalid, on disputes and sampled audits), finalize(_many), claim (by anyone, for anyone), expire,
+dispute (by the job's user; anyone else is refused), post_verdict (valid / invalid, on
+disputes and on drawn Submitted jobs: a sampled audit needs no opening transaction, the draw
+puts the job in audit), finalize(_many), claim (by anyone, for anyone), expire,
 cancel, external slashes, `registry_guards` (nobody but the market locks / unlocks collateral
 or writes reputation, the market cannot be set again), pause / unpause, parameter presets
 (min_reputation_usd 0, $1, $5 and its $1,000,000 bound; one above it is refused; a challenge window that ends before the
@@ -31,7 +32,8 @@ price within the feed's 20% deviation guard, sometimes beyond it: refused unless
 `price_goes_stale` (time moves onto Settlement's max_age after the last round, or one second
 past it: jobs cannot be created on a stale price and claims settle at their cap), time jumps onto,
 one second before and one after every live deadline (accept_by, complete_by, challenge_end,
-audit_deadline, unbonding release, attestation expiry), and the beacon: `reveal_round` (the
+a dispute's audit_deadline, a drawn job's challenge_end + audit_timeout, unbonding release,
+attestation expiry), and the beacon: `reveal_round` (the
 members' services reveal for a round jobs are drawn from, at its start, at the last second of
 its window or one second late, sometimes with one member silent), `reveal` (one reveal: the
 next chain value, the last one again, one too far or junk, for a jobs' round, the current,
@@ -89,14 +91,19 @@ After every step (invariants):
   take from each provider at most its staked + unbonding before the call;
 - every live job has an exit: a deadline at most the longest window away, after which anyone
   can expire or finalize it; a Submitted job's draw round closes its reveal window before its
-  challenge window ends, so from then on a drawn job's audit can be opened by anyone (and ends
-  by the audit deadline), an undrawn job finalized;
+  challenge window ends, so from then on a drawn job is in audit (status still Submitted, no
+  dispute entry: verdicts until challenge_end + audit_timeout, at most one more window away,
+  finalize after that as a timed-out audit), an undrawn job finalized;
+- every JobFinalized event is the model's (job, provider, USD value, escrow, fee, and
+  `audit_timed_out`: true exactly for a drawn job or a dispute finalized with no verdict);
 - the draw cannot be escaped by withholding: a Finalized job with a non-zero audit rate whose
-  round AuditBeacon holds degraded (or ready with a seed that selects it) went through Audit.
+  round AuditBeacon holds degraded (or ready with a seed that selects it) went through its
+  audit (a verdict, or a timed-out sampled audit or dispute).
 `probe_deadline` checks the exits at the exact boundaries on throwaway branches: at a deadline
-the action it closes (accept / submit / dispute or open_audit / verdict / withdraw at release)
-still works and the exit reverts; one second later the reverse (finalize of a drawn job reverts:
-its audit opens and times out, then it finalizes), and the exit ends the job even while paused;
+the action it closes (accept / submit / dispute / verdict / withdraw at release) still works
+and the exit reverts; one second later the reverse (a drawn job: at challenge_end + 1 finalize
+still reverts, until challenge_end + audit_timeout + 1, when it finalizes as a timed-out audit),
+and the exit ends the job even while paused;
 and a draw round's edges (reveals refused one second before its start and one second after its
 window: pending, then degraded; accepted at its start and at the window's last second).
 `drain` (a rule, and again at teardown) jumps past every deadline, ends every job, unstakes and
@@ -533,18 +540,20 @@ class MJob:
     id: int
     f: dict
     status: JobStatus
-    # (challenger, bond, audit_deadline) while in Audit.
+    # (challenger, bond, audit_deadline) while disputed (Audit). A sampled audit has none: a drawn
+    # Submitted job is in audit until challenge_end + audit_timeout (MarketMachine._audit_deadline).
     dispute: tuple | None = None
     # Finalized and worth at least min_reputation_usd then: counted in the provider's `completed`.
     counted: bool = False
-    # Went through Audit (a sampled audit or a dispute).
+    # Went through its audit: disputed, or drawn and then a verdict or the sampled audit's timeout.
     audited: bool = False
 
     def tup(self) -> tuple:
         return tuple(self.f[k] for k in JOB_FIELDS)
 
     def deadline(self) -> int:
-        """Last second of the current waiting state; the exit opens one second later."""
+        """Last second of the current waiting state (a Submitted job's challenge window, drawn or
+        not); the exit opens one second later, for a drawn job at MarketMachine._exit_deadline."""
         return {
             JobStatus.OPEN: self.f["accept_by"],
             JobStatus.RUNNING: self.f["complete_by"],
@@ -767,6 +776,8 @@ class MarketMachine(RuleBasedStateMachine):
         self._draw_checked: set = set()
         self._rep_seen: dict = {}
         self._user_gain: int | None = None
+        # The JobFinalized events the model expects from the call being made (see _check_finalized).
+        self._want_finalized: list = []
         for a in self.actors:
             m.rep[a] = list(self.reg.reputation(a))
             assert m.rep[a] == [0] * len(REPUTATION_FIELDS)
@@ -825,6 +836,19 @@ class MarketMachine(RuleBasedStateMachine):
         if state == ROUND_READY:
             return draw_hits(seed, j.id, j.f["audit_bps"])
         return state == ROUND_DEGRADED
+
+    def _audit_deadline(self, j: MJob) -> int:
+        """market_audits._sampled_deadline: a drawn Submitted job is in audit (no transaction, no
+        dispute entry) until challenge_end + audit_timeout, the timeout as set now (not stored)."""
+        return j.f["challenge_end"] + self.m.params.audit_timeout
+
+    def _in_sampled_audit(self, j: MJob) -> bool:
+        """A Submitted job the draw selected: post_verdict takes it, dispute and finalize refuse it."""
+        return j.status == JobStatus.SUBMITTED and self._drawn(j)
+
+    def _exit_deadline(self, j: MJob) -> int:
+        """Last second before anyone may end the job: its deadline, or a drawn job's audit deadline."""
+        return self._audit_deadline(j) if self._in_sampled_audit(j) else j.deadline()
 
     def _required(self, r: int) -> int:
         """AuditBeacon._required: the listed members whose window holds round r."""
@@ -1244,25 +1268,50 @@ class MarketMachine(RuleBasedStateMachine):
         return None
 
     def _close_finalized(self, jid: int, tup: tuple) -> tuple[str | None, MJob | None]:
-        """JobMarket._close_finalized: checks, marks Finalized, returns a timed-out audit's bond."""
+        """JobMarket._close_finalized: checks, marks Finalized, returns a timed-out dispute's bond;
+        a drawn job (in its sampled audit) only after challenge_end + audit_timeout. Both log
+        JobFinalized with audit_timed_out (see _finalized_event)."""
         reason, j = self._load(jid, tup)
         if reason:
             return reason, None
+        timed_out = False
         if j.status == JobStatus.SUBMITTED:
             if self.now <= j.f["challenge_end"]:
                 return "job_market: challenge window open", None
             if self._drawn(j):
-                return "job_market: job drawn for audit", None
+                if self.now <= self._audit_deadline(j):
+                    return "job_market: job drawn for audit", None
+                # No verdict came: the sampled audit timed out, the result stands.
+                timed_out = j.audited = True
+                STATS["~audit (sampled) timed out: finalized"] += 1
         elif j.status == JobStatus.AUDIT:
             challenger, bond, deadline = j.dispute
             if self.now <= deadline:
                 return "job_market: audit in progress", None
             j.dispute = None
             self._xfer(self.market, challenger, bond)
+            timed_out = True
         else:
             return "job_market: job not finalizable", None
         j.status = JobStatus.FINALIZED
+        self._finalized_event(j, timed_out)
         return None, j
+
+    def _finalized_event(self, j: MJob, timed_out: bool):
+        """market_funds._settle's JobFinalized, as the model predicts it (checked by _check_finalized)."""
+        f = j.f
+        self._want_finalized.append((j.id, f["provider"], f["usd_value"], f["payment"], self._terms(j)[0], timed_out))
+
+    def _check_finalized(self):
+        """The JobFinalized events of the last JobMarket call are the model's, in order (and are
+        cleared for the next call)."""
+        want, self._want_finalized = self._want_finalized, []
+        got = [
+            (int(e.job_id), str(e.provider), int(e.usd_value), int(e.burned), int(e.fee), bool(e.audit_timed_out))
+            for e in self.mk.get_logs()
+            if type(e).__name__ == "JobFinalized"
+        ]
+        assert got == want, f"JobFinalized events {got}, model {want}"
 
     def _finalize_core(self, jid: int, tup: tuple) -> str | None:
         reason, j = self._close_finalized(jid, tup)
@@ -1468,26 +1517,6 @@ class MarketMachine(RuleBasedStateMachine):
         self._exec("dispute", c, reason, self.mk.dispute, jid, tup)
         return reason
 
-    def act_open_audit(self, k, jid, tup):
-        def sim():
-            reason, j = self._load(jid, tup)
-            if reason:
-                return reason
-            if j.status != JobStatus.SUBMITTED:
-                return "job_market: job not submitted"
-            # Also after the challenge window: a drawn job cannot be finalized until audited.
-            if not self._drawn(j):
-                return "job_market: job not drawn for audit"
-            # A sampled audit: no challenger, no bond.
-            j.dispute = (ZERO, 0, self.now + self.m.params.audit_timeout)
-            j.status, j.audited = JobStatus.AUDIT, True
-            STATS[f"~audit opened ({'in' if self.now <= j.f['challenge_end'] else 'after'} the challenge window)"] += 1
-            return None
-
-        reason = self._atomic(sim)
-        self._exec("open_audit", k, reason, self.mk.open_audit, jid, tup)
-        return reason
-
     def check_drawn_view(self, jid, tup):
         """The `audit_drawn` view against the model's own draw (True only for a Submitted job), and
         AuditBeacon.draw_seed of the job's round against the model's round."""
@@ -1504,24 +1533,38 @@ class MarketMachine(RuleBasedStateMachine):
                 STATS[f"~draw view: round {ROUND_NAMES[state[0]]}, {'drawn' if want else 'not drawn'}"] += 1
 
     def act_verdict(self, sender, jid, tup, valid):
+        """post_verdict: on a disputed job (Audit) until its stored audit_deadline, or on a drawn
+        Submitted job (a sampled audit: no challenger, no bond, no dispute entry) until
+        challenge_end + audit_timeout."""
+
         def sim():
             if sender != self.w.admin:
                 return "access_control: account is missing role"
             reason, j = self._load(jid, tup)
             if reason:
                 return reason
-            if j.status != JobStatus.AUDIT:
-                return "job_market: job not in audit"
-            challenger, bond, deadline = j.dispute
-            if self.now > deadline:
-                return "job_market: audit deadline passed"
-            j.dispute = None
+            if j.status == JobStatus.AUDIT:
+                challenger, bond, deadline = j.dispute
+                if self.now > deadline:
+                    return "job_market: audit deadline passed"
+                j.dispute = None
+                kind = "a dispute"
+            else:
+                # In audit from the draw on: no opening transaction.
+                if not self._in_sampled_audit(j):
+                    return "job_market: job not in audit"
+                if self.now > self._audit_deadline(j):
+                    return "job_market: audit deadline passed"
+                challenger, bond = ZERO, 0
+                j.audited = True
+                when = "in" if self.now <= j.f["challenge_end"] else "after"
+                kind = f"an audit (sampled), {when} the challenge window"
             prov, coll = j.f["provider"], j.f["collateral"]
-            kind = "dispute" if challenger != ZERO else "sampled audit"
-            STATS[f"~verdict {valid} on a {kind}"] += 1
+            STATS[f"~verdict {valid} on {kind}"] += 1
             self._user_gain = None
             if valid:
                 j.status = JobStatus.FINALIZED
+                self._finalized_event(j, False)
                 self._bump(prov, "audits_passed")
                 if challenger != ZERO:
                     self._bump(prov, "disputes_won")
@@ -1553,10 +1596,12 @@ class MarketMachine(RuleBasedStateMachine):
         n0 = len(self.m.runs)
         user = tup[0]
         before, user_before = self._slashable(), self.w.raw.balance(user)
+        self._want_finalized = []
         reason = self._atomic(sim)
         self._exec(f"post_verdict({valid})", sender, reason, self.mk.post_verdict, jid, tup, valid)
         if reason is None:
             self._check_settled(n0)  # a verdict settles nothing (a valid one credits)
+            self._check_finalized()  # a valid verdict finalizes (not timed out), an invalid one not
             self._check_slashes(self.mk, before)
             if not valid:
                 # The user's refund, and as the challenger its bond back and the challenger's
@@ -1566,10 +1611,12 @@ class MarketMachine(RuleBasedStateMachine):
 
     def act_finalize(self, k, jid, tup):
         n0 = len(self.m.runs)
+        self._want_finalized = []
         reason = self._atomic(lambda: self._finalize_core(jid, tup))
         self._exec("finalize", k, reason, self.mk.finalize, jid, tup)
         if reason is None:
             self._check_settled(n0)
+            self._check_finalized()
         return reason
 
     def act_finalize_many(self, k, refs):
@@ -1592,10 +1639,12 @@ class MarketMachine(RuleBasedStateMachine):
             return self._pay_out(payee, run) if payee != ZERO else None
 
         n0 = len(self.m.runs)
+        self._want_finalized = []
         reason = self._atomic(sim)
         self._exec("finalize_many", k, reason, self.mk.finalize_many, [r[0] for r in refs], [r[1] for r in refs])
         if reason is None:
             self._check_settled(n0)
+            self._check_finalized()
             # The longest run of one provider's jobs (credited and counted at once).
             providers = [tup[1] for _, tup in refs]
             run = max(len(list(g)) for _, g in itertools.groupby(providers))
@@ -2343,18 +2392,20 @@ class MarketMachine(RuleBasedStateMachine):
         jid, _, tup = self._pick(ref, (JobStatus.SUBMITTED,))
         self.act_dispute(tup[0] if by_user else self._actor(actor), jid, tup)
 
-    @rule(ref=JOB_REF, actor=ACTOR)
+    @rule(ref=JOB_REF, valid=st.booleans(), actor=ACTOR, verifier=st.sampled_from([True, True, True, False]))
     @_step
-    def open_audit(self, ref, actor):
-        """Anyone opens the audit of a Submitted job (a drawn one when there is one); the
-        `audit_drawn` view is compared with the model's draw first."""
+    def sampled_verdict(self, ref, valid, actor, verifier):
+        """The verifier (or anyone else: refused) posts a verdict on a Submitted job, a drawn one
+        when there is one (in audit from the draw on, no opening transaction: until
+        challenge_end + audit_timeout); an undrawn one (pending round, not selected) is not in
+        audit. The `audit_drawn` view is compared with the model's draw first."""
         jid, _, tup = self._pick(ref, (JobStatus.SUBMITTED,))
-        drawn = [j for j in self.m.jobs if j.status == JobStatus.SUBMITTED and self._drawn(j)]
+        drawn = [j for j in self.m.jobs if self._in_sampled_audit(j)]
         if ref[0] == "fit" and drawn:
             j = drawn[ref[1] % len(drawn)]
             jid, tup = j.id, j.tup()
         self.check_drawn_view(jid, tup)
-        self.act_open_audit(self._actor(actor), jid, tup)
+        self.act_verdict(self.w.admin if verifier else self._actor(actor), jid, tup, valid)
 
     # ------------------------------------------------------------------ beacon rules
 
@@ -2502,8 +2553,8 @@ class MarketMachine(RuleBasedStateMachine):
     )
     @_step
     def finalize_many(self, n, start, wait, extra, ref, actor, by_provider):
-        """A batch of Submitted / Audit jobs (after waiting out their windows if `wait`: the audits
-        of those drawn for audit are opened then, and time moves past their deadlines too), maybe
+        """A batch of Submitted / Audit jobs (after waiting out their windows if `wait`: then the
+        draws are final, and time moves past the audit deadlines of the drawn ones too), maybe
         grouped by provider (the contract pays each run of one provider's jobs at once, and counts
         them in its reputation at once), maybe with one job picked at random inserted."""
         ok = [j for j in self.m.jobs if j.status in (JobStatus.SUBMITTED, JobStatus.AUDIT)]
@@ -2512,11 +2563,11 @@ class MarketMachine(RuleBasedStateMachine):
             chosen.sort(key=lambda j: j.f["provider"])
         if wait and chosen:
             self._warp(max(j.deadline() for j in chosen) + 1)
-            drawn = [j for j in chosen if j.status == JobStatus.SUBMITTED and self._drawn(j)]
-            for j in drawn:  # what the oracle service does (no verdict comes: the audits time out)
-                assert self.act_open_audit(self._actor(actor), j.id, j.tup()) is None
+            # Past their challenge windows the draws are final; no verdict comes for the drawn
+            # jobs: their sampled audits time out (they finalize with audit_timed_out).
+            drawn = [j for j in chosen if self._in_sampled_audit(j)]
             if drawn:
-                self._warp(max(j.deadline() for j in drawn) + 1)
+                self._warp(max(self._audit_deadline(j) for j in drawn) + 1)
         batch = [(j.id, j.tup()) for j in chosen]
         if extra:
             jid, _, tup = self._pick(ref, (JobStatus.SUBMITTED, JobStatus.AUDIT))
@@ -2547,7 +2598,8 @@ class MarketMachine(RuleBasedStateMachine):
         in Submitted at once): create_jobs targeted at it, accept_jobs, submit_results, the
         members reveal the round they are drawn from (one of them silent now and then: all are
         drawn), then finalize_many once the window is over, of the jobs not drawn (the drawn ones
-        are audited and pass first), or of all of them (it reverts when one is drawn), maybe
+        are in audit and the verifier passes them first), or of all of them (it reverts when one
+        is drawn: its audit is still in progress), maybe
         with another provider's job in the middle (two runs). Each run of one provider's jobs is
         credited and counted in its reputation at once. Before that the price moves by `move_bps`
         (a fresh round) or nobody posts one (None: the answer may be stale by then); with an
@@ -2590,9 +2642,8 @@ class MarketMachine(RuleBasedStateMachine):
         self._oracle_reveal(self.m.jobs[ids[0] - 1].f["draw_round"], choice if choice % 8 == 7 else None)
         self._warp(max(self.m.jobs[i - 1].f["challenge_end"] for i in ids) + 1)
         if choice % 4:
-            for i in ids:  # the oracle service audits the drawn jobs, the verifier passes them
-                if self._drawn(self.m.jobs[i - 1]):
-                    assert self.act_open_audit(self._actor(choice), i, self.m.jobs[i - 1].tup()) is None
+            for i in ids:  # the drawn jobs are in audit (no transaction): the verifier passes them
+                if self._in_sampled_audit(self.m.jobs[i - 1]):
                     assert self.act_verdict(self.w.admin, i, self.m.jobs[i - 1].tup(), True) is None
             ids = [i for i in ids if self.m.jobs[i - 1].status == JobStatus.SUBMITTED] or ids
         jobs = [self.m.jobs[i - 1] for i in ids]
@@ -2667,16 +2718,21 @@ class MarketMachine(RuleBasedStateMachine):
                 self._oracle_reveal(f["draw_round"], choice // 7 if choice % 7 == 6 else None)
                 j = self.m.jobs[jid - 1]
             in_window = self.now <= f["challenge_end"]
-            if in_window and self._drawn(j) and choice % 8 < 6:  # what the oracle service does
-                return self.act_open_audit(keeper, jid, tup)
+            valid = (choice // 2) % 2 == 0
+            if in_window and self._drawn(j) and choice % 8 < 5:
+                # In audit from the draw on: the oracle service audits it, the verifier posts its verdict.
+                return self.act_verdict(self.w.admin, jid, tup, valid)
             if in_window and choice % 2 == 0:  # the user disputes (someone else now and then: refused)
                 return self.act_dispute(f["user"] if choice % 6 else self._actor(choice // 3), jid, tup)
             if in_window:
                 boa.env.timestamp = f["challenge_end"] + 1
-            # The draw is final now: a drawn job's audit opens (late: after the window), mostly;
-            # otherwise finalize, which refuses a drawn job.
-            if self._drawn(j) and choice % 3:
-                return self.act_open_audit(keeper, jid, tup)
+            # The draw is final now. A drawn job: its verdict (after the window, before the audit
+            # deadline), or no verdict comes and its audit times out (finalize then pays it), or
+            # finalize too early (refused: its audit is in progress).
+            if self._drawn(j) and choice % 3 == 0:
+                return self.act_verdict(self.w.admin, jid, tup, valid)
+            if self._drawn(j) and choice % 3 == 1:
+                self._warp(self._audit_deadline(j) + 1)
             if choice % 5 == 4:
                 return self.act_finalize_many(keeper, [(jid, tup)])
             return self.act_finalize(keeper, jid, tup)
@@ -2788,6 +2844,13 @@ class MarketMachine(RuleBasedStateMachine):
         else:
             reason = self._params_reason(new)
             if reason is None:
+                # A sampled audit's deadline is derived from the audit_timeout now (not stored):
+                # the change moves it for drawn jobs in flight (a dispute keeps its own).
+                if new.audit_timeout != self.m.params.audit_timeout:
+                    for j in filter(self._in_sampled_audit, self._live()):
+                        was = "open" if self._audit_deadline(j) >= self.now else "past"
+                        will = "open" if j.f["challenge_end"] + new.audit_timeout >= self.now else "past"
+                        STATS[f"~set_params moved a drawn job's audit deadline ({was} -> {will})"] += 1
                 self.m.params = new
         self._exec("set_params", self.w.admin if admin else self.w.outsider, reason, self.mk.set_params, new.as_tuple())
 
@@ -2875,9 +2938,10 @@ class MarketMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------------ time
 
     def _deadlines(self, attestations: bool = False) -> list[int]:
-        """Live jobs' deadlines and unbonding releases (and, if asked, attestation expiries
-        less than a month away)."""
+        """Live jobs' deadlines (a drawn job's audit deadline too) and unbonding releases (and, if
+        asked, attestation expiries less than a month away)."""
         out = [j.deadline() for j in self._live()]
+        out += [self._audit_deadline(j) for j in self._live() if self._in_sampled_audit(j)]
         out += [s.release for s in self.m.stakes.values() if s.unbonding]
         if attestations:
             out += [
@@ -2927,34 +2991,43 @@ class MarketMachine(RuleBasedStateMachine):
         if j.status == JobStatus.RUNNING:
             return self.act_submit(f["provider"], jid, tup, b"\x05" * 32)
         if j.status == JobStatus.SUBMITTED:
-            if self._drawn(j) and choice % 2:
-                return self.act_open_audit(self._actor(choice), jid, tup)
+            # A drawn job is in audit: the verdict (its user's dispute is refused now and then).
+            if self._drawn(j) and (choice % 4 or self.now > f["challenge_end"]):
+                return self.act_verdict(self.w.admin, jid, tup, choice % 2 == 0)
             return self.act_dispute(f["user"], jid, tup)
         return self.act_verdict(self.w.admin, jid, tup, choice % 2 == 0)
 
     def _probe_job(self, jid: int, choice: int):
+        """The edges of a live job's exit deadline D (see probe_deadline); for a drawn Submitted job
+        D is its audit deadline (challenge_end + audit_timeout), and its challenge window's end is
+        probed too (finalize still refused one second after it: the audit is in progress)."""
         j = self.m.jobs[jid - 1]
-        d, tup, status = j.deadline(), j.tup(), j.status
+        d, tup, status = self._exit_deadline(j), j.tup(), j.status
         exit_fn = self.act_expire if status in (JobStatus.OPEN, JobStatus.RUNNING) else self.act_finalize
-        for t in (d, d + 1):
+        edges = [(d, "deadline"), (d + 1, "deadline+1")]
+        label = status.name
+        if self._in_sampled_audit(j):
+            label = "SUBMITTED (drawn)"
+            ce = j.f["challenge_end"]
+            edges = [(ce, "challenge_end"), (ce + 1, "challenge_end+1")] + edges
+        for t, edge in edges:
             if t < self.now:
                 continue
-            STATS[f"~probe {status.name} at deadline{'+1' if t > d else ''}"] += 1
+            STATS[f"~probe {label} at {edge}"] += 1
             with self._what_if():
                 boa.env.timestamp = t
                 self._in_window(jid, choice)
             with self._what_if():
                 boa.env.timestamp = t
-                drawn = status == JobStatus.SUBMITTED and self._drawn(self.m.jobs[jid - 1])
                 reason = exit_fn(self._actor(choice), jid, tup)
-                if drawn and t > d:
-                    # A drawn job is not finalized before its audit; anyone opens that (also after
-                    # the window), and the audit ends by its deadline (here: it times out).
+                j = self.m.jobs[jid - 1]
+                if t > d and self._in_sampled_audit(j) and t <= self._audit_deadline(j):
+                    # Drawn only now (its round was pending when probed): in audit from the draw on,
+                    # finalize refuses it until its audit deadline; with no verdict it times out.
                     assert reason == "job_market: job drawn for audit", f"job {jid}: drawn, finalize: {reason}"
-                    assert self.act_open_audit(self._actor(choice), jid, tup) is None
-                    boa.env.timestamp = self.m.jobs[jid - 1].deadline() + 1
+                    boa.env.timestamp = self._audit_deadline(j) + 1
                     reason = exit_fn(self._actor(choice), jid, tup)
-                assert (reason is None) == (t > d), f"job {jid}: exit at deadline{'+1' if t > d else ''}: {reason}"
+                assert (reason is None) == (t > d), f"job {jid}: exit at {edge}: {reason}"
                 if reason is None:
                     assert self.m.jobs[jid - 1].status in TERMINAL
                     self._check_all()
@@ -2964,7 +3037,8 @@ class MarketMachine(RuleBasedStateMachine):
         starts (reveals refused: pending), at its start and at the last second of its reveal
         window (the members reveal, one of them silent with an odd `choice`: ready, or still
         pending), and one second after (reveals refused: a round not fully revealed is degraded
-        and the job drawn). The views and open_audit agree with the model at each."""
+        and the job drawn). The views and post_verdict (refused until the job is drawn: it is in
+        audit from then on) agree with the model at each."""
         j = self.m.jobs[jid - 1]
         r, tup = j.f["draw_round"], j.tup()
         start = r * ROUND_SECONDS
@@ -2979,7 +3053,7 @@ class MarketMachine(RuleBasedStateMachine):
                 drawn = "drawn" if self._drawn(self.m.jobs[jid - 1]) else "not drawn"
                 STATS[f"~probe draw at start{t - start:+d}: {state}, {drawn}"] += 1
                 self.check_drawn_view(jid, tup)
-                self.act_open_audit(self._actor(choice), jid, tup)
+                self.act_verdict(self.w.admin, jid, tup, choice % 4 < 2)
 
     @rule(ref=JOB_REF, choice=st.integers(0, 7))
     @_step
@@ -2988,12 +3062,18 @@ class MarketMachine(RuleBasedStateMachine):
         live status: at D the action D closes (accept / submit / dispute / verdict) is still open
         (the model judges the call) and the permissionless exit (expire / finalize) reverts; at
         D + 1 it is the other way round, and the exit ends the job whatever else holds (paused,
-        jailed, slashed). Same for a provider's unbonding release and `withdraw`, and for a
-        machine's attestation expiry."""
+        jailed, slashed). A drawn Submitted job's D is its audit deadline (the verdict's last
+        second), and at its challenge window's end and one second later finalize still reverts.
+        Same for a provider's unbonding release and `withdraw`, and for a machine's attestation
+        expiry."""
         for status in LIVE:
             _, j, _ = self._pick(("fit", ref[1]), (status,))
             if j is not None and j.status == status:  # None: no job yet
                 self._probe_job(j.id, choice)
+        # A drawn Submitted job (in its sampled audit) when there is one: its two deadlines.
+        drawn = [j for j in self._live() if self._in_sampled_audit(j)]
+        if drawn:
+            self._probe_job(drawn[ref[1] % len(drawn)].id, choice)
         # A draw round's edges, on a job whose round is still pending when there is one.
         submitted = [j for j in self.m.jobs if j.status == JobStatus.SUBMITTED]
         pool = [j for j in submitted if self._round_state(j.f["draw_round"])[0] == ROUND_PENDING] or submitted
@@ -3046,14 +3126,13 @@ class MarketMachine(RuleBasedStateMachine):
     def _drain(self):
         """Ends every live job after its deadline and takes out every stake: the registry must then
         hold nothing and JobMarket only its dust. Exits and claims work while paused, so the pause
-        stays. Past their challenge windows every draw is final: the audits of drawn jobs are
-        opened (anyone may) and time out; every credit is then claimed (by the outsider)."""
+        stays. Past their challenge windows every draw is final: the drawn jobs' audits (no
+        verdict comes) time out at their audit deadlines; every credit is then claimed (by the
+        outsider)."""
         boa.env.timestamp = max([self.now] + self._deadlines()) + 1
-        drawn = [j for j in self._live() if j.status == JobStatus.SUBMITTED and self._drawn(j)]
-        for j in drawn:
-            assert self.act_open_audit(self.w.outsider, j.id, j.tup()) is None
+        drawn = [j for j in self._live() if self._in_sampled_audit(j)]
         if drawn:
-            boa.env.timestamp = max(self._deadlines()) + 1
+            self._warp(max(self._audit_deadline(j) for j in drawn) + 1)
         for j in self._live():
             if j.status in (JobStatus.OPEN, JobStatus.RUNNING):
                 assert self.act_expire(self.w.outsider, j.id, j.tup()) is None
@@ -3140,7 +3219,7 @@ class MarketMachine(RuleBasedStateMachine):
             if j.status == JobStatus.AUDIT:
                 assert raw.dispute(j.id) == j.dispute, f"job {j.id}: dispute"
                 escrow += j.dispute[1]
-            elif all_jobs:
+            elif all_jobs or j.status == JobStatus.SUBMITTED:  # a sampled audit stores no entry
                 assert raw.dispute(j.id) == (ZERO, 0, 0), f"job {j.id}: dispute left behind"
         assert m.bal[self.market] == escrow, "JobMarket balance != live payments + open bonds + credits + MARKET_DUST"
 
@@ -3242,7 +3321,9 @@ class MarketMachine(RuleBasedStateMachine):
         # No job escapes its draw by a withheld reveal: a Finalized job with a non-zero audit rate
         # whose round AuditBeacon holds degraded (not fully revealed in its window: a member
         # silent, late or never committed), or ready with a seed that selects it, went through
-        # Audit (a sampled audit or a dispute). The round's state and seed are read from the chain.
+        # its audit: a dispute, or the sampled audit's verdict or timeout (a JobFinalized with
+        # audit_timed_out, checked against the model). The round's state and seed are read from
+        # the chain.
         for j in self.m.jobs:
             if j.status != JobStatus.FINALIZED or j.id in self._draw_checked or j.f["audit_bps"] == 0:
                 continue
@@ -3265,10 +3346,15 @@ class MarketMachine(RuleBasedStateMachine):
             assert 0 < d <= self.now + MAX_WINDOW, f"job {j.id} has no bounded deadline"
             if j.status == JobStatus.SUBMITTED:
                 # Its draw round is past (or in) its reveal window before the challenge window
-                # ends: from then on either finalize (not drawn) or open_audit (drawn) is open.
+                # ends: from then on either finalize (not drawn) is open, or (drawn) the job is
+                # in audit, with no transaction, until at most one more window after it (finalize
+                # then, as a timed-out audit). A sampled audit stores no dispute entry.
                 r = j.f["draw_round"]
                 assert 0 < r <= self._round_now() + 1, f"job {j.id}: draw round {r} not the next one"
                 assert r * ROUND_SECONDS + REVEAL_WINDOW < j.f["challenge_end"], f"job {j.id}: draw after its window"
+                assert j.dispute is None
+                if self._drawn(j):
+                    assert d < self._audit_deadline(j) <= d + MAX_WINDOW, f"job {j.id}: unbounded audit"
         for s in self.m.stakes.values():
             assert s.unbonding == 0 or s.release <= self.now + UNBONDING_PERIOD_SECONDS
 
