@@ -78,6 +78,17 @@ def _client_index_in_tmp(tmp_path_factory):
     os.environ["GPUNET_INDEX_DIR"] = str(tmp_path_factory.mktemp("client-index"))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_senders():
+    """Each test's in-process transaction senders start from the chain's nonces: ape's test
+    isolation rewinds the chain between tests, which no real chain does (chain/sender.py)."""
+    from offchain.chain.sender import Sender
+
+    Sender._by_address.clear()
+    yield
+    Sender._by_address.clear()
+
+
 @pytest.fixture
 def busy_cpus():
     """Every core kept busy by another process while the test runs (or until `busy_cpus.stop()`):

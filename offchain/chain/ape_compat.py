@@ -4,11 +4,12 @@
 - `skip_code_checks_for`: no `eth_getCode` before every call to a contract whose code was
   checked when the process connected.
 - `poll_receipts_every`: how often a sent transaction's receipt is asked for.
+- `bound_gas`: transactions declare a bounded gas limit, not the block's gas limit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 # Addresses (lowercase) whose code `connect` checked: ape's per-call check is skipped for them.
 _VERIFIED: set[str] = set()
@@ -80,3 +81,37 @@ def poll_receipts_every(web3, seconds: float) -> None:
     eth._gpunet_wait_original = original
     eth.wait_for_transaction_receipt = wait_for_transaction_receipt
     eth._gpunet_poll_s = seconds
+
+
+APE_PATH_GAS = 2_000_000  # the gas every transaction not sent by chain/sender.py declares
+
+
+def bound_gas(network) -> Callable[[], None]:
+    """Transactions on a local node declare APE_PATH_GAS, not the whole block's gas limit.
+
+    ape's default for local networks is `gas_limit: max`: every transaction declares the
+    block gas limit (30M on anvil), so a block holds one transaction, and the whole network
+    (every client, provider and operator together) was bounded at one transaction per block.
+    `max` also made every view read the latest block first, for a gas limit it then drops.
+    Not `auto`: an estimate runs on the latest block, and a transaction due at the next
+    block's time (a beacon reveal at its round's start, on a node that mines on demand)
+    would be refused by it. The hot path (chain/sender.py) sends known gas of its own; the
+    rest (reveals, attestations, rounds, claims) each use well under APE_PATH_GAS, so fifteen
+    fit in a block. Public networks keep ape's `auto`.
+
+    Sets it on the connected network object only, and returns the function that puts the old
+    setting back (`connect` calls it on exit, so a test process that connects in-process
+    keeps ape's setting for its other tests). A patch of the network's cached `gas_limit`,
+    since ape-config.yaml would change it for ape's test runner too.
+    """
+    keys = ("gas_limit", "auto_gas_multiplier")
+    saved = {k: network.__dict__[k] for k in keys if k in network.__dict__}
+
+    def restore() -> None:
+        for k in keys:
+            network.__dict__.pop(k, None)
+        network.__dict__.update(saved)
+
+    if network.gas_limit == "max":
+        network.__dict__["gas_limit"] = APE_PATH_GAS
+    return restore

@@ -172,22 +172,26 @@ def connect(network_choice: str, *, deployment: str | Path | None = None, rpc: s
         for name, addr in c.items():
             if not chain.provider.get_code(addr):
                 raise DeploymentNotFound(f"{name} at {addr} ({path.name}) has no code on this chain: redeploy")
-        from offchain.chain.ape_compat import poll_receipts_every, skip_code_checks_for
+        from offchain.chain.ape_compat import bound_gas, poll_receipts_every, skip_code_checks_for
 
+        restore_gas = bound_gas(chain.provider.network)
         skip_code_checks_for(c.values())
         poll_receipts_every(chain.provider.web3, RECEIPT_POLL_S)
-        yield Handles(
-            record=record,
-            token=project.ComputeToken.at(c["ComputeToken"]),
-            registry=project.ProviderRegistry.at(c["ProviderRegistry"]),
-            market=project.JobMarket.at(c["JobMarket"]),
-            hub=project.OracleHub.at(c["OracleHub"]),
-            chain=chain,
-            price_feed=project.PriceFeed.at(c["PriceFeed"]) if "PriceFeed" in c else None,
-            emissions=project.Emissions.at(c["Emissions"]) if "Emissions" in c else None,
-            settlement=project.Settlement.at(c["Settlement"]) if "Settlement" in c else None,
-            beacon=project.AuditBeacon.at(c["AuditBeacon"]) if "AuditBeacon" in c else None,
-        )
+        try:
+            yield Handles(
+                record=record,
+                token=project.ComputeToken.at(c["ComputeToken"]),
+                registry=project.ProviderRegistry.at(c["ProviderRegistry"]),
+                market=project.JobMarket.at(c["JobMarket"]),
+                hub=project.OracleHub.at(c["OracleHub"]),
+                chain=chain,
+                price_feed=project.PriceFeed.at(c["PriceFeed"]) if "PriceFeed" in c else None,
+                emissions=project.Emissions.at(c["Emissions"]) if "Emissions" in c else None,
+                settlement=project.Settlement.at(c["Settlement"]) if "Settlement" in c else None,
+                beacon=project.AuditBeacon.at(c["AuditBeacon"]) if "AuditBeacon" in c else None,
+            )
+        finally:
+            restore_gas()
 
 
 __all__ = [

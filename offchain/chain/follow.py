@@ -56,14 +56,24 @@ class Source:
 
 
 def contract_logs(provider: Any, sources: Sequence[Source], start: int, stop: int) -> list[Any]:
-    """Every log of `sources` in blocks [start, stop], in chain order, from one `eth_getLogs`."""
+    """Every log of `sources` in blocks [start, stop], in chain order, from one `eth_getLogs`
+    (per `provider.block_page_size` blocks).
+
+    `stop` must be at or below a head the caller read. Not ape's `get_contract_logs`: it reads
+    the head again before every query (one `eth_getBlockByNumber` per cycle of every follower).
+    """
     from ape.types import LogFilter
 
     abis = [getattr(s.contract, name).abi for s in sources for name in s.events]
     selectors = sorted({encode_hex(keccak(text=abi.selector)) for abi in abis})
     addresses = sorted({s.contract.address for s in sources})
     flt = LogFilter(addresses=addresses, events=abis, topic_filter=[selectors], start_block=start, stop_block=stop)
-    logs = list(provider.get_contract_logs(flt))
+    page = max(1, int(getattr(provider, "block_page_size", 5000) or 5000))
+    logs: list[Any] = []
+    for lo in range(start, stop + 1, page):
+        params = flt.model_copy(update={"start_block": lo, "stop_block": min(lo + page - 1, stop)})
+        raw = provider.web3.eth.get_logs(params.model_dump(mode="json"))
+        logs.extend(provider.network.ecosystem.decode_logs([dict(lg) for lg in raw], *abis))
     return sorted(logs, key=lambda lg: (int(lg.block_number), int(lg.log_index)))
 
 

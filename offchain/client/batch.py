@@ -45,6 +45,7 @@ def submit_batch(
         raise ClientError("no jobs to submit: give at least one spec")
     if len(specs) > MAX_BATCH:
         raise ClientError(f"at most {MAX_BATCH} jobs per batch (JobMarket.MAX_BATCH), got {len(specs)}")
+    from offchain.chain.sender import Sender
     from offchain.workloads.base import canonical_json
 
     units = [check_spec(spec, {}) for spec in specs]
@@ -71,9 +72,9 @@ def submit_batch(
     if int(h.token.allowance(account.address, h.market.address)) < max_tokens:
         h.token.approve(h.market.address, max(max_tokens, allowance or 0), sender=account)
     try:
-        receipt = h.market.create_jobs(
-            offer.provider, class_id, [bytes.fromhex(x) for x in hashes], units, price,
-            accept_window, complete_within, max_tokens, sender=account,
+        receipt = Sender.of(account, h.chain.provider).transact(
+            h.market.create_jobs, offer.provider, class_id, [bytes.fromhex(x) for x in hashes], units, price,
+            accept_window, complete_within, max_tokens, items=len(specs),
         )  # fmt: skip
     except Exception as e:  # noqa: BLE001 - a revert: show the contract's reason
         raise funding_error(e, "create_jobs", "the batch", quote, max_tokens, "max_slippage_bps") from None

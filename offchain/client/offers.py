@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from offchain.chain.views import read_many
 from offchain.client.index import index_for
 from offchain.constants import MAX_BPS, REPUTATION_FIELDS, MachineStatus
 
@@ -88,7 +89,11 @@ class Offer:
 
 
 def reputation(h: Any, provider: str) -> dict[str, int]:
-    return dict(zip(REPUTATION_FIELDS, (int(x) for x in h.registry.reputation(provider)), strict=True))
+    return _reputation_of(h.registry.reputation(provider))
+
+
+def _reputation_of(raw: Any) -> dict[str, int]:
+    return dict(zip(REPUTATION_FIELDS, (int(x) for x in raw), strict=True))
 
 
 def latest_uptime(h: Any, machine_ids: Iterable[int] | None = None) -> dict[int, Uptime]:
@@ -124,7 +129,7 @@ def rank_offers(h: Any, class_id: int, now: int | None = None) -> list[Offer]:
     reg = h.registry
     now = _now(h) if now is None else now
     idx = index_for(h)
-    offers = []
+    candidates = []
     for p, price in sorted(idx.offers(class_id)):
         active, endpoint = [], ""
         for mid, status, attested_until, url in idx.machines(p, class_id):
@@ -132,7 +137,14 @@ def rank_offers(h: Any, class_id: int, now: int | None = None) -> list[Offer]:
                 active.append(mid)
                 endpoint = endpoint or url
         if active:
-            offers.append(Offer(p, class_id, price, active, endpoint, reputation(h, p), int(reg.free_stake(p))))
+            candidates.append((p, price, active, endpoint))
+    # Every candidate's reputation and free stake in one batch request.
+    reads = [c for p, *_ in candidates for c in ((reg.reputation, (p,)), (reg.free_stake, (p,)))]
+    live = read_many(h.chain.provider, reads)
+    offers = [
+        Offer(p, class_id, price, active, endpoint, _reputation_of(live[2 * i]), int(live[2 * i + 1]))
+        for i, (p, price, active, endpoint) in enumerate(candidates)
+    ]
     uptime = latest_uptime(h, [m for o in offers for m in o.machine_ids]) if offers else {}
     for o in offers:
         o.uptime = {m: uptime[m] for m in o.machine_ids if m in uptime}

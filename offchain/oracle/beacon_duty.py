@@ -168,8 +168,8 @@ class BeaconDuty:
     def _now(self) -> tuple[int, int]:
         """(head block number, the time a transaction sent now is included at the earliest)."""
         with self.lock:
-            head = int(self.chain.blocks.height)
-            ts = int(self.chain.blocks.head.timestamp)
+            block = self.chain.blocks.head  # one read for both: number and time
+            head, ts = int(block.number), int(block.timestamp)
             if self.dev_chain:
                 ts = max(ts, int(self.chain.pending_timestamp))
         return head, ts

@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from eth_utils import encode_hex, keccak
-
+from offchain.chain.follow import Source, contract_logs
 from offchain.chain.jobs import apply_event, job_from_created
 from offchain.constants import JobStatus
 
@@ -41,16 +40,8 @@ def market_logs(
     market: Any, provider: Any, start: int, stop: int, events: tuple[str, ...] = MARKET_EVENTS
 ) -> list[Any]:
     """Every `events` log (default: MARKET_EVENTS) of `market` in blocks [start, stop], in chain
-    order, from one query."""
-    from ape.types import LogFilter
-
-    abis = [getattr(market, name).abi for name in events]
-    selectors = [encode_hex(keccak(text=abi.selector)) for abi in abis]
-    flt = LogFilter(
-        addresses=[market.address], events=abis, topic_filter=[selectors], start_block=start, stop_block=stop
-    )
-    logs = list(provider.get_contract_logs(flt))
-    return sorted(logs, key=lambda lg: (int(lg.block_number), int(lg.log_index)))
+    order, from one query (`stop` at or below a head the caller read)."""
+    return contract_logs(provider, [Source(market, events)], start, stop)
 
 
 def job_to_store(job: dict) -> dict:

@@ -34,6 +34,8 @@ from offchain.oracle.common import (
 )
 from offchain.oracle.pricing import PriceSourceError, within_deviation
 
+PARAMS_TTL_S = 60.0  # PriceFeed's parameters are read again after this long
+
 
 class PriceRoundsMixin:
     def _price_subject(self, round_id: int) -> str:
@@ -91,18 +93,30 @@ class PriceRoundsMixin:
         self._price_floor = r
         return r
 
-    def _price_state(self) -> dict:
+    def _price_params(self) -> dict:
+        """PriceFeed's parameters, read again every PARAMS_TTL_S (they move only by a
+        timelocked `set_params`, announced days ahead)."""
         feed = self.h.price_feed
-        with self._chain_lock:
-            latest = int(feed.latest_round())
-            st = {
-                "latest": latest,
-                "head": int(self.h.chain.blocks.head.timestamp),
+        cached = getattr(self, "_price_params_cache", None)
+        if cached is None or time.monotonic() - cached[0] > PARAMS_TTL_S:
+            cached = self._price_params_cache = (time.monotonic(), {
                 "max_observation_age": int(feed.max_observation_age()),
                 "max_age": int(feed.max_age()),
                 "max_deviation_bps": int(feed.max_deviation_bps()),
                 "max_spread_bps": int(feed.max_spread_bps()),
                 "min_round_interval": int(feed.min_round_interval()),
+            })  # fmt: skip
+        return cached[1]
+
+    def _price_state(self) -> dict:
+        feed = self.h.price_feed
+        with self._chain_lock:
+            latest = int(feed.latest_round())
+            head = getattr(self, "_cycle_head_ts", None)
+            st = {
+                "latest": latest,
+                "head": int(head if head is not None else self.h.chain.blocks.head.timestamp),
+                **self._price_params(),
                 "answer": 0,
                 "updated_at": 0,
             }

@@ -136,6 +136,8 @@ from offchain.oracle.store import Store
 from offchain.oracle.uptime_rounds import UPTIME, UptimeRoundsMixin
 from offchain.oracle.verdicts import VERDICT, VerdictsMixin
 
+OPERATOR_CHECK_S = 10.0  # how often the service checks it is still a registered operator
+
 
 @dataclass
 class OracleConfig:
@@ -225,6 +227,8 @@ class OracleService(
         self.store = Store(config.db_path)
         self.metrics = Metrics()
         self._chain_lock = FairRLock()  # FIFO: the beacon duty's reveals must not starve
+        self._operator_checked_at = -1e18
+        self._cycle_head_ts: int | None = None
         self.hw = HardwareSchedule(retry_s=config.hw_retry_s, max_backoff_s=config.hw_max_backoff_s)
         if config.fail_confirmations < 1 or config.confirm_delay_s < 0:
             raise ValueError("oracle: fail_confirmations >= 1 and confirm_delay_s >= 0")
@@ -345,9 +349,12 @@ class OracleService(
     def cycle(self) -> None:
         with self._chain_lock:
             self.follow_chain()
-            if not self.h.hub.is_operator(self.address):
-                raise CircuitBreaker(f"{self.address} was removed from the operator set")
+            if time.monotonic() - self._operator_checked_at > OPERATOR_CHECK_S:
+                if not self.h.hub.is_operator(self.address):
+                    raise CircuitBreaker(f"{self.address} was removed from the operator set")
+                self._operator_checked_at = time.monotonic()
             now = self.h.chain.blocks.head.timestamp
+            self._cycle_head_ts = int(now)  # the cycle's one head read, for its rounds
         # Chain time when the chain moves, wall time when it idles (a dev chain mines only on
         # transactions): leader rotation and uptime epochs must advance either way.
         clock = max(now, int(time.time()))

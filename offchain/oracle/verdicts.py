@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import queue
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from offchain.chain.beacon import ROUND_DEGRADED, ROUND_READY, draw_outcome
 from offchain.chain.jobs import as_tuple
 from offchain.chain.reports import VERDICT_FIELDS, report_tuple, verdict_typed_data
+from offchain.chain.sender import Sender
+from offchain.chain.views import read_many
 from offchain.constants import JobStatus
 from offchain.oracle import jobwatch
 from offchain.oracle.common import (
@@ -25,6 +28,7 @@ from offchain.oracle.quorum import Duty
 
 # Verdicts posted per `submit_verdicts` transaction at most (OracleHub.MAX_VERDICT_BATCH).
 VERDICT_BATCH = 20
+VERDICT_GATHER_THREADS = 8  # verdicts a leader gathers co-signatures for at once
 # How often JobMarket's `audit_timeout` is read again (seconds).
 AUDIT_TIMEOUT_READ_S = 300.0
 
@@ -42,8 +46,8 @@ VERDICT = Duty(
     subject=lambda svc, r: svc._verdict_subject(int(r["job_id"])),
     typed_data=lambda svc, r: verdict_typed_data(svc.h.hub.address, svc.chain_id, r),
     agrees=_verdict_agrees,
-    submit=lambda svc, r, sigs, job: svc.h.hub.submit_verdict(
-        report_tuple(VERDICT_FIELDS, r), as_tuple(job), sigs, sender=svc.sender
+    submit=lambda svc, r, sigs, job: Sender.of(svc.sender, svc.h.chain.provider).transact(
+        svc.h.hub.submit_verdict, report_tuple(VERDICT_FIELDS, r), as_tuple(job), sigs, items=len(sigs)
     ),
     gone=("not in audit", "deadline passed"),
 )
@@ -64,6 +68,7 @@ class VerdictsMixin:
         in_audit = self.store.jobs_with_status(JobStatus.AUDIT)
         subjects = {self._verdict_subject(int(row["job_id"])) for row in in_audit}
         self._first_asked = {k: v for k, v in self._first_asked.items() if k in subjects}
+        work = []
         for row in in_audit:
             if now > row["audit_deadline"]:
                 continue  # too late for a verdict: anyone may finalize it now (provider paid)
@@ -71,9 +76,16 @@ class VerdictsMixin:
                 own = self._own_audit(row)
             else:  # audit only when asked to co-sign (or when leading after a timeout)
                 own = self.store.audit_for(int(row["job_id"]), _hex32(row["job"]["result_hash"]))
-            item = self._verdict_round(row, own, now, clock)
-            if item is not None:
-                ready.append(item)
+            work.append((row, own))
+        # The peers are asked for many jobs at once: one job's co-signing is an HTTP round trip
+        # per peer, and one after another they capped a leader at a few verdicts a second.
+        threads = max(1, min(VERDICT_GATHER_THREADS, len(work)))
+        if threads > 1:
+            with ThreadPoolExecutor(threads, thread_name_prefix="verdict") as pool:
+                items = list(pool.map(lambda w: self._verdict_round(w[0], w[1], now, clock), work))
+        else:
+            items = [self._verdict_round(row, own, now, clock) for row, own in work]
+        ready.extend(item for item in items if item is not None)
         for i in range(0, len(ready), VERDICT_BATCH):
             self._submit_verdicts(ready[i : i + VERDICT_BATCH])
 
@@ -86,11 +98,12 @@ class VerdictsMixin:
                 self._crash_point("verdict", subject)
             with self._chain_lock:
                 try:
-                    tx = self.h.hub.submit_verdicts(
+                    tx = Sender.of(self.sender, self.h.chain.provider).transact(
+                        self.h.hub.submit_verdicts,
                         [report_tuple(VERDICT_FIELDS, r) for _, r, _, _ in batch],
                         [as_tuple(job) for _, _, _, job in batch],
                         [[bytes.fromhex(s.removeprefix("0x")) for _, s in sigs] for _, _, sigs, _ in batch],
-                        sender=self.sender,
+                        items=len(batch),
                     )
                 except Exception as e:  # noqa: BLE001 - one report reverts the batch: go one by one
                     ids = [r["job_id"] for _, r, _, _ in batch]
@@ -337,10 +350,13 @@ class VerdictsMixin:
         if row is None:
             return 409, {"refused": f"job {job_id} not followed yet", "retry": True}
         with self._chain_lock:
-            onchain_nonce = self.h.hub.verdict_nonce(job_id)
-            status = self.h.market.job_status(job_id)
+            onchain_nonce, status = read_many(
+                self.h.chain.provider, [(self.h.hub.verdict_nonce, (job_id,)), (self.h.market.job_status, (job_id,))]
+            )
             deadline = self.h.market.disputes(job_id).audit_deadline if status == JobStatus.AUDIT else 0
-            now = self.h.chain.blocks.head.timestamp
+            # The main loop's head of this second (the contract checks the deadline again).
+            head = getattr(self, "_cycle_head_ts", None)
+            now = head if head is not None else self.h.chain.blocks.head.timestamp
         if status == JobStatus.SUBMITTED and self._draw(job_id, row["job"], max(int(now), int(time.time()))):
             status, deadline = JobStatus.AUDIT, self._sampled_deadline(row["job"])  # drawn: in audit
         reason = None

@@ -22,6 +22,7 @@ from typing import Any
 
 from offchain import workloads
 from offchain.chain.jobs import apply_event, as_tuple
+from offchain.chain.views import read_many
 from offchain.provider.metrics import metrics_of
 from offchain.workloads.base import canonical_json
 
@@ -81,13 +82,17 @@ class Intake:
 
     def _snapshot(self) -> _Cycle:
         w = self.w
-        m, r = w.h.market, w.h.registry
+        m, r, a = w.h.market, w.h.registry, (w.address,)
+        audit_bps, params, free, staked, required = read_many(
+            w.h.chain.provider,
+            [(m.audit_rate, a), (m.params, ()), (r.free_stake, a), (r.staked, a), (r.required_stake, a)],
+        )
         return _Cycle(
             offers={},
-            audit_bps=int(m.audit_rate(w.address)),
-            detection_bps=int(m.params().detection_bps),
-            free=int(r.free_stake(w.address)),
-            stake_ok=int(r.staked(w.address)) >= int(r.required_stake(w.address)),
+            audit_bps=int(audit_bps),
+            detection_bps=int(params.detection_bps),
+            free=int(free),
+            stake_ok=int(staked) >= int(required),
             pending=len(w.store.jobs_in("accepting", "running", "executed")),
         )
 
@@ -201,10 +206,10 @@ class Intake:
             w.store.set_state(jid, "accepting", machine_id=machine_id)
         try:
             if len(items) == 1:
-                receipt = w.h.market.accept(ids[0], as_tuple(items[0][1]), machine_id, sender=w.account)
+                receipt = w.tx().transact(w.h.market.accept, ids[0], as_tuple(items[0][1]), machine_id)
             else:
                 jobs = [as_tuple(job) for _, job, _ in items]
-                receipt = w.h.market.accept_jobs(ids, jobs, machine_id, sender=w.account)
+                receipt = w.tx().transact(w.h.market.accept_jobs, ids, jobs, machine_id, items=len(ids))
         except Exception as e:  # noqa: BLE001 - a revert (a job taken or cancelled meanwhile) or an RPC error
             self.metrics.error("accept")
             log.warning(json.dumps({"event": "tx_failed", "tx": "accept_jobs" if len(items) > 1 else "accept",

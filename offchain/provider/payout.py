@@ -111,7 +111,7 @@ class Payout:
             if len(batch) < 2:
                 break
             try:
-                m.finalize_many(batch, [as_tuple(w.jobs[j]) for j in batch], sender=w.account)
+                w.tx().transact(m.finalize_many, batch, [as_tuple(w.jobs[j]) for j in batch], items=len(batch))
             except Exception as e:  # noqa: BLE001 - one job not ready reverts all
                 self.metrics.error("finalize")
                 log.info(json.dumps({"event": "finalize_many_failed", "jobs": batch, "error": str(e)[:300]}))
@@ -125,7 +125,7 @@ class Payout:
         done = 0
         for jid in batch:
             try:
-                m.finalize(jid, as_tuple(w.jobs[jid]), sender=w.account)
+                w.tx().transact(m.finalize, jid, as_tuple(w.jobs[jid]))
             except Exception as e:  # noqa: BLE001 - e.g. the chain's clock is a second behind ours
                 self.metrics.error("finalize")
                 w._tx_failed(jid, "finalize", e)
@@ -197,7 +197,7 @@ class Payout:
                     _event(event="claimed_by_another", job_ids=self.unclaimed_jobs)
                     self.unclaimed_jobs = []
                 return None
-            receipt = m.claim(w.address, sender=w.account)
+            receipt = w.tx().transact(m.claim, w.address)
         except Exception as e:  # noqa: BLE001 - RPC error or a revert: logged, tried again after tx_retry_s
             self.metrics.error("claim")
             self._look_for_credit = True

@@ -41,6 +41,8 @@ challenges on its own threads):
    burned and Settlement mints the pay (the jobs' USD value minus fees at the claim's price, at
    most their escrow minus fees); the `paid` log line reports the claim's `Settled` event.
 
+Its transactions go through `offchain/chain/sender.py` (a local nonce: one process per account).
+
 Deadlines use max(chain time, wall clock): a dev chain mines only on transactions, so its
 head's timestamp lags while it idles; a new block is never older than the wall clock.
 
@@ -78,6 +80,7 @@ from typing import Any
 from offchain import workloads
 from offchain.chain.follow import Follower, Source, default_reorg_depth
 from offchain.chain.jobs import ZERO_ADDRESS, apply_event, as_tuple, job_from_chain, job_from_created
+from offchain.chain.views import read_many
 from offchain.constants import JobStatus, MachineStatus
 from offchain.provider.blobs import BlobStore
 from offchain.provider.cheats import JOB_CHEATS, execute_cheating
@@ -174,6 +177,12 @@ class JobWorker:
             acct.set_autosign(True)
             return acct
         return accounts.test_accounts[self.cfg.sender_index]
+
+    def tx(self) -> Any:
+        """This worker's hot-path transaction sender (a local nonce, known gas: chain/sender.py)."""
+        from offchain.chain.sender import Sender
+
+        return Sender.of(self.account, self.h.chain.provider)
 
     def _stop_block(self) -> int:
         # An explicit stop: ape's `range(start, None)` means `range(0, start)` (Python's range(stop)).
@@ -335,8 +344,9 @@ class JobWorker:
             self.onchain[jid] = (JobStatus.FINALIZED if name == "JobFinalized" else JobStatus.FAILED, 0)
 
     def refresh_machines(self) -> None:
-        reg = self.h.registry
-        self.machines = {mid: reg.machines(mid) for mid in self.store.machines()}
+        reg, mids = self.h.registry, list(self.store.machines())
+        infos = read_many(self.h.chain.provider, [(reg.machines, (mid,)) for mid in mids])
+        self.machines = dict(zip(mids, infos, strict=True))
 
     def _active_machines(self, class_id: int, now: int) -> list[int]:
         return [
@@ -461,11 +471,11 @@ class JobWorker:
         try:
             if len(ready) == 1:
                 jid, job, result_hex, uri = ready[0]
-                receipt = m.submit_result(jid, as_tuple(job), bytes.fromhex(result_hex), uri, sender=self.account)
+                receipt = self.tx().transact(m.submit_result, jid, as_tuple(job), bytes.fromhex(result_hex), uri)
             else:
-                receipt = m.submit_results(
-                    [r[0] for r in ready], [as_tuple(r[1]) for r in ready],
-                    [bytes.fromhex(r[2]) for r in ready], [r[3] for r in ready], sender=self.account,
+                receipt = self.tx().transact(
+                    m.submit_results, [r[0] for r in ready], [as_tuple(r[1]) for r in ready],
+                    [bytes.fromhex(r[2]) for r in ready], [r[3] for r in ready], items=len(ready),
                 )  # fmt: skip
         except Exception as e:  # noqa: BLE001 - a revert (a deadline passed meanwhile) or an RPC error
             self.metrics.error("submit")
