@@ -364,11 +364,17 @@ def test_honest_agent__every_kind__results_match_and_worker_finalizes_and_is_pai
         # leaving probation (docs/SECURITY.md, finding 5).
         assert all(lg.usd_value < PARAMS.min_reputation_usd for lg in paid)
         assert net.h.registry.reputation(provider).completed == 0
-        agent_log = net.devnet.tail("agent", 400)
-        assert "finalized by us" in agent_log
         # The worker logs what each of its claims minted (the claim's Settled), summing to its
-        # income, with the jobs it finalized since its previous claim: each job once.
-        paid_logs = [json.loads(ln[ln.index("{") :]) for ln in agent_log.splitlines() if '"event": "paid"' in ln]
+        # income, with the jobs it finalized since its previous claim: each job once. It writes
+        # that line once its receipt poll sees the claim, which may be after this test did.
+        deadline = time.monotonic() + 30
+        while True:
+            agent_log = net.devnet.tail("agent", 400)
+            paid_logs = [json.loads(ln[ln.index("{") :]) for ln in agent_log.splitlines() if '"event": "paid"' in ln]
+            if sum(e["minted"] for e in paid_logs) == minted or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert "finalized by us" in agent_log
         assert sum(e["minted"] for e in paid_logs) == minted
         assert len(paid_logs) == len(settled)
         assert sorted(j for e in paid_logs for j in e["job_ids"]) == sorted(ids.values())

@@ -200,14 +200,20 @@ class Sender:
         - below it: the node lost earlier transactions (a restart from a state saved before they
           were mined), and ours waits behind the gap. The gap is filled with empty transfers to
           itself, never with the lost payloads (their callers saw them fail and decide again);
-        - above it: another sender used the nonce, so ours can never be mined: sent again with
-          the next nonce;
-        - equal: it is next in line; sent again byte for byte, in case the node lost it."""
+        - above it (and none of our versions mined): another sender used the nonce, so ours can
+          never be mined: sent again with the next nonce;
+        - equal: it is next in line. When the base fee has risen past what it offers, it is
+          replaced (same nonce, fees read again, at least 10% more); else the same bytes are sent
+          again, in case the node lost it.
+        Every version sent for a nonce is looked for, so a replaced one that was mined after all
+        is found and the payload is never sent twice."""
         from web3.exceptions import TimeExhausted, TransactionNotFound
 
         eth = self.web3.eth
         deadline = time.monotonic() + RECEIPT_TIMEOUT_S
         txn_hash, nonce, raw = self._sign_and_send(to, data, gas, value)
+        versions = [txn_hash]  # every transaction sent with `nonce` for this payload
+        offered = self._fees_now()[0]
         while True:
             wait = min(self.stuck_after_s, max(deadline - time.monotonic(), 0.1))
             try:
@@ -216,21 +222,27 @@ class Sender:
                 if time.monotonic() >= deadline:
                     self._nonce = None  # read again before the next transaction
                     raise
-                # The count first, then the receipt: a transaction mined between the two reads
+                # The count first, then the receipts: a transaction mined between the two reads
                 # is found by the second, so it is never sent twice.
                 mined = int(eth.get_transaction_count(self.address, "latest"))
-                try:
-                    return eth.get_transaction_receipt(txn_hash), txn_hash
-                except TransactionNotFound:
-                    pass
+                for h in versions:
+                    try:
+                        return eth.get_transaction_receipt(h), h
+                    except TransactionNotFound:
+                        pass
                 if mined < nonce:
                     for n in range(mined, nonce):
                         self._sign_and_send(self.address, b"", 21_000, 0, nonce=n)
                 elif mined > nonce:
                     self._nonce = mined
                     txn_hash, nonce, raw = self._sign_and_send(to, data, gas, value)
-                else:  # next in line but not mined: the node may have lost it; the same bytes again
-                    with contextlib.suppress(Exception):  # "already known" when it has not
+                    versions, offered = [txn_hash], self._fees_now()[0]
+                elif self._fees_now(refresh=True)[0] > offered * 11 // 10:  # priced out: replace it
+                    txn_hash, _, raw = self._sign_and_send(to, data, gas, value, nonce=nonce)
+                    versions.append(txn_hash)
+                    offered = self._fees_now()[0]
+                else:  # the node may have lost it: the same bytes again ("already known" if not)
+                    with contextlib.suppress(Exception):
                         eth.send_raw_transaction(raw)
 
     # ------------------------------------------------------------------ the call

@@ -2,8 +2,9 @@
 serves the results, and collects its pay. Started by `gpunet provider serve` when given a
 signer (`--test-account N` / `--account ALIAS`) and a `--state-dir`.
 
-Loop (every `poll_s`, on the agent's main thread; the HTTP server keeps serving blobs and
-challenges on its own threads):
+Loop (on each new block, from a `newHeads` subscription when the node has a websocket, else
+every `poll_s`; on the agent's main thread; the HTTP server keeps serving blobs and challenges
+on its own threads):
 
 1. Follow the chain from the stored cursor (`offchain.chain.follow`: one `eth_getLogs` per
    cycle for every event below, reorgs within `reorg_depth` replayed): JobCreated aimed at
@@ -79,6 +80,7 @@ from typing import Any
 
 from offchain import workloads
 from offchain.chain.follow import Follower, Source, default_reorg_depth
+from offchain.chain.heads import HeadWatcher
 from offchain.chain.jobs import ZERO_ADDRESS, apply_event, as_tuple, job_from_chain, job_from_created
 from offchain.chain.views import read_many
 from offchain.constants import JobStatus, MachineStatus
@@ -167,6 +169,7 @@ class JobWorker:
         # (`_follow_outcomes`) or a status read after a failed finalize; absent: still Submitted.
         self.onchain: dict[int, tuple[JobStatus, int]] = {}
         self._follow: Follower | None = None
+        self.heads: HeadWatcher | None = None  # new blocks over the node's websocket, if it has one
 
     # ------------------------------------------------------------------ chain plumbing
     def _sender(self) -> Any:
@@ -190,9 +193,13 @@ class JobWorker:
         return int(self.h.chain.blocks.height) + 1
 
     def _read_head(self) -> None:
-        """One read of the chain head per cycle (its number and time serve the whole cycle)."""
-        head = self.h.chain.blocks.head
-        self._head = (int(head.number), int(head.timestamp))
+        """The chain head once per cycle (its number and time serve the whole cycle): the
+        subscription's, while it is live, else one read."""
+        head = self.heads.head if self.heads is not None else None
+        if head is None:
+            block = self.h.chain.blocks.head
+            head = (int(block.number), int(block.timestamp))
+        self._head = head
 
     def _head_number(self) -> int:
         if self._head is None:
@@ -218,6 +225,7 @@ class JobWorker:
             self.account = self._sender()
             self.address = self.account.address
             self.start_block = int(h.record.get("block") or 0)
+            self.heads = HeadWatcher(str(h.chain.provider.uri)).start()
             deploy_block = h.chain.blocks[self.start_block].hash
             self.store.check_binding(h.chain.chain_id, h.market.address, self.address, _hex32(deploy_block))
             self._load_machines()
@@ -234,7 +242,11 @@ class JobWorker:
                     self.metrics.error("cycle")
                     self.observe_store()
                     backoff = min(backoff * 2, 30.0)
-                stop.wait(backoff)
+                if backoff == self.cfg.poll_s and self.heads.live:  # wake on the next block (poll_s at most)
+                    self.heads.wait(stop, backoff, after=self._head[0] if self._head else None)
+                else:
+                    stop.wait(backoff)
+            self.heads.close()
         _event(event="worker_stopped", provider=self.address)
 
     def _load_machines(self) -> None:
