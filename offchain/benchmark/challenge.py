@@ -197,18 +197,19 @@ def compute_product(a: torch.Tensor, b: torch.Tensor, deadline: float | None = N
         if start > deadline:  # deriving the inputs alone took too long
             raise DeadlineExceeded(0.0, 0, n)
         c = torch.empty((n, b.shape[1]), dtype=a.dtype, device=a.device)
-        done, rows, blocks = 0, min(n, FIRST_BLOCK_ROWS), 0
+        done, rows = 0, min(n, FIRST_BLOCK_ROWS)
+        first = rows
         while done < n:
             t0 = time.perf_counter()
             torch.mm(a[done : done + rows], b, out=c[done : done + rows])
             if a.device.type == "cuda":
                 torch.cuda.synchronize(a.device)
             now = time.perf_counter()
-            done, blocks = done + rows, blocks + 1
+            done += rows
             if done >= n:
                 break
             per_row = max(now - t0, 1e-9) / rows
-            if now > deadline or (blocks > 1 and now + per_row * (n - done) > deadline):
+            if now > deadline or (done > first and now + per_row * (n - done) > deadline):
                 raise DeadlineExceeded(now - start, done, n)
             rows = max(1, min(n - done, 4 * rows, int(BLOCK_TARGET_S / per_row)))
         return c

@@ -104,13 +104,12 @@ def bound_gas(network) -> Callable[[], None]:
     keeps ape's setting for its other tests). A patch of the network's cached `gas_limit`,
     since ape-config.yaml would change it for ape's test runner too.
     """
-    keys = ("gas_limit", "auto_gas_multiplier")
-    saved = {k: network.__dict__[k] for k in keys if k in network.__dict__}
+    had, saved = "gas_limit" in network.__dict__, network.__dict__.get("gas_limit")
 
     def restore() -> None:
-        for k in keys:
-            network.__dict__.pop(k, None)
-        network.__dict__.update(saved)
+        network.__dict__.pop("gas_limit", None)
+        if had:
+            network.__dict__["gas_limit"] = saved
 
     if network.gas_limit == "max":
         network.__dict__["gas_limit"] = APE_PATH_GAS
