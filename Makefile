@@ -32,7 +32,7 @@ $(ANVIL): package.json package-lock.json
 
 test: install
 	ape compile
-	ape test tests -q -p no:cacheprovider --ignore=tests/fuzz --durations=20 -n $(TEST_WORKERS) --dist loadgroup
+	ape test tests -q -p no:cacheprovider --ignore=tests/fuzz --durations=20 -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/python -m pytest tests/fuzz -q -p no:cacheprovider -p no:ape_test
 
 fuzz: install

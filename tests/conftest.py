@@ -42,10 +42,14 @@ UNIT_PARAMS = MarketParams(base_audit_bps=0, new_provider_audit_bps=0, bad_recor
 
 
 class _BusyCpus:
-    """One `while True: pass` process per core; `stop()` ends them (also at the test's end)."""
+    """One `while True: pass` process per core from `start()`; `stop()` ends them (also at the
+    test's end)."""
 
     def __init__(self) -> None:
-        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self) -> None:
+        self.procs += [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
 
     def stop(self) -> None:
         for p in self.procs:
@@ -62,13 +66,46 @@ class _BusyCpus:
 HEAVY_MODULES = {"test_demo_anvil", "test_oracle_anvil", "test_load_anvil", "test_faults_anvil"}
 
 
+# The longest groups after "heavy", longest first (seconds of wall time on the 2-core machine, a
+# `--durations=0` run of December 2026). xdist hands out groups in collection order
+# (`--no-loadscope-reorder`), so the heavy group (~10 min in all) starts at once on one worker
+# while the other works through these and the short files; the heavy group sorted by test count,
+# as xdist does by default, started a quarter of the way in and left the other worker idle for
+# its last ~8 minutes.
+LONG_MODULES = (
+    "test_onboarding_anvil",  # 170
+    "test_provider_jobs_anvil",  # 160
+    "test_cli_errors",  # 91
+    "test_sim",  # 79
+    "test_oracle_verdict_anvil",  # 62
+    "test_market_audits",  # 61
+    "test_market_lifecycle",  # 59
+    "test_oracle_beacon_duty",  # 54
+    "test_cli_config",  # 47
+    "test_registry",  # 43
+    "test_rewards_anvil",  # 40
+    "test_provider_agent",  # 34
+    "test_deploy_anvil",  # 33
+    "test_price_anvil",  # 31
+)
+
+
+def _run_order(item) -> int:
+    module = item.path.stem
+    if module in HEAVY_MODULES:
+        return 0
+    return 1 + LONG_MODULES.index(module) if module in LONG_MODULES else 1 + len(LONG_MODULES)
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the marks into the node ids
 def pytest_collection_modifyitems(config, items):
     """`--dist loadgroup`: a group per test file (its module fixtures are built once, as with
-    loadfile), and one group for all of HEAVY_MODULES."""
+    loadfile), and one group for all of HEAVY_MODULES; the groups in `_run_order` (a stable sort:
+    tests keep their order within a file)."""
     for item in items:
         module = item.path.stem
         item.add_marker(pytest.mark.xdist_group("heavy" if module in HEAVY_MODULES else module))
+    items.sort(key=_run_order)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -91,9 +128,9 @@ def _fresh_senders():
 
 @pytest.fixture
 def busy_cpus():
-    """Every core kept busy by another process while the test runs (or until `busy_cpus.stop()`):
-    a provider's machine is never idle, and the hardware rule must hold on a busy one (issue:
-    busy honest machines were jailed)."""
+    """Every core kept busy by another process from `busy_cpus.start()` to `busy_cpus.stop()` (or
+    the test's end): a provider's machine is never idle, and the hardware rule must hold on a
+    busy one (issue: busy honest machines were jailed)."""
     busy = _BusyCpus()
     try:
         yield busy

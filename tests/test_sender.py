@@ -95,3 +95,55 @@ def test_sender__a_gap_left_by_a_lost_transaction_is_filled_and_the_payload_runs
         assert receipt["status"] == 1
         assert w3.eth.get_balance(user2.address) == before + 1
         assert w3.eth.get_transaction_count(user.address) == nonce + 2
+
+
+@pytest.mark.anvil
+def test_sender__a_transaction_priced_out_by_the_base_fee_is_replaced_and_runs_once(chain, user, user2, tmp_path):
+    """On a real anvil: the transaction waits in the pool while the next block's base fee jumps to
+    four times its max fee. It is replaced (same nonce, fees read again) and the replacement is
+    mined; the payload (1 wei) arrives exactly once and the nonce moves by one."""
+    import threading
+    from types import SimpleNamespace
+
+    from web3 import Web3
+
+    from offchain.chain.anvil import running_anvil
+
+    with running_anvil(log_path=tmp_path / "anvil.log") as url:
+        w3 = Web3(Web3.HTTPProvider(url))
+        w3.provider.make_request("evm_setAutomine", [False])  # nothing mined until we say
+        node = SimpleNamespace(web3=w3, chain_id=w3.eth.chain_id, network=chain.provider.network)
+        s = Sender(user, node, poll_s=0.2)
+        s.stuck_after_s = 2.0
+        sent: list[str] = []
+        send = s._sign_and_send
+
+        def recording_send(*args, **kwargs):  # the real send; only the hashes are noted
+            out = send(*args, **kwargs)
+            sent.append(out[0])
+            return out
+
+        s._sign_and_send = recording_send
+        nonce, before = w3.eth.get_transaction_count(user.address), w3.eth.get_balance(user2.address)
+        result: dict = {}
+
+        def run():
+            with s.lock:
+                result["receipt"], result["hash"] = s._send_and_wait(user2.address, b"", 21_000, 1)
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        for _ in range(100):
+            if sent:
+                break
+            t.join(0.1)
+        assert len(sent) == 1, "the first version was never sent"
+        offered = s._fees_now()[0]
+        w3.provider.make_request("anvil_setNextBlockBaseFeePerGas", [hex(4 * offered)])
+        w3.provider.make_request("evm_setIntervalMining", [1])
+        t.join(60)
+        assert not t.is_alive(), "the priced-out transaction was never replaced"
+        assert len(sent) == 2 and result["hash"] == sent[1]
+        assert result["receipt"]["status"] == 1
+        assert w3.eth.get_balance(user2.address) == before + 1
+        assert w3.eth.get_transaction_count(user.address) == nonce + 1
