@@ -12,7 +12,6 @@ shared deployments/ record left alone (the demo's record is in its own log direc
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -27,7 +26,6 @@ LIBRARY_WARNING = re.compile(r"\w+Warning\b|warnings\.warn")
 def test_demo__runs_and_every_outcome_is_the_expected_one(tmp_path):
     shared = sorted((REPO_ROOT / "deployments").glob("*.json"))
     before = {p: p.stat().st_mtime_ns for p in shared}
-    t0 = time.monotonic()
     out = subprocess.run(
         [sys.executable, "-m", "scripts.demo", "--log-dir", str(tmp_path)],
         cwd=REPO_ROOT,
@@ -35,7 +33,6 @@ def test_demo__runs_and_every_outcome_is_the_expected_one(tmp_path):
         text=True,
         timeout=600,
     )
-    elapsed = time.monotonic() - t0
     text = out.stdout
     assert out.returncode == 0, text[-6000:] + out.stderr[-4000:]
     lines = text.splitlines()
@@ -80,4 +77,3 @@ def test_demo__runs_and_every_outcome_is_the_expected_one(tmp_path):
                  "Net", "honest +", "Token supply"):  # fmt: skip
         assert said in summary, said
     assert "drawn for audit" in summary or "own re-run differed" in summary
-    assert elapsed < 300

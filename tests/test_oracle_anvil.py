@@ -1,6 +1,6 @@
 """Hardware verification end to end: anvil, 3 oracle operator processes (M = 2), provider agents,
 the demo's hardware phase -- run while every core is kept busy by another process (`busy_cpus`,
-from the first machine's registration until the three machines are attested or jailed):
+from the quorum's start until the three machines are attested or jailed):
 
 - a single operator cannot activate a machine alone (its peers are down: no quorum);
 - an honest CPU provider claiming the CPU class becomes Active (attested, with expiry);
@@ -107,7 +107,6 @@ def test_hardware_attestation__quorum_of_real_processes__on_a_busy_machine(tmp_p
             ):
                 devnet.wait_http(name, url)
 
-            busy_cpus.start()  # every challenge from here on runs on a machine kept busy
             tx = registry.register(1, 1, 256, honest_url, sender=honest)
             honest_id = tx.decode_logs(registry.MachineRegistered)[0].machine_id
             # Alone, the first operator leads (once its peers' leader slots time out), challenges
@@ -120,6 +119,7 @@ def test_hardware_attestation__quorum_of_real_processes__on_a_busy_machine(tmp_p
             assert registry.machine_status(honest_id) == MachineStatus.PENDING
             assert hub.attestation_nonce(honest_id) == 0
 
+            busy_cpus.start()  # every challenge that decides a machine runs on a machine kept busy
             for i in (1, 2):
                 name = start_oracle(i)
                 devnet.wait_http(name, urls[ops[i].address])

@@ -212,7 +212,6 @@ def _honest(spec: dict, blobs: dict | None = None) -> workloads.Output:
 
 
 def test_honest_agent__every_kind__results_match_and_worker_finalizes_and_is_paid(tmp_path):
-    t0 = time.monotonic()
     ts_spec, model_path, input_path = _torchscript_files(tmp_path)
     ts_blobs = sdk.read_blob_files([model_path, input_path])
     (tmp_path / "ts_spec.json").write_text(json.dumps(ts_spec))
@@ -378,12 +377,9 @@ def test_honest_agent__every_kind__results_match_and_worker_finalizes_and_is_pai
         assert sum(e["minted"] for e in paid_logs) == minted
         assert len(paid_logs) == len(settled)
         assert sorted(j for e in paid_logs for j in e["job_ids"]) == sorted(ids.values())
-    # Two CLI runs more than the other tests (`provider offer`, a refused `job submit`): ~10 s on a busy box.
-    assert time.monotonic() - t0 < 120
 
 
 def test_agent_restart_after_accept__resumes_and_completes_without_accepting_twice(tmp_path, monkeypatch):
-    t0 = time.monotonic()
     with local_net(tmp_path) as net:
         (port,) = free_ports(1)
         provider, machine_id = net.provider(2, port)
@@ -418,11 +414,9 @@ def test_agent_restart_after_accept__resumes_and_completes_without_accepting_twi
         time.sleep(2)
         assert net.devnet.procs["agent"].poll() is None
         assert len(list(net.h.market.JobAccepted.range(0, net.chain.blocks.height + 1))) == 1
-    assert time.monotonic() - t0 < 90
 
 
 def test_wrong_output_agent__result_differs_from_honest_and_user_disputes(tmp_path):
-    t0 = time.monotonic()
     with local_net(tmp_path) as net:
         (port,) = free_ports(1)
         cheater, _ = net.provider(5, port)
@@ -449,4 +443,3 @@ def test_wrong_output_agent__result_differs_from_honest_and_user_disputes(tmp_pa
         assert before - net.h.token.balanceOf(user) == bond
         r = _gpunet("job", "dispute", str(sub.job_id), "--test-account", "6", "--yes")
         assert r.returncode != 0 and "only a Submitted result can be disputed" in r.stderr
-    assert time.monotonic() - t0 < 90
