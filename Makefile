@@ -12,8 +12,9 @@ export APE_DATA_FOLDER ?= $(CURDIR)/.cache/ape
 FUZZ_EXAMPLES ?= 40
 # The suite runs in TEST_WORKERS pytest-xdist processes, a test file per worker at a time (module
 # fixtures are built once), the tests that run whole networks of processes one after another on
-# one worker (tests/conftest.py, HEAVY_MODULES). Half the suite waits on anvil blocks and child
-# processes, so two workers take it from ~19 to ~12 minutes on 2 cores. TEST_WORKERS=0: one process.
+# one worker (tests/conftest.py, HEAVY_MODULES), started first. Much of the suite waits on anvil
+# blocks and child processes; two workers keep ~1.8 of 2 cores busy and run it in about 14 minutes
+# on a 2-core machine (docs/LOAD.md "The suite's time"). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
 
 .PHONY: install test unit fuzz demo bench load faults figures clean lint

@@ -1,6 +1,7 @@
 """`offchain.chain.heads.HeadWatcher`: a loop wakes on each new block from a `newHeads`
 subscription over the node's websocket, and keeps its poll interval where there is none."""
 
+import logging
 import threading
 import time
 
@@ -40,7 +41,8 @@ def test_wakes_on_each_new_block_of_a_real_node(tmp_path):
             heads.close()
 
 
-def test_no_websocket_there__the_wait_is_the_poll_interval():
+def test_no_websocket_there__the_wait_is_the_poll_interval__no_traceback_logged(caplog):
+    caplog.set_level(logging.DEBUG)
     heads = HeadWatcher(f"http://127.0.0.1:{free_port()}").start()  # nothing listens there
     try:
         t0 = time.monotonic()
@@ -49,3 +51,6 @@ def test_no_websocket_there__the_wait_is_the_poll_interval():
         assert not heads.live and heads.head is None
     finally:
         heads.close()
+    time.sleep(2.5)  # past web3's first backoff (1.75 s), had it retried
+    assert "Traceback" not in caplog.text and "Retrying" not in caplog.text, caplog.text
+    assert "heads_unavailable" in caplog.text  # one line says the caller polls

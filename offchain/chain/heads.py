@@ -91,7 +91,10 @@ class HeadWatcher:
     async def _subscribe(self) -> None:
         from web3 import AsyncWeb3, WebSocketProvider
 
-        async with AsyncWeb3(WebSocketProvider(self.url)) as w3:
+        # One connection attempt: this thread's loop waits RECONNECT_S between tries and stops on
+        # close(). web3's own retries (5, with backoff) outlived close() by ~25 s and logged a
+        # traceback at each failed try into the caller's log.
+        async with AsyncWeb3(WebSocketProvider(self.url, max_connection_retries=1)) as w3:
             await w3.eth.subscribe("newHeads")
             self.live = True
             async for msg in w3.socket.process_subscriptions():
