@@ -1,7 +1,8 @@
 """offchain/chain/ape_compat.py: receipt polling on a real anvil mining a block a second (a sent
 transaction's receipt is asked for every 0.5 s; ape's web3 default, 0.1 s, asks about ten
 times a block; the first ask is immediate, and the receipt is the mined one); a `gpunet`
-process without ape's in-process test chain (py-evm never imported, anvil's provider offered)."""
+process without ape's in-process test chain or its query cache (neither py-evm nor SQLAlchemy
+imported; anvil's provider offered, ape's own queries answered)."""
 
 import json
 import subprocess

@@ -118,34 +118,30 @@ def bound_gas(network) -> Callable[[], None]:
     return restore
 
 
+def _offers_nothing():
+    """A plugin hook with nothing to offer (a generator, as ape expects of a provider hook)."""
+    yield from ()
+
+
 def without_unused_plugins() -> None:
     """ape's in-process test chain and its query cache are not loaded in this process.
 
     Both are plugin hooks that ape calls whenever it lists a network's providers or its query
     engines, and each imports a heavy module for something no `gpunet` command uses:
-    - ape_test's `providers` imports its provider class, and with it py-evm (1.1 s of CPU in
-      every process that connects), for `ethereum:local:test`, a chain that lives inside one
-      process, with no deployment and no peers;
-    - ape_cache's `query_engines` imports SQLAlchemy (0.4 s in every process that reads events
-      through ape), for a cache that answers only once `ape cache init` made its database,
-      which gpunet never does.
-    `gpunet provider status` against anvil took 4.8 s of CPU with them (~110 `gpunet` processes
-    in `make test`). The `gpunet` entry point calls this unless the test chain is asked for;
-    ape's test runner, which runs on it, never does. ape looks each hook up on the plugin
-    module at every call (its PluginManager), so the module attribute is what is replaced, by
-    a hook that offers nothing; the plugins' accounts and config hooks stay.
+    - ape_test's `providers` imports its provider class, and with it py-evm, for
+      `ethereum:local:test`, a chain that lives inside one process, with no deployment and no
+      peers;
+    - ape_cache's `query_engines` imports SQLAlchemy, for a cache that answers only once
+      `ape cache init` made its database, which gpunet never does.
+    `gpunet provider status` against anvil takes 2.7 s of CPU without them, 3.9 s with them
+    (medians, `farm-bench --vs`); ~110 `gpunet` processes run in `make test`. The `gpunet`
+    entry point calls this unless the test chain is asked for; ape's test runner, which runs
+    on it, never does. ape looks each hook up on the plugin module at every call (its
+    PluginManager), so the module attribute is what is replaced; the plugins' accounts and
+    config hooks stay. Idempotent.
     """
     import ape_cache
     import ape_test
 
-    def offers_nothing():
-        yield from ()
-
-    # ape_test.__dict__, not getattr: the module's own __getattr__ imports the provider module
-    # for any name it does not have.
-    if not ape_test.__dict__.get("_gpunet_without_provider"):
-        ape_test.providers = offers_nothing
-        ape_test._gpunet_without_provider = True
-    if not ape_cache.__dict__.get("_gpunet_without_engine"):
-        ape_cache.query_engines = offers_nothing
-        ape_cache._gpunet_without_engine = True
+    ape_test.providers = _offers_nothing
+    ape_cache.query_engines = _offers_nothing
