@@ -139,18 +139,6 @@ class JobPhases:
         )
         plans = self.plans
         self.wait_drawn(plans)
-        # Bob's false dispute needs an honest result the draw missed (a drawn one is already
-        # being audited); each extra job is one more coin flip.
-        seed = 100
-        while not any(j.provider == "honest" and not j.drawn and j.user == "bob" for j in plans) and seed < 106:
-            self.note("the draw took every honest job of bob's: bob submits one more")
-            with busy(self.console, "submitting one more job to honest"):
-                extra = self.submit(Job("bob", "honest", matmul(seed)))
-            seed += 1
-            if not self.wait_submitted([extra], f"waiting for honest to run job {extra.job_id}"):
-                break
-            self.wait_drawn([extra])
-            plans.append(extra)
         drawn = [j for j in plans if j.drawn]
         self.note(f"drawn for audit: {'jobs ' + R.ids(drawn) if drawn else 'none'}")
         for j in plans:
@@ -168,6 +156,21 @@ class JobPhases:
                 f"{j.user} re-ran job {j.job_id} ({j.provider}): "
                 + ("same output" if match else "[red]different output[/]: disputed (bond posted)")
             )
+        # Bob's false dispute needs an honest result the draw missed (a drawn one is already
+        # being audited); each extra job is one more coin flip. After the re-runs above: their
+        # jobs' challenge windows run meanwhile, and one run of drawn extras outlasted a window.
+        seed = 100
+        while not any(j.provider == "honest" and not j.drawn and j.user == "bob" for j in plans) and seed < 106:
+            self.note("the draw took every honest job of bob's: bob submits one more")
+            with busy(self.console, "submitting one more job to honest"):
+                extra = self.submit(Job("bob", "honest", matmul(seed)))
+            seed += 1
+            if not self.wait_submitted([extra], f"waiting for honest to run job {extra.job_id}"):
+                break
+            self.wait_drawn([extra])
+            plans.append(extra)
+            if extra.drawn:
+                self.note(f"job {extra.job_id} drawn for audit too")
         # Only a job's user may dispute it (docs/SECURITY.md, finding 4): one of bob's own jobs.
         target = next((j for j in plans if j.provider == "honest" and not j.drawn and j.user == "bob"), None)
         if self.checks.expect(
