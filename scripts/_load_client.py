@@ -1,6 +1,7 @@
 """One user client of `make load` (scripts/load.py): submits tiny matmul jobs with the real SDK
-(`offchain.client.sdk.submit`: rank offers, quote, upload, fund by permit) one after another
-until a wall-clock deadline, and appends one JSON line per attempt to its output file:
+(`offchain.client.sdk.submit`: rank offers, quote, upload, fund by permit), one after another
+or paced at `--rate` jobs per minute, until a wall-clock deadline, and appends one JSON line
+per attempt to its output file:
 {"job_id": N | null, "t0": wall s before submit, "t1": after, "error": text | null}.
 
 Run by the harness as `python -m scripts._load_client --test-account N --provider ADDR
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--seed-base", type=int, default=0)
     p.add_argument("--batch", type=int, default=1, help="jobs per create transaction (1: sdk.submit, a permit each)")
+    p.add_argument("--rate", type=float, default=0, help="jobs per minute offered (0: no pause)")
     args = p.parse_args(argv)
     logging.disable(logging.WARNING)  # ape's INFO/WARNING lines: the harness reads only --out
 
@@ -41,7 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     with connect("ethereum:local:foundry") as h, open(args.out, "a", buffering=1) as out:
         account = accounts.test_accounts[args.test_account]
         seed = args.seed_base
+        # Paced: batch k starts at start + k * interval (a late batch starts at once, none is
+        # skipped), so the offered load is fixed and does not shrink when the network is slow.
+        interval = 60.0 * args.batch / args.rate if args.rate > 0 else 0.0
+        start, k = time.time(), 0
         while time.time() < args.until:
+            if interval:
+                time.sleep(max(0.0, start + k * interval - time.time()))
+                k += 1
+                if time.time() >= args.until:
+                    break
             t0 = time.time()
             try:
                 if args.batch == 1:

@@ -4,14 +4,22 @@ Starts anvil with 1 s blocks, deploys with a 60 s challenge window and the defau
 starts 3 oracle operators (quorum 2), `--providers` provider agents with their job workers (one
 CPU machine each, attested by the oracles) and `--clients` user clients
 (scripts/_load_client.py: the real SDK, tiny one-unit matmul jobs, `--batch` of them per
-`create_jobs` transaction one batch after another, each client on one provider's offer; the
-workers run with `--max-pending 100`, so each takes and delivers up to 100 jobs per cycle).
+`create_jobs` transaction, each client on one provider's offer; the workers run with
+`--max-pending 100`, so each takes and delivers up to 100 jobs per cycle). Together the
+clients offer `--rate` jobs per minute (default 1,200: a batch every few seconds each, at
+fixed times), or with `--rate 0` one batch after another as fast as they can, which floods the
+network past what it carries and measures its capacity, with latencies that are mostly queue.
 The clients submit for `--duration` seconds; the harness then waits up to `--drain` seconds
 for every job to end, and writes `--out` (build/load/summary.json):
 
 - jobs_per_min: jobs submitted during the run and finalized by the end of the drain, per minute
-  from the first submit to the last finalization (the pipeline's fixed latency included);
-  peak_jobs_per_min: the most of them finalized in any 60 s (what it sustains once full);
+  from the first finalization to the last: the rate the network delivers once its pipeline is
+  full. It equals the offered rate when the network keeps up (then the latencies stay near
+  the challenge window), and is the network's capacity under `--rate 0`;
+  offered_jobs_per_min / submitted_jobs_per_min: the rate asked for, and the one the clients
+  reached; end_to_end_jobs_per_min: the same jobs per minute from the first submit to the last
+  finalization (the pipeline's fixed latency, about 70 s, included: with a 180 s feed it is
+  at most 72% of the delivered rate); peak_jobs_per_min: the most finalized in any 60 s;
 - p50_latency_s / p95_latency_s: from the client starting its submit to the block that
   finalized the job (wall clock; 1 s blocks; includes the 60 s challenge window);
 - rpc_per_job: JSON-RPC calls (a batch counts each call) by every oracle, agent and client
@@ -63,6 +71,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=8, help=f"user clients, 1-{len(CLIENT_ACCOUNTS)} (default 8)")
     p.add_argument("--drain", type=float, default=300, help="seconds to wait for the jobs to end (default 300)")
     p.add_argument(
+        "--rate",
+        type=float,
+        default=1200,
+        help="jobs per minute the clients offer together (default 1200; 0: as fast as they can, a flood)",
+    )
+    p.add_argument(
         "--batch",
         type=int,
         default=20,
@@ -87,6 +101,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--batch must be 1-100 (JobMarket.MAX_BATCH)")
     if a.duration <= 0 or a.drain < 0:
         p.error("--duration must be > 0 and --drain >= 0")
+    if a.rate < 0:
+        p.error("--rate must be >= 0 (0: as fast as the clients can)")
     return a
 
 
@@ -258,7 +274,7 @@ class Load:
             target = self.providers[i % len(self.providers)].address
             cmd = [sys.executable, "-m", "scripts._load_client", "--test-account", str(CLIENT_ACCOUNTS[i]),
                    "--provider", target, "--until", str(until), "--out", str(out), "--seed-base", str(i * 10**6),
-                   "--batch", str(args.batch)]  # fmt: skip
+                   "--batch", str(args.batch), "--rate", str(args.rate / len(self.users))]  # fmt: skip
             with open(self.log_dir / f"client-{i}.log", "w") as log:
                 proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
             clients.append((out, proc))
@@ -359,9 +375,11 @@ class Load:
             finalized_at.setdefault(int(lg.job_id), []).append(stamps[lg.block_number])
         done = [j for j in submitted if status.get(j) == "FINALIZED"]
         latencies = [finalized_at[j][0] - submitted[j]["t0"] for j in done if j in finalized_at]
-        # From the first submit to the last finalization: the end-to-end rate, fixed latency included.
         ends = sorted(finalized_at[j][0] for j in done if j in finalized_at)
-        minutes = max(1.0, (ends[-1] - t_start) if ends else (t_submit_end - t_start)) / 60
+        # From the first finalization to the last: the rate delivered once the pipeline is full.
+        minutes = max(1.0, (ends[-1] - ends[0]) if len(ends) > 1 else (t_submit_end - t_start)) / 60
+        # From the first submit to the last finalization: the end-to-end rate, fixed latency included.
+        e2e_minutes = max(1.0, (ends[-1] - t_start) if ends else (t_submit_end - t_start)) / 60
         # The most jobs finalized in any 60 s: what the network sustains once its pipeline is full.
         peak = max((sum(1 for t in ends[i:] if t < ends[i] + 60) for i in range(len(ends))), default=0)
         lost = {j: s for j, s in status.items() if s not in FINAL}
@@ -380,8 +398,14 @@ class Load:
             for m, n in c.items():
                 methods[m] = methods.get(m, 0) + n
         n_done = max(1, len(done))
+        # The clients' own span, first submit to last: their start-up (imports, connecting) is not offered load.
+        rows = submitted.values()
+        span = (max(r["t1"] for r in rows) - min(r["t0"] for r in rows)) if rows else 0.0
         return {
             "jobs_per_min": round(len(done) / minutes, 1),
+            "offered_jobs_per_min": self.args.rate or None,
+            "submitted_jobs_per_min": round(len(submitted) / max(1.0, span) * 60, 1),
+            "end_to_end_jobs_per_min": round(len(done) / e2e_minutes, 1),
             "peak_jobs_per_min": peak,
             "p50_latency_s": pct(latencies, 0.50),
             "p95_latency_s": pct(latencies, 0.95),
@@ -416,6 +440,7 @@ class Load:
                 "challenge_window_s": CHALLENGE_WINDOW,
                 "audits": "default rates (new providers 30%)",
                 "client_batch": self.args.batch,
+                "offered_jobs_per_min": self.args.rate or "as fast as the clients can",
                 "agent_args": self.args.agent_arg,
                 "cpus": os.cpu_count(),
             },

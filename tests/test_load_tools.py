@@ -96,7 +96,8 @@ def test_pct_and_cpu_helpers():
 
 def test_load_args__bad_values_are_refused_with_a_reason(capsys):
     cases = ((["--providers", "0"], "--providers must be"), (["--clients", "11"], "--clients must be"),
-             (["--batch", "101"], "--batch must be"), (["--duration", "0"], "--duration must be"))  # fmt: skip
+             (["--batch", "101"], "--batch must be"), (["--duration", "0"], "--duration must be"),
+             (["--rate", "-1"], "--rate must be"))  # fmt: skip
     for argv, needle in cases:
         with pytest.raises(SystemExit):
             parse_args(argv)

@@ -778,12 +778,13 @@ def test_dispute__drawn_job__refused_so_a_provider_cannot_self_dispute(
     assert tuple(market.disputes(job_id))[:2] == (ZERO, 0)
 
 
-def test_oracle_submit_verdicts__batch_then_one_by_one_after_a_peer_was_first(
+def test_oracle_submit_verdicts__batch_then_the_rest_as_one_after_a_peer_was_first(
     tmp_path, deployment, make_provider, make_job, market, hub, beacon, jobs, chain, pool, keeper, provider, user
 ):
     """The oracle service's `_submit_verdicts` (offchain/oracle/verdicts.py): the cycle's
     verdicts go in one `submit_verdicts`; when another operator already posted one of them, the
-    batch reverts and each is submitted alone (that one recorded as posted by a peer)."""
+    batch reverts, that one is recorded as posted by a peer, and the rest go again in one
+    transaction (not one by one); a batch where every verdict is settled sends nothing more."""
     from types import SimpleNamespace
 
     from offchain.oracle.service import OracleConfig, OracleService
@@ -811,6 +812,18 @@ def test_oracle_submit_verdicts__batch_then_one_by_one_after_a_peer_was_first(
     batch = [item(i) for i in ids[2:]]
     r, s = verdict(hub, chain, pool, ids[3], jobs[ids[3]], True)
     hub.submit_verdict(r, jobs.t(ids[3]), s, sender=keeper)  # another operator was first
+    height = chain.blocks.height
     svc._submit_verdicts(batch)
     assert [market.job_status(i) for i in ids] == [JobStatus.FINALIZED] * 5
-    assert all(svc.store.submitted(f"verdict:{i}", 0) for i in ids[2:])
+    assert svc.store.submitted(f"verdict:{ids[3]}", 0) == "by-peer"
+    tx2, tx4 = (svc.store.submitted(f"verdict:{i}", 0) for i in (ids[2], ids[4]))
+    assert tx2 == tx4 and tx2.startswith("0x")  # one transaction for both
+    assert chain.blocks.height == height + 1  # the reverted batch was never mined, the retry was
+    # Every verdict of a batch settled meanwhile (e.g. a leader restarted on an old database):
+    # one read finds it, no transaction is sent.
+    for i in ids:
+        svc.store.write("DELETE FROM submitted WHERE subject = ?", (f"verdict:{i}",))
+    height = chain.blocks.height
+    svc._submit_verdicts(batch)
+    assert chain.blocks.height == height
+    assert [svc.store.submitted(f"verdict:{i}", 0) for i in ids[2:]] == ["by-peer"] * 3

@@ -89,10 +89,11 @@ class VerdictsMixin:
         for i in range(0, len(ready), VERDICT_BATCH):
             self._submit_verdicts(ready[i : i + VERDICT_BATCH])
 
-    def _submit_verdicts(self, batch: list[tuple[str, dict, list[tuple[str, str]], dict]]) -> None:
-        """The cycle's verdicts in one `hub.submit_verdicts` transaction; if it reverts (another
-        operator posted one first, a deadline passed), one by one, where the quorum core sorts
-        out which reverts are harmless."""
+    def _submit_verdicts(self, batch: list[tuple[str, dict, list[tuple[str, str]], dict]], retry: bool = True) -> None:
+        """The cycle's verdicts in one `hub.submit_verdicts` transaction; if it reverts, once
+        more without the jobs settled meanwhile (another operator posted their verdict first);
+        if that reverts too (a deadline passed), one by one, where the quorum core sorts out
+        which reverts are harmless."""
         if len(batch) > 1:
             for subject, _, _, _ in batch:
                 self._crash_point("verdict", subject)
@@ -105,10 +106,19 @@ class VerdictsMixin:
                         [[bytes.fromhex(s.removeprefix("0x")) for _, s in sigs] for _, _, sigs, _ in batch],
                         items=len(batch),
                     )
-                except Exception as e:  # noqa: BLE001 - one report reverts the batch: go one by one
+                except Exception as e:  # noqa: BLE001 - one report reverts the batch: sort it out below
                     ids = [r["job_id"] for _, r, _, _ in batch]
                     log.info(json.dumps({"event": "verdict_batch_reverted", "jobs": ids, "error": str(e)[:200]}))
                     tx = None
+            if tx is None and retry:
+                # Mostly another leader posted some of these verdicts first (its batch landed
+                # while ours was built): one batched read finds them, and the rest go again as
+                # one transaction. One by one, 20 verdicts held this loop for 20 receipts.
+                still_open = self._drop_settled_verdicts(batch)
+                if still_open and len(still_open) < len(batch):
+                    return self._submit_verdicts(still_open, retry=False)
+                if not still_open:
+                    return
             if tx is not None:
                 for subject, report, _, _ in batch:
                     self.store.mark_submitted(subject, report["nonce"], str(tx.txn_hash))
@@ -121,6 +131,33 @@ class VerdictsMixin:
                 self._submit("verdict", subject, report, sigs, job=job)
             except Exception as e:  # noqa: BLE001 - an RPC error: this verdict is proposed again next cycle
                 log.warning(json.dumps({"event": "verdict_submit_failed", "subject": subject, "error": str(e)[:200]}))
+
+    def _drop_settled_verdicts(self, batch: list) -> list:
+        """The batch without the jobs whose verdict is on-chain already or that left audit, read
+        in one JSON-RPC batch (each dropped one is recorded as the quorum core records the same
+        revert from a single submission)."""
+        calls = []
+        for _, report, _, _ in batch:
+            job_id = int(report["job_id"])
+            calls += [(self.h.hub.verdict_nonce, (job_id,)), (self.h.market.job_status, (job_id,))]
+        try:
+            with self._chain_lock:
+                answers = read_many(self.h.chain.provider, calls)
+        except Exception as e:  # noqa: BLE001 - an RPC error: the caller goes one by one
+            log.warning(json.dumps({"event": "verdict_recheck_failed", "error": str(e)[:200]}))
+            return batch
+        kept = []
+        for i, item in enumerate(batch):
+            subject, report = item[0], item[1]
+            nonce, status = int(answers[2 * i]), int(answers[2 * i + 1])
+            if nonce != int(report["nonce"]):
+                self.store.mark_submitted(subject, report["nonce"], "by-peer")
+            elif status not in (JobStatus.SUBMITTED, JobStatus.AUDIT):
+                self.store.mark_submitted(subject, report["nonce"], "gone")
+            else:
+                kept.append(item)
+        log.info(json.dumps({"event": "verdict_batch_rechecked", "kept": len(kept), "dropped": len(batch) - len(kept)}))
+        return kept
 
     def _verdict_leader(self, job_id: int, waited_s: float) -> str:
         """The job's verdict leader: its audit committee's members in turn, one more every
@@ -349,21 +386,24 @@ class VerdictsMixin:
         row = self.store.job(job_id)
         if row is None:
             return 409, {"refused": f"job {job_id} not followed yet", "retry": True}
-        with self._chain_lock:
-            onchain_nonce, status = read_many(
-                self.h.chain.provider, [(self.h.hub.verdict_nonce, (job_id,)), (self.h.market.job_status, (job_id,))]
-            )
-            deadline = self.h.market.disputes(job_id).audit_deadline if status == JobStatus.AUDIT else 0
-            # The main loop's head of this second (the contract checks the deadline again).
-            head = getattr(self, "_cycle_head_ts", None)
-            now = head if head is not None else self.h.chain.blocks.head.timestamp
-        if status == JobStatus.SUBMITTED and self._draw(job_id, row["job"], max(int(now), int(time.time()))):
+        # The job's state as this operator follows it from JobMarket's events, with no chain read
+        # per request (they were most of the operators' calls under load): the contract checks
+        # the nonce, status and deadline again, and a signature for a settled job is spent (its
+        # verdict nonce moved on). A view that lags the chain refuses, and the leader asks again.
+        status = JobStatus(int(row["status"]))
+        deadline = int(row["audit_deadline"] or 0) if status == JobStatus.AUDIT else 0
+        head = getattr(self, "_cycle_head_ts", None)  # the main loop's head of this second
+        if head is None:
+            with self._chain_lock:
+                head = self.h.chain.blocks.head.timestamp
+        now = int(head)
+        if status == JobStatus.SUBMITTED and self._draw(job_id, row["job"], max(now, int(time.time()))):
             status, deadline = JobStatus.AUDIT, self._sampled_deadline(row["job"])  # drawn: in audit
         reason = None
-        if nonce != onchain_nonce:
-            reason = f"nonce {nonce} is not the current {onchain_nonce}"
+        if nonce != 0:  # a verdict ends the job: its one verdict has nonce 0
+            reason = f"nonce {nonce} is not 0 (a job has one verdict)"
         elif status != JobStatus.AUDIT:
-            reason = f"job {job_id} is not in audit (status {JobStatus(status).name}, not drawn)"
+            reason = f"job {job_id} is not in audit (status {status.name}, not drawn)"
         elif result_hex != _hex32(row["job"]["result_hash"]):
             reason = "result hash is not the job's"
         elif now > deadline:
