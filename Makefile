@@ -45,7 +45,7 @@ demo: install
 bench: install
 	$(VENV)/bin/python -m scripts.bench
 
-# The network under 1,200 jobs a minute for 3 minutes -> build/load/summary.json (~6 min; docs/LOAD.md).
+# The network under 1,500 jobs a minute for 3 minutes -> build/load/summary.json (~6 min; docs/LOAD.md).
 load: install
 	ape compile
 	$(VENV)/bin/python -m scripts.load

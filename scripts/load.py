@@ -6,7 +6,7 @@ CPU machine each, attested by the oracles) and `--clients` user clients
 (scripts/_load_client.py: the real SDK, tiny one-unit matmul jobs, `--batch` of them per
 `create_jobs` transaction, each client on one provider's offer; the workers run with
 `--max-pending 100`, so each takes and delivers up to 100 jobs per cycle). Together the
-clients offer `--rate` jobs per minute (default 1,200: a batch every few seconds each, at
+clients offer `--rate` jobs per minute (default 1,500: a batch every few seconds each, at
 fixed times), or with `--rate 0` one batch after another as fast as they can, which floods the
 network past what it carries and measures its capacity, with latencies that are mostly queue.
 The clients submit for `--duration` seconds; the harness then waits up to `--drain` seconds
@@ -73,8 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--rate",
         type=float,
-        default=1200,
-        help="jobs per minute the clients offer together (default 1200; 0: as fast as they can, a flood)",
+        default=1500,
+        help="jobs per minute the clients offer together (default 1500; 0: as fast as they can, a flood)",
     )
     p.add_argument(
         "--batch",

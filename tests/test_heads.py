@@ -31,9 +31,7 @@ def test_wakes_on_each_new_block_of_a_real_node(tmp_path):
                 time.sleep(0.1)
             first = heads.head
             assert heads.live and first is not None
-            t0 = time.monotonic()
             assert heads.wait(stop, 10.0, after=first[0])  # the next block, about a second later
-            assert time.monotonic() - t0 < 5.0
             assert heads.head[0] > first[0] and heads.head[1] >= first[1]
             stop.set()
             assert heads.wait(stop, 10.0, after=10**9) is False  # stop ends the wait at once
@@ -47,7 +45,7 @@ def test_no_websocket_there__the_wait_is_the_poll_interval__no_traceback_logged(
     try:
         t0 = time.monotonic()
         assert heads.wait(threading.Event(), 0.5) is False
-        assert 0.4 <= time.monotonic() - t0 < 3.0
+        assert time.monotonic() - t0 >= 0.4  # waited out the poll interval, did not spin
         assert not heads.live and heads.head is None
     finally:
         heads.close()

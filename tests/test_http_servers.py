@@ -159,7 +159,9 @@ def test_agent_health_and_blobs_answer_during_a_long_challenge(agent):
     assert done["status"] == 200
     if done["seconds"] < 1.0:
         pytest.skip(f"the n=4096 challenge took only {done['seconds']:.2f}s here: nothing to overlap")
-    assert latencies and max(latencies) < 1.0, latencies
+    # Served while the challenge ran: a server blocked by it would answer the first round only
+    # once it ended, and the loop would stop there (no wall-clock bound: a busy machine is slower).
+    assert len(latencies) >= 2 and max(latencies) < done["seconds"] / 2, (latencies, done)
 
 
 def test_agent_wire_contract__405_411_head_drain_and_cut_off(agent):
@@ -180,13 +182,12 @@ def test_agent_wire_contract__405_411_head_drain_and_cut_off(agent):
     assert r.status_code == 413 and "cap of 4096 bytes" in r.json()["error"]
     # Far over: answered at once and cut off, without waiting for (or reading) the body.
     with socket.create_connection(("127.0.0.1", agent.port), timeout=5) as c:
+        # Headers only: body bytes left unread in the agent's socket would make its close a TCP
+        # reset, which may reach this end before the reply does (and the kernel then drops it).
         c.sendall(f"PUT /blobs/{'ef' * 32} HTTP/1.1\r\nHost: x\r\nContent-Length: {1 << 34}\r\n\r\n".encode())
-        c.sendall(b"z" * 1000)
         reply = b""
-        t0 = time.monotonic()
-        while chunk := c.recv(65536):
+        while chunk := c.recv(65536):  # a server waiting for the body would time this out (5 s)
             reply += chunk
-        assert time.monotonic() - t0 < 3
     assert reply.startswith(b"HTTP/1.1 413") and b"over this agent's cap" in reply
     assert requests.get(url + "/health", timeout=5).status_code == 200
 
@@ -336,11 +337,9 @@ def test_oracle_health_answers_while_handlers_wait_for_the_chain_lock(oracle):
         t = threading.Thread(target=lambda: results.append(requests.get(url + "/rewards/1", timeout=30)))
         t.start()
         time.sleep(0.3)
-        t0 = time.monotonic()
-        for _ in range(5):
+        for _ in range(5):  # answered while the lock is held: a handler waiting on it would time out
             assert requests.get(url + "/health", timeout=5).status_code == 200
             assert requests.get(url + "/metrics", timeout=5).status_code == 200
-        assert time.monotonic() - t0 < 1.0
         assert t.is_alive()
     t.join(10)
     assert results[0].json() == {"epoch": 1}
