@@ -17,7 +17,7 @@
           in Audit (sampled or disputed), forwarded to JobMarket.post_verdict.
         Each report names a subject and carries that subject's current nonce, which then
         increments: no report can be replayed. Attestation: per machine, nonces 0, 1, 2, ...
-        (one per renewal). Verdict: per job, nonces 0, 1, ... (one per audit of the job).
+        (one per renewal). Verdict: per job, nonce 0 only: a verdict ends the job.
         Uptime: per (epoch, machine), nonce 0 only: one report, ever.
         Two differing reports signed by one operator for the same subject and nonce are proof
         of equivocation, for every kind of report the operators sign: attestations, uptime,
@@ -359,8 +359,8 @@ def submit_verdict(report: JobVerdict, job: IJobMarket.Job, signatures: DynArray
     """
     @notice Applies the quorum's verdict on a job in audit (drawn, or disputed): JobMarket
             checks `job` against its commitment and that the job is in audit before its
-            deadline. `report.nonce` is the job's current verdict nonce (0, then one more per
-            verdict).
+            deadline. `report.nonce` is the job's current verdict nonce: 0, since a verdict
+            ends the job (Finalized or Failed).
     """
     self._submit_verdict(report, job, signatures)
 

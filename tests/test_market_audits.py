@@ -827,3 +827,48 @@ def test_oracle_submit_verdicts__batch_then_the_rest_as_one_after_a_peer_was_fir
     svc._submit_verdicts(batch)
     assert chain.blocks.height == height
     assert [svc.store.submitted(f"verdict:{i}", 0) for i in ids[2:]] == ["by-peer"] * 3
+
+
+def test_oracle_cosigns_verdicts_from_its_index__nothing_before_it_caught_up(
+    tmp_path, deployment, make_provider, make_job, market, hub, beacon, jobs, chain, pool, keeper, provider, user
+):
+    """A peer asked to co-sign a verdict (`handle_sign_verdict`) checks the job against its own
+    index of JobMarket's events, with no chain read per request; before that index has followed
+    the chain once since start-up it signs nothing (a database restored from an older copy
+    still shows settled jobs in audit). Then: nonce 0 only, the job's current result, in audit
+    (drawn by its own reading of the beacon); a settled job is refused."""
+    from types import SimpleNamespace
+
+    from offchain.oracle.service import OracleConfig, OracleService
+
+    svc = OracleService(OracleConfig(network="ethereum:local:test", operator_key=pool[1].private_key,
+                                     db_path=str(tmp_path / "peer.sqlite")))  # fmt: skip
+    svc.h = SimpleNamespace(market=market, beacon=beacon, hub=hub, chain=chain, registry=deployment.registry,
+                            record={"start_block": 0})  # fmt: skip
+    svc.chain_id, svc.sender, svc.threshold = chain.chain_id, pool[1], 2
+    machine_id = make_provider(provider)
+    ids = [run_to_submitted(market, jobs, make_job, machine_id, provider, user) for _ in range(2)]
+    for i in ids:
+        decide_draw(chain, beacon, jobs, i)
+
+    def report(i, **kw):
+        return {"job_id": i, "result_hash": "0x" + bytes(jobs[i]["result_hash"]).hex(), "valid": True,
+                "evidence_hash": "0x" + "5e" * 32, "nonce": 0, **kw}  # fmt: skip
+
+    code, body = svc.handle_sign_verdict(report(ids[0]))
+    assert (code, body) == (409, {"refused": "catching up with the chain since start-up", "retry": True})
+    svc.follow_chain()
+    r, s = verdict(hub, chain, pool, ids[1], jobs[ids[1]], True)
+    hub.submit_verdict(r, jobs.t(ids[1]), s, sender=keeper)  # the second job is settled
+    svc.follow_chain()
+    assert svc.handle_sign_verdict(report(ids[0], nonce=1)) == (
+        409,
+        {"refused": "nonce 1 is not 0 (a job has one verdict)"},
+    )
+    code, body = svc.handle_sign_verdict(report(ids[0], result_hash="0x" + "ab" * 32))
+    assert (code, body) == (409, {"refused": "result hash is not the job's"})
+    code, body = svc.handle_sign_verdict(report(ids[1]))
+    assert code == 409 and body["refused"].startswith(f"job {ids[1]} is not in audit (status FINALIZED")
+    # In audit by its own draw and valid so far: what is left is its own audit (queued now).
+    code, body = svc.handle_sign_verdict(report(ids[0]))
+    assert (code, body) == (409, {"refused": "my own audit of this job is still running", "retry": True})

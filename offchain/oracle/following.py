@@ -44,6 +44,7 @@ class FollowingMixin:
             self.follower.follow(int(self.h.chain.blocks.height), self._apply_logs)
         except ReorgTooDeep as e:
             raise CircuitBreaker(str(e)) from None
+        self.index_synced = True  # followed to a head read after start-up: verdicts may be co-signed
         self.metrics.last_block.set(self.follower.cursor)
 
     def _apply_logs(self, logs: list[Any], start: int, stop: int) -> None:

@@ -383,13 +383,19 @@ class VerdictsMixin:
                 raise ValueError("valid must be true or false")
         except (KeyError, TypeError, ValueError) as e:
             return 400, {"error": f"malformed report: {e}"}
-        row = self.store.job(job_id)
-        if row is None:
-            return 409, {"refused": f"job {job_id} not followed yet", "retry": True}
         # The job's state as this operator follows it from JobMarket's events, with no chain read
         # per request (they were most of the operators' calls under load): the contract checks
         # the nonce, status and deadline again, and a signature for a settled job is spent (its
         # verdict nonce moved on). A view that lags the chain refuses, and the leader asks again.
+        # Nothing is signed before the index has followed the chain to a head read since start-up:
+        # a database restored from an older copy still shows settled jobs in audit, and lacks the
+        # signatures given since (a second version signed for one of those jobs is an
+        # equivocation, slashable even after the job settled).
+        if not getattr(self, "index_synced", False):
+            return 409, {"refused": "catching up with the chain since start-up", "retry": True}
+        row = self.store.job(job_id)
+        if row is None:
+            return 409, {"refused": f"job {job_id} not followed yet", "retry": True}
         status = JobStatus(int(row["status"]))
         deadline = int(row["audit_deadline"] or 0) if status == JobStatus.AUDIT else 0
         head = getattr(self, "_cycle_head_ts", None)  # the main loop's head of this second
