@@ -440,7 +440,6 @@ class Load:
                 "challenge_window_s": CHALLENGE_WINDOW,
                 "audits": "default rates (new providers 30%)",
                 "client_batch": self.args.batch,
-                "offered_jobs_per_min": self.args.rate or "as fast as the clients can",
                 "agent_args": self.args.agent_arg,
                 "cpus": os.cpu_count(),
             },

@@ -778,6 +778,20 @@ def test_dispute__drawn_job__refused_so_a_provider_cannot_self_dispute(
     assert tuple(market.disputes(job_id))[:2] == (ZERO, 0)
 
 
+def oracle_service(tmp_path, deployment, chain, operator):
+    """An oracle service (not started) on the in-process chain, quorum 2, as `operator`."""
+    from types import SimpleNamespace
+
+    from offchain.oracle.service import OracleConfig, OracleService
+
+    svc = OracleService(OracleConfig(network="ethereum:local:test", operator_key=operator.private_key,
+                                     db_path=str(tmp_path / f"{operator.address}.sqlite")))  # fmt: skip
+    svc.h = SimpleNamespace(market=deployment.market, beacon=deployment.beacon, hub=deployment.hub, chain=chain,
+                            registry=deployment.registry, record={"start_block": 0})  # fmt: skip
+    svc.chain_id, svc.sender, svc.threshold = chain.chain_id, operator, 2
+    return svc
+
+
 def test_oracle_submit_verdicts__batch_then_the_rest_as_one_after_a_peer_was_first(
     tmp_path, deployment, make_provider, make_job, market, hub, beacon, jobs, chain, pool, keeper, provider, user
 ):
@@ -785,14 +799,7 @@ def test_oracle_submit_verdicts__batch_then_the_rest_as_one_after_a_peer_was_fir
     verdicts go in one `submit_verdicts`; when another operator already posted one of them, the
     batch reverts, that one is recorded as posted by a peer, and the rest go again in one
     transaction (not one by one); a batch where every verdict is settled sends nothing more."""
-    from types import SimpleNamespace
-
-    from offchain.oracle.service import OracleConfig, OracleService
-
-    svc = OracleService(OracleConfig(network="ethereum:local:test", operator_key=pool[0].private_key,
-                                     db_path=str(tmp_path / "svc.sqlite")))  # fmt: skip
-    svc.h = SimpleNamespace(market=market, beacon=beacon, hub=hub, chain=chain, record={})
-    svc.chain_id, svc.sender, svc.threshold = chain.chain_id, pool[0], 2
+    svc = oracle_service(tmp_path, deployment, chain, pool[0])
     machine_id = make_provider(provider)
     ids = [run_to_submitted(market, jobs, make_job, machine_id, provider, user) for _ in range(5)]
     for i in ids:
@@ -837,15 +844,7 @@ def test_oracle_cosigns_verdicts_from_its_index__nothing_before_it_caught_up(
     the chain once since start-up it signs nothing (a database restored from an older copy
     still shows settled jobs in audit). Then: nonce 0 only, the job's current result, in audit
     (drawn by its own reading of the beacon); a settled job is refused."""
-    from types import SimpleNamespace
-
-    from offchain.oracle.service import OracleConfig, OracleService
-
-    svc = OracleService(OracleConfig(network="ethereum:local:test", operator_key=pool[1].private_key,
-                                     db_path=str(tmp_path / "peer.sqlite")))  # fmt: skip
-    svc.h = SimpleNamespace(market=market, beacon=beacon, hub=hub, chain=chain, registry=deployment.registry,
-                            record={"start_block": 0})  # fmt: skip
-    svc.chain_id, svc.sender, svc.threshold = chain.chain_id, pool[1], 2
+    svc = oracle_service(tmp_path, deployment, chain, pool[1])
     machine_id = make_provider(provider)
     ids = [run_to_submitted(market, jobs, make_job, machine_id, provider, user) for _ in range(2)]
     for i in ids:

@@ -254,6 +254,7 @@ class OracleService(
         self._rewards_tried: dict[int, float] = {}  # epoch -> monotonic time of the last proposal
         self._stop = threading.Event()
         self.healthy = True
+        self.index_synced = False  # set once the events are followed to a head read (following.py)
         self.last_error: str | None = None
         self.server: HttpServer | None = None
 

@@ -391,7 +391,7 @@ class VerdictsMixin:
         # a database restored from an older copy still shows settled jobs in audit, and lacks the
         # signatures given since (a second version signed for one of those jobs is an
         # equivocation, slashable even after the job settled).
-        if not getattr(self, "index_synced", False):
+        if not self.index_synced:
             return 409, {"refused": "catching up with the chain since start-up", "retry": True}
         row = self.store.job(job_id)
         if row is None:
