@@ -640,10 +640,14 @@ def record_attestation(machine_id: uint256, class_id: uint16, passed: bool, vali
             Failed: Jailed. A failed attestation of a machine its provider has exited since
             is recorded and leaves it Exited: exiting must not make the report (and the
             hardware slash that comes with it) revert (docs/SECURITY.md, finding 2).
+            A Jailed machine takes no attestation until its provider calls
+            `request_attestation`: a report drawn up before the jail landed (a second leader's,
+            at the next nonce) must neither slash it twice nor free it.
     """
     access_control._check_role(ATTESTER_ROLE, msg.sender)
     core: uint256 = self._machine_core[machine_id]
     assert self._m_status(core) != STATUS_NONE, "registry: unknown machine"
+    assert self._m_status(core) != STATUS_JAILED, "registry: machine jailed (its provider must request_attestation)"
     assert self._m_class(core) == class_id, "registry: class mismatch"
     if not passed and self._m_status(core) == STATUS_EXITED:
         log AttestationRecorded(machine_id=machine_id, status=STATUS_EXITED, attested_until=0)

@@ -15,6 +15,8 @@
   (`supply`) and Settlement's `total_burned` (`settled`) since the last mark.
 - `isolated(chain)`: try something and roll it back (use it, not `chain.isolate()`).
 - `tampered(job, field)`: a copy of the struct tuple with one field altered.
+- `oracle_service(tmp_path, deployment, chain, operator)`: an OracleService (not started) on
+  the in-process chain, quorum 2, signing as `operator`: call its handlers and duties directly.
 - AuditBeacon draws (the session deployment's beacon has no members, so an audited job's round
   degrades once its reveal window closes and the job is drawn):
   `beacon_members(beacon, accounts, deployer, chain, n)` -> [(account, HashChain)], members
@@ -281,3 +283,17 @@ def reveal_round(chain, beacon, members, round_):
         beacon.reveal(round_, secret, sender=a)
         xor ^= int.from_bytes(reveal_share(a.address, secret), "big")
     return xor.to_bytes(32, "big")
+
+
+def oracle_service(tmp_path, deployment, chain, operator):
+    """An oracle service (not started) on the in-process chain, quorum 2, as `operator`."""
+    from types import SimpleNamespace
+
+    from offchain.oracle.service import OracleConfig, OracleService
+
+    svc = OracleService(OracleConfig(network="ethereum:local:test", operator_key=operator.private_key,
+                                     db_path=str(tmp_path / f"{operator.address}.sqlite")))  # fmt: skip
+    svc.h = SimpleNamespace(market=deployment.market, beacon=deployment.beacon, hub=deployment.hub, chain=chain,
+                            registry=deployment.registry, record={"start_block": 0})  # fmt: skip
+    svc.chain_id, svc.sender, svc.threshold = chain.chain_id, operator, 2
+    return svc

@@ -21,7 +21,7 @@ from dataclasses import replace
 import ape
 import pytest
 from conftest import ACCEPT_WINDOW, COMPLETE_WITHIN, CPU, PRICE, STAKE, UNITS
-from market_helpers import beacon_members, ev, evs, past_reveal_window, reveal_round
+from market_helpers import beacon_members, ev, evs, oracle_service, past_reveal_window, reveal_round
 
 from offchain.chain import reports as R
 from offchain.chain.beacon import ROUND_DEGRADED, ROUND_PENDING, ROUND_READY, drawn_from_seed, round_seed
@@ -776,20 +776,6 @@ def test_dispute__drawn_job__refused_so_a_provider_cannot_self_dispute(
             market.dispute(job_id, jobs.t(job_id), sender=caller)
     assert market.job_status(job_id) == JobStatus.SUBMITTED and token.balanceOf(user) == before
     assert tuple(market.disputes(job_id))[:2] == (ZERO, 0)
-
-
-def oracle_service(tmp_path, deployment, chain, operator):
-    """An oracle service (not started) on the in-process chain, quorum 2, as `operator`."""
-    from types import SimpleNamespace
-
-    from offchain.oracle.service import OracleConfig, OracleService
-
-    svc = OracleService(OracleConfig(network="ethereum:local:test", operator_key=operator.private_key,
-                                     db_path=str(tmp_path / f"{operator.address}.sqlite")))  # fmt: skip
-    svc.h = SimpleNamespace(market=deployment.market, beacon=deployment.beacon, hub=deployment.hub, chain=chain,
-                            registry=deployment.registry, record={"start_block": 0})  # fmt: skip
-    svc.chain_id, svc.sender, svc.threshold = chain.chain_id, operator, 2
-    return svc
 
 
 def test_oracle_submit_verdicts__batch_then_the_rest_as_one_after_a_peer_was_first(

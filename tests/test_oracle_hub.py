@@ -16,6 +16,7 @@ from eth_abi import encode
 from eth_account.messages import encode_typed_data
 from eth_keys import keys
 from eth_utils import keccak
+from market_helpers import oracle_service
 
 from offchain.chain import reports as R
 from offchain.chain.deploy import DEFAULT_ADMIN_ROLE, role
@@ -402,13 +403,38 @@ def test_submit_attestation__longest_validity__accepted(hub, registry, chain, ke
     assert registry.attested_until(machine) == t + MAX_VALIDITY
 
 
-def test_submit_attestation__pass_on_jailed_machine__reactivates(hub, registry, keeper, ops, machine, new_report, sign):
+def test_submit_attestation__pass_on_jailed_machine__only_after_its_provider_asks(
+    reverts, hub, registry, keeper, ops, machine, new_report, sign, provider
+):
     fail = new_report(machine, outcome=UNREACHABLE)
     hub.submit_attestation(A(fail), sign(fail, ops[:2]), sender=keeper)
     assert registry.machine_status(machine) == JAILED
     ok = new_report(machine)
+    with reverts("registry: machine jailed (its provider must request_attestation)"):
+        hub.submit_attestation(A(ok), sign(ok, ops[:2]), sender=keeper)
+    registry.request_attestation(machine, sender=provider)
     hub.submit_attestation(A(ok), sign(ok, ops[:2]), sender=keeper)
     assert registry.machine_status(machine) == ACTIVE
+
+
+def test_attack_second_leader_fails_a_jailed_machine_again__one_slash(
+    reverts, hub, registry, token, keeper, ops, machine, new_report, sign, provider
+):
+    """Two operators both see the machine Pending; the first one's FAIL (nonce 0) jails and
+    slashes it; the second, still working from the Pending machine it indexed, has a quorum's
+    FAIL at nonce 1 (the co-signers' challenges fail too). It must not slash a second time
+    (CI of 1a010f7: 810 of 1,000 tokens left where 900 were due)."""
+    stake = registry.slashable(provider)
+    first = new_report(machine, outcome=MISREPORT, valid_until=0)
+    hub.submit_attestation(A(first), sign(first, ops[:2]), sender=keeper)
+    assert registry.slashable(provider) == stake - stake * OP.hardware_slash_bps // MAX_BPS
+    second = new_report(machine, outcome=MISREPORT, valid_until=0)
+    assert second["nonce"] == 1
+    supply = token.totalSupply()
+    with reverts("registry: machine jailed (its provider must request_attestation)"):
+        hub.submit_attestation(A(second), sign(second, ops[1:]), sender=keeper)
+    assert registry.slashable(provider) == stake - stake * OP.hardware_slash_bps // MAX_BPS
+    assert (token.totalSupply(), hub.attestation_nonce(machine)) == (supply, 1)
 
 
 ################################################################
@@ -593,6 +619,31 @@ def test_submit_attestation__fail_misreport__jailed_and_slashed_burned(
     assert token.totalSupply() == supply - expected
     assert token.balanceOf(registry) == reg_bal - expected
     assert hub.attestation_nonce(machine) == 2
+
+
+def test_oracle_service__jailed_machine__no_report_drawn_up_or_cosigned(
+    tmp_path, deployment, hub, chain, keeper, ops, machine, new_report, sign, provider
+):
+    """The operators' half of the test above: once a peer's FAIL has jailed the machine, a
+    leader working from its index's stale Pending entry runs no challenge and proposes nothing,
+    and a peer refuses to co-sign (before: both challenged the machine and signed a second FAIL)."""
+    first = new_report(machine, outcome=MISREPORT, valid_until=0)
+    hub.submit_attestation(A(first), sign(first, ops[:2]), sender=keeper)
+    svc = oracle_service(tmp_path, deployment, chain, ops[0])
+    leader = svc.leader_for(machine, 1, 0)
+    svc = oracle_service(tmp_path, deployment, chain, next(o for o in ops if o.address == leader))
+    now = chain.blocks.head.timestamp
+    stale = {"machine_id": machine, "provider": provider.address, "class_id": CPU, "status": PENDING,
+             "endpoint": "http://127.0.0.1:9", "vram_mb": 1024, "attested_until": 0, "first_seen": now}  # fmt: skip
+    assert svc._needs_attestation(stale, now)
+    svc.attest(stale, now, now)
+    assert svc.hw.own(machine, 1) is None  # no challenge run
+    second = {**new_report(machine, outcome=MISREPORT, valid_until=0), "transcript_hash": "0x" + "7e" * 32}
+    assert svc.handle_sign_attestation(second) == (
+        409,
+        {"refused": "machine jailed: it takes no attestation until its provider requests one"},
+    )
+    assert svc.hw.own(machine, 1) is None
 
 
 def test_submit_attestation__fail_misreport_nothing_staked__jails_without_slash(

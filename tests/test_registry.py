@@ -997,7 +997,7 @@ def test_set_machine_status__invalid_status__reverts(reverts, registry, deployer
 ################################################################
 
 
-@pytest.mark.parametrize("start", [PENDING, ACTIVE, JAILED])
+@pytest.mark.parametrize("start", [PENDING, ACTIVE])  # Jailed: ..._jailed_machine__refused_until_...
 def test_record_attestation__passed__active_until_valid_until(registry, chain, deployer, provider, register, start):
     mid = register(provider, H100, 8, 81_920)
     if start != PENDING:
@@ -1031,13 +1031,11 @@ def test_record_attestation__renewal__extends_expiry(registry, chain, deployer, 
     assert registry.attested_until(mid) == first + 50
 
 
-@pytest.mark.parametrize("start", [PENDING, ACTIVE, JAILED])
+@pytest.mark.parametrize("start", [PENDING, ACTIVE])
 def test_record_attestation__failed__jailed_and_expiry_cleared(registry, chain, deployer, provider, register, start):
     mid = register(provider, CPU, 3, VRAM_MAX)
     if start == ACTIVE:
         registry.record_attestation(mid, CPU, True, chain.pending_timestamp + 3600, sender=deployer)
-    elif start == JAILED:
-        registry.set_machine_status(mid, JAILED, sender=deployer)
     # valid_until is ignored for a failed attestation.
     tx = registry.record_attestation(mid, CPU, False, chain.pending_timestamp + 999, sender=deployer)
     assert _one(tx, registry.MachineStatusChanged) == {
@@ -1050,13 +1048,34 @@ def test_record_attestation__failed__jailed_and_expiry_cleared(registry, chain, 
     assert tuple(registry.machines(mid)) == (provider.address, CPU, 3, VRAM_MAX, JAILED, ENDPOINT, 0)
 
 
-def test_record_attestation__failed_with_past_valid_until__still_jails(registry, deployer, provider, register):
+@pytest.mark.parametrize("valid_until", [0, 2**256 - 1])
+def test_record_attestation__failed_with_past_valid_until__still_jails(
+    registry, deployer, provider, register, valid_until
+):
     """Failure needs no validity window: even valid_until = 0 or NO_EXPIRY jails."""
     mid = register(provider)
-    registry.record_attestation(mid, CPU, False, 0, sender=deployer)
-    assert registry.machine_status(mid) == JAILED
-    registry.record_attestation(mid, CPU, False, 2**256 - 1, sender=deployer)
+    registry.record_attestation(mid, CPU, False, valid_until, sender=deployer)
     assert (registry.machine_status(mid), registry.attested_until(mid)) == (JAILED, 0)
+
+
+@pytest.mark.parametrize("passed", [False, True])
+@pytest.mark.parametrize("jailed_by", ["attestation", "override"])
+def test_record_attestation__jailed_machine__refused_until_its_provider_requests_one(
+    reverts, registry, chain, deployer, provider, register, passed, jailed_by
+):
+    """A report drawn up before the jail landed (a second leader's, at the next nonce) must
+    neither jail-and-slash the machine again nor free it; `request_attestation` reopens it."""
+    mid = register(provider)
+    if jailed_by == "attestation":
+        registry.record_attestation(mid, CPU, False, 0, sender=deployer)
+    else:
+        registry.set_machine_status(mid, JAILED, sender=deployer)
+    with reverts("registry: machine jailed (its provider must request_attestation)"):
+        registry.record_attestation(mid, CPU, passed, chain.pending_timestamp + 100, sender=deployer)
+    assert (registry.machine_status(mid), registry.attested_until(mid)) == (JAILED, 0)
+    registry.request_attestation(mid, sender=provider)
+    registry.record_attestation(mid, CPU, passed, chain.pending_timestamp + 100, sender=deployer)
+    assert registry.machine_status(mid) == (ACTIVE if passed else JAILED)
 
 
 def test_record_attestation__longest_validity__accepted(registry, deployer, provider, register):

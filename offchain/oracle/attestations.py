@@ -38,7 +38,14 @@ ATTESTATION = Duty(
     submit=lambda svc, r, sigs, job: svc.h.hub.submit_attestation(
         report_tuple(ATTESTATION_FIELDS, r), sigs, sender=svc.sender
     ),
+    # A peer's report jailed the machine meanwhile: it waits for its provider to ask again.
+    gone=("machine jailed",),
 )
+
+# What a machine must be, on-chain, for a report on it to be drawn up or co-signed. A Jailed
+# machine takes none until its provider calls `request_attestation` (the registry refuses it):
+# a leader that indexed it Pending before a peer's FAIL landed would otherwise slash it twice.
+_ATTESTABLE = (MachineStatus.PENDING, MachineStatus.ACTIVE)
 
 
 class AttestationsMixin:
@@ -93,9 +100,10 @@ class AttestationsMixin:
         mid = m["machine_id"]
         with self._chain_lock:
             nonce = self.h.hub.attestation_nonce(mid)
+            status = self.h.registry.machine_status(mid)
         subject = self._subject(mid)
-        if self.store.submitted(subject, nonce):
-            return
+        if self.store.submitted(subject, nonce) or status not in _ATTESTABLE:
+            return  # (the index catches up with a status change on its next read)
         waited = clock - m["first_seen"]  # from the block of the machine's last event: the same for all
         if self.leader_for(mid, nonce, waited) != self.address:
             return
@@ -159,7 +167,11 @@ class AttestationsMixin:
         elif info.provider.lower() != str(report["provider"]).lower() or info.class_id != report["class_id"]:
             reason = "provider or class does not match the registry"
         elif info.status == MachineStatus.EXITED:
-            reason = "machine exited"
+            if outcome_code == 0:
+                reason = "machine exited"
+            # A FAIL still counts: exiting must not dodge the hardware slash (SECURITY.md, finding 2).
+        elif info.status not in _ATTESTABLE:
+            reason = "machine jailed: it takes no attestation until its provider requests one"
         elif outcome_code == 0 and not (now < report["valid_until"] <= now + self.cfg.attestation_ttl_s + 600):
             reason = "validity outside the attestation TTL"
         elif report["measured_at"] > now + 600:

@@ -1998,7 +1998,7 @@ class MarketMachine(RuleBasedStateMachine):
     def record_attestation(self, mid, right_class, passed, until, attester, exited):
         """The oracle quorum's benchmark attestation: Active until a deadline, or Jailed; on an
         exited machine (picked when `exited` and there is one) a failure is recorded and changes
-        nothing, a pass reverts."""
+        nothing, a pass reverts; a jailed machine takes neither."""
         gone = sorted(i for i, mm in self.m.machines.items() if mm.status == MachineStatus.EXITED)
         if exited and gone:
             mid = gone[mid % len(gone)]
@@ -2024,6 +2024,10 @@ class MarketMachine(RuleBasedStateMachine):
             # leaves it Exited; a pass still reverts "registry: machine exited" (in _attest).
             reason = None
             STATS["~failed attestation of an exited machine"] += 1
+        elif m.status == MachineStatus.JAILED:
+            # Jail is left only through request_attestation (one failure, one slash).
+            reason = "registry: machine jailed (its provider must request_attestation)"
+            STATS["~attestation of a jailed machine refused"] += 1
         elif passed and valid_until <= self.now:
             reason = "registry: attestation already expired"
         elif passed and valid_until >= NO_EXPIRY:
@@ -2039,6 +2043,24 @@ class MarketMachine(RuleBasedStateMachine):
             want = (mid, int(m.status), 0 if m.status == MachineStatus.EXITED else m.attested_until)
             assert [(int(e.machine_id), int(e.status), int(e.attested_until)) for e in logs] == [want], logs
             self._probe_attestation(mid, mid)
+
+    @rule(mid=st.integers(0, len(MACHINES) + 1), own=st.sampled_from([False, True, True, True]))
+    @_step
+    def request_attestation(self, mid, own):
+        """The provider sends its Active or Jailed machine back to Pending (the way out of jail)."""
+        m = self.m.machines.get(mid)
+        sender = m.provider if (m and own) else self.w.providers[mid % 3]
+        if m is None:
+            reason = "registry: unknown machine"
+        elif m.provider != sender:
+            reason = "registry: not the machine's provider"
+        elif m.status not in (MachineStatus.ACTIVE, MachineStatus.JAILED):
+            reason = "registry: machine not active or jailed"
+        else:
+            reason = None
+            STATS[f"~request_attestation from {m.status.name}"] += 1
+            m.status, m.attested_until = MachineStatus.PENDING, 0
+        self._exec("request_attestation", sender, reason, self.reg.request_attestation, mid)
 
     # Exits are for good: mostly try someone else's machine, so machines do not all vanish.
     @rule(mid=st.integers(0, len(MACHINES) + 1), own=st.sampled_from([False, False, False, True]))
