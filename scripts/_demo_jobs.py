@@ -27,9 +27,18 @@ class JobPhases:
         from offchain.client import sdk
 
         user = {"alice": self.alice, "bob": self.bob}[j.user]
-        sub = sdk.submit(self.h, user, j.spec, class_id=CPU_CLASS, provider=self.by_name[j.provider], **kw)
+        # Sealed end to end (offchain/sealing.py): only the provider, the oracle operators and
+        # the user can read the spec, the inputs and the output.
+        sub = sdk.submit(self.h, user, j.spec, class_id=CPU_CLASS, provider=self.by_name[j.provider],
+                         keyring=self.keyring(j.user), **kw)  # fmt: skip
         j.job_id, j.payment, j.units = sub.job_id, sub.payment, sub.units
         return j
+
+    def keyring(self, name: str):
+        from offchain.client.sealed import user_keyring
+
+        user = {"alice": self.alice, "bob": self.bob}[name]
+        return user_keyring(user.address, self.log_dir / f"{name}.keys.json")
 
     def wait_submitted(self, js: list[Job], what: str) -> bool:
         done_states = {JobStatus.SUBMITTED, JobStatus.AUDIT, *TERMINAL}
@@ -66,6 +75,11 @@ class JobPhases:
             for j in self.plans:
                 self.submit(j)
             # Alice also hires flaky, which accepts (locking audit-sized collateral) and vanishes.
+            # Its agent runs no job worker, so the demo publishes its encryption key for it.
+            from offchain.chain import keys
+            from offchain.sealing import Keyring
+
+            keys.publish(self.h, self.flaky, Keyring.create(self.flaky.address, self.log_dir / "flaky.keys.json"))
             self.flaky_job = self.submit(Job("alice", "flaky", matmul(7)), complete_within=FLAKY_COMPLETE_WITHIN)
             fj = job_from_chain(market, self.flaky_job.job_id)
             market.accept(self.flaky_job.job_id, as_tuple(fj), self.machines[self.flaky.address], sender=self.flaky)
@@ -88,6 +102,35 @@ class JobPhases:
             ),
         )
         self.note("every result is in: its hash is on-chain, the output is served by the provider")
+        self.data_protection(self.plans[0])
+
+    def data_protection(self, j: Job) -> None:
+        """What an outsider gets for a job's blobs: the hashes are on-chain, the bytes are not
+        served to it, and what the provider stores is sealed (offchain/sealing.py)."""
+        from offchain.chain.jobs import job_from_chain
+        from offchain.client.sdk import request_signer
+        from offchain.sealing import is_sealed
+
+        job = job_from_chain(self.market, j.job_id)
+        provider = str(job["provider"])
+        url = f"{self.endpoints[provider]}/blobs/{bytes(job['result_hash']).hex()}"
+        spec_hex = bytes(job["spec_hash"]).hex()
+        unsigned = requests.get(url, timeout=10).status_code
+        stranger = self.bob if j.user == "alice" else self.alice
+        signed = requests.get(url, timeout=10, headers=request_signer(self.h, stranger).headers(
+            provider, "GET", bytes(job["result_hash"]).hex())).status_code  # fmt: skip
+        stored = (self.log_dir / f"agent-{j.provider}" / "blobs" / spec_hex[:2] / spec_hex).read_bytes()
+        self.checks.expect(
+            unsigned == 401 and signed == 403 and is_sealed(stored),
+            f"job {j.job_id}'s blobs to be sealed and served only to its readers",
+            f"unsigned GET {unsigned}, {stranger.address} GET {signed}, stored sealed: {is_sealed(stored)}",
+        )
+        self.note(
+            f"data protection: job {j.job_id}'s spec, inputs and output are sealed to {j.provider}, the 3 oracle "
+            f"operators and {j.user} (ChaCha20-Poly1305 under a per-job key); its result hash is public, but the "
+            f"agent answers {unsigned} to an unsigned GET and {signed} to the other user's signed GET, and stores "
+            f"only ciphertext"
+        )
 
     def draw_of(self, j: Job) -> bool | None:
         """The job's audit draw, as the oracles and JobMarket read it: AuditBeacon's seed for the
@@ -146,8 +189,9 @@ class JobPhases:
                 continue
             user = {"alice": self.alice, "bob": self.bob}[j.user]
             with busy(self.console, f"{j.user} downloads job {j.job_id}'s result and re-runs it"):
-                res = sdk.fetch_result(self.h, j.job_id, self.log_dir / f"result-{j.job_id}")
-                match = sdk.verify_locally(self.h, j.job_id, res)
+                ring = self.keyring(j.user)
+                res = sdk.fetch_result(self.h, j.job_id, self.log_dir / f"result-{j.job_id}", ring, account=user)
+                match = sdk.verify_locally(self.h, j.job_id, res, keyring=ring, account=user)
                 j.check = "match" if match else "mismatch"
                 if not match:
                     sdk.dispute(self.h, user, j.job_id)

@@ -178,6 +178,7 @@ class Demo(JobPhases):
                 emissions=d.emissions,
                 settlement=d.settlement,
                 beacon=d.beacon,
+                key_directory=d.key_directory,
             )
             stake_operators(d.token, d.hub, self.deployer, self.operators, 1_000 * ONE_TOKEN)
             self.deployer.transfer(self.flaky, 10**18)  # gas money: generated accounts start empty

@@ -266,3 +266,107 @@ def test_audit__mismatch_then_agreement__valid_on_escalation_2_of_3(server):
     assert (res.valid, res.reason) == (True, "match on escalation")
     assert [e["match"] for e in res.executions[1:]] == [False, True]
     assert res.evidence["references_agree"] is False
+
+
+# --------------------------------------------------------------------------- sealed jobs
+# The same audits on a job sealed end to end (offchain/sealing.py): the operator opens the
+# envelope with its own keys and reads the output under the job's data key.
+PROVIDER_ADDR, OPERATOR_ADDR, OTHER_ADDR = "0x" + "11" * 20, "0x" + "22" * 20, "0x" + "33" * 20
+
+
+@pytest.fixture
+def op_ring(tmp_path):
+    from offchain.sealing import Keyring
+
+    return Keyring.create(OPERATOR_ADDR, tmp_path / "op.json")
+
+
+def _publish_sealed(server, spec, out, op_ring, *, readers=None, output_key=None) -> tuple[dict, bytes]:
+    """Serves a sealed job like the client and the provider's worker would: the envelope
+    (spec_hash), the output sealed under the data key (result_hash)."""
+    from offchain import sealing as S
+
+    key = S.new_data_key()
+    provider = S.Keyring.create(PROVIDER_ADDR)
+    env = S.seal_envelope(S.pack_spec(spec, {}), key, readers or [provider.recipient(), op_ring.recipient()])
+    sealed_out = S.seal_data(out if isinstance(out, bytes) else W.output_bytes(out), output_key or key)
+    spec_hex, out_hex = server.put(env), server.put(sealed_out)
+    job = {"provider": PROVIDER_ADDR, "spec_hash": bytes.fromhex(spec_hex), "compute_units": W.compute_units(spec),
+           "result_hash": bytes.fromhex(out_hex)}  # fmt: skip
+    return job, key
+
+
+def test_audit_sealed__honest_and_corrupted__same_verdicts_as_in_plaintext(server, op_ring):
+    honest, _ = _publish_sealed(server, MM, W.execute(MM, "cpu"), op_ring)
+    res = audit_job(honest, server.url, device="cpu", keyring=op_ring, **FAST)
+    assert (res.valid, res.reason, res.evidence["sealed"]) == (True, "match", True)
+    bad, _ = _publish_sealed(server, MM, _corrupt(W.execute(MM, "cpu"), "product"), op_ring)
+    res = audit_job(bad, server.url, device="cpu", keyring=op_ring, **FAST)
+    assert (res.valid, res.reason) == (False, "mismatch")
+    assert len(res.executions) == 3
+
+
+def test_audit_sealed__inputs_opened_under_the_job_key(server, op_ring):
+    from offchain import sealing as S
+
+    key = S.new_data_key()
+    x = io.BytesIO()
+    torch.jit.save(torch.jit.script(torch.nn.Sequential(torch.nn.Linear(6, 3))), x)
+    xs = io.BytesIO()
+    torch.save(torch.randn(8, 6, generator=torch.Generator().manual_seed(1)), xs)
+    m_addr, x_addr = server.put(S.seal_data(x.getvalue(), key)), server.put(S.seal_data(xs.getvalue(), key))
+    m_hex, x_hex = W.blob_hash(x.getvalue()), W.blob_hash(xs.getvalue())
+    spec = {"kind": "torchscript_infer", "params": {"gflops": 0.001, "batch_size": 8}, "seed": 0,
+            "inputs": {"model": m_hex, "input": x_hex}}  # fmt: skip
+    plain = {m_hex: x.getvalue(), x_hex: xs.getvalue()}
+    env = S.seal_envelope(S.pack_spec(spec, {m_hex: m_addr, x_hex: x_addr}), key, [op_ring.recipient()])
+    out = S.seal_data(W.output_bytes(W.execute(spec, "cpu", plain)), key)
+    job = {"provider": PROVIDER_ADDR, "spec_hash": bytes.fromhex(server.put(env)), "compute_units": 1,
+           "result_hash": bytes.fromhex(server.put(out))}  # fmt: skip
+    job["compute_units"] = W.compute_units(spec)
+    res = audit_job(job, server.url, device="cpu", keyring=op_ring, **FAST)
+    assert (res.valid, res.reason) == (True, "match")
+    assert res.evidence["fetch"]["input:model"]["sha256"] == m_addr  # fetched sealed, by its address
+    server.lie[x_addr] = S.seal_data(xs.getvalue(), S.new_data_key())  # other bytes under its name
+    res = audit_job(job, server.url, device="cpu", keyring=op_ring, **FAST)
+    assert (res.valid, res.reason) == (False, "input hash mismatch")
+    del server.lie[x_addr]
+    other = S.seal_data(xs.getvalue(), S.new_data_key())  # sealed under another key, named right
+    env2 = S.seal_envelope(S.pack_spec(spec, {m_hex: m_addr, x_hex: server.put(other)}), key, [op_ring.recipient()])
+    job2 = {**job, "spec_hash": bytes.fromhex(server.put(env2))}
+    res = audit_job(job2, server.url, device="cpu", keyring=op_ring, **FAST)
+    assert (res.valid, res.reason) == (False, "input does not open")
+
+
+def test_audit_sealed__output_not_under_the_job_key__invalid(server, op_ring):
+    from offchain import sealing as S
+
+    job, _ = _publish_sealed(server, MM, W.execute(MM, "cpu"), op_ring, output_key=S.new_data_key())
+    res = audit_job(job, server.url, device="cpu", keyring=op_ring, **FAST)
+    assert (res.valid, res.reason) == (False, "output does not open")
+
+
+def test_audit_sealed__not_sealed_to_this_operator__unavailable_not_a_verdict(server, op_ring):
+    """Another committee member audits it; this operator signs nothing (never a false slash)."""
+    from offchain import sealing as S
+    from offchain.oracle.auditor import AuditUnavailable
+
+    other = S.Keyring.create(OTHER_ADDR)
+    job, _ = _publish_sealed(server, MM, W.execute(MM, "cpu"), op_ring, readers=[other.recipient()])
+    with pytest.raises(AuditUnavailable, match="not sealed to this operator"):
+        audit_job(job, server.url, device="cpu", keyring=op_ring, **FAST)
+    with pytest.raises(AuditUnavailable, match="no encryption key file"):
+        audit_job(job, server.url, device="cpu", **FAST)
+
+
+def test_audit_sealed__signed_requests_carry_the_operator_auth(server, op_ring):
+    job, _ = _publish_sealed(server, MM, W.execute(MM, "cpu"), op_ring)
+    seen = []
+
+    def auth(method, blob):
+        seen.append((method, blob))
+        return {"X-Gpunet-Auth": f"sig-{blob[:8]}"}
+
+    res = audit_job(job, server.url, device="cpu", keyring=op_ring, auth=auth, **FAST)
+    assert res.valid
+    assert ("GET", job["result_hash"].hex()) in seen and ("GET", job["spec_hash"].hex()) in seen

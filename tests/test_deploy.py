@@ -66,6 +66,13 @@ def test_deploy__local__deployer_holds_operational_roles(deployment, deployer, r
     for c in GPU_CLASSES:
         assert registry.gpu_classes(c.class_id).name == c.name
         assert registry.class_exists(c.class_id)
+    # Accounts' encryption keys: no constructor arguments, no roles (nothing published yet).
+    keys = deployment.key_directory
+    assert deployment.record["contracts"]["KeyDirectory"] == keys.address
+    assert deployment.record["constructor_args"]["KeyDirectory"] == []
+    assert deployment.record["tx"]["KeyDirectory"]
+    assert keys.key_version(deployer) == 0
+    assert not hasattr(keys, "hasRole") and not hasattr(keys, "owner")
 
 
 def test_deploy__production__timelock_holds_admin_and_deployer_keeps_nothing(project, chain, accounts):
@@ -122,6 +129,9 @@ def test_deploy__production__timelock_holds_admin_and_deployer_keeps_nothing(pro
         assert added // beacon.ROUND_SECONDS() + 2 <= m.active_from <= beacon.current_round() + 2
     assert beacon.hasRole(DEFAULT_ADMIN_ROLE, timelock)
     assert not beacon.hasRole(DEFAULT_ADMIN_ROLE, deployer)
+    # KeyDirectory has no admin to hand over: recorded like the others, nothing for the timelock.
+    assert d.record["contracts"]["KeyDirectory"] == d.key_directory.address
+    assert set(d.record["tx"]) == set(d.record["contracts"])
 
 
 def test_deploy__production__settlement_and_emissions_are_the_only_minters_and_sealed(project, accounts):

@@ -55,6 +55,7 @@ def test_ape_run_deploy__records_and_does_not_redeploy__one_record_per_node(tmp_
             "JobMarket",
             "JobMarketParams",
             "AuditBeacon",
+            "KeyDirectory",
             "OracleHub",
             "PriceFeed",
             "Settlement",

@@ -142,7 +142,9 @@ def test_onboarding__every_role_with_gpunet_commands_only__from_outside_the_chec
     rpc_port, agent_port, *oracle_ports = free_ports(2 + len(OPERATORS))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GPUNET_", "APE_FOUNDRY"))}
     rpc = f"http://127.0.0.1:{rpc_port}"
-    env.update(GPUNET_RPC=rpc, GPUNET_DEPLOYMENTS_DIR=str(tmp_path / "deployments"))
+    # (The user's encryption keys for sealed jobs: in the test's directory, not ~/.gpunet.)
+    env.update(GPUNET_RPC=rpc, GPUNET_DEPLOYMENTS_DIR=str(tmp_path / "deployments"),
+               GPUNET_KEY_FILE=str(work / "user.keys.json"))  # fmt: skip
     sh = Shell(work, env)
     addr = _addresses()
     t0 = time.monotonic()
@@ -203,7 +205,12 @@ def test_onboarding__every_role_with_gpunet_commands_only__from_outside_the_chec
         assert sub["provider"] == addr[PROVIDER] and sub["status"] in ("SUBMITTED", "AUDIT", "FINALIZED")
         mine = sh.json("job", "list", "--test-account", str(USER))
         assert [j["job_id"] for j in mine["jobs"]] == [job_id]
-        sh.ok("job", "result", str(job_id), "-o", str(work / "result"))
+        # Sealed by default: the agent serves it only to the user's signed requests, and the
+        # user's key file opens it.
+        assert sub["sealed"] is True
+        refused = sh.run("job", "result", str(job_id), "-o", str(work / "result"))
+        assert refused.returncode == 1 and "sign as the user" in refused.stderr, refused.stderr
+        sh.ok("job", "result", str(job_id), "-o", str(work / "result"), "--test-account", str(USER))
         assert (work / "result" / "output.json").exists()
 
         phases["job submitted"] = time.monotonic() - t0

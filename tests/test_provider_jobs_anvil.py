@@ -40,16 +40,19 @@ import requests
 import torch
 
 from offchain import workloads
+from offchain.chain import keys
 from offchain.chain.anvil import running_anvil
 from offchain.chain.client import DEPLOYMENT_ENV, Handles
 from offchain.chain.deploy import deploy_all
-from offchain.chain.jobs import ZERO_ADDRESS
+from offchain.chain.jobs import ZERO_ADDRESS, job_from_chain
 from offchain.chain.price import ONE_USD, post_price
 from offchain.client import sdk
+from offchain.client.sealed import user_keyring
 from offchain.constants import MAX_BPS, ONE_TOKEN, JobStatus, MachineStatus
 from offchain.devnet import GPUNET, REPO_ROOT, Devnet, free_ports
 from offchain.params import MarketParams, OracleParams
 from offchain.provider.worker import CRASH_ENV, CRASH_EXIT_CODE
+from offchain.sealing import Keyring, is_sealed
 from offchain.workloads.base import blob_hash, canonical_json
 from offchain.workloads.torchscript_infer import declared_gflops
 
@@ -193,10 +196,15 @@ def local_net(tmp_path: Path) -> Iterator[Net]:
             d.hub.stake(stake, sender=op)
             h = Handles(record=d.record, token=d.token, registry=d.registry, market=d.market, hub=d.hub, chain=chain,
                         price_feed=d.price_feed, emissions=d.emissions, settlement=d.settlement,
-                        beacon=d.beacon)  # fmt: skip
+                        beacon=d.beacon, key_directory=d.key_directory)  # fmt: skip
+            # No oracle process runs here: the operator's encryption key is published for it, so
+            # jobs can be sealed to it (the CLI seals by default); the CLI user's keys go in tmp.
+            keys.publish(h, op, Keyring.create(op.address, tmp_path / "operator.keys.json"))
+            os.environ["GPUNET_KEY_FILE"] = str(tmp_path / "cli-user.keys.json")
             yield Net(tmp_path, h, a, a[0], devnet, chain)
     finally:
         devnet.stop_all()
+        os.environ.pop("GPUNET_KEY_FILE", None)
         if old is None:
             os.environ.pop(DEPLOYMENT_ENV, None)
         else:
@@ -256,9 +264,10 @@ def test_honest_agent__every_kind__results_match_and_worker_finalizes_and_is_pai
             cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         # The other kinds through the SDK, one targeted (best offer) and one open.
-        subs = {}
-        for spec in (MATMUL, MLP):
-            subs[spec["kind"]] = sdk.submit(net.h, user, spec, class_id=CPU)
+        # MATMUL sealed by the SDK (to the provider, the operator and the user), MLP in plaintext.
+        ring = user_keyring(user.address, tmp_path / "user3.keys.json")
+        subs = {"matmul_chain": sdk.submit(net.h, user, MATMUL, class_id=CPU, keyring=ring)}
+        subs["mlp_train"] = sdk.submit(net.h, user, MLP, class_id=CPU)
         subs["toploc_generate"] = sdk.submit(net.h, user, TOPLOC, class_id=CPU, open_job=True, max_price=PRICE)
         assert subs["toploc_generate"].provider is None and subs["matmul_chain"].provider == provider.address
         stdout, stderr = cli.communicate(timeout=90)
@@ -280,18 +289,33 @@ def test_honest_agent__every_kind__results_match_and_worker_finalizes_and_is_pai
         assert sorted(ids) == sorted(shipped)
 
         specs = {"matmul_chain": MATMUL, "mlp_train": MLP, "toploc_generate": TOPLOC, "torchscript_infer": ts_spec}
+        assert cli_out["sealed"] is True
         for kind, jid in ids.items():
             net.wait_status(jid, {JobStatus.SUBMITTED})
-            res = sdk.fetch_result(net.h, jid, tmp_path / f"out-{kind}")
+            if kind in ("matmul_chain", "torchscript_infer"):  # sealed: the store holds only ciphertext
+                spec_hex = bytes(job_from_chain(net.h.market, jid)["spec_hash"]).hex()
+                signed = sdk.request_signer(net.h, provider).headers(provider.address, "GET", spec_hex)
+                stored = requests.get(f"http://127.0.0.1:{port}/blobs/{spec_hex}", timeout=5, headers=signed)
+                assert stored.status_code == 200 and is_sealed(stored.content)
+            with pytest.raises(sdk.ClientError, match="sign as the user"):
+                sdk.fetch_result(net.h, jid)
+            owner, owner_ring = (net.accounts[4], Keyring.load(tmp_path / "cli-user.keys.json")) if (
+                kind == "torchscript_infer") else (user, ring)  # fmt: skip
+            res = sdk.fetch_result(net.h, jid, tmp_path / f"out-{kind}", owner_ring, account=owner)
             reference = _honest(specs[kind], ts_blobs)
             assert res.output.kind == kind
             assert workloads.compare(res.output, reference), kind
-            assert hashlib.sha256(res.files["bin"].read_bytes()).hexdigest() == res.result_hash
+            # output.bin is the output itself; a sealed job's on-chain hash is of its ciphertext.
+            sealed = kind in ("matmul_chain", "torchscript_infer")
+            plain_hash = hashlib.sha256(res.files["bin"].read_bytes()).hexdigest()
+            assert plain_hash == (workloads.result_hash(res.output).hex() if sealed else res.result_hash)
+            assert (plain_hash == res.result_hash) is not sealed
             assert json.loads(res.files["json"].read_text())["kind"] == kind
             assert res.uri == f"http://127.0.0.1:{port}/blobs/{res.result_hash}"
 
         # The CLI's result command checks the hash, writes the files and re-executes with --verify.
-        r = _gpunet("job", "result", str(ids["torchscript_infer"]), "-o", str(tmp_path / "cli-out"), "--verify")
+        r = _gpunet("job", "result", str(ids["torchscript_infer"]), "-o", str(tmp_path / "cli-out"), "--verify",
+                    "--test-account", "4")  # fmt: skip
         assert r.returncode == 0, r.stdout + r.stderr
         assert "verified against the chain" in r.stdout and "local re-execution matches" in r.stdout
         loaded = torch.load(tmp_path / "cli-out" / "output.pt", weights_only=False)
@@ -306,7 +330,10 @@ def test_honest_agent__every_kind__results_match_and_worker_finalizes_and_is_pai
         net.h.token.approve(m, 10 * TOKENS_PER_USD * PRICE, sender=user)
         missing = dict(MATMUL, seed=99)
         padded = dict(MATMUL, seed=98)
-        sdk.upload(f"http://127.0.0.1:{port}", {workloads.spec_hash(padded): canonical_json(padded)})
+        with pytest.raises(sdk.ClientError, match="only to signed requests"):  # this agent needs a signer
+            sdk.upload(f"http://127.0.0.1:{port}", {workloads.spec_hash(padded): canonical_json(padded)})
+        sdk.upload(f"http://127.0.0.1:{port}", {workloads.spec_hash(padded): canonical_json(padded)},
+                   signer=sdk.request_signer(net.h, user), provider=provider.address)  # fmt: skip
         created = {}
         for name, spec, units in (("missing", missing, 1), ("padded", padded, 2)):
             rc = m.create_job(provider, CPU, bytes.fromhex(workloads.spec_hash(spec)), units, PRICE, 600, 3600,
@@ -400,10 +427,11 @@ def test_agent_restart_after_accept__resumes_and_completes_without_accepting_twi
         assert [(lg.job_id, lg.event_arguments["provider"], lg.machine_id) for lg in accepted] == [
             (sub.job_id, provider.address, machine_id)
         ]
-        res = sdk.fetch_result(net.h, sub.job_id)
+        res = sdk.fetch_result(net.h, sub.job_id, account=user)
         assert res.result_hash == workloads.result_hash(_honest(MATMUL)).hex()
         # Blobs survive the restart: the spec the user uploaded is still served.
-        spec_blob = requests.get(f"{url}/blobs/{sub.spec_hash}", timeout=5).content
+        signed = sdk.request_signer(net.h, user).headers(provider.address, "GET", sub.spec_hash)
+        spec_blob = requests.get(f"{url}/blobs/{sub.spec_hash}", timeout=5, headers=signed).content
         assert spec_blob == canonical_json(MATMUL)
 
         net.warp(PARAMS.challenge_window + 1)
@@ -426,13 +454,13 @@ def test_wrong_output_agent__result_differs_from_honest_and_user_disputes(tmp_pa
         sub = sdk.submit(net.h, user, MLP, class_id=CPU, provider=cheater.address)
         net.wait_status(sub.job_id, {JobStatus.SUBMITTED})
 
-        res = sdk.fetch_result(net.h, sub.job_id)  # the hash matches what it committed to...
+        res = sdk.fetch_result(net.h, sub.job_id, account=user)  # the hash matches what it committed to...
         honest = _honest(MLP)
         assert res.result_hash != workloads.result_hash(honest).hex()  # ...but not an honest run
         assert not workloads.compare(res.output, honest)
         assert '"cheat": "wrong-output"' in net.devnet.tail("cheater", 200)
 
-        r = _gpunet("job", "result", str(sub.job_id), "-o", str(tmp_path / "out"), "--verify")
+        r = _gpunet("job", "result", str(sub.job_id), "-o", str(tmp_path / "out"), "--verify", "--test-account", "6")
         assert r.returncode == 2 and "MISMATCH" in r.stdout, r.stdout + r.stderr
         bond = net.h.market.dispute_bond(sub.payment)
         before = net.h.token.balanceOf(user)

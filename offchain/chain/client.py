@@ -64,6 +64,9 @@ class Handles:
     settlement: Any = None
     # The audit draw's commit-reveal beacon (AuditBeacon).
     beacon: Any = None
+    # Accounts' encryption keys for sealed job data (KeyDirectory); None for a deployment
+    # recorded before it.
+    key_directory: Any = None
 
 
 def parse_network(choice: str) -> tuple[str, str, str | None]:
@@ -189,6 +192,7 @@ def connect(network_choice: str, *, deployment: str | Path | None = None, rpc: s
                 emissions=project.Emissions.at(c["Emissions"]) if "Emissions" in c else None,
                 settlement=project.Settlement.at(c["Settlement"]) if "Settlement" in c else None,
                 beacon=project.AuditBeacon.at(c["AuditBeacon"]) if "AuditBeacon" in c else None,
+                key_directory=project.KeyDirectory.at(c["KeyDirectory"]) if "KeyDirectory" in c else None,
             )
         finally:
             restore_gas()

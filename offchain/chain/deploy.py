@@ -59,6 +59,7 @@ class Deployment:
     emissions: Any = None
     settlement: Any = None
     beacon: Any = None
+    key_directory: Any = None
 
 
 def _git_commit() -> str:
@@ -152,8 +153,8 @@ def deploy_all(
     seal_minters: bool = True,
     beacon_params: BeaconParams | None = None,
 ) -> Deployment:
-    """Deploys ComputeToken, ProviderRegistry, OracleHub, PriceFeed, Settlement, JobMarket and
-    Emissions and wires their roles.
+    """Deploys ComputeToken, ProviderRegistry, OracleHub, PriceFeed, Settlement, JobMarket,
+    Emissions and KeyDirectory and wires their roles (KeyDirectory has none).
 
     `settlement_max_age`: the oldest PriceFeed answer Settlement prices a job on (seconds).
 
@@ -272,6 +273,10 @@ def deploy_all(
         price_feed.grantRole(DEFAULT_ADMIN_ROLE, timelock.address, **sender)
         price_feed.renounceRole(DEFAULT_ADMIN_ROLE, deployer.address, **sender)
 
+    # Accounts' X25519 keys for sealed job data: no constructor, no roles, no admin (nothing to hand the timelock).
+    key_directory = deployer.deploy(project.KeyDirectory)
+    txs["KeyDirectory"] = key_directory.txn_hash
+
     contracts = {
         "ComputeToken": token.address,
         "ProviderRegistry": registry.address,
@@ -281,6 +286,7 @@ def deploy_all(
         "Settlement": settlement.address,
         "JobMarketParams": params_check.address,
         "AuditBeacon": beacon.address,
+        "KeyDirectory": key_directory.address,
     }
     if timelock is not None:
         contracts["Timelock"] = timelock.address
@@ -294,6 +300,7 @@ def deploy_all(
             "ProviderRegistry": [token.address, unbonding_period],
             "JobMarketParams": [],
             "AuditBeacon": list(beacon_params.as_tuple()),
+            "KeyDirectory": [],
             "JobMarket": [
                 token.address,
                 registry.address,
@@ -345,4 +352,5 @@ def deploy_all(
         emissions=emissions,
         settlement=settlement,
         beacon=beacon,
+        key_directory=key_directory,
     )

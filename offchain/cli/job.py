@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import click
 from rich.table import Table
@@ -43,6 +44,14 @@ from offchain.cli.common import (
     signer_options,
     yes_option,
 )
+
+
+def key_file_option(f: Callable) -> Callable:
+    return click.option(
+        "--key-file", type=click.Path(dir_okay=False), default=None, envvar="GPUNET_KEY_FILE",
+        help="Your encryption keys for sealed jobs (default ~/.gpunet/keys/<address>.json, made on first use; "
+        "env GPUNET_KEY_FILE).",
+    )(f)  # fmt: skip
 
 
 def _usd_option(value: str | None, what: str, parse: Callable[[str, str], int]) -> int | None:
@@ -123,17 +132,25 @@ def job() -> None:
 )
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the result to be submitted.")
 @click.option("--timeout", type=click.FloatRange(0), default=900.0, show_default=True, help="Seconds to wait.")
+@click.option(
+    "--public",
+    is_flag=True,
+    help="Send the spec, inputs and result in plaintext (default: sealed to the provider, auditors and you).",
+)
+@key_file_option
 @json_option
 @yes_option
 @signer_options
 @chain_options
 def job_submit(
     spec_path, provider, open_job, max_price, max_slippage_bps, max_tokens, blob_files, class_opt, gpu_model,
-    accept_window, complete_within, wait, timeout, as_json, yes, signer: Signer, chain: Chain,
+    accept_window, complete_within, wait, timeout, public, key_file, as_json, yes, signer: Signer, chain: Chain,
 ) -> None:  # fmt: skip
     """Submit a job: validate SPEC.json, rank offers (USD per compute unit), quote the job in
-    tokens at the on-chain token/USD price, upload the spec and inputs to the provider, fund
-    it with a permit (one transaction) and wait for the result."""
+    tokens at the on-chain token/USD price, seal the spec and inputs (end to end: only the
+    provider, the oracle operators who audit and you can read them; --public sends them in
+    plaintext), upload them to the provider, fund it with a permit (one transaction) and wait
+    for the result."""
     from offchain.client import sdk
     from offchain.constants import JobStatus
 
@@ -154,6 +171,14 @@ def job_submit(
     except sdk.ClientError as e:  # a file the user named is wrong: a usage error (exit 2)
         raise click.UsageError(str(e)) from None
     acct = account(signer, chain)
+    keyring = None
+    if not public:
+        from offchain.client.sealed import user_keyring
+
+        try:
+            keyring = user_keyring(acct.address, key_file)
+        except sdk.ClientError as e:
+            raise click.UsageError(str(e)) from None
     with session(chain) as h:
 
         def show_offers(offers, targets) -> None:
@@ -164,14 +189,14 @@ def job_submit(
         sub = sdk.submit(
             h, acct, spec, blobs, class_id=class_id, provider=provider, open_job=open_job,
             max_price=max_price, accept_window=accept_window, complete_within=complete_within,
-            on_offers=show_offers, max_slippage_bps=max_slippage_bps, max_tokens=max_tokens,
+            on_offers=show_offers, max_slippage_bps=max_slippage_bps, max_tokens=max_tokens, keyring=keyring,
         )  # fmt: skip
         who = "open job" if sub.provider is None else f"provider {sub.provider}"
         console.print(
             f"job {sub.job_id} funded: {who}, {sub.units} units at {sdk.fmt_usd(sub.price)}/unit = "
             f"{sdk.fmt_usd(sub.usd_value)} = {sdk.tokens(sub.payment)} tokens escrowed "
-            f"(at most {sdk.tokens(sub.max_tokens)}); spec {sub.spec_hash} uploaded to "
-            f"{', '.join(sub.uploaded_to)}"
+            f"(at most {sdk.tokens(sub.max_tokens)}); spec {sub.spec_hash} uploaded "
+            f"{'in plaintext' if public else 'sealed'} to {', '.join(sub.uploaded_to)}"
         )
         final = None
         if wait:
@@ -193,7 +218,7 @@ def job_submit(
             "job_id": sub.job_id, "provider": sub.provider, "class_id": sub.class_id, "price": sub.price,
             "price_usd": sdk.fmt_usd(sub.price), "units": sub.units, "usd_value": sub.usd_value,
             "payment": sub.payment, "max_tokens": sub.max_tokens, "spec_hash": sub.spec_hash,
-            "uploaded_to": sub.uploaded_to, "status": final.name if final else "OPEN",
+            "uploaded_to": sub.uploaded_to, "status": final.name if final else "OPEN", "sealed": not public,
         }))  # fmt: skip
     else:
         click.echo(f"job id: {sub.job_id}")
@@ -225,19 +250,34 @@ def job_show(job_id: int, as_json: bool, chain: Chain) -> None:
               help="Directory for output.bin, output.pt and output.json.")  # fmt: skip
 @click.option("--verify", is_flag=True, help="Also re-execute the job here and compare (grounds to dispute).")
 @click.option("--device", default=None, help="torch device for --verify (default cpu).")
+@key_file_option
+@signer_options
 @chain_options
-def job_result(job_id: int, out_dir: str, verify: bool, device: str | None, chain: Chain) -> None:
-    """Download a job's result, check it against the on-chain hash and write it to DIR."""
+def job_result(
+    job_id: int, out_dir: str, verify: bool, device: str | None, key_file: str | None, signer: Signer, chain: Chain
+) -> None:
+    """Download a job's result, check it against the on-chain hash, open it if it is sealed
+    (with the job user's key file) and write it to DIR. Agents serve a job's blobs only to its
+    user (and its provider and auditors): sign as the user with --account / --test-account."""
     from offchain.client import sdk
+    from offchain.client.sealed import DEFAULT_KEY_DIR
+    from offchain.sealing import Keyring, SealError
 
     with session(chain) as h:
-        res = sdk.fetch_result(h, job_id, out_dir)
+        user = str(sdk.status(h, job_id).get("user", ""))
+        path = Path(key_file) if key_file else DEFAULT_KEY_DIR / f"{user.lower()}.json"
+        try:
+            keyring = Keyring.load(path) if path.exists() else None
+        except SealError as e:
+            raise click.UsageError(str(e)) from None
+        acct = account(signer, chain) if signer.given else None
+        res = sdk.fetch_result(h, job_id, out_dir, keyring=keyring, account=acct)
         out.print(f"job {job_id}: result {res.result_hash} verified against the chain ({len(res.data)} bytes)")
         for f in res.files.values():
             out.print(f"  wrote {f}")
         if verify:
             with out.status("re-executing the job locally..."):
-                cmp = sdk.verify_locally(h, job_id, res, device)
+                cmp = sdk.verify_locally(h, job_id, res, device, keyring=keyring, account=acct)
             if cmp:
                 out.print(f"local re-execution matches: {cmp.detail}")
             else:

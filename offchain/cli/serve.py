@@ -42,6 +42,26 @@ from offchain.cli.provider import JOB_CHEATS, provider
     help="Directory for blobs and the job worker's SQLite state (default: blobs in a temporary directory).",
 )
 @click.option("--max-blob-mb", default=64, show_default=True, type=click.IntRange(1), help="Largest blob accepted.")
+@click.option(
+    "--blob-quota-mb",
+    default=1024,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Most blob data one account may keep here (signed uploads; freed as its jobs end).",
+)
+@click.option(
+    "--blob-retention-hours",
+    default=168.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Hours a job's blobs stay after the job is final (then they are deleted).",
+)
+@click.option(
+    "--open-blobs",
+    is_flag=True,
+    help="Serve blobs to anyone holding a hash, unsigned (default with the job worker: only the job's "
+    "user, this provider and the oracle operators, with signed requests).",
+)
 @signer_options
 @chain_options
 @click.option(
@@ -85,6 +105,9 @@ def provider_serve(
     device: str | None,
     state_dir: str | None,
     max_blob_mb: int,
+    blob_quota_mb: int,
+    blob_retention_hours: float,
+    open_blobs: bool,
     signer: Signer,
     chain: Chain,
     public_url: str | None,
@@ -148,6 +171,9 @@ def provider_serve(
             slow_delay_s=slow_delay,
             blob_dir=str(Path(state_dir) / "blobs") if state_dir else None,
             max_blob_bytes=max_blob_mb << 20,
+            blob_auth=job_worker is not None and not open_blobs,
+            blob_quota_bytes=blob_quota_mb << 20,
+            blob_retention_s=blob_retention_hours * 3600,
         )
 
         def ready(server) -> None:

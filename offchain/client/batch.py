@@ -18,7 +18,7 @@ import requests
 
 from offchain.chain.jobs import jobs_from_receipt
 from offchain.client.money import DEFAULT_MAX_SLIPPAGE_BPS, ClientError, fmt_usd, slippage_bound, token_quote, tokens
-from offchain.client.sdk import Submission, _windows, check_spec, choose, funding_error, upload
+from offchain.client.sdk import Submission, _windows, check_spec, choose, funding_error, request_signer, upload
 from offchain.constants import MAX_BATCH
 
 
@@ -68,7 +68,7 @@ def submit_batch(
             f"balance {tokens(balance)} tokens is below the batch's payment {tokens(quote)} tokens "
             f"({len(specs)} jobs, {sum(units)} units = {fmt_usd(offer.price * sum(units))})"
         )
-    upload(offer.endpoint, blobs, session=session)
+    upload(offer.endpoint, blobs, session=session, signer=request_signer(h, account), provider=offer.provider)
     if int(h.token.allowance(account.address, h.market.address)) < max_tokens:
         h.token.approve(h.market.address, max(max_tokens, allowance or 0), sender=account)
     try:

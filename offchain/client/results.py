@@ -14,8 +14,10 @@ import requests
 
 from offchain.client.money import ClientError
 from offchain.client.sdk import HTTP_TIMEOUT, MAX_RESULT_BYTES, _check_id, _error_text, _rebuild, result_event
+from offchain.client.sealed import data_key, open_data, open_spec
 from offchain.constants import JobStatus
 from offchain.http_retry import retrying_session
+from offchain.sealing import is_sealed
 
 if TYPE_CHECKING:
     from offchain import workloads
@@ -31,10 +33,17 @@ class Result:
     files: dict[str, Path] = field(default_factory=dict)
 
 
-def download(uri: str, expected_hex: str, max_bytes: int = MAX_RESULT_BYTES) -> bytes:
-    """GET `uri`, refusing anything that does not hash to `expected_hex`."""
+def download(uri: str, expected_hex: str, max_bytes: int = MAX_RESULT_BYTES, auth: Any = None) -> bytes:
+    """GET `uri`, refusing anything that does not hash to `expected_hex`. `auth`: (signer,
+    provider) to sign the request for the provider's agent (offchain/blob_auth.py)."""
+    headers = auth[0].headers(auth[1], "GET", expected_hex) if auth else None
     try:
-        with retrying_session().get(uri, timeout=HTTP_TIMEOUT, stream=True) as r:
+        with retrying_session().get(uri, timeout=HTTP_TIMEOUT, stream=True, headers=headers) as r:
+            if r.status_code in (401, 403) and auth is None:
+                raise ClientError(
+                    f"{uri} serves blobs only to the job's user, its provider and the auditors: sign as the user "
+                    f"(--account ALIAS or --test-account N): HTTP {r.status_code}: {_error_text(r)}"
+                )
             if r.status_code != 200:
                 raise ClientError(f"result not served at {uri}: HTTP {r.status_code}: {_error_text(r)}")
             buf = io.BytesIO()
@@ -54,10 +63,13 @@ def download(uri: str, expected_hex: str, max_bytes: int = MAX_RESULT_BYTES) -> 
     return data
 
 
-def fetch_result(h: Any, job_id: int, out_dir: str | Path | None = None) -> Result:
+def fetch_result(
+    h: Any, job_id: int, out_dir: str | Path | None = None, keyring: Any = None, account: Any = None
+) -> Result:
     """Downloads the job's output from its result URI, checks sha256 == the on-chain result hash,
     and (with `out_dir`) writes output.bin (the canonical bytes), output.pt (a dict of tensors +
-    kind and meta, `torch.load`-able) and output.json (the same as JSON)."""
+    kind and meta, `torch.load`-able) and output.json (the same as JSON). `account` (the job's
+    user) signs the downloads; `keyring` (the user's keys) opens a sealed job's output."""
     from offchain import workloads
 
     _check_id(h, job_id)
@@ -67,7 +79,13 @@ def fetch_result(h: Any, job_id: int, out_dir: str | Path | None = None) -> Resu
         raise ClientError(f"job {job_id} has no result yet (status {st.name}); wait with `gpunet job status {job_id}`")
     args = ev.event_arguments
     expected = bytes(args["result_hash"]).hex()
-    data = download(args["result_uri"], expected)
+    job = _rebuild(h, job_id)
+    auth = _auth(h, account, job)
+    data = download(args["result_uri"], expected, auth=auth)
+    if is_sealed(data):  # a sealed job: its data key comes from the spec's envelope
+        spec_hex = bytes(job["spec_hash"]).hex()
+        base = args["result_uri"].rsplit("/blobs/", 1)[0]
+        data = open_data(data_key(keyring, download(f"{base}/blobs/{spec_hex}", spec_hex, 16 << 20, auth)), data)
     try:
         out = workloads.output_from_bytes(data)
     except workloads.WorkloadError as e:
@@ -94,7 +112,17 @@ def write_output(out: workloads.Output, data: bytes, out_dir: Path) -> dict[str,
     return files
 
 
-def verify_locally(h: Any, job_id: int, result: Result, device: str | None = None) -> workloads.CompareResult:
+def _auth(h: Any, account: Any, job: dict) -> tuple[Any, str] | None:
+    if account is None:
+        return None
+    from offchain.client.sdk import request_signer
+
+    return request_signer(h, account), str(job["provider"])
+
+
+def verify_locally(
+    h: Any, job_id: int, result: Result, device: str | None = None, keyring: Any = None, account: Any = None
+) -> workloads.CompareResult:
     """Re-executes the job here (spec and inputs fetched from the provider that served the
     result, by hash) and compares with the provider's output; a mismatch is grounds to dispute."""
     from offchain import workloads
@@ -102,7 +130,8 @@ def verify_locally(h: Any, job_id: int, result: Result, device: str | None = Non
     job = _rebuild(h, job_id)
     base = result.uri.rsplit("/blobs/", 1)[0]
     spec_hex = bytes(job["spec_hash"]).hex()
-    spec = json.loads(download(f"{base}/blobs/{spec_hex}", spec_hex, 16 << 20))
-    blobs = {hx: download(f"{base}/blobs/{hx}", hx) for hx in spec.get("inputs", {}).values()}
+    auth = _auth(h, account, job)
+    spec, where, key = open_spec(keyring, download(f"{base}/blobs/{spec_hex}", spec_hex, 16 << 20, auth))
+    blobs = {h_: open_data(key, download(f"{base}/blobs/{addr}", addr, auth=auth)) for h_, addr in where.items()}
     reference = workloads.execute(spec, device or "cpu", blobs)
     return workloads.compare(result.output, reference)

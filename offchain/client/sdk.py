@@ -165,21 +165,39 @@ def _base(endpoint: str) -> str:
     return e if "://" in e else "http://" + e
 
 
-def upload(endpoint: str, blobs: Mapping[str, bytes], *, session: requests.Session | None = None) -> None:
+def request_signer(h: Any, account: Any) -> Any:
+    """Signs blob requests to providers' agents as `account` (offchain/blob_auth.py)."""
+    from offchain.blob_auth import RequestSigner
+
+    return RequestSigner(account, int(h.chain.chain_id), str(h.registry.address))
+
+
+def upload(
+    endpoint: str,
+    blobs: Mapping[str, bytes],
+    *,
+    session: requests.Session | None = None,
+    signer: Any = None,
+    provider: str | None = None,
+) -> None:
     """PUT every blob to a provider's agent (idempotent: blobs it has are simply stored again;
-    connection failures and 502/503/504 are retried, see `offchain.http_retry`)."""
+    connection failures and 502/503/504 are retried, see `offchain.http_retry`). With `signer`
+    (`request_signer`), each request is signed for `provider`'s agent."""
     s = session or retrying_session()
     base = _base(endpoint)
     for h, data in blobs.items():
+        headers = signer.headers(provider, "PUT", h) if signer is not None and provider else None
         try:
-            r = s.put(f"{base}/blobs/{h}", data=data, timeout=HTTP_TIMEOUT)
+            r = s.put(f"{base}/blobs/{h}", data=data, timeout=HTTP_TIMEOUT, headers=headers)
         except requests.RequestException as e:
             raise ClientError(
                 f"provider unreachable at {base} ({type(e).__name__}): is its agent running? "
                 "Choose another provider with --provider ADDR, or retry later"
             ) from None
         if r.status_code == 413:
-            raise ClientError(f"{base} refuses a blob of {len(data)} bytes as too large: {_error_text(r)}")
+            raise ClientError(f"{base} refuses a blob of {len(data)} bytes: {_error_text(r)}")
+        if r.status_code in (401, 403):
+            raise ClientError(f"{base} refuses the upload of {h}: {_error_text(r)}")
         if r.status_code not in (200, 201):
             raise ClientError(f"upload of {h} to {base} failed: HTTP {r.status_code}: {_error_text(r)}")
 
@@ -299,13 +317,18 @@ def submit(
     on_offers: Callable[[list[Offer], list[Offer]], None] | None = None,
     max_slippage_bps: int = DEFAULT_MAX_SLIPPAGE_BPS,
     max_tokens: int | None = None,
+    keyring: Any = None,
 ) -> Submission:
     """Validates, ranks offers, quotes the job in tokens, uploads the spec and inputs, funds the
     job with a permit (one transaction) and returns the new job's id. Does not wait (see `wait`).
 
     `max_price`: USD per compute unit (18 decimals). The job escrows `job_quote` tokens, at
     most `max_tokens` (default: the quote plus `max_slippage_bps`); the permit is for
-    exactly `max_tokens`, and only the escrow is transferred."""
+    exactly `max_tokens`, and only the escrow is transferred.
+
+    `keyring` (the user's `offchain.sealing.Keyring`, see `offchain.client.sealed`): the spec
+    and inputs are sealed to the chosen provider(s), the oracle operators and the user, and
+    the chain's spec_hash is the sealed spec's; None sends them in plaintext."""
     if provider is not None and open_job:
         raise ClientError("give either --provider ADDR or --open, not both")
     blobs = dict(blobs or {})
@@ -337,10 +360,17 @@ def submit(
             f"({units} units = {fmt_usd(usd_value)})"
         )
     uploads = {spec_hex: spec_bytes, **blobs}
+    if keyring is not None:
+        from offchain.client.sealed import seal_job
+
+        sealed = seal_job(h, keyring, spec, blobs, [o.provider for o in targets], int(h.record.get("block") or 0))
+        spec_hex, uploads = sealed.spec_hex, sealed.uploads
+        targets = [o for o in targets if o.provider in sealed.providers]
     uploaded, errors = [], []
+    signer = request_signer(h, account)
     for o in targets:
         try:
-            upload(o.endpoint, uploads)
+            upload(o.endpoint, uploads, signer=signer, provider=o.provider)
             uploaded.append(o.provider)
         except ClientError as e:
             errors.append(f"{o.provider}: {e}")

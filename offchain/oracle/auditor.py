@@ -44,6 +44,15 @@ The rules, in the order they are checked (first that applies decides):
    the check is `toploc_generate.verify(spec, claimed)` (one prefill instead of re-generating),
    escalated the same way.
 
+**Sealed jobs** (offchain/sealing.py): every blob is fetched and hash-checked as stored
+(sealed); the operator opens the spec's envelope with its own keys and reads the inputs and the
+output under the job's data key. The provider checked before accepting that every operator's
+wrap opens (the wraps are deterministic, so it could), and it sealed the output itself, so:
+a wrap to this operator that does not open, or a blob that does not open under the data key, is
+invalid ("envelope does not open", "input does not open", "output does not open"). A job not
+sealed to this operator at all (its key was published later), or sealed under a key version its
+key file does not hold (lost), is `AuditUnavailable`: the committee's other members audit it.
+
 Oracle-side trouble (out of memory, a bug) raises `AuditUnavailable`: no verdict may be signed
 on it; the service retries later, and an audit that never completes times out in the
 provider's favour (JobMarket pays it after `audit_deadline`).
@@ -63,7 +72,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +80,8 @@ import requests
 import torch
 
 from offchain import workloads as W
+from offchain.sealing import KeyMissing, Keyring, SealError, WrongKey, is_sealed, open_blob, unpack_spec
+from offchain.sealing import recipients_of as _readers
 from offchain.workloads import toploc_generate
 from offchain.workloads.base import GFLOP, canonical_json, default_device
 
@@ -157,9 +168,11 @@ class _Fetched:
     record: dict[str, Any]
 
 
-def _get_capped(session: requests.Session, url: str, read_timeout: float, max_bytes: int) -> tuple[int, bytes | None]:
+def _get_capped(
+    session: requests.Session, url: str, read_timeout: float, max_bytes: int, headers: dict | None = None
+) -> tuple[int, bytes | None]:
     """(status, body) with the body read up to max_bytes + 1 bytes (None when not 200)."""
-    with session.get(url, timeout=(CONNECT_TIMEOUT_S, read_timeout), stream=True) as r:
+    with session.get(url, timeout=(CONNECT_TIMEOUT_S, read_timeout), stream=True, headers=headers) as r:
         if r.status_code != 200:
             return r.status_code, None
         buf = bytearray()
@@ -178,6 +191,7 @@ def fetch_blob(
     timeout_s: float,
     retries: int,
     max_bytes: int,
+    auth: Callable[[str, str], dict] | None = None,
 ) -> _Fetched:
     """GET `<url>/blobs/<hexhash>` from each base URL in turn, `retries` rounds spread over
     `timeout_s`; returns the first body that hashes to `hexhash`.
@@ -195,7 +209,8 @@ def fetch_blob(
             url = f"{base}/blobs/{hexhash}"
             a: dict[str, Any] = {"url": url, "at_s": round(time.monotonic() - t0, 3)}
             try:
-                status, body = _get_capped(session, url, max(CONNECT_TIMEOUT_S, timeout_s), max_bytes)
+                headers = auth("GET", hexhash) if auth is not None else None  # signed anew: one use each
+                status, body = _get_capped(session, url, max(CONNECT_TIMEOUT_S, timeout_s), max_bytes, headers)
             except requests.RequestException as e:
                 a["error"] = type(e).__name__
                 attempts.append(a)
@@ -309,13 +324,18 @@ def audit_job(
     retries: int = DEFAULT_RETRIES,
     max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES,
     session: requests.Session | None = None,
+    keyring: Keyring | None = None,
+    auth: Callable[[str, str], dict] | None = None,
 ) -> AuditOutcome:
     """Audits `job` (a JobMarket Job dict: spec_hash, result_hash, compute_units, ...) against
     the blobs served at `provider_url` (see the module docstring for the rules).
 
     `device`: the first re-execution's device (default CUDA when present); `escalation`: the
     configuration of the third execution (default `escalation_config`). Raises
-    AuditUnavailable when the oracle itself cannot finish."""
+    AuditUnavailable when the oracle itself cannot finish. `keyring`: this operator's
+    encryption keys, to open a sealed job (see "Sealed jobs" in the module docstring);
+    `auth(method, blob)`: the signed-request headers for the provider's agent
+    (offchain/blob_auth.py), which serves blobs to the oracle operators."""
     t_start = time.monotonic()
     urls = base_urls(provider_url)
     spec_hex, result_hex = _hex(job["spec_hash"]), _hex(job["result_hash"])
@@ -354,7 +374,9 @@ def audit_job(
     try:
 
         def fetch(hexhash: str, what: str) -> _Fetched:
-            f = fetch_blob(s, urls, hexhash, timeout_s=fetch_timeout_s, retries=retries, max_bytes=max_blob_bytes)
+            f = fetch_blob(
+                s, urls, hexhash, timeout_s=fetch_timeout_s, retries=retries, max_bytes=max_blob_bytes, auth=auth
+            )
             evidence["fetch"][what] = f.record
             return f
 
@@ -365,11 +387,34 @@ def audit_job(
         spec_f = fetch(spec_hex, "spec")
         if spec_f.data is None:
             return done(False, f"spec {spec_f.problem}", f"spec {spec_hex} not obtained from {urls}")
+        spec_bytes, key, where = spec_f.data, None, None
+        evidence["sealed"] = is_sealed(spec_bytes)
+        if evidence["sealed"]:
+            if keyring is None:
+                raise AuditUnavailable("the job is sealed and this oracle has no encryption key file")
+            try:
+                key = keyring.open_key(spec_bytes)
+                spec_bytes = open_blob(spec_bytes, key)
+            except KeyMissing as e:  # this operator's own trouble: another member audits it
+                raise AuditUnavailable(f"cannot open the sealed job: {e}") from None
+            except WrongKey as e:
+                if not any(a == keyring.address for a, _ in _readers(spec_f.data)):
+                    # Not sealed to this operator at all (it published its key after the job
+                    # was sealed, say): another committee member audits it.
+                    raise AuditUnavailable(f"the job is not sealed to this operator: {e}") from None
+                return done(False, "envelope does not open", str(e)[:500])
+            except SealError as e:
+                return done(False, "envelope does not open", str(e)[:500])
+            try:
+                spec, where = unpack_spec(spec_bytes)
+            except ValueError as e:
+                return done(False, "spec invalid", str(e)[:500])
+            spec_bytes = canonical_json(spec)
 
         # 2. the job's terms must match its spec.
         try:
-            spec = json.loads(spec_f.data)
-            if canonical_json(spec) != spec_f.data:
+            spec = json.loads(spec_bytes)
+            if canonical_json(spec) != spec_bytes:
                 raise W.SpecError("the spec blob is not canonical JSON (sorted keys, no spaces)")
             W.validate(spec)
         except (ValueError, W.SpecError) as e:
@@ -383,18 +428,29 @@ def audit_job(
             )
         blobs: dict[str, bytes] = {}
         for name, h in sorted(spec.get("inputs", {}).items()):
-            f = fetch(h, f"input:{name}")
+            f = fetch(where[h] if where is not None else h, f"input:{name}")
             if f.data is None:
                 return done(False, f"input {f.problem}", f"input {name!r} ({h}) not obtained from {urls}")
             blobs[h] = f.data
+            if key is not None:
+                try:
+                    blobs[h] = open_blob(f.data, key)
+                except SealError as e:
+                    return done(False, "input does not open", f"input {name!r}: {e}")
         try:
             W.validate(spec, blobs)
         except W.SpecError as e:
             return done(False, "spec invalid", str(e)[:500])
 
-        # 3. the output must parse.
+        # 3. the output must open (a sealed job's, under its data key) and parse.
+        out_bytes = out_f.data
+        if key is not None:
+            try:
+                out_bytes = open_blob(out_bytes, key)
+            except SealError as e:
+                return done(False, "output does not open", str(e)[:500])
         try:
-            claimed = W.output_from_bytes(out_f.data)
+            claimed = W.output_from_bytes(out_bytes)
         except Exception as e:  # noqa: BLE001 - any parse failure is the provider's bytes
             return done(False, "output malformed", f"{type(e).__name__}: {str(e)[:300]}")
         evidence["executions"].append({"by": "provider", "result_hash": result_hex, "kind": claimed.kind})

@@ -108,10 +108,12 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from eth_account import Account
 
+from offchain.chain import keys
 from offchain.economics import rewards as RW
 from offchain.http_server import HttpServer
 from offchain.oracle import beacon_duty
@@ -135,6 +137,7 @@ from offchain.oracle.rewards_rounds import REWARDS, RewardsRoundsMixin
 from offchain.oracle.store import Store
 from offchain.oracle.uptime_rounds import UPTIME, UptimeRoundsMixin
 from offchain.oracle.verdicts import VERDICT, VerdictsMixin
+from offchain.sealing import Keyring
 
 OPERATOR_CHECK_S = 10.0  # how often the service checks it is still a registered operator
 
@@ -149,6 +152,8 @@ class OracleConfig:
     port: int = 9700
     peers: dict[str, str] = field(default_factory=dict)  # operator address -> base URL
     db_path: str = "oracle.sqlite"
+    # X25519 keys for sealed jobs (offchain/sealing.py); None: "<db name>.keys.json" beside it.
+    key_file: str | None = None
     poll_s: float = 1.0
     attestation_ttl_s: int = 24 * 3600
     # Renewal starts min(renew_margin_s, TTL/4) before expiry: room for many back-offs while the
@@ -255,6 +260,8 @@ class OracleService(
         self._stop = threading.Event()
         self.healthy = True
         self.index_synced = False  # set once the events are followed to a head read (following.py)
+        self.keyring: Keyring | None = None  # set at start when the deployment has a KeyDirectory
+        self._key_published = False
         self.last_error: str | None = None
         self.server: HttpServer | None = None
 
@@ -276,6 +283,29 @@ class OracleService(
     def operators(self) -> list[str]:
         ops = sorted({self.address, *self.cfg.peers}, key=lambda a: int(a, 16))
         return ops
+
+    def _setup_keys(self) -> None:
+        """This operator's encryption keys (to open the sealed jobs it audits), next to its
+        database; the current one is published in KeyDirectory if it is not there yet."""
+        if not keys.has_directory(self.h):
+            return
+        path = self.cfg.key_file or str(Path(self.cfg.db_path).with_name(Path(self.cfg.db_path).stem + ".keys.json"))
+        self.keyring = Keyring.load_or_create(path, self.address)
+        self._publish_key()
+
+    def _publish_key(self) -> None:
+        """Publishes the key unless it is on-chain already; a failure (another process sending
+        from this account at the same moment) is retried every cycle."""
+        if self.keyring is None or self._key_published:
+            return
+        try:
+            with self._chain_lock:
+                sent = keys.publish(self.h, self.sender, self.keyring)
+        except Exception as e:  # noqa: BLE001 - retried next cycle; audits of sealed jobs wait for it
+            log.warning(json.dumps({"event": "encryption_key_error", "error": f"{type(e).__name__}: {e}"[:300]}))
+            return
+        self._key_published = True
+        log.info(json.dumps({"event": "encryption_key", "published": sent, "version": self.keyring.current}))
 
     def leader_for(self, machine_id: int, nonce: int, waited_s: float) -> str:
         ops = self.operators()
@@ -303,6 +333,7 @@ class OracleService(
                 self.cfg.epoch_genesis = int(h.emissions.GENESIS())
                 self.cfg.epoch_seconds = int(h.emissions.EPOCH_SECONDS())
             self.sender = self._sender()
+            self._setup_keys()
             threading.Thread(target=self._audit_worker, name="audit", daemon=True).start()
             self.beacon_duty = beacon_duty.start_for_service(self)  # reveals on a thread of their own
             self.server = start_http(self)
@@ -359,6 +390,7 @@ class OracleService(
         # Chain time when the chain moves, wall time when it idles (a dev chain mines only on
         # transactions): leader rotation and uptime epochs must advance either way.
         clock = max(now, int(time.time()))
+        self._publish_key()
         self.jobs_round(now, clock)
         for m in self.store.machines():
             if self._needs_attestation(m, now):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import queue
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -277,6 +278,17 @@ class VerdictsMixin:
                 with self._audit_lock:
                     self._audits_pending.discard(key)
 
+    def _blob_auth(self, provider: str) -> Callable[[str, str], dict] | None:
+        """Signed blob requests to `provider`'s agent, as this operator (offchain/blob_auth.py)."""
+        if not provider:
+            return None
+        if getattr(self, "_request_signer", None) is None:
+            from offchain.blob_auth import RequestSigner
+
+            self._request_signer = RequestSigner(self.cfg.operator_key, self.chain_id, str(self.h.registry.address))
+        signer = self._request_signer
+        return lambda method, blob: signer.headers(provider, method, blob)
+
     def _run_audit(self, key: tuple[int, str], job_data: dict, urls: list[str]) -> None:
         from offchain.oracle.auditor import audit_job
 
@@ -289,6 +301,8 @@ class VerdictsMixin:
                 device=self.cfg.audit_device,
                 fetch_timeout_s=self.cfg.audit_fetch_timeout_s,
                 retries=self.cfg.audit_retries,
+                keyring=self.keyring,
+                auth=self._blob_auth(str(job_data.get("provider", ""))),
             )
         except Exception as e:  # noqa: BLE001 - AuditUnavailable or a bug: sign nothing, retry later
             self.metrics.audit_failures.inc()

@@ -47,6 +47,11 @@ anyone downloads them and job outputs, as blobs. Every JSON reply is an object, 
          Job specs (`workloads.base.canonical_json(spec)`, named by the on-chain spec_hash) and
          the inputs a spec names by hash are uploaded here by the user before the job is
          funded; the job worker stores outputs here too.
+    With `blob_auth` (`gpunet provider serve` sets it), every blob request is signed by an
+    account (header X-Gpunet-Auth, offchain/blob_auth.py) and checked against who may read or
+    write what, with per-account quotas (offchain/provider/blob_access.py): 401 unsigned,
+    expired or replayed, 403 not allowed, 413 over the account's quota, 503 while the job
+    worker is still connecting to the chain.
     GET  /blobs/<sha256 hex>  (HEAD: the same headers, no body)
          -> application/octet-stream: the blob (sha256(body) == hex). 404 if unknown.
          A job's `result_uri` on-chain is `<agent url>/blobs/<result hash hex>`; blobs stay
@@ -98,6 +103,7 @@ from typing import Any, BinaryIO
 from aiohttp import web
 from prometheus_client import generate_latest
 
+from offchain.blob_auth import HEADER, AuthError
 from offchain.http_server import HttpServer, blocking, client_gone
 from offchain.provider.agent_core import (  # re-exported: the agent's public names
     AGENT_VERSION,
@@ -221,10 +227,34 @@ async def _route(request: web.Request, name: str, groups: tuple[str, ...]) -> we
         body = await _body(request)
         return _json(200, await blocking(request, agent.memory_open, groups[0], body))
     if name == "blob_put":
-        return await _blob_put(request, agent.blobs, groups[0])
+        signer = await _blob_access(request, agent, "PUT", groups[0])
+        resp = await _blob_put(request, agent.blobs, groups[0])
+        if signer is not None and resp.status in (200, 201):
+            await blocking(request, agent.access.record_put, signer, groups[0], int(request.content_length or 0))
+        return resp
     if name == "blob_get":
-        return await _blob_get(request, agent.blobs, groups[0])
+        await _blob_access(request, agent, request.method, groups[0])
+        return await _blob_get(request, agent.blobs, groups[0], private=agent.config.blob_auth)
     raise RequestError(404, f"no route {name}")  # pragma: no cover - routes and names are in sync
+
+
+async def _blob_access(request: web.Request, agent: ProviderAgent, method: str, h: str) -> str | None:
+    """The signer of a blob request, when this agent enforces access (offchain/provider/
+    blob_access.py); None when it does not. Refusals are one-line errors (401, 403, 413, 503)."""
+    if not agent.config.blob_auth:
+        return None
+    access = getattr(agent, "access", None)
+    if access is None:
+        raise RequestError(503, "blob access is not ready: the agent is still connecting to the chain", {"retry": True})
+    header = request.headers.get(HEADER)
+    try:
+        if method == "PUT":
+            return await blocking(request, access.check_put, header, h, int(request.content_length or 0))
+        return await blocking(request, access.check_get, header, method, h)
+    except AuthError as e:
+        if method == "PUT" and e.status == 413:
+            await request.content.readany()  # the client is sending a body: let it see the reply
+        raise RequestError(e.status, str(e)) from None
 
 
 async def _blob_put(request: web.Request, store: BlobStore, h: str) -> web.StreamResponse:
@@ -257,13 +287,14 @@ async def _blob_put(request: web.Request, store: BlobStore, h: str) -> web.Strea
     return _json(200 if existed else 201, {"hash": h, "size": length})
 
 
-async def _blob_get(request: web.Request, store: BlobStore, h: str) -> web.StreamResponse:
+async def _blob_get(request: web.Request, store: BlobStore, h: str, private: bool = False) -> web.StreamResponse:
     f: BinaryIO | None = await blocking(request, store.open, h)
     if f is None:
         raise RequestError(404, f"no blob {h} here (upload it with PUT /blobs/{h})")
     try:
-        # Content-addressed: the bytes behind a name never change.
-        immutable = {"Cache-Control": "public, max-age=31536000, immutable"}
+        # Content-addressed: the bytes behind a name never change (but a signed read is not
+        # for a shared cache).
+        immutable = {"Cache-Control": f"{'private' if private else 'public'}, max-age=31536000, immutable"}
         resp = web.StreamResponse(status=200, headers={"Content-Type": "application/octet-stream", **immutable})
         resp.content_length = os.fstat(f.fileno()).st_size
         await resp.prepare(request)

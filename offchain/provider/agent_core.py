@@ -70,6 +70,13 @@ class AgentConfig:
     # Where blobs live (None: a temporary directory removed when the process exits).
     blob_dir: str | None = None
     max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES
+    # Signed blob requests, readers and quotas (offchain/provider/blob_access.py): the job
+    # worker attaches `agent.access` once it is on the chain. `gpunet provider serve` turns it
+    # on; off, anyone holding a hash may get or put a blob.
+    blob_auth: bool = False
+    blob_quota_bytes: int = 1 << 30
+    blob_retention_s: float = 7 * 24 * 3600.0
+    blob_orphan_ttl_s: float = 24 * 3600.0
     # How long the job worker holds its next job back for a challenge that was refused while a
     # job ran (the oracle retries within ~30 s; see the module docstring).
     challenge_gap_s: float = 90.0

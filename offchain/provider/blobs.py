@@ -6,8 +6,8 @@ Layout: ``<root>/<first 2 hex>/<64 hex>``, written to ``<root>/tmp/`` first and 
 place, so a crash never leaves a half-written blob under a valid name (a reader sees the whole
 blob or none). Writes are idempotent: putting a blob that exists is a no-op.
 
-Blobs are kept after their job is final (the oracle may still re-execute from them during an
-audit or dispute); garbage collection of old blobs is left to a later change.
+A sealed job's blobs are stored as sealed (offchain/sealing.py): the store never holds their
+plaintext, and opens them only in memory, for the job that runs.
 """
 
 from __future__ import annotations
@@ -141,6 +141,14 @@ class BlobStore:
     def __len__(self) -> int:
         return sum(1 for _ in self.names())
 
+    def remove(self, h: str) -> bool:
+        """Deletes the blob (garbage collection); False if it was not here."""
+        try:
+            self.path(h).unlink()
+            return True
+        except (FileNotFoundError, BlobError):
+            return False
+
     def names(self) -> Iterator[str]:
         for sub in self.root.iterdir():
             if sub.is_dir() and len(sub.name) == 2:
@@ -148,25 +156,38 @@ class BlobStore:
                     if HEX64.match(p.name):
                         yield p.name
 
-    def mapping(self) -> BlobMapping:
+    def mapping(self, key: bytes | None = None, where: Mapping[str, str] | None = None) -> BlobMapping:
         """A read-only `Mapping[hex, bytes]` view that loads blobs on access (what
-        `offchain.workloads.validate/execute` take as `blobs`)."""
-        return BlobMapping(self)
+        `offchain.workloads.validate/execute` take as `blobs`). A sealed job's view: its inputs
+        by their plaintext sha256, read from their sealed blobs (`where`: sha256 -> address)
+        and opened under the job's data `key` (`offchain.sealing.open_blob`) as they are read."""
+        return BlobMapping(self, key, where)
 
 
 class BlobMapping(Mapping[str, bytes]):
-    """Lazy `Mapping` over a `BlobStore`: `h in m` checks the disk, `m[h]` reads the file."""
+    """Lazy `Mapping` over a `BlobStore`: `h in m` checks the disk, `m[h]` reads the file (for a
+    sealed job, the blob `where[h]`, opened under `key`; SealError if it does not open)."""
 
-    def __init__(self, store: BlobStore):
+    def __init__(self, store: BlobStore, key: bytes | None = None, where: Mapping[str, str] | None = None):
         self._store = store
+        self._key = key
+        self._where = where
+
+    def _address(self, h: str) -> str | None:
+        return h if self._where is None else self._where.get(h)
 
     def __contains__(self, h: object) -> bool:
-        return isinstance(h, str) and self._store.has(h)
+        return isinstance(h, str) and (a := self._address(h)) is not None and self._store.has(a)
 
     def __getitem__(self, h: str) -> bytes:
-        data = self._store.get(h)
+        a = self._address(h)
+        data = None if a is None else self._store.get(a)
         if data is None:
             raise KeyError(h)
+        if self._key is not None:
+            from offchain.sealing import open_blob
+
+            return open_blob(data, self._key)
         return data
 
     def __iter__(self) -> Iterator[str]:

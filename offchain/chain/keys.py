@@ -1,0 +1,65 @@
+"""Encryption keys on-chain (KeyDirectory): who can read a sealed job, and publishing one's key.
+
+A job's readers are its user, its provider (or, for an open job, each candidate provider) and
+every current OracleHub operator: any of them may be asked to audit it (the committee, then
+everyone once a committee member is late: offchain/oracle/verdicts.py). Each is a
+`sealing.Recipient`, the key and version its account published in KeyDirectory; an account
+that published none cannot be sealed to. See docs/SECURITY.md, "Data protection".
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from offchain.sealing import Keyring, Recipient
+
+OPERATORS_CACHE_S = 30.0
+_operators_cache: dict[str, tuple[float, list[str]]] = {}
+
+
+def has_directory(h: Any) -> bool:
+    return getattr(h, "key_directory", None) is not None
+
+
+def current_operators(h: Any, start_block: int = 0) -> list[str]:
+    """OracleHub's operators now: every OperatorAdded account still `is_operator` (the hub keeps
+    no list; the events are read at most every `OPERATORS_CACHE_S`)."""
+    key = str(h.hub.address)
+    hit = _operators_cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < OPERATORS_CACHE_S:
+        return hit[1]
+    stop = int(h.chain.blocks.height) + 1
+    added = {str(log.operator) for log in h.hub.OperatorAdded.range(start_block, stop)}
+    ops = sorted((a for a in added if h.hub.is_operator(a)), key=lambda a: int(a, 16))
+    _operators_cache[key] = (time.monotonic(), ops)
+    return ops
+
+
+def recipients(h: Any, accounts: list[str]) -> dict[str, Recipient | None]:
+    """{account: its published key as a Recipient, or None if it published none}."""
+    if not accounts:
+        return {}
+    keys, versions = h.key_directory.keys_of(accounts)
+    out: dict[str, Recipient | None] = {}
+    for a, k, v in zip(accounts, keys, versions, strict=True):
+        raw = bytes(k) if not isinstance(k, str) else bytes.fromhex(k.removeprefix("0x"))
+        out[a] = Recipient(a, raw, int(v)) if int(v) > 0 else None
+    return out
+
+
+def auditors(h: Any, start_block: int = 0) -> tuple[list[Recipient], list[str]]:
+    """(the operators' keys, operators without a published key)."""
+    found = recipients(h, current_operators(h, start_block))
+    return [r for r in found.values() if r is not None], [a for a, r in found.items() if r is None]
+
+
+def publish(h: Any, account: Any, keyring: Keyring) -> bool:
+    """Publishes the keyring's current key unless KeyDirectory already has it. True if sent."""
+    mine = recipients(h, [account.address])[account.address]
+    if mine is not None and mine.public_key == keyring.public_key():
+        keyring.renumber(mine.version)
+        return False
+    h.key_directory.set_encryption_key(keyring.public_key(), sender=account)
+    keyring.renumber(int(h.key_directory.key_version(account.address)))
+    return True

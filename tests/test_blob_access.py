@@ -1,0 +1,177 @@
+"""Who may put and get which blob at a provider's agent (offchain/provider/blob_access.py, with
+signed requests from offchain/blob_auth.py): over the real agent HTTP server, and the quota and
+garbage-collection rules on the store with a test clock. No chain: the worker's part (the
+operator set, linking a job's blobs to its user, marking jobs final) is called directly."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import requests
+from eth_account import Account
+
+from offchain.blob_auth import HEADER, AuthError, Domain, RequestSigner, Verifier
+from offchain.provider.agent import AgentConfig, serve
+from offchain.provider.blob_access import BlobAccess
+from offchain.provider.blobs import BlobStore
+
+CHAIN, REGISTRY = 31337, "0x" + "ab" * 20
+PROVIDER, USER, OPERATOR, STRANGER = (Account.create() for _ in range(4))
+
+
+def _signer(acct, chain=CHAIN, registry=REGISTRY):
+    return RequestSigner(acct.key.hex(), chain, registry)
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1_000_000.0
+
+    def __call__(self):
+        return self.t
+
+
+@pytest.fixture
+def agent(tmp_path):
+    """An agent enforcing access, as the job worker sets it up (operators: OPERATOR)."""
+    server, thread = serve(AgentConfig(provider=PROVIDER.address, port=0, device="cpu", blob_auth=True,
+                                       blob_dir=str(tmp_path / "blobs"), blob_quota_bytes=10_000))  # fmt: skip
+    url = server.url
+    before = requests.get(f"{url}/blobs/{'00' * 32}", timeout=5)
+    assert before.status_code == 503 and "connecting to the chain" in before.json()["error"]
+    access = BlobAccess(server.agent.blobs, Verifier(Domain(CHAIN, REGISTRY, PROVIDER.address)), quota_bytes=10_000)
+    access.operators = {OPERATOR.address.lower()}
+    server.agent.access = access
+    yield url, access
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def _put(url, acct, data, **kw):
+    h = hashlib.sha256(data).hexdigest()
+    headers = _signer(acct, **kw).headers(PROVIDER.address, "PUT", h) if acct else {}
+    return h, requests.put(f"{url}/blobs/{h}", data=data, headers=headers, timeout=5)
+
+
+def _get(url, acct, h, method="GET", **kw):
+    headers = _signer(acct, **kw).headers(PROVIDER.address, method, h) if acct else {}
+    return requests.request(method, f"{url}/blobs/{h}", headers=headers, timeout=5)
+
+
+def test_readers__uploader_provider_operator_and_job_user__nobody_else(agent):
+    url, access = agent
+    h, r = _put(url, USER, b"sealed spec bytes")
+    assert r.status_code == 201
+    for who in (USER, PROVIDER, OPERATOR):
+        got = _get(url, who, h)
+        assert got.status_code == 200 and got.content == b"sealed spec bytes"
+        assert "private" in got.headers["Cache-Control"]
+    assert _get(url, USER, h, "HEAD").status_code == 200
+    refused = _get(url, STRANGER, h)
+    assert refused.status_code == 403 and "may not read blob" in refused.json()["error"]
+    # An outsider holding the hash learns nothing, not even whether the blob exists:
+    assert _get(url, STRANGER, "cd" * 32).status_code == 403
+    # The worker links a job's output to the job's user: then the user may read it.
+    out, r = _put(url, PROVIDER, b"sealed output")
+    assert _get(url, STRANGER, out).status_code == 403 and _get(url, USER, out).status_code == 403
+    access.link_job(7, [out], USER.address)
+    assert _get(url, USER, out).status_code == 200
+
+
+def test_refusals__unsigned_wrong_domain_expired_replayed__one_line_each(agent):
+    url, access = agent
+    h, _ = _put(url, USER, b"x")
+    r = _get(url, None, h)
+    assert r.status_code == 401 and HEADER in r.json()["error"]
+    for kw in ({"chain": 1}, {"registry": "0x" + "cd" * 20}):  # signed for another chain / deployment
+        r = _get(url, USER, h, **kw)
+        assert r.status_code == 401 and "wrong chain, deployment" in r.json()["error"]
+    headers = _signer(USER).headers(PROVIDER.address, "GET", h)
+    assert requests.get(f"{url}/blobs/{h}", headers=headers, timeout=5).status_code == 200
+    replay = requests.get(f"{url}/blobs/{h}", headers=headers, timeout=5)
+    assert replay.status_code == 401 and "replay" in replay.json()["error"]
+    other = _signer(USER).headers("0x" + "99" * 20, "GET", h)  # signed for another provider's agent
+    assert requests.get(f"{url}/blobs/{h}", headers=other, timeout=5).status_code == 401
+    wrong_blob = _signer(USER).headers(PROVIDER.address, "GET", "ee" * 32)
+    assert requests.get(f"{url}/blobs/{h}", headers=wrong_blob, timeout=5).status_code == 401
+    old = _signer(USER).headers(PROVIDER.address, "GET", h, validity_s=-5)
+    r = requests.get(f"{url}/blobs/{h}", headers=old, timeout=5)
+    assert r.status_code == 401 and "expired" in r.json()["error"]
+    far = _signer(USER).headers(PROVIDER.address, "GET", h, validity_s=3600)
+    assert "ahead" in requests.get(f"{url}/blobs/{h}", headers=far, timeout=5).json()["error"]
+    r = requests.get(f"{url}/blobs/{h}", headers={HEADER: "garbage"}, timeout=5)
+    assert r.status_code == 401 and "malformed" in r.json()["error"]
+
+
+def test_quota__per_account__reuploads_free__other_accounts_unaffected(agent):
+    url, _ = agent
+    _, r = _put(url, USER, b"a" * 6_000)
+    assert r.status_code == 201
+    _, r = _put(url, USER, b"a" * 6_000)  # the same bytes again: no quota cost
+    assert r.status_code == 200
+    _, r = _put(url, USER, b"b" * 5_000)
+    assert r.status_code == 413 and "quota of 10000 bytes" in r.json()["error"]
+    _, r = _put(url, STRANGER, b"b" * 5_000)
+    assert r.status_code == 201
+    h, r = _put(url, None, b"c")
+    assert r.status_code == 401  # an unsigned upload stores nothing
+    assert _get(url, PROVIDER, h).status_code == 404
+
+
+def test_operator_added_since_the_set_was_read__checked_live(agent):
+    url, access = agent
+    h, _ = _put(url, USER, b"y")
+    asked = []
+    access.is_operator = lambda a: asked.append(a) or a == STRANGER.address.lower()
+    assert _get(url, STRANGER, h).status_code == 200
+    assert _get(url, STRANGER, h).status_code == 200
+    assert asked == [STRANGER.address.lower()]  # remembered for a while, not asked per request
+
+
+def test_garbage_collection__after_retention__shared_blobs_wait_for_every_job(tmp_path):
+    clock = Clock()
+    store = BlobStore(tmp_path / "blobs")
+    access = BlobAccess(store, Verifier(Domain(CHAIN, REGISTRY, PROVIDER.address), clock=clock),
+                        retention_s=100, orphan_ttl_s=1_000, clock=clock)  # fmt: skip
+    shared, only_a, orphan = (store.put(b) for b in (b"model", b"spec a", b"never used"))
+    for h in (shared, only_a, orphan):
+        access.record_put(USER.address, h, 5)
+    access.link_job(1, [shared, only_a], USER.address)
+    access.link_job(2, [shared], USER.address)
+    access.job_final(1)
+    clock.t += 101
+    assert access.collect() == [only_a]  # job 2 still needs the shared model
+    assert store.has(shared) and not store.has(only_a)
+    access.job_final(2)
+    clock.t += 50
+    assert access.collect() == []  # retention runs from job 2's end
+    clock.t += 60
+    assert access.collect() == [shared]
+    clock.t += 1_000
+    assert access.collect() == [orphan] and len(store) == 0
+    # Gone from the books too: the quota is free again.
+    assert access.meta.read_one("SELECT COUNT(*) FROM blob")[0] == 0
+
+
+def test_verifier__signature_by_a_keystore_like_account():
+    """An ape account without a raw key signs the EIP-712 message itself (`encode_rsv`)."""
+
+    class ApeLike:
+        address = USER.address
+
+        def sign_message(self, msg):
+            sig = Account.sign_message(msg, USER.key)
+
+            class S:
+                def encode_rsv(self_inner):
+                    return bytes(sig.signature)
+
+            return S()
+
+    headers = RequestSigner(ApeLike(), CHAIN, REGISTRY).headers(PROVIDER.address, "GET", "ab" * 32)
+    v = Verifier(Domain(CHAIN, REGISTRY, PROVIDER.address))
+    assert v.verify(headers[HEADER], "GET", "ab" * 32) == USER.address
+    with pytest.raises(AuthError, match="replay"):
+        v.verify(headers[HEADER], "GET", "ab" * 32)
