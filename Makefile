@@ -17,7 +17,7 @@ FUZZ_EXAMPLES ?= 40
 # on a 2-core machine (docs/LOAD.md "The suite's time"). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
 
-.PHONY: install test unit fuzz demo bench load faults figures clean lint
+.PHONY: install test unit fuzz demo bench load faults figures seal-bench clean lint
 
 install: $(STAMP) $(ANVIL)
 
@@ -54,6 +54,11 @@ load: install
 faults: install
 	ape compile
 	$(VENV)/bin/python -m scripts.faults
+
+# Sealing job data: ms per MiB and per job, and sealed vs plaintext jobs end to end -> build/bench/sealing.json (~1 min).
+seal-bench: install
+	ape compile
+	$(VENV)/bin/python -m scripts.seal_bench
 
 # Hardware decision rule error rates under 0/50/100% background load -> build/figures/hardware.json (~10 min).
 figures: install

@@ -224,6 +224,16 @@ class Keyring:
         self.save()
         return self.current
 
+    def reload(self) -> bool:
+        """Re-reads the key file (rotated by another process: `gpunet keys rotate`); True if its
+        current key changed."""
+        if self.path is None or not self.path.exists():
+            return False
+        fresh = Keyring.load(self.path)
+        changed = fresh.current != self.current or fresh.public_key() != self.public_key()
+        self.keys, self.current = fresh.keys, fresh.current
+        return changed
+
     def renumber(self, published_version: int) -> None:
         """Gives the current key the version KeyDirectory gave it when it was published."""
         if published_version != self.current:
@@ -255,7 +265,16 @@ class Keyring:
         os.replace(tmp, self.path)
 
     def open_key(self, envelope: bytes) -> bytes:
-        """The job's data key from its envelope, checked against the key commitment."""
+        """The job's data key from its envelope, checked against the key commitment (a key
+        version this keyring lacks is looked for once more in its file: rotated meanwhile)."""
+        try:
+            return self._open_key(envelope)
+        except KeyMissing:
+            if not self.reload():
+                raise
+            return self._open_key(envelope)
+
+    def _open_key(self, envelope: bytes) -> bytes:
         header, _, _ = parse(envelope)
         mine = [w for w in header.get("wraps", []) if str(w.get("to", "")).lower() == self.address]
         if not mine:

@@ -22,6 +22,7 @@ import click
 from offchain.cli import bench as _bench
 from offchain.cli import devnet as _devnet
 from offchain.cli import job as _job
+from offchain.cli import keys as _keys
 from offchain.cli import market as _market
 from offchain.cli import oracle as _oracle
 from offchain.cli import provider as _provider
@@ -43,7 +44,7 @@ def cli(debug: bool) -> None:
 
 for _cmd in (
     _provider.provider, _job.job, _oracle.oracle, _market.info, _market.price, _market.rewards, _bench.bench,
-    _devnet.devnet,
+    _devnet.devnet, _keys.keys_group,
 ):  # fmt: skip
     cli.add_command(_cmd)
 import offchain.cli.reports  # noqa: E402, F401 - adds job list/logs, provider jobs/earnings to their groups

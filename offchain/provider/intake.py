@@ -24,7 +24,7 @@ from offchain import workloads
 from offchain.chain.jobs import apply_event, as_tuple
 from offchain.chain.views import read_many
 from offchain.provider.metrics import metrics_of
-from offchain.sealing import SealError, is_sealed, open_blob, unpack_spec, verify_wraps
+from offchain.sealing import SealError, is_sealed, unpack_spec
 from offchain.workloads.base import canonical_json
 
 log = logging.getLogger("gpunet.provider.worker")
@@ -154,7 +154,7 @@ class Intake:
             raise Skip(f"spec blob {spec_hex} not uploaded yet (PUT /blobs/{spec_hex})")
         key, where = None, None
         if is_sealed(raw):
-            key, doc = self.open_envelope(raw)
+            key, doc = self.w.guard.open_envelope(raw)
             try:
                 spec, where = unpack_spec(doc)
             except ValueError as e:
@@ -183,32 +183,8 @@ class Intake:
         except SealError as e:  # an input not sealed under the job's key, or altered
             raise Refuse(f"sealed input does not open: {e}") from None
         if key is not None:
-            self.w.data_keys[spec_hex] = (key, where)
+            self.w.guard.data_keys[spec_hex] = (key, where)
         return spec
-
-    def open_envelope(self, envelope: bytes) -> tuple[bytes, bytes]:
-        """(data key, spec bytes) of a sealed job, after checking that every current oracle
-        operator can open it too: deterministic wraps (offchain/sealing.py) let the provider
-        check what an auditor will find, so a job no auditor could read is refused, never run
-        (an auditor holds a provider that accepted one responsible: docs/SECURITY.md)."""
-        w = self.w
-        if w.keyring is None:
-            raise Refuse("the job is sealed and this agent has no encryption key (KeyDirectory)")
-        try:
-            key = w.keyring.open_key(envelope)
-            spec_bytes = open_blob(envelope, key)
-        except SealError as e:
-            raise Refuse(f"sealed spec does not open: {e}") from None
-        readers, missing = w.auditors()
-        problems = verify_wraps(envelope, key, readers)
-        if problems:
-            raise Refuse("sealed so that auditors cannot open it: " + "; ".join(problems[:3]))
-        if len(readers) < w.audit_quorum():
-            raise Refuse(
-                f"only {len(readers)} oracle operators published an encryption key ({len(missing)} did not): "
-                "too few to audit a sealed job"
-            )
-        return key, spec_bytes
 
     def check(self, job: dict, snap: _Cycle) -> tuple[dict, int]:
         """(spec, collateral to lock) if the job is acceptable now; Skip or Refuse otherwise."""
@@ -268,9 +244,9 @@ class Intake:
         for jid, job, spec in items:
             w.store.set_state(jid, "running", machine_id=machine_id)
             spec_hex = _hex32(job["spec_hash"])
-            where = (w.data_keys.get(spec_hex) or (None, None))[1] or {}
+            where = (w.guard.data_keys.get(spec_hex) or (None, None))[1] or {}
             inputs = [where.get(h, h) for h in spec.get("inputs", {}).values()]
-            w.link_blobs(jid, job, [spec_hex, *inputs])
+            w.guard.link(jid, job, [spec_hex, *inputs])
             w.checked.add(jid)
             w.specs[jid] = spec  # checked above: the run needs no second read
             _event(event="accepted", job_id=jid, machine_id=machine_id, kind=spec["kind"], units=job["compute_units"],

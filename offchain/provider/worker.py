@@ -79,26 +79,22 @@ from pathlib import Path
 from typing import Any
 
 from offchain import workloads
-from offchain.blob_auth import Domain, Verifier
-from offchain.chain import keys
 from offchain.chain.follow import Follower, Source, default_reorg_depth
 from offchain.chain.heads import HeadWatcher
 from offchain.chain.jobs import ZERO_ADDRESS, apply_event, as_tuple, job_from_chain, job_from_created
 from offchain.chain.views import read_many
 from offchain.constants import JobStatus, MachineStatus
-from offchain.provider.blob_access import BlobAccess
 from offchain.provider.blobs import BlobStore
 from offchain.provider.cheats import JOB_CHEATS, execute_cheating
+from offchain.provider.guard import DataGuard
 from offchain.provider.intake import Intake, Refuse, Skip
 from offchain.provider.metrics import metrics_of
 from offchain.provider.payout import Payout
 from offchain.provider.store import OPEN_STATES, WorkerStore
-from offchain.sealing import Keyring, SealError, seal_data
+from offchain.sealing import SealError, seal_data
 
 log = logging.getLogger("gpunet.provider.worker")
 
-BLOB_TEND_S = 60.0  # how often the operator set for blob reads is re-read and old blobs collected
-KEY_FILE = "encryption-key.json"  # in state_dir: the X25519 keys sealed jobs are opened with (0600)
 CRASH_ENV = "GPUNET_AGENT_CRASH_AT"
 CRASH_POINTS = ("accepted", "executed")
 CRASH_EXIT_CODE = 75
@@ -178,10 +174,7 @@ class JobWorker:
         self.heads: HeadWatcher | None = None  # new blocks over the node's websocket, if it has one
         # Sealed jobs (offchain/sealing.py): this provider's X25519 keys (published in
         # KeyDirectory at start) and each accepted sealed job's data key, by spec hash.
-        self.keyring: Keyring | None = None
-        self._key_published = False
-        self.data_keys: dict[str, tuple[bytes, dict]] = {}  # spec hash -> (data key, input addresses)
-        self._blobs_tended = 0.0
+        self.guard = DataGuard(self)  # sealed jobs' keys and signed blob access (provider/guard.py)
 
     # ------------------------------------------------------------------ chain plumbing
     def _sender(self) -> Any:
@@ -218,66 +211,6 @@ class JobWorker:
             self._read_head()
         return self._head[0]
 
-    def _setup_keys(self) -> None:
-        """Loads (or makes) the provider's encryption keys and publishes the current one in
-        KeyDirectory if it is not there yet; without a KeyDirectory, sealed jobs are refused."""
-        if not keys.has_directory(self.h):
-            _event(event="sealed_jobs_off", reason="this deployment has no KeyDirectory")
-            return
-        self.keyring = Keyring.load_or_create(Path(self.cfg.state_dir) / KEY_FILE, self.address)
-        self._key_published = False
-        self._publish_key()
-
-    def _publish_key(self) -> None:
-        """Publishes the key unless it is on-chain already; a failure (another process sending
-        from this account at the same moment) is retried on the next cycles."""
-        if self.keyring is None or self._key_published:
-            return
-        try:
-            sent = keys.publish(self.h, self.account, self.keyring)
-        except Exception as e:  # noqa: BLE001 - retried next cycle; sealed jobs wait for it
-            log.warning(json.dumps({"event": "encryption_key_error", "error": f"{type(e).__name__}: {e}"[:300]}))
-            return
-        self._key_published = True
-        _event(event="encryption_key", published=sent, public_key=self.keyring.public_key().hex())
-
-    def _setup_access(self) -> None:
-        """Signed blob access (offchain/provider/blob_access.py), when the agent enforces it."""
-        cfg = getattr(self.agent, "config", None)
-        if not getattr(cfg, "blob_auth", False):
-            return
-        domain = Domain(int(self.h.chain.chain_id), str(self.h.registry.address), self.address)
-        access = BlobAccess(self.blobs, Verifier(domain), quota_bytes=cfg.blob_quota_bytes,
-                            retention_s=cfg.blob_retention_s, orphan_ttl_s=cfg.blob_orphan_ttl_s)  # fmt: skip
-        access.operators = {a.lower() for a in keys.current_operators(self.h, self.start_block)}
-        access.is_operator = lambda a: bool(self.h.hub.is_operator(a))
-        self.agent.access = access
-        _event(event="blob_access", quota_bytes=cfg.blob_quota_bytes, retention_s=cfg.blob_retention_s,
-               operators=len(access.operators))  # fmt: skip
-
-    def link_blobs(self, jid: int, job: dict, hashes: list[str]) -> None:
-        access = getattr(self.agent, "access", None)
-        if access is not None:
-            access.link_job(jid, hashes, str(job["user"]))
-
-    def tend_blobs(self) -> None:
-        """The operator set for blob reads, and garbage collection, once a minute."""
-        access = getattr(self.agent, "access", None)
-        if access is None or time.monotonic() - self._blobs_tended < BLOB_TEND_S:
-            return
-        self._blobs_tended = time.monotonic()
-        access.operators = {a.lower() for a in keys.current_operators(self.h, self.start_block)}
-        gone = access.collect()
-        if gone:
-            _event(event="blobs_collected", count=len(gone))
-
-    def auditors(self) -> tuple[list[Any], list[str]]:
-        """The oracle operators' published keys (and who has none): a sealed job must open for each."""
-        return keys.auditors(self.h, self.start_block)
-
-    def audit_quorum(self) -> int:
-        return int(self.h.hub.threshold())
-
     def _rebuild(self, jid: int) -> dict:
         """The job's current struct from its events (checked against the on-chain commitment)."""
         return job_from_chain(self.h.market, jid, self.start_block, self._stop_block())
@@ -301,8 +234,7 @@ class JobWorker:
             deploy_block = h.chain.blocks[self.start_block].hash
             self.store.check_binding(h.chain.chain_id, h.market.address, self.address, _hex32(deploy_block))
             self._load_machines()
-            self._setup_keys()
-            self._setup_access()
+            self.guard.setup()
             self._restore()
             _event(event="worker_started", provider=self.address, cheat=self.cfg.cheat, state=self.store.counts())
             self.observe_store()
@@ -363,8 +295,7 @@ class JobWorker:
         self.intake.cycle(self.clock(), stop)
         self.deliver(stop)
         self.payout.cycle(self.clock())
-        self._publish_key()
-        self.tend_blobs()
+        self.guard.tend()
         self.observe_store()
         self.metrics.cycles.inc()
         self.metrics.last_cycle.set_to_current_time()
@@ -453,9 +384,7 @@ class JobWorker:
 
     def _done(self, jid: int, reason: str) -> None:
         self.store.set_state(jid, "done", reason=reason)
-        access = getattr(self.agent, "access", None)
-        if access is not None:
-            access.job_final(jid)  # its blobs go after the retention period
+        self.guard.job_final(jid)  # its blobs go after the retention period
         self.jobs.pop(jid, None)
         self.specs.pop(jid, None)
         self.onchain.pop(jid, None)
@@ -545,14 +474,14 @@ class JobWorker:
                 return None
             t0 = time.perf_counter()
             try:
-                data = self.execute(spec, self.data_keys.get(_hex32(job["spec_hash"])))
+                data = self.execute(spec, self.guard.data_keys.get(_hex32(job["spec_hash"])))
             except (workloads.WorkloadError, workloads.SpecError, SealError) as e:
                 # The job cannot be done (a bad model blob, ...): it will expire on-chain.
                 self._done(jid, f"execution failed: {e}")
                 return None
             seconds = time.perf_counter() - t0
             result_hex = self.blobs.put(data)
-            self.link_blobs(jid, job, [result_hex])
+            self.guard.link(jid, job, [result_hex])
             self.store.set_state(jid, "executed", result_hex=result_hex)
             self.metrics.jobs_executed.labels(str(spec["kind"])).inc()
             self.metrics.job_seconds.observe(seconds)

@@ -1,0 +1,128 @@
+"""The provider's side of data protection (docs/SECURITY.md, "Data protection"), for its job
+worker (`offchain/provider/worker.py`):
+
+- its X25519 keys (`<state dir>/encryption-key.json`, 0600), the current one published in
+  KeyDirectory (retried each cycle until it is);
+- opening a sealed job's envelope, after checking that every oracle operator can open it too
+  (`open_envelope`; the intake refuses the job otherwise), and the data keys of accepted jobs;
+- signed blob access at the agent (`offchain/provider/blob_access.py`), when the agent enforces
+  it: the operator set, each job's blobs linked to its user, blobs released once their job is
+  final, and garbage collection once a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from offchain.blob_auth import Domain, Verifier
+from offchain.chain import keys
+from offchain.provider.blob_access import BlobAccess
+from offchain.provider.intake import Refuse
+from offchain.sealing import Keyring, SealError, open_blob, verify_wraps
+
+log = logging.getLogger("gpunet.provider.worker")
+KEY_FILE = "encryption-key.json"  # in the worker's state_dir
+TEND_S = 60.0  # how often the operator set for blob reads is re-read and old blobs collected
+
+
+def _event(**kw: Any) -> None:
+    log.info(json.dumps(kw, default=str))
+
+
+class DataGuard:
+    def __init__(self, worker: Any):
+        self.w = worker
+        self.keyring: Keyring | None = None
+        self.data_keys: dict[str, tuple[bytes, dict]] = {}  # spec hash -> (data key, input addresses)
+        self._published = False
+        self._tended = 0.0
+
+    @property
+    def access(self) -> BlobAccess | None:
+        return getattr(self.w.agent, "access", None)
+
+    def setup(self) -> None:
+        """Keys (without a KeyDirectory in the deployment, sealed jobs are refused) and access."""
+        w = self.w
+        if keys.has_directory(w.h):
+            self.keyring = Keyring.load_or_create(Path(w.cfg.state_dir) / KEY_FILE, w.address)
+            self.publish_key()
+        else:
+            _event(event="sealed_jobs_off", reason="this deployment has no KeyDirectory")
+        cfg = getattr(w.agent, "config", None)
+        if getattr(cfg, "blob_auth", False):
+            domain = Domain(int(w.h.chain.chain_id), str(w.h.registry.address), w.address)
+            access = BlobAccess(w.blobs, Verifier(domain), quota_bytes=cfg.blob_quota_bytes,
+                                retention_s=cfg.blob_retention_s, orphan_ttl_s=cfg.blob_orphan_ttl_s)  # fmt: skip
+            access.operators = {a.lower() for a in keys.current_operators(w.h, w.start_block)}
+            access.is_operator = lambda a: bool(w.h.hub.is_operator(a))
+            w.agent.access = access
+            _event(event="blob_access", quota_bytes=cfg.blob_quota_bytes, retention_s=cfg.blob_retention_s,
+                   operators=len(access.operators))  # fmt: skip
+
+    def publish_key(self) -> None:
+        """Publishes the current key unless it is on-chain already; a failure (another process
+        sending from this account at the same moment) is retried on the next cycles."""
+        if self.keyring is None or self._published:
+            return
+        try:
+            sent = keys.publish(self.w.h, self.w.account, self.keyring)
+        except Exception as e:  # noqa: BLE001 - retried next cycle; sealed jobs wait for it
+            log.warning(json.dumps({"event": "encryption_key_error", "error": f"{type(e).__name__}: {e}"[:300]}))
+            return
+        self._published = True
+        _event(event="encryption_key", published=sent, version=self.keyring.current,
+               public_key=self.keyring.public_key().hex())  # fmt: skip
+
+    def tend(self) -> None:
+        """Each cycle: publish the key if it is not yet; once a minute, refresh the operator set
+        for blob reads and collect old blobs (and pick up a key rotated by `gpunet keys rotate`)."""
+        self.publish_key()
+        if time.monotonic() - self._tended < TEND_S:
+            return
+        self._tended = time.monotonic()
+        if self.keyring is not None and self.keyring.reload():
+            self._published = False
+            self.publish_key()
+        access = self.access
+        if access is None:
+            return
+        access.operators = {a.lower() for a in keys.current_operators(self.w.h, self.w.start_block)}
+        gone = access.collect()
+        if gone:
+            _event(event="blobs_collected", count=len(gone))
+
+    def link(self, jid: int, job: dict, hashes: list[str]) -> None:
+        if self.access is not None:
+            self.access.link_job(jid, hashes, str(job["user"]))
+
+    def job_final(self, jid: int) -> None:
+        if self.access is not None:
+            self.access.job_final(jid)
+
+    def open_envelope(self, envelope: bytes) -> tuple[bytes, bytes]:
+        """(data key, opened spec document) of a sealed job, after checking that every current
+        oracle operator can open it too: deterministic wraps (offchain/sealing.py) let the
+        provider check what an auditor will find, so a job no auditor could read is refused,
+        never run (an auditor holds a provider that accepted one responsible: docs/SECURITY.md)."""
+        if self.keyring is None:
+            raise Refuse("the job is sealed and this agent has no encryption key (KeyDirectory)")
+        try:
+            key = self.keyring.open_key(envelope)
+            doc = open_blob(envelope, key)
+        except SealError as e:
+            raise Refuse(f"sealed spec does not open: {e}") from None
+        readers, missing = keys.auditors(self.w.h, self.w.start_block)
+        problems = verify_wraps(envelope, key, readers)
+        if problems:
+            raise Refuse("sealed so that auditors cannot open it: " + "; ".join(problems[:3]))
+        if len(readers) < int(self.w.h.hub.threshold()):
+            raise Refuse(
+                f"only {len(readers)} oracle operators published an encryption key ({len(missing)} did not): "
+                "too few to audit a sealed job"
+            )
+        return key, doc
