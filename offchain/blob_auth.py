@@ -18,6 +18,7 @@ the agent keeps each (address, nonce) until it expires, so a request cannot be r
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from eth_account.messages import encode_typed_data
 HEADER = "X-Gpunet-Auth"
 MAX_VALIDITY_S = 600
 DEFAULT_VALIDITY_S = 120
+CLOCK_SKEW_S = 120  # how far the agent's clock may be from the signer's (both ways)
 _TYPES = {
     "BlobAccess": [
         {"name": "method", "type": "string"},
@@ -117,6 +119,7 @@ class Verifier:
         self.domain = domain
         self._clock = clock
         self._seen: dict[tuple[str, int], int] = {}
+        self._lock = threading.Lock()  # requests are checked on several threads at once
 
     def verify(self, header: str | None, method: str, blob: str) -> str:
         """The signer's checksummed address, or AuthError saying what is wrong."""
@@ -132,9 +135,9 @@ class Verifier:
         except ValueError:
             raise AuthError(f"malformed {HEADER}: expected <address>:<expiry>:<nonce hex>:<signature hex>") from None
         now = int(self._clock())
-        if expiry < now:
+        if expiry < now - CLOCK_SKEW_S:
             raise AuthError(f"{HEADER} expired {now - expiry} s ago: sign the request again")
-        if expiry > now + MAX_VALIDITY_S:
+        if expiry > now + MAX_VALIDITY_S + CLOCK_SKEW_S:
             raise AuthError(f"{HEADER} expiry is more than {MAX_VALIDITY_S} s ahead")
         try:
             signer = Account.recover_message(_message(self.domain, method, blob, expiry, nonce), signature=signature)
@@ -144,9 +147,10 @@ class Verifier:
             raise AuthError(
                 f"{HEADER}: signed by {signer}, not {address} (wrong chain, deployment, provider, method or blob?)"
             )
-        for k in [k for k, exp in self._seen.items() if exp < now]:
-            del self._seen[k]
-        if (signer, nonce) in self._seen:
-            raise AuthError(f"{HEADER}: this signed request was already used (replay): sign a new one")
-        self._seen[(signer, nonce)] = expiry
+        with self._lock:
+            for k in [k for k, exp in self._seen.items() if exp < now]:
+                del self._seen[k]
+            if (signer, nonce) in self._seen:
+                raise AuthError(f"{HEADER}: this signed request was already used (replay): sign a new one")
+            self._seen[(signer, nonce)] = expiry + CLOCK_SKEW_S
         return signer

@@ -95,6 +95,21 @@ def _hkdf(ikm: bytes, salt: bytes | None, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(ikm)
 
 
+_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
+
+
+def shallow_json(raw: bytes, max_depth: int = 32) -> bool:
+    """True if `raw`'s brackets nest at most `max_depth` deep (counting every bracket, inside
+    strings too: stricter, never looser). Checked before `json.loads` on untrusted bytes: a
+    deeply nested document can overflow the C stack under a raised recursion limit."""
+    depth = 0
+    for b in raw.translate(None, _BRACKETS):
+        depth += 1 if b in (0x5B, 0x7B) else -1
+        if depth > max_depth:
+            return False
+    return True
+
+
 def _canonical(doc: dict) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
@@ -143,8 +158,28 @@ def seal_data(plaintext: bytes, key: bytes) -> bytes:
     )
 
 
+MAX_HEADER_BYTES = 64 << 10  # 300+ wraps: far more readers than any job has
+
+
+def _wrap_ok(w: object) -> bool:
+    return (
+        isinstance(w, dict)
+        and set(w) == {"to", "v", "e", "k"}
+        and isinstance(w["to"], str)
+        and w["to"] == w["to"].lower()
+        and type(w["v"]) is int
+        and w["v"] >= 1
+        and isinstance(w["e"], str)
+        and len(bytes.fromhex(w["e"])) == 32
+        and isinstance(w["k"], str)
+        and len(bytes.fromhex(w["k"])) == KEY_BYTES + 16
+    )
+
+
 def parse(blob: bytes) -> tuple[dict, bytes, bytes]:
-    """(header, header bytes, ciphertext) of a sealed blob; Tampered if it is malformed."""
+    """(header, header bytes, ciphertext) of a sealed blob; Tampered if it is malformed. The
+    header is checked strictly: it is the sealer's (or the provider's) input, and anything it
+    could make a reader choke on is refused here, as one error."""
     if not is_sealed(blob):
         raise Tampered("not a sealed blob (no gpunet-sealed/1 header)")
     n = len(MAGIC)
@@ -152,21 +187,29 @@ def parse(blob: bytes) -> tuple[dict, bytes, bytes]:
         raise Tampered("sealed blob truncated in its header")
     size = int.from_bytes(blob[n : n + 4], "big")
     hb = blob[n + 4 : n + 4 + size]
-    if len(hb) != size:
-        raise Tampered("sealed blob truncated in its header")
+    if len(hb) != size or size > MAX_HEADER_BYTES:
+        raise Tampered("sealed blob header truncated or too large")
     try:
-        header = json.loads(hb)
+        header = json.loads(hb) if shallow_json(hb, 4) else None
+        wraps = header.get("wraps", []) if isinstance(header, dict) else None
         ok = (
             isinstance(header, dict)
+            and set(header) <= {"alg", "commit", "nonce", "wraps"}
             and header.get("alg") == ALG
+            and isinstance(header["commit"], str)
             and len(bytes.fromhex(header["commit"])) == 32
+            and isinstance(header["nonce"], str)
             and len(bytes.fromhex(header["nonce"])) == _NONCE_BYTES
+            and isinstance(wraps, list)
+            and all(_wrap_ok(w) for w in wraps)
+            # One wrap per reader: a second one (a decoy before the real one) is refused.
+            and len({w["to"] for w in wraps}) == len(wraps)
             and _canonical(header) == hb
         )
-    except (ValueError, KeyError, TypeError):
+    except Exception:  # noqa: BLE001 - any malformed header (deep nesting: RecursionError) is the sealer's
         ok = False
     if not ok:
-        raise Tampered(f"sealed blob header is malformed (expected {ALG}, canonical JSON)")
+        raise Tampered(f"sealed blob header is malformed (expected {ALG}, canonical JSON, one wrap per reader)")
     return header, hb, blob[n + 4 + size :]
 
 
@@ -181,15 +224,31 @@ class Keyring:
     jobs sealed before a rotation). File: JSON {"address", "current", "keys": {version: hex}},
     mode 0600, written whole and renamed into place."""
 
-    def __init__(self, address: str, keys: Mapping[int, X25519PrivateKey], current: int, path: Path | None = None):
+    def __init__(
+        self,
+        address: str,
+        keys: Mapping[int, X25519PrivateKey],
+        current: int,
+        path: Path | None = None,
+        published: Iterable[int] | None = None,
+    ):
         self.address = address.lower()
         self.keys = dict(keys)
         self.current = current
         self.path = path
+        # Versions known to be this file's key on-chain (set when published or checked): only
+        # a wrap under one of them that fails to open proves a forgery. None: all (a user's
+        # own keyring, never published, numbers its keys itself).
+        self.self_numbered = published is None
+        self.published: set[int] = set() if published is None else set(published)
 
     @classmethod
-    def create(cls, address: str, path: str | Path | None = None) -> Keyring:
-        ring = cls(address, {1: X25519PrivateKey.generate()}, 1, Path(path) if path else None)
+    def create(cls, address: str, path: str | Path | None = None, published: bool = True) -> Keyring:
+        """A new key file. `published=False` for a key that is to be published in KeyDirectory
+        (its number is confirmed then: `renumber`); a user's own keyring needs none."""
+        ring = cls(
+            address, {1: X25519PrivateKey.generate()}, 1, Path(path) if path else None, None if published else []
+        )
         ring.save()
         return ring
 
@@ -199,7 +258,8 @@ class Keyring:
         try:
             doc = json.loads(p.read_text())
             keys = {int(v): X25519PrivateKey.from_private_bytes(bytes.fromhex(h)) for v, h in doc["keys"].items()}
-            ring = cls(doc["address"], keys, int(doc["current"]), p)
+            published = doc.get("published")
+            ring = cls(doc["address"], keys, int(doc["current"]), p, None if published is None else published)
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise SealError(f"cannot read the key file {p}: {e}") from None
         if ring.current not in ring.keys:
@@ -207,14 +267,14 @@ class Keyring:
         return ring
 
     @classmethod
-    def load_or_create(cls, path: str | Path, address: str) -> Keyring:
+    def load_or_create(cls, path: str | Path, address: str, published: bool = True) -> Keyring:
         p = Path(path)
         if p.exists():
             ring = cls.load(p)
             if ring.address != address.lower():
                 raise SealError(f"key file {p} belongs to {ring.address}, not {address}: use another --key-file")
             return ring
-        return cls.create(address, p)
+        return cls.create(address, p, published)
 
     def rotate(self) -> int:
         """A new current key (publish it, then jobs are sealed to it); old keys stay to open
@@ -235,13 +295,16 @@ class Keyring:
         return changed
 
     def renumber(self, published_version: int) -> None:
-        """Gives the current key the version KeyDirectory gave it when it was published."""
+        """Gives the current key the version KeyDirectory gave it when it was published (and
+        records that version as confirmed on-chain)."""
         if published_version != self.current:
             if published_version in self.keys:
                 raise SealError(f"key file {self.path}: version {published_version} is already another key")
             self.keys[published_version] = self.keys.pop(self.current)
+            self.published.discard(self.current)
             self.current = published_version
-            self.save()
+        self.published.add(published_version)
+        self.save()
 
     def public_key(self, version: int | None = None) -> bytes:
         return self.keys[self.current if version is None else version].public_key().public_bytes_raw()
@@ -257,6 +320,7 @@ class Keyring:
             "address": self.address,
             "current": self.current,
             "keys": {str(v): k.private_bytes_raw().hex() for v, k in sorted(self.keys.items())},
+            **({} if self.self_numbered else {"published": sorted(self.published)}),
         }
         tmp = self.path.with_name(self.path.name + f".{secrets.token_hex(4)}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -281,15 +345,19 @@ class Keyring:
             raise WrongKey(f"this job is not sealed to {self.address} (readers: {len(header.get('wraps', []))})")
         # A wrap's version is the key's KeyDirectory version; `keys.publish` numbers this file's
         # keys the same way.
-        for w in mine:
+        for w in mine:  # (one at most: `parse` refuses two wraps to one reader)
             priv = self.keys.get(int(w["v"]))
             if priv is None:
                 continue
+            if not self.self_numbered and int(w["v"]) not in self.published:
+                # This file's key under that number was never confirmed on-chain (a fresh file
+                # not published yet): not a forgery we can prove, our own trouble.
+                break
             key = _unwrap(priv, self.address, w)
             if key is None:
                 raise WrongKey(
                     f"the data key wrapped to {self.address} under key version {w['v']} does not open with that "
-                    "key: a forged wrap (or a replaced key file)"
+                    "key: a forged wrap"
                 )
             if key_commitment(key) != bytes.fromhex(header["commit"]):
                 raise Tampered("the wrapped data key does not match the envelope's key commitment")
@@ -322,41 +390,45 @@ def open_blob(blob: bytes, key: bytes) -> bytes:
         raise Tampered("the sealed blob failed authentication: altered or truncated") from None
 
 
-def pack_spec(spec: dict, sealed_inputs: Mapping[str, str]) -> bytes:
+def pack_spec(spec: dict, sealed_inputs: Mapping[str, str], user: str) -> bytes:
     """What an envelope seals: the spec as it is (its inputs named by their plaintext sha256,
-    which the workloads check) and where each input's sealed blob is stored."""
-    return json.dumps(
-        {"spec": spec, "sealed_inputs": dict(sealed_inputs)}, sort_keys=True, separators=(",", ":"), allow_nan=False
-    ).encode()
+    which the workloads check), where each input's sealed blob is stored, and the user who
+    sealed it (a provider refuses a job whose user is someone else: a copied spec hash)."""
+    doc = {"spec": spec, "sealed_inputs": dict(sealed_inputs), "user": user.lower()}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
 def unpack_spec(doc: bytes) -> tuple[dict, dict[str, str]]:
     """(spec, {input sha256: sealed blob address}) from an opened envelope; ValueError if it is
     not one (the sealer's fault: the provider refuses the job, an auditor finds the spec invalid)."""
     try:
+        if not shallow_json(doc):
+            raise ValueError("nested too deep")
         d = json.loads(doc)
-        spec, where = d["spec"], d["sealed_inputs"]
-        ok = isinstance(spec, dict) and isinstance(where, dict) and set(d) == {"spec", "sealed_inputs"}
-        ok = ok and pack_spec(spec, where) == doc
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        ok = False
+        spec, where, user = d["spec"], d["sealed_inputs"], d["user"]
+        ok = isinstance(spec, dict) and isinstance(where, dict) and set(d) == {"spec", "sealed_inputs", "user"}
+        ok = ok and isinstance(user, str) and all(isinstance(k, str) and isinstance(v, str) for k, v in where.items())
+        ok = ok and pack_spec(spec, where, user) == doc
+        inputs = spec.get("inputs", {})
+        names = ok and isinstance(inputs, dict) and sorted(map(str, inputs.values())) == sorted(where)
+    except Exception:  # noqa: BLE001 - any malformed document (deep nesting: RecursionError) is the sealer's
+        ok = names = False
     if not ok:
-        raise ValueError('a sealed spec is canonical JSON {"spec": {...}, "sealed_inputs": {sha256: address}}')
-    inputs = spec.get("inputs", {})
-    if not isinstance(inputs, dict) or sorted(inputs.values()) != sorted(where):
+        raise ValueError('a sealed spec is canonical JSON {"spec": {...}, "sealed_inputs": {sha256: address}, "user"}')
+    if not names:
         raise ValueError("the sealed spec's sealed_inputs do not name exactly the spec's inputs")
-    return spec, where
+    return spec, where, user
 
 
 def verify_wraps(envelope: bytes, key: bytes, readers: Sequence[Recipient]) -> list[str]:
     """What is wrong with the envelope's wraps for `readers` (empty: every reader can open it).
     Deterministic wraps: each expected wrap is recomputed from `key` and compared."""
     header, _, _ = parse(envelope)
-    have = {(str(w.get("to", "")).lower(), int(w.get("v", -1))): w for w in header.get("wraps", [])}
+    have = {w["to"]: w for w in header.get("wraps", [])}  # one per reader (`parse`)
     problems = []
     for r in readers:
-        w = have.get((r.address.lower(), r.version))
-        if w is None:
+        w = have.get(r.address.lower())
+        if w is None or w["v"] != r.version:
             problems.append(f"not sealed to {r.address.lower()} (key version {r.version})")
         elif w != _wrap(key, r):
             problems.append(f"the wrap to {r.address.lower()} (key version {r.version}) does not open")

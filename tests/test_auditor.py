@@ -271,7 +271,7 @@ def test_audit__mismatch_then_agreement__valid_on_escalation_2_of_3(server):
 # --------------------------------------------------------------------------- sealed jobs
 # The same audits on a job sealed end to end (offchain/sealing.py): the operator opens the
 # envelope with its own keys and reads the output under the job's data key.
-PROVIDER_ADDR, OPERATOR_ADDR, OTHER_ADDR = "0x" + "11" * 20, "0x" + "22" * 20, "0x" + "33" * 20
+PROVIDER_ADDR, OPERATOR_ADDR, OTHER_ADDR, USER_ADDR = ("0x" + c * 20 for c in ("11", "22", "33", "44"))
 
 
 @pytest.fixture
@@ -288,7 +288,7 @@ def _publish_sealed(server, spec, out, op_ring, *, readers=None, output_key=None
 
     key = S.new_data_key()
     provider = S.Keyring.create(PROVIDER_ADDR)
-    env = S.seal_envelope(S.pack_spec(spec, {}), key, readers or [provider.recipient(), op_ring.recipient()])
+    env = S.seal_envelope(S.pack_spec(spec, {}, USER_ADDR), key, readers or [provider.recipient(), op_ring.recipient()])
     sealed_out = S.seal_data(out if isinstance(out, bytes) else W.output_bytes(out), output_key or key)
     spec_hex, out_hex = server.put(env), server.put(sealed_out)
     job = {"provider": PROVIDER_ADDR, "spec_hash": bytes.fromhex(spec_hex), "compute_units": W.compute_units(spec),
@@ -319,7 +319,7 @@ def test_audit_sealed__inputs_opened_under_the_job_key(server, op_ring):
     spec = {"kind": "torchscript_infer", "params": {"gflops": 0.001, "batch_size": 8}, "seed": 0,
             "inputs": {"model": m_hex, "input": x_hex}}  # fmt: skip
     plain = {m_hex: x.getvalue(), x_hex: xs.getvalue()}
-    env = S.seal_envelope(S.pack_spec(spec, {m_hex: m_addr, x_hex: x_addr}), key, [op_ring.recipient()])
+    env = S.seal_envelope(S.pack_spec(spec, {m_hex: m_addr, x_hex: x_addr}, USER_ADDR), key, [op_ring.recipient()])
     out = S.seal_data(W.output_bytes(W.execute(spec, "cpu", plain)), key)
     job = {"provider": PROVIDER_ADDR, "spec_hash": bytes.fromhex(server.put(env)), "compute_units": 1,
            "result_hash": bytes.fromhex(server.put(out))}  # fmt: skip
@@ -332,7 +332,9 @@ def test_audit_sealed__inputs_opened_under_the_job_key(server, op_ring):
     assert (res.valid, res.reason) == (False, "input hash mismatch")
     del server.lie[x_addr]
     other = S.seal_data(xs.getvalue(), S.new_data_key())  # sealed under another key, named right
-    env2 = S.seal_envelope(S.pack_spec(spec, {m_hex: m_addr, x_hex: server.put(other)}), key, [op_ring.recipient()])
+    env2 = S.seal_envelope(
+        S.pack_spec(spec, {m_hex: m_addr, x_hex: server.put(other)}, USER_ADDR), key, [op_ring.recipient()]
+    )
     job2 = {**job, "spec_hash": bytes.fromhex(server.put(env2))}
     res = audit_job(job2, server.url, device="cpu", keyring=op_ring, **FAST)
     assert (res.valid, res.reason) == (False, "input does not open")
@@ -370,3 +372,25 @@ def test_audit_sealed__signed_requests_carry_the_operator_auth(server, op_ring):
     res = audit_job(job, server.url, device="cpu", keyring=op_ring, auth=auth, **FAST)
     assert res.valid
     assert ("GET", job["result_hash"].hex()) in seen and ("GET", job["spec_hash"].hex()) in seen
+
+
+def test_attack_sealed_output_with_a_nested_header__invalid_not_a_timeout(server, op_ring):
+    """A provider's output whose header makes a JSON parser recurse used to raise out of the
+    audit (no verdict: paid at the audit timeout; review finding). It is invalid."""
+    job, _ = _publish_sealed(server, MM, W.execute(MM, "cpu"), op_ring)
+    from offchain import sealing as S
+
+    hb = b"[" * 50_000 + b"]" * 50_000
+    evil = S.MAGIC + len(hb).to_bytes(4, "big") + hb
+    job["result_hash"] = bytes.fromhex(server.put(evil))
+    res = audit_job(job, server.url, device="cpu", keyring=op_ring, **FAST)
+    assert (res.valid, res.reason) == (False, "output does not open")
+
+
+def test_sealed_evidence__no_hash_of_the_plaintext_output(server, op_ring):
+    job, _ = _publish_sealed(server, MM, W.execute(MM, "cpu"), op_ring)
+    res = audit_job(job, server.url, device="cpu", keyring=op_ring, **FAST)
+    assert res.valid and all("result_hash" not in ex for ex in res.executions if ex["by"] == "oracle")
+    plain = _publish(server, MM, W.execute(MM, "cpu"))
+    res = audit_job(plain, server.url, device="cpu", **FAST)
+    assert "result_hash" in res.executions[1]  # a public job's evidence keeps it

@@ -11,7 +11,7 @@ import pytest
 import requests
 from eth_account import Account
 
-from offchain.blob_auth import HEADER, AuthError, Domain, RequestSigner, Verifier
+from offchain.blob_auth import CLOCK_SKEW_S, HEADER, AuthError, Domain, RequestSigner, Verifier
 from offchain.provider.agent import AgentConfig, serve
 from offchain.provider.blob_access import BlobAccess
 from offchain.provider.blobs import BlobStore
@@ -96,9 +96,11 @@ def test_refusals__unsigned_wrong_domain_expired_replayed__one_line_each(agent):
     assert requests.get(f"{url}/blobs/{h}", headers=other, timeout=5).status_code == 401
     wrong_blob = _signer(USER).headers(PROVIDER.address, "GET", "ee" * 32)
     assert requests.get(f"{url}/blobs/{h}", headers=wrong_blob, timeout=5).status_code == 401
-    old = _signer(USER).headers(PROVIDER.address, "GET", h, validity_s=-5)
+    old = _signer(USER).headers(PROVIDER.address, "GET", h, validity_s=-CLOCK_SKEW_S - 5)  # past the skew allowed
     r = requests.get(f"{url}/blobs/{h}", headers=old, timeout=5)
     assert r.status_code == 401 and "expired" in r.json()["error"]
+    skewed = _signer(USER).headers(PROVIDER.address, "GET", h, validity_s=-5)  # a signer's clock a little behind
+    assert requests.get(f"{url}/blobs/{h}", headers=skewed, timeout=5).status_code == 200
     far = _signer(USER).headers(PROVIDER.address, "GET", h, validity_s=3600)
     assert "ahead" in requests.get(f"{url}/blobs/{h}", headers=far, timeout=5).json()["error"]
     r = requests.get(f"{url}/blobs/{h}", headers={HEADER: "garbage"}, timeout=5)
@@ -175,3 +177,21 @@ def test_verifier__signature_by_a_keystore_like_account():
     assert v.verify(headers[HEADER], "GET", "ab" * 32) == USER.address
     with pytest.raises(AuthError, match="replay"):
         v.verify(headers[HEADER], "GET", "ab" * 32)
+
+
+def test_attack_sealed_input_that_does_not_hash_to_its_name__provider_refuses(tmp_path):
+    """A user seals an input whose plaintext is not the content its spec names: the provider
+    would accept, fail at execution and pay the no-show penalty (review finding). Opening it
+    for the workload checks the hash, so the intake refuses the job instead."""
+    from offchain import sealing as S
+
+    store = BlobStore(tmp_path / "blobs")
+    key = S.new_data_key()
+    addr = store.put(S.seal_data(b"not the model", key))
+    view = store.mapping(key, {"ab" * 32: addr})
+    assert "ab" * 32 in view
+    with pytest.raises(S.SealError, match="does not open to the content"):
+        view["ab" * 32]
+    good = store.put(S.seal_data(b"the model", key))
+    right = hashlib.sha256(b"the model").hexdigest()
+    assert store.mapping(key, {right: good})[right] == b"the model"

@@ -287,6 +287,7 @@ def test_worker__finalizes_only_undrawn_jobs_of_a_decided_round(
     window: a job its ready round did not draw is finalized; a drawn one, and every job of a
     round degraded by a silent member, is left to the oracles' audit (no finalize is tried).
     Its claim then settles exactly the finalized jobs' credit."""
+    from offchain.provider.guard import DataGuard
     from offchain.provider.payout import Payout
     from offchain.provider.store import WorkerStore
     from offchain.provider.worker import JobWorker
@@ -314,6 +315,8 @@ def test_worker__finalizes_only_undrawn_jobs_of_a_decided_round(
     w.h = SimpleNamespace(market=market, beacon=beacon, chain=chain, settlement=deployment.settlement)
     w.account, w.address, w.jobs, w._retry_at = provider, provider.address, {}, {}
     w.onchain, w.specs = {}, {}  # no audit or verdict events seen: every job still Submitted
+    w.agent = SimpleNamespace()  # no blob access: nothing to release when a job is done
+    w.guard = DataGuard(w)
     for i in ready + degraded:
         w.store.add_candidate(i)
         w.store.set_state(i, "submitted")

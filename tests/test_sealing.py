@@ -151,8 +151,71 @@ def test_overhead_is_small_per_megabyte():
 def test_pack_spec__inputs_by_plaintext_hash__where_by_sealed_address():
     spec = {"kind": "torchscript_infer", "inputs": {"model": "aa" * 32, "input": "bb" * 32}}
     where = {"aa" * 32: "cc" * 32, "bb" * 32: "dd" * 32}
-    assert S.unpack_spec(S.pack_spec(spec, where)) == (spec, where)
+    assert S.unpack_spec(S.pack_spec(spec, where, USER)) == (spec, where, USER)
     with pytest.raises(ValueError, match="do not name exactly"):
-        S.unpack_spec(S.pack_spec(spec, {"aa" * 32: "cc" * 32}))
+        S.unpack_spec(S.pack_spec(spec, {"aa" * 32: "cc" * 32}, USER))
     with pytest.raises(ValueError, match="canonical JSON"):
-        S.unpack_spec(b'{"spec": {}, "sealed_inputs": {}}')  # spaces: not canonical
+        S.unpack_spec(b'{"spec": {}, "sealed_inputs": {}, "user": "0x"}')  # spaces: not canonical
+    mixed = {"kind": "x", "inputs": {"a": 1, "b": "bb" * 32}}  # what made `sorted` raise TypeError
+    with pytest.raises(ValueError):
+        S.unpack_spec(S.pack_spec(mixed, {"bb" * 32: "cc" * 32}, USER))
+    with pytest.raises(ValueError):
+        S.unpack_spec(b"[" * 100_000 + b"]" * 100_000)  # deep nesting: RecursionError, caught
+
+
+def _rewrap(env: bytes, mutate) -> bytes:
+    header, hb, body = S.parse(env)
+    h = json.loads(hb)
+    mutate(h)
+    nb = json.dumps(h, sort_keys=True, separators=(",", ":")).encode()
+    return S.MAGIC + len(nb).to_bytes(4, "big") + nb + body
+
+
+def test_attack_decoy_wrap_before_the_real_one__refused_by_everyone(rings):
+    """A user puts a garbage wrap to an auditor before the real one: the provider's check would
+    have looked at one, the auditor's opening at the other (review finding). Two wraps to one
+    reader are refused outright, by the provider and the auditor alike."""
+    key = S.new_data_key()
+    env = S.seal_envelope(b"spec", key, _readers(rings, PROVIDER, OP1))
+    real = next(w for w in S.parse(env)[0]["wraps"] if w["to"] == OP1)
+    decoy = dict(real, k=os.urandom(48).hex())
+    bad = _rewrap(env, lambda h: h["wraps"].insert(0, decoy))
+    for who in (PROVIDER, OP1):
+        with pytest.raises(S.Tampered, match="one wrap per reader"):
+            rings[who].open_key(bad)
+
+
+def test_attack_deeply_nested_header__one_clear_error(rings):
+    key = S.new_data_key()
+    hb = b"[" * 50_000 + b"]" * 50_000
+    blob = S.MAGIC + len(hb).to_bytes(4, "big") + hb + b"x"
+    with pytest.raises(S.Tampered):
+        S.open_blob(blob, key)
+    big = b"{" + b" " * (S.MAX_HEADER_BYTES + 1) + b"}"
+    with pytest.raises(S.Tampered, match="too large"):
+        S.open_blob(S.MAGIC + len(big).to_bytes(4, "big") + big, key)
+
+
+def test_unpublished_key_file__a_wrap_that_fails_is_key_missing_not_forged(rings, tmp_path):
+    """An operator whose key file was lost makes a new one, numbered 1 like the old key, and
+    has not published it yet: a job sealed to the old v1 must not read as a forged wrap
+    (that would be an invalid verdict against an honest provider; review finding)."""
+    key = S.new_data_key()
+    env = S.seal_envelope(b"spec", key, [rings[OP1].recipient()])
+    fresh = S.Keyring.create(OP1, tmp_path / "fresh.json", published=False)
+    with pytest.raises(S.KeyMissing):
+        fresh.open_key(env)
+    fresh.renumber(2)  # published: KeyDirectory made it version 2
+    with pytest.raises(S.KeyMissing, match="holds version"):
+        S.Keyring.load(fresh.path).open_key(env)
+
+
+def test_low_order_published_key__counts_as_no_key():
+    """An operator publishing the all-zero point (or another low-order one) must not make every
+    client's sealing fail nor every provider refuse jobs (review finding): it is skipped."""
+    from offchain.chain.keys import usable_key
+
+    assert not usable_key(bytes(32))
+    assert usable_key(S.Keyring.create(OP1).public_key())
+    with pytest.raises(ValueError):
+        S.seal_envelope(b"x", S.new_data_key(), [S.Recipient(OP1, bytes(32), 1)])

@@ -12,9 +12,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
 from offchain.sealing import Keyring, Recipient
 
 OPERATORS_CACHE_S = 30.0
+_PROBE = X25519PrivateKey.generate()
 _operators_cache: dict[str, tuple[float, list[str]]] = {}
 
 
@@ -44,8 +47,19 @@ def recipients(h: Any, accounts: list[str]) -> dict[str, Recipient | None]:
     out: dict[str, Recipient | None] = {}
     for a, k, v in zip(accounts, keys, versions, strict=True):
         raw = bytes(k) if not isinstance(k, str) else bytes.fromhex(k.removeprefix("0x"))
-        out[a] = Recipient(a, raw, int(v)) if int(v) > 0 else None
+        out[a] = Recipient(a, raw, int(v)) if int(v) > 0 and usable_key(raw) else None
     return out
+
+
+def usable_key(raw: bytes) -> bool:
+    """False for a published key nothing can be sealed to (a low-order X25519 point): such an
+    account counts as having no key, for the client and the provider alike (one bad operator
+    key must not block sealing, nor make providers refuse every job)."""
+    try:
+        _PROBE.exchange(X25519PublicKey.from_public_bytes(raw))
+        return True
+    except ValueError:
+        return False
 
 
 def auditors(h: Any, start_block: int = 0) -> tuple[list[Recipient], list[str]]:

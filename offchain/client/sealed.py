@@ -72,7 +72,7 @@ def seal_job(
     key = new_data_key()
     sealed = {h_: seal_data(data, key) for h_, data in blobs.items()}
     address = {h_: hashlib.sha256(b).hexdigest() for h_, b in sealed.items()}
-    doc = pack_spec(spec, {h_: address[h_] for h_ in spec.get("inputs", {}).values()})
+    doc = pack_spec(spec, {h_: address[h_] for h_ in spec.get("inputs", {}).values()}, keyring.address)
     envelope = seal_envelope(doc, key, [*able, *auditors, keyring.recipient()])
     spec_hex = hashlib.sha256(envelope).hexdigest()
     uploads = {spec_hex: envelope, **{address[h_]: b for h_, b in sealed.items()}}
@@ -89,7 +89,7 @@ def open_spec(keyring: Keyring | None, envelope: bytes) -> tuple[dict, dict[str,
         return spec, {h_: h_ for h_ in spec.get("inputs", {}).values()}, None
     key = data_key(keyring, envelope)
     try:
-        spec, where = unpack_spec(open_blob(envelope, key))
+        spec, where, _ = unpack_spec(open_blob(envelope, key))
     except (SealError, ValueError) as e:
         raise ClientError(f"cannot open the sealed job: {e}") from None
     return spec, where, key

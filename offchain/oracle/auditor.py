@@ -80,7 +80,7 @@ import requests
 import torch
 
 from offchain import workloads as W
-from offchain.sealing import KeyMissing, Keyring, SealError, WrongKey, is_sealed, open_blob, unpack_spec
+from offchain.sealing import KeyMissing, Keyring, SealError, WrongKey, is_sealed, open_blob, shallow_json, unpack_spec
 from offchain.sealing import recipients_of as _readers
 from offchain.workloads import toploc_generate
 from offchain.workloads.base import GFLOP, canonical_json, default_device
@@ -355,6 +355,12 @@ def audit_job(
     executed = 0.0
 
     def done(valid: bool, reason: str, detail: str) -> AuditOutcome:
+        if evidence.get("sealed"):
+            # The evidence is served by the oracle's API: no hash of a sealed job's plaintext
+            # output in it (an observer could confirm a guessed output against it).
+            for ex in evidence["executions"]:
+                if ex.get("by") == "oracle":
+                    ex.pop("result_hash", None)
         evidence["verdict"] = {"valid": valid, "reason": reason, "detail": detail}
         evidence["executed_units"] = executed
         return AuditOutcome(
@@ -406,13 +412,17 @@ def audit_job(
             except SealError as e:
                 return done(False, "envelope does not open", str(e)[:500])
             try:
-                spec, where = unpack_spec(spec_bytes)
+                spec, where, sealer = unpack_spec(spec_bytes)
             except ValueError as e:
                 return done(False, "spec invalid", str(e)[:500])
+            if job.get("user") and sealer != str(job["user"]).lower():  # the provider checks this too
+                return done(False, "spec invalid", f"the sealed spec is {sealer}'s, not the job's user's")
             spec_bytes = canonical_json(spec)
 
         # 2. the job's terms must match its spec.
         try:
+            if not shallow_json(spec_bytes):
+                raise ValueError("the spec nests too deep")
             spec = json.loads(spec_bytes)
             if canonical_json(spec) != spec_bytes:
                 raise W.SpecError("the spec blob is not canonical JSON (sorted keys, no spaces)")
@@ -435,8 +445,10 @@ def audit_job(
             if key is not None:
                 try:
                     blobs[h] = open_blob(f.data, key)
-                except SealError as e:
-                    return done(False, "input does not open", f"input {name!r}: {e}")
+                except Exception as e:  # noqa: BLE001 - any failure is the sealed bytes'
+                    return done(False, "input does not open", f"input {name!r}: {str(e)[:300]}")
+                if hashlib.sha256(blobs[h]).hexdigest() != h:  # the provider's intake checks this too
+                    return done(False, "input does not open", f"input {name!r} does not open to {h}")
         try:
             W.validate(spec, blobs)
         except W.SpecError as e:
@@ -447,7 +459,7 @@ def audit_job(
         if key is not None:
             try:
                 out_bytes = open_blob(out_bytes, key)
-            except SealError as e:
+            except Exception as e:  # noqa: BLE001 - any failure (a malformed header too) is the provider's bytes
                 return done(False, "output does not open", str(e)[:500])
         try:
             claimed = W.output_from_bytes(out_bytes)

@@ -290,7 +290,7 @@ class OracleService(
         if not keys.has_directory(self.h):
             return
         path = self.cfg.key_file or str(Path(self.cfg.db_path).with_name(Path(self.cfg.db_path).stem + ".keys.json"))
-        self.keyring = Keyring.load_or_create(path, self.address)
+        self.keyring = Keyring.load_or_create(path, self.address, published=False)
         self._publish_key()
 
     def _publish_key(self) -> None:

@@ -301,7 +301,9 @@ class VerdictsMixin:
                 device=self.cfg.audit_device,
                 fetch_timeout_s=self.cfg.audit_fetch_timeout_s,
                 retries=self.cfg.audit_retries,
-                keyring=self.keyring,
+                # Only a key confirmed on-chain opens sealed jobs (a fresh, unpublished key file
+                # numbers its key 1 like the key it replaced: a wrap to that must not read as forged).
+                keyring=self.keyring if getattr(self, "_key_published", False) else None,
                 auth=self._blob_auth(str(job_data.get("provider", ""))),
             )
         except Exception as e:  # noqa: BLE001 - AuditUnavailable or a bug: sign nothing, retry later

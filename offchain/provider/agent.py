@@ -227,7 +227,10 @@ async def _route(request: web.Request, name: str, groups: tuple[str, ...]) -> we
         body = await _body(request)
         return _json(200, await blocking(request, agent.memory_open, groups[0], body))
     if name == "blob_put":
-        signer = await _blob_access(request, agent, "PUT", groups[0])
+        try:
+            signer = await _blob_access(request, agent, "PUT", groups[0])
+        except _Reply as r:
+            return r.response
         resp = await _blob_put(request, agent.blobs, groups[0])
         if signer is not None and resp.status in (200, 201):
             await blocking(request, agent.access.record_put, signer, groups[0], int(request.content_length or 0))
@@ -236,6 +239,11 @@ async def _route(request: web.Request, name: str, groups: tuple[str, ...]) -> we
         await _blob_access(request, agent, request.method, groups[0])
         return await _blob_get(request, agent.blobs, groups[0], private=agent.config.blob_auth)
     raise RequestError(404, f"no route {name}")  # pragma: no cover - routes and names are in sync
+
+
+class _Reply(Exception):  # noqa: N818 - not an error: a finished response to return as it is
+    def __init__(self, response: web.StreamResponse):
+        self.response = response
 
 
 async def _blob_access(request: web.Request, agent: ProviderAgent, method: str, h: str) -> str | None:
@@ -252,9 +260,20 @@ async def _blob_access(request: web.Request, agent: ProviderAgent, method: str, 
             return await blocking(request, access.check_put, header, h, int(request.content_length or 0))
         return await blocking(request, access.check_get, header, method, h)
     except AuthError as e:
-        if method == "PUT" and e.status == 413:
-            await request.content.readany()  # the client is sending a body: let it see the reply
-        raise RequestError(e.status, str(e)) from None
+        if method != "PUT":
+            raise RequestError(e.status, str(e)) from None
+        # The client is sending a body: read it away (up to _DRAIN_BYTES) so that it sees the
+        # reply, or cut the connection off after replying, as for a blob over the cap.
+        resp = _json(e.status, {"error": str(e)})
+        if int(request.content_length or 0) <= _DRAIN_BYTES:
+            while await request.content.readany():
+                pass
+            raise _Reply(resp) from None
+        resp.force_close()
+        await resp.prepare(request)
+        await resp.write_eof()
+        request.protocol.force_close()
+        raise _Reply(resp) from None
 
 
 async def _blob_put(request: web.Request, store: BlobStore, h: str) -> web.StreamResponse:

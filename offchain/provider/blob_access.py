@@ -115,7 +115,7 @@ class BlobAccess:
         if hit is None or time.monotonic() - hit[0] > OPERATOR_CHECK_S:
             try:
                 hit = (time.monotonic(), bool(self.is_operator(account)))
-            except Exception:  # noqa: BLE001 - the chain unreachable: refuse now, the caller retries
+            except Exception:  # noqa: BLE001 - the chain unreachable: the set read a minute ago decides
                 return False
             self._checked[account] = hit
         return hit[1]

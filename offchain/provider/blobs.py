@@ -185,9 +185,13 @@ class BlobMapping(Mapping[str, bytes]):
         if data is None:
             raise KeyError(h)
         if self._key is not None:
-            from offchain.sealing import open_blob
+            import hashlib
 
-            return open_blob(data, self._key)
+            from offchain.sealing import SealError, open_blob
+
+            data = open_blob(data, self._key)
+            if self._where is not None and hashlib.sha256(data).hexdigest() != h:
+                raise SealError(f"the sealed input {a} does not open to the content {h} the spec names")
         return data
 
     def __iter__(self) -> Iterator[str]:

@@ -24,7 +24,7 @@ from offchain import workloads
 from offchain.chain.jobs import apply_event, as_tuple
 from offchain.chain.views import read_many
 from offchain.provider.metrics import metrics_of
-from offchain.sealing import SealError, is_sealed, unpack_spec
+from offchain.sealing import SealError, is_sealed, shallow_json, unpack_spec
 from offchain.workloads.base import canonical_json
 
 log = logging.getLogger("gpunet.provider.worker")
@@ -80,6 +80,7 @@ class Intake:
     def __init__(self, worker: Any):
         self.w = worker
         self.metrics = metrics_of(worker)  # failed accepts: errors{where="accept"}
+        self._linked: set[int] = set()  # candidates whose spec blob is linked to them (blob_access)
 
     def _snapshot(self) -> _Cycle:
         w = self.w
@@ -108,7 +109,12 @@ class Intake:
                 return
             if snap.pending >= w.cfg.max_pending:  # full: the rest wait for the next cycle, unread
                 break
-            self.consider(row["job_id"], now, snap)
+            try:
+                self.consider(row["job_id"], now, snap)
+            except Exception as e:  # noqa: BLE001 - one job's trouble must not stop the worker's cycle
+                w._retry_at[row["job_id"]] = time.monotonic() + w.cfg.tx_retry_s
+                log.warning(json.dumps({"event": "consider_error", "job_id": row["job_id"],
+                                        "error": f"{type(e).__name__}: {str(e)[:300]}"}))  # fmt: skip
         for machine_id, items in snap.picked.items():
             self.accept(machine_id, items)
 
@@ -124,6 +130,9 @@ class Intake:
             except (LookupError, RuntimeError) as e:
                 w._done(jid, f"cannot rebuild from the chain: {e}")
                 return
+        if jid not in self._linked:  # its spec is in use from now on: not an orphan blob
+            w.guard.link(jid, job, [_hex32(job["spec_hash"])])
+            self._linked.add(jid)
         if now + w.cfg.accept_margin_s > job["accept_by"]:
             w._done(jid, "acceptance window over")
             return
@@ -145,7 +154,7 @@ class Intake:
         snap.pending += 1
         snap.picked.setdefault(machines[0], []).append((jid, job, spec))
 
-    def load_spec(self, job: dict) -> dict:
+    def load_spec(self, job: dict, check_auditors: bool = True) -> dict:
         """The spec blob named by the job's spec_hash, parsed and validated with its inputs."""
         blobs = self.w.blobs
         spec_hex = _hex32(job["spec_hash"])
@@ -154,13 +163,19 @@ class Intake:
             raise Skip(f"spec blob {spec_hex} not uploaded yet (PUT /blobs/{spec_hex})")
         key, where = None, None
         if is_sealed(raw):
-            key, doc = self.w.guard.open_envelope(raw)
             try:
-                spec, where = unpack_spec(doc)
-            except ValueError as e:
-                raise Refuse(f"invalid sealed spec: {e}") from None
+                key, doc = self.w.guard.open_envelope(raw, check_auditors=check_auditors)
+                spec, where, sealer = unpack_spec(doc)
+            except Refuse:
+                raise
+            except Exception as e:  # noqa: BLE001 - any malformed envelope is the user's: refuse the job
+                raise Refuse(f"invalid sealed spec: {type(e).__name__}: {str(e)[:200]}") from None
+            if sealer != str(job["user"]).lower():
+                raise Refuse(f"the sealed spec is {sealer}'s, not this job's user's (a copied spec hash)")
             raw = canonical_json(spec)
         try:
+            if not shallow_json(raw):
+                raise Refuse("spec blob nests too deep to be a spec")
             spec = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             raise Refuse("spec blob is not JSON") from None
@@ -180,8 +195,10 @@ class Intake:
             workloads.validate(spec, stored)
         except workloads.SpecError as e:
             raise Refuse(f"invalid spec with its inputs: {e}") from None
-        except SealError as e:  # an input not sealed under the job's key, or altered
+        except SealError as e:  # an input not sealed under the job's key, altered, or not its hash
             raise Refuse(f"sealed input does not open: {e}") from None
+        except Exception as e:  # noqa: BLE001 - a malformed input blob is the user's: refuse the job
+            raise Refuse(f"invalid input: {type(e).__name__}: {str(e)[:200]}") from None
         if key is not None:
             self.w.guard.data_keys[spec_hex] = (key, where)
         return spec

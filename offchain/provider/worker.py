@@ -468,7 +468,8 @@ class JobWorker:
         result_hex = row["result_hex"]
         if not (result_hex and self.blobs.has(result_hex)):
             try:
-                spec = self.specs.pop(jid, None) or self.intake.load_spec(job)
+                # Re-opened after a restart: accepted already, so no auditor re-check.
+                spec = self.specs.pop(jid, None) or self.intake.load_spec(job, check_auditors=False)
             except (Skip, Refuse) as e:  # blobs vanished from the store after acceptance
                 self._done(jid, f"cannot run: {e}")
                 return None
