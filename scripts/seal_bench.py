@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -60,7 +61,7 @@ def micro(runs: int) -> dict:
              enumerate(("user", "provider", "op0", "op1", "op2"), 1)}  # fmt: skip
     readers = [r.recipient() for r in rings.values()]
     auditors = [rings[n].recipient() for n in ("op0", "op1", "op2")]
-    spec_doc = S.pack_spec(JOB, {})
+    spec_doc = S.pack_spec(JOB, {}, "0x" + "01" * 20)
     output = os.urandom(64 * 64 * 4 + 200)  # a 64x64 fp32 product and its header, the job's output
     user, provider = Account.create(), Account.create()
     signer = RequestSigner(user.key, 31337, "0x" + "ab" * 20)
@@ -110,7 +111,8 @@ def live(jobs: int, log_dir: Path) -> dict:
     from offchain.devnet import Devnet, free_ports
     from offchain.params import MarketParams, OracleParams
 
-    log_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(log_dir, ignore_errors=True)  # a fresh chain each run: no state from the last one
+    log_dir.mkdir(parents=True)
     record = log_dir / "deployment.json"
     os.environ[DEPLOYMENT_ENV] = str(record)
     devnet = Devnet(log_dir)
@@ -145,7 +147,9 @@ def live(jobs: int, log_dir: Path) -> dict:
             devnet.wait_http("agent", url, timeout=180)
             ring = user_keyring(user.address, log_dir / "user.keys.json")
             deadline = time.monotonic() + 60
-            while keys.recipients(h, [prov.address])[prov.address] is None and time.monotonic() < deadline:
+            while keys.recipients(h, [prov.address])[prov.address] is None:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the agent published no encryption key within 60 s: see {log_dir}/agent.log")
                 time.sleep(0.5)
             for i in range(2 * jobs + 2):
                 mode = "sealed" if i % 2 == 0 else "public"

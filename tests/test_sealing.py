@@ -219,3 +219,17 @@ def test_low_order_published_key__counts_as_no_key():
     assert usable_key(S.Keyring.create(OP1).public_key())
     with pytest.raises(ValueError):
         S.seal_envelope(b"x", S.new_data_key(), [S.Recipient(OP1, bytes(32), 1)])
+
+
+def test_seal_bench_micro__runs_and_reports_every_figure():
+    """`make seal-bench`'s in-process half (the live half needs anvil: run by hand)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/ runs from the checkout
+    from scripts.seal_bench import micro
+
+    out = micro(1)
+    assert set(out["per_mib"]) == {"1MiB", "16MiB", "64MiB"}
+    assert all(v > 0 for fig in out["per_mib"].values() for v in fig.values())
+    assert out["per_job"]["client_ms"] > 0 and out["per_job"]["sealed_output_overhead_bytes"] < 200

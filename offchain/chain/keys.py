@@ -62,10 +62,35 @@ def usable_key(raw: bytes) -> bool:
         return False
 
 
+_auditors_cache: dict[str, tuple[float, tuple[list[Recipient], list[str], int]]] = {}
+
+
 def auditors(h: Any, start_block: int = 0) -> tuple[list[Recipient], list[str]]:
-    """(the operators' keys, operators without a published key)."""
+    """(the operators' keys, operators without a published key), read at most every
+    `OPERATORS_CACHE_S` (a client seals, and a provider checks, many jobs a minute: a key
+    rotated or an operator added is seen within that time)."""
+    readers, missing, _ = _auditors(h, start_block)
+    return readers, missing
+
+
+def quorum(h: Any, start_block: int = 0) -> int:
+    """OracleHub's threshold, cached with the operators' keys."""
+    return _auditors(h, start_block)[2]
+
+
+def _auditors(h: Any, start_block: int) -> tuple[list[Recipient], list[str], int]:
+    key = str(h.hub.address)
+    hit = _auditors_cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < OPERATORS_CACHE_S:
+        return hit[1]
     found = recipients(h, current_operators(h, start_block))
-    return [r for r in found.values() if r is not None], [a for a, r in found.items() if r is None]
+    value = (
+        [r for r in found.values() if r is not None],
+        [a for a, r in found.items() if r is None],
+        int(h.hub.threshold()),
+    )
+    _auditors_cache[key] = (time.monotonic(), value)
+    return value
 
 
 def publish(h: Any, account: Any, keyring: Keyring) -> bool:

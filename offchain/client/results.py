@@ -14,7 +14,7 @@ import requests
 
 from offchain.client.money import ClientError
 from offchain.client.sdk import HTTP_TIMEOUT, MAX_RESULT_BYTES, _check_id, _error_text, _rebuild, result_event
-from offchain.client.sealed import data_key, open_data, open_spec
+from offchain.client.sealed import data_key, known_key, open_data, open_spec
 from offchain.constants import JobStatus
 from offchain.http_retry import retrying_session
 from offchain.sealing import is_sealed
@@ -85,7 +85,8 @@ def fetch_result(
     if is_sealed(data):  # a sealed job: its data key comes from the spec's envelope
         spec_hex = bytes(job["spec_hash"]).hex()
         base = args["result_uri"].rsplit("/blobs/", 1)[0]
-        data = open_data(data_key(keyring, download(f"{base}/blobs/{spec_hex}", spec_hex, 16 << 20, auth)), data)
+        key = known_key(spec_hex) or data_key(keyring, download(f"{base}/blobs/{spec_hex}", spec_hex, 16 << 20, auth))
+        data = open_data(key, data)
     try:
         out = workloads.output_from_bytes(data)
     except workloads.WorkloadError as e:

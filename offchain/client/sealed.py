@@ -5,6 +5,7 @@ are: offchain/chain/keys.py; what each party sees: docs/SECURITY.md, "Data prote
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +64,7 @@ def seal_job(
             "sealed job: choose another provider, or pass --public to send it in plaintext"
         )
     auditors, missing = keys.auditors(h, start_block)
-    need = int(h.hub.threshold())
+    need = keys.quorum(h, start_block)
     if len(auditors) < need:
         raise ClientError(
             f"only {len(auditors)} of {len(auditors) + len(missing)} oracle operators published an encryption key "
@@ -75,8 +76,26 @@ def seal_job(
     doc = pack_spec(spec, {h_: address[h_] for h_ in spec.get("inputs", {}).values()}, keyring.address)
     envelope = seal_envelope(doc, key, [*able, *auditors, keyring.recipient()])
     spec_hex = hashlib.sha256(envelope).hexdigest()
+    remember_key(spec_hex, key)
     uploads = {spec_hex: envelope, **{address[h_]: b for h_, b in sealed.items()}}
     return SealedJob(spec_hex, uploads, [r.address for r in able], len(auditors))
+
+
+# The data keys this process sealed jobs with, by spec hash (at most _KEEP): reading a result
+# in the process that submitted the job needs no download of the envelope. Another process
+# (`gpunet job result`) opens the envelope with the user's key file instead.
+_KEEP = 10_000
+_known: OrderedDict[str, bytes] = OrderedDict()
+
+
+def remember_key(spec_hex: str, key: bytes) -> None:
+    _known[spec_hex] = key
+    while len(_known) > _KEEP:
+        _known.popitem(last=False)
+
+
+def known_key(spec_hex: str) -> bytes | None:
+    return _known.get(spec_hex)
 
 
 def open_spec(keyring: Keyring | None, envelope: bytes) -> tuple[dict, dict[str, str], bytes | None]:

@@ -124,7 +124,7 @@ class DataGuard:
         problems = verify_wraps(envelope, key, readers)
         if problems:
             raise Refuse("sealed so that auditors cannot open it: " + "; ".join(problems[:3]))
-        if len(readers) < int(self.w.h.hub.threshold()):
+        if len(readers) < keys.quorum(self.w.h, self.w.start_block):
             raise Refuse(
                 f"only {len(readers)} oracle operators published an encryption key ({len(missing)} did not): "
                 "too few to audit a sealed job"
