@@ -26,19 +26,20 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
+from offchain.chain.reports import typed_data
+
 HEADER = "X-Gpunet-Auth"
+DOMAIN_NAME = "gpunet blob access"
 MAX_VALIDITY_S = 600
 DEFAULT_VALIDITY_S = 120
 CLOCK_SKEW_S = 120  # how far the agent's clock may be from the signer's (both ways)
-_TYPES = {
-    "BlobAccess": [
-        {"name": "method", "type": "string"},
-        {"name": "blob", "type": "bytes32"},
-        {"name": "provider", "type": "address"},
-        {"name": "expiry", "type": "uint64"},
-        {"name": "nonce", "type": "uint128"},
-    ]
-}
+FIELDS = (
+    ("method", "string"),
+    ("blob", "bytes32"),
+    ("provider", "address"),
+    ("expiry", "uint64"),
+    ("nonce", "uint128"),
+)
 
 
 class AuthError(ValueError):
@@ -58,33 +59,10 @@ class Domain:
 
 
 def _message(domain: Domain, method: str, blob: str, expiry: int, nonce: int) -> object:
-    return encode_typed_data(
-        full_message={
-            "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
-                **_TYPES,
-            },
-            "primaryType": "BlobAccess",
-            "domain": {
-                "name": "gpunet blob access",
-                "version": "1",
-                "chainId": domain.chain_id,
-                "verifyingContract": domain.registry,
-            },
-            "message": {
-                "method": method.upper(),
-                "blob": bytes.fromhex(blob),
-                "provider": domain.provider,
-                "expiry": expiry,
-                "nonce": nonce,
-            },
-        }
-    )
+    # The project's one EIP-712 builder (offchain/chain/reports.py), under the blob-access domain.
+    request = {"method": method.upper(), "blob": blob, "provider": domain.provider, "expiry": expiry, "nonce": nonce}
+    return encode_typed_data(full_message=typed_data("BlobAccess", FIELDS, domain.registry, domain.chain_id, request,
+                                                     DOMAIN_NAME))  # fmt: skip
 
 
 class RequestSigner:

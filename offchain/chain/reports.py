@@ -109,6 +109,8 @@ def _normalize(fields: Iterable[tuple[str, str]], report: Report) -> dict[str, A
             value = to_checksum_address(value)
         elif typ == "bool":
             value = bool(value)
+        elif typ == "string":
+            value = str(value)
         else:
             value = int(value)
         out[name] = value

@@ -79,10 +79,11 @@ def fetch_result(
         raise ClientError(f"job {job_id} has no result yet (status {st.name}); wait with `gpunet job status {job_id}`")
     args = ev.event_arguments
     expected = bytes(args["result_hash"]).hex()
-    job = _rebuild(h, job_id)
+    job = _rebuild(h, job_id) if account is not None else None  # (read only when it is needed)
     auth = _auth(h, account, job)
     data = download(args["result_uri"], expected, auth=auth)
     if is_sealed(data):  # a sealed job: its data key comes from the spec's envelope
+        job = job or _rebuild(h, job_id)
         spec_hex = bytes(job["spec_hash"]).hex()
         base = args["result_uri"].rsplit("/blobs/", 1)[0]
         key = known_key(spec_hex) or data_key(keyring, download(f"{base}/blobs/{spec_hex}", spec_hex, 16 << 20, auth))
