@@ -97,8 +97,9 @@ class Devnet:
         return urls
 
     def wait_http(self, name: str, url: str, timeout: float = 90.0) -> None:
-        """Waits for `url`/health to answer. On failure the error's first line says what happened
-        and where the log is; the lines after it are the log's last lines."""
+        """Waits for `url`/health to answer (an agent: with its blob access ready). On failure the
+        error's first line says what happened and where the log is; the lines after it are the
+        log's last lines."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             p = self.procs[name]
@@ -108,14 +109,16 @@ class Devnet:
                     + self.tail(name)
                 )
             try:
-                if requests.get(f"{url}/health", timeout=1).status_code < 500:
+                r = requests.get(f"{url}/health", timeout=1)
+                # An agent's job worker reports "starting" until it checks signed blob requests.
+                if r.status_code < 500 and _health_field(r, "blob_access") != "starting":
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.25)
         raise TimeoutError(
-            f"{name} did not answer on {url}/health within {timeout:.0f} s (log: {self.log_path(name)})\n"
-            + self.tail(name)
+            f"{name} did not answer on {url}/health, or its blob access was still starting, within {timeout:.0f} s "
+            f"(log: {self.log_path(name)})\n" + self.tail(name)
         )
 
     def wait_for(self, cond, timeout: float, what: str, poll: float = 0.5) -> None:
@@ -167,3 +170,11 @@ def stake_operators(token, hub, admin, operators: Sequence, stake: int, mint: in
         token.mint(o, stake if mint is None else mint, sender=admin)
         token.approve(hub, 2**256 - 1, sender=o)
         hub.stake(stake, sender=o)
+
+
+def _health_field(r: requests.Response, name: str) -> object:
+    try:
+        body = r.json()
+    except ValueError:
+        return None
+    return body.get(name) if isinstance(body, dict) else None

@@ -195,3 +195,35 @@ def test_attack_sealed_input_that_does_not_hash_to_its_name__provider_refuses(tm
     good = store.put(S.seal_data(b"the model", key))
     right = hashlib.sha256(b"the model").hexdigest()
     assert store.mapping(key, {right: good})[right] == b"the model"
+
+
+def test_upload_while_the_agent_is_starting__client_waits_for_it__or_says_it_is_not_ready(tmp_path):
+    """An agent answers before its job worker is on the chain (a restart): /health says
+    "starting" and uploads get 503 "retry"; the SDK waits for it (signing each try afresh) and
+    gives up after its wait with the agent's reason."""
+    import threading
+
+    from offchain.client import sdk
+
+    server, thread = serve(AgentConfig(provider=PROVIDER.address, port=0, device="cpu", blob_auth=True,
+                                       blob_dir=str(tmp_path / "blobs"), blob_quota_bytes=10_000))  # fmt: skip
+    url = server.url
+    try:
+        assert requests.get(f"{url}/health", timeout=5).json()["blob_access"] == "starting"
+        data = b"uploaded while starting"
+        blobs = {hashlib.sha256(data).hexdigest(): data}
+        with pytest.raises(sdk.ClientError, match="HTTP 503: blob access is not ready"):
+            sdk.upload(url, blobs, signer=_signer(USER), provider=PROVIDER.address, ready_wait_s=0)
+
+        access = BlobAccess(server.agent.blobs, Verifier(Domain(CHAIN, REGISTRY, PROVIDER.address)), quota_bytes=10_000)
+        attach = threading.Timer(2.0, lambda: setattr(server.agent, "access", access))
+        attach.start()
+        sdk.upload(url, blobs, signer=_signer(USER), provider=PROVIDER.address, ready_wait_s=60)
+        attach.join()
+        assert requests.get(f"{url}/health", timeout=5).json()["blob_access"] == "signed"
+        (h,) = blobs
+        assert _get(url, USER, h).content == data
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

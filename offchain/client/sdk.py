@@ -172,6 +172,11 @@ def request_signer(h: Any, account: Any) -> Any:
     return RequestSigner(account, int(h.chain.chain_id), str(h.registry.address))
 
 
+# How long an upload waits on an agent that answers "not ready" (503 with "retry": true): it
+# has just (re)started and is still connecting to the chain.
+UPLOAD_READY_WAIT_S = 60.0
+
+
 def upload(
     endpoint: str,
     blobs: Mapping[str, bytes],
@@ -179,27 +184,41 @@ def upload(
     session: requests.Session | None = None,
     signer: Any = None,
     provider: str | None = None,
+    ready_wait_s: float = UPLOAD_READY_WAIT_S,
 ) -> None:
     """PUT every blob to a provider's agent (idempotent: blobs it has are simply stored again;
     connection failures and 502/503/504 are retried, see `offchain.http_retry`). With `signer`
-    (`request_signer`), each request is signed for `provider`'s agent."""
+    (`request_signer`), each request is signed for `provider`'s agent. An agent still starting
+    (503 with "retry": true) is waited for up to `ready_wait_s`, each try signed afresh."""
     s = session or retrying_session()
     base = _base(endpoint)
     for h, data in blobs.items():
-        headers = signer.headers(provider, "PUT", h) if signer is not None and provider else None
-        try:
-            r = s.put(f"{base}/blobs/{h}", data=data, timeout=HTTP_TIMEOUT, headers=headers)
-        except requests.RequestException as e:
-            raise ClientError(
-                f"provider unreachable at {base} ({type(e).__name__}): is its agent running? "
-                "Choose another provider with --provider ADDR, or retry later"
-            ) from None
+        deadline = time.monotonic() + ready_wait_s
+        while True:
+            headers = signer.headers(provider, "PUT", h) if signer is not None and provider else None
+            try:
+                r = s.put(f"{base}/blobs/{h}", data=data, timeout=HTTP_TIMEOUT, headers=headers)
+            except requests.RequestException as e:
+                raise ClientError(
+                    f"provider unreachable at {base} ({type(e).__name__}): is its agent running? "
+                    "Choose another provider with --provider ADDR, or retry later"
+                ) from None
+            if r.status_code != 503 or not _says_retry(r) or time.monotonic() >= deadline:
+                break
+            time.sleep(1.0)
         if r.status_code == 413:
             raise ClientError(f"{base} refuses a blob of {len(data)} bytes: {_error_text(r)}")
         if r.status_code in (401, 403):
             raise ClientError(f"{base} refuses the upload of {h}: {_error_text(r)}")
         if r.status_code not in (200, 201):
             raise ClientError(f"upload of {h} to {base} failed: HTTP {r.status_code}: {_error_text(r)}")
+
+
+def _says_retry(r: requests.Response) -> bool:
+    try:
+        return bool(r.json().get("retry"))
+    except ValueError:
+        return False
 
 
 def _error_text(r: requests.Response) -> str:

@@ -258,6 +258,11 @@ class ProviderAgent:
             "version": AGENT_VERSION,
             "torch": torch.__version__,
             "max_blob_bytes": self.blobs.max_bytes,
+            # "starting" until the job worker is on the chain and checks signed blob requests
+            # (uploads meanwhile get 503 with "retry": true); "signed" after; "open" without.
+            "blob_access": ("signed" if getattr(self, "access", None) is not None else "starting")
+            if self.config.blob_auth
+            else "open",
         }
 
     def challenge(self, body: dict) -> dict:
