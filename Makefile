@@ -4,6 +4,9 @@ PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 ANVIL := node_modules/.bin/anvil
+# Headless Chromium and its driver, for the explorer's browser test (Debian packages).
+CHROMEDRIVER := /usr/bin/chromedriver
+SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
 # ape-vyper finds the pinned vyper and ape-foundry finds anvil on PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 # Keep ape's data (compiler caches, accounts) inside the checkout's ignored folders.
@@ -17,9 +20,9 @@ FUZZ_EXAMPLES ?= 40
 # on a 2-core machine (docs/LOAD.md "The suite's time"). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
 
-.PHONY: install test unit fuzz demo bench load faults figures seal-bench clean lint
+.PHONY: install test unit fuzz demo bench load faults figures seal-bench explorer explorer-bench screenshots clean lint
 
-install: $(STAMP) $(ANVIL)
+install: $(STAMP) $(ANVIL) $(CHROMEDRIVER)
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +33,10 @@ $(STAMP): requirements.lock pyproject.toml
 $(ANVIL): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
+
+$(CHROMEDRIVER):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
 
 test: install
 	ape compile
@@ -63,6 +70,20 @@ seal-bench: install
 # Hardware decision rule error rates under 0/50/100% background load -> build/figures/hardware.json (~10 min).
 figures: install
 	$(VENV)/bin/python -m scripts.figures
+
+# The web explorer over the last `make demo` run's chain (http://127.0.0.1:8700; Ctrl-C stops it).
+explorer: install
+	$(VENV)/bin/python -m scripts.explorer_demo
+
+# Explorer pages with 10,000 jobs indexed: ms per page -> build/bench/explorer.json (~10 min).
+explorer-bench: install
+	ape compile
+	$(VENV)/bin/python -m scripts.explorer_bench
+
+# The README's explorer screenshots (docs/explorer/*.png), from the demo and browser test (~4 min).
+screenshots: install
+	ape compile
+	GPUNET_SCREENSHOTS=$(CURDIR)/docs/explorer ape test tests/test_demo_anvil.py -q -p no:cacheprovider
 
 lint: install
 	$(VENV)/bin/ruff check offchain scripts tests

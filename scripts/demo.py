@@ -117,6 +117,10 @@ class Demo(JobPhases):
         )
         from ape import networks
 
+        # anvil saves the chain when it stops: `make explorer` serves it again (scripts/explorer_demo.py).
+        os.environ["GPUNET_ANVIL_ARGS"] = (
+            f"{os.environ.get('GPUNET_ANVIL_ARGS', '')} --dump-state {self.log_dir / 'anvil-state.json'}".strip()
+        )
         with running_anvil(log_path=self.log_dir / "anvil.log") as url:
             with networks.parse_network_choice("ethereum:local:foundry"):
                 R.quiet_ape()  # connecting may have brought a plugin's logger
@@ -364,6 +368,7 @@ def run_demo(log_dir: Path | None = None) -> int:
         return 1
     console.print(f"All {demo.checks.passed} expectations held: [bold green]demo OK[/]")
     console.print(f"The demo took {time.monotonic() - t0:.0f} s; every process's log is in {shown(log_dir)}/.")
+    console.print("Browse what happened in the web explorer: make explorer (its chain is saved with the logs).")
     return 0
 
 

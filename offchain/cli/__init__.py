@@ -3,7 +3,7 @@
     gpunet provider …   stake, register and serve machines, offer, status, jobs, earnings
     gpunet job …        submit, list, show, logs, result, dispute, cancel, expire
     gpunet oracle …     run an operator, stake, status
-    gpunet info | price | rewards | bench | devnet | sim
+    gpunet info | price | rewards | bench | devnet | sim | explorer
 
 One module per role (provider, job, oracle, market, bench, devnet); options, the config file
 and the account lookup they share are in `common`, error reporting in `errors`.
@@ -21,6 +21,7 @@ import click
 # `offchain.cli.provider.provider`).
 from offchain.cli import bench as _bench
 from offchain.cli import devnet as _devnet
+from offchain.cli import explorer as _explorer
 from offchain.cli import job as _job
 from offchain.cli import keys as _keys
 from offchain.cli import market as _market
@@ -44,7 +45,7 @@ def cli(debug: bool) -> None:
 
 for _cmd in (
     _provider.provider, _job.job, _oracle.oracle, _market.info, _market.price, _market.rewards, _bench.bench,
-    _devnet.devnet, _keys.keys_group,
+    _devnet.devnet, _keys.keys_group, _explorer.explorer,
 ):  # fmt: skip
     cli.add_command(_cmd)
 import offchain.cli.reports  # noqa: E402, F401 - adds job list/logs, provider jobs/earnings to their groups
