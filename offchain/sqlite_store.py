@@ -93,6 +93,24 @@ class SqliteStore:
             finally:
                 self._depth = 0
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """The block's reads (this thread's; others wait) see one committed state, however
+        another connection writes meanwhile (a deferred read transaction, WAL): for a reader that
+        must not mix two of a writer's commits. Nested, it joins the outer one."""
+        with self._lock:
+            if self._depth:
+                yield
+                return
+            self._db.execute("BEGIN DEFERRED")
+            self._depth = 1
+            try:
+                yield
+            finally:
+                self._depth = 0
+                if self._db.in_transaction:
+                    self._db.execute("COMMIT")
+
     # meta (key -> text) -----------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         row = self.read_one("SELECT value FROM meta WHERE key = ?", (key,))

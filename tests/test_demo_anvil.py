@@ -129,7 +129,7 @@ def _chain(anvil_url, record):
     from web3 import Web3
 
     w3 = Web3(Web3.HTTPProvider(anvil_url))
-    names = {"token": "ComputeToken", "market": "JobMarket", "registry": "ProviderRegistry"}
+    names = {"token": "ComputeToken", "market": "JobMarket", "registry": "ProviderRegistry", "hub": "OracleHub"}
     out = {}
     for key, name in names.items():
         abi = [a.model_dump(by_alias=True, mode="json") for a in getattr(project, name).contract_type.abi]
@@ -202,10 +202,14 @@ def test_explorer__demo_chain__every_page_in_chromium__figures_match_the_chain(d
         # Providers: stake, reputation and slashes as the chain has them.
         provs = api("/providers")["providers"]
         assert len(provs) >= 4
-        slashed_on_chain = Counter()  # a slash: one provider's Slashed events of one transaction and reason
-        for _tx, who, _ in {(lg["transactionHash"], lg["args"]["provider"].lower(), lg["args"]["reason"])
-                           for lg in c["registry"].events.Slashed().get_logs(from_block=0)}:  # fmt: skip
-            slashed_on_chain[who] += 1
+        # A slash is one failed job, one expired job with a penalty, or one failed attestation.
+        slashed_on_chain = Counter()
+        for lg in c["market"].events.JobFailed().get_logs(from_block=0):
+            slashed_on_chain[lg["args"]["provider"].lower()] += 1
+        for lg in c["market"].events.JobExpired().get_logs(from_block=0):
+            slashed_on_chain[lg["args"]["provider"].lower()] += lg["args"]["penalty"] > 0
+        for lg in c["hub"].events.AttestationAccepted().get_logs(from_block=0):
+            slashed_on_chain[lg["args"]["provider"].lower()] += lg["args"]["slashed"] > 0
         for p in provs:
             who = w3.to_checksum_address(p["address"])
             stake = c["registry"].functions.stakes(who).call()

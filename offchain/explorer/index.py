@@ -8,10 +8,11 @@ and in one transaction:
 - `jobs`, `machines`, `providers`, `operators`: the current state each event leaves;
 - `signatures`: who signed each attestation, uptime report and verdict, recovered from the
   report transaction's calldata (events carry only how many signed);
-- `attestations`: each attestation's measured figures (from the same calldata).
+- `attestations`: each attestation and its measured figures (from its event).
 
-After each sync, each provider touched reads its live reputation and audit rate from the chain
-(two views; reputation changes without an event of its own).
+After each sync, each provider an event touched reads its stake, reputation and audit rate
+again, and the operators their stake and membership, when an event named one (views: a slash or
+a lock moves a stake, and reputation changes, without an event of their own).
 
 Like the client's market index it is a cache: named by chain id, registry and deployment block
 hash, rebuilt from the deployment block after a reorganisation or when deleted. Amounts are
@@ -107,6 +108,7 @@ REGISTRY_EVENTS = (
     "Slashed",
 )
 HUB_EVENTS = (
+    "OperatorUnstakeRequested",
     "OperatorAdded",
     "OperatorRemoved",
     "OperatorStaked",
@@ -202,6 +204,8 @@ class ExplorerIndex(SqliteStore):
         self.set_metas(meta)
 
     def clear(self) -> None:
+        self._calls.clear()
+        self._times.clear()
         with self.transaction():
             for table in (
                 "blocks",
@@ -222,6 +226,7 @@ class ExplorerIndex(SqliteStore):
             head = int(self.h.chain.blocks.head.number)
             cursor = self.follower.follow(head, self._handle)
             self._refresh_providers()
+            self._refresh_operators()
             self.set_meta("synced_head", str(cursor))
             return cursor
 
@@ -232,6 +237,8 @@ class ExplorerIndex(SqliteStore):
         return self._times[block]
 
     def _handle(self, logs: list[Any], start: int, stop: int) -> None:
+        # A chunk that failed half-way was rolled back: look its transactions up again.
+        self._calls.clear()
         with self.transaction():
             for lg in logs:
                 self._one(lg)
@@ -275,6 +282,9 @@ class ExplorerIndex(SqliteStore):
         handler = getattr(self, f"_on_{name}", None)
         if handler is not None:
             handler(a, t, block, index, tx)
+        if operator and contract == "hub":
+            self.write("INSERT OR IGNORE INTO operators (address) VALUES (?)", (operator,))
+            self.set_meta("operators_dirty", "1")
         if provider and provider != ZERO and contract in ("market", "registry"):
             self.write(
                 "INSERT INTO providers (address) VALUES (?) ON CONFLICT(address) DO UPDATE SET dirty = 1", (provider,)
@@ -396,47 +406,19 @@ class ExplorerIndex(SqliteStore):
         )
 
     def _on_AttestationAccepted(self, a: dict, t: int, block: int, index: int, tx: str) -> None:  # noqa: N802
-        report = next(
-            (
-                r
-                for kind, _, r, _ in self._signers(tx, block)
-                if kind == "attestation" and int(r["machine_id"]) == a["machine_id"]
-            ),
-            {},
-        )
+        self._signers(tx, block)  # who signed: the event only says how many
         self.write(
             "INSERT OR REPLACE INTO attestations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                block,
-                index,
-                a["machine_id"],
-                a["provider"],
-                a["outcome"],
-                a["class_id"],
-                report.get("fp32_gflops"),
-                report.get("bf16_gflops"),
-                report.get("bandwidth_gbs"),
-                report.get("nonce"),
-                t,
-            ),
-        )
+            (block, index, a["machine_id"], a["provider"], a["outcome"], a["class_id"], a.get("fp32_gflops"),
+             a.get("bf16_gflops"), a.get("bandwidth_gbs"), a.get("nonce"), t),
+        )  # fmt: skip
 
     # ---------------------------------------------------------------------------- operators
-    def _on_OperatorAdded(self, a: dict, *_: Any) -> None:  # noqa: N802
-        self.write(
-            "INSERT INTO operators (address, active) VALUES (?, 1) ON CONFLICT(address) DO UPDATE SET active = 1",
-            (a["operator"],),
-        )
-
-    def _on_OperatorRemoved(self, a: dict, *_: Any) -> None:  # noqa: N802
-        self.write("UPDATE operators SET active = 0 WHERE address = ?", (a["operator"],))
-
-    def _on_OperatorStaked(self, a: dict, *_: Any) -> None:  # noqa: N802
-        self.write(
-            "INSERT INTO operators (address, stake) VALUES (?, ?) ON CONFLICT(address) DO UPDATE SET "
-            "stake = excluded.stake",
-            (a["operator"], str(a["stake"])),
-        )
+    # Operators' rows: any hub event naming an operator (added, removed, staked, unstaking,
+    # withdrawn, equivocation slashed) marks the set to read again after the sync
+    # (`_refresh_operators`: stake and membership are views).
+    def _on_ThresholdSet(self, a: dict, *_: Any) -> None:  # noqa: N802
+        self.set_meta("threshold", str(a["threshold"]))
 
     def _on_UptimeRecorded(self, a: dict, t: int, block: int, index: int, tx: str) -> None:  # noqa: N802
         self._signers(tx, block)
@@ -455,6 +437,15 @@ class ExplorerIndex(SqliteStore):
         return self._calls[tx]
 
     # ---------------------------------------------------------------------------- live reads
+    def _refresh_operators(self) -> None:
+        """Each operator's stake and membership, read again after an event named one."""
+        if self.get_meta("operators_dirty") != "1":
+            return
+        for (op,) in self.read("SELECT address FROM operators"):
+            stake, active = int(self.h.hub.operator_stake(op)), bool(self.h.hub.is_operator(op))
+            self.write("UPDATE operators SET stake = ?, active = ? WHERE address = ?", (str(stake), int(active), op))
+        self.set_meta("operators_dirty", "0")
+
     def _refresh_providers(self) -> None:
         """Stake, reputation and audit rate of each provider an event touched since the last sync
         (a slash or a lock moves the stake without a Staked event)."""

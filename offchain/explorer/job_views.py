@@ -14,6 +14,13 @@ class NotFound(LookupError):
     """The page's subject is not in the index: the message says what was asked for."""
 
 
+def _exact(args: dict) -> dict:
+    """Event arguments for JSON readers: integers past 2**53 (token wei, USD) as decimal text,
+    which JavaScript numbers would round."""
+    return {k: str(v) if isinstance(v, int) and not isinstance(v, bool) and abs(v) > 2**53 else v
+            for k, v in args.items()}  # fmt: skip
+
+
 def _f(wei: int | str) -> float:
     return int(wei) / ONE
 
@@ -90,7 +97,7 @@ class JobViews:
             raise NotFound(f"no job {job_id} in this deployment (jobs 1..{self._max_job()})")
         j = self._job_row(row)
         timeline = [
-            {k: e[k] for k in ("event", "block", "log_index", "time", "tx", "args")}
+            {**{k: e[k] for k in ("event", "block", "log_index", "time", "tx")}, "args": _exact(e["args"])}
             for e in self._events("job_id = ?", (int(job_id),))
         ]
         signed = {
@@ -102,10 +109,12 @@ class JobViews:
         operators = [r[0] for r in self.ix.read("SELECT address FROM operators ORDER BY address")]
         findings = [{"operator": op, "finding": signed.get(op, "no signature")} for op in operators] if signed else []
         machine = None
+        m = None
         if j["machine_id"]:
             m = self.ix.read_one(
                 "SELECT class_id, gpu_count, vram_mb, status FROM machines WHERE machine_id = ?", (j["machine_id"],)
             )
+        if m is not None:
             last = self.attestations(
                 "machine_id = ? AND block <= (SELECT block FROM events WHERE job_id = ? AND name = 'JobAccepted')",
                 (j["machine_id"], int(job_id)),

@@ -18,6 +18,7 @@ are 404 with one line saying what was asked; a malformed query is 400.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import threading
@@ -36,6 +37,8 @@ from offchain.http_server import HttpServer, blocking, json_response
 from offchain.sqlite_store import SqliteStore
 
 HERE = Path(__file__).parent
+CACHE_PAGES = 256
+MAX_ID = 2**63 - 1  # SQLite's integers
 log = logging.getLogger("gpunet.explorer")
 ADDRESS_LEN = 42
 
@@ -75,6 +78,8 @@ TIMES = frozenset({"accept_by", "complete_by", "challenge_end", "audit_deadline"
 
 def _arg(value: Any, key: str) -> str:
     """An event argument for people: tokens and USD in units, times in UTC, hashes shortened."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)  # an exact big integer (the API gives those as text)
     if key in AMOUNTS and isinstance(value, int):
         return f"{value / 10**18:,.6f} tokens"
     if key in USD_FIELDS and isinstance(value, int):
@@ -103,6 +108,11 @@ class Explorer:
         self.sync_s = sync_s
         self.last_error: str | None = None
         self.last_sync: float | None = None
+        self.synced_block: int | None = None
+        # Page data by (view, argument, query) for the block indexed: a view's data changes
+        # only when a sync moves the index, so a busy page is computed once per sync.
+        self._cache: collections.OrderedDict[tuple, tuple[int, dict]] = collections.OrderedDict()
+        self._cache_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -113,8 +123,29 @@ class Explorer:
             self.last_error = f"{type(e).__name__}: {e}"[:300]
             log.warning(json.dumps({"event": "explorer_sync_error", "error": self.last_error}))
             raise
-        self.last_error, self.last_sync = None, time.time()
+        self.last_error, self.last_sync, self.synced_block = None, time.time(), block
         return block
+
+    def page_data(self, key: tuple, fn: Callable[[], dict]) -> tuple[int, dict]:
+        """(status, data) of a view: computed in one read snapshot of the index, kept until the
+        next sync moves it (at most CACHE_PAGES pages). 404 and 400 answers are not kept."""
+        key = (self.synced_block, *key)
+        with self._cache_lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        try:
+            with self.views.ix.snapshot():
+                out = (200, fn())
+        except NotFound as e:
+            return 404, {"error": str(e)}
+        except ValueError as e:
+            return 400, {"error": str(e)}
+        with self._cache_lock:
+            self._cache[key] = out
+            while len(self._cache) > CACHE_PAGES:
+                self._cache.popitem(last=False)
+        return out
 
     def start(self) -> None:
         def loop() -> None:
@@ -139,7 +170,7 @@ def build_app(explorer: Explorer) -> web.Application:
 
     def jobs_view(q: dict) -> dict:
         before = q.get("before")
-        if before is not None and not str(before).isdigit():
+        if before is not None and (not str(before).isdigit() or int(before) > MAX_ID):
             raise ValueError("before must be a job id")
         for key in ("provider", "user"):
             if q.get(key) and (len(q[key]) != ADDRESS_LEN or not q[key].startswith("0x")):
@@ -153,12 +184,12 @@ def build_app(explorer: Explorer) -> web.Application:
 
     def provider_view(q: dict, address: str) -> dict:
         if len(address) != ADDRESS_LEN or not address.startswith("0x"):
-            raise ValueError(f"not an address: {address!r} (0x and 40 hex digits)")
+            raise ValueError(f"not an address: {address[:60]!r} (0x and 40 hex digits)")
         return v.provider(address)
 
     def job_view(q: dict, job_id: str) -> dict:
-        if not job_id.isdigit():
-            raise ValueError(f"not a job id: {job_id!r}")
+        if not job_id.isdigit() or int(job_id) > MAX_ID:
+            raise ValueError(f"not a job id: {job_id[:40]!r}")
         return v.job(int(job_id))
 
     routes: list[tuple[str, str, Callable[..., dict]]] = [
@@ -171,21 +202,16 @@ def build_app(explorer: Explorer) -> web.Application:
         ("/verification", "verification.html", lambda q: v.verification()),
     ]
 
-    async def data(request: web.Request, fn: Callable[..., dict]) -> tuple[int, dict]:
+    def data(request: web.Request, fn: Callable[..., dict]) -> tuple[int, dict]:
+        """On a worker thread: the view's (status, data), from the cache or the index."""
         q = dict(request.query)
         arg = request.match_info.get("arg")
-        try:
-            out = await blocking(request, fn, q, arg) if arg is not None else await blocking(request, fn, q)
-        except NotFound as e:
-            return 404, {"error": str(e)}
-        except ValueError as e:
-            return 400, {"error": str(e)}
-        return 200, out
+        key = (request.match_info.route.resource.canonical, arg, tuple(sorted(q.items())))
+        return explorer.page_data(key, lambda: fn(q, arg) if arg is not None else fn(q))
 
     def page(template: str, fn: Callable[..., dict]) -> Callable:
-        async def html(request: web.Request) -> web.Response:
-            t0 = time.perf_counter()
-            status, out = await data(request, fn)
+        def render(request: web.Request) -> tuple[int, str]:
+            status, out = data(request, fn)
             name = template if status == 200 else "error.html"
             body = env.get_template(name).render(
                 d=out,
@@ -194,23 +220,25 @@ def build_app(explorer: Explorer) -> web.Application:
                 query=dict(request.query),
                 api="/api" + (request.path if request.path != "/" else "/overview"),
             )
+            return status, body
+
+        async def html(request: web.Request) -> web.Response:
+            t0 = time.perf_counter()
+            status, body = await blocking(request, render, request)
             resp = web.Response(status=status, text=body, content_type="text/html")
             resp.headers["Server-Timing"] = f"render;dur={(time.perf_counter() - t0) * 1000:.1f}"
             return resp
 
         async def api(request: web.Request) -> web.Response:
-            status, out = await data(request, fn)
+            status, out = await blocking(request, data, request, fn)
             return json_response(status, out)
 
         return html, api
 
     async def health(request: web.Request) -> web.Response:
         ok = explorer.last_error is None and explorer.last_sync is not None
-        block = explorer.index.get_meta("synced_head")
-        return json_response(
-            200 if ok else 503,
-            {"ok": ok, "synced_block": int(block) if block else None, "last_error": explorer.last_error},
-        )
+        body = {"ok": ok, "synced_block": explorer.synced_block, "last_error": explorer.last_error}
+        return json_response(200 if ok else 503, body)
 
     @web.middleware
     async def errors(request: web.Request, handler: Callable) -> web.StreamResponse:

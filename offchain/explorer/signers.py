@@ -1,7 +1,7 @@
 """Who signed an OracleHub report: the signers recovered from the report transaction's calldata.
 
-OracleHub's events say how many operators signed a verdict, not who, and an attestation's event
-carries no measured figures. Both are in the transaction that submitted the report: its calldata
+OracleHub's events say how many operators signed a report, not who. The transaction that
+submitted the report says: its calldata
 (decoded with the hub's ABI) holds each report and the quorum's signatures, and each signature
 recovers to its operator over the report's EIP-712 digest (`offchain.chain.reports`, the same
 typed data the operators signed). A report reaching the hub through another contract's call has

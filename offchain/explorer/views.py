@@ -8,6 +8,7 @@ epoch per day from its first block.
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections import Counter, defaultdict
 
@@ -16,6 +17,18 @@ from offchain.explorer.index import SLASH_REASONS, ZERO, ExplorerIndex
 from offchain.explorer.job_views import PAGE, JobViews, NotFound, _f
 
 END_STATES = ("FINALIZED", "FAILED", "CANCELLED", "EXPIRED")
+
+
+MAX_POINTS = 500
+
+
+def _thin(points: list) -> list:
+    """At most MAX_POINTS of a time series, evenly spaced, the last kept: a plot is no sharper
+    with more, and the page stays small however long the chain."""
+    if len(points) <= MAX_POINTS:
+        return points
+    step = len(points) / MAX_POINTS
+    return [points[int(i * step)] for i in range(MAX_POINTS - 1)] + [points[-1]]
 
 
 class Views(JobViews):
@@ -131,7 +144,7 @@ class Views(JobViews):
         for e in self._events("name = 'Settled'"):
             per_epoch[self.epoch_of(e["time"])]["settlement_minted"] += int(e["args"]["minted"])
         for e in self._events("name = 'Claimed'"):
-            per_epoch[self.epoch_of(e["time"])]["emissions"] += int(e["args"]["amount"])
+            per_epoch[int(e["args"]["epoch"])]["emissions"] += int(e["args"]["amount"])  # the epoch it rewards
         for ep, n in self._per_epoch_counts("created"):
             per_epoch[ep]["jobs"] += n
         epochs = []
@@ -150,6 +163,7 @@ class Views(JobViews):
                 }
             )
         prices = [[e["time"], e["args"]["answer"] / 1e8] for e in self._events("name = 'RoundAccepted'")]
+        series, prices = _thin(series), _thin(prices)
         return {
             **self._status(),
             "machines_by_class": by_class,
@@ -242,13 +256,21 @@ class Views(JobViews):
                 "name = 'UptimeRecorded' AND machine_id IN (SELECT machine_id FROM machines WHERE provider = ?)", (p,)
             )
         ]
-        earnings: dict[int, dict] = defaultdict(lambda: {"settlement": 0, "usd": 0, "emissions": 0, "jobs": 0})
+        earnings: dict[int, dict] = defaultdict(
+            lambda: {"settlement": 0, "usd": 0, "emissions": 0, "emissions_usd": 0, "jobs": 0}
+        )
         for e in self._events("name = 'Settled' AND provider = ?", (p,)):
             ep = earnings[self.epoch_of(e["time"])]
             ep["settlement"] += int(e["args"]["minted"])
             ep["usd"] += int(e["args"]["usd_net"])
+        prices = [(e["time"], int(e["args"]["answer"])) for e in self._events("name = 'RoundAccepted'")]
         for e in self._events("name = 'Claimed' AND provider = ?", (p,)):
-            earnings[int(e["args"]["epoch"])]["emissions"] += int(e["args"]["amount"])
+            ep = earnings[int(e["args"]["epoch"])]
+            ep["emissions"] += int(e["args"]["amount"])
+            # Emissions in USD at the feed's last price before the claim (8 decimals).
+            i = bisect.bisect_right(prices, (e["time"], 2**256)) - 1
+            if i >= 0:
+                ep["emissions_usd"] += int(e["args"]["amount"]) * prices[i][1] // 10**8
         for ep, n in self._per_epoch_counts("ended", "provider = ? AND status = 'FINALIZED'", (p,)):
             earnings[ep]["jobs"] += n
         per_epoch = [
@@ -261,6 +283,8 @@ class Views(JobViews):
                 "settlement_tokens": _f(v["settlement"]),
                 "emissions_tokens": _f(v["emissions"]),
                 "usd_f": _f(v["usd"]),
+                "emissions_usd": str(v["emissions_usd"]),
+                "emissions_usd_f": _f(v["emissions_usd"]),
             }
             for n, v in sorted(earnings.items())
         ]
@@ -283,20 +307,47 @@ class Views(JobViews):
         }
 
     def _slashes(self, where: str = "1", args: tuple = ()) -> list[dict]:
-        """Slashes, oldest first: one per provider, reason and transaction (a failed job's
-        collateral is split in one transaction: to the user, to the challenger, burned), its
-        amount summed and where each part went."""
-        out: dict[tuple, dict] = {}
-        for e in self._events(f"name = 'Slashed' AND {where}", args):
+        """Slashes, oldest first. A slash is the provider's `Slashed` events (each a part: to the
+        user, to the challenger, burned) up to the event they were for, which the contracts log
+        right after them in the same transaction: JobFailed or JobExpired (`job_id`), or a failed
+        AttestationAccepted (`machine_id`). So a batch of verdicts failing two of a provider's
+        jobs is two slashes. Parts of 0 tokens (nothing left to slash) are left out."""
+        out: list[dict] = []
+        pending: dict[tuple[str, str], dict] = {}
+        subjects = ("JobFailed", "JobExpired", "AttestationAccepted")
+        names = ", ".join(f"'{n}'" for n in ("Slashed", *subjects))
+        for e in self._events(f"name IN ({names}) AND {where}", args):
             a = e["args"]
+            key = (e["tx"], a["provider"])
+            if e["event"] != "Slashed":
+                s = pending.pop(key, None)
+                if s is not None:
+                    s["job_id"], s["machine_id"] = a.get("job_id"), a.get("machine_id")
+                    out.append(s)
+                continue
+            if not int(a["amount"]):
+                continue
             reason = SLASH_REASONS.get(str(a["reason"]).removeprefix("0x"), a["reason"])
-            key = (e["tx"], a["provider"], reason)
-            s = out.setdefault(key, {"block": e["block"], "time": e["time"], "tx": e["tx"], "provider": a["provider"],
-                                     "reason": reason, "amount": 0, "parts": []})  # fmt: skip
+            s = pending.setdefault(
+                key,
+                {
+                    "block": e["block"],
+                    "time": e["time"],
+                    "tx": e["tx"],
+                    "provider": a["provider"],
+                    "reason": reason,
+                    "amount": 0,
+                    "parts": [],
+                    "job_id": None,
+                    "machine_id": None,
+                },
+            )
             s["amount"] += int(a["amount"])
             to = "burned" if a["beneficiary"] == ZERO else a["beneficiary"]
             s["parts"].append({"to": to, "amount": str(a["amount"]), "amount_tokens": _f(a["amount"])})
-        return [{**s, "amount": str(s["amount"]), "amount_tokens": _f(s["amount"])} for s in out.values()]
+        out.extend(pending.values())  # slashed for nothing that followed (none today)
+        out.sort(key=lambda s: s["block"])
+        return [{**s, "amount": str(s["amount"]), "amount_tokens": _f(s["amount"])} for s in out]
 
     def attestations(self, where: str, args: tuple) -> list[dict]:
         out = []
