@@ -102,10 +102,11 @@ def make_env() -> Environment:
 class Explorer:
     """The index, its sync thread and the views: what the app serves."""
 
-    def __init__(self, h: Any, *, index_path: Path | None = None, sync_s: float = 5.0):
+    def __init__(self, h: Any, *, index_path: Path | None = None, sync_s: float = 5.0, cache_pages: int = CACHE_PAGES):
         self.index = ExplorerIndex(h, index_path)
         self.views = Views(SqliteStore(self.index.path, schema="", synchronous="NORMAL"))
         self.sync_s = sync_s
+        self.cache_pages = cache_pages  # 0: every request computes its page (the bench's worst case)
         self.last_error: str | None = None
         self.last_sync: float | None = None
         self.synced_block: int | None = None
@@ -128,7 +129,7 @@ class Explorer:
 
     def page_data(self, key: tuple, fn: Callable[[], dict]) -> tuple[int, dict]:
         """(status, data) of a view: computed in one read snapshot of the index, kept until the
-        next sync moves it (at most CACHE_PAGES pages). 404 and 400 answers are not kept."""
+        next sync moves it (at most `cache_pages` pages). 404 and 400 answers are not kept."""
         key = (self.synced_block, *key)
         with self._cache_lock:
             if key in self._cache:
@@ -143,7 +144,7 @@ class Explorer:
             return 400, {"error": str(e)}
         with self._cache_lock:
             self._cache[key] = out
-            while len(self._cache) > CACHE_PAGES:
+            while len(self._cache) > self.cache_pages:
                 self._cache.popitem(last=False)
         return out
 
