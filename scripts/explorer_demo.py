@@ -60,12 +60,11 @@ def main(demo_dir: Path | None, host: str, port: int) -> None:
         click.echo(f"anvil at {url}, with the chain of {demo_dir}", err=True)
         gpunet = Path(sys.executable).with_name("gpunet")
         proc = subprocess.Popen([str(gpunet), "explorer", "--host", host, "--port", str(port)], env=env)
-        signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM))
-        try:
-            code = proc.wait()
-        except KeyboardInterrupt:
-            proc.send_signal(signal.SIGINT)
-            code = proc.wait()
+        # Ctrl-C or SIGTERM: passed on to the explorer, then anvil stops once it has exited. (ape
+        # installs a SIGINT handler that exits at once: replaced here, or anvil would stop first.)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda signum, _frame: proc.send_signal(signum))
+        code = proc.wait()
     raise SystemExit(0 if code in (0, -signal.SIGINT, -signal.SIGTERM) else code)
 
 
