@@ -441,6 +441,43 @@ def test_submit_verdicts__batch__each_job_settled_like_alone(
     assert rep(registry, provider) == record(completed=2, failed=1, audits_passed=2)
 
 
+def test_explorer__batched_verdicts__each_failed_job_one_slash__each_signer_found(
+    make_provider, make_job, market, hub, beacon, jobs, chain, pool, keeper, provider, user, deployment, tmp_path
+):
+    """The explorer's index (offchain/explorer/) over one `submit_verdicts` failing two of a
+    provider's jobs: two slashes, not one; three drawn audits, two failed; each job's findings
+    are its signers' (recovered from the batch's calldata), the third operator's "no signature"."""
+    from types import SimpleNamespace
+
+    from offchain.explorer.server import Explorer
+
+    machine_id = make_provider(provider)
+    ids = [run_to_submitted(market, jobs, make_job, machine_id, provider, user) for _ in range(3)]
+    for i in ids:
+        decide_draw(chain, beacon, jobs, i)
+    valid = [False, True, False]
+    reports, sigs = zip(*(verdict(hub, chain, pool, i, jobs[i], v) for i, v in zip(ids, valid, strict=True)),
+                        strict=True)  # fmt: skip
+    hub.submit_verdicts(list(reports), [jobs.t(i) for i in ids], list(sigs), sender=keeper)
+    d = deployment
+    h = SimpleNamespace(record={"block": 0}, token=d.token, registry=d.registry, market=d.market, hub=d.hub,
+                        chain=chain, emissions=d.emissions, settlement=d.settlement)  # fmt: skip
+    ex = Explorer(h, index_path=tmp_path / "index.sqlite")
+    ex.sync_once()
+    v = ex.views.verification()
+    assert v["slashes_by_reason"]["invalid result"]["count"] == 2
+    assert (v["audits"]["drawn"], v["audits"]["audited"], v["audits"]["failed"]) == (3, 3, 2)
+    slashes = ex.views.provider(provider.address)["slashes"]
+    assert sorted(s["job_id"] for s in slashes) == [ids[0], ids[2]]
+    signers = sorted(op.address.lower() for op in pool[:2])
+    for i, ok in zip(ids, valid, strict=True):
+        findings = {f["operator"]: f["finding"] for f in ex.views.job(i)["findings"]}
+        assert sorted(op for op, f in findings.items() if f != "no signature") == signers
+        assert set(findings.values()) == {"valid" if ok else "invalid", "no signature"}
+    signed = {o["address"]: o["signed"].get("verdict", 0) for o in ex.views.oracles()["operators"]}
+    assert {a: n for a, n in signed.items() if n} == dict.fromkeys(signers, 3)
+
+
 @pytest.mark.parametrize("case, message", [
     ("one_replayed", "oracle_hub: wrong nonce"),
     ("one_not_drawn", "job_market: job not in audit"),
