@@ -112,14 +112,18 @@ def _start_explorer(log_dir):
         try:
             ln = lines.get(timeout=1)
         except queue.Empty:
-            assert proc.poll() is None, "explorer exited:\n" + "".join(seen)
+            if proc.poll() is not None:
+                raise AssertionError("explorer exited:\n" + "".join(seen)) from None
             continue
         seen.append(ln)
         if m := re.search(r"anvil at (http://\S+),", ln):
             anvil = m.group(1)
         if m := re.search(r"gpunet explorer on (http://\S+) ", ln):
             url = m.group(1)
-    assert url and anvil, "no explorer URL within 240 s:\n" + "".join(seen)
+    if not (url and anvil):
+        proc.terminate()  # the explorer and its anvil: nothing is left running
+        proc.wait(timeout=30)
+        raise AssertionError("no explorer URL within 240 s:\n" + "".join(seen))
     return proc, url, anvil
 
 
