@@ -137,7 +137,6 @@ class Demo(JobPhases):
     def chain_phase(self, url: str) -> None:
         from ape import accounts, chain, project
 
-        from offchain.chain.client import Handles
         from offchain.chain.deploy import deploy_all
         from offchain.devnet import stake_operators
 
@@ -171,19 +170,7 @@ class Demo(JobPhases):
                 chain_id=chain.chain_id,
             )
             self.d, self.token, self.registry, self.market, self.hub = d, d.token, d.registry, d.market, d.hub
-            self.h = Handles(
-                record=d.record,
-                token=d.token,
-                registry=d.registry,
-                market=d.market,
-                hub=d.hub,
-                chain=chain,
-                price_feed=d.price_feed,
-                emissions=d.emissions,
-                settlement=d.settlement,
-                beacon=d.beacon,
-                key_directory=d.key_directory,
-            )
+            self.h = d.handles(chain)
             stake_operators(d.token, d.hub, self.deployer, self.operators, 1_000 * ONE_TOKEN)
             self.deployer.transfer(self.flaky, 10**18)  # gas money: generated accounts start empty
             for a in self.agents:

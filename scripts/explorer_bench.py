@@ -33,7 +33,6 @@ def build_chain(n_jobs: int, console) -> tuple:
     """Deploys and runs `n_jobs` jobs; returns (deployment, handles, provider address)."""
     from ape import accounts, chain, project
 
-    from offchain.chain.client import Handles
     from offchain.chain.deploy import deploy_all
     from offchain.constants import ONE_TOKEN
     from scripts._bench_lib import Driver
@@ -63,19 +62,7 @@ def build_chain(n_jobs: int, console) -> tuple:
             drv.record(None, d.market.claim(prov, sender=keeper))
             pending = []
             console.print(f"  {done} jobs ({time.monotonic() - t0:.0f} s)")
-    h = Handles(
-        record=d.record,
-        token=d.token,
-        registry=d.registry,
-        market=d.market,
-        hub=d.hub,
-        chain=chain,
-        price_feed=d.price_feed,
-        emissions=d.emissions,
-        settlement=d.settlement,
-        beacon=d.beacon,
-        key_directory=d.key_directory,
-    )
+    h = d.handles(chain)
     return d, h, prov.address.lower()
 
 

@@ -102,7 +102,7 @@ def live(jobs: int, log_dir: Path) -> dict:
 
     from offchain.chain import keys
     from offchain.chain.anvil import running_anvil
-    from offchain.chain.client import DEPLOYMENT_ENV, Handles
+    from offchain.chain.client import DEPLOYMENT_ENV
     from offchain.chain.deploy import deploy_all
     from offchain.chain.price import ONE_USD, post_price
     from offchain.client import sdk
@@ -128,9 +128,7 @@ def live(jobs: int, log_dir: Path) -> dict:
             d.token.mint(op, stake, sender=a[0])
             d.token.approve(d.hub, stake, sender=op)
             d.hub.stake(stake, sender=op)
-            h = Handles(record=d.record, token=d.token, registry=d.registry, market=d.market, hub=d.hub,
-                        chain=chain, price_feed=d.price_feed, emissions=d.emissions, settlement=d.settlement,
-                        beacon=d.beacon, key_directory=d.key_directory)  # fmt: skip
+            h = d.handles(chain)
             keys.publish(h, op, S.Keyring.create(op.address, log_dir / "operator.keys.json"))
             (port,) = free_ports(1)
             d.token.mint(prov, 2_000 * ONE_TOKEN, sender=a[0])

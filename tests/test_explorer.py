@@ -3,7 +3,6 @@ few real jobs, each view agreeing with the chain, the HTML pages and their JSON 
 input answered with one line (404, 400). The whole network in a browser: test_demo_anvil.py."""
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import requests
@@ -35,17 +34,7 @@ def test_explorer__index_views_pages_and_api(
     jobs.track(market.finalize(done, jobs.t(done), sender=keeper))
     market.claim(provider, sender=keeper)
     waiting, _ = make_job(user)  # stays OPEN
-    h = SimpleNamespace(
-        record={"block": 0},
-        token=d.token,
-        registry=d.registry,
-        market=d.market,
-        hub=d.hub,
-        chain=chain,
-        price_feed=d.price_feed,
-        emissions=d.emissions,
-        settlement=d.settlement,
-    )
+    h = d.handles(chain)
     ex = Explorer(h, index_path=tmp_path / "index.sqlite")
     assert ex.sync_once() == chain.blocks.height
     v = ex.views

@@ -447,7 +447,6 @@ def test_explorer__batched_verdicts__each_failed_job_one_slash__each_signer_foun
     """The explorer's index (offchain/explorer/) over one `submit_verdicts` failing two of a
     provider's jobs: two slashes, not one; three drawn audits, two failed; each job's findings
     are its signers' (recovered from the batch's calldata), the third operator's "no signature"."""
-    from types import SimpleNamespace
 
     from offchain.explorer.server import Explorer
 
@@ -460,8 +459,7 @@ def test_explorer__batched_verdicts__each_failed_job_one_slash__each_signer_foun
                         strict=True)  # fmt: skip
     hub.submit_verdicts(list(reports), [jobs.t(i) for i in ids], list(sigs), sender=keeper)
     d = deployment
-    h = SimpleNamespace(record={"block": 0}, token=d.token, registry=d.registry, market=d.market, hub=d.hub,
-                        chain=chain, emissions=d.emissions, settlement=d.settlement)  # fmt: skip
+    h = d.handles(chain)
     ex = Explorer(h, index_path=tmp_path / "index.sqlite")
     ex.sync_once()
     v = ex.views.verification()

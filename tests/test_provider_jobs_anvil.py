@@ -194,9 +194,7 @@ def local_net(tmp_path: Path) -> Iterator[Net]:
             d.token.mint(op, stake, sender=a[0])
             d.token.approve(d.hub, stake, sender=op)
             d.hub.stake(stake, sender=op)
-            h = Handles(record=d.record, token=d.token, registry=d.registry, market=d.market, hub=d.hub, chain=chain,
-                        price_feed=d.price_feed, emissions=d.emissions, settlement=d.settlement,
-                        beacon=d.beacon, key_directory=d.key_directory)  # fmt: skip
+            h = d.handles(chain)
             # No oracle process runs here: the operator's encryption key is published for it, so
             # jobs can be sealed to it (the CLI seals by default); the CLI user's keys go in tmp.
             keys.publish(h, op, Keyring.create(op.address, tmp_path / "operator.keys.json"))

@@ -61,6 +61,15 @@ class Deployment:
     beacon: Any = None
     key_directory: Any = None
 
+    def handles(self, chain: Any) -> Any:
+        """The SDK's handles (`offchain.chain.client.Handles`) on this deployment, as `connect`
+        gives them for a recorded one."""
+        from offchain.chain.client import Handles
+
+        return Handles(record=self.record, token=self.token, registry=self.registry, market=self.market,
+                       hub=self.hub, chain=chain, price_feed=self.price_feed, emissions=self.emissions,
+                       settlement=self.settlement, beacon=self.beacon, key_directory=self.key_directory)  # fmt: skip
+
 
 def _git_commit() -> str:
     try:

@@ -11,6 +11,18 @@ from typing import Any
 
 from offchain.constants import JOB_FIELDS
 
+# Every JobMarket event of a job, in its lifecycle order (the job_id is indexed in each).
+MARKET_EVENTS = (
+    "JobCreated",
+    "JobAccepted",
+    "ResultSubmitted",
+    "JobDisputed",
+    "VerdictPosted",
+    "JobFinalized",
+    "JobFailed",
+    "JobCancelled",
+    "JobExpired",
+)
 ZERO_ADDRESS = "0x" + "00" * 20
 ZERO_BYTES32 = b"\x00" * 32
 

@@ -16,15 +16,9 @@ from typing import Any
 
 from offchain.chain.beacon import ROUND_DEGRADED, ROUND_READY, audit_draw
 from offchain.chain.events import logs, start_block
-from offchain.chain.jobs import apply_event, check_job, job_from_created
+from offchain.chain.jobs import MARKET_EVENTS, apply_event, check_job, job_from_created
 from offchain.client.sdk import ClientError, fmt_usd, tokens
 from offchain.constants import TERMINAL_JOB_STATUSES, JobStatus
-
-MARKET_EVENTS = (
-    "JobCreated", "JobAccepted", "ResultSubmitted", "JobDisputed", "VerdictPosted", "JobFinalized",
-    "JobFailed", "JobCancelled", "JobExpired",
-)  # fmt: skip
-
 
 # Event arguments that are bools (ape decodes them as 0/1).
 BOOL_ARGS = frozenset({"valid", "audit_timed_out"})

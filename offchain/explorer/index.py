@@ -31,6 +31,7 @@ from eth_utils import keccak
 
 from offchain.chain.events import start_block
 from offchain.chain.follow import Follower, Source, default_reorg_depth
+from offchain.chain.jobs import MARKET_EVENTS
 from offchain.constants import JobStatus, MachineStatus
 from offchain.explorer.signers import finding, report_signers
 from offchain.sqlite_store import SqliteStore
@@ -84,17 +85,6 @@ CREATE TABLE IF NOT EXISTS operators (
 );
 """
 
-MARKET_EVENTS = (
-    "JobCreated",
-    "JobAccepted",
-    "ResultSubmitted",
-    "JobDisputed",
-    "VerdictPosted",
-    "JobFinalized",
-    "JobFailed",
-    "JobCancelled",
-    "JobExpired",
-)
 REGISTRY_EVENTS = (
     "GpuClassSet",
     "MachineRegistered",
@@ -397,13 +387,6 @@ class ExplorerIndex(SqliteStore):
 
     def _on_EndpointUpdated(self, a: dict, *_: Any) -> None:  # noqa: N802
         self.write("UPDATE machines SET endpoint = ? WHERE machine_id = ?", (a["endpoint"], a["machine_id"]))
-
-    def _on_Staked(self, a: dict, *_: Any) -> None:  # noqa: N802
-        self.write(
-            "INSERT INTO providers (address, staked) VALUES (?, ?) ON CONFLICT(address) DO UPDATE SET "
-            "staked = excluded.staked, dirty = 1",
-            (a["provider"], str(a["staked"])),
-        )
 
     def _on_AttestationAccepted(self, a: dict, t: int, block: int, index: int, tx: str) -> None:  # noqa: N802
         self._signers(tx, block)  # who signed: the event only says how many

@@ -3,6 +3,7 @@ part of `Views` (views.py), split off to keep each module to one page family."""
 
 from __future__ import annotations
 
+from offchain.client.timeline import fmt_time
 from offchain.constants import JobStatus
 from offchain.explorer.index import ZERO
 
@@ -141,25 +142,23 @@ class JobViews:
 
     def _waiting(self, j: dict) -> str | None:
         """Why a job that has not ended waits, and until when (times in UTC)."""
-        from offchain.explorer.server import _utc  # one time format for the pages
-
         st = j["status"]
         if st == "OPEN":
             who = "its provider" if j["provider"] != ZERO else "any provider with an offer"
-            return f"waiting for {who} to accept it, until {_utc(j['accept_by'])} UTC (then the user can cancel it)"
+            return f"waiting for {who} to accept it, until {fmt_time(j['accept_by'])} (then the user can cancel it)"
         if st == "RUNNING":
             return (
-                f"running on machine {j['machine_id']}: the result is due by {_utc(j['complete_by'])} UTC "
+                f"running on machine {j['machine_id']}: the result is due by {fmt_time(j['complete_by'])} "
                 "(after that anyone can expire the job and the provider loses part of its collateral)"
             )
         if st == "SUBMITTED":
             return (
-                f"result submitted; its challenge window ends {_utc(j['challenge_end'])} UTC: the user may dispute "
+                f"result submitted; its challenge window ends {fmt_time(j['challenge_end'])}: the user may dispute "
                 "until then, and the audit draw decides whether the oracle quorum re-executes it"
             )
         if st == "AUDIT":
             return (
-                f"in audit: the oracle quorum re-executes it; its verdict is due by {_utc(j['audit_deadline'])} UTC "
+                f"in audit: the oracle quorum re-executes it; its verdict is due by {fmt_time(j['audit_deadline'])} "
                 "(if none comes, the result stands)"
             )
         return None

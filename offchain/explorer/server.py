@@ -31,6 +31,8 @@ from typing import Any
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from offchain.cli.common import short
+from offchain.client.timeline import fmt_time
 from offchain.explorer.index import ExplorerIndex
 from offchain.explorer.views import NotFound, Views
 from offchain.http_server import HttpServer, blocking, json_response
@@ -49,11 +51,6 @@ def _tokens(v: Any, digits: int = 3) -> str:
 
 def _utc(t: Any) -> str:
     return datetime.fromtimestamp(int(t), UTC).strftime("%Y-%m-%d %H:%M:%S") if t else "—"
-
-
-def _short(addr: Any) -> str:
-    a = str(addr or "")
-    return f"{a[:6]}…{a[-4:]}" if len(a) == ADDRESS_LEN else a
 
 
 AMOUNTS = frozenset(
@@ -85,17 +82,17 @@ def _arg(value: Any, key: str) -> str:
     if key in USD_FIELDS and isinstance(value, int):
         return f"{value / 10**18:,.4f} USD"
     if key in TIMES and isinstance(value, int):
-        return _utc(value) + " UTC"
+        return fmt_time(value)
     if key == "valid" or isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, str) and value.startswith("0x") and len(value) == 66:
         return value[:10] + "…"
-    return _short(value) if isinstance(value, str) else str(value)
+    return short(value) if isinstance(value, str) else str(value)
 
 
 def make_env() -> Environment:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
-    env.filters.update(tokens=_tokens, utc=_utc, short=_short, arg=_arg)
+    env.filters.update(tokens=_tokens, utc=_utc, short=short, arg=_arg)
     return env
 
 

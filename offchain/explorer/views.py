@@ -196,12 +196,16 @@ class Views(JobViews):
         for e in self._events("name = 'Slashed'"):
             slashed[e["args"]["provider"]] += int(e["args"]["amount"])
         slash_count = Counter(s["provider"] for s in self._slashes())
+        machine_counts = {
+            p: (n, active or 0)
+            for p, n, active in self.ix.read(
+                "SELECT provider, COUNT(*), SUM(status = 'ACTIVE') FROM machines GROUP BY provider"
+            )
+        }
         for addr, staked, rep, bps in self.ix.read(
             "SELECT address, staked, reputation, audit_bps FROM providers ORDER BY address"
         ):
-            machines = self.ix.read_one(
-                "SELECT COUNT(*), SUM(status = 'ACTIVE') FROM machines WHERE provider = ?", (addr,)
-            )
+            machines = machine_counts.get(addr, (0, 0))
             rows.append(
                 {
                     "address": addr,
@@ -351,18 +355,20 @@ class Views(JobViews):
 
     def attestations(self, where: str, args: tuple) -> list[dict]:
         out = []
-        for block, mid, prov, outcome, cid, fp32, bf16, bw, nonce, t in self.ix.read(
+        rows = self.ix.read(
             "SELECT block, machine_id, provider, outcome, class_id, fp32_gflops, bf16_gflops, bandwidth_gbs, nonce, "
             f"time FROM attestations WHERE {where} ORDER BY block, log_index",
             args,
+        )
+        signed: dict[tuple[str, int], list[str]] = defaultdict(list)  # (machine, nonce) -> signers, one query
+        for subject, nonce, op in self.ix.read(
+            "SELECT subject, nonce, operator FROM signatures WHERE kind = 'attestation' AND subject IN "
+            f"(SELECT DISTINCT CAST(machine_id AS TEXT) FROM attestations WHERE {where})",
+            args,
         ):
-            signers = [
-                r[0]
-                for r in self.ix.read(
-                    "SELECT operator FROM signatures WHERE kind = 'attestation' AND subject = ? AND nonce = ?",
-                    (str(mid), nonce),
-                )
-            ]
+            signed[(subject, nonce)].append(op)
+        for block, mid, prov, outcome, cid, fp32, bf16, bw, nonce, t in rows:
+            signers = signed.get((str(mid), nonce), [])
             out.append(
                 {
                     "block": block,

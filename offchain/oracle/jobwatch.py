@@ -12,20 +12,9 @@ import re
 from typing import Any
 
 from offchain.chain.follow import Source, contract_logs
-from offchain.chain.jobs import apply_event, job_from_created
+from offchain.chain.jobs import MARKET_EVENTS, apply_event, job_from_created
 from offchain.constants import JobStatus
 
-MARKET_EVENTS = (
-    "JobCreated",
-    "JobAccepted",
-    "ResultSubmitted",
-    "JobDisputed",
-    "VerdictPosted",
-    "JobFinalized",
-    "JobFailed",
-    "JobCancelled",
-    "JobExpired",
-)
 BYTES32_FIELDS = ("spec_hash", "result_hash")
 TERMINAL_EVENTS = {
     "JobFinalized": JobStatus.FINALIZED,
