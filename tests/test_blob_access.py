@@ -227,3 +227,32 @@ def test_upload_while_the_agent_is_starting__client_waits_for_it__or_says_it_is_
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def test_download_while_the_agent_is_starting__client_waits_for_it__or_says_it_is_not_ready(tmp_path):
+    """The same for a GET (a result download or an audit's fetch right after the provider's
+    agent restarted): the client waits through the 503 "retry", signing each try afresh, and
+    says why after its wait."""
+    import threading
+
+    from offchain.client import sdk
+
+    server, thread = serve(AgentConfig(provider=PROVIDER.address, port=0, device="cpu", blob_auth=True,
+                                       blob_dir=str(tmp_path / "blobs"), blob_quota_bytes=10_000))  # fmt: skip
+    try:
+        data = b"a result served after a restart"
+        h = server.agent.blobs.put(data)
+        uri, auth = f"{server.url}/blobs/{h}", (_signer(USER), PROVIDER.address)
+        with pytest.raises(sdk.ClientError, match="HTTP 503: blob access is not ready"):
+            sdk.download(uri, h, auth=auth, ready_wait_s=0)
+
+        access = BlobAccess(server.agent.blobs, Verifier(Domain(CHAIN, REGISTRY, PROVIDER.address)), quota_bytes=10_000)
+        access.link_job(7, [h], USER.address)
+        attach = threading.Timer(2.0, lambda: setattr(server.agent, "access", access))
+        attach.start()
+        assert sdk.download(uri, h, auth=auth, ready_wait_s=60) == data
+        attach.join()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -4,19 +4,16 @@ and re-execute it locally (grounds for a dispute). Re-exported by `offchain.clie
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import requests
-
+from offchain.client.blobs import download, request_signer
 from offchain.client.money import ClientError
-from offchain.client.sdk import HTTP_TIMEOUT, MAX_RESULT_BYTES, _check_id, _error_text, _rebuild, result_event
+from offchain.client.sdk import _check_id, _rebuild, result_event
 from offchain.client.sealed import data_key, known_key, open_data, open_spec
 from offchain.constants import JobStatus
-from offchain.http_retry import retrying_session
 from offchain.sealing import is_sealed
 
 if TYPE_CHECKING:
@@ -31,36 +28,6 @@ class Result:
     output: workloads.Output
     data: bytes
     files: dict[str, Path] = field(default_factory=dict)
-
-
-def download(uri: str, expected_hex: str, max_bytes: int = MAX_RESULT_BYTES, auth: Any = None) -> bytes:
-    """GET `uri`, refusing anything that does not hash to `expected_hex`. `auth`: (signer,
-    provider) to sign the request for the provider's agent (offchain/blob_auth.py)."""
-    headers = auth[0].headers(auth[1], "GET", expected_hex) if auth else None
-    try:
-        with retrying_session().get(uri, timeout=HTTP_TIMEOUT, stream=True, headers=headers) as r:
-            if r.status_code in (401, 403) and auth is None:
-                raise ClientError(
-                    f"{uri} serves blobs only to the job's user, its provider and the auditors: sign as the user "
-                    f"(--account ALIAS or --test-account N): HTTP {r.status_code}: {_error_text(r)}"
-                )
-            if r.status_code != 200:
-                raise ClientError(f"result not served at {uri}: HTTP {r.status_code}: {_error_text(r)}")
-            buf = io.BytesIO()
-            for chunk in r.iter_content(1 << 20):
-                buf.write(chunk)
-                if buf.tell() > max_bytes:
-                    raise ClientError(f"result at {uri} is over {max_bytes} bytes")
-    except requests.RequestException as e:
-        raise ClientError(f"provider unreachable at {uri} ({type(e).__name__}); retry later") from None
-    data = buf.getvalue()
-    got = hashlib.sha256(data).hexdigest()
-    if got != expected_hex:
-        raise ClientError(
-            f"the bytes served at {uri} hash to {got}, not the on-chain result hash {expected_hex}: "
-            "the provider is serving something else (withheld output); consider `gpunet job dispute`"
-        )
-    return data
 
 
 def fetch_result(
@@ -117,8 +84,6 @@ def write_output(out: workloads.Output, data: bytes, out_dir: Path) -> dict[str,
 def _auth(h: Any, account: Any, job: dict) -> tuple[Any, str] | None:
     if account is None:
         return None
-    from offchain.client.sdk import request_signer
-
     return request_signer(h, account), str(job["provider"])
 
 

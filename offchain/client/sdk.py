@@ -31,10 +31,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from offchain.chain.events import start_block as _start_block
 from offchain.chain.jobs import ZERO_ADDRESS, job_from_chain, jobs_from_receipt
+from offchain.client.blobs import (  # noqa: F401 - re-exported: sdk is the client's one entry point
+    HTTP_TIMEOUT,
+    MAX_RESULT_BYTES,
+    READY_WAIT_S,
+    UPLOAD_READY_WAIT_S,
+    _base,
+    _error_text,
+    _says_retry,
+    download,
+    request_signer,
+    upload,
+)
 from offchain.client.money import (  # noqa: F401 - re-exported: sdk is the client's one entry point
     _NO_PRICE_REASONS,
     DEFAULT_MAX_SLIPPAGE_BPS,
@@ -68,7 +78,6 @@ from offchain.client.offers import (  # noqa: F401 - re-exported
     reputation,
 )
 from offchain.constants import TERMINAL_JOB_STATUSES, JobStatus
-from offchain.http_retry import retrying_session
 
 # `offchain.workloads` imports torch (seconds): imported where a spec or an output is handled,
 # so reading commands (`gpunet job show`, `provider status`) start fast.
@@ -77,8 +86,6 @@ DEFAULT_ACCEPT_WINDOW = 600
 DEFAULT_COMPLETE_WITHIN = 3600
 PERMIT_VALIDITY_S = 3600
 OPEN_CANDIDATES = 3
-HTTP_TIMEOUT = (5.0, 120.0)
-MAX_RESULT_BYTES = 1 << 30
 # Statuses after which `submit` stops waiting: the result is on-chain, or the job ended.
 RESULT_STATUSES = frozenset({JobStatus.SUBMITTED, JobStatus.AUDIT}) | TERMINAL_JOB_STATUSES
 
@@ -158,74 +165,6 @@ def spec_class(spec: dict, class_opt: str | int | None) -> int:
         return get_class(choice).class_id
     except KeyError as e:
         raise ClientError(f"{e.args[0]}: pass --class ID|NAME") from None
-
-
-def _base(endpoint: str) -> str:
-    e = endpoint.strip().rstrip("/")
-    return e if "://" in e else "http://" + e
-
-
-def request_signer(h: Any, account: Any) -> Any:
-    """Signs blob requests to providers' agents as `account` (offchain/blob_auth.py)."""
-    from offchain.blob_auth import RequestSigner
-
-    return RequestSigner(account, int(h.chain.chain_id), str(h.registry.address))
-
-
-# How long an upload waits on an agent that answers "not ready" (503 with "retry": true): it
-# has just (re)started and is still connecting to the chain.
-UPLOAD_READY_WAIT_S = 60.0
-
-
-def upload(
-    endpoint: str,
-    blobs: Mapping[str, bytes],
-    *,
-    session: requests.Session | None = None,
-    signer: Any = None,
-    provider: str | None = None,
-    ready_wait_s: float = UPLOAD_READY_WAIT_S,
-) -> None:
-    """PUT every blob to a provider's agent (idempotent: blobs it has are simply stored again;
-    connection failures and 502/503/504 are retried, see `offchain.http_retry`). With `signer`
-    (`request_signer`), each request is signed for `provider`'s agent. An agent still starting
-    (503 with "retry": true) is waited for up to `ready_wait_s`, each try signed afresh."""
-    s = session or retrying_session()
-    base = _base(endpoint)
-    for h, data in blobs.items():
-        deadline = time.monotonic() + ready_wait_s
-        while True:
-            headers = signer.headers(provider, "PUT", h) if signer is not None and provider else None
-            try:
-                r = s.put(f"{base}/blobs/{h}", data=data, timeout=HTTP_TIMEOUT, headers=headers)
-            except requests.RequestException as e:
-                raise ClientError(
-                    f"provider unreachable at {base} ({type(e).__name__}): is its agent running? "
-                    "Choose another provider with --provider ADDR, or retry later"
-                ) from None
-            if r.status_code != 503 or not _says_retry(r) or time.monotonic() >= deadline:
-                break
-            time.sleep(1.0)
-        if r.status_code == 413:
-            raise ClientError(f"{base} refuses a blob of {len(data)} bytes: {_error_text(r)}")
-        if r.status_code in (401, 403):
-            raise ClientError(f"{base} refuses the upload of {h}: {_error_text(r)}")
-        if r.status_code not in (200, 201):
-            raise ClientError(f"upload of {h} to {base} failed: HTTP {r.status_code}: {_error_text(r)}")
-
-
-def _says_retry(r: requests.Response) -> bool:
-    try:
-        return bool(r.json().get("retry"))
-    except ValueError:
-        return False
-
-
-def _error_text(r: requests.Response) -> str:
-    try:
-        return str(r.json().get("error", r.text))[:300]
-    except ValueError:
-        return r.text[:300]
 
 
 # ---------------------------------------------------------------------------- offers
@@ -546,4 +485,4 @@ __all__ = [
 # Results live in their own module; `sdk.fetch_result(...)` and friends keep working.
 # Disputes, cancellations and expiries: the user's actions on a job that went wrong.
 from offchain.client.actions import cancel, dispute, expire  # noqa: E402, F401
-from offchain.client.results import Result, download, fetch_result, verify_locally, write_output  # noqa: E402, F401
+from offchain.client.results import Result, fetch_result, verify_locally, write_output  # noqa: E402, F401
