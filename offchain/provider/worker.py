@@ -30,11 +30,12 @@ on its own threads):
      job and of the ones picked before it this cycle, and fewer than `max_pending` accepted jobs
      are waiting to run.
    The jobs picked in a cycle are taken with one `accept_jobs` transaction per machine.
-3. Run accepted jobs, one at a time, holding the agent's device lock (a hardware challenge
-   then waits, see agent.py): execute with torch on the agent's device (CUDA when present),
-   store `output_bytes(out)` in the blob store; then submit every result of the cycle with one
-   `submit_results(ids, jobs, sha256s, "<url>/blobs/<hex>"...)` (`submit_result` for one; job by
-   job if the batch reverts), where <url> is `--public-url` or the machine's registered endpoint.
+3. Run accepted jobs (`offchain/provider/delivery.py`), one at a time, holding the agent's
+   device lock (a hardware challenge then waits, see agent.py): execute with torch on the
+   agent's device (CUDA when present), store `output_bytes(out)` in the blob store; then submit
+   every result of the cycle with one `submit_results(ids, jobs, sha256s,
+   "<url>/blobs/<hex>"...)` (`submit_result` for one; job by job if the batch reverts), where
+   <url> is `--public-url` or the machine's registered endpoint.
 4. Get paid (`offchain/provider/payout.py`): finalize its own jobs once the challenge window is
    over (not drawn for audit) or an audit's deadline passed without a verdict (`finalize_many`
    for several), which credits the provider; then, whenever `market.accrued` shows credit
@@ -78,20 +79,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from offchain import workloads
 from offchain.chain.follow import Follower, Source, default_reorg_depth
 from offchain.chain.heads import HeadWatcher
-from offchain.chain.jobs import ZERO_ADDRESS, apply_event, as_tuple, job_from_chain, job_from_created
+from offchain.chain.jobs import ZERO_ADDRESS, apply_event, job_from_chain, job_from_created
 from offchain.chain.views import read_many
 from offchain.constants import JobStatus, MachineStatus
 from offchain.provider.blobs import BlobStore
-from offchain.provider.cheats import JOB_CHEATS, execute_cheating
+from offchain.provider.cheats import JOB_CHEATS
+from offchain.provider.delivery import Delivery
 from offchain.provider.guard import DataGuard
-from offchain.provider.intake import Intake, Refuse, Skip
+from offchain.provider.intake import Intake, _event, _hex32
 from offchain.provider.metrics import metrics_of
 from offchain.provider.payout import Payout
 from offchain.provider.store import OPEN_STATES, WorkerStore
-from offchain.sealing import SealError, seal_data
 
 log = logging.getLogger("gpunet.provider.worker")
 
@@ -101,17 +101,6 @@ CRASH_EXIT_CODE = 75
 # JobMarket events the worker follows: jobs offered to it, their moves, and its jobs' outcomes.
 OUTCOME_EVENTS = ("JobDisputed", "JobFinalized", "JobFailed")
 MARKET_EVENTS = ("JobCreated", "JobAccepted", "ResultSubmitted", *OUTCOME_EVENTS)
-
-
-def _hex32(v: Any) -> str:
-    """bytes32 from ape (HexBytes / bytes / hex str) as 64 lowercase hex characters."""
-    if isinstance(v, str):
-        return v.removeprefix("0x").lower().rjust(64, "0")
-    return bytes(v).hex().rjust(64, "0")
-
-
-def _event(**kw: Any) -> None:
-    log.info(json.dumps(kw, default=str))
 
 
 @dataclass
@@ -161,6 +150,7 @@ class JobWorker:
         self._retry_at: dict[int, float] = {}
         self._waiting_logged: set[tuple[int, str]] = set()
         self.intake = Intake(self)  # step 2: take jobs, in batches
+        self.delivery = Delivery(self)  # step 3: run accepted jobs, submit their results
         self.payout = Payout(self)  # step 4: finalize and claim
         # Jobs whose on-chain state this process has seen (accepted them, or looked them up once
         # after a restart): their delivery needs no status read.
@@ -293,7 +283,7 @@ class JobWorker:
         self.follow_chain()
         self.refresh_machines()
         self.intake.cycle(self.clock(), stop)
-        self.deliver(stop)
+        self.delivery.cycle(stop)
         self.payout.cycle(self.clock())
         self.guard.tend()
         self.observe_store()
@@ -408,119 +398,6 @@ class JobWorker:
             for handler in logging.getLogger().handlers:
                 handler.flush()
             os._exit(CRASH_EXIT_CODE)
-
-    # ------------------------------------------------------------------ running
-    def _result_url(self, machine_id: int | None, result_hex: str) -> str:
-        base = self.cfg.public_url
-        if not base and machine_id in self.machines:
-            base = self.machines[machine_id].endpoint
-        base = (base or self.server_url).rstrip("/")
-        if "://" not in base:
-            base = "http://" + base
-        return f"{base}/blobs/{result_hex}"
-
-    def execute(self, spec: dict, sealed: tuple[bytes, dict] | None = None) -> bytes:
-        """The job's output bytes: honest, or the configured cheat. `sealed`: a sealed job's data
-        key and where its inputs are stored; they are opened as they are read, and the output is
-        sealed under the key."""
-        key, where = sealed or (None, None)
-        blobs = self.blobs.mapping(key, where)
-        with self.agent.device_lock():
-            if self.cfg.cheat:
-                out = execute_cheating(self.cfg.cheat, spec, self.agent.device, blobs)
-            else:
-                out = workloads.execute(spec, self.agent.device, blobs)
-        data = workloads.output_bytes(out)
-        return data if key is None else seal_data(data, key)
-
-    def deliver(self, stop: threading.Event | None = None) -> None:
-        """Runs every accepted job not run yet, then submits all the results at once."""
-        ready = []
-        for row in self.store.jobs_in("running", "executed"):
-            if stop is not None and stop.is_set():
-                break
-            item = self.work(row)
-            if item is not None:
-                ready.append(item)
-        if ready:
-            self.submit(ready)
-
-    def work(self, row: dict) -> tuple[int, dict, str, str] | None:
-        """Runs one accepted job (or finds its stored output); (id, job, result hex, uri) to submit."""
-        jid = row["job_id"]
-        if self._retry_at.get(jid, 0) > time.monotonic():
-            return None
-        job = self.jobs.get(jid)
-        if job is None:
-            job = self.jobs[jid] = self._rebuild(jid)
-        if jid not in self.checked:  # after a restart: it may have been submitted before the crash
-            status = JobStatus(self.h.market.job_status(jid))
-            if status != JobStatus.RUNNING or job["provider"].lower() != self.address.lower():
-                if status in (JobStatus.SUBMITTED, JobStatus.AUDIT):
-                    self.store.set_state(jid, "submitted")
-                else:
-                    self._done(jid, f"not running for us ({status.name})")
-                return None
-            self.checked.add(jid)
-        if self.clock() > job["complete_by"]:
-            self._done(jid, "completion deadline passed before the result was submitted")
-            return None
-        result_hex = row["result_hex"]
-        if not (result_hex and self.blobs.has(result_hex)):
-            try:
-                # Re-opened after a restart: accepted already, so no auditor re-check.
-                spec = self.specs.pop(jid, None) or self.intake.load_spec(job, check_auditors=False)
-            except (Skip, Refuse) as e:  # blobs vanished from the store after acceptance
-                self._done(jid, f"cannot run: {e}")
-                return None
-            t0 = time.perf_counter()
-            try:
-                data = self.execute(spec, self.guard.data_keys.get(_hex32(job["spec_hash"])))
-            except (workloads.WorkloadError, workloads.SpecError, SealError) as e:
-                # The job cannot be done (a bad model blob, ...): it will expire on-chain.
-                self._done(jid, f"execution failed: {e}")
-                return None
-            seconds = time.perf_counter() - t0
-            result_hex = self.blobs.put(data)
-            self.guard.link(jid, job, [result_hex])
-            self.store.set_state(jid, "executed", result_hex=result_hex)
-            self.metrics.jobs_executed.labels(str(spec["kind"])).inc()
-            self.metrics.job_seconds.observe(seconds)
-            _event(event="executed", job_id=jid, kind=spec["kind"], result=result_hex,
-                   seconds=round(seconds, 3), cheat=self.cfg.cheat)  # fmt: skip
-            self._crash_point("executed", jid)
-        return jid, job, result_hex, self._result_url(row["machine_id"] or int(job["machine_id"]), result_hex)
-
-    def submit(self, ready: list[tuple[int, dict, str, str]]) -> None:
-        """One `submit_results` for the batch (`submit_result` for one); one by one if it reverts."""
-        m = self.h.market
-        try:
-            if len(ready) == 1:
-                jid, job, result_hex, uri = ready[0]
-                receipt = self.tx().transact(m.submit_result, jid, as_tuple(job), bytes.fromhex(result_hex), uri)
-            else:
-                receipt = self.tx().transact(
-                    m.submit_results, [r[0] for r in ready], [as_tuple(r[1]) for r in ready],
-                    [bytes.fromhex(r[2]) for r in ready], [r[3] for r in ready], items=len(ready),
-                )  # fmt: skip
-        except Exception as e:  # noqa: BLE001 - a revert (a deadline passed meanwhile) or an RPC error
-            self.metrics.error("submit")
-            if len(ready) > 1:
-                log.warning(json.dumps({"event": "tx_failed", "tx": "submit_results", "job_ids": [r[0] for r in ready],
-                                        "error": f"{type(e).__name__}: {e}"}))  # fmt: skip
-                for item in ready:
-                    self.checked.discard(item[0])  # look its state up before trying it alone
-                    self.submit([item])
-            else:
-                self.checked.discard(ready[0][0])
-                self._tx_failed(ready[0][0], "submit_result", e)
-            return
-        for lg in receipt.decode_logs(m.ResultSubmitted):
-            if int(lg.job_id) in self.jobs:
-                self.jobs[int(lg.job_id)] = apply_event(self.jobs[int(lg.job_id)], "ResultSubmitted", lg)
-        for jid, _, result_hex, uri in ready:
-            self.store.set_state(jid, "submitted")
-            _event(event="submitted", job_id=jid, result=result_hex, uri=uri, batch=len(ready))
 
 
 def run_worker(config: WorkerConfig, agent: Any, server_url: str, stop: threading.Event) -> None:
