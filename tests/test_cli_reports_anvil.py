@@ -217,9 +217,7 @@ def story(tmp_path_factory):
             d.token.mint(op, stake, sender=a[0])
             d.token.approve(d.hub, stake, sender=op)
             d.hub.stake(stake, sender=op)
-            h = Handles(record=d.record, token=d.token, registry=d.registry, market=d.market, hub=d.hub, chain=chain,
-                        price_feed=d.price_feed, emissions=d.emissions, settlement=d.settlement,
-                        beacon=d.beacon)  # fmt: skip
+            h = d.handles(chain)
             post_price(h.price_feed, chain.chain_id, [op], ONE_USD // 2, chain.blocks.head.timestamp, op)
             h.token.mint(a[U], 1_000 * ONE_TOKEN, sender=a[0])
             h.token.approve(h.market, 2**256 - 1, sender=a[U])
