@@ -355,6 +355,12 @@ class Keyring:
                 break
             key = _unwrap(priv, self.address, w)
             if key is None:
+                if self.self_numbered:  # a user's own file numbers its keys itself: maybe another file
+                    raise WrongKey(
+                        f"the data key wrapped to {self.address} under key version {w['v']} does not open with "
+                        f"version {w['v']} of {self.path or 'this key file'}: the job was sealed with another key "
+                        "file of this account (pass it with --key-file), or it is a forged wrap"
+                    )
                 raise WrongKey(
                     f"the data key wrapped to {self.address} under key version {w['v']} does not open with that "
                     "key: a forged wrap"

@@ -183,6 +183,12 @@ CASES = [
       "job 1 is FINALIZED: only an Open job past its acceptance window or a Running job", chain=True),
     C("job/submit-no-offer", "job submit spec.json --class T4 --test-account 4 --yes --no-wait", 1,
       "no offer for class 2", chain=True, files={"spec.json": SPEC}),
+    # ------------------------------------------------------------ encryption keys
+    C("keys/rotate-asks-first", "keys rotate --key-file new.json --test-account 2", 2,
+      "publish its key in KeyDirectory as {a2}: confirm with --yes", chain=True),
+    C("keys/rotate-someone-elses-file", "keys rotate --key-file k.json --test-account 2 --yes", 2,
+      "key file k.json belongs to 0x0000000000000000000000000000000000000001, not the signer {a2}", chain=True,
+      files={"k.json": json.dumps({"address": "0x" + "00" * 19 + "01", "current": 1, "keys": {"1": "11" * 32}})}),
 ]
 # fmt: on
 

@@ -103,3 +103,39 @@ def test_keys_of__at_most_64_accounts(keys, provider):
     assert list(found) == [KEY_A] * 64 and list(versions) == [1] * 64
     with ape.reverts():  # the calldata's array is longer than the contract's bound
         keys.keys_of([provider.address] * 65)
+
+
+def test_keys_rotate__agent_file_published__user_file_local__lost_file_made_and_published(keys, accounts, tmp_path):
+    """`gpunet keys rotate` (offchain.chain.keys.rotate): an agent's or operator's key file gets
+    its new key published and numbered as KeyDirectory numbers it; a user's own file (never
+    published) is renewed locally, with no transaction; a missing file (the lost-key case) is
+    made anew and its key published. A newcomer's run found the user's case failing after it
+    had sent the transaction ("version 1 is already another key")."""
+    from types import SimpleNamespace
+
+    from offchain.chain import keys as K
+    from offchain.sealing import Keyring
+
+    h = SimpleNamespace(key_directory=keys)
+    agent, user = accounts[6], accounts[7]
+
+    ring = Keyring.create(agent.address, tmp_path / "agent.json", published=False)
+    K.publish(h, agent, ring)
+    first = keys.key_version(agent)
+    ring, published = K.rotate(h, agent, tmp_path / "agent.json")
+    assert published and keys.key_version(agent) == first + 1 == ring.current
+    assert bytes(keys.encryption_key(agent)) == ring.public_key()
+    assert sorted(Keyring.load(tmp_path / "agent.json").keys) == [first, first + 1]
+
+    Keyring.create(user.address, tmp_path / "user.json")  # as `gpunet job submit` makes it
+    ring, published = K.rotate(h, user, tmp_path / "user.json")
+    assert not published and keys.key_version(user) == 0
+    assert (ring.current, sorted(Keyring.load(tmp_path / "user.json").keys)) == (2, [1, 2])
+
+    before = keys.key_version(agent)
+    ring, published = K.rotate(h, agent, tmp_path / "lost.json")
+    assert published and keys.key_version(agent) == before + 1 == ring.current
+    assert bytes(keys.encryption_key(agent)) == Keyring.load(tmp_path / "lost.json").public_key()
+
+    with pytest.raises(K.SealError, match="belongs to"):
+        K.rotate(h, user, tmp_path / "agent.json")

@@ -131,6 +131,17 @@ def test_keyring__lost_key_is_key_missing__not_a_forgery(rings, tmp_path):
         fresh.open_key(env)
 
 
+def test_user_key_file__another_file_of_the_same_account__says_so_not_just_forged(tmp_path):
+    """A user's own key file numbers its keys itself, so a second file of the same account also
+    has a version 1: opening a job sealed with the first file names the likely cause (review of
+    a newcomer's run: the message said only "a forged wrap")."""
+    first = S.Keyring.create(USER, tmp_path / "first.json")
+    second = S.Keyring.create(USER, tmp_path / "second.json")
+    env = S.seal_envelope(b"spec", S.new_data_key(), [first.recipient()])
+    with pytest.raises(S.WrongKey, match="sealed with another key file of this account"):
+        second.open_key(env)
+
+
 def test_keyring__wrong_owner_or_bad_file__one_clear_error(tmp_path):
     ring = S.Keyring.create(OP1, tmp_path / "k.json")
     with pytest.raises(S.SealError, match=f"belongs to {OP1}"):

@@ -10,11 +10,12 @@ that published none cannot be sealed to. See docs/SECURITY.md, "Data protection"
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from offchain.sealing import Keyring, Recipient
+from offchain.sealing import Keyring, Recipient, SealError
 
 OPERATORS_CACHE_S = 30.0
 _PROBE = X25519PrivateKey.generate()
@@ -102,3 +103,24 @@ def publish(h: Any, account: Any, keyring: Keyring) -> bool:
     h.key_directory.set_encryption_key(keyring.public_key(), sender=account)
     keyring.renumber(int(h.key_directory.key_version(account.address)))
     return True
+
+
+def rotate(h: Any, account: Any, path: str | Path) -> tuple[Keyring, bool]:
+    """`gpunet keys rotate`: a new current key in the key file at `path`; (the keyring, whether
+    it was published). An agent's or operator's file (published keys) gets its new key
+    published in KeyDirectory and numbered as KeyDirectory numbers it. A user's own file is
+    never published (only the user opens its own wraps): it rotates locally. A missing file is
+    the lost-key case: a new file whose key is published."""
+    p = Path(path)
+    if not p.exists():
+        ring = Keyring.create(account.address, p, published=False)
+        publish(h, account, ring)
+        return ring, True
+    ring = Keyring.load(p)
+    if ring.address != account.address.lower():
+        raise SealError(f"key file {p} belongs to {ring.address}, not the signer {account.address}")
+    ring.rotate()
+    if ring.self_numbered:
+        return ring, False
+    publish(h, account, ring)
+    return ring, True

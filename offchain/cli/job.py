@@ -172,9 +172,11 @@ def job_submit(
         raise click.UsageError(str(e)) from None
     acct = account(signer, chain)
     keyring = None
+    new_key_file = False
     if not public:
-        from offchain.client.sealed import user_keyring
+        from offchain.client.sealed import DEFAULT_KEY_DIR, user_keyring
 
+        new_key_file = not Path(key_file or DEFAULT_KEY_DIR / f"{acct.address.lower()}.json").exists()
         try:
             keyring = user_keyring(acct.address, key_file)
         except sdk.ClientError as e:
@@ -198,6 +200,11 @@ def job_submit(
             f"(at most {sdk.tokens(sub.max_tokens)}); spec {sub.spec_hash} uploaded "
             f"{'in plaintext' if public else 'sealed'} to {', '.join(sub.uploaded_to)}"
         )
+        if keyring is not None:
+            console.print(
+                f"sealed to the provider, the oracle operators and you; your key file: {keyring.path}"
+                + (" (new: keep it with your account's key, `gpunet job result` needs it)" if new_key_file else "")
+            )
         final = None
         if wait:
             with console.status(f"job {sub.job_id}: waiting for a provider...") as spinner:
@@ -260,7 +267,7 @@ def job_result(
     (with the job user's key file) and write it to DIR. Agents serve a job's blobs only to its
     user (and its provider and auditors): sign as the user with --account / --test-account."""
     from offchain.client import sdk
-    from offchain.client.sealed import DEFAULT_KEY_DIR
+    from offchain.client.sealed import DEFAULT_KEY_DIR, NEED_KEY_FILE
     from offchain.sealing import Keyring, SealError
 
     with session(chain) as h:
@@ -271,8 +278,16 @@ def job_result(
         except SealError as e:
             raise click.UsageError(str(e)) from None
         acct = account(signer, chain) if signer.given else None
-        res = sdk.fetch_result(h, job_id, out_dir, keyring=keyring, account=acct)
-        out.print(f"job {job_id}: result {res.result_hash} verified against the chain ({len(res.data)} bytes)")
+        try:
+            res = sdk.fetch_result(h, job_id, out_dir, keyring=keyring, account=acct)
+        except sdk.ClientError as e:
+            if keyring is None and str(e).startswith(NEED_KEY_FILE):
+                raise sdk.ClientError(
+                    f"{NEED_KEY_FILE}, and {path} does not exist: pass the key file `gpunet job submit` made for "
+                    f"{user} with --key-file"
+                ) from None
+            raise
+        out.print(f"job {job_id}: result {res.result_hash} verified against the chain; output {len(res.data)} bytes")
         for f in res.files.values():
             out.print(f"  wrote {f}")
         if verify:

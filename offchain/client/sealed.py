@@ -28,6 +28,9 @@ from offchain.sealing import (
 DEFAULT_KEY_DIR = Path.home() / ".gpunet" / "keys"
 
 
+NEED_KEY_FILE = "the job is sealed: its user's key file is needed to read it"
+
+
 def user_keyring(address: str, key_file: str | Path | None = None) -> Keyring:
     """The user's own keys (made on first use, never published: only the user opens its own
     wrap, to read its jobs' results from any machine that has this file)."""
@@ -116,7 +119,7 @@ def open_spec(keyring: Keyring | None, envelope: bytes) -> tuple[dict, dict[str,
 
 def data_key(keyring: Keyring | None, envelope: bytes) -> bytes:
     if keyring is None:
-        raise ClientError("the job is sealed: its user's key file is needed to read it (--key-file)")
+        raise ClientError(NEED_KEY_FILE + " (--key-file)")
     try:
         return keyring.open_key(envelope)
     except SealError as e:
