@@ -272,7 +272,7 @@ def test_honest_agent__every_kind__results_match_and_worker_finalizes_and_is_pai
         assert cli.returncode == 0, stdout + stderr
         cli_out = json.loads(stdout.strip().splitlines()[-1])
         assert cli_out["status"] == "SUBMITTED" and cli_out["provider"] == provider.address
-        assert "offers for class 1" in stderr and "$0.001" in stderr  # the ranked table (USD), on stderr
+        assert "offers for class CPU (1)" in stderr and "$0.001" in stderr  # the ranked table (USD), on stderr
         # USD value at the offer; tokens at $0.50; the slippage bound (2%) is what the permit allowed.
         assert cli_out["price"] == PRICE and cli_out["price_usd"] == "$0.001"
         assert cli_out["usd_value"] == cli_out["units"] * PRICE

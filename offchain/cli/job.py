@@ -69,7 +69,10 @@ def _offer_table(offers: list, targets: list, units: int) -> Table:
     from offchain.client.sdk import fmt_usd
 
     chosen = {o.provider for o in targets}
-    t = Table(title=f"offers for class {offers[0].class_id if offers else '?'} ({units} compute units)")
+    from offchain.client.timeline import class_name
+
+    cls = f"{class_name(offers[0].class_id)} ({offers[0].class_id})" if offers else "?"
+    t = Table(title=f"offers for class {cls} ({units} compute units)")
     cols = ("", "provider", "USD/unit", "job USD", "failed+expired", "uptime", "completed", "machines", "endpoint")
     for col in cols:
         t.add_column(col)

@@ -148,13 +148,21 @@ def provider_status(address: str | None, signer: Signer, chain: Chain, as_json: 
     for col in ("id", "class", "gpus", "VRAM MB", "status", "attested for", "uptime", "endpoint"):
         m.add_column(col)
     for x in machines:
-        m.add_row(str(x["id"]), str(x["class_id"]), str(x["gpu_count"]), str(x["vram_mb"]), x["status"],
+        m.add_row(str(x["id"]), _class_label(x["class_id"]), str(x["gpu_count"]), str(x["vram_mb"]), x["status"],
                   _attested_for(x) if x["status"] == "ACTIVE" else "-", _uptime_text(x["uptime"]),
                   x["endpoint"])  # fmt: skip
     if machines:
         console.print(m)
     else:
         console.print("no machines: gpunet provider register CLASS --gpus N --vram-mb MB --endpoint URL")
+
+
+def _class_label(class_id: int) -> str:
+    """A class as the README writes it: its name with its on-chain id (`CPU (1)`)."""
+    from offchain.client.timeline import class_name
+
+    name = class_name(class_id)
+    return f"{name} ({int(class_id)})" if not name.startswith("class ") else name
 
 
 def _attested_for(machine: dict) -> str:
@@ -402,7 +410,7 @@ def provider_offer(class_id: int, usd_per_unit: int, signer: Signer, chain: Chai
                 + (f" at {usd(usd_per_unit)} per compute unit" if usd_per_unit else ""))  # fmt: skip
         tx = send("set_offer", h.registry.set_offer, class_id, usd_per_unit, sender=acct)
     what = f"{usd(usd_per_unit)} per compute unit" if usd_per_unit else "withdrawn"
-    click.echo(f"offer for class {class_id} by {acct.address}: {what}; tx {tx.txn_hash}")
+    click.echo(f"offer for class {_class_label(class_id)} by {acct.address}: {what}; tx {tx.txn_hash}")
 
 
 @provider.command("claim")
