@@ -49,8 +49,8 @@ from offchain.cli.common import (
 def key_file_option(f: Callable) -> Callable:
     return click.option(
         "--key-file", type=click.Path(dir_okay=False), default=None, envvar="GPUNET_KEY_FILE",
-        help="Your encryption keys for sealed jobs (default ~/.gpunet/keys/<address>.json, made on first use; "
-        "env GPUNET_KEY_FILE).",
+        help="Your encryption keys for sealed jobs (default ~/.gpunet/keys/<the job user's address>.json, "
+        "made on first use; env GPUNET_KEY_FILE).",
     )(f)  # fmt: skip
 
 
