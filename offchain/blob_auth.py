@@ -17,6 +17,7 @@ the agent keeps each (address, nonce) until it expires, so a request cannot be r
 
 from __future__ import annotations
 
+import heapq
 import secrets
 import threading
 import time
@@ -97,6 +98,10 @@ class Verifier:
         self.domain = domain
         self._clock = clock
         self._seen: dict[tuple[str, int], int] = {}
+        # (forget at, key) in time order: each request drops the expired ones in O(log n) each.
+        # A scan of the whole set per request made a flood of validly signed requests (any key
+        # will do) cost every later request milliseconds under the lock (an attacker's review).
+        self._expiring: list[tuple[int, tuple[str, int]]] = []
         self._lock = threading.Lock()  # requests are checked on several threads at once
 
     def verify(self, header: str | None, method: str, blob: str) -> str:
@@ -126,9 +131,10 @@ class Verifier:
                 f"{HEADER}: signed by {signer}, not {address} (wrong chain, deployment, provider, method or blob?)"
             )
         with self._lock:
-            for k in [k for k, exp in self._seen.items() if exp < now]:
-                del self._seen[k]
+            while self._expiring and self._expiring[0][0] < now:
+                del self._seen[heapq.heappop(self._expiring)[1]]
             if (signer, nonce) in self._seen:
                 raise AuthError(f"{HEADER}: this signed request was already used (replay): sign a new one")
             self._seen[(signer, nonce)] = expiry + CLOCK_SKEW_S
+            heapq.heappush(self._expiring, (expiry + CLOCK_SKEW_S, (signer, nonce)))
         return signer

@@ -291,7 +291,11 @@ class Keyring:
             return False
         fresh = Keyring.load(self.path)
         changed = fresh.current != self.current or fresh.public_key() != self.public_key()
+        # Which versions are confirmed on-chain comes with the keys: a rotation published by
+        # another process (`gpunet keys rotate`) confirms the new one; a file made anew (a lost
+        # one) confirms none yet, so an old wrap that fails is KeyMissing, not a forgery.
         self.keys, self.current = fresh.keys, fresh.current
+        self.published, self.self_numbered = fresh.published, fresh.self_numbered
         return changed
 
     def renumber(self, published_version: int) -> None:

@@ -256,3 +256,25 @@ def test_download_while_the_agent_is_starting__client_waits_for_it__or_says_it_i
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def test_verifier__seen_nonces_are_forgotten_as_they_expire__replays_still_refused():
+    """Nonces are kept until their request expires, in expiry order: each check drops only the
+    expired ones (a scan of the whole set per request let a flood of signed requests slow every
+    later one under the lock; an attacker's review)."""
+    import time
+
+    now = [time.time()]  # the signer stamps expiries from the wall clock; the agent's clock is moved here
+    verifier = Verifier(Domain(CHAIN, REGISTRY, PROVIDER.address), clock=lambda: now[0])
+    signer = RequestSigner(USER.key.hex(), CHAIN, REGISTRY)
+    blob = "ab" * 32
+    early = [signer.headers(PROVIDER.address, "GET", blob, validity_s=60)[HEADER] for _ in range(50)]
+    late = signer.headers(PROVIDER.address, "GET", blob, validity_s=300)[HEADER]
+    for header in [*early, late]:
+        verifier.verify(header, "GET", blob)
+    assert len(verifier._seen) == 51
+    now[0] += 60 + CLOCK_SKEW_S + 1  # the early ones expired; the late one has not
+    verifier.verify(signer.headers(PROVIDER.address, "GET", blob, validity_s=300)[HEADER], "GET", blob)
+    assert len(verifier._seen) == 2
+    with pytest.raises(AuthError, match="replay"):
+        verifier.verify(late, "GET", blob)

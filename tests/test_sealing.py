@@ -244,3 +244,34 @@ def test_seal_bench_micro__runs_and_reports_every_figure():
     assert set(out["per_mib"]) == {"1MiB", "16MiB", "64MiB"}
     assert all(v > 0 for fig in out["per_mib"].values() for v in fig.values())
     assert out["per_job"]["client_ms"] > 0 and out["per_job"]["sealed_output_overhead_bytes"] < 200
+
+
+def test_rotation_by_another_process__running_reader_opens_the_new_version_after_its_reload(tmp_path):
+    """`gpunet keys rotate` runs beside a running operator: the file gains a published v2. The
+    operator's keyring reloads on the first job sealed to v2; the reload must bring which
+    versions are confirmed on-chain too, or every v2 job stays KeyMissing until a restart
+    (no audits of sealed jobs: a cheater is paid at the timeout). An attacker's review."""
+    running = S.Keyring.create(OP1, tmp_path / "op.json", published=False)
+    running.renumber(1)
+    other = S.Keyring.load(tmp_path / "op.json")  # the CLI's process
+    other.rotate()
+    other.renumber(2)  # as keys.publish numbers it after KeyDirectory's answer
+    key = S.new_data_key()
+    assert running.open_key(S.seal_envelope(b"spec", key, [other.recipient()])) == key
+    assert running.published == {1, 2}
+
+
+def test_key_file_made_anew_while_running__old_wrap_that_fails_is_key_missing_not_forged(tmp_path):
+    """The variant: the file is replaced by a new one (the old was lost), not yet published; a
+    reload (any job naming a version this process lacks triggers one) must forget that v1 was
+    confirmed, or a job sealed to the old v1 reads as a forged wrap: an invalid verdict."""
+    running = S.Keyring.create(OP1, tmp_path / "op.json", published=False)
+    running.renumber(1)
+    old_env = S.seal_envelope(b"spec", S.new_data_key(), [running.recipient()])
+    (tmp_path / "op.json").unlink()
+    S.Keyring.create(OP1, tmp_path / "op.json", published=False)  # new v1, unpublished
+    future = S.Keyring(OP1, {3: S.X25519PrivateKey.generate()}, 3)
+    with pytest.raises(S.KeyMissing):  # a job sealed to a version it lacks: it reloads the file
+        running.open_key(S.seal_envelope(b"spec", S.new_data_key(), [future.recipient()]))
+    with pytest.raises(S.KeyMissing):
+        running.open_key(old_env)

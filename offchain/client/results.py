@@ -55,6 +55,11 @@ def fetch_result(
         base = args["result_uri"].rsplit("/blobs/", 1)[0]
         key = known_key(spec_hex) or data_key(keyring, download(f"{base}/blobs/{spec_hex}", spec_hex, 16 << 20, auth))
         data = open_data(key, data)
+    elif auth is not None and _spec_is_sealed(args["result_uri"], bytes(job["spec_hash"]).hex(), auth):
+        raise ClientError(
+            f"job {job_id}: the provider committed a plaintext output for a sealed job (auditors find it invalid): "
+            f"dispute it before its challenge window ends with `gpunet job dispute {job_id}`"
+        )
     try:
         out = workloads.output_from_bytes(data)
     except workloads.WorkloadError as e:
@@ -79,6 +84,15 @@ def write_output(out: workloads.Output, data: bytes, out_dir: Path) -> dict[str,
     doc = {"kind": out.kind, "meta": out.meta, "sha256": hashlib.sha256(data).hexdigest(), "tensors": tensors}
     files["json"].write_text(json.dumps(doc, allow_nan=True))
     return files
+
+
+def _spec_is_sealed(result_uri: str, spec_hex: str, auth: Any) -> bool:
+    """Whether the job's spec (at the agent that serves its result) is sealed; False when it
+    cannot be fetched (the plaintext output is then taken as it is)."""
+    try:
+        return is_sealed(download(f"{result_uri.rsplit('/blobs/', 1)[0]}/blobs/{spec_hex}", spec_hex, 16 << 20, auth))
+    except ClientError:
+        return False
 
 
 def _auth(h: Any, account: Any, job: dict) -> tuple[Any, str] | None:

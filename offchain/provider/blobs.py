@@ -42,7 +42,7 @@ class BlobTooLarge(BlobError):
 
 def check_hex(h: str) -> str:
     """`h` as a lowercase sha256 hex name, or ValueError saying what a blob name looks like."""
-    if not isinstance(h, str) or not HEX64.match(h):
+    if not isinstance(h, str) or not HEX64.fullmatch(h):
         raise BlobError(f"a blob name is 64 lowercase hex characters (sha256 of the bytes), got {h!r}")
     return h
 
@@ -153,7 +153,7 @@ class BlobStore:
         for sub in self.root.iterdir():
             if sub.is_dir() and len(sub.name) == 2:
                 for p in sub.iterdir():
-                    if HEX64.match(p.name):
+                    if HEX64.fullmatch(p.name):
                         yield p.name
 
     def mapping(self, key: bytes | None = None, where: Mapping[str, str] | None = None) -> BlobMapping:

@@ -22,8 +22,11 @@ from offchain.blob_auth import Domain, Verifier
 from offchain.chain import keys
 from offchain.provider.blob_access import BlobAccess
 from offchain.provider.intake import Refuse
-from offchain.sealing import Keyring, SealError, open_blob, verify_wraps
+from offchain.sealing import Keyring, SealError, open_blob, parse, unpack_spec, verify_wraps
 
+# Readers of a sealed job besides the operators and its user: the providers it was offered to
+# (the client seals an open job to its 3 best offers); KeyDirectory answers 64 at most a call.
+MAX_OTHER_READERS = 16
 log = logging.getLogger("gpunet.provider.worker")
 KEY_FILE = "encryption-key.json"  # in the worker's state_dir
 TEND_S = 60.0  # how often the operator set for blob reads is re-read and old blobs collected
@@ -104,6 +107,34 @@ class DataGuard:
         if self.access is not None:
             self.access.job_final(jid)
 
+    def _check_other_wraps(self, envelope: bytes, key: bytes, doc: bytes, auditors: set[str]) -> None:
+        """Every wrap besides the current operators' must be one this provider can check too:
+        its own, the job user's own (unpublished: only the user can be hurt by a bad one), or to
+        an account whose key KeyDirectory holds now, recomputed under that key's version. A wrap
+        to anyone else (an operator without a key yet, a future or former operator, a version
+        not yet published) could be garbage that its reader finds only once it audits: "the
+        envelope does not open", an invalid verdict against a provider that could not have known
+        (an attacker's review). Such a job is refused."""
+        try:
+            _, _, user = unpack_spec(doc)
+        except ValueError:
+            return  # the intake refuses a malformed sealed spec with its own reason
+        header, _, _ = parse(envelope)
+        me = self.w.address.lower()
+        others = sorted({str(w["to"]).lower() for w in header.get("wraps", [])} - auditors - {me, str(user).lower()})
+        if not others:
+            return
+        if len(others) > MAX_OTHER_READERS:
+            raise Refuse(f"sealed to {len(others)} readers besides the operators and the user: at most "
+                         f"{MAX_OTHER_READERS}")  # fmt: skip
+        published = keys.recipients(self.w.h, others)
+        unknown = [a for a in others if published.get(a) is None]
+        if unknown:
+            raise Refuse(f"sealed to {unknown[0]}, which has no published key: a wrap nobody can check")
+        problems = verify_wraps(envelope, key, [r for r in published.values() if r is not None])
+        if problems:
+            raise Refuse("sealed with a wrap that does not check: " + "; ".join(problems[:3]))
+
     def open_envelope(self, envelope: bytes, check_auditors: bool = True) -> tuple[bytes, bytes]:
         """(data key, opened spec document) of a sealed job, after checking that every current
         oracle operator can open it too: deterministic wraps (offchain/sealing.py) let the
@@ -124,6 +155,7 @@ class DataGuard:
         problems = verify_wraps(envelope, key, readers)
         if problems:
             raise Refuse("sealed so that auditors cannot open it: " + "; ".join(problems[:3]))
+        self._check_other_wraps(envelope, key, doc, {r.address.lower() for r in readers})
         if len(readers) < keys.quorum(self.w.h, self.w.start_block):
             raise Refuse(
                 f"only {len(readers)} oracle operators published an encryption key ({len(missing)} did not): "

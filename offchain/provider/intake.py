@@ -130,9 +130,6 @@ class Intake:
             except (LookupError, RuntimeError) as e:
                 w._done(jid, f"cannot rebuild from the chain: {e}")
                 return
-        if jid not in self._linked:  # its spec is in use from now on: not an orphan blob
-            w.guard.link(jid, job, [_hex32(job["spec_hash"])])
-            self._linked.add(jid)
         if now + w.cfg.accept_margin_s > job["accept_by"]:
             w._done(jid, "acceptance window over")
             return
@@ -141,12 +138,13 @@ class Intake:
             w._waiting(jid, f"no Active machine of class {job['class_id']}")
             return
         try:
-            spec, need = self.check(job, snap)
+            spec, need = self.check(job, snap, jid)
         except Skip as e:
             w._waiting(jid, str(e))
             return
         except Refuse as e:
             w.store.set_state(jid, "refused", reason=str(e))
+            w.guard.job_final(jid)  # nothing of it is kept for it: its links (if any) age out
             w.jobs.pop(jid, None)
             _event(event="job_refused", job_id=jid, reason=str(e))
             return
@@ -203,8 +201,9 @@ class Intake:
             self.w.guard.data_keys[spec_hex] = (key, where)
         return spec
 
-    def check(self, job: dict, snap: _Cycle) -> tuple[dict, int]:
-        """(spec, collateral to lock) if the job is acceptable now; Skip or Refuse otherwise."""
+    def check(self, job: dict, snap: _Cycle, jid: int | None = None) -> tuple[dict, int]:
+        """(spec, collateral to lock) if the job is acceptable now; Skip or Refuse otherwise.
+        With `jid`, the job's spec blob is linked to it once the spec checks out."""
         w = self.w
         class_id = int(job["class_id"])
         if class_id not in snap.offers:
@@ -216,6 +215,12 @@ class Intake:
             per_unit = job["usd_value"] // max(1, job["compute_units"])
             raise Skip(f"pays {per_unit} USD-wei per unit, below the offer {offer} (USD per unit, 18 decimals)")
         spec = self.load_spec(job)
+        if jid is not None and jid not in self._linked:
+            # Its spec is in use from now on (not an orphan blob), and its user a reader of it:
+            # only once the spec is checked to be this user's job. Linked earlier, anyone funding
+            # a job that names someone else's blob (a spec, or a result) became its reader.
+            w.guard.link(jid, job, [_hex32(job["spec_hash"])])
+            self._linked.add(jid)
         units = workloads.compute_units(spec)
         if units != job["compute_units"]:
             raise Refuse(f"compute units mismatch: the spec is {units} units, the job pays for {job['compute_units']}")

@@ -341,6 +341,7 @@ class JobWorker:
                         self.store.set_state(jid, "running", machine_id=int(args["machine_id"]))
                 elif row and row["state"] in ("candidate", "accepting"):
                     self.store.set_state(jid, "done", reason="accepted by another provider")
+                    self.guard.job_final(jid)  # its spec, if linked, ages out
                     self.jobs.pop(jid, None)
 
     def _outcome(self, jid: int, name: str, args: Any) -> None:

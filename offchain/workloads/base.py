@@ -218,7 +218,7 @@ def check_top_level(spec: Any) -> None:
     if not isinstance(inputs, dict):
         raise SpecError("spec.inputs must be an object {name: sha256 hex}")
     for name, h in inputs.items():
-        if not isinstance(h, str) or not HEX64.match(h):
+        if not isinstance(h, str) or not HEX64.fullmatch(h):
             raise SpecError(f"spec.inputs.{name} must be a lowercase sha256 hex string (64 chars), got {h!r}")
     try:
         canonical_json(spec)
