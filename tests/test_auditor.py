@@ -361,6 +361,22 @@ def test_audit_sealed__not_sealed_to_this_operator__unavailable_not_a_verdict(se
         audit_job(job, server.url, device="cpu", **FAST)
 
 
+def test_audit_sealed__operator_is_the_jobs_user__unavailable_not_a_verdict(server, op_ring, tmp_path):
+    """An operator that once sealed a job as a user (its own user key file, which it never
+    publishes and the provider cannot check) is drawn to audit it: its operator key does not
+    open that wrap. A party to the job does not judge it, and it is never "envelope does not
+    open" against the provider (found reviewing the attacker's findings)."""
+    from offchain import sealing as S
+    from offchain.oracle.auditor import AuditUnavailable
+
+    as_user = S.Keyring.create(OPERATOR_ADDR, tmp_path / "as-user.json")  # a second file, same account
+    job, _ = _publish_sealed(server, MM, W.execute(MM, "cpu"), op_ring,
+                             readers=[S.Keyring.create(PROVIDER_ADDR).recipient(), as_user.recipient()])  # fmt: skip
+    job["user"] = OPERATOR_ADDR
+    with pytest.raises(AuditUnavailable, match="this operator is the job's user"):
+        audit_job(job, server.url, device="cpu", keyring=op_ring, **FAST)
+
+
 def test_audit_sealed__signed_requests_carry_the_operator_auth(server, op_ring):
     job, _ = _publish_sealed(server, MM, W.execute(MM, "cpu"), op_ring)
     seen = []

@@ -408,6 +408,11 @@ def audit_job(
                     # Not sealed to this operator at all (it published its key after the job
                     # was sealed, say): another committee member audits it.
                     raise AuditUnavailable(f"the job is not sealed to this operator: {e}") from None
+                if str(job.get("user", "")).lower() == keyring.address:
+                    # Its wrap is to the job user's own key file (this operator sealed the job as
+                    # a user), which the provider cannot check: never a verdict (and a party to a
+                    # job does not judge it); another committee member audits it.
+                    raise AuditUnavailable(f"this operator is the job's user: {e}") from None
                 return done(False, "envelope does not open", str(e)[:500])
             except SealError as e:
                 return done(False, "envelope does not open", str(e)[:500])
