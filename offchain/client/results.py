@@ -55,7 +55,7 @@ def fetch_result(
         base = args["result_uri"].rsplit("/blobs/", 1)[0]
         key = known_key(spec_hex) or data_key(keyring, download(f"{base}/blobs/{spec_hex}", spec_hex, 16 << 20, auth))
         data = open_data(key, data)
-    elif auth is not None and _spec_is_sealed(args["result_uri"], bytes(job["spec_hash"]).hex(), auth):
+    elif keyring is not None and auth is not None and _spec_is_sealed(args["result_uri"], job, auth):
         raise ClientError(
             f"job {job_id}: the provider committed a plaintext output for a sealed job (auditors find it invalid): "
             f"dispute it before its challenge window ends with `gpunet job dispute {job_id}`"
@@ -86,9 +86,11 @@ def write_output(out: workloads.Output, data: bytes, out_dir: Path) -> dict[str,
     return files
 
 
-def _spec_is_sealed(result_uri: str, spec_hex: str, auth: Any) -> bool:
+def _spec_is_sealed(result_uri: str, job: dict, auth: Any) -> bool:
     """Whether the job's spec (at the agent that serves its result) is sealed; False when it
-    cannot be fetched (the plaintext output is then taken as it is)."""
+    cannot be fetched (the plaintext output is then taken as it is). Asked only by a user with
+    a key file: one without keys has no sealed job."""
+    spec_hex = bytes(job["spec_hash"]).hex()
     try:
         return is_sealed(download(f"{result_uri.rsplit('/blobs/', 1)[0]}/blobs/{spec_hex}", spec_hex, 16 << 20, auth))
     except ClientError:
