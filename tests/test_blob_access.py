@@ -122,6 +122,24 @@ def test_quota__per_account__reuploads_free__other_accounts_unaffected(agent):
     assert _get(url, PROVIDER, h).status_code == 404
 
 
+def test_quota__uploads_under_way_count__a_burst_of_puts_cannot_pass_it_together(agent):
+    """Concurrent PUTs of one account each passed the quota check before any was recorded (an
+    attacker's review): bytes still streaming now count until the upload ends, stored or not."""
+    url, access = agent
+
+    def header(data):
+        return _signer(USER).headers(PROVIDER.address, "PUT", hashlib.sha256(data).hexdigest())[HEADER]
+
+    first, second = b"d" * 6_000, b"e" * 6_000
+    h1 = hashlib.sha256(first).hexdigest()
+    assert access.check_put(header(first), h1, len(first)) == USER.address.lower()
+    with pytest.raises(AuthError, match="uploads under way included"):  # while the first streams
+        access.check_put(header(second), hashlib.sha256(second).hexdigest(), len(second))
+    access.end_put(USER.address.lower(), h1, len(first), stored=False)  # it failed: nothing kept
+    _, r = _put(url, USER, second)
+    assert r.status_code == 201 and access._streaming == {}
+
+
 def test_operator_added_since_the_set_was_read__checked_live(agent):
     url, access = agent
     h, _ = _put(url, USER, b"y")

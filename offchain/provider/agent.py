@@ -231,10 +231,15 @@ async def _route(request: web.Request, name: str, groups: tuple[str, ...]) -> we
             signer = await _blob_access(request, agent, "PUT", groups[0])
         except _Reply as r:
             return r.response
-        resp = await _blob_put(request, agent.blobs, groups[0])
-        if signer is not None and resp.status in (200, 201):
-            await blocking(request, agent.access.record_put, signer, groups[0], int(request.content_length or 0))
-        return resp
+        if signer is None:
+            return await _blob_put(request, agent.blobs, groups[0])
+        size, stored = int(request.content_length or 0), False
+        try:
+            resp = await _blob_put(request, agent.blobs, groups[0])
+            stored = resp.status in (200, 201)
+            return resp
+        finally:  # (shielded: a client that hangs up must not leave its bytes reserved)
+            await asyncio.shield(blocking(request, agent.access.end_put, signer, groups[0], size, stored))
     if name == "blob_get":
         await _blob_access(request, agent, request.method, groups[0])
         return await _blob_get(request, agent.blobs, groups[0], private=agent.config.blob_auth)

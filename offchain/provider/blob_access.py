@@ -19,6 +19,7 @@ Metadata lives in SQLite beside the blobs (`<blob dir>/access.sqlite`).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -71,21 +72,41 @@ class BlobAccess:
         self._checked: dict[str, tuple[float, bool]] = {}
         self._clock = clock
         self.meta = _Meta(Path(store.root) / "access.sqlite")
+        # Bytes of uploads checked against the quota and still streaming, per signer: a quota
+        # check reads only stored blobs, so concurrent PUTs of one account each passed it before
+        # any was recorded (an attacker's review). Checked and reserved under one lock.
+        self._streaming: dict[str, int] = {}
+        self._quota_lock = threading.Lock()
 
     # ---------------------------------------------------------------- requests
     def check_put(self, header: str | None, h: str, size: int) -> str:
-        """The signer, if it may upload `size` bytes as `h`; AuthError (401/403/413) if not."""
+        """The signer, if it may upload `size` bytes as `h`; AuthError (401/403/413) if not.
+        The bytes count against its quota until `end_put` (call it whatever the upload's fate)."""
         signer = self.verifier.verify(header, "PUT", h).lower()
-        if self.store.has(h):
-            return signer
-        used = self.meta.read_one("SELECT COALESCE(SUM(size), 0) FROM blob WHERE owner = ?", (signer,))[0]
-        if used + size > self.quota_bytes:
-            raise AuthError(
-                f"{signer} stores {used} bytes here; {size} more is over the per-account quota of "
-                f"{self.quota_bytes} bytes (blobs are removed once their jobs are final, see `gpunet provider serve`)",
-                413,
-            )
+        with self._quota_lock:
+            if not self.store.has(h):
+                used = self.meta.read_one("SELECT COALESCE(SUM(size), 0) FROM blob WHERE owner = ?", (signer,))[0]
+                used += self._streaming.get(signer, 0)
+                if used + size > self.quota_bytes:
+                    raise AuthError(
+                        f"{signer} stores {used} bytes here (uploads under way included); {size} more is over the "
+                        f"per-account quota of {self.quota_bytes} bytes (blobs are removed once their jobs are "
+                        "final, see `gpunet provider serve`)",
+                        413,
+                    )
+            self._streaming[signer] = self._streaming.get(signer, 0) + size
         return signer
+
+    def end_put(self, signer: str, h: str, size: int, stored: bool) -> None:
+        """An upload `check_put` allowed has ended: recorded if `stored`, its reservation freed."""
+        with self._quota_lock:
+            if stored:
+                self.record_put(signer, h, size)
+            left = self._streaming.get(signer, 0) - size
+            if left > 0:
+                self._streaming[signer] = left
+            else:
+                self._streaming.pop(signer, None)
 
     def record_put(self, signer: str, h: str, size: int) -> None:
         with self.meta.transaction():
