@@ -139,3 +139,20 @@ def test_keys_rotate__agent_file_published__user_file_local__lost_file_made_and_
 
     with pytest.raises(K.SealError, match="belongs to"):
         K.rotate(h, user, tmp_path / "agent.json")
+
+
+def test_cached_recipients__answers_kept_a_while__fresh_after(keys, accounts, monkeypatch):
+    """The client seals many jobs a minute to the same providers: their keys are read once per
+    `OPERATORS_CACHE_S` (one RPC per sealed job was most of sealing's end-to-end cost)."""
+    from types import SimpleNamespace
+
+    from offchain.chain import keys as K
+
+    h = SimpleNamespace(key_directory=keys)
+    who = accounts[8]
+    assert K.cached_recipients(h, [who.address]) == {who.address: None}
+    keys.set_encryption_key(KEY_C, sender=who)
+    assert K.cached_recipients(h, [who.address]) == {who.address: None}  # kept
+    assert K.recipients(h, [who.address])[who.address].public_key == KEY_C  # the chain has it
+    monkeypatch.setattr(K, "OPERATORS_CACHE_S", 0.0)  # the time passes
+    assert K.cached_recipients(h, [who.address])[who.address].public_key == KEY_C

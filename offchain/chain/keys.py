@@ -52,6 +52,21 @@ def recipients(h: Any, accounts: list[str]) -> dict[str, Recipient | None]:
     return out
 
 
+_recipients_cache: dict[tuple[str, str], tuple[float, Recipient | None]] = {}
+
+
+def cached_recipients(h: Any, accounts: list[str]) -> dict[str, Recipient | None]:
+    """`recipients`, each answer kept `OPERATORS_CACHE_S` (a client seals many jobs a minute to
+    the same providers). A key rotated meanwhile is harmless: its owner keeps the old keys; a key
+    file lost and made anew refuses the jobs sealed to the old one in that time (refunded)."""
+    where, now = str(h.key_directory.address), time.monotonic()
+    hits = {a: _recipients_cache.get((where, a)) for a in accounts}
+    stale = [a for a, hit in hits.items() if hit is None or now - hit[0] >= OPERATORS_CACHE_S]
+    for a, r in recipients(h, stale).items():
+        hits[a] = _recipients_cache[(where, a)] = (now, r)
+    return {a: hits[a][1] for a in accounts}  # type: ignore[index]
+
+
 def usable_key(raw: bytes) -> bool:
     """False for a published key nothing can be sealed to (a low-order X25519 point): such an
     account counts as having no key, for the client and the provider alike (one bad operator

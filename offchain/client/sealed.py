@@ -59,7 +59,7 @@ def seal_job(
         raise ClientError(
             "this deployment has no KeyDirectory, so jobs cannot be sealed: pass --public to send it in plaintext"
         )
-    found = keys.recipients(h, providers)
+    found = keys.cached_recipients(h, providers)
     able = [r for r in found.values() if r is not None]
     if not able:
         raise ClientError(
