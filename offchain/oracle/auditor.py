@@ -80,6 +80,7 @@ import requests
 import torch
 
 from offchain import workloads as W
+from offchain.oracle.audit_fetch import CONNECT_TIMEOUT_S, _Fetched, base_urls, fetch_blob  # noqa: F401 - re-exported
 from offchain.sealing import KeyMissing, Keyring, SealError, WrongKey, is_sealed, open_blob, shallow_json, unpack_spec
 from offchain.sealing import recipients_of as _readers
 from offchain.workloads import toploc_generate
@@ -89,8 +90,6 @@ EVIDENCE_VERSION = "gpunet/audit/v1"
 DEFAULT_FETCH_TIMEOUT_S = 60.0
 DEFAULT_RETRIES = 4
 DEFAULT_MAX_BLOB_BYTES = 2**30
-CONNECT_TIMEOUT_S = 5.0
-_CHUNK = 1 << 20
 
 # torch's thread count is process-wide and executions are heavy: one at a time per process
 # (the service runs the leader's audit and peers' audits on different threads).
@@ -140,102 +139,6 @@ def _hex(value: bytes | str) -> str:
     if isinstance(value, str):
         return value.lower().removeprefix("0x")
     return bytes(value).hex()
-
-
-def base_urls(provider_url: str | Sequence[str]) -> list[str]:
-    """Normalized, de-duplicated base URLs ('host:port' gets http://; no trailing slash)."""
-    urls = [provider_url] if isinstance(provider_url, str) else list(provider_url)
-    out: list[str] = []
-    for u in urls:
-        u = u.strip()
-        if not u:
-            continue
-        if "://" not in u:
-            u = "http://" + u
-        u = u.rstrip("/")
-        if u not in out:
-            out.append(u)
-    return out
-
-
-# --------------------------------------------------------------------------- fetching
-
-
-@dataclass
-class _Fetched:
-    data: bytes | None
-    problem: str  # "" | "withheld" | "hash mismatch" | "too large"
-    record: dict[str, Any]
-
-
-def _get_capped(
-    session: requests.Session, url: str, read_timeout: float, max_bytes: int, headers: dict | None = None
-) -> tuple[int, bytes | None]:
-    """(status, body) with the body read up to max_bytes + 1 bytes (None when not 200)."""
-    with session.get(url, timeout=(CONNECT_TIMEOUT_S, read_timeout), stream=True, headers=headers) as r:
-        if r.status_code != 200:
-            return r.status_code, None
-        buf = bytearray()
-        for chunk in r.iter_content(_CHUNK):
-            buf += chunk
-            if len(buf) > max_bytes:
-                break
-        return 200, bytes(buf)
-
-
-def fetch_blob(
-    session: requests.Session,
-    urls: Sequence[str],
-    hexhash: str,
-    *,
-    timeout_s: float,
-    retries: int,
-    max_bytes: int,
-    auth: Callable[[str, str], dict] | None = None,
-) -> _Fetched:
-    """GET `<url>/blobs/<hexhash>` from each base URL in turn, `retries` rounds spread over
-    `timeout_s`; returns the first body that hashes to `hexhash`.
-
-    Its own loop rather than urllib3's Retry (`offchain.http_retry`): every attempt (URL, time,
-    status, bytes, hash) goes into the audit's evidence, which is what lets peers and the
-    provider check a "withheld" finding, and the rounds alternate between candidate URLs."""
-    attempts: list[dict[str, Any]] = []
-    t0 = time.monotonic()
-    rounds = max(1, retries)
-    gap = timeout_s / (rounds - 1) if rounds > 1 else 0.0
-    problem = "withheld"
-    for i in range(rounds):
-        for base in urls:
-            url = f"{base}/blobs/{hexhash}"
-            a: dict[str, Any] = {"url": url, "at_s": round(time.monotonic() - t0, 3)}
-            try:
-                headers = auth("GET", hexhash) if auth is not None else None  # signed anew: one use each
-                status, body = _get_capped(session, url, max(CONNECT_TIMEOUT_S, timeout_s), max_bytes, headers)
-            except requests.RequestException as e:
-                a["error"] = type(e).__name__
-                attempts.append(a)
-                continue
-            a["status"] = status
-            if body is not None:
-                a["bytes"] = len(body)
-                if len(body) > max_bytes:
-                    a["error"] = "too large"
-                    problem = "too large"
-                else:
-                    got = hashlib.sha256(body).hexdigest()
-                    a["sha256"] = got
-                    if got == hexhash:
-                        attempts.append(a)
-                        rec = {"sha256": hexhash, "bytes": len(body), "attempts": attempts}
-                        rec["seconds"] = round(time.monotonic() - t0, 3)
-                        return _Fetched(body, "", rec)
-                    if problem != "too large":
-                        problem = "hash mismatch"
-            attempts.append(a)
-        if i < rounds - 1:
-            time.sleep(gap)
-    rec = {"sha256": hexhash, "attempts": attempts, "seconds": round(time.monotonic() - t0, 3), "problem": problem}
-    return _Fetched(None, problem, rec)
 
 
 # --------------------------------------------------------------------------- execution
