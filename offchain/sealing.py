@@ -302,8 +302,10 @@ class Keyring:
         """Gives the current key the version KeyDirectory gave it when it was published (and
         records that version as confirmed on-chain)."""
         if published_version != self.current:
-            if published_version in self.keys:
+            if published_version in self.keys and (self.self_numbered or published_version in self.published):
                 raise SealError(f"key file {self.path}: version {published_version} is already another key")
+            # A key under that number never confirmed on-chain (a publication that failed after
+            # a rotation) sealed nothing: it gives way to the one KeyDirectory now holds.
             self.keys[published_version] = self.keys.pop(self.current)
             self.published.discard(self.current)
             self.current = published_version

@@ -63,12 +63,12 @@ def test_honest_envelope__accepted(setup):
 def test_attack_garbage_wrap_to_a_future_operator__refused(setup):
     """pool[3] is staked and may be admitted later; it has no key yet, so its wrap cannot be
     checked: refused (the old check looked only at the current operators' wraps)."""
-    with pytest.raises(Refuse, match=f"sealed to {setup.pool[3].address.lower()}, which has no published key"):
+    with pytest.raises(Refuse, match=f"sealed to {setup.pool[3].address.lower()} under key version 1, which is not"):
         setup.guard.open_envelope(_envelope(setup, [(setup.pool[3].address, 1, True)]))
 
 
 def test_attack_garbage_wrap_to_an_operator_without_a_key__refused(setup):
-    with pytest.raises(Refuse, match="which has no published key"):
+    with pytest.raises(Refuse, match="a wrap nobody can check"):
         setup.guard.open_envelope(_envelope(setup, [(setup.pool[2].address, 1, True)]))
 
 
@@ -82,7 +82,7 @@ def test_wrap_to_another_account_with_a_key__checked__garbage_refused_honest_acc
     with pytest.raises(Refuse, match="sealed with a wrap that does not check"):
         s.guard.open_envelope(_envelope(s, [(other.address, 1, True)]))
     s.guard.open_envelope(_envelope(s, [(other.address, 1, False)]))
-    with pytest.raises(Refuse, match="sealed with a wrap that does not check"):  # a version not published
+    with pytest.raises(Refuse, match="a wrap nobody can check"):  # a version never published
         s.guard.open_envelope(_envelope(s, [(other.address, 7, True)]))
 
 
@@ -171,3 +171,24 @@ def test_refused_job__its_blobs_age_out_like_a_final_job(setup, tmp_path):
     assert w.store.job(3)["state"] == "refused" and "compute units mismatch" in w.store.job(3)["reason"]
     clock.t += 3600 + 1
     assert access.collect() == [spec_hex] and not w.blobs.has(spec_hex)
+
+
+def test_rotation_after_sealing__wraps_to_the_older_version_still_check__garbage_still_refused(setup):
+    """A job waits for acceptance (up to its window) while another candidate provider and an
+    operator rotate their keys: their wraps name the older version, which KeyDirectory's history
+    still holds, so they are checked under it, not refused for good (found reviewing the fix
+    above). The owners keep their old keys, so they can still open them."""
+    s = setup
+    other = s.pool[3]  # (each test starts from the module's chain: its key is published afresh)
+    s.rings[other.address] = S.Keyring.create(other.address, s.tmp / "other-rotates.json", published=False)
+    K.publish(s.h, other, s.rings[other.address])
+    sealed_then = _envelope(s, [(other.address, s.rings[other.address].current, False)])
+    garbage_then = _envelope(s, [(other.address, s.rings[other.address].current, True)])
+    for acct in (other, s.pool[0]):  # a candidate provider and an operator rotate
+        s.rings[acct.address].rotate()
+        K.publish(s.h, acct, s.rings[acct.address])
+    for cache in (K._auditors_cache, K._operators_cache, K._history):  # each test reverts the chain
+        cache.clear()
+    s.guard.open_envelope(sealed_then)
+    with pytest.raises(Refuse, match="sealed with a wrap that does not check"):
+        s.guard.open_envelope(garbage_then)

@@ -275,3 +275,20 @@ def test_key_file_made_anew_while_running__old_wrap_that_fails_is_key_missing_no
         running.open_key(S.seal_envelope(b"spec", S.new_data_key(), [future.recipient()]))
     with pytest.raises(S.KeyMissing):
         running.open_key(old_env)
+
+
+def test_renumber__a_version_never_confirmed_gives_way__a_confirmed_one_never(tmp_path):
+    """A rotation whose publication failed leaves an unconfirmed version N+1 in the file; the
+    next rotation makes N+2, which KeyDirectory numbers N+1. That used to fail after the
+    transaction ("already another key") and every later rotation the same way (found reviewing
+    this session's change); the unconfirmed key sealed nothing, so it gives way."""
+    ring = S.Keyring.create(OP1, tmp_path / "op.json", published=False)
+    ring.renumber(1)
+    ring.rotate()  # v2: its publication fails
+    ring.rotate()  # v3: published, KeyDirectory calls it v2
+    ring.renumber(2)
+    assert (ring.current, sorted(ring.keys), ring.published) == (2, [1, 2], {1, 2})
+    assert S.Keyring.load(tmp_path / "op.json").current == 2
+    ring.rotate()  # v3
+    with pytest.raises(S.SealError, match="version 1 is already another key"):
+        ring.renumber(1)  # a confirmed version is never overwritten

@@ -57,14 +57,35 @@ _recipients_cache: dict[tuple[str, str], tuple[float, Recipient | None]] = {}
 
 def cached_recipients(h: Any, accounts: list[str]) -> dict[str, Recipient | None]:
     """`recipients`, each answer kept `OPERATORS_CACHE_S` (a client seals many jobs a minute to
-    the same providers). A key rotated meanwhile is harmless: its owner keeps the old keys; a key
-    file lost and made anew refuses the jobs sealed to the old one in that time (refunded)."""
+    the same providers). A key rotated meanwhile is harmless: its owner keeps the old keys, and a
+    provider checks a wrap under the version it names (`key_at`); a key file lost and made anew
+    refuses the jobs sealed to the old one in that time (refunded)."""
     where, now = str(h.key_directory.address), time.monotonic()
     hits = {a: _recipients_cache.get((where, a)) for a in accounts}
     stale = [a for a, hit in hits.items() if hit is None or now - hit[0] >= OPERATORS_CACHE_S]
     for a, r in recipients(h, stale).items():
         hits[a] = _recipients_cache[(where, a)] = (now, r)
     return {a: hits[a][1] for a in accounts}  # type: ignore[index]
+
+
+# (KeyDirectory, account, version) -> the key published as that version: history never changes.
+_history: dict[tuple[str, str, int], bytes | None] = {}
+
+
+def key_at(h: Any, account: str, version: int, start_block: int = 0) -> Recipient | None:
+    """`account`'s key as it published it at `version` (KeyDirectory's EncryptionKeySet events:
+    an older version after a rotation), as a Recipient of that version; None if it never
+    published that version (or the key is unusable)."""
+    where, acct = str(h.key_directory.address), account.lower()
+    if (where, acct, int(version)) not in _history:
+        stop = int(h.chain.blocks.height) + 1
+        for lg in h.key_directory.EncryptionKeySet.range(start_block, stop, search_topics={"account": account}):
+            args = lg.event_arguments
+            k = args["key"]
+            raw = bytes(k) if not isinstance(k, str) else bytes.fromhex(k.removeprefix("0x"))
+            _history[(where, acct, int(args["version"]))] = raw if usable_key(raw) else None
+    raw = _history.get((where, acct, int(version)))
+    return Recipient(acct, raw, int(version)) if raw is not None else None
 
 
 def usable_key(raw: bytes) -> bool:

@@ -107,31 +107,43 @@ class DataGuard:
         if self.access is not None:
             self.access.job_final(jid)
 
-    def _check_other_wraps(self, envelope: bytes, key: bytes, doc: bytes, auditors: set[str]) -> None:
-        """Every wrap besides the current operators' must be one this provider can check too:
-        its own, the job user's own (unpublished: only the user can be hurt by a bad one), or to
-        an account whose key KeyDirectory holds now, recomputed under that key's version. A wrap
-        to anyone else (an operator without a key yet, a future or former operator, a version
-        not yet published) could be garbage that its reader finds only once it audits: "the
-        envelope does not open", an invalid verdict against a provider that could not have known
-        (an attacker's review). Such a job is refused."""
+    def _check_wraps(self, envelope: bytes, key: bytes, doc: bytes, operators: list) -> None:
+        """Every wrap an auditor may one day open must be one this provider can check now:
+        - every current operator with a published key is a reader;
+        - each wrap is the provider's own, the job user's own (unpublished: only the user can be
+          hurt by a bad one), or to a key its account published in KeyDirectory at the version
+          the wrap names (the current one, or an older one: a rotation since the job was sealed),
+          recomputed under that key.
+        A wrap to anyone else (an operator without a key yet, a future operator, a version never
+        published) could be garbage its reader finds only once it audits: "the envelope does not
+        open", an invalid verdict against a provider that could not have known (an attacker's
+        review). Such a job is refused."""
         try:
             _, _, user = unpack_spec(doc)
         except ValueError:
             return  # the intake refuses a malformed sealed spec with its own reason
         header, _, _ = parse(envelope)
+        wraps = {str(w["to"]).lower(): int(w["v"]) for w in header.get("wraps", [])}
+        current = {r.address.lower(): r for r in operators}
+        missing = [a for a in current if a not in wraps]
+        if missing:
+            raise Refuse(f"sealed so that auditors cannot open it: not sealed to {missing[0]} (an oracle operator)")
         me = self.w.address.lower()
-        others = sorted({str(w["to"]).lower() for w in header.get("wraps", [])} - auditors - {me, str(user).lower()})
-        if not others:
-            return
+        others = sorted(set(wraps) - set(current) - {me, str(user).lower()})
         if len(others) > MAX_OTHER_READERS:
             raise Refuse(f"sealed to {len(others)} readers besides the operators and the user: at most "
                          f"{MAX_OTHER_READERS}")  # fmt: skip
-        published = keys.recipients(self.w.h, others)
-        unknown = [a for a in others if published.get(a) is None]
-        if unknown:
-            raise Refuse(f"sealed to {unknown[0]}, which has no published key: a wrap nobody can check")
-        problems = verify_wraps(envelope, key, [r for r in published.values() if r is not None])
+        published = keys.recipients(self.w.h, others) if others else {}
+        expected = []
+        for a in [*current, *others]:
+            now = current.get(a) or published.get(a)
+            r = now if now is not None and now.version == wraps[a] else keys.key_at(self.w.h, a, wraps[a])
+            if r is None:
+                what = "an oracle operator's" if a in current else "its"
+                raise Refuse(f"sealed to {a} under key version {wraps[a]}, which is not {what} published key: "
+                             "a wrap nobody can check")  # fmt: skip
+            expected.append(r)
+        problems = verify_wraps(envelope, key, expected)
         if problems:
             raise Refuse("sealed with a wrap that does not check: " + "; ".join(problems[:3]))
 
@@ -152,10 +164,7 @@ class DataGuard:
         if not check_auditors:
             return key, doc
         readers, missing = keys.auditors(self.w.h, self.w.start_block)
-        problems = verify_wraps(envelope, key, readers)
-        if problems:
-            raise Refuse("sealed so that auditors cannot open it: " + "; ".join(problems[:3]))
-        self._check_other_wraps(envelope, key, doc, {r.address.lower() for r in readers})
+        self._check_wraps(envelope, key, doc, readers)
         if len(readers) < keys.quorum(self.w.h, self.w.start_block):
             raise Refuse(
                 f"only {len(readers)} oracle operators published an encryption key ({len(missing)} did not): "
