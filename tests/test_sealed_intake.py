@@ -192,3 +192,26 @@ def test_rotation_after_sealing__wraps_to_the_older_version_still_check__garbage
     s.guard.open_envelope(sealed_then)
     with pytest.raises(Refuse, match="sealed with a wrap that does not check"):
         s.guard.open_envelope(garbage_then)
+
+
+def test_waiting_candidate__its_spec_kept_past_the_orphan_rule__its_user_not_made_a_reader_by_it(setup, tmp_path):
+    """A job waits (here: no offer for its class yet) for longer than the 24 h orphan rule: its
+    spec is kept for it from the first sight, while its user becomes a reader only once the spec
+    checks out (found reviewing this session's change: the spec was left an orphan)."""
+    from offchain.workloads import compute_units
+
+    s = setup
+    intake, w, access, clock, snap = _intake(s, tmp_path)
+    env = _envelope(s)
+    spec_hex = w.blobs.put(env)
+    access.record_put(s.user.address, spec_hex, len(env))
+    job = _job(s.pool[3].address, spec_hex, compute_units(SPEC))
+    job["class_id"] = 2
+    snap.offers[2] = 0  # this provider offers no class-2 price yet: the job waits
+    w.jobs[4] = job
+    w.store.add_candidate(4)
+    intake.consider(4, 0, snap)
+    assert w.store.job(4)["state"] == "candidate"
+    clock.t += 86400 + 1
+    assert access.collect() == [] and w.blobs.has(spec_hex)
+    assert not _reader(access, spec_hex, s.pool[3].address)

@@ -87,14 +87,19 @@ def write_output(out: workloads.Output, data: bytes, out_dir: Path) -> dict[str,
 
 
 def _spec_is_sealed(result_uri: str, job: dict, auth: Any) -> bool:
-    """Whether the job's spec (at the agent that serves its result) is sealed; False when it
-    cannot be fetched (the plaintext output is then taken as it is). Asked only by a user with
-    a key file: one without keys has no sealed job."""
+    """Whether the job's spec (at the agent that serves its result) is sealed. Asked only by a
+    user with a key file (one without keys has no sealed job) when the output is plaintext. A
+    spec the agent does not serve is an error: a provider must not dodge the check by
+    withholding it."""
     spec_hex = bytes(job["spec_hash"]).hex()
+    if known_key(spec_hex) is not None:  # this process sealed it
+        return True
     try:
         return is_sealed(download(f"{result_uri.rsplit('/blobs/', 1)[0]}/blobs/{spec_hex}", spec_hex, 16 << 20, auth))
-    except ClientError:
-        return False
+    except ClientError as e:
+        raise ClientError(
+            f"the output is in plaintext, and whether the job was sealed cannot be told: its spec is not served ({e})"
+        ) from None
 
 
 def _auth(h: Any, account: Any, job: dict) -> tuple[Any, str] | None:

@@ -76,6 +76,7 @@ class BlobAccess:
         # check reads only stored blobs, so concurrent PUTs of one account each passed it before
         # any was recorded (an attacker's review). Checked and reserved under one lock.
         self._streaming: dict[str, int] = {}
+        self._reserved: dict[tuple[str, str], list[int]] = {}  # what each upload under way reserved
         self._quota_lock = threading.Lock()
 
     # ---------------------------------------------------------------- requests
@@ -84,7 +85,9 @@ class BlobAccess:
         The bytes count against its quota until `end_put` (call it whatever the upload's fate)."""
         signer = self.verifier.verify(header, "PUT", h).lower()
         with self._quota_lock:
-            if not self.store.has(h):
+            if self.store.has(h):  # stored again: costs nothing, reserves nothing
+                size = 0
+            else:
                 used = self.meta.read_one("SELECT COALESCE(SUM(size), 0) FROM blob WHERE owner = ?", (signer,))[0]
                 used += self._streaming.get(signer, 0)
                 if used + size > self.quota_bytes:
@@ -95,6 +98,7 @@ class BlobAccess:
                         413,
                     )
             self._streaming[signer] = self._streaming.get(signer, 0) + size
+            self._reserved.setdefault((signer, h), []).append(size)
         return signer
 
     def end_put(self, signer: str, h: str, size: int, stored: bool) -> None:
@@ -102,7 +106,11 @@ class BlobAccess:
         with self._quota_lock:
             if stored:
                 self.record_put(signer, h, size)
-            left = self._streaming.get(signer, 0) - size
+            tickets = self._reserved.get((signer, h), [])
+            reserved = tickets.pop() if tickets else 0
+            if not tickets:
+                self._reserved.pop((signer, h), None)
+            left = self._streaming.get(signer, 0) - reserved
             if left > 0:
                 self._streaming[signer] = left
             else:
@@ -142,12 +150,14 @@ class BlobAccess:
         return hit[1]
 
     # ---------------------------------------------------------------- the worker's bookkeeping
-    def link_job(self, job_id: int, hashes: Iterable[str], user: str) -> None:
-        """The blobs `hashes` serve job `job_id`; its user may read them."""
+    def link_job(self, job_id: int, hashes: Iterable[str], user: str | None) -> None:
+        """The blobs `hashes` serve job `job_id` (kept while it is live: not final any more, if
+        it was); with `user`, the job's user may read them."""
         with self.meta.transaction():
             for h in hashes:
                 self.meta.write("INSERT OR IGNORE INTO job_blob (hash, job_id) VALUES (?, ?)", (h, int(job_id)))
-                self.meta.write("INSERT OR IGNORE INTO reader (hash, account) VALUES (?, ?)", (h, user.lower()))
+                if user is not None:
+                    self.meta.write("INSERT OR IGNORE INTO reader (hash, account) VALUES (?, ?)", (h, user.lower()))
                 if self.meta.read_one("SELECT 1 FROM blob WHERE hash = ?", (h,)) is None and self.store.has(h):
                     # The worker's own output: owned by the provider, no user quota charged.
                     size = self.store.size(h) or 0
@@ -155,6 +165,7 @@ class BlobAccess:
                         "INSERT OR IGNORE INTO blob (hash, size, owner, created) VALUES (?, ?, ?, ?)",
                         (h, size, self.provider, self._clock()),
                     )
+            self.meta.write("UPDATE job_blob SET final_at = NULL WHERE job_id = ?", (int(job_id),))
 
     def job_final(self, job_id: int) -> None:
         self.meta.write(

@@ -100,8 +100,15 @@ class DataGuard:
             _event(event="blobs_collected", count=len(gone))
 
     def link(self, jid: int, job: dict, hashes: list[str]) -> None:
+        """The blobs serve the job (kept while it is live) and its user may read them."""
         if self.access is not None:
             self.access.link_job(jid, hashes, str(job["user"]))
+
+    def keep(self, jid: int, hashes: list[str]) -> None:
+        """The blobs are kept while the job is live (a candidate waiting to be accepted), and
+        nobody becomes their reader by it."""
+        if self.access is not None:
+            self.access.link_job(jid, hashes, None)
 
     def job_final(self, jid: int) -> None:
         if self.access is not None:

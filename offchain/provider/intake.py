@@ -80,7 +80,8 @@ class Intake:
     def __init__(self, worker: Any):
         self.w = worker
         self.metrics = metrics_of(worker)  # failed accepts: errors{where="accept"}
-        self._linked: set[int] = set()  # candidates whose spec blob is linked to them (blob_access)
+        self._kept: set[int] = set()  # candidates whose spec blob is kept for them (blob_access)
+        self._linked: set[int] = set()  # ... and whose user may read it (once its spec checked out)
 
     def _snapshot(self) -> _Cycle:
         w = self.w
@@ -130,6 +131,9 @@ class Intake:
             except (LookupError, RuntimeError) as e:
                 w._done(jid, f"cannot rebuild from the chain: {e}")
                 return
+        if jid not in self._kept:  # its spec is kept while it waits (not an orphan), nobody reads it by it
+            w.guard.keep(jid, [_hex32(job["spec_hash"])])
+            self._kept.add(jid)
         if now + w.cfg.accept_margin_s > job["accept_by"]:
             w._done(jid, "acceptance window over")
             return

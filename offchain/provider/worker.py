@@ -339,6 +339,7 @@ class JobWorker:
                 if args["provider"].lower() == me:
                     if row and row["state"] in ("candidate", "accepting", "refused"):
                         self.store.set_state(jid, "running", machine_id=int(args["machine_id"]))
+                        self.guard.link(jid, self.jobs[jid], [_hex32(self.jobs[jid]["spec_hash"])])  # live again
                 elif row and row["state"] in ("candidate", "accepting"):
                     self.store.set_state(jid, "done", reason="accepted by another provider")
                     self.guard.job_final(jid)  # its spec, if linked, ages out
