@@ -355,11 +355,14 @@ class Keyring:
             priv = self.keys.get(int(w["v"]))
             if priv is None:
                 continue
-            if not self.self_numbered and int(w["v"]) not in self.published:
-                # This file's key under that number was never confirmed on-chain (a fresh file
-                # not published yet): not a forgery we can prove, our own trouble.
-                break
             key = _unwrap(priv, self.address, w)
+            if not self.self_numbered and int(w["v"]) not in self.published:
+                # This file's key under that number is not confirmed on-chain here (a fresh file
+                # not published yet, or a confirmation another process's save dropped): use it
+                # if it opens, but a failure is no forgery we can prove, our own trouble.
+                if key is None or key_commitment(key) != bytes.fromhex(header["commit"]):
+                    break
+                return key
             if key is None:
                 if self.self_numbered:  # a user's own file numbers its keys itself: maybe another file
                     raise WrongKey(
