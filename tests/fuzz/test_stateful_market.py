@@ -2017,6 +2017,11 @@ class MarketMachine(RuleBasedStateMachine):
             reason = "access_control: account is missing role"
         elif m is None:
             reason = "registry: unknown machine"
+        elif m.status == MachineStatus.JAILED:
+            # Jail is left only through request_attestation (one failure, one slash); checked
+            # before the class, as the contract does.
+            reason = "registry: machine jailed (its provider must request_attestation)"
+            STATS["~attestation of a jailed machine refused"] += 1
         elif m.cls != cls:
             reason = "registry: class mismatch"
         elif not passed and m.status == MachineStatus.EXITED:
@@ -2024,10 +2029,6 @@ class MarketMachine(RuleBasedStateMachine):
             # leaves it Exited; a pass still reverts "registry: machine exited" (in _attest).
             reason = None
             STATS["~failed attestation of an exited machine"] += 1
-        elif m.status == MachineStatus.JAILED:
-            # Jail is left only through request_attestation (one failure, one slash).
-            reason = "registry: machine jailed (its provider must request_attestation)"
-            STATS["~attestation of a jailed machine refused"] += 1
         elif passed and valid_until <= self.now:
             reason = "registry: attestation already expired"
         elif passed and valid_until >= NO_EXPIRY:
