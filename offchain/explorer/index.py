@@ -32,6 +32,7 @@ from eth_utils import keccak
 from offchain.chain.events import start_block
 from offchain.chain.follow import Follower, Source, default_reorg_depth
 from offchain.chain.jobs import MARKET_EVENTS
+from offchain.chain.views import read_many
 from offchain.constants import JobStatus, MachineStatus
 from offchain.explorer.signers import finding, report_signers
 from offchain.sqlite_store import SqliteStore
@@ -421,28 +422,35 @@ class ExplorerIndex(SqliteStore):
 
     # ---------------------------------------------------------------------------- live reads
     def _refresh_operators(self) -> None:
-        """Each operator's stake and membership, read again after an event named one."""
+        """Each operator's stake and membership, read again after an event named one (one
+        batched request: `read_many`)."""
         if self.get_meta("operators_dirty") != "1":
             return
-        for (op,) in self.read("SELECT address FROM operators"):
-            stake, active = int(self.h.hub.operator_stake(op)), bool(self.h.hub.is_operator(op))
+        ops = [r[0] for r in self.read("SELECT address FROM operators")]
+        hub = self.h.hub
+        got = read_many(
+            self.h.chain.provider, [c for op in ops for c in ((hub.operator_stake, (op,)), (hub.is_operator, (op,)))]
+        )
+        for i, op in enumerate(ops):
+            stake, active = int(got[2 * i]), bool(got[2 * i + 1])
             self.write("UPDATE operators SET stake = ?, active = ? WHERE address = ?", (str(stake), int(active), op))
         self.set_meta("operators_dirty", "0")
 
     def _refresh_providers(self) -> None:
         """Stake, reputation and audit rate of each provider an event touched since the last sync
-        (a slash or a lock moves the stake without a Staked event)."""
+        (a slash or a lock moves the stake without a Staked event), in one batched request."""
         dirty = [r[0] for r in self.read("SELECT address FROM providers WHERE dirty = 1")]
-        for p in dirty:
-            rep = self.h.registry.reputation(p)
-            fields = ("completed", "failed", "expired", "audits_passed", "disputes_won", "disputes_lost")
-            rep_d = {f: int(getattr(rep, f) if hasattr(rep, f) else rep[i]) for i, f in enumerate(fields)}
-            bps = int(self.h.market.audit_rate(p))
-            stakes = self.h.registry.stakes(p)
+        reg, market = self.h.registry, self.h.market
+        calls = [c for p in dirty for c in ((reg.reputation, (p,)), (market.audit_rate, (p,)), (reg.stakes, (p,)))]
+        got = read_many(self.h.chain.provider, calls)
+        fields = ("completed", "failed", "expired", "audits_passed", "disputes_won", "disputes_lost")
+        for i, p in enumerate(dirty):
+            rep, bps, stakes = got[3 * i : 3 * i + 3]
+            rep_d = {f: int(getattr(rep, f) if hasattr(rep, f) else rep[j]) for j, f in enumerate(fields)}
             staked = int(stakes.staked if hasattr(stakes, "staked") else stakes[0])
             self.write(
                 "UPDATE providers SET staked = ?, reputation = ?, audit_bps = ?, dirty = 0 WHERE address = ?",
-                (str(staked), json.dumps(rep_d), bps, p),
+                (str(staked), json.dumps(rep_d), int(bps), p),
             )
 
 

@@ -24,7 +24,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,7 @@ def _tokens(v: Any, digits: int = 3) -> str:
 
 
 def _utc(t: Any) -> str:
-    return datetime.fromtimestamp(int(t), UTC).strftime("%Y-%m-%d %H:%M:%S") if t else "—"
+    return fmt_time(t) if t else "—"
 
 
 AMOUNTS = frozenset(
