@@ -424,17 +424,23 @@ def test_submit_verdict__replayed__reverts(
         hub.submit_verdict(report, jobs.t(job_id), sigs, sender=keeper)
 
 
+def _batch_verdicts(make_provider, make_job, market, hub, beacon, jobs, chain, pool, keeper, provider, user, valid):
+    """One provider's jobs, one per entry of `valid`, drawn for audit and judged by one
+    `submit_verdicts`; (job ids, its transaction)."""
+    machine_id = make_provider(provider)
+    ids = [run_to_submitted(market, jobs, make_job, machine_id, provider, user) for _ in valid]
+    for i in ids:
+        decide_draw(chain, beacon, jobs, i)
+    reports, sigs = zip(*(verdict(hub, chain, pool, i, jobs[i], v) for i, v in zip(ids, valid, strict=True)),
+                        strict=True)  # fmt: skip
+    return ids, hub.submit_verdicts(list(reports), [jobs.t(i) for i in ids], list(sigs), sender=keeper)
+
+
 def test_submit_verdicts__batch__each_job_settled_like_alone(
     make_provider, make_job, market, hub, beacon, registry, jobs, chain, pool, keeper, provider, user
 ):
-    machine_id = make_provider(provider)
-    ids = [run_to_submitted(market, jobs, make_job, machine_id, provider, user) for _ in range(3)]
-    for i in ids:
-        decide_draw(chain, beacon, jobs, i)
-    valid = [True, False, True]
-    reports, sigs = zip(*(verdict(hub, chain, pool, i, jobs[i], v) for i, v in zip(ids, valid, strict=True)),
-                        strict=True)  # fmt: skip
-    tx = hub.submit_verdicts(list(reports), [jobs.t(i) for i in ids], list(sigs), sender=keeper)
+    ids, tx = _batch_verdicts(make_provider, make_job, market, hub, beacon, jobs, chain, pool, keeper, provider, user,
+                              [True, False, True])  # fmt: skip
     assert [e["job_id"] for e in evs(tx, hub.VerdictAccepted)] == ids
     assert [market.job_status(i) for i in ids] == [JobStatus.FINALIZED, JobStatus.FAILED, JobStatus.FINALIZED]
     assert [hub.verdict_nonce(i) for i in ids] == [1, 1, 1]
@@ -450,14 +456,9 @@ def test_explorer__batched_verdicts__each_failed_job_one_slash__each_signer_foun
 
     from offchain.explorer.server import Explorer
 
-    machine_id = make_provider(provider)
-    ids = [run_to_submitted(market, jobs, make_job, machine_id, provider, user) for _ in range(3)]
-    for i in ids:
-        decide_draw(chain, beacon, jobs, i)
     valid = [False, True, False]
-    reports, sigs = zip(*(verdict(hub, chain, pool, i, jobs[i], v) for i, v in zip(ids, valid, strict=True)),
-                        strict=True)  # fmt: skip
-    hub.submit_verdicts(list(reports), [jobs.t(i) for i in ids], list(sigs), sender=keeper)
+    ids, _ = _batch_verdicts(make_provider, make_job, market, hub, beacon, jobs, chain, pool, keeper, provider, user,
+                             valid)  # fmt: skip
     d = deployment
     h = d.handles(chain)
     ex = Explorer(h, index_path=tmp_path / "index.sqlite")
