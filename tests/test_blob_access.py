@@ -137,15 +137,15 @@ def test_quota__uploads_under_way_count__a_burst_of_puts_cannot_pass_it_together
         access.check_put(header(second), hashlib.sha256(second).hexdigest(), len(second))
     access.end_put(USER.address.lower(), h1, len(first), stored=False)  # it failed: nothing kept
     _, r = _put(url, USER, second)
-    assert r.status_code == 201 and access._streaming == {}
+    assert r.status_code == 201 and access._reserved == {}
     # Storing an existing blob again reserves nothing, however many times at once.
     h2 = hashlib.sha256(second).hexdigest()
     for _ in range(3):
         access.check_put(header(second), h2, len(second))
-    assert access._streaming == {USER.address.lower(): 0}
+    assert access._streaming(USER.address.lower()) == 0
     for _ in range(3):
         access.end_put(USER.address.lower(), h2, len(second), stored=True)
-    assert access._streaming == {} and access._reserved == {}
+    assert access._streaming(USER.address.lower()) == 0 and access._reserved == {}
 
 
 def test_operator_added_since_the_set_was_read__checked_live(agent):

@@ -56,20 +56,20 @@ def _envelope(s, extra_wraps=()):
 
 
 def test_honest_envelope__accepted(setup):
-    key, doc = setup.guard.open_envelope(_envelope(setup))
-    assert S.unpack_spec(doc)[2] == setup.user.address.lower()
+    key, spec, where = setup.guard.open_envelope(_envelope(setup), setup.user.address)
+    assert (spec, where) == (SPEC, {})  # opened, and the envelope names this user (checked inside)
 
 
 def test_attack_garbage_wrap_to_a_future_operator__refused(setup):
     """pool[3] is staked and may be admitted later; it has no key yet, so its wrap cannot be
     checked: refused (the old check looked only at the current operators' wraps)."""
     with pytest.raises(Refuse, match=f"sealed to {setup.pool[3].address.lower()} under key version 1, which is not"):
-        setup.guard.open_envelope(_envelope(setup, [(setup.pool[3].address, 1, True)]))
+        setup.guard.open_envelope(_envelope(setup, [(setup.pool[3].address, 1, True)]), setup.user.address)
 
 
 def test_attack_garbage_wrap_to_an_operator_without_a_key__refused(setup):
     with pytest.raises(Refuse, match="a wrap nobody can check"):
-        setup.guard.open_envelope(_envelope(setup, [(setup.pool[2].address, 1, True)]))
+        setup.guard.open_envelope(_envelope(setup, [(setup.pool[2].address, 1, True)]), setup.user.address)
 
 
 def test_wrap_to_another_account_with_a_key__checked__garbage_refused_honest_accepted(setup):
@@ -80,10 +80,10 @@ def test_wrap_to_another_account_with_a_key__checked__garbage_refused_honest_acc
     s.rings[other.address] = S.Keyring.create(other.address, s.tmp / "other.json", published=False)
     K.publish(s.h, other, s.rings[other.address])
     with pytest.raises(Refuse, match="sealed with a wrap that does not check"):
-        s.guard.open_envelope(_envelope(s, [(other.address, 1, True)]))
-    s.guard.open_envelope(_envelope(s, [(other.address, 1, False)]))
+        s.guard.open_envelope(_envelope(s, [(other.address, 1, True)]), s.user.address)
+    s.guard.open_envelope(_envelope(s, [(other.address, 1, False)]), s.user.address)
     with pytest.raises(Refuse, match="a wrap nobody can check"):  # a version never published
-        s.guard.open_envelope(_envelope(s, [(other.address, 7, True)]))
+        s.guard.open_envelope(_envelope(s, [(other.address, 7, True)]), s.user.address)
 
 
 class _Clock:
@@ -189,9 +189,9 @@ def test_rotation_after_sealing__wraps_to_the_older_version_still_check__garbage
         K.publish(s.h, acct, s.rings[acct.address])
     for cache in (K._auditors_cache, K._operators_cache, K._history):  # each test reverts the chain
         cache.clear()
-    s.guard.open_envelope(sealed_then)
+    s.guard.open_envelope(sealed_then, s.user.address)
     with pytest.raises(Refuse, match="sealed with a wrap that does not check"):
-        s.guard.open_envelope(garbage_then)
+        s.guard.open_envelope(garbage_then, s.user.address)
 
 
 def test_waiting_candidate__its_spec_kept_past_the_orphan_rule__its_user_not_made_a_reader_by_it(setup, tmp_path):

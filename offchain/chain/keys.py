@@ -40,6 +40,11 @@ def current_operators(h: Any, start_block: int = 0) -> list[str]:
     return ops
 
 
+def _raw_key(k: Any) -> bytes:
+    """A bytes32 key as ape gives it (bytes, HexBytes or hex text)."""
+    return bytes(k) if not isinstance(k, str) else bytes.fromhex(k.removeprefix("0x"))
+
+
 def recipients(h: Any, accounts: list[str]) -> dict[str, Recipient | None]:
     """{account: its published key as a Recipient, or None if it published none}."""
     if not accounts:
@@ -47,7 +52,7 @@ def recipients(h: Any, accounts: list[str]) -> dict[str, Recipient | None]:
     keys, versions = h.key_directory.keys_of(accounts)
     out: dict[str, Recipient | None] = {}
     for a, k, v in zip(accounts, keys, versions, strict=True):
-        raw = bytes(k) if not isinstance(k, str) else bytes.fromhex(k.removeprefix("0x"))
+        raw = _raw_key(k)
         out[a] = Recipient(a, raw, int(v)) if int(v) > 0 and usable_key(raw) else None
     return out
 
@@ -81,8 +86,7 @@ def key_at(h: Any, account: str, version: int, start_block: int = 0) -> Recipien
         stop = int(h.chain.blocks.height) + 1
         for lg in h.key_directory.EncryptionKeySet.range(start_block, stop, search_topics={"account": account}):
             args = lg.event_arguments
-            k = args["key"]
-            raw = bytes(k) if not isinstance(k, str) else bytes.fromhex(k.removeprefix("0x"))
+            raw = _raw_key(args["key"])
             _history[(where, acct, int(args["version"]))] = raw if usable_key(raw) else None
     raw = _history.get((where, acct, int(version)))
     return Recipient(acct, raw, int(version)) if raw is not None else None

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import click
 from rich.table import Table
@@ -177,9 +176,9 @@ def job_submit(
     keyring = None
     new_key_file = False
     if not public:
-        from offchain.client.sealed import DEFAULT_KEY_DIR, user_keyring
+        from offchain.client.sealed import key_path, user_keyring
 
-        new_key_file = not Path(key_file or DEFAULT_KEY_DIR / f"{acct.address.lower()}.json").exists()
+        new_key_file = not key_path(acct.address, key_file).exists()
         try:
             keyring = user_keyring(acct.address, key_file)
         except sdk.ClientError as e:
@@ -270,12 +269,12 @@ def job_result(
     (with the job user's key file) and write it to DIR. Agents serve a job's blobs only to its
     user (and its provider and auditors): sign as the user with --account / --test-account."""
     from offchain.client import sdk
-    from offchain.client.sealed import DEFAULT_KEY_DIR, NEED_KEY_FILE
+    from offchain.client.sealed import KeyFileNeeded, key_path
     from offchain.sealing import Keyring, SealError
 
     with session(chain) as h:
         user = str(sdk.status(h, job_id).get("user", ""))
-        path = Path(key_file) if key_file else DEFAULT_KEY_DIR / f"{user.lower()}.json"
+        path = key_path(user, key_file)
         try:
             keyring = Keyring.load(path) if path.exists() else None
         except SealError as e:
@@ -283,13 +282,11 @@ def job_result(
         acct = account(signer, chain) if signer.given else None
         try:
             res = sdk.fetch_result(h, job_id, out_dir, keyring=keyring, account=acct)
-        except sdk.ClientError as e:
-            if keyring is None and str(e).startswith(NEED_KEY_FILE):
-                raise sdk.ClientError(
-                    f"{NEED_KEY_FILE}, and {path} does not exist: pass the key file `gpunet job submit` made for "
-                    f"{user} with --key-file"
-                ) from None
-            raise
+        except KeyFileNeeded:
+            raise sdk.ClientError(
+                f"the job is sealed: its user's key file is needed to read it, and {path} does not exist: pass the "
+                f"key file `gpunet job submit` made for {user} with --key-file"
+            ) from None
         out.print(f"job {job_id}: result {res.result_hash} verified against the chain; output {len(res.data)} bytes")
         for f in res.files.values():
             out.print(f"  wrote {f}")

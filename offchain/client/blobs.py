@@ -26,7 +26,6 @@ MAX_RESULT_BYTES = 1 << 30
 # How long a transfer waits on an agent that answers "not ready" (503 with "retry": true): it
 # has just (re)started and is still connecting to the chain.
 READY_WAIT_S = 60.0
-UPLOAD_READY_WAIT_S = READY_WAIT_S  # (the name the SDK exported first)
 _READY_POLL_S = 1.0
 
 

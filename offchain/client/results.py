@@ -52,8 +52,7 @@ def fetch_result(
     if is_sealed(data):  # a sealed job: its data key comes from the spec's envelope
         job = job or _rebuild(h, job_id)
         spec_hex = bytes(job["spec_hash"]).hex()
-        base = args["result_uri"].rsplit("/blobs/", 1)[0]
-        key = known_key(spec_hex) or data_key(keyring, download(f"{base}/blobs/{spec_hex}", spec_hex, 16 << 20, auth))
+        key = known_key(spec_hex) or data_key(keyring, _spec_blob(args["result_uri"], spec_hex, auth))
         data = open_data(key, data)
     elif keyring is not None and auth is not None and _spec_is_sealed(args["result_uri"], job, auth):
         raise ClientError(
@@ -86,6 +85,14 @@ def write_output(out: workloads.Output, data: bytes, out_dir: Path) -> dict[str,
     return files
 
 
+MAX_SPEC_BYTES = 16 << 20
+
+
+def _spec_blob(result_uri: str, spec_hex: str, auth: Any) -> bytes:
+    """The job's spec blob, from the agent that serves its result."""
+    return download(f"{result_uri.rsplit('/blobs/', 1)[0]}/blobs/{spec_hex}", spec_hex, MAX_SPEC_BYTES, auth)
+
+
 def _spec_is_sealed(result_uri: str, job: dict, auth: Any) -> bool:
     """Whether the job's spec (at the agent that serves its result) is sealed. Asked only by a
     user with a key file (one without keys has no sealed job) when the output is plaintext. A
@@ -95,7 +102,7 @@ def _spec_is_sealed(result_uri: str, job: dict, auth: Any) -> bool:
     if known_key(spec_hex) is not None:  # this process sealed it
         return True
     try:
-        return is_sealed(download(f"{result_uri.rsplit('/blobs/', 1)[0]}/blobs/{spec_hex}", spec_hex, 16 << 20, auth))
+        return is_sealed(_spec_blob(result_uri, spec_hex, auth))
     except ClientError as e:
         raise ClientError(
             f"the output is in plaintext, and whether the job was sealed cannot be told: its spec is not served ({e})"
@@ -119,7 +126,7 @@ def verify_locally(
     base = result.uri.rsplit("/blobs/", 1)[0]
     spec_hex = bytes(job["spec_hash"]).hex()
     auth = _auth(h, account, job)
-    spec, where, key = open_spec(keyring, download(f"{base}/blobs/{spec_hex}", spec_hex, 16 << 20, auth))
+    spec, where, key = open_spec(keyring, _spec_blob(result.uri, spec_hex, auth))
     blobs = {h_: open_data(key, download(f"{base}/blobs/{addr}", addr, auth=auth)) for h_, addr in where.items()}
     reference = workloads.execute(spec, device or "cpu", blobs)
     return workloads.compare(result.output, reference)

@@ -33,18 +33,7 @@ from typing import Any
 
 from offchain.chain.events import start_block as _start_block
 from offchain.chain.jobs import ZERO_ADDRESS, job_from_chain, jobs_from_receipt
-from offchain.client.blobs import (  # noqa: F401 - re-exported: sdk is the client's one entry point
-    HTTP_TIMEOUT,
-    MAX_RESULT_BYTES,
-    READY_WAIT_S,
-    UPLOAD_READY_WAIT_S,
-    _base,
-    _error_text,
-    _says_retry,
-    download,
-    request_signer,
-    upload,
-)
+from offchain.client.blobs import download, request_signer, upload  # noqa: F401 - re-exported: the one entry point
 from offchain.client.money import (  # noqa: F401 - re-exported: sdk is the client's one entry point
     _NO_PRICE_REASONS,
     DEFAULT_MAX_SLIPPAGE_BPS,

@@ -28,13 +28,19 @@ from offchain.sealing import (
 DEFAULT_KEY_DIR = Path.home() / ".gpunet" / "keys"
 
 
-NEED_KEY_FILE = "the job is sealed: its user's key file is needed to read it"
+class KeyFileNeeded(ClientError):
+    """A sealed job, and no key file to open it with."""
+
+
+def key_path(address: str, key_file: str | Path | None = None) -> Path:
+    """The user's key file: `key_file`, or the default one of `address`."""
+    return Path(key_file) if key_file else DEFAULT_KEY_DIR / f"{address.lower()}.json"
 
 
 def user_keyring(address: str, key_file: str | Path | None = None) -> Keyring:
     """The user's own keys (made on first use, never published: only the user opens its own
     wrap, to read its jobs' results from any machine that has this file)."""
-    path = Path(key_file) if key_file else DEFAULT_KEY_DIR / f"{address.lower()}.json"
+    path = key_path(address, key_file)
     try:
         return Keyring.load_or_create(path, address)
     except (SealError, OSError) as e:
@@ -119,7 +125,7 @@ def open_spec(keyring: Keyring | None, envelope: bytes) -> tuple[dict, dict[str,
 
 def data_key(keyring: Keyring | None, envelope: bytes) -> bytes:
     if keyring is None:
-        raise ClientError(NEED_KEY_FILE + " (--key-file)")
+        raise KeyFileNeeded("the job is sealed: its user's key file is needed to read it (--key-file)")
     try:
         return keyring.open_key(envelope)
     except SealError as e:

@@ -80,7 +80,7 @@ import requests
 import torch
 
 from offchain import workloads as W
-from offchain.oracle.audit_fetch import CONNECT_TIMEOUT_S, _Fetched, base_urls, fetch_blob  # noqa: F401 - re-exported
+from offchain.oracle.audit_fetch import _Fetched, base_urls, fetch_blob
 from offchain.sealing import KeyMissing, Keyring, SealError, WrongKey, is_sealed, open_blob, shallow_json, unpack_spec
 from offchain.sealing import recipients_of as _readers
 from offchain.workloads import toploc_generate

@@ -75,8 +75,7 @@ class BlobAccess:
         # Bytes of uploads checked against the quota and still streaming, per signer: a quota
         # check reads only stored blobs, so concurrent PUTs of one account each passed it before
         # any was recorded (an attacker's review). Checked and reserved under one lock.
-        self._streaming: dict[str, int] = {}
-        self._reserved: dict[tuple[str, str], list[int]] = {}  # what each upload under way reserved
+        self._reserved: dict[tuple[str, str], list[int]] = {}  # (signer, blob) -> each upload's bytes
         self._quota_lock = threading.Lock()
 
     # ---------------------------------------------------------------- requests
@@ -89,7 +88,7 @@ class BlobAccess:
                 size = 0
             else:
                 used = self.meta.read_one("SELECT COALESCE(SUM(size), 0) FROM blob WHERE owner = ?", (signer,))[0]
-                used += self._streaming.get(signer, 0)
+                used += self._streaming(signer)
                 if used + size > self.quota_bytes:
                     raise AuthError(
                         f"{signer} stores {used} bytes here (uploads under way included); {size} more is over the "
@@ -97,7 +96,6 @@ class BlobAccess:
                         "final, see `gpunet provider serve`)",
                         413,
                     )
-            self._streaming[signer] = self._streaming.get(signer, 0) + size
             self._reserved.setdefault((signer, h), []).append(size)
         return signer
 
@@ -107,14 +105,14 @@ class BlobAccess:
             if stored:
                 self.record_put(signer, h, size)
             tickets = self._reserved.get((signer, h), [])
-            reserved = tickets.pop() if tickets else 0
+            if tickets:
+                tickets.pop()
             if not tickets:
                 self._reserved.pop((signer, h), None)
-            left = self._streaming.get(signer, 0) - reserved
-            if left > 0:
-                self._streaming[signer] = left
-            else:
-                self._streaming.pop(signer, None)
+
+    def _streaming(self, signer: str) -> int:
+        """Bytes of `signer`'s uploads under way (a handful at most: one per request thread)."""
+        return sum(sum(sizes) for (who, _), sizes in self._reserved.items() if who == signer)
 
     def record_put(self, signer: str, h: str, size: int) -> None:
         with self.meta.transaction():

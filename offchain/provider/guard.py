@@ -22,7 +22,7 @@ from offchain.blob_auth import Domain, Verifier
 from offchain.chain import keys
 from offchain.provider.blob_access import BlobAccess
 from offchain.provider.intake import Refuse
-from offchain.sealing import Keyring, SealError, open_blob, parse, unpack_spec, verify_wraps
+from offchain.sealing import Keyring, SealError, open_blob, recipients_of, unpack_spec, verify_wraps
 
 # Readers of a sealed job besides the operators and its user: the providers it was offered to
 # (the client seals an open job to its 3 best offers); KeyDirectory answers 64 at most a call.
@@ -114,7 +114,7 @@ class DataGuard:
         if self.access is not None:
             self.access.job_final(jid)
 
-    def _check_wraps(self, envelope: bytes, key: bytes, doc: bytes, operators: list) -> None:
+    def _check_wraps(self, envelope: bytes, key: bytes, user: str, operators: list) -> None:
         """Every wrap an auditor may one day open must be one this provider can check now:
         - every current operator with a published key is a reader;
         - each wrap is the provider's own, the job user's own (unpublished: only the user can be
@@ -125,18 +125,13 @@ class DataGuard:
         published) could be garbage its reader finds only once it audits: "the envelope does not
         open", an invalid verdict against a provider that could not have known (an attacker's
         review). Such a job is refused."""
-        try:
-            _, _, user = unpack_spec(doc)
-        except ValueError:
-            return  # the intake refuses a malformed sealed spec with its own reason
-        header, _, _ = parse(envelope)
-        wraps = {str(w["to"]).lower(): int(w["v"]) for w in header.get("wraps", [])}
+        wraps = {to.lower(): v for to, v in recipients_of(envelope)}
         current = {r.address.lower(): r for r in operators}
         missing = [a for a in current if a not in wraps]
         if missing:
             raise Refuse(f"sealed so that auditors cannot open it: not sealed to {missing[0]} (an oracle operator)")
         me = self.w.address.lower()
-        others = sorted(set(wraps) - set(current) - {me, str(user).lower()})
+        others = sorted(set(wraps) - set(current) - {me, user.lower()})
         if len(others) > MAX_OTHER_READERS:
             raise Refuse(f"sealed to {len(others)} readers besides the operators and the user: at most "
                          f"{MAX_OTHER_READERS}")  # fmt: skip
@@ -154,27 +149,33 @@ class DataGuard:
         if problems:
             raise Refuse("sealed with a wrap that does not check: " + "; ".join(problems[:3]))
 
-    def open_envelope(self, envelope: bytes, check_auditors: bool = True) -> tuple[bytes, bytes]:
-        """(data key, opened spec document) of a sealed job, after checking that every current
-        oracle operator can open it too: deterministic wraps (offchain/sealing.py) let the
-        provider check what an auditor will find, so a job no auditor could read is refused,
-        never run (an auditor holds a provider that accepted one responsible: docs/SECURITY.md).
-        `check_auditors=False` for a job already accepted (re-opened after a restart): the
-        operators may have rotated keys since, which must not make it refuse its own job."""
+    def open_envelope(self, envelope: bytes, user: str, check_auditors: bool = True) -> tuple[bytes, dict, dict]:
+        """(data key, spec, {input sha256: sealed address}) of a sealed job of `user` (the job's
+        on-chain user), after checking that the envelope names that user (not a copied spec
+        hash) and that every current oracle operator, and every other reader, can open it:
+        deterministic wraps (offchain/sealing.py) let the provider check what an auditor will
+        find, so a job no auditor could read is refused, never run (an auditor holds a provider
+        that accepted one responsible: docs/SECURITY.md). `check_auditors=False` for a job
+        already accepted (re-opened after a restart): the operators may have rotated keys since,
+        which must not make it refuse its own job."""
         if self.keyring is None:
             raise Refuse("the job is sealed and this agent has no encryption key (KeyDirectory)")
         try:
             key = self.keyring.open_key(envelope)
-            doc = open_blob(envelope, key)
+            spec, where, sealer = unpack_spec(open_blob(envelope, key))
         except SealError as e:
             raise Refuse(f"sealed spec does not open: {e}") from None
+        except ValueError as e:
+            raise Refuse(f"invalid sealed spec: {str(e)[:200]}") from None
+        if sealer != user.lower():
+            raise Refuse(f"the sealed spec is {sealer}'s, not this job's user's (a copied spec hash)")
         if not check_auditors:
-            return key, doc
+            return key, spec, where
         readers, missing = keys.auditors(self.w.h, self.w.start_block)
-        self._check_wraps(envelope, key, doc, readers)
+        self._check_wraps(envelope, key, user, readers)
         if len(readers) < keys.quorum(self.w.h, self.w.start_block):
             raise Refuse(
                 f"only {len(readers)} oracle operators published an encryption key ({len(missing)} did not): "
                 "too few to audit a sealed job"
             )
-        return key, doc
+        return key, spec, where

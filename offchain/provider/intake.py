@@ -24,7 +24,7 @@ from offchain import workloads
 from offchain.chain.jobs import apply_event, as_tuple
 from offchain.chain.views import read_many
 from offchain.provider.metrics import metrics_of
-from offchain.sealing import SealError, is_sealed, shallow_json, unpack_spec
+from offchain.sealing import SealError, is_sealed, shallow_json
 from offchain.workloads.base import canonical_json
 
 log = logging.getLogger("gpunet.provider.worker")
@@ -166,14 +166,11 @@ class Intake:
         key, where = None, None
         if is_sealed(raw):
             try:
-                key, doc = self.w.guard.open_envelope(raw, check_auditors=check_auditors)
-                spec, where, sealer = unpack_spec(doc)
+                key, spec, where = self.w.guard.open_envelope(raw, str(job["user"]), check_auditors=check_auditors)
             except Refuse:
                 raise
             except Exception as e:  # noqa: BLE001 - any malformed envelope is the user's: refuse the job
                 raise Refuse(f"invalid sealed spec: {type(e).__name__}: {str(e)[:200]}") from None
-            if sealer != str(job["user"]).lower():
-                raise Refuse(f"the sealed spec is {sealer}'s, not this job's user's (a copied spec hash)")
             raw = canonical_json(spec)
         try:
             if not shallow_json(raw):
