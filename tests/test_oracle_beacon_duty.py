@@ -288,6 +288,7 @@ def test_worker__finalizes_only_undrawn_jobs_of_a_decided_round(
     round degraded by a silent member, is left to the oracles' audit (no finalize is tried).
     Its claim then settles exactly the finalized jobs' credit."""
     from offchain.provider.guard import DataGuard
+    from offchain.provider.intake import Intake
     from offchain.provider.payout import Payout
     from offchain.provider.store import WorkerStore
     from offchain.provider.worker import JobWorker
@@ -317,6 +318,7 @@ def test_worker__finalizes_only_undrawn_jobs_of_a_decided_round(
     w.onchain, w.specs = {}, {}  # no audit or verdict events seen: every job still Submitted
     w.agent = SimpleNamespace()  # no blob access: nothing to release when a job is done
     w.guard = DataGuard(w)
+    w.intake = Intake(w)
     for i in ready + degraded:
         w.store.add_candidate(i)
         w.store.set_state(i, "submitted")

@@ -119,6 +119,12 @@ class Intake:
         for machine_id, items in snap.picked.items():
             self.accept(machine_id, items)
 
+    def forget(self, jid: int) -> None:
+        """The job is no longer a candidate: its bookkeeping here goes (the sets would otherwise
+        grow by every job the worker ever saw)."""
+        self._kept.discard(jid)
+        self._linked.discard(jid)
+
     # ------------------------------------------------------------------ deciding
     def consider(self, jid: int, now: int, snap: _Cycle) -> None:
         w = self.w
@@ -149,6 +155,7 @@ class Intake:
         except Refuse as e:
             w.store.set_state(jid, "refused", reason=str(e))
             w.guard.job_final(jid)  # nothing of it is kept for it: its links (if any) age out
+            self.forget(jid)
             w.jobs.pop(jid, None)
             _event(event="job_refused", job_id=jid, reason=str(e))
             return
@@ -270,6 +277,7 @@ class Intake:
             where = (w.guard.data_keys.get(spec_hex) or (None, None))[1] or {}
             inputs = [where.get(h, h) for h in spec.get("inputs", {}).values()]
             w.guard.link(jid, job, [spec_hex, *inputs])
+            self.forget(jid)
             w.checked.add(jid)
             w.specs[jid] = spec  # checked above: the run needs no second read
             _event(event="accepted", job_id=jid, machine_id=machine_id, kind=spec["kind"], units=job["compute_units"],

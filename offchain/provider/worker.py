@@ -343,6 +343,7 @@ class JobWorker:
                 elif row and row["state"] in ("candidate", "accepting"):
                     self.store.set_state(jid, "done", reason="accepted by another provider")
                     self.guard.job_final(jid)  # its spec, if linked, ages out
+                    self.intake.forget(jid)
                     self.jobs.pop(jid, None)
 
     def _outcome(self, jid: int, name: str, args: Any) -> None:
@@ -377,6 +378,7 @@ class JobWorker:
     def _done(self, jid: int, reason: str) -> None:
         self.store.set_state(jid, "done", reason=reason)
         self.guard.job_final(jid)  # its blobs go after the retention period
+        self.intake.forget(jid)
         self.jobs.pop(jid, None)
         self.specs.pop(jid, None)
         self.onchain.pop(jid, None)
