@@ -341,10 +341,10 @@ def expire(job_id: uint256, job: IJobMarket.Job):
         assert block.timestamp > job.complete_by, "job_market: job not overdue"
         job_store._store(job_id, job, job_store.STATUS_EXPIRED)
         market_funds._push(job.user, job.payment)
-        extcall IProviderRegistry(market_funds.REGISTRY).unlock_collateral(job.provider, job.collateral, 1 << reputation.EXPIRED)
-        penalty: uint256 = job.collateral * market_params._p.noshow_penalty_bps // market_params.MAX_BPS
-        if penalty > 0:
-            penalty = extcall IProviderRegistry(market_funds.REGISTRY).slash(job.provider, penalty, _REASON_NO_SHOW, job.user)
+        market_funds._release(job.provider, job.collateral, 1 << reputation.EXPIRED)
+        penalty: uint256 = market_funds._slash(
+            job.provider, job.collateral * market_params._p.noshow_penalty_bps // market_params.MAX_BPS, _REASON_NO_SHOW, job.user
+        )
         log JobExpired(job_id=job_id, provider=job.provider, refund=job.payment, penalty=penalty)
     else:
         raise "job_market: job cannot expire"
@@ -498,8 +498,7 @@ def _close_finalized(job_id: uint256, job: IJobMarket.Job) -> (uint256, uint256)
     else:
         raise "job_market: job not finalizable"
     job_store._store(job_id, job, job_store.STATUS_FINALIZED)
-    if d.bond > 0:
-        market_funds._push(d.challenger, d.bond)
+    market_funds._push(d.challenger, d.bond)
     return market_funds._settle(job_id, job, timed_out)
 
 

@@ -692,8 +692,8 @@ def unlock_collateral(provider: address, amount: uint256, record: uint256):
     """
     assert msg.sender == self.job_market, "registry: caller is not the job market"
     if record != 0:
-        # Each increment is at most a batch (100) and a 40-bit counter would need 10^12 jobs:
-        # no field can carry into the next.
+        # Each increment is at most the jobs since the provider's last claim and a 40-bit counter
+        # would need 10^12 jobs: no field can carry into the next.
         self._reputation[provider] += record
     if amount == 0:
         return

@@ -155,6 +155,9 @@ CASES = [
       "has no ACTIVE machine of class 1", chain=True),
     C("stake/unstake-more-than-free", "provider unstake 5000 --test-account 3 --yes", 1,
       "GPU of {a3}'s stake is free", chain=True),
+    # a3's finalized job is not claimed yet: its collateral is still locked, and the line says how to free it.
+    C("stake/unstake-before-claim", "provider unstake 1000 --test-account 3 --yes", 1,
+      "locked as job collateral; `gpunet provider claim` releases its finalized jobs' share)", chain=True),
     C("confirm/claim-without-yes", "provider claim --test-account 3", 2,
       "confirm with --yes (no terminal to ask on)", chain=True),
     C("claim/nothing-credited", "provider claim --for {a5} --test-account 2 --yes", 1,

@@ -334,7 +334,9 @@ def test_verdict_valid__sampled__provider_paid_reputation_counts(
     fee = PAYMENT * AUDITS.fee_bps // MAX_BPS
     e = ev(tx, market.JobFinalized)
     assert (e["burned"], e["fee"]) == (PAYMENT, fee)
-    assert rep(registry, provider) == record(completed=1, audits_passed=1)
+    # The audit is on record at once; the completed count and the collateral wait for the claim.
+    assert rep(registry, provider) == record(audits_passed=1)
+    assert registry.stakes(provider).locked == jobs[job_id]["collateral"]
     # The verdict credits the provider (no bond: a sampled audit has no challenger); no token moves.
     usd = jobs[job_id]["usd_value"]
     usd_net = usd - usd * AUDITS.fee_bps // MAX_BPS
@@ -346,6 +348,8 @@ def test_verdict_valid__sampled__provider_paid_reputation_counts(
     assert supply - token.totalSupply() == fee
     assert held - token.balanceOf(market) == PAYMENT
     assert tuple(market.accrued(provider)) == (0, 0, 0)
+    assert rep(registry, provider) == record(completed=1, audits_passed=1)
+    assert registry.stakes(provider).locked == 0
 
 
 def test_verdict_invalid__sampled__user_refunded_collateral_slashed_rate_rises(
@@ -383,6 +387,8 @@ def test_verdict__dispute__reputation_records_dispute_outcome(
     hub.submit_verdict(report, jobs.t(a), sigs, sender=keeper)
     report, sigs = verdict(hub, chain, pool, b, jobs[b], False)
     hub.submit_verdict(report, jobs.t(b), sigs, sender=keeper)
+    assert rep(registry, provider) == record(failed=1, audits_passed=1, disputes_won=1, disputes_lost=1)
+    market.claim(provider, sender=keeper)  # the valid job's completed count comes with the claim
     assert rep(registry, provider) == record(completed=1, failed=1, audits_passed=1, disputes_won=1, disputes_lost=1)
 
 
@@ -444,6 +450,7 @@ def test_submit_verdicts__batch__each_job_settled_like_alone(
     assert [e["job_id"] for e in evs(tx, hub.VerdictAccepted)] == ids
     assert [market.job_status(i) for i in ids] == [JobStatus.FINALIZED, JobStatus.FAILED, JobStatus.FINALIZED]
     assert [hub.verdict_nonce(i) for i in ids] == [1, 1, 1]
+    market.claim(provider, sender=keeper)
     assert rep(registry, provider) == record(completed=2, failed=1, audits_passed=2)
 
 
@@ -583,10 +590,13 @@ def test_reputation__dust_jobs_finalized_one_by_one__not_completed_rate_stays(
     above = run_to_submitted(market, jobs, make_job, machine_id, provider, user, units=2 * UNITS)
     assert jobs[at]["usd_value"] == AUDITS.min_reputation_usd
     _finalize_after_window(market, jobs, chain, keeper, [at])
+    assert rep(registry, provider) == record()  # counted at finalize, on record with the claim
+    market.claim(provider, sender=keeper)
     assert rep(registry, provider) == record(completed=1)
     set_rates(new_provider_audit_bps=3_000)
     assert market.audit_rate(provider) == 3_000  # one of two: still new
     _finalize_after_window(market, jobs, chain, keeper, [above])
+    market.claim(provider, sender=keeper)
     assert rep(registry, provider) == record(completed=2)
     assert market.audit_rate(provider) == AUDITS.base_audit_bps  # trusted after 2 counted jobs
 
@@ -612,6 +622,7 @@ def test_reputation__dust_jobs_in_finalize_many__not_completed_rate_stays(
     dust_only = ids[:3]
     tx = market.finalize_many(dust_only, [jobs.t(i) for i in dust_only], sender=keeper)
     assert [e["job_id"] for e in evs(tx, market.JobFinalized)] == dust_only
+    market.claim(provider, sender=keeper)
     assert rep(registry, provider) == record()
     assert market.audit_rate(provider) == 3_000
 
@@ -619,6 +630,7 @@ def test_reputation__dust_jobs_in_finalize_many__not_completed_rate_stays(
     mixed = ids[3:]
     market.finalize_many(mixed, [jobs.t(i) for i in mixed], sender=keeper)
     assert [market.job_status(i) for i in ids] == [JobStatus.FINALIZED] * n
+    market.claim(provider, sender=keeper)
     assert rep(registry, provider) == record(completed=2)
     assert market.audit_rate(provider) == AUDITS.base_audit_bps
 
@@ -641,6 +653,8 @@ def test_reputation__threshold_is_the_param_at_finalize(
     set_rates(new_provider_audit_bps=0, base_audit_bps=0, min_reputation_usd=threshold)
     assert market.params().min_reputation_usd == threshold
     _finalize_after_window(market, jobs, chain, keeper, [job_id])
+    set_rates(new_provider_audit_bps=0, base_audit_bps=0)  # the claim does not read it again
+    market.claim(provider, sender=keeper)
     assert rep(registry, provider) == record(completed=int(counts))
 
 

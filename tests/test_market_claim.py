@@ -257,7 +257,8 @@ def test_claim__provider_exited_its_machine_and_unstaked__still_paid(
     ids = _submitted(market, jobs, make_job, machine, provider, user)
     _finalize(market, jobs, chain, keeper, ids)
     registry.exit_machine(machine, sender=provider)
-    registry.request_unstake(registry.staked(provider), sender=provider)
+    # All but the finalized jobs' collateral, which stays locked until the claim.
+    registry.request_unstake(registry.free_stake(provider), sender=provider)
     assert registry.free_stake(provider) == 0
     want = burned, _, cap = credit(jobs, ids)
     assert tuple(market.accrued(provider)) == want
@@ -265,6 +266,9 @@ def test_claim__provider_exited_its_machine_and_unstaked__still_paid(
     _claimed(market.claim(provider, sender=keeper), settlement, provider, want, cap, USD_PER_TOKEN)
     ledger.expect(provider=cap, market=-burned, supply=cap - burned, settled=burned)
     _books(market, token, jobs)
+    assert registry.free_stake(provider) == sum(jobs[i]["collateral"] for i in ids)
+    registry.request_unstake(registry.free_stake(provider), sender=provider)
+    assert registry.staked(provider) == 0
 
 
 def test_claim__one_provider__leaves_anothers_credit_untouched(

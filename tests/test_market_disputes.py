@@ -242,13 +242,17 @@ def test_post_verdict__valid__credits_provider_bond_to_provider__claim_pays(
     assert tuple(market.disputes(job_id)) == (ZERO_ADDRESS, 0, 0)
     # The user's bond is transferred to the provider; its pay is credited, the escrow stays.
     ledger.expect(provider=BOND, market=-BOND)
-    assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
     assert evs(tx, registry.Slashed) == []
-    # A $1 job counts as completed; the provider passed the audit and won the dispute.
-    assert _rep(registry, provider) == (1, 0, 0, 1, 1, 0)
+    # The provider passed the audit and won the dispute, on record at once; the collateral
+    # and the completed count wait for its claim.
+    assert tuple(registry.stakes(provider)) == (STAKE, COLLATERAL, 0, 0)
+    assert _rep(registry, provider) == (0, 0, 0, 1, 1, 0)
     assert_books(market, token, jobs)
     # The claim burns the escrow and the provider is minted its pay.
     _claim_pays(market, token, settlement, jobs, provider, keeper, ledger)
+    # A $1 job counts as completed.
+    assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
+    assert _rep(registry, provider) == (1, 0, 0, 1, 1, 0)
 
 
 def test_post_verdict__at_audit_deadline__works__one_second_after__reverts(
@@ -384,9 +388,9 @@ def test_dispute_then_valid__user_loses_bond_to_provider(
     market.dispute(job_id, jobs.t(job_id), sender=user)
     market.post_verdict(job_id, jobs.t(job_id), True, sender=deployer)
     ledger.expect(user=-BOND, provider=BOND)
-    assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
     assert_books(market, token, jobs)
     _claim_pays(market, token, settlement, jobs, provider, provider, ledger)
+    assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
 
 
 def test_dispute__zero_bond_params__user_may_dispute_for_free(
@@ -499,14 +503,14 @@ def test_finalize__audit__at_deadline_reverts__after_credits_provider_and_return
     assert tuple(market.disputes(job_id)) == (ZERO_ADDRESS, 0, 0)
     # No verdict in time: the provider is credited its pay and the user's bond comes back.
     ledger.expect(user=BOND, market=-BOND)
-    assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
-    # Paid without a verdict: completed, but neither an audit passed nor a dispute won.
-    assert _rep(registry, provider) == (1, 0, 0, 0, 0, 0)
     assert_books(market, token, jobs)
     # The verdict comes too late for the finalized job.
     with no_change(snap), ape.reverts("job_market: job not in audit"):
         market.post_verdict(job_id, jobs.t(job_id), False, sender=deployer)
     _claim_pays(market, token, settlement, jobs, provider, user, ledger)
+    assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
+    # Paid without a verdict: completed, but neither an audit passed nor a dispute won.
+    assert _rep(registry, provider) == (1, 0, 0, 0, 0, 0)
 
 
 def test_finalize__audit_twice__reverts(disputed_job, market, jobs, chain, keeper, snap):

@@ -634,16 +634,21 @@ def test_lifecycle__open_running_submitted_finalized_claimed__pays_provider(
         "fee": FEE,
         "audit_timed_out": False,
     }
-    assert ev(tx, registry.CollateralUnlocked) == {"provider": provider.address, "amount": COLLATERAL, "locked": 0}
     assert_job(market, jobs, job_id, JobStatus.FINALIZED)
-    # Finalizing credits the provider; no token moves until its claim.
+    # Finalizing credits the provider and touches nothing else: no token moves, and the
+    # collateral stays locked and the job off the provider's record until its claim.
+    assert not tx.decode_logs(registry.CollateralUnlocked)
     ledger.expect()
     assert market.accrued(provider) == (PAYMENT, USD_NET, PAYMENT - FEE)
-    assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
+    assert tuple(registry.stakes(provider)) == (STAKE, COLLATERAL, 0, 0)
+    assert registry.reputation(provider).completed == 0
     assert_books(market, token, jobs)
 
-    market.claim(provider, sender=keeper)
+    tx = market.claim(provider, sender=keeper)
     ledger.expect(provider=PAYMENT - FEE, market=-PAYMENT, supply=-FEE, settled=PAYMENT)
+    assert ev(tx, registry.CollateralUnlocked) == {"provider": provider.address, "amount": COLLATERAL, "locked": 0}
+    assert tuple(registry.stakes(provider)) == (STAKE, 0, 0, 0)
+    assert registry.reputation(provider).completed == 1
     assert market.accrued(provider) == (0, 0, 0)
     assert_books(market, token, jobs)
 

@@ -13,7 +13,6 @@
 """
 
 from interfaces import IJobMarket
-from interfaces import IProviderRegistry
 from modules import reputation
 from modules import job_store
 from modules import market_params
@@ -112,12 +111,14 @@ def post_verdict(job_id: uint256, job: IJobMarket.Job, valid: bool):
         usd_net: uint256 = 0
         cap: uint256 = 0
         usd_net, cap = market_funds._settle(job_id, job, False)
-        record: uint256 = (1 << reputation.AUDITS_PASSED) + market_params._counts(job.usd_value)
+        record: uint256 = 1 << reputation.AUDITS_PASSED
         if d.challenger != empty(address):
             record += 1 << reputation.DISPUTES_WON
             # The challenger's bond goes to the provider it wrongly accused.
             market_funds._push(job.provider, d.bond)
-        market_funds._pay_out(job.provider, job.payment, usd_net, cap, job.collateral, record)
+        # The audit's record now; the collateral and the completed count with the next claim.
+        market_funds._release(job.provider, 0, record)
+        market_funds._pay_out(job.provider, job.payment, usd_net, cap, job.collateral, market_params._counts(job.usd_value))
         return
 
     job_store._store(job_id, job, job_store.STATUS_FAILED)
@@ -125,27 +126,17 @@ def post_verdict(job_id: uint256, job: IJobMarket.Job, valid: bool):
     if d.challenger != empty(address):
         record += 1 << reputation.DISPUTES_LOST
     market_funds._push(job.user, job.payment)
-    if d.bond > 0:
-        market_funds._push(d.challenger, d.bond)
-    extcall IProviderRegistry(market_funds.REGISTRY).unlock_collateral(job.provider, job.collateral, record)
+    market_funds._push(d.challenger, d.bond)
+    market_funds._release(job.provider, job.collateral, record)
     compensation: uint256 = job.collateral * market_params._p.user_compensation_bps // market_params.MAX_BPS
     reward: uint256 = 0
     # Audits opened by sampling (the job-verification issue) have no challenger to reward.
     if d.challenger != empty(address):
         reward = job.collateral * market_params._p.challenger_reward_bps // market_params.MAX_BPS
     burn: uint256 = job.collateral - compensation - reward
-    if compensation > 0:
-        compensation = extcall IProviderRegistry(market_funds.REGISTRY).slash(
-            job.provider, compensation, _REASON_INVALID_RESULT, job.user
-        )
-    if reward > 0:
-        reward = extcall IProviderRegistry(market_funds.REGISTRY).slash(
-            job.provider, reward, _REASON_INVALID_RESULT, d.challenger
-        )
-    if burn > 0:
-        burn = extcall IProviderRegistry(market_funds.REGISTRY).slash(
-            job.provider, burn, _REASON_INVALID_RESULT, empty(address)
-        )
+    compensation = market_funds._slash(job.provider, compensation, _REASON_INVALID_RESULT, job.user)
+    reward = market_funds._slash(job.provider, reward, _REASON_INVALID_RESULT, d.challenger)
+    burn = market_funds._slash(job.provider, burn, _REASON_INVALID_RESULT, empty(address))
     log JobFailed(
         job_id=job_id,
         provider=job.provider,

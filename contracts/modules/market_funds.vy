@@ -17,6 +17,7 @@ from interfaces import IJobMarket
 from interfaces import IProviderRegistry
 from interfaces import ISettlement
 from modules import market_params
+from modules import reputation
 
 # The payment token (ComputeToken).
 TOKEN: public(immutable(address))
@@ -27,15 +28,19 @@ REGISTRY: public(immutable(address))
 
 
 # provider -> (USD value minus fees, 18 decimals) << 128 | (escrow minus fees, tokens) summed over
-# every job of the provider ever finalized, and the escrow (fees included) of those jobs; then the
-# same two words as they stood at the provider's last claim. A claim settles the difference (the
-# jobs finalized since its last claim; their escrow is held here until then). Cumulative, so that
-# no word returns to zero between claims: a zero -> non-zero write would cost the next finalize
-# 20,000 gas more.
+# every job of the provider ever finalized; then the same word as it stood at the provider's last
+# claim. A claim settles the difference. Cumulative, so that the word never returns to zero
+# between claims: a zero -> non-zero write would cost the next finalize 20,000 gas more.
 _credited: HashMap[address, uint256]
-_credited_burn: HashMap[address, uint256]
 _claimed: HashMap[address, uint256]
-_claimed_burn: HashMap[address, uint256]
+
+# provider -> what else its next claim settles, for the jobs finalized since its last claim:
+# their escrow to burn (bits 0-103, fees included), their collateral to release in
+# ProviderRegistry (bits 104-207) and how many count as completed in its reputation (bits
+# 208-254). Bit 255 stays set once used, so a claim never leaves the word at zero (same reason).
+# Finalizing thus writes no ProviderRegistry slot: the release and the record wait for the claim
+# (docs/ECONOMICS.md, "Settlement"); until then the collateral stays locked, never less.
+_pending: HashMap[address, uint256]
 
 # Escrow (fees included) of every job finalized: what the claims burn, counted when the job is
 # credited. Emissions tapers on it (the "customer burns"), so the taper does not depend on when
@@ -43,6 +48,10 @@ _claimed_burn: HashMap[address, uint256]
 total_burned: public(uint256)
 
 _MASK_128: constant(uint256) = 2**128 - 1
+_MASK_104: constant(uint256) = 2**104 - 1
+# The completed count (bits 208-254, below the used bit).
+_MASK_47: constant(uint256) = 2**47 - 1
+_PENDING_USED: constant(uint256) = 1 << 255
 
 
 event JobFinalized:
@@ -100,8 +109,11 @@ def claim(provider: address) -> uint256:
     cap: uint256 = 0
     burned, usd_net, cap = self._unclaimed(provider)
     assert burned > 0, "job_market: nothing to claim"
-    self._claimed_burn[provider] = self._credited_burn[provider]
+    pending: uint256 = self._pending[provider]
+    self._pending[provider] = _PENDING_USED
     self._claimed[provider] = self._credited[provider]
+    # The collateral of those jobs is released and their completed count recorded only now.
+    self._release(provider, (pending >> 104) & _MASK_104, ((pending >> 208) & _MASK_47) << reputation.COMPLETED)
     extcall IComputeToken(TOKEN).burn(burned)
     return extcall ISettlement(SETTLEMENT).settle(provider, burned, usd_net, cap)
 
@@ -124,18 +136,18 @@ def _unclaimed(provider: address) -> (uint256, uint256, uint256):
     credited: uint256 = self._credited[provider]
     done: uint256 = self._claimed[provider]
     return (
-        unsafe_sub(self._credited_burn[provider], self._claimed_burn[provider]),
+        self._pending[provider] & _MASK_104,
         unsafe_sub(credited >> 128, done >> 128),
         unsafe_sub(credited & _MASK_128, done & _MASK_128),
     )
 
 
 @internal
-def _pay_out(provider: address, burned: uint256, usd_net: uint256, cap: uint256, collateral: uint256, record: uint256):
-    # Settles what `_settle` gave a provider (summed over a run of `completed` jobs in
-    # `finalize_many`): credits the escrow to burn and the pay to mint to the provider's next
-    # `claim`, releases the collateral and adds `record` (packed reputation increments) to
-    # the provider's record; nothing for the empty provider before the first run of a batch.
+def _pay_out(provider: address, burned: uint256, usd_net: uint256, cap: uint256, collateral: uint256, completed: uint256):
+    # Settles what `_settle` gave a provider (summed over a run of its jobs in `finalize_many`):
+    # credits the escrow to burn, the pay to mint, the collateral to release and the `completed`
+    # count to the provider's next `claim`; nothing for the empty provider before the first run
+    # of a batch.
     if provider == empty(address):
         return
     acc: uint256 = self._credited[provider]
@@ -144,9 +156,32 @@ def _pay_out(provider: address, burned: uint256, usd_net: uint256, cap: uint256,
     self._credited[provider] = (
         convert(convert((acc >> 128) + usd_net, uint128), uint256) << 128
     ) | convert(convert((acc & _MASK_128) + cap, uint128), uint256)
-    self._credited_burn[provider] += burned
+    p: uint256 = self._pending[provider]
+    # convert() reverts past 2**104 wei (2e13 tokens) since the provider's last claim, which
+    # anyone may make: never reached by real jobs.
+    self._pending[provider] = (
+        _PENDING_USED
+        | ((p >> 208) + completed) << 208
+        | convert(convert(((p >> 104) & _MASK_104) + collateral, uint104), uint256) << 104
+        | convert(convert((p & _MASK_104) + burned, uint104), uint256)
+    )
     self.total_burned += burned
+
+
+@internal
+def _release(provider: address, collateral: uint256, record: uint256):
+    # Releases `provider`'s collateral in ProviderRegistry and adds `record` (packed reputation
+    # increments) to its record there.
     extcall IProviderRegistry(REGISTRY).unlock_collateral(provider, collateral, record)
+
+
+@internal
+def _slash(provider: address, amount: uint256, reason: bytes32, beneficiary: address) -> uint256:
+    # Slashes up to `amount` of `provider`'s stake to `beneficiary` (burned when empty); nothing
+    # for a zero amount (the registry refuses one). Returns what was slashed.
+    if amount == 0:
+        return 0
+    return extcall IProviderRegistry(REGISTRY).slash(provider, amount, reason, beneficiary)
 
 
 @internal

@@ -356,9 +356,12 @@ def provider_unstake(amount: int, signer: Signer, chain: Chain, yes: bool) -> No
         s = h.registry.stakes(acct.address)
         free = int(s.staked) - int(s.locked)
         if amount > free:
+            # A finalized job's collateral stays locked until the provider's next claim.
+            hint = "; `gpunet provider claim` releases its finalized jobs' share" if int(
+                h.market.accrued(acct.address)[0]) else ""  # fmt: skip
             raise click.ClickException(
                 f"only {tokens(max(free, 0))} GPU of {acct.address}'s stake is free ({tokens(int(s.locked))} locked "
-                "as job collateral)"
+                f"as job collateral{hint})"
             )
         period = int(h.registry.unbonding_period())
         confirm(yes, f"unbond {tokens(amount)} GPU (released after {period} s)")

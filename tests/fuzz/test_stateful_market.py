@@ -26,7 +26,8 @@ or writes reputation, the market cannot be set again), pause / unpause, paramete
 (min_reputation_usd 0, $1, $5 and its $1,000,000 bound; one above it is refused; a challenge window that ends before the
 audit draw is final is refused),
 `advance` (a job's natural next steps), `batch_lifecycle` (one provider's batch from create_jobs
-to finalize_many and a claim: runs of one provider's jobs are credited and counted at once),
+to finalize_many and a claim: runs of one provider's jobs are credited at once, and the claim
+releases their collateral and counts them),
 `price_round` (a PriceFeed round of 2 or 3 of the 3 operators' signed observations moving the
 price within the feed's 20% deviation guard, sometimes beyond it: refused unless all three sign) and
 `price_goes_stale` (time moves onto Settlement's max_age after the last round, or one second
@@ -77,13 +78,14 @@ After every step (invariants):
   one; each claim burned its jobs' escrow and minted <= cap == escrow - fees;
 - Settlement.total_burned == the escrow of every claimed job;
 - ProviderRegistry's token balance == sum of staked + unbonding; locked == the collateral of the
-  provider's live jobs (as raised at acceptance for its audit rate), even after a slash left
+  provider's live jobs (as raised at acceptance for its audit rate) and of its Finalized jobs not
+  claimed yet (the claim releases it), even after a slash left
   `staked` below it (the registry then frees nothing until the provider restakes above it);
 - totalSupply == minted - burned (slashes to nobody burn);
 - every provider's reputation counters in ProviderRegistry (completed, failed, expired,
   audits_passed, disputes_won, disputes_lost) equal the model's (its audit rate and so every
-  job's audit_bps and collateral follow from them); `completed` == the provider's Finalized jobs
-  that were worth at least min_reputation_usd when settled (dust does not end probation);
+  job's audit_bps and collateral follow from them); `completed` == the provider's claimed Finalized
+  jobs that were worth at least min_reputation_usd when settled (dust does not end probation);
 - invalid work is never paid: no Failed job is credited or claimed, an invalid verdict credits
   nothing, and the user gets back its payment, its bond (it is the only possible challenger)
   and what the slash pays it (compensation, challenger's reward);
@@ -342,18 +344,24 @@ class RawState:
         return self._get(self.mk, self.s_mk[name])
 
     def accrued(self, p) -> tuple[int, int, int]:
-        """JobMarket.accrued(p) from storage: the cumulative credits (`_credited_burn`, `_credited` =
-        usd_net << 128 | cap) less the same words at the last claim (`_claimed_burn`, `_claimed`)."""
-
-        def word(name):
-            return self._get(self.mk, self._key(self.s_mk[name], p))
-
-        cred, done, m = word("_credited"), word("_claimed"), 2**128 - 1
+        """JobMarket.accrued(p) from storage: the escrow to burn (`_pending`'s low 104 bits), and
+        the cumulative credit (`_credited` = usd_net << 128 | cap) less the same word at the last
+        claim (`_claimed`)."""
+        cred, done, m = self._word(p, "_credited"), self._word(p, "_claimed"), 2**128 - 1
         return (
-            word("_credited_burn") - word("_claimed_burn"),
+            self._word(p, "_pending") & (2**104 - 1),
             (cred >> 128) - (done >> 128),
             (cred & m) - (done & m),
         )
+
+    def pending(self, p) -> tuple[int, int]:
+        """JobMarket `_pending[p]` from storage: (collateral to release, jobs to count as completed)
+        at p's next claim (bits 104-207 and 208-254)."""
+        w = self._word(p, "_pending")
+        return (w >> 104) & (2**104 - 1), (w >> 208) & (2**47 - 1)
+
+    def _word(self, p, name: str) -> int:
+        return self._get(self.mk, self._key(self.s_mk[name], p))
 
     def job(self, job_id: int) -> tuple[int, bytes]:
         word = self._get(self.mk, self._key(self.s_mk["_jobs"], job_id))
@@ -543,7 +551,8 @@ class MJob:
     # (challenger, bond, audit_deadline) while disputed (Audit). A sampled audit has none: a drawn
     # Submitted job is in audit until challenge_end + audit_timeout (MarketMachine._audit_deadline).
     dispute: tuple | None = None
-    # Finalized and worth at least min_reputation_usd then: counted in the provider's `completed`.
+    # Finalized and worth at least min_reputation_usd then, and claimed: counted in the provider's
+    # `completed`.
     counted: bool = False
     # Went through its audit: disputed, or drawn and then a verdict or the sampled audit's timeout.
     audited: bool = False
@@ -618,6 +627,9 @@ class Model:
     runs: list = field(default_factory=list)
     # provider -> MRun of its jobs finalized since its last claim (minted, price 0): JobMarket.accrued.
     accrued: dict = field(default_factory=dict)
+    # provider -> (collateral to release, ids of the jobs to count as completed) of its jobs
+    # finalized since its last claim: JobMarket's `_pending`, applied to the registry by the claim.
+    pending: dict = field(default_factory=dict)
     # address -> JobMarket.reputation counters (list in REPUTATION_FIELDS order).
     rep: dict = field(default_factory=dict)
     # The permit signer's allowance for JobMarket and its EIP-2612 nonce.
@@ -1060,11 +1072,12 @@ class MarketMachine(RuleBasedStateMachine):
         return fee, f["usd_value"] - f["usd_value"] * f["fee_bps"] // MAX_BPS, f["payment"] - fee
 
     def _pay_out(self, q: str, jobs: list) -> str | None:
-        """JobMarket._pay_out for a run of q's jobs just marked Finalized: those worth at least
-        min_reputation_usd counted as completed (in the registry's record), the collateral
-        released, and the run's escrow, USD value less fees and escrow less fees (the cap) added
-        to q's credit (usd_net and cap packed in 128 bits each: past that it reverts). No token
-        moves: `_claim` burns and mints."""
+        """JobMarket._pay_out for a run of q's jobs just marked Finalized: the run's escrow, USD
+        value less fees and escrow less fees (the cap) added to q's credit (usd_net and cap packed
+        in 128 bits each, the escrow since the last claim in 104: past that it reverts), and its
+        collateral (104 bits since the last claim) and the jobs worth at least min_reputation_usd
+        kept for q's next claim, which releases the one and counts the others as completed in
+        the registry's record. No token moves: `_claim` burns and mints."""
         if not jobs:
             return None
         a = self.m.accrued.get(q) or MRun(q, (), 0, 0, 0, 0, 0)
@@ -1077,17 +1090,17 @@ class MarketMachine(RuleBasedStateMachine):
             0,
             0,
         )
-        if max(a.usd_net, a.cap) >= 2**128:
+        release, counted = self.m.pending.get(q, (0, ()))
+        release += sum(j.f["collateral"] for j in jobs)
+        if max(a.usd_net, a.cap) >= 2**128 or max(a.burned, release) >= 2**104:
             return OVERFLOW
         STATS[f"~credited {len(jobs)} job(s){' on top of a credit' if q in self.m.accrued else ''}"] += 1
         self.m.accrued[q] = a
-        # Only jobs worth at least min_reputation_usd count as completed (dust cannot end probation).
-        counted = [j for j in jobs if j.f["usd_value"] >= self.m.params.min_reputation_usd]
-        for j in counted:
-            j.counted = True
-        self._bump(q, "completed", len(counted))
-        STATS[f"~finalized: {len(counted)} counted, {len(jobs) - len(counted)} below min_reputation_usd"] += 1
-        self._unlock(q, sum(j.f["collateral"] for j in jobs))
+        # Only jobs worth at least min_reputation_usd (at finalize) count as completed (dust
+        # cannot end probation).
+        new = [j.id for j in jobs if j.f["usd_value"] >= self.m.params.min_reputation_usd]
+        self.m.pending[q] = (release, counted + tuple(new))
+        STATS[f"~finalized: {len(new)} counted, {len(jobs) - len(new)} below min_reputation_usd"] += 1
         return None
 
     def _claim(self, p: str) -> tuple[str | None, int]:
@@ -1097,6 +1110,12 @@ class MarketMachine(RuleBasedStateMachine):
         a = self.m.accrued.pop(p, None)
         if a is None:
             return "job_market: nothing to claim", 0
+        # The collateral of those jobs is released and the counted ones recorded as completed.
+        release, counted = self.m.pending.pop(p)
+        for jid in counted:
+            self.m.jobs[jid - 1].counted = True
+        self._bump(p, "completed", len(counted))
+        self._unlock(p, release)
         price = self.m.answer if self._fresh() else 0
         minted = min(a.usd_net * 10**PRICE_DECIMALS // price, a.cap) if price else a.cap
         self.m.bal[self.market] -= a.burned
@@ -3218,6 +3237,8 @@ class MarketMachine(RuleBasedStateMachine):
         for a in self.tracked + [ZERO]:
             c = m.accrued.get(a) or MRun(a, (), 0, 0, 0, 0, 0)
             assert raw.accrued(a) == (c.burned, c.usd_net, c.cap), f"accrued({a}): chain {raw.accrued(a)}, model {c}"
+            release, ids = m.pending.get(a, (0, ()))
+            assert raw.pending(a) == (release, len(ids)), f"pending({a}): {raw.pending(a)}, model {release}, {ids}"
         # `completed` counts exactly the Finalized jobs that reached min_reputation_usd when settled.
         for a, r in m.rep.items():
             counted = [j for j in m.jobs if j.counted and j.f["provider"] == a]
@@ -3252,7 +3273,9 @@ class MarketMachine(RuleBasedStateMachine):
             assert raw.required_stake(p) == m.required.get(p, 0), f"required stake of {p}"
             bonded += s.staked + s.unbonding
             live_collateral = sum(j.f["collateral"] for j in m.jobs if j.f["provider"] == p and j.status in LIVE[1:])
-            assert s.locked == live_collateral, f"locked collateral of {p} != its live jobs' collateral"
+            # Finalized jobs' collateral stays locked until the provider's claim releases it.
+            unclaimed = m.pending.get(p, (0, ()))[0]
+            assert s.locked == live_collateral + unclaimed, f"locked collateral of {p} != live + unclaimed jobs'"
         assert m.bal[self.registry] == bonded, "ProviderRegistry balance != staked + unbonding"
         for mid, mm in m.machines.items():
             assert raw.machine(mid) == (mm.status, mm.attested_until), f"machine {mid} status, attestation"
