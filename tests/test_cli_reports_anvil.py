@@ -420,6 +420,7 @@ def test_provider_claim__for_another_pays_the_provider_what_settlement_minted(st
     assert c["burned"] == settled[0]["burned"] == fin.burned > 0
     assert c["minted"] == settled[0]["minted"] == fin.burned - fin.fee == balance - story.cli["before_claim_1"]
     assert (c["price"], c["price_decimals"]) == (ONE_USD // 2, 8)
+    assert c["collateral_released"] == story.jobs[1]["collateral"] > 0  # the claim frees job 1's collateral
     assert accrued == (0, 0, 0)
 
 
@@ -438,7 +439,8 @@ def test_provider_status_then_claim__shows_the_credit_and_claims_it_in_one_line(
     (line,) = out.strip().splitlines()
     assert line.startswith(
         f"claimed for {story.a[P].address}: burned {fin.burned / ONE_TOKEN:,.6f} GPU of escrow, minted "
-        f"{a['minted'] / ONE_TOKEN:,.6f} GPU at 0.5 USD per GPU; tx 0x"
+        f"{a['minted'] / ONE_TOKEN:,.6f} GPU at 0.5 USD per GPU, freed "
+        f"{story.jobs[2]['collateral'] / ONE_TOKEN:,.6f} GPU of collateral; tx 0x"
     ), line
     assert accrued == (0, 0, 0)
 

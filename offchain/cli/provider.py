@@ -131,10 +131,13 @@ def provider_status(address: str | None, signer: Signer, chain: Chain, as_json: 
     t = Table(title=f"provider {who}", show_header=False)
     t.add_row("wallet balance", f"{tokens(out['balance'])} GPU")
     t.add_row("staked / required", f"{tokens(out['staked'])} / {tokens(out['required_stake'])} GPU")
-    t.add_row("locked (job collateral)", tokens(out["locked"]))
     c = out["claimable"]
+    # A finalized job's collateral and its `completed` count wait for the provider's next claim.
+    until_claim = " (with finalized jobs' share until the claim)" if c["escrow"] else ""
+    t.add_row("locked (job collateral)", tokens(out["locked"]) + until_claim)
     t.add_row("claimable job pay", f"{usd(c['usd_net'])} net of fees, at most {tokens(c['max_mint'])} GPU "
-              f"(escrow {tokens(c['escrow'])})" if c["escrow"] else "none")  # fmt: skip
+              f"(escrow {tokens(c['escrow'])}; `gpunet provider claim` pays it, frees their collateral "
+              "and records them)" if c["escrow"] else "none")  # fmt: skip
     if out["unbonding"]:
         t.add_row("unbonding", f"{tokens(out['unbonding'])} until {out['unbonding_release']} (unix)")
     for o in out["offers"]:
@@ -426,7 +429,8 @@ def provider_offer(class_id: int, usd_per_unit: int, signer: Signer, chain: Chai
 def provider_claim(for_address: str | None, signer: Signer, chain: Chain, yes: bool, as_json: bool) -> None:
     """Claim a provider's job pay: its jobs finalized since its last claim are credited in
     JobMarket; the claim burns their escrow and Settlement mints the provider their USD value net
-    of fees at the current price (at most the escrow minus fees). The agent claims by itself."""
+    of fees at the current price (at most the escrow minus fees). It also frees those jobs'
+    collateral and adds them to the provider's reputation. The agent claims by itself."""
     acct = account(signer, chain)
     who = for_address or acct.address
     with session(chain) as h:
@@ -437,13 +441,14 @@ def provider_claim(for_address: str | None, signer: Signer, chain: Chain, yes: b
                 f"(at most {tokens(cap)} GPU)")  # fmt: skip
         tx = send("claim", h.market.claim, who, sender=acct)
         (a,) = [lg.event_arguments for lg in tx.decode_logs(h.settlement.Settled)]
+        released = sum(int(lg.event_arguments["amount"]) for lg in tx.decode_logs(h.registry.CollateralUnlocked))
         dec = int(h.settlement.feed_decimals())
         out = {"provider": who, "burned": int(a["burned"]), "usd_net": int(a["usd_net"]), "cap": int(a["cap"]),
                "minted": int(a["minted"]), "price": int(a["price"]), "price_decimals": dec,
-               "tx": str(tx.txn_hash), "gas": int(tx.gas_used)}  # fmt: skip
+               "collateral_released": released, "tx": str(tx.txn_hash), "gas": int(tx.gas_used)}  # fmt: skip
     if as_json:
         emit_json(out)
         return
     price = f"{out['price'] / 10**dec:g} USD per GPU" if out["price"] else "no fresh price: the cap"
     click.echo(f"claimed for {who}: burned {tokens(out['burned'])} GPU of escrow, minted {tokens(out['minted'])} "
-               f"GPU at {price}; tx {out['tx']}")  # fmt: skip
+               f"GPU at {price}, freed {tokens(released)} GPU of collateral; tx {out['tx']}")  # fmt: skip
