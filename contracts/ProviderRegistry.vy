@@ -700,7 +700,8 @@ def unlock_collateral(provider: address, amount: uint256, record: uint256):
     staked: uint256 = 0
     locked: uint256 = 0
     staked, locked = self._get_bond(provider)
-    # A slash by another slasher may already have cut `locked` down to `staked`.
+    # `locked` holds every release JobMarket can ask for (slashes never lower it); min() only
+    # keeps the arithmetic safe.
     released: uint256 = min(amount, locked)
     locked -= released
     self._set_bond(provider, staked, locked)

@@ -93,7 +93,8 @@ from offchain.cli.provider import JOB_CHEATS, provider
     show_default=True,
     type=click.FloatRange(0),
     help="Claim credited job pay at most this often (s); 0: at every cycle with credit. One claim "
-    "(~93k gas) pays every job finalized since the last one.",
+    "(~108k gas) pays every job finalized since the last one and frees their collateral (locked "
+    "until then, like their count towards ending probation).",
 )
 def provider_serve(
     host: str,

@@ -10,9 +10,11 @@
    verdict someone else posted, a keeper's finalize; `market.accrued` is read only then, and
    once at start for credit from before a restart) and it shows credited escrow, and at
    least `claim_every_s` after its previous claim (0 by default: `--claim-every` trades the
-   claim's gas, the same for one job or fifty, against waiting for the pay), call
+   claim's gas, the same for one job or fifty, against waiting for the pay, keeping the
+   finalized jobs' collateral locked and their `completed` count off the record), call
    `market.claim(provider)` once: JobMarket burns the credited escrow and Settlement mints the
-   pay (the jobs' USD value minus fees at the claim's price, at most their escrow minus fees).
+   pay (the jobs' USD value minus fees at the claim's price, at most their escrow minus fees);
+   the claim also releases those jobs' collateral and records them in the provider's reputation.
    The `paid` log line reports that claim's `Settled` event (minted, burned, USD net, cap,
    price) and the ids of its jobs the worker saw finalized since its previous claim. A failed
    claim is logged and tried again after `tx_retry_s`; it never stops the worker.
