@@ -271,6 +271,48 @@ def test_claim__provider_exited_its_machine_and_unstaked__still_paid(
     assert registry.staked(provider) == 0
 
 
+def test_claim__releases_the_finalized_jobs_collateral_and_records_them__not_before(
+    machine, make_job, market, registry, jobs, chain, provider, user, keeper
+):
+    """Finalizing leaves the collateral locked and the jobs off the record; the claim (anyone's)
+    frees exactly their collateral, so a job that did not fit the free stake before it fits after."""
+    ids = _submitted(market, jobs, make_job, machine, provider, user, n=2, units=200 * UNITS)
+    collateral = sum(jobs[i]["collateral"] for i in ids)
+    _finalize(market, jobs, chain, keeper, ids)
+    assert registry.locked(provider) == collateral
+    assert registry.reputation(provider).completed == 0
+    # Unstake all the rest: the next job's collateral no longer fits while the finalized jobs' is locked.
+    registry.request_unstake(registry.free_stake(provider) - registry.required_stake(provider), sender=provider)
+    nxt, _ = make_job(user, target=provider, units=200 * UNITS, spec_hash=b"\x66" * 32)
+    with ape.reverts("registry: not enough free stake"):
+        market.accept(nxt, jobs.t(nxt), machine, sender=provider)
+    tx = market.claim(provider, sender=keeper)
+    assert ev(tx, registry.CollateralUnlocked) == {"provider": provider.address, "amount": collateral, "locked": 0}
+    assert registry.reputation(provider).completed == 2
+    jobs.track(market.accept(nxt, jobs.t(nxt), machine, sender=provider))
+    assert registry.locked(provider) == jobs[nxt]["collateral"]
+
+
+def test_claim__after_a_slash_took_all_the_stake__releases_the_collateral_once(
+    machine, make_job, market, registry, jobs, chain, deployer, provider, user, keeper, roles
+):
+    """A hardware slash (OracleHub's SLASHER_ROLE) between finalize and claim takes the whole stake
+    but leaves `locked` alone: the claim still releases exactly the finalized jobs' collateral and
+    records them, and a second claim has nothing to do."""
+    ids = _submitted(market, jobs, make_job, machine, provider, user, n=3)
+    collateral = sum(jobs[i]["collateral"] for i in ids)
+    _finalize(market, jobs, chain, keeper, ids)
+    registry.grantRole(roles["SLASHER_ROLE"], deployer, sender=deployer)
+    registry.slash(provider, registry.staked(provider), b"\x01" * 32, ZERO_ADDRESS, sender=deployer)
+    assert (registry.staked(provider), registry.locked(provider)) == (0, collateral)
+    market.claim(provider, sender=keeper)
+    assert (registry.staked(provider), registry.locked(provider)) == (0, 0)
+    assert registry.reputation(provider).completed == 3
+    assert tuple(market.accrued(provider)) == (0, 0, 0)
+    with ape.reverts(NOTHING):
+        market.claim(provider, sender=keeper)
+
+
 def test_claim__one_provider__leaves_anothers_credit_untouched(
     machine, make_provider, make_job, market, token, settlement, jobs, chain, provider, provider2, user, keeper,
     ledger,
