@@ -62,9 +62,6 @@ from snekmate.auth import access_control
 # Role-based access for governance, verifiers and the guardian.
 initializes: access_control
 
-from snekmate.utils import pausable
-# Guardian stop for new jobs (create and accept) only.
-initializes: pausable
 
 from modules import job_store
 initializes: job_store
@@ -83,7 +80,6 @@ initializes: job_intake[
     job_store := job_store,
     market_params := market_params,
     market_funds := market_funds,
-    pausable := pausable,
 ]
 
 from modules import market_audits
@@ -102,7 +98,7 @@ exports: (
     access_control.revokeRole,
     access_control.renounceRole,
     access_control.DEFAULT_ADMIN_ROLE,
-    pausable.paused,
+    market_params.paused,
     job_store.job_count,
     job_store.job_status,
     job_store.job_commitment,
@@ -123,7 +119,6 @@ exports: (
     job_intake.create_job,
     job_intake.create_job_with_permit,
     job_intake.create_jobs,
-    job_intake.quote,
     market_audits.VERIFIER_ROLE,
     market_audits.disputes,
     market_audits.dispute,
@@ -183,7 +178,6 @@ def __init__(
     initial_params: IJobMarketParams.Params,
 ):
     access_control.__init__()
-    pausable.__init__()
     market_funds.__init__(token, registry, settlement)
     market_params.__init__(params_check)
     audit_draw.__init__(beacon)
@@ -213,7 +207,7 @@ def accept(job_id: uint256, job: IJobMarket.Job, machine_id: uint256):
     @notice The caller takes the job on one of its Active machines of the job's class and
             locks `job.collateral` of its free stake.
     """
-    pausable._require_not_paused()
+    market_params._require_not_paused()
     audit_bps: uint256 = self._audit_rate(msg.sender)
     self._lock(machine_id, job.class_id, self._accept(job_id, job, machine_id, audit_bps))
 
@@ -223,7 +217,7 @@ def accept_jobs(job_ids: DynArray[uint256, job_store.MAX_BATCH], jobs: DynArray[
     """
     @notice Batch form of `accept`, all on one machine; one collateral lock for the total.
     """
-    pausable._require_not_paused()
+    market_params._require_not_paused()
     job_store._check_batch(len(job_ids), len(jobs))
     total: uint256 = 0
     class_id: uint16 = jobs[0].class_id
@@ -271,7 +265,7 @@ def accept_and_submit(
             and opens the challenge window at once; the audit is drawn as for any submission.
             Paused with `accept`.
     """
-    pausable._require_not_paused()
+    market_params._require_not_paused()
     running: IJobMarket.Job = self._accepted(job_id, job, machine_id, self._audit_rate(msg.sender))
     submitted: IJobMarket.Job = self._submitted(job_id, running, result_hash, result_uri)
     job_store._store(job_id, submitted, job_store.STATUS_SUBMITTED)
@@ -376,13 +370,13 @@ def set_params(new_params: IJobMarketParams.Params):
 @external
 def pause():
     access_control._check_role(PAUSER_ROLE, msg.sender)
-    pausable._pause()
+    market_params._pause()
 
 
 @external
 def unpause():
     access_control._check_role(PAUSER_ROLE, msg.sender)
-    pausable._unpause()
+    market_params._unpause()
 
 
 ################################################################

@@ -4,15 +4,17 @@
 @title Bounds on JobMarket's protocol parameters
 @custom:contract-name JobMarketParams
 @license AGPL-3.0-only
-@notice A pure contract: `check(p)` reverts with JobMarket's own reason ("job_market: ...")
-        when a parameter set is out of bounds, and does nothing otherwise. JobMarket calls it
-        in its constructor and in `set_params`; the revert data passes through unchanged.
+@notice A pure contract: `pack(p)` reverts with JobMarket's own reason ("job_market: ...")
+        when a parameter set is out of bounds, and otherwise returns the values every job reads
+        packed in one word (modules/hot_params.vy). JobMarket calls it in its constructor and
+        in `set_params`; the revert data passes through unchanged.
         It lives apart from JobMarket only to keep that contract's runtime code under
         20,000 bytes (22 checks with their reasons take ~3.6 kB); it holds no state and no
         role, so it cannot be changed or used to block anything.
 """
 
 from interfaces import IJobMarketParams
+from modules import hot_params
 
 implements: IJobMarketParams
 
@@ -33,10 +35,10 @@ MAX_REPUTATION_USD: constant(uint256) = 10**24
 
 @external
 @pure
-def check(p: IJobMarketParams.Params) -> bool:
+def pack(p: IJobMarketParams.Params) -> uint256:
     """
     @notice Reverts with the first bound `p` breaks ("job_market: <reason>").
-    @return True (a call that returns has passed every check).
+    @return JobMarket's hot parameter word for `p` (modules/hot_params.vy; pause flag clear).
     """
     assert p.fee_bps <= MAX_FEE_BPS, "job_market: fee too high"
     assert p.collateral_bps > 0, "job_market: collateral is zero"
@@ -61,4 +63,18 @@ def check(p: IJobMarketParams.Params) -> bool:
     assert p.detection_bps >= MAX_BPS // 2, "job_market: detection rate below 50%"
     assert p.detection_bps <= MAX_BPS, "job_market: detection rate above 100%"
     assert p.min_reputation_usd <= MAX_REPUTATION_USD, "job_market: reputation threshold too high"
-    return True
+    # Each field fits its width: the bounds above keep windows below 2**24 and the rest below 2**16.
+    return (
+        (p.fee_bps << hot_params.FEE_BPS_SHIFT)
+        | (p.collateral_bps << hot_params.COLLATERAL_BPS_SHIFT)
+        | (p.challenge_window << hot_params.CHALLENGE_WINDOW_SHIFT)
+        | (p.min_accept_window << hot_params.MIN_ACCEPT_WINDOW_SHIFT)
+        | (p.max_accept_window << hot_params.MAX_ACCEPT_WINDOW_SHIFT)
+        | (p.min_complete_within << hot_params.MIN_COMPLETE_WITHIN_SHIFT)
+        | (p.max_complete_within << hot_params.MAX_COMPLETE_WITHIN_SHIFT)
+        | (p.base_audit_bps << hot_params.BASE_AUDIT_SHIFT)
+        | (p.new_provider_audit_bps << hot_params.NEW_AUDIT_SHIFT)
+        | (p.trusted_after_jobs << hot_params.TRUSTED_AFTER_SHIFT)
+        | (p.bad_record_audit_bps << hot_params.BAD_RECORD_AUDIT_SHIFT)
+        | (p.detection_bps << hot_params.DETECTION_SHIFT)
+    )

@@ -155,6 +155,10 @@ max_spread_bps: public(uint256)
 # Seconds between two rounds (their block times).
 min_round_interval: public(uint256)
 
+# Told each accepted answer (`on_price(answer, updated_at)`): Settlement, which keeps it so that a
+# job's quote makes no call to the feed. Set by the admin; empty for none.
+listener: public(address)
+
 ################################################################
 #                            EVENTS                            #
 ################################################################
@@ -175,6 +179,9 @@ event RoundAccepted:
     signers: uint256
     # True when every operator signed (the deviation guard does not apply).
     unanimous: bool
+
+event ListenerSet:
+    listener: indexed(address)
 
 event PriceFeedParamsSet:
     max_age: uint256
@@ -293,7 +300,26 @@ def submit_round(
         signers=n,
         unanimous=unanimous,
     )
+    listener: address = self.listener
+    if listener != empty(address):
+        # Ignored if it fails: the feed must not depend on its listener (Settlement then quotes
+        # from its last pushed answer while that is fresh, else reads this feed).
+        told: bool = raw_call(
+            listener,
+            abi_encode(answer, block.timestamp, method_id=method_id("on_price(uint256,uint256)")),
+            revert_on_failure=False,
+        )
     return answer
+
+
+@external
+def set_listener(listener: address):
+    """
+    @notice Admin: the contract told each accepted answer (Settlement), or empty for none.
+    """
+    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    self.listener = listener
+    log ListenerSet(listener=listener)
 
 
 ################################################################

@@ -7,7 +7,9 @@
 @notice Prices jobs in USD and pays providers by minting (docs/ECONOMICS.md, "Settlement").
         - `quote(usd)`: the tokens a job of `usd` (18 decimals) escrows at the current price,
           rounded up; reverts on a missing, non-positive, future or stale price, so no job
-          is funded on an old answer. JobMarket calls it in `create_job`.
+          is funded on an old answer. JobMarket calls it in `create_job`. The price is the
+          answer the feed pushed with its last round (`on_price`) while that is at most
+          `max_age` old, else the feed's own (`latestRoundData`).
         - `settle(provider, burned, usd_net, cap)`: called by JobMarket's `claim(provider)`,
           which has just burned the whole escrow (`burned`, fee included) of the provider's
           jobs finalized since its last claim. Mints the provider `min(usd_net / price_now,
@@ -29,6 +31,7 @@
         `settle`, from a claim; it mints nothing for a job that JobMarket did not finalize. Roles
         (snekmate access_control; admin = governance timelock outside local networks):
         DEFAULT_ADMIN_ROLE sets the job market once and the price feed and its `max_age`.
+        Only the price feed it reads may push an answer (`on_price`).
         All arithmetic is checked (Vyper reverts on overflow).
 """
 
@@ -65,6 +68,12 @@ job_market: public(address)
 # The price feed (AggregatorV3Interface), its maximum answer age and its decimals, packed in
 # one slot so a quote or a settlement reads one word of configuration.
 _feed_config: uint256
+# The latest answer the feed pushed (`on_price`, from PriceFeed as it accepts each round): answer
+# (bits 0-127), its updatedAt (128-191), and a copy of `max_age` (192-223) and the feed's
+# decimals (224-231), so that a quote reads one word and makes no call. Only a cache: a quote
+# reads the feed itself when nothing fresh was pushed (a feed that does not push, such as a
+# Chainlink one, costs what it did). Cleared by `set_price_feed`.
+_pushed: uint256
 # Escrow burned by settlements (fees included), at the providers' claims. (Emissions tapers on
 # JobMarket.total_burned, the same escrow counted at finalization.)
 total_burned: public(uint256)
@@ -73,6 +82,11 @@ _ADDRESS_MASK: constant(uint256) = 2**160 - 1
 _AGE_SHIFT: constant(uint256) = 160
 _DECIMALS_SHIFT: constant(uint256) = 224
 _MASK_32: constant(uint256) = 2**32 - 1
+_MASK_64: constant(uint256) = 2**64 - 1
+_MASK_128: constant(uint256) = 2**128 - 1
+_PUSHED_AT_SHIFT: constant(uint256) = 128
+_PUSHED_AGE_SHIFT: constant(uint256) = 192
+_PUSHED_DECIMALS_SHIFT: constant(uint256) = 224
 
 event Settled:
     provider: indexed(address)
@@ -142,12 +156,25 @@ def feed_decimals() -> uint8:
 
 
 @external
+def on_price(answer: uint256, updated_at: uint256):
+    """
+    @notice The price feed only: its answer as it accepts a round, kept for `quote` (see
+            `_pushed`). Anything else (another address, a zero or future answer) is refused.
+    """
+    assert msg.sender == convert(self._feed_config & _ADDRESS_MASK, address), "settlement: caller is not the price feed"
+    assert answer > 0 and answer <= _MASK_128, "settlement: no price"
+    assert updated_at <= block.timestamp, "settlement: price from the future"
+    self._pushed = (self._pushed >> _PUSHED_AGE_SHIFT) << _PUSHED_AGE_SHIFT | updated_at << _PUSHED_AT_SHIFT | answer
+
+
+@external
 @view
 def price() -> uint256:
     """
-    @notice The answer `quote` and `settle` use now (feed decimals); reverts like `quote`.
+    @notice The answer `quote` uses now (feed decimals); reverts like `quote`. `settle` reads
+            the feed itself (the same answer unless a push was lost, both at most `max_age` old).
     """
-    return self._fresh_price()
+    return self._quote_price()[0]
 
 
 @external
@@ -158,8 +185,9 @@ def quote(usd_value: uint256) -> uint256:
             current price, rounded up (the protocol's side).
     """
     assert usd_value > 0, "settlement: usd value is zero"
-    price: uint256 = self._fresh_price()
-    scale: uint256 = 10 ** (self._feed_config >> _DECIMALS_SHIFT)
+    price: uint256 = 0
+    scale: uint256 = 0
+    price, scale = self._quote_price()
     return (usd_value * scale + price - 1) // price
 
 
@@ -188,6 +216,18 @@ def settle(provider: address, burned: uint256, usd_net: uint256, cap: uint256) -
         extcall IMintableToken(TOKEN).mint(provider, minted)
     log Settled(provider=provider, burned=burned, usd_net=usd_net, cap=cap, minted=minted, price=price)
     return minted
+
+
+@internal
+@view
+def _quote_price() -> (uint256, uint256):
+    # (answer, 10**decimals) for a quote: the pushed answer while it is at most `max_age` old (one
+    # storage read, no call), else the feed's own, with `_fresh_price`'s checks and reasons.
+    w: uint256 = self._pushed
+    at: uint256 = (w >> _PUSHED_AT_SHIFT) & _MASK_64
+    if at != 0 and block.timestamp - at <= (w >> _PUSHED_AGE_SHIFT) & _MASK_32:
+        return w & _MASK_128, 10 ** (w >> _PUSHED_DECIMALS_SHIFT)
+    return self._fresh_price(), 10 ** (self._feed_config >> _DECIMALS_SHIFT)
 
 
 @internal
@@ -244,4 +284,6 @@ def _set_price_feed(feed: address, max_age: uint256):
     self._feed_config = (
         convert(feed, uint256) | (max_age << _AGE_SHIFT) | (convert(decimals, uint256) << _DECIMALS_SHIFT)
     )
+    # Nothing pushed by the new feed yet: quotes read it until it pushes.
+    self._pushed = (max_age << _PUSHED_AGE_SHIFT) | (convert(decimals, uint256) << _PUSHED_DECIMALS_SHIFT)
     log PriceFeedSet(feed=feed, max_age=max_age, decimals=decimals)

@@ -236,11 +236,14 @@ def post_as_sole_operator(d, feed, chain, accounts, deployer, price):
 
 def post_unit_price(project, d, chain, accounts, deployer, price=USD_PER_TOKEN):
     """Points Settlement at its own real PriceFeed (same hub, default guards) holding one round at
-    `price`. `deployment.price_feed` stays without rounds for tests/test_price_feed.py; the feed
-    Settlement reads (`settlement.price_feed()`) is the one jobs are priced on."""
+    `price`, which pushes its later rounds to Settlement. `deployment.price_feed` stays without
+    rounds for tests/test_price_feed.py; the feed Settlement reads (`settlement.price_feed()`) is
+    the one jobs are priced on."""
     feed = deployer.deploy(project.PriceFeed, d.hub.address, *PriceFeedParams().as_tuple())
     post_as_sole_operator(d, feed, chain, accounts, deployer, price)
     d.settlement.set_price_feed(feed, SETTLEMENT_MAX_AGE, sender=deployer)
+    # As deploy_all wires its own feed: later rounds are pushed to Settlement's quote.
+    feed.set_listener(d.settlement, sender=deployer)
     return feed
 
 

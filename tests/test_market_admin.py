@@ -56,6 +56,27 @@ def _params(**changes):
     return tuple(p.values())
 
 
+# JobMarket's hot parameter word (contracts/modules/hot_params.vy): (field, bit offset, width).
+HOT_FIELDS = (
+    ("fee_bps", 0, 16), ("collateral_bps", 16, 24), ("challenge_window", 40, 24), ("min_accept_window", 64, 24),
+    ("max_accept_window", 88, 24), ("min_complete_within", 112, 24), ("max_complete_within", 136, 24),
+    ("base_audit_bps", 160, 16), ("new_provider_audit_bps", 176, 16), ("trusted_after_jobs", 192, 16),
+    ("bad_record_audit_bps", 208, 16), ("detection_bps", 224, 16),
+)  # fmt: skip
+
+
+def _unpacked(word: int) -> dict:
+    """The fields of a hot parameter word; nothing else may be set in it (the pause flag is JobMarket's)."""
+    fields = {name: (word >> shift) & ((1 << width) - 1) for name, shift, width in HOT_FIELDS}
+    assert word == sum(v << shift for (_, shift, _), v in zip(HOT_FIELDS, fields.values(), strict=True))
+    return fields
+
+
+def _hot(params: tuple) -> dict:
+    named = dict(zip(P.as_dict(), params, strict=True))
+    return {name: named[name] for name, _, _ in HOT_FIELDS}
+
+
 ################################################################
 #                      constants and roles                     #
 ################################################################
@@ -249,9 +270,9 @@ def test_set_params__not_admin__reverts(market, attacker, keeper, snap):
     ],
 )
 def test_set_params__out_of_bounds__reverts(market, params_check, deployer, snap, changes, message):
-    # JobMarketParams.check reverts with the reason, and set_params passes it through unchanged.
+    # JobMarketParams.pack reverts with the reason, and set_params passes it through unchanged.
     with ape.reverts(message):
-        params_check.check(_params(**changes))
+        params_check.pack(_params(**changes))
     with no_change(snap), ape.reverts(message):
         market.set_params(_params(**changes), sender=deployer)
 
@@ -304,7 +325,8 @@ def test_set_params__out_of_bounds__reverts(market, params_check, deployer, snap
     ids=["upper_bounds", "lower_bounds"],
 )
 def test_set_params__at_bounds__accepted(market, params_check, deployer, changes):
-    assert params_check.check(_params(**changes)) is True
+    # Each field at its bound fits its width in the packed word, next to the others unchanged.
+    assert _unpacked(params_check.pack(_params(**changes))) == _hot(_params(**changes))
     market.set_params(_params(**changes), sender=deployer)
     assert tuple(market.params()) == _params(**changes)
 
@@ -318,7 +340,7 @@ def test_set_params__challenge_window_must_outlast_the_audit_draw(
     slow = deployer.deploy(project.AuditBeacon, 40, 30)
     latency = 70
     reason = "job_market: challenge window ends before the audit draw"
-    assert params_check.check(_params(challenge_window=latency)) is True  # the checker's bounds pass
+    params_check.pack(_params(challenge_window=latency))  # the checker's bounds pass
 
     def deploy(window):
         return deployer.deploy(
@@ -472,6 +494,24 @@ def test_pause__twice_or_unpause_when_running__reverts(market, deployer, snap):
     market.pause(sender=deployer)
     with no_change(snap), ape.reverts(PAUSED):
         market.pause(sender=deployer)
+
+
+def test_pause__shares_the_parameter_word__set_params_keeps_it_and_unpause_keeps_the_params(
+    make_provider, market, deployer, provider, user
+):
+    """The pause flag is the top bit of the word that holds the hot parameters: new parameters set
+    while paused leave the market paused, and unpausing leaves the new parameters in force."""
+    make_provider(provider)
+    market.pause(sender=deployer)
+    new = _params(fee_bps=300, challenge_window=2 * P.challenge_window)
+    market.set_params(new, sender=deployer)
+    assert market.paused() and tuple(market.params()) == new
+    with ape.reverts(PAUSED):
+        market.create_job(provider, CPU, SPEC, UNITS, PRICE, ACCEPT_WINDOW, COMPLETE_WITHIN, MAX_TOKENS, sender=user)
+    market.unpause(sender=deployer)
+    assert not market.paused()
+    tx = market.create_job(provider, CPU, SPEC, UNITS, PRICE, ACCEPT_WINDOW, COMPLETE_WITHIN, MAX_TOKENS, sender=user)
+    assert ev(tx, market.JobCreated)["fee_bps"] == 300  # read from the hot word, pause bit cleared
 
 
 def test_paused__create_and_accept__revert_until_unpaused(

@@ -316,17 +316,6 @@ def test_check_job__after_transition__only_new_struct_matches(running_job, marke
     assert check_job(market, job_id, jobs.t(job_id))
 
 
-def test_quote__usd_value_offer_times_units_or_zero(make_provider, market, settlement, provider, provider2):
-    make_provider(provider)
-    assert market.quote(provider, CPU, UNITS) == USD_VALUE
-    assert market.quote(provider, CPU, 7 * UNITS) == 7 * USD_VALUE
-    # Settlement turns the USD value into the tokens escrowed now ($1 per token here).
-    assert settlement.quote(market.quote(provider, CPU, UNITS)) == PAYMENT
-    assert market.quote(provider, CPU, 0) == 0
-    assert market.quote(provider, T4, UNITS) == 0
-    assert market.quote(provider2, CPU, UNITS) == 0
-
-
 def test_status_constants__match_offchain():
     # JobMarket does not export the constants (bytes kept for code); its job store declares them.
     source = (Path(__file__).resolve().parents[1] / "contracts/modules/job_store.vy").read_text()
@@ -872,10 +861,10 @@ def _submitted(market, jobs, make_job, machine_id, prov, user, units=UNITS, spec
 
 
 def test_create_job__max_tokens_below_quote__reverts__at_quote__works(
-    make_provider, market, settlement, jobs, provider, user, snap, ledger
+    make_provider, market, registry, settlement, jobs, provider, user, snap, ledger
 ):
     make_provider(provider)
-    quote = settlement.quote(market.quote(provider, CPU, UNITS))
+    quote = settlement.quote(registry.offers(provider, CPU) * UNITS)
     assert quote == PAYMENT
     with no_change(snap):
         for target in (provider.address, ZERO):  # targeted (offer) and open (max price) jobs
@@ -912,7 +901,7 @@ def test_create_jobs__total_above_max_tokens__reverts__at_total__works(market, j
 
 
 def test_create_job__usd_value_is_offer_times_units__payment_is_per_unit_quote_times_units(
-    make_provider, set_price, market, settlement, jobs, provider, user, ledger
+    make_provider, set_price, market, registry, settlement, jobs, provider, user, ledger
 ):
     # docs/ECONOMICS.md, "Funding": payment = Settlement.quote(offer) x units. At $3 per token
     # the quote does not divide evenly: each unit's tokens are rounded up, so the escrow is at
@@ -928,7 +917,7 @@ def test_create_job__usd_value_is_offer_times_units__payment_is_per_unit_quote_t
     tx = jobs.track(_create(market, user, provider, units=units, max_price=2 * PRICE))
     e = ev(tx, market.JobCreated)
     job = jobs[e["job_id"]]
-    assert e["usd_value"] == job["usd_value"] == usd == market.quote(provider, CPU, units)
+    assert e["usd_value"] == job["usd_value"] == usd == registry.offers(provider, CPU) * units
     assert e["payment"] == job["payment"] == settlement.quote(PRICE) * units == want
     whole = settlement.quote(usd)
     assert whole == _ceil_div(usd * ONE_USD, 3 * ONE_USD)

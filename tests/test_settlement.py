@@ -12,8 +12,8 @@ minus the fee.
 
 import ape
 import pytest
-from conftest import CPU, PRICE, SETTLEMENT_MAX_AGE, UNITS, USD_PER_TOKEN, storage_roots
-from market_helpers import credit
+from conftest import CPU, PRICE, SETTLEMENT_MAX_AGE, UNITS, USD_PER_TOKEN, post_as_sole_operator, storage_roots
+from market_helpers import ZERO_ADDRESS, credit
 
 from offchain.constants import ONE_TOKEN
 from offchain.params import PriceFeedParams
@@ -93,6 +93,64 @@ def test_quote__feed_without_rounds__reverts(project, deployment, deployer, sett
     settlement.set_price_feed(empty_feed, SETTLEMENT_MAX_AGE, sender=deployer)
     with ape.reverts("price_feed: no price"):
         settlement.quote(10**18)
+
+
+################################################################
+#          the pushed answer (PriceFeed -> on_price)           #
+################################################################
+
+
+def test_pushed_price__each_round_reaches_the_quote__a_lost_push_is_used_only_while_fresh(
+    chain, accounts, deployment, settlement, settle_feed, set_price, deployer
+):
+    """The deployment's feed pushes each round to Settlement, so a quote reads that word and calls
+    no feed. Without the push (listener unset) the quote keeps the last pushed answer while it is
+    fresh, however the feed moved, then reads the feed itself: never an answer older than max_age."""
+    assert settle_feed.listener() == settlement.address
+    set_price(2 * USD_PER_TOKEN)
+    pushed_at = chain.blocks.head.timestamp
+    assert settlement.quote(10**18) == 5 * 10**17
+    settle_feed.set_listener(ZERO_ADDRESS, sender=deployer)
+    post_as_sole_operator(deployment, settle_feed, chain, accounts, deployer, 4 * USD_PER_TOKEN)
+    feed_round = settle_feed.latestRoundData()[3]
+    assert settle_feed.latestRoundData()[1] == 4 * USD_PER_TOKEN
+    assert (settlement.price(), settlement.quote(10**18)) == (2 * USD_PER_TOKEN, 5 * 10**17)
+    # The pushed answer turns stale before the feed's newer round does: the quote reads the feed.
+    chain.pending_timestamp = pushed_at + SETTLEMENT_MAX_AGE + 1
+    chain.mine()
+    assert chain.blocks.head.timestamp - feed_round <= SETTLEMENT_MAX_AGE
+    assert (settlement.price(), settlement.quote(10**18)) == (4 * USD_PER_TOKEN, 25 * 10**16)
+
+
+def test_on_price__only_from_the_feed(settlement, attacker, chain):
+    before = storage_roots(chain, (settlement,))
+    with ape.reverts("settlement: caller is not the price feed"):
+        settlement.on_price(1, chain.blocks.head.timestamp, sender=attacker)
+    assert storage_roots(chain, (settlement,)) == before
+
+
+def test_set_price_feed__forgets_the_old_feeds_push(project, deployment, deployer, settlement, set_price):
+    set_price(2 * USD_PER_TOKEN)  # pushed by the old feed
+    empty_feed = deployer.deploy(project.PriceFeed, deployment.hub.address, *PriceFeedParams().as_tuple())
+    settlement.set_price_feed(empty_feed, SETTLEMENT_MAX_AGE, sender=deployer)
+    with ape.reverts("price_feed: no price"):
+        settlement.quote(10**18)
+
+
+def test_feed__a_listener_that_reverts_does_not_stop_rounds(chain, accounts, deployment, settle_feed, deployer):
+    settle_feed.set_listener(deployment.token.address, sender=deployer)  # no on_price: every push reverts
+    post_as_sole_operator(deployment, settle_feed, chain, accounts, deployer, 3 * USD_PER_TOKEN)
+    assert settle_feed.latestRoundData()[1] == 3 * USD_PER_TOKEN
+
+
+def test_feed__set_listener_is_admin_only(settle_feed, attacker):
+    with ape.reverts():
+        settle_feed.set_listener(attacker, sender=attacker)
+
+
+################################################################
+#                     create_job and quotes                    #
+################################################################
 
 
 def test_create_job__stale_price__reverts_and_nothing_moves(chain, market, token, make_provider, provider, user):

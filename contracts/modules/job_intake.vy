@@ -15,12 +15,10 @@ from interfaces import ISettlement
 from modules import job_store
 from modules import market_params
 from modules import market_funds
-from snekmate.utils import pausable
 
 uses: job_store
 uses: market_params
 uses: market_funds
-uses: pausable
 
 
 event JobCreated:
@@ -118,7 +116,7 @@ def create_jobs(
             every job; one token transfer for the total, bounded by `max_tokens`.
     @return The new job ids, in order.
     """
-    pausable._require_not_paused()
+    market_params._require_not_paused()
     job_store._check_batch(len(spec_hashes), len(compute_units))
     price: uint256 = self._price(provider, class_id, max_price_per_unit, accept_window, complete_within)
     unit_tokens: uint256 = staticcall ISettlement(market_funds.SETTLEMENT).quote(price)
@@ -136,16 +134,6 @@ def create_jobs(
     return ids
 
 
-@external
-@view
-def quote(provider: address, class_id: uint16, compute_units: uint256) -> uint256:
-    """
-    @notice USD value (18 decimals) of a job at `provider`'s current offer (0 if it has
-            none); the tokens escrowed now are `Settlement.quote(offer) * compute_units`.
-    """
-    return staticcall IProviderRegistry(market_funds.REGISTRY).offers(provider, class_id) * compute_units
-
-
 @internal
 def _create(
     provider: address,
@@ -157,7 +145,7 @@ def _create(
     complete_within: uint256,
     max_tokens: uint256,
 ) -> uint256:
-    pausable._require_not_paused()
+    market_params._require_not_paused()
     price: uint256 = self._price(provider, class_id, max_price_per_unit, accept_window, complete_within)
     job_id: uint256 = 0
     payment: uint256 = 0

@@ -11,26 +11,15 @@
 
 from interfaces import IJobMarketParams
 from modules import reputation
+from modules import hot_params
 
 # Basis-point denominator.
 MAX_BPS: public(constant(uint256)) = 10_000
 
-# Bit offsets of the packed parameters in `_hot_params`: basis points and job counts take
-# 16 bits, windows and collateral_bps 24 bits (each bounded below that by JobMarketParams).
-_FEE_BPS_SHIFT: constant(uint256) = 0
-_COLLATERAL_BPS_SHIFT: constant(uint256) = 16
-_CHALLENGE_WINDOW_SHIFT: constant(uint256) = 40
-_MIN_ACCEPT_WINDOW_SHIFT: constant(uint256) = 64
-_MAX_ACCEPT_WINDOW_SHIFT: constant(uint256) = 88
-_MIN_COMPLETE_WITHIN_SHIFT: constant(uint256) = 112
-_MAX_COMPLETE_WITHIN_SHIFT: constant(uint256) = 136
-_BASE_AUDIT_SHIFT: constant(uint256) = 160
-_NEW_AUDIT_SHIFT: constant(uint256) = 176
-_TRUSTED_AFTER_SHIFT: constant(uint256) = 192
-_BAD_RECORD_AUDIT_SHIFT: constant(uint256) = 208
-_DETECTION_SHIFT: constant(uint256) = 224
-_MASK_16: constant(uint256) = 2**16 - 1
-_MASK_24: constant(uint256) = 2**24 - 1
+# The guardian's pause flag lives in the hot word's top bit (hot_params.PAUSED): every path it
+# guards (create and accept) reads that word anyway, so checking it costs no extra storage read.
+# This is snekmate's `pausable` (same reasons, same events) moved into that word, for 2.1k gas
+# per create and per accept (a separate slot is one more cold read each).
 
 # Checks parameter sets (bounds and reasons) for `set_params`.
 PARAMS_CHECK: public(immutable(address))
@@ -39,6 +28,12 @@ PARAMS_CHECK: public(immutable(address))
 _hot_params: uint256
 # Every parameter as set (the cold ones are read from here; `params()` returns it whole).
 _p: IJobMarketParams.Params
+
+event Paused:
+    account: address
+
+event Unpaused:
+    account: address
 
 event ParamsSet:
     fee_bps: uint256
@@ -65,6 +60,15 @@ event ParamsSet:
 @deploy
 def __init__(params_check: address):
     PARAMS_CHECK = params_check
+
+
+@external
+@view
+def paused() -> bool:
+    """
+    @notice True while the guardian has paused new jobs (create and accept).
+    """
+    return self._hot_params & hot_params.PAUSED != 0
 
 
 @external
@@ -99,11 +103,11 @@ def _audit_rate_for(w: uint256) -> uint256:
     # new-provider rate until `trusted_after_jobs` completions; plus `bad_record_audit_bps`
     # per failed or expired job on record; at most 100%. One SLOAD for the four fields.
     hot: uint256 = self._hot_params
-    p: uint256 = (hot >> _BASE_AUDIT_SHIFT) & _MASK_16
-    if (w >> reputation.COMPLETED) & reputation.MASK < (hot >> _TRUSTED_AFTER_SHIFT) & _MASK_16:
-        p = max(p, (hot >> _NEW_AUDIT_SHIFT) & _MASK_16)
+    p: uint256 = (hot >> hot_params.BASE_AUDIT_SHIFT) & hot_params.MASK_16
+    if (w >> reputation.COMPLETED) & reputation.MASK < (hot >> hot_params.TRUSTED_AFTER_SHIFT) & hot_params.MASK_16:
+        p = max(p, (hot >> hot_params.NEW_AUDIT_SHIFT) & hot_params.MASK_16)
     bad: uint256 = ((w >> reputation.FAILED) & reputation.MASK) + ((w >> reputation.EXPIRED) & reputation.MASK)
-    return min(MAX_BPS, p + bad * ((hot >> _BAD_RECORD_AUDIT_SHIFT) & _MASK_16))
+    return min(MAX_BPS, p + bad * ((hot >> hot_params.BAD_RECORD_AUDIT_SHIFT) & hot_params.MASK_16))
 
 
 @internal
@@ -115,7 +119,7 @@ def _required_collateral(payment: uint256, minimum: uint256, audit_bps: uint256)
     # With p = 0 only disputes protect the user and the creation-time floor applies.
     if audit_bps == 0:
         return minimum
-    pd: uint256 = audit_bps * self._hot(_DETECTION_SHIFT, _MASK_16)
+    pd: uint256 = audit_bps * self._hot(hot_params.DETECTION_SHIFT, hot_params.MASK_16)
     # MAX_BPS**2 / pd >= 1 since both factors are <= MAX_BPS; the subtraction cannot underflow.
     needed: uint256 = (payment * (MAX_BPS * MAX_BPS) + pd - 1) // pd - payment
     return max(minimum, needed)
@@ -125,28 +129,28 @@ def _required_collateral(payment: uint256, minimum: uint256, audit_bps: uint256)
 @view
 def _collateral_floor(payment: uint256) -> uint256:
     # The creation-time collateral, rounded up: it errs on the side of the user.
-    return (payment * self._hot(_COLLATERAL_BPS_SHIFT, _MASK_24) + MAX_BPS - 1) // MAX_BPS
+    return (payment * self._hot(hot_params.COLLATERAL_BPS_SHIFT, hot_params.MASK_24) + MAX_BPS - 1) // MAX_BPS
 
 
 @internal
 @view
 def _fee_bps() -> uint256:
-    return self._hot(_FEE_BPS_SHIFT, _MASK_16)
+    return self._hot(hot_params.FEE_BPS_SHIFT, hot_params.MASK_16)
 
 
 @internal
 @view
 def _challenge_window() -> uint256:
-    return self._hot(_CHALLENGE_WINDOW_SHIFT, _MASK_24)
+    return self._hot(hot_params.CHALLENGE_WINDOW_SHIFT, hot_params.MASK_24)
 
 
 @internal
 @view
 def _check_windows(accept_window: uint256, complete_within: uint256):
-    assert accept_window >= self._hot(_MIN_ACCEPT_WINDOW_SHIFT, _MASK_24), "job_market: accept window too short"
-    assert accept_window <= self._hot(_MAX_ACCEPT_WINDOW_SHIFT, _MASK_24), "job_market: accept window too long"
-    assert complete_within >= self._hot(_MIN_COMPLETE_WITHIN_SHIFT, _MASK_24), "job_market: completion time too short"
-    assert complete_within <= self._hot(_MAX_COMPLETE_WITHIN_SHIFT, _MASK_24), "job_market: completion time too long"
+    assert accept_window >= self._hot(hot_params.MIN_ACCEPT_WINDOW_SHIFT, hot_params.MASK_24), "job_market: accept window too short"
+    assert accept_window <= self._hot(hot_params.MAX_ACCEPT_WINDOW_SHIFT, hot_params.MASK_24), "job_market: accept window too long"
+    assert complete_within >= self._hot(hot_params.MIN_COMPLETE_WITHIN_SHIFT, hot_params.MASK_24), "job_market: completion time too short"
+    assert complete_within <= self._hot(hot_params.MAX_COMPLETE_WITHIN_SHIFT, hot_params.MASK_24), "job_market: completion time too long"
 
 
 @internal
@@ -172,22 +176,9 @@ def _dispute_bond(payment: uint256) -> uint256:
 
 @internal
 def _set(p: IJobMarketParams.Params):
-    # Bounds and reasons: JobMarketParams.check (reverts with "job_market: ..." reasons).
-    assert staticcall IJobMarketParams(PARAMS_CHECK).check(p)
-    self._hot_params = (
-        (p.fee_bps << _FEE_BPS_SHIFT)
-        | (p.collateral_bps << _COLLATERAL_BPS_SHIFT)
-        | (p.challenge_window << _CHALLENGE_WINDOW_SHIFT)
-        | (p.min_accept_window << _MIN_ACCEPT_WINDOW_SHIFT)
-        | (p.max_accept_window << _MAX_ACCEPT_WINDOW_SHIFT)
-        | (p.min_complete_within << _MIN_COMPLETE_WITHIN_SHIFT)
-        | (p.max_complete_within << _MAX_COMPLETE_WITHIN_SHIFT)
-        | (p.base_audit_bps << _BASE_AUDIT_SHIFT)
-        | (p.new_provider_audit_bps << _NEW_AUDIT_SHIFT)
-        | (p.trusted_after_jobs << _TRUSTED_AFTER_SHIFT)
-        | (p.bad_record_audit_bps << _BAD_RECORD_AUDIT_SHIFT)
-        | (p.detection_bps << _DETECTION_SHIFT)
-    )
+    # Bounds and reasons ("job_market: ...") and the packing: JobMarketParams.pack. The pause
+    # flag stays as it is.
+    self._hot_params = (self._hot_params & hot_params.PAUSED) | staticcall IJobMarketParams(PARAMS_CHECK).pack(p)
     self._p = p
     log ParamsSet(
         fee_bps=p.fee_bps,
@@ -210,3 +201,23 @@ def _set(p: IJobMarketParams.Params):
         detection_bps=p.detection_bps,
         min_reputation_usd=p.min_reputation_usd,
     )
+
+
+@internal
+@view
+def _require_not_paused():
+    assert self._hot_params & hot_params.PAUSED == 0, "pausable: contract is paused"
+
+
+@internal
+def _pause():
+    self._require_not_paused()
+    self._hot_params |= hot_params.PAUSED
+    log Paused(account=msg.sender)
+
+
+@internal
+def _unpause():
+    assert self._hot_params & hot_params.PAUSED != 0, "pausable: contract is not paused"
+    self._hot_params &= ~hot_params.PAUSED
+    log Unpaused(account=msg.sender)

@@ -211,6 +211,8 @@ def deploy_all(
     # Burn-and-mint: Settlement prices jobs at the PriceFeed answer and mints providers' pay.
     settlement = deployer.deploy(project.Settlement, token.address, price_feed.address, settlement_max_age)
     txs["Settlement"] = settlement.txn_hash
+    # Each accepted round is pushed to Settlement, so a job's quote reads one word and calls no feed.
+    price_feed.set_listener(settlement.address, **sender)
     # Parameter bounds live in a pure checker contract (keeps JobMarket under 20,000 bytes).
     params_check = deployer.deploy(project.JobMarketParams)
     txs["JobMarketParams"] = params_check.txn_hash

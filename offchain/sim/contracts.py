@@ -110,6 +110,8 @@ def deploy_contracts(
     feed = load(CONTRACTS / "PriceFeed.vy", hub.address, *PriceFeedParams().as_tuple())
     settlement_src = CONTRACTS / "Settlement.vy" if variant == "bme" else RENDER_SETTLEMENT
     settlement = load(settlement_src, tok.address, feed.address, SETTLEMENT_MAX_AGE)
+    if variant == "bme":  # each round pushed to Settlement, as offchain/chain/deploy.py wires it
+        feed.set_listener(settlement.address)
     params_check = load(CONTRACTS / "JobMarketParams.vy")
     # The audit draw's randomness: a commit-reveal among the same operators.
     beacon = load(CONTRACTS / "AuditBeacon.vy", *beacon_params.as_tuple())

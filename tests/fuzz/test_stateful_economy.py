@@ -103,6 +103,7 @@ def world() -> SimpleNamespace:
     tok, hub, ops, feed = q.tok, q.hub, q.ops, q.feed
     # Settlement's job market is an account here: it burns escrow it holds and calls `settle`.
     settlement = boa.load(str(CONTRACTS / "Settlement.vy"), tok.address, feed.address, SETTLEMENT_MAX_AGE)
+    feed.set_listener(settlement.address)  # as deploy_all: each round pushed to Settlement's quote
     market = str(boa.env.generate_address("market"))
     settlement.set_job_market(market)
     tok.set_minter(settlement.address, True)

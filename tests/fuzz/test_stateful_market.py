@@ -432,6 +432,7 @@ def world() -> SimpleNamespace:
     tok, reg, hub, ops, feed = q.tok, q.reg, q.hub, q.ops, q.feed
     # As deploy_all: Settlement mints, JobMarket settles through it and holds MARKET_DUST.
     settlement = boa.load(str(CONTRACTS / "Settlement.vy"), tok.address, feed.address, SETTLEMENT_MAX_AGE)
+    feed.set_listener(settlement.address)  # as deploy_all: each round pushed to Settlement's quote
     # Parameter bounds live in a pure checker contract (JobMarketParams), passed to JobMarket.
     params_check = boa.load(str(CONTRACTS / "JobMarketParams.vy"))
     # The audit draw (as deploy_all: the operators are its members, each commits its first chain).
