@@ -3218,7 +3218,8 @@ class MarketMachine(RuleBasedStateMachine):
         for a, r in m.rep.items():
             assert raw.reputation(a) == tuple(r), f"reputation of {a}: chain {raw.reputation(a)}, model {r}"
         assert sum(m.bal.values()) == m.minted - m.burned
-        assert raw.market("paused") == m.paused
+        # The pause flag is the top bit of the hot parameter word (contracts/modules/hot_params.vy).
+        assert raw.market("_hot_params") >> 255 == m.paused
         assert raw.market("job_count") == len(m.jobs)
 
         # Supply: every mint since deployment is a claim's settlement; every burn a claim or a slash.
