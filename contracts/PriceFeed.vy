@@ -158,6 +158,10 @@ min_round_interval: public(uint256)
 # Told each accepted answer (`on_price(answer, updated_at)`): Settlement, which keeps it so that a
 # job's quote makes no call to the feed. Set by the admin; empty for none.
 listener: public(address)
+# Gas the listener gets for each push (Settlement's `on_price` uses ~10k) and the most a call can
+# cost on top of what it forwards (a cold account, 2,600, and the call's own bookkeeping).
+PUSH_GAS: public(constant(uint256)) = 30_000
+_CALL_OVERHEAD_GAS: constant(uint256) = 5_000
 
 ################################################################
 #                            EVENTS                            #
@@ -302,11 +306,17 @@ def submit_round(
     )
     listener: address = self.listener
     if listener != empty(address):
-        # Ignored if it fails: the feed must not depend on its listener (Settlement then quotes
-        # from its last pushed answer while that is fresh, else reads this feed).
+        # The listener gets exactly PUSH_GAS, and a round whose submitter left less than that
+        # reverts: otherwise anyone could submit the signed round with just enough gas for it and
+        # not for the push (EIP-150 forwards 63/64 of what is left), keeping Settlement's quotes
+        # on the previous answer. A listener that reverts within PUSH_GAS is ignored: the feed
+        # must not depend on it (Settlement then quotes from its last pushed answer while that is
+        # fresh, else reads this feed).
+        assert msg.gas >= PUSH_GAS * 64 // 63 + _CALL_OVERHEAD_GAS, "price_feed: gas too low for the listener"
         told: bool = raw_call(
             listener,
             abi_encode(answer, block.timestamp, method_id=method_id("on_price(uint256,uint256)")),
+            gas=PUSH_GAS,
             revert_on_failure=False,
         )
     return answer

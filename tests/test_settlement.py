@@ -12,9 +12,20 @@ minus the fee.
 
 import ape
 import pytest
-from conftest import CPU, PRICE, SETTLEMENT_MAX_AGE, UNITS, USD_PER_TOKEN, post_as_sole_operator, storage_roots
-from market_helpers import ZERO_ADDRESS, credit
+from conftest import (
+    CPU,
+    PRICE,
+    SETTLEMENT_MAX_AGE,
+    UNITS,
+    USD_PER_TOKEN,
+    post_as_sole_operator,
+    staked_operator,
+    storage_roots,
+    wait_round_interval,
+)
+from market_helpers import ZERO_ADDRESS, credit, isolated
 
+from offchain.chain import reports as R
 from offchain.constants import ONE_TOKEN
 from offchain.params import PriceFeedParams
 
@@ -141,6 +152,41 @@ def test_feed__a_listener_that_reverts_does_not_stop_rounds(chain, accounts, dep
     settle_feed.set_listener(deployment.token.address, sender=deployer)  # no on_price: every push reverts
     post_as_sole_operator(deployment, settle_feed, chain, accounts, deployer, 3 * USD_PER_TOKEN)
     assert settle_feed.latestRoundData()[1] == 3 * USD_PER_TOKEN
+
+
+def test_feed__any_gas_limit__a_round_is_pushed_or_refused__never_accepted_without_the_push(
+    chain, accounts, deployment, settlement, settle_feed, deployer, attacker
+):
+    """Anyone may submit a signed round, with the gas limit it likes. Were the listener given
+    only what is left (EIP-150: 63/64), a limit just above the round's own needs would accept
+    the round and starve the push, leaving quotes on the previous answer for up to max_age. The
+    feed gives the listener PUSH_GAS or refuses the round: scanning the limits around the least
+    that works, every accepted round has reached Settlement."""
+    post_as_sole_operator(deployment, settle_feed, chain, accounts, deployer, 2 * USD_PER_TOKEN)  # pushed
+    assert settlement.price() == 2 * USD_PER_TOKEN
+    op = staked_operator(deployment, accounts, deployer)
+    wait_round_interval(chain, settle_feed)
+    round_id, price = settle_feed.latest_round() + 1, 3 * USD_PER_TOKEN
+    obs = {"round_id": round_id, "price": price, "observed_at": chain.blocks.head.timestamp}
+    signature = R.sign_report(op.private_key, R.price_typed_data(settle_feed.address, chain.chain_id, obs))
+    args = (round_id, [R.report_tuple(R.PRICE_FIELDS, obs)], [signature])
+    outcomes = []
+    for limit in range(100_000, 200_000, 2_500):
+        with isolated(chain):
+            try:
+                settle_feed.submit_round(*args, sender=attacker, gas=limit)
+            except ape.exceptions.ContractLogicError as e:
+                outcomes.append(str(e.message))
+                continue
+            except ape.exceptions.ApeException:
+                outcomes.append("out of gas")
+                continue
+            outcomes.append("accepted")
+            assert settlement.price() == price, f"gas limit {limit}: round accepted, push lost"
+    # Limits that cover the round but not the push are refused by name (without the guard they
+    # were accepted); above them every round is accepted, pushed.
+    assert "price_feed: gas too low for the listener" in outcomes, outcomes
+    assert outcomes[-1] == "accepted" and set(outcomes[outcomes.index("accepted") :]) == {"accepted"}, outcomes
 
 
 def test_feed__set_listener_is_admin_only(settle_feed, attacker):
