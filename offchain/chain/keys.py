@@ -9,17 +9,38 @@ that published none cannot be sealed to. See docs/SECURITY.md, "Data protection"
 
 from __future__ import annotations
 
-import time
+import threading
 from pathlib import Path
 from typing import Any
 
+from cachetools import TTLCache
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from offchain.sealing import Keyring, Recipient, SealError
 
 OPERATORS_CACHE_S = 30.0
 _PROBE = X25519PrivateKey.generate()
-_operators_cache: dict[str, tuple[float, list[str]]] = {}
+# Chain reads a client or a provider makes for every sealed job, each kept OPERATORS_CACHE_S
+# (cachetools' TTLCache, timed by time.monotonic): the operator list, the operators' keys with the
+# quorum, and other accounts' published keys.
+# TTLCache is not thread-safe (an agent's HTTP threads and its worker share these): one lock
+# around each cache access, never around a chain read.
+_operators_cache: TTLCache = TTLCache(maxsize=64, ttl=OPERATORS_CACHE_S)
+_auditors_cache: TTLCache = TTLCache(maxsize=64, ttl=OPERATORS_CACHE_S)
+_recipients_cache: TTLCache = TTLCache(maxsize=4096, ttl=OPERATORS_CACHE_S)
+_cache_lock = threading.Lock()
+_MISS = object()
+
+
+def _kept(cache: TTLCache, key: Any) -> Any:
+    with _cache_lock:
+        return cache.get(key, _MISS)
+
+
+def _keep(cache: TTLCache, key: Any, value: Any) -> Any:
+    with _cache_lock:
+        cache[key] = value
+    return value
 
 
 def has_directory(h: Any) -> bool:
@@ -30,13 +51,11 @@ def current_operators(h: Any, start_block: int = 0) -> list[str]:
     """OracleHub's operators now: every OperatorAdded account still `is_operator` (the hub keeps
     no list; the events are read at most every `OPERATORS_CACHE_S`)."""
     key = str(h.hub.address)
-    hit = _operators_cache.get(key)
-    if hit is not None and time.monotonic() - hit[0] < OPERATORS_CACHE_S:
-        return hit[1]
-    stop = int(h.chain.blocks.height) + 1
-    added = {str(log.operator) for log in h.hub.OperatorAdded.range(start_block, stop)}
-    ops = sorted((a for a in added if h.hub.is_operator(a)), key=lambda a: int(a, 16))
-    _operators_cache[key] = (time.monotonic(), ops)
+    ops = _kept(_operators_cache, key)
+    if ops is _MISS:
+        stop = int(h.chain.blocks.height) + 1
+        added = {str(log.operator) for log in h.hub.OperatorAdded.range(start_block, stop)}
+        ops = _keep(_operators_cache, key, sorted((a for a in added if h.hub.is_operator(a)), key=lambda a: int(a, 16)))
     return ops
 
 
@@ -57,20 +76,17 @@ def recipients(h: Any, accounts: list[str]) -> dict[str, Recipient | None]:
     return out
 
 
-_recipients_cache: dict[tuple[str, str], tuple[float, Recipient | None]] = {}
-
-
 def cached_recipients(h: Any, accounts: list[str]) -> dict[str, Recipient | None]:
     """`recipients`, each answer kept `OPERATORS_CACHE_S` (a client seals many jobs a minute to
     the same providers). A key rotated meanwhile is harmless: its owner keeps the old keys, and a
     provider checks a wrap under the version it names (`key_at`); a key file lost and made anew
     refuses the jobs sealed to the old one in that time (refunded)."""
-    where, now = str(h.key_directory.address), time.monotonic()
-    hits = {a: _recipients_cache.get((where, a)) for a in accounts}
-    stale = [a for a, hit in hits.items() if hit is None or now - hit[0] >= OPERATORS_CACHE_S]
-    for a, r in recipients(h, stale).items():
-        hits[a] = _recipients_cache[(where, a)] = (now, r)
-    return {a: hits[a][1] for a in accounts}  # type: ignore[index]
+    where = str(h.key_directory.address)
+    out = {a: _kept(_recipients_cache, (where, a)) for a in accounts}
+    # One batched read for every account not kept.
+    for a, r in recipients(h, [a for a, r in out.items() if r is _MISS]).items():
+        out[a] = _keep(_recipients_cache, (where, a), r)
+    return out
 
 
 # (KeyDirectory, account, version) -> the key published as that version: history never changes.
@@ -103,9 +119,6 @@ def usable_key(raw: bytes) -> bool:
         return False
 
 
-_auditors_cache: dict[str, tuple[float, tuple[list[Recipient], list[str], int]]] = {}
-
-
 def auditors(h: Any, start_block: int = 0) -> tuple[list[Recipient], list[str]]:
     """(the operators' keys, operators without a published key), read at most every
     `OPERATORS_CACHE_S` (a client seals, and a provider checks, many jobs a minute: a key
@@ -121,16 +134,14 @@ def quorum(h: Any, start_block: int = 0) -> int:
 
 def _auditors(h: Any, start_block: int) -> tuple[list[Recipient], list[str], int]:
     key = str(h.hub.address)
-    hit = _auditors_cache.get(key)
-    if hit is not None and time.monotonic() - hit[0] < OPERATORS_CACHE_S:
-        return hit[1]
-    found = recipients(h, current_operators(h, start_block))
-    value = (
-        [r for r in found.values() if r is not None],
-        [a for a, r in found.items() if r is None],
-        int(h.hub.threshold()),
-    )
-    _auditors_cache[key] = (time.monotonic(), value)
+    value = _kept(_auditors_cache, key)
+    if value is _MISS:
+        found = recipients(h, current_operators(h, start_block))
+        value = _keep(_auditors_cache, key, (
+            [r for r in found.values() if r is not None],
+            [a for a, r in found.items() if r is None],
+            int(h.hub.threshold()),
+        ))  # fmt: skip
     return value
 
 
