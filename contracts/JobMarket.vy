@@ -56,7 +56,13 @@
 from interfaces import IJobMarket
 from interfaces import IJobMarketParams
 from interfaces import IProviderRegistry
-from modules import reputation
+
+interface IJobMarketExt:
+    def TOKEN() -> address: view
+    def REGISTRY() -> address: view
+    def SETTLEMENT() -> address: view
+    def PARAMS_CHECK() -> address: view
+    def BEACON() -> address: view
 
 from snekmate.auth import access_control
 # Role-based access for governance, verifiers and the guardian.
@@ -82,6 +88,19 @@ initializes: job_intake[
     market_funds := market_funds,
 ]
 
+from snekmate.utils import eip712_domain_separator
+# EIP-712 domain of signed orders: this chain and this contract (immutables, no storage).
+initializes: eip712_domain_separator
+
+from modules import job_orders
+initializes: job_orders[
+    job_store := job_store,
+    market_params := market_params,
+    market_funds := market_funds,
+    audit_draw := audit_draw,
+    eip712_domain_separator := eip712_domain_separator,
+]
+
 from modules import market_audits
 initializes: market_audits[
     job_store := job_store,
@@ -92,48 +111,31 @@ initializes: market_audits[
 ]
 
 exports: (
-    access_control.hasRole,
-    access_control.getRoleAdmin,
-    access_control.grantRole,
-    access_control.revokeRole,
-    access_control.renounceRole,
-    access_control.DEFAULT_ADMIN_ROLE,
     market_params.paused,
     job_store.job_count,
     job_store.job_status,
-    job_store.job_commitment,
-    market_params.MAX_BPS,
-    market_params.PARAMS_CHECK,
-    market_params.params,
-    market_params.dispute_bond,
-    market_params.required_collateral,
     audit_draw.BEACON,
-    audit_draw.DRAW_ROUND_SECONDS,
     market_funds.TOKEN,
     market_funds.SETTLEMENT,
     market_funds.REGISTRY,
     market_funds.claim,
-    market_funds.accrued,
     market_funds.total_burned,
     job_store.MAX_BATCH,
     job_intake.create_job,
     job_intake.create_job_with_permit,
     job_intake.create_jobs,
-    market_audits.VERIFIER_ROLE,
-    market_audits.disputes,
-    market_audits.dispute,
-    market_audits.post_verdict,
-    market_audits.audit_drawn,
+    eip712_domain_separator.eip712Domain,
+    job_orders.ORDER_TYPEHASH,
+    job_orders.order_id,
 )
 
-################################################################
-#                          CONSTANTS                           #
-################################################################
+# Most bytes a JobMarketExt function returns (its largest answer is `params()`, 19 words).
+_EXT_MAX_RETURN: constant(uint256) = 1024
 
-# Pauses new jobs, nothing else.
-PAUSER_ROLE: public(constant(bytes32)) = keccak256("PAUSER_ROLE")
-
-_REASON_NO_SHOW: constant(bytes32) = keccak256("NO_SHOW")
+# JobMarketExt (cancel, expire, disputes, verdicts, parameters, pause, roles, views): every
+# selector this contract does not have runs there, on this contract's storage (`__default__`).
+# Immutable: the code of a deployed market never changes.
+EXTENSION: public(immutable(address))
 
 ################################################################
 #                            EVENTS                            #
@@ -156,17 +158,6 @@ event ResultSubmitted:
     challenge_end: uint256
     draw_round: uint256
 
-event JobCancelled:
-    job_id: indexed(uint256)
-    user: indexed(address)
-    refund: uint256
-
-event JobExpired:
-    job_id: indexed(uint256)
-    provider: indexed(address)
-    refund: uint256
-    penalty: uint256
-
 
 @deploy
 def __init__(
@@ -175,26 +166,41 @@ def __init__(
     settlement: address,
     params_check: address,
     beacon: address,
+    extension: address,
     initial_params: IJobMarketParams.Params,
 ):
     access_control.__init__()
     market_funds.__init__(token, registry, settlement)
     market_params.__init__(params_check)
     audit_draw.__init__(beacon)
-    self._set_params(initial_params)
+    eip712_domain_separator.__init__(job_orders.DOMAIN_NAME, job_orders.DOMAIN_VERSION)
+    # The extension's code reads its own immutables: they must be this market's.
+    ext: IJobMarketExt = IJobMarketExt(extension)
+    assert extension.is_contract, "job_market: extension has no code"
+    assert (
+        staticcall ext.TOKEN() == token
+        and staticcall ext.REGISTRY() == registry
+        and staticcall ext.SETTLEMENT() == settlement
+        and staticcall ext.PARAMS_CHECK() == params_check
+        and staticcall ext.BEACON() == beacon
+    ), "job_market: extension built for another market"
+    EXTENSION = extension
+    market_params._set(initial_params)
+    market_funds._set_min_reputation(initial_params.min_reputation_usd)
+    audit_draw._check_latency(initial_params.challenge_window)
 
-################################################################
-#                        USER ACTIONS                          #
-################################################################
 
 @external
-def cancel(job_id: uint256, job: IJobMarket.Job):
+@reentrant
+@raw_return
+def __default__() -> Bytes[_EXT_MAX_RETURN]:
     """
-    @notice The user takes back an Open job's payment. Never paused.
+    @notice Every other JobMarket function (cancel, expire, dispute, post_verdict, set_params,
+            pause, roles, views) runs in JobMarketExt on this contract's storage: its return
+            data or revert is passed through unchanged. Not itself nonreentrant: the
+            extension's functions take this contract's lock (the same transient slot).
     """
-    job_store._check_open(job_id, job)
-    job_store._check_user(job)
-    self._cancel(job_id, job)
+    return raw_call(EXTENSION, msg.data, max_outsize=_EXT_MAX_RETURN, is_delegate_call=True)
 
 
 ################################################################
@@ -272,6 +278,26 @@ def accept_and_submit(
     self._lock(machine_id, job.class_id, submitted.collateral)
 
 
+@external
+def fill_order(
+    order: job_orders.Order, signature: Bytes[65], machine_id: uint256, result_hash: bytes32, result_uri: String[256]
+) -> uint256:
+    """
+    @notice Fills a user's signed order on one of the caller's Active machines of its class:
+            escrows the payment from the user, locks the collateral and stores the job,
+            Submitted with `result_hash` (challenge window open; a short job already run from
+            the spec) or Running when `result_hash` is empty (`submit_result` follows).
+            Paused with `accept`. See modules/job_orders.vy.
+    @param signature The user's EIP-712 signature of `order` (65 bytes, or 64 per EIP-2098).
+    @return The job id (`order_id(order)`).
+    """
+    job_id: uint256 = 0
+    job: IJobMarket.Job = empty(IJobMarket.Job)
+    job_id, job = job_orders._fill(order, signature, machine_id, self._audit_rate(msg.sender), result_hash, result_uri)
+    self._lock(machine_id, order.class_id, job.collateral)
+    return job_id
+
+
 ################################################################
 #                    KEEPER (anyone) ACTIONS                   #
 ################################################################
@@ -316,67 +342,9 @@ def finalize_many(job_ids: DynArray[uint256, job_store.MAX_BATCH], jobs: DynArra
         usd_net += job_usd
         cap += job_cap
         unlock += jobs[i].collateral
-        count += market_params._counts(jobs[i].usd_value)
+        count += market_funds._counts(jobs[i].usd_value)
     market_funds._pay_out(payee, burned, usd_net, cap, unlock, count)
 
-
-@external
-def expire(job_id: uint256, job: IJobMarket.Job):
-    """
-    @notice Ends a job whose deadline passed: an Open job past `accept_by` is Cancelled
-            (full refund); a Running job past `complete_by` is Expired (full refund, plus
-            the no-show penalty slashed from the provider's collateral to the user).
-    """
-    status: uint8 = job_store._load(job_id, job)
-    if status == job_store.STATUS_OPEN:
-        assert block.timestamp > job.accept_by, "job_market: acceptance window open"
-        self._cancel(job_id, job)
-    elif status == job_store.STATUS_RUNNING:
-        assert block.timestamp > job.complete_by, "job_market: job not overdue"
-        job_store._store(job_id, job, job_store.STATUS_EXPIRED)
-        market_funds._push(job.user, job.payment)
-        market_funds._release(job.provider, job.collateral, 1 << reputation.EXPIRED)
-        penalty: uint256 = market_funds._slash(
-            job.provider, job.collateral * market_params._p.noshow_penalty_bps // market_params.MAX_BPS, _REASON_NO_SHOW, job.user
-        )
-        log JobExpired(job_id=job_id, provider=job.provider, refund=job.payment, penalty=penalty)
-    else:
-        raise "job_market: job cannot expire"
-
-
-################################################################
-#                            VIEWS                             #
-################################################################
-
-@external
-@view
-def audit_rate(provider: address) -> uint256:
-    """
-    @notice Audit probability (basis points) a job accepted now by `provider` would get.
-    """
-    return self._audit_rate(provider)
-
-
-################################################################
-#                        ROLE-GATED                            #
-################################################################
-
-@external
-def set_params(new_params: IJobMarketParams.Params):
-    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
-    self._set_params(new_params)
-
-
-@external
-def pause():
-    access_control._check_role(PAUSER_ROLE, msg.sender)
-    market_params._pause()
-
-
-@external
-def unpause():
-    access_control._check_role(PAUSER_ROLE, msg.sender)
-    market_params._unpause()
 
 
 ################################################################
@@ -391,13 +359,6 @@ def _audit_rate(provider: address) -> uint256:
         staticcall IProviderRegistry(market_funds.REGISTRY).reputation_word(provider)
     )
 
-
-@internal
-def _cancel(job_id: uint256, job: IJobMarket.Job):
-    # An Open job's refund (the user cancels it, or its acceptance window passed).
-    job_store._store(job_id, job, job_store.STATUS_CANCELLED)
-    market_funds._push(job.user, job.payment)
-    log JobCancelled(job_id=job_id, user=job.user, refund=job.payment)
 
 
 @internal
@@ -470,7 +431,7 @@ def _finalize(job_id: uint256, job: IJobMarket.Job):
     usd_net: uint256 = 0
     cap: uint256 = 0
     usd_net, cap = self._close_finalized(job_id, job)
-    market_funds._pay_out(job.provider, job.payment, usd_net, cap, job.collateral, market_params._counts(job.usd_value))
+    market_funds._pay_out(job.provider, job.payment, usd_net, cap, job.collateral, market_funds._counts(job.usd_value))
 
 
 @internal
@@ -495,8 +456,3 @@ def _close_finalized(job_id: uint256, job: IJobMarket.Job) -> (uint256, uint256)
     market_funds._push(d.challenger, d.bond)
     return market_funds._settle(job_id, job, timed_out)
 
-
-@internal
-def _set_params(p: IJobMarketParams.Params):
-    market_params._set(p)
-    audit_draw._check_latency(p.challenge_window)

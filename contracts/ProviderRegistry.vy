@@ -254,12 +254,6 @@ event OfferSet:
     class_id: indexed(uint16)
     price_per_unit: uint256
 
-event CollateralLocked:
-    provider: indexed(address)
-    machine_id: indexed(uint256)
-    amount: uint256
-    locked: uint256
-
 event CollateralUnlocked:
     provider: indexed(address)
     amount: uint256
@@ -679,8 +673,8 @@ def lock_collateral(provider: address, machine_id: uint256, class_id: uint16, am
     assert staked >= self.required_stake[provider], "registry: stake below minimum"
     assert locked + amount <= staked, "registry: not enough free stake"
     locked += amount
+    # No event: the market's JobAccepted / OrderFilled carries each job's collateral (2k gas a job).
     self._set_bond(provider, staked, locked)
-    log CollateralLocked(provider=provider, machine_id=machine_id, amount=amount, locked=locked)
 
 
 @external

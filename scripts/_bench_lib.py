@@ -160,6 +160,57 @@ class Driver:
             ),
         )
 
+    def fill(self, user: Any, provider: Any, n: int, machine_id: int, name: str | None = "fill_order") -> int:
+        """The user signs an order for a $1 CPU job on `provider`'s offer; the provider fills it
+        with its result (Submitted). Returns the job id (the order's digest)."""
+        from offchain.chain.orders import order_tuple, sign_order
+
+        order = {
+            "user": user.address,
+            "provider": provider.address,
+            "class_id": CPU,
+            "spec_hash": spec_hash(n),
+            "compute_units": UNITS,
+            "price_per_unit": PRICE,
+            "max_tokens": MAX_TOKENS,
+            "accept_by": self.now() + ACCEPT_WINDOW,
+            "complete_within": COMPLETE_WITHIN,
+            "salt": n,
+        }
+        sig = sign_order(user, self.market.address, self.chain.chain_id, order)
+        tx = self.record(
+            name,
+            self.market.fill_order(order_tuple(order), sig, machine_id, result_hash(n), RESULT_URI, sender=provider),
+        )
+        return tx.decode_logs(self.market.OrderFilled)[0].job_id
+
+    def fill_batch(self, user: Any, provider: Any, first_n: int, size: int, machine_id: int) -> tuple[list[int], Any]:
+        """A batch order of `size` $1 CPU jobs, filled with results; returns (job ids, receipt)."""
+        from offchain.chain.orders import order_batch_tuple, sign_order_batch
+
+        order = {
+            "user": user.address,
+            "provider": provider.address,
+            "class_id": CPU,
+            "spec_hashes": [spec_hash(first_n + i) for i in range(size)],
+            "compute_units": [UNITS] * size,
+            "price_per_unit": PRICE,
+            "max_tokens": MAX_TOKENS * size,
+            "accept_by": self.now() + ACCEPT_WINDOW,
+            "complete_within": COMPLETE_WITHIN,
+            "salt": first_n,
+        }
+        sig = sign_order_batch(user, self.market.address, self.chain.chain_id, order)
+        results = [result_hash(first_n + i) for i in range(size)]
+        tx = self.record(
+            None,
+            self.market.fill_order_batch(
+                order_batch_tuple(order), sig, machine_id, results, RESULT_URI, sender=provider
+            ),
+        )
+        first = tx.decode_logs(self.market.OrderBatchFilled)[0].order_id
+        return [first + i for i in range(size)], tx
+
     def finalize(self, job_id: int, keeper: Any, name: str | None = "finalize") -> Any:
         self.warp_to(self.jobs[job_id]["challenge_end"] + 1)
         return self.record(name, self.market.finalize(job_id, self.t(job_id), sender=keeper))

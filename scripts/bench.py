@@ -53,6 +53,8 @@ BATCH_SIZES = (1, 10, 50)
 LIFECYCLE = ("create_job", "accept", "submit_result", "finalize")
 # A short job the provider has already run: accepted and delivered in one transaction.
 SHORT_LIFECYCLE = ("create_job", "accept_and_submit", "finalize")
+ORDER_LIFECYCLE = ("fill_order", "finalize")
+ORDER_BATCH_OPS = ("fill_order_batch", "finalize_many", "claim")
 NO_AUDITS = MarketParams(base_audit_bps=0, new_provider_audit_bps=0, bad_record_audit_bps=0)
 BATCH_OPS = ("create_jobs", "accept_jobs", "submit_results", "finalize_many", "claim")
 
@@ -132,6 +134,26 @@ def run_bench(args: argparse.Namespace, console) -> dict:
             short.append({k: int(tx.gas_used) for k, tx in txs.items()})
         gas.ops["accept_and_submit"] = [j["accept_and_submit"] for j in short]
         lifecycle_short = median([sum(j.values()) for j in short])
+        # --- signed orders: the provider's fill_order creates, escrows and submits at once --
+        # `user` pays from a prepaid deposit (the cheapest path), `user2` from its allowance.
+        drv.record("deposit", drv.market.deposit(50_000 * ONE_TOKEN, sender=user))
+        ordered: list[dict[str, int]] = []
+        by_allowance: list[dict[str, int]] = []
+        ordered_txs: list[dict[str, str]] = []
+        for n in range(args.jobs - 1):
+            for payer, rows in ((user, ordered), (user2, by_allowance)):
+                job_id = drv.fill(payer, prov, 6_000 + 2 * n + (payer is user2), machine, name=None)
+                txs = {"fill_order": drv.last, "finalize": drv.finalize(job_id, keeper, name=None)}
+                assert drv.status(job_id) == JobStatus.FINALIZED, f"order job {job_id} not finalized"
+                rows.append({k: int(tx.gas_used) for k, tx in txs.items()})
+                if payer is user:
+                    ordered_txs.append({k: tx.txn_hash for k, tx in txs.items()})
+        gas.ops["fill_order"] = [j["fill_order"] for j in ordered]
+        gas.ops["fill_order_from_allowance"] = [j["fill_order"] for j in by_allowance]
+        gas.ops["finalize_order_job"] = [j["finalize"] for j in ordered]
+        lifecycle_order = median([sum(j.values()) for j in ordered])
+        lifecycle_order_allowance = median([sum(j.values()) for j in by_allowance])
+
         # The provider's first claim pays what the loops above credited (many jobs, its claim
         # words written for the first time: cold), then a provider that claims after every single
         # job (the worst case for the claim). Steady claims after 10 and 50 jobs: the batches.
@@ -170,6 +192,24 @@ def run_bench(args: argparse.Namespace, console) -> dict:
             batches[size] = row
             batch_txs[size] = {k: tx.txn_hash for k, tx in txs.items()}
 
+        # --- batch orders: one signature, one fill for the batch (from the deposit) ----------
+        order_batches: dict[int, dict[str, int]] = {}
+        order_batch_txs: dict[int, dict[str, str]] = {}
+        for size in BATCH_SIZES:
+            ids, filled = drv.fill_batch(user, prov, next_spec, size, machine)
+            next_spec += size
+            txs = {
+                "fill_order_batch": filled,
+                "finalize_many": drv.finalize_batch(ids, keeper),
+                "claim": drv.market.claim(prov, sender=keeper),
+            }
+            assert all(drv.status(i) == JobStatus.FINALIZED for i in ids), f"order batch {size} not finalized"
+            row = {k: int(tx.gas_used) for k, tx in txs.items()}
+            row["total"] = sum(row.values())
+            row["per_job"] = row["total"] // size
+            order_batches[size] = row
+            order_batch_txs[size] = {k: tx.txn_hash for k, tx in txs.items()}
+
         # --- the other operations ---------------------------------------------------------------
         measure_other_ops(drv, deployer, prov, prov2, user, user2, keeper, machine, ops)
 
@@ -179,8 +219,8 @@ def run_bench(args: argparse.Namespace, console) -> dict:
                 provider.web3,
                 d,
                 console,
-                single_txs[-1],
-                batch_txs[BATCH_SIZES[-1]],
+                {"fill_order": ordered_txs[-1]["fill_order"], "finalize": ordered_txs[-1]["finalize"]},
+                order_batch_txs[BATCH_SIZES[-1]],
                 {
                     "deployer": deployer,
                     "provider": prov,
@@ -194,24 +234,33 @@ def run_bench(args: argparse.Namespace, console) -> dict:
 
     ops = {name: median(values) for name, values in gas.ops.items()}
     result = {
-        # The cheapest complete lifecycle with the same guarantees: create, accept_and_submit,
-        # finalize (a short job); the two-step path (accept, then submit) is reported beside it.
-        # The provider's claim (burn and mint) is not in it: one claim settles every job since the
-        # provider's last one; `_claim_per_50` adds a claim of 50 jobs' share, `_with_claim` a
-        # claim after every job (the worst case).
-        "job_lifecycle_gas": lifecycle_short,
-        "job_lifecycle_gas_claim_per_50": lifecycle_short + batches[50]["claim"] // 50,
+        # The cheapest complete lifecycle with the same guarantees: a signed order filled with
+        # its result (fill_order), then finalize. Beside it: the on-chain intake, create_job +
+        # accept_and_submit + finalize (`_create_path`), and the two-step path (accept, then
+        # submit). The provider's claim (burn and mint) is in none of them: one claim settles
+        # every job since the provider's last one; `_claim_per_50` adds a claim of 50 jobs'
+        # share, `_with_claim` a claim after every job of the create path (the worst case).
+        "job_lifecycle_gas": lifecycle_order,
+        "job_lifecycle_gas_claim_per_50": lifecycle_order + batches[50]["claim"] // 50,
+        "job_lifecycle_gas_order_from_allowance": lifecycle_order_allowance,
+        "job_lifecycle_gas_create_path": lifecycle_short,
         "job_lifecycle_gas_with_claim": lifecycle_with_claim,
         "job_lifecycle_gas_two_step": lifecycle_steady,
         "job_lifecycle_gas_first": lifecycle_first,
-        **{f"amortized_gas_batch_{s}": batches[s]["per_job"] for s in BATCH_SIZES},
+        # Batches: a batch order (fill_order_batch, finalize_many, one claim); beside it the
+        # on-chain intake (create_jobs, accept_jobs, submit_results, finalize_many, one claim).
+        **{f"amortized_gas_batch_{s}": order_batches[s]["per_job"] for s in BATCH_SIZES},
+        **{f"amortized_gas_batch_{s}_create_path": batches[s]["per_job"] for s in BATCH_SIZES},
         "ops": ops,
         "targets": dict(TARGETS),
         "anvil_version": anvil_version(),
         "git_commit": _git_commit(),
         "single_jobs": single,
         "short_jobs": short,
-        "batches": {str(s): row for s, row in batches.items()},
+        "order_jobs": ordered,
+        "order_jobs_from_allowance": by_allowance,
+        "batches": {str(s): row for s, row in order_batches.items()},
+        "batches_create_path": {str(s): row for s, row in batches.items()},
         "ops_samples": {name: list(values) for name, values in gas.ops.items()},
         "conditions": {
             "result_uri_length": len(RESULT_URI),
@@ -302,23 +351,41 @@ def render(result: dict, console) -> list[str]:
     t.add_row("[bold]single job, two-step, steady state (median)", f"{result['job_lifecycle_gas_two_step']:,}", "", "")
     for op in LIFECYCLE:
         t.add_row(f"  {op}", f"{ops[op]:,}", "", "")
-    target = result["targets"]["job_lifecycle_gas"]
-    lifecycle = f"{result['job_lifecycle_gas']:,}"
-    t.add_row("[bold]single job, short (median; claim excluded)", lifecycle, "", f"≤ {target:,}")
     short = result["short_jobs"]
+    t.add_row("[bold]single job, create path, short (median)", f"{result['job_lifecycle_gas_create_path']:,}", "", "")
     for op in SHORT_LIFECYCLE:
         t.add_row(f"  {op}", f"{median([j[op] for j in short]):,}", "", "")
-    t.add_row("  + a claim of 50 jobs' share", f"{result['job_lifecycle_gas_claim_per_50']:,}", "", "")
     t.add_row("  + a claim after every job", f"{result['job_lifecycle_gas_with_claim']:,}", "", "")
+    target = result["targets"]["job_lifecycle_gas"]
+    lifecycle = f"{result['job_lifecycle_gas']:,}"
+    t.add_row("[bold]single job, signed order (median; claim excluded)", lifecycle, "", f"≤ {target:,}")
+    for op in ORDER_LIFECYCLE:
+        t.add_row(f"  {op}", f"{median([j[op] for j in result['order_jobs']]):,}", "", "")
+    t.add_row("  + a claim of 50 jobs' share", f"{result['job_lifecycle_gas_claim_per_50']:,}", "", "")
+    t.add_row(
+        "  paid from the allowance, not a deposit", f"{result['job_lifecycle_gas_order_from_allowance']:,}", "", ""
+    )
+    for size, row in result["batches_create_path"].items():
+        t.add_section()
+        t.add_row(f"[bold]batch of {size}, create path", f"{row['total']:,}", f"{row['per_job']:,}", "")
+        for op in BATCH_OPS:
+            t.add_row(f"  {op}", f"{row[op]:,}", f"{row[op] // int(size):,}", "")
     for size, row in result["batches"].items():
         t.add_section()
         key = f"amortized_gas_batch_{size}"
         tgt = result["targets"].get(key)
-        t.add_row(f"[bold]batch of {size}", f"{row['total']:,}", f"{row['per_job']:,}", f"≤ {tgt:,}" if tgt else "")
-        for op in BATCH_OPS:
+        t.add_row(
+            f"[bold]batch order of {size}", f"{row['total']:,}", f"{row['per_job']:,}", f"≤ {tgt:,}" if tgt else ""
+        )
+        for op in ORDER_BATCH_OPS:
             t.add_row(f"  {op}", f"{row[op]:,}", f"{row[op] // int(size):,}", "")
     t.add_section()
-    skip = set(LIFECYCLE) | set(SHORT_LIFECYCLE) | {op + "_first" for op in LIFECYCLE}
+    skip = (
+        set(LIFECYCLE)
+        | set(SHORT_LIFECYCLE)
+        | {"fill_order", "finalize_order_job"}
+        | {op + "_first" for op in LIFECYCLE}
+    )
     for name in sorted(k for k in ops if k not in skip):
         n = len(result["ops_samples"][name])
         t.add_row(name + (f" (median of {n})" if n > 1 else ""), f"{ops[name]:,}", "", "")

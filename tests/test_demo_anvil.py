@@ -135,8 +135,12 @@ def _chain(anvil_url, record):
     w3 = Web3(Web3.HTTPProvider(anvil_url))
     names = {"token": "ComputeToken", "market": "JobMarket", "registry": "ProviderRegistry", "hub": "OracleHub"}
     out = {}
+    from offchain.chain.market_abi import merged_contract_type
+
     for key, name in names.items():
-        abi = [a.model_dump(by_alias=True, mode="json") for a in getattr(project, name).contract_type.abi]
+        # JobMarket's ABI with its extension's (cancel, expire, disputes, verdicts: JobFailed, ...).
+        ct = merged_contract_type(project) if name == "JobMarket" else getattr(project, name).contract_type
+        abi = [a.model_dump(by_alias=True, mode="json") for a in ct.abi]
         out[key] = w3.eth.contract(address=record["contracts"][name], abi=abi)
     return w3, out
 

@@ -36,7 +36,11 @@ def test_deploy__local__deployer_holds_operational_roles(deployment, deployer, r
         params_check,
         beacon.address,
     ]
-    assert deployment.record["constructor_args"]["JobMarket"][5] == params.as_dict()
+    ext = deployment.record["contracts"]["JobMarketExt"]
+    assert deployment.record["constructor_args"]["JobMarket"][5:] == [ext, params.as_dict()]
+    args = deployment.record["constructor_args"]
+    assert args["JobMarketExt"] == args["JobMarket"][:5]
+    assert market.EXTENSION() == ext
     # The audit draw: AuditBeacon with the default rounds, admin the deployer, no members (the
     # session deployment has no oracle operators: every audited job's round degrades).
     assert deployment.record["contracts"]["AuditBeacon"] == beacon.address == market.BEACON()
@@ -188,6 +192,7 @@ def test_deploy__local_default__seals_minters_and_wires_params_check(project, ch
     assert d.record["constructor_args"]["JobMarket"][3:] == [
         params_check.address,
         d.beacon.address,
+        d.record["contracts"]["JobMarketExt"],
         MarketParams().as_dict(),
     ]
     # The registry's job market is the market, set once.

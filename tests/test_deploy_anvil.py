@@ -53,6 +53,7 @@ def test_ape_run_deploy__records_and_does_not_redeploy__one_record_per_node(tmp_
             "ComputeToken",
             "ProviderRegistry",
             "JobMarket",
+            "JobMarketExt",
             "JobMarketParams",
             "AuditBeacon",
             "KeyDirectory",

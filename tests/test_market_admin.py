@@ -21,6 +21,7 @@ from market_helpers import (
     set_params,
 )
 
+from offchain.chain.market_abi import market_at
 from offchain.constants import MAX_BATCH, MAX_BPS, PARAM_FIELDS, JobStatus
 from offchain.params import DAY, BeaconParams
 
@@ -48,6 +49,13 @@ def beacon(deployment):
 
 def _ts(chain, tx):
     return chain.blocks[tx.block_number].timestamp
+
+
+def _deploy_market(project, deployer, token, registry, settlement, params_check, beacon, params):
+    """JobMarketExt, then JobMarket over it (as deploy_all), as one contract with both ABIs."""
+    ext = deployer.deploy(project.JobMarketExt, token, registry, settlement, params_check, beacon)
+    m = deployer.deploy(project.JobMarket, token, registry, settlement, params_check, beacon, ext, params)
+    return market_at(project, m.address)
 
 
 def _params(**changes):
@@ -150,8 +158,9 @@ def test_constructor__invalid_argument__reverts(
     else:
         args[which] = ZERO_ADDRESS
     with ape.reverts(message):
-        deployer.deploy(
-            project.JobMarket,
+        _deploy_market(
+            project,
+            deployer,
             args["token"],
             args["registry"],
             args["settlement"],
@@ -165,13 +174,13 @@ def test_constructor__valid__stores_checker_beacon_and_params(
     project, deployer, token, registry, settlement, params_check, beacon
 ):
     p = _params(min_reputation_usd=MAX_REPUTATION_USD)
-    m = deployer.deploy(project.JobMarket, token, registry, settlement, params_check, beacon, p)
+    m = _deploy_market(project, deployer, token, registry, settlement, params_check, beacon, p)
     assert m.PARAMS_CHECK() == params_check.address
     assert (m.BEACON(), m.DRAW_ROUND_SECONDS()) == (beacon.address, beacon.ROUND_SECONDS())
     assert tuple(m.params()) == p
     # Without a beacon there is no draw.
     with ape.reverts("job_market: beacon is the zero address"):
-        deployer.deploy(project.JobMarket, token, registry, settlement, params_check, ZERO_ADDRESS, p)
+        _deploy_market(project, deployer, token, registry, settlement, params_check, ZERO_ADDRESS, p)
 
 
 ################################################################
@@ -343,8 +352,8 @@ def test_set_params__challenge_window_must_outlast_the_audit_draw(
     params_check.pack(_params(challenge_window=latency))  # the checker's bounds pass
 
     def deploy(window):
-        return deployer.deploy(
-            project.JobMarket, token, registry, settlement, params_check, slow, _params(challenge_window=window)
+        return _deploy_market(
+            project, deployer, token, registry, settlement, params_check, slow, _params(challenge_window=window)
         )
 
     with ape.reverts(reason):

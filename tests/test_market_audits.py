@@ -173,7 +173,7 @@ def test_accept__new_provider__locks_collateral_for_its_audit_rate(
     assert want > floor
     e = ev(tx, market.JobAccepted)
     assert (e["collateral"], e["audit_bps"]) == (want, 3_000)
-    assert ev(tx, registry.CollateralLocked)["amount"] == want
+    assert registry.locked(provider) == want
     assert jobs[job_id]["collateral"] == want and check_job(market, job_id, jobs[job_id])
 
 

@@ -25,7 +25,7 @@ def test_job_from_chain__tampered_struct__fails_check(submitted_job, market, job
 
 
 def test_job_from_chain__unknown_job__raises_lookup_error(market):
-    with pytest.raises(LookupError, match="no JobCreated event"):
+    with pytest.raises(LookupError, match="no JobCreated or OrderFilled event"):
         job_from_chain(market, 999)
 
 

@@ -1204,15 +1204,11 @@ def test_record_attestation__too_long__reverts(reverts, registry, deployer, prov
 
 
 def test_lock_collateral__active_machine__locks_free_stake(registry, token, provider, locker, active_machine):
-    tx = registry.lock_collateral(provider, active_machine, CPU, 300 * ONE_TOKEN, sender=locker)
-    assert _one(tx, registry.CollateralLocked) == {
-        "provider": provider.address,
-        "machine_id": active_machine,
-        "amount": 300 * ONE_TOKEN,
-        "locked": 300 * ONE_TOKEN,
-    }
-    tx = registry.lock_collateral(provider, active_machine, CPU, 700 * ONE_TOKEN, sender=locker)
-    assert _one(tx, registry.CollateralLocked)["locked"] == STAKE
+    # No event: the market's JobAccepted / OrderFilled carries each job's collateral.
+    registry.lock_collateral(provider, active_machine, CPU, 300 * ONE_TOKEN, sender=locker)
+    assert registry.locked(provider) == 300 * ONE_TOKEN
+    registry.lock_collateral(provider, active_machine, CPU, 700 * ONE_TOKEN, sender=locker)
+    assert registry.locked(provider) == STAKE
     assert tuple(registry.stakes(provider)) == (STAKE, STAKE, 0, 0)
     assert registry.free_stake(provider) == 0
     assert token.balanceOf(registry) == STAKE  # locking moves no tokens

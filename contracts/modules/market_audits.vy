@@ -118,7 +118,7 @@ def post_verdict(job_id: uint256, job: IJobMarket.Job, valid: bool):
             market_funds._push(job.provider, d.bond)
         # The audit's record now; the collateral and the completed count with the next claim.
         market_funds._release(job.provider, 0, record)
-        market_funds._pay_out(job.provider, job.payment, usd_net, cap, job.collateral, market_params._counts(job.usd_value))
+        market_funds._pay_out(job.provider, job.payment, usd_net, cap, job.collateral, market_funds._counts(job.usd_value))
         return
 
     job_store._store(job_id, job, job_store.STATUS_FAILED)

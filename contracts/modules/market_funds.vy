@@ -42,10 +42,17 @@ _claimed: HashMap[address, uint256]
 # (docs/ECONOMICS.md, "Settlement"); until then the collateral stays locked, never less.
 _pending: HashMap[address, uint256]
 
-# Escrow (fees included) of every job finalized: what the claims burn, counted when the job is
-# credited. Emissions tapers on it (the "customer burns"), so the taper does not depend on when
-# providers claim (delaying burns into fewer epochs would raise the convex taper's budget).
-total_burned: public(uint256)
+# Low 128 bits: the escrow (fees included) of every job finalized, what the claims burn, counted
+# when the job is credited (`total_burned`). Emissions tapers on it (the "customer burns"), so the
+# taper does not depend on when providers claim (delaying burns into fewer epochs would raise the
+# convex taper's budget). High 128 bits: a copy of the parameter `min_reputation_usd` (set with
+# the parameters), which every finalize reads too: one cold read for both, not two.
+_burns: uint256
+
+# user -> tokens prepaid for signed orders (JobMarketExt: `deposit`, `withdraw_deposit`). A fill
+# draws the payment from here when it covers it (one warm word, not a token transfer), else from
+# the user's allowance.
+deposits: public(HashMap[address, uint256])
 
 _MASK_128: constant(uint256) = 2**128 - 1
 _MASK_104: constant(uint256) = 2**104 - 1
@@ -165,7 +172,45 @@ def _pay_out(provider: address, burned: uint256, usd_net: uint256, cap: uint256,
         | convert(convert(((p >> 104) & _MASK_104) + collateral, uint104), uint256) << 104
         | convert(convert((p & _MASK_104) + burned, uint104), uint256)
     )
-    self.total_burned += burned
+    b: uint256 = self._burns
+    # convert() reverts past 2**128 - 1 wei (3.4e20 tokens) burned in all: never reached.
+    self._burns = (b >> 128) << 128 | convert(convert((b & _MASK_128) + burned, uint128), uint256)
+
+
+@external
+@view
+def total_burned() -> uint256:
+    """
+    @notice The escrow (fees included) of every job finalized so far: what the providers'
+            claims burn (Emissions' taper input).
+    """
+    return self._burns & _MASK_128
+
+
+@internal
+@view
+def _counts(usd_value: uint256) -> uint256:
+    # 1 when a finalized job of `usd_value` counts as `completed` (the reputation increment):
+    # worth at least `min_reputation_usd`.
+    if usd_value >= self._burns >> 128:
+        return 1
+    return 0
+
+
+@internal
+def _set_min_reputation(min_reputation_usd: uint256):
+    # With every parameter set (JobMarketParams bounds it below 2**128).
+    self._burns = min_reputation_usd << 128 | (self._burns & _MASK_128)
+
+
+@internal
+def _take(owner: address, amount: uint256):
+    # A signed order's escrow: from the owner's deposit when it covers `amount`, else its allowance.
+    d: uint256 = self.deposits[owner]
+    if d >= amount:
+        self.deposits[owner] = unsafe_sub(d, amount)
+    else:
+        self._pull(owner, amount)
 
 
 @internal

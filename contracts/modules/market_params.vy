@@ -149,17 +149,14 @@ def _challenge_window() -> uint256:
 def _check_windows(accept_window: uint256, complete_within: uint256):
     assert accept_window >= self._hot(hot_params.MIN_ACCEPT_WINDOW_SHIFT, hot_params.MASK_24), "job_market: accept window too short"
     assert accept_window <= self._hot(hot_params.MAX_ACCEPT_WINDOW_SHIFT, hot_params.MASK_24), "job_market: accept window too long"
-    assert complete_within >= self._hot(hot_params.MIN_COMPLETE_WITHIN_SHIFT, hot_params.MASK_24), "job_market: completion time too short"
-    assert complete_within <= self._hot(hot_params.MAX_COMPLETE_WITHIN_SHIFT, hot_params.MASK_24), "job_market: completion time too long"
+    self._check_complete_within(complete_within)
 
 
 @internal
 @view
-def _counts(usd_value: uint256) -> uint256:
-    # 1 when a finalized job of `usd_value` counts as `completed` (the reputation increment).
-    if usd_value >= self._p.min_reputation_usd:
-        return 1
-    return 0
+def _check_complete_within(complete_within: uint256):
+    assert complete_within >= self._hot(hot_params.MIN_COMPLETE_WITHIN_SHIFT, hot_params.MASK_24), "job_market: completion time too short"
+    assert complete_within <= self._hot(hot_params.MAX_COMPLETE_WITHIN_SHIFT, hot_params.MASK_24), "job_market: completion time too long"
 
 
 @internal

@@ -26,6 +26,7 @@ from offchain.chain.deploy import (
     deployment_path,
     load_record,
 )
+from offchain.chain.market_abi import market_at
 
 DEPLOYMENT_ENV = "GPUNET_DEPLOYMENT"
 DEFAULT_LOCAL_RPC = "http://127.0.0.1:8545"
@@ -185,7 +186,7 @@ def connect(network_choice: str, *, deployment: str | Path | None = None, rpc: s
                 record=record,
                 token=project.ComputeToken.at(c["ComputeToken"]),
                 registry=project.ProviderRegistry.at(c["ProviderRegistry"]),
-                market=project.JobMarket.at(c["JobMarket"]),
+                market=market_at(project, c["JobMarket"]),
                 hub=project.OracleHub.at(c["OracleHub"]),
                 chain=chain,
                 price_feed=project.PriceFeed.at(c["PriceFeed"]) if "PriceFeed" in c else None,

@@ -16,6 +16,7 @@ from typing import Any
 
 from eth_utils import keccak
 
+from offchain.chain.market_abi import market_at
 from offchain.constants import ONE_TOKEN
 from offchain.params import (
     GPU_CLASSES,
@@ -222,16 +223,28 @@ def deploy_all(
     txs["AuditBeacon"] = beacon.txn_hash
     for op in operators or []:
         beacon.add_member(op, **sender)
-    market = deployer.deploy(
+    # JobMarket's paths off the job's hot path, run at JobMarket's address (delegatecall).
+    market_ext = deployer.deploy(
+        project.JobMarketExt,
+        token.address,
+        registry.address,
+        settlement.address,
+        params_check.address,
+        beacon.address,
+    )
+    txs["JobMarketExt"] = market_ext.txn_hash
+    deployed = deployer.deploy(
         project.JobMarket,
         token.address,
         registry.address,
         settlement.address,
         params_check.address,
         beacon.address,
+        market_ext.address,
         params.as_tuple(),
     )
-    txs["JobMarket"] = market.txn_hash
+    txs["JobMarket"] = deployed.txn_hash
+    market = market_at(project, deployed.address, deployed.txn_hash)
     settlement.set_job_market(market.address, **sender)
     token.set_minter(settlement.address, True, **sender)
     # One permanent wei in JobMarket: settlement burns every escrow, so without it the market's
@@ -296,6 +309,7 @@ def deploy_all(
         "PriceFeed": price_feed.address,
         "Settlement": settlement.address,
         "JobMarketParams": params_check.address,
+        "JobMarketExt": market_ext.address,
         "AuditBeacon": beacon.address,
         "KeyDirectory": key_directory.address,
     }
@@ -312,12 +326,20 @@ def deploy_all(
             "JobMarketParams": [],
             "AuditBeacon": list(beacon_params.as_tuple()),
             "KeyDirectory": [],
+            "JobMarketExt": [
+                token.address,
+                registry.address,
+                settlement.address,
+                params_check.address,
+                beacon.address,
+            ],
             "JobMarket": [
                 token.address,
                 registry.address,
                 settlement.address,
                 params_check.address,
                 beacon.address,
+                market_ext.address,
                 params.as_dict(),
             ],
             "OracleHub": [

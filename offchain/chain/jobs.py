@@ -14,6 +14,8 @@ from offchain.constants import JOB_FIELDS
 # Every JobMarket event of a job, in its lifecycle order (the job_id is indexed in each).
 MARKET_EVENTS = (
     "JobCreated",
+    "OrderFilled",
+    "OrderJobFilled",
     "JobAccepted",
     "ResultSubmitted",
     "JobDisputed",
@@ -22,6 +24,7 @@ MARKET_EVENTS = (
     "JobFailed",
     "JobCancelled",
     "JobExpired",
+    "OrderCancelled",
 )
 ZERO_ADDRESS = "0x" + "00" * 20
 ZERO_BYTES32 = b"\x00" * 32
@@ -56,6 +59,52 @@ def job_from_created(log: Any) -> dict:
         "audit_bps": 0,
         "draw_round": 0,
     }
+
+
+def job_from_filled(log: Any) -> dict:
+    """The Job as a provider filled its signed order, from an OrderFilled event (Running, or
+    Submitted when the fill carried a result)."""
+    return {
+        "user": _get(log, "user"),
+        "provider": _get(log, "provider"),
+        **{f: _get(log, f) for f in JOB_FIELDS if f not in ("user", "provider")},
+    }
+
+
+def job_from_batch(batch: Any, log: Any) -> dict:
+    """A batch order's job, from its OrderJobFilled and the batch's OrderBatchFilled."""
+    return {
+        "user": _get(batch, "user"),
+        "provider": _get(batch, "provider"),
+        "machine_id": _get(batch, "machine_id"),
+        "class_id": _get(batch, "class_id"),
+        "spec_hash": _get(log, "spec_hash"),
+        "compute_units": _get(log, "compute_units"),
+        "payment": _get(log, "payment"),
+        "usd_value": _get(batch, "price_per_unit") * _get(log, "compute_units"),
+        "collateral": _get(log, "collateral"),
+        "fee_bps": _get(batch, "fee_bps"),
+        "accept_by": _get(batch, "accept_by"),
+        "complete_within": _get(batch, "complete_within"),
+        "complete_by": _get(batch, "complete_by"),
+        "result_hash": _get(log, "result_hash"),
+        "challenge_end": _get(batch, "challenge_end"),
+        "audit_bps": _get(batch, "audit_bps"),
+        "draw_round": _get(batch, "draw_round"),
+    }
+
+
+def _batch_jobs(batches: list, job_logs: list) -> list[tuple[int, int, dict]]:
+    # (log index, job id, job) of batch order jobs: each OrderJobFilled belongs to the
+    # OrderBatchFilled that follows it in the same transaction.
+    out = []
+    for log in job_logs:
+        batch = min(
+            (b for b in batches if b.transaction_hash == log.transaction_hash and b.log_index > log.log_index),
+            key=lambda b: b.log_index,
+        )
+        out.append((log.log_index, log.job_id, job_from_batch(batch, log)))
+    return out
 
 
 def apply_event(job: dict, event_name: str, log: Any) -> dict:
@@ -115,9 +164,22 @@ def job_from_chain(market: Any, job_id: int, start_block: int = 0, stop_block: i
         # ape reads range(start, None) as range(0, start): always pass an explicit stop.
         stop_block = market.chain_manager.blocks.height + 1
     created = list(market.JobCreated.range(start_block, stop_block, search_topics=search))
-    if not created:
-        raise LookupError(f"job {job_id}: no JobCreated event found (wrong deployment or start block?)")
-    job = job_from_created(created[0])
+    if created:
+        job = job_from_created(created[0])
+    else:
+        # A signed order's job begins with its fill (its id is the order's digest).
+        filled = list(market.OrderFilled.range(start_block, stop_block, search_topics=search))
+        in_batch = [] if filled else list(market.OrderJobFilled.range(start_block, stop_block, search_topics=search))
+        if filled:
+            job = job_from_filled(filled[0])
+        elif in_batch:
+            block = in_batch[0].block_number
+            batches = list(market.OrderBatchFilled.range(block, block + 1))
+            job = _batch_jobs(batches, in_batch[:1])[0][2]
+        else:
+            raise LookupError(
+                f"job {job_id}: no JobCreated or OrderFilled event found (wrong deployment or start block?)"
+            )
     events: list[tuple[int, int, str, Any]] = []
     for name in ("JobAccepted", "ResultSubmitted"):
         for log in getattr(market, name).range(start_block, stop_block, search_topics=search):
@@ -132,8 +194,13 @@ def job_from_chain(market: Any, job_id: int, start_block: int = 0, stop_block: i
 
 
 def jobs_from_receipt(market: Any, receipt: Any) -> list[tuple[int, dict]]:
-    """(job_id, job) for every JobCreated in a receipt, in order."""
-    return [(log.job_id, job_from_created(log)) for log in receipt.decode_logs(market.JobCreated)]
+    """(job_id, job) for every job a receipt created (JobCreated, OrderFilled, OrderJobFilled), in order."""
+    logs = [(log.log_index, log.job_id, job_from_created(log)) for log in receipt.decode_logs(market.JobCreated)]
+    logs += [(log.log_index, log.job_id, job_from_filled(log)) for log in receipt.decode_logs(market.OrderFilled)]
+    batch_jobs = receipt.decode_logs(market.OrderJobFilled)
+    if batch_jobs:
+        logs += _batch_jobs(receipt.decode_logs(market.OrderBatchFilled), batch_jobs)
+    return [(job_id, job) for _, job_id, job in sorted(logs, key=lambda e: e[0])]
 
 
 def update_from_receipt(market: Any, jobs: dict[int, dict], receipt: Any) -> None:

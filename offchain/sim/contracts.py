@@ -32,6 +32,7 @@ from offchain.params import (
     OracleParams,
     PriceFeedParams,
 )
+from offchain.sim.market_boa import deploy_market
 from offchain.sim.model import N_OPERATORS, SETTLEMENT_MAX_AGE, THRESHOLD, Operator
 from offchain.sim.scenario import ClassEcon
 
@@ -117,8 +118,8 @@ def deploy_contracts(
     beacon = load(CONTRACTS / "AuditBeacon.vy", *beacon_params.as_tuple())
     for o in operators:
         beacon.add_member(o.address)
-    mk = load(
-        CONTRACTS / "JobMarket.vy",
+    mk = deploy_market(
+        CONTRACTS,
         tok.address,
         reg.address,
         settlement.address,

@@ -155,8 +155,17 @@ from offchain.chain.beacon import (
 )
 from offchain.chain.deploy import MARKET_DUST
 from offchain.chain.jobs import check_job
+from offchain.chain.orders import (
+    order_batch_id,
+    order_batch_tuple,
+    order_id,
+    order_tuple,
+    sign_order,
+    sign_order_batch,
+)
 from offchain.constants import JOB_FIELDS, MAX_BPS, ONE_TOKEN, REPUTATION_FIELDS, JobStatus, MachineStatus
 from offchain.params import GPU_CLASSES, UNBONDING_PERIOD_SECONDS, MarketParams, PriceFeedParams
+from offchain.sim.market_boa import deploy_market
 
 REPO = Path(__file__).resolve().parents[2]
 # FUZZ_CONTRACTS points the fuzzer at another copy of contracts/ (e.g. a mutant, to check that it is caught).
@@ -171,6 +180,8 @@ MAX_REPUTATION_USD = 10**24  # JobMarketParams.MAX_REPUTATION_USD
 REP = {name: i for i, name in enumerate(REPUTATION_FIELDS)}
 # The permit signer's key (a throwaway key: it signs EIP-2612 permits on the test chain only).
 SIGNER_KEY = keccak(b"gpunet stateful fuzz permit signer")
+# The order user's key: it signs job orders (EIP-712, JobMarket's domain) and approved JobMarket.
+ORDER_KEY = keccak(b"gpunet stateful fuzz order user")
 PERMIT_TYPEHASH = keccak(b"Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)")
 
 CPU = 1
@@ -440,8 +451,8 @@ def world() -> SimpleNamespace:
     beacon = deploy_beacon(CONTRACTS, ROUND_SECONDS, REVEAL_WINDOW, commitments)
     spare = Account.from_key(SPARE_KEY).address
     member_keys = {op.address: op.key for op in ops} | {spare: SPARE_KEY}
-    mk = boa.load(
-        str(CONTRACTS / "JobMarket.vy"),
+    mk = deploy_market(
+        CONTRACTS,
         tok.address,
         reg.address,
         settlement.address,
@@ -483,6 +494,10 @@ def world() -> SimpleNamespace:
             tok.approve(reg.address, MAX_UINT)
             tok.approve(mk.address, MAX_UINT)
     tok.mint(signer, USER_MINT)  # no approval: it pays with permits
+    orderer = Account.from_key(ORDER_KEY).address
+    tok.mint(orderer, USER_MINT)
+    with boa.env.prank(orderer):
+        tok.approve(mk.address, MAX_UINT)
     machines = {}
     for pi, cls, gpus in MACHINES:
         p = providers[pi]
@@ -525,6 +540,7 @@ def world() -> SimpleNamespace:
         slasher=slasher,
         second=second,
         signer=signer,
+        orderer=orderer,
         permit_domain=bytes(tok.DOMAIN_SEPARATOR()),
         machines=machines,
     )
@@ -618,6 +634,13 @@ class Model:
     params: MarketParams = field(default_factory=MarketParams)
     paused: bool = False
     jobs: list = field(default_factory=list)
+    # On-chain job id -> index in `jobs` (create_job ids count 1, 2, ...; a signed order's job
+    # takes the order's digest), and how many jobs create_job(s) made (JobMarket.job_count).
+    ids: dict = field(default_factory=dict)
+    created: int = 0
+    # JobMarket.deposits (prepaid tokens for signed orders), by user; order ids cancelled unfilled.
+    deposits: dict = field(default_factory=dict)
+    cancelled: set = field(default_factory=set)
     # PriceFeed: the last round id, its answer (USD per token, 8 decimals) and its block time.
     round: int = 0
     answer: int = 0
@@ -771,7 +794,7 @@ class MarketMachine(RuleBasedStateMachine):
         self._rules_run = 0
         self._drained = False
         self.actors = w.users + w.providers + [w.outsider, w.admin]
-        self.tracked = self.actors + [w.signer, w.bystander, w.slasher, w.second, str(self.mk.address)]
+        self.tracked = self.actors + [w.signer, w.orderer, w.bystander, w.slasher, w.second, str(self.mk.address)]
         self.tracked.append(str(self.reg.address))
         self.tracked.append(str(w.hub.address))  # the operators' stake: constant here
         m = self.m = Model(bal={a: self.tok.balanceOf(a) for a in self.tracked}, minted=self.tok.totalSupply())
@@ -791,6 +814,9 @@ class MarketMachine(RuleBasedStateMachine):
         self._user_gain: int | None = None
         # The JobFinalized events the model expects from the call being made (see _check_finalized).
         self._want_finalized: list = []
+        # Orders the order user signed this example, (order, is a batch): for replays and cancels.
+        self._orders: list = []
+        self._order_salt = 0
         for a in self.actors:
             m.rep[a] = list(self.reg.reputation(a))
             assert m.rep[a] == [0] * len(REPUTATION_FIELDS)
@@ -958,7 +984,7 @@ class MarketMachine(RuleBasedStateMachine):
         mode, idx = ref
         jobs = self.m.jobs
         if mode == "unknown" or not jobs:
-            jid = (0, len(jobs) + 1, len(jobs) + 2, MAX_UINT)[idx % 4]
+            jid = (0, self.m.created + 1, self.m.created + 2, MAX_UINT)[idx % 4]
             tup = jobs[idx % len(jobs)].tup() if jobs else UNKNOWN_JOB
             return jid, None, tup
         if mode == "tampered":
@@ -977,10 +1003,19 @@ class MarketMachine(RuleBasedStateMachine):
         j = pool[idx % len(pool)]
         return j.id, j, j.tup()
 
+    def _job(self, jid: int) -> MJob | None:
+        i = self.m.ids.get(jid)
+        return None if i is None else self.m.jobs[i]
+
+    def _add_job(self, jid: int, f: dict, status: JobStatus) -> MJob:
+        self.m.ids[jid] = len(self.m.jobs)
+        self.m.jobs.append(MJob(jid, f, status))
+        return self.m.jobs[-1]
+
     def _load(self, jid: int, tup: tuple) -> tuple[str | None, MJob | None]:
-        if not 1 <= jid <= len(self.m.jobs):
+        j = self._job(jid)
+        if j is None:
             return "job_market: unknown job", None
-        j = self.m.jobs[jid - 1]
         if tuple(tup) != j.tup():
             return "job_market: job data mismatch", None
         return None, j
@@ -1114,7 +1149,7 @@ class MarketMachine(RuleBasedStateMachine):
         # The collateral of those jobs is released and the counted ones recorded as completed.
         release, counted = self.m.pending.pop(p)
         for jid in counted:
-            self.m.jobs[jid - 1].counted = True
+            self._job(jid).counted = True
         self._bump(p, "completed", len(counted))
         self._unlock(p, release)
         price = self.m.answer if self._fresh() else 0
@@ -1178,7 +1213,8 @@ class MarketMachine(RuleBasedStateMachine):
             audit_bps=0,
             draw_round=0,
         )
-        self.m.jobs.append(MJob(len(self.m.jobs) + 1, f, JobStatus.OPEN))
+        self.m.created += 1
+        self._add_job(self.m.created, f, JobStatus.OPEN)
         return None
 
     def _price(self, provider, cls, max_price, aw, cw) -> tuple[str | None, int]:
@@ -1372,12 +1408,12 @@ class MarketMachine(RuleBasedStateMachine):
                 return "pausable: contract is paused"
             return self._create_core(u, provider, cls, spec, units, max_price, aw, cw, max_tokens)
 
-        n = len(self.m.jobs)
+        n = self.m.created
         reason = self._atomic(sim)
         args = (provider, cls, spec, units, max_price, aw, cw, max_tokens)
         out = self._exec("create_job", u, reason, self.mk.create_job, *args)
         if reason is None:
-            assert out == n + 1 == len(self.m.jobs)
+            assert out == n + 1 == self.m.created
         return reason
 
     def act_create_with_permit(self, u, args: tuple, permit: tuple, signed: tuple):
@@ -1398,11 +1434,11 @@ class MarketMachine(RuleBasedStateMachine):
                 return "pausable: contract is paused"
             return self._create_core(u, *args)
 
-        n = len(self.m.jobs)
+        n = self.m.created
         reason = self._atomic(sim)
         out = self._exec("create_job_with_permit", u, reason, self.mk.create_job_with_permit, *args, *permit)
         if reason is None:
-            assert out == n + 1 == len(self.m.jobs)
+            assert out == n + 1 == self.m.created
         return reason
 
     def act_create_many(self, u, provider, cls, specs, units, max_price, aw, cw, max_tokens=MAX_UINT):
@@ -1429,7 +1465,7 @@ class MarketMachine(RuleBasedStateMachine):
                 return "job_market: payment above max tokens"
             return self._pull(u, total)
 
-        n = len(self.m.jobs)
+        n = self.m.created
         reason = self._atomic(sim)
         args = (provider, cls, specs, units, max_price, aw, cw, max_tokens)
         out = self._exec("create_jobs", u, reason, self.mk.create_jobs, *args)
@@ -1444,7 +1480,7 @@ class MarketMachine(RuleBasedStateMachine):
             reason = self._accept_core(q, jid, tup, mid)
             if reason:
                 return reason
-            j = self.m.jobs[jid - 1]
+            j = self._job(jid)
             return self._lock(q, mid, j.f["class_id"], j.f["collateral"])
 
         reason = self._atomic(sim)
@@ -1465,7 +1501,7 @@ class MarketMachine(RuleBasedStateMachine):
                 reason = self._accept_core(q, jid, tup, mid)
                 if reason:
                     return reason
-                total += self.m.jobs[jid - 1].f["collateral"]  # as raised for q's audit rate
+                total += self._job(jid).f["collateral"]  # as raised for q's audit rate
                 if total > MAX_UINT:
                     return OVERFLOW
             return self._lock(q, mid, cls, total)
@@ -1484,7 +1520,7 @@ class MarketMachine(RuleBasedStateMachine):
             reason = self._accept_core(q, jid, tup, mid)
             if reason:
                 return reason
-            j = self.m.jobs[jid - 1]
+            j = self._job(jid)
             return self._submitted(j, result) or self._lock(q, mid, j.f["class_id"], j.f["collateral"])
 
         reason = self._atomic(sim)
@@ -1719,6 +1755,223 @@ class MarketMachine(RuleBasedStateMachine):
         self._exec("cancel", sender, reason, self.mk.cancel, jid, tup)
         return reason
 
+    # ------------------------------------------------------------------ signed orders (model)
+
+    def _take(self, owner: str, amount: int) -> str | None:
+        """market_funds._take: the owner's deposit when it covers `amount`, else its allowance."""
+        d = self.m.deposits.get(owner, 0)
+        if d >= amount:
+            self.m.deposits[owner] = d - amount
+            STATS["~order paid from the deposit"] += 1
+            return None
+        return self._pull(owner, amount)
+
+    def _order_job(
+        self,
+        q: str,
+        mid: int,
+        order: dict,
+        jid: int,
+        units: int,
+        spec: bytes,
+        unit_tokens: int,
+        audit_bps: int,
+        result: bytes,
+        submitted: bool,
+        challenge_end: int,
+        draw_round: int,
+    ):
+        """One job of a fill: (reason, job fields) with job_orders' checks after the price."""
+        p = self.m.params
+        payment = unit_tokens * units
+        if payment > MAX_UINT:
+            return OVERFLOW, None
+        return None, dict(
+            user=order["user"], provider=q, machine_id=mid, class_id=order["class_id"], spec_hash=spec,
+            compute_units=units, payment=payment, usd_value=order["price_per_unit"] * units, collateral=0,
+            fee_bps=p.fee_bps, accept_by=order["accept_by"], complete_within=order["complete_within"],
+            complete_by=self.now + order["complete_within"], result_hash=result if submitted else ZERO32,
+            challenge_end=challenge_end, audit_bps=audit_bps, draw_round=draw_round,
+        )  # fmt: skip
+
+    def _collateral_of(self, f: dict) -> str | None:
+        """Sets the job's collateral (the floor raised for its audit rate): OVERFLOW if it overflows."""
+        if f["usd_value"] > MAX_UINT:
+            return OVERFLOW
+        if f["payment"] * self.m.params.collateral_bps + MAX_BPS - 1 > MAX_UINT:
+            return OVERFLOW
+        floor = (f["payment"] * self.m.params.collateral_bps + MAX_BPS - 1) // MAX_BPS
+        c = self._required_collateral(f["payment"], floor, f["audit_bps"])
+        if c is None:
+            return OVERFLOW
+        f["collateral"] = c
+        return None
+
+    def _order_head(self, q: str, order: dict, sig_ok: bool) -> str | None:
+        if self.m.paused:
+            return "pausable: contract is paused"
+        if self.now > order["accept_by"]:
+            return "job_market: order expired"
+        if order["provider"] != ZERO and q != order["provider"]:
+            return "job_market: order is for another provider"
+        return None
+
+    def _order_terms(self, order: dict) -> tuple[str | None, int]:
+        """The price checks of a fill after its signature and slot: (reason, tokens per unit)."""
+        if order["price_per_unit"] == 0:
+            return "job_market: price is zero", 0
+        p = self.m.params
+        if order["complete_within"] < p.min_complete_within:
+            return "job_market: completion time too short", 0
+        if order["complete_within"] > p.max_complete_within:
+            return "job_market: completion time too long", 0
+        return self._unit_tokens(order["price_per_unit"])
+
+    def act_fill(self, q: str, order: dict, sig: bytes, sig_ok: bool, mid: int, result: bytes) -> str | None:
+        """JobMarket.fill_order (modules/job_orders.vy `_fill`, then the collateral lock)."""
+        oid = order_id(self.market, self.w.chain_id, order)
+
+        def sim():
+            reason = self._order_head(q, order, sig_ok)
+            if reason:
+                return reason
+            if not sig_ok:
+                return "job_market: bad order signature"
+            if oid in self.m.ids or oid in self.m.cancelled:
+                return "job_market: order filled or cancelled"
+            if order["spec_hash"] == ZERO32:
+                return "job_market: spec hash is empty"
+            if order["compute_units"] == 0:
+                return "job_market: compute units is zero"
+            reason, unit_tokens = self._order_terms(order)
+            if reason:
+                return reason
+            if unit_tokens * order["compute_units"] > MAX_UINT:
+                return OVERFLOW
+            if unit_tokens * order["compute_units"] > order["max_tokens"]:
+                return "job_market: payment above max tokens"
+            submitted = result != ZERO32
+            challenge_end = self.now + self.m.params.challenge_window if submitted else 0
+            draw_round = self._round_now() + 1 if submitted else 0
+            _, f = self._order_job(q, mid, order, oid, order["compute_units"], order["spec_hash"], unit_tokens,
+                                   self._audit_rate(q), result, submitted, challenge_end, draw_round)  # fmt: skip
+            reason = self._collateral_of(f)
+            if reason:
+                return reason
+            self._add_job(oid, f, JobStatus.SUBMITTED if submitted else JobStatus.RUNNING)
+            return self._take(order["user"], f["payment"]) or self._lock(q, mid, order["class_id"], f["collateral"])
+
+        reason = self._atomic(sim)
+        out = self._exec("fill_order", q, reason, self.mk.fill_order, order_tuple(order), sig, mid, result, "ipfs://o")
+        if reason is None:
+            assert out == oid
+        return reason
+
+    def act_fill_batch(self, q: str, order: dict, sig: bytes, sig_ok: bool, mid: int, results: list) -> str | None:
+        """JobMarketExt.fill_order_batch (job_orders `_fill_batch`, then one collateral lock)."""
+        oid = order_batch_id(self.market, self.w.chain_id, order)
+
+        def sim():
+            reason = self._order_head(q, order, sig_ok)
+            if reason:
+                return reason
+            specs, units = order["spec_hashes"], order["compute_units"]
+            if not specs:
+                return "job_market: empty batch"
+            if len(specs) != len(units):
+                return "job_market: length mismatch"
+            submitted = bool(results)
+            if submitted and len(results) != len(specs):
+                return "job_market: length mismatch"
+            challenge_end = self.now + self.m.params.challenge_window if submitted else 0
+            draw_round = self._round_now() + 1 if submitted else 0
+            if not sig_ok:
+                return "job_market: bad order signature"
+            reason, unit_tokens = self._order_terms(order)
+            if reason:
+                return reason
+            audit_bps = self._audit_rate(q)
+            total = collateral = 0
+            for i, (spec, n) in enumerate(zip(specs, units, strict=True)):
+                jid = oid + i
+                if jid > MAX_UINT:
+                    return OVERFLOW
+                if jid in self.m.ids or jid in self.m.cancelled:
+                    return "job_market: order filled or cancelled"
+                if spec == ZERO32:
+                    return "job_market: spec hash is empty"
+                if n == 0:
+                    return "job_market: compute units is zero"
+                result = results[i] if submitted else ZERO32
+                reason, f = self._order_job(q, mid, order, jid, n, spec, unit_tokens, audit_bps, result, submitted,
+                                            challenge_end, draw_round)  # fmt: skip
+                reason = reason or self._collateral_of(f)
+                if reason:
+                    return reason
+                if submitted and result == ZERO32:
+                    return "job_market: result hash is empty"
+                self._add_job(jid, f, JobStatus.SUBMITTED if submitted else JobStatus.RUNNING)
+                total += f["payment"]
+                collateral += f["collateral"]
+                if total > MAX_UINT or collateral > MAX_UINT:
+                    return OVERFLOW
+            if total > order["max_tokens"]:
+                return "job_market: payment above max tokens"
+            return self._take(order["user"], total) or self._lock(q, mid, order["class_id"], collateral)
+
+        reason = self._atomic(sim)
+        args = (order_batch_tuple(order), sig, mid, results, "ipfs://batch")
+        out = self._exec("fill_order_batch", q, reason, self.mk.fill_order_batch, *args)
+        if reason is None:
+            assert out == oid
+        return reason
+
+    def act_cancel_order(self, sender: str, order: dict, batch: bool) -> str | None:
+        oid = (order_batch_id if batch else order_id)(self.market, self.w.chain_id, order)
+
+        def sim():
+            if sender != order["user"]:
+                return "job_market: caller is not the user"
+            if oid in self.m.ids or oid in self.m.cancelled:
+                return "job_market: order filled or cancelled"
+            self.m.cancelled.add(oid)
+            return None
+
+        reason = self._atomic(sim)
+        if batch:
+            self._exec("cancel_order_batch", sender, reason, self.mk.cancel_order_batch, order_batch_tuple(order))
+        else:
+            self._exec("cancel_order", sender, reason, self.mk.cancel_order, order_tuple(order))
+        return reason
+
+    def act_deposit(self, a: str, amount: int) -> str | None:
+        def sim():
+            if amount == 0:
+                return "job_market: amount is zero"
+            reason = self._pull(a, amount)
+            if reason is None:
+                self.m.deposits[a] = self.m.deposits.get(a, 0) + amount
+            return reason
+
+        reason = self._atomic(sim)
+        self._exec("deposit", a, reason, self.mk.deposit, amount)
+        return reason
+
+    def act_withdraw_deposit(self, a: str, amount: int) -> str | None:
+        def sim():
+            d = self.m.deposits.get(a, 0)
+            if amount == 0:
+                return "job_market: amount is zero"
+            if amount > d:
+                return "job_market: amount above deposit"
+            self.m.deposits[a] = d - amount
+            self._xfer(self.market, a, amount)
+            return None
+
+        reason = self._atomic(sim)
+        self._exec("withdraw_deposit", a, reason, self.mk.withdraw_deposit, amount)
+        return reason
+
     def act_stake(self, p, amount):
         def sim():
             if amount == 0:
@@ -1936,7 +2189,7 @@ class MarketMachine(RuleBasedStateMachine):
             self.act_create(user, provider, cls, bytes([i + 1]) * 32, units, price, 3600 * (i + 1), 3600)
         for i, jid in enumerate([j.id for j in self._live()]):
             for k in range((stage + i) % 5):
-                if self.m.jobs[jid - 1].status in LIVE:
+                if self._job(jid).status in LIVE:
                     self._advance(jid, choice + i + k)
 
     # ------------------------------------------------------------------ staking rules
@@ -2333,6 +2586,183 @@ class MarketMachine(RuleBasedStateMachine):
         )
         self.act_create_with_permit(user, args, (value, deadline, v, r, s_), signed)
 
+    # ------------------------------------------------------------------ signed-order rules
+
+    def _order(self, to, cls, size, psel, cw, expiry, slip, spec=b"\x0c" * 32) -> dict:
+        """A job order from the order user (its key signs), for provider `to` (or an open order)."""
+        _, provider, max_price, units, _ = self._create_args(0, to, cls, size, psel, user=self.w.orderer)
+        p = self.m.params
+        self._order_salt += 1
+        return {
+            "user": self.w.orderer,
+            "provider": provider,
+            "class_id": cls,
+            "spec_hash": spec,
+            "compute_units": units,
+            "price_per_unit": max_price,
+            "max_tokens": self._max_tokens(slip, max_price, [units]),
+            "accept_by": {"ok": self.now + 3600, "at": self.now, "past": self.now - 1}[expiry],
+            "complete_within": self._window(cw, p.min_complete_within, p.max_complete_within),
+            "salt": self._order_salt,
+        }
+
+    def _good_order(self, qi: int, to: int) -> tuple:
+        """Arguments of `_order` for an order provider `qi % 3` (named, or open when `to` > 2) can
+        fill on one of its machines: (to, cls, size, psel, how, expiry, cw, slip, fresh, again,
+        well_formed)."""
+        pi = qi % 3
+        cls = next(c for (p, c, _) in MACHINES if p == pi)
+        return (pi if to <= 2 else 4), cls, 100, 0, "valid", "ok", "hour", "any", True, False, True
+
+    def _filler(self, order: dict, qi: int, cls: int, well_formed: bool, mid: int) -> tuple[str, int]:
+        """Who fills: well formed, the provider named (for an open order, one with a machine of the
+        class), on its machine of the class; else any provider or the outsider, on machine `mid`."""
+        if not well_formed:
+            return (self.w.providers + [self.w.outsider])[qi % 4], mid
+        if order["provider"] != ZERO:
+            q = order["provider"]
+        else:
+            able = [
+                p for p in self.w.providers if any(m.provider == p and m.cls == cls for m in self.m.machines.values())
+            ]
+            q = (able or self.w.providers)[qi % len(able or self.w.providers)]
+        return q, self._machine_for(q, cls)
+
+    def _signed(self, order: dict, how: str, batch: bool) -> tuple[dict, bytes, bool]:
+        """(order as passed, signature, whether the signature is the order user's over it)."""
+        sign = sign_order_batch if batch else sign_order
+        if how == "other":  # another key signs the same order
+            return order, sign(Account.from_key(SIGNER_KEY), self.market, self.w.chain_id, order), False
+        sig = sign(Account.from_key(ORDER_KEY), self.market, self.w.chain_id, order)
+        if how == "tampered":  # the provider changes the price after the user signed
+            return {**order, "price_per_unit": order["price_per_unit"] + 1}, sig, False
+        return order, sig, True
+
+    @rule(
+        qi=st.integers(0, 3),
+        to=st.integers(0, 5),
+        cls=CLASS,
+        size=SIZE_BPS,
+        psel=st.integers(0, 3),
+        result=HASH,
+        how=st.sampled_from(["valid"] * 6 + ["other", "tampered"]),
+        expiry=st.sampled_from(["ok", "ok", "ok", "ok", "at", "past"]),
+        cw=WINDOW,
+        slip=SLIP,
+        fresh=FRESH,
+        again=st.sampled_from([False] * 5 + [True]),
+        well_formed=st.sampled_from([True, True, True, False]),
+        mid=st.integers(0, len(MACHINES) + 1),
+        good=st.sampled_from([True, True, False]),
+    )
+    @_step
+    def fill_order(self, qi, to, cls, size, psel, result, how, expiry, cw, slip, fresh, again, well_formed, mid, good):
+        """The order user signs an order; a provider (the one named, another, an outsider) fills it,
+        with a result or without (Running); replays a filled or cancelled one; a signature by another
+        key or over other terms. `good`: an order a provider can fill (its machine's class, its offer,
+        a fresh price, moderate size), the network's common case."""
+        if good:
+            to, cls, size, psel, how, expiry, cw, slip, fresh, again, well_formed = self._good_order(qi, to)
+        if fresh:
+            self._ensure_price()
+        singles = [o for o, b in self._orders if not b]
+        if again and singles:
+            order = singles[qi % len(singles)]
+        else:
+            order = self._order(to, cls, size, psel, cw, expiry, slip)
+            self._orders.append((order, False))
+        passed, sig, sig_ok = self._signed(order, how, False)
+        q, m_id = self._filler(order, qi, cls, well_formed, mid)
+        self.act_fill(q, passed, sig, sig_ok, m_id, result.to_bytes(32, "big"))
+
+    @rule(
+        qi=st.integers(0, 3),
+        to=st.integers(0, 5),
+        cls=CLASS,
+        size=SIZE_BPS,
+        n=st.sampled_from([1, 2, 3, 5, 0]),
+        shape=st.sampled_from(["ok"] * 6 + ["short_units", "short_results", "zero_spec", "zero_result", "running"]),
+        how=st.sampled_from(["valid"] * 6 + ["other", "tampered"]),
+        expiry=st.sampled_from(["ok", "ok", "ok", "past"]),
+        slip=SLIP,
+        fresh=FRESH,
+        again=st.sampled_from([False] * 5 + [True]),
+        well_formed=st.sampled_from([True, True, True, False]),
+        good=st.sampled_from([True, True, False]),
+    )
+    @_step
+    def fill_order_batch(self, qi, to, cls, size, n, shape, how, expiry, slip, fresh, again, well_formed, good):
+        """A batch order of n jobs (one signature), filled at once; bad shapes, replays, forgeries."""
+        if good:
+            to, cls, size, _, how, expiry, _, slip, fresh, again, well_formed = self._good_order(qi, to)
+            shape, n = ("ok", "running")[qi % 2] if qi < 2 else "ok", max(n, 2)
+        if fresh:
+            self._ensure_price()
+        batches = [o for o, b in self._orders if b]
+        if again and batches:
+            order = batches[qi % len(batches)]
+        else:
+            one = self._order(to, cls, size, 0, "hour", expiry, slip)
+            units = [max(one["compute_units"] // max(n, 1), 1) if one["compute_units"] else 0] * n
+            order = {k: v for k, v in one.items() if k not in ("spec_hash", "compute_units")}
+            order["spec_hashes"] = [bytes([0x40 + i]) * 32 for i in range(n)]
+            order["compute_units"] = units[:-1] if shape == "short_units" and units else units
+            if shape == "zero_spec" and n:
+                order["spec_hashes"][-1] = ZERO32
+            order["max_tokens"] = self._max_tokens(slip, order["price_per_unit"], order["compute_units"])
+            order = {
+                k: order[k]
+                for k in (
+                    "user",
+                    "provider",
+                    "class_id",
+                    "spec_hashes",
+                    "compute_units",
+                    "price_per_unit",
+                    "max_tokens",
+                    "accept_by",
+                    "complete_within",
+                    "salt",
+                )
+            }
+            self._orders.append((order, True))
+        k = len(order["spec_hashes"])
+        results = [] if shape == "running" else [bytes([0x60 + i]) * 32 for i in range(k)]
+        if shape == "short_results" and results:
+            results = results[:-1]
+        if shape == "zero_result" and results:
+            results[0] = ZERO32
+        passed, sig, sig_ok = self._signed(order, how, True)
+        q, m_id = self._filler(order, qi, cls, well_formed, 0)
+        self.act_fill_batch(q, passed, sig, sig_ok, m_id, results)
+
+    @rule(pick=st.integers(0, 2**16), own=st.sampled_from([True, True, True, False]), fresh_order=st.booleans())
+    @_step
+    def cancel_order(self, pick, own, fresh_order):
+        """The order user (or someone else) cancels an order: unfilled, filled, or cancelled before."""
+        if fresh_order or not self._orders:
+            order = self._order(0, CPU, 100, 0, "hour", "ok", "any")
+            self._orders.append((order, False))
+            batch = False
+        else:
+            order, batch = self._orders[pick % len(self._orders)]
+        sender = self.w.orderer if own else self.w.users[pick % 3]
+        self.act_cancel_order(sender, order, batch)
+
+    @rule(who=st.integers(0, 2), frac=st.sampled_from([0, 1, 10, 100, 1_000, 5_000, 10_000, 10_001]))
+    @_step
+    def deposit(self, who, frac):
+        """Prepay tokens for orders (the order user, a user with an allowance, the admin with none)."""
+        a = (self.w.orderer, self.w.users[0], self.w.admin)[who]
+        self.act_deposit(a, self.m.bal.get(a, 0) * frac // MAX_BPS if frac <= MAX_BPS else self.m.bal.get(a, 0) + 1)
+
+    @rule(who=st.integers(0, 2), frac=st.sampled_from([0, 1, 5_000, 10_000, 10_001]))
+    @_step
+    def withdraw_deposit(self, who, frac):
+        a = (self.w.orderer, self.w.users[0], self.w.outsider)[who]
+        d = self.m.deposits.get(a, 0)
+        self.act_withdraw_deposit(a, d * frac // MAX_BPS if frac <= MAX_BPS else d + 1)
+
     def _machine_for(self, q: str, cls: int) -> int:
         own = [mid for mid, m in self.m.machines.items() if m.provider == q]
         match = [mid for mid in own if self.m.machines[mid].cls == cls]
@@ -2658,7 +3088,7 @@ class MarketMachine(RuleBasedStateMachine):
         units = max(self.m.bal[user] // 200 // self._est_unit_tokens(offer), 1)  # 0.5% of the user's balance each
         if dust:
             units = self._reputation_units(offer, True)
-        n0 = len(self.m.jobs)
+        n0 = self.m.created
         specs = [bytes([0x20 + i]) * 32 for i in range(k)]
         aw = self._window("hour", p.min_accept_window, p.max_accept_window)
         cw = self._window("hour", p.min_complete_within, p.max_complete_within)
@@ -2674,22 +3104,22 @@ class MarketMachine(RuleBasedStateMachine):
             active = int(MachineStatus.ACTIVE)
             self._exec("set_machine_status", self.w.admin, reason, self.reg.set_machine_status, mid, active)
         s = self.m.stakes[q]
-        need = self.m.required[q] + s.locked + sum(self.m.jobs[i - 1].f["payment"] for i in ids) * 11 - s.staked
+        need = self.m.required[q] + s.locked + sum(self._job(i).f["payment"] for i in ids) * 11 - s.staked
         if need > 0 and self.m.bal[q] >= need:
             self.act_stake(q, need)
-        if self.act_accept_many(q, [(i, self.m.jobs[i - 1].tup()) for i in ids], mid):
+        if self.act_accept_many(q, [(i, self._job(i).tup()) for i in ids], mid):
             return
         results = [bytes([i % 250 + 1]) * 32 for i in ids]
-        if self.act_submit_many(q, [(i, self.m.jobs[i - 1].tup()) for i in ids], results):
+        if self.act_submit_many(q, [(i, self._job(i).tup()) for i in ids], results):
             return
-        self._oracle_reveal(self.m.jobs[ids[0] - 1].f["draw_round"], choice if choice % 8 == 7 else None)
-        self._warp(max(self.m.jobs[i - 1].f["challenge_end"] for i in ids) + 1)
+        self._oracle_reveal(self._job(ids[0]).f["draw_round"], choice if choice % 8 == 7 else None)
+        self._warp(max(self._job(i).f["challenge_end"] for i in ids) + 1)
         if choice % 4:
             for i in ids:  # the drawn jobs are in audit (no transaction): the verifier passes them
-                if self._in_sampled_audit(self.m.jobs[i - 1]):
-                    assert self.act_verdict(self.w.admin, i, self.m.jobs[i - 1].tup(), True) is None
-            ids = [i for i in ids if self.m.jobs[i - 1].status == JobStatus.SUBMITTED] or ids
-        jobs = [self.m.jobs[i - 1] for i in ids]
+                if self._in_sampled_audit(self._job(i)):
+                    assert self.act_verdict(self.w.admin, i, self._job(i).tup(), True) is None
+            ids = [i for i in ids if self._job(i).status == JobStatus.SUBMITTED] or ids
+        jobs = [self._job(i) for i in ids]
         if move_bps is not None:
             target = min(max(self.m.answer * (MAX_BPS + move_bps) // MAX_BPS, MIN_ANSWER), MAX_ANSWER)
             self._price_round(target, 2)  # within the deviation guard
@@ -2722,7 +3152,7 @@ class MarketMachine(RuleBasedStateMachine):
     def _advance(self, jid: int, choice: int):
         """The natural next step of a live job (may still revert, as the model predicts)."""
         # By id: a reverted action replaces the model (see _atomic), so model objects go stale.
-        j = self.m.jobs[jid - 1]
+        j = self._job(jid)
         tup, f = j.tup(), j.f
         keeper = self._actor(choice)
         STATS[f"~advance {j.status.name}"] += 1
@@ -2759,7 +3189,7 @@ class MarketMachine(RuleBasedStateMachine):
             if self._round_state(f["draw_round"])[0] == ROUND_PENDING and choice % 4 != 3:
                 # The members reveal the job's round (one of them silent now and then: degraded).
                 self._oracle_reveal(f["draw_round"], choice // 7 if choice % 7 == 6 else None)
-                j = self.m.jobs[jid - 1]
+                j = self._job(jid)
             in_window = self.now <= f["challenge_end"]
             valid = (choice // 2) % 2 == 0
             if in_window and self._drawn(j) and choice % 8 < 5:
@@ -2795,10 +3225,10 @@ class MarketMachine(RuleBasedStateMachine):
             return
         jid = self._pick(("fit", ref[1]), (statuses[(ref[1] // 7) % len(statuses)],))[0]
         for i in range(depth):
-            if self.m.jobs[jid - 1].status not in LIVE:
+            if self._job(jid).status not in LIVE:
                 return
             self._advance(jid, choice + i)
-        if self.m.jobs[jid - 1].status in LIVE and choice % 4 == 3:  # probe its next deadline
+        if self._job(jid).status in LIVE and choice % 4 == 3:  # probe its next deadline
             self._probe_job(jid, choice)
 
     # Four more copies of `advance` raise its weight, so jobs get through their lifecycles.
@@ -3025,7 +3455,7 @@ class MarketMachine(RuleBasedStateMachine):
 
     def _in_window(self, jid: int, choice: int):
         """The well-formed action that a job's current deadline closes: accept, submit, dispute, verdict."""
-        j = self.m.jobs[jid - 1]
+        j = self._job(jid)
         tup, f = j.tup(), j.f
         if j.status == JobStatus.OPEN:
             able = [m.provider for m in self.m.machines.values() if m.cls == f["class_id"]] or self.w.providers
@@ -3044,7 +3474,7 @@ class MarketMachine(RuleBasedStateMachine):
         """The edges of a live job's exit deadline D (see probe_deadline); for a drawn Submitted job
         D is its audit deadline (challenge_end + audit_timeout), and its challenge window's end is
         probed too (finalize still refused one second after it: the audit is in progress)."""
-        j = self.m.jobs[jid - 1]
+        j = self._job(jid)
         d, tup, status = self._exit_deadline(j), j.tup(), j.status
         exit_fn = self.act_expire if status in (JobStatus.OPEN, JobStatus.RUNNING) else self.act_finalize
         edges = [(d, "deadline"), (d + 1, "deadline+1")]
@@ -3063,7 +3493,7 @@ class MarketMachine(RuleBasedStateMachine):
             with self._what_if():
                 boa.env.timestamp = t
                 reason = exit_fn(self._actor(choice), jid, tup)
-                j = self.m.jobs[jid - 1]
+                j = self._job(jid)
                 if t > d and self._in_sampled_audit(j) and t <= self._audit_deadline(j):
                     # Drawn only now (its round was pending when probed): in audit from the draw on,
                     # finalize refuses it until its audit deadline; with no verdict it times out.
@@ -3072,7 +3502,7 @@ class MarketMachine(RuleBasedStateMachine):
                     reason = exit_fn(self._actor(choice), jid, tup)
                 assert (reason is None) == (t > d), f"job {jid}: exit at {edge}: {reason}"
                 if reason is None:
-                    assert self.m.jobs[jid - 1].status in TERMINAL
+                    assert self._job(jid).status in TERMINAL
                     self._check_all()
 
     def _probe_draw(self, jid: int, choice: int):
@@ -3082,7 +3512,7 @@ class MarketMachine(RuleBasedStateMachine):
         pending), and one second after (reveals refused: a round not fully revealed is degraded
         and the job drawn). The views and post_verdict (refused until the job is drawn: it is in
         audit from then on) agree with the model at each."""
-        j = self.m.jobs[jid - 1]
+        j = self._job(jid)
         r, tup = j.f["draw_round"], j.tup()
         start = r * ROUND_SECONDS
         for t in (start - 1, start, start + REVEAL_WINDOW, start + REVEAL_WINDOW + 1):
@@ -3093,7 +3523,7 @@ class MarketMachine(RuleBasedStateMachine):
                 self.check_drawn_view(jid, tup)
                 self._oracle_reveal(r, choice if choice % 2 else None, "now")
                 state = ROUND_NAMES[self._round_state(r)[0]]
-                drawn = "drawn" if self._drawn(self.m.jobs[jid - 1]) else "not drawn"
+                drawn = "drawn" if self._drawn(self._job(jid)) else "not drawn"
                 STATS[f"~probe draw at start{t - start:+d}: {state}, {drawn}"] += 1
                 self.check_drawn_view(jid, tup)
                 self.act_verdict(self.w.admin, jid, tup, choice % 4 < 2)
@@ -3164,7 +3594,7 @@ class MarketMachine(RuleBasedStateMachine):
                         is None
                     ):
                         boa.env.timestamp = t
-                        self.act_accept(m.provider, len(self.m.jobs), self.m.jobs[-1].tup(), mid)
+                        self.act_accept(m.provider, self.m.jobs[-1].id, self.m.jobs[-1].tup(), mid)
 
     def _drain(self):
         """Ends every live job after its deadline and takes out every stake: the registry must then
@@ -3193,6 +3623,9 @@ class MarketMachine(RuleBasedStateMachine):
         for p, s in list(self.m.stakes.items()):
             if s.unbonding:
                 assert self.act_withdraw(p) is None
+        for a, d in list(self.m.deposits.items()):  # deposits leave at any time, also while paused
+            if d:
+                assert self.act_withdraw_deposit(a, d) is None
         assert self.tok.balanceOf(self.mk.address) == MARKET_DUST, "tokens stuck in JobMarket"
         assert self.tok.balanceOf(self.reg.address) == 0, "tokens stuck in ProviderRegistry"
 
@@ -3220,7 +3653,7 @@ class MarketMachine(RuleBasedStateMachine):
         assert sum(m.bal.values()) == m.minted - m.burned
         # The pause flag is the top bit of the hot parameter word (contracts/modules/hot_params.vy).
         assert raw.market("_hot_params") >> 255 == m.paused
-        assert raw.market("job_count") == len(m.jobs)
+        assert raw.market("job_count") == m.created
 
         # Supply: every mint since deployment is a claim's settlement; every burn a claim or a slash.
         minted, burned = raw.token_totals()
@@ -3247,15 +3680,19 @@ class MarketMachine(RuleBasedStateMachine):
             assert all(j.status == JobStatus.FINALIZED for j in counted)
             assert r[REP["completed"]] == len(counted), f"completed of {a} != its counted Finalized jobs"
         for r in m.runs + list(m.accrued.values()):
-            jobs = [m.jobs[jid - 1] for jid in r.job_ids]
+            jobs = [self._job(jid) for jid in r.job_ids]
             assert all(j.f["provider"] == r.provider for j in jobs) and jobs
             assert r.burned == sum(j.f["payment"] for j in jobs)
             assert r.usd_net == sum(self._terms(j)[1] for j in jobs)
             assert r.cap == sum(self._terms(j)[2] for j in jobs) and r.minted <= r.cap, "minted above escrow - fee"
-        assert raw.settlement_burned() == m.settle_burned == sum(m.jobs[jid - 1].f["payment"] for jid in settled)
+        assert raw.settlement_burned() == m.settle_burned == sum(self._job(jid).f["payment"] for jid in settled)
         assert m.settle_minted == sum(r.minted for r in m.runs)
 
-        escrow = MARKET_DUST + sum(a.burned for a in m.accrued.values())
+        escrow = MARKET_DUST + sum(a.burned for a in m.accrued.values()) + sum(m.deposits.values())
+        for a in (self.w.orderer, self.w.users[0]):
+            assert self.mk.deposits(a) == m.deposits.get(a, 0), f"deposit of {a}"
+        for oid in m.cancelled:
+            assert raw.job(oid)[0] == JobStatus.CANCELLED, f"cancelled order {oid}"
         for j in m.jobs if all_jobs else self._live():
             status, commitment = raw.job(j.id)
             assert status == j.status, f"job {j.id}: chain status {status}, model {j.status!r}"
@@ -3267,7 +3704,9 @@ class MarketMachine(RuleBasedStateMachine):
                 escrow += j.dispute[1]
             elif all_jobs or j.status == JobStatus.SUBMITTED:  # a sampled audit stores no entry
                 assert raw.dispute(j.id) == (ZERO, 0, 0), f"job {j.id}: dispute left behind"
-        assert m.bal[self.market] == escrow, "JobMarket balance != live payments + open bonds + credits + MARKET_DUST"
+        assert m.bal[self.market] == escrow, (
+            "JobMarket balance != live payments + open bonds + credits + deposits + MARKET_DUST"
+        )
 
         bonded = 0
         for p, s in m.stakes.items():
@@ -3300,7 +3739,7 @@ class MarketMachine(RuleBasedStateMachine):
         assert (tok.total_minted(), tok.total_burned()) == (self.totals0[0] + m.settle_minted, m.burned)
         assert self.w.settlement.total_burned() == m.settle_burned
         assert self.w.feed.latest_round() == m.round
-        assert (mk.paused(), mk.job_count()) == (m.paused, len(m.jobs))
+        assert (mk.paused(), mk.job_count()) == (m.paused, m.created)
         for a in self.tracked + [ZERO]:
             c = m.accrued.get(a) or MRun(a, (), 0, 0, 0, 0, 0)
             assert tuple(mk.accrued(a)) == (c.burned, c.usd_net, c.cap), f"accrued({a})"
