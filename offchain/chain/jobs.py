@@ -97,14 +97,15 @@ def job_from_batch(batch: Any, log: Any) -> dict:
 def _batch_jobs(batches: list, job_logs: list) -> list[tuple[int, int, dict]]:
     # (log index, job id, job) of batch order jobs: each OrderJobFilled belongs to the
     # OrderBatchFilled that follows it in the same transaction.
-    out = []
-    for log in job_logs:
-        batch = min(
-            (b for b in batches if b.transaction_hash == log.transaction_hash and b.log_index > log.log_index),
-            key=lambda b: b.log_index,
-        )
-        out.append((log.log_index, log.job_id, job_from_batch(batch, log)))
-    return out
+    return [(log.log_index, log.job_id, job_from_batch(_batch_of(batches, log), log)) for log in job_logs]
+
+
+def _batch_of(batches: list, log: Any) -> Any:
+    # The OrderBatchFilled a batch job's OrderJobFilled belongs to: the next one in its transaction.
+    return min(
+        (b for b in batches if b.transaction_hash == log.transaction_hash and b.log_index > log.log_index),
+        key=lambda b: b.log_index,
+    )
 
 
 def apply_event(job: dict, event_name: str, log: Any) -> dict:
@@ -209,3 +210,22 @@ def update_from_receipt(market: Any, jobs: dict[int, dict], receipt: Any) -> Non
         for log in receipt.decode_logs(getattr(market, name)):
             if log.job_id in jobs:
                 jobs[log.job_id] = apply_event(jobs[log.job_id], name, log)
+
+
+def order_result_event(market: Any, job_id: int, start_block: int, stop_block: int) -> Any | None:
+    """For a signed order's job filled with its result: the event carrying `result_hash` and
+    `result_uri` (its OrderFilled; for a batch order, its OrderJobFilled's hash with the batch's
+    URI), else None (filled Running: the result comes with a ResultSubmitted)."""
+    from types import SimpleNamespace
+
+    search = {"job_id": job_id}
+    for log in market.OrderFilled.range(start_block, stop_block, search_topics=search):
+        return log if any(bytes(_get(log, "result_hash"))) else None
+    for log in market.OrderJobFilled.range(start_block, stop_block, search_topics=search):
+        if not any(bytes(_get(log, "result_hash"))):
+            return None
+        batch = _batch_of(list(market.OrderBatchFilled.range(log.block_number, log.block_number + 1)), log)
+        return SimpleNamespace(
+            event_arguments={"result_hash": _get(log, "result_hash"), "result_uri": _get(batch, "result_uri")}
+        )
+    return None

@@ -136,6 +136,29 @@ class ClassType(click.ParamType):
 GPU_CLASS = ClassType()
 
 
+class JobIdType(click.ParamType):
+    """A job id: a number from 1 (create_job's jobs count 1, 2, ...) or, for a signed order's
+    job (its id is the order's 256-bit digest), that number in decimal or 0x-prefixed hex."""
+
+    name = "ID"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            job_id = value
+        else:
+            text = str(value).strip()
+            try:
+                job_id = int(text, 16) if text.lower().startswith("0x") else int(text)
+            except ValueError:
+                self.fail(f"{text!r} is not a job id (a number, or 0x followed by hex digits)", param, ctx)
+        if not 1 <= job_id < 2**256:
+            self.fail(f"{value} is not a job id (1 .. 2**256 - 1)", param, ctx)
+        return job_id
+
+
+JOB_ID = JobIdType()
+
+
 class AmountType(click.ParamType):
     """A positive decimal amount with 18 decimals (tokens or US dollars); returns wei."""
 

@@ -10,6 +10,9 @@ and progress, and turns `ClientError` into a one-line message with exit status 1
     gpunet job show ID [--json]                 (also: `job status ID`)
     gpunet job result ID -o DIR [--verify]
     gpunet job dispute|cancel|expire ID (--account ALIAS | --test-account N)
+    gpunet job deposit [TOKENS] / withdraw-deposit [TOKENS]   (prepaid tokens for signed orders)
+
+A job's ID is a number; a signed order's job has the order's digest as its id (decimal or 0x-hex).
 
 Prices are in USD: offers and --max-price are USD per compute unit (e.g. 0.002). The job
 escrows the tokens its USD value buys at the on-chain token/USD price (Settlement.quote); the
@@ -31,6 +34,8 @@ from rich.table import Table
 from offchain.cli.common import (
     ADDRESS,
     GPU_CLASS,
+    JOB_ID,
+    AmountType,
     Chain,
     Signer,
     account,
@@ -234,7 +239,7 @@ def job_submit(
 
 
 @job.command("show")
-@click.argument("job_id", type=click.IntRange(1))
+@click.argument("job_id", type=JOB_ID)
 @json_option
 @chain_options
 def job_show(job_id: int, as_json: bool, chain: Chain) -> None:
@@ -254,7 +259,7 @@ def job_show(job_id: int, as_json: bool, chain: Chain) -> None:
 
 
 @job.command("result")
-@click.argument("job_id", type=click.IntRange(1))
+@click.argument("job_id", type=JOB_ID)
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Directory for output.bin, output.pt and output.json.")  # fmt: skip
 @click.option("--verify", is_flag=True, help="Also re-execute the job here and compare (grounds to dispute).")
@@ -302,7 +307,7 @@ def job_result(
 
 
 @job.command("dispute")
-@click.argument("job_id", type=click.IntRange(1))
+@click.argument("job_id", type=JOB_ID)
 @yes_option
 @signer_options
 @chain_options
@@ -329,7 +334,7 @@ def job_dispute(job_id: int, yes: bool, signer: Signer, chain: Chain) -> None:
 
 
 @job.command("cancel")
-@click.argument("job_id", type=click.IntRange(1))
+@click.argument("job_id", type=JOB_ID)
 @signer_options
 @chain_options
 def job_cancel(job_id: int, signer: Signer, chain: Chain) -> None:
@@ -343,7 +348,7 @@ def job_cancel(job_id: int, signer: Signer, chain: Chain) -> None:
 
 
 @job.command("expire")
-@click.argument("job_id", type=click.IntRange(1))
+@click.argument("job_id", type=JOB_ID)
 @signer_options
 @chain_options
 def job_expire(job_id: int, signer: Signer, chain: Chain) -> None:
@@ -363,6 +368,43 @@ def job_expire(job_id: int, signer: Signer, chain: Chain) -> None:
         )
     else:
         out.print(f"job {job_id} was never accepted: cancelled, payment refunded; tx {receipt.txn_hash}")
+
+
+@job.command("deposit")
+@click.argument("amount", type=AmountType("tokens"), required=False)
+@yes_option
+@signer_options
+@chain_options
+def job_deposit(amount: int | None, yes: bool, signer: Signer, chain: Chain) -> None:
+    """Prepay TOKENS for your signed orders (a provider's fill takes the payment from the deposit:
+    no token transfer per job); without AMOUNT, show your deposit. Take it back at any time
+    with `gpunet job withdraw-deposit`."""
+    from offchain.client import sdk
+
+    acct = account(signer, chain)
+    with session(chain) as h:
+        if amount is None:
+            out.print(f"{acct.address} has {sdk.tokens(sdk.deposit_of(h, acct.address))} tokens deposited")
+            return
+        confirm(yes, f"deposit {sdk.tokens(amount)} tokens in JobMarket for your signed orders")
+        receipt = sdk.deposit(h, acct, amount)
+        have = sdk.deposit_of(h, acct.address)
+    out.print(f"deposited {sdk.tokens(amount)} tokens (now {sdk.tokens(have)}); tx {receipt.txn_hash}")
+
+
+@job.command("withdraw-deposit")
+@click.argument("amount", type=AmountType("tokens"), required=False)
+@signer_options
+@chain_options
+def job_withdraw_deposit(amount: int | None, signer: Signer, chain: Chain) -> None:
+    """Take back AMOUNT tokens of your deposit (all of it without AMOUNT). Never paused."""
+    from offchain.client import sdk
+
+    acct = account(signer, chain)
+    with session(chain) as h:
+        receipt = sdk.withdraw_deposit(h, acct, amount)
+        have = sdk.deposit_of(h, acct.address)
+    out.print(f"deposit withdrawn (left: {sdk.tokens(have)} tokens); tx {receipt.txn_hash}")
 
 
 # `status` was `show`'s twin; one command now, both names kept.

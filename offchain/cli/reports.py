@@ -19,6 +19,7 @@ from rich.text import Text
 
 from offchain.cli.common import (
     ADDRESS,
+    JOB_ID,
     Chain,
     Signer,
     account,
@@ -172,7 +173,7 @@ def provider_jobs(address: str | None, states: tuple[str, ...], as_json: bool, s
 
 
 @job.command("logs")
-@click.argument("job_id", type=click.IntRange(1))
+@click.argument("job_id", type=JOB_ID)
 @json_option
 @chain_options
 @_client_errors

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from offchain.chain.events import start_block as _start_block
-from offchain.chain.jobs import ZERO_ADDRESS, job_from_chain, jobs_from_receipt
+from offchain.chain.jobs import ZERO_ADDRESS, job_from_chain, jobs_from_receipt, order_result_event
 from offchain.client.blobs import download, request_signer, upload  # noqa: F401 - re-exported: the one entry point
 from offchain.client.money import (  # noqa: F401 - re-exported: sdk is the client's one entry point
     _NO_PRICE_REASONS,
@@ -375,13 +375,27 @@ def funding_error(e: Exception, call: str, what: str, quote: int, max_tokens: in
 
 def _check_id(h: Any, job_id: int) -> None:
     count = int(h.market.job_count())
-    if not 1 <= job_id <= count:
-        raise ClientError(f"job {job_id} does not exist ({f'jobs 1..{count}' if count else 'no jobs yet'})")
+    if 1 <= job_id <= count:
+        return
+    # A signed order's job takes the order's digest as its id: it exists once its slot is set.
+    if job_id > count and int(h.market.job_status(job_id)) != JobStatus.NONE:
+        return
+    raise ClientError(
+        f"job {job_id} does not exist ({f'jobs 1..{count}' if count else 'no jobs yet'}, or a filled order's id)"
+    )
 
 
 def result_event(h: Any, job_id: int) -> Any | None:
-    logs = list(h.market.ResultSubmitted.range(_start_block(h), _stop(h), search_topics={"job_id": job_id}))
-    return logs[-1] if logs else None
+    """The event that committed the job's result (`result_hash`, `result_uri`), or None: a
+    ResultSubmitted, or for a signed order filled with its result its OrderFilled (a batch
+    order's: its OrderJobFilled's hash with the batch's URI)."""
+    search = {"job_id": job_id}
+    logs = list(h.market.ResultSubmitted.range(_start_block(h), _stop(h), search_topics=search))
+    if logs:
+        return logs[-1]
+    if job_id <= int(h.market.job_count()):
+        return None
+    return order_result_event(h.market, job_id, _start_block(h), _stop(h))
 
 
 def status(h: Any, job_id: int) -> dict:
@@ -445,6 +459,8 @@ __all__ = [
     "cancel",
     "check_spec",
     "choose",
+    "deposit",
+    "deposit_of",
     "dispute",
     "download",
     "expire",
@@ -452,6 +468,7 @@ __all__ = [
     "fmt_bps",
     "fmt_usd",
     "job_quote",
+    "withdraw_deposit",
     "latest_uptime",
     "load_spec",
     "parse_tokens",
@@ -474,4 +491,5 @@ __all__ = [
 # Results live in their own module; `sdk.fetch_result(...)` and friends keep working.
 # Disputes, cancellations and expiries: the user's actions on a job that went wrong.
 from offchain.client.actions import cancel, dispute, expire  # noqa: E402, F401
+from offchain.client.deposits import deposit, deposit_of, withdraw_deposit  # noqa: E402, F401
 from offchain.client.results import Result, fetch_result, verify_locally, write_output  # noqa: E402, F401

@@ -1,0 +1,103 @@
+"""The client's side of signed orders and deposits (offchain/client/deposits.py, sdk.status and
+result_event for order jobs, the CLI's job ids), on the in-process chain with the real contracts."""
+
+from types import SimpleNamespace
+
+import click
+import pytest
+from conftest import COMPLETE_WITHIN, CPU, PRICE, UNITS
+
+from offchain.chain.orders import order_batch_id, order_batch_tuple, order_tuple, sign_order, sign_order_batch
+from offchain.cli.common import JOB_ID
+from offchain.client import sdk
+from offchain.constants import ONE_TOKEN
+
+URI = "ipfs://bafy-order-result"
+
+
+@pytest.fixture
+def h(deployment, chain):
+    d = deployment
+    return SimpleNamespace(token=d.token, registry=d.registry, market=d.market, hub=d.hub, chain=chain, record={})
+
+
+def _order(chain, user, provider, **changes):
+    o = {
+        "user": user.address,
+        "provider": provider.address,
+        "class_id": CPU,
+        "spec_hash": b"\x11" * 32,
+        "compute_units": UNITS,
+        "price_per_unit": PRICE,
+        "max_tokens": 10 * ONE_TOKEN,
+        "accept_by": chain.pending_timestamp + 3600,
+        "complete_within": COMPLETE_WITHIN,
+        "salt": 1,
+    }
+    return o | changes
+
+
+def test_deposit_and_withdraw__balances_and_one_line_errors(h, token, market, user, user2):
+    before = token.balanceOf(user)
+    sdk.deposit(h, user, 5 * ONE_TOKEN)
+    assert sdk.deposit_of(h, user.address) == 5 * ONE_TOKEN
+    assert token.balanceOf(user) == before - 5 * ONE_TOKEN
+    sdk.withdraw_deposit(h, user, 2 * ONE_TOKEN)
+    assert sdk.deposit_of(h, user.address) == 3 * ONE_TOKEN
+    sdk.withdraw_deposit(h, user)  # all of it
+    assert sdk.deposit_of(h, user.address) == 0 and token.balanceOf(user) == before
+    with pytest.raises(sdk.ClientError, match="above zero"):
+        sdk.deposit(h, user, 0)
+    with pytest.raises(sdk.ClientError, match="less than"):
+        sdk.deposit(h, user, token.balanceOf(user) + 1)
+    with pytest.raises(sdk.ClientError, match="has no deposit"):
+        sdk.withdraw_deposit(h, user2)
+    sdk.deposit(h, user2, ONE_TOKEN)
+    with pytest.raises(sdk.ClientError, match="within 0"):
+        sdk.withdraw_deposit(h, user2, 2 * ONE_TOKEN)
+
+
+def test_deposit__allowance_short__approves_exactly_then_deposits(h, token, market, user):
+    token.approve(market, 0, sender=user)
+    sdk.deposit(h, user, ONE_TOKEN)
+    assert sdk.deposit_of(h, user.address) == ONE_TOKEN
+    assert token.allowance(user, market) == 0  # the exact approval was used up
+
+
+def test_status_and_result__filled_order__found_by_its_digest(h, chain, market, make_provider, user, provider):
+    machine = make_provider(provider)
+    o = _order(chain, user, provider)
+    sig = sign_order(user, market.address, chain.chain_id, o)
+    job_id = (
+        market.fill_order(order_tuple(o), sig, machine, b"\x22" * 32, URI, sender=provider)
+        .decode_logs(market.OrderFilled)[0]
+        .job_id
+    )
+    info = sdk.status(h, job_id)
+    assert (info["status"], info["result_uri"], info["user"]) == ("SUBMITTED", URI, user.address)
+    assert bytes(sdk.result_event(h, job_id).event_arguments["result_hash"]) == b"\x22" * 32
+    with pytest.raises(sdk.ClientError, match="does not exist"):
+        sdk.status(h, job_id + 1)
+
+
+def test_status_and_result__batch_order_job__the_batchs_uri(h, chain, market, make_provider, user, provider):
+    machine = make_provider(provider)
+    o = _order(chain, user, provider)
+    o = {k: v for k, v in o.items() if k not in ("spec_hash", "compute_units")}
+    o = {**o, "spec_hashes": [b"\x31" * 32, b"\x32" * 32], "compute_units": [UNITS, UNITS]}
+    o = {k: o[k] for k in ("user", "provider", "class_id", "spec_hashes", "compute_units", "price_per_unit",
+                           "max_tokens", "accept_by", "complete_within", "salt")}  # fmt: skip
+    sig = sign_order_batch(user, market.address, chain.chain_id, o)
+    market.fill_order_batch(order_batch_tuple(o), sig, machine, [b"\x41" * 32, b"\x42" * 32], URI, sender=provider)
+    second = order_batch_id(market.address, chain.chain_id, o) + 1
+    info = sdk.status(h, second)
+    assert (info["status"], info["result_uri"], info["spec_hash"]) == ("SUBMITTED", URI, "0x" + "32" * 32)
+    assert bytes(sdk.result_event(h, second).event_arguments["result_hash"]) == b"\x42" * 32
+
+
+def test_cli_job_id__decimal_or_hex__else_one_line_error():
+    assert JOB_ID.convert("17", None, None) == 17
+    assert JOB_ID.convert("0x" + "ff" * 32, None, None) == 2**256 - 1
+    for bad in ("0", "-3", "0xzz", "seven", str(2**256)):
+        with pytest.raises(click.BadParameter):
+            JOB_ID.convert(bad, None, None)
