@@ -101,3 +101,24 @@ def test_cli_job_id__decimal_or_hex__else_one_line_error():
     for bad in ("0", "-3", "0xzz", "seven", str(2**256)):
         with pytest.raises(click.BadParameter):
             JOB_ID.convert(bad, None, None)
+
+
+def test_timeline__order_jobs__filled_step_then_the_usual_story(h, chain, market, make_provider, user, provider):
+    from offchain.client.timeline import timeline
+
+    machine = make_provider(provider)
+    o = _order(chain, user, provider, salt=9)
+    sig = sign_order(user, market.address, chain.chain_id, o)
+    tx = market.fill_order(order_tuple(o), sig, machine, b"\x00" * 32, "", sender=provider)  # Running
+    job_id = tx.decode_logs(market.OrderFilled)[0].job_id
+    market.submit_result(job_id, _tuple(h, job_id), b"\x23" * 32, URI, sender=provider)
+    t = timeline(h, job_id)
+    assert [s["event"] for s in t["steps"]][:2] == ["filled", "submitted"]
+    assert "signed order of" in t["steps"][0]["text"] and "result due by" in t["steps"][0]["text"]
+    assert t["status"] == "SUBMITTED" and t["job"]["user"] == user.address
+
+
+def _tuple(h, job_id):
+    from offchain.chain.jobs import as_tuple, job_from_chain
+
+    return as_tuple(job_from_chain(h.market, job_id))

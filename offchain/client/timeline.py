@@ -16,7 +16,7 @@ from typing import Any
 
 from offchain.chain.beacon import ROUND_DEGRADED, ROUND_READY, audit_draw
 from offchain.chain.events import logs, start_block
-from offchain.chain.jobs import MARKET_EVENTS, apply_event, check_job, job_from_created
+from offchain.chain.jobs import MARKET_EVENTS, apply_event, check_job, job_from_chain, job_from_created
 from offchain.client.sdk import ClientError, fmt_usd, tokens
 from offchain.constants import TERMINAL_JOB_STATUSES, JobStatus
 
@@ -95,9 +95,9 @@ def class_name(class_id: int) -> str:
 
 
 def check_job_id(h: Any, job_id: int) -> None:
-    count = int(h.market.job_count())
-    if not 1 <= int(job_id) <= count:
-        raise ClientError(f"job {job_id} does not exist ({f'jobs 1..{count}' if count else 'no jobs yet'})")
+    from offchain.client.sdk import _check_id
+
+    _check_id(h, int(job_id))  # create_job's ids, or a filled order's digest
 
 
 # ---------------------------------------------------------------------------- one job's timeline
@@ -174,6 +174,30 @@ def _submitted(h: Any, a: dict, t_now: int) -> str:
             f"{fmt_time(a['challenge_end'])}")  # fmt: skip
 
 
+def _has_result(a: dict) -> bool:
+    return "result_hash" in a and any(bytes.fromhex(str(a["result_hash"]).removeprefix("0x")))
+
+
+def _filled(h: Any, a: dict, t_now: int) -> str:
+    # OrderFilled (the whole job) or OrderJobFilled (a batch order's job: its own fields only).
+    if "user" in a:
+        head = (f"signed order of {a['user']} filled by {a['provider']} on machine {a['machine_id']}: "
+                f"{a['compute_units']} compute units of class {a['class_id']} ({class_name(a['class_id'])}), "
+                f"{fmt_usd(a['usd_value'])} = ")  # fmt: skip
+    else:
+        head = f"filled in a batch order: {a['compute_units']} units, "
+    head += f"{tokens(a['payment'])} tokens escrowed, collateral {tokens(a['collateral'])} tokens"
+    if not _has_result(a):
+        return head + (f"; result due by {fmt_time(a['complete_by'])}" if "complete_by" in a else "; running")
+    if "challenge_end" in a:
+        return (
+            head
+            + f"; result {_hex(a['result_hash'])} at {a['result_uri']}, challenge window until "
+            + fmt_time(a["challenge_end"])
+        )
+    return head + f"; result {_hex(a['result_hash'])}"
+
+
 def _disputed(h: Any, a: dict, t_now: int) -> str:
     return (f"disputed by {a['challenger']} (bond {tokens(a['bond'])} tokens); verdict due by "
             f"{fmt_time(a['audit_deadline'])}")  # fmt: skip
@@ -215,6 +239,7 @@ def _expired(h: Any, a: dict, t_now: int) -> str:
 
 STEPS = {
     "JobCreated": ("created", _created), "JobAccepted": ("accepted", _accepted),
+    "OrderFilled": ("filled", _filled), "OrderJobFilled": ("filled", _filled),
     "ResultSubmitted": ("submitted", _submitted),
     "JobDisputed": ("disputed", _disputed), "VerdictPosted": ("verdict", _verdict),
     "JobFinalized": ("finalized", _finalized), "JobFailed": ("failed", _failed),
@@ -306,6 +331,8 @@ def _draw_step(h: Any, job_id: int, job: dict, found: list[Any], times: BlockTim
 
 def rebuild(h: Any, job_id: int, found: list[Any]) -> dict:
     """The job's current struct from its own logs, checked against JobMarket's commitment."""
+    if found[0].event_name != "JobCreated":  # a signed order's job: its fill has it whole
+        return job_from_chain(h.market, job_id, start_block(h), int(h.chain.blocks.height) + 1)
     job = job_from_created(found[0])
     for lg in found:
         job = apply_event(job, lg.event_name, lg)
@@ -318,8 +345,10 @@ def timeline(h: Any, job_id: int) -> dict:
     """{"job_id", "status", "now", "job", "steps": [...], "waiting": {...}} for `gpunet job logs`."""
     check_job_id(h, job_id)
     found = job_logs(h, job_id)
-    if not found or found[0].event_name != "JobCreated":
-        raise ClientError(f"job {job_id}: no JobCreated event found (wrong deployment record or start block?)")
+    if not found or found[0].event_name not in ("JobCreated", "OrderFilled", "OrderJobFilled"):
+        raise ClientError(
+            f"job {job_id}: no JobCreated or OrderFilled event found (wrong deployment record or start block?)"
+        )
     job = rebuild(h, job_id, found)
     st = JobStatus(int(h.market.job_status(job_id)))
     times, t_now = BlockTimes(h), now(h)
@@ -327,7 +356,7 @@ def timeline(h: Any, job_id: int) -> dict:
     draw = None
     if int(job["draw_round"]):
         draw = _draw_step(h, job_id, job, found, times, t_now)
-        at = next(i for i, s in enumerate(steps) if s["event"] == "submitted")
+        at = next(i for i, s in enumerate(steps) if s["event"] in ("submitted", "filled") and _has_result(s["data"]))
         steps.insert(at + 1, draw)
     plain_job = {k: _plain(v) for k, v in job.items()}
     waiting = waiting_for(h, job_id, st, plain_job, draw["data"] if draw else None, t_now)
