@@ -37,6 +37,16 @@ from offchain.constants import JobStatus, MachineStatus
 from offchain.explorer.signers import finding, report_signers
 from offchain.sqlite_store import SqliteStore
 
+
+def sql_job_id(job_id: Any) -> Any:
+    """A job id as SQLite can hold it: create_job's ids as integers; a signed order's job (its id
+    the order's 256-bit digest, beyond SQLite's 64-bit integers) as 0x-hex text, which no
+    integer id equals. The index lists create_job's jobs; order jobs appear in the events."""
+    if job_id is None or int(job_id) < 2**63:
+        return job_id
+    return hex(int(job_id))
+
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS blocks (number INTEGER PRIMARY KEY, time INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -262,7 +272,7 @@ class ExplorerIndex(SqliteStore):
                 t,
                 contract,
                 name,
-                a.get("job_id"),
+                sql_job_id(a.get("job_id")),
                 provider,
                 a.get("machine_id"),
                 operator,
@@ -283,7 +293,7 @@ class ExplorerIndex(SqliteStore):
 
     # ---------------------------------------------------------------------------- jobs
     def _job(self, job_id: int, sql: str, args: tuple) -> None:
-        self.write(f"UPDATE jobs SET {sql} WHERE job_id = ?", (*args, job_id))
+        self.write(f"UPDATE jobs SET {sql} WHERE job_id = ?", (*args, sql_job_id(job_id)))
 
     def _on_JobCreated(self, a: dict, t: int, *_: Any) -> None:  # noqa: N802 - named for the event
         self.write(

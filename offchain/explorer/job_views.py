@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from offchain.client.timeline import fmt_time
 from offchain.constants import JobStatus
-from offchain.explorer.index import ZERO
+from offchain.explorer.index import ZERO, sql_job_id
 
 PAGE = 50
 ONE = 10**18
@@ -93,13 +93,14 @@ class JobViews:
         return {**self._status(), "jobs": jobs, "next_before": jobs[-1]["job_id"] if len(jobs) == PAGE else None}
 
     def job(self, job_id: int) -> dict:
-        row = self.ix.read_one(f"SELECT {', '.join(self.JOB_COLUMNS)} FROM jobs WHERE job_id = ?", (int(job_id),))
+        key = sql_job_id(int(job_id))
+        row = self.ix.read_one(f"SELECT {', '.join(self.JOB_COLUMNS)} FROM jobs WHERE job_id = ?", (key,))
         if row is None:
             raise NotFound(f"no job {job_id} in this deployment (jobs 1..{self._max_job()})")
         j = self._job_row(row)
         timeline = [
             {**{k: e[k] for k in ("event", "block", "log_index", "time", "tx")}, "args": _exact(e["args"])}
-            for e in self._events("job_id = ?", (int(job_id),))
+            for e in self._events("job_id = ?", (sql_job_id(int(job_id)),))
         ]
         signed = {
             op: f

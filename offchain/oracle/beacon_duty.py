@@ -50,7 +50,9 @@ REFRESH_BELOW = 1_000
 MEMBER_CHECK_S = 30.0
 # Generations kept in the store (the chains that may still hold the on-chain tips).
 KEEP_GENERATIONS = 4
-BEACON_EVENTS = ("JobAccepted", "ResultSubmitted")
+# Submissions fix a job's draw round: a result, or a signed order filled with its result (a batch
+# order's fill carries the round and the audit rate once, in OrderBatchFilled).
+BEACON_EVENTS = ("JobAccepted", "ResultSubmitted", "OrderFilled", "OrderBatchFilled")
 # Audit rates of accepted jobs kept until their results come (forgotten beyond this many: an
 # unknown rate counts as non-zero).
 MAX_PENDING_RATES = 100_000
@@ -191,6 +193,12 @@ class BeaconDuty:
             logs = jobwatch.market_logs(self.market, self.chain.provider, start, head, BEACON_EVENTS)
         for lg in logs:
             args = lg.event_arguments
+            if lg.event_name in ("OrderFilled", "OrderBatchFilled"):  # accepted and, with a result, submitted
+                if int(args["draw_round"]) and int(args["audit_bps"]) != 0:
+                    self._rounds.add(int(args["draw_round"]))
+                elif not int(args["draw_round"]) and lg.event_name == "OrderFilled":  # Running: its rate, for later
+                    self._bps[int(args["job_id"])] = int(args["audit_bps"])
+                continue
             job_id = int(args["job_id"])
             if lg.event_name == "JobAccepted":
                 if len(self._bps) > MAX_PENDING_RATES:  # accepted, never submitted: forget them

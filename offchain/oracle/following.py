@@ -50,6 +50,7 @@ class FollowingMixin:
     def _apply_logs(self, logs: list[Any], start: int, stop: int) -> None:
         reg = self.h.registry.address
         block_ts: dict[int, int] = {}
+        batch_jobs: dict[str, list] = {}  # a batch order's jobs until its OrderBatchFilled
         # machine id -> block of its latest event in this chunk: every operator derives the same
         # "first seen" chain time from it, so they agree on who leads (see `leader_for`).
         touched: dict[int, int] = {}
@@ -58,7 +59,7 @@ class FollowingMixin:
                 mid = int(lg.event_arguments["machine_id"])
                 touched[mid] = max(touched.get(mid, 0), int(lg.block_number))
             else:
-                self._market_log(lg, block_ts)
+                self._market_log(lg, block_ts, batch_jobs)
         for mid, block in sorted(touched.items()):
             info = self.h.registry.machines(mid)
             seen = self._block_ts(block, block_ts)
@@ -74,11 +75,12 @@ class FollowingMixin:
     def _follow_market(self, start: int, head: int) -> None:
         """Applies JobMarket's events in [start, head] to the cached jobs (one log query)."""
         block_ts: dict[int, int] = {}
+        batch_jobs: dict[str, list] = {}
         for lg in jobwatch.market_logs(self.h.market, self.h.chain.provider, start, head):
-            self._market_log(lg, block_ts)
+            self._market_log(lg, block_ts, batch_jobs)
 
-    def _market_log(self, lg: Any, block_ts: dict[int, int]) -> None:
-        jobwatch.apply_market_log(self.store, lg, self._block_ts(int(lg.block_number), block_ts))
+    def _market_log(self, lg: Any, block_ts: dict[int, int], batch_jobs: dict[str, list]) -> None:
+        jobwatch.apply_market_log(self.store, lg, self._block_ts(int(lg.block_number), block_ts), batch_jobs)
         if lg.event_name == "ResultSubmitted":
             row = self.store.job(int(lg.event_arguments["job_id"]))
             if row is not None:

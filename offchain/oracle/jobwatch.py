@@ -12,8 +12,12 @@ import re
 from typing import Any
 
 from offchain.chain.follow import Source, contract_logs
-from offchain.chain.jobs import MARKET_EVENTS, apply_event, job_from_created
+from offchain.chain.jobs import MARKET_EVENTS as JOB_EVENTS
+from offchain.chain.jobs import apply_event, job_from_batch, job_from_created, job_from_filled
 from offchain.constants import JobStatus
+
+# Every job's events, and a batch order's shared fields (OrderBatchFilled: no job id of its own).
+MARKET_EVENTS = (*JOB_EVENTS, "OrderBatchFilled")
 
 BYTES32_FIELDS = ("spec_hash", "result_hash")
 TERMINAL_EVENTS = {
@@ -54,14 +58,38 @@ def job_from_store(data: dict) -> dict:
     return job
 
 
-def apply_market_log(store: Any, log: Any, block_ts: int) -> None:
+def _filled(store: Any, job_id: int, job: dict, uri: str, block_ts: int) -> None:
+    # A signed order's job starts Running, or Submitted when its fill carried the result.
+    if any(bytes(job["result_hash"])):
+        store.upsert_job(job_id, job_to_store(job), JobStatus.SUBMITTED, result_uri=uri, submitted_at=block_ts)
+    else:
+        store.upsert_job(job_id, job_to_store(job), JobStatus.RUNNING)
+
+
+def apply_market_log(store: Any, log: Any, block_ts: int, batch_jobs: dict | None = None) -> None:
     """Updates the cached job (store.jobs) from one market event. Idempotent: replaying a batch
-    after a crash rewrites the same values."""
+    after a crash rewrites the same values. `batch_jobs` (one dict per chunk of logs, in chain
+    order) holds a batch order's OrderJobFilled logs until its OrderBatchFilled, later in the
+    same transaction, completes them."""
     name = log.event_name
     args = log.event_arguments
+    if name == "OrderBatchFilled":
+        uri = str(args["result_uri"])
+        for lg in (batch_jobs or {}).pop(str(log.transaction_hash), []):
+            _filled(store, int(lg.event_arguments["job_id"]), job_from_batch(log, lg), uri, block_ts)
+        return
+    if name == "OrderCancelled":  # an order never filled: no job
+        return
     job_id = int(args["job_id"])
     if name == "JobCreated":
         store.upsert_job(job_id, job_to_store(job_from_created(log)), JobStatus.OPEN)
+        return
+    if name == "OrderFilled":
+        _filled(store, job_id, job_from_filled(log), str(args["result_uri"]), block_ts)
+        return
+    if name == "OrderJobFilled":
+        if batch_jobs is not None:
+            batch_jobs.setdefault(str(log.transaction_hash), []).append(log)
         return
     row = store.job(job_id)
     if row is None:  # created before this database's cursor: nothing to rebuild it from

@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS submitted (
     PRIMARY KEY (subject, nonce)
 );
 CREATE TABLE IF NOT EXISTS jobs (
-    job_id INTEGER PRIMARY KEY,
+    job_id TEXT PRIMARY KEY,
     job TEXT NOT NULL,
     status INTEGER NOT NULL,
     result_uri TEXT NOT NULL DEFAULT '',
@@ -62,7 +62,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status);
 CREATE TABLE IF NOT EXISTS audits (
-    job_id INTEGER NOT NULL,
+    job_id TEXT NOT NULL,
     result_hash TEXT NOT NULL,
     valid INTEGER NOT NULL,
     reason TEXT NOT NULL,
@@ -90,6 +90,27 @@ CREATE TABLE IF NOT EXISTS rewards (
 """
 
 
+# Job ids are 256-bit (a signed order's job takes the order's EIP-712 digest as its id), beyond
+# SQLite's 64-bit integers: they are stored as 64 hex digits, which sort as the numbers do.
+# Databases from before signed orders had INTEGER ids: `_migrate_job_ids` rewrites them once.
+def job_key(job_id: int) -> str:
+    return f"{int(job_id):064x}"
+
+
+_MIGRATE_JOB_IDS = """
+ALTER TABLE jobs RENAME TO jobs_int_ids;
+ALTER TABLE audits RENAME TO audits_int_ids;
+DROP INDEX IF EXISTS jobs_by_status;
+{schema}
+INSERT INTO jobs SELECT printf('%064x', job_id), job, status, result_uri, submitted_at, audit_opened_at,
+    audit_deadline, challenger, drawn FROM jobs_int_ids;
+INSERT INTO audits SELECT printf('%064x', job_id), result_hash, valid, reason, evidence_hash, evidence,
+    executed_units, seconds, created FROM audits_int_ids;
+DROP TABLE jobs_int_ids;
+DROP TABLE audits_int_ids;
+"""
+
+
 @dataclass(frozen=True)
 class SignedReport:
     subject: str
@@ -103,6 +124,21 @@ class Store(SqliteStore):
     SCHEMA = SCHEMA
     # Full sync: a signature given must never be forgotten (docs/SECURITY.md, "Assumptions").
     SYNCHRONOUS = "FULL"
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._migrate_job_ids()
+
+    def _migrate_job_ids(self) -> None:
+        cols = {row[1]: row[2] for row in self.read("PRAGMA table_info(jobs)")}
+        if cols.get("job_id", "").upper() != "INTEGER":
+            return
+        start, end = SCHEMA.index("CREATE TABLE IF NOT EXISTS jobs"), SCHEMA.index("CREATE TABLE IF NOT EXISTS probes")
+        jobs_sql = SCHEMA[start:end]  # the jobs table, its index and the audits table
+        with self.transaction():
+            for statement in _MIGRATE_JOB_IDS.format(schema=jobs_sql).split(";"):
+                if statement.strip():
+                    self.write(statement)
 
     # meta (get_meta / set_meta: SqliteStore) ------------------------------------------------
     def check_binding(self, chain_id: int, hub: str, operator: str, deploy_block_hash: str = "") -> None:
@@ -209,7 +245,7 @@ class Store(SqliteStore):
             self.write(
                 """INSERT INTO jobs (job_id, job, status) VALUES (?, ?, ?)
                    ON CONFLICT(job_id) DO UPDATE SET job=excluded.job, status=excluded.status""",
-                (job_id, json.dumps(job, sort_keys=True), int(status)),
+                (job_key(job_id), json.dumps(job, sort_keys=True), int(status)),
             )
             if fields:
                 self.set_job_fields(job_id, **fields)
@@ -221,16 +257,17 @@ class Store(SqliteStore):
         cols = sorted(fields)
         self.write(
             f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in cols)} WHERE job_id = ?",  # noqa: S608 - fixed names
-            (*(fields[c] for c in cols), job_id),
+            (*(fields[c] for c in cols), job_key(job_id)),
         )
 
     def _job_row(self, row: tuple) -> dict[str, Any]:
         d = dict(zip(self._JOB_COLS, row, strict=True))
         d["job"] = json.loads(d["job"])
+        d["job_id"] = int(d["job_id"], 16)
         return d
 
     def job(self, job_id: int) -> dict[str, Any] | None:
-        row = self.read_one(f"SELECT {', '.join(self._JOB_COLS)} FROM jobs WHERE job_id = ?", (job_id,))
+        row = self.read_one(f"SELECT {', '.join(self._JOB_COLS)} FROM jobs WHERE job_id = ?", (job_key(job_id),))
         return self._job_row(row) if row else None
 
     def jobs_with_status(self, *statuses: int) -> list[dict[str, Any]]:
@@ -266,7 +303,7 @@ class Store(SqliteStore):
         self.write(
             """INSERT OR REPLACE INTO audits (job_id, result_hash, valid, reason, evidence_hash, evidence,
                executed_units, seconds, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, julianday('now'))""",
-            (job_id, result_hash, int(valid), reason, evidence_hash, json.dumps(evidence, sort_keys=True),
+            (job_key(job_id), result_hash, int(valid), reason, evidence_hash, json.dumps(evidence, sort_keys=True),
              executed_units, seconds),
         )  # fmt: skip
 
@@ -274,7 +311,7 @@ class Store(SqliteStore):
         row = self.read_one(
             "SELECT valid, reason, evidence_hash, evidence, executed_units, seconds FROM audits "
             "WHERE job_id = ? AND result_hash = ?",
-            (job_id, result_hash),
+            (job_key(job_id), result_hash),
         )
         if row is None:
             return None
