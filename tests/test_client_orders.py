@@ -122,3 +122,36 @@ def _tuple(h, job_id):
     from offchain.chain.jobs import as_tuple, job_from_chain
 
     return as_tuple(job_from_chain(h.market, job_id))
+
+
+def test_order_file__sign_save_load_fill__job_submitted(h, deployment, chain, make_provider, user, provider,
+                                                         tmp_path):  # fmt: skip
+    h.settlement = deployment.settlement
+    machine = make_provider(provider)
+    sdk.deposit(h, user, 5 * ONE_TOKEN)
+    data = sdk.make_order(h, user, provider=provider.address, class_id=CPU, spec_hash=b"\x19" * 32, units=UNITS)
+    assert data["order"]["price_per_unit"] == PRICE  # the provider's offer
+    path = tmp_path / "order.json"
+    sdk.save_order(data, path)
+    loaded = sdk.load_order(path)
+    job_id, _ = sdk.fill_order(h, provider, loaded, machine, b"\x24" * 32, URI)
+    assert job_id == data["job_id"]
+    assert sdk.status(h, job_id)["status"] == "SUBMITTED"
+    with pytest.raises(sdk.ClientError, match="fill_order failed: job_market: order filled or cancelled"):
+        sdk.fill_order(h, provider, loaded, machine, b"\x24" * 32, URI)
+
+
+def test_order_file__bad_input__one_line_errors(h, deployment, chain, make_provider, provider, user2, tmp_path):
+    h.settlement = deployment.settlement
+    make_provider(provider)
+    kw = {"class_id": CPU, "spec_hash": b"\x19" * 32, "units": UNITS}
+    with pytest.raises(sdk.ClientError, match="needs --price"):
+        sdk.make_order(h, user2, provider="0x" + "00" * 20, **kw)
+    with pytest.raises(sdk.ClientError, match="no offer for class"):
+        sdk.make_order(h, user2, provider=provider.address, **{**kw, "class_id": 10})
+    deployment.token.approve(deployment.market, 0, sender=user2)
+    with pytest.raises(sdk.ClientError, match="deposit them"):
+        sdk.make_order(h, user2, provider=provider.address, **kw)
+    (tmp_path / "junk.json").write_text("{}")
+    with pytest.raises(sdk.ClientError, match="is not an order file"):
+        sdk.load_order(tmp_path / "junk.json")

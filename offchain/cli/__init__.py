@@ -48,6 +48,7 @@ for _cmd in (
     _devnet.devnet, _keys.keys_group, _explorer.explorer,
 ):  # fmt: skip
     cli.add_command(_cmd)
+import offchain.cli.orders  # noqa: E402, F401 - adds job sign-order, provider fill
 import offchain.cli.reports  # noqa: E402, F401 - adds job list/logs, provider jobs/earnings to their groups
 import offchain.cli.serve  # noqa: E402, F401 - adds provider serve
 

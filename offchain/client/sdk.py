@@ -492,4 +492,5 @@ __all__ = [
 # Disputes, cancellations and expiries: the user's actions on a job that went wrong.
 from offchain.client.actions import cancel, dispute, expire  # noqa: E402, F401
 from offchain.client.deposits import deposit, deposit_of, withdraw_deposit  # noqa: E402, F401
+from offchain.client.orders import fill_order, load_order, make_order, save_order  # noqa: E402, F401
 from offchain.client.results import Result, fetch_result, verify_locally, write_output  # noqa: E402, F401
