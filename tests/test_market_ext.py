@@ -138,3 +138,24 @@ def test_market_at__same_address_both_halves(project, market):
     assert again.address == market.address
     assert again.job_count() == market.job_count()
     assert again.PARAMS_CHECK() == market.PARAMS_CHECK()
+
+
+def _static_size(t) -> int | None:
+    """ABI-encoded size of a static output type (None: dynamic)."""
+    if t.type.endswith("[]") or t.type in ("string", "bytes"):
+        return None
+    if t.type == "tuple":
+        sizes = [_static_size(c) for c in t.components]
+        return None if None in sizes else sum(sizes)
+    return 32
+
+
+def test_fallback__every_extension_answer_fits_its_return_buffer(project):
+    """JobMarket's fallback passes back at most _EXT_MAX_RETURN (1,024) bytes of an extension
+    function's answer: a longer or dynamic one would be cut short, so none may exist."""
+    for fn in project.JobMarketExt.contract_type.abi:
+        if fn.type != "function":
+            continue
+        sizes = [_static_size(o) for o in fn.outputs]
+        assert None not in sizes, f"{fn.name} returns a dynamic type: the fallback cannot pass it back whole"
+        assert sum(sizes) <= 1024, f"{fn.name} returns {sum(sizes)} bytes, more than the fallback's 1,024"
