@@ -380,9 +380,7 @@ def _check_id(h: Any, job_id: int) -> None:
     # A signed order's job takes the order's digest as its id: it exists once its slot is set.
     if job_id > count and int(h.market.job_status(job_id)) != JobStatus.NONE:
         return
-    raise ClientError(
-        f"job {job_id} does not exist ({f'jobs 1..{count}' if count else 'no jobs yet'}, or a filled order's id)"
-    )
+    raise ClientError(f"job {job_id} does not exist ({f'jobs 1..{count}' if count else 'no jobs yet'})")
 
 
 def result_event(h: Any, job_id: int) -> Any | None:
