@@ -292,9 +292,11 @@ def fill_order(
     @return The job id (`order_id(order)`).
     """
     job_id: uint256 = 0
-    job: IJobMarket.Job = empty(IJobMarket.Job)
-    job_id, job = job_orders._fill(order, signature, machine_id, self._audit_rate(msg.sender), result_hash, result_uri)
-    self._lock(machine_id, order.class_id, job.collateral)
+    collateral: uint256 = 0
+    job_id, collateral = job_orders._fill(
+        order, signature, machine_id, self._audit_rate(msg.sender), result_hash, result_uri
+    )
+    self._lock(machine_id, order.class_id, collateral)
     return job_id
 
 

@@ -206,9 +206,9 @@ def _fill(
     audit_bps: uint256,
     result_hash: bytes32,
     result_uri: String[256],
-) -> (uint256, IJobMarket.Job):
+) -> (uint256, uint256):
     # Checks `order` and its signature, escrows the payment and stores the job (Submitted with
-    # `result_hash`, Running without); returns (job id, job). The caller locks the collateral.
+    # `result_hash`, Running without); returns (job id, collateral). The caller locks the collateral.
     market_params._require_not_paused()
     assert block.timestamp <= order.accept_by, "job_market: order expired"
     if order.provider != empty(address):
@@ -273,7 +273,7 @@ def _fill(
         draw_round=draw_round,
     )
     market_funds._take(order.user, payment)
-    return job_id, job
+    return job_id, job.collateral
 
 
 @internal
