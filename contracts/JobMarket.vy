@@ -215,7 +215,7 @@ def accept(job_id: uint256, job: IJobMarket.Job, machine_id: uint256):
     """
     market_params._require_not_paused()
     audit_bps: uint256 = self._audit_rate(msg.sender)
-    self._lock(machine_id, job.class_id, self._accept(job_id, job, machine_id, audit_bps))
+    market_funds._lock(msg.sender, machine_id, job.class_id, self._accept(job_id, job, machine_id, audit_bps))
 
 
 @external
@@ -231,7 +231,7 @@ def accept_jobs(job_ids: DynArray[uint256, job_store.MAX_BATCH], jobs: DynArray[
     for i: uint256 in range(len(job_ids), bound=job_store.MAX_BATCH):
         assert jobs[i].class_id == class_id, "job_market: class mismatch in batch"
         total += self._accept(job_ids[i], jobs[i], machine_id, audit_bps)
-    self._lock(machine_id, class_id, total)
+    market_funds._lock(msg.sender, machine_id, class_id, total)
 
 
 @external
@@ -275,7 +275,7 @@ def accept_and_submit(
     running: IJobMarket.Job = self._accepted(job_id, job, machine_id, self._audit_rate(msg.sender))
     submitted: IJobMarket.Job = self._submitted(job_id, running, result_hash, result_uri)
     job_store._store(job_id, submitted, job_store.STATUS_SUBMITTED)
-    self._lock(machine_id, job.class_id, submitted.collateral)
+    market_funds._lock(msg.sender, machine_id, job.class_id, submitted.collateral)
 
 
 @external
@@ -296,7 +296,7 @@ def fill_order(
     job_id, collateral = job_orders._fill(
         order, signature, machine_id, self._audit_rate(msg.sender), result_hash, result_uri
     )
-    self._lock(machine_id, order.class_id, collateral)
+    market_funds._lock(msg.sender, machine_id, order.class_id, collateral)
     return job_id
 
 
@@ -357,16 +357,7 @@ def finalize_many(job_ids: DynArray[uint256, job_store.MAX_BATCH], jobs: DynArra
 @view
 def _audit_rate(provider: address) -> uint256:
     # Audit probability (basis points) for a job `provider` accepts now, from its reputation.
-    return market_params._audit_rate_for(
-        staticcall IProviderRegistry(market_funds.REGISTRY).reputation_word(provider)
-    )
-
-
-
-@internal
-def _lock(machine_id: uint256, class_id: uint16, collateral: uint256):
-    # The caller's collateral for what it accepts, on one of its machines of the class.
-    extcall IProviderRegistry(market_funds.REGISTRY).lock_collateral(msg.sender, machine_id, class_id, collateral)
+    return market_params._audit_rate_for(market_funds._reputation(provider))
 
 
 @internal

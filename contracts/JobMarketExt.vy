@@ -196,11 +196,7 @@ def cancel_order(order: job_orders.Order):
             (its job id is marked Cancelled). Never paused. No funds move: an order escrows
             nothing until it is filled.
     """
-    assert msg.sender == order.user, "job_market: caller is not the user"
-    job_id: uint256 = job_orders._order_id(order)
-    assert job_store._jobs[job_id] == 0, "job_market: order filled or cancelled"
-    job_store._jobs[job_id] = convert(job_store.STATUS_CANCELLED, uint256)
-    log OrderCancelled(job_id=job_id, user=msg.sender)
+    self._cancel_order(order.user, job_orders._order_id(order))
 
 
 @external
@@ -222,9 +218,9 @@ def fill_order_batch(
     order_id: uint256 = 0
     collateral: uint256 = 0
     order_id, collateral = job_orders._fill_batch(
-        order, signature, machine_id, market_params._audit_rate_for(staticcall IProviderRegistry(market_funds.REGISTRY).reputation_word(msg.sender)), result_hashes, result_uri
+        order, signature, machine_id, market_params._audit_rate_for(market_funds._reputation(msg.sender)), result_hashes, result_uri
     )
-    extcall IProviderRegistry(market_funds.REGISTRY).lock_collateral(msg.sender, machine_id, order.class_id, collateral)
+    market_funds._lock(msg.sender, machine_id, order.class_id, collateral)
     return order_id
 
 
@@ -235,11 +231,7 @@ def cancel_order_batch(order: job_orders.OrderBatch):
     @notice `cancel_order` for a batch order: none of its jobs can be filled (its first job's
             id is marked Cancelled, and a fill needs every slot free).
     """
-    assert msg.sender == order.user, "job_market: caller is not the user"
-    job_id: uint256 = job_orders._batch_id(order)
-    assert job_store._jobs[job_id] == 0, "job_market: order filled or cancelled"
-    job_store._jobs[job_id] = convert(job_store.STATUS_CANCELLED, uint256)
-    log OrderCancelled(job_id=job_id, user=msg.sender)
+    self._cancel_order(order.user, job_orders._batch_id(order))
 
 
 @external
@@ -272,7 +264,7 @@ def audit_rate(provider: address) -> uint256:
     """
     @notice Audit probability (basis points) a job accepted now by `provider` would get.
     """
-    return market_params._audit_rate_for(staticcall IProviderRegistry(market_funds.REGISTRY).reputation_word(provider))
+    return market_params._audit_rate_for(market_funds._reputation(provider))
 
 
 @external
@@ -311,3 +303,12 @@ def _cancel(job_id: uint256, job: IJobMarket.Job):
     job_store._store(job_id, job, job_store.STATUS_CANCELLED)
     market_funds._push(job.user, job.payment)
     log JobCancelled(job_id=job_id, user=job.user, refund=job.payment)
+
+
+@internal
+def _cancel_order(user: address, job_id: uint256):
+    # Marks an unfilled order's (first) job id Cancelled, so no fill can take it.
+    assert msg.sender == user, "job_market: caller is not the user"
+    assert job_store._jobs[job_id] == 0, "job_market: order filled or cancelled"
+    job_store._jobs[job_id] = convert(job_store.STATUS_CANCELLED, uint256)
+    log OrderCancelled(job_id=job_id, user=msg.sender)

@@ -199,6 +199,23 @@ def _order_id(order: Order) -> uint256:
 
 
 @internal
+@view
+def _check_terms(user: address, provider: address, accept_by: uint256):
+    # What every fill checks first: not paused, the order still valid, the caller its provider.
+    market_params._require_not_paused()
+    assert block.timestamp <= accept_by, "job_market: order expired"
+    if provider != empty(address):
+        assert msg.sender == provider, "job_market: order is for another provider"
+    assert user != empty(address), "job_market: order has no user"
+
+
+@internal
+@pure
+def _check_signer(digest: uint256, signature: Bytes[65], user: address):
+    assert ecdsa._recover_sig(convert(digest, bytes32), signature) == user, "job_market: bad order signature"
+
+
+@internal
 def _fill(
     order: Order,
     signature: Bytes[65],
@@ -209,13 +226,9 @@ def _fill(
 ) -> (uint256, uint256):
     # Checks `order` and its signature, escrows the payment and stores the job (Submitted with
     # `result_hash`, Running without); returns (job id, collateral). The caller locks the collateral.
-    market_params._require_not_paused()
-    assert block.timestamp <= order.accept_by, "job_market: order expired"
-    if order.provider != empty(address):
-        assert msg.sender == order.provider, "job_market: order is for another provider"
-    assert order.user != empty(address), "job_market: order has no user"
+    self._check_terms(order.user, order.provider, order.accept_by)
     job_id: uint256 = self._order_id(order)
-    assert ecdsa._recover_sig(convert(job_id, bytes32), signature) == order.user, "job_market: bad order signature"
+    self._check_signer(job_id, signature, order.user)
     # One fill per order: the slot is the job's from now on (or was cancelled).
     assert job_store._jobs[job_id] == 0, "job_market: order filled or cancelled"
     assert order.spec_hash != empty(bytes32), "job_market: spec hash is empty"
@@ -287,11 +300,7 @@ def _fill_batch(
 ) -> (uint256, uint256):
     # `_fill` for a batch: one signature, one price read, one escrow; each job its own slot
     # (id `order_id + i`). Returns (order id, total collateral); the caller locks it.
-    market_params._require_not_paused()
-    assert block.timestamp <= order.accept_by, "job_market: order expired"
-    if order.provider != empty(address):
-        assert msg.sender == order.provider, "job_market: order is for another provider"
-    assert order.user != empty(address), "job_market: order has no user"
+    self._check_terms(order.user, order.provider, order.accept_by)
     n: uint256 = len(order.spec_hashes)
     job_store._check_batch(n, len(order.compute_units))
     status: uint8 = job_store.STATUS_RUNNING
@@ -303,7 +312,7 @@ def _fill_batch(
         challenge_end = block.timestamp + market_params._challenge_window()
         draw_round = audit_draw._draw_round()
     order_id: uint256 = self._batch_id(order)
-    assert ecdsa._recover_sig(convert(order_id, bytes32), signature) == order.user, "job_market: bad order signature"
+    self._check_signer(order_id, signature, order.user)
     assert order.price_per_unit > 0, "job_market: price is zero"
     market_params._check_complete_within(order.complete_within)
     unit_tokens: uint256 = staticcall ISettlement(market_funds.SETTLEMENT).quote(order.price_per_unit)

@@ -214,6 +214,19 @@ def _take(owner: address, amount: uint256):
 
 
 @internal
+@view
+def _reputation(provider: address) -> uint256:
+    # `provider`'s packed reputation word in ProviderRegistry (market_params._audit_rate_for reads it).
+    return staticcall IProviderRegistry(REGISTRY).reputation_word(provider)
+
+
+@internal
+def _lock(provider: address, machine_id: uint256, class_id: uint16, collateral: uint256):
+    # `provider`'s collateral for what it accepts or fills, on one of its machines of the class.
+    extcall IProviderRegistry(REGISTRY).lock_collateral(provider, machine_id, class_id, collateral)
+
+
+@internal
 def _release(provider: address, collateral: uint256, record: uint256):
     # Releases `provider`'s collateral in ProviderRegistry and adds `record` (packed reputation
     # increments) to its record there.
