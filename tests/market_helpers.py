@@ -297,3 +297,36 @@ def oracle_service(tmp_path, deployment, chain, operator):
                             registry=deployment.registry, record={"start_block": 0})  # fmt: skip
     svc.chain_id, svc.sender, svc.threshold = chain.chain_id, operator, 2
     return svc
+
+
+################################################################
+#                       signed orders                          #
+################################################################
+
+
+def order_dict(chain, user, provider, **changes):
+    """A signed order's fields (offchain/chain/orders.py): a $1 CPU job from `user` for `provider`
+    (an address, an account, or None for an open order), valid for an hour; `changes` override."""
+    from conftest import COMPLETE_WITHIN, CPU, PRICE, UNITS
+
+    from offchain.constants import ONE_TOKEN
+
+    target = ZERO_ADDRESS if provider is None else getattr(provider, "address", provider)
+    return {
+        "user": user.address,
+        "provider": target,
+        "class_id": CPU,
+        "spec_hash": SPEC,
+        "compute_units": UNITS,
+        "price_per_unit": PRICE,
+        "max_tokens": 10 * ONE_TOKEN,
+        "accept_by": chain.pending_timestamp + 3600,
+        "complete_within": COMPLETE_WITHIN,
+        "salt": 1,
+    } | changes
+
+
+def batch_dict(order, spec_hashes, compute_units, **changes):
+    """A batch order with `order`'s terms (its spec hash and units replaced by the lists)."""
+    terms = {k: v for k, v in order.items() if k not in ("spec_hash", "compute_units")}
+    return terms | {"spec_hashes": list(spec_hashes), "compute_units": list(compute_units)} | changes

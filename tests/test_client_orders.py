@@ -5,7 +5,8 @@ from types import SimpleNamespace
 
 import click
 import pytest
-from conftest import COMPLETE_WITHIN, CPU, PRICE, UNITS
+from conftest import CPU, PRICE, UNITS
+from market_helpers import batch_dict, order_dict
 
 from offchain.chain.orders import order_batch_id, order_batch_tuple, order_tuple, sign_order, sign_order_batch
 from offchain.cli.common import JOB_ID
@@ -19,22 +20,6 @@ URI = "ipfs://bafy-order-result"
 def h(deployment, chain):
     d = deployment
     return SimpleNamespace(token=d.token, registry=d.registry, market=d.market, hub=d.hub, chain=chain, record={})
-
-
-def _order(chain, user, provider, **changes):
-    o = {
-        "user": user.address,
-        "provider": provider.address,
-        "class_id": CPU,
-        "spec_hash": b"\x11" * 32,
-        "compute_units": UNITS,
-        "price_per_unit": PRICE,
-        "max_tokens": 10 * ONE_TOKEN,
-        "accept_by": chain.pending_timestamp + 3600,
-        "complete_within": COMPLETE_WITHIN,
-        "salt": 1,
-    }
-    return o | changes
 
 
 def test_deposit_and_withdraw__balances_and_one_line_errors(h, token, market, user, user2):
@@ -66,7 +51,7 @@ def test_deposit__allowance_short__approves_exactly_then_deposits(h, token, mark
 
 def test_status_and_result__filled_order__found_by_its_digest(h, chain, market, make_provider, user, provider):
     machine = make_provider(provider)
-    o = _order(chain, user, provider)
+    o = order_dict(chain, user, provider)
     sig = sign_order(user, market.address, chain.chain_id, o)
     job_id = (
         market.fill_order(order_tuple(o), sig, machine, b"\x22" * 32, URI, sender=provider)
@@ -82,11 +67,7 @@ def test_status_and_result__filled_order__found_by_its_digest(h, chain, market, 
 
 def test_status_and_result__batch_order_job__the_batchs_uri(h, chain, market, make_provider, user, provider):
     machine = make_provider(provider)
-    o = _order(chain, user, provider)
-    o = {k: v for k, v in o.items() if k not in ("spec_hash", "compute_units")}
-    o = {**o, "spec_hashes": [b"\x31" * 32, b"\x32" * 32], "compute_units": [UNITS, UNITS]}
-    o = {k: o[k] for k in ("user", "provider", "class_id", "spec_hashes", "compute_units", "price_per_unit",
-                           "max_tokens", "accept_by", "complete_within", "salt")}  # fmt: skip
+    o = batch_dict(order_dict(chain, user, provider), [b"\x31" * 32, b"\x32" * 32], [UNITS, UNITS])
     sig = sign_order_batch(user, market.address, chain.chain_id, o)
     market.fill_order_batch(order_batch_tuple(o), sig, machine, [b"\x41" * 32, b"\x42" * 32], URI, sender=provider)
     second = order_batch_id(market.address, chain.chain_id, o) + 1
@@ -107,7 +88,7 @@ def test_timeline__order_jobs__filled_step_then_the_usual_story(h, chain, market
     from offchain.client.timeline import timeline
 
     machine = make_provider(provider)
-    o = _order(chain, user, provider, salt=9)
+    o = order_dict(chain, user, provider, salt=9)
     sig = sign_order(user, market.address, chain.chain_id, o)
     tx = market.fill_order(order_tuple(o), sig, machine, b"\x00" * 32, "", sender=provider)  # Running
     job_id = tx.decode_logs(market.OrderFilled)[0].job_id

@@ -7,12 +7,13 @@ the real contracts and the oracle's real store, follower and handlers."""
 import sqlite3
 
 import pytest
-from conftest import COMPLETE_WITHIN, CPU, PRICE, UNITS
+from conftest import UNITS
+from market_helpers import batch_dict, order_dict
 
 from offchain.chain.follow import Follower, Source
 from offchain.chain.jobs import as_tuple, check_job
 from offchain.chain.orders import order_batch_id, order_batch_tuple, order_tuple, sign_order, sign_order_batch
-from offchain.constants import ONE_TOKEN, JobStatus
+from offchain.constants import JobStatus
 from offchain.oracle import jobwatch
 from offchain.oracle.following import CURSOR, REGISTRY_EVENTS
 from offchain.oracle.store import Store, job_key
@@ -21,28 +22,11 @@ URI = "ipfs://bafy-order-output"
 
 
 def _order(chain, user, provider, salt, **changes):
-    o = {
-        "user": user.address,
-        "provider": provider.address,
-        "class_id": CPU,
-        "spec_hash": b"\x11" * 32,
-        "compute_units": UNITS,
-        "price_per_unit": PRICE,
-        "max_tokens": 10 * ONE_TOKEN,
-        "accept_by": chain.pending_timestamp + 3600,
-        "complete_within": COMPLETE_WITHIN,
-        "salt": salt,
-    }
-    return o | changes
+    return order_dict(chain, user, provider, salt=salt, **changes)
 
 
 def _batch(chain, user, provider, salt):
-    o = _order(chain, user, provider, salt)
-    return {
-        "user": o["user"], "provider": o["provider"], "class_id": CPU, "spec_hashes": [b"\x51" * 32, b"\x52" * 32],
-        "compute_units": [UNITS, 2 * UNITS], "price_per_unit": PRICE, "max_tokens": 10 * ONE_TOKEN,
-        "accept_by": o["accept_by"], "complete_within": COMPLETE_WITHIN, "salt": salt,
-    }  # fmt: skip
+    return batch_dict(_order(chain, user, provider, salt), [b"\x51" * 32, b"\x52" * 32], [UNITS, 2 * UNITS])
 
 
 def _follow(chain, deployment, store, start):

@@ -100,21 +100,21 @@ def _as_bytes32(value: bytes | str) -> bytes:
 
 def _normalize(fields: Iterable[tuple[str, str]], report: Report) -> dict[str, Any]:
     """The report's fields in order, bytes32 as bytes and addresses checksummed; extra keys dropped."""
-    out: dict[str, Any] = {}
-    for name, typ in fields:
-        value = report[name]
-        if typ == "bytes32":
-            value = _as_bytes32(value)
-        elif typ == "address":
-            value = to_checksum_address(value)
-        elif typ == "bool":
-            value = bool(value)
-        elif typ == "string":
-            value = str(value)
-        else:
-            value = int(value)
-        out[name] = value
-    return out
+    return {name: _normal(typ, report[name]) for name, typ in fields}
+
+
+def _normal(typ: str, value: Any) -> Any:
+    if typ.endswith("[]"):  # an array (a batch order's spec hashes and units)
+        return [_normal(typ[:-2], v) for v in value]
+    if typ == "bytes32":
+        return _as_bytes32(value)
+    if typ == "address":
+        return to_checksum_address(value)
+    if typ == "bool":
+        return bool(value)
+    if typ == "string":
+        return str(value)
+    return int(value)
 
 
 def report_tuple(fields: Iterable[tuple[str, str]], report: Report) -> tuple:

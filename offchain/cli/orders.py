@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import click
 
+from offchain.chain.jobs import ZERO_ADDRESS
 from offchain.cli.common import (
     ADDRESS,
     GPU_CLASS,
@@ -31,8 +32,6 @@ from offchain.cli.common import (
 )
 from offchain.cli.job import job
 from offchain.cli.provider import provider
-
-ZERO_ADDRESS = "0x" + "00" * 20
 
 
 def _hash32(value: str, what: str) -> bytes:

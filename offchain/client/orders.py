@@ -13,10 +13,9 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from offchain.chain.jobs import ZERO_ADDRESS
 from offchain.chain.orders import ORDER_FIELDS, order_id, order_tuple, sign_order
 from offchain.client.money import ClientError, job_quote, revert_reason, slippage_bound, tokens
-
-ZERO_ADDRESS = "0x" + "00" * 20
 
 
 def make_order(
